@@ -1,0 +1,619 @@
+"""Convolution: conv1d, conv2d, their transposes, and the backward of each (``specs/conv.md``).
+
+Layout NCHW; cross-correlation (the kernel is not flipped); weights ``(C_out, C_in/G, KH, KW)`` for a
+convolution and ``(C_in, C_out/G, KH, KW)`` for a transposed one. Channel ``c`` belongs to group
+``g = c // (C/G)`` and a group's outputs read only that group's inputs.
+
+The loops are written once, for 2-D. A 1-D op is the 2-D op on an input of height 1 with a kernel of
+height 1: :func:`_lift_to_2d` adds that unit axis to the resolved geometry and the arrays are reshaped.
+All checking happens first, in :func:`conv_geometry` and :func:`conv_transpose_geometry`, which take only
+shapes and hyperparameters so that the fast engine can reuse them and raise the same errors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._validation import as_float64, check_float_array, check_int, check_shape, expand_ints, invalid
+from .padding import check_padding_mode, source_index
+from .shapes import conv_output_size, conv_transpose_output_size, resolve_padding
+
+__all__ = [
+    "conv1d",
+    "conv1d_backward",
+    "conv2d",
+    "conv2d_backward",
+    "conv_transpose1d",
+    "conv_transpose1d_backward",
+    "conv_transpose2d",
+    "conv_transpose2d_backward",
+]
+
+_AXES = {1: ("L",), 2: ("H", "W")}
+_KERNEL_AXES = {1: ("K",), 2: ("KH", "KW")}
+
+
+# ---------------------------------------------------------------------------------------------------
+# Geometry: every check, from shapes and hyperparameters alone
+# ---------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ConvGeometry:
+    """The resolved sizes of one (transposed) convolution call; one entry per spatial axis in the tuples.
+
+    ``sizes`` are the input's spatial sizes (H, W) or (L,), ``out`` the output's (H_out, W_out) or
+    (L_out,), ``pads`` one ``(p_b, p_e)`` pair per axis. For a convolution ``pads`` is the padding added to
+    the input; for a transposed convolution it is the amount cropped from the full output. ``output_padding``
+    is all zeros for a convolution.
+    """
+
+    op: str
+    N: int
+    C_in: int
+    C_out: int
+    G: int
+    sizes: tuple[int, ...]
+    kernel: tuple[int, ...]
+    stride: tuple[int, ...]
+    dilation: tuple[int, ...]
+    pads: tuple[tuple[int, int], ...]
+    out: tuple[int, ...]
+    padding_mode: str = "zeros"
+    output_padding: tuple[int, ...] = ()
+
+    @property
+    def rank(self) -> int:
+        return len(self.sizes)
+
+    @property
+    def C_in_per_group(self) -> int:
+        return self.C_in // self.G
+
+    @property
+    def C_out_per_group(self) -> int:
+        return self.C_out // self.G
+
+    @property
+    def out_shape(self) -> tuple[int, ...]:
+        return (self.N, self.C_out) + self.out
+
+
+def _shapes_text(x_shape, weight_shape) -> str:
+    return f"x.shape={tuple(x_shape)}, weight.shape={tuple(weight_shape)}"
+
+
+def _check_ndim(shape, rank: int, name: str, op: str, axes: str) -> None:
+    if len(shape) != rank + 2:
+        raise ValueError(
+            f"{op}: argument `{name}` must have {rank + 2} dimensions {axes}; received shape {tuple(shape)}."
+        )
+
+
+def _check_positive_sizes(shape, name: str, op: str, axes: str, first: int) -> None:
+    """Channel, spatial and kernel sizes from axis ``first`` on must be at least 1 (a batch may be empty)."""
+    if any(size < 1 for size in shape[first:]):
+        raise ValueError(
+            f"{op}: argument `{name}` {axes} must have sizes of at least 1 from axis {first} on; "
+            f"received shape {tuple(shape)}."
+        )
+
+
+def _check_groups(op: str, C_in: int, C_out: int, G: int, shapes: str) -> None:
+    if C_in % G or C_out % G:
+        raise ValueError(
+            invalid(op, "groups", f"a positive int that divides C_in = {C_in} and C_out = {C_out}", G,
+                    extra=f"({shapes})")
+        )
+
+
+def _check_bias(op: str, bias_shape, C_out: int, shapes: str) -> None:
+    if bias_shape is not None and tuple(bias_shape) != (C_out,):
+        raise ValueError(
+            f"{op}: argument `bias` must have shape (C_out,) = ({C_out},); received bias.shape="
+            f"{tuple(bias_shape)} ({shapes})."
+        )
+
+
+def conv_geometry(op, x_shape, weight_shape, bias_shape, stride, padding, dilation, groups, padding_mode, rank):
+    """Check a convolution's arguments from their shapes and resolve every size to ints.
+
+    ``x_shape`` is ``(N, C_in, *sizes)``, ``weight_shape`` ``(C_out, C_in/G, *kernel)``, ``bias_shape``
+    ``(C_out,)`` or ``None``; ``rank`` is the number of spatial axes (1 or 2). Raises ``ValueError`` (or
+    :class:`~refcnn.shapes.ShapeError` when the window does not fit the padded input) with messages naming
+    ``op`` and both shapes. Returns a :class:`ConvGeometry`.
+    """
+    axes, kernel_axes = _AXES[rank], _KERNEL_AXES[rank]
+    x_axes = f"(N, C_in, {', '.join(axes)})"
+    w_axes = f"(C_out, C_in/G, {', '.join(kernel_axes)})"
+    _check_ndim(x_shape, rank, "x", op, x_axes)
+    _check_ndim(weight_shape, rank, "weight", op, w_axes)
+    _check_positive_sizes(x_shape, "x", op, x_axes, first=1)
+    _check_positive_sizes(weight_shape, "weight", op, w_axes, first=0)
+    shapes = _shapes_text(x_shape, weight_shape)
+    N, C_in, *sizes = (int(v) for v in x_shape)
+    C_out, C_in_per_group, *kernel = (int(v) for v in weight_shape)
+    G = check_int(groups, "groups", op, minimum=1)
+    _check_groups(op, C_in, C_out, G, shapes)
+    if C_in_per_group * G != C_in:
+        raise ValueError(
+            f"{op}: argument `weight` must have shape {w_axes} with C_in/G = {C_in}/{G} = {C_in // G} input "
+            f"channels per group on axis 1; received {shapes}."
+        )
+    _check_bias(op, bias_shape, C_out, shapes)
+    stride = expand_ints(stride, rank, "stride", op)
+    dilation = expand_ints(dilation, rank, "dilation", op)
+    pads = resolve_padding(padding, tuple(sizes), tuple(kernel), stride, dilation, op=op)
+    mode = check_padding_mode(padding_mode, pads, sizes, op)
+    out = tuple(
+        conv_output_size(sizes[i], kernel[i], stride[i], pads[i][0], pads[i][1], dilation[i],
+                         where=f"{op}: axis {axes[i]} ({shapes})")
+        for i in range(rank)
+    )
+    return ConvGeometry(op, N, C_in, C_out, G, tuple(sizes), tuple(kernel), stride, dilation, pads, out, mode,
+                        (0,) * rank)
+
+
+def conv_transpose_geometry(op, x_shape, weight_shape, bias_shape, stride, padding, output_padding, groups,
+                            dilation, rank):
+    """Check a transposed convolution's arguments from their shapes and resolve every size to ints.
+
+    ``x_shape`` is ``(N, C_in, *sizes)``, ``weight_shape`` ``(C_in, C_out/G, *kernel)``, ``bias_shape``
+    ``(C_out,)`` or ``None``. The arguments come in PyTorch's order (``groups`` before ``dilation``).
+    ``padding`` is an int, per-axis ints, per-side pairs or ``'valid'``; ``'same'`` is refused because the
+    output size of a transposed convolution is not decided by its input size alone. Returns a
+    :class:`ConvGeometry` with ``padding_mode='zeros'``.
+    """
+    axes, kernel_axes = _AXES[rank], _KERNEL_AXES[rank]
+    x_axes = f"(N, C_in, {', '.join(axes)})"
+    w_axes = f"(C_in, C_out/G, {', '.join(kernel_axes)})"
+    _check_ndim(x_shape, rank, "x", op, x_axes)
+    _check_ndim(weight_shape, rank, "weight", op, w_axes)
+    _check_positive_sizes(x_shape, "x", op, x_axes, first=1)
+    _check_positive_sizes(weight_shape, "weight", op, w_axes, first=0)
+    shapes = _shapes_text(x_shape, weight_shape)
+    N, C_in, *sizes = (int(v) for v in x_shape)
+    weight_C_in, C_out_per_group, *kernel = (int(v) for v in weight_shape)
+    G = check_int(groups, "groups", op, minimum=1)
+    if weight_C_in != C_in:
+        raise ValueError(
+            f"{op}: argument `weight` must have shape {w_axes} with C_in = {C_in} on axis 0; received {shapes}."
+        )
+    C_out = C_out_per_group * G
+    _check_groups(op, C_in, C_out, G, shapes)
+    _check_bias(op, bias_shape, C_out, shapes)
+    stride = expand_ints(stride, rank, "stride", op)
+    dilation = expand_ints(dilation, rank, "dilation", op)
+    if isinstance(padding, str) and padding in ("same", "same_lower"):
+        raise ValueError(invalid(
+            op, "padding", "an int, per-axis ints, per-side pairs or 'valid'", padding,
+            extra="'same' is not defined for a transposed convolution: choose the padding and output_padding "
+                  "that give the output size you need.",
+        ))
+    pads = resolve_padding(padding, tuple(sizes), tuple(kernel), stride, dilation, op=op, allow_strings=("valid",))
+    output_padding = expand_ints(output_padding, rank, "output_padding", op, minimum=0)
+    out = tuple(
+        conv_transpose_output_size(sizes[i], kernel[i], stride[i], pads[i][0], pads[i][1], dilation[i],
+                                   output_padding[i], where=f"{op}: axis {axes[i]} ({shapes})")
+        for i in range(rank)
+    )
+    return ConvGeometry(op, N, C_in, C_out, G, tuple(sizes), tuple(kernel), stride, dilation, pads, out, "zeros",
+                        output_padding)
+
+
+def _check_arrays(op: str, x, weight, bias):
+    """Type checks of the array arguments (shapes are the geometry's job)."""
+    check_float_array(x, "x", op)
+    check_float_array(weight, "weight", op)
+    if bias is not None:
+        check_float_array(bias, "bias", op)
+
+
+def _check_grad_out(op: str, grad_out, geom: ConvGeometry) -> np.ndarray:
+    check_float_array(grad_out, "grad_out", op)
+    out_axes = ", ".join(a + "_out" for a in _AXES[geom.rank])
+    check_shape(grad_out, geom.out_shape, "grad_out", op, context=f"(N, C_out, {out_axes}) of the forward output")
+    return as_float64(grad_out)
+
+
+# ---------------------------------------------------------------------------------------------------
+# 1-D as 2-D
+# ---------------------------------------------------------------------------------------------------
+
+
+def _lift_to_2d(geom: ConvGeometry) -> ConvGeometry:
+    """The same call with a leading unit spatial axis when it has one spatial axis: size 1, kernel 1,
+    stride 1, dilation 1, no padding, so every 2-D formula reduces to the 1-D one."""
+    if geom.rank == 2:
+        return geom
+    return ConvGeometry(
+        geom.op, geom.N, geom.C_in, geom.C_out, geom.G, (1,) + geom.sizes, (1,) + geom.kernel,
+        (1,) + geom.stride, (1,) + geom.dilation, ((0, 0),) + geom.pads, (1,) + geom.out, geom.padding_mode,
+        (0,) + geom.output_padding,
+    )
+
+
+def _as_2d(a: np.ndarray) -> np.ndarray:
+    """``(A, B, L)`` as ``(A, B, 1, L)``; 4-D arrays unchanged."""
+    return a if a.ndim == 4 else a.reshape(a.shape[0], a.shape[1], 1, a.shape[2])
+
+
+# ---------------------------------------------------------------------------------------------------
+# The loops (2-D, float64)
+# ---------------------------------------------------------------------------------------------------
+
+
+def _conv2d_loop(x, weight, bias, geom: ConvGeometry) -> np.ndarray:
+    """y[n, co, oh, ow] = b[co] + sum_{ci, kh, kw} w[co, ci, kh, kw] * x_pad[n, g*C_in/G + ci, ih, iw]."""
+    N, C_out = geom.N, geom.C_out
+    H, W = geom.sizes
+    KH, KW = geom.kernel
+    SH, SW = geom.stride
+    DH, DW = geom.dilation
+    # Only the leading pads place the windows; the trailing pads only decided how many windows there are.
+    (PH, _), (PW, _) = geom.pads
+    H_out, W_out = geom.out
+    C_in_g, C_out_g, mode = geom.C_in_per_group, geom.C_out_per_group, geom.padding_mode
+    y = np.zeros((N, C_out, H_out, W_out), dtype=np.float64)
+    for n in range(N):
+        for co in range(C_out):
+            g = co // C_out_g
+            for oh in range(H_out):
+                for ow in range(W_out):
+                    acc = 0.0 if bias is None else bias[co]
+                    for ci in range(C_in_g):
+                        c = g * C_in_g + ci
+                        for kh in range(KH):
+                            ih = source_index(oh * SH - PH + kh * DH, H, mode)
+                            if ih < 0:  # a zero-filled padding row adds nothing
+                                continue
+                            for kw in range(KW):
+                                iw = source_index(ow * SW - PW + kw * DW, W, mode)
+                                if iw < 0:
+                                    continue
+                                acc += weight[co, ci, kh, kw] * x[n, c, ih, iw]
+                    y[n, co, oh, ow] = acc
+    return y
+
+
+def _conv2d_backward_loop(grad_out, x, weight, has_bias: bool, geom: ConvGeometry):
+    """The three partial derivatives of the forward sum, accumulated term by term.
+
+    Each product ``w[co, ci, kh, kw] * x[n, c, ih, iw]`` sends ``g * x`` to the weight and ``g * w`` to the
+    input cell it read; a padded cell read through 'replicate', 'reflect' or 'circular' is that input cell,
+    so its gradient lands there, and a zero-filled one was skipped in the forward and receives nothing.
+    """
+    N, C_out = geom.N, geom.C_out
+    H, W = geom.sizes
+    KH, KW = geom.kernel
+    SH, SW = geom.stride
+    DH, DW = geom.dilation
+    (PH, _), (PW, _) = geom.pads
+    H_out, W_out = geom.out
+    C_in_g, C_out_g, mode = geom.C_in_per_group, geom.C_out_per_group, geom.padding_mode
+    grad_x = np.zeros(x.shape, dtype=np.float64)
+    grad_w = np.zeros(weight.shape, dtype=np.float64)
+    grad_b = np.zeros(C_out, dtype=np.float64) if has_bias else None
+    for n in range(N):
+        for co in range(C_out):
+            g = co // C_out_g
+            for oh in range(H_out):
+                for ow in range(W_out):
+                    go = grad_out[n, co, oh, ow]
+                    if has_bias:
+                        grad_b[co] += go
+                    for ci in range(C_in_g):
+                        c = g * C_in_g + ci
+                        for kh in range(KH):
+                            ih = source_index(oh * SH - PH + kh * DH, H, mode)
+                            if ih < 0:
+                                continue
+                            for kw in range(KW):
+                                iw = source_index(ow * SW - PW + kw * DW, W, mode)
+                                if iw < 0:
+                                    continue
+                                grad_w[co, ci, kh, kw] += go * x[n, c, ih, iw]
+                                grad_x[n, c, ih, iw] += go * weight[co, ci, kh, kw]
+    return grad_x, grad_w, grad_b
+
+
+def _conv_transpose2d_loop(x, weight, bias, geom: ConvGeometry) -> np.ndarray:
+    """Every input cell x[n, ci, ih, iw] adds x * w[ci, co_l, kh, kw] to y[n, g*C_out/G + co_l, oh, ow] at
+    oh = ih*SH - p_b + kh*DH, ow = iw*SW - p_b + kw*DW, when that lies inside the output."""
+    N, C_in = geom.N, geom.C_in
+    H, W = geom.sizes
+    KH, KW = geom.kernel
+    SH, SW = geom.stride
+    DH, DW = geom.dilation
+    # The leading pads are cropped from the full output; the trailing ones only shortened it.
+    (PH, _), (PW, _) = geom.pads
+    H_out, W_out = geom.out
+    C_in_g, C_out_g = geom.C_in_per_group, geom.C_out_per_group
+    y = np.zeros(geom.out_shape, dtype=np.float64)
+    for n in range(N):
+        for ci in range(C_in):
+            g = ci // C_in_g
+            for ih in range(H):
+                for iw in range(W):
+                    value = x[n, ci, ih, iw]
+                    for co_l in range(C_out_g):
+                        co = g * C_out_g + co_l
+                        for kh in range(KH):
+                            oh = ih * SH - PH + kh * DH
+                            if not 0 <= oh < H_out:  # cropped by the padding
+                                continue
+                            for kw in range(KW):
+                                ow = iw * SW - PW + kw * DW
+                                if not 0 <= ow < W_out:
+                                    continue
+                                y[n, co, oh, ow] += value * weight[ci, co_l, kh, kw]
+    if bias is not None:
+        for n in range(N):
+            for co in range(geom.C_out):
+                for oh in range(H_out):
+                    for ow in range(W_out):
+                        y[n, co, oh, ow] += bias[co]
+    return y
+
+
+def _conv_transpose2d_backward_loop(grad_out, x, weight, has_bias: bool, geom: ConvGeometry):
+    """The partial derivatives of the transposed sum: each term ``x * w`` that reached ``y[n, co, oh, ow]``
+    gives ``g * w`` to the input cell and ``g * x`` to the weight; the bias gets the sum of ``g``."""
+    N, C_in, C_out = geom.N, geom.C_in, geom.C_out
+    H, W = geom.sizes
+    KH, KW = geom.kernel
+    SH, SW = geom.stride
+    DH, DW = geom.dilation
+    (PH, _), (PW, _) = geom.pads
+    H_out, W_out = geom.out
+    C_in_g, C_out_g = geom.C_in_per_group, geom.C_out_per_group
+    grad_x = np.zeros(x.shape, dtype=np.float64)
+    grad_w = np.zeros(weight.shape, dtype=np.float64)
+    for n in range(N):
+        for ci in range(C_in):
+            g = ci // C_in_g
+            for ih in range(H):
+                for iw in range(W):
+                    value = x[n, ci, ih, iw]
+                    acc = 0.0
+                    for co_l in range(C_out_g):
+                        co = g * C_out_g + co_l
+                        for kh in range(KH):
+                            oh = ih * SH - PH + kh * DH
+                            if not 0 <= oh < H_out:
+                                continue
+                            for kw in range(KW):
+                                ow = iw * SW - PW + kw * DW
+                                if not 0 <= ow < W_out:
+                                    continue
+                                go = grad_out[n, co, oh, ow]
+                                acc += go * weight[ci, co_l, kh, kw]
+                                grad_w[ci, co_l, kh, kw] += go * value
+                    grad_x[n, ci, ih, iw] = acc
+    grad_b = None
+    if has_bias:
+        grad_b = np.zeros(C_out, dtype=np.float64)
+        for n in range(N):
+            for co in range(C_out):
+                for oh in range(H_out):
+                    for ow in range(W_out):
+                        grad_b[co] += grad_out[n, co, oh, ow]
+    return grad_x, grad_w, grad_b
+
+
+# ---------------------------------------------------------------------------------------------------
+# Shared bodies of the public functions (one per direction, for both ranks)
+# ---------------------------------------------------------------------------------------------------
+
+
+def _conv_forward(op, rank, x, weight, bias, stride, padding, dilation, groups, padding_mode):
+    _check_arrays(op, x, weight, bias)
+    geom = conv_geometry(op, x.shape, weight.shape, None if bias is None else bias.shape,
+                         stride, padding, dilation, groups, padding_mode, rank)
+    x, weight = as_float64(x), as_float64(weight)
+    bias = None if bias is None else as_float64(bias)
+    y = _conv2d_loop(_as_2d(x), _as_2d(weight), bias, _lift_to_2d(geom))
+    return y.reshape(geom.out_shape)
+
+
+def _conv_backward(op, rank, grad_out, x, weight, bias, stride, padding, dilation, groups, padding_mode):
+    _check_arrays(op, x, weight, bias)
+    geom = conv_geometry(op, x.shape, weight.shape, None if bias is None else bias.shape,
+                         stride, padding, dilation, groups, padding_mode, rank)
+    grad_out = _check_grad_out(op, grad_out, geom)
+    x, weight = as_float64(x), as_float64(weight)
+    grad_x, grad_w, grad_b = _conv2d_backward_loop(_as_2d(grad_out), _as_2d(x), _as_2d(weight),
+                                                   bias is not None, _lift_to_2d(geom))
+    return grad_x.reshape(x.shape), grad_w.reshape(weight.shape), grad_b
+
+
+def _conv_transpose_forward(op, rank, x, weight, bias, stride, padding, output_padding, groups, dilation):
+    _check_arrays(op, x, weight, bias)
+    geom = conv_transpose_geometry(op, x.shape, weight.shape, None if bias is None else bias.shape,
+                                   stride, padding, output_padding, groups, dilation, rank)
+    x, weight = as_float64(x), as_float64(weight)
+    bias = None if bias is None else as_float64(bias)
+    y = _conv_transpose2d_loop(_as_2d(x), _as_2d(weight), bias, _lift_to_2d(geom))
+    return y.reshape(geom.out_shape)
+
+
+def _conv_transpose_backward(op, rank, grad_out, x, weight, bias, stride, padding, output_padding, groups,
+                             dilation):
+    _check_arrays(op, x, weight, bias)
+    geom = conv_transpose_geometry(op, x.shape, weight.shape, None if bias is None else bias.shape,
+                                   stride, padding, output_padding, groups, dilation, rank)
+    grad_out = _check_grad_out(op, grad_out, geom)
+    x, weight = as_float64(x), as_float64(weight)
+    grad_x, grad_w, grad_b = _conv_transpose2d_backward_loop(_as_2d(grad_out), _as_2d(x), _as_2d(weight),
+                                                             bias is not None, _lift_to_2d(geom))
+    return grad_x.reshape(x.shape), grad_w.reshape(weight.shape), grad_b
+
+
+# ---------------------------------------------------------------------------------------------------
+# Public functions
+# ---------------------------------------------------------------------------------------------------
+
+
+def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros"):
+    r"""2-D convolution (cross-correlation) with groups, dilation, any padding amount and fill.
+
+    ``y[n, co, oh, ow] = b[co] + sum_{ci < C_in/G} sum_{kh < KH} sum_{kw < KW}
+    w[co, ci, kh, kw] * x_pad[n, g*C_in/G + ci, oh*SH - p_b(H) + kh*DH, ow*SW - p_b(W) + kw*DW]``
+    with ``g = co // (C_out/G)``, where ``x_pad`` reads a padded coordinate through ``padding_mode``.
+
+    Shapes: x (N, C_in, H, W), weight (C_out, C_in/G, KH, KW), bias (C_out,) -> (N, C_out, H_out, W_out),
+    ``H_out = floor((H + p_b + p_e - DH*(KH-1) - 1) / SH) + 1`` and likewise ``W_out``.
+
+    Parameters
+    ----------
+    x, weight, bias : numpy.ndarray
+        Any float dtype; computed in float64. ``bias`` may be ``None``.
+    stride, dilation : int or tuple of 2 ints
+        ``(SH, SW)`` and ``(DH, DW)``, each >= 1; dilation 1 means none.
+    padding : int, tuple of 2 ints, tuple of 2 (begin, end) pairs, 'valid', 'same' or 'same_lower'
+        The amount, resolved by :func:`refcnn.shapes.resolve_padding`; 'same' works for any stride and
+        dilation and puts an odd extra cell at the end, 'same_lower' at the beginning.
+    groups : int
+        ``G``; divides ``C_in`` and ``C_out``. ``G = C_in`` is depthwise.
+    padding_mode : {'zeros', 'replicate', 'reflect', 'circular'}
+        The fill (``refcnn.padding.source_index``).
+
+    Returns
+    -------
+    numpy.ndarray, float64, shape (N, C_out, H_out, W_out)
+
+    Raises
+    ------
+    TypeError
+        A non-array or a non-float array.
+    ValueError
+        Wrong dimensions or channels, ``groups`` not dividing the channels, bad hyperparameters;
+        :class:`refcnn.shapes.ShapeError` when the window does not fit the padded input.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.arange(9.0).reshape(1, 1, 3, 3)
+    >>> conv2d(x, np.ones((1, 1, 2, 2)))[0, 0]
+    array([[ 8., 12.],
+           [20., 24.]])
+    """
+    return _conv_forward("conv2d", 2, x, weight, bias, stride, padding, dilation, groups, padding_mode)
+
+
+def conv2d_backward(grad_out, x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
+                    padding_mode="zeros"):
+    """Gradients of :func:`conv2d` with respect to x, weight and bias.
+
+    With ``G_o = grad_out`` and the forward's index map ``ih = src(oh*SH - p_b + kh*DH)``,
+    ``iw = src(ow*SW - p_b + kw*DW)``:
+
+    ``dL/dw[co, ci, kh, kw] = sum_{n, oh, ow} G_o[n, co, oh, ow] * x_pad[n, g*C_in/G + ci, ih, iw]``,
+    ``dL/dx[n, c, i, j] = sum of G_o[n, co, oh, ow] * w[co, ci, kh, kw]`` over every term whose read cell
+    ``(ih, iw)`` is ``(i, j)`` (padded cells included, through their fill; zero fill contributes nothing),
+    ``dL/db[co] = sum_{n, oh, ow} G_o[n, co, oh, ow]``.
+
+    Shapes: grad_out (N, C_out, H_out, W_out) -> (x's shape, weight's shape, (C_out,) or None).
+
+    Returns
+    -------
+    tuple (grad_x, grad_weight, grad_bias)
+        float64; ``grad_bias`` is ``None`` when ``bias`` is ``None``.
+    """
+    return _conv_backward("conv2d_backward", 2, grad_out, x, weight, bias, stride, padding, dilation, groups,
+                          padding_mode)
+
+
+def conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros"):
+    """1-D convolution (cross-correlation): :func:`conv2d` on one spatial axis.
+
+    ``y[n, co, l] = b[co] + sum_{ci < C_in/G} sum_{k < K} w[co, ci, k] * x_pad[n, g*C_in/G + ci, l*S - p_b + k*D]``
+    with ``g = co // (C_out/G)``.
+
+    Shapes: x (N, C_in, L), weight (C_out, C_in/G, K), bias (C_out,) -> (N, C_out, L_out),
+    ``L_out = floor((L + p_b + p_e - D*(K-1) - 1) / S) + 1``.
+
+    ``stride``, ``dilation``: int (or a 1-tuple); ``padding``: int, a 1-tuple of an int or of a
+    ``(p_b, p_e)`` pair, 'valid', 'same' or 'same_lower'; ``groups`` and ``padding_mode`` as in
+    :func:`conv2d`. Returns float64.
+    """
+    return _conv_forward("conv1d", 1, x, weight, bias, stride, padding, dilation, groups, padding_mode)
+
+
+def conv1d_backward(grad_out, x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
+                    padding_mode="zeros"):
+    """Gradients of :func:`conv1d` with respect to x, weight and bias.
+
+    ``dL/dw[co, ci, k] = sum_{n, l} G_o[n, co, l] * x_pad[n, g*C_in/G + ci, l*S - p_b + k*D]``,
+    ``dL/dx[n, c, i]`` = sum of ``G_o[n, co, l] * w[co, ci, k]`` over the terms that read cell ``i``,
+    ``dL/db[co] = sum_{n, l} G_o[n, co, l]``.
+
+    Shapes: grad_out (N, C_out, L_out) -> ((N, C_in, L), (C_out, C_in/G, K), (C_out,) or None).
+    """
+    return _conv_backward("conv1d_backward", 1, grad_out, x, weight, bias, stride, padding, dilation, groups,
+                          padding_mode)
+
+
+def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+    """2-D transposed convolution: the gradient of :func:`conv2d` with respect to its input, as a layer.
+
+    ``y[n, co, oh, ow] = b[co] + sum x[n, ci, ih, iw] * w[ci, co - g*C_out/G, kh, kw]`` over ``ci`` in
+    group ``g = co // (C_out/G)`` and all ``ih, iw, kh, kw`` with ``ih*SH - p_b(H) + kh*DH = oh`` and
+    ``iw*SW - p_b(W) + kw*DW = ow``.
+
+    Shapes: x (N, C_in, H, W), weight (C_in, C_out/G, KH, KW), bias (C_out,) -> (N, C_out, H_out, W_out),
+    ``H_out = (H-1)*SH - p_b - p_e + DH*(KH-1) + output_padding + 1`` and likewise ``W_out``.
+
+    Arguments in PyTorch's order: ``groups`` comes before ``dilation``. ``padding`` (int, 2 ints, 2
+    ``(p_b, p_e)`` pairs or 'valid') is cropped from the full output; ``output_padding`` (int or 2 ints,
+    each ``< max(stride, dilation)``) adds cells at the end. Zero fill only. Returns float64.
+    """
+    return _conv_transpose_forward("conv_transpose2d", 2, x, weight, bias, stride, padding, output_padding,
+                                   groups, dilation)
+
+
+def conv_transpose2d_backward(grad_out, x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
+                              dilation=1):
+    """Gradients of :func:`conv_transpose2d` with respect to x, weight and bias.
+
+    Over the same index relation ``oh = ih*SH - p_b + kh*DH``, ``ow = iw*SW - p_b + kw*DW`` (``0 <= oh < H_out``,
+    ``0 <= ow < W_out``):
+    ``dL/dx[n, ci, ih, iw] = sum_{co_l, kh, kw} G_o[n, g*C_out/G + co_l, oh, ow] * w[ci, co_l, kh, kw]``
+    (this is :func:`conv2d` of ``G_o``),
+    ``dL/dw[ci, co_l, kh, kw] = sum_{n, ih, iw} x[n, ci, ih, iw] * G_o[n, g*C_out/G + co_l, oh, ow]``,
+    ``dL/db[co] = sum_{n, oh, ow} G_o[n, co, oh, ow]``.
+
+    Shapes: grad_out (N, C_out, H_out, W_out) -> ((N, C_in, H, W), (C_in, C_out/G, KH, KW), (C_out,) or None).
+    """
+    return _conv_transpose_backward("conv_transpose2d_backward", 2, grad_out, x, weight, bias, stride, padding,
+                                    output_padding, groups, dilation)
+
+
+def conv_transpose1d(x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+    """1-D transposed convolution: :func:`conv_transpose2d` on one spatial axis.
+
+    ``y[n, co, o] = b[co] + sum x[n, ci, i] * w[ci, co - g*C_out/G, k]`` over ``ci`` in group
+    ``g = co // (C_out/G)`` and all ``i, k`` with ``i*S - p_b + k*D = o``.
+
+    Shapes: x (N, C_in, L), weight (C_in, C_out/G, K), bias (C_out,) -> (N, C_out, L_out),
+    ``L_out = (L-1)*S - p_b - p_e + D*(K-1) + output_padding + 1``. Returns float64.
+    """
+    return _conv_transpose_forward("conv_transpose1d", 1, x, weight, bias, stride, padding, output_padding,
+                                   groups, dilation)
+
+
+def conv_transpose1d_backward(grad_out, x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
+                              dilation=1):
+    """Gradients of :func:`conv_transpose1d` with respect to x, weight and bias.
+
+    With ``o = i*S - p_b + k*D`` inside ``[0, L_out)``:
+    ``dL/dx[n, ci, i] = sum_{co_l, k} G_o[n, g*C_out/G + co_l, o] * w[ci, co_l, k]``,
+    ``dL/dw[ci, co_l, k] = sum_{n, i} x[n, ci, i] * G_o[n, g*C_out/G + co_l, o]``,
+    ``dL/db[co] = sum_{n, o} G_o[n, co, o]``.
+
+    Shapes: grad_out (N, C_out, L_out) -> ((N, C_in, L), (C_in, C_out/G, K), (C_out,) or None).
+    """
+    return _conv_transpose_backward("conv_transpose1d_backward", 1, grad_out, x, weight, bias, stride, padding,
+                                    output_padding, groups, dilation)

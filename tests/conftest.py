@@ -1,0 +1,28 @@
+"""Test configuration: Hypothesis profiles and shared fixtures."""
+
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, settings
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # `python cli.py` and the tests work from a checkout without installing
+    sys.path.insert(0, str(ROOT))
+
+# CI: no deadlines (the machines are shared and noisy, and Numba compiles on first call), derandomized so
+# that a red run can be reproduced. Every shrunk failure worth keeping becomes an @example.
+settings.register_profile(
+    "ci", deadline=None, derandomize=True, max_examples=60,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile("dev", deadline=None, max_examples=60, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("ci" if os.environ.get("CI") else os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+
+
+@pytest.fixture
+def rng():
+    """A fresh, seeded generator per test."""
+    return np.random.default_rng(20261121)
