@@ -64,10 +64,17 @@ def build_summary(network: str, input_text: str | None, batch_size: int, dtype_b
 
 @cnn.command()
 @click.argument("network", required=False)
-@click.option("--input", "input_text", metavar="CxHxW", help="Sample shape, e.g. 1x28x28, 3x100 or 784 (default: the preset's or file's).")
-@click.option("--batch-size", default=1, show_default=True, type=click.IntRange(min=1), help="Samples per batch, for memory.")
-@click.option("--format", "fmt", default="table", show_default=True, type=click.Choice(list(RENDERERS)), help="Output layout.")
-@click.option("--dtype-bytes", default=4, show_default=True, type=click.IntRange(min=1), help="Bytes per number (4 for float32).")
+@click.option(
+    "--input", "input_text", metavar="CxHxW",
+    help="Sample shape, e.g. 1x28x28, 3x100 or 784 (default: the preset's or the file's).",
+)
+@click.option("--batch-size", default=1, show_default=True, type=click.IntRange(min=1), help="Samples per batch.")
+@click.option(
+    "--format", "fmt", default="table", show_default=True, type=click.Choice(list(RENDERERS)), help="Output layout."
+)
+@click.option(
+    "--dtype-bytes", default=4, show_default=True, type=click.IntRange(min=1), help="Bytes per number (4: float32)."
+)
 @click.option("--list", "list_only", is_flag=True, help="List the presets and exit.")
 def shape(network, input_text, batch_size, fmt, dtype_bytes, list_only):
     """Shapes, parameters, MACs, receptive fields and memory of NETWORK, layer by layer.
@@ -122,7 +129,7 @@ def demo_lines():
     yield "1. Edge detection: a 6x6 image, left half 0 and right half 255, cross-correlated with the"
     yield "   vertical Sobel kernel [[1, 0, -1], [2, 0, -2], [1, 0, -1]] (stride 1, no padding):"
     yield grid(edge[0, 0])
-    yield f"   -> a {edges.shape[0]}x{edges.shape[1]} map; the vertical edge in the middle lights up (|-1020| = 4 x 255):"
+    yield f"   -> a {edges.shape[0]}x{edges.shape[1]} map where the vertical edge lights up (-1020 = -4 x 255):"
     yield grid(edges)
     yield ""
 
@@ -154,7 +161,8 @@ def demo_lines():
     logits = np.array([[2.0, 1.0, 0.1]])
     probabilities = refcnn.softmax(logits)[0]
     yield "5. Softmax turns scores into probabilities that sum to 1:"
-    yield f"   softmax([2.0, 1.0, 0.1]) = [{', '.join(f'{p:.3f}' for p in probabilities)}] (sum {probabilities.sum():.3f})"
+    shown = ", ".join(f"{p:.3f}" for p in probabilities)
+    yield f"   softmax([2.0, 1.0, 0.1]) = [{shown}] (sum {probabilities.sum():.3f})"
     yield ""
 
     yield "6. A network for MNIST, the keras-summary preset (cnn shape keras-summary):"

@@ -38,3 +38,5 @@ OPS = {
 
 __all__ = ["shapes", "ShapeError", "PADDING_MODES", "OPS"] + [name for names in OPS.values() for name in names]
 __version__ = "0.1.0"
+
+from . import netspec  # noqa: E402  network descriptions and summaries (uses the shape module)

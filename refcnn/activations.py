@@ -254,7 +254,7 @@ def _lines(shape: tuple, dim: int):
 def _shifted_exps(values: list[float]) -> tuple[float, list[float], float]:
     """``m = max_j v_j``, the terms ``exp(v_j - m)`` and their sum.
 
-    Subtracting the line's maximum changes no result and keeps every exponential in (0, 1], so nothing
+    Subtracting the line's maximum changes no result and keeps every exponential at most 1, so nothing
     overflows, and the sum is at least 1 (the maximum's own term), so dividing by it or taking its log is
     safe. A NaN anywhere, or an infinite maximum, makes the line NaN, as in PyTorch.
     """

@@ -182,9 +182,3 @@ def dropout_backward(grad_out, x, p=0.5, training=True, inplace=False, *, seed=0
     check_float_array(grad_out, "grad_out", op)
     check_same_shape(grad_out, x, "grad_out", "x", op)
     return _scaled_mask_product(grad_out, args)
-
-
-# `from .dropout import *` in refcnn/__init__.py rebinds the package attribute `refcnn.dropout` from this
-# module to the function of the same name before OPS reads `dropout.__all__`. Until __init__ builds OPS
-# from the modules themselves, the function carries the list too, so that `import refcnn` keeps working.
-dropout.__all__ = __all__

@@ -24,7 +24,7 @@ import io
 import json
 import math
 import re
-from dataclasses import KW_ONLY, dataclass, field
+from dataclasses import KW_ONLY, dataclass
 from typing import ClassVar
 
 from . import shapes
@@ -154,7 +154,7 @@ class _Inferred:
     windows: object = None
 
 
-def _split_map(layer: "Layer", shape: tuple[int, ...], rank: int) -> tuple[int, tuple[int, ...]]:
+def _split_map(shape: tuple[int, ...], rank: int) -> tuple[int, tuple[int, ...]]:
     """``(C, H, W)`` -> ``(C, (H, W))``, refusing a shape of another rank."""
     if len(shape) != rank + 1:
         axes = ", ".join(("C",) + _AXIS_NAMES[rank])
@@ -163,7 +163,7 @@ def _split_map(layer: "Layer", shape: tuple[int, ...], rank: int) -> tuple[int, 
     return shape[0], tuple(shape[1:])
 
 
-def _output_sizes(layer, sizes, kernel, stride, dilation, pads, ceil_mode=False) -> tuple[int, ...]:
+def _output_sizes(sizes, kernel, stride, dilation, pads, ceil_mode=False) -> tuple[int, ...]:
     rank = len(sizes)
     out = []
     for axis in range(rank):
@@ -252,14 +252,15 @@ class _Conv(Layer):
         _set(self, "strides", expand_ints(_tuple(self.strides), rank, "strides", op))
         _set(self, "dilation", expand_ints(_tuple(self.dilation), rank, "dilation", op))
         _set(self, "groups", check_int(self.groups, "groups", op, minimum=1))
-        _set(self, "padding", _canonical_padding(_tuple(self.padding), rank, self.kernel_size, self.strides, self.dilation, op))
+        padding = _canonical_padding(_tuple(self.padding), rank, self.kernel_size, self.strides, self.dilation, op)
+        _set(self, "padding", padding)
         check_choice(self.padding_mode, "padding_mode", op, PADDING_MODES)
         check_bool(self.use_bias, "use_bias", op)
         _check_activation(self.activation, op)
         self._check_name()
 
     def infer(self, shape):
-        c_in, sizes = _split_map(self, shape, self.rank)
+        c_in, sizes = _split_map(shape, self.rank)
         kernel, stride, dilation = self.kernel_size, self.strides, self.dilation
         if c_in % self.groups or self.filters % self.groups:
             raise _DoesNotFit(
@@ -270,7 +271,7 @@ class _Conv(Layer):
             check_padding_mode(self.padding_mode, pads, sizes, self.type)
         except ValueError as error:
             raise _DoesNotFit(str(error)) from None
-        out = _output_sizes(self, sizes, kernel, stride, dilation, pads)
+        out = _output_sizes(sizes, kernel, stride, dilation, pads)
         return _Inferred(
             shape=(self.filters,) + out,
             trainable=shapes.conv_params(c_in, self.filters, kernel, self.groups, self.use_bias),
@@ -325,10 +326,10 @@ class _Pool(Layer):
         pass
 
     def infer(self, shape):
-        channels, sizes = _split_map(self, shape, self.rank)
+        channels, sizes = _split_map(shape, self.rank)
         kernel, stride, ones = self.pool_size, self.strides, (1,) * self.rank
         pads = _resolve_pads(self, sizes, kernel, stride, ones)
-        out = _output_sizes(self, sizes, kernel, stride, ones, pads, self.ceil_mode)
+        out = _output_sizes(sizes, kernel, stride, ones, pads, self.ceil_mode)
         for axis in range(self.rank):
             empty = shapes.first_empty_window(sizes[axis], kernel[axis], stride[axis], pads[axis][0], 1, out[axis])
             if empty is not None:
@@ -398,7 +399,7 @@ class _GlobalPool(Layer):
         self._check_name()
 
     def infer(self, shape):
-        channels, _ = _split_map(self, shape, self.rank)
+        channels, _ = _split_map(shape, self.rank)
         return _Inferred(shape=(channels,), windows="all")
 
 
@@ -585,7 +586,9 @@ def layer_from_dict(data: dict) -> Layer:
     allowed = [f.name for f in dataclasses.fields(cls)]
     unknown = [key for key in data if key != "type" and key not in allowed]
     if unknown:
-        raise SpecParseError(f"{kind}: unknown key(s) {', '.join(map(repr, unknown))}; allowed keys: {', '.join(allowed)}")
+        raise SpecParseError(
+            f"{kind}: unknown key(s) {', '.join(map(repr, unknown))}; allowed keys: {', '.join(allowed)}"
+        )
     kwargs = {key: _tuple(value) for key, value in data.items() if key != "type"}
     try:
         return cls(**kwargs)
@@ -794,7 +797,9 @@ def summarize(layers, input_shape, *, batch_size: int = 1, dtype_bytes: int = 4)
 
 def _positive(value, name: str) -> int:
     if not is_int(value) or value < 1:
-        raise NetSpecError(f"summarize: invalid value for argument `{name}`. Expected a positive int. Received {name}={value!r}.")
+        raise NetSpecError(
+            f"summarize: invalid value for argument `{name}`. Expected a positive int. Received {name}={value!r}."
+        )
     return int(value)
 
 
@@ -816,7 +821,10 @@ class Network:
         return summarize(self.layers, shape, **kwargs)
 
     def to_dict(self) -> dict:
-        out = {"input_shape": list(self.input_shape) if self.input_shape else None, "layers": [layer.to_dict() for layer in self.layers]}
+        out = {
+            "input_shape": list(self.input_shape) if self.input_shape else None,
+            "layers": [layer.to_dict() for layer in self.layers],
+        }
         if self.description:
             out["description"] = self.description
         return out
@@ -1018,7 +1026,9 @@ def parse_spec(text: str) -> list[Layer]:
         raise SpecParseError(f"a text spec must be a str; received {type(text).__name__}")
     groups = _split_layers(text)
     if groups == [[]]:
-        raise SpecParseError("the spec is empty; write layers separated by commas, e.g. 'conv32k3 relu, flatten, dense10'")
+        raise SpecParseError(
+            "the spec is empty; write layers separated by commas, e.g. 'conv32k3 relu, flatten, dense10'"
+        )
     layers = []
     for number, words in enumerate(groups, start=1):
         if not words:
@@ -1026,7 +1036,8 @@ def parse_spec(text: str) -> list[Layer]:
         try:
             layers.append(_parse_layer(words))
         except _BadWord as bad:
-            raise SpecParseError(f"layer {number}, word {bad.word.text!r} at column {bad.word.column}: {bad.why}") from None
+            where = f"layer {number}, word {bad.word.text!r} at column {bad.word.column}"
+            raise SpecParseError(f"{where}: {bad.why}") from None
     return layers
 
 
@@ -1076,7 +1087,8 @@ def _layer_text(layer: Layer) -> str:
         if isinstance(layer, _AvgPool) and not layer.count_include_pad:
             words.append("exclude_pad")
     elif isinstance(layer, _GlobalPool):
-        head, words = {"GlobalAvgPool": "gap", "GlobalMaxPool": "gmp"}[kind[:13]] + ("1d" if layer.rank == 1 else ""), []
+        head = {"GlobalAvgPool": "gap", "GlobalMaxPool": "gmp"}[kind[:13]] + ("1d" if layer.rank == 1 else "")
+        words = []
     elif isinstance(layer, Dense):
         head, words = f"dense{layer.units}", []
         if not layer.use_bias:
@@ -1158,7 +1170,8 @@ def load_network(source: str) -> Network:
         except OSError as error:
             raise SpecParseError(f"cannot read {source}: {error.strerror}") from None
         except json.JSONDecodeError as error:
-            raise SpecParseError(f"{source} is not valid JSON: {error.msg} at line {error.lineno}, column {error.colno}") from None
+            where = f"line {error.lineno}, column {error.colno}"
+            raise SpecParseError(f"{source} is not valid JSON: {error.msg} at {where}") from None
         try:
             return Network.from_dict(data)
         except SpecParseError as error:
@@ -1245,7 +1258,9 @@ def render_table(summary: Summary) -> str:
         f"MACs per sample: {format_count(summary.macs)}   FLOPs per sample (2 per MAC): {format_count(summary.flops)}",
     ]
     if b != 1:
-        totals.append(f"MACs for the batch of {b}: {format_count(summary.macs * b)}   FLOPs: {format_count(summary.flops * b)}")
+        totals.append(
+            f"MACs for the batch of {b}: {format_count(summary.macs * b)}   FLOPs: {format_count(summary.flops * b)}"
+        )
     totals.append(
         f"Activation memory (batch {b}, {summary.dtype_bytes}-byte floats): {format_bytes(summary.activation_bytes)}"
         f"   input: {format_bytes(summary.input_bytes)}"
@@ -1275,10 +1290,12 @@ def _keras_row(fields: list[str], positions: list[int]) -> str:
 def render_keras(summary: Summary, *, model_name: str = "sequential") -> str:
     """The classic Keras ``model.summary()`` table (65 columns), with Keras' class names and shapes."""
     positions, width = [29, 55, 65], 65
-    lines = [f'Model: "{model_name}"', "_" * width, _keras_row(["Layer (type)", "Output Shape", "Param #"], positions), "=" * width]
+    header = _keras_row(["Layer (type)", "Output Shape", "Param #"], positions)
+    lines = [f'Model: "{model_name}"', "_" * width, header, "=" * width]
     for i, row in enumerate(summary.rows):
         keras_class = _KERAS[row.type][0]
-        lines.append(_keras_row([f"{row.name} ({keras_class})", _keras_shape(row.output_shape), str(row.params)], positions))
+        fields = [f"{row.name} ({keras_class})", _keras_shape(row.output_shape), str(row.params)]
+        lines.append(_keras_row(fields, positions))
         lines.append("=" * width if i == len(summary.rows) - 1 else "_" * width)
     if not summary.rows:
         lines.append("=" * width)

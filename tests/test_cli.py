@@ -33,7 +33,9 @@ def test_shape_keras_format_reproduces_the_published_summary():
     assert "Non-trainable params: 0" in lines
 
 
-@pytest.mark.parametrize("name, total", [("keras-mnist", "1,199,882"), ("tf-mnist-5x5", "3,274,634"), ("lenet5", "61,706")])
+@pytest.mark.parametrize(
+    "name, total", [("keras-mnist", "1,199,882"), ("tf-mnist-5x5", "3,274,634"), ("lenet5", "61,706")]
+)
 def test_shape_table_totals_of_presets(name, total):
     result = run("shape", name)
     assert result.exit_code == 0, result.output
@@ -73,7 +75,8 @@ def test_shape_json_file(tmp_path):
         {"type": "MaxPool2D", "pool_size": 2}, {"type": "Flatten"}, {"type": "Dense", "units": 10}]}))
     result = run("shape", str(path), "--format", "csv")
     assert result.exit_code == 0, result.output
-    assert [row["output_shape"] for row in csv.DictReader(io.StringIO(result.stdout))] == ["32x26x26", "32x13x13", "5408", "10"]
+    rows = csv.DictReader(io.StringIO(result.stdout))
+    assert [row["output_shape"] for row in rows] == ["32x26x26", "32x13x13", "5408", "10"]
 
 
 def _one_line_error(result):

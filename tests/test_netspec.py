@@ -50,7 +50,8 @@ def test_keras_summary_macs_by_hand():
 
 def test_keras_summary_receptive_fields_by_hand():
     summary = ns.PRESETS["keras-summary"].summary()
-    assert [row.receptive_field for row in summary.rows] == [(3, 3), (4, 4), (8, 8), (10, 10), (10, 10), (26, 26), (26, 26)]
+    assert [row.receptive_field[0] for row in summary.rows] == [3, 4, 8, 10, 10, 26, 26]
+    assert all(row.receptive_field[0] == row.receptive_field[1] for row in summary.rows)
     assert [row.jump[0] for row in summary.rows] == [1, 2, 2, 4, 4, 20, 20]
     assert all(row.start == (0, 0) for row in summary.rows)
 
@@ -90,8 +91,8 @@ def test_activation_memory_counts_output_elements_batch_and_dtype():
 
 
 def test_padding_forms_give_their_output_sizes():
-    layers = [Conv2D(1, 3, padding="same"), Conv2D(1, 3, strides=2, padding="same"), Conv2D(1, 3, padding=((2, 0), (0, 1))),
-              MaxPool2D(3, strides=2, ceil_mode=True)]
+    layers = [Conv2D(1, 3, padding="same"), Conv2D(1, 3, strides=2, padding="same"),
+              Conv2D(1, 3, padding=((2, 0), (0, 1))), MaxPool2D(3, strides=2, ceil_mode=True)]
     summary = ns.summarize(layers, (1, 7, 8))
     assert [row.output_shape for row in summary.rows] == [(1, 7, 8), (1, 4, 4), (1, 4, 3), (1, 2, 1)]
     # The first 'same' conv pads (1, 1): start -1. The second, on 7x8 with k=3, s=2, pads H by (1, 1)
@@ -196,7 +197,8 @@ def test_dense_after_flatten_sees_every_position_brute_force():
 @pytest.mark.parametrize(
     "layers, shape, words",
     [
-        ([Conv2D(8, 3), Conv2D(8, 5, name="conv3")], (1, 6, 6), ["layer 2", "Conv2D 'conv3'", "axis H", "5 cells", "4 + 0 + 0 = 4"]),
+        ([Conv2D(8, 3), Conv2D(8, 5, name="conv3")], (1, 6, 6),
+         ["layer 2", "Conv2D 'conv3'", "axis H", "5 cells", "4 + 0 + 0 = 4"]),
         ([Conv2D(6, 3, groups=4)], (8, 5, 5), ["layer 1", "groups=4", "C_in=8", "C_out=6"]),
         ([Conv2D(4, 3), Dense(10)], (1, 5, 5), ["layer 2", "Dense 'dense'", "Flatten", "4x3x3"]),
         ([Flatten(), Conv2D(4, 3)], (1, 5, 5), ["layer 2", "Conv2D", "(C, H, W)", "25"]),
@@ -250,7 +252,8 @@ def test_invalid_input_shape_and_batch_size():
 
 
 def test_parse_spec_examples_from_the_spec():
-    layers = ns.parse_spec("conv32k3 relu, maxpool2, conv64k3s2p1 relu, flatten, dense128 relu, dropout0.5, dense10 softmax")
+    text = "conv32k3 relu, maxpool2, conv64k3s2p1 relu, flatten, dense128 relu, dropout0.5, dense10 softmax"
+    layers = ns.parse_spec(text)
     assert layers == [
         Conv2D(32, 3, activation="relu"), MaxPool2D(2), Conv2D(64, 3, strides=2, padding=1, activation="relu"),
         Flatten(), Dense(128, activation="relu"), Dropout(0.5), Dense(10, activation="softmax"),
@@ -313,12 +316,15 @@ def any_layer(draw):
     if kind == "conv":
         return (Conv1D if rank == 1 else Conv2D)(
             draw(st.integers(1, 64)), draw(ints_or_tuples(rank, 1, 7)), strides=draw(ints_or_tuples(rank, 1, 3)),
-            padding=draw(paddings(rank)), padding_mode=draw(st.sampled_from(["zeros", "reflect", "replicate", "circular"])),
+            padding=draw(paddings(rank)),
+            padding_mode=draw(st.sampled_from(["zeros", "reflect", "replicate", "circular"])),
             dilation=draw(ints_or_tuples(rank, 1, 3)), groups=draw(st.integers(1, 4)), use_bias=draw(st.booleans()),
             activation=draw(st.sampled_from((None,) + ns.ACTIVATIONS)), name=name,
         )
     if kind in ("maxpool", "avgpool"):
-        cls = {("maxpool", 1): MaxPool1D, ("maxpool", 2): MaxPool2D, ("avgpool", 1): AvgPool1D, ("avgpool", 2): AvgPool2D}[kind, rank]
+        classes = {("maxpool", 1): MaxPool1D, ("maxpool", 2): MaxPool2D, ("avgpool", 1): AvgPool1D,
+                   ("avgpool", 2): AvgPool2D}
+        cls = classes[kind, rank]
         extra = {"count_include_pad": draw(st.booleans())} if kind == "avgpool" else {}
         return cls(draw(ints_or_tuples(rank, 1, 4)), strides=draw(st.one_of(st.none(), ints_or_tuples(rank, 1, 4))),
                    padding=draw(paddings(rank)), ceil_mode=draw(st.booleans()), name=name, **extra)
@@ -437,7 +443,8 @@ def _torch_layer(layer, x, nn):
         return module if pad_module is None else nn.Sequential(pad_module, module)
     if isinstance(layer, (MaxPool1D, MaxPool2D)):
         pool = nn.MaxPool1d if layer.rank == 1 else nn.MaxPool2d
-        return pool(layer.pool_size, layer.strides, 0 if layer.padding == "valid" else layer.padding, ceil_mode=layer.ceil_mode)
+        padding = 0 if layer.padding == "valid" else layer.padding
+        return pool(layer.pool_size, layer.strides, padding, ceil_mode=layer.ceil_mode)
     if isinstance(layer, (AvgPool1D, AvgPool2D)):
         pool = nn.AvgPool1d if layer.rank == 1 else nn.AvgPool2d
         return pool(layer.pool_size, layer.strides, 0 if layer.padding == "valid" else layer.padding,
@@ -465,7 +472,8 @@ def _torch_rows(layers, input_shape):
             module = _torch_layer(layer, x, nn).eval()
             x = module(x)
             trainable = sum(p.numel() for p in module.parameters())
-            running = sum(b.numel() for name, b in module.named_buffers() if name.endswith(("running_mean", "running_var")))
+            running = sum(b.numel() for name, b in module.named_buffers()
+                          if name.endswith(("running_mean", "running_var")))
             rows.append((tuple(x.shape[1:]), trainable, running))
     return rows
 
@@ -484,7 +492,8 @@ def test_presets_against_torch(name):
 
 def test_mixed_network_against_torch():
     layers = ns.parse_spec(
-        "conv8k3s2p1:2x0:1 d2 relu, bn, maxpool3s2p1 ceil, conv12k1g4 nobias, avgpool2 exclude_pad, gap, dense7, bn, dense3"
+        "conv8k3s2p1:2x0:1 d2 relu, bn, maxpool3s2p1 ceil, conv12k1g4 nobias, avgpool2 exclude_pad, gap, dense7, bn, "
+        "dense3"
     )
     assert _ours(ns.summarize(layers, (4, 23, 19))) == _torch_rows(layers, (4, 23, 19))
     layers_1d = ns.parse_spec("conv1d6k5s2p2, bn, maxpool1d2, conv1d4k3d2 nobias, gap1d, dense2")

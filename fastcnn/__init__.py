@@ -1,0 +1,42 @@
+"""fastcnn: the fast engine.
+
+Numba-compiled, parallel, float32 and float64, with the same public names, arguments, keywords and defaults
+as refcnn (``specs/`` defines what each computes). Arguments are checked in Python by the same functions
+refcnn uses, so both engines raise the same errors for the same bad input, before any compiled kernel runs.
+Each op returns its result in the dtype it was given (float16 is computed in float32).
+"""
+
+from refcnn import shapes
+from refcnn.shapes import ShapeError
+from refcnn.padding import PADDING_MODES
+
+from ._runtime import get_num_threads, set_num_threads
+
+# Family modules under private names (`from .dropout import *` rebinds `fastcnn.dropout` to the function).
+from . import activations as _activations, conv as _conv, dense as _dense, dropout as _dropout
+from . import losses as _losses, norm as _norm, optim as _optim, pool as _pool
+from .activations import *  # noqa: F401,F403
+from .conv import *  # noqa: F401,F403
+from .dense import *  # noqa: F401,F403
+from .dropout import *  # noqa: F401,F403
+from .losses import *  # noqa: F401,F403
+from .norm import *  # noqa: F401,F403
+from .optim import *  # noqa: F401,F403
+from .pool import *  # noqa: F401,F403
+
+#: Every public operation of the engine, by family: the same names as ``refcnn.OPS``.
+OPS = {
+    "conv": tuple(_conv.__all__),
+    "pool": tuple(_pool.__all__),
+    "activations": tuple(_activations.__all__),
+    "dense": tuple(_dense.__all__),
+    "dropout": tuple(_dropout.__all__),
+    "norm": tuple(_norm.__all__),
+    "losses": tuple(_losses.__all__),
+    "optim": tuple(_optim.__all__),
+}
+
+__all__ = ["shapes", "ShapeError", "PADDING_MODES", "OPS", "set_num_threads", "get_num_threads"] + [
+    name for names in OPS.values() for name in names
+]
+__version__ = "0.1.0"

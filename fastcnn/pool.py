@@ -1,0 +1,3 @@
+"""Placeholder: filled in by its author in this change."""
+
+__all__: list[str] = []
