@@ -31,8 +31,11 @@ def assert_close(actual, expected, *, atol: float, rtol: float, what: str) -> No
     assert actual.shape == expected.shape, f"{what}: shape {actual.shape} != expected {expected.shape}"
     if actual.size == 0:
         return
-    err = np.abs(actual - expected)
-    bound = atol + rtol * np.abs(expected)
+    # Matching NaNs and equal infinities agree; anything else non-finite is an error of infinite size.
+    same = (actual == expected) | (np.isnan(actual) & np.isnan(expected))
+    err = np.where(same, 0.0, np.abs(actual - expected))
+    err = np.where(np.isnan(err), np.inf, err)
+    bound = atol + rtol * np.where(np.isfinite(expected), np.abs(expected), 0.0)
     worst = np.unravel_index(np.argmax(err - bound), err.shape)
     assert np.all(err <= bound), (
         f"{what}: largest excess error at index {tuple(int(i) for i in worst)}: got {actual[worst]!r}, "
