@@ -6,8 +6,8 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-EXTRAS := test$(if $(filter 1,$(WITH_TORCH)),$(comma)torch)
 comma := ,
+EXTRAS := test$(if $(filter 1,$(WITH_TORCH)),$(comma)torch)
 
 .PHONY: demo test install clean
 

@@ -1,3 +1,360 @@
-"""Placeholder: filled in by its author in this change."""
+"""Losses: cross-entropy from logits, negative log-likelihood, mean squared error and the half squared error
+(``specs/losses.md``), in Numba.
 
-__all__: list[str] = []
+Each loss is computed as refcnn computes it: one term per sample (class losses) or per element (squared
+errors), then one reduction. The terms are computed in parallel into disjoint slots; the reduction is
+:func:`_fixed_order_sum`: blocks of a fixed number of terms (independent of the thread count) summed
+sequentially in parallel, then the block sums added in block order. With at most one block (up to
+``_SUM_BLOCK`` terms, every batch of a class loss in practice) that is exactly refcnn's sequential order.
+
+All arithmetic is in float64 (inputs are read in their compute dtype and widened), so float32 results
+differ from refcnn's only by the final rounding; results come back in the NumPy promotion of the float
+inputs (``input``, ``weight``, ``target`` for the squared errors, and ``grad_out`` when it is an array).
+``'mean'`` and ``'sum'`` return 0-d arrays of that dtype. Labels are converted to int64 with ignored
+samples marked -1, so the kernels never see ``ignore_index`` (which may be any Python int).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+from refcnn.losses import (
+    _check_class_loss, _check_pointwise, check_loss_grad_out,
+)
+
+from . import _runtime
+
+__all__ = [
+    "cross_entropy", "cross_entropy_backward",
+    "nll_loss", "nll_loss_backward",
+    "mse_loss", "mse_loss_backward",
+    "half_squared_error", "half_squared_error_backward",
+]
+
+#: Terms per block of the fixed-order sum. Fixed, so the result never depends on the thread count.
+_SUM_BLOCK = 1 << 13
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Kernels. fastmath is off everywhere: the sums must keep their fixed order, and the per-element arithmetic
+# is written in refcnn's order so that float64 results match it to the last bit where no sum is split.
+
+
+@numba.njit(parallel=True, fastmath=False, **_runtime.KERNEL_FLAGS)
+def _fixed_order_sum(values):
+    """``sum(values)`` in float64: sequential within blocks of ``_SUM_BLOCK``, then over the blocks."""
+    n = values.size
+    blocks = (n + _SUM_BLOCK - 1) // _SUM_BLOCK
+    partial = np.zeros(blocks, dtype=np.float64)
+    for b in numba.prange(blocks):
+        total = 0.0
+        for i in range(b * _SUM_BLOCK, min(n, (b + 1) * _SUM_BLOCK)):
+            total += np.float64(values[i])
+        partial[b] = total
+    total = 0.0
+    for b in range(blocks):
+        total += partial[b]
+    return total
+
+
+@numba.njit(inline="always", **_runtime.KERNEL_FLAGS)
+def _row_max_and_log_total(x, i):
+    """``m = max_c x[i, c]`` and ``log(sum_c exp(x[i, c] - m))``: a NaN or an infinite maximum makes the
+    log-sum NaN, so the whole row becomes NaN, as in refcnn."""
+    c_count = x.shape[1]
+    m = np.float64(x[i, 0])
+    for c in range(1, c_count):
+        v = np.float64(x[i, c])
+        if v > m or v != v:  # a NaN wins, like Python's max() when it is first; either way the row is NaN
+            m = v
+    total = 0.0
+    for c in range(c_count):
+        total += math.exp(np.float64(x[i, c]) - m)
+    return m, math.log(total)
+
+
+@numba.njit(parallel=True, fastmath=False, **_runtime.KERNEL_FLAGS)
+def _cross_entropy_terms(x, labels, w, e, terms, target_weights):
+    """``terms[i] = (1 - e)(-w[y] q[i, y]) + (e / C)(-sum_c w[c] q[i, c])`` with ``q = log_softmax(x)``;
+    ``target_weights[i] = w[y]``; both 0 for ignored samples (label -1)."""
+    n_count, c_count = x.shape
+    for i in numba.prange(n_count):
+        y = labels[i]
+        if y < 0:
+            terms[i] = 0.0
+            target_weights[i] = 0.0
+            continue
+        m, log_total = _row_max_and_log_total(x, i)
+        smooth = 0.0
+        for c in range(c_count):
+            smooth -= w[c] * ((np.float64(x[i, c]) - m) - log_total)
+        q_y = (np.float64(x[i, y]) - m) - log_total
+        terms[i] = (1.0 - e) * (-w[y] * q_y) + (e / c_count) * smooth
+        target_weights[i] = w[y]
+
+
+@numba.njit(parallel=True, fastmath=False, **_runtime.KERNEL_FLAGS)
+def _cross_entropy_grad(x, labels, w, e, scale, scale_step, grad):
+    """``dL/dq[i, c] = -s_i ((1 - e) w[y] [c = y] + (e / C) w[c])`` (0 for ignored rows), then the
+    log-softmax backward ``grad[i, c] = dq[i, c] - p[i, c] sum_k dq[i, k]`` on every row (an ignored row
+    with a NaN logit is NaN, as in refcnn). ``s_i = scale[i * scale_step]``."""
+    n_count, c_count = x.shape
+    for i in numba.prange(n_count):
+        y = labels[i]
+        s = scale[i * scale_step]
+        total = 0.0
+        for c in range(c_count):
+            dq = 0.0
+            if y >= 0:
+                one_hot = (1.0 - e) * w[y] if c == y else 0.0
+                dq = -s * (one_hot + (e / c_count) * w[c])
+            grad[i, c] = dq
+            total += dq
+        m, log_total = _row_max_and_log_total(x, i)
+        exp_total = 0.0
+        for c in range(c_count):
+            exp_total += math.exp(np.float64(x[i, c]) - m)
+        for c in range(c_count):
+            p = math.exp(np.float64(x[i, c]) - m) / exp_total
+            grad[i, c] = grad[i, c] - p * total
+
+
+@numba.njit(parallel=True, fastmath=False, **_runtime.KERNEL_FLAGS)
+def _nll_terms(x, labels, w, terms, target_weights):
+    """``terms[i] = -w[y] x[i, y]``, ``target_weights[i] = w[y]``; 0 for ignored samples."""
+    for i in numba.prange(x.shape[0]):
+        y = labels[i]
+        if y < 0:
+            terms[i] = 0.0
+            target_weights[i] = 0.0
+        else:
+            terms[i] = -w[y] * np.float64(x[i, y])
+            target_weights[i] = w[y]
+
+
+@numba.njit(parallel=True, fastmath=False, **_runtime.KERNEL_FLAGS)
+def _nll_grad(labels, w, scale, scale_step, grad):
+    """``grad[i, y] = -w[y] s_i`` for kept samples, 0 elsewhere."""
+    n_count, c_count = grad.shape
+    for i in numba.prange(n_count):
+        for c in range(c_count):
+            grad[i, c] = 0.0
+        y = labels[i]
+        if y >= 0:
+            grad[i, y] = -w[y] * scale[i * scale_step]
+
+
+@numba.njit(parallel=True, fastmath=False, **_runtime.KERNEL_FLAGS)
+def _squared_terms(x, t, k, terms):
+    """``terms[j] = k (x[j] - t[j])^2`` over flat arrays."""
+    for j in numba.prange(x.size):
+        diff = np.float64(x[j]) - np.float64(t[j])
+        terms[j] = k * diff * diff
+
+
+@numba.njit(parallel=True, fastmath=False, **_runtime.KERNEL_FLAGS)
+def _squared_sum(x, t, k):
+    """``sum_j k (x[j] - t[j])^2`` in the blocks of :func:`_fixed_order_sum`, without storing the terms."""
+    n = x.size
+    blocks = (n + _SUM_BLOCK - 1) // _SUM_BLOCK
+    partial = np.zeros(blocks, dtype=np.float64)
+    for b in numba.prange(blocks):
+        total = 0.0
+        for j in range(b * _SUM_BLOCK, min(n, (b + 1) * _SUM_BLOCK)):
+            diff = np.float64(x[j]) - np.float64(t[j])
+            total += k * diff * diff
+        partial[b] = total
+    total = 0.0
+    for b in range(blocks):
+        total += partial[b]
+    return total
+
+
+@numba.njit(parallel=True, fastmath=False, **_runtime.KERNEL_FLAGS)
+def _squared_grad(x, t, k, scale, scale_step, grad_input, grad_target):
+    """``grad_input[j] = 2k (x[j] - t[j]) s_j``, ``grad_target[j] = -grad_input[j]``."""
+    for j in numba.prange(x.size):
+        d = 2.0 * k * (np.float64(x[j]) - np.float64(t[j])) * scale[j * scale_step]
+        grad_input[j] = d
+        grad_target[j] = -d
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Helpers of the wrappers
+
+
+def _divide(a: float, b: float) -> float:
+    """IEEE division as refcnn and PyTorch give it: 0/0 is nan and a/0 is +-inf (Python would raise)."""
+    if b != 0.0:
+        return a / b
+    if a != a or a == 0.0:
+        return math.nan
+    return math.copysign(math.inf, a)
+
+
+def _labels(target: np.ndarray, ignore_index: int) -> np.ndarray:
+    """``target`` as int64 with every ignored sample marked -1 (the checks guarantee the others lie in
+    ``[0, C)``). ``ignore_index`` can be out of the dtype's range, in which case nothing is ignored."""
+    info = np.iinfo(target.dtype)
+    ignored = target == ignore_index if info.min <= ignore_index <= info.max else np.zeros(target.shape, bool)
+    return np.where(ignored, -1, target).astype(np.int64)
+
+
+def _class_weights(weight, c: int) -> np.ndarray:
+    return np.ones(c, dtype=np.float64) if weight is None else np.ascontiguousarray(weight, dtype=np.float64)
+
+
+def _reduce(terms: np.ndarray, reduction: str, denominator: float, dtype, shape) -> np.ndarray:
+    """``'none'``: the terms in ``shape``; ``'sum'``: their fixed-order sum; ``'mean'``: that sum divided by
+    ``denominator``. Always an array of ``dtype``."""
+    if reduction == "none":
+        return terms.reshape(shape).astype(dtype, copy=False)
+    return _scalar(_fixed_order_sum(terms), reduction, denominator, dtype)
+
+
+def _scalar(total: float, reduction: str, denominator: float, dtype) -> np.ndarray:
+    if reduction == "mean":
+        total = _divide(total, denominator)
+    return np.array(total, dtype=dtype)
+
+
+def _grad_scale(g, reduction: str, denominator: float) -> tuple[np.ndarray, int]:
+    """Each term's share of ``grad_out`` as ``(array, step)``: term ``j`` reads ``array[j * step]``."""
+    if reduction == "none":
+        return np.ascontiguousarray(g, dtype=np.float64).reshape(-1), 1
+    share = _divide(g, denominator) if reduction == "mean" else g
+    return np.array([share], dtype=np.float64), 0
+
+
+def _float_arrays(*values) -> list:
+    """The arguments that are arrays (``grad_out`` may be a Python number), for the dtype rules."""
+    return [v for v in values if isinstance(v, np.ndarray)]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Negative log-likelihood and cross-entropy
+
+
+def nll_loss(input, target, weight=None, *, ignore_index=-100, reduction="mean"):
+    """Negative log-likelihood: ``l_i = -w[y_i] * input[i, y_i]`` for non-ignored samples, reduced
+    (``'mean'`` divides by ``W = sum_i w[y_i]`` over them). See :func:`refcnn.nll_loss`.
+
+    Shape: ``input (N, C)``, ``target (N,)`` ints, ``weight (C,)`` -> ``(N,)`` for ``'none'``, ``()`` else.
+    """
+    args, _ = _check_class_loss("nll_loss", input, target, weight, ignore_index, reduction)
+    x = _runtime.as_compute(input, _runtime.compute_dtype(input, weight))
+    terms, target_weights = np.empty(args.n), np.empty(args.n)
+    _nll_terms(x, _labels(target, args.ignore_index), _class_weights(weight, args.c), terms, target_weights)
+    dtype = _runtime.result_dtype(input, weight)
+    return _reduce(terms, args.reduction, _fixed_order_sum(target_weights), dtype, (args.n,))
+
+
+def nll_loss_backward(grad_out, input, target, weight=None, *, ignore_index=-100, reduction="mean"):
+    """Gradient of :func:`nll_loss`: ``grad_input[i, y_i] = -w[y_i] * s_i`` for non-ignored samples, 0
+    elsewhere; ``s_i`` is ``grad_out[i]``, ``grad_out`` or ``grad_out / W`` for 'none', 'sum', 'mean'.
+
+    Shape: ``grad_out (N,)`` for ``'none'``, a number or ``()`` else -> ``grad_input (N, C)``.
+    """
+    op = "nll_loss_backward"
+    args, _ = _check_class_loss(op, input, target, weight, ignore_index, reduction)
+    g = check_loss_grad_out(op, grad_out, args.reduction, (args.n,))
+    labels, w = _labels(target, args.ignore_index), _class_weights(weight, args.c)
+    total_weight = _fixed_order_sum(np.where(labels >= 0, w[np.maximum(labels, 0)], 0.0))
+    scale, step = _grad_scale(g, args.reduction, total_weight)
+    grad = np.empty((args.n, args.c), dtype=np.float64)
+    _nll_grad(labels, w, scale, step, grad)
+    return grad.astype(_runtime.result_dtype(*_float_arrays(grad_out, input, weight)), copy=False)
+
+
+def cross_entropy(input, target, weight=None, *, ignore_index=-100, reduction="mean", label_smoothing=0.0):
+    """Softmax cross-entropy from logits with class weights, ignored samples and label smoothing:
+    ``l_i = (1 - e)(-w[y_i] q[i, y_i]) + (e / C)(-sum_c w[c] q[i, c])``, ``q = log_softmax(input, dim=1)``,
+    reduced as :func:`nll_loss`. See :func:`refcnn.cross_entropy`.
+
+    Shape: ``input (N, C)``, ``target (N,)`` ints, ``weight (C,)`` -> ``(N,)`` for ``'none'``, ``()`` else.
+    """
+    args, _ = _check_class_loss("cross_entropy", input, target, weight, ignore_index, reduction, label_smoothing)
+    x = _runtime.as_compute(input, _runtime.compute_dtype(input, weight))
+    terms, target_weights = np.empty(args.n), np.empty(args.n)
+    _cross_entropy_terms(x, _labels(target, args.ignore_index), _class_weights(weight, args.c),
+                         args.label_smoothing, terms, target_weights)
+    dtype = _runtime.result_dtype(input, weight)
+    return _reduce(terms, args.reduction, _fixed_order_sum(target_weights), dtype, (args.n,))
+
+
+def cross_entropy_backward(grad_out, input, target, weight=None, *, ignore_index=-100, reduction="mean",
+                           label_smoothing=0.0):
+    """Gradient of :func:`cross_entropy` with respect to ``input``: ``dL/dq`` from the smoothed, weighted
+    target, then the log-softmax backward ``grad_input = dq - softmax(input) * sum_k dq[:, k]``.
+
+    Shape: ``grad_out (N,)`` for ``'none'``, a number or ``()`` else -> ``grad_input (N, C)``.
+    """
+    op = "cross_entropy_backward"
+    args, _ = _check_class_loss(op, input, target, weight, ignore_index, reduction, label_smoothing)
+    g = check_loss_grad_out(op, grad_out, args.reduction, (args.n,))
+    labels, w = _labels(target, args.ignore_index), _class_weights(weight, args.c)
+    total_weight = _fixed_order_sum(np.where(labels >= 0, w[np.maximum(labels, 0)], 0.0))
+    scale, step = _grad_scale(g, args.reduction, total_weight)
+    x = _runtime.as_compute(input, _runtime.compute_dtype(*_float_arrays(grad_out, input, weight)))
+    grad = np.empty((args.n, args.c), dtype=np.float64)
+    _cross_entropy_grad(x, labels, w, args.label_smoothing, scale, step, grad)
+    return grad.astype(_runtime.result_dtype(*_float_arrays(grad_out, input, weight)), copy=False)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Squared errors: one pointwise term k * (input - target)^2, reduced
+
+
+def _squared_error(op: str, input, target, reduction, k: float) -> np.ndarray:
+    args = _check_pointwise(op, input, target, reduction)
+    dtype = _runtime.compute_dtype(input, target)
+    x = _runtime.as_compute(input, dtype).reshape(-1)
+    t = _runtime.as_compute(target, dtype).reshape(-1)
+    out = _runtime.result_dtype(input, target)
+    if args.reduction == "none":
+        terms = np.empty(x.size, dtype=np.float64)
+        _squared_terms(x, t, k, terms)
+        return terms.reshape(args.shape).astype(out, copy=False)
+    return _scalar(_squared_sum(x, t, k), args.reduction, float(x.size), out)
+
+
+def _squared_error_backward(op: str, grad_out, input, target, reduction, k: float):
+    args = _check_pointwise(op, input, target, reduction)
+    g = check_loss_grad_out(op, grad_out, args.reduction, args.shape)
+    dtype = _runtime.compute_dtype(input, target)
+    x = _runtime.as_compute(input, dtype).reshape(-1)
+    t = _runtime.as_compute(target, dtype).reshape(-1)
+    scale, step = _grad_scale(g, args.reduction, float(x.size))
+    grad_input = np.empty(x.size, dtype=np.float64)
+    grad_target = np.empty(x.size, dtype=np.float64)
+    _squared_grad(x, t, k, scale, step, grad_input, grad_target)
+    out = _runtime.result_dtype(*_float_arrays(grad_out, input, target))
+    return (grad_input.reshape(args.shape).astype(out, copy=False),
+            grad_target.reshape(args.shape).astype(out, copy=False))
+
+
+def mse_loss(input, target, *, reduction="mean"):
+    """Mean squared error: ``l_j = (input_j - target_j)^2``, reduced (``'mean'`` divides by the element
+    count). Shape: ``input`` and ``target`` of one shape -> that shape for ``'none'``, ``()`` else."""
+    return _squared_error("mse_loss", input, target, reduction, 1.0)
+
+
+def mse_loss_backward(grad_out, input, target, *, reduction="mean"):
+    """Gradients of :func:`mse_loss`: ``grad_input_j = 2 (input_j - target_j) s_j``, ``grad_target = -grad_input``.
+    Shape: ``grad_out`` of the loss's output shape -> ``(grad_input, grad_target)`` of ``input``'s shape."""
+    return _squared_error_backward("mse_loss_backward", grad_out, input, target, reduction, 1.0)
+
+
+def half_squared_error(input, target, *, reduction="sum"):
+    """The backpropagation "total error" ``E = sum_j 1/2 (target_j - input_j)^2`` (``'sum'``, the default);
+    ``'mean'`` divides by the element count, ``'none'`` returns the terms."""
+    return _squared_error("half_squared_error", input, target, reduction, 0.5)
+
+
+def half_squared_error_backward(grad_out, input, target, *, reduction="sum"):
+    """Gradients of :func:`half_squared_error`: ``grad_input_j = (input_j - target_j) s_j``,
+    ``grad_target = -grad_input``."""
+    return _squared_error_backward("half_squared_error_backward", grad_out, input, target, reduction, 0.5)

@@ -9,35 +9,16 @@ engines. Re-run it from the repository root:
 
 from __future__ import annotations
 
-import json
 import math
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-OUT = Path(__file__).resolve().parent.parent / "activations.json"
-TORCH = f"torch {torch.__version__.split('+')[0]}"
+from _common import array as arr, case, torch_source, write_cases
+
+TORCH = torch_source()
 rng = np.random.default_rng(7)
-
-
-def number(v):
-    """A float for JSON, with the spellings of specs/cases/README.md for the non-finite ones."""
-    if math.isnan(v):
-        return "nan"
-    if math.isinf(v):
-        return "inf" if v > 0 else "-inf"
-    return v
-
-
-def arr(a, dtype=None) -> dict:
-    a = np.asarray(a if dtype is None else np.asarray(a, dtype=dtype))
-    out = {"shape": list(a.shape), "data": [number(float(v)) if a.dtype.kind == "f" else int(v)
-                                            for v in a.ravel().tolist()]}
-    if a.dtype.kind in "iu":
-        out["dtype"] = "int64"
-    return out
 
 
 def values(shape) -> np.ndarray:
@@ -45,21 +26,6 @@ def values(shape) -> np.ndarray:
     x = np.round(rng.uniform(-3, 3, size=shape), 3)
     x.flat[0] = 0.0
     return x
-
-
-def case(name, op, doc, source, args, expected=None, kwargs=None, raises=None, match=None, tol=None) -> dict:
-    c = {"name": name, "op": op, "doc": doc, "source": source, "args": args}
-    if kwargs:
-        c["kwargs"] = kwargs
-    if raises:
-        c["raises"] = raises
-        if match:
-            c["match"] = match
-    else:
-        c["expected"] = expected
-    if tol is not None:
-        c["atol"] = c["rtol"] = tol
-    return c
 
 
 # name -> (torch function of x and keywords, keywords of the case)
@@ -163,9 +129,7 @@ def main() -> None:
     cases += [dict(c, name=c["name"] + "-dim-last") for c in
               torch_forward_and_backward("log_softmax", lambda x: F.log_softmax(x, dim=-1), {}, (2, 4))]
     cases += error_cases()
-    doc = {"format": "cnn-conformance-cases/1", "family": "activations", "spec": "activations.md", "cases": cases}
-    OUT.write_text(json.dumps(doc, indent=1) + "\n")
-    print(f"wrote {len(cases)} cases to {OUT}")
+    write_cases("activations", cases)
 
 
 if __name__ == "__main__":

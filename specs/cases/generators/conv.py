@@ -12,21 +12,18 @@ Expected values come from two independent places, never from the engines under t
   PyTorch's transposed convolution crops symmetrically, so per-side crops are done here on the uncropped
   output.
 
-Imports only torch, numpy and the standard library.
+Imports only torch, numpy, the standard library and the shared helpers of _common.py.
 """
 
 from __future__ import annotations
-
-import json
-import re
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-TORCH = f"torch {torch.__version__.split('+')[0]}"
-OUT = Path(__file__).resolve().parent.parent / "conv.json"
+from _common import array as arr, case, torch_source, write_cases
+
+TORCH = torch_source()
 RNG = np.random.default_rng(2026)
 
 # F.pad's names for the fills of specs/shapes-and-padding.md section 4.
@@ -36,20 +33,13 @@ TORCH_PAD_MODE = {"zeros": "constant", "replicate": "replicate", "reflect": "ref
 # --- values ------------------------------------------------------------------------------------------
 
 
-def arr(a, dtype: str | None = None) -> dict:
-    a = np.asarray(a)
-    out = {"shape": list(a.shape), "data": [v.item() for v in a.reshape(-1)]}
-    if dtype:
-        out["dtype"] = dtype
-    return out
-
-
 def small(*shape) -> np.ndarray:
     """Values in quarters between -2 and 2: exact in binary, short in JSON."""
     return RNG.integers(-8, 9, size=shape) / 4.0
 
 
 def encode(value):
+    """Arguments as JSON: arrays anywhere inside tuples and lists become array values."""
     if value is None:
         return None
     if isinstance(value, np.ndarray):
@@ -132,16 +122,10 @@ CASES: list[dict] = []
 
 
 def add(name, op, doc, source, args, kwargs=None, expected=None, raises=None, match=None):
-    case = {"name": name, "op": op, "doc": doc, "source": source, "args": [encode(a) for a in args]}
-    if kwargs:
-        case["kwargs"] = {k: encode(v) for k, v in kwargs.items()}
-    if raises:
-        case["raises"] = raises
-        if match:
-            case["match"] = match
-    else:
-        case["expected"] = encode(expected)
-    CASES.append(case)
+    """Append a case, taking NumPy arrays (not yet encoded) in args, kwargs and expected."""
+    kwargs = kwargs and {k: encode(v) for k, v in kwargs.items()}
+    CASES.append(case(name, op, doc, source, [encode(a) for a in args], encode(expected), kwargs=kwargs,
+                      raises=raises, match=match))
 
 
 def torch_forward_case(name, op, doc, x, w, b=None, **kwargs):
@@ -348,13 +332,6 @@ def error_cases():
         match="output_padding")
 
 
-def dump(doc: dict) -> str:
-    """Indented JSON with every innermost list (an array's data, a shape, a padding pair) on one line."""
-    text = json.dumps(doc, indent=1)
-    flat_list = re.compile(r"\[\s*([^\[\]{}]*?)\s*\]", re.S)
-    return flat_list.sub(lambda m: "[" + ", ".join(v.strip() for v in m.group(1).split(",")) + "]", text) + "\n"
-
-
 def main():
     torch.set_default_dtype(torch.float64)
     seed_cases()
@@ -363,11 +340,7 @@ def main():
     geometry_cases()
     backward_cases()
     error_cases()
-    names = [c["name"] for c in CASES]
-    assert len(names) == len(set(names)), "case names must be unique"
-    doc = {"format": "cnn-conformance-cases/1", "family": "conv", "spec": "conv.md", "cases": CASES}
-    OUT.write_text(dump(doc))
-    print(f"wrote {len(CASES)} cases to {OUT}")
+    write_cases("conv", CASES, one_line_lists=True)
 
 
 if __name__ == "__main__":

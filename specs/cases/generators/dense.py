@@ -8,53 +8,18 @@ Expected values come from worked examples (source "hand"/"seed") or from PyTorch
 
 from __future__ import annotations
 
-import json
-import math
-from pathlib import Path
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-OUT = Path(__file__).resolve().parent.parent / "dense.json"
-TORCH = f"torch {torch.__version__.split('+')[0]}"
+from _common import array as arr, case, torch_source, write_cases
+
+TORCH = torch_source()
 rng = np.random.default_rng(11)
-
-
-def number(v):
-    if math.isnan(v):
-        return "nan"
-    if math.isinf(v):
-        return "inf" if v > 0 else "-inf"
-    return v
-
-
-def arr(a, dtype=None) -> dict:
-    a = np.asarray(a if dtype is None else np.asarray(a, dtype=dtype))
-    out = {"shape": list(a.shape), "data": [number(float(v)) if a.dtype.kind == "f" else int(v)
-                                            for v in a.ravel().tolist()]}
-    if a.dtype.kind in "iu":
-        out["dtype"] = "int64"
-    return out
 
 
 def values(*shape) -> np.ndarray:
     return np.round(rng.uniform(-2, 2, size=shape), 3)
-
-
-def case(name, op, doc, source, args, expected=None, kwargs=None, raises=None, match=None, tol=None) -> dict:
-    c = {"name": name, "op": op, "doc": doc, "source": source, "args": args}
-    if kwargs:
-        c["kwargs"] = kwargs
-    if raises:
-        c["raises"] = raises
-        if match:
-            c["match"] = match
-    else:
-        c["expected"] = expected
-    if tol is not None:
-        c["atol"] = c["rtol"] = tol
-    return c
 
 
 def t64(a, grad=False):
@@ -161,9 +126,7 @@ def error_cases() -> list[dict]:
 
 def main() -> None:
     cases = hand_cases() + torch_linear_cases() + torch_flatten_cases() + error_cases()
-    doc = {"format": "cnn-conformance-cases/1", "family": "dense", "spec": "dense.md", "cases": cases}
-    OUT.write_text(json.dumps(doc, indent=1) + "\n")
-    print(f"wrote {len(cases)} cases to {OUT}")
+    write_cases("dense", cases)
 
 
 if __name__ == "__main__":

@@ -10,14 +10,14 @@ of the spec (the first ``u_i`` for seed 0).
 
 from __future__ import annotations
 
-import json
 import math
 import sys
-from pathlib import Path
+from functools import partial
 
 import numpy as np
 
-OUT = Path(__file__).resolve().parent.parent / "dropout.json"
+from _common import array, case, write_cases
+
 SOURCE = "closed form"
 CASES: list[dict] = []
 
@@ -60,27 +60,13 @@ def dropped(x: np.ndarray, p: float, seed: int) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------------------
 
 
-def arr(values, dtype: str | None = None) -> dict:
-    a = np.asarray(values)
-    data = [int(v) if float(v).is_integer() else float(v) for v in a.reshape(-1).tolist()]
-    out = {"shape": list(a.shape), "data": data}
-    if dtype:
-        out["dtype"] = dtype
-    return out
+# Whole floats are written as ints: inputs and masks are mostly whole numbers, and read shorter so.
+arr = partial(array, whole_as_int=True)
 
 
-def case(name, op, doc, args, kwargs=None, *, expected=None, raises=None, match=None, source=SOURCE, **extra):
-    c = {"name": name, "op": op, "doc": doc, "source": source, "args": args}
-    if kwargs:
-        c["kwargs"] = kwargs
-    if raises:
-        c["raises"] = raises
-        if match:
-            c["match"] = match
-    else:
-        c["expected"] = expected
-    c.update(extra)
-    CASES.append(c)
+def add(name, op, doc, args, kwargs=None, *, expected=None, raises=None, match=None, source=SOURCE, **extra):
+    """Append a case to CASES; its source is the closed form unless given."""
+    CASES.append(case(name, op, doc, source, args, expected, kwargs=kwargs, raises=raises, match=match, **extra))
 
 
 def x_values(shape, start=1.0) -> np.ndarray:
@@ -95,72 +81,72 @@ def x_values(shape, start=1.0) -> np.ndarray:
 
 
 def mask_cases():
-    case("dropout_mask/seed0-p0.5-first-8", "dropout_mask",
-         "the first 8 mask bits for seed 0 (the worked example of the spec's u_i table)",
-         [[8], 0.5, 0], expected=arr(mask((8,), 0.5, 0)))
-    case("dropout_mask/seed42-p0.3-2x3", "dropout_mask", "row-major flat index i decides element [i // 3, i % 3]",
-         [[2, 3], 0.3, 42], expected=arr(mask((2, 3), 0.3, 42)))
-    case("dropout_mask/seed-minus-1-wraps", "dropout_mask", "seed -1 is used modulo 2^64 (same as 2^64 - 1)",
-         [[2, 2, 2], 0.5, -1], expected=arr(mask((2, 2, 2), 0.5, (1 << 64) - 1)))
-    case("dropout_mask/seed-2pow64-minus-1", "dropout_mask", "the largest unsigned 64-bit seed",
-         [[2, 2, 2], 0.5, (1 << 64) - 1], expected=arr(mask((2, 2, 2), 0.5, (1 << 64) - 1)))
-    case("dropout_mask/p0-keeps-all", "dropout_mask", "u_i >= 0 always holds", [[3, 2], 0.0, 5],
-         expected=arr(np.ones((3, 2))))
-    case("dropout_mask/p1-drops-all", "dropout_mask", "u_i < 1 always holds", [[3, 2], 1.0, 5],
-         expected=arr(np.zeros((3, 2))))
-    case("dropout_mask/seed123-p0.9-1x1x4x4", "dropout_mask", "high drop rate on an image-shaped mask",
-         [[1, 1, 4, 4], 0.9, 123], expected=arr(mask((1, 1, 4, 4), 0.9, 123)))
-    case("dropout_mask/error-negative-size", "dropout_mask", "a negative size is not a shape", [[2, -1], 0.5, 0],
-         raises="ValueError", match="shape")
-    case("dropout_mask/error-p-above-1", "dropout_mask", "p must lie in [0, 1]", [[2], 1.5, 0],
-         raises="ValueError", match="`p`")
+    add("dropout_mask/seed0-p0.5-first-8", "dropout_mask",
+        "the first 8 mask bits for seed 0 (the worked example of the spec's u_i table)",
+        [[8], 0.5, 0], expected=arr(mask((8,), 0.5, 0)))
+    add("dropout_mask/seed42-p0.3-2x3", "dropout_mask", "row-major flat index i decides element [i // 3, i % 3]",
+        [[2, 3], 0.3, 42], expected=arr(mask((2, 3), 0.3, 42)))
+    add("dropout_mask/seed-minus-1-wraps", "dropout_mask", "seed -1 is used modulo 2^64 (same as 2^64 - 1)",
+        [[2, 2, 2], 0.5, -1], expected=arr(mask((2, 2, 2), 0.5, (1 << 64) - 1)))
+    add("dropout_mask/seed-2pow64-minus-1", "dropout_mask", "the largest unsigned 64-bit seed",
+        [[2, 2, 2], 0.5, (1 << 64) - 1], expected=arr(mask((2, 2, 2), 0.5, (1 << 64) - 1)))
+    add("dropout_mask/p0-keeps-all", "dropout_mask", "u_i >= 0 always holds", [[3, 2], 0.0, 5],
+        expected=arr(np.ones((3, 2))))
+    add("dropout_mask/p1-drops-all", "dropout_mask", "u_i < 1 always holds", [[3, 2], 1.0, 5],
+        expected=arr(np.zeros((3, 2))))
+    add("dropout_mask/seed123-p0.9-1x1x4x4", "dropout_mask", "high drop rate on an image-shaped mask",
+        [[1, 1, 4, 4], 0.9, 123], expected=arr(mask((1, 1, 4, 4), 0.9, 123)))
+    add("dropout_mask/error-negative-size", "dropout_mask", "a negative size is not a shape", [[2, -1], 0.5, 0],
+        raises="ValueError", match="shape")
+    add("dropout_mask/error-p-above-1", "dropout_mask", "p must lie in [0, 1]", [[2], 1.5, 0],
+        raises="ValueError", match="`p`")
 
 
 def forward_cases():
     x = x_values((2, 4))
-    case("dropout/train-p0.5-2x4-seed7", "dropout", "kept elements are doubled (1 / (1 - 0.5)), dropped ones are 0",
-         [arr(x), 0.5], {"training": True, "seed": 7}, expected=arr(dropped(x, 0.5, 7)))
+    add("dropout/train-p0.5-2x4-seed7", "dropout", "kept elements are doubled (1 / (1 - 0.5)), dropped ones are 0",
+        [arr(x), 0.5], {"training": True, "seed": 7}, expected=arr(dropped(x, 0.5, 7)))
     x3 = x_values((2, 2, 3), start=0.5)
-    case("dropout/train-p0.25-2x2x3-seed3", "dropout", "kept elements scaled by 1 / 0.75",
-         [arr(x3)], {"p": 0.25, "seed": 3}, expected=arr(dropped(x3, 0.25, 3)))
+    add("dropout/train-p0.25-2x2x3-seed3", "dropout", "kept elements scaled by 1 / 0.75",
+        [arr(x3)], {"p": 0.25, "seed": 3}, expected=arr(dropped(x3, 0.25, 3)))
     x4 = x_values((1, 2, 2, 2))
-    case("dropout/train-p0.8-1x2x2x2-seed2024", "dropout", "scale 1 / 0.2 = 5 on the few kept elements",
-         [arr(x4), 0.8, True, False], {"seed": 2024}, expected=arr(dropped(x4, 0.8, 2024)))
-    case("dropout/default-p-and-seed", "dropout", "defaults p=0.5, training=True, seed=0",
-         [arr(x)], expected=arr(dropped(x, 0.5, 0)))
-    case("dropout/p0-identity", "dropout", "p = 0 keeps every element with scale 1", [arr(x), 0.0],
-         {"seed": 9}, expected=arr(x))
-    case("dropout/p1-zeros", "dropout", "p = 1 drops every element (PyTorch: x * 0)", [arr(x), 1.0],
-         {"seed": 9}, expected=arr(np.zeros_like(x)))
-    case("dropout/eval-identity", "dropout", "training=False returns x unchanged whatever p", [arr(x), 0.7, False],
-         {"seed": 1}, expected=arr(x))
-    case("dropout/inplace-writes-x", "dropout", "inplace=True also writes the result into x (argument 0)",
-         [arr(x), 0.5, True, True], {"seed": 7}, expected=arr(dropped(x, 0.5, 7)),
-         after={"0": arr(dropped(x, 0.5, 7))})
-    case("dropout/error-p-negative", "dropout", "p must lie in [0, 1]", [arr(x), -0.1], raises="ValueError",
-         match="`p`")
-    case("dropout/error-seed-float", "dropout", "the seed must be an int", [arr(x), 0.5], {"seed": 1.5},
-         raises="TypeError", match="seed")
-    case("dropout/error-int-array", "dropout", "integer arrays are rejected", [arr([[1, 2]], "int64"), 0.5],
-         raises="TypeError", match="`x`")
-    case("dropout/error-training-not-bool", "dropout", "training must be True or False", [arr(x), 0.5, "yes"],
-         raises="TypeError", match="training")
+    add("dropout/train-p0.8-1x2x2x2-seed2024", "dropout", "scale 1 / 0.2 = 5 on the few kept elements",
+        [arr(x4), 0.8, True, False], {"seed": 2024}, expected=arr(dropped(x4, 0.8, 2024)))
+    add("dropout/default-p-and-seed", "dropout", "defaults p=0.5, training=True, seed=0",
+        [arr(x)], expected=arr(dropped(x, 0.5, 0)))
+    add("dropout/p0-identity", "dropout", "p = 0 keeps every element with scale 1", [arr(x), 0.0],
+        {"seed": 9}, expected=arr(x))
+    add("dropout/p1-zeros", "dropout", "p = 1 drops every element (PyTorch: x * 0)", [arr(x), 1.0],
+        {"seed": 9}, expected=arr(np.zeros_like(x)))
+    add("dropout/eval-identity", "dropout", "training=False returns x unchanged whatever p", [arr(x), 0.7, False],
+        {"seed": 1}, expected=arr(x))
+    add("dropout/inplace-writes-x", "dropout", "inplace=True also writes the result into x (argument 0)",
+        [arr(x), 0.5, True, True], {"seed": 7}, expected=arr(dropped(x, 0.5, 7)),
+        after={"0": arr(dropped(x, 0.5, 7))})
+    add("dropout/error-p-negative", "dropout", "p must lie in [0, 1]", [arr(x), -0.1], raises="ValueError",
+        match="`p`")
+    add("dropout/error-seed-float", "dropout", "the seed must be an int", [arr(x), 0.5], {"seed": 1.5},
+        raises="TypeError", match="seed")
+    add("dropout/error-int-array", "dropout", "integer arrays are rejected", [arr([[1, 2]], "int64"), 0.5],
+        raises="TypeError", match="`x`")
+    add("dropout/error-training-not-bool", "dropout", "training must be True or False", [arr(x), 0.5, "yes"],
+        raises="TypeError", match="training")
 
 
 def backward_cases():
     x = x_values((2, 3))
     g = np.array([[0.5, -1.0, 2.0], [1.5, -0.25, 3.0]])
-    case("dropout_backward/train-p0.5-seed11", "dropout_backward",
-         "grad_x = grad_out * m / (1 - p), the mask recomputed from the seed",
-         [arr(g), arr(x), 0.5], {"seed": 11}, expected=arr(dropped(g, 0.5, 11)))
-    case("dropout_backward/train-p0.4-seed0", "dropout_backward", "scale 1 / 0.6", [arr(g), arr(x), 0.4, True],
-         expected=arr(dropped(g, 0.4, 0)))
-    case("dropout_backward/eval-passes-grad", "dropout_backward", "training=False: grad_x = grad_out",
-         [arr(g), arr(x), 0.5, False], expected=arr(g))
-    case("dropout_backward/p1-zeros", "dropout_backward", "p = 1: no gradient flows", [arr(g), arr(x), 1.0],
-         expected=arr(np.zeros_like(g)))
-    case("dropout_backward/error-shape-mismatch", "dropout_backward", "grad_out must have x's shape",
-         [arr(g.T), arr(x), 0.5], raises="ValueError", match="grad_out")
+    add("dropout_backward/train-p0.5-seed11", "dropout_backward",
+        "grad_x = grad_out * m / (1 - p), the mask recomputed from the seed",
+        [arr(g), arr(x), 0.5], {"seed": 11}, expected=arr(dropped(g, 0.5, 11)))
+    add("dropout_backward/train-p0.4-seed0", "dropout_backward", "scale 1 / 0.6", [arr(g), arr(x), 0.4, True],
+        expected=arr(dropped(g, 0.4, 0)))
+    add("dropout_backward/eval-passes-grad", "dropout_backward", "training=False: grad_x = grad_out",
+        [arr(g), arr(x), 0.5, False], expected=arr(g))
+    add("dropout_backward/p1-zeros", "dropout_backward", "p = 1: no gradient flows", [arr(g), arr(x), 1.0],
+        expected=arr(np.zeros_like(g)))
+    add("dropout_backward/error-shape-mismatch", "dropout_backward", "grad_out must have x's shape",
+        [arr(g.T), arr(x), 0.5], raises="ValueError", match="grad_out")
 
 
 def print_table(seed: int = 0, count: int = 6) -> None:
@@ -179,9 +165,7 @@ def main() -> None:
     mask_cases()
     forward_cases()
     backward_cases()
-    doc = {"format": "cnn-conformance-cases/1", "family": "dropout", "spec": "dropout.md", "cases": CASES}
-    OUT.write_text(json.dumps(doc, indent=1) + "\n")
-    print(f"wrote {len(CASES)} cases to {OUT}")
+    write_cases("dropout", CASES)
 
 
 if __name__ == "__main__":

@@ -10,56 +10,30 @@ never imports the engines under test.
 
 from __future__ import annotations
 
-import json
-import math
-from pathlib import Path
+from functools import partial
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-TORCH = f"torch {torch.__version__.split('+')[0]}"
-OUT = Path(__file__).resolve().parent.parent / "norm.json"
+from _common import array, case, torch_source, write_cases
+
+TORCH = torch_source()
 CASES: list[dict] = []
-TOL = {"atol": 1e-12, "rtol": 1e-10}
+TOL = (1e-12, 1e-10)  # (atol, rtol) of every expected value
 
-
-def _number(v):
-    v = float(v)
-    if math.isnan(v):
-        return "nan"
-    if math.isinf(v):
-        return "inf" if v > 0 else "-inf"
-    return int(v) if v.is_integer() and abs(v) < 2**53 else v
-
-
-def arr(values, dtype: str | None = None) -> dict | None:
-    if values is None:
-        return None
-    a = values.detach().numpy() if isinstance(values, torch.Tensor) else np.asarray(values)
-    out = {"shape": list(a.shape), "data": [_number(v) for v in a.reshape(-1).tolist()]}
-    if dtype:
-        out["dtype"] = dtype
-    return out
+# Arrays or tensors, None for a missing weight, bias or running statistic; whole floats written as ints.
+arr = partial(array, whole_as_int=True)
 
 
 def t(values) -> torch.Tensor | None:
     return None if values is None else torch.tensor(np.asarray(values, dtype=np.float64))
 
 
-def case(name, op, doc, args, kwargs=None, *, expected=None, raises=None, match=None, source=TORCH, **extra):
-    c = {"name": name, "op": op, "doc": doc, "source": source, "args": args}
-    if kwargs:
-        c["kwargs"] = kwargs
-    if raises:
-        c["raises"] = raises
-        if match:
-            c["match"] = match
-    else:
-        c["expected"] = expected
-        c.update(TOL)
-    c.update(extra)
-    CASES.append(c)
+def add(name, op, doc, args, kwargs=None, *, expected=None, raises=None, match=None, source=TORCH, **extra):
+    """Append a case to CASES; PyTorch's unless another source is given, with the tolerance TOL."""
+    CASES.append(case(name, op, doc, source, args, expected, kwargs=kwargs, raises=raises, match=match, tol=TOL,
+                      **extra))
 
 
 def sample(shape, seed: int, low=-2.0, high=2.0) -> np.ndarray:
@@ -91,16 +65,16 @@ def forward_case(name, doc, x, rm, rv, w=None, b=None, training=False, momentum=
     if eps != 1e-5:
         kwargs["eps"] = eps
     after = {} if rm is None else {"1": arr(rm_after), "2": arr(rv_after)}
-    case(name, "batch_norm", doc, [arr(x), arr(rm), arr(rv), arr(w), arr(b)], kwargs, expected=arr(y),
-         **({"after": after} if after else {}))
+    add(name, "batch_norm", doc, [arr(x), arr(rm), arr(rv), arr(w), arr(b)], kwargs, expected=arr(y),
+        **({"after": after} if after else {}))
 
 
 def backward_case(name, doc, x, rm, rv, w=None, b=None, training=False, momentum=0.1, eps=1e-5, seed=0):
     g = sample(x.shape, seed + 1000)
     kwargs = {"training": training, "momentum": momentum, "eps": eps}
-    case(name, "batch_norm_backward", doc, [arr(g), arr(x), arr(rm), arr(rv), arr(w), arr(b)], kwargs,
-         expected=torch_backward(g, x, rm, rv, w, b, training, momentum, eps),
-         after={} if rm is None else {"2": arr(rm), "3": arr(rv)})
+    add(name, "batch_norm_backward", doc, [arr(g), arr(x), arr(rm), arr(rv), arr(w), arr(b)], kwargs,
+        expected=torch_backward(g, x, rm, rv, w, b, training, momentum, eps),
+        after={} if rm is None else {"2": arr(rm), "3": arr(rv)})
 
 
 def hand_cases():
@@ -109,17 +83,17 @@ def hand_cases():
     y, rm_after, rv_after = torch_forward(x, [0.0], [1.0], None, None, True, momentum=0.5, eps=3.0)
     assert np.allclose(y.numpy(), [[-0.5], [0.5]]) and np.allclose(rm_after.numpy(), [1.0])
     assert np.allclose(rv_after.numpy(), [1.5])
-    case("batch_norm/hand-train-two-values", "batch_norm",
-         "x=[1,3], eps=3: mean 2, biased var 1 -> y=(x-2)/sqrt(1+3)=[-0.5,0.5]; running mean 0.5*0+0.5*2=1, "
-         "running var 0.5*1+0.5*2=1.5 (unbiased var 2)", [arr(x), arr([0.0]), arr([1.0])],
-         {"training": True, "momentum": 0.5, "eps": 3.0}, expected=arr([[-0.5], [0.5]]), source="hand",
-         after={"1": arr([1.0]), "2": arr([1.5])})
+    add("batch_norm/hand-train-two-values", "batch_norm",
+        "x=[1,3], eps=3: mean 2, biased var 1 -> y=(x-2)/sqrt(1+3)=[-0.5,0.5]; running mean 0.5*0+0.5*2=1, "
+        "running var 0.5*1+0.5*2=1.5 (unbiased var 2)", [arr(x), arr([0.0]), arr([1.0])],
+        {"training": True, "momentum": 0.5, "eps": 3.0}, expected=arr([[-0.5], [0.5]]), source="hand",
+        after={"1": arr([1.0]), "2": arr([1.5])})
     y, _, _ = torch_forward(x, [2.0], [4.0], [3.0], [10.0], False, eps=0.0)
     assert np.allclose(y.numpy(), [[8.5], [11.5]])
-    case("batch_norm/hand-eval-affine", "batch_norm",
-         "eval, eps=0: (x - 2) / sqrt(4) * 3 + 10 for x=[1,3] gives [-0.5, 0.5] * 3 + 10 = [8.5, 11.5]",
-         [arr(x), arr([2.0]), arr([4.0]), arr([3.0]), arr([10.0])], {"training": False, "eps": 0.0},
-         expected=arr([[8.5], [11.5]]), source="hand", after={"1": arr([2.0]), "2": arr([4.0])})
+    add("batch_norm/hand-eval-affine", "batch_norm",
+        "eval, eps=0: (x - 2) / sqrt(4) * 3 + 10 for x=[1,3] gives [-0.5, 0.5] * 3 + 10 = [8.5, 11.5]",
+        [arr(x), arr([2.0]), arr([4.0]), arr([3.0]), arr([10.0])], {"training": False, "eps": 0.0},
+        expected=arr([[8.5], [11.5]]), source="hand", after={"1": arr([2.0]), "2": arr([4.0])})
 
 
 def torch_cases():
@@ -165,39 +139,37 @@ def error_cases():
     c = 2
     x = arr(sample((2, c, 2), 30))
     rm, rv = arr([0.0, 0.0]), arr([1.0, 1.0])
-    case("batch_norm/error-one-value-per-channel", "batch_norm", "training with m = N*S = 1 (PyTorch raises too)",
-         [arr(sample((1, c), 31)), rm, rv], {"training": True}, raises="ValueError", match="more than 1 value")
-    case("batch_norm/error-eval-without-stats", "batch_norm", "evaluation needs the running statistics",
-         [x, None, None], {"training": False}, raises="ValueError", match="running_mean")
-    case("batch_norm/error-only-running-mean", "batch_norm", "running_mean and running_var come together",
-         [x, rm, None], {"training": True}, raises="ValueError", match="running_var")
-    case("batch_norm/error-weight-shape", "batch_norm", "weight must have shape (C,)",
-         [x, rm, rv, arr([1.0, 1.0, 1.0])], raises="ValueError", match="weight")
-    case("batch_norm/error-running-var-shape", "batch_norm", "running_var must have shape (C,)",
-         [x, rm, arr([[1.0, 1.0]])], raises="ValueError", match="running_var")
-    case("batch_norm/error-x-1d", "batch_norm", "x must be (N, C), (N, C, L) or (N, C, H, W)",
-         [arr([1.0, 2.0]), rm, rv], raises="ValueError", match="`x`")
-    case("batch_norm/error-x-5d", "batch_norm", "5-D input is not supported",
-         [arr(np.zeros((1, c, 1, 1, 2))), rm, rv], raises="ValueError", match="`x`")
-    case("batch_norm/error-momentum", "batch_norm", "momentum must lie in [0, 1]",
-         [x, rm, rv], {"training": True, "momentum": 1.5}, raises="ValueError", match="momentum")
-    case("batch_norm/error-eps-negative", "batch_norm", "eps must be >= 0", [x, rm, rv], {"eps": -1e-5},
-         raises="ValueError", match="eps")
-    case("batch_norm/error-eps-zero-training", "batch_norm", "eps must be > 0 in training (PyTorch's rule)",
-         [x, rm, rv], {"training": True, "eps": 0.0}, raises="ValueError", match="eps")
-    case("batch_norm/error-int-x", "batch_norm", "integer arrays are rejected",
-         [arr([[1, 2], [3, 4]], "int64"), rm, rv], raises="TypeError", match="`x`")
-    case("batch_norm_backward/error-grad-shape", "batch_norm_backward", "grad_out must have x's shape",
-         [arr(np.zeros((2, c))), x, rm, rv], raises="ValueError", match="grad_out")
+    add("batch_norm/error-one-value-per-channel", "batch_norm", "training with m = N*S = 1 (PyTorch raises too)",
+        [arr(sample((1, c), 31)), rm, rv], {"training": True}, raises="ValueError", match="more than 1 value")
+    add("batch_norm/error-eval-without-stats", "batch_norm", "evaluation needs the running statistics",
+        [x, None, None], {"training": False}, raises="ValueError", match="running_mean")
+    add("batch_norm/error-only-running-mean", "batch_norm", "running_mean and running_var come together",
+        [x, rm, None], {"training": True}, raises="ValueError", match="running_var")
+    add("batch_norm/error-weight-shape", "batch_norm", "weight must have shape (C,)",
+        [x, rm, rv, arr([1.0, 1.0, 1.0])], raises="ValueError", match="weight")
+    add("batch_norm/error-running-var-shape", "batch_norm", "running_var must have shape (C,)",
+        [x, rm, arr([[1.0, 1.0]])], raises="ValueError", match="running_var")
+    add("batch_norm/error-x-1d", "batch_norm", "x must be (N, C), (N, C, L) or (N, C, H, W)",
+        [arr([1.0, 2.0]), rm, rv], raises="ValueError", match="`x`")
+    add("batch_norm/error-x-5d", "batch_norm", "5-D input is not supported",
+        [arr(np.zeros((1, c, 1, 1, 2))), rm, rv], raises="ValueError", match="`x`")
+    add("batch_norm/error-momentum", "batch_norm", "momentum must lie in [0, 1]",
+        [x, rm, rv], {"training": True, "momentum": 1.5}, raises="ValueError", match="momentum")
+    add("batch_norm/error-eps-negative", "batch_norm", "eps must be >= 0", [x, rm, rv], {"eps": -1e-5},
+        raises="ValueError", match="eps")
+    add("batch_norm/error-eps-zero-training", "batch_norm", "eps must be > 0 in training (PyTorch's rule)",
+        [x, rm, rv], {"training": True, "eps": 0.0}, raises="ValueError", match="eps")
+    add("batch_norm/error-int-x", "batch_norm", "integer arrays are rejected",
+        [arr([[1, 2], [3, 4]], "int64"), rm, rv], raises="TypeError", match="`x`")
+    add("batch_norm_backward/error-grad-shape", "batch_norm_backward", "grad_out must have x's shape",
+        [arr(np.zeros((2, c))), x, rm, rv], raises="ValueError", match="grad_out")
 
 
 def main() -> None:
     hand_cases()
     torch_cases()
     error_cases()
-    doc = {"format": "cnn-conformance-cases/1", "family": "norm", "spec": "norm.md", "cases": CASES}
-    OUT.write_text(json.dumps(doc, indent=1) + "\n")
-    print(f"wrote {len(CASES)} cases to {OUT}")
+    write_cases("norm", CASES)
 
 
 if __name__ == "__main__":

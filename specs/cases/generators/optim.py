@@ -12,49 +12,25 @@ never imports the engines under test.
 
 from __future__ import annotations
 
-import json
-import math
-from pathlib import Path
+from functools import partial
 
 import numpy as np
 import torch
 
-TORCH = f"torch {torch.__version__.split('+')[0]}"
-OUT = Path(__file__).resolve().parent.parent / "optim.json"
+from _common import array, case, torch_source, write_cases
+
+TORCH = torch_source()
 CASES: list[dict] = []
-TOL = {"atol": 1e-12, "rtol": 1e-10}
+TOL = (1e-12, 1e-10)  # (atol, rtol) of every expected value
 SHAPE = (2, 3)
 
-
-def _number(v):
-    v = float(v)
-    if math.isnan(v):
-        return "nan"
-    if math.isinf(v):
-        return "inf" if v > 0 else "-inf"
-    return int(v) if v.is_integer() and abs(v) < 2**53 else v
+# Arrays or tensors (a parameter, its state); whole floats written as ints.
+arr = partial(array, whole_as_int=True)
 
 
-def arr(values, dtype: str | None = None) -> dict:
-    a = values.detach().numpy() if isinstance(values, torch.Tensor) else np.asarray(values)
-    out = {"shape": list(a.shape), "data": [_number(v) for v in a.reshape(-1).tolist()]}
-    if dtype:
-        out["dtype"] = dtype
-    return out
-
-
-def case(name, op, doc, args, kwargs=None, *, expected=None, raises=None, match=None, source=TORCH):
-    c = {"name": name, "op": op, "doc": doc, "source": source, "args": args}
-    if kwargs:
-        c["kwargs"] = kwargs
-    if raises:
-        c["raises"] = raises
-        if match:
-            c["match"] = match
-    else:
-        c["expected"] = expected
-        c.update(TOL)
-    CASES.append(c)
+def add(name, op, doc, args, kwargs=None, *, expected=None, raises=None, match=None, source=TORCH):
+    """Append a case to CASES; PyTorch's unless another source is given, with the tolerance TOL."""
+    CASES.append(case(name, op, doc, source, args, expected, kwargs=kwargs, raises=raises, match=match, tol=TOL))
 
 
 def sample(seed: int, low=-2.0, high=2.0) -> np.ndarray:
@@ -90,8 +66,8 @@ def torch_cases(op: str, tag: str, doc: str, kwargs: dict, steps: tuple[int, ...
         param.grad = torch.tensor(grad)
         opt.step()
         if k in steps:
-            case(f"{op}/{tag}-step{k}", op, f"{doc}; step {k}", [arr(before), arr(grad), state_before], kwargs,
-                 expected=[arr(param), encode_state(opt.state[param])])
+            add(f"{op}/{tag}-step{k}", op, f"{doc}; step {k}", [arr(before), arr(grad), state_before], kwargs,
+                expected=[arr(param), encode_state(opt.state[param])])
 
 
 def keras_sgd_case(tag: str, doc: str, momentum: float, nesterov: bool, lrs: tuple[float, ...], seed: int) -> None:
@@ -107,10 +83,10 @@ def keras_sgd_case(tag: str, doc: str, momentum: float, nesterov: bool, lrs: tup
             p[i] = p[i] + (momentum * v[i] - lr * grad[i] if nesterov else v[i])
         if k == len(lrs):
             kwargs = {"lr": lr, "momentum": momentum, "nesterov": nesterov, "momentum_form": "keras"}
-            case(f"sgd_step/{tag}-step{k}", "sgd_step", f"{doc}; step {k} with lr {lr} (lr changed)",
-                 [arr(np.reshape(before, SHAPE)), arr(np.reshape(grad, SHAPE)), state], kwargs,
-                 expected=[arr(np.reshape(p, SHAPE)), {"momentum_buffer": arr(np.reshape(v, SHAPE))}],
-                 source="closed form")
+            add(f"sgd_step/{tag}-step{k}", "sgd_step", f"{doc}; step {k} with lr {lr} (lr changed)",
+                [arr(np.reshape(before, SHAPE)), arr(np.reshape(grad, SHAPE)), state], kwargs,
+                expected=[arr(np.reshape(p, SHAPE)), {"momentum_buffer": arr(np.reshape(v, SHAPE))}],
+                source="closed form")
         state = {"momentum_buffer": arr(np.reshape(v, SHAPE))}
 
 
@@ -151,46 +127,44 @@ def update_cases() -> None:
 
 def error_cases() -> None:
     p, g = arr(sample(500)), arr(sample(501))
-    case("sgd_step/error-negative-lr", "sgd_step", "lr must be >= 0", [p, g], {"lr": -0.1},
-         raises="ValueError", match="`lr`")
-    case("sgd_step/error-nesterov-without-momentum", "sgd_step", "Nesterov needs momentum > 0 (PyTorch's rule)",
-         [p, g], {"nesterov": True}, raises="ValueError", match="nesterov")
-    case("sgd_step/error-nesterov-with-dampening", "sgd_step", "Nesterov needs zero dampening (PyTorch's rule)",
-         [p, g], {"momentum": 0.9, "dampening": 0.1, "nesterov": True}, raises="ValueError", match="nesterov")
-    case("sgd_step/error-unknown-momentum-form", "sgd_step", "momentum_form is 'pytorch' or 'keras'",
-         [p, g], {"momentum": 0.9, "momentum_form": "tensorflow"}, raises="ValueError", match="momentum_form")
-    case("sgd_step/error-keras-dampening", "sgd_step", "the Keras form has no dampening",
-         [p, g], {"momentum": 0.9, "dampening": 0.5, "momentum_form": "keras"}, raises="ValueError",
-         match="dampening")
-    case("sgd_step/error-grad-shape", "sgd_step", "grad must have param's shape", [p, arr([1.0, 2.0])],
-         raises="ValueError", match="grad")
-    case("adam_step/error-beta1-is-1", "adam_step", "each beta must lie in [0, 1)", [p, g], {"betas": [1.0, 0.999]},
-         raises="ValueError", match="betas")
-    case("adam_step/error-beta2-negative", "adam_step", "each beta must lie in [0, 1)", [p, g],
-         {"betas": [0.9, -0.1]}, raises="ValueError", match="betas")
-    case("adam_step/error-one-beta", "adam_step", "betas is a pair", [p, g], {"betas": [0.9]},
-         raises="ValueError", match="betas")
-    case("adam_step/error-negative-eps", "adam_step", "eps must be >= 0", [p, g], {"eps": -1e-8},
-         raises="ValueError", match="eps")
-    case("adam_step/error-state-missing-key", "adam_step", "a state without exp_avg_sq is not Adam's state",
-         [p, g, {"step": 1, "exp_avg": p}], raises="ValueError", match="exp_avg_sq")
-    case("adam_step/error-int-param", "adam_step", "integer arrays are rejected",
-         [arr([[1, 2]], "int64"), arr([[1.0, 2.0]])], raises="TypeError", match="param")
-    case("adadelta_step/error-rho-above-1", "adadelta_step", "rho must lie in [0, 1]", [p, g], {"rho": 1.5},
-         raises="ValueError", match="rho")
-    case("rmsprop_step/error-negative-alpha", "rmsprop_step", "alpha must be >= 0", [p, g], {"alpha": -0.1},
-         raises="ValueError", match="alpha")
-    case("rmsprop_step/error-negative-momentum", "rmsprop_step", "momentum must be >= 0", [p, g],
-         {"momentum": -0.5}, raises="ValueError", match="momentum")
+    add("sgd_step/error-negative-lr", "sgd_step", "lr must be >= 0", [p, g], {"lr": -0.1},
+        raises="ValueError", match="`lr`")
+    add("sgd_step/error-nesterov-without-momentum", "sgd_step", "Nesterov needs momentum > 0 (PyTorch's rule)",
+        [p, g], {"nesterov": True}, raises="ValueError", match="nesterov")
+    add("sgd_step/error-nesterov-with-dampening", "sgd_step", "Nesterov needs zero dampening (PyTorch's rule)",
+        [p, g], {"momentum": 0.9, "dampening": 0.1, "nesterov": True}, raises="ValueError", match="nesterov")
+    add("sgd_step/error-unknown-momentum-form", "sgd_step", "momentum_form is 'pytorch' or 'keras'",
+        [p, g], {"momentum": 0.9, "momentum_form": "tensorflow"}, raises="ValueError", match="momentum_form")
+    add("sgd_step/error-keras-dampening", "sgd_step", "the Keras form has no dampening",
+        [p, g], {"momentum": 0.9, "dampening": 0.5, "momentum_form": "keras"}, raises="ValueError",
+        match="dampening")
+    add("sgd_step/error-grad-shape", "sgd_step", "grad must have param's shape", [p, arr([1.0, 2.0])],
+        raises="ValueError", match="grad")
+    add("adam_step/error-beta1-is-1", "adam_step", "each beta must lie in [0, 1)", [p, g], {"betas": [1.0, 0.999]},
+        raises="ValueError", match="betas")
+    add("adam_step/error-beta2-negative", "adam_step", "each beta must lie in [0, 1)", [p, g],
+        {"betas": [0.9, -0.1]}, raises="ValueError", match="betas")
+    add("adam_step/error-one-beta", "adam_step", "betas is a pair", [p, g], {"betas": [0.9]},
+        raises="ValueError", match="betas")
+    add("adam_step/error-negative-eps", "adam_step", "eps must be >= 0", [p, g], {"eps": -1e-8},
+        raises="ValueError", match="eps")
+    add("adam_step/error-state-missing-key", "adam_step", "a state without exp_avg_sq is not Adam's state",
+        [p, g, {"step": 1, "exp_avg": p}], raises="ValueError", match="exp_avg_sq")
+    add("adam_step/error-int-param", "adam_step", "integer arrays are rejected",
+        [arr([[1, 2]], "int64"), arr([[1.0, 2.0]])], raises="TypeError", match="param")
+    add("adadelta_step/error-rho-above-1", "adadelta_step", "rho must lie in [0, 1]", [p, g], {"rho": 1.5},
+        raises="ValueError", match="rho")
+    add("rmsprop_step/error-negative-alpha", "rmsprop_step", "alpha must be >= 0", [p, g], {"alpha": -0.1},
+        raises="ValueError", match="alpha")
+    add("rmsprop_step/error-negative-momentum", "rmsprop_step", "momentum must be >= 0", [p, g],
+        {"momentum": -0.5}, raises="ValueError", match="momentum")
 
 
 def main() -> None:
     torch.set_default_dtype(torch.float64)
     update_cases()
     error_cases()
-    doc = {"format": "cnn-conformance-cases/1", "family": "optim", "spec": "optim.md", "cases": CASES}
-    OUT.write_text(json.dumps(doc, indent=1) + "\n")
-    print(f"wrote {len(CASES)} cases to {OUT}")
+    write_cases("optim", CASES)
 
 
 if __name__ == "__main__":

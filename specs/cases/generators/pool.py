@@ -15,16 +15,16 @@ Expected values come from two independent places:
 
 from __future__ import annotations
 
-import json
 import math
-from pathlib import Path
+from functools import partial
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-TORCH = f"torch {torch.__version__.split('+')[0]}"
-OUT = Path(__file__).resolve().parent.parent / "pool.json"
+from _common import array, case, torch_source, write_cases
+
+TORCH = torch_source()
 CASES: list[dict] = []
 
 
@@ -33,24 +33,9 @@ CASES: list[dict] = []
 # ---------------------------------------------------------------------------------------------------------
 
 
-def _number(v):
-    if isinstance(v, (int, np.integer)):
-        return int(v)
-    v = float(v)
-    if math.isnan(v):
-        return "nan"
-    if math.isinf(v):
-        return "inf" if v > 0 else "-inf"
-    return int(v) if v.is_integer() and abs(v) < 2**53 else v
-
-
-def arr(values, dtype: str | None = None) -> dict:
-    """A JSON array value from a nested list, NumPy array or tensor; ``dtype="int64"`` for indices."""
-    a = values.detach().numpy() if isinstance(values, torch.Tensor) else np.asarray(values)
-    out = {"shape": list(a.shape), "data": [_number(v) for v in a.reshape(-1).tolist()]}
-    if dtype:  # float64 unless asked: hand-written lists of ints are float maps
-        out["dtype"] = dtype
-    return out
+# A JSON array value from a nested list, NumPy array or tensor; ``dtype="int64"`` for indices. Whole floats
+# are written as ints, so the hand-typed maps read as typed; without a "dtype" key they are still float64.
+arr = partial(array, whole_as_int=True)
 
 
 def t(values) -> torch.Tensor:
@@ -65,16 +50,8 @@ def distinct(shape, seed: int) -> np.ndarray:
 
 
 def add(name, op, doc, source, args, kwargs=None, *, expected=None, raises=None, match=None):
-    case = {"name": name, "op": op, "doc": doc, "source": source, "args": args}
-    if kwargs:
-        case["kwargs"] = kwargs
-    if raises:
-        case["raises"] = raises
-        if match:
-            case["match"] = match
-    else:
-        case["expected"] = expected
-    CASES.append(case)
+    """Append a case to CASES, the order of the file."""
+    CASES.append(case(name, op, doc, source, args, expected, kwargs=kwargs, raises=raises, match=match))
 
 
 def same(got, want, what):
@@ -384,11 +361,7 @@ def main():
     torch_avg_cases()
     torch_global_cases()
     error_cases()
-    names = [c["name"] for c in CASES]
-    assert len(names) == len(set(names)), "case names must be unique"
-    doc = {"format": "cnn-conformance-cases/1", "family": "pool", "spec": "pool.md", "cases": CASES}
-    OUT.write_text(json.dumps(doc, indent=1) + "\n")
-    print(f"wrote {len(CASES)} cases to {OUT}")
+    write_cases("pool", CASES)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,706 @@
+"""Runtime layers: a layer record of :mod:`refcnn.netspec` plus its arrays, run over an engine.
+
+A layer's *configuration* is a frozen netspec record (``Conv2D(32, 3, activation="relu")``): it fixes the
+hyperparameters, the JSON form and the shape arithmetic. A *runtime layer* built from it holds the
+trainable parameters (``params``), the non-trainable state (``buffers``, batch norm's running statistics),
+the gradients of the last backward pass (``grads``) and a ``trainable`` flag, and runs
+``forward``/``backward`` by calling the ops of an engine module (``refcnn`` or ``fastcnn``; both have the
+same names and signatures). Every layer is written once, for 1-D and 2-D, over any engine.
+
+Two composite blocks, :class:`Residual` and :class:`Concat`, are configuration records in the netspec
+style (``to_dict``/``from_dict``, shape inference through :func:`refcnn.netspec.summarize`) that nest
+other layers, so ResNet- and Inception-style networks fit in a sequential model.
+
+Initialisation (``specs/training.md``): kernels He-uniform when the layer feeds a ReLU-family activation,
+Glorot-uniform otherwise, biases 0, batch norm ``gamma = 1, beta = 0``, running mean 0, variance 1. Each
+layer draws from its own generator seeded by ``(seed, layer_index)``, so adding a layer later in a network
+does not change the initial weights of the earlier ones.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+from refcnn import netspec
+from refcnn.netspec import Layer as LayerConfig
+
+__all__ = [
+    "Residual",
+    "Concat",
+    "BLOCK_TYPES",
+    "layer_from_dict",
+    "derive_seed",
+    "Layer",
+    "Pass",
+    "build_layer",
+    "RELU_FAMILY",
+]
+
+#: Activations after which a kernel gets He initialisation instead of Glorot.
+RELU_FAMILY = ("relu", "leaky_relu", "elu")
+
+_MASK64 = (1 << 64) - 1
+_GOLDEN_GAMMA = 0x9E3779B97F4A7C15
+
+
+# --------------------------------------------------------------------------------------------------
+# Seeds
+
+
+def _mix64(z: int) -> int:
+    """SplitMix64's finaliser, the same mixer as the dropout mask (``specs/dropout.md``)."""
+    z ^= z >> 30
+    z = (z * 0xBF58476D1CE4E5B9) & _MASK64
+    z ^= z >> 27
+    z = (z * 0x94D049BB133111EB) & _MASK64
+    z ^= z >> 31
+    return z
+
+
+def derive_seed(seed: int, *parts: int) -> int:
+    """A 64-bit seed that is a pure function of ``seed`` and ``parts``:
+    ``z_0 = seed mod 2^64``, ``z_{i+1} = mix64((z_i + (part_i + 1) * gamma) mod 2^64)``.
+
+    Used for dropout masks with ``parts = (layer_index, global_step)``, so a resumed run draws exactly the
+    masks an uninterrupted one would, whatever happened before the interruption.
+    """
+    z = int(seed) & _MASK64
+    for part in parts:
+        z = _mix64((z + (int(part) + 1) * _GOLDEN_GAMMA) & _MASK64)
+    return z
+
+
+# --------------------------------------------------------------------------------------------------
+# Composite block configurations
+
+
+def _layers_tuple(value, what: str, op: str) -> tuple:
+    items = tuple(value) if isinstance(value, (list, tuple)) else None
+    if items is None or not all(isinstance(item, LayerConfig) for item in items):
+        raise TypeError(f"{op}: argument `{what}` must be a list of layer records; received {value!r}.")
+    return items
+
+
+def _branch_rows(layers: tuple, shape: tuple[int, ...], op: str, what: str):
+    """Summarize one branch from the block's input; a branch that does not fit names itself."""
+    if not layers:
+        return shape, ()
+    try:
+        rows = netspec.summarize(layers, shape).rows
+    except netspec.NetSpecError as error:
+        raise netspec._DoesNotFit(f"{what}: {error}") from None
+    return rows[-1].output_shape, rows
+
+
+def _equivalent_windows(rows, in_shape, out_shape):
+    """One window per axis that moves the receptive field as the whole branch does.
+
+    A branch seen from its own input has field ``(rf, jump, start)``; applying a window of size ``rf``,
+    stride ``jump`` and begin padding ``-start`` to any outer field composes exactly like the branch.
+    """
+    if len(in_shape) == 1:
+        return None
+    if len(out_shape) == 1:
+        return "all"
+    if not rows:
+        return None
+    last = rows[-1]
+    return tuple((rf, jump, 1, -start) for rf, jump, start in zip(last.receptive_field, last.jump, last.start))
+
+
+def _widest(candidates):
+    """The branch window with the largest receptive field (the block's field is the union of its branches')."""
+    windows = [w for w in candidates if w is not None]
+    if not windows:
+        return None
+    if any(w == "all" for w in windows):
+        return "all"
+    return max(windows, key=lambda w: math.prod(axis[0] for axis in w))
+
+
+def _costs(rows) -> tuple[int, int, int]:
+    return (sum(r.trainable_params for r in rows), sum(r.non_trainable_params for r in rows), sum(r.macs for r in rows))
+
+
+@dataclass(frozen=True)
+class Residual(LayerConfig):
+    """``y = act(body(x) + shortcut(x))``; ``shortcut`` empty means the identity (He et al. 2016).
+
+    ``body`` and ``shortcut`` are lists of layer records run from the block's input; their outputs must
+    have one shape. A projection shortcut is a 1x1 convolution: ``shortcut=[Conv2D(C_out, 1, strides=s)]``.
+    """
+
+    body: tuple
+    shortcut: tuple = ()
+    activation: str | None = None
+
+    type: ClassVar[str] = "Residual"
+
+    def __post_init__(self):
+        object.__setattr__(self, "body", _layers_tuple(self.body, "body", self.type))
+        object.__setattr__(self, "shortcut", _layers_tuple(self.shortcut, "shortcut", self.type))
+        if not self.body:
+            raise ValueError(f"{self.type}: invalid value for argument `body`. Expected at least one layer. Received body=[].")
+        netspec._check_activation(self.activation, self.type)
+        self._check_name()
+
+    def named_branches(self) -> dict[str, tuple]:
+        return {"body": self.body, "shortcut": self.shortcut}
+
+    def infer(self, shape):
+        body_shape, body_rows = _branch_rows(self.body, shape, self.type, "body")
+        short_shape, short_rows = _branch_rows(self.shortcut, shape, self.type, "shortcut")
+        if body_shape != short_shape:
+            kind = "the identity shortcut" if not self.shortcut else "the shortcut"
+            raise netspec._DoesNotFit(
+                f"the body's output {_shape_text(body_shape)} differs from {kind}'s {_shape_text(short_shape)}; "
+                "a projection shortcut (shortcut=[Conv2D(C_out, 1, strides=s)]) makes them agree"
+            )
+        costs = [a + b for a, b in zip(_costs(body_rows), _costs(short_rows))]
+        windows = _widest([_equivalent_windows(body_rows, shape, body_shape),
+                           _equivalent_windows(short_rows, shape, short_shape)])
+        return netspec._Inferred(shape=body_shape, trainable=costs[0], non_trainable=costs[1], macs=costs[2],
+                                 windows=windows)
+
+    def to_dict(self) -> dict:
+        out = {"type": self.type, "body": [layer.to_dict() for layer in self.body]}
+        if self.shortcut:
+            out["shortcut"] = [layer.to_dict() for layer in self.shortcut]
+        if self.activation is not None:
+            out["activation"] = self.activation
+        if self.name is not None:
+            out["name"] = self.name
+        return out
+
+
+@dataclass(frozen=True)
+class Concat(LayerConfig):
+    """``y = concat_C(branch_1(x), ..., branch_B(x))``: parallel branches joined along the channel axis
+    (an Inception module). Every branch must give the same spatial sizes."""
+
+    branches: tuple
+
+    type: ClassVar[str] = "Concat"
+
+    def __post_init__(self):
+        raw = self.branches
+        if not isinstance(raw, (list, tuple)) or len(raw) < 2:
+            raise ValueError(
+                f"{self.type}: invalid value for argument `branches`. Expected a list of at least 2 branches "
+                f"(each a list of layer records). Received branches={raw!r}."
+            )
+        object.__setattr__(self, "branches", tuple(_layers_tuple(b, "branches", self.type) for b in raw))
+        self._check_name()
+
+    def named_branches(self) -> dict[str, tuple]:
+        return {f"branch{i}": layers for i, layers in enumerate(self.branches)}
+
+    def infer(self, shape):
+        outs, windows, costs = [], [], [0, 0, 0]
+        for label, layers in self.named_branches().items():
+            out, rows = _branch_rows(layers, shape, self.type, label)
+            outs.append((label, out))
+            windows.append(_equivalent_windows(rows, shape, out))
+            costs = [a + b for a, b in zip(costs, _costs(rows))]
+        spatial = {out[1:] for _, out in outs}
+        if len(spatial) != 1 or len(outs[0][1]) < 2:
+            listing = ", ".join(f"{label} {_shape_text(out)}" for label, out in outs)
+            raise netspec._DoesNotFit(f"branches must give maps of one spatial size to join along C; received {listing}")
+        channels = sum(out[0] for _, out in outs)
+        return netspec._Inferred(shape=(channels,) + outs[0][1][1:], trainable=costs[0], non_trainable=costs[1],
+                                 macs=costs[2], windows=_widest(windows))
+
+    def to_dict(self) -> dict:
+        out = {"type": self.type, "branches": [[layer.to_dict() for layer in b] for b in self.branches]}
+        if self.name is not None:
+            out["name"] = self.name
+        return out
+
+
+#: Composite block types by their JSON name.
+BLOCK_TYPES = {"Residual": Residual, "Concat": Concat}
+
+#: Keras-style base names for unnamed blocks (netspec names the plain layers).
+BLOCK_BASE_NAMES = {"Residual": "residual", "Concat": "concat"}
+
+
+def _shape_text(shape) -> str:
+    return "x".join(str(n) for n in shape)
+
+
+def layer_from_dict(data: dict) -> LayerConfig:
+    """A layer record from its JSON form: the composite blocks here, every other type through
+    :func:`refcnn.netspec.layer_from_dict`."""
+    if not isinstance(data, dict) or data.get("type") not in BLOCK_TYPES:
+        return netspec.layer_from_dict(data)
+    kind = data["type"]
+    allowed = {"Residual": {"body", "shortcut", "activation", "name"}, "Concat": {"branches", "name"}}[kind]
+    unknown = sorted(set(data) - allowed - {"type"})
+    if unknown:
+        raise netspec.SpecParseError(f"{kind}: unknown key(s) {', '.join(map(repr, unknown))}; allowed keys: {', '.join(sorted(allowed))}")
+
+    def branch(items, what):
+        if not isinstance(items, list):
+            raise netspec.SpecParseError(f"{kind}: `{what}` must be a list of layers; received {items!r}")
+        return [layer_from_dict(item) for item in items]
+
+    if kind == "Residual":
+        if "body" not in data:
+            raise netspec.SpecParseError(f"Residual: needs the key body; received {data!r}")
+        return Residual(branch(data["body"], "body"), branch(data.get("shortcut", []), "shortcut"),
+                        data.get("activation"), name=data.get("name"))
+    if "branches" not in data or not isinstance(data["branches"], list):
+        raise netspec.SpecParseError(f"Concat: needs the key branches (a list of lists of layers); received {data!r}")
+    return Concat([branch(b, "branches") for b in data["branches"]], name=data.get("name"))
+
+
+# --------------------------------------------------------------------------------------------------
+# One forward pass: what every layer needs to know about it
+
+
+@dataclass(frozen=True)
+class Pass:
+    """The context of one forward pass: the engine module, whether it trains, the float type of the
+    activations, and the model seed and global step from which dropout seeds are derived."""
+
+    engine: object
+    training: bool
+    dtype: np.dtype
+    seed: int = 0
+    step: int = 0
+
+
+def _cast(y: np.ndarray, dtype) -> np.ndarray:
+    # refcnn always returns float64; a float32 model keeps float32 activations on either engine.
+    return y if y.dtype == dtype else y.astype(dtype)
+
+
+def _activation(engine, name: str | None, x: np.ndarray) -> np.ndarray:
+    if name is None:
+        return x
+    if name in ("softmax", "log_softmax"):
+        return getattr(engine, name)(x, dim=1)  # over the channels / classes, never the batch
+    return getattr(engine, name)(x)
+
+
+def _activation_backward(engine, name: str | None, grad: np.ndarray, x: np.ndarray) -> np.ndarray:
+    if name is None:
+        return grad
+    if name in ("softmax", "log_softmax"):
+        return getattr(engine, name + "_backward")(grad, x, dim=1)
+    return getattr(engine, name + "_backward")(grad, x)
+
+
+def _glorot_limit(fan_in: int, fan_out: int) -> float:
+    return math.sqrt(6.0 / (fan_in + fan_out))
+
+
+def _he_limit(fan_in: int) -> float:
+    return math.sqrt(6.0 / fan_in)
+
+
+# --------------------------------------------------------------------------------------------------
+# Runtime layers
+
+
+class Layer:
+    """A runtime layer: ``config`` (a netspec record), ``name``, ``params``/``buffers``/``grads`` (dicts
+    of arrays by name), ``trainable``, and ``forward(x, ctx)`` / ``backward(grad_out)``.
+
+    ``index`` is the layer's 1-based position in a depth-first walk of the model (blocks' inner layers
+    included); it seeds the layer's initialisation and its dropout masks. ``activation`` is the
+    activation applied after the layer's own operation (the model may take a final softmax out of it).
+    """
+
+    def __init__(self, config: LayerConfig, name: str, index: int):
+        self.config = config
+        self.name = name
+        self.index = index
+        self.trainable = True
+        self.activation = getattr(config, "activation", None)
+        self.params: dict[str, np.ndarray] = {}
+        self.buffers: dict[str, np.ndarray] = {}
+        self.grads: dict[str, np.ndarray | None] = {}
+        self.input_shape: tuple[int, ...] = ()
+        self.output_shape: tuple[int, ...] = ()
+        self._cache: tuple = ()
+
+    # Subclasses implement these three; the activation is handled here once.
+    def build(self, input_shape, seed: int, dtype, he: bool) -> None:
+        self.input_shape = tuple(input_shape)
+        self.output_shape = tuple(self.config.infer(self.input_shape).shape)
+
+    def _forward(self, x, ctx: Pass):
+        raise NotImplementedError
+
+    def _backward(self, grad):
+        raise NotImplementedError
+
+    def forward(self, x: np.ndarray, ctx: Pass) -> np.ndarray:
+        pre = _cast(self._forward(x, ctx), ctx.dtype)
+        self._ctx = ctx
+        self._pre = pre
+        return _cast(_activation(ctx.engine, self.activation, pre), ctx.dtype)
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        """Gradient with respect to the layer's input; the parameter gradients go to ``self.grads``."""
+        ctx = self._ctx
+        grad = _cast(_activation_backward(ctx.engine, self.activation, grad_out, self._pre), ctx.dtype)
+        return _cast(self._backward(grad), ctx.dtype)
+
+    def sublayers(self) -> list["Layer"]:
+        """Every layer inside this one, depth first (none for a plain layer)."""
+        return []
+
+    @property
+    def ops(self) -> tuple[str, ...]:
+        """The engine functions this layer calls."""
+        names = self._ops()
+        if self.activation is not None:
+            names += (self.activation, self.activation + "_backward")
+        return names
+
+    def _ops(self) -> tuple[str, ...]:
+        return ()
+
+
+class _Conv(Layer):
+    """Conv1D/Conv2D: ``engine.conv{1,2}d(x, weight, bias, stride, padding, dilation, groups, padding_mode)``."""
+
+    def build(self, input_shape, seed, dtype, he):
+        super().build(input_shape, seed, dtype, he)
+        cfg = self.config
+        c_in, receptive = input_shape[0], math.prod(cfg.kernel_size)
+        shape = (cfg.filters, c_in // cfg.groups) + tuple(cfg.kernel_size)
+        fan_in, fan_out = (c_in // cfg.groups) * receptive, cfg.filters * receptive
+        limit = _he_limit(fan_in) if he else _glorot_limit(fan_in, fan_out)
+        rng = np.random.default_rng([seed, self.index])
+        self.params["weight"] = rng.uniform(-limit, limit, size=shape).astype(dtype)
+        if cfg.use_bias:
+            self.params["bias"] = np.zeros(cfg.filters, dtype=dtype)
+
+    def _op(self):
+        return f"conv{self.config.rank}d"
+
+    def _ops(self):
+        return (self._op(), self._op() + "_backward")
+
+    def _args(self):
+        cfg = self.config
+        return (self.params["weight"], self.params.get("bias"), cfg.strides, cfg.padding, cfg.dilation, cfg.groups,
+                cfg.padding_mode)
+
+    def _forward(self, x, ctx):
+        self._x = x
+        return getattr(ctx.engine, self._op())(x, *self._args())
+
+    def _backward(self, grad):
+        gx, gw, gb = getattr(self._ctx.engine, self._op() + "_backward")(grad, self._x, *self._args())
+        self.grads = {"weight": gw}
+        if "bias" in self.params:
+            self.grads["bias"] = gb
+        return gx
+
+
+class _Pool(Layer):
+    """Max or average pooling over windows, 1-D or 2-D."""
+
+    def _op(self):
+        kind = "max" if isinstance(self.config, netspec._MaxPool) else "avg"
+        return f"{kind}_pool{self.config.rank}d"
+
+    def _ops(self):
+        return (self._op(), self._op() + "_backward")
+
+    def _args(self):
+        cfg = self.config
+        if isinstance(cfg, netspec._MaxPool):
+            return (cfg.pool_size, cfg.strides, cfg.padding, 1, cfg.ceil_mode)
+        return (cfg.pool_size, cfg.strides, cfg.padding, cfg.ceil_mode, cfg.count_include_pad)
+
+    def _forward(self, x, ctx):
+        self._x = x
+        return getattr(ctx.engine, self._op())(x, *self._args())
+
+    def _backward(self, grad):
+        return getattr(self._ctx.engine, self._op() + "_backward")(grad, self._x, *self._args())
+
+
+class _GlobalPool(Layer):
+    """Global max or average over every position of each channel."""
+
+    def _op(self):
+        kind = "max" if "Max" in self.config.type else "avg"
+        return f"global_{kind}_pool{self.config.rank}d"
+
+    def _ops(self):
+        return (self._op(), self._op() + "_backward")
+
+    def _forward(self, x, ctx):
+        self._x = x
+        # The engines keep the spatial axes as size 1 (N, C, 1, 1), as PyTorch does; the layer gives (N, C),
+        # the shape netspec promises, so Dense can follow directly.
+        return getattr(ctx.engine, self._op())(x).reshape(x.shape[:2])
+
+    def _backward(self, grad):
+        kept = grad.reshape(grad.shape + (1,) * (self._x.ndim - 2))
+        return getattr(self._ctx.engine, self._op() + "_backward")(kept, self._x)
+
+
+class _Flatten(Layer):
+    def _ops(self):
+        return ("flatten", "flatten_backward")
+
+    def _forward(self, x, ctx):
+        self._x = x
+        return ctx.engine.flatten(x)
+
+    def _backward(self, grad):
+        return self._ctx.engine.flatten_backward(grad, self._x)
+
+
+class _Dense(Layer):
+    """``engine.linear(x, weight, bias)`` with ``weight`` of shape (units, in_features)."""
+
+    def build(self, input_shape, seed, dtype, he):
+        super().build(input_shape, seed, dtype, he)
+        fan_in, fan_out = input_shape[0], self.config.units
+        limit = _he_limit(fan_in) if he else _glorot_limit(fan_in, fan_out)
+        rng = np.random.default_rng([seed, self.index])
+        self.params["weight"] = rng.uniform(-limit, limit, size=(fan_out, fan_in)).astype(dtype)
+        if self.config.use_bias:
+            self.params["bias"] = np.zeros(fan_out, dtype=dtype)
+
+    def _ops(self):
+        return ("linear", "linear_backward")
+
+    def _forward(self, x, ctx):
+        self._x = x
+        return ctx.engine.linear(x, self.params["weight"], self.params.get("bias"))
+
+    def _backward(self, grad):
+        gx, gw, gb = self._ctx.engine.linear_backward(grad, self._x, self.params["weight"], self.params.get("bias"))
+        self.grads = {"weight": gw}
+        if "bias" in self.params:
+            self.grads["bias"] = gb
+        return gx
+
+
+class _Dropout(Layer):
+    """Inverted dropout while training, its mask seeded by ``derive_seed(model seed, index, global step)``."""
+
+    def _ops(self):
+        return ("dropout", "dropout_backward")
+
+    def _forward(self, x, ctx):
+        self._x = x
+        self._active = ctx.training and self.config.rate > 0.0
+        if not self._active:
+            return x
+        self._seed = derive_seed(ctx.seed, self.index, ctx.step)
+        return ctx.engine.dropout(x, self.config.rate, True, seed=self._seed)
+
+    def _backward(self, grad):
+        if not self._active:
+            return grad
+        return self._ctx.engine.dropout_backward(grad, self._x, self.config.rate, True, seed=self._seed)
+
+
+class _BatchNorm(Layer):
+    """Batch normalisation over axis 1. Training uses the batch's statistics and updates the running
+    ones in place; evaluation, and training of a frozen layer, use the running statistics."""
+
+    def build(self, input_shape, seed, dtype, he):
+        super().build(input_shape, seed, dtype, he)
+        channels = input_shape[0]
+        self.params = {"weight": np.ones(channels, dtype=dtype), "bias": np.zeros(channels, dtype=dtype)}
+        self.buffers = {"running_mean": np.zeros(channels, dtype=dtype), "running_var": np.ones(channels, dtype=dtype)}
+
+    def _ops(self):
+        return ("batch_norm", "batch_norm_backward")
+
+    def _args(self):
+        cfg = self.config
+        return (self.buffers["running_mean"], self.buffers["running_var"], self.params["weight"], self.params["bias"],
+                self._training, cfg.momentum, cfg.eps)
+
+    def _forward(self, x, ctx):
+        self._x = x
+        self._training = ctx.training and self.trainable
+        return ctx.engine.batch_norm(x, *self._args())
+
+    def _backward(self, grad):
+        gx, gw, gb = self._ctx.engine.batch_norm_backward(grad, self._x, *self._args())
+        self.grads = {"weight": gw, "bias": gb}
+        return gx
+
+
+class _Activation(Layer):
+    """An activation on its own: the base class applies ``self.activation`` to the identity."""
+
+    def _forward(self, x, ctx):
+        return x
+
+    def _backward(self, grad):
+        return grad
+
+
+# --------------------------------------------------------------------------------------------------
+# Runtime blocks
+
+
+def _run(layers, x, ctx):
+    for layer in layers:
+        x = layer.forward(x, ctx)
+    return x
+
+
+def _run_backward(layers, grad):
+    for layer in reversed(layers):
+        grad = layer.backward(grad)
+    return grad
+
+
+class _Block(Layer):
+    """A layer made of named branches of layers, each run from the block's input."""
+
+    def __init__(self, config, name, index):
+        super().__init__(config, name, index)
+        self.branches: dict[str, list[Layer]] = {}
+
+    def build_branches(self, next_index: int, input_shape, seed, dtype) -> int:
+        """Build every inner layer; returns the next free depth-first index."""
+        self.input_shape = tuple(input_shape)
+        self.output_shape = tuple(self.config.infer(self.input_shape).shape)
+        for label, configs in self.config.named_branches().items():
+            built, next_index = build_layers(configs, input_shape, seed, dtype, next_index, prefix=f"{self.name}/{label}/")
+            self.branches[label] = built
+        return next_index
+
+    def sublayers(self):
+        out = []
+        for layers in self.branches.values():
+            for layer in layers:
+                out.append(layer)
+                out.extend(layer.sublayers())
+        return out
+
+    @property
+    def trainable(self):
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value):
+        self._trainable = bool(value)
+        for layer in getattr(self, "branches", {}).values():
+            for inner in layer:
+                inner.trainable = value
+
+    def _ops(self):
+        return ()
+
+
+class _ResidualBlock(_Block):
+    def _forward(self, x, ctx):
+        body = _run(self.branches["body"], x, ctx)
+        shortcut = _run(self.branches["shortcut"], x, ctx)
+        return body + shortcut
+
+    def _backward(self, grad):
+        return _run_backward(self.branches["body"], grad) + _run_backward(self.branches["shortcut"], grad)
+
+
+class _ConcatBlock(_Block):
+    def _forward(self, x, ctx):
+        outs = [_run(layers, x, ctx) for layers in self.branches.values()]
+        self._splits = np.cumsum([out.shape[1] for out in outs])[:-1]
+        return np.concatenate(outs, axis=1)
+
+    def _backward(self, grad):
+        parts = np.split(grad, self._splits, axis=1)
+        total = None
+        for layers, part in zip(self.branches.values(), parts):
+            g = _run_backward(layers, np.ascontiguousarray(part))
+            total = g if total is None else total + g
+        return total
+
+
+_RUNTIME = {
+    netspec._Conv: _Conv,
+    netspec._Pool: _Pool,
+    netspec._GlobalPool: _GlobalPool,
+    netspec.Flatten: _Flatten,
+    netspec.Dense: _Dense,
+    netspec.Dropout: _Dropout,
+    netspec.BatchNorm: _BatchNorm,
+    netspec.Activation: _Activation,
+    Residual: _ResidualBlock,
+    Concat: _ConcatBlock,
+}
+
+
+def _runtime_class(config) -> type:
+    for config_class, runtime in _RUNTIME.items():
+        if isinstance(config, config_class):
+            return runtime
+    raise TypeError(f"no runtime layer for {type(config).__name__}; known: {', '.join(c.__name__ for c in _RUNTIME)}")
+
+
+def _feeds_relu(configs, position: int) -> bool:
+    """He initialisation when the layer's own activation is in the ReLU family, or when the next layer
+    that is not batch norm or dropout is such an activation (``conv, bn, relu``)."""
+    config = configs[position]
+    if getattr(config, "activation", None) is not None:
+        return config.activation in RELU_FAMILY
+    for later in configs[position + 1:]:
+        if isinstance(later, (netspec.BatchNorm, netspec.Dropout)):
+            continue
+        return isinstance(later, netspec.Activation) and later.activation in RELU_FAMILY
+    return False
+
+
+def default_names(configs, prefix: str = "") -> list[str]:
+    """netspec's Keras-style names (``conv2d``, ``conv2d_1``, ...), blocks named ``residual``/``concat``."""
+    seen: dict[str, int] = {}
+    names = []
+    for config in configs:
+        if config.name is not None:
+            names.append(prefix + config.name)
+            continue
+        base = BLOCK_BASE_NAMES.get(config.type) or netspec._KERAS[config.type][1]
+        count = seen.get(base, 0)
+        seen[base] = count + 1
+        names.append(prefix + (base if count == 0 else f"{base}_{count}"))
+    return names
+
+
+def build_layer(config, name: str, index: int, input_shape, seed: int, dtype, he: bool = False) -> Layer:
+    """One runtime layer (not a block) from its record, built for one sample shape."""
+    layer = _runtime_class(config)(config, name, index)
+    layer.build(tuple(input_shape), seed, np.dtype(dtype), he)
+    return layer
+
+
+def build_layers(configs, input_shape, seed: int, dtype, first_index: int = 1, prefix: str = ""):
+    """Runtime layers for a list of records; returns ``(layers, next_index)``.
+
+    Indices run depth first: a block takes one index, then its inner layers the following ones.
+    """
+    configs = list(configs)
+    layers, index, shape = [], first_index, tuple(input_shape)
+    for position, (config, name) in enumerate(zip(configs, default_names(configs, prefix))):
+        runtime = _runtime_class(config)
+        if issubclass(runtime, _Block):
+            layer = runtime(config, name, index)
+            index = layer.build_branches(index + 1, shape, seed, np.dtype(dtype))
+        else:
+            layer = build_layer(config, name, index, shape, seed, dtype, _feeds_relu(configs, position))
+            index += 1
+        layers.append(layer)
+        shape = layer.output_shape
+    return layers, index
+

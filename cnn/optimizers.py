@@ -1,0 +1,108 @@
+"""Optimizers over a model's parameters, built on the engines' pure step functions.
+
+``engine.<name>_step(param, grad, state, lr=..., **hyperparameters)`` returns ``(new_param, new_state)``
+(``specs/optim.md``). An :class:`Optimizer` keeps one state per parameter, keyed by the parameter's name
+(``"conv2d/weight"``), calls the step with the learning rate of the current epoch, and can write its state
+to flat arrays plus JSON for a checkpoint and read it back, so a resumed run continues bit for bit.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import numpy as np
+
+import refcnn
+
+__all__ = ["OPTIMIZERS", "Optimizer", "make_optimizer"]
+
+#: Optimizer names and the engine function each one calls.
+OPTIMIZERS = {"sgd": "sgd_step", "adam": "adam_step", "adadelta": "adadelta_step", "rmsprop": "rmsprop_step"}
+
+
+def _defaults(name: str) -> dict:
+    """The keyword defaults of the step function (the spec's and torch.optim's), lr included."""
+    signature = inspect.signature(getattr(refcnn, OPTIMIZERS[name]))
+    return {p.name: p.default for p in signature.parameters.values() if p.kind is inspect.Parameter.KEYWORD_ONLY}
+
+
+class Optimizer:
+    """One optimizer for a whole model.
+
+    Parameters
+    ----------
+    name : {'sgd', 'adam', 'adadelta', 'rmsprop'}
+    lr : float or None
+        Base learning rate; None means the step function's default (adam 1e-3, adadelta 1.0, ...).
+    **hyperparameters
+        Any other keyword of the step function (``momentum``, ``betas``, ``rho``, ``weight_decay``, ...).
+    """
+
+    def __init__(self, name: str = "adam", lr: float | None = None, **hyperparameters):
+        if name not in OPTIMIZERS:
+            raise ValueError(
+                f"optimizer: invalid value for argument `name`. Expected one of {', '.join(OPTIMIZERS)}. "
+                f"Received name={name!r}."
+            )
+        defaults = _defaults(name)
+        unknown = sorted(set(hyperparameters) - set(defaults) - {"lr"})
+        if unknown:
+            allowed = ", ".join(k for k in defaults if k != "lr")
+            raise ValueError(f"optimizer {name!r}: unknown argument(s) {', '.join(unknown)}; allowed: {allowed}")
+        self.name = name
+        self.lr = float(defaults["lr"] if lr is None else lr)
+        self.hyperparameters = {k: v for k, v in defaults.items() if k != "lr"}
+        self.hyperparameters.update(hyperparameters)
+        self.state: dict[str, dict] = {}
+
+    def config(self) -> dict:
+        """JSON form: ``{"name": ..., "lr": ..., <every hyperparameter>}`` (tuples as lists)."""
+        values = {k: list(v) if isinstance(v, tuple) else v for k, v in self.hyperparameters.items()}
+        return {"name": self.name, "lr": self.lr, **values}
+
+    @classmethod
+    def from_config(cls, config: dict) -> "Optimizer":
+        values = dict(config)
+        name = values.pop("name")
+        if "betas" in values:
+            values["betas"] = tuple(values["betas"])
+        return cls(name, **values)
+
+    def step(self, engine, named_params, lr: float) -> dict[str, np.ndarray]:
+        """Update every ``(key, param, grad)`` with learning rate ``lr``; returns the new parameters by key,
+        each in its parameter's dtype (refcnn computes in float64)."""
+        step_fn = getattr(engine, OPTIMIZERS[self.name])
+        updated = {}
+        for key, param, grad in named_params:
+            new_param, self.state[key] = step_fn(param, grad, self.state.get(key), lr=lr, **self.hyperparameters)
+            updated[key] = new_param if new_param.dtype == param.dtype else new_param.astype(param.dtype)
+        return updated
+
+    # Checkpoints: arrays by "<param key>/<state key>", every non-array (the step count) in JSON.
+    def state_arrays(self) -> tuple[dict[str, np.ndarray], dict]:
+        arrays, scalars = {}, {}
+        for key, state in self.state.items():
+            for name, value in state.items():
+                if isinstance(value, np.ndarray):
+                    arrays[f"{key}/{name}"] = value
+                else:
+                    scalars.setdefault(key, {})[name] = int(value) if isinstance(value, (int, np.integer)) else value
+        return arrays, {"keys": sorted(self.state), "scalars": scalars}
+
+    def load_state_arrays(self, arrays: dict[str, np.ndarray], meta: dict) -> None:
+        state: dict[str, dict] = {key: dict(meta["scalars"].get(key, {})) for key in meta["keys"]}
+        for full, value in arrays.items():
+            key, _, name = full.rpartition("/")
+            if key not in state:
+                raise ValueError(f"optimizer state: array {full!r} belongs to no parameter of the checkpoint")
+            state[key][name] = value
+        self.state = state
+
+
+def make_optimizer(spec="adam", lr: float | None = None) -> Optimizer:
+    """An :class:`Optimizer` from a name, a config dict or an existing optimizer (returned as is)."""
+    if isinstance(spec, Optimizer):
+        return spec
+    if isinstance(spec, dict):
+        return Optimizer.from_config({**spec, **({"lr": lr} if lr is not None else {})})
+    return Optimizer(spec, lr)

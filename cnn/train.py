@@ -1,0 +1,490 @@
+"""Training: ``fit``, ``evaluate``, ``predict``, checkpoints that resume bit for bit, logs and plots.
+
+One training step (``specs/training.md``), at global step ``t`` of epoch ``e``::
+
+    lr     = schedule.lr(base_lr, e)
+    logits = model.forward(x_batch, training=True, step=t)     # dropout seeds from (model seed, layer, t)
+    loss   = cross_entropy(logits, y_batch)                     # mean over the batch; stop if not finite
+    grad   = cross_entropy_backward(1, logits, y_batch)
+    model.backward(grad)
+    param  = <optimizer>_step(param, grad_param, state, lr=lr)  # trainable layers only, in model order
+    t     += 1
+
+The batches of epoch ``e`` are :func:`cnn.data.batches` ``(n, batch_size, seed, e)``, a pure function of
+``(seed, e)``. Everything a step reads is thus either in the checkpoint written at the end of each epoch
+(weights, running statistics, optimizer state, ``e``, ``t``, early-stopping state, history) or a pure
+function of it, which is why a resumed run ends with the same weights as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from refcnn._validation import check_float, check_int
+
+from . import data
+from .checkpoint import CheckpointError, atomic_write, load_archive, save_archive, write_json
+from .optimizers import Optimizer, make_optimizer
+from .schedules import make_schedule
+
+__all__ = [
+    "NonFiniteLossError",
+    "EarlyStopping",
+    "History",
+    "fit",
+    "evaluate",
+    "predict",
+    "top_k",
+    "plot_history",
+    "write_log",
+    "CHECKPOINT_FILE",
+    "read_checkpoint",
+]
+
+#: The checkpoint's file name inside ``checkpoint_dir``.
+CHECKPOINT_FILE = "checkpoint.npz"
+_FORMAT = "cnn-checkpoint-1"
+METRICS = ("loss", "accuracy")
+
+
+class NonFiniteLossError(RuntimeError):
+    """The training loss became NaN or infinite; the last good checkpoint is kept as it was."""
+
+
+# --------------------------------------------------------------------------------------------------
+# Early stopping and history
+
+
+@dataclass
+class EarlyStopping:
+    """Stop when ``monitor`` has not improved by more than ``min_delta`` for ``patience`` epochs.
+
+    ``mode`` 'auto' minimises losses and maximises accuracies. ``best``, ``best_epoch`` and ``wait`` are
+    the state saved in checkpoints.
+    """
+
+    monitor: str = "val_loss"
+    patience: int = 3
+    min_delta: float = 0.0
+    mode: str = "auto"
+    best: float | None = None
+    best_epoch: int | None = None
+    wait: int = 0
+
+    def __post_init__(self):
+        check_int(self.patience, "patience", "EarlyStopping", minimum=0)
+        check_float(self.min_delta, "min_delta", "EarlyStopping", minimum=0.0)
+        if self.mode not in ("auto", "min", "max"):
+            raise ValueError(f"EarlyStopping: invalid value for argument `mode`. Expected 'auto', 'min' or 'max'. "
+                             f"Received mode={self.mode!r}.")
+
+    @property
+    def maximise(self) -> bool:
+        return self.mode == "max" or (self.mode == "auto" and "accuracy" in self.monitor)
+
+    def update(self, value: float, epoch: int) -> bool:
+        """Record one epoch's value; True when training should stop."""
+        improved = self.best is None or (
+            value > self.best + self.min_delta if self.maximise else value < self.best - self.min_delta
+        )
+        if improved:
+            self.best, self.best_epoch, self.wait = float(value), int(epoch), 0
+            return False
+        self.wait += 1
+        return self.wait > self.patience
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class History:
+    """One dict of metrics per epoch (``epoch`` counts from 1), and why training stopped."""
+
+    epochs: list = field(default_factory=list)
+    stop_reason: str = ""
+
+    def __getitem__(self, metric: str) -> list:
+        return [row.get(metric) for row in self.epochs]
+
+    def to_dict(self) -> dict:
+        return {"epochs": self.epochs, "stop_reason": self.stop_reason}
+
+    @classmethod
+    def from_dict(cls, document: dict) -> "History":
+        return cls([dict(row) for row in document["epochs"]], document.get("stop_reason", ""))
+
+
+# --------------------------------------------------------------------------------------------------
+# Arguments
+
+
+def _check_xy(model, x, y, op: str, name: str = "x"):
+    x = model._check_input(x, op)
+    if not isinstance(y, np.ndarray) or y.dtype.kind not in "iu":
+        kind = f"dtype {y.dtype}" if isinstance(y, np.ndarray) else type(y).__name__
+        raise TypeError(f"{op}: argument `y` must be a numpy.ndarray of integer class labels; received {kind}.")
+    if y.shape != (x.shape[0],):
+        raise ValueError(f"{op}: argument `y` must have shape ({x.shape[0]},), one label per row of {name} "
+                         f"{x.shape}; received shape {y.shape}.")
+    return x, y.astype(np.int64, copy=False)
+
+
+def _split(model, x, y, validation_split, validation_data):
+    if validation_data is not None and validation_split:
+        raise ValueError("fit: give validation_split or validation_data, not both.")
+    if validation_data is not None:
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+            raise TypeError("fit: argument `validation_data` must be a tuple (x_val, y_val).")
+        return x, y, _check_xy(model, *validation_data, "fit", "x_val")
+    if validation_split:
+        train_idx, val_idx = data.validation_split(len(x), validation_split)  # the last part, as in Keras
+        return x[train_idx], y[train_idx], (x[val_idx], y[val_idx])
+    return x, y, None
+
+
+def _early_stopping(spec, has_validation: bool) -> EarlyStopping | None:
+    if spec is None or spec is False:
+        return None
+    if isinstance(spec, EarlyStopping):
+        stopper = dataclasses.replace(spec)
+    elif isinstance(spec, int) and not isinstance(spec, bool):
+        stopper = EarlyStopping(patience=spec)
+    elif isinstance(spec, dict):
+        stopper = EarlyStopping(**spec)
+    else:
+        raise TypeError(f"fit: argument `early_stopping` must be None, a patience (int), a dict or an "
+                        f"EarlyStopping; received {spec!r}.")
+    if stopper.monitor.startswith("val_") and not has_validation:
+        if "monitor" in (spec if isinstance(spec, dict) else {}) or isinstance(spec, EarlyStopping):
+            raise ValueError(f"fit: early stopping monitors {stopper.monitor!r} but there is no validation data; "
+                             "give validation_split or validation_data, or monitor 'loss'.")
+        stopper.monitor = "loss"
+    valid = METRICS + tuple("val_" + m for m in METRICS)
+    if stopper.monitor not in valid:
+        raise ValueError(f"EarlyStopping: invalid value for argument `monitor`. Expected one of {valid}. "
+                         f"Received monitor={stopper.monitor!r}.")
+    return stopper
+
+
+# --------------------------------------------------------------------------------------------------
+# Progress and summary lines
+
+
+class _Progress:
+    """A one-line bar rewritten in place with ``\\r``; silent unless enabled (a terminal)."""
+
+    def __init__(self, stream, enabled: bool, epoch: int, epochs: int, total: int):
+        self.stream, self.enabled = stream, enabled
+        self.label, self.total = f"epoch {epoch}/{epochs}", total
+        self.start = time.perf_counter()
+
+    def update(self, done: int, loss: float) -> None:
+        if not self.enabled:
+            return
+        width = 24
+        filled = int(width * done / max(self.total, 1))
+        rate = done / max(time.perf_counter() - self.start, 1e-9)
+        bar = "=" * filled + (">" if filled < width else "") + " " * (width - filled - 1)
+        self.stream.write(f"\r{self.label} [{bar}] {done}/{self.total}  loss {loss:.4f}  {rate:,.0f} images/s")
+        self.stream.flush()
+
+    def clear(self) -> None:
+        if self.enabled:
+            self.stream.write("\r\033[K")
+            self.stream.flush()
+
+
+def _summary_line(row: dict, epochs: int) -> str:
+    parts = [f"epoch {row['epoch']}/{epochs}"]
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+        if key in row:
+            parts.append(f"{key} {row[key]:.4f}")
+    parts.append(f"lr {row['lr']:.4g}")
+    parts.append(f"{row['seconds']:.1f}s")
+    parts.append(f"{row['images_per_second']:,.0f} images/s")
+    return "  ".join(parts)
+
+
+# --------------------------------------------------------------------------------------------------
+# Checkpoints
+
+
+def _checkpoint_path(checkpoint_dir) -> str:
+    return os.path.join(os.fspath(checkpoint_dir), CHECKPOINT_FILE)
+
+
+def _save_checkpoint(path, model, optimizer: Optimizer, training: dict) -> None:
+    opt_arrays, opt_meta = optimizer.state_arrays()
+    arrays = dict(model.state_arrays())
+    arrays.update({f"optimizer/{k}": v for k, v in opt_arrays.items()})
+    document = {
+        "format": _FORMAT,
+        "model": model.config(),
+        "optimizer": {"config": optimizer.config(), "state": opt_meta},
+        "training": training,
+    }
+    save_archive(path, arrays, document)
+
+
+def read_checkpoint(path) -> tuple[dict, dict]:
+    """``(arrays, document)`` of a training checkpoint, refusing any other file."""
+    arrays, document = load_archive(path, "training checkpoint")
+    if document.get("format") != _FORMAT:
+        raise CheckpointError(f"{path} is not a training checkpoint (format {document.get('format')!r})")
+    return arrays, document
+
+
+def _restore(path, model, optimizer: Optimizer, settings: dict) -> dict:
+    """Load a checkpoint into ``model`` and ``optimizer`` after checking that it belongs to this run."""
+    arrays, document = read_checkpoint(path)
+    if document["model"] != model.config():
+        raise CheckpointError(f"{path} was written for another model; resume needs the same model "
+                              "(layers, dtype, seed and frozen layers)")
+    if document["optimizer"]["config"] != optimizer.config():
+        raise CheckpointError(f"{path} was written with optimizer {document['optimizer']['config']}; "
+                              f"this run has {optimizer.config()}")
+    saved = document["training"]["settings"]
+    differing = sorted(k for k in settings if saved.get(k) != settings[k])
+    if differing:
+        listing = ", ".join(f"{k}={saved.get(k)!r} there, {settings[k]!r} here" for k in differing)
+        raise CheckpointError(f"{path}: resume needs the settings of the interrupted run: {listing}")
+    model.load_state_arrays({k: v for k, v in arrays.items() if k.startswith(("param/", "buffer/"))}, path)
+    optimizer.load_state_arrays(
+        {k[len("optimizer/"):]: v for k, v in arrays.items() if k.startswith("optimizer/")}, document["optimizer"]["state"]
+    )
+    return document["training"]
+
+
+# --------------------------------------------------------------------------------------------------
+# fit
+
+
+def _train_epoch(model, optimizer, x, y, *, epoch, epochs, batch_size, seed, step, lr, progress, last_good):
+    """One epoch of steps; returns (mean loss, accuracy, next global step)."""
+    engine = model.engine
+    total_loss, correct, seen = 0.0, 0, 0
+    for index in data.batches(len(x), batch_size, seed, epoch):
+        xb, yb = x[index], y[index]
+        logits = model.forward(xb, training=True, step=step)
+        loss = float(engine.cross_entropy(logits, yb))
+        if not math.isfinite(loss):
+            kept = f"the last good checkpoint {last_good} is kept" if last_good else "no checkpoint was written"
+            raise NonFiniteLossError(
+                f"training stopped: the loss is {loss} at epoch {epoch + 1}, batch {seen // batch_size + 1} "
+                f"(global step {step}); this batch's update was not applied and {kept}. "
+                "A lower learning rate usually helps."
+            )
+        model.backward(engine.cross_entropy_backward(1.0, logits, yb).astype(model.dtype, copy=False))
+        trainable = model.parameters(trainable_only=True)
+        updated = optimizer.step(engine, [(key, layer.params[p], layer.grads[p]) for key, layer, p in trainable], lr)
+        for key, layer, p in trainable:
+            layer.params[p] = updated[key]
+        step += 1
+        total_loss += loss * len(index)
+        correct += int(np.count_nonzero(np.argmax(logits, axis=1) == yb))
+        seen += len(index)
+        progress.update(seen, total_loss / seen)
+    return total_loss / seen, correct / seen, step
+
+
+def fit(model, x, y, *, epochs: int = 1, batch_size: int = 32, optimizer="adam", lr: float | None = None,
+        schedule=None, validation_split: float = 0.0, validation_data=None, metrics=METRICS,
+        early_stopping=None, checkpoint_dir=None, resume: bool = False, seed: int | None = None,
+        verbose: int = 1, progress: bool | None = None, log_path=None, stream=None) -> History:
+    """Train ``model`` on ``x`` (N, C, H, W) floats and ``y`` (N,) class labels; returns the :class:`History`.
+
+    Parameters
+    ----------
+    optimizer : 'sgd', 'adam', 'adadelta', 'rmsprop', a config dict or an :class:`Optimizer`
+    lr : float, optional
+        The base learning rate (the optimizer's default when None).
+    schedule : None, 'step', 'exponential', 'cosine', a dict ``{"name": ..., ...}`` or a Schedule
+        The learning rate of each epoch (:mod:`cnn.schedules`).
+    validation_split, validation_data
+        The last fraction of ``x`` (as Keras), or a separate ``(x_val, y_val)``.
+    metrics : iterable of 'loss', 'accuracy'
+        What each epoch reports; the loss is always computed.
+    early_stopping : None, a patience (int), a dict of :class:`EarlyStopping` arguments, or one
+    checkpoint_dir : path, optional
+        Where ``checkpoint.npz`` is replaced atomically after each epoch, and ``metrics.json`` written.
+    resume : bool
+        Continue from ``checkpoint_dir``'s checkpoint (same model, optimizer and settings required).
+    seed : int, optional
+        Seeds the batch order; defaults to the model's seed (which seeds dropout).
+    verbose : int
+        0: silent; 1: one summary line per epoch (and the progress bar when ``progress``).
+    progress : bool, optional
+        The per-epoch progress bar; by default shown only when ``stream`` is a terminal.
+    log_path : path, optional
+        A JSON log of the metrics per epoch, written atomically after each epoch.
+
+    Raises
+    ------
+    NonFiniteLossError
+        When the loss becomes NaN or infinite; the last checkpoint is kept as it was.
+    """
+    model.check_engine()
+    stream = sys.stdout if stream is None else stream
+    epochs = check_int(epochs, "epochs", "fit", minimum=0)
+    batch_size = check_int(batch_size, "batch_size", "fit", minimum=1)
+    seed = model.seed if seed is None else check_int(seed, "seed", "fit", minimum=0)
+    metrics = tuple(metrics)
+    unknown = [m for m in metrics if m not in METRICS]
+    if unknown:
+        raise ValueError(f"fit: invalid value for argument `metrics`. Expected names among {METRICS}. Received metrics={metrics!r}.")
+    x, y = _check_xy(model, x, y, "fit")
+    x, y, validation = _split(model, x, y, validation_split, validation_data)
+    optimizer = make_optimizer(optimizer, lr)
+    schedule = make_schedule(schedule, epochs)
+    stopper = _early_stopping(early_stopping, validation is not None)
+    if progress is None:
+        progress = bool(getattr(stream, "isatty", lambda: False)())
+    settings = {"seed": seed, "batch_size": batch_size, "schedule": schedule.to_dict(), "train_size": len(x),
+                "validation_size": 0 if validation is None else len(validation[0]),
+                "early_stopping": None if stopper is None else {k: v for k, v in stopper.to_dict().items()
+                                                                if k not in ("best", "best_epoch", "wait")}}
+
+    history, epoch, step = History(), 0, 0
+    path = None if checkpoint_dir is None else _checkpoint_path(checkpoint_dir)
+    if log_path is None and checkpoint_dir is not None:
+        log_path = os.path.join(os.fspath(checkpoint_dir), "metrics.json")
+    if path is not None and os.path.exists(path):
+        if not resume:
+            raise FileExistsError(f"{path} already exists; pass resume=True (--resume) to continue that run, "
+                                  "or choose another checkpoint folder")
+        training = _restore(path, model, optimizer, settings)
+        epoch, step = training["epoch"], training["global_step"]
+        history = History.from_dict(training["history"])
+        if stopper is not None and training["early_stopping"] is not None:
+            stopper = EarlyStopping(**training["early_stopping"])
+        if history.stop_reason:
+            return history
+
+    while epoch < epochs:
+        lr_now = schedule.lr(optimizer.lr, epoch)
+        bar = _Progress(stream, progress and verbose > 0, epoch + 1, epochs, len(x))
+        start = time.perf_counter()
+        try:
+            loss, accuracy, step = _train_epoch(model, optimizer, x, y, epoch=epoch, epochs=epochs,
+                                                batch_size=batch_size, seed=seed, step=step, lr=lr_now,
+                                                progress=bar, last_good=path if path and os.path.exists(path) else None)
+        finally:
+            bar.clear()
+        seconds = time.perf_counter() - start
+        row = {"epoch": epoch + 1, "loss": loss}
+        if "accuracy" in metrics:
+            row["accuracy"] = accuracy
+        if validation is not None:
+            scores = evaluate(model, *validation, batch_size=max(batch_size, 256))
+            row.update({f"val_{k}": v for k, v in scores.items() if k in metrics or k == "loss"})
+        row.update({"lr": lr_now, "seconds": seconds, "images_per_second": len(x) / max(seconds, 1e-9)})
+        history.epochs.append(row)
+        epoch += 1
+        if stopper is not None and stopper.update(row[stopper.monitor], epoch):
+            history.stop_reason = (f"early stopping: {stopper.monitor} did not improve for {stopper.patience + 0} "
+                                   f"epoch(s) after its best {stopper.best:.6g} at epoch {stopper.best_epoch}")
+        if path is not None:
+            training = {"epoch": epoch, "global_step": step, "settings": settings, "history": history.to_dict(),
+                        "early_stopping": None if stopper is None else stopper.to_dict()}
+            _save_checkpoint(path, model, optimizer, training)
+        if log_path is not None:
+            write_log(history, log_path)
+        if verbose:
+            print(_summary_line(row, epochs), file=stream, flush=True)
+        if history.stop_reason:
+            if verbose:
+                print(history.stop_reason, file=stream, flush=True)
+            break
+    return history
+
+
+# --------------------------------------------------------------------------------------------------
+# evaluate, predict
+
+
+def _logits_in_batches(model, x, batch_size: int):
+    for start in range(0, len(x), batch_size):
+        yield start, model.forward(x[start:start + batch_size], training=False)
+
+
+def evaluate(model, x, y, *, batch_size: int = 256) -> dict:
+    """``{"loss": mean cross-entropy, "accuracy": fraction of argmax(logits) == y}`` in evaluation mode."""
+    model.check_engine()
+    batch_size = check_int(batch_size, "batch_size", "evaluate", minimum=1)
+    x, y = _check_xy(model, x, y, "evaluate")
+    total, correct = 0.0, 0
+    for start, logits in _logits_in_batches(model, x, batch_size):
+        yb = y[start:start + len(logits)]
+        total += float(model.engine.cross_entropy(logits, yb, reduction="sum"))
+        correct += int(np.count_nonzero(np.argmax(logits, axis=1) == yb))
+    return {"loss": total / len(x), "accuracy": correct / len(x)}
+
+
+def predict(model, x, *, batch_size: int = 256) -> np.ndarray:
+    """Class probabilities ``softmax(logits)``, shape (N, classes), in the model's dtype."""
+    model.check_engine()
+    batch_size = check_int(batch_size, "batch_size", "predict", minimum=1)
+    x = model._check_input(x, "predict")
+    parts = [model.probabilities(logits) for _, logits in _logits_in_batches(model, x, batch_size)]
+    return np.concatenate(parts, axis=0)
+
+
+def top_k(probabilities: np.ndarray, k: int = 5) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` most probable classes of each row, most probable first (ties: the lower class first).
+
+    Returns ``(classes (N, k) int64, probabilities (N, k))``.
+    """
+    if not isinstance(probabilities, np.ndarray) or probabilities.ndim != 2:
+        raise ValueError(f"top_k: argument `probabilities` must be a 2-D array (N, classes); received "
+                         f"{getattr(probabilities, 'shape', type(probabilities).__name__)}.")
+    k = check_int(k, "k", "top_k", minimum=1)
+    if k > probabilities.shape[1]:
+        raise ValueError(f"top_k: invalid value for argument `k`. Expected at most {probabilities.shape[1]} "
+                         f"(the number of classes). Received k={k}.")
+    classes = np.argsort(-probabilities, axis=1, kind="stable")[:, :k].astype(np.int64)
+    return classes, np.take_along_axis(probabilities, classes, axis=1)
+
+
+# --------------------------------------------------------------------------------------------------
+# Log and plot
+
+
+def write_log(history: History, path) -> None:
+    """The metrics of every epoch as JSON, written atomically."""
+    write_json(path, history.to_dict())
+
+
+def plot_history(history: History, path) -> None:
+    """A PNG of the loss and accuracy curves (training and validation), written atomically.
+
+    Uses matplotlib's Agg canvas directly, so no display and no global pyplot state is involved.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(9, 3.5))
+    FigureCanvasAgg(figure)
+    epochs = history["epoch"]
+    for position, metric in enumerate(("loss", "accuracy")):
+        axes = figure.add_subplot(1, 2, position + 1)
+        for prefix, label in (("", "training"), ("val_", "validation")):
+            values = history[prefix + metric]
+            if any(v is not None for v in values):
+                axes.plot(epochs, values, marker="o", label=label)
+        axes.set_xlabel("epoch")
+        axes.set_title(metric)
+        axes.grid(alpha=0.3)
+        axes.legend()
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
+    atomic_write(path, buffer.getvalue())

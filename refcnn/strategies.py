@@ -1,0 +1,467 @@
+"""Hypothesis strategies that draw valid calls of the spec's functions.
+
+Each strategy draws a :class:`Call` (a function name, positional arrays and keyword hyperparameters)
+that refcnn accepts: hyperparameters first, then sizes valid by construction, small sides (at most a few
+cells per axis, so the reference engine stays fast), and bounded finite floats (no NaN, no inf). The
+strategies are public so that tests reuse them::
+
+    from hypothesis import given
+    from refcnn import strategies
+
+    @given(strategies.calls("conv2d"))
+    def test_fast_conv_agrees(call):
+        np.testing.assert_allclose(call.run(fastcnn), call.run(refcnn))
+
+``calls("<op>_backward")`` draws a forward call and then a ``grad_out`` of the forward output's shape
+(computed by refcnn, the oracle). ``STRATEGIES`` lists every op that has a strategy.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+from dataclasses import dataclass, field
+
+import numpy as np
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from . import shapes
+from .padding import PADDING_MODES
+
+__all__ = ["Call", "float_arrays", "calls", "has_strategy", "STRATEGIES", "DIFFERENTIABLE", "FLOAT_RANGE"]
+
+#: Elements of drawn arrays lie in [-FLOAT_RANGE, FLOAT_RANGE]: large enough to matter, small enough that
+#: sums of a few products stay far from overflow and float32 keeps several significant digits.
+FLOAT_RANGE = 10.0
+
+
+@dataclass
+class Call:
+    """One call of a spec function: ``op(*args, **kwargs)``."""
+
+    op: str
+    args: tuple
+    kwargs: dict = field(default_factory=dict)
+
+    def run(self, module):
+        """Call ``module.<op>`` on fresh copies of the arguments (some ops update arrays in place)."""
+        return getattr(module, self.op)(*copy.deepcopy(self.args), **copy.deepcopy(self.kwargs))
+
+    def code(self, module: str = "impl") -> str:
+        """Python source that rebuilds the arguments and makes the call, ready to paste into a test."""
+        names = _positional_names(self.op, len(self.args))
+        lines = ["import numpy as np", ""]
+        for name, value in zip(names, self.args):
+            lines.append(f"{name} = {_literal(value)}")
+        call_args = list(names) + [f"{k}={_literal(v)}" for k, v in self.kwargs.items()]
+        lines.append(f"result = {module}.{self.op}({', '.join(call_args)})")
+        return "\n".join(lines)
+
+
+def _positional_names(op: str, count: int) -> list[str]:
+    """The spec's parameter names of the first ``count`` parameters (refcnn has the spec's signatures)."""
+    import refcnn
+
+    fn = getattr(refcnn, op, None) or getattr(refcnn.shapes, op, None)
+    params = list(inspect.signature(fn).parameters) if fn is not None else []
+    return [params[i] if i < len(params) else f"arg{i}" for i in range(count)]
+
+
+def _literal(value) -> str:
+    """Python source for a value: arrays as ``np.array(<nested list>, dtype=...)``, floats round-tripping."""
+    if isinstance(value, np.ndarray):
+        return f"np.array({value.tolist()!r}, dtype=np.{value.dtype})"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k!r}: {_literal(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, tuple):
+        inner = ", ".join(_literal(v) for v in value)
+        return f"({inner},)" if len(value) == 1 else f"({inner})"
+    if isinstance(value, np.generic):
+        return repr(value.item())
+    return repr(value)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Building blocks
+
+
+def float_arrays(shape) -> st.SearchStrategy:
+    """float64 arrays of ``shape`` with finite elements in [-FLOAT_RANGE, FLOAT_RANGE]."""
+    elements = st.floats(-FLOAT_RANGE, FLOAT_RANGE, allow_nan=False, allow_infinity=False)
+    return arrays(np.float64, tuple(shape), elements=elements)
+
+
+def _per_axis(draw, rank: int, values: st.SearchStrategy):
+    """An int for every axis, or one per axis as a tuple (both forms are part of the spec)."""
+    items = tuple(draw(values) for _ in range(rank))
+    if len(set(items)) == 1 and draw(st.booleans()):
+        return items[0], items
+    return items, items
+
+
+def _padding_amount(draw, rank: int, max_pad: int, strings=("valid", "same", "same_lower")):
+    """A padding argument in one of its forms: int, per-axis ints, per-side pairs, or a name."""
+    form = draw(st.sampled_from(("int", "per-axis", "per-side") + tuple(strings)))
+    if form == "int":
+        return draw(st.integers(0, max_pad))
+    if form == "per-axis":
+        return tuple(draw(st.integers(0, max_pad)) for _ in range(rank))
+    if form == "per-side":
+        return tuple((draw(st.integers(0, max_pad)), draw(st.integers(0, max_pad))) for _ in range(rank))
+    return form
+
+
+def _resolve(padding, sizes, kernel, stride, dilation):
+    return shapes.resolve_padding(padding, tuple(sizes), tuple(kernel), tuple(stride), tuple(dilation))
+
+
+def _smallest_size(extent: int, pads: tuple[int, int] | None) -> int:
+    """Smallest n whose padded length holds one window (names like 'same' always fit: 1)."""
+    if pads is None:
+        return 1
+    return max(1, extent - pads[0] - pads[1])
+
+
+def _sizes_for(draw, padding, kernel, dilation, rank, minimum=1):
+    """Spatial sizes for which at least one window fits, whatever form ``padding`` has."""
+    sizes = []
+    for axis in range(rank):
+        extent = shapes.kernel_extent(kernel[axis], dilation[axis])
+        if isinstance(padding, str):
+            pads = (0, 0) if padding == "valid" else None
+        elif isinstance(padding, int):
+            pads = (padding, padding)
+        elif isinstance(padding[axis], int):
+            pads = (padding[axis], padding[axis])
+        else:
+            pads = tuple(padding[axis])
+        low = max(minimum, _smallest_size(extent, pads))
+        sizes.append(draw(st.integers(low, low + 3)))
+    return tuple(sizes)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Convolution
+
+
+@st.composite
+def conv_calls(draw, rank: int) -> Call:
+    """conv1d / conv2d: groups, channels, kernel, stride, dilation, padding amount and fill, then sizes."""
+    groups = draw(st.integers(1, 2))
+    c_in, c_out = groups * draw(st.integers(1, 2)), groups * draw(st.integers(1, 2))
+    kernel = tuple(draw(st.integers(1, 3)) for _ in range(rank))
+    stride_arg, stride = _per_axis(draw, rank, st.integers(1, 3))
+    dilation_arg, dilation = _per_axis(draw, rank, st.integers(1, 2))
+    padding = _padding_amount(draw, rank, max_pad=2)
+    padding_mode = draw(st.sampled_from(PADDING_MODES))
+    # 'reflect' mirrors at the edge cells and so needs two of them on every padded axis
+    sizes = _sizes_for(draw, padding, kernel, dilation, rank, minimum=2 if padding_mode == "reflect" else 1)
+    n = draw(st.integers(1, 2))
+    x = draw(float_arrays((n, c_in) + sizes))
+    weight = draw(float_arrays((c_out, c_in // groups) + kernel))
+    bias = draw(st.one_of(st.none(), float_arrays((c_out,))))
+    kwargs = dict(bias=bias, stride=stride_arg, padding=padding, dilation=dilation_arg, groups=groups,
+                  padding_mode=padding_mode)
+    return Call(f"conv{rank}d", (x, weight), kwargs)
+
+
+@st.composite
+def conv_transpose_calls(draw, rank: int) -> Call:
+    """conv_transpose1d / 2d: padding as int, per-axis or per-side; output_padding < max(s, d)."""
+    groups = draw(st.integers(1, 2))
+    c_in, c_out = groups * draw(st.integers(1, 2)), groups * draw(st.integers(1, 2))
+    kernel = tuple(draw(st.integers(1, 3)) for _ in range(rank))
+    stride_arg, stride = _per_axis(draw, rank, st.integers(1, 3))
+    dilation_arg, dilation = _per_axis(draw, rank, st.integers(1, 2))
+    out_pad = tuple(draw(st.integers(0, max(s, d) - 1)) for s, d in zip(stride, dilation))
+    sizes = tuple(draw(st.integers(1, 3)) for _ in range(rank))
+    # padding may crop at most what the full output has beyond one cell, split between the two sides
+    pairs = []
+    for axis in range(rank):
+        full = (sizes[axis] - 1) * stride[axis] + shapes.kernel_extent(kernel[axis], dilation[axis])
+        room = full + out_pad[axis] - 1
+        begin = draw(st.integers(0, min(2, room)))
+        pairs.append((begin, draw(st.integers(0, min(2, room - begin)))))
+    form = draw(st.sampled_from(("per-side", "per-axis")))
+    if form == "per-axis" and all(b == e for b, e in pairs):
+        padding = tuple(b for b, _ in pairs)
+    else:
+        padding = tuple(pairs)
+    n = draw(st.integers(1, 2))
+    x = draw(float_arrays((n, c_in) + sizes))
+    weight = draw(float_arrays((c_in, c_out // groups) + kernel))
+    bias = draw(st.one_of(st.none(), float_arrays((c_out,))))
+    output_padding = out_pad if rank > 1 else out_pad[0]
+    kwargs = dict(bias=bias, stride=stride_arg, padding=padding, output_padding=output_padding, groups=groups,
+                  dilation=dilation_arg)
+    return Call(f"conv_transpose{rank}d", (x, weight), kwargs)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Pooling
+
+
+def _pool_fits(sizes, kernel, stride, dilation, padding, ceil_mode, allow_empty: bool) -> bool:
+    """Whether every axis has an output size >= 1 and, unless allowed, no window of padding only."""
+    try:
+        pairs = _resolve(padding, sizes, kernel, stride, dilation)
+        for n, k, s, d, (pb, pe) in zip(sizes, kernel, stride, dilation, pairs):
+            out = shapes.conv_output_size(n, k, s, pb, pe, d, ceil_mode)
+            if not allow_empty and shapes.first_empty_window(n, k, s, pb, d, out) is not None:
+                return False
+    except ValueError:
+        return False
+    return True
+
+
+@st.composite
+def _pool_geometry(draw, rank: int, dilated: bool):
+    """kernel_size, stride (None or explicit), dilation, padding, ceil_mode and sizes, in argument form."""
+    kernel_arg, kernel = _per_axis(draw, rank, st.integers(1, 3))
+    if draw(st.booleans()):
+        stride_arg, stride = None, kernel
+    else:
+        stride_arg, stride = _per_axis(draw, rank, st.integers(1, 3))
+    dilation_arg, dilation = _per_axis(draw, rank, st.integers(1, 2)) if dilated else (1, (1,) * rank)
+    padding = _padding_amount(draw, rank, max_pad=2)
+    ceil_mode = draw(st.booleans())
+    sizes = _sizes_for(draw, padding, kernel, dilation, rank)
+    return kernel_arg, kernel, stride_arg, stride, dilation_arg, dilation, padding, ceil_mode, sizes
+
+
+@st.composite
+def max_pool_calls(draw, rank: int) -> Call:
+    """max_pool1d / 2d over every padding form, stride, dilation, ceil_mode and return_indices."""
+    geometry = draw(_pool_geometry(rank, dilated=True).filter(
+        lambda g: _pool_fits(g[8], g[1], g[3], g[5], g[6], g[7], allow_empty=False)))
+    kernel_arg, _, stride_arg, _, dilation_arg, _, padding, ceil_mode, sizes = geometry
+    x = draw(float_arrays((draw(st.integers(1, 2)), draw(st.integers(1, 2))) + sizes))
+    kwargs = dict(stride=stride_arg, padding=padding, dilation=dilation_arg, ceil_mode=ceil_mode,
+                  return_indices=draw(st.booleans()))
+    return Call(f"max_pool{rank}d", (x, kernel_arg), kwargs)
+
+
+@st.composite
+def avg_pool_calls(draw, rank: int) -> Call:
+    """avg_pool1d / 2d: count_include_pad, ceil_mode, every padding form; divisor_override in 2-D."""
+    count_include_pad = draw(st.booleans())
+    geometry = draw(_pool_geometry(rank, dilated=False).filter(
+        lambda g: _pool_fits(g[8], g[1], g[3], g[5], g[6], g[7], allow_empty=count_include_pad)))
+    kernel_arg, _, stride_arg, _, _, _, padding, ceil_mode, sizes = geometry
+    x = draw(float_arrays((draw(st.integers(1, 2)), draw(st.integers(1, 2))) + sizes))
+    kwargs = dict(stride=stride_arg, padding=padding, ceil_mode=ceil_mode, count_include_pad=count_include_pad)
+    if rank == 2:
+        kwargs["divisor_override"] = draw(st.one_of(st.none(), st.integers(1, 5)))
+    return Call(f"avg_pool{rank}d", (x, kernel_arg), kwargs)
+
+
+@st.composite
+def global_pool_calls(draw, op: str) -> Call:
+    rank = 2 if op.endswith("2d") else 1
+    sizes = tuple(draw(st.integers(1, 4)) for _ in range(rank))
+    x = draw(float_arrays((draw(st.integers(1, 2)), draw(st.integers(1, 3))) + sizes))
+    return Call(op, (x,))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Activations, dense layers, normalisation
+
+
+def _any_shape(max_dims: int = 3, min_dims: int = 1):
+    return st.lists(st.integers(1, 4), min_size=min_dims, max_size=max_dims).map(tuple)
+
+
+@st.composite
+def activation_calls(draw, op: str) -> Call:
+    x = draw(_any_shape().flatmap(float_arrays))
+    kwargs = {}
+    if op == "leaky_relu":
+        kwargs["negative_slope"] = draw(st.floats(0.0, 1.0))
+    elif op == "elu":
+        kwargs["alpha"] = draw(st.floats(0.1, 2.0))
+    elif op in ("softmax", "log_softmax"):
+        kwargs["dim"] = draw(st.integers(-x.ndim, x.ndim - 1))
+    return Call(op, (x,), kwargs)
+
+
+@st.composite
+def flatten_calls(draw) -> Call:
+    x = draw(_any_shape(max_dims=4).flatmap(float_arrays))
+    start = draw(st.integers(0, x.ndim - 1))
+    end = draw(st.integers(start, x.ndim - 1))
+    # each dim given either counted from the front or from the back
+    start_arg = start if draw(st.booleans()) else start - x.ndim
+    end_arg = end if draw(st.booleans()) else end - x.ndim
+    return Call("flatten", (x,), dict(start_dim=start_arg, end_dim=end_arg))
+
+
+@st.composite
+def linear_calls(draw) -> Call:
+    n, f_in, f_out = draw(st.integers(1, 3)), draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    x = draw(float_arrays((n, f_in)))
+    weight = draw(float_arrays((f_out, f_in)))
+    bias = draw(st.one_of(st.none(), float_arrays((f_out,))))
+    return Call("linear", (x, weight), dict(bias=bias))
+
+
+@st.composite
+def batch_norm_calls(draw) -> Call:
+    """Training (with or without running statistics) and evaluation; enough values per channel."""
+    training = draw(st.booleans())
+    c = draw(st.integers(1, 3))
+    spatial = tuple(draw(st.integers(1, 3)) for _ in range(draw(st.integers(0, 2))))
+    n = draw(st.integers(2, 3))  # training needs more than one value per channel
+    x = draw(float_arrays((n, c) + spatial))
+    stats = draw(st.booleans()) if training else True
+    running_mean = draw(float_arrays((c,))) if stats else None
+    variances = arrays(np.float64, (c,), elements=st.floats(0.1, 5.0))
+    running_var = draw(variances) if stats else None
+    weight = draw(st.one_of(st.none(), float_arrays((c,))))
+    bias = draw(st.one_of(st.none(), float_arrays((c,))))
+    kwargs = dict(weight=weight, bias=bias, training=training, momentum=draw(st.floats(0.0, 1.0)),
+                  eps=draw(st.sampled_from((1e-5, 1e-3, 0.1))))
+    return Call("batch_norm", (x, running_mean, running_var), kwargs)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Losses
+
+
+@st.composite
+def class_loss_calls(draw, op: str) -> Call:
+    """cross_entropy / nll_loss: labels in [0, C), sometimes ignored; at least one sample counts."""
+    n, c = draw(st.integers(1, 4)), draw(st.integers(2, 4))
+    x = draw(float_arrays((n, c)))
+    labels = [draw(st.integers(0, c - 1)) for _ in range(n)]
+    ignore_index = draw(st.sampled_from((-100, 0, 1)))
+    if all(label == ignore_index for label in labels):
+        ignore_index = -100
+    weight = draw(st.one_of(st.none(), arrays(np.float64, (c,), elements=st.floats(0.1, 2.0))))
+    kwargs = dict(ignore_index=ignore_index, reduction=draw(st.sampled_from(("mean", "sum", "none"))))
+    if op == "cross_entropy":
+        kwargs["label_smoothing"] = draw(st.sampled_from((0.0, 0.1, 0.5)))
+    return Call(op, (x, np.array(labels, dtype=np.int64), weight), kwargs)
+
+
+@st.composite
+def pointwise_loss_calls(draw, op: str) -> Call:
+    shape = draw(_any_shape())
+    default = "sum" if op == "half_squared_error" else "mean"
+    reduction = draw(st.sampled_from((default, "mean", "sum", "none")))
+    return Call(op, (draw(float_arrays(shape)), draw(float_arrays(shape))), dict(reduction=reduction))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Optimizers
+
+
+def _optimizer_hyperparameters(draw, op: str) -> dict:
+    lr = draw(st.sampled_from((1e-3, 0.01, 0.1, 1.0)))
+    weight_decay = draw(st.sampled_from((0.0, 0.0, 0.01)))
+    if op == "sgd_step":
+        momentum = draw(st.sampled_from((0.0, 0.5, 0.9)))
+        nesterov = momentum > 0 and draw(st.booleans())
+        dampening = 0.0 if nesterov else draw(st.sampled_from((0.0, 0.3)))
+        return dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay, nesterov=nesterov)
+    if op == "adam_step":
+        return dict(lr=lr, betas=draw(st.sampled_from(((0.9, 0.999), (0.5, 0.9)))), weight_decay=weight_decay,
+                    amsgrad=draw(st.booleans()), decoupled_weight_decay=draw(st.booleans()))
+    if op == "adadelta_step":
+        return dict(lr=lr, rho=draw(st.sampled_from((0.9, 0.95))), weight_decay=weight_decay)
+    return dict(lr=lr, alpha=draw(st.sampled_from((0.99, 0.9))), weight_decay=weight_decay,
+                momentum=draw(st.sampled_from((0.0, 0.5))), centered=draw(st.booleans()))
+
+
+@st.composite
+def optimizer_calls(draw, op: str) -> Call:
+    """One step from a state reached by 0 to 2 earlier steps (run by refcnn on drawn gradients)."""
+    import refcnn
+
+    shape = draw(_any_shape(max_dims=2))
+    hyper = _optimizer_hyperparameters(draw, op)
+    param, state = draw(float_arrays(shape)), None
+    for _ in range(draw(st.integers(0, 2))):
+        param, state = getattr(refcnn, op)(param, draw(float_arrays(shape)), state, **hyper)
+    return Call(op, (param, draw(float_arrays(shape)), state), hyper)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Dropout
+
+
+@st.composite
+def dropout_calls(draw) -> Call:
+    x = draw(_any_shape().flatmap(float_arrays))
+    kwargs = dict(p=draw(st.sampled_from((0.0, 0.25, 0.5, 1.0))), training=draw(st.booleans()),
+                  seed=draw(st.integers(0, 2**31 - 1)))
+    return Call("dropout", (x,), kwargs)
+
+
+@st.composite
+def dropout_mask_calls(draw) -> Call:
+    return Call("dropout_mask", (draw(_any_shape()), draw(st.sampled_from((0.0, 0.3, 0.5, 1.0))),
+                                 draw(st.integers(0, 2**31 - 1))))
+
+
+# ---------------------------------------------------------------------------------------------------
+# The table and backward calls
+
+
+#: Strategy factories of the forward ops, by name.
+STRATEGIES = {
+    "conv1d": lambda: conv_calls(1),
+    "conv2d": lambda: conv_calls(2),
+    "conv_transpose1d": lambda: conv_transpose_calls(1),
+    "conv_transpose2d": lambda: conv_transpose_calls(2),
+    "max_pool1d": lambda: max_pool_calls(1),
+    "max_pool2d": lambda: max_pool_calls(2),
+    "avg_pool1d": lambda: avg_pool_calls(1),
+    "avg_pool2d": lambda: avg_pool_calls(2),
+    **{op: (lambda op=op: global_pool_calls(op)) for op in (
+        "global_avg_pool1d", "global_avg_pool2d", "global_max_pool1d", "global_max_pool2d")},
+    **{op: (lambda op=op: activation_calls(op)) for op in (
+        "relu", "leaky_relu", "elu", "sigmoid", "tanh", "softmax", "log_softmax")},
+    "flatten": flatten_calls,
+    "linear": linear_calls,
+    "batch_norm": batch_norm_calls,
+    "cross_entropy": lambda: class_loss_calls("cross_entropy"),
+    "nll_loss": lambda: class_loss_calls("nll_loss"),
+    "mse_loss": lambda: pointwise_loss_calls("mse_loss"),
+    "half_squared_error": lambda: pointwise_loss_calls("half_squared_error"),
+    **{op: (lambda op=op: optimizer_calls(op)) for op in ("sgd_step", "adam_step", "adadelta_step", "rmsprop_step")},
+    "dropout": dropout_calls,
+    "dropout_mask": dropout_mask_calls,
+}
+
+#: Forward ops whose backward has a strategy too (everything differentiable).
+DIFFERENTIABLE = tuple(op for op in STRATEGIES if not op.endswith("_step") and op != "dropout_mask")
+
+
+def _values_of(result) -> np.ndarray:
+    """The differentiable output: max pooling with indices returns (values, indices)."""
+    return result[0] if isinstance(result, tuple) else result
+
+
+@st.composite
+def backward_calls(draw, op: str) -> Call:
+    """``<op>_backward(grad_out, <the forward call's arguments>)`` with a drawn ``grad_out``."""
+    import refcnn
+
+    forward = draw(STRATEGIES[op]())
+    out = _values_of(forward.run(refcnn))
+    grad_out = draw(float_arrays(out.shape))
+    return Call(f"{op}_backward", (grad_out,) + forward.args, forward.kwargs)
+
+
+def calls(op: str) -> st.SearchStrategy:
+    """The strategy of valid calls of ``op`` (a forward op or ``<op>_backward``)."""
+    if op in STRATEGIES:
+        return STRATEGIES[op]()
+    if op.endswith("_backward") and op[: -len("_backward")] in DIFFERENTIABLE:
+        return backward_calls(op[: -len("_backward")])
+    raise KeyError(f"no strategy draws calls of {op!r}")
+
+
+def has_strategy(op: str) -> bool:
+    return op in STRATEGIES or (op.endswith("_backward") and op[: -len("_backward")] in DIFFERENTIABLE)
