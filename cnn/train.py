@@ -99,7 +99,7 @@ class EarlyStopping:
             self.best, self.best_epoch, self.wait = float(value), int(epoch), 0
             return False
         self.wait += 1
-        return self.wait > self.patience
+        return self.wait >= self.patience  # Keras's rule: stop after `patience` epochs without improvement
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -390,7 +390,7 @@ def fit(model, x, y, *, epochs: int = 1, batch_size: int = 32, optimizer="adam",
         history.epochs.append(row)
         epoch += 1
         if stopper is not None and stopper.update(row[stopper.monitor], epoch):
-            history.stop_reason = (f"early stopping: {stopper.monitor} did not improve for {stopper.patience + 0} "
+            history.stop_reason = (f"early stopping: {stopper.monitor} did not improve for {stopper.wait} "
                                    f"epoch(s) after its best {stopper.best:.6g} at epoch {stopper.best_epoch}")
         if path is not None:
             training = {"epoch": epoch, "global_step": step, "settings": settings, "history": history.to_dict(),

@@ -44,17 +44,17 @@ from . import _runtime
 __all__ = list(_ref.__all__)
 
 # ---------------------------------------------------------------------------------------------------
-# Threads: Numba's pool and BLAS's pool take turns, never nest
+# Threads: one parallel region per call, single-threaded BLAS inside it
 # ---------------------------------------------------------------------------------------------------
 
 
 def _prefer_quiet_threading_layer() -> None:
-    """Keep Numba's idle workers from spinning while BLAS runs between two parallel kernels.
+    """Prefer Numba's 'workqueue' threading layer, whose idle workers sleep.
 
-    Numba's default OpenMP layer (libgomp) keeps its threads busy-waiting after a parallel region, which
-    measured here made the following OpenBLAS call 2-3x slower. The 'workqueue' layer parks them instead.
-    Applied only when the user chose no layer and before Numba has started its pool (it is fixed from the
-    first parallel launch on). Recommended home: ``fastcnn/_runtime.py``.
+    Numba's default OpenMP layer (libgomp) keeps its threads busy-waiting after a parallel region; measured
+    here, that made the BLAS and NumPy work between two parallel kernels 2-3x slower, and far worse on a
+    loaded machine. Applied only when the user chose no layer and before Numba has started its pool (the
+    layer is fixed from the first parallel launch on). Recommended home: ``fastcnn/_runtime.py``.
     """
     if os.environ.get("NUMBA_THREADING_LAYER"):
         return
@@ -66,22 +66,42 @@ def _prefer_quiet_threading_layer() -> None:
 
 _prefer_quiet_threading_layer()
 
-_blas_threads = [0]  # the count last given to BLAS; 0 = not yet set
+
+class _KernelBlas:
+    """The BLAS that ``np.dot`` inside a Numba kernel calls (SciPy's, through ``scipy.linalg.cython_blas``),
+    held at one thread while fastcnn's parallel kernels run, so each of fastcnn's threads does its own
+    GEMMs and nothing is oversubscribed; the previous count is restored afterwards (it is SciPy's setting,
+    not ours). Without threadpoolctl, or when SciPy's BLAS cannot be told apart, nothing is changed.
+    Recommended home: ``fastcnn/_runtime.py`` (every family that calls ``np.dot`` in ``prange`` needs it).
+    """
+
+    def __init__(self) -> None:
+        self._libs = None
+
+    def _find(self):
+        try:
+            import scipy.linalg.cython_blas  # noqa: F401  (loads the library numba's np.dot calls)
+            from threadpoolctl import ThreadpoolController
+        except ImportError:
+            return []
+        controllers = ThreadpoolController().lib_controllers
+        return [c for c in controllers if c.user_api == "blas" and "scipy" in os.path.basename(
+            os.path.dirname(c.filepath)) and "numpy" not in c.filepath]
+
+    def __enter__(self):
+        if self._libs is None:
+            self._libs = self._find()
+        self._saved = [lib.get_num_threads() for lib in self._libs]
+        for lib in self._libs:
+            lib.set_num_threads(1)
+        return self
+
+    def __exit__(self, *exc):
+        for lib, n in zip(self._libs, self._saved):
+            lib.set_num_threads(n)
 
 
-def _match_blas_threads() -> None:
-    """Give BLAS as many threads as Numba's kernels have (``fastcnn.set_num_threads``), so the thread count
-    of the whole op follows one setting. A no-op unless the count changed since the last call."""
-    n = numba.get_num_threads()
-    if _blas_threads[0] == n:
-        return
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # without threadpoolctl BLAS keeps its own count
-        _blas_threads[0] = n
-        return
-    threadpool_limits(limits=n, user_api="blas")
-    _blas_threads[0] = n
+_KERNEL_BLAS = _KernelBlas()
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -119,26 +139,21 @@ def _pad_planes(x, src_h, src_w, out):
                 out[p, i, j] = x[p, sh, sw] if sw >= 0 else 0
 
 
-@numba.njit(parallel=True, fastmath=False, **_runtime.KERNEL_FLAGS)
-def _im2col(xp, n0, KH, KW, SH, SW, DH, DW, H_out, W_out, cols):
-    """cols[s, (c*KH + kh)*KW + kw, oh*W_out + ow] = xp[n0 + s, c, oh*SH + kh*DH, ow*SW + kw*DW].
+@numba.njit(fastmath=False, **_runtime.KERNEL_FLAGS)
+def _im2col(planes, KH, KW, SH, SW, DH, DW, H_out, W_out, cols):
+    """cols[(c*KH + kh)*KW + kw, oh*W_out + ow] = planes[c, oh*SH + kh*DH, ow*SW + kw*DW], one sample.
 
-    xp is the padded input (N, C, Hp, Wp); cols (S, C*KH*KW, H_out*W_out). Every read is in bounds by
-    construction, so the inner loop is a branch-free (strided) row copy.
+    ``planes`` is the padded sample (C, Hp, Wp), so every read is in bounds by construction and the inner
+    loop is a branch-free row copy (strided when SW > 1).
     """
-    S = cols.shape[0]
-    C = xp.shape[1]
-    for sc in prange(S * C):
-        s = sc // C
-        c = sc % C
-        plane = xp[n0 + s, c]
+    for c in range(planes.shape[0]):
+        plane = planes[c]
         for kh in range(KH):
             for kw in range(KW):
-                row = cols[s, (c * KH + kh) * KW + kw]
+                row = cols[(c * KH + kh) * KW + kw]
                 for oh in range(H_out):
                     src = plane[oh * SH + kh * DH]
-                    base = oh * W_out
-                    start = kw * DW
+                    base, start = oh * W_out, kw * DW
                     if SW == 1:
                         row[base:base + W_out] = src[start:start + W_out]
                     else:
@@ -146,53 +161,101 @@ def _im2col(xp, n0, KH, KW, SH, SW, DH, DW, H_out, W_out, cols):
                             row[base + ow] = src[start + ow * SW]
 
 
-@numba.njit(parallel=True, fastmath=_FM, **_runtime.KERNEL_FLAGS)
-def _col2im_fold(dcols, n0, KH, KW, SH, SW, DH, DW, H_out, W_out, planes, src_h, src_w, gx):
-    """The adjoint of padding + im2col: add dcols back onto padded planes, then fold each plane onto gx.
-
-    planes[s, c, ih, iw] = sum of dcols[s, (c*KH + kh)*KW + kw, oh*W_out + ow] over ih = oh*SH + kh*DH,
-    iw = ow*SW + kw*DW; then gx[n0 + s, c] = sum of planes[s, c, i, j] over src_h[i], src_w[j] (cells with
-    index -1, zero fill, give nothing). Each (s, c) owns its plane and its gx plane: disjoint writes, fixed
-    order of additions.
-    """
-    S = dcols.shape[0]
-    C = gx.shape[1]
-    Hp, Wp = planes.shape[2], planes.shape[3]
-    for sc in prange(S * C):
-        s = sc // C
-        c = sc % C
-        plane = planes[s, c]
-        plane[:, :] = 0
+@numba.njit(fastmath=_FM, **_runtime.KERNEL_FLAGS)
+def _col2im_fold(dcols, KH, KW, SH, SW, DH, DW, H_out, W_out, planes, src_h, src_w, gx):
+    """The adjoint of padding + im2col, one sample: add ``dcols`` onto the padded ``planes`` (C, Hp, Wp) at
+    the cells im2col read, then fold each plane onto ``gx`` (C, H, W) through the index maps (cells with
+    index -1, zero fill, give nothing). The order of additions is fixed by the loops."""
+    planes[:] = 0
+    for c in range(planes.shape[0]):
+        plane = planes[c]
         for kh in range(KH):
             for kw in range(KW):
-                row = dcols[s, (c * KH + kh) * KW + kw]
+                row = dcols[(c * KH + kh) * KW + kw]
                 for oh in range(H_out):
                     dst = plane[oh * SH + kh * DH]
-                    base = oh * W_out
-                    start = kw * DW
+                    base, start = oh * W_out, kw * DW
                     for ow in range(W_out):
                         dst[start + ow * SW] += row[base + ow]
-        out = gx[n0 + s, c]
-        out[:, :] = 0
-        for i in range(Hp):
+    gx[:] = 0
+    for c in range(planes.shape[0]):
+        for i in range(planes.shape[1]):
             sh = src_h[i]
             if sh < 0:
                 continue
-            for j in range(Wp):
+            for j in range(planes.shape[2]):
                 sw = src_w[j]
                 if sw >= 0:
-                    out[sh, sw] += plane[i, j]
+                    gx[c, sh, sw] += planes[c, i, j]
 
 
-@numba.njit(parallel=True, fastmath=_FM, **_runtime.KERNEL_FLAGS)
-def _add_bias(y, bias):
-    """y[n, c, :] += bias[c]; y (N, C, L)."""
-    N, C, L = y.shape
-    for nc in prange(N * C):
-        b = bias[nc % C]
-        row = y[nc // C, nc % C]
-        for i in range(L):
-            row[i] += b
+@numba.njit(fastmath=_FM, **_runtime.KERNEL_FLAGS)
+def _add_bias(y2, bias):
+    """y2[c, :] += bias[c]; y2 (C, L), one sample."""
+    for c in range(y2.shape[0]):
+        y2[c, :] += bias[c]
+
+
+@numba.njit(parallel=True, fastmath=False, **_runtime.KERNEL_FLAGS)
+def _im2col_gemm(xp, w2, go3, bias, G, KH, KW, SH, SW, DH, DW, H_out, W_out, block,
+                 want_y, want_gw, want_bias, y3, gw_blocks, cols_bufs, tmp_bufs):
+    """im2col of each padded sample, then per group ``g`` (``cols_g``: that group's rows of cols):
+
+    * ``want_y``: ``y3[n, group] = w2[group] @ cols_g`` (+ ``bias`` when ``want_bias``);
+    * ``want_gw``: ``gw_blocks[b, group] = sum over the samples n of block b, in order, of
+      go3[n, group] @ cols_g^T``.
+
+    xp (N, C, Hp, Wp); w2 (C_y, C/G*KH*KW); go3 (N, C_w, L); y3 (N, C_y, L); gw_blocks (B, C_w, C/G*KH*KW)
+    with B = ceil(N / block). One task per block of samples; each thread has its own im2col buffer
+    (``cols_bufs[thread]``) and GEMM result (``tmp_bufs[thread]``); BLAS runs single-threaded inside.
+    """
+    N = xp.shape[0]
+    K_g = cols_bufs.shape[1] // G
+    C_y_g = y3.shape[1] // G
+    C_w_g = gw_blocks.shape[1] // G
+    for b in prange((N + block - 1) // block):
+        tid = numba.get_thread_id()
+        cols = cols_bufs[tid]
+        tmp = tmp_bufs[tid]
+        for n in range(b * block, min(N, (b + 1) * block)):
+            _im2col(xp[n], KH, KW, SH, SW, DH, DW, H_out, W_out, cols)
+            for g in range(G):
+                cols_g = cols[g * K_g:(g + 1) * K_g]
+                if want_y:
+                    y_g = y3[n, g * C_y_g:(g + 1) * C_y_g]
+                    np.dot(w2[g * C_y_g:(g + 1) * C_y_g], cols_g, y_g)
+                    if want_bias:
+                        _add_bias(y_g, bias[g * C_y_g:(g + 1) * C_y_g])
+                if want_gw:
+                    acc = gw_blocks[b, g * C_w_g:(g + 1) * C_w_g]
+                    if n == b * block:
+                        np.dot(go3[n, g * C_w_g:(g + 1) * C_w_g], cols_g.T, acc)
+                    else:
+                        np.dot(go3[n, g * C_w_g:(g + 1) * C_w_g], cols_g.T, tmp[:C_w_g])
+                        acc += tmp[:C_w_g]
+
+
+@numba.njit(parallel=True, fastmath=False, **_runtime.KERNEL_FLAGS)
+def _gemm_col2im(go3, w2t, bias, G, KH, KW, SH, SW, DH, DW, H_out, W_out, src_h, src_w, want_bias,
+                 gx, dcols_bufs, plane_bufs):
+    """gx[n] = fold(col2im(dcols)) with ``dcols[group] = w2t[g] @ go3[n, group]``: the input gradient of
+    ``_im2col_gemm``'s product (+ ``bias`` per channel of gx when ``want_bias``).
+
+    go3 (N, C_y, L); w2t (G, C/G*KH*KW, C_y/G), each group's weight block transposed; gx (N, C, H, W);
+    src_h, src_w map the padded planes (Hp, Wp) onto gx's cells. One task per sample, per-thread buffers.
+    """
+    N = go3.shape[0]
+    K_g = w2t.shape[1]
+    C_y_g = w2t.shape[2]
+    C = gx.shape[1]
+    for n in prange(N):
+        tid = numba.get_thread_id()
+        dcols = dcols_bufs[tid]
+        for g in range(G):
+            np.dot(w2t[g], go3[n, g * C_y_g:(g + 1) * C_y_g], dcols[g * K_g:(g + 1) * K_g])
+        _col2im_fold(dcols, KH, KW, SH, SW, DH, DW, H_out, W_out, plane_bufs[tid], src_h, src_w, gx[n])
+        if want_bias:
+            _add_bias(gx[n].reshape(C, gx.shape[2] * gx.shape[3]), bias)
 
 
 @numba.njit(parallel=True, fastmath=_FM, **_runtime.KERNEL_FLAGS)
@@ -212,29 +275,40 @@ def _bias_grad(g, out):
 
 
 @numba.njit(parallel=True, fastmath=False, **_runtime.KERNEL_FLAGS)
-def _add_samples(acc, per_sample):
-    """acc[i, j] += per_sample[0, i, j] + per_sample[1, i, j] + ..., sample by sample, in order."""
-    S, A, B = per_sample.shape
+def _sum_blocks(blocks, out):
+    """out[i, j] = blocks[0, i, j] + blocks[1, i, j] + ..., in that order; one row of out per task."""
+    B, A, K = blocks.shape
     for i in prange(A):
-        for s in range(S):
-            for j in range(B):
-                acc[i, j] += per_sample[s, i, j]
+        out[i, :] = 0
+        for b in range(B):
+            out[i, :] += blocks[b, i, :]
 
 
 # ---------------------------------------------------------------------------------------------------
-# The GEMM passes (Python: BLAS calls between kernels)
+# The passes: buffers and index maps around the kernels
 # ---------------------------------------------------------------------------------------------------
 
-#: Bytes of im2col columns per chunk: large enough for BLAS to run at full speed and for ``prange`` to
-#: have planes for every thread, small enough to stay in the last-level cache. The chunk depends on the
-#: shapes only, never on the thread count, so results do not either.
-CHUNK_BYTES = 2 << 20
+#: Samples whose weight-gradient terms one task adds up in its private buffer. Fixed, never derived from the
+#: thread count, so the order of every addition, and so the result, is the same for any number of threads.
+GW_BLOCK = 4
 SCRATCH = _runtime.SCRATCH
 
 
-def _chunk_size(N: int, rows: int, cells: int, itemsize: int) -> int:
-    per_sample = max(1, rows * cells * itemsize)
-    return max(1, min(N, CHUNK_BYTES // per_sample))
+def _none(ndim: int, dtype) -> np.ndarray:
+    """An empty stand-in for an array argument a kernel is told not to touch (kernels take no None)."""
+    return np.empty((0,) * ndim, dtype=dtype)
+
+
+def _thread_slots() -> int:
+    """Per-thread buffers are indexed by Numba's thread id, below the pool size fixed at start-up."""
+    return numba.config.NUMBA_NUM_THREADS
+
+
+def _buffers(name: str, shape: tuple, dtype) -> np.ndarray:
+    """A scratch array of ``(threads,) + shape``, reused between calls."""
+    slots = _thread_slots()
+    size = slots * int(np.prod(shape))
+    return SCRATCH.get(name, size, dtype).reshape((slots,) + tuple(shape))
 
 
 def _src_map(pad_begin: int, padded: int, mode: str, real: int) -> np.ndarray:
@@ -258,14 +332,15 @@ def _pad(x4, src_h, src_w, name: str):
     if Hp == H and Wp == W:
         return x4
     out = SCRATCH.get(name, N * C * Hp * Wp, x4.dtype).reshape(N, C, Hp, Wp)
-    _pad_planes(x4.reshape(N * C, H, W), src_h, src_w, out.reshape(N * C, Hp, Wp))
+    with _KERNEL_BLAS:
+        _pad_planes(x4.reshape(N * C, H, W), src_h, src_w, out.reshape(N * C, Hp, Wp))
     return out
 
 
-def _gemm_pass(xp, G, kernel, stride, dilation, out_hw, w2=None, y3=None, go3=None):
-    """im2col of the padded input ``xp`` chunk by chunk, then per group:
+def _gemm_pass(xp, G, kernel, stride, dilation, out_hw, w2=None, bias=None, y3=None, go3=None):
+    """im2col of the padded input ``xp`` sample by sample, then per group:
 
-    * when ``y3`` is given (forward): ``y3[n, group] = w2[group] @ cols[n, group]``;
+    * when ``y3`` is given (forward): ``y3[n, group] = w2[group] @ cols[n, group]`` (+ ``bias``);
     * when ``go3`` is given (weight gradient): returns ``sum_n go3[n, group] @ cols[n, group]^T``, shape
       ``(C_w, C/G * KH * KW)`` where ``C_w = go3.shape[1]``.
 
@@ -273,54 +348,49 @@ def _gemm_pass(xp, G, kernel, stride, dilation, out_hw, w2=None, y3=None, go3=No
     """
     N, C = xp.shape[0], xp.shape[1]
     (KH, KW), (SH, SW), (DH, DW), (H_out, W_out) = kernel, stride, dilation, out_hw
-    L = H_out * W_out
     K_g = C // G * KH * KW
-    chunk = _chunk_size(N, C * KH * KW, L, xp.dtype.itemsize)
-    grad_w = None
+    dtype = xp.dtype
+    cols = _buffers("conv.cols", (C * KH * KW, H_out * W_out), dtype)
+    n_blocks = -(-N // GW_BLOCK)
     if go3 is not None:
         C_w_g = go3.shape[1] // G
-        grad_w = np.zeros((go3.shape[1], K_g), dtype=xp.dtype)
-        per_sample = SCRATCH.get("conv.gw", chunk * C_w_g * K_g, xp.dtype)
-    cols_buf = SCRATCH.get("conv.cols", chunk * C * KH * KW * L, xp.dtype)
-    for n0 in range(0, N, chunk):
-        S = min(chunk, N - n0)
-        cols = cols_buf[:S * C * KH * KW * L].reshape(S, C * KH * KW, L)
-        _im2col(xp, n0, KH, KW, SH, SW, DH, DW, H_out, W_out, cols)
-        for g in range(G):
-            rows = slice(g * K_g, (g + 1) * K_g)
-            if y3 is not None:
-                C_y_g = y3.shape[1] // G
-                np.matmul(w2[g * C_y_g:(g + 1) * C_y_g], cols[:, rows], out=y3[n0:n0 + S, g * C_y_g:(g + 1) * C_y_g])
-            if go3 is not None:
-                part = per_sample[:S * C_w_g * K_g].reshape(S, C_w_g, K_g)
-                np.matmul(go3[n0:n0 + S, g * C_w_g:(g + 1) * C_w_g], cols[:, rows].transpose(0, 2, 1), out=part)
-                _add_samples(grad_w[g * C_w_g:(g + 1) * C_w_g], part)
+        gw_blocks = SCRATCH.get("conv.gw", n_blocks * go3.shape[1] * K_g, dtype).reshape(n_blocks, -1, K_g)
+        tmp = _buffers("conv.gwtmp", (C_w_g, K_g), dtype)
+    else:
+        gw_blocks, tmp = _none(3, dtype), _none(3, dtype)
+    with _KERNEL_BLAS:
+        _im2col_gemm(xp, _none(2, dtype) if w2 is None else w2, _none(3, dtype) if go3 is None else go3,
+                     _none(1, dtype) if bias is None else bias, G, KH, KW, SH, SW, DH, DW, H_out, W_out, GW_BLOCK,
+                     y3 is not None, go3 is not None, bias is not None, _none(3, dtype) if y3 is None else y3,
+                     gw_blocks, cols, tmp)
+        if go3 is None:
+            return None
+        grad_w = np.empty((go3.shape[1], K_g), dtype=dtype)
+        _sum_blocks(gw_blocks, grad_w)
     return grad_w
 
 
-def _col2im_pass(go3, w2, G, kernel, stride, dilation, out_hw, src_h, src_w, gx):
-    """gx = fold(col2im(w2_g^T @ go3[n, group])): the input gradient of ``_gemm_pass``'s forward.
-
-    ``go3`` (N, C_y, H_out*W_out), ``w2`` (C_y, C/G*KH*KW), gx (N, C, H, W) is overwritten; ``src_h``,
-    ``src_w`` map the padded planes (their sizes) onto gx's cells.
-    """
-    N, C = gx.shape[0], gx.shape[1]
+def _col2im_pass(go3, w2, bias, G, kernel, stride, dilation, out_hw, src_h, src_w, gx):
+    """gx = fold(col2im(w2_g^T @ go3[n, group])) (+ ``bias``): the input gradient of ``_gemm_pass``'s
+    forward. ``go3`` (N, C_y, H_out*W_out), ``w2`` (C_y, C/G*KH*KW), gx (N, C, H, W) is overwritten;
+    ``src_h``, ``src_w`` map the padded planes (their sizes) onto gx's cells."""
+    C = gx.shape[1]
     (KH, KW), (SH, SW), (DH, DW), (H_out, W_out) = kernel, stride, dilation, out_hw
-    L = H_out * W_out
     K_g = C // G * KH * KW
     C_y_g = go3.shape[1] // G
-    Hp, Wp = src_h.size, src_w.size
-    chunk = _chunk_size(N, C * KH * KW, L, gx.dtype.itemsize)
-    dcols_buf = SCRATCH.get("conv.dcols", chunk * C * KH * KW * L, gx.dtype)
-    planes_buf = SCRATCH.get("conv.planes", chunk * C * Hp * Wp, gx.dtype)
-    w_t = [np.ascontiguousarray(w2[g * C_y_g:(g + 1) * C_y_g].T) for g in range(G)]
-    for n0 in range(0, N, chunk):
-        S = min(chunk, N - n0)
-        dcols = dcols_buf[:S * C * KH * KW * L].reshape(S, C * KH * KW, L)
-        for g in range(G):
-            np.matmul(w_t[g], go3[n0:n0 + S, g * C_y_g:(g + 1) * C_y_g], out=dcols[:, g * K_g:(g + 1) * K_g])
-        planes = planes_buf[:S * C * Hp * Wp].reshape(S, C, Hp, Wp)
-        _col2im_fold(dcols, n0, KH, KW, SH, SW, DH, DW, H_out, W_out, planes, src_h, src_w, gx)
+    dtype = gx.dtype
+    w2t = np.ascontiguousarray(w2.reshape(G, C_y_g, K_g).transpose(0, 2, 1))
+    dcols = _buffers("conv.dcols", (C * KH * KW, H_out * W_out), dtype)
+    planes = _buffers("conv.planes", (C, src_h.size, src_w.size), dtype)
+    with _KERNEL_BLAS:
+        _gemm_col2im(go3, w2t, _none(1, dtype) if bias is None else bias, G, KH, KW, SH, SW, DH, DW,
+                     H_out, W_out, src_h, src_w, bias is not None, gx, dcols, planes)
+
+
+def _grad_bias(go3):
+    out = np.empty(go3.shape[1], dtype=go3.dtype)
+    _bias_grad(go3, out)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -367,13 +437,10 @@ def _conv_forward(op, rank, x, weight, bias, stride, padding, dilation, groups, 
     dtype = _runtime.compute_dtype(x, weight, bias)
     x4, w4, b = _compute([x, weight, bias], dtype)
     g2 = _ref._lift_to_2d(geom)
-    _match_blas_threads()
     xp = _pad(x4, *_conv_maps(g2), "conv.xpad")
     y = np.empty((geom.N, geom.C_out) + g2.out, dtype=dtype)
-    y3 = y.reshape(geom.N, geom.C_out, -1)
-    _gemm_pass(xp, geom.G, g2.kernel, g2.stride, g2.dilation, g2.out, w2=w4.reshape(geom.C_out, -1), y3=y3)
-    if b is not None:
-        _add_bias(y3, b)
+    _gemm_pass(xp, geom.G, g2.kernel, g2.stride, g2.dilation, g2.out, w2=w4.reshape(geom.C_out, -1), bias=b,
+               y3=y.reshape(geom.N, geom.C_out, -1))
     return y.reshape(geom.out_shape).astype(out_dtype, copy=False)
 
 
@@ -386,18 +453,14 @@ def _conv_backward(op, rank, grad_out, x, weight, bias, stride, padding, dilatio
     dtype = _runtime.compute_dtype(grad_out, x, weight, bias)
     go4, x4, w4 = _compute([grad_out, x, weight], dtype)
     g2 = _ref._lift_to_2d(geom)
-    _match_blas_threads()
     go3 = go4.reshape(geom.N, geom.C_out, -1)
     w2 = w4.reshape(geom.C_out, -1)
     src_h, src_w = _conv_maps(g2)
     xp = _pad(x4, src_h, src_w, "conv.xpad")
     grad_w = _gemm_pass(xp, geom.G, g2.kernel, g2.stride, g2.dilation, g2.out, go3=go3)
     grad_x = np.empty(x4.shape, dtype=dtype)
-    _col2im_pass(go3, w2, geom.G, g2.kernel, g2.stride, g2.dilation, g2.out, src_h, src_w, grad_x)
-    grad_b = None
-    if bias is not None:
-        grad_b = np.empty(geom.C_out, dtype=dtype)
-        _bias_grad(go3, grad_b)
+    _col2im_pass(go3, w2, None, geom.G, g2.kernel, g2.stride, g2.dilation, g2.out, src_h, src_w, grad_x)
+    grad_b = None if bias is None else _grad_bias(go3)
     return _results(out_dtype, grad_x.reshape(x.shape), grad_w.reshape(weight.shape), grad_b)
 
 
@@ -409,14 +472,11 @@ def _conv_transpose_forward(op, rank, x, weight, bias, stride, padding, output_p
     dtype = _runtime.compute_dtype(x, weight, bias)
     x4, w4, b = _compute([x, weight, bias], dtype)
     g2 = _ref._lift_to_2d(geom)
-    _match_blas_threads()
     # The transposed convolution is the input gradient of the convolution x_t -> x whose weight is w.
     y = np.empty((geom.N, geom.C_out) + g2.out, dtype=dtype)
     src_h, src_w = _transpose_maps(g2)
-    _col2im_pass(x4.reshape(geom.N, geom.C_in, -1), w4.reshape(geom.C_in, -1), geom.G, g2.kernel, g2.stride,
+    _col2im_pass(x4.reshape(geom.N, geom.C_in, -1), w4.reshape(geom.C_in, -1), b, geom.G, g2.kernel, g2.stride,
                  g2.dilation, g2.sizes, src_h, src_w, y)
-    if b is not None:
-        _add_bias(y.reshape(geom.N, geom.C_out, -1), b)
     return y.reshape(geom.out_shape).astype(out_dtype, copy=False)
 
 
@@ -430,7 +490,6 @@ def _conv_transpose_backward(op, rank, grad_out, x, weight, bias, stride, paddin
     dtype = _runtime.compute_dtype(grad_out, x, weight, bias)
     go4, x4, w4 = _compute([grad_out, x, weight], dtype)
     g2 = _ref._lift_to_2d(geom)
-    _match_blas_threads()
     # grad_out padded onto the kernel-copy plane is the input of the convolution whose input gradient the
     # forward was: its forward gives grad_x and its weight gradient (against x) gives grad_w.
     gop = _pad(go4, *_transpose_maps(g2), "conv.gopad")
@@ -438,10 +497,7 @@ def _conv_transpose_backward(op, rank, grad_out, x, weight, bias, stride, paddin
     x3 = x4.reshape(geom.N, geom.C_in, -1)
     grad_w = _gemm_pass(gop, geom.G, g2.kernel, g2.stride, g2.dilation, g2.sizes,
                         w2=w4.reshape(geom.C_in, -1), y3=grad_x.reshape(geom.N, geom.C_in, -1), go3=x3)
-    grad_b = None
-    if bias is not None:
-        grad_b = np.empty(geom.C_out, dtype=dtype)
-        _bias_grad(go4.reshape(geom.N, geom.C_out, -1), grad_b)
+    grad_b = None if bias is None else _grad_bias(go4.reshape(geom.N, geom.C_out, -1))
     return _results(out_dtype, grad_x.reshape(x.shape), grad_w.reshape(weight.shape), grad_b)
 
 

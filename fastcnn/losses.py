@@ -2,10 +2,10 @@
 (``specs/losses.md``), in Numba.
 
 Each loss is computed as refcnn computes it: one term per sample (class losses) or per element (squared
-errors), then one reduction. The terms are computed in parallel into disjoint slots; the reduction is
-:func:`_fixed_order_sum`: blocks of a fixed number of terms (independent of the thread count) summed
-sequentially in parallel, then the block sums added in block order. With at most one block (up to
-``_SUM_BLOCK`` terms, every batch of a class loss in practice) that is exactly refcnn's sequential order.
+errors), then one reduction. Class losses sum their per-sample terms sequentially, in refcnn's order. The
+squared errors sum in parallel over blocks of a fixed number of elements (``_SUM_BLOCK``, independent of
+the thread count), each block sequentially, then the block sums in block order; up to ``_SUM_BLOCK``
+elements that is exactly refcnn's sequential order. Either way the result never depends on the threads.
 
 All arithmetic is in float64 (inputs are read in their compute dtype and widened), so float32 results
 differ from refcnn's only by the final rounding; results come back in the NumPy promotion of the float
@@ -34,29 +34,25 @@ __all__ = [
     "half_squared_error", "half_squared_error_backward",
 ]
 
-#: Terms per block of the fixed-order sum. Fixed, so the result never depends on the thread count.
+#: Elements per block of the squared errors' parallel sum. Fixed, so the result never depends on the
+#: thread count.
 _SUM_BLOCK = 1 << 13
 
 
 # ----------------------------------------------------------------------------------------------------------
 # Kernels. fastmath is off everywhere: the sums must keep their fixed order, and the per-element arithmetic
 # is written in refcnn's order so that float64 results match it to the last bit where no sum is split.
+# The class-loss kernels are serial: a batch of (N, C) logits is a few microseconds of work, less than
+# waking the thread pool, and a serial kernel compiles several times faster. The squared errors, whose
+# arrays can be whole images, run in parallel.
 
 
-@numba.njit(parallel=True, fastmath=False, **_runtime.KERNEL_FLAGS)
-def _fixed_order_sum(values):
-    """``sum(values)`` in float64: sequential within blocks of ``_SUM_BLOCK``, then over the blocks."""
-    n = values.size
-    blocks = (n + _SUM_BLOCK - 1) // _SUM_BLOCK
-    partial = np.zeros(blocks, dtype=np.float64)
-    for b in numba.prange(blocks):
-        total = 0.0
-        for i in range(b * _SUM_BLOCK, min(n, (b + 1) * _SUM_BLOCK)):
-            total += np.float64(values[i])
-        partial[b] = total
+@numba.njit(parallel=False, fastmath=False, **_runtime.KERNEL_FLAGS)
+def _sequential_sum(values):
+    """``sum(values)`` in float64, first to last: refcnn's order."""
     total = 0.0
-    for b in range(blocks):
-        total += partial[b]
+    for i in range(values.size):
+        total += values[i]
     return total
 
 
@@ -76,12 +72,12 @@ def _row_max_and_log_total(x, i):
     return m, math.log(total)
 
 
-@numba.njit(parallel=True, fastmath=False, **_runtime.KERNEL_FLAGS)
+@numba.njit(parallel=False, fastmath=False, **_runtime.KERNEL_FLAGS)
 def _cross_entropy_terms(x, labels, w, e, terms, target_weights):
     """``terms[i] = (1 - e)(-w[y] q[i, y]) + (e / C)(-sum_c w[c] q[i, c])`` with ``q = log_softmax(x)``;
     ``target_weights[i] = w[y]``; both 0 for ignored samples (label -1)."""
     n_count, c_count = x.shape
-    for i in numba.prange(n_count):
+    for i in range(n_count):
         y = labels[i]
         if y < 0:
             terms[i] = 0.0
@@ -96,13 +92,13 @@ def _cross_entropy_terms(x, labels, w, e, terms, target_weights):
         target_weights[i] = w[y]
 
 
-@numba.njit(parallel=True, fastmath=False, **_runtime.KERNEL_FLAGS)
+@numba.njit(parallel=False, fastmath=False, **_runtime.KERNEL_FLAGS)
 def _cross_entropy_grad(x, labels, w, e, scale, scale_step, grad):
     """``dL/dq[i, c] = -s_i ((1 - e) w[y] [c = y] + (e / C) w[c])`` (0 for ignored rows), then the
     log-softmax backward ``grad[i, c] = dq[i, c] - p[i, c] sum_k dq[i, k]`` on every row (an ignored row
     with a NaN logit is NaN, as in refcnn). ``s_i = scale[i * scale_step]``."""
     n_count, c_count = x.shape
-    for i in numba.prange(n_count):
+    for i in range(n_count):
         y = labels[i]
         s = scale[i * scale_step]
         total = 0.0
@@ -122,10 +118,10 @@ def _cross_entropy_grad(x, labels, w, e, scale, scale_step, grad):
             grad[i, c] = grad[i, c] - p * total
 
 
-@numba.njit(parallel=True, fastmath=False, **_runtime.KERNEL_FLAGS)
+@numba.njit(parallel=False, fastmath=False, **_runtime.KERNEL_FLAGS)
 def _nll_terms(x, labels, w, terms, target_weights):
     """``terms[i] = -w[y] x[i, y]``, ``target_weights[i] = w[y]``; 0 for ignored samples."""
-    for i in numba.prange(x.shape[0]):
+    for i in range(x.shape[0]):
         y = labels[i]
         if y < 0:
             terms[i] = 0.0
@@ -135,11 +131,11 @@ def _nll_terms(x, labels, w, terms, target_weights):
             target_weights[i] = w[y]
 
 
-@numba.njit(parallel=True, fastmath=False, **_runtime.KERNEL_FLAGS)
+@numba.njit(parallel=False, fastmath=False, **_runtime.KERNEL_FLAGS)
 def _nll_grad(labels, w, scale, scale_step, grad):
     """``grad[i, y] = -w[y] s_i`` for kept samples, 0 elsewhere."""
     n_count, c_count = grad.shape
-    for i in numba.prange(n_count):
+    for i in range(n_count):
         for c in range(c_count):
             grad[i, c] = 0.0
         y = labels[i]
@@ -157,7 +153,7 @@ def _squared_terms(x, t, k, terms):
 
 @numba.njit(parallel=True, fastmath=False, **_runtime.KERNEL_FLAGS)
 def _squared_sum(x, t, k):
-    """``sum_j k (x[j] - t[j])^2`` in the blocks of :func:`_fixed_order_sum`, without storing the terms."""
+    """``sum_j k (x[j] - t[j])^2``: blocks of ``_SUM_BLOCK`` summed in parallel, then the block sums in order."""
     n = x.size
     blocks = (n + _SUM_BLOCK - 1) // _SUM_BLOCK
     partial = np.zeros(blocks, dtype=np.float64)
@@ -212,7 +208,7 @@ def _reduce(terms: np.ndarray, reduction: str, denominator: float, dtype, shape)
     ``denominator``. Always an array of ``dtype``."""
     if reduction == "none":
         return terms.reshape(shape).astype(dtype, copy=False)
-    return _scalar(_fixed_order_sum(terms), reduction, denominator, dtype)
+    return _scalar(_sequential_sum(terms), reduction, denominator, dtype)
 
 
 def _scalar(total: float, reduction: str, denominator: float, dtype) -> np.ndarray:
@@ -249,7 +245,7 @@ def nll_loss(input, target, weight=None, *, ignore_index=-100, reduction="mean")
     terms, target_weights = np.empty(args.n), np.empty(args.n)
     _nll_terms(x, _labels(target, args.ignore_index), _class_weights(weight, args.c), terms, target_weights)
     dtype = _runtime.result_dtype(input, weight)
-    return _reduce(terms, args.reduction, _fixed_order_sum(target_weights), dtype, (args.n,))
+    return _reduce(terms, args.reduction, _sequential_sum(target_weights), dtype, (args.n,))
 
 
 def nll_loss_backward(grad_out, input, target, weight=None, *, ignore_index=-100, reduction="mean"):
@@ -262,7 +258,7 @@ def nll_loss_backward(grad_out, input, target, weight=None, *, ignore_index=-100
     args, _ = _check_class_loss(op, input, target, weight, ignore_index, reduction)
     g = check_loss_grad_out(op, grad_out, args.reduction, (args.n,))
     labels, w = _labels(target, args.ignore_index), _class_weights(weight, args.c)
-    total_weight = _fixed_order_sum(np.where(labels >= 0, w[np.maximum(labels, 0)], 0.0))
+    total_weight = _sequential_sum(np.where(labels >= 0, w[np.maximum(labels, 0)], 0.0))
     scale, step = _grad_scale(g, args.reduction, total_weight)
     grad = np.empty((args.n, args.c), dtype=np.float64)
     _nll_grad(labels, w, scale, step, grad)
@@ -282,7 +278,7 @@ def cross_entropy(input, target, weight=None, *, ignore_index=-100, reduction="m
     _cross_entropy_terms(x, _labels(target, args.ignore_index), _class_weights(weight, args.c),
                          args.label_smoothing, terms, target_weights)
     dtype = _runtime.result_dtype(input, weight)
-    return _reduce(terms, args.reduction, _fixed_order_sum(target_weights), dtype, (args.n,))
+    return _reduce(terms, args.reduction, _sequential_sum(target_weights), dtype, (args.n,))
 
 
 def cross_entropy_backward(grad_out, input, target, weight=None, *, ignore_index=-100, reduction="mean",
@@ -296,7 +292,7 @@ def cross_entropy_backward(grad_out, input, target, weight=None, *, ignore_index
     args, _ = _check_class_loss(op, input, target, weight, ignore_index, reduction, label_smoothing)
     g = check_loss_grad_out(op, grad_out, args.reduction, (args.n,))
     labels, w = _labels(target, args.ignore_index), _class_weights(weight, args.c)
-    total_weight = _fixed_order_sum(np.where(labels >= 0, w[np.maximum(labels, 0)], 0.0))
+    total_weight = _sequential_sum(np.where(labels >= 0, w[np.maximum(labels, 0)], 0.0))
     scale, step = _grad_scale(g, args.reduction, total_weight)
     x = _runtime.as_compute(input, _runtime.compute_dtype(*_float_arrays(grad_out, input, weight)))
     grad = np.empty((args.n, args.c), dtype=np.float64)

@@ -1,0 +1,220 @@
+"""fastcnn.activations agrees with refcnn.activations (the oracle), with PyTorch, and raises refcnn's errors.
+
+Tolerances. float64: max abs error <= 1e-12 * max(1, scale), scale = max |refcnn result|. float32: inputs are
+rounded to float32 first and refcnn runs on those very values; exp, tanh and the divisions round in float32:
+max abs error <= 2e-5 * max(1, scale) * sqrt(L), L the line length for softmax (1 elementwise).
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+import fastcnn
+from fastcnn import activations as fast
+from refcnn import activations as ref
+from refcnn.cases import Case, load_cases, run_case
+
+ELEMENTWISE = {"relu": {}, "leaky_relu": {"negative_slope": None}, "elu": {"alpha": None}, "sigmoid": {},
+               "tanh": {}}
+LINEWISE = ["softmax", "log_softmax"]
+CASES = [c for c in load_cases() if c.family == "activations"]
+
+
+def assert_agrees(got, expected, *, dtype=np.float64, reduction=1, what=""):
+    got, expected = np.asarray(got, dtype=np.float64), np.asarray(expected, dtype=np.float64)
+    assert got.shape == expected.shape, f"{what}: shape {got.shape} != {expected.shape}"
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(expected), err_msg=f"{what}: NaN positions")
+    ok = ~np.isnan(expected)
+    if not ok.any():
+        return
+    inf = np.isinf(expected) & ok
+    np.testing.assert_array_equal(got[inf], expected[inf], err_msg=f"{what}: infinities")
+    ok &= ~inf
+    if not ok.any():
+        return
+    scale = max(1.0, float(np.max(np.abs(expected[ok]))))
+    tol = 1e-12 * scale if dtype == np.float64 else 2e-5 * scale * math.sqrt(reduction)
+    err = np.abs(got[ok] - expected[ok])
+    worst = int(np.argmax(err))
+    assert err[worst] <= tol, (f"{what}: max abs error {err[worst]:.3g} > {tol:.3g}: got {got[ok][worst]!r}, "
+                               f"expected {expected[ok][worst]!r}")
+
+
+def outcome(fn, *args, **kwargs):
+    try:
+        return "ok", fn(*args, **kwargs)
+    except Exception as exc:  # noqa: BLE001
+        return "error", exc
+
+
+# Kinks (0), both signs, and values large enough to saturate sigmoid/tanh and exercise the exp branches.
+VALUES = st.sampled_from([0.0, -0.0, 1.0, -1.0]) | st.floats(-30, 30, allow_nan=False, width=32)
+SHAPES = st.lists(st.integers(0, 4), min_size=0, max_size=3).map(tuple)
+
+
+@st.composite
+def elementwise_calls(draw):
+    name = draw(st.sampled_from(sorted(ELEMENTWISE)))
+    kwargs = {k: draw(st.floats(-3, 3, allow_nan=False, width=32)) for k in ELEMENTWISE[name]}
+    x = draw(arrays(np.float64, draw(SHAPES), elements=VALUES))
+    return name, x, kwargs
+
+
+@st.composite
+def linewise_calls(draw):
+    name = draw(st.sampled_from(LINEWISE))
+    shape = draw(SHAPES)
+    ndim = max(len(shape), 1)
+    dim = draw(st.integers(-ndim, ndim - 1))
+    x = draw(arrays(np.float64, shape, elements=st.floats(-50, 50, allow_nan=False, width=32)))
+    return name, x, dict(dim=dim)
+
+
+def _check_agreement(name, x, kwargs, dtype, reduction):
+    x = x.astype(dtype)
+    g = np.random.default_rng(0).uniform(-2, 2, x.shape).astype(dtype)
+    y = getattr(fast, name)(x, **kwargs)
+    assert y.dtype == dtype and y.shape == x.shape
+    assert_agrees(y, getattr(ref, name)(x, **kwargs), dtype=dtype, reduction=reduction, what=f"{name} {kwargs}")
+    grad = getattr(fast, f"{name}_backward")(g, x, **kwargs)
+    assert grad.dtype == dtype
+    assert_agrees(grad, getattr(ref, f"{name}_backward")(g, x, **kwargs), dtype=dtype, reduction=reduction,
+                  what=f"{name}_backward {kwargs}")
+
+
+def _parameters(fn):
+    """Names, kinds and defaults (annotations aside)."""
+    return [(p.name, p.kind, p.default) for p in inspect.signature(fn).parameters.values()]
+
+
+def test_same_names_and_signatures_as_refcnn():
+    assert fast.__all__ == ref.__all__
+    for name in ref.__all__:
+        assert _parameters(getattr(fast, name)) == _parameters(getattr(ref, name)), name
+
+
+@settings(max_examples=30)
+@given(call=elementwise_calls(), dtype=st.sampled_from([np.float64, np.float32]))
+def test_elementwise_forward_and_backward_agree(call, dtype):
+    name, x, kwargs = call
+    _check_agreement(name, x, kwargs, dtype, 1)
+
+
+@settings(max_examples=30)
+@given(call=linewise_calls(), dtype=st.sampled_from([np.float64, np.float32]))
+def test_softmax_forward_and_backward_agree_along_any_dim(call, dtype):
+    name, x, kwargs = call
+    length = x.shape[kwargs["dim"]] if x.ndim else 1
+    _check_agreement(name, x, kwargs, dtype, max(length, 1))
+
+
+def test_special_values_propagate_as_in_refcnn():
+    nan, inf = np.nan, np.inf
+    x = np.array([[nan, 0.0, 1.0], [inf, 0.0, -1.0], [-inf, -inf, -inf], [-inf, 0.0, 2.0], [0.0, -0.0, 3.0]])
+    g = np.array([[1.0, nan, inf], [2.0, -inf, 1.0], [1.0, 1.0, 1.0], [1.0, 2.0, 3.0], [nan, 1.0, 1.0]])
+    for name in [*ELEMENTWISE, *LINEWISE]:
+        for dim_kwargs in ([{}] if name in ELEMENTWISE else [{"dim": 0}, {"dim": 1}]):
+            with np.errstate(all="ignore"):
+                assert_agrees(getattr(fast, name)(x, **dim_kwargs), getattr(ref, name)(x, **dim_kwargs), what=name)
+                assert_agrees(getattr(fast, f"{name}_backward")(g, x, **dim_kwargs),
+                              getattr(ref, f"{name}_backward")(g, x, **dim_kwargs), what=f"{name}_backward")
+
+
+@st.composite
+def invalid_calls(draw):
+    name = draw(st.sampled_from(sorted(ELEMENTWISE) + LINEWISE))
+    x = np.ones((2, 3))
+    kwargs = {}
+    bad = draw(st.sampled_from(["x", "param", "grad_out"]))
+    if bad == "x":
+        x = draw(st.sampled_from([x.astype(np.int32), x.tolist(), "x", None]))
+    elif bad == "param":
+        if name in LINEWISE:
+            kwargs["dim"] = draw(st.sampled_from([2, -3, 1.0, None]))
+        elif ELEMENTWISE[name]:
+            kwargs[next(iter(ELEMENTWISE[name]))] = draw(st.sampled_from([np.nan, "a", None, True]))
+        else:
+            x = np.ones((2, 3), dtype=np.int8)
+    return name, x, kwargs, bad == "grad_out"
+
+
+@settings(max_examples=40)
+@given(call=invalid_calls(), grad_shape=st.sampled_from([(3,), (2, 3, 1), (3, 2)]))
+def test_invalid_arguments_raise_refcnn_errors(call, grad_shape):
+    name, x, kwargs, bad_grad = call
+    calls = [(name, (x,)), (f"{name}_backward", (np.ones(grad_shape) if bad_grad else np.ones((2, 3)), x))]
+    if bad_grad:
+        calls = calls[1:]
+    for fn_name, args in calls:
+        r_kind, r_exc = outcome(getattr(ref, fn_name), *args, **kwargs)
+        f_kind, f_exc = outcome(getattr(fast, fn_name), *args, **kwargs)
+        assert r_kind == f_kind == "error", (fn_name, kwargs, r_exc, f_exc)
+        assert type(f_exc) is type(r_exc) and str(f_exc) == str(r_exc)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+@pytest.mark.parametrize("name", [*ELEMENTWISE, *LINEWISE])
+def test_returns_the_input_dtype(dtype, name):
+    x = np.linspace(-2, 2, 12).reshape(3, 4).astype(dtype)
+    assert getattr(fast, name)(x).dtype == dtype
+    assert getattr(fast, f"{name}_backward")(np.ones_like(x), x).dtype == dtype
+    assert getattr(fast, name)(np.full((), 0.5, dtype)).shape == ()
+
+
+def test_bit_identical_with_one_and_two_threads():
+    rng = np.random.default_rng(3)
+    x = rng.uniform(-5, 5, (64, 33, 17)).astype(np.float32)
+    g = rng.standard_normal(x.shape).astype(np.float32)
+    before = fastcnn.get_num_threads()
+    runs = []
+    try:
+        for threads in (1, 2):
+            fastcnn.set_num_threads(threads)
+            run = []
+            for name in [*ELEMENTWISE, *LINEWISE]:
+                for kwargs in ([{}] if name in ELEMENTWISE else [{"dim": 1}, {"dim": -1}]):
+                    run.append(getattr(fast, name)(x, **kwargs).tobytes())
+                    run.append(getattr(fast, f"{name}_backward")(g, x, **kwargs).tobytes())
+            runs.append(run)
+    finally:
+        fastcnn.set_num_threads(before)
+    assert runs[0] == runs[1]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_conformance_case_float64(case):
+    result = run_case(case, getattr(fastcnn, case.op))
+    assert result.passed, f"{case.name}: " + "; ".join(result.problems)
+
+
+def _float32(a):
+    return a.astype(np.float32) if a.dtype.kind == "f" else a
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_conformance_case_float32(case):
+    loose = Case(case.name, case.op, case.doc, case.source, case.family, {**case.raw, "atol": 1e-5, "rtol": 1e-4})
+    result = run_case(loose, getattr(fastcnn, case.op), convert_input=_float32)
+    assert result.passed, f"{case.name} in float32: " + "; ".join(result.problems)
+
+
+@settings(max_examples=20)
+@given(call=elementwise_calls() | linewise_calls())
+def test_agrees_with_torch(call):
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    name, x, kwargs = call
+    xt = torch.tensor(x, requires_grad=True)
+    t_fn = {"sigmoid": torch.sigmoid, "tanh": torch.tanh}.get(name) or getattr(F, name)
+    t_y = t_fn(xt, **kwargs)
+    assert_agrees(getattr(fast, name)(x, **kwargs), t_y.detach().numpy(), what=f"{name} vs torch")
+    g = np.random.default_rng(1).uniform(-2, 2, x.shape)
+    t_y.backward(torch.tensor(g))
+    assert_agrees(getattr(fast, f"{name}_backward")(g, x, **kwargs), xt.grad.numpy(), what=f"{name}_backward vs torch")

@@ -1,0 +1,205 @@
+"""fastcnn.dense agrees with refcnn.dense (the oracle), with PyTorch, and raises refcnn's errors.
+
+Tolerances. flatten moves values only: exact. linear, float64: max abs error <= 1e-12 * max(1, scale),
+scale = max |refcnn result|; float32 (inputs rounded to float32, refcnn run on those values, BLAS summing in
+float32): max abs error <= 2e-5 * max(1, scale) * sqrt(K), K the length of the sum (in_features for y,
+out_features for grad_x, the number of samples for grad_weight and grad_bias).
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+import fastcnn
+from fastcnn import dense as fast
+from refcnn import dense as ref
+from refcnn.cases import Case, load_cases, run_case
+
+CASES = [c for c in load_cases() if c.family == "dense"]
+FLOATS = st.floats(-10, 10, allow_nan=False, width=32)
+
+
+def assert_agrees(got, expected, *, dtype=np.float64, reduction=1, what=""):
+    got, expected = np.asarray(got, dtype=np.float64), np.asarray(expected, dtype=np.float64)
+    assert got.shape == expected.shape, f"{what}: shape {got.shape} != {expected.shape}"
+    if not expected.size:
+        return
+    scale = max(1.0, float(np.max(np.abs(expected))))
+    tol = 1e-12 * scale if dtype == np.float64 else 2e-5 * scale * math.sqrt(max(reduction, 1))
+    err = np.abs(got - expected)
+    worst = np.unravel_index(int(np.argmax(err)), err.shape)
+    assert err[worst] <= tol, f"{what}: max abs error {err[worst]:.3g} > {tol:.3g} at {worst}"
+
+
+def outcome(fn, *args, **kwargs):
+    try:
+        return "ok", fn(*args, **kwargs)
+    except Exception as exc:  # noqa: BLE001
+        return "error", exc
+
+
+def _parameters(fn):
+    return [(p.name, p.kind, p.default) for p in inspect.signature(fn).parameters.values()]
+
+
+def test_same_names_and_signatures_as_refcnn():
+    assert fast.__all__ == ref.__all__
+    for name in ref.__all__:
+        assert _parameters(getattr(fast, name)) == _parameters(getattr(ref, name)), name
+
+
+@st.composite
+def linear_setups(draw):
+    batch = tuple(draw(st.lists(st.integers(0, 3), min_size=0, max_size=2)))
+    n_in, n_out = draw(st.integers(0, 5)), draw(st.integers(1, 5))
+    x = draw(arrays(np.float64, batch + (n_in,), elements=FLOATS))
+    w = draw(arrays(np.float64, (n_out, n_in), elements=FLOATS))
+    b = draw(st.none() | arrays(np.float64, (n_out,), elements=FLOATS))
+    g = draw(arrays(np.float64, batch + (n_out,), elements=FLOATS))
+    return x, w, b, g
+
+
+@settings(max_examples=30)
+@given(setup=linear_setups(), dtype=st.sampled_from([np.float64, np.float32]))
+def test_linear_forward_and_backward_agree(setup, dtype):
+    x, w, b, g = (None if a is None else a.astype(dtype) for a in setup)
+    samples = int(np.prod(x.shape[:-1]))
+    y = fast.linear(x, w, b)
+    assert y.dtype == dtype
+    assert_agrees(y, ref.linear(x, w, b), dtype=dtype, reduction=w.shape[1], what="y")
+    got = fast.linear_backward(g, x, w, b)
+    expected = ref.linear_backward(g, x, w, b)
+    for what, a, e, k in zip(("grad_x", "grad_weight", "grad_bias"), got, expected, (w.shape[0], samples, samples)):
+        if e is None:
+            assert a is None
+            continue
+        assert a.dtype == dtype, what
+        assert_agrees(a, e, dtype=dtype, reduction=k, what=what)
+
+
+@settings(max_examples=30)
+@given(shape=st.lists(st.integers(0, 3), min_size=0, max_size=4).map(tuple), data=st.data())
+def test_flatten_and_backward_agree_exactly(shape, data):
+    rank = max(len(shape), 1)
+    start = data.draw(st.integers(-rank, rank - 1))
+    end = data.draw(st.integers(start % rank, rank - 1))
+    x = data.draw(arrays(np.float64, shape, elements=FLOATS))
+    y = fast.flatten(x, start, end)
+    np.testing.assert_array_equal(y, ref.flatten(x, start, end))
+    assert y.dtype == x.dtype and not np.shares_memory(y, x)
+    g = np.arange(y.size, dtype=np.float32).reshape(y.shape)
+    np.testing.assert_array_equal(fast.flatten_backward(g, x, start, end), ref.flatten_backward(g, x, start, end))
+
+
+@st.composite
+def invalid_calls(draw):
+    name = draw(st.sampled_from(["flatten", "flatten_backward", "linear", "linear_backward"]))
+    x = np.ones((2, 3))
+    if name.startswith("flatten"):
+        bad = draw(st.sampled_from(["x", "dims", "grad_out"]))
+        x = draw(st.sampled_from([x.astype(np.int64), x.tolist()])) if bad == "x" else x
+        start, end = draw(st.sampled_from([(2, -1), (1, 0), (1.0, -1), (0, 5)])) if bad == "dims" else (0, -1)
+        args = (x, start, end)
+        if name == "flatten_backward":
+            args = (np.ones(7) if bad == "grad_out" else np.ones(6),) + args
+        return name, args
+    w, b = np.ones((4, 3)), np.ones(4)
+    bad = draw(st.sampled_from(["x", "weight", "bias", "grad_out", "dtype"]))
+    if bad == "x":
+        x = draw(st.sampled_from([np.ones((2, 4)), np.ones(()), [1.0, 2.0, 3.0]]))
+    elif bad == "weight":
+        w = draw(st.sampled_from([np.ones(3), np.ones((3, 4)), np.ones((4, 3, 1))]))
+    elif bad == "bias":
+        b = draw(st.sampled_from([np.ones(3), np.ones((4, 1)), np.ones(4, dtype=np.int32)]))
+    elif bad == "dtype":
+        w = w.astype(np.int64)
+    args = (x, w, b)
+    if name == "linear_backward":
+        args = (np.ones((2, 5)) if bad == "grad_out" else np.ones((2, 4)),) + args
+    return name, args
+
+
+@settings(max_examples=40)
+@given(call=invalid_calls())
+def test_invalid_arguments_raise_refcnn_errors(call):
+    name, args = call
+    r_kind, r_exc = outcome(getattr(ref, name), *args)
+    f_kind, f_exc = outcome(getattr(fast, name), *args)
+    assert r_kind == "error" or f_kind == "ok"  # a draw that happens to be valid must be valid in both
+    assert r_kind == f_kind, (name, r_exc, f_exc)
+    if r_kind == "error":
+        assert type(f_exc) is type(r_exc) and str(f_exc) == str(r_exc)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_returns_the_input_dtype(dtype):
+    x, w, b = np.ones((2, 3, 4), dtype), np.ones((5, 4), dtype), np.ones(5, dtype)
+    assert fast.flatten(x).dtype == dtype
+    assert fast.flatten_backward(np.ones((2, 12), dtype), x).dtype == dtype
+    assert fast.linear(x, w, b).dtype == dtype
+    assert all(a.dtype == dtype for a in fast.linear_backward(np.ones((2, 3, 5), dtype), x, w, b))
+
+
+def test_bit_identical_with_one_and_two_threads():
+    """Numba threads (fastcnn.set_num_threads) and BLAS threads both, on a batch long enough that a GEMM
+    would be split along the summed dimension if OpenBLAS ever did that."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2048, 96)).astype(np.float32)
+    w = rng.standard_normal((40, 96)).astype(np.float32)
+    b = rng.standard_normal(40).astype(np.float32)
+    g = rng.standard_normal((2048, 40)).astype(np.float32)
+    before = fastcnn.get_num_threads()
+    runs = []
+    try:
+        for threads in (1, 2):
+            fastcnn.set_num_threads(threads)
+            with threadpoolctl.threadpool_limits(limits=threads, user_api="blas"):
+                results = [fast.linear(x, w, b), *fast.linear_backward(g, x, w, b)]
+                runs.append([r.tobytes() for r in results])
+    finally:
+        fastcnn.set_num_threads(before)
+    assert runs[0] == runs[1]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_conformance_case_float64(case):
+    result = run_case(case, getattr(fastcnn, case.op))
+    assert result.passed, f"{case.name}: " + "; ".join(result.problems)
+
+
+def _float32(a):
+    return a.astype(np.float32) if a.dtype.kind == "f" else a
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_conformance_case_float32(case):
+    loose = Case(case.name, case.op, case.doc, case.source, case.family, {**case.raw, "atol": 1e-4, "rtol": 1e-5})
+    result = run_case(loose, getattr(fastcnn, case.op), convert_input=_float32)
+    assert result.passed, f"{case.name} in float32: " + "; ".join(result.problems)
+
+
+@settings(max_examples=20)
+@given(setup=linear_setups())
+def test_agrees_with_torch(setup):
+    torch = pytest.importorskip("torch")
+    x, w, b, g = setup
+    xt, wt = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
+    bt = None if b is None else torch.tensor(b, requires_grad=True)
+    y = torch.nn.functional.linear(xt, wt, bt)
+    assert_agrees(fast.linear(x, w, b), y.detach().numpy(), what="linear vs torch")
+    y.backward(torch.tensor(g))
+    got = fast.linear_backward(g, x, w, b)
+    expected = [xt.grad, wt.grad, None if bt is None else bt.grad]
+    for what, a, e in zip(("grad_x", "grad_weight", "grad_bias"), got, expected):
+        if e is None:
+            assert a is None
+        else:
+            assert_agrees(a, torch.zeros(a.shape, dtype=torch.float64) if e is None else e.numpy(), what=what)

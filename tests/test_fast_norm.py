@@ -1,0 +1,270 @@
+"""fastcnn batch norm against refcnn (the oracle), PyTorch, the spec's cases and its errors.
+
+Tolerances, with ``scale = max(1, max |refcnn result|)``:
+
+* float64: ``1e-12 * scale``. (The statistics and sums are computed in refcnn's order and in float64, so in
+  practice the results are bit-identical.)
+* float32: ``2e-6 * scale``. Every value is computed in float64 from the float32 inputs, as refcnn does,
+  and rounded once to float32 (half an ulp, 6e-8 relative); the bound leaves room for values near the scale.
+* PyTorch (float64, its own summation order): ``1e-9 * scale``.
+
+The running statistics are compared exactly: both engines update them with the same float64 operations.
+"""
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import fastcnn
+import refcnn
+from refcnn.cases import Case, load_cases, run_case
+
+CASES = [c for c in load_cases() if c.family == "norm"]
+TOLERANCE = {np.float64: 1e-12, np.float32: 2e-6}
+
+
+def assert_close(got, expected, dtype, what: str, tolerance=None):
+    assert got.shape == expected.shape, f"{what}: shape {got.shape} != {expected.shape}"
+    scale = max(1.0, float(np.max(np.abs(expected), initial=0.0)))
+    error = np.abs(got.astype(np.float64) - expected)
+    worst = float(np.max(error, initial=0.0))
+    limit = (tolerance or TOLERANCE[dtype]) * scale
+    where = np.unravel_index(int(np.argmax(error)), error.shape) if error.size else ()
+    assert worst <= limit, f"{what}: max abs error {worst:.3g} at {where} > {limit:.3g} (scale {scale:.3g})"
+
+
+# ------------------------------------------------------------------------------------------------ strategies
+
+@st.composite
+def batch_norm_calls(draw, dtypes=(np.float64, np.float32)):
+    """Keyword arguments of one valid call, plus ``grad_out``: hyperparameters first, then sizes."""
+    training = draw(st.booleans())
+    has_running = True if not training else draw(st.booleans())
+    momentum = draw(st.sampled_from([0.0, 0.1, 1.0]) | st.floats(0.0, 1.0))
+    eps = draw(st.sampled_from([1e-5, 0.5]) | st.floats(1e-6, 1.0))
+    rank = draw(st.integers(2, 4))
+    dtype = draw(st.sampled_from(dtypes))
+    n, c = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    spatial = tuple(draw(st.integers(1, 3)) for _ in range(rank - 2))
+    if training and n * math.prod(spatial) < 2:
+        n = 2  # training needs more than one value per channel
+    rng = np.random.default_rng(draw(st.integers(0, 2 ** 32 - 1)))
+    shape = (n, c) + spatial
+
+    def vector(present, low=-2.0, high=2.0):
+        return rng.uniform(low, high, c).astype(dtype) if present else None
+
+    return dict(
+        x=(rng.standard_normal(shape) * draw(st.sampled_from([1.0, 1e-3, 50.0]))).astype(dtype),
+        grad_out=rng.standard_normal(shape).astype(dtype),
+        running_mean=vector(has_running), running_var=vector(has_running, 0.0, 3.0),
+        weight=vector(draw(st.booleans())), bias=vector(draw(st.booleans())),
+        training=training, momentum=momentum, eps=eps,
+    )
+
+
+def copy_array(a: np.ndarray) -> np.ndarray:
+    """A copy that stays read-only when ``a`` is (the error cases rely on it)."""
+    b = a.copy()
+    b.flags.writeable = a.flags.writeable
+    return b
+
+
+def copies(call: dict) -> dict:
+    """The call with fresh copies of every array (the forward updates the running statistics in place)."""
+    return {k: (copy_array(v) if isinstance(v, np.ndarray) else v) for k, v in call.items()}
+
+
+def forward_args(call: dict) -> dict:
+    return {k: v for k, v in call.items() if k != "grad_out"}
+
+
+# ---------------------------------------------------------------------------------------- agreement with refcnn
+
+@settings(max_examples=30)
+@given(batch_norm_calls())
+def test_forward_and_running_statistics_equal_refcnn(call):
+    ours, theirs = copies(call), copies(call)
+    dtype = call["x"].dtype.type
+    y = fastcnn.batch_norm(**forward_args(ours))
+    expected = refcnn.batch_norm(**forward_args(theirs))
+    assert y.dtype == dtype
+    assert_close(y, expected, dtype, f"y, {dtype.__name__}, training={call['training']}")
+    for key in ("running_mean", "running_var"):
+        if call[key] is not None:
+            assert ours[key].dtype == dtype
+            assert np.array_equal(ours[key], theirs[key]), key
+
+
+@settings(max_examples=30)
+@given(batch_norm_calls())
+def test_gradients_equal_refcnn(call):
+    dtype = call["x"].dtype.type
+    got = fastcnn.batch_norm_backward(**copies(call))
+    expected = refcnn.batch_norm_backward(**copies(call))
+    for name, g, e in zip(("grad_x", "grad_weight", "grad_bias"), got, expected):
+        if e is None:
+            assert g is None, name
+        else:
+            assert g.dtype == dtype, name
+            assert_close(g, e, dtype, f"{name}, {dtype.__name__}, training={call['training']}")
+
+
+def test_backward_reads_but_never_writes_the_running_statistics():
+    call = dict(x=np.arange(12.0).reshape(2, 3, 2), grad_out=np.ones((2, 3, 2)), running_mean=np.zeros(3),
+                running_var=np.ones(3), training=True)
+    fastcnn.batch_norm_backward(**call)
+    assert np.all(call["running_mean"] == 0) and np.all(call["running_var"] == 1)
+
+
+@pytest.mark.parametrize("stats_dtype", [np.float16, np.float32])
+def test_running_statistics_keep_their_dtype_and_match_refcnn(stats_dtype):
+    x = np.random.default_rng(3).standard_normal((4, 2, 3))
+    ours = [np.array([0.5, -1.0], stats_dtype), np.array([1.0, 2.0], stats_dtype)]
+    theirs = [a.copy() for a in ours]
+    fastcnn.batch_norm(x, *ours, training=True, momentum=0.3)
+    refcnn.batch_norm(x, *theirs, training=True, momentum=0.3)
+    for a, b in zip(ours, theirs):
+        assert a.dtype == stats_dtype and np.array_equal(a, b)
+
+
+def test_running_statistics_may_be_strided_views():
+    x = np.random.default_rng(4).standard_normal((5, 3))
+    stats = np.zeros((2, 6))
+    ours = stats.copy()
+    refcnn.batch_norm(x, stats[0, ::2], stats[1, ::2], training=True)
+    fastcnn.batch_norm(x, ours[0, ::2], ours[1, ::2], training=True)
+    assert np.array_equal(ours, stats)
+
+
+def test_mixed_dtypes_promote_like_numpy():
+    x = np.ones((2, 3), np.float32) + np.arange(3, dtype=np.float32)
+    y = fastcnn.batch_norm(x, np.zeros(3), np.ones(3), training=False)
+    assert y.dtype == np.float64
+    assert fastcnn.batch_norm(x.astype(np.float16), None, None, training=True).dtype == np.float16
+
+
+def test_zero_variance_and_nan_follow_refcnn():
+    x = np.array([[1.0, np.nan], [1.0, 2.0]])
+    for training, eps in ((True, 1e-5), (False, 0.0)):
+        call = dict(running_mean=np.zeros(2), running_var=np.array([0.0, 1.0]), training=training, eps=eps)
+        got = fastcnn.batch_norm(x, **copies(call))
+        assert np.array_equal(got, refcnn.batch_norm(x, **copies(call)), equal_nan=True)
+        got = fastcnn.batch_norm_backward(np.ones_like(x), x, **copies(call))[0]
+        with np.errstate(all="ignore"):
+            expected = refcnn.batch_norm_backward(np.ones_like(x), x, **copies(call))[0]
+        assert np.array_equal(got, expected, equal_nan=True)
+
+
+# -------------------------------------------------------------------------------------------- errors
+
+def valid_call() -> dict:
+    return dict(x=np.ones((2, 3, 2)), grad_out=np.ones((2, 3, 2)), running_mean=np.zeros(3),
+                running_var=np.ones(3), weight=np.ones(3), bias=np.zeros(3), training=True, momentum=0.1,
+                eps=1e-5)
+
+
+def read_only(a):
+    a = a.copy()
+    a.flags.writeable = False
+    return a
+
+
+invalid_arguments = st.sampled_from([
+    dict(x=np.ones(3)), dict(x=np.ones((1, 1, 1, 1, 2))), dict(x=np.ones((2, 3), dtype=int)),
+    dict(x=[[1.0, 2.0]]), dict(x=np.ones((0, 3))), dict(x=np.ones((1, 3)), grad_out=np.ones((1, 3))),
+    dict(weight=np.ones(2)), dict(bias=np.ones((3, 1))), dict(running_var=np.ones(4)),
+    dict(running_mean=None), dict(running_var=None), dict(running_mean=None, running_var=None, training=False),
+    dict(running_mean=read_only(np.zeros(3))), dict(momentum=1.5), dict(momentum=-0.1), dict(eps=-1e-5),
+    dict(eps=0.0), dict(eps=float("nan")), dict(training=1), dict(weight=np.ones(3, dtype=int)),
+    dict(grad_out=np.ones((2, 3))), dict(grad_out=np.ones((2, 3, 2), dtype=int)),
+])
+
+
+def raised(fn, **kwargs):
+    try:
+        fn(**kwargs)
+    except (TypeError, ValueError) as exc:
+        return type(exc), str(exc)
+    return None
+
+
+@settings(max_examples=80)  # cheap: no kernel runs
+@given(bad=invalid_arguments, backward=st.booleans())
+def test_invalid_arguments_raise_the_same_error_as_refcnn(bad, backward):
+    call = dict(valid_call(), **bad)
+    if not backward:
+        if "grad_out" in bad and len(bad) == 1:
+            return  # only the backward takes grad_out
+        call.pop("grad_out")
+    name = "batch_norm_backward" if backward else "batch_norm"
+    expected = raised(getattr(refcnn, name), **copies(call))
+    assert expected is not None, f"refcnn accepted {bad}"
+    assert raised(getattr(fastcnn, name), **copies(call)) == expected
+
+
+# ---------------------------------------------------------------------------------- threads, cases, torch
+
+def test_results_do_not_depend_on_the_thread_count():
+    if fastcnn._runtime.numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("one thread available")
+    rng = np.random.default_rng(5)
+    call = dict(x=rng.standard_normal((6, 5, 9, 11)).astype(np.float32),
+                grad_out=rng.standard_normal((6, 5, 9, 11)).astype(np.float32),
+                running_mean=np.zeros(5, np.float32), running_var=np.ones(5, np.float32),
+                weight=rng.standard_normal(5).astype(np.float32), bias=np.ones(5, np.float32), training=True)
+    results = []
+    try:
+        for n in (1, 2):
+            fastcnn.set_num_threads(n)
+            c = copies(call)
+            y = fastcnn.batch_norm(**forward_args(c))
+            results.append([y, c["running_mean"], c["running_var"], *fastcnn.batch_norm_backward(**copies(call))])
+    finally:
+        fastcnn.set_num_threads(fastcnn._runtime.numba.config.NUMBA_NUM_THREADS)
+    assert all(np.array_equal(a, b) for a, b in zip(*results))
+
+
+def as_float32_case(case: Case) -> Case:
+    """Inputs rounded to float32 first: float32's tolerance (1e-5 relative and absolute) where tighter."""
+    raw = dict(case.raw, atol=max(case.atol, 1e-5), rtol=max(case.rtol, 1e-5))
+    return Case(case.name, case.op, case.doc, case.source, case.family, raw)
+
+
+def to_float32(a: np.ndarray) -> np.ndarray:
+    return a.astype(np.float32) if a.dtype == np.float64 else a
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_fastcnn_passes_case(case, dtype):
+    if dtype == np.float32:
+        result = run_case(as_float32_case(case), getattr(fastcnn, case.op), to_float32)
+    else:
+        result = run_case(case, getattr(fastcnn, case.op))
+    assert result.passed, f"{case.name} ({case.doc}), {dtype.__name__}:\n  " + "\n  ".join(result.problems)
+
+
+@settings(max_examples=20)
+@given(batch_norm_calls(dtypes=(np.float64,)))
+def test_agrees_with_torch(call):
+    torch = pytest.importorskip("torch")
+    ours = copies(call)
+    tensors = {k: (torch.tensor(v, requires_grad=k in ("x", "weight", "bias")) if isinstance(v, np.ndarray)
+                   else v) for k, v in copies(call).items()}
+    y_torch = torch.nn.functional.batch_norm(
+        tensors["x"], tensors["running_mean"], tensors["running_var"], tensors["weight"], tensors["bias"],
+        call["training"], call["momentum"], call["eps"])
+    y_torch.backward(tensors["grad_out"])
+    y = fastcnn.batch_norm(**forward_args(ours))
+    assert_close(y, y_torch.detach().numpy(), np.float64, "y vs torch", tolerance=1e-9)
+    for key in ("running_mean", "running_var"):
+        if call[key] is not None:
+            assert_close(ours[key], tensors[key].numpy(), np.float64, f"{key} vs torch", tolerance=1e-9)
+    grads = fastcnn.batch_norm_backward(**copies(call))
+    for name, g, key in zip(("grad_x", "grad_weight", "grad_bias"), grads, ("x", "weight", "bias")):
+        if g is not None:
+            assert_close(g, tensors[key].grad.numpy(), np.float64, f"{name} vs torch", tolerance=1e-9)

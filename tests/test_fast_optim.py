@@ -1,0 +1,256 @@
+"""fastcnn optimizer steps against refcnn (the oracle), torch.optim, the spec's cases and its errors.
+
+Tolerances, with ``scale = max(1, max |refcnn result|)``; NaN must appear exactly where refcnn has it:
+
+* float64: ``1e-12 * scale``. Each element follows refcnn's operations in refcnn's order, so in practice
+  the results are bit-identical.
+* float32: ``2e-6 * scale``. Both engines read the same float32 values; fastcnn computes each element in
+  float64 and rounds the new parameter and state once to float32.
+* torch.optim (float64, ``foreach=False``; Adam's ``lerp`` rounds differently): ``1e-10 * scale``.
+
+Several steps are checked by feeding refcnn's state of step ``k - 1`` to both engines at step ``k``.
+"""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import fastcnn
+import refcnn
+from refcnn.cases import Case, load_cases, run_case
+
+CASES = [c for c in load_cases() if c.family == "optim"]
+TOLERANCE = {np.float64: 1e-12, np.float32: 2e-6}
+RULES = ("sgd_step", "adam_step", "adadelta_step", "rmsprop_step")
+
+
+def assert_close(got, expected, dtype, what: str, tolerance=None):
+    got, expected = np.asarray(got), np.asarray(expected)
+    assert got.shape == expected.shape, f"{what}: shape {got.shape} != {expected.shape}"
+    nan = np.isnan(expected)
+    assert np.array_equal(np.isnan(got), nan), f"{what}: NaN where refcnn has none, or the reverse"
+    g, e = got[~nan].astype(np.float64), expected[~nan]
+    with np.errstate(invalid="ignore"):  # inf - inf where both are the same infinity: counted as 0 below
+        error = np.where(g == e, 0.0, np.abs(g - e))
+    scale = max(1.0, float(np.max(np.abs(e[np.isfinite(e)]), initial=0.0)))
+    worst = float(np.max(error, initial=0.0))
+    limit = (tolerance or TOLERANCE[dtype]) * scale
+    assert worst <= limit, f"{what}: max abs error {worst:.3g} > {limit:.3g} (scale {scale:.3g})"
+
+
+# ------------------------------------------------------------------------------------------------ strategies
+
+unit = st.floats(0.0, 1.0)
+small = st.sampled_from([0.0, 0.1]) | st.floats(0.0, 0.5)
+
+
+@st.composite
+def hyperparameters(draw, rule: str, torch_ranges: bool = False):
+    """Valid keyword arguments of ``rule``; ``torch_ranges`` keeps to what torch.optim accepts too."""
+    lr = draw(st.sampled_from([1e-3, 0.1, 0.0]) | st.floats(0.0, 1.0))
+    if rule == "sgd_step":
+        form = "pytorch" if torch_ranges else draw(st.sampled_from(["pytorch", "keras"]))
+        momentum = draw(st.sampled_from([0.0, 0.9]) | st.floats(0.0, 1.5))
+        nesterov = momentum > 0 and draw(st.booleans())
+        dampening = 0.0 if nesterov or form == "keras" else draw(st.sampled_from([0.0, 0.5]) | unit)
+        return dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=draw(small), nesterov=nesterov,
+                    momentum_form=form)
+    if rule == "adam_step":
+        betas = (draw(st.floats(0.0, 0.99)), draw(st.floats(0.0, 0.999)))
+        return dict(lr=lr, betas=betas, eps=draw(st.sampled_from([1e-8, 0.0, 0.1])), weight_decay=draw(small),
+                    amsgrad=draw(st.booleans()), decoupled_weight_decay=draw(st.booleans()))
+    if rule == "adadelta_step":
+        return dict(lr=lr, rho=draw(unit), eps=draw(st.sampled_from([1e-6, 1e-3])), weight_decay=draw(small))
+    alpha = draw(st.floats(0.0, 1.0) if torch_ranges else st.floats(0.0, 1.0) | st.just(1.2))
+    return dict(lr=lr, alpha=alpha, eps=draw(st.sampled_from([1e-8, 0.0, 0.1])), weight_decay=draw(small),
+                momentum=draw(st.sampled_from([0.0, 0.9]) | unit), centered=draw(st.booleans()))
+
+
+@st.composite
+def optimizer_runs(draw, dtypes=(np.float64, np.float32), torch_ranges=False):
+    """``(rule, kwargs, params, grads)``: hyperparameters first, then a shape and 1-3 steps of arrays."""
+    rule = draw(st.sampled_from(RULES))
+    kwargs = draw(hyperparameters(rule, torch_ranges))
+    dtype = draw(st.sampled_from(dtypes))
+    shape = tuple(draw(st.lists(st.integers(0, 3), min_size=0, max_size=3)))
+    steps = draw(st.integers(1, 3))
+    rng = np.random.default_rng(draw(st.integers(0, 2 ** 32 - 1)))
+    param = np.asarray(rng.standard_normal(shape), dtype=dtype)
+    grads = [np.asarray(rng.standard_normal(shape) * draw(st.sampled_from([1.0, 1e-3])), dtype=dtype)
+             for _ in range(steps)]
+    return rule, kwargs, param, grads
+
+
+def state_as(state, dtype):
+    """A state dict with its arrays converted to ``dtype`` (refcnn's states are float64)."""
+    if state is None:
+        return None
+    return {k: (v.astype(dtype) if isinstance(v, np.ndarray) else v) for k, v in state.items()}
+
+
+def snapshot(state):
+    return None if state is None else {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in state.items()}
+
+
+# ---------------------------------------------------------------------------------------- agreement with refcnn
+
+@pytest.mark.filterwarnings("ignore:divide by zero:RuntimeWarning")  # refcnn's g / 0 when eps = 0
+@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")
+@settings(max_examples=40)
+@given(optimizer_runs())
+def test_steps_equal_refcnn(run):
+    rule, kwargs, param, grads = run
+    dtype = param.dtype.type
+    ours_fn, ref_fn = getattr(fastcnn, rule), getattr(refcnn, rule)
+    state = None
+    for k, grad in enumerate(grads, start=1):
+        given_state = state_as(state, dtype)
+        before = (param.copy(), grad.copy(), snapshot(given_state))
+        new_param, new_state = ours_fn(param, grad, given_state, **kwargs)
+        ref_param, ref_state = ref_fn(param, grad, given_state, **kwargs)
+        what = f"{rule} {kwargs} {dtype.__name__} step {k}"
+        assert new_param.dtype == dtype, what
+        assert_close(new_param, ref_param, dtype, what + " param")
+        assert set(new_state) == set(ref_state), what
+        for key, value in ref_state.items():
+            if isinstance(value, np.ndarray):
+                assert new_state[key].dtype == dtype, f"{what} state[{key}]"
+                assert_close(new_state[key], value, dtype, f"{what} state[{key}]")
+            else:
+                assert new_state[key] == value, f"{what} state[{key}]"
+        # Nothing passed in changes.
+        assert np.array_equal(param, before[0], equal_nan=True) and np.array_equal(grad, before[1])
+        if given_state is not None:
+            assert all(np.array_equal(given_state[key], v, equal_nan=True) for key, v in before[2].items()
+                       if isinstance(v, np.ndarray))
+        param, state = ref_param.astype(dtype), ref_state
+
+
+def test_results_keep_the_param_dtype():
+    p16, g32 = np.ones(4, np.float16), np.ones(4, np.float32)
+    for rule in RULES:
+        new_param, new_state = getattr(fastcnn, rule)(p16, g32, momentum=0.5) if rule in (
+            "sgd_step", "rmsprop_step") else getattr(fastcnn, rule)(p16, g32)
+        assert new_param.dtype == np.float16, rule
+        assert all(v.dtype == np.float16 for v in new_state.values() if isinstance(v, np.ndarray)), rule
+
+
+def test_non_contiguous_inputs():
+    param = np.arange(12.0).reshape(3, 4).T
+    grad = np.linspace(-1, 1, 24).reshape(6, 4)[::2].T
+    state = {"step": 1, "exp_avg": np.full((4, 3), 0.5), "exp_avg_sq": np.full((3, 4), 0.25).T}
+    got = fastcnn.adam_step(param, grad, state, lr=0.1)
+    expected = refcnn.adam_step(param, grad, state, lr=0.1)
+    assert np.array_equal(got[0], expected[0])
+    assert all(np.array_equal(got[1][k], expected[1][k]) for k in ("exp_avg", "exp_avg_sq"))
+
+
+# -------------------------------------------------------------------------------------------- errors
+
+invalid_arguments = st.sampled_from([
+    ("sgd_step", dict(lr=-0.1)), ("sgd_step", dict(momentum=-0.5)), ("sgd_step", dict(nesterov=True)),
+    ("sgd_step", dict(momentum=0.9, dampening=0.1, nesterov=True)), ("sgd_step", dict(momentum_form="tf")),
+    ("sgd_step", dict(momentum_form="keras", dampening=0.5)), ("sgd_step", dict(grad=np.ones(4))),
+    ("sgd_step", dict(nesterov=1)), ("sgd_step", dict(lr=float("nan"))), ("sgd_step", dict(lr="0.1")),
+    ("sgd_step", dict(momentum=0.9, state={"momentum_buffer": np.ones(2)})),
+    ("sgd_step", dict(param=[1.0, 2.0, 3.0])), ("sgd_step", dict(param=np.arange(3))),
+    ("adam_step", dict(betas=(1.0, 0.9))), ("adam_step", dict(betas=(0.9, -0.1))), ("adam_step", dict(betas=(0.9,))),
+    ("adam_step", dict(betas=0.9)), ("adam_step", dict(eps=-1e-8)), ("adam_step", dict(amsgrad=None)),
+    ("adam_step", dict(state={"step": 1, "exp_avg": np.zeros(3)})), ("adam_step", dict(state=[1])),
+    ("adam_step", dict(state={"step": -1, "exp_avg": np.zeros(3), "exp_avg_sq": np.zeros(3)})),
+    ("adam_step", dict(state={"step": 1, "exp_avg": np.zeros(3, int), "exp_avg_sq": np.zeros(3)})),
+    ("adam_step", dict(amsgrad=True, state={"step": 1, "exp_avg": np.zeros(3), "exp_avg_sq": np.zeros(3)})),
+    ("adam_step", dict(decoupled_weight_decay="yes")), ("adadelta_step", dict(rho=1.5)),
+    ("adadelta_step", dict(weight_decay=-1.0)), ("rmsprop_step", dict(alpha=-0.5)),
+    ("rmsprop_step", dict(momentum=-0.1)), ("rmsprop_step", dict(centered=0)),
+    ("rmsprop_step", dict(momentum=0.5, state={"step": 1, "square_avg": np.zeros(3)})),
+])
+
+
+def raised(fn, *args, **kwargs):
+    try:
+        fn(*args, **kwargs)
+    except (TypeError, ValueError) as exc:
+        return type(exc), str(exc)
+    return None
+
+
+@settings(max_examples=80)  # cheap: no kernel runs
+@given(invalid_arguments)
+def test_invalid_arguments_raise_the_same_error_as_refcnn(bad):
+    rule, kwargs = bad
+    kwargs = dict(kwargs)
+    param, grad = kwargs.pop("param", np.zeros(3)), kwargs.pop("grad", np.ones(3))
+    state = kwargs.pop("state", None)
+    expected = raised(getattr(refcnn, rule), param, grad, state, **kwargs)
+    assert expected is not None, f"refcnn accepted {bad}"
+    assert raised(getattr(fastcnn, rule), param, grad, state, **kwargs) == expected
+
+
+# ---------------------------------------------------------------------------------- threads, cases, torch
+
+def test_results_do_not_depend_on_the_thread_count():
+    if fastcnn._runtime.numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("one thread available")
+    rng = np.random.default_rng(7)
+    param, grad = rng.standard_normal(30011).astype(np.float32), rng.standard_normal(30011).astype(np.float32)
+    results = []
+    try:
+        for n in (1, 2):
+            fastcnn.set_num_threads(n)
+            out = []
+            for rule, kwargs in (("sgd_step", dict(momentum=0.9)), ("adam_step", dict(amsgrad=True)),
+                                 ("adadelta_step", {}), ("rmsprop_step", dict(momentum=0.5, centered=True))):
+                new_param, new_state = getattr(fastcnn, rule)(param, grad, **kwargs)
+                out += [new_param] + [v for v in new_state.values() if isinstance(v, np.ndarray)]
+            results.append(out)
+    finally:
+        fastcnn.set_num_threads(fastcnn._runtime.numba.config.NUMBA_NUM_THREADS)
+    assert all(np.array_equal(a, b) for a, b in zip(*results))
+
+
+def as_float32_case(case: Case) -> Case:
+    """Inputs rounded to float32 first: float32's tolerance (1e-5 relative and absolute) where tighter."""
+    raw = dict(case.raw, atol=max(case.atol, 1e-5), rtol=max(case.rtol, 1e-5))
+    return Case(case.name, case.op, case.doc, case.source, case.family, raw)
+
+
+def to_float32(a):
+    if isinstance(a, dict):  # an optimizer state
+        return {k: to_float32(v) if isinstance(v, np.ndarray) else v for k, v in a.items()}
+    return a.astype(np.float32) if a.dtype == np.float64 else a
+
+
+def run_float32_case(case: Case):
+    """Like run_case with every float array, including those inside a state dict, rounded to float32."""
+    fn = getattr(fastcnn, case.op)
+    return run_case(as_float32_case(case), lambda *a, **k: fn(*[to_float32(v) if isinstance(v, (np.ndarray, dict))
+                                                                else v for v in a], **k))
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_fastcnn_passes_case(case, dtype):
+    result = run_float32_case(case) if dtype == np.float32 else run_case(case, getattr(fastcnn, case.op))
+    assert result.passed, f"{case.name} ({case.doc}), {dtype.__name__}:\n  " + "\n  ".join(result.problems)
+
+
+TORCH_CLASSES = {"sgd_step": "SGD", "adam_step": "Adam", "adadelta_step": "Adadelta", "rmsprop_step": "RMSprop"}
+
+
+@settings(max_examples=25)
+@given(optimizer_runs(dtypes=(np.float64,), torch_ranges=True))
+def test_agrees_with_torch_optim(run):
+    torch = pytest.importorskip("torch")
+    rule, kwargs, param, grads = run
+    torch_kwargs = {k: v for k, v in kwargs.items() if k != "momentum_form"}
+    tensor = torch.tensor(param, requires_grad=True)
+    optimizer = getattr(torch.optim, TORCH_CLASSES[rule])([tensor], foreach=False, **torch_kwargs)
+    state = None
+    for k, grad in enumerate(grads, start=1):
+        tensor.grad = torch.tensor(grad)
+        optimizer.step()
+        param, state = getattr(fastcnn, rule)(param, grad, state, **kwargs)
+        assert_close(param, tensor.detach().numpy(), np.float64, f"{rule} {kwargs} step {k} vs torch",
+                     tolerance=1e-10)
