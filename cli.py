@@ -1,4 +1,5 @@
-"""The ``cnn`` command line: ``cnn demo``, ``cnn shape`` and ``cnn conform``.
+"""The ``cnn`` command line: ``cnn demo``, ``cnn shape``, ``cnn conform``, ``cnn train``, ``cnn evaluate``,
+``cnn predict`` and ``cnn bench``.
 
 Installed, ``cnn`` runs :func:`main`; from a checkout, ``python cli.py ...`` does the same. Everything
 the commands print comes from data built elsewhere (``refcnn.netspec`` for shapes and costs, refcnn for
@@ -215,6 +216,16 @@ def conform(target, ops_text, dtype, tolerance, examples, seed, as_json, show_al
     rendered = checker.render_json(report) if as_json else checker.render_text(report, show_all=show_all)
     click.echo(rendered.rstrip("\n"))
     raise SystemExit(0 if report.passed else 1)
+
+
+# ---------------------------------------------------------------------------------------------------
+# cnn train, cnn evaluate, cnn predict (cnn/commands.py)
+
+from cnn.commands import evaluate, predict, train  # noqa: E402  after the group, beside the other commands
+
+cnn.add_command(train)
+cnn.add_command(evaluate)
+cnn.add_command(predict)
 
 
 def main() -> None:

@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
-import os
 import time
 from pathlib import Path
 
@@ -425,9 +423,10 @@ def write_run_file(folder: Path, options: dict, ds: datasets.Dataset, model: Mod
 @click.option("--schedule", callback=_schedule_callback, metavar="SCHEDULE",
               help="Learning rate per epoch: none, step:SIZE:GAMMA, exp:GAMMA or cosine[:T_MAX[:ETA_MIN]].")
 @click.option("--validation-split", default=0.0, show_default=True,
-              type=click.FloatRange(0.0, 1.0, max_open=True), help="Hold out this last fraction of the training images.")
+              type=click.FloatRange(0.0, 1.0, max_open=True),
+              help="Hold out this last fraction of the training images.")
 @click.option("--early-stopping", type=click.IntRange(min=1), metavar="PATIENCE",
-              help="Stop after PATIENCE epochs without improvement of val_loss (loss without validation).")
+              help="Stop after PATIENCE epochs without improvement of val_loss (of loss without validation).")
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0),
               help="Seeds the weights, the batch order and dropout: same seed, same result.")
 @click.option("--threads", type=click.IntRange(min=1), help="Threads of fastcnn's kernels and of BLAS.")
@@ -546,7 +545,8 @@ def render_class_table(rows: list[dict]) -> str:
 _MODEL_ARGUMENT = click.argument("model_path", metavar="MODEL.npz")
 _ENGINE_OPTION = click.option("--engine", default="fastcnn", show_default=True, type=click.Choice(list(ENGINES)))
 _SPLIT_OPTION = click.option("--split", default="test", show_default=True, type=click.Choice(["test", "train"]))
-_THREADS_OPTION = click.option("--threads", type=click.IntRange(min=1), help="Threads of fastcnn's kernels and of BLAS.")
+_THREADS_OPTION = click.option("--threads", type=click.IntRange(min=1),
+                               help="Threads of fastcnn's kernels and of BLAS.")
 
 
 @click.command(context_settings=_CONTEXT)

@@ -13,7 +13,10 @@ import numba
 
 from refcnn._validation import FLOAT_DTYPES, check_int
 
-__all__ = ["set_num_threads", "get_num_threads", "compute_dtype", "as_compute", "Scratch", "KERNEL_FLAGS"]
+__all__ = [
+    "set_num_threads", "get_num_threads", "compute_dtype", "as_compute", "result_dtype", "Scratch", "SCRATCH",
+    "KERNEL_FLAGS", "FASTMATH",
+]
 
 #: Per-kernel compile flags. ``fastmath`` keeps NaN and infinity semantics ('nnan' and 'ninf' are never
 #: set): contraction into FMA and reassociation let loops vectorise; a kernel that must keep a fixed
@@ -58,7 +61,8 @@ def as_compute(x: np.ndarray | None, dtype: np.dtype) -> np.ndarray | None:
     """``x`` as a C-contiguous array of ``dtype``, without a copy when it already is one."""
     if x is None:
         return None
-    return np.ascontiguousarray(x, dtype=dtype)
+    # np.ascontiguousarray would turn a 0-d array into shape (1,)
+    return np.asarray(x, dtype=dtype, order="C")
 
 
 def result_dtype(*arrays) -> np.dtype:

@@ -357,7 +357,8 @@ def _gemm_pass(xp, G, kernel, stride, dilation, out_hw, w2=None, bias=None, y3=N
         gw_blocks = SCRATCH.get("conv.gw", n_blocks * go3.shape[1] * K_g, dtype).reshape(n_blocks, -1, K_g)
         tmp = _buffers("conv.gwtmp", (C_w_g, K_g), dtype)
     else:
-        gw_blocks, tmp = _none(3, dtype), _none(3, dtype)
+        # tmp_bufs[thread] is still taken (not used) in the kernel, so it keeps one empty slot per thread
+        gw_blocks, tmp = _none(3, dtype), np.empty((_thread_slots(), 0, 0), dtype=dtype)
     with _KERNEL_BLAS:
         _im2col_gemm(xp, _none(2, dtype) if w2 is None else w2, _none(3, dtype) if go3 is None else go3,
                      _none(1, dtype) if bias is None else bias, G, KH, KW, SH, SW, DH, DW, H_out, W_out, GW_BLOCK,

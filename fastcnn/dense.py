@@ -3,29 +3,57 @@
 Same names, arguments and defaults as :mod:`refcnn.dense`, and the same checks (:func:`refcnn.dense.flatten_dims`,
 :func:`refcnn.dense.linear_dims` and the float-array checks) before any computation.
 
-No Numba kernel here: ``flatten`` is a reshape (a row-major merge of adjacent axes moves no value), and
-``linear`` is matrix products, which NumPy hands to its BLAS. They are called from Python, never from inside
-a ``prange`` region, so BLAS may use its own threads without oversubscribing Numba's.
+``flatten`` is a reshape (a row-major merge of adjacent axes moves no value): no kernel.
 
-Determinism. ``grad_weight = grad_out^T @ x`` sums over the batch. OpenBLAS's GEMM splits its work among
-threads over the rows and columns of the result, never over the summed dimension, so every element is the
-same sequence of operations whatever the BLAS thread count; ``tests/test_fast_dense.py`` checks that the
-results are bit-identical with 1 and 2 BLAS threads (threadpoolctl) and with 1 and 2 Numba threads.
-``grad_bias`` is NumPy's sum over axis 0 of a C-contiguous array: row after row, in a fixed order, in one
-thread.
+``linear`` and its backward are three matrix products, all done by one Numba kernel, :func:`_rows_times`,
+not by NumPy's BLAS: OpenBLAS's results change with its thread count (measured here with threadpoolctl,
+OpenBLAS 0.3.31: about 12% of the elements of ``x @ w.T`` and 23% of ``grad_out.T @ x`` differ in their last
+bits between 1 and 2 BLAS threads), which would break the rule that results do not depend on the thread
+count. The kernel gives each output row to one ``prange`` iteration and sums over ``k`` in increasing
+order, so every element is the same sequence of operations whatever the thread count; the batch reduction
+of ``grad_weight`` is thereby a fixed-order sum with no shared accumulator. ``grad_bias`` is NumPy's sum over
+axis 0 of a C-contiguous array: row after row, in one thread.
 """
 
 from __future__ import annotations
 
+import numba
 import numpy as np
+from numba import prange
 
 from refcnn._validation import check_float_array, check_shape
 from refcnn.dense import __all__ as _REF_ALL
 from refcnn.dense import flatten_dims, linear_dims
 
 from . import _runtime
+from ._runtime import FASTMATH, KERNEL_FLAGS
 
 __all__ = list(_REF_ALL)
+
+
+@numba.njit(parallel=True, fastmath=FASTMATH, **KERNEL_FLAGS)
+def _rows_times(a, b, out):
+    """``out[r, :] = sum_k a[r, k] * b[k, :]``: ``out = a @ b`` with ``a (R, K)``, ``b (K, C)``, C-contiguous.
+
+    Row ``r`` of ``out`` belongs to one iteration; the inner loop runs along a row of ``b`` and ``out``
+    (contiguous, vectorised) and ``k`` goes up in a fixed order."""
+    rows, depth = a.shape
+    cols = b.shape[1]
+    zero = out.dtype.type(0)
+    for r in prange(rows):
+        for c in range(cols):
+            out[r, c] = zero
+        for k in range(depth):
+            factor = a[r, k]
+            for c in range(cols):
+                out[r, c] += factor * b[k, c]
+
+
+def _matmul(a, b):
+    """``a @ b`` by :func:`_rows_times`, in the common dtype of ``a`` and ``b`` (which are of one dtype)."""
+    out = np.empty((a.shape[0], b.shape[1]), dtype=a.dtype)
+    _rows_times(np.ascontiguousarray(a), np.ascontiguousarray(b), out)
+    return out
 
 
 def flatten(x, start_dim=1, end_dim=-1):
@@ -82,7 +110,7 @@ def linear(x, weight, bias=None):
     dtype = _runtime.compute_dtype(x, weight, bias)
     xs = _rows(_runtime.as_compute(x, dtype), dims.in_features)
     w = _runtime.as_compute(weight, dtype)
-    y = np.dot(xs, w.T)  # one GEMM: (B, in) @ (in, out)
+    y = _matmul(xs, w.T)  # (B, in) @ (in, out)
     if bias is not None:
         y += _runtime.as_compute(bias, dtype)
     return y.reshape(dims.out_shape).astype(_runtime.result_dtype(x, weight, bias), copy=False)
@@ -108,8 +136,8 @@ def linear_backward(grad_out, x, weight, bias=None):
     xs = _rows(_runtime.as_compute(x, dtype), dims.in_features)
     w = _runtime.as_compute(weight, dtype)
 
-    grad_x = np.dot(g, w)  # (B, out) @ (out, in)
-    grad_weight = np.dot(g.T, xs)  # (out, B) @ (B, in): the reduction over the batch, inside one GEMM
+    grad_x = _matmul(g, w)  # (B, out) @ (out, in)
+    grad_weight = _matmul(g.T, xs)  # (out, B) @ (B, in): the reduction over the batch, k = b in order
     grad_bias = None if bias is None else g.sum(axis=0)
     out_dtype = _runtime.result_dtype(grad_out, x, weight, bias)
     return (

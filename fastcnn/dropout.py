@@ -65,7 +65,7 @@ def _counter(key, i):
 
 @numba.njit(inline="always", **_runtime.KERNEL_FLAGS)
 def _kept(counter, threshold):
-    """``u_i >= p`` as ``(mix64(counter) >> 11) >= ceil(p * 2^53)``. Both sides are below 2^54, so the
+    """``u_i >= p`` as ``(mix64(counter) >> 11) >= ceil(p * 2^53)``. Both sides are at most 2^53, so the
     comparison is done on int64 (AVX2 has a signed 64-bit compare, not an unsigned one)."""
     return np.int64(_mix64(counter) >> _S11) >= threshold
 

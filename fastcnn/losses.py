@@ -195,8 +195,10 @@ def _labels(target: np.ndarray, ignore_index: int) -> np.ndarray:
     """``target`` as int64 with every ignored sample marked -1 (the checks guarantee the others lie in
     ``[0, C)``). ``ignore_index`` can be out of the dtype's range, in which case nothing is ignored."""
     info = np.iinfo(target.dtype)
-    ignored = target == ignore_index if info.min <= ignore_index <= info.max else np.zeros(target.shape, bool)
-    return np.where(ignored, -1, target).astype(np.int64)
+    labels = target.astype(np.int64)  # an ignored uint64 label above 2^63 wraps here, and is replaced below
+    if info.min <= ignore_index <= info.max:
+        labels[target == ignore_index] = -1  # not np.where(..., -1, target): -1 would wrap in an unsigned dtype
+    return labels
 
 
 def _class_weights(weight, c: int) -> np.ndarray:

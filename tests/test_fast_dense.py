@@ -1,7 +1,7 @@
 """fastcnn.dense agrees with refcnn.dense (the oracle), with PyTorch, and raises refcnn's errors.
 
 Tolerances. flatten moves values only: exact. linear, float64: max abs error <= 1e-12 * max(1, scale),
-scale = max |refcnn result|; float32 (inputs rounded to float32, refcnn run on those values, BLAS summing in
+scale = max |refcnn result|; float32 (inputs rounded to float32, refcnn run on those values, summing in
 float32): max abs error <= 2e-5 * max(1, scale) * sqrt(K), K the length of the sum (in_features for y,
 out_features for grad_x, the number of samples for grad_weight and grad_bias).
 """
@@ -148,8 +148,8 @@ def test_returns_the_input_dtype(dtype):
 
 
 def test_bit_identical_with_one_and_two_threads():
-    """Numba threads (fastcnn.set_num_threads) and BLAS threads both, on a batch long enough that a GEMM
-    would be split along the summed dimension if OpenBLAS ever did that."""
+    """Numba threads (fastcnn.set_num_threads) and BLAS threads both: OpenBLAS's own products differ in their
+    last bits between 1 and 2 threads for these shapes, so this also shows that linear does not use them."""
     threadpoolctl = pytest.importorskip("threadpoolctl")
     rng = np.random.default_rng(5)
     x = rng.standard_normal((2048, 96)).astype(np.float32)

@@ -5,6 +5,9 @@ Tolerance: none. The mask is integer arithmetic and must be bit-identical to ref
 float32 (float16) result equals refcnn's float64 result rounded to float32 (float16).
 """
 
+import importlib
+import inspect
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -42,6 +45,18 @@ def as_dtype_of(reference: np.ndarray, x: np.ndarray) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------------- agreement with refcnn
+
+def parameters(fn) -> list:
+    return [(p.name, p.kind, p.default) for p in inspect.signature(fn).parameters.values()]
+
+
+def test_api_mirrors_refcnn():
+    ours, theirs = importlib.import_module("fastcnn.dropout"), importlib.import_module("refcnn.dropout")
+    assert ours.__all__ == theirs.__all__
+    for name in theirs.__all__:
+        assert parameters(getattr(ours, name)) == parameters(getattr(theirs, name)), name
+
+
 
 @settings(max_examples=30)
 @given(shape=shapes, p=probabilities, seed=seeds)

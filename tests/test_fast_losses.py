@@ -9,6 +9,9 @@ Tolerances, with ``scale = max(1, max |refcnn result|)``; NaN must appear exactl
 * PyTorch (float64, its own order of operations): ``1e-10 * scale``.
 """
 
+import importlib
+import inspect
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -90,6 +93,18 @@ def compare(name, args, kwargs, grad_out, dtype):
 
 # ---------------------------------------------------------------------------------------- agreement with refcnn
 
+def parameters(fn) -> list:
+    return [(p.name, p.kind, p.default) for p in inspect.signature(fn).parameters.values()]
+
+
+def test_api_mirrors_refcnn():
+    ours, theirs = importlib.import_module("fastcnn.losses"), importlib.import_module("refcnn.losses")
+    assert ours.__all__ == theirs.__all__
+    for name in theirs.__all__:
+        assert parameters(getattr(ours, name)) == parameters(getattr(theirs, name)), name
+
+
+
 @settings(max_examples=30)
 @given(class_loss_calls())
 def test_cross_entropy_equals_refcnn(call):
@@ -136,10 +151,12 @@ def test_zero_total_weight_gives_ieee_results():
 
 def test_unsigned_labels_with_an_ignore_index_out_of_their_range():
     x = np.log(np.array([[0.25, 0.75], [0.5, 0.5]]))
-    target = np.array([1, 0], dtype=np.uint8)
-    for ignore_index in (-100, 2 ** 70, 1):
+    for target, ignore_index in ((np.array([1, 0], np.uint8), i) for i in (-100, 2 ** 70, 1, 0)):
         got = fastcnn.nll_loss(x, target, ignore_index=ignore_index)
         assert_close(got, refcnn.nll_loss(x, target, ignore_index=ignore_index), np.float64, str(ignore_index))
+    target = np.array([2 ** 64 - 1, 1], np.uint64)  # the ignored label wraps to -1 in int64: still ignored
+    got = fastcnn.cross_entropy(x, target, ignore_index=2 ** 64 - 1, reduction="none")
+    assert_close(got, refcnn.cross_entropy(x, target, ignore_index=2 ** 64 - 1, reduction="none"), np.float64, "u64")
 
 
 def test_mixed_dtypes_promote_like_numpy():

@@ -11,6 +11,8 @@ Tolerances, with ``scale = max(1, max |refcnn result|)``:
 The running statistics are compared exactly: both engines update them with the same float64 operations.
 """
 
+import importlib
+import inspect
 import math
 
 import numpy as np
@@ -83,6 +85,18 @@ def forward_args(call: dict) -> dict:
 
 
 # ---------------------------------------------------------------------------------------- agreement with refcnn
+
+def parameters(fn) -> list:
+    return [(p.name, p.kind, p.default) for p in inspect.signature(fn).parameters.values()]
+
+
+def test_api_mirrors_refcnn():
+    ours, theirs = importlib.import_module("fastcnn.norm"), importlib.import_module("refcnn.norm")
+    assert ours.__all__ == theirs.__all__
+    for name in theirs.__all__:
+        assert parameters(getattr(ours, name)) == parameters(getattr(theirs, name)), name
+
+
 
 @settings(max_examples=30)
 @given(batch_norm_calls())

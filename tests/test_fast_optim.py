@@ -11,6 +11,9 @@ Tolerances, with ``scale = max(1, max |refcnn result|)``; NaN must appear exactl
 Several steps are checked by feeding refcnn's state of step ``k - 1`` to both engines at step ``k``.
 """
 
+import importlib
+import inspect
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -62,7 +65,9 @@ def hyperparameters(draw, rule: str, torch_ranges: bool = False):
                     amsgrad=draw(st.booleans()), decoupled_weight_decay=draw(st.booleans()))
     if rule == "adadelta_step":
         return dict(lr=lr, rho=draw(unit), eps=draw(st.sampled_from([1e-6, 1e-3])), weight_decay=draw(small))
-    alpha = draw(st.floats(0.0, 1.0) if torch_ranges else st.floats(0.0, 1.0) | st.just(1.2))
+    # Against torch, alpha stays away from 0: centered RMSprop's first step then computes s - a^2 = 0 by
+    # cancellation, and the rounding residue of each library's own operation order decides the result.
+    alpha = draw(st.floats(0.1, 0.999) if torch_ranges else st.floats(0.0, 1.0) | st.just(1.2))
     return dict(lr=lr, alpha=alpha, eps=draw(st.sampled_from([1e-8, 0.0, 0.1])), weight_decay=draw(small),
                 momentum=draw(st.sampled_from([0.0, 0.9]) | unit), centered=draw(st.booleans()))
 
@@ -94,6 +99,18 @@ def snapshot(state):
 
 
 # ---------------------------------------------------------------------------------------- agreement with refcnn
+
+def parameters(fn) -> list:
+    return [(p.name, p.kind, p.default) for p in inspect.signature(fn).parameters.values()]
+
+
+def test_api_mirrors_refcnn():
+    ours, theirs = importlib.import_module("fastcnn.optim"), importlib.import_module("refcnn.optim")
+    assert ours.__all__ == theirs.__all__
+    for name in theirs.__all__:
+        assert parameters(getattr(ours, name)) == parameters(getattr(theirs, name)), name
+
+
 
 @pytest.mark.filterwarnings("ignore:divide by zero:RuntimeWarning")  # refcnn's g / 0 when eps = 0
 @pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")

@@ -1,0 +1,338 @@
+"""fastcnn.conv agrees with refcnn.conv (the oracle), with PyTorch, and raises refcnn's errors.
+
+Tolerances, with ``scale = max(1, max |refcnn result|)`` per returned array:
+
+* float64: max abs error <= 1e-12 * scale (the engines only sum in different orders);
+* float32: max abs error <= 2e-5 * scale * sqrt(R), ``R`` the length of the longest reduction behind one
+  value (C_in/G * KH * KW for the forward and input gradient, N * H_out * W_out for the weight and bias
+  gradients): float32 rounding errors of a sum of R terms grow like sqrt(R) * 6e-8 * scale.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import fastcnn
+from fastcnn import conv as fc
+from refcnn import conv as rc
+from refcnn.cases import compare, decode_expected, load_cases, run_case
+
+MODES = ("zeros", "replicate", "reflect", "circular")
+ELEMENTS = st.floats(-2.0, 2.0, allow_nan=False, allow_infinity=False, width=64)
+
+
+def _as_tuple(result):
+    return result if isinstance(result, tuple) else (result,)
+
+
+def _assert_agree(got, expected, *, dtype, reductions, what):
+    """Each returned array within the module's tolerance of refcnn's; None where refcnn gives None."""
+    for i, (g, e) in enumerate(zip(_as_tuple(got), _as_tuple(expected))):
+        if e is None:
+            assert g is None, f"{what}: output {i} should be None"
+            continue
+        assert g.shape == e.shape, f"{what}: output {i} shape {g.shape} != {e.shape}"
+        assert g.dtype == dtype, f"{what}: output {i} dtype {g.dtype} != {dtype}"
+        scale = max(1.0, float(np.max(np.abs(e)))) if e.size else 1.0
+        tol = 1e-12 * scale if dtype == np.float64 else 2e-5 * scale * math.sqrt(reductions[i])
+        err = np.abs(g.astype(np.float64) - e)
+        if err.size and err.max() > tol:
+            k = np.unravel_index(int(np.argmax(err)), err.shape)
+            raise AssertionError(f"{what}: output {i} max error {err.max():.3g} > {tol:.3g} at {k}: "
+                                 f"got {g[k]!r}, expected {e[k]!r}")
+
+
+# --- strategies: hyperparameters first, sizes valid by construction ------------------------------------
+
+
+@st.composite
+def conv_problems(draw, rank=None):
+    """(x, weight, bias, kwargs) for conv1d/conv2d, every padding form and fill."""
+    rank = draw(st.sampled_from((1, 2))) if rank is None else rank
+    G = draw(st.integers(1, 2))
+    C_in, C_out = G * draw(st.integers(1, 2)), G * draw(st.integers(1, 2))
+    kernel = tuple(draw(st.integers(1, 3)) for _ in range(rank))
+    stride = tuple(draw(st.integers(1, 3)) for _ in range(rank))
+    dilation = tuple(draw(st.integers(1, 2)) for _ in range(rank))
+    mode = draw(st.sampled_from(MODES))
+    form = draw(st.sampled_from(("int", "axis", "side", "same", "same_lower", "valid")))
+    if form == "int":
+        padding = draw(st.integers(0, 2))
+        pads = [(padding, padding)] * rank
+    elif form == "axis":
+        padding = tuple(draw(st.integers(0, 2)) for _ in range(rank))
+        pads = [(p, p) for p in padding]
+    elif form == "side":
+        padding = tuple((draw(st.integers(0, 3)), draw(st.integers(0, 3))) for _ in range(rank))
+        pads = list(padding)
+    else:
+        padding, pads = form, [(0, 0)] * rank  # 'same' never leaves the window outside the input
+    sizes = []
+    for k, d, (pb, pe) in zip(kernel, dilation, pads):
+        smallest = max(2 if mode == "reflect" else 1, d * (k - 1) + 1 - pb - pe)
+        sizes.append(smallest + draw(st.integers(0, 3)))
+    N = draw(st.integers(1, 2))
+    x = draw_array(draw, (N, C_in) + tuple(sizes))
+    w = draw_array(draw, (C_out, C_in // G) + kernel)
+    b = draw_array(draw, (C_out,)) if draw(st.booleans()) else None
+    kwargs = dict(stride=_pick(draw, stride), padding=padding, dilation=_pick(draw, dilation), groups=G,
+                  padding_mode=mode)
+    return x, w, b, kwargs
+
+
+@st.composite
+def conv_transpose_problems(draw, rank=None):
+    """(x, weight, bias, kwargs) for conv_transpose1d/2d."""
+    rank = draw(st.sampled_from((1, 2))) if rank is None else rank
+    G = draw(st.integers(1, 2))
+    C_in, C_out_g = G * draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    kernel = tuple(draw(st.integers(1, 3)) for _ in range(rank))
+    stride = tuple(draw(st.integers(1, 3)) for _ in range(rank))
+    dilation = tuple(draw(st.integers(1, 2)) for _ in range(rank))
+    output_padding = tuple(draw(st.integers(0, max(s, d) - 1)) for s, d in zip(stride, dilation))
+    pads = tuple((draw(st.integers(0, 2)), draw(st.integers(0, 2))) for _ in range(rank))
+    sizes = []
+    for k, s, d, op, (pb, pe) in zip(kernel, stride, dilation, output_padding, pads):
+        # (n-1)*s - pb - pe + d(k-1) + op + 1 >= 1
+        need = pb + pe - d * (k - 1) - op
+        smallest = 1 + max(0, -(-need // s))
+        sizes.append(smallest + draw(st.integers(0, 2)))
+    padding = pads if draw(st.booleans()) else tuple(p for p, _ in pads) if all(a == b for a, b in pads) else pads
+    N = draw(st.integers(1, 2))
+    x = draw_array(draw, (N, C_in) + tuple(sizes))
+    w = draw_array(draw, (C_in, C_out_g) + kernel)
+    b = draw_array(draw, (C_out_g * G,)) if draw(st.booleans()) else None
+    kwargs = dict(stride=_pick(draw, stride), padding=padding, output_padding=_pick(draw, output_padding),
+                  groups=G, dilation=_pick(draw, dilation))
+    return x, w, b, kwargs
+
+
+def _pick(draw, values):
+    """A per-axis tuple, or its int when all are equal and the draw says so (both forms are accepted)."""
+    return values[0] if len(set(values)) == 1 and draw(st.booleans()) else values
+
+
+def draw_array(draw, shape):
+    seed = draw(st.integers(0, 2**32 - 1))
+    scale = draw(st.sampled_from((1.0, 1e3)))
+    return np.random.default_rng(seed).uniform(-scale, scale, shape)
+
+
+def _names(transposed, rank):
+    base = ("conv_transpose" if transposed else "conv") + f"{rank}d"
+    return base, base + "_backward"
+
+
+def _reductions(x, w, grad_out, transposed):
+    """Longest sum behind one value of (y or grad_x, grad_w, grad_b)."""
+    window = max(w.shape[0], w.shape[1]) * int(np.prod(w.shape[2:]))
+    if transposed:
+        return (window, window, x.shape[0] * int(np.prod(x.shape[2:])), grad_out[0].size)
+    gw = grad_out.shape[0] * int(np.prod(grad_out.shape[2:]))
+    return (window, window, gw, gw)
+
+
+def _check_against_refcnn(problem, transposed, dtype):
+    x, w, b, kwargs = problem
+    rank = x.ndim - 2
+    fwd, bwd = _names(transposed, rank)
+    y_ref = getattr(rc, fwd)(x, w, b, **kwargs)
+    grad_out = np.random.default_rng(1).uniform(-1, 1, y_ref.shape)
+    r = _reductions(x, w, grad_out, transposed)
+    cast = [None if a is None else a.astype(dtype) for a in (x, w, b, grad_out)]
+    xs, ws, bs, gs = cast
+    if dtype != np.float64:  # the oracle sees the same rounded inputs
+        x, w, b, grad_out = [None if a is None else a.astype(np.float64) for a in cast]
+        y_ref = getattr(rc, fwd)(x, w, b, **kwargs)
+    what = f"{fwd} x{x.shape} w{w.shape} bias={b is not None} {kwargs} {np.dtype(dtype).name}"
+    _assert_agree(getattr(fc, fwd)(xs, ws, bs, **kwargs), y_ref, dtype=dtype, reductions=r[:1], what=what)
+    _assert_agree(getattr(fc, bwd)(gs, xs, ws, bs, **kwargs), getattr(rc, bwd)(grad_out, x, w, b, **kwargs),
+                  dtype=dtype, reductions=r[1:], what=what + " backward")
+
+
+# --- agreement with refcnn ----------------------------------------------------------------------------
+
+
+@settings(max_examples=30)
+@given(conv_problems(), st.sampled_from((np.float64, np.float32)))
+def test_conv_matches_refcnn(problem, dtype):
+    _check_against_refcnn(problem, transposed=False, dtype=dtype)
+
+
+@settings(max_examples=25)
+@given(conv_transpose_problems(), st.sampled_from((np.float64, np.float32)))
+def test_conv_transpose_matches_refcnn(problem, dtype):
+    _check_against_refcnn(problem, transposed=True, dtype=dtype)
+
+
+# --- agreement with PyTorch ---------------------------------------------------------------------------
+
+
+@settings(max_examples=20)
+@given(st.data())
+def test_matches_torch(data):
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    transposed = data.draw(st.booleans())
+    if transposed:
+        x, w, b, kw = data.draw(conv_transpose_problems(rank=2))
+        if any(isinstance(p, tuple) for p in kw["padding"]):
+            kw["padding"] = tuple(p for p, _ in kw["padding"])  # torch has no per-side form
+            try:
+                rc.conv_transpose_geometry("t", x.shape, w.shape, None, kw["stride"], kw["padding"],
+                                           kw["output_padding"], kw["groups"], kw["dilation"], 2)
+            except ValueError:
+                return
+        ours, theirs = fc.conv_transpose2d, F.conv_transpose2d
+    else:
+        x, w, b, kw = data.draw(conv_problems(rank=2))
+        if kw["padding_mode"] != "zeros" or not isinstance(kw["padding"], int):
+            kw["padding_mode"], kw["padding"] = "zeros", 0
+            if any(n < w.shape[2 + i] for i, n in enumerate(x.shape[2:])) or any(
+                    (k - 1) * d + 1 > n for k, d, n in zip(w.shape[2:], np.broadcast_to(kw["dilation"], 2),
+                                                          x.shape[2:])):
+                return
+        ours, theirs = fc.conv2d, F.conv2d
+    fwd_kw = {k: v for k, v in kw.items() if k != "padding_mode"}
+    tx, tw = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
+    tb = None if b is None else torch.tensor(b, requires_grad=True)
+    ty = theirs(tx, tw, tb, **fwd_kw)
+    g = np.random.default_rng(3).uniform(-1, 1, tuple(ty.shape))
+    grads = torch.autograd.grad(ty, [t for t in (tx, tw, tb) if t is not None], torch.tensor(g))
+    expected = (ty.detach().numpy(),) + tuple(t.numpy() for t in grads) + ((None,) if b is None else ())
+    backward = getattr(fc, ours.__name__ + "_backward")
+    got = (ours(x, w, b, **kw),) + backward(g, x, w, b, **kw)
+    _assert_agree(got, expected, dtype=np.float64, reductions=(1,) * 4, what=f"torch {ours.__name__} {kw}")
+
+
+# --- errors -------------------------------------------------------------------------------------------
+
+BAD_ARGUMENTS = [
+    dict(groups=3), dict(groups=0), dict(stride=0), dict(stride=(1, 2, 3)), dict(dilation=-1),
+    dict(padding=-1), dict(padding="full"), dict(padding=((1, 1), 2)), dict(padding_mode="mirror"),
+    dict(padding=9, padding_mode="reflect", x_shape=(1, 2, 1, 4)), dict(x_shape=(1, 3, 4, 4)),
+    dict(x_shape=(1, 2, 2, 2)), dict(x_shape=(2, 4)), dict(bias_shape=(3,)), dict(dtype=np.int64),
+    dict(grad_shape=(1, 2, 3, 3)), dict(transposed=True, padding="same"),
+    dict(transposed=True, output_padding=2, stride=2), dict(transposed=True, x_shape=(1, 3, 4, 4)),
+]
+
+
+@settings(max_examples=40)
+@given(st.sampled_from(BAD_ARGUMENTS), st.sampled_from(("forward", "backward")), st.booleans())
+def test_invalid_arguments_raise_refcnn_errors(bad, direction, one_d):
+    bad = dict(bad)
+    transposed = bad.pop("transposed", False)
+    x_shape = bad.pop("x_shape", (1, 2, 4, 4))
+    w_shape = (2, 2, 3, 3) if not transposed else (2, 1, 3, 3)
+    bias_shape = bad.pop("bias_shape", (2,))
+    grad_shape = bad.pop("grad_shape", None)
+    dtype = bad.pop("dtype", np.float64)
+    if one_d and len(x_shape) == 4:
+        x_shape, w_shape = x_shape[:3], w_shape[:3]
+        bad = {k: (v[0] if isinstance(v, tuple) and len(v) == 2 else v) for k, v in bad.items()}
+    if transposed:
+        bad.pop("padding_mode", None)
+    x = np.ones(x_shape, dtype=dtype)
+    w, b = np.ones(w_shape), np.ones(bias_shape)
+    fwd, bwd = _names(transposed, len(w_shape) - 2)
+    args = (x, w, b)
+    if direction == "backward":
+        g = np.ones(grad_shape or (1, 2) + (2,) * (len(w_shape) - 2))
+        fwd, args = bwd, (g,) + args
+    outcomes = [_outcome(getattr(module, fwd), args, bad) for module in (rc, fc)]
+    assert outcomes[0] == outcomes[1]
+    if grad_shape is None or direction == "backward":  # a bad grad_out shape only matters to a backward
+        assert outcomes[0] != "returned", f"{fwd} {bad}: refcnn accepted it"
+
+
+def _outcome(fn, args, kwargs):
+    """The error type and message of a call, or 'returned'."""
+    try:
+        fn(*args, **kwargs)
+    except (TypeError, ValueError) as exc:
+        return type(exc), str(exc)
+    return "returned"
+
+
+# --- dtypes, threads, cases ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+@pytest.mark.parametrize("name", fc.__all__)
+def test_returns_the_input_dtype(name, dtype):
+    transposed = name.startswith("conv_transpose")
+    rank = 1 if "1d" in name else 2
+    x = np.ones((2, 2) + (5,) * rank, dtype=dtype)
+    w = np.ones((2, 1) + (3,) * rank, dtype=dtype)
+    b = np.ones(2, dtype=dtype)
+    kw = {"groups": 2}  # conv: 2 -> 2 channels; transposed: 2 -> 1*2 channels
+    fwd = getattr(fc, _names(transposed, rank)[0])
+    if name.endswith("_backward"):
+        g = np.ones(fwd(x, w, b, **kw).shape, dtype=dtype)
+        results = getattr(fc, name)(g, x, w, b, **kw)
+    else:
+        results = (getattr(fc, name)(x, w, b, **kw),)
+    assert all(r.dtype == dtype for r in results)
+
+
+def test_signatures_match_refcnn():
+    import inspect
+
+    assert fc.__all__ == rc.__all__
+    for name in rc.__all__:
+        assert inspect.signature(getattr(fc, name)) == inspect.signature(getattr(rc, name)), name
+
+
+@pytest.mark.parametrize("transposed", [False, True])
+def test_bit_identical_whatever_the_thread_count(transposed):
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((11, 4, 9, 8)).astype(np.float32)  # 11 samples: several blocks, one partial
+    w = rng.standard_normal((4, 2, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(4).astype(np.float32)
+    kw = dict(stride=2, padding=1, groups=2)
+    fwd, bwd = (fc.conv_transpose2d, fc.conv_transpose2d_backward) if transposed else (fc.conv2d, fc.conv2d_backward)
+    if not transposed:
+        kw["padding_mode"] = "reflect"
+    before = fastcnn.get_num_threads()
+    runs = []
+    try:
+        for threads in (1, min(2, fastcnn._runtime.numba.config.NUMBA_NUM_THREADS)):
+            fastcnn.set_num_threads(threads)
+            y = fwd(x, w, b, **kw)
+            g = np.cos(np.arange(y.size, dtype=np.float32)).reshape(y.shape)
+            runs.append((y,) + bwd(g, x, w, b, **kw))
+    finally:
+        fastcnn.set_num_threads(before)
+    for a, c in zip(*runs):
+        assert np.array_equal(a, c)
+
+
+CONV_CASES = [c for c in load_cases() if c.family == "conv"]
+
+
+@pytest.mark.parametrize("case", CONV_CASES, ids=[c.name for c in CONV_CASES])
+def test_cases_pass_in_float64(case):
+    result = run_case(case, getattr(fc, case.op))
+    assert result.passed, "\n".join(result.problems)
+
+
+@pytest.mark.parametrize("case", CONV_CASES, ids=[c.name for c in CONV_CASES])
+def test_cases_pass_in_float32(case):
+    def to32(a):
+        return a.astype(np.float32) if a.dtype.kind == "f" else a
+
+    if "raises" in case.raw:
+        result = run_case(case, getattr(fc, case.op), convert_input=to32)
+        assert result.passed, "\n".join(result.problems)
+        return
+    args = [to32(a) if isinstance(a, np.ndarray) else a for a in case.args()]
+    kwargs = {k: to32(v) if isinstance(v, np.ndarray) else v for k, v in case.kwargs().items()}
+    expected = decode_expected(case.raw["expected"])
+    scale = max([1.0] + [float(np.max(np.abs(e))) for e in _as_tuple(expected) if isinstance(e, np.ndarray)])
+    problems, _, _ = compare(getattr(fc, case.op)(*args, **kwargs), expected, atol=1e-4 * scale, rtol=1e-5)
+    assert not problems, "\n".join(problems)
