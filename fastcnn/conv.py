@@ -7,20 +7,21 @@ How it computes (2-D; a 1-D op is the 2-D op with a unit height, as in refcnn):
 
 1. **Pad once.** The input is copied into a padded buffer through the fill's index map ``src`` (one int
    array per axis, ``-1`` for a zero cell), so every fill costs the same and no later loop tests bounds.
-2. **im2col per chunk of samples.** ``cols[n, (ci, kh, kw), (oh, ow)] = x_pad[n, ci, oh*SH + kh*DH,
-   ow*SW + kw*DW]`` for a fixed number of samples at a time, into a reused scratch buffer.
-3. **GEMM through BLAS** (``numpy.matmul``, called from Python between the Numba kernels, never inside
-   ``prange``): forward ``y[n, group] = W_g @ cols[n, group]``; weight gradient
-   ``dW_g = sum_n G_o[n, group] @ cols[n, group]^T``; input gradient ``dcols = W_g^T @ G_o[n, group]``.
+2. **im2col per sample**, in the thread that will use it: ``cols[(ci, kh, kw), (oh, ow)] =
+   x_pad[n, ci, oh*SH + kh*DH, ow*SW + kw*DW]`` into that thread's reused scratch buffer.
+3. **GEMM through BLAS** with ``np.dot`` inside the same ``prange`` task (SciPy's BLAS, held at one thread
+   meanwhile, so nothing is oversubscribed and there is one parallel region per pass): forward
+   ``y[n, group] = W_g @ cols_g``; weight gradient ``dW_g = sum_n G_o[n, group] @ cols_g^T``; input
+   gradient ``dcols_g = W_g^T @ G_o[n, group]``.
 4. **col2im and fold** (input gradient): ``dcols`` is added back onto a padded plane, and the plane is folded
    onto the input through the same index map (a padded cell gives its gradient to the cell it copied).
 
 A transposed convolution is a convolution's input gradient used as a layer, so its forward is steps 3-4 with
 ``x`` in the role of ``G_o``, and its backward is steps 1-3 on the padded ``grad_out``.
 
-Determinism: chunks have a size fixed by the shapes alone; the weight gradient of each chunk is computed per
-sample and the samples are added in order into one buffer; every ``prange`` writes disjoint planes. So
-results do not depend on the thread count (BLAS splits its work by output blocks, not along the reduction).
+Determinism: every task writes its own samples; the weight gradient is summed sample by sample, in order,
+within blocks of ``GW_BLOCK`` samples (a constant), and the blocks are added in order afterwards; each GEMM
+runs on one thread. So results are bit-identical whatever the thread count.
 
 Zero fill versus refcnn: refcnn *skips* zero-filled cells, the GEMM multiplies them by 0. With finite weights
 and gradients that is the same number; with an infinite or NaN weight (or ``grad_out``) a window that lies
@@ -28,8 +29,6 @@ partly in zero padding gives NaN here where refcnn gives a number.
 """
 
 from __future__ import annotations
-
-import os
 
 import numba
 import numpy as np
@@ -46,62 +45,6 @@ __all__ = list(_ref.__all__)
 # ---------------------------------------------------------------------------------------------------
 # Threads: one parallel region per call, single-threaded BLAS inside it
 # ---------------------------------------------------------------------------------------------------
-
-
-def _prefer_quiet_threading_layer() -> None:
-    """Prefer Numba's 'workqueue' threading layer, whose idle workers sleep.
-
-    Numba's default OpenMP layer (libgomp) keeps its threads busy-waiting after a parallel region; measured
-    here, that made the BLAS and NumPy work between two parallel kernels 2-3x slower, and far worse on a
-    loaded machine. Applied only when the user chose no layer and before Numba has started its pool (the
-    layer is fixed from the first parallel launch on). Recommended home: ``fastcnn/_runtime.py``.
-    """
-    if os.environ.get("NUMBA_THREADING_LAYER"):
-        return
-    from numba.np.ufunc import parallel
-
-    if not parallel._is_initialized:
-        numba.config.THREADING_LAYER = "workqueue"
-
-
-_prefer_quiet_threading_layer()
-
-
-class _KernelBlas:
-    """The BLAS that ``np.dot`` inside a Numba kernel calls (SciPy's, through ``scipy.linalg.cython_blas``),
-    held at one thread while fastcnn's parallel kernels run, so each of fastcnn's threads does its own
-    GEMMs and nothing is oversubscribed; the previous count is restored afterwards (it is SciPy's setting,
-    not ours). Without threadpoolctl, or when SciPy's BLAS cannot be told apart, nothing is changed.
-    Recommended home: ``fastcnn/_runtime.py`` (every family that calls ``np.dot`` in ``prange`` needs it).
-    """
-
-    def __init__(self) -> None:
-        self._libs = None
-
-    def _find(self):
-        try:
-            import scipy.linalg.cython_blas  # noqa: F401  (loads the library numba's np.dot calls)
-            from threadpoolctl import ThreadpoolController
-        except ImportError:
-            return []
-        controllers = ThreadpoolController().lib_controllers
-        return [c for c in controllers if c.user_api == "blas" and "scipy" in os.path.basename(
-            os.path.dirname(c.filepath)) and "numpy" not in c.filepath]
-
-    def __enter__(self):
-        if self._libs is None:
-            self._libs = self._find()
-        self._saved = [lib.get_num_threads() for lib in self._libs]
-        for lib in self._libs:
-            lib.set_num_threads(1)
-        return self
-
-    def __exit__(self, *exc):
-        for lib, n in zip(self._libs, self._saved):
-            lib.set_num_threads(n)
-
-
-_KERNEL_BLAS = _KernelBlas()
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -332,7 +275,7 @@ def _pad(x4, src_h, src_w, name: str):
     if Hp == H and Wp == W:
         return x4
     out = SCRATCH.get(name, N * C * Hp * Wp, x4.dtype).reshape(N, C, Hp, Wp)
-    with _KERNEL_BLAS:
+    with _runtime.KERNEL_BLAS:
         _pad_planes(x4.reshape(N * C, H, W), src_h, src_w, out.reshape(N * C, Hp, Wp))
     return out
 
@@ -359,7 +302,7 @@ def _gemm_pass(xp, G, kernel, stride, dilation, out_hw, w2=None, bias=None, y3=N
     else:
         # tmp_bufs[thread] is still taken (not used) in the kernel, so it keeps one empty slot per thread
         gw_blocks, tmp = _none(3, dtype), np.empty((_thread_slots(), 0, 0), dtype=dtype)
-    with _KERNEL_BLAS:
+    with _runtime.KERNEL_BLAS:
         _im2col_gemm(xp, _none(2, dtype) if w2 is None else w2, _none(3, dtype) if go3 is None else go3,
                      _none(1, dtype) if bias is None else bias, G, KH, KW, SH, SW, DH, DW, H_out, W_out, GW_BLOCK,
                      y3 is not None, go3 is not None, bias is not None, _none(3, dtype) if y3 is None else y3,
@@ -383,7 +326,7 @@ def _col2im_pass(go3, w2, bias, G, kernel, stride, dilation, out_hw, src_h, src_
     w2t = np.ascontiguousarray(w2.reshape(G, C_y_g, K_g).transpose(0, 2, 1))
     dcols = _buffers("conv.dcols", (C * KH * KW, H_out * W_out), dtype)
     planes = _buffers("conv.planes", (C, src_h.size, src_w.size), dtype)
-    with _KERNEL_BLAS:
+    with _runtime.KERNEL_BLAS:
         _gemm_col2im(go3, w2t, _none(1, dtype) if bias is None else bias, G, KH, KW, SH, SW, DH, DW,
                      H_out, W_out, src_h, src_w, bias is not None, gx, dcols, planes)
 
