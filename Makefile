@@ -1,5 +1,5 @@
 # Set-up and the two everyday jobs. Everything lives in a virtual environment in .venv.
-#   make demo   the main job
+#   make demo   the main job: the worked examples, then a CNN trained on the embedded Fashion-MNIST sample
 #   make test   the test suite (.ci/run calls exactly this)
 # WITH_TORCH=1 also installs PyTorch 2.13.0 (CPU), the independent oracle for cross-checks.
 
@@ -8,8 +8,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 comma := ,
 EXTRAS := test$(if $(filter 1,$(WITH_TORCH)),$(comma)torch)
+DEMO_EPOCHS ?= 2
 
-.PHONY: demo test install clean
+.PHONY: demo test test-boundscheck install clean
 
 $(VENV)/.installed-$(EXTRAS): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,9 +22,17 @@ install: $(VENV)/.installed-$(EXTRAS)
 
 demo: install
 	$(PY) cli.py demo
+	$(PY) cli.py train --data fashion-mnist-small --epochs $(DEMO_EPOCHS) --out runs/demo --overwrite
 
+# The whole suite, then the fast engine's agreement tests once more with Numba's bounds checks compiled in
+# (in a cache of their own: the checked kernels must not replace the fast ones).
 test: install
 	$(PY) -m pytest -q
+	$(MAKE) --no-print-directory test-boundscheck
+
+test-boundscheck: install
+	NUMBA_BOUNDSCHECK=1 NUMBA_CACHE_DIR=$(CURDIR)/.numba-boundscheck HYPOTHESIS_PROFILE=boundscheck \
+		$(PY) -m pytest -q -p no:cacheprovider $(wildcard tests/test_fast_*.py)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis *.egg-info
+	rm -rf $(VENV) .pytest_cache .hypothesis .numba-boundscheck *.egg-info

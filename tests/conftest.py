@@ -19,7 +19,13 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.register_profile("dev", deadline=None, max_examples=60, suppress_health_check=[HealthCheck.too_slow])
-settings.load_profile("ci" if os.environ.get("CI") else os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+# The bounds-checked rerun of the fast engine's agreement tests (make test-boundscheck) needs fewer examples:
+# it is looking for an out-of-bounds access on any path, not for a rare numerical disagreement.
+settings.register_profile(
+    "boundscheck", deadline=None, derandomize=True, max_examples=10,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev"))
 
 
 @pytest.fixture
