@@ -5,14 +5,16 @@ Same names, arguments and defaults as :mod:`refcnn.dense`, and the same checks (
 
 ``flatten`` is a reshape (a row-major merge of adjacent axes moves no value): no kernel.
 
-``linear`` and its backward are three matrix products, all done by one Numba kernel, :func:`_rows_times`,
-not by NumPy's BLAS: OpenBLAS's results change with its thread count (measured here with threadpoolctl,
-OpenBLAS 0.3.31: about 12% of the elements of ``x @ w.T`` and 23% of ``grad_out.T @ x`` differ in their last
-bits between 1 and 2 BLAS threads), which would break the rule that results do not depend on the thread
-count. The kernel gives each output row to one ``prange`` iteration and sums over ``k`` in increasing
-order, so every element is the same sequence of operations whatever the thread count; the batch reduction
-of ``grad_weight`` is thereby a fixed-order sum with no shared accumulator. ``grad_bias`` is NumPy's sum over
-axis 0 of a C-contiguous array: row after row, in one thread.
+``linear`` and its backward are three matrix products, each done by :func:`_blocked_dot`: the rows of the
+left factor are cut into fixed blocks of ``ROW_BLOCK`` rows, each block is one ``prange`` iteration, and each
+iteration's product is one single-threaded BLAS GEMM (``_runtime.KERNEL_BLAS`` holds the BLAS that Numba's
+``np.dot`` calls at one thread). Multi-threaded BLAS would be simpler but is not deterministic: OpenBLAS's
+results change with its thread count (measured here with threadpoolctl, OpenBLAS 0.3.31: about 12% of the
+elements of ``x @ w.T`` and 23% of ``grad_out.T @ x`` differ in their last bits between 1 and 2 BLAS
+threads). With fixed blocks, every element is computed by the same single-threaded GEMM call whatever the
+thread count, so the batch reduction of ``grad_weight`` (which runs inside one GEMM along ``k = b``) is
+a fixed-order sum. ``grad_bias`` is NumPy's sum over axis 0 of a C-contiguous array: row after row, in one
+thread.
 """
 
 from __future__ import annotations
@@ -31,28 +33,32 @@ from ._runtime import FASTMATH, KERNEL_FLAGS
 __all__ = list(_REF_ALL)
 
 
-@numba.njit(parallel=True, fastmath=FASTMATH, **KERNEL_FLAGS)
-def _rows_times(a, b, out):
-    """``out[r, :] = sum_k a[r, k] * b[k, :]``: ``out = a @ b`` with ``a (R, K)``, ``b (K, C)``, C-contiguous.
+#: Rows of the left factor per task of :func:`_blocked_dot`: fixed, so results do not depend on the thread
+#: count; 32 rows keep a block's GEMM efficient and still give a batch of 128 four tasks.
+ROW_BLOCK = 32
 
-    Row ``r`` of ``out`` belongs to one iteration; the inner loop runs along a row of ``b`` and ``out``
-    (contiguous, vectorised) and ``k`` goes up in a fixed order."""
-    rows, depth = a.shape
-    cols = b.shape[1]
-    zero = out.dtype.type(0)
-    for r in prange(rows):
-        for c in range(cols):
-            out[r, c] = zero
-        for k in range(depth):
-            factor = a[r, k]
-            for c in range(cols):
-                out[r, c] += factor * b[k, c]
+
+@numba.njit(parallel=True, fastmath=FASTMATH, **KERNEL_FLAGS)
+def _blocked_dot(a, b, out, block):
+    """``out = a @ b``, one single-threaded GEMM per block of ``block`` rows of ``a`` (C-contiguous);
+    ``b`` may be C- or F-contiguous (a transposed weight needs no copy)."""
+    rows = a.shape[0]
+    for i in prange((rows + block - 1) // block):
+        r0 = i * block
+        r1 = min(rows, r0 + block)
+        out[r0:r1] = np.dot(a[r0:r1], b)
 
 
 def _matmul(a, b):
-    """``a @ b`` by :func:`_rows_times`, in the common dtype of ``a`` and ``b`` (which are of one dtype)."""
+    """``a @ b`` by :func:`_blocked_dot`, in the common dtype of ``a`` and ``b`` (which are of one dtype)."""
     out = np.empty((a.shape[0], b.shape[1]), dtype=a.dtype)
-    _rows_times(np.ascontiguousarray(a), np.ascontiguousarray(b), out)
+    if out.size == 0 or a.shape[1] == 0:
+        out[...] = 0  # BLAS is not called for empty products: the sum over no terms is 0
+        return out
+    if not (b.flags.c_contiguous or b.flags.f_contiguous):
+        b = np.ascontiguousarray(b)
+    with _runtime.KERNEL_BLAS:
+        _blocked_dot(np.ascontiguousarray(a), b, out, ROW_BLOCK)
     return out
 
 

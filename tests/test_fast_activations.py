@@ -2,13 +2,11 @@
 
 Tolerances. float64: max abs error <= 1e-12 * max(1, scale), scale = max |refcnn result|. float32: inputs are
 rounded to float32 first and refcnn runs on those very values; exp, tanh and the divisions round in float32:
-max abs error <= 2e-5 * max(1, scale) * sqrt(L), L the line length for softmax (1 elementwise).
+max abs error <= 2e-5 * max(1, scale) * sqrt(L), L the line length for softmax (1 elementwise). The rule and
+the shared helpers live in tests/fastcheck.py; the spec's conformance cases run in tests/test_fast_conformance.py.
 """
 
 from __future__ import annotations
-
-import inspect
-import math
 
 import numpy as np
 import pytest
@@ -16,43 +14,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-import fastcnn
+from fastcheck import assert_agrees, assert_bit_identical, assert_same_api, outcome, results_per_thread_count
 from fastcnn import activations as fast
 from refcnn import activations as ref
-from refcnn.cases import Case, load_cases, run_case
 
 ELEMENTWISE = {"relu": {}, "leaky_relu": {"negative_slope": None}, "elu": {"alpha": None}, "sigmoid": {},
                "tanh": {}}
 LINEWISE = ["softmax", "log_softmax"]
-CASES = [c for c in load_cases() if c.family == "activations"]
-
-
-def assert_agrees(got, expected, *, dtype=np.float64, reduction=1, what=""):
-    got, expected = np.asarray(got, dtype=np.float64), np.asarray(expected, dtype=np.float64)
-    assert got.shape == expected.shape, f"{what}: shape {got.shape} != {expected.shape}"
-    np.testing.assert_array_equal(np.isnan(got), np.isnan(expected), err_msg=f"{what}: NaN positions")
-    ok = ~np.isnan(expected)
-    if not ok.any():
-        return
-    inf = np.isinf(expected) & ok
-    np.testing.assert_array_equal(got[inf], expected[inf], err_msg=f"{what}: infinities")
-    ok &= ~inf
-    if not ok.any():
-        return
-    scale = max(1.0, float(np.max(np.abs(expected[ok]))))
-    tol = 1e-12 * scale if dtype == np.float64 else 2e-5 * scale * math.sqrt(reduction)
-    err = np.abs(got[ok] - expected[ok])
-    worst = int(np.argmax(err))
-    assert err[worst] <= tol, (f"{what}: max abs error {err[worst]:.3g} > {tol:.3g}: got {got[ok][worst]!r}, "
-                               f"expected {expected[ok][worst]!r}")
-
-
-def outcome(fn, *args, **kwargs):
-    try:
-        return "ok", fn(*args, **kwargs)
-    except Exception as exc:  # noqa: BLE001
-        return "error", exc
-
 
 # Kinks (0), both signs, and values large enough to saturate sigmoid/tanh and exercise the exp branches.
 VALUES = st.sampled_from([0.0, -0.0, 1.0, -1.0]) | st.floats(-30, 30, allow_nan=False, width=32)
@@ -89,15 +57,8 @@ def _check_agreement(name, x, kwargs, dtype, reduction):
                   what=f"{name}_backward {kwargs}")
 
 
-def _parameters(fn):
-    """Names, kinds and defaults (annotations aside)."""
-    return [(p.name, p.kind, p.default) for p in inspect.signature(fn).parameters.values()]
-
-
 def test_same_names_and_signatures_as_refcnn():
-    assert fast.__all__ == ref.__all__
-    for name in ref.__all__:
-        assert _parameters(getattr(fast, name)) == _parameters(getattr(ref, name)), name
+    assert_same_api(fast, ref)
 
 
 @settings(max_examples=30)
@@ -172,37 +133,16 @@ def test_bit_identical_with_one_and_two_threads():
     rng = np.random.default_rng(3)
     x = rng.uniform(-5, 5, (64, 33, 17)).astype(np.float32)
     g = rng.standard_normal(x.shape).astype(np.float32)
-    before = fastcnn.get_num_threads()
-    runs = []
-    try:
-        for threads in (1, 2):
-            fastcnn.set_num_threads(threads)
-            run = []
-            for name in [*ELEMENTWISE, *LINEWISE]:
-                for kwargs in ([{}] if name in ELEMENTWISE else [{"dim": 1}, {"dim": -1}]):
-                    run.append(getattr(fast, name)(x, **kwargs).tobytes())
-                    run.append(getattr(fast, f"{name}_backward")(g, x, **kwargs).tobytes())
-            runs.append(run)
-    finally:
-        fastcnn.set_num_threads(before)
-    assert runs[0] == runs[1]
 
+    def run():
+        results = []
+        for name in [*ELEMENTWISE, *LINEWISE]:
+            for kwargs in ([{}] if name in ELEMENTWISE else [{"dim": 1}, {"dim": -1}]):
+                results.append(getattr(fast, name)(x, **kwargs))
+                results.append(getattr(fast, f"{name}_backward")(g, x, **kwargs))
+        return results
 
-@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
-def test_conformance_case_float64(case):
-    result = run_case(case, getattr(fastcnn, case.op))
-    assert result.passed, f"{case.name}: " + "; ".join(result.problems)
-
-
-def _float32(a):
-    return a.astype(np.float32) if a.dtype.kind == "f" else a
-
-
-@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
-def test_conformance_case_float32(case):
-    loose = Case(case.name, case.op, case.doc, case.source, case.family, {**case.raw, "atol": 1e-5, "rtol": 1e-4})
-    result = run_case(loose, getattr(fastcnn, case.op), convert_input=_float32)
-    assert result.passed, f"{case.name} in float32: " + "; ".join(result.problems)
+    assert_bit_identical(results_per_thread_count(run))
 
 
 @settings(max_examples=20)

@@ -3,13 +3,11 @@
 Tolerances. flatten moves values only: exact. linear, float64: max abs error <= 1e-12 * max(1, scale),
 scale = max |refcnn result|; float32 (inputs rounded to float32, refcnn run on those values, summing in
 float32): max abs error <= 2e-5 * max(1, scale) * sqrt(K), K the length of the sum (in_features for y,
-out_features for grad_x, the number of samples for grad_weight and grad_bias).
+out_features for grad_x, the number of samples for grad_weight and grad_bias). The rule and the shared
+helpers live in tests/fastcheck.py; the spec's conformance cases run in tests/test_fast_conformance.py.
 """
 
 from __future__ import annotations
-
-import inspect
-import math
 
 import numpy as np
 import pytest
@@ -18,41 +16,15 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 import fastcnn
+from fastcheck import assert_agrees, assert_bit_identical, assert_same_api, outcome, results_per_thread_count
 from fastcnn import dense as fast
 from refcnn import dense as ref
-from refcnn.cases import Case, load_cases, run_case
 
-CASES = [c for c in load_cases() if c.family == "dense"]
 FLOATS = st.floats(-10, 10, allow_nan=False, width=32)
 
 
-def assert_agrees(got, expected, *, dtype=np.float64, reduction=1, what=""):
-    got, expected = np.asarray(got, dtype=np.float64), np.asarray(expected, dtype=np.float64)
-    assert got.shape == expected.shape, f"{what}: shape {got.shape} != {expected.shape}"
-    if not expected.size:
-        return
-    scale = max(1.0, float(np.max(np.abs(expected))))
-    tol = 1e-12 * scale if dtype == np.float64 else 2e-5 * scale * math.sqrt(max(reduction, 1))
-    err = np.abs(got - expected)
-    worst = np.unravel_index(int(np.argmax(err)), err.shape)
-    assert err[worst] <= tol, f"{what}: max abs error {err[worst]:.3g} > {tol:.3g} at {worst}"
-
-
-def outcome(fn, *args, **kwargs):
-    try:
-        return "ok", fn(*args, **kwargs)
-    except Exception as exc:  # noqa: BLE001
-        return "error", exc
-
-
-def _parameters(fn):
-    return [(p.name, p.kind, p.default) for p in inspect.signature(fn).parameters.values()]
-
-
 def test_same_names_and_signatures_as_refcnn():
-    assert fast.__all__ == ref.__all__
-    for name in ref.__all__:
-        assert _parameters(getattr(fast, name)) == _parameters(getattr(ref, name)), name
+    assert_same_api(fast, ref)
 
 
 @st.composite
@@ -156,34 +128,13 @@ def test_bit_identical_with_one_and_two_threads():
     w = rng.standard_normal((40, 96)).astype(np.float32)
     b = rng.standard_normal(40).astype(np.float32)
     g = rng.standard_normal((2048, 40)).astype(np.float32)
-    before = fastcnn.get_num_threads()
-    runs = []
-    try:
-        for threads in (1, 2):
-            fastcnn.set_num_threads(threads)
-            with threadpoolctl.threadpool_limits(limits=threads, user_api="blas"):
-                results = [fast.linear(x, w, b), *fast.linear_backward(g, x, w, b)]
-                runs.append([r.tobytes() for r in results])
-    finally:
-        fastcnn.set_num_threads(before)
-    assert runs[0] == runs[1]
 
+    def run():
+        # as many BLAS threads as fastcnn threads, whatever results_per_thread_count just set
+        with threadpoolctl.threadpool_limits(limits=fastcnn.get_num_threads(), user_api="blas"):
+            return [fast.linear(x, w, b), *fast.linear_backward(g, x, w, b)]
 
-@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
-def test_conformance_case_float64(case):
-    result = run_case(case, getattr(fastcnn, case.op))
-    assert result.passed, f"{case.name}: " + "; ".join(result.problems)
-
-
-def _float32(a):
-    return a.astype(np.float32) if a.dtype.kind == "f" else a
-
-
-@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
-def test_conformance_case_float32(case):
-    loose = Case(case.name, case.op, case.doc, case.source, case.family, {**case.raw, "atol": 1e-4, "rtol": 1e-5})
-    result = run_case(loose, getattr(fastcnn, case.op), convert_input=_float32)
-    assert result.passed, f"{case.name} in float32: " + "; ".join(result.problems)
+    assert_bit_identical(results_per_thread_count(run))
 
 
 @settings(max_examples=20)

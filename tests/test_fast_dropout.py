@@ -2,11 +2,11 @@
 
 Tolerance: none. The mask is integer arithmetic and must be bit-identical to refcnn's; each output is
 ``x_i * (m_i * s)`` formed in float64 and rounded once, so a float64 result equals refcnn's exactly and a
-float32 (float16) result equals refcnn's float64 result rounded to float32 (float16).
+float32 (float16) result equals refcnn's float64 result rounded to float32 (float16). The shared helpers live
+in tests/fastcheck.py; the spec's conformance cases run in tests/test_fast_conformance.py.
 """
 
 import importlib
-import inspect
 
 import numpy as np
 import pytest
@@ -15,10 +15,9 @@ from hypothesis import strategies as st
 
 import fastcnn
 import refcnn
-from refcnn.cases import Case, load_cases, run_case
+from fastcheck import assert_bit_identical, assert_same_api, raised, results_per_thread_count
 
 DTYPES = (np.float64, np.float32, np.float16)
-CASES = [c for c in load_cases() if c.family == "dropout"]
 
 
 # ------------------------------------------------------------------------------------------------ strategies
@@ -46,15 +45,8 @@ def as_dtype_of(reference: np.ndarray, x: np.ndarray) -> np.ndarray:
 
 # ---------------------------------------------------------------------------------------- agreement with refcnn
 
-def parameters(fn) -> list:
-    return [(p.name, p.kind, p.default) for p in inspect.signature(fn).parameters.values()]
-
-
 def test_api_mirrors_refcnn():
-    ours, theirs = importlib.import_module("fastcnn.dropout"), importlib.import_module("refcnn.dropout")
-    assert ours.__all__ == theirs.__all__
-    for name in theirs.__all__:
-        assert parameters(getattr(ours, name)) == parameters(getattr(theirs, name)), name
+    assert_same_api(importlib.import_module("fastcnn.dropout"), importlib.import_module("refcnn.dropout"))
 
 
 
@@ -129,14 +121,6 @@ invalid_arguments = st.sampled_from([
 ])
 
 
-def raised(fn, *args, **kwargs):
-    try:
-        fn(*args, **kwargs)
-    except (TypeError, ValueError) as exc:
-        return type(exc), str(exc)
-    return None
-
-
 @settings(max_examples=80)  # cheap: no kernel runs
 @given(bad=invalid_arguments, backward=st.booleans())
 def test_invalid_arguments_raise_the_same_error_as_refcnn(bad, backward):
@@ -159,41 +143,12 @@ def test_invalid_mask_shapes_raise_the_same_error_as_refcnn(shape):
     assert raised(fastcnn.dropout_mask, shape, 0.5, 0) == expected
 
 
-# ---------------------------------------------------------------------------------- threads, cases, torch
+# ---------------------------------------------------------------------------------- threads, torch
 
 def test_results_do_not_depend_on_the_thread_count():
-    if fastcnn._runtime.numba.config.NUMBA_NUM_THREADS < 2:
-        pytest.skip("one thread available")
     x = np.random.default_rng(0).standard_normal((3, 5, 70, 71)).astype(np.float32)  # several blocks
-    results = []
-    try:
-        for n in (1, 2):
-            fastcnn.set_num_threads(n)
-            results.append((fastcnn.dropout(x, 0.3, seed=9), fastcnn.dropout_mask(x.shape, 0.3, 9)))
-    finally:
-        fastcnn.set_num_threads(fastcnn._runtime.numba.config.NUMBA_NUM_THREADS)
-    assert all(np.array_equal(a, b) for a, b in zip(*results))
-
-
-def as_float32_case(case: Case) -> Case:
-    """The case with float32 inputs in mind: the inputs themselves are rounded to float32 first, so the
-    tolerance becomes float32's (1e-6 relative and absolute) where the case's is tighter."""
-    raw = dict(case.raw, atol=max(case.atol, 1e-6), rtol=max(case.rtol, 1e-6))
-    return Case(case.name, case.op, case.doc, case.source, case.family, raw)
-
-
-def to_float32(a: np.ndarray) -> np.ndarray:
-    return a.astype(np.float32) if a.dtype == np.float64 else a
-
-
-@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_fastcnn_passes_case(case, dtype):
-    if dtype == np.float32:
-        result = run_case(as_float32_case(case), getattr(fastcnn, case.op), to_float32)
-    else:
-        result = run_case(case, getattr(fastcnn, case.op))
-    assert result.passed, f"{case.name} ({case.doc}), {dtype.__name__}:\n  " + "\n  ".join(result.problems)
+    assert_bit_identical(results_per_thread_count(
+        lambda: (fastcnn.dropout(x, 0.3, seed=9), fastcnn.dropout_mask(x.shape, 0.3, 9))))
 
 
 def test_scaling_and_special_cases_agree_with_torch():

@@ -3,13 +3,11 @@
 Tolerances. float64: max abs error <= 1e-12 * max(1, scale), scale = max |refcnn result|. float32: the inputs
 are rounded to float32 first and refcnn is run on those very values, so max pooling (which only moves values)
 must agree exactly; average pooling rounds each term and the division in float32:
-max abs error <= 2e-5 * max(1, scale) * sqrt(window size).
+max abs error <= 2e-5 * max(1, scale) * sqrt(window size). The rule and the shared helpers live in
+tests/fastcheck.py; the spec's conformance cases run in tests/test_fast_conformance.py.
 """
 
 from __future__ import annotations
-
-import inspect
-import math
 
 import numpy as np
 import pytest
@@ -17,56 +15,13 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-import fastcnn
-import refcnn
+from fastcheck import (assert_agrees, assert_bit_identical, assert_same_api, assert_same_error,
+                       results_per_thread_count)
 from fastcnn import pool as fast
 from refcnn import pool as ref
-from refcnn.cases import Case, load_cases, run_case
 from refcnn.shapes import kernel_extent
 
 FORWARDS = [name for name in ref.__all__ if not name.endswith("_backward")]
-POOL_CASES = [c for c in load_cases() if c.family == "pool"]
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Helpers
-# ---------------------------------------------------------------------------------------------------------
-
-
-def assert_agrees(got, expected, *, dtype=np.float64, reduction=1, what=""):
-    """``got`` (fastcnn) equals ``expected`` (refcnn) within the module's tolerance; NaN where NaN."""
-    got = np.asarray(got, dtype=np.float64)
-    expected = np.asarray(expected, dtype=np.float64)
-    assert got.shape == expected.shape, f"{what}: shape {got.shape} != {expected.shape}"
-    np.testing.assert_array_equal(np.isnan(got), np.isnan(expected), err_msg=f"{what}: NaN positions")
-    finite = ~np.isnan(expected)
-    if not finite.any():
-        return
-    scale = max(1.0, float(np.max(np.abs(expected[finite]))))
-    tol = 1e-12 * scale if dtype == np.float64 else 2e-5 * scale * math.sqrt(reduction)
-    err = np.abs(got[finite] - expected[finite])
-    worst = int(np.argmax(err))
-    assert err[worst] <= tol, (f"{what}: max abs error {err[worst]:.3g} > {tol:.3g} at finite element {worst}: "
-                               f"got {got[finite][worst]!r}, expected {expected[finite][worst]!r}")
-
-
-def outcome(fn, *args, **kwargs):
-    """``('ok', result)`` or ``('error', exception)``."""
-    try:
-        return "ok", fn(*args, **kwargs)
-    except Exception as exc:  # noqa: BLE001 - comparing what both engines raise
-        return "error", exc
-
-
-def assert_same_error(fast_fn, ref_fn, *args, **kwargs):
-    """Both raise, the same type with the same message; returns True. False when refcnn does not raise."""
-    kind, ref_exc = outcome(ref_fn, *args, **kwargs)
-    if kind == "ok":
-        return False
-    kind, fast_exc = outcome(fast_fn, *args, **kwargs)
-    assert kind == "error", f"refcnn raised {ref_exc!r}, fastcnn returned normally"
-    assert type(fast_exc) is type(ref_exc) and str(fast_exc) == str(ref_exc), (fast_exc, ref_exc)
-    return True
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -130,15 +85,8 @@ def grad_for(out_shape, seed=0, dtype=np.float64):
 # ---------------------------------------------------------------------------------------------------------
 
 
-def _parameters(fn):
-    """Names, kinds and defaults (annotations aside)."""
-    return [(p.name, p.kind, p.default) for p in inspect.signature(fn).parameters.values()]
-
-
 def test_same_names_and_signatures_as_refcnn():
-    assert fast.__all__ == ref.__all__
-    for name in ref.__all__:
-        assert _parameters(getattr(fast, name)) == _parameters(getattr(ref, name)), name
+    assert_same_api(fast, ref)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -293,7 +241,7 @@ def test_global_pool_errors_match(name):
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Dtypes, threads, conformance cases
+# Dtypes, threads (the conformance cases run in tests/test_fast_conformance.py)
 # ---------------------------------------------------------------------------------------------------------
 
 
@@ -318,38 +266,16 @@ def test_bit_identical_with_one_and_two_threads():
         ("max_pool2d", dict(kernel_size=3, stride=2, padding=1, dilation=2, ceil_mode=True)),
         ("avg_pool2d", dict(kernel_size=3, stride=2, padding=1, ceil_mode=True, count_include_pad=False)),
     ]
-    before = fastcnn.get_num_threads()
-    results = {}
-    try:
-        for threads in (1, 2):
-            fastcnn.set_num_threads(threads)
-            for name, kwargs in calls:
-                out = getattr(fast, name)(x, **kwargs)
-                g = np.ones_like(out)
-                grad = getattr(fast, f"{name}_backward")(g, x, **kwargs)
-                results.setdefault((name, str(kwargs)), []).append((out, grad))
-    finally:
-        fastcnn.set_num_threads(before)
-    for key, ((a, ga), (b, gb)) in results.items():
-        assert a.tobytes() == b.tobytes() and ga.tobytes() == gb.tobytes(), key
 
+    def run():
+        results = []
+        for name, kwargs in calls:
+            out = getattr(fast, name)(x, **kwargs)
+            g = np.ones_like(out)
+            results += [out, getattr(fast, f"{name}_backward")(g, x, **kwargs)]
+        return results
 
-@pytest.mark.parametrize("case", POOL_CASES, ids=[c.name for c in POOL_CASES])
-def test_conformance_case_float64(case):
-    result = run_case(case, getattr(fastcnn, case.op))
-    assert result.passed, f"{case.name}: " + "; ".join(result.problems)
-
-
-def _float32(a):
-    return a.astype(np.float32) if a.dtype.kind == "f" else a
-
-
-@pytest.mark.parametrize("case", POOL_CASES, ids=[c.name for c in POOL_CASES])
-def test_conformance_case_float32(case):
-    loose = Case(case.name, case.op, case.doc, case.source, case.family,
-                 {**case.raw, "atol": 1e-5, "rtol": 1e-5})
-    result = run_case(loose, getattr(fastcnn, case.op), convert_input=_float32)
-    assert result.passed, f"{case.name} in float32: " + "; ".join(result.problems)
+    assert_bit_identical(results_per_thread_count(run))
 
 
 # ---------------------------------------------------------------------------------------------------------
