@@ -7,10 +7,12 @@ Tolerances, with ``scale = max(1, max |refcnn result|)``; NaN must appear exactl
 * float32: ``2e-6 * scale``. Both engines read the same float32 values; fastcnn computes in float64 and
   rounds the result once to float32.
 * PyTorch (float64, its own order of operations): ``1e-10 * scale``.
+
+The comparison (``fastcheck.assert_agrees``) and the other shared helpers live in tests/fastcheck.py; the
+spec's conformance cases run in tests/test_fast_conformance.py.
 """
 
 import importlib
-import inspect
 
 import numpy as np
 import pytest
@@ -19,26 +21,16 @@ from hypothesis import strategies as st
 
 import fastcnn
 import refcnn
-from refcnn.cases import Case, load_cases, run_case
+from fastcheck import assert_agrees, assert_bit_identical, assert_same_api, raised, results_per_thread_count
 
-CASES = [c for c in load_cases() if c.family == "losses"]
-TOLERANCE = {np.float64: 1e-12, np.float32: 2e-6}
+TOLERANCE = {np.float64: 1e-12, np.float32: 2e-6}  # relative to the scale: this file's rule (see above)
 REDUCTIONS = ("none", "mean", "sum")
 
 
 def assert_close(got, expected, dtype, what: str, tolerance=None):
-    got, expected = np.asarray(got), np.asarray(expected)
-    assert got.shape == expected.shape, f"{what}: shape {got.shape} != {expected.shape}"
-    nan = np.isnan(expected)
-    assert np.array_equal(np.isnan(got), nan), f"{what}: NaN where refcnn has none, or the reverse"
-    finite = ~nan
-    with np.errstate(invalid="ignore"):  # inf - inf where both are the same infinity: counted as 0 below
-        g, e = got[finite].astype(np.float64), expected[finite]
-        error = np.where(g == e, 0.0, np.abs(g - e))
-    scale = max(1.0, float(np.max(np.abs(e[np.isfinite(e)]), initial=0.0)))
-    worst = float(np.max(error, initial=0.0))
-    limit = (tolerance or TOLERANCE[dtype]) * scale
-    assert worst <= limit, f"{what}: max abs error {worst:.3g} > {limit:.3g} (scale {scale:.3g})"
+    """fastcheck.assert_agrees (shape, NaN and infinities exact) with this file's bound,
+    ``(tolerance or TOLERANCE[dtype]) * scale``."""
+    assert_agrees(got, expected, dtype=dtype, tolerance=tolerance or TOLERANCE[dtype], what=what)
 
 
 # ------------------------------------------------------------------------------------------------ strategies
@@ -93,15 +85,8 @@ def compare(name, args, kwargs, grad_out, dtype):
 
 # ---------------------------------------------------------------------------------------- agreement with refcnn
 
-def parameters(fn) -> list:
-    return [(p.name, p.kind, p.default) for p in inspect.signature(fn).parameters.values()]
-
-
 def test_api_mirrors_refcnn():
-    ours, theirs = importlib.import_module("fastcnn.losses"), importlib.import_module("refcnn.losses")
-    assert ours.__all__ == theirs.__all__
-    for name in theirs.__all__:
-        assert parameters(getattr(ours, name)) == parameters(getattr(theirs, name)), name
+    assert_same_api(importlib.import_module("fastcnn.losses"), importlib.import_module("refcnn.losses"))
 
 
 
@@ -195,14 +180,6 @@ pointwise_invalid = st.sampled_from([
 ])
 
 
-def raised(fn, *args, **kwargs):
-    try:
-        fn(*args, **kwargs)
-    except (TypeError, ValueError) as exc:
-        return type(exc), str(exc)
-    return None
-
-
 def same_error(name: str, args: tuple, kwargs: dict):
     expected = raised(getattr(refcnn, name), *args, **kwargs)
     got = raised(getattr(fastcnn, name), *args, **kwargs)
@@ -243,45 +220,17 @@ def test_invalid_squared_error_arguments_raise_the_same_error_as_refcnn(bad, nam
     assert got == expected
 
 
-# ---------------------------------------------------------------------------------- threads, cases, torch
+# ---------------------------------------------------------------------------------- threads, torch
 
 def test_results_do_not_depend_on_the_thread_count():
-    if fastcnn._runtime.numba.config.NUMBA_NUM_THREADS < 2:
-        pytest.skip("one thread available")
     rng = np.random.default_rng(6)
     x, t = rng.standard_normal((7, 50, 97)).astype(np.float32), rng.standard_normal((7, 50, 97)).astype(np.float32)
     logits, labels = rng.standard_normal((300, 10)), rng.integers(0, 10, 300)
-    results = []
-    try:
-        for n in (1, 2):
-            fastcnn.set_num_threads(n)
-            results.append([fastcnn.mse_loss(x, t, reduction=r) for r in REDUCTIONS]
-                           + list(fastcnn.mse_loss_backward(0.5, x, t))
-                           + [fastcnn.cross_entropy(logits, labels, label_smoothing=0.1),
-                              fastcnn.cross_entropy_backward(1.0, logits, labels)])
-    finally:
-        fastcnn.set_num_threads(fastcnn._runtime.numba.config.NUMBA_NUM_THREADS)
-    assert all(np.array_equal(a, b) for a, b in zip(*results))
-
-
-def as_float32_case(case: Case) -> Case:
-    """Inputs rounded to float32 first: float32's tolerance (1e-5 relative and absolute) where tighter."""
-    raw = dict(case.raw, atol=max(case.atol, 1e-5), rtol=max(case.rtol, 1e-5))
-    return Case(case.name, case.op, case.doc, case.source, case.family, raw)
-
-
-def to_float32(a: np.ndarray) -> np.ndarray:
-    return a.astype(np.float32) if a.dtype == np.float64 else a
-
-
-@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_fastcnn_passes_case(case, dtype):
-    if dtype == np.float32:
-        result = run_case(as_float32_case(case), getattr(fastcnn, case.op), to_float32)
-    else:
-        result = run_case(case, getattr(fastcnn, case.op))
-    assert result.passed, f"{case.name} ({case.doc}), {dtype.__name__}:\n  " + "\n  ".join(result.problems)
+    assert_bit_identical(results_per_thread_count(
+        lambda: [fastcnn.mse_loss(x, t, reduction=r) for r in REDUCTIONS]
+        + list(fastcnn.mse_loss_backward(0.5, x, t))
+        + [fastcnn.cross_entropy(logits, labels, label_smoothing=0.1),
+           fastcnn.cross_entropy_backward(1.0, logits, labels)]))
 
 
 @settings(max_examples=25)

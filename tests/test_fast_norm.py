@@ -9,10 +9,12 @@ Tolerances, with ``scale = max(1, max |refcnn result|)``:
 * PyTorch (float64, its own summation order): ``1e-9 * scale``.
 
 The running statistics are compared exactly: both engines update them with the same float64 operations.
+
+The comparison (``fastcheck.assert_agrees``, which also requires NaN where refcnn has it) and the other shared
+helpers live in tests/fastcheck.py; the spec's conformance cases run in tests/test_fast_conformance.py.
 """
 
 import importlib
-import inspect
 import math
 
 import numpy as np
@@ -22,20 +24,15 @@ from hypothesis import strategies as st
 
 import fastcnn
 import refcnn
-from refcnn.cases import Case, load_cases, run_case
+from fastcheck import assert_agrees, assert_bit_identical, assert_same_api, raised, results_per_thread_count
 
-CASES = [c for c in load_cases() if c.family == "norm"]
-TOLERANCE = {np.float64: 1e-12, np.float32: 2e-6}
+TOLERANCE = {np.float64: 1e-12, np.float32: 2e-6}  # relative to the scale: this file's rule (see above)
 
 
 def assert_close(got, expected, dtype, what: str, tolerance=None):
-    assert got.shape == expected.shape, f"{what}: shape {got.shape} != {expected.shape}"
-    scale = max(1.0, float(np.max(np.abs(expected), initial=0.0)))
-    error = np.abs(got.astype(np.float64) - expected)
-    worst = float(np.max(error, initial=0.0))
-    limit = (tolerance or TOLERANCE[dtype]) * scale
-    where = np.unravel_index(int(np.argmax(error)), error.shape) if error.size else ()
-    assert worst <= limit, f"{what}: max abs error {worst:.3g} at {where} > {limit:.3g} (scale {scale:.3g})"
+    """fastcheck.assert_agrees (shape, NaN and infinities exact) with this file's bound,
+    ``(tolerance or TOLERANCE[dtype]) * scale``."""
+    assert_agrees(got, expected, dtype=dtype, tolerance=tolerance or TOLERANCE[dtype], what=what)
 
 
 # ------------------------------------------------------------------------------------------------ strategies
@@ -86,15 +83,8 @@ def forward_args(call: dict) -> dict:
 
 # ---------------------------------------------------------------------------------------- agreement with refcnn
 
-def parameters(fn) -> list:
-    return [(p.name, p.kind, p.default) for p in inspect.signature(fn).parameters.values()]
-
-
 def test_api_mirrors_refcnn():
-    ours, theirs = importlib.import_module("fastcnn.norm"), importlib.import_module("refcnn.norm")
-    assert ours.__all__ == theirs.__all__
-    for name in theirs.__all__:
-        assert parameters(getattr(ours, name)) == parameters(getattr(theirs, name)), name
+    assert_same_api(importlib.import_module("fastcnn.norm"), importlib.import_module("refcnn.norm"))
 
 
 
@@ -198,14 +188,6 @@ invalid_arguments = st.sampled_from([
 ])
 
 
-def raised(fn, **kwargs):
-    try:
-        fn(**kwargs)
-    except (TypeError, ValueError) as exc:
-        return type(exc), str(exc)
-    return None
-
-
 @settings(max_examples=80)  # cheap: no kernel runs
 @given(bad=invalid_arguments, backward=st.booleans())
 def test_invalid_arguments_raise_the_same_error_as_refcnn(bad, backward):
@@ -220,46 +202,21 @@ def test_invalid_arguments_raise_the_same_error_as_refcnn(bad, backward):
     assert raised(getattr(fastcnn, name), **copies(call)) == expected
 
 
-# ---------------------------------------------------------------------------------- threads, cases, torch
+# ---------------------------------------------------------------------------------- threads, torch
 
 def test_results_do_not_depend_on_the_thread_count():
-    if fastcnn._runtime.numba.config.NUMBA_NUM_THREADS < 2:
-        pytest.skip("one thread available")
     rng = np.random.default_rng(5)
     call = dict(x=rng.standard_normal((6, 5, 9, 11)).astype(np.float32),
                 grad_out=rng.standard_normal((6, 5, 9, 11)).astype(np.float32),
                 running_mean=np.zeros(5, np.float32), running_var=np.ones(5, np.float32),
                 weight=rng.standard_normal(5).astype(np.float32), bias=np.ones(5, np.float32), training=True)
-    results = []
-    try:
-        for n in (1, 2):
-            fastcnn.set_num_threads(n)
-            c = copies(call)
-            y = fastcnn.batch_norm(**forward_args(c))
-            results.append([y, c["running_mean"], c["running_var"], *fastcnn.batch_norm_backward(**copies(call))])
-    finally:
-        fastcnn.set_num_threads(fastcnn._runtime.numba.config.NUMBA_NUM_THREADS)
-    assert all(np.array_equal(a, b) for a, b in zip(*results))
 
+    def run():
+        c = copies(call)
+        y = fastcnn.batch_norm(**forward_args(c))
+        return [y, c["running_mean"], c["running_var"], *fastcnn.batch_norm_backward(**copies(call))]
 
-def as_float32_case(case: Case) -> Case:
-    """Inputs rounded to float32 first: float32's tolerance (1e-5 relative and absolute) where tighter."""
-    raw = dict(case.raw, atol=max(case.atol, 1e-5), rtol=max(case.rtol, 1e-5))
-    return Case(case.name, case.op, case.doc, case.source, case.family, raw)
-
-
-def to_float32(a: np.ndarray) -> np.ndarray:
-    return a.astype(np.float32) if a.dtype == np.float64 else a
-
-
-@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_fastcnn_passes_case(case, dtype):
-    if dtype == np.float32:
-        result = run_case(as_float32_case(case), getattr(fastcnn, case.op), to_float32)
-    else:
-        result = run_case(case, getattr(fastcnn, case.op))
-    assert result.passed, f"{case.name} ({case.doc}), {dtype.__name__}:\n  " + "\n  ".join(result.problems)
+    assert_bit_identical(results_per_thread_count(run))
 
 
 @settings(max_examples=20)

@@ -9,10 +9,12 @@ Tolerances, with ``scale = max(1, max |refcnn result|)``; NaN must appear exactl
 * torch.optim (float64, ``foreach=False``; Adam's ``lerp`` rounds differently): ``1e-10 * scale``.
 
 Several steps are checked by feeding refcnn's state of step ``k - 1`` to both engines at step ``k``.
+
+The comparison (``fastcheck.assert_agrees``) and the other shared helpers live in tests/fastcheck.py; the
+spec's conformance cases run in tests/test_fast_conformance.py.
 """
 
 import importlib
-import inspect
 
 import numpy as np
 import pytest
@@ -21,25 +23,16 @@ from hypothesis import strategies as st
 
 import fastcnn
 import refcnn
-from refcnn.cases import Case, load_cases, run_case
+from fastcheck import assert_agrees, assert_bit_identical, assert_same_api, raised, results_per_thread_count
 
-CASES = [c for c in load_cases() if c.family == "optim"]
-TOLERANCE = {np.float64: 1e-12, np.float32: 2e-6}
+TOLERANCE = {np.float64: 1e-12, np.float32: 2e-6}  # relative to the scale: this file's rule (see above)
 RULES = ("sgd_step", "adam_step", "adadelta_step", "rmsprop_step")
 
 
 def assert_close(got, expected, dtype, what: str, tolerance=None):
-    got, expected = np.asarray(got), np.asarray(expected)
-    assert got.shape == expected.shape, f"{what}: shape {got.shape} != {expected.shape}"
-    nan = np.isnan(expected)
-    assert np.array_equal(np.isnan(got), nan), f"{what}: NaN where refcnn has none, or the reverse"
-    g, e = got[~nan].astype(np.float64), expected[~nan]
-    with np.errstate(invalid="ignore"):  # inf - inf where both are the same infinity: counted as 0 below
-        error = np.where(g == e, 0.0, np.abs(g - e))
-    scale = max(1.0, float(np.max(np.abs(e[np.isfinite(e)]), initial=0.0)))
-    worst = float(np.max(error, initial=0.0))
-    limit = (tolerance or TOLERANCE[dtype]) * scale
-    assert worst <= limit, f"{what}: max abs error {worst:.3g} > {limit:.3g} (scale {scale:.3g})"
+    """fastcheck.assert_agrees (shape, NaN and infinities exact) with this file's bound,
+    ``(tolerance or TOLERANCE[dtype]) * scale``."""
+    assert_agrees(got, expected, dtype=dtype, tolerance=tolerance or TOLERANCE[dtype], what=what)
 
 
 # ------------------------------------------------------------------------------------------------ strategies
@@ -100,15 +93,8 @@ def snapshot(state):
 
 # ---------------------------------------------------------------------------------------- agreement with refcnn
 
-def parameters(fn) -> list:
-    return [(p.name, p.kind, p.default) for p in inspect.signature(fn).parameters.values()]
-
-
 def test_api_mirrors_refcnn():
-    ours, theirs = importlib.import_module("fastcnn.optim"), importlib.import_module("refcnn.optim")
-    assert ours.__all__ == theirs.__all__
-    for name in theirs.__all__:
-        assert parameters(getattr(ours, name)) == parameters(getattr(theirs, name)), name
+    assert_same_api(importlib.import_module("fastcnn.optim"), importlib.import_module("refcnn.optim"))
 
 
 
@@ -185,14 +171,6 @@ invalid_arguments = st.sampled_from([
 ])
 
 
-def raised(fn, *args, **kwargs):
-    try:
-        fn(*args, **kwargs)
-    except (TypeError, ValueError) as exc:
-        return type(exc), str(exc)
-    return None
-
-
 @settings(max_examples=80)  # cheap: no kernel runs
 @given(invalid_arguments)
 def test_invalid_arguments_raise_the_same_error_as_refcnn(bad):
@@ -205,52 +183,21 @@ def test_invalid_arguments_raise_the_same_error_as_refcnn(bad):
     assert raised(getattr(fastcnn, rule), param, grad, state, **kwargs) == expected
 
 
-# ---------------------------------------------------------------------------------- threads, cases, torch
+# ---------------------------------------------------------------------------------- threads, torch
 
 def test_results_do_not_depend_on_the_thread_count():
-    if fastcnn._runtime.numba.config.NUMBA_NUM_THREADS < 2:
-        pytest.skip("one thread available")
     rng = np.random.default_rng(7)
     param, grad = rng.standard_normal(30011).astype(np.float32), rng.standard_normal(30011).astype(np.float32)
-    results = []
-    try:
-        for n in (1, 2):
-            fastcnn.set_num_threads(n)
-            out = []
-            for rule, kwargs in (("sgd_step", dict(momentum=0.9)), ("adam_step", dict(amsgrad=True)),
-                                 ("adadelta_step", {}), ("rmsprop_step", dict(momentum=0.5, centered=True))):
-                new_param, new_state = getattr(fastcnn, rule)(param, grad, **kwargs)
-                out += [new_param] + [v for v in new_state.values() if isinstance(v, np.ndarray)]
-            results.append(out)
-    finally:
-        fastcnn.set_num_threads(fastcnn._runtime.numba.config.NUMBA_NUM_THREADS)
-    assert all(np.array_equal(a, b) for a, b in zip(*results))
 
+    def run():
+        out = []
+        for rule, kwargs in (("sgd_step", dict(momentum=0.9)), ("adam_step", dict(amsgrad=True)),
+                             ("adadelta_step", {}), ("rmsprop_step", dict(momentum=0.5, centered=True))):
+            new_param, new_state = getattr(fastcnn, rule)(param, grad, **kwargs)
+            out += [new_param] + [v for v in new_state.values() if isinstance(v, np.ndarray)]
+        return out
 
-def as_float32_case(case: Case) -> Case:
-    """Inputs rounded to float32 first: float32's tolerance (1e-5 relative and absolute) where tighter."""
-    raw = dict(case.raw, atol=max(case.atol, 1e-5), rtol=max(case.rtol, 1e-5))
-    return Case(case.name, case.op, case.doc, case.source, case.family, raw)
-
-
-def to_float32(a):
-    if isinstance(a, dict):  # an optimizer state
-        return {k: to_float32(v) if isinstance(v, np.ndarray) else v for k, v in a.items()}
-    return a.astype(np.float32) if a.dtype == np.float64 else a
-
-
-def run_float32_case(case: Case):
-    """Like run_case with every float array, including those inside a state dict, rounded to float32."""
-    fn = getattr(fastcnn, case.op)
-    return run_case(as_float32_case(case), lambda *a, **k: fn(*[to_float32(v) if isinstance(v, (np.ndarray, dict))
-                                                                else v for v in a], **k))
-
-
-@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_fastcnn_passes_case(case, dtype):
-    result = run_float32_case(case) if dtype == np.float32 else run_case(case, getattr(fastcnn, case.op))
-    assert result.passed, f"{case.name} ({case.doc}), {dtype.__name__}:\n  " + "\n  ".join(result.problems)
+    assert_bit_identical(results_per_thread_count(run))
 
 
 TORCH_CLASSES = {"sgd_step": "SGD", "adam_step": "Adam", "adadelta_step": "Adadelta", "rmsprop_step": "RMSprop"}
