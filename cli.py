@@ -227,6 +227,10 @@ cnn.add_command(train)
 cnn.add_command(evaluate)
 cnn.add_command(predict)
 
+from cnn.bench import bench  # noqa: E402
+
+cnn.add_command(bench)
+
 
 def main() -> None:
     """Console-script entry point (``cnn = "cli:main"``)."""

@@ -23,6 +23,7 @@ Child processes run ``python -m cnn.bench --child SPEC`` (SPEC is JSON) and prin
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -100,7 +101,7 @@ def environment(threads: int | None = None) -> dict:
 
 def _header(env: dict) -> list[str]:
     return [
-        f"threads {env['threads']}   cpu {env['cpu']} ({env['cpu_count']} logical)   python {env['python']}   "
+        f"threads {env['threads'] or '(default)'}   cpu {env['cpu']} ({env['cpu_count']} logical)   python {env['python']}   "
         f"numpy {env['numpy']}   numba {env['numba']}   torch {env['torch'] or _NA}",
         f"GLIBC_TUNABLES={env['GLIBC_TUNABLES'] or '(unset: glibc returns freed memory to the system)'}   "
         f"OPENBLAS_CORETYPE={env['OPENBLAS_CORETYPE'] or '(unset)'}",
@@ -139,6 +140,32 @@ def _set_threads(threads: int) -> None:
     except ImportError:
         return
     threadpool_limits(limits=threads, user_api="blas")
+
+
+@contextlib.contextmanager
+def _threads_for_all(threads: int, torch=None):
+    """fastcnn, BLAS and PyTorch at ``threads`` threads for the duration, then as they were (the caller may
+    be a longer-lived process, a test session for one)."""
+    import fastcnn
+
+    saved = fastcnn.get_num_threads(), (torch.get_num_threads() if torch is not None else None)
+    fastcnn.set_num_threads(threads)
+    if torch is not None:
+        torch.set_num_threads(threads)
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        blas = None
+    else:
+        blas = threadpool_limits(limits=threads, user_api="blas")
+    try:
+        yield
+    finally:
+        fastcnn.set_num_threads(saved[0])
+        if torch is not None:
+            torch.set_num_threads(saved[1])
+        if blas is not None:
+            blas.restore_original_limits()
 
 
 def _default_threads() -> int:
@@ -364,14 +391,10 @@ def measure_ops(threads: int | None = None, repeats: int = 10, families: str | N
     """Time every case of ``families`` (or the given ``cases``); returns environment, rows and notes."""
     cases = select_cases(families) if cases is None else list(cases)
     threads = _default_threads() if threads is None else threads
-    _set_threads(threads)
     torch = _import_torch()
-    notes = list(OPS_NOTES)
-    if torch is None:
-        notes.insert(0, _TORCH_MISSING)
-    else:
-        torch.set_num_threads(threads)
-    rows = [row for case in cases for row in _time_case(case, repeats, torch, with_refcnn)]
+    notes = list(OPS_NOTES) if torch is not None else [_TORCH_MISSING] + list(OPS_NOTES)
+    with _threads_for_all(threads, torch):
+        rows = [row for case in cases for row in _time_case(case, repeats, torch, with_refcnn)]
     env = environment(threads)
     env["repeats"] = repeats
     return {"environment": env, "rows": rows, "notes": notes}
@@ -518,6 +541,49 @@ def _timed_loop(fn, items) -> float:
     return time.perf_counter() - start
 
 
+def _time_torch(torch, threads: int, warm: list, timed: list) -> tuple[float, float]:
+    """Seconds of the timed training steps and of the timed inference passes, PyTorch."""
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    network = netspec.PRESETS[PRESET]
+    model = torch_model(torch, network.layers, network.input_shape)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    warm, timed = ([(torch.from_numpy(x), torch.from_numpy(y)) for x, y in part] for part in (warm, timed))
+
+    def step(batch):
+        return _torch_train_step(torch, model, optimizer, *batch)
+
+    model.train()
+    _timed_loop(step, warm)
+    train_s = _timed_loop(step, timed)
+    model.eval()
+    with torch.inference_mode():
+        _timed_loop(lambda b: model(b[0]), warm[:1])
+        infer_s = _timed_loop(lambda b: model(b[0]), timed)
+    return train_s, infer_s
+
+
+def _time_fastcnn(threads: int, warm: list, timed: list) -> tuple[float, float]:
+    """Seconds of the timed training steps and of the timed inference passes, fastcnn through cnn.Model."""
+    from .model import Model
+    from .optimizers import Optimizer
+
+    _set_threads(threads)
+    network = netspec.PRESETS[PRESET]
+    model = Model(network.layers, network.input_shape, engine="fastcnn", seed=0, dtype="float32")
+    optimizer = Optimizer("adam", 1e-3)
+    steps = iter(range(len(warm) + len(timed)))  # the global step seeds dropout, as in fit
+
+    def step(batch):
+        return fastcnn_train_step(model, optimizer, batch[0], batch[1], next(steps), optimizer.lr)
+
+    _timed_loop(step, warm)
+    train_s = _timed_loop(step, timed)
+    _timed_loop(lambda b: model.forward(b[0], training=False), warm[:1])
+    infer_s = _timed_loop(lambda b: model.forward(b[0], training=False), timed)
+    return train_s, infer_s
+
+
 def _child_train(spec: dict) -> dict:
     """Warm-up, then timed training steps, then timed inference; runs in the engine's own process."""
     engine_name, threads = spec["engine"], spec["threads"]
@@ -527,42 +593,12 @@ def _child_train(spec: dict) -> dict:
         return {"engine": engine_name, "error": f"cannot import {engine_name}: {error}"}
     batches, described = _training_batches(spec["data"], spec["batch_size"], spec["warmup"] + spec["batches"])
     warm, timed = batches[:spec["warmup"]], batches[spec["warmup"]:]
-    network = netspec.PRESETS[PRESET]
     if engine_name == "torch":
-        torch = module
-        torch.set_num_threads(threads)
-        torch.manual_seed(0)
-        model = torch_model(torch, network.layers, network.input_shape)
-        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-        as_torch = [(torch.from_numpy(x), torch.from_numpy(y)) for x, y in batches]
-        warm, timed = as_torch[:spec["warmup"]], as_torch[spec["warmup"]:]
-        model.train()
-        _timed_loop(lambda b: _torch_train_step(torch, model, optimizer, *b), warm)
-        train_s = _timed_loop(lambda b: _torch_train_step(torch, model, optimizer, *b), timed)
-        model.eval()
-        with torch.inference_mode():
-            _timed_loop(lambda b: model(b[0]), warm[:1])
-            infer_s = _timed_loop(lambda b: model(b[0]), timed)
-        version = torch.__version__
+        train_s, infer_s = _time_torch(module, threads, warm, timed)
     else:
-        from .model import Model
-        from .optimizers import Optimizer
-
-        _set_threads(threads)
-        model = Model(network.layers, network.input_shape, engine="fastcnn", seed=0, dtype="float32")
-        optimizer = Optimizer("adam", 1e-3)
-        steps = iter(range(len(batches)))  # the global step seeds dropout, as in fit
-
-        def step(batch):
-            return fastcnn_train_step(model, optimizer, batch[0], batch[1], next(steps), optimizer.lr)
-
-        _timed_loop(step, warm)
-        train_s = _timed_loop(step, timed)
-        _timed_loop(lambda b: model.forward(b[0], training=False), warm[:1])
-        infer_s = _timed_loop(lambda b: model.forward(b[0], training=False), timed)
-        version = getattr(module, "__version__", "")
+        train_s, infer_s = _time_fastcnn(threads, warm, timed)
     images = spec["batches"] * spec["batch_size"]
-    return {"engine": engine_name, "version": version, "data": described,
+    return {"engine": engine_name, "version": getattr(module, "__version__", ""), "data": described,
             "train_images_per_s": images / train_s, "inference_images_per_s": images / infer_s,
             "peak_rss_mib": _peak_rss_mib()}
 
@@ -703,9 +739,10 @@ def _cache_files(folder: str) -> dict:
     return {"index_files": sum(p.suffix == ".nbi" for p in files), "compiled_files": sum(p.suffix == ".nbc" for p in files)}
 
 
-def measure_startup(warm_runs: int = 5, ops=None) -> dict:
+def measure_startup(warm_runs: int = 5, ops=None, first_result_code: str = FIRST_RESULT_CODE) -> dict:
     """Cold compile of every kernel into a fresh ``NUMBA_CACHE_DIR``, then warm-cache start-up times
-    (median of ``warm_runs`` spawns each). ``ops`` limits the cold run to some ops (for tests)."""
+    (median of ``warm_runs`` spawns each). ``ops`` limits the cold run to some ops and ``first_result_code``
+    replaces the first call (both for quick tests)."""
     cache = tempfile.mkdtemp(prefix="cnn-bench-numba-cache-")
     try:
         env = _child_env({"NUMBA_CACHE_DIR": cache})
@@ -722,8 +759,8 @@ def measure_startup(warm_runs: int = 5, ops=None) -> dict:
              "detail": f"{cold['cases']} conformance cases x (float32, float64) over {cold['ops_called']} ops; "
                        f"import {cold['import_s']:.2f} s, calls {cold['calls_s']:.2f} s; "
                        f"{cached['compiled_files']} compiled kernel files cached"},
-            {"measure": "warm: first result, spawn to exit", "seconds": median_spawn(FIRST_RESULT_CODE),
-             "detail": f"python -c \"{FIRST_RESULT_CODE}\", median of {warm_runs}"},
+            {"measure": "warm: first result, spawn to exit", "seconds": median_spawn(first_result_code),
+             "detail": f"python -c \"{first_result_code}\", median of {warm_runs}"},
             {"measure": "warm: import fastcnn, spawn to exit", "seconds": median_spawn(IMPORT_CODE),
              "detail": f"python -c \"{IMPORT_CODE}\", median of {warm_runs}"},
             {"measure": "context: import numpy, spawn to exit", "seconds": median_spawn(BASELINE_CODE),

@@ -8,11 +8,13 @@ How it computes (2-D; a 1-D op is the 2-D op with a unit height, as in refcnn):
 1. **Pad once.** The input is copied into a padded buffer through the fill's index map ``src`` (one int
    array per axis, ``-1`` for a zero cell), so every fill costs the same and no later loop tests bounds.
 2. **im2col per sample**, in the thread that will use it: ``cols[(ci, kh, kw), (oh, ow)] =
-   x_pad[n, ci, oh*SH + kh*DH, ow*SW + kw*DW]`` into that thread's reused scratch buffer.
-3. **GEMM through BLAS** with ``np.dot`` inside the same ``prange`` task (SciPy's BLAS, held at one thread
-   meanwhile, so nothing is oversubscribed and there is one parallel region per pass): forward
-   ``y[n, group] = W_g @ cols_g``; weight gradient ``dW_g = sum_n G_o[n, group] @ cols_g^T``; input
-   gradient ``dcols_g = W_g^T @ G_o[n, group]``.
+   x_pad[n, ci, oh*SH + kh*DH, ow*SW + kw*DW]`` into that thread's reused scratch buffer (flat rows, unsigned
+   indices, so the row copies vectorise).
+3. **GEMM through BLAS** inside the same ``prange`` task, one BLAS thread per task (so nothing is
+   oversubscribed and there is one parallel region per pass): forward ``y[n, group] = W_g @ cols_g``;
+   weight gradient ``dW_g = sum_n G_o[n, group] @ cols_g^T`` (accumulated in place, beta = 1); input
+   gradient ``dcols_g = W_g^T @ G_o[n, group]``. The BLAS is NumPy's OpenBLAS called through CBLAS when
+   NumPy ships one (faster here than SciPy's, see ``_CBLAS``), else SciPy's through ``np.dot``.
 4. **col2im and fold** (input gradient): ``dcols`` is added back onto a padded plane, and the plane is folded
    onto the input through the same index map (a padded cell gives its gradient to the cell it copied).
 
@@ -21,7 +23,8 @@ A transposed convolution is a convolution's input gradient used as a layer, so i
 
 Determinism: every task writes its own samples; the weight gradient is summed sample by sample, in order,
 within blocks of ``GW_BLOCK`` samples (a constant), and the blocks are added in order afterwards; each GEMM
-runs on one thread. So results are bit-identical whatever the thread count.
+runs on one thread. So results are bit-identical whatever the thread count (on one machine and BLAS: the
+CBLAS and np.dot paths may differ in the last bits).
 
 Zero fill versus refcnn: refcnn *skips* zero-filled cells, the GEMM multiplies them by 0. With finite weights
 and gradients that is the same number; with an infinite or NaN weight (or ``grad_out``) a window that lies
@@ -30,9 +33,15 @@ partly in zero padding gives NaN here where refcnn gives a number.
 
 from __future__ import annotations
 
+import ctypes
+import glob
+import os
+
+import llvmlite.binding as llvm
 import numba
 import numpy as np
-from numba import prange
+from numba import prange, types
+from numba.extending import overload
 
 from refcnn import conv as _ref
 from refcnn._validation import check_float_array, check_shape
@@ -43,8 +52,99 @@ from . import _runtime
 __all__ = list(_ref.__all__)
 
 # ---------------------------------------------------------------------------------------------------
-# Threads: one parallel region per call, single-threaded BLAS inside it
+# BLAS: NumPy's OpenBLAS through CBLAS when it can be found, else SciPy's through np.dot
 # ---------------------------------------------------------------------------------------------------
+#
+# Why not only np.dot: Numba's np.dot calls SciPy's OpenBLAS, which measured here (same 'Haswell' kernels,
+# one thread) 15-60% slower than the OpenBLAS bundled with NumPy for this engine's GEMM shapes (64x288x576:
+# 56 against 70 GFLOP/s; 32x27x1024: 36 against 57). CBLAS also takes leading dimensions, transposes and
+# beta = 1, so weight gradients accumulate in place. NumPy's wheels ship a 64-bit-integer OpenBLAS whose
+# symbols carry a suffix; the kernels call it through a symbol name registered with LLVM at import, which
+# keeps them cacheable. Without such a library the name points at a stub that is never called and every
+# product goes through np.dot (``_CBLAS`` is passed to the kernels as a flag).
+
+_CBLAS_ROW_MAJOR, _CBLAS_NO_TRANS, _CBLAS_TRANS = 101, 111, 112
+
+
+def _cblas_signature(dtype):
+    """``cblas_?gemm`` with 64-bit integers: (order, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C,
+    ldc)."""
+    ptr = types.CPointer(dtype)
+    return types.void(types.int32, types.int32, types.int32, types.int64, types.int64, types.int64, dtype,
+                      ptr, types.int64, ptr, types.int64, dtype, ptr, types.int64)
+
+
+def _numpy_openblas():
+    """(ctypes library, symbol prefix) of the 64-bit-integer OpenBLAS NumPy ships, or (None, None)."""
+    libs = os.path.join(os.path.dirname(os.path.dirname(np.__file__)), "numpy.libs")
+    for path in sorted(glob.glob(os.path.join(libs, "libscipy_openblas64_*.so"))):
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for prefix in ("scipy_", ""):
+            names = [prefix + n for n in ("cblas_sgemm64_", "cblas_dgemm64_", "openblas_set_num_threads64_",
+                                          "openblas_get_num_threads64_")]
+            if all(hasattr(lib, n) for n in names):
+                return lib, prefix
+    return None, None
+
+
+def _stub(*args):  # pragma: no cover - only linked, never called (kernels get _CBLAS = False)
+    raise RuntimeError("fastcnn: no CBLAS")
+
+
+_LIB, _PREFIX = _numpy_openblas()
+_CBLAS = _LIB is not None
+_STUBS = []
+for _kind, _ctype in (("s", ctypes.c_float), ("d", ctypes.c_double)):
+    if _CBLAS:
+        _address = ctypes.cast(getattr(_LIB, f"{_PREFIX}cblas_{_kind}gemm64_"), ctypes.c_void_p).value
+    else:
+        _i, _p = ctypes.c_int64, ctypes.c_void_p
+        _STUBS.append(ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.c_int, ctypes.c_int, _i, _i, _i, _ctype, _p,
+                                       _i, _p, _i, _ctype, _p, _i)(_stub))
+        _address = ctypes.cast(_STUBS[-1], ctypes.c_void_p).value
+    llvm.add_symbol(f"fastcnn_cblas_{_kind}gemm64", _address)
+_SGEMM = types.ExternalFunction("fastcnn_cblas_sgemm64", _cblas_signature(types.float32))
+_DGEMM = types.ExternalFunction("fastcnn_cblas_dgemm64", _cblas_signature(types.float64))
+
+
+class _NumpyBlas:
+    """Holds NumPy's OpenBLAS at one thread while a kernel that calls it runs (as ``KERNEL_BLAS`` does for
+    SciPy's): each of fastcnn's threads runs its own GEMMs, nothing is oversubscribed."""
+
+    def __enter__(self):
+        if _CBLAS:
+            self._saved = getattr(_LIB, f"{_PREFIX}openblas_get_num_threads64_")()
+            getattr(_LIB, f"{_PREFIX}openblas_set_num_threads64_")(1)
+        return _runtime.KERNEL_BLAS.__enter__()
+
+    def __exit__(self, *exc):
+        _runtime.KERNEL_BLAS.__exit__(*exc)
+        if _CBLAS:
+            getattr(_LIB, f"{_PREFIX}openblas_set_num_threads64_")(self._saved)
+
+
+_BLAS = _NumpyBlas()
+
+
+def _cblas_gemm(trans_a, trans_b, a, b, out, accumulate):
+    """Typed by the overload below: ``out = op(a) @ op(b) (+ out)`` through CBLAS."""
+
+
+@overload(_cblas_gemm, jit_options=dict(fastmath=False))
+def _cblas_gemm_impl(trans_a, trans_b, a, b, out, accumulate):
+    gemm = _SGEMM if out.dtype == types.float32 else _DGEMM
+
+    def impl(trans_a, trans_b, a, b, out, accumulate):
+        M, N = out.shape
+        K = a.shape[0] if trans_a else a.shape[1]
+        gemm(_CBLAS_ROW_MAJOR, _CBLAS_TRANS if trans_a else _CBLAS_NO_TRANS,
+             _CBLAS_TRANS if trans_b else _CBLAS_NO_TRANS, M, N, K, 1.0, a.ctypes, a.shape[1], b.ctypes,
+             b.shape[1], 1.0 if accumulate else 0.0, out.ctypes, N)
+
+    return impl
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -61,12 +161,7 @@ def _pad_planes(x, src_h, src_w, out):
     The columns that read the input in order (src_w[j] = j - lo for j in [lo, hi)) are copied as one run.
     """
     P, Hp, Wp = out.shape
-    lo = 0
-    while lo < Wp and src_w[lo] != 0:
-        lo += 1
-    hi = lo
-    while hi < Wp and src_w[hi] == hi - lo:
-        hi += 1
+    lo, hi = _identity_run(src_w)
     for p in prange(P):
         for i in range(Hp):
             sh = src_h[i]
@@ -83,120 +178,180 @@ def _pad_planes(x, src_h, src_w, out):
 
 
 @numba.njit(fastmath=False, **_runtime.KERNEL_FLAGS)
+def _gemm(trans_a, trans_b, a, b, out, accumulate, cblas):
+    """``out = op(a) @ op(b)``, plus the old ``out`` when ``accumulate``; ``op`` transposes when asked.
+
+    All three are C-contiguous 2-D arrays; one GEMM on the calling thread, through CBLAS when ``cblas`` is
+    true (see ``_CBLAS``), else through np.dot (SciPy's BLAS) with a temporary for the accumulation.
+    """
+    if cblas:
+        _cblas_gemm(trans_a, trans_b, a, b, out, accumulate)
+        return
+    prod = np.empty_like(out) if accumulate else out
+    if trans_a and trans_b:
+        np.dot(a.T, b.T, prod)
+    elif trans_a:
+        np.dot(a.T, b, prod)
+    elif trans_b:
+        np.dot(a, b.T, prod)
+    else:
+        np.dot(a, b, prod)
+    if accumulate:
+        out += prod
+
+
+@numba.njit(fastmath=False, **_runtime.KERNEL_FLAGS)
 def _im2col(planes, KH, KW, SH, SW, DH, DW, H_out, W_out, cols):
     """cols[(c*KH + kh)*KW + kw, oh*W_out + ow] = planes[c, oh*SH + kh*DH, ow*SW + kw*DW], one sample.
 
-    ``planes`` is the padded sample (C, Hp, Wp), so every read is in bounds by construction and the inner
-    loop is a branch-free row copy (strided when SW > 1).
+    ``planes`` is the padded sample (C, Hp, Wp), so every read is in bounds by construction. Both arrays are
+    read as flat rows with unsigned indices (np.uintp): with an int index computed from the runtime strides,
+    Numba adds a negative-index check to every access and LLVM no longer vectorises the copy (4x slower).
     """
-    for c in range(planes.shape[0]):
-        plane = planes[c]
+    C, Hp, Wp = planes.shape
+    src = planes.reshape(-1)
+    dst = cols.reshape(-1)
+    L = H_out * W_out
+    for c in range(C):
         for kh in range(KH):
             for kw in range(KW):
-                row = cols[(c * KH + kh) * KW + kw]
+                row = ((c * KH + kh) * KW + kw) * L
                 for oh in range(H_out):
-                    src = plane[oh * SH + kh * DH]
-                    base, start = oh * W_out, kw * DW
+                    s0 = (c * Hp + oh * SH + kh * DH) * Wp + kw * DW
+                    d0 = row + oh * W_out
                     if SW == 1:
-                        row[base:base + W_out] = src[start:start + W_out]
+                        for ow in range(W_out):
+                            dst[np.uintp(d0 + ow)] = src[np.uintp(s0 + ow)]
                     else:
                         for ow in range(W_out):
-                            row[base + ow] = src[start + ow * SW]
+                            dst[np.uintp(d0 + ow)] = src[np.uintp(s0 + ow * SW)]
 
 
 @numba.njit(fastmath=_FM, **_runtime.KERNEL_FLAGS)
-def _col2im_fold(dcols, KH, KW, SH, SW, DH, DW, H_out, W_out, planes, src_h, src_w, gx):
-    """The adjoint of padding + im2col, one sample: add ``dcols`` onto the padded ``planes`` (C, Hp, Wp) at
-    the cells im2col read, then fold each plane onto ``gx`` (C, H, W) through the index maps (cells with
-    index -1, zero fill, give nothing). The order of additions is fixed by the loops."""
-    planes[:] = 0
-    for c in range(planes.shape[0]):
-        plane = planes[c]
+def _col2im(dcols, KH, KW, SH, SW, DH, DW, H_out, W_out, planes):
+    """The adjoint of ``_im2col``: planes = 0, then add each ``dcols`` value onto the cell im2col read it
+    from. The order of additions onto a cell is fixed by the loops; flat unsigned indices as in _im2col."""
+    C, Hp, Wp = planes.shape
+    dst = planes.reshape(-1)
+    src = dcols.reshape(-1)
+    L = H_out * W_out
+    dst[:] = 0
+    for c in range(C):
         for kh in range(KH):
             for kw in range(KW):
-                row = dcols[(c * KH + kh) * KW + kw]
+                row = ((c * KH + kh) * KW + kw) * L
                 for oh in range(H_out):
-                    dst = plane[oh * SH + kh * DH]
-                    base, start = oh * W_out, kw * DW
-                    for ow in range(W_out):
-                        dst[start + ow * SW] += row[base + ow]
+                    d0 = (c * Hp + oh * SH + kh * DH) * Wp + kw * DW
+                    s0 = row + oh * W_out
+                    if SW == 1:
+                        for ow in range(W_out):
+                            dst[np.uintp(d0 + ow)] += src[np.uintp(s0 + ow)]
+                    else:
+                        for ow in range(W_out):
+                            dst[np.uintp(d0 + ow * SW)] += src[np.uintp(s0 + ow)]
+
+
+@numba.njit(fastmath=False, **_runtime.KERNEL_FLAGS)
+def _identity_run(src):
+    """(lo, hi): the cells lo <= j < hi of a padded axis that read the input in order (src[j] = j - lo)."""
+    n = src.size
+    lo = 0
+    while lo < n and src[lo] != 0:
+        lo += 1
+    hi = lo
+    while hi < n and src[hi] == hi - lo:
+        hi += 1
+    return lo, hi
+
+
+@numba.njit(fastmath=_FM, **_runtime.KERNEL_FLAGS)
+def _fold(planes, src_h, src_w, gx):
+    """gx = 0, then each padded cell's value is added onto the input cell it was copied from (the adjoint of
+    the padding; index -1, a zero-filled cell, gives nothing). Rows in order, cells in order: a fixed order.
+    The in-order run of each row is a vectorised add; only the fill's cells are looked up one by one."""
+    C, Hp, Wp = planes.shape
+    lo, hi = _identity_run(src_w)
     gx[:] = 0
-    for c in range(planes.shape[0]):
-        for i in range(planes.shape[1]):
+    for c in range(C):
+        for i in range(Hp):
             sh = src_h[i]
             if sh < 0:
                 continue
-            for j in range(planes.shape[2]):
-                sw = src_w[j]
-                if sw >= 0:
-                    gx[c, sh, sw] += planes[c, i, j]
+            dst = gx[c, sh]
+            src = planes[c, i]
+            for j in range(lo):
+                if src_w[j] >= 0:
+                    dst[src_w[j]] += src[j]
+            for j in range(hi - lo):
+                dst[j] += src[lo + j]
+            for j in range(hi, Wp):
+                if src_w[j] >= 0:
+                    dst[src_w[j]] += src[j]
 
 
 @numba.njit(fastmath=_FM, **_runtime.KERNEL_FLAGS)
 def _add_bias(y2, bias):
     """y2[c, :] += bias[c]; y2 (C, L), one sample."""
     for c in range(y2.shape[0]):
-        y2[c, :] += bias[c]
+        b = bias[c]
+        for i in range(y2.shape[1]):
+            y2[c, i] += b
 
 
 @numba.njit(parallel=True, fastmath=False, **_runtime.KERNEL_FLAGS)
 def _im2col_gemm(xp, w2, go3, bias, G, KH, KW, SH, SW, DH, DW, H_out, W_out, block,
-                 want_y, want_gw, want_bias, y3, gw_blocks, cols_bufs, tmp_bufs):
+                 want_y, want_gw, want_bias, cblas, y3, gw_blocks, cols_bufs):
     """im2col of each padded sample, then per group ``g`` (``cols_g``: that group's rows of cols):
 
     * ``want_y``: ``y3[n, group] = w2[group] @ cols_g`` (+ ``bias`` when ``want_bias``);
     * ``want_gw``: ``gw_blocks[b, group] = sum over the samples n of block b, in order, of
-      go3[n, group] @ cols_g^T``.
+      go3[n, group] @ cols_g^T`` (each GEMM adds onto the block's sum, beta = 1).
 
     xp (N, C, Hp, Wp); w2 (C_y, C/G*KH*KW); go3 (N, C_w, L); y3 (N, C_y, L); gw_blocks (B, C_w, C/G*KH*KW)
     with B = ceil(N / block). One task per block of samples; each thread has its own im2col buffer
-    (``cols_bufs[thread]``) and GEMM result (``tmp_bufs[thread]``); BLAS runs single-threaded inside.
+    (``cols_bufs[thread]``); BLAS runs single-threaded inside.
     """
     N = xp.shape[0]
     K_g = cols_bufs.shape[1] // G
     C_y_g = y3.shape[1] // G
     C_w_g = gw_blocks.shape[1] // G
     for b in prange((N + block - 1) // block):
-        tid = numba.get_thread_id()
-        cols = cols_bufs[tid]
-        tmp = tmp_bufs[tid]
+        cols = cols_bufs[numba.get_thread_id()]
         for n in range(b * block, min(N, (b + 1) * block)):
             _im2col(xp[n], KH, KW, SH, SW, DH, DW, H_out, W_out, cols)
             for g in range(G):
                 cols_g = cols[g * K_g:(g + 1) * K_g]
                 if want_y:
                     y_g = y3[n, g * C_y_g:(g + 1) * C_y_g]
-                    np.dot(w2[g * C_y_g:(g + 1) * C_y_g], cols_g, y_g)
+                    _gemm(False, False, w2[g * C_y_g:(g + 1) * C_y_g], cols_g, y_g, False, cblas)
                     if want_bias:
                         _add_bias(y_g, bias[g * C_y_g:(g + 1) * C_y_g])
                 if want_gw:
-                    acc = gw_blocks[b, g * C_w_g:(g + 1) * C_w_g]
-                    if n == b * block:
-                        np.dot(go3[n, g * C_w_g:(g + 1) * C_w_g], cols_g.T, acc)
-                    else:
-                        np.dot(go3[n, g * C_w_g:(g + 1) * C_w_g], cols_g.T, tmp[:C_w_g])
-                        acc += tmp[:C_w_g]
+                    _gemm(False, True, go3[n, g * C_w_g:(g + 1) * C_w_g], cols_g,
+                          gw_blocks[b, g * C_w_g:(g + 1) * C_w_g], n > b * block, cblas)
 
 
 @numba.njit(parallel=True, fastmath=False, **_runtime.KERNEL_FLAGS)
-def _gemm_col2im(go3, w2t, bias, G, KH, KW, SH, SW, DH, DW, H_out, W_out, src_h, src_w, want_bias,
+def _gemm_col2im(go3, w2, bias, G, KH, KW, SH, SW, DH, DW, H_out, W_out, src_h, src_w, want_bias, cblas,
                  gx, dcols_bufs, plane_bufs):
-    """gx[n] = fold(col2im(dcols)) with ``dcols[group] = w2t[g] @ go3[n, group]``: the input gradient of
+    """gx[n] = fold(col2im(dcols)) with ``dcols[group] = w2[group]^T @ go3[n, group]``: the input gradient of
     ``_im2col_gemm``'s product (+ ``bias`` per channel of gx when ``want_bias``).
 
-    go3 (N, C_y, L); w2t (G, C/G*KH*KW, C_y/G), each group's weight block transposed; gx (N, C, H, W);
-    src_h, src_w map the padded planes (Hp, Wp) onto gx's cells. One task per sample, per-thread buffers.
+    go3 (N, C_y, L); w2 (C_y, C/G*KH*KW); gx (N, C, H, W); src_h, src_w map the padded planes (Hp, Wp) onto
+    gx's cells. One task per sample, per-thread buffers.
     """
     N = go3.shape[0]
-    K_g = w2t.shape[1]
-    C_y_g = w2t.shape[2]
+    C_y_g = go3.shape[1] // G
+    K_g = w2.shape[1]
     C = gx.shape[1]
     for n in prange(N):
         tid = numba.get_thread_id()
         dcols = dcols_bufs[tid]
         for g in range(G):
-            np.dot(w2t[g], go3[n, g * C_y_g:(g + 1) * C_y_g], dcols[g * K_g:(g + 1) * K_g])
-        _col2im_fold(dcols, KH, KW, SH, SW, DH, DW, H_out, W_out, plane_bufs[tid], src_h, src_w, gx[n])
+            _gemm(True, False, w2[g * C_y_g:(g + 1) * C_y_g], go3[n, g * C_y_g:(g + 1) * C_y_g],
+                  dcols[g * K_g:(g + 1) * K_g], False, cblas)
+        _col2im(dcols, KH, KW, SH, SW, DH, DW, H_out, W_out, plane_bufs[tid])
+        _fold(plane_bufs[tid], src_h, src_w, gx[n])
         if want_bias:
             _add_bias(gx[n].reshape(C, gx.shape[2] * gx.shape[3]), bias)
 
@@ -275,8 +430,7 @@ def _pad(x4, src_h, src_w, name: str):
     if Hp == H and Wp == W:
         return x4
     out = SCRATCH.get(name, N * C * Hp * Wp, x4.dtype).reshape(N, C, Hp, Wp)
-    with _runtime.KERNEL_BLAS:
-        _pad_planes(x4.reshape(N * C, H, W), src_h, src_w, out.reshape(N * C, Hp, Wp))
+    _pad_planes(x4.reshape(N * C, H, W), src_h, src_w, out.reshape(N * C, Hp, Wp))
     return out
 
 
@@ -296,17 +450,14 @@ def _gemm_pass(xp, G, kernel, stride, dilation, out_hw, w2=None, bias=None, y3=N
     cols = _buffers("conv.cols", (C * KH * KW, H_out * W_out), dtype)
     n_blocks = -(-N // GW_BLOCK)
     if go3 is not None:
-        C_w_g = go3.shape[1] // G
         gw_blocks = SCRATCH.get("conv.gw", n_blocks * go3.shape[1] * K_g, dtype).reshape(n_blocks, -1, K_g)
-        tmp = _buffers("conv.gwtmp", (C_w_g, K_g), dtype)
     else:
-        # tmp_bufs[thread] is still taken (not used) in the kernel, so it keeps one empty slot per thread
-        gw_blocks, tmp = _none(3, dtype), np.empty((_thread_slots(), 0, 0), dtype=dtype)
-    with _runtime.KERNEL_BLAS:
+        gw_blocks = _none(3, dtype)
+    with _BLAS:
         _im2col_gemm(xp, _none(2, dtype) if w2 is None else w2, _none(3, dtype) if go3 is None else go3,
                      _none(1, dtype) if bias is None else bias, G, KH, KW, SH, SW, DH, DW, H_out, W_out, GW_BLOCK,
-                     y3 is not None, go3 is not None, bias is not None, _none(3, dtype) if y3 is None else y3,
-                     gw_blocks, cols, tmp)
+                     y3 is not None, go3 is not None, bias is not None, _CBLAS,
+                     _none(3, dtype) if y3 is None else y3, gw_blocks, cols)
         if go3 is None:
             return None
         grad_w = np.empty((go3.shape[1], K_g), dtype=dtype)
@@ -321,14 +472,12 @@ def _col2im_pass(go3, w2, bias, G, kernel, stride, dilation, out_hw, src_h, src_
     C = gx.shape[1]
     (KH, KW), (SH, SW), (DH, DW), (H_out, W_out) = kernel, stride, dilation, out_hw
     K_g = C // G * KH * KW
-    C_y_g = go3.shape[1] // G
     dtype = gx.dtype
-    w2t = np.ascontiguousarray(w2.reshape(G, C_y_g, K_g).transpose(0, 2, 1))
     dcols = _buffers("conv.dcols", (C * KH * KW, H_out * W_out), dtype)
     planes = _buffers("conv.planes", (C, src_h.size, src_w.size), dtype)
-    with _runtime.KERNEL_BLAS:
-        _gemm_col2im(go3, w2t, _none(1, dtype) if bias is None else bias, G, KH, KW, SH, SW, DH, DW,
-                     H_out, W_out, src_h, src_w, bias is not None, gx, dcols, planes)
+    with _BLAS:
+        _gemm_col2im(go3, w2, _none(1, dtype) if bias is None else bias, G, KH, KW, SH, SW, DH, DW,
+                     H_out, W_out, src_h, src_w, bias is not None, _CBLAS, gx, dcols, planes)
 
 
 def _grad_bias(go3):

@@ -336,3 +336,23 @@ def test_cases_pass_in_float32(case):
     scale = max([1.0] + [float(np.max(np.abs(e))) for e in _as_tuple(expected) if isinstance(e, np.ndarray)])
     problems, _, _ = compare(getattr(fc, case.op)(*args, **kwargs), expected, atol=1e-4 * scale, rtol=1e-5)
     assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("transposed", [False, True])
+def test_np_dot_fallback_agrees_with_cblas(monkeypatch, transposed):
+    """Without NumPy's OpenBLAS the kernels take np.dot (SciPy's BLAS); both paths give refcnn's numbers."""
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((5, 4, 7, 6))
+    w = rng.standard_normal((4, 2, 3, 2))
+    b = rng.standard_normal(4)
+    kw = dict(stride=(1, 2), padding=1, groups=2)
+    fwd, bwd = (fc.conv_transpose2d, fc.conv_transpose2d_backward) if transposed else (fc.conv2d, fc.conv2d_backward)
+    y = fwd(x, w, b, **kw)
+    g = np.sin(np.arange(y.size, dtype=np.float64)).reshape(y.shape)
+    results = []
+    for cblas in sorted({fc._CBLAS, False}):
+        monkeypatch.setattr(fc, "_CBLAS", cblas)
+        results.append((fwd(x, w, b, **kw),) + bwd(g, x, w, b, **kw))
+    for a, c in zip(results[0], results[-1]):
+        scale = max(1.0, float(np.abs(a).max()))
+        assert np.abs(a - c).max() <= 1e-12 * scale

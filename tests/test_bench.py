@@ -1,0 +1,236 @@
+"""`cnn bench ops | train | startup`: the structure of what they return and the arithmetic of their ratios.
+
+Never a timing threshold: the machine running the tests may be slow or busy. The smoke runs use the
+smallest settings (--repeats 2, --batches 2, tiny shapes, a cold compile of one op).
+"""
+
+import json
+import math
+
+import click
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from cnn import bench
+from cnn.bench import ConvCase, MaxPoolCase
+
+GROUP = click.Group("cnn", commands={"bench": bench.bench})
+ROW_KEYS = {"op", "case", "direction", "flops", "fastcnn_ms", "fastcnn_gflops", "torch_ms", "torch_gflops",
+            "torch_over_fastcnn", "refcnn_case", "refcnn_ms_per_sample", "refcnn_gflops", "fastcnn_over_refcnn"}
+
+
+def _invoke(*args):
+    result = CliRunner().invoke(GROUP, ["bench", *args], catch_exceptions=False)
+    return result
+
+
+def _has_torch() -> bool:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+# --------------------------------------------------------------------------------------------------
+# ops: arithmetic
+
+
+def test_conv_flops_count_two_per_mac_and_backward_twice_the_forward():
+    case = ConvCase(128, 32, 26, 26, 64)
+    macs = 128 * 24 * 24 * 64 * 32 * 3 * 3
+    assert case.out_hw == (24, 24)
+    assert case.flops("forward") == 2 * macs
+    assert case.flops("backward") == 4 * macs
+    assert ConvCase(16, 64, 56, 56, 64, padding=1).out_hw == (56, 56)
+
+
+def test_the_benchmark_has_issue_3s_layers():
+    names = [case.name for case in bench.select_cases(None)]
+    assert names == ["128x1x28x28->32 k3", "128x32x26x26->64 k3", "128x3x32x32->32 k3 p1",
+                     "16x64x56x56->64 k3 p1", "128x64x24x24 max2x2"]
+    assert [c.op for c in bench.select_cases("pool")] == ["max_pool2d"]
+    with pytest.raises(ValueError, match="unknown op family dense"):
+        bench.select_cases("conv,dense")
+
+
+def test_ops_row_ratios():
+    case = ConvCase(8, 4, 10, 10, 6)
+    ref = case.scaled()
+    seconds = {"fastcnn": 0.010, "torch": 0.030, "refcnn": 2.0}
+    row = bench.ops_row(case, "backward", seconds, ref)
+    assert set(row) == ROW_KEYS
+    assert row["torch_over_fastcnn"] == pytest.approx(3.0)  # above 1: fastcnn faster
+    assert row["fastcnn_ms"] == pytest.approx(10.0) and row["torch_ms"] == pytest.approx(30.0)
+    assert row["fastcnn_gflops"] == pytest.approx(case.flops("backward") / 0.010 / 1e9)
+    assert row["torch_gflops"] == pytest.approx(row["fastcnn_gflops"] / 3)
+    # refcnn ran another shape: compared per FLOP, not per call
+    per_flop_ref = 2.0 / ref.flops("backward")
+    per_flop_fast = 0.010 / case.flops("backward")
+    assert row["fastcnn_over_refcnn"] == pytest.approx(per_flop_ref / per_flop_fast)
+    assert row["refcnn_ms_per_sample"] == pytest.approx(2000.0 / ref.N)
+    assert row["refcnn_case"] == ref.name
+
+
+def test_ops_row_without_torch_or_refcnn_is_not_available_not_a_crash():
+    case = MaxPoolCase(4, 2, 8, 8)
+    row = bench.ops_row(case, "forward", {"fastcnn": 0.001})
+    assert row["torch_ms"] is None and row["torch_over_fastcnn"] is None and row["fastcnn_over_refcnn"] is None
+    assert row["fastcnn_gflops"] is None  # pooling has no FLOPs to speak of
+    text = bench.render_ops({"environment": bench.environment(1) | {"repeats": 2}, "rows": [row], "notes": ["x"]})
+    assert "n/a" in text and "4x2x8x8 max2x2" in text
+
+
+def test_pooling_work_is_per_input_element():
+    row = bench.ops_row(MaxPoolCase(4, 2, 8, 8), "backward", {"fastcnn": 0.001, "refcnn": 0.002},
+                        MaxPoolCase(1, 2, 8, 8))
+    assert row["fastcnn_over_refcnn"] == pytest.approx((0.002 / 128) / (0.001 / 512))
+
+
+# --------------------------------------------------------------------------------------------------
+# ops: smoke runs
+
+
+def test_measure_ops_on_tiny_layers_gives_every_row():
+    import fastcnn
+
+    cases = [ConvCase(2, 2, 6, 6, 3, padding=1), MaxPoolCase(2, 2, 4, 4)]
+    threads_before = fastcnn.get_num_threads()
+    result = bench.measure_ops(threads=1, repeats=2, cases=cases)
+    assert fastcnn.get_num_threads() == threads_before  # the caller's setting is given back
+    json.dumps(result)  # what --json prints
+    rows = result["rows"]
+    assert [(r["case"], r["direction"]) for r in rows] == [
+        ("2x2x6x6->3 k3 p1", "forward"), ("2x2x6x6->3 k3 p1", "backward"),
+        ("2x2x4x4 max2x2", "forward"), ("2x2x4x4 max2x2", "backward")]
+    for row in rows:
+        assert set(row) == ROW_KEYS
+        assert row["fastcnn_ms"] > 0 and row["refcnn_ms_per_sample"] > 0
+        if _has_torch():
+            assert row["torch_over_fastcnn"] == pytest.approx(row["torch_ms"] / row["fastcnn_ms"])
+        else:
+            assert row["torch_ms"] is None
+    assert result["environment"]["threads"] == 1 and result["environment"]["repeats"] == 2
+
+
+def test_cli_ops_json_without_refcnn():
+    result = _invoke("ops", "--ops", "pool", "--repeats", "2", "--threads", "1", "--no-refcnn", "--json")
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.output)
+    assert set(document) == {"environment", "rows", "notes"}
+    assert {"threads", "cpu", "torch", "GLIBC_TUNABLES"} <= set(document["environment"])
+    assert [r["direction"] for r in document["rows"]] == ["forward", "backward"]
+    assert all(r["refcnn_case"] is None and r["fastcnn_over_refcnn"] is None for r in document["rows"])
+
+
+def test_cli_ops_table_header():
+    result = _invoke("ops", "--ops", "pool", "--repeats", "1", "--threads", "1", "--no-refcnn")
+    assert result.exit_code == 0, result.output
+    assert "GLIBC_TUNABLES=" in result.output and "threads 1" in result.output
+    assert "128x64x24x24 max2x2" in result.output and "torch/fast" in result.output
+
+
+def test_cli_ops_unknown_family_is_a_usage_error():
+    result = CliRunner().invoke(GROUP, ["bench", "ops", "--ops", "conv,bogus"])
+    assert result.exit_code == 2
+    assert "--ops" in result.output and "bogus" in result.output
+
+
+# --------------------------------------------------------------------------------------------------
+# train
+
+
+def test_train_summary_ratios():
+    rows = [{"engine": "fastcnn", "train_images_per_s": 3000.0, "inference_images_per_s": 9000.0, "peak_rss_mib": 300.0},
+            {"engine": "torch", "train_images_per_s": 2000.0, "inference_images_per_s": 6000.0, "peak_rss_mib": 400.0}]
+    assert bench.train_summary(rows) == {"train_fastcnn_over_torch": 1.5, "inference_fastcnn_over_torch": 1.5,
+                                         "peak_rss_fastcnn_over_torch": 0.75}
+    failed = [rows[0], {"engine": "torch", "error": "cannot import torch"}]
+    assert set(bench.train_summary(failed).values()) == {None}
+
+
+def test_fastcnn_train_step_is_fits_step():
+    """One step equals one epoch of fit over a single batch (no dropout, so the step number is moot)."""
+    import cnn
+
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((4, 1, 6, 6))
+    y = np.array([0, 2, 1, 2])
+    spec = "conv2k3 relu, flatten, dense3"
+    fitted = cnn.Model(spec, (1, 6, 6), seed=3, dtype="float64")
+    cnn.fit(fitted, x, y, epochs=1, batch_size=4, optimizer="adam", lr=0.01, verbose=0)
+    stepped = cnn.Model(spec, (1, 6, 6), seed=3, dtype="float64")
+    order = next(cnn.batches(4, 4, 3, 0))  # fit's batch order (seed = the model's seed, epoch 0)
+    loss, correct = bench.fastcnn_train_step(stepped, cnn.Optimizer("adam", 0.01), x[order], y[order], 0, 0.01)
+    assert math.isfinite(loss) and 0 <= correct <= 4
+    for key, value in fitted.state_arrays().items():
+        np.testing.assert_allclose(stepped.state_arrays()[key], value, rtol=1e-12, atol=1e-12, err_msg=key)
+
+
+def test_torch_twin_has_the_same_parameters_as_the_model():
+    torch = pytest.importorskip("torch")
+    import cnn
+
+    network = cnn.netspec.PRESETS[bench.PRESET]
+    twin = bench.torch_model(torch, network.layers, network.input_shape)
+    model = cnn.Model(network.layers, network.input_shape, engine="refcnn")
+    assert sum(p.numel() for p in twin.parameters()) == model.count_params() == 1_199_882
+    assert twin(torch.zeros(2, 1, 28, 28)).shape == (2, 10)  # logits, no softmax
+    with pytest.raises(bench.TorchTwinError, match="BatchNorm"):
+        bench.torch_model(torch, cnn.netspec.parse_spec("conv4k3, batchnorm"), (1, 8, 8))
+
+
+def test_cli_train_json_smoke():
+    result = _invoke("train", "--batches", "2", "--warmup", "1", "--batch-size", "8", "--threads", "1",
+                     "--data", "fashion-mnist-small", "--json")
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.output)
+    assert set(document) == {"environment", "rows", "ratios", "notes"}
+    fast, torch_row = document["rows"]
+    assert fast["engine"] == "fastcnn" and torch_row["engine"] == "torch"
+    assert "error" not in fast, fast
+    assert fast["train_images_per_s"] > 0 and fast["inference_images_per_s"] > 0
+    assert fast["peak_rss_mib"] > 0 and fast["idle_rss_mib"] > 0
+    assert "fashion-mnist" in fast["data"]
+    if _has_torch():
+        assert "error" not in torch_row, torch_row
+        assert document["ratios"]["train_fastcnn_over_torch"] == pytest.approx(
+            fast["train_images_per_s"] / torch_row["train_images_per_s"])
+        assert document["ratios"]["peak_rss_fastcnn_over_torch"] == pytest.approx(
+            fast["peak_rss_mib"] / torch_row["peak_rss_mib"])
+    else:
+        assert torch_row["error"] and document["ratios"]["train_fastcnn_over_torch"] is None
+
+
+def test_render_train_marks_a_failed_engine_not_available():
+    rows = [{"engine": "fastcnn", "version": "0.1.0", "train_images_per_s": 1000.0, "inference_images_per_s": 5000.0,
+             "peak_rss_mib": 300.0, "idle_rss_mib": 100.0},
+            {"engine": "torch", "error": "cannot import torch", "idle_rss_mib": None}]
+    text = bench.render_train({"environment": bench.environment(2), "rows": rows,
+                               "ratios": bench.train_summary(rows), "notes": ["torch: cannot import torch"]})
+    torch_line = next(line for line in text.splitlines() if line.startswith("torch "))
+    assert torch_line.split()[1:] == ["n/a"] * 5
+    assert "1,000" in text and "fastcnn/torch" in text
+
+
+def test_a_failing_child_reports_instead_of_raising():
+    result = bench._run_child({"kind": "no-such-kind"})
+    assert "no-such-kind" in result["error"] and result["wall_s"] > 0
+
+
+# --------------------------------------------------------------------------------------------------
+# startup
+
+
+def test_measure_startup_smoke():
+    relu = "import numpy, fastcnn; fastcnn.relu(numpy.ones(3, numpy.float32))"
+    result = bench.measure_startup(warm_runs=1, ops=["relu"], first_result_code=relu)
+    json.dumps(result)
+    measures = [r["measure"] for r in result["rows"]]
+    assert measures[0].startswith("cold") and measures[1].startswith("warm: first result")
+    assert len(measures) == 4 and all(r["seconds"] > 0 for r in result["rows"])
+    assert result["environment"]["cache"]["compiled_files"] >= 2  # relu in float32 and float64
+    assert "x (float32, float64) over 1 ops" in result["rows"][0]["detail"]
+    text = bench.render_startup(result)
+    assert "cold: every kernel compiled" in text and relu in text
