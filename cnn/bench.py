@@ -45,7 +45,7 @@ from refcnn.shapes import conv_macs, conv_output_size
 
 __all__ = [
     "ConvCase", "MaxPoolCase", "OPS_CASES", "environment", "interleaved_medians", "ops_row", "measure_ops",
-    "render_ops", "TorchTwinError", "torch_model", "fastcnn_train_step", "measure_train", "train_summary",
+    "render_ops", "TorchTwinError", "torch_model", "measure_train", "train_summary",
     "render_train", "measure_startup", "render_startup", "bench",
 ]
 
@@ -482,20 +482,6 @@ def torch_model(torch, configs, input_shape):
     return nn.Sequential(*modules)
 
 
-def fastcnn_train_step(model, optimizer, xb, yb, step: int, lr: float) -> tuple[float, int]:
-    """One training step as :func:`cnn.train.fit` runs it per batch: forward, loss, backward, optimizer
-    update of the trainable parameters. Returns ``(loss, correct predictions)``."""
-    engine = model.engine
-    logits = model.forward(xb, training=True, step=step)
-    loss = float(engine.cross_entropy(logits, yb))
-    model.backward(engine.cross_entropy_backward(1.0, logits, yb).astype(model.dtype, copy=False))
-    trainable = model.parameters(trainable_only=True)
-    updated = optimizer.step(engine, [(key, layer.params[p], layer.grads[p]) for key, layer, p in trainable], lr)
-    for key, layer, p in trainable:
-        layer.params[p] = updated[key]
-    return loss, int(np.count_nonzero(np.argmax(logits, axis=1) == yb))
-
-
 def _torch_train_step(torch, model, optimizer, xb, yb) -> tuple[float, int]:
     """The same step in PyTorch; ``.item()`` waits for the result, as ``float(loss)`` does for fastcnn."""
     optimizer.zero_grad()
@@ -567,6 +553,7 @@ def _time_fastcnn(threads: int, warm: list, timed: list) -> tuple[float, float]:
     """Seconds of the timed training steps and of the timed inference passes, fastcnn through cnn.Model."""
     from .model import Model
     from .optimizers import Optimizer
+    from .train import train_step
 
     _set_threads(threads)
     network = netspec.PRESETS[PRESET]
@@ -575,7 +562,7 @@ def _time_fastcnn(threads: int, warm: list, timed: list) -> tuple[float, float]:
     steps = iter(range(len(warm) + len(timed)))  # the global step seeds dropout, as in fit
 
     def step(batch):
-        return fastcnn_train_step(model, optimizer, batch[0], batch[1], next(steps), optimizer.lr)
+        return train_step(model, optimizer, batch[0], batch[1], step=next(steps), lr=optimizer.lr)
 
     _timed_loop(step, warm)
     train_s = _timed_loop(step, timed)

@@ -36,6 +36,7 @@ from .optimizers import Optimizer, make_optimizer
 from .schedules import make_schedule
 
 __all__ = [
+    "train_step",
     "NonFiniteLossError",
     "EarlyStopping",
     "History",
@@ -268,14 +269,30 @@ def _restore(path, model, optimizer: Optimizer, settings: dict) -> dict:
 # fit
 
 
+def train_step(model, optimizer, xb, yb, *, step: int, lr: float) -> tuple[float, int]:
+    """One training step: forward (training mode, dropout seeded by ``step``), cross-entropy loss, backward,
+    optimizer update of the trainable parameters. Returns ``(loss, correct predictions)``.
+
+    When the loss is not finite nothing is updated: the caller decides what to do (``fit`` stops).
+    """
+    engine = model.engine
+    logits = model.forward(xb, training=True, step=step)
+    loss = float(engine.cross_entropy(logits, yb))
+    if math.isfinite(loss):
+        model.backward(engine.cross_entropy_backward(1.0, logits, yb).astype(model.dtype, copy=False))
+        trainable = model.parameters(trainable_only=True)
+        updated = optimizer.step(engine, [(key, layer.params[p], layer.grads[p]) for key, layer, p in trainable],
+                                 lr)
+        for key, layer, p in trainable:
+            layer.params[p] = updated[key]
+    return loss, int(np.count_nonzero(np.argmax(logits, axis=1) == yb))
+
+
 def _train_epoch(model, optimizer, x, y, *, epoch, epochs, batch_size, seed, step, lr, progress, last_good):
     """One epoch of steps; returns (mean loss, accuracy, next global step)."""
-    engine = model.engine
     total_loss, correct, seen = 0.0, 0, 0
     for index in data.batches(len(x), batch_size, seed, epoch):
-        xb, yb = x[index], y[index]
-        logits = model.forward(xb, training=True, step=step)
-        loss = float(engine.cross_entropy(logits, yb))
+        loss, right = train_step(model, optimizer, x[index], y[index], step=step, lr=lr)
         if not math.isfinite(loss):
             kept = f"the last good checkpoint {last_good} is kept" if last_good else "no checkpoint was written"
             raise NonFiniteLossError(
@@ -283,14 +300,9 @@ def _train_epoch(model, optimizer, x, y, *, epoch, epochs, batch_size, seed, ste
                 f"(global step {step}); this batch's update was not applied and {kept}. "
                 "A lower learning rate usually helps."
             )
-        model.backward(engine.cross_entropy_backward(1.0, logits, yb).astype(model.dtype, copy=False))
-        trainable = model.parameters(trainable_only=True)
-        updated = optimizer.step(engine, [(key, layer.params[p], layer.grads[p]) for key, layer, p in trainable], lr)
-        for key, layer, p in trainable:
-            layer.params[p] = updated[key]
         step += 1
         total_loss += loss * len(index)
-        correct += int(np.count_nonzero(np.argmax(logits, axis=1) == yb))
+        correct += right
         seen += len(index)
         progress.update(seen, total_loss / seen)
     return total_loss / seen, correct / seen, step

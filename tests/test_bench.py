@@ -150,7 +150,7 @@ def test_train_summary_ratios():
     assert set(bench.train_summary(failed).values()) == {None}
 
 
-def test_fastcnn_train_step_is_fits_step():
+def test_train_step_is_fits_step():
     """One step equals one epoch of fit over a single batch (no dropout, so the step number is moot)."""
     import cnn
 
@@ -162,7 +162,7 @@ def test_fastcnn_train_step_is_fits_step():
     cnn.fit(fitted, x, y, epochs=1, batch_size=4, optimizer="adam", lr=0.01, verbose=0)
     stepped = cnn.Model(spec, (1, 6, 6), seed=3, dtype="float64")
     order = next(cnn.batches(4, 4, 3, 0))  # fit's batch order (seed = the model's seed, epoch 0)
-    loss, correct = bench.fastcnn_train_step(stepped, cnn.Optimizer("adam", 0.01), x[order], y[order], 0, 0.01)
+    loss, correct = cnn.train.train_step(stepped, cnn.Optimizer("adam", 0.01), x[order], y[order], step=0, lr=0.01)
     assert math.isfinite(loss) and 0 <= correct <= 4
     for key, value in fitted.state_arrays().items():
         np.testing.assert_allclose(stepped.state_arrays()[key], value, rtol=1e-12, atol=1e-12, err_msg=key)
