@@ -7,9 +7,9 @@ the gradients of the last backward pass (``grads``) and a ``trainable`` flag, an
 ``forward``/``backward`` by calling the ops of an engine module (``refcnn`` or ``fastcnn``; both have the
 same names and signatures). Every layer is written once, for 1-D and 2-D, over any engine.
 
-Two composite blocks, :class:`Residual` and :class:`Concat`, are configuration records in the netspec
-style (``to_dict``/``from_dict``, shape inference through :func:`refcnn.netspec.summarize`) that nest
-other layers, so ResNet- and Inception-style networks fit in a sequential model.
+Two composite blocks, :class:`refcnn.netspec.Residual` and :class:`refcnn.netspec.Concat` (re-exported
+here), nest other layers, so ResNet- and Inception-style networks fit in a sequential model; their runtime
+layers run each path from the block's input and add or concatenate the results.
 
 Initialisation (``specs/training.md``): kernels He-uniform when the layer feeds a ReLU-family activation,
 Glorot-uniform otherwise, biases 0, batch norm ``gamma = 1, beta = 0``, running mean 0, variance 1. Each
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import ClassVar
 
 import numpy as np
 
@@ -33,6 +32,7 @@ __all__ = [
     "Concat",
     "BLOCK_TYPES",
     "layer_from_dict",
+    "default_names",
     "derive_seed",
     "Layer",
     "Pass",
@@ -75,187 +75,20 @@ def derive_seed(seed: int, *parts: int) -> int:
 
 
 # --------------------------------------------------------------------------------------------------
-# Composite block configurations
+# Composite block configurations: netspec's, re-exported here for the training package's users
 
-
-def _layers_tuple(value, what: str, op: str) -> tuple:
-    items = tuple(value) if isinstance(value, (list, tuple)) else None
-    if items is None or not all(isinstance(item, LayerConfig) for item in items):
-        raise TypeError(f"{op}: argument `{what}` must be a list of layer records; received {value!r}.")
-    return items
-
-
-def _branch_rows(layers: tuple, shape: tuple[int, ...], op: str, what: str):
-    """Summarize one branch from the block's input; a branch that does not fit names itself."""
-    if not layers:
-        return shape, ()
-    try:
-        rows = netspec.summarize(layers, shape).rows
-    except netspec.NetSpecError as error:
-        raise netspec._DoesNotFit(f"{what}: {error}") from None
-    return rows[-1].output_shape, rows
-
-
-def _equivalent_windows(rows, in_shape, out_shape):
-    """One window per axis that moves the receptive field as the whole branch does.
-
-    A branch seen from its own input has field ``(rf, jump, start)``; applying a window of size ``rf``,
-    stride ``jump`` and begin padding ``-start`` to any outer field composes exactly like the branch.
-    """
-    if len(in_shape) == 1:
-        return None
-    if len(out_shape) == 1:
-        return "all"
-    if not rows:
-        return None
-    last = rows[-1]
-    return tuple((rf, jump, 1, -start) for rf, jump, start in zip(last.receptive_field, last.jump, last.start))
-
-
-def _widest(candidates):
-    """The branch window with the largest receptive field (the block's field is the union of its branches')."""
-    windows = [w for w in candidates if w is not None]
-    if not windows:
-        return None
-    if any(w == "all" for w in windows):
-        return "all"
-    return max(windows, key=lambda w: math.prod(axis[0] for axis in w))
-
-
-def _costs(rows) -> tuple[int, int, int]:
-    return (sum(r.trainable_params for r in rows), sum(r.non_trainable_params for r in rows), sum(r.macs for r in rows))
-
-
-@dataclass(frozen=True)
-class Residual(LayerConfig):
-    """``y = act(body(x) + shortcut(x))``; ``shortcut`` empty means the identity (He et al. 2016).
-
-    ``body`` and ``shortcut`` are lists of layer records run from the block's input; their outputs must
-    have one shape. A projection shortcut is a 1x1 convolution: ``shortcut=[Conv2D(C_out, 1, strides=s)]``.
-    """
-
-    body: tuple
-    shortcut: tuple = ()
-    activation: str | None = None
-
-    type: ClassVar[str] = "Residual"
-
-    def __post_init__(self):
-        object.__setattr__(self, "body", _layers_tuple(self.body, "body", self.type))
-        object.__setattr__(self, "shortcut", _layers_tuple(self.shortcut, "shortcut", self.type))
-        if not self.body:
-            raise ValueError(f"{self.type}: invalid value for argument `body`. Expected at least one layer. Received body=[].")
-        netspec._check_activation(self.activation, self.type)
-        self._check_name()
-
-    def named_branches(self) -> dict[str, tuple]:
-        return {"body": self.body, "shortcut": self.shortcut}
-
-    def infer(self, shape):
-        body_shape, body_rows = _branch_rows(self.body, shape, self.type, "body")
-        short_shape, short_rows = _branch_rows(self.shortcut, shape, self.type, "shortcut")
-        if body_shape != short_shape:
-            kind = "the identity shortcut" if not self.shortcut else "the shortcut"
-            raise netspec._DoesNotFit(
-                f"the body's output {_shape_text(body_shape)} differs from {kind}'s {_shape_text(short_shape)}; "
-                "a projection shortcut (shortcut=[Conv2D(C_out, 1, strides=s)]) makes them agree"
-            )
-        costs = [a + b for a, b in zip(_costs(body_rows), _costs(short_rows))]
-        windows = _widest([_equivalent_windows(body_rows, shape, body_shape),
-                           _equivalent_windows(short_rows, shape, short_shape)])
-        return netspec._Inferred(shape=body_shape, trainable=costs[0], non_trainable=costs[1], macs=costs[2],
-                                 windows=windows)
-
-    def to_dict(self) -> dict:
-        out = {"type": self.type, "body": [layer.to_dict() for layer in self.body]}
-        if self.shortcut:
-            out["shortcut"] = [layer.to_dict() for layer in self.shortcut]
-        if self.activation is not None:
-            out["activation"] = self.activation
-        if self.name is not None:
-            out["name"] = self.name
-        return out
-
-
-@dataclass(frozen=True)
-class Concat(LayerConfig):
-    """``y = concat_C(branch_1(x), ..., branch_B(x))``: parallel branches joined along the channel axis
-    (an Inception module). Every branch must give the same spatial sizes."""
-
-    branches: tuple
-
-    type: ClassVar[str] = "Concat"
-
-    def __post_init__(self):
-        raw = self.branches
-        if not isinstance(raw, (list, tuple)) or len(raw) < 2:
-            raise ValueError(
-                f"{self.type}: invalid value for argument `branches`. Expected a list of at least 2 branches "
-                f"(each a list of layer records). Received branches={raw!r}."
-            )
-        object.__setattr__(self, "branches", tuple(_layers_tuple(b, "branches", self.type) for b in raw))
-        self._check_name()
-
-    def named_branches(self) -> dict[str, tuple]:
-        return {f"branch{i}": layers for i, layers in enumerate(self.branches)}
-
-    def infer(self, shape):
-        outs, windows, costs = [], [], [0, 0, 0]
-        for label, layers in self.named_branches().items():
-            out, rows = _branch_rows(layers, shape, self.type, label)
-            outs.append((label, out))
-            windows.append(_equivalent_windows(rows, shape, out))
-            costs = [a + b for a, b in zip(costs, _costs(rows))]
-        spatial = {out[1:] for _, out in outs}
-        if len(spatial) != 1 or len(outs[0][1]) < 2:
-            listing = ", ".join(f"{label} {_shape_text(out)}" for label, out in outs)
-            raise netspec._DoesNotFit(f"branches must give maps of one spatial size to join along C; received {listing}")
-        channels = sum(out[0] for _, out in outs)
-        return netspec._Inferred(shape=(channels,) + outs[0][1][1:], trainable=costs[0], non_trainable=costs[1],
-                                 macs=costs[2], windows=_widest(windows))
-
-    def to_dict(self) -> dict:
-        out = {"type": self.type, "branches": [[layer.to_dict() for layer in b] for b in self.branches]}
-        if self.name is not None:
-            out["name"] = self.name
-        return out
-
+Residual = netspec.Residual
+Concat = netspec.Concat
 
 #: Composite block types by their JSON name.
-BLOCK_TYPES = {"Residual": Residual, "Concat": Concat}
+BLOCK_TYPES = netspec.BLOCK_TYPES
 
-#: Keras-style base names for unnamed blocks (netspec names the plain layers).
-BLOCK_BASE_NAMES = {"Residual": "residual", "Concat": "concat"}
+#: A layer record from its JSON form, blocks included (:func:`refcnn.netspec.layer_from_dict`).
+layer_from_dict = netspec.layer_from_dict
 
-
-def _shape_text(shape) -> str:
-    return "x".join(str(n) for n in shape)
-
-
-def layer_from_dict(data: dict) -> LayerConfig:
-    """A layer record from its JSON form: the composite blocks here, every other type through
-    :func:`refcnn.netspec.layer_from_dict`."""
-    if not isinstance(data, dict) or data.get("type") not in BLOCK_TYPES:
-        return netspec.layer_from_dict(data)
-    kind = data["type"]
-    allowed = {"Residual": {"body", "shortcut", "activation", "name"}, "Concat": {"branches", "name"}}[kind]
-    unknown = sorted(set(data) - allowed - {"type"})
-    if unknown:
-        raise netspec.SpecParseError(f"{kind}: unknown key(s) {', '.join(map(repr, unknown))}; allowed keys: {', '.join(sorted(allowed))}")
-
-    def branch(items, what):
-        if not isinstance(items, list):
-            raise netspec.SpecParseError(f"{kind}: `{what}` must be a list of layers; received {items!r}")
-        return [layer_from_dict(item) for item in items]
-
-    if kind == "Residual":
-        if "body" not in data:
-            raise netspec.SpecParseError(f"Residual: needs the key body; received {data!r}")
-        return Residual(branch(data["body"], "body"), branch(data.get("shortcut", []), "shortcut"),
-                        data.get("activation"), name=data.get("name"))
-    if "branches" not in data or not isinstance(data["branches"], list):
-        raise netspec.SpecParseError(f"Concat: needs the key branches (a list of lists of layers); received {data!r}")
-    return Concat([branch(b, "branches") for b in data["branches"]], name=data.get("name"))
+#: Keras-style names, blocks ``residual``/``concat``, with an optional prefix
+#: (:func:`refcnn.netspec.default_names`).
+default_names = netspec.default_names
 
 
 # --------------------------------------------------------------------------------------------------
@@ -410,7 +243,7 @@ class _Pool(Layer):
     """Max or average pooling over windows, 1-D or 2-D."""
 
     def _op(self):
-        kind = "max" if isinstance(self.config, netspec._MaxPool) else "avg"
+        kind = "max" if isinstance(self.config, netspec.BaseMaxPool) else "avg"
         return f"{kind}_pool{self.config.rank}d"
 
     def _ops(self):
@@ -418,7 +251,7 @@ class _Pool(Layer):
 
     def _args(self):
         cfg = self.config
-        if isinstance(cfg, netspec._MaxPool):
+        if isinstance(cfg, netspec.BaseMaxPool):
             return (cfg.pool_size, cfg.strides, cfg.padding, 1, cfg.ceil_mode)
         return (cfg.pool_size, cfg.strides, cfg.padding, cfg.ceil_mode, cfg.count_include_pad)
 
@@ -630,9 +463,9 @@ class _ConcatBlock(_Block):
 
 
 _RUNTIME = {
-    netspec._Conv: _Conv,
-    netspec._Pool: _Pool,
-    netspec._GlobalPool: _GlobalPool,
+    netspec.BaseConv: _Conv,
+    netspec.BasePool: _Pool,
+    netspec.BaseGlobalPool: _GlobalPool,
     netspec.Flatten: _Flatten,
     netspec.Dense: _Dense,
     netspec.Dropout: _Dropout,
@@ -661,21 +494,6 @@ def _feeds_relu(configs, position: int) -> bool:
             continue
         return isinstance(later, netspec.Activation) and later.activation in RELU_FAMILY
     return False
-
-
-def default_names(configs, prefix: str = "") -> list[str]:
-    """netspec's Keras-style names (``conv2d``, ``conv2d_1``, ...), blocks named ``residual``/``concat``."""
-    seen: dict[str, int] = {}
-    names = []
-    for config in configs:
-        if config.name is not None:
-            names.append(prefix + config.name)
-            continue
-        base = BLOCK_BASE_NAMES.get(config.type) or netspec._KERAS[config.type][1]
-        count = seen.get(base, 0)
-        seen[base] = count + 1
-        names.append(prefix + (base if count == 0 else f"{base}_{count}"))
-    return names
 
 
 def build_layer(config, name: str, index: int, input_shape, seed: int, dtype, he: bool = False) -> Layer:

@@ -14,7 +14,6 @@ computed stably. :meth:`Model.predict` returns ``softmax(logits)`` (``specs/trai
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
 import math
 
@@ -45,13 +44,6 @@ def get_engine(engine="fastcnn"):
 
 def _engine_name(engine) -> str:
     return getattr(engine, "__name__", str(engine))
-
-
-def _name_blocks(configs) -> list:
-    """Blocks get explicit names so that netspec's summary (which knows only its own types) can name them."""
-    names = L.default_names(configs)
-    return [dataclasses.replace(c, name=n) if c.type in L.BLOCK_TYPES and c.name is None else c
-            for c, n in zip(configs, names)]
 
 
 class Model:
@@ -85,7 +77,7 @@ class Model:
         self.engine = get_engine(engine)
         self.seed = int(seed)
         self.name = name
-        self.configs = _name_blocks(list(layers))
+        self.configs = list(layers)
         self.input_shape = tuple(int(n) for n in netspec.summarize(self.configs, input_shape).input_shape)
         self.layers, _ = L.build_layers(self.configs, self.input_shape, self.seed, self.dtype)
         self.output_activation = self._take_final_softmax()

@@ -12,6 +12,10 @@ Three ways to write a network (``specs/netspec.md``):
 * JSON: ``{"input_shape": [1, 28, 28], "layers": [{"type": "Conv2D", "filters": 32, "kernel_size": 3}]}``;
 * text: ``"conv32k3 relu, maxpool2, flatten, dense10 softmax"`` (:func:`parse_spec`).
 
+Two blocks nest layers: :class:`Residual` (``act(body(x) + shortcut(x))``) and :class:`Concat` (parallel
+branches joined along C). They are written in Python or JSON (nested layer lists); the text grammar
+has no form for them.
+
 The counting conventions (what is a parameter, what is a MAC, what the receptive field means) are those
 of ``specs/counting.md``. Layers are numbered from 1, as ``cnn shape`` prints them.
 """
@@ -51,8 +55,19 @@ __all__ = [
     "Dropout",
     "BatchNorm",
     "Activation",
+    "Block",
+    "Residual",
+    "Concat",
+    "BaseConv",
+    "BasePool",
+    "BaseMaxPool",
+    "BaseAvgPool",
+    "BaseGlobalPool",
+    "Inferred",
+    "BLOCK_TYPES",
     "LAYER_TYPES",
     "layer_from_dict",
+    "default_names",
     "Network",
     "Row",
     "Summary",
@@ -139,12 +154,20 @@ def _check_name(value, op: str):
 
 
 @dataclass(frozen=True)
-class _Inferred:
-    """What one layer does to one sample: its output shape, its costs and how it moves windows.
+class Inferred:
+    """What one layer does to one sample, as :meth:`Layer.infer` returns it: the output shape, the
+    costs, and how the layer moves the receptive field.
 
-    ``windows`` is one ``(k, s, d, p_b)`` per spatial axis for a windowed layer, ``"all"`` for a layer
-    whose units see every position of its input (global pooling, Dense), ``None`` for a layer that
-    leaves the receptive field alone (activations, dropout, batch norm, Flatten).
+    * ``shape``: the output shape of one sample;
+    * ``trainable``, ``non_trainable``: parameter counts (``specs/counting.md``); ``macs``: the
+      multiply-accumulates of one sample;
+    * ``windows``: one ``(k, s, d, p_b)`` per spatial axis for a windowed layer, ``"all"`` for a layer
+      whose units see every position of its input (global pooling, Dense), ``None`` for a layer that
+      leaves the receptive field alone (activations, dropout, batch norm, Flatten);
+    * ``positions``: units per spatial axis after the layer when the output shape does not show them
+      (a block whose paths flatten a map); ``None`` means the spatial sizes of ``shape``;
+    * ``inner_elements``: elements per sample of the outputs computed *inside* the layer and kept for
+      the backward pass besides its output (the layers of a block); 0 for a plain layer.
     """
 
     shape: tuple[int, ...]
@@ -152,6 +175,8 @@ class _Inferred:
     non_trainable: int = 0
     macs: int = 0
     windows: object = None
+    positions: tuple[int, ...] | None = None
+    inner_elements: int = 0
 
 
 def _split_map(shape: tuple[int, ...], rank: int) -> tuple[int, tuple[int, ...]]:
@@ -200,7 +225,7 @@ class Layer:
     def _check_name(self):
         _check_name(self.name, self.type)
 
-    def infer(self, shape: tuple[int, ...]) -> _Inferred:  # pragma: no cover - every layer overrides it
+    def infer(self, shape: tuple[int, ...]) -> Inferred:  # pragma: no cover - every layer overrides it
         raise NotImplementedError
 
     def to_dict(self) -> dict:
@@ -229,8 +254,9 @@ def _json_value(value):
 
 
 @dataclass(frozen=True)
-class _Conv(Layer):
-    """Convolution ``y[n, co, o] = b[co] + sum_{ci, j} w[co, ci, j] x_pad[n, g*C_in/G + ci, o*s + j*d]``
+class BaseConv(Layer):
+    """Base of :class:`Conv1D` and :class:`Conv2D` (``rank`` 1 or 2). Convolution
+    ``y[n, co, o] = b[co] + sum_{ci, j} w[co, ci, j] x_pad[n, g*C_in/G + ci, o*s + j*d]``
     (``specs/conv.md``), with an optional activation after it."""
 
     filters: int
@@ -272,7 +298,7 @@ class _Conv(Layer):
         except ValueError as error:
             raise _DoesNotFit(str(error)) from None
         out = _output_sizes(sizes, kernel, stride, dilation, pads)
-        return _Inferred(
+        return Inferred(
             shape=(self.filters,) + out,
             trainable=shapes.conv_params(c_in, self.filters, kernel, self.groups, self.use_bias),
             macs=shapes.conv_macs(c_in, self.filters, kernel, out, self.groups),
@@ -281,7 +307,7 @@ class _Conv(Layer):
 
 
 @dataclass(frozen=True)
-class Conv1D(_Conv):
+class Conv1D(BaseConv):
     """1-D convolution on ``(C_in, L)`` samples; output ``(filters, L_out)``."""
 
     type: ClassVar[str] = "Conv1D"
@@ -289,7 +315,7 @@ class Conv1D(_Conv):
 
 
 @dataclass(frozen=True)
-class Conv2D(_Conv):
+class Conv2D(BaseConv):
     """2-D convolution on ``(C_in, H, W)`` samples; output ``(filters, H_out, W_out)``."""
 
     type: ClassVar[str] = "Conv2D"
@@ -297,8 +323,9 @@ class Conv2D(_Conv):
 
 
 @dataclass(frozen=True)
-class _Pool(Layer):
-    """Window pooling: the max or mean of each window, channel by channel (``specs/pool.md``).
+class BasePool(Layer):
+    """Base of the window pooling layers (max and average, ``rank`` 1 or 2): the max or mean of each
+    window, channel by channel (``specs/pool.md``).
 
     ``strides=None`` means the pool size. A window that covers padding only is refused, the rule of
     :func:`refcnn.shapes.first_empty_window`.
@@ -338,19 +365,21 @@ class _Pool(Layer):
                     f"(n={sizes[axis]}, k={kernel[axis]}, s={stride[axis]}, p_begin={pads[axis][0]}, "
                     f"p_end={pads[axis][1]}, output size {out[axis]}); a pooling window must touch the input"
                 )
-        return _Inferred(
+        return Inferred(
             shape=(channels,) + out,
             windows=tuple((kernel[a], stride[a], 1, pads[a][0]) for a in range(self.rank)),
         )
 
 
 @dataclass(frozen=True)
-class _MaxPool(_Pool):
-    pass
+class BaseMaxPool(BasePool):
+    """Base of :class:`MaxPool1D` and :class:`MaxPool2D`: the max of each window."""
 
 
 @dataclass(frozen=True)
-class _AvgPool(_Pool):
+class BaseAvgPool(BasePool):
+    """Base of :class:`AvgPool1D` and :class:`AvgPool2D`: the mean of each window."""
+
     count_include_pad: bool = True
 
     def _post_init_extra(self):
@@ -358,7 +387,7 @@ class _AvgPool(_Pool):
 
 
 @dataclass(frozen=True)
-class MaxPool1D(_MaxPool):
+class MaxPool1D(BaseMaxPool):
     """Max pooling on ``(C, L)`` samples."""
 
     type: ClassVar[str] = "MaxPool1D"
@@ -366,7 +395,7 @@ class MaxPool1D(_MaxPool):
 
 
 @dataclass(frozen=True)
-class MaxPool2D(_MaxPool):
+class MaxPool2D(BaseMaxPool):
     """Max pooling on ``(C, H, W)`` samples."""
 
     type: ClassVar[str] = "MaxPool2D"
@@ -374,7 +403,7 @@ class MaxPool2D(_MaxPool):
 
 
 @dataclass(frozen=True)
-class AvgPool1D(_AvgPool):
+class AvgPool1D(BaseAvgPool):
     """Average pooling on ``(C, L)`` samples; ``count_include_pad`` as in PyTorch."""
 
     type: ClassVar[str] = "AvgPool1D"
@@ -382,7 +411,7 @@ class AvgPool1D(_AvgPool):
 
 
 @dataclass(frozen=True)
-class AvgPool2D(_AvgPool):
+class AvgPool2D(BaseAvgPool):
     """Average pooling on ``(C, H, W)`` samples; ``count_include_pad`` as in PyTorch."""
 
     type: ClassVar[str] = "AvgPool2D"
@@ -390,8 +419,9 @@ class AvgPool2D(_AvgPool):
 
 
 @dataclass(frozen=True)
-class _GlobalPool(Layer):
-    """The max or mean over every position of each channel: ``(C, *spatial)`` -> ``(C,)``."""
+class BaseGlobalPool(Layer):
+    """Base of the global pooling layers (``GlobalAvgPool1D/2D``, ``GlobalMaxPool1D/2D``): the max or
+    mean over every position of each channel, ``(C, *spatial)`` -> ``(C,)``."""
 
     rank: ClassVar[int] = 2
 
@@ -400,11 +430,11 @@ class _GlobalPool(Layer):
 
     def infer(self, shape):
         channels, _ = _split_map(shape, self.rank)
-        return _Inferred(shape=(channels,), windows="all")
+        return Inferred(shape=(channels,), windows="all")
 
 
 @dataclass(frozen=True)
-class GlobalAvgPool1D(_GlobalPool):
+class GlobalAvgPool1D(BaseGlobalPool):
     """Mean over L of each channel: ``(C, L)`` -> ``(C,)``."""
 
     type: ClassVar[str] = "GlobalAvgPool1D"
@@ -412,7 +442,7 @@ class GlobalAvgPool1D(_GlobalPool):
 
 
 @dataclass(frozen=True)
-class GlobalAvgPool2D(_GlobalPool):
+class GlobalAvgPool2D(BaseGlobalPool):
     """Mean over H and W of each channel: ``(C, H, W)`` -> ``(C,)``."""
 
     type: ClassVar[str] = "GlobalAvgPool2D"
@@ -420,7 +450,7 @@ class GlobalAvgPool2D(_GlobalPool):
 
 
 @dataclass(frozen=True)
-class GlobalMaxPool1D(_GlobalPool):
+class GlobalMaxPool1D(BaseGlobalPool):
     """Max over L of each channel: ``(C, L)`` -> ``(C,)``."""
 
     type: ClassVar[str] = "GlobalMaxPool1D"
@@ -428,7 +458,7 @@ class GlobalMaxPool1D(_GlobalPool):
 
 
 @dataclass(frozen=True)
-class GlobalMaxPool2D(_GlobalPool):
+class GlobalMaxPool2D(BaseGlobalPool):
     """Max over H and W of each channel: ``(C, H, W)`` -> ``(C,)``."""
 
     type: ClassVar[str] = "GlobalMaxPool2D"
@@ -445,7 +475,7 @@ class Flatten(Layer):
         self._check_name()
 
     def infer(self, shape):
-        return _Inferred(shape=(math.prod(shape),))
+        return Inferred(shape=(math.prod(shape),))
 
 
 @dataclass(frozen=True)
@@ -474,7 +504,7 @@ class Dense(Layer):
                 "needs a feature vector (in_features,) per sample, not a map; "
                 "put Flatten or a global pooling layer before it"
             )
-        return _Inferred(
+        return Inferred(
             shape=(self.units,),
             trainable=shapes.linear_params(shape[0], self.units, self.use_bias),
             macs=shapes.linear_macs(shape[0], self.units),
@@ -495,7 +525,7 @@ class Dropout(Layer):
         self._check_name()
 
     def infer(self, shape):
-        return _Inferred(shape=tuple(shape))
+        return Inferred(shape=tuple(shape))
 
 
 @dataclass(frozen=True)
@@ -519,7 +549,7 @@ class BatchNorm(Layer):
 
     def infer(self, shape):
         channels = shape[0]
-        return _Inferred(shape=tuple(shape), trainable=2 * channels, non_trainable=2 * channels)
+        return Inferred(shape=tuple(shape), trainable=2 * channels, non_trainable=2 * channels)
 
 
 @dataclass(frozen=True)
@@ -535,15 +565,254 @@ class Activation(Layer):
         self._check_name()
 
     def infer(self, shape):
-        return _Inferred(shape=tuple(shape))
+        return Inferred(shape=tuple(shape))
 
 
-#: Every layer type by its name in JSON and in ``Row.type``.
+# --------------------------------------------------------------------------------------------------
+# Blocks: layers made of paths of layers, each path run from the block's input
+
+
+def _layers_tuple(value, what: str, op: str) -> tuple:
+    items = tuple(value) if isinstance(value, (list, tuple)) else None
+    if items is None or not all(isinstance(item, Layer) for item in items):
+        raise TypeError(f"{op}: argument `{what}` must be a list of layer records; received {value!r}.")
+    return items
+
+
+@dataclass(frozen=True)
+class _Path:
+    """One path of a block, inferred from the block's input."""
+
+    label: str
+    shape: tuple[int, ...]
+    trainable: int
+    non_trainable: int
+    macs: int
+    elements: int  # outputs of the path's layers, per sample
+    fields: list  # one _Field per spatial axis of the block's input, relative to that input
+    sees_all: bool  # a layer of the path sees every position (global pooling, Dense)
+
+
+@dataclass(frozen=True)
+class Block(Layer):
+    """Base of the composite layers :class:`Residual` and :class:`Concat`: named paths of layer records,
+    each run from the block's input, joined at the end.
+
+    A block counts as one layer in :func:`summarize`: one row whose parameters and MACs are the sums
+    over the layers inside it (the join itself costs 0 MACs), whose receptive field is the union of
+    its paths' fields, and whose ``activation_bytes`` include the outputs of the layers inside it.
+    :meth:`branch_summaries` gives the rows inside. Blocks have no text form; write them in Python or
+    JSON (``specs/netspec.md``).
+    """
+
+    def named_branches(self) -> dict[str, tuple]:
+        """The paths by label, in order (``{"body": ..., "shortcut": ...}``); the labels name the
+        runtime layers inside the block (``residual/body/conv2d``)."""
+        raise NotImplementedError  # pragma: no cover - every block overrides it
+
+    def branch_summaries(self, input_shape, **kwargs) -> dict[str, "Summary"]:
+        """A :class:`Summary` of each path, from the block's input shape (``summarize``'s keywords)."""
+        return {label: summarize(layers, input_shape, **kwargs) for label, layers in self.named_branches().items()}
+
+    def _paths(self, shape) -> list[_Path]:
+        paths = []
+        for label, layers in self.named_branches().items():
+            try:
+                steps, fields, sees_all = _infer_all(layers, shape)
+            except NetSpecError as error:
+                raise _DoesNotFit(f"{label}: {error}") from None
+            results = [result for (_, _, _, result), _ in steps]
+            paths.append(_Path(
+                label=label,
+                shape=results[-1].shape if results else tuple(shape),
+                trainable=sum(r.trainable for r in results),
+                non_trainable=sum(r.non_trainable for r in results),
+                macs=sum(r.macs for r in results),
+                elements=sum(math.prod(r.shape) + r.inner_elements for r in results),
+                fields=fields,
+                sees_all=sees_all,
+            ))
+        return paths
+
+    def _join(self, paths: list[_Path], in_shape, out_shape) -> Inferred:
+        """Costs are the sums over the paths; the receptive field is the union of the paths' fields."""
+        windows, positions = None, None
+        if len(in_shape) == 1 or any(p.sees_all for p in paths):
+            # A vector input has no axis of its own to move; a path that sees every position makes the
+            # union see every position too.
+            windows = "all" if any(p.sees_all for p in paths) else None
+        else:
+            windows, positions = [], []
+            for axis, axis_name in enumerate(_AXIS_NAMES[len(in_shape) - 1]):
+                fields = [p.fields[axis] for p in paths]
+                if len({f.jump for f in fields}) > 1:
+                    listing = ", ".join(f"{p.label} {p.fields[axis].jump}" for p in paths)
+                    raise _DoesNotFit(
+                        f"axis {axis_name}: the paths step through the input by different jumps ({listing}), so "
+                        "their units do not line up and the block has no receptive field; give every path the "
+                        "same total stride"
+                    )
+                start = min(f.start for f in fields)
+                end = max(f.start + f.rf for f in fields)
+                # One window that composes like the union: size rf, stride jump, begin padding -start.
+                windows.append((end - start, fields[0].jump, 1, -start))
+                positions.append(max(f.positions for f in fields))
+            windows = tuple(windows)
+            positions = None if len(out_shape) > 1 else tuple(positions)
+        return Inferred(
+            shape=tuple(out_shape),
+            trainable=sum(p.trainable for p in paths),
+            non_trainable=sum(p.non_trainable for p in paths),
+            macs=sum(p.macs for p in paths),
+            windows=windows,
+            positions=positions,
+            inner_elements=sum(p.elements for p in paths),
+        )
+
+    def _branch_dicts(self, layers) -> list[dict]:
+        return [layer.to_dict() for layer in layers]
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Layer":
+        """The block from its JSON form (:meth:`to_dict`); nested layers through :func:`layer_from_dict`."""
+        layer = layer_from_dict(data)
+        if not isinstance(layer, cls):
+            raise SpecParseError(f"expected a {cls.type} layer; received type {data.get('type')!r}")
+        return layer
+
+
+def _branch_from_json(kind: str, items, what: str) -> list:
+    if not isinstance(items, list):
+        raise SpecParseError(f"{kind}: `{what}` must be a list of layers; received {items!r}")
+    layers = []
+    for number, item in enumerate(items, start=1):
+        try:
+            layers.append(layer_from_dict(item))
+        except (ValueError, TypeError) as error:
+            raise SpecParseError(f"{kind}: {what} layer {number}: {error}") from None
+    return layers
+
+
+@dataclass(frozen=True)
+class Residual(Block):
+    """``y = act(body(x) + shortcut(x))``; an empty ``shortcut`` is the identity (He et al. 2016).
+
+    ``body`` and ``shortcut`` are lists of layer records, each run from the block's input; their outputs
+    must have the same shape. A projection shortcut is a 1x1 convolution:
+    ``Residual([Conv2D(64, 3, strides=2, padding=1, activation="relu"), Conv2D(64, 3, padding=1)],
+    [Conv2D(64, 1, strides=2)], activation="relu")``. Default name ``residual``.
+    """
+
+    body: tuple
+    shortcut: tuple = ()
+    activation: str | None = None
+
+    type: ClassVar[str] = "Residual"
+
+    def __post_init__(self):
+        _set(self, "body", _layers_tuple(self.body, "body", self.type))
+        _set(self, "shortcut", _layers_tuple(self.shortcut, "shortcut", self.type))
+        if not self.body:
+            raise ValueError(
+                f"{self.type}: invalid value for argument `body`. Expected at least one layer. Received body=[]."
+            )
+        _check_activation(self.activation, self.type)
+        self._check_name()
+
+    def named_branches(self) -> dict[str, tuple]:
+        return {"body": self.body, "shortcut": self.shortcut}
+
+    def infer(self, shape):
+        body, shortcut = self._paths(shape)
+        if body.shape != shortcut.shape:
+            kind = "the identity shortcut" if not self.shortcut else "the shortcut"
+            raise _DoesNotFit(
+                f"the body's output {_shape_text(body.shape)} differs from {kind}'s {_shape_text(shortcut.shape)}; "
+                "a projection shortcut (shortcut=[Conv2D(C_out, 1, strides=s)]) makes them agree"
+            )
+        return self._join([body, shortcut], shape, body.shape)
+
+    def to_dict(self) -> dict:
+        """``{"type": "Residual", "body": [...], "shortcut": [...], "activation": ..., "name": ...}``; the
+        last three only when set."""
+        out = {"type": self.type, "body": self._branch_dicts(self.body)}
+        if self.shortcut:
+            out["shortcut"] = self._branch_dicts(self.shortcut)
+        if self.activation is not None:
+            out["activation"] = self.activation
+        if self.name is not None:
+            out["name"] = self.name
+        return out
+
+    @classmethod
+    def _from_json(cls, data: dict) -> "Residual":
+        if "body" not in data:
+            raise SpecParseError(f"Residual: needs the key body; received {data!r}")
+        return cls(
+            _branch_from_json(cls.type, data["body"], "body"),
+            _branch_from_json(cls.type, data.get("shortcut", []), "shortcut"),
+            data.get("activation"),
+            name=data.get("name"),
+        )
+
+
+@dataclass(frozen=True)
+class Concat(Block):
+    """``y = concat_C(branch_0(x), ..., branch_{B-1}(x))``: parallel branches joined along the channel
+    axis (an Inception module). The branches' outputs must be maps that agree on every axis but C.
+    Default name ``concat``."""
+
+    branches: tuple
+
+    type: ClassVar[str] = "Concat"
+
+    def __post_init__(self):
+        raw = self.branches
+        if not isinstance(raw, (list, tuple)) or len(raw) < 2:
+            raise ValueError(
+                f"{self.type}: invalid value for argument `branches`. Expected a list of at least 2 branches "
+                f"(each a list of layer records). Received branches={raw!r}."
+            )
+        _set(self, "branches", tuple(_layers_tuple(b, "branches", self.type) for b in raw))
+        self._check_name()
+
+    def named_branches(self) -> dict[str, tuple]:
+        return {f"branch{i}": layers for i, layers in enumerate(self.branches)}
+
+    def infer(self, shape):
+        paths = self._paths(shape)
+        if len({p.shape[1:] for p in paths}) != 1 or len(paths[0].shape) < 2:
+            listing = ", ".join(f"{p.label} {_shape_text(p.shape)}" for p in paths)
+            raise _DoesNotFit(
+                f"branches must give maps of one spatial size to join along C; received {listing}"
+            )
+        channels = sum(p.shape[0] for p in paths)
+        return self._join(paths, shape, (channels,) + paths[0].shape[1:])
+
+    def to_dict(self) -> dict:
+        """``{"type": "Concat", "branches": [[...], [...]], "name": ...}``; the name only when set."""
+        out = {"type": self.type, "branches": [self._branch_dicts(b) for b in self.branches]}
+        if self.name is not None:
+            out["name"] = self.name
+        return out
+
+    @classmethod
+    def _from_json(cls, data: dict) -> "Concat":
+        if "branches" not in data or not isinstance(data["branches"], list):
+            raise SpecParseError(f"Concat: needs the key branches (a list of lists of layers); received {data!r}")
+        branches = [_branch_from_json(cls.type, b, f"branch{i}") for i, b in enumerate(data["branches"])]
+        return cls(branches, name=data.get("name"))
+
+
+#: The block types by their name in JSON and in ``Row.type``.
+BLOCK_TYPES = {cls.type: cls for cls in (Residual, Concat)}
+
+#: Every layer type by its name in JSON and in ``Row.type``, blocks included.
 LAYER_TYPES = {
     cls.type: cls
     for cls in (
         Conv1D, Conv2D, MaxPool1D, MaxPool2D, AvgPool1D, AvgPool2D, GlobalAvgPool1D, GlobalAvgPool2D,
-        GlobalMaxPool1D, GlobalMaxPool2D, Flatten, Dense, Dropout, BatchNorm, Activation,
+        GlobalMaxPool1D, GlobalMaxPool2D, Flatten, Dense, Dropout, BatchNorm, Activation, Residual, Concat,
     )
 }
 
@@ -564,6 +833,9 @@ _KERAS = {
     "Dropout": ("Dropout", "dropout"),
     "BatchNorm": ("BatchNormalization", "batch_normalization"),
     "Activation": ("Activation", "activation"),
+    # Keras has no block classes; a nested model shows as one row, so the blocks keep their own names.
+    "Residual": ("Residual", "residual"),
+    "Concat": ("Concat", "concat"),
 }
 _TYPE_ALIASES = {keras: ours for ours, (keras, _) in _KERAS.items()}
 
@@ -576,7 +848,8 @@ def _tuple(value):
 
 
 def layer_from_dict(data: dict) -> Layer:
-    """Build a layer from its JSON form; Keras class names (``MaxPooling2D``) are accepted as types."""
+    """Build a layer from its JSON form; Keras class names (``MaxPooling2D``) are accepted as types.
+    Blocks (``Residual``, ``Concat``) hold their layers as nested lists of such objects."""
     if not isinstance(data, dict) or "type" not in data:
         raise SpecParseError(f"a layer must be a JSON object with a \"type\" key; received {data!r}")
     kind = _TYPE_ALIASES.get(data["type"], data["type"])
@@ -584,6 +857,13 @@ def layer_from_dict(data: dict) -> Layer:
         raise SpecParseError(f"unknown layer type {data['type']!r}; known types: {', '.join(LAYER_TYPES)}")
     cls = LAYER_TYPES[kind]
     allowed = [f.name for f in dataclasses.fields(cls)]
+    if issubclass(cls, Block):
+        unknown = [key for key in data if key != "type" and key not in allowed]
+        if unknown:
+            raise SpecParseError(
+                f"{kind}: unknown key(s) {', '.join(map(repr, unknown))}; allowed keys: {', '.join(sorted(allowed))}"
+            )
+        return cls._from_json(data)
     unknown = [key for key in data if key != "type" and key not in allowed]
     if unknown:
         raise SpecParseError(
@@ -716,7 +996,7 @@ class _Field:
     positions: int = 1  # units along this axis in the current layer's output
 
 
-def _advance_fields(fields: list[_Field], windows, out_shape: tuple[int, ...]) -> None:
+def _advance_fields(fields: list[_Field], windows, out_shape: tuple[int, ...], positions=None) -> None:
     if windows is None:
         return  # Flatten keeps each feature's field; so do element-wise layers
     for axis, f in enumerate(fields):
@@ -726,21 +1006,31 @@ def _advance_fields(fields: list[_Field], windows, out_shape: tuple[int, ...]) -
         else:
             k, s, d, p_b = windows[axis]
         f.rf, f.jump, f.start = shapes.receptive_field_step(f.rf, f.jump, f.start, k, s, d, p_b)
-        f.positions = 1 if windows == "all" else out_shape[1 + axis]
+        if windows == "all":
+            f.positions = 1
+        else:
+            f.positions = positions[axis] if positions is not None else out_shape[1 + axis]
 
 
-def _default_names(layers) -> list[str]:
-    """Keras' default names: the snake-case class name, then ``_1``, ``_2``, ... for repeats."""
+def default_names(layers, prefix: str = "") -> list[str]:
+    """The name of each layer as :func:`summarize` shows it: its own ``name`` when set, else Keras'
+    default, the snake-case class name then ``_1``, ``_2``, ... for repeats (``conv2d``, ``conv2d_1``,
+    ``max_pooling2d``; blocks ``residual``, ``concat``). Every name is prefixed with ``prefix``
+    (``"residual/body/"`` names the layers inside a block). Only the list given is numbered: the layers
+    inside a block are not counted with those around it."""
     seen: dict[str, int] = {}
     names = []
     for layer in layers:
+        if not isinstance(layer, Layer):
+            names.append(prefix + "?")  # summarize refuses it, naming its index
+            continue
         if layer.name is not None:
-            names.append(layer.name)
+            names.append(prefix + layer.name)
             continue
         base = _KERAS[layer.type][1]
         count = seen.get(base, 0)
         seen[base] = count + 1
-        names.append(base if count == 0 else f"{base}_{count}")
+        names.append(prefix + (base if count == 0 else f"{base}_{count}"))
     return names
 
 
@@ -753,20 +1043,17 @@ def _check_input_shape(input_shape) -> tuple[int, ...]:
     return tuple(int(n) for n in shape)
 
 
-def summarize(layers, input_shape, *, batch_size: int = 1, dtype_bytes: int = 4) -> Summary:
-    """Walk ``layers`` from a sample of shape ``input_shape`` and return one :class:`Row` per layer.
+def _infer_all(layers, shape):
+    """Infer ``layers`` one after the other from a sample of ``shape``.
 
-    Shape per sample: ``(C, H, W)``, ``(C, L)`` or ``(features,)``; memory is for ``batch_size`` samples
-    of ``dtype_bytes`` bytes each. A layer that cannot take its input raises :class:`NetSpecError`
-    with a one-line message such as ``layer 5 (Conv2D 'conv2d_2'): axis H: the window spans ...``.
+    Returns ``(steps, fields, sees_all)``: one ``((index, layer, name, Inferred), (rf, jump, start))``
+    per layer, the receptive-field state per spatial axis of ``shape`` after the last layer, and whether
+    some layer saw every position. A layer that does not fit raises :class:`NetSpecError`.
     """
-    shape = input_shape = _check_input_shape(input_shape)
-    batch_size = _positive(batch_size, "batch_size")
-    dtype_bytes = _positive(dtype_bytes, "dtype_bytes")
     layers = list(layers)
     fields = [_Field(positions=n) for n in shape[1:]]
-    rows = []
-    for index, (layer, name) in enumerate(zip(layers, _default_names(layers)), start=1):
+    steps, sees_all = [], False
+    for index, (layer, name) in enumerate(zip(layers, default_names(layers)), start=1):
         if not isinstance(layer, Layer):
             raise NetSpecError(f"layer {index}: expected a layer record (Conv2D, Dense, ...); received {layer!r}")
         try:
@@ -775,21 +1062,40 @@ def summarize(layers, input_shape, *, batch_size: int = 1, dtype_bytes: int = 4)
             raise NetSpecError(
                 f"layer {index} ({layer.type} {name!r}): {error}; input shape {_shape_text(shape)}"
             ) from None
-        _advance_fields(fields, result.windows, result.shape)
+        _advance_fields(fields, result.windows, result.shape, result.positions)
+        sees_all = sees_all or result.windows == "all"
         shape = result.shape
+        state = (tuple(f.rf for f in fields), tuple(f.jump for f in fields), tuple(f.start for f in fields))
+        steps.append(((index, layer, name, result), state))
+    return steps, fields, sees_all
+
+
+def summarize(layers, input_shape, *, batch_size: int = 1, dtype_bytes: int = 4) -> Summary:
+    """Walk ``layers`` from a sample of shape ``input_shape`` and return one :class:`Row` per layer.
+
+    Shape per sample: ``(C, H, W)``, ``(C, L)`` or ``(features,)``; memory is for ``batch_size`` samples
+    of ``dtype_bytes`` bytes each. A layer that cannot take its input raises :class:`NetSpecError`
+    with a one-line message such as ``layer 5 (Conv2D 'conv2d_2'): axis H: the window spans ...``.
+    """
+    input_shape = _check_input_shape(input_shape)
+    batch_size = _positive(batch_size, "batch_size")
+    dtype_bytes = _positive(dtype_bytes, "dtype_bytes")
+    steps, _, _ = _infer_all(layers, input_shape)
+    rows = []
+    for (index, layer, name, result), (rf, jump, start) in steps:
         rows.append(
             Row(
                 index=index,
                 name=name,
                 type=layer.type,
-                output_shape=shape,
+                output_shape=result.shape,
                 trainable_params=result.trainable,
                 non_trainable_params=result.non_trainable,
                 macs=result.macs,
-                receptive_field=tuple(f.rf for f in fields),
-                jump=tuple(f.jump for f in fields),
-                start=tuple(f.start for f in fields),
-                activation_bytes=math.prod(shape) * batch_size * dtype_bytes,
+                receptive_field=rf,
+                jump=jump,
+                start=start,
+                activation_bytes=(math.prod(result.shape) + result.inner_elements) * batch_size * dtype_bytes,
             )
         )
     return Summary(input_shape=input_shape, rows=tuple(rows), batch_size=batch_size, dtype_bytes=dtype_bytes)
@@ -1059,7 +1365,11 @@ def _padding_text(padding) -> str:
 
 def _layer_text(layer: Layer) -> str:
     kind = layer.type
-    if isinstance(layer, _Conv):
+    if isinstance(layer, Block):
+        raise NetSpecError(
+            f"a {kind} block has no text form; write the network as JSON or Python (specs/netspec.md, Blocks)"
+        )
+    if isinstance(layer, BaseConv):
         head = f"conv{'1d' if layer.rank == 1 else ''}{layer.filters}k{_ints_text(layer.kernel_size)}"
         if set(layer.strides) != {1}:
             head += f"s{_ints_text(layer.strides)}"
@@ -1075,7 +1385,7 @@ def _layer_text(layer: Layer) -> str:
             words.append("nobias")
         if layer.activation:
             words.append(layer.activation)
-    elif isinstance(layer, _Pool):
+    elif isinstance(layer, BasePool):
         prefix = {"MaxPool": "maxpool", "AvgPool": "avgpool"}[kind[:7]]
         head = f"{prefix}{'1d' if layer.rank == 1 else ''}{_ints_text(layer.pool_size)}"
         if layer.strides != layer.pool_size:
@@ -1084,9 +1394,9 @@ def _layer_text(layer: Layer) -> str:
         head, words = (head + pad, []) if pad.startswith("p") else (head, [pad.strip()] if pad else [])
         if layer.ceil_mode:
             words.append("ceil")
-        if isinstance(layer, _AvgPool) and not layer.count_include_pad:
+        if isinstance(layer, BaseAvgPool) and not layer.count_include_pad:
             words.append("exclude_pad")
-    elif isinstance(layer, _GlobalPool):
+    elif isinstance(layer, BaseGlobalPool):
         head = {"GlobalAvgPool": "gap", "GlobalMaxPool": "gmp"}[kind[:13]] + ("1d" if layer.rank == 1 else "")
         words = []
     elif isinstance(layer, Dense):
@@ -1113,7 +1423,8 @@ def _layer_text(layer: Layer) -> str:
 
 
 def to_spec(layers) -> str:
-    """The text form of ``layers``, the inverse of :func:`parse_spec` (defaults left out)."""
+    """The text form of ``layers``, the inverse of :func:`parse_spec` (defaults left out). Blocks have no
+    text form: a list holding a :class:`Residual` or :class:`Concat` raises :class:`NetSpecError`."""
     return ", ".join(_layer_text(layer) for layer in layers)
 
 

@@ -287,3 +287,21 @@ def test_forward_and_gradients_agree_with_torch():
     assert_close(logits, z.detach().numpy(), atol=1e-12, rtol=1e-12, what="logits")
     for name, layer, key in (("cw", conv, "weight"), ("cb", conv, "bias"), ("dw", dense, "weight"), ("db", dense, "bias")):
         assert_close(layer.grads[key], t[name].grad.numpy(), atol=1e-12, rtol=1e-10, what=name)
+
+
+def test_blocks_are_netspecs_and_nest_inside_models(tmp_path):
+    import cnn.layers as L
+
+    assert L.Residual is netspec.Residual and L.Concat is netspec.Concat
+    assert L.layer_from_dict is netspec.layer_from_dict
+    # a block inside a block: named by netspec, built and saved like any other layer
+    inner = Residual([Conv2D(2, 3, padding=1)])
+    layers = [Concat([[inner], [Conv2D(2, 1)]]), Flatten(), Dense(2)]
+    model = Model(layers, (2, 3, 3), engine="refcnn", seed=1)
+    assert [layer.name for layer in model.all_layers()][:4] == [
+        "concat", "concat/branch0/residual", "concat/branch0/residual/body/conv2d", "concat/branch1/conv2d"]
+    assert model.summary().total_params == model.count_params()
+    path = tmp_path / "m.npz"
+    model.save(path)
+    x = np.random.default_rng(0).normal(size=(2, 2, 3, 3)).astype(np.float32)
+    assert np.array_equal(load_model(path, engine="refcnn").forward(x), model.forward(x))

@@ -432,6 +432,8 @@ def test_render_table_shows_totals_with_separators():
 
 def _torch_layer(layer, x, nn):
     """A torch module doing what ``layer`` does to a batch shaped like ``x`` (shapes and parameters)."""
+    if isinstance(layer, ns.Block):
+        return _torch_block(layer, x, nn)
     if isinstance(layer, (Conv1D, Conv2D)):
         conv = nn.Conv1d if layer.rank == 1 else nn.Conv2d
         pad_module, padding = None, layer.padding
@@ -528,3 +530,267 @@ def single_windowed_layer(draw):
 def test_single_layers_against_torch(case):
     layer, input_shape = case
     assert _ours(ns.summarize([layer], input_shape)) == _torch_rows([layer], input_shape), (layer, input_shape)
+
+
+# --------------------------------------------------------------------------------------------------
+# Blocks: Residual and Concat (specs/netspec.md "Blocks", specs/counting.md "Blocks")
+
+from refcnn.netspec import Concat, Residual  # noqa: E402
+
+
+def basic_block(channels, stride=1, project=False):
+    """ResNet's basic block (He et al. 2016) in the usual conv-bn-relu form, without biases."""
+    body = [Conv2D(channels, 3, strides=stride, padding=1, use_bias=False), BatchNorm(), Activation("relu"),
+            Conv2D(channels, 3, padding=1, use_bias=False), BatchNorm()]
+    shortcut = [Conv2D(channels, 1, strides=stride, use_bias=False), BatchNorm()] if project else []
+    return Residual(body, shortcut, activation="relu")
+
+
+def inception(c1, c3, c5, cp):
+    """A GoogLeNet Inception module (Szegedy et al. 2015) with its four branches."""
+    return Concat([
+        [Conv2D(c1, 1, activation="relu")],
+        [Conv2D(c3 // 2, 1, activation="relu"), Conv2D(c3, 3, padding=1, activation="relu")],
+        [Conv2D(c5 // 4, 1, activation="relu"), Conv2D(c5, 5, padding=2, activation="relu")],
+        [MaxPool2D(3, strides=1, padding=1), Conv2D(cp, 1, activation="relu")],
+    ])
+
+
+def small_resnet():
+    return [Conv2D(8, 3, padding=1, use_bias=False), BatchNorm(), Activation("relu"), basic_block(8),
+            basic_block(16, stride=2, project=True), inception(4, 8, 8, 4), GlobalAvgPool2D(), Dense(10)]
+
+
+def test_residual_block_row_by_hand():
+    block = basic_block(8, stride=2, project=True)
+    row = ns.summarize([block], (3, 8, 8)).rows[0]
+    assert (row.index, row.name, row.type, row.output_shape) == (1, "residual", "Residual", (8, 4, 4))
+    # body: 8*3*9 + bn 2*8 + 8*8*9 + bn 2*8; shortcut: 8*3 + bn 2*8; running statistics 3 * 2*8
+    assert row.trainable_params == 216 + 16 + 576 + 16 + 24 + 16
+    assert row.non_trainable_params == 3 * 16
+    # MACs: 4*4 positions * 8 filters * (3*9 + 8*9 + 3); the addition itself is free
+    assert row.macs == 16 * 8 * (27 + 72 + 3)
+    # body: k3 s2 p1 then k3 p1 -> rf 7, jump 2, start -3; shortcut k1 s2 -> rf 1, start 0; union: the body's
+    assert (row.receptive_field, row.jump, row.start) == ((7, 7), (2, 2), (-3, -3))
+    # the block's output plus every output inside it (5 in the body, 2 in the shortcut), 4 bytes each
+    assert row.activation_bytes == 4 * 128 * (1 + 5 + 2)
+
+
+def test_block_children_are_the_sums_of_their_branch_summaries():
+    block = inception(4, 8, 8, 4)
+    row = ns.summarize([block], (6, 7, 7)).rows[0]
+    assert row.output_shape == (4 + 8 + 8 + 4, 7, 7)
+    inner = block.branch_summaries((6, 7, 7))
+    assert list(inner) == ["branch0", "branch1", "branch2", "branch3"]
+    assert row.trainable_params == sum(s.trainable_params for s in inner.values())
+    assert row.macs == sum(s.macs for s in inner.values())
+    assert [r.name for r in inner["branch1"].rows] == ["conv2d", "conv2d_1"]
+    assert row.receptive_field == (5, 5) and row.start == (-2, -2)  # the 5x5 branch is the widest
+
+
+def test_blocks_get_keras_like_default_names():
+    layers = [Residual([Conv2D(2, 1)]), Residual([Conv2D(2, 1)], name="res"), Concat([[Conv2D(1, 1)], []]),
+              Residual([Conv2D(3, 1)]), Conv2D(2, 1)]
+    assert ns.default_names(layers) == ["residual", "res", "concat", "residual_1", "conv2d"]
+    assert [row.name for row in ns.summarize(layers, (2, 3, 3)).rows] == ns.default_names(layers)
+    assert ns.default_names(layers[:1], prefix="m/") == ["m/residual"]
+
+
+def test_concat_with_an_identity_branch_and_nested_blocks():
+    nested = Residual([Concat([[Conv2D(2, 3, padding=1)], [Conv2D(2, 1)]]), Conv2D(4, 1)])
+    assert ns.summarize([Concat([[], [Conv2D(3, 1)]])], (4, 5, 5)).rows[0].output_shape == (7, 5, 5)
+    with pytest.raises(NetSpecError, match=r"layer 2 \(Residual 'residual'\).*4x5x5.*7x5x5"):
+        ns.summarize([Concat([[], [Conv2D(3, 1)]]), nested], (4, 5, 5))
+    summary = ns.summarize([nested], (4, 5, 5))
+    assert summary.rows[0].trainable_params == (2 * 4 * 9 + 2) + (2 * 4 + 2) + (4 * 4 + 4)
+    assert summary.rows[0].receptive_field == (3, 3) and summary.rows[0].start == (-1, -1)
+
+
+# Receptive field of blocks against a brute-force count: the union over every path of the input cells
+# each unit depends on, found by following every window tap back to the input.
+
+def _stack(layers):
+    """Each layer as ("window", per-axis (k, s, d, p_b)) or ("paths", [stacks]); element-wise layers dropped."""
+    out = []
+    for layer in layers:
+        if isinstance(layer, ns.Block):
+            out.append(("paths", [_stack(path) for path in layer.named_branches().values()]))
+        elif isinstance(layer, (ns.BaseConv, ns.BasePool)):
+            out.append(("window", _windows([layer], None)[0]))
+    return out
+
+
+def _cells_of(stack, axis, unit):
+    cells = {unit}
+    for kind, item in reversed(stack):
+        if kind == "window":
+            k, s, d, p_b = item[axis]
+            cells = {c * s - p_b + j * d for c in cells for j in range(k)}
+        else:
+            cells = set().union(*(_cells_of(path, axis, c) for path in item for c in cells))
+    return cells
+
+
+@pytest.mark.parametrize("layers", [
+    [Conv2D(4, 3, strides=2, padding=1), basic_block(4), basic_block(8, stride=2, project=True), MaxPool2D(2)],
+    [Concat([[Conv2D(1, 3, padding=((0, 2), (0, 2)))], [Conv2D(1, 3, padding=((2, 0), (2, 0)))]]), Conv2D(2, 3)],
+    [MaxPool2D(2), inception(2, 4, 4, 2), Conv2D(3, 3, strides=2), inception(2, 2, 4, 2)],
+    [Residual([Concat([[Conv2D(2, 3, dilation=2, padding=2)], [MaxPool2D(3, strides=1, padding=1)]]),
+               Conv2D(3, 1)]), AvgPool2D(3, strides=2)],
+])
+def test_block_receptive_field_matches_brute_force(layers):
+    summary = ns.summarize(layers, (3, 16, 16))
+    for count, row in enumerate(summary.rows, start=1):
+        stack = _stack(layers[:count])
+        for axis in range(2):
+            first, second = _cells_of(stack, axis, 0), _cells_of(stack, axis, 1)
+            assert row.receptive_field[axis] == max(first) - min(first) + 1, (count, axis)
+            assert row.start[axis] == min(first)
+            assert row.jump[axis] == min(second) - min(first)
+
+
+def test_block_after_flatten_and_dense_inside_a_block_see_everything():
+    summary = ns.summarize([Conv2D(2, 3), Flatten(), Residual([Dense(18)])], (1, 5, 5))
+    assert summary.rows[-1].receptive_field == (5, 5)
+    summary = ns.summarize([Residual([GlobalAvgPool2D(), Dense(8)], [GlobalMaxPool2D(), Dense(8)]), Dense(2)],
+                           (3, 6, 4))
+    assert summary.rows[0].output_shape == (8,) and summary.rows[0].receptive_field == (6, 4)
+    assert summary.rows[0].trainable_params == 2 * (3 * 8 + 8)
+
+
+@pytest.mark.parametrize("layers, shape, words", [
+    ([Conv2D(4, 1), Residual([Conv2D(8, 3, padding=1)], name="res2")], (2, 6, 6),
+     ["layer 2 (Residual 'res2')", "body's output 8x6x6", "identity shortcut's 4x6x6", "input shape 4x6x6"]),
+    ([Residual([Conv2D(4, 3, strides=2, padding=1)], [Conv2D(4, 1)])], (4, 6, 6),
+     ["layer 1 (Residual 'residual')", "4x3x3", "4x6x6", "projection"]),
+    ([Concat([[Conv2D(1, 1)], [Conv2D(1, 3)]])], (1, 5, 5),
+     ["layer 1 (Concat 'concat')", "branch0 1x5x5", "branch1 1x3x3", "one spatial size"]),
+    ([Concat([[Flatten()], [Flatten()]])], (1, 5, 5), ["layer 1 (Concat 'concat')", "branch0 25"]),
+    ([Residual([Conv2D(2, 3), Conv2D(2, 5, name="big")])], (2, 5, 5),
+     ["layer 1 (Residual 'residual')", "body: layer 2 (Conv2D 'big')", "axis H"]),
+    ([Residual([Conv2D(2, 1, strides=2)], [Conv2D(2, 5)])], (2, 8, 8),
+     ["layer 1 (Residual 'residual')", "axis H", "body 2, shortcut 1", "same total stride"]),
+])
+def test_blocks_that_do_not_fit_raise_one_line(layers, shape, words):
+    with pytest.raises(NetSpecError) as info:
+        ns.summarize(layers, shape)
+    message = str(info.value)
+    assert "\n" not in message
+    for word in words:
+        assert word in message, message
+
+
+def test_block_arguments_are_checked():
+    with pytest.raises(TypeError, match="`body`"):
+        Residual([1, 2])
+    with pytest.raises(ValueError, match="`body`"):
+        Residual([])
+    with pytest.raises(ValueError, match="`activation`"):
+        Residual([Conv2D(1, 1)], activation="gelu")
+    with pytest.raises(ValueError, match="`branches`"):
+        Concat([[Conv2D(1, 1)]])
+    with pytest.raises(TypeError, match="`branches`"):
+        Concat([[Conv2D(1, 1)], "conv"])
+    assert Residual([Conv2D(1, 1)]) == Residual((Conv2D(1, (1, 1)),), [])
+
+
+def test_blocks_round_trip_through_json():
+    network = ns.Network((3, 16, 16), tuple(small_resnet()), "small resnet")
+    text = json.dumps(network.to_dict())
+    assert ns.Network.from_dict(json.loads(text)) == network
+    data = basic_block(4, project=True).to_dict()
+    assert set(data) == {"type", "body", "shortcut", "activation"}
+    assert data["shortcut"][0] == {"type": "Conv2D", "filters": 4, "kernel_size": 1, "use_bias": False}
+    assert Residual.from_dict(data) == basic_block(4, project=True)
+    concat = Concat([[Conv2D(1, 1)], []], name="mix")
+    assert concat.to_dict() == {"type": "Concat", "branches": [[{"type": "Conv2D", "filters": 1, "kernel_size": 1}],
+                                                                []], "name": "mix"}
+    assert Concat.from_dict(concat.to_dict()) == concat
+    with pytest.raises(SpecParseError, match="expected a Concat"):
+        Concat.from_dict(data)
+
+
+@pytest.mark.parametrize("data, words", [
+    ({"type": "Residual"}, ["needs the key body"]),
+    ({"type": "Residual", "body": [], "skip": []}, ["unknown key(s) 'skip'", "allowed keys"]),
+    ({"type": "Residual", "body": {"type": "Flatten"}}, ["`body` must be a list"]),
+    ({"type": "Residual", "body": [{"type": "Flatten"}, {"type": "Dense"}]}, ["body layer 2", "Dense", "units"]),
+    ({"type": "Concat", "branches": [[{"type": "Conv2D", "filters": 1, "kernel_size": 1}], [{"type": "Conv3D"}]]},
+     ["branch1 layer 1", "Conv3D"]),
+    ({"type": "Concat"}, ["needs the key branches"]),
+])
+def test_block_json_errors_name_the_place(data, words):
+    with pytest.raises((SpecParseError, ValueError, TypeError)) as info:
+        ns.layer_from_dict(data)
+    for word in words:
+        assert word in str(info.value), str(info.value)
+
+
+def test_blocks_have_no_text_form():
+    with pytest.raises(NetSpecError, match="Residual block has no text form"):
+        ns.to_spec([Conv2D(2, 1), Residual([Conv2D(2, 1)])])
+    with pytest.raises(SpecParseError, match="unknown layer"):
+        ns.parse_spec("residual")
+
+
+def test_cnn_shape_reads_a_json_file_with_a_residual_block(tmp_path):
+    from click.testing import CliRunner
+
+    from cli import cnn
+
+    network = ns.Network((3, 32, 32), (Conv2D(16, 3, padding=1, use_bias=False), BatchNorm(), Activation("relu"),
+                                       basic_block(16), basic_block(32, stride=2, project=True), GlobalAvgPool2D(),
+                                       Dense(10)))
+    path = tmp_path / "resnet.json"
+    path.write_text(json.dumps(network.to_dict(), indent=2))
+    runner = CliRunner()
+    result = runner.invoke(cnn, ["shape", str(path)])
+    assert result.exit_code == 0, result.output
+    total = network.summary().total_params
+    assert f"Total params: {ns.format_count(total)}" in result.output
+    assert "residual (Residual)" in result.output and "residual_1 (Residual)" in result.output
+    assert "32x16x16" in result.output
+    result = runner.invoke(cnn, ["shape", str(path), "--format", "json"])
+    rows = json.loads(result.output)["rows"]
+    assert [r["type"] for r in rows].count("Residual") == 2
+    keras = runner.invoke(cnn, ["shape", str(path), "--format", "keras"]).output
+    assert "residual_1 (Residual)        (None, 16, 16, 32)" in keras
+    path.write_text(json.dumps({"input_shape": [8, 32, 32], "layers": [basic_block(16).to_dict()]}))
+    result = runner.invoke(cnn, ["shape", str(path)])
+    assert result.exit_code == 2
+    assert "layer 1 (Residual 'residual')" in result.output and "16x32x32" in result.output
+
+
+# Cross-check with PyTorch modules: blocks built from the same torch layers as above.
+
+def _torch_block(layer, x, nn):
+    torch = pytest.importorskip("torch")
+
+    def path(layers, x):
+        modules = []
+        for inner in layers:
+            module = _torch_layer(inner, x, nn).eval()
+            x = module(x)
+            modules.append(module)
+        return nn.Sequential(*modules)  # an empty Sequential is the identity
+
+    class Join(nn.Module):
+        def __init__(self, paths, add):
+            super().__init__()
+            self.paths, self.add = nn.ModuleList(paths), add
+
+        def forward(self, x):
+            outs = [p(x) for p in self.paths]
+            return sum(outs[1:], outs[0]) if self.add else torch.cat(outs, dim=1)
+
+    paths = [path(layers, x) for layers in layer.named_branches().values()]
+    return Join(paths, isinstance(layer, Residual))
+
+
+def test_blocks_against_torch():
+    pytest.importorskip("torch")
+    layers = small_resnet() + [Dense(4)]
+    nested = [Residual([Concat([[Conv2D(2, 3, padding=1)], [MaxPool2D(3, strides=1, padding=1)]]), Conv2D(5, 1)],
+                       [Conv2D(5, 1, use_bias=False), BatchNorm()]), Flatten(), Dense(3)]
+    for net, shape in ((layers, (3, 16, 16)), (nested, (3, 9, 7))):
+        assert _ours(ns.summarize(net, shape)) == _torch_rows(net, shape)
