@@ -96,7 +96,20 @@ def environment(threads: int | None = None) -> dict:
         "GLIBC_TUNABLES": os.environ.get("GLIBC_TUNABLES"),
         "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE"),
         "NUMBA_NUM_THREADS": os.environ.get("NUMBA_NUM_THREADS"),
+        "numba_threading_layer": numba_threading_layer(),
     }
+
+
+def numba_threading_layer() -> str:
+    """The layer Numba's parallel kernels run on in this process (launching a kernel costs 2-4 us on OpenMP
+    or TBB and 170-490 us on 'workqueue', see fastcnn._runtime), or what will be tried before the first one."""
+    from numba.np.ufunc import parallel
+
+    if parallel._is_initialized:
+        import numba
+
+        return numba.threading_layer()
+    return os.environ.get("NUMBA_THREADING_LAYER") or "not started (Numba tries tbb, omp, workqueue)"
 
 
 def _header(env: dict) -> list[str]:
@@ -104,7 +117,8 @@ def _header(env: dict) -> list[str]:
         f"threads {env['threads'] or '(default)'}   cpu {env['cpu']} ({env['cpu_count']} logical)   python {env['python']}   "
         f"numpy {env['numpy']}   numba {env['numba']}   torch {env['torch'] or _NA}",
         f"GLIBC_TUNABLES={env['GLIBC_TUNABLES'] or '(unset: glibc returns freed memory to the system)'}   "
-        f"OPENBLAS_CORETYPE={env['OPENBLAS_CORETYPE'] or '(unset)'}",
+        f"OPENBLAS_CORETYPE={env['OPENBLAS_CORETYPE'] or '(unset)'}   "
+        f"numba threading layer: {env.get('numba_threading_layer') or _NA}",
     ]
 
 
@@ -591,7 +605,7 @@ def _child_train(spec: dict) -> dict:
     images = spec["batches"] * spec["batch_size"]
     return {"engine": engine_name, "version": getattr(module, "__version__", ""), "data": described,
             "train_images_per_s": images / train_s, "inference_images_per_s": images / infer_s,
-            "peak_rss_mib": _peak_rss_mib()}
+            "peak_rss_mib": _peak_rss_mib(), "numba_threading_layer": numba_threading_layer()}
 
 
 def _child_idle(spec: dict) -> dict:
@@ -668,6 +682,8 @@ def measure_train(batches: int = 50, batch_size: int = 128, threads: int | None 
     ]
     env = environment(threads)
     env.update(batches=batches, batch_size=batch_size, warmup=warmup, data=data)
+    env["numba_threading_layer"] = next((r["numba_threading_layer"] for r in rows if r.get("engine") == "fastcnn"
+                                         and "numba_threading_layer" in r), env["numba_threading_layer"])
     return {"environment": env, "rows": rows, "ratios": train_summary(rows), "notes": notes}
 
 
