@@ -182,11 +182,11 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     rows = bench(args.threads, args.repeats)
     if args.json:
-        print(json.dumps({"glibc_tunables": os.environ.get("GLIBC_TUNABLES"), "fastcnn_cblas": fastcnn.conv._CBLAS,
+        print(json.dumps({"glibc_tunables": os.environ.get("GLIBC_TUNABLES"), "fastcnn_cblas": fastcnn._blas.CBLAS,
                           "rows": rows}, indent=1))
     else:
         print(f"GLIBC_TUNABLES={os.environ.get('GLIBC_TUNABLES')!r}; fastcnn GEMMs through "
-              + ("NumPy's OpenBLAS (CBLAS)" if fastcnn.conv._CBLAS else "SciPy's BLAS (np.dot)"))
+              + ("NumPy's OpenBLAS (CBLAS)" if fastcnn._blas.CBLAS else "SciPy's BLAS (np.dot)"))
         print(render(rows))
 
 

@@ -8,7 +8,6 @@ sets nothing here: it only has to pass ``cache=True`` to every kernel.
 
 from __future__ import annotations
 
-import os
 
 import numpy as np
 import numba
@@ -17,7 +16,7 @@ from refcnn._validation import FLOAT_DTYPES, check_int
 
 __all__ = [
     "set_num_threads", "get_num_threads", "compute_dtype", "as_compute", "result_dtype", "Scratch", "SCRATCH",
-    "KERNEL_FLAGS", "FASTMATH", "KERNEL_BLAS",
+    "KERNEL_FLAGS", "FASTMATH",
 ]
 
 #: Per-kernel compile flags. ``fastmath`` keeps NaN and infinity semantics ('nnan' and 'ninf' are never
@@ -107,42 +106,4 @@ SCRATCH = Scratch()
 # Its one advantage is fork safety: a process that forks after GNU OpenMP ran cannot use OpenMP in the child
 # (Numba stops the child with a message), so fastcnn in forked workers wants NUMBA_THREADING_LAYER=workqueue
 # or TBB. (An earlier fastcnn forced 'workqueue' to keep libgomp's spinning workers away from multithreaded
-# BLAS calls between kernels; every BLAS call now runs single-threaded inside the kernels.)
-
-
-class _KernelBlas:
-    """The BLAS that ``np.dot`` inside a Numba kernel calls (SciPy's, through ``scipy.linalg.cython_blas``),
-    held at one thread while fastcnn's parallel kernels run, so each of fastcnn's threads does its own
-    GEMMs and nothing is oversubscribed; the previous count is restored afterwards (it is SciPy's setting,
-    not ours). Without threadpoolctl, or when SciPy's BLAS cannot be told apart, nothing is changed.
-    Every family that calls ``np.dot`` inside ``prange`` runs its kernel inside ``with KERNEL_BLAS:``.
-    """
-
-    def __init__(self) -> None:
-        self._libs = None
-
-    def _find(self):
-        try:
-            import scipy.linalg.cython_blas  # noqa: F401  (loads the library numba's np.dot calls)
-            from threadpoolctl import ThreadpoolController
-        except ImportError:
-            return []
-        controllers = ThreadpoolController().lib_controllers
-        return [c for c in controllers if c.user_api == "blas" and "scipy" in os.path.basename(
-            os.path.dirname(c.filepath)) and "numpy" not in c.filepath]
-
-    def __enter__(self):
-        if self._libs is None:
-            self._libs = self._find()
-        self._saved = [lib.get_num_threads() for lib in self._libs]
-        for lib in self._libs:
-            lib.set_num_threads(1)
-        return self
-
-    def __exit__(self, *exc):
-        for lib, n in zip(self._libs, self._saved):
-            lib.set_num_threads(n)
-
-
-KERNEL_BLAS = _KernelBlas()
-
+# BLAS calls between kernels; every BLAS call now runs single-threaded inside the kernels, see _blas.py.)

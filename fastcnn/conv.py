@@ -14,7 +14,7 @@ How it computes (2-D; a 1-D op is the 2-D op with a unit height, as in refcnn):
    oversubscribed and there is one parallel region per pass): forward ``y[n, group] = W_g @ cols_g``;
    weight gradient ``dW_g = sum_n G_o[n, group] @ cols_g^T`` (accumulated in place, beta = 1); input
    gradient ``dcols_g = W_g^T @ G_o[n, group]``. The BLAS is NumPy's OpenBLAS called through CBLAS when
-   NumPy ships one (faster here than SciPy's, see ``_CBLAS``), else SciPy's through ``np.dot``.
+   NumPy ships one, else SciPy's through ``np.dot`` (see :mod:`fastcnn._blas`).
 4. **col2im and fold** (input gradient): ``dcols`` is added back onto a padded plane, and the plane is folded
    onto the input through the same index map (a padded cell gives its gradient to the cell it copied).
 
@@ -33,119 +33,18 @@ partly in zero padding gives NaN here where refcnn gives a number.
 
 from __future__ import annotations
 
-import ctypes
-import glob
-import os
-
-import llvmlite.binding as llvm
 import numba
 import numpy as np
-from numba import prange, types
-from numba.extending import overload
+from numba import prange
 
 from refcnn import conv as _ref
 from refcnn._validation import check_float_array, check_shape
 from refcnn.padding import source_index
 
-from . import _runtime
+from . import _blas, _runtime
+from ._blas import gemm, single_threaded
 
 __all__ = list(_ref.__all__)
-
-# ---------------------------------------------------------------------------------------------------
-# BLAS: NumPy's OpenBLAS through CBLAS when it can be found, else SciPy's through np.dot
-# ---------------------------------------------------------------------------------------------------
-#
-# Why not only np.dot: Numba's np.dot calls SciPy's OpenBLAS, which measured here (same 'Haswell' kernels,
-# one thread) 15-60% slower than the OpenBLAS bundled with NumPy for this engine's GEMM shapes (64x288x576:
-# 56 against 70 GFLOP/s; 32x27x1024: 36 against 57). CBLAS also takes leading dimensions, transposes and
-# beta = 1, so weight gradients accumulate in place. NumPy's wheels ship a 64-bit-integer OpenBLAS whose
-# symbols carry a suffix; the kernels call it through a symbol name registered with LLVM at import, which
-# keeps them cacheable. Without such a library the name points at a stub that is never called and every
-# product goes through np.dot (``_CBLAS`` is passed to the kernels as a flag).
-
-_CBLAS_ROW_MAJOR, _CBLAS_NO_TRANS, _CBLAS_TRANS = 101, 111, 112
-
-
-def _cblas_signature(dtype):
-    """``cblas_?gemm`` with 64-bit integers: (order, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C,
-    ldc)."""
-    ptr = types.CPointer(dtype)
-    return types.void(types.int32, types.int32, types.int32, types.int64, types.int64, types.int64, dtype,
-                      ptr, types.int64, ptr, types.int64, dtype, ptr, types.int64)
-
-
-def _numpy_openblas():
-    """(ctypes library, symbol prefix) of the 64-bit-integer OpenBLAS NumPy ships, or (None, None)."""
-    libs = os.path.join(os.path.dirname(os.path.dirname(np.__file__)), "numpy.libs")
-    for path in sorted(glob.glob(os.path.join(libs, "libscipy_openblas64_*.so"))):
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
-        for prefix in ("scipy_", ""):
-            names = [prefix + n for n in ("cblas_sgemm64_", "cblas_dgemm64_", "openblas_set_num_threads64_",
-                                          "openblas_get_num_threads64_")]
-            if all(hasattr(lib, n) for n in names):
-                return lib, prefix
-    return None, None
-
-
-def _stub(*args):  # pragma: no cover - only linked, never called (kernels get _CBLAS = False)
-    raise RuntimeError("fastcnn: no CBLAS")
-
-
-_LIB, _PREFIX = _numpy_openblas()
-_CBLAS = _LIB is not None
-_STUBS = []
-for _kind, _ctype in (("s", ctypes.c_float), ("d", ctypes.c_double)):
-    if _CBLAS:
-        _address = ctypes.cast(getattr(_LIB, f"{_PREFIX}cblas_{_kind}gemm64_"), ctypes.c_void_p).value
-    else:
-        _i, _p = ctypes.c_int64, ctypes.c_void_p
-        _STUBS.append(ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.c_int, ctypes.c_int, _i, _i, _i, _ctype, _p,
-                                       _i, _p, _i, _ctype, _p, _i)(_stub))
-        _address = ctypes.cast(_STUBS[-1], ctypes.c_void_p).value
-    llvm.add_symbol(f"fastcnn_cblas_{_kind}gemm64", _address)
-_SGEMM = types.ExternalFunction("fastcnn_cblas_sgemm64", _cblas_signature(types.float32))
-_DGEMM = types.ExternalFunction("fastcnn_cblas_dgemm64", _cblas_signature(types.float64))
-
-
-class _NumpyBlas:
-    """Holds NumPy's OpenBLAS at one thread while a kernel that calls it runs (as ``KERNEL_BLAS`` does for
-    SciPy's): each of fastcnn's threads runs its own GEMMs, nothing is oversubscribed."""
-
-    def __enter__(self):
-        if _CBLAS:
-            self._saved = getattr(_LIB, f"{_PREFIX}openblas_get_num_threads64_")()
-            getattr(_LIB, f"{_PREFIX}openblas_set_num_threads64_")(1)
-        return _runtime.KERNEL_BLAS.__enter__()
-
-    def __exit__(self, *exc):
-        _runtime.KERNEL_BLAS.__exit__(*exc)
-        if _CBLAS:
-            getattr(_LIB, f"{_PREFIX}openblas_set_num_threads64_")(self._saved)
-
-
-_BLAS = _NumpyBlas()
-
-
-def _cblas_gemm(trans_a, trans_b, a, b, out, accumulate):
-    """Typed by the overload below: ``out = op(a) @ op(b) (+ out)`` through CBLAS."""
-
-
-@overload(_cblas_gemm, jit_options=dict(fastmath=False))
-def _cblas_gemm_impl(trans_a, trans_b, a, b, out, accumulate):
-    gemm = _SGEMM if out.dtype == types.float32 else _DGEMM
-
-    def impl(trans_a, trans_b, a, b, out, accumulate):
-        M, N = out.shape
-        K = a.shape[0] if trans_a else a.shape[1]
-        gemm(_CBLAS_ROW_MAJOR, _CBLAS_TRANS if trans_a else _CBLAS_NO_TRANS,
-             _CBLAS_TRANS if trans_b else _CBLAS_NO_TRANS, M, N, K, 1.0, a.ctypes, a.shape[1], b.ctypes,
-             b.shape[1], 1.0 if accumulate else 0.0, out.ctypes, N)
-
-    return impl
-
 
 # ---------------------------------------------------------------------------------------------------
 # Kernels: arrays and ints only
@@ -175,29 +74,6 @@ def _pad_planes(x, src_h, src_w, out):
             for j in range(hi, Wp):
                 sw = src_w[j]
                 out[p, i, j] = x[p, sh, sw] if sw >= 0 else 0
-
-
-@numba.njit(fastmath=False, **_runtime.KERNEL_FLAGS)
-def _gemm(trans_a, trans_b, a, b, out, accumulate, cblas):
-    """``out = op(a) @ op(b)``, plus the old ``out`` when ``accumulate``; ``op`` transposes when asked.
-
-    All three are C-contiguous 2-D arrays; one GEMM on the calling thread, through CBLAS when ``cblas`` is
-    true (see ``_CBLAS``), else through np.dot (SciPy's BLAS) with a temporary for the accumulation.
-    """
-    if cblas:
-        _cblas_gemm(trans_a, trans_b, a, b, out, accumulate)
-        return
-    prod = np.empty_like(out) if accumulate else out
-    if trans_a and trans_b:
-        np.dot(a.T, b.T, prod)
-    elif trans_a:
-        np.dot(a.T, b, prod)
-    elif trans_b:
-        np.dot(a, b.T, prod)
-    else:
-        np.dot(a, b, prod)
-    if accumulate:
-        out += prod
 
 
 @numba.njit(fastmath=False, **_runtime.KERNEL_FLAGS)
@@ -317,11 +193,11 @@ def _im2col_gemm(xp, w2, go3, bias, G, KH, KW, SH, SW, DH, DW, H_out, W_out, blo
                 cols_g = cols[g * K_g:(g + 1) * K_g]
                 if want_y:
                     y_g = y3[n, g * C_y_g:(g + 1) * C_y_g]
-                    _gemm(False, False, w2[g * C_y_g:(g + 1) * C_y_g], cols_g, y_g, False, cblas)
+                    gemm(False, False, w2[g * C_y_g:(g + 1) * C_y_g], cols_g, y_g, False, cblas)
                     if want_bias:
                         _add_bias(y_g, bias[g * C_y_g:(g + 1) * C_y_g])
                 if want_gw:
-                    _gemm(False, True, go3[n, g * C_w_g:(g + 1) * C_w_g], cols_g,
+                    gemm(False, True, go3[n, g * C_w_g:(g + 1) * C_w_g], cols_g,
                           gw_blocks[b, g * C_w_g:(g + 1) * C_w_g], n > b * block, cblas)
 
 
@@ -342,7 +218,7 @@ def _gemm_col2im(go3, w2, bias, G, KH, KW, SH, SW, DH, DW, H_out, W_out, src_h, 
         tid = numba.get_thread_id()
         dcols = dcols_bufs[tid]
         for g in range(G):
-            _gemm(True, False, w2[g * C_y_g:(g + 1) * C_y_g], go3[n, g * C_y_g:(g + 1) * C_y_g],
+            gemm(True, False, w2[g * C_y_g:(g + 1) * C_y_g], go3[n, g * C_y_g:(g + 1) * C_y_g],
                   dcols[g * K_g:(g + 1) * K_g], False, cblas)
         _col2im(dcols, KH, KW, SH, SW, DH, DW, H_out, W_out, plane_bufs[tid])
         _fold(plane_bufs[tid], src_h, src_w, gx[n])
@@ -447,10 +323,10 @@ def _gemm_pass(xp, G, kernel, stride, dilation, out_hw, w2=None, bias=None, y3=N
         gw_blocks = SCRATCH.get("conv.gw", n_blocks * go3.shape[1] * K_g, dtype).reshape(n_blocks, -1, K_g)
     else:
         gw_blocks = _none(3, dtype)
-    with _BLAS:
+    with single_threaded(_blas.CBLAS):
         _im2col_gemm(xp, _none(2, dtype) if w2 is None else w2, _none(3, dtype) if go3 is None else go3,
                      _none(1, dtype) if bias is None else bias, G, KH, KW, SH, SW, DH, DW, H_out, W_out, GW_BLOCK,
-                     y3 is not None, go3 is not None, bias is not None, _CBLAS,
+                     y3 is not None, go3 is not None, bias is not None, _blas.CBLAS,
                      _none(3, dtype) if y3 is None else y3, gw_blocks, cols)
         if go3 is None:
             return None
@@ -469,9 +345,9 @@ def _col2im_pass(go3, w2, bias, G, kernel, stride, dilation, out_hw, src_h, src_
     dtype = gx.dtype
     dcols = _buffers("conv.dcols", (C * KH * KW, H_out * W_out), dtype)
     planes = _buffers("conv.planes", (C, src_h.size, src_w.size), dtype)
-    with _BLAS:
+    with single_threaded(_blas.CBLAS):
         _gemm_col2im(go3, w2, _none(1, dtype) if bias is None else bias, G, KH, KW, SH, SW, DH, DW,
-                     H_out, W_out, src_h, src_w, bias is not None, _CBLAS, gx, dcols, planes)
+                     H_out, W_out, src_h, src_w, bias is not None, _blas.CBLAS, gx, dcols, planes)
 
 
 def _grad_bias(go3):

@@ -7,9 +7,8 @@ Same names, arguments and defaults as :mod:`refcnn.dense`, and the same checks (
 
 ``linear`` and its backward are three matrix products, each done by :func:`_blocked_dot`: the rows of the
 left factor are cut into fixed blocks of ``ROW_BLOCK`` rows, each block is one ``prange`` iteration, and each
-iteration's product is one single-threaded BLAS GEMM (``_runtime.KERNEL_BLAS`` holds the BLAS that Numba's
-``np.dot`` calls at one thread). Multi-threaded BLAS would be simpler but is not deterministic: OpenBLAS's
-results change with its thread count (measured here with threadpoolctl, OpenBLAS 0.3.31: about 12% of the
+iteration's product is one single-threaded BLAS GEMM (:mod:`fastcnn._blas`). Multi-threaded BLAS would be
+simpler but is not deterministic: OpenBLAS's results change with its thread count (measured here with threadpoolctl, OpenBLAS 0.3.31: about 12% of the
 elements of ``x @ w.T`` and 23% of ``grad_out.T @ x`` differ in their last bits between 1 and 2 BLAS
 threads). With fixed blocks, every element is computed by the same single-threaded GEMM call whatever the
 thread count, so the batch reduction of ``grad_weight`` (which runs inside one GEMM along ``k = b``) is
@@ -27,8 +26,9 @@ from refcnn._validation import check_float_array, check_shape
 from refcnn.dense import __all__ as _REF_ALL
 from refcnn.dense import flatten_dims, linear_dims
 
-from . import _runtime
-from ._runtime import FASTMATH, KERNEL_FLAGS
+from . import _blas, _runtime
+from ._blas import gemm, single_threaded
+from ._runtime import KERNEL_FLAGS
 
 __all__ = list(_REF_ALL)
 
@@ -38,15 +38,15 @@ __all__ = list(_REF_ALL)
 ROW_BLOCK = 32
 
 
-@numba.njit(parallel=True, fastmath=FASTMATH, **KERNEL_FLAGS)
-def _blocked_dot(a, b, out, block):
-    """``out = a @ b``, one single-threaded GEMM per block of ``block`` rows of ``a`` (C-contiguous);
-    ``b`` may be C- or F-contiguous (a transposed weight needs no copy)."""
+@numba.njit(parallel=True, fastmath=False, **KERNEL_FLAGS)
+def _blocked_dot(a, b, trans_b, out, block, cblas):
+    """``out = a @ op(b)`` (``op`` transposes when ``trans_b``), one single-threaded GEMM per block of
+    ``block`` rows of ``a``; all three C-contiguous."""
     rows = a.shape[0]
     for i in prange((rows + block - 1) // block):
         r0 = i * block
         r1 = min(rows, r0 + block)
-        out[r0:r1] = np.dot(a[r0:r1], b)
+        gemm(False, trans_b, a[r0:r1], b, out[r0:r1], False, cblas)
 
 
 def _matmul(a, b):
@@ -55,10 +55,11 @@ def _matmul(a, b):
     if out.size == 0 or a.shape[1] == 0:
         out[...] = 0  # BLAS is not called for empty products: the sum over no terms is 0
         return out
-    if not (b.flags.c_contiguous or b.flags.f_contiguous):
-        b = np.ascontiguousarray(b)
-    with _runtime.KERNEL_BLAS:
-        _blocked_dot(np.ascontiguousarray(a), b, out, ROW_BLOCK)
+    # A transposed weight (F-contiguous) is passed as the C-contiguous array it is a view of: no copy.
+    trans_b = not b.flags.c_contiguous and b.flags.f_contiguous
+    b = b.T if trans_b else np.ascontiguousarray(b)
+    with single_threaded(_blas.CBLAS):
+        _blocked_dot(np.ascontiguousarray(a), b, trans_b, out, ROW_BLOCK, _blas.CBLAS)
     return out
 
 

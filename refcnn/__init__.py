@@ -39,4 +39,13 @@ OPS = {
 __all__ = ["shapes", "ShapeError", "PADDING_MODES", "OPS"] + [name for names in OPS.values() for name in names]
 __version__ = "0.1.0"
 
-from . import netspec  # noqa: E402  network descriptions and summaries (uses the shape module)
+
+
+def __getattr__(name: str):
+    """``refcnn.netspec`` (network descriptions and summaries) is imported on first use: building its layer
+    classes takes about 70 ms, which every ``import fastcnn`` would otherwise pay (see ``cnn bench startup``)."""
+    if name == "netspec":
+        import importlib
+
+        return importlib.import_module(".netspec", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -350,8 +350,8 @@ def test_np_dot_fallback_agrees_with_cblas(monkeypatch, transposed):
     y = fwd(x, w, b, **kw)
     g = np.sin(np.arange(y.size, dtype=np.float64)).reshape(y.shape)
     results = []
-    for cblas in sorted({fc._CBLAS, False}):
-        monkeypatch.setattr(fc, "_CBLAS", cblas)
+    for cblas in sorted({fastcnn._blas.CBLAS, False}):
+        monkeypatch.setattr(fastcnn._blas, "CBLAS", cblas)
         results.append((fwd(x, w, b, **kw),) + bwd(g, x, w, b, **kw))
     for a, c in zip(results[0], results[-1]):
         scale = max(1.0, float(np.abs(a).max()))

@@ -137,6 +137,24 @@ def test_bit_identical_with_one_and_two_threads():
     assert_bit_identical(results_per_thread_count(run))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_np_dot_fallback_agrees_with_cblas(monkeypatch, dtype):
+    """Without NumPy's OpenBLAS the blocks take np.dot (SciPy's BLAS); both paths give refcnn's numbers. The
+    (5, 7) weight is used as given and transposed (F-contiguous), as the backward does."""
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((70, 7)).astype(dtype)
+    w = rng.standard_normal((5, 7)).astype(dtype)
+    b = rng.standard_normal(5).astype(dtype)
+    g = rng.standard_normal((70, 5)).astype(dtype)
+    expected = [ref.linear(x, w, b), *ref.linear_backward(g, x, w, b)]
+    tolerance = 1e-12 if dtype == np.float64 else 1e-4
+    for cblas in sorted({fastcnn._blas.CBLAS, False}):
+        monkeypatch.setattr(fastcnn._blas, "CBLAS", cblas)
+        got = [fast.linear(x, w, b), *fast.linear_backward(g, x, w, b)]
+        for a, e in zip(got, expected):
+            assert np.abs(a - e).max() <= tolerance * max(1.0, float(np.abs(e).max()))
+
+
 @settings(max_examples=20)
 @given(setup=linear_setups())
 def test_agrees_with_torch(setup):
