@@ -35,7 +35,7 @@ from numba.extending import overload
 
 from ._runtime import KERNEL_FLAGS
 
-__all__ = ["CBLAS", "gemm", "single_threaded"]
+__all__ = ["CBLAS", "gemm", "gemm_strided", "single_threaded"]
 
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
 
@@ -137,8 +137,10 @@ def _cblas_gemm_impl(trans_a, trans_b, a, b, out, accumulate):
     def impl(trans_a, trans_b, a, b, out, accumulate):
         M, N = out.shape
         K = a.shape[0] if trans_a else a.shape[1]
+        # leading dimensions from the row strides: a view of rows of a wider matrix needs no copy
         call(_ROW_MAJOR, _TRANS if trans_a else _NO_TRANS, _TRANS if trans_b else _NO_TRANS, M, N, K, 1.0,
-             a.ctypes, a.shape[1], b.ctypes, b.shape[1], 1.0 if accumulate else 0.0, out.ctypes, N)
+             a.ctypes, a.strides[0] // a.itemsize, b.ctypes, b.strides[0] // b.itemsize,
+             1.0 if accumulate else 0.0, out.ctypes, out.strides[0] // out.itemsize)
 
     return impl
 
@@ -164,3 +166,11 @@ def gemm(trans_a, trans_b, a, b, out, accumulate, cblas):
         np.dot(a, b, prod)
     if accumulate:
         out += prod
+
+
+@numba.njit(fastmath=False, **KERNEL_FLAGS)
+def gemm_strided(trans_a, trans_b, a, b, out, accumulate):
+    """:func:`gemm` through CBLAS only, for arrays whose rows are contiguous but further apart than their
+    length (views of some columns of a wider matrix: CBLAS takes the row strides as leading dimensions).
+    Only when ``CBLAS`` is true; Numba's ``np.dot`` takes no such views."""
+    _cblas_gemm(trans_a, trans_b, a, b, out, accumulate)

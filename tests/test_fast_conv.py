@@ -164,6 +164,37 @@ def test_conv_matches_refcnn(problem, dtype):
     _check_against_refcnn(problem, transposed=False, dtype=dtype)
 
 
+@settings(max_examples=30)
+@given(conv_problems(), st.sampled_from((np.float64, np.float32)))
+def test_shifted_gemm_forward_matches_refcnn(problem, dtype):
+    """The stride-1 forward without im2col (one GEMM per tap onto a wide output, fastcnn.conv._shifted_gemm)
+    normally starts at 64 channels per group; with the threshold at 1 every stride-1 draw takes it."""
+    if not fastcnn._blas.CBLAS:
+        pytest.skip("the shifted forward needs NumPy's CBLAS")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(fc, "SHIFTED_MIN_CHANNELS", 1)
+        _check_against_refcnn(problem, transposed=False, dtype=dtype)
+
+
+def test_shifted_gemm_is_taken_from_64_channels_and_is_deterministic():
+    """Real layers take the path test_shifted_gemm_forward_matches_refcnn checks (stride 1 from 64 channels
+    per group, not stride 2), and it gives the same bits on 1 and 2 threads."""
+    from fastcheck import assert_bit_identical, results_per_thread_count
+
+    def takes_shifted(stride):
+        geom = rc.conv_geometry("conv2d", (2, 64, 9, 8), (3, 64, 3, 3), None, stride, 1, 1, 1, "zeros", 2)
+        return fc._shifted_pays(geom, rc._lift_to_2d(geom))
+
+    assert takes_shifted(1) == fastcnn._blas.CBLAS
+    assert not takes_shifted(2)
+    rng = np.random.default_rng(3)
+    x, w, b = rng.standard_normal((5, 64, 9, 8)), rng.standard_normal((3, 64, 3, 3)), rng.standard_normal(3)
+    runs = results_per_thread_count(lambda: fc.conv2d(x, w, b, padding=1))
+    assert_bit_identical(runs)
+    expected = rc.conv2d(x, w, b, padding=1)
+    assert np.abs(runs[0] - expected).max() <= 1e-12 * np.abs(expected).max()
+
+
 @settings(max_examples=25)
 @given(conv_transpose_problems(), st.sampled_from((np.float64, np.float32)))
 def test_conv_transpose_matches_refcnn(problem, dtype):
