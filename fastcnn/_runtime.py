@@ -104,6 +104,6 @@ SCRATCH = Scratch()
 # one empty parallel kernel took: OpenMP (GNU libgomp) 2-3 us, TBB 4 us, 'workqueue' 170-490 us. A convolution
 # launches two or three kernels, a training step dozens: on 'workqueue' keras-mnist trained about 20% slower.
 # Its one advantage is fork safety: a process that forks after GNU OpenMP ran cannot use OpenMP in the child
-# (Numba stops the child with a message), so fastcnn in forked workers wants NUMBA_THREADING_LAYER=workqueue
-# or TBB. (An earlier fastcnn forced 'workqueue' to keep libgomp's spinning workers away from multithreaded
+# (Numba stops the child with a message), so fastcnn in forked workers wants NUMBA_THREADING_LAYER=forksafe
+# (TBB, else 'workqueue'); README.md says so. (An earlier fastcnn forced 'workqueue' to keep libgomp's spinning workers away from multithreaded
 # BLAS calls between kernels; every BLAS call now runs single-threaded inside the kernels, see _blas.py.)

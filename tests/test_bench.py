@@ -229,7 +229,8 @@ def test_measure_startup_smoke():
     json.dumps(result)
     measures = [r["measure"] for r in result["rows"]]
     assert measures[0].startswith("cold") and measures[1].startswith("warm: first result")
-    assert len(measures) == 4 and all(r["seconds"] > 0 for r in result["rows"])
+    assert len(measures) == 5 and all(r["seconds"] > 0 for r in result["rows"])
+    assert measures[-1] == "context: one cached Numba function"
     assert result["environment"]["cache"]["compiled_files"] >= 2  # relu in float32 and float64
     assert "x (float32, float64) over 1 ops" in result["rows"][0]["detail"]
     text = bench.render_startup(result)
