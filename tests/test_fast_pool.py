@@ -163,6 +163,24 @@ def test_global_pools_agree(rank, data):
                       what=f"{name}_backward")
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_plain_2x2_every_window_of_special_values(dtype):
+    """Every 2x2 window over {NaN, -inf, -1, -0.0, 0.0, 2, inf} (7**4 = 2401 windows side by side in one
+    row pair, so the 2x2 kernels' vectorised loops run, not only their scalar ends): the value and the
+    routed gradient are refcnn's, bit for bit (first maximum on ties, -0.0 == 0.0, the last NaN)."""
+    import itertools
+
+    values = [np.nan, -np.inf, -1.0, -0.0, 0.0, 2.0, np.inf]
+    windows = np.array(list(itertools.product(values, repeat=4)))
+    n = len(windows)
+    x = np.empty((1, 1, 2, 2 * n))
+    x[0, 0, 0, 0::2], x[0, 0, 0, 1::2], x[0, 0, 1, 0::2], x[0, 0, 1, 1::2] = windows.T
+    g = np.arange(1.0, n + 1).reshape(1, 1, 1, n)
+    xs, gs = x.astype(dtype), g.astype(dtype)
+    np.testing.assert_array_equal(fast.max_pool2d(xs, 2), ref.max_pool2d(xs, 2).astype(dtype))
+    np.testing.assert_array_equal(fast.max_pool2d_backward(gs, xs, 2), ref.max_pool2d_backward(gs, xs, 2))
+
+
 def test_nan_is_won_by_the_last_nan_as_in_refcnn():
     nan = np.nan
     x = np.array([[[[1, nan, 3], [nan, 0, 2], [5, 6, 7]]], [[[nan, 1, 1], [2, nan, 9], [0, 0, nan]]]])
