@@ -160,6 +160,13 @@ def _fold(planes, src_h, src_w, gx):
 
 
 @numba.njit(fastmath=_FM, **_runtime.KERNEL_FLAGS)
+def _fill_rows(y2, bias):
+    """y2[c, :] = bias[c]; y2 (C, L), one sample."""
+    for c in range(y2.shape[0]):
+        y2[c, :] = bias[c]
+
+
+@numba.njit(fastmath=_FM, **_runtime.KERNEL_FLAGS)
 def _add_bias(y2, bias):
     """y2[c, :] += bias[c]; y2 (C, L), one sample."""
     for c in range(y2.shape[0]):
@@ -193,9 +200,9 @@ def _im2col_gemm(xp, w2, go3, bias, G, KH, KW, SH, SW, DH, DW, H_out, W_out, blo
                 cols_g = cols[g * K_g:(g + 1) * K_g]
                 if want_y:
                     y_g = y3[n, g * C_y_g:(g + 1) * C_y_g]
-                    gemm(False, False, w2[g * C_y_g:(g + 1) * C_y_g], cols_g, y_g, False, cblas)
-                    if want_bias:
-                        _add_bias(y_g, bias[g * C_y_g:(g + 1) * C_y_g])
+                    if want_bias:  # the bias first and the product added on: no extra pass over y
+                        _fill_rows(y_g, bias[g * C_y_g:(g + 1) * C_y_g])
+                    gemm(False, False, w2[g * C_y_g:(g + 1) * C_y_g], cols_g, y_g, want_bias, cblas)
                 if want_gw:
                     gemm(False, True, go3[n, g * C_w_g:(g + 1) * C_w_g], cols_g,
                           gw_blocks[b, g * C_w_g:(g + 1) * C_w_g], n > b * block, cblas)
