@@ -244,6 +244,61 @@ def _shifted_gemm(xp, w_taps, bias, G, KH, KW, DH, DW, H_out, W_out, want_bias, 
                     dst[ow] = src[ow] + b
 
 
+@numba.njit(fastmath=_FM, **_runtime.KERNEL_FLAGS)
+def _widen(g2, W_out, Wp, wide):
+    """wide[c, oh*Wp + ow] = g2[c, oh*W_out + ow] for ow < W_out, and 0 in the Wp - W_out cells after each
+    row: one sample's output gradient laid out on :func:`_shifted_gemm`'s wide grid."""
+    C, L = g2.shape
+    H_out = L // W_out
+    for c in range(C):
+        for oh in range(H_out):
+            wide[c, oh * Wp:oh * Wp + W_out] = g2[c, oh * W_out:(oh + 1) * W_out]
+            wide[c, oh * Wp + W_out:(oh + 1) * Wp] = 0
+
+
+@numba.njit(parallel=True, fastmath=False, **_runtime.KERNEL_FLAGS)
+def _shifted_gemm_backward(xp, go3, w_taps, G, KH, KW, DH, DW, H_out, W_out, block, src_h, src_w,
+                           gw_blocks, gx, wide_bufs, plane_bufs):
+    """Both gradients of :func:`_shifted_gemm`'s convolution, without im2col or col2im.
+
+    With ``dy`` the sample's output gradient on the wide grid (zeros in the dropped columns) and, for tap
+    (kh, kw), ``off = kh*DH*Wp + kw*DW``:
+
+    * weight gradient, per group and tap: ``gw_blocks[b, tap, group] += dy_g[:, :L] @ xp_g[:, off:off + L]^T``,
+      summed over the samples of block b in order (the first one writes, beta = 0);
+    * input gradient: a zeroed padded plane gets ``plane_g[:, off:off + L] += w_taps[tap, group]^T @
+      dy_g[:, :L]`` for every tap in order, then is folded onto gx[n] through the fill's index maps.
+
+    A dropped column of ``dy`` is 0, so it adds nothing to either gradient (as long as the values it meets
+    are finite). xp (N, C, Hp, Wp); go3 (N, C_y, H_out*W_out); w_taps (KH*KW, C_y, C/G); gw_blocks
+    (B, KH*KW, C_y, C/G) with B = ceil(N / block); gx (N, C, H, W); wide_bufs (threads, C_y, H_out*Wp);
+    plane_bufs (threads, C, Hp, Wp).
+    """
+    N, C, Hp, Wp = xp.shape
+    C_g = C // G
+    C_y = go3.shape[1]
+    C_y_g = C_y // G
+    L = H_out * Wp - DW * (KW - 1)
+    for b in prange((N + block - 1) // block):
+        tid = numba.get_thread_id()
+        dy = wide_bufs[tid]
+        plane = plane_bufs[tid]
+        planes = plane.reshape(C, Hp * Wp)
+        for n in range(b * block, min(N, (b + 1) * block)):
+            _widen(go3[n], W_out, Wp, dy)
+            x_planes = xp[n].reshape(C, Hp * Wp)
+            planes[:, :] = 0
+            for g in range(G):
+                dy_g = dy[g * C_y_g:(g + 1) * C_y_g, :L]
+                for tap in range(KH * KW):
+                    off = (tap // KW) * DH * Wp + (tap % KW) * DW
+                    gemm_strided(False, True, dy_g, x_planes[g * C_g:(g + 1) * C_g, off:off + L],
+                                 gw_blocks[b, tap, g * C_y_g:(g + 1) * C_y_g], n > b * block)
+                    gemm_strided(True, False, w_taps[tap, g * C_y_g:(g + 1) * C_y_g], dy_g,
+                                 planes[g * C_g:(g + 1) * C_g, off:off + L], True)
+            _fold(plane, src_h, src_w, gx[n])
+
+
 @numba.njit(parallel=True, fastmath=False, **_runtime.KERNEL_FLAGS)
 def _gemm_col2im(go3, w2, bias, G, KH, KW, SH, SW, DH, DW, H_out, W_out, src_h, src_w, want_bias, cblas,
                  gx, dcols_bufs, plane_bufs):
@@ -401,6 +456,27 @@ def _shifted_pass(xp, w4, bias, G, g2, y3):
                       bias is not None, y3, wide)
 
 
+def _shifted_backward_pass(xp, go3, w4, G, g2, src_h, src_w, gx):
+    """gx (overwritten) and the returned weight gradient (C_y, C/G, KH, KW) of the convolution of ``xp`` by
+    ``w4``, by :func:`_shifted_gemm_backward`; ``src_h``, ``src_w`` map the padded planes onto gx's cells."""
+    (KH, KW), (DH, DW), (H_out, W_out) = g2.kernel, g2.dilation, g2.out
+    N, C, Hp, Wp = xp.shape
+    C_y, dtype = w4.shape[0], xp.dtype
+    w_taps = np.ascontiguousarray(w4.reshape(C_y, -1, KH * KW).transpose(2, 0, 1))
+    n_blocks = -(-N // GW_BLOCK)
+    gw_blocks = SCRATCH.get("conv.gw", n_blocks * KH * KW * C_y * (C // G), dtype).reshape(
+        n_blocks, KH * KW, C_y, C // G)
+    wide = _buffers("conv.wide", (C_y, H_out * Wp), dtype)
+    planes = _buffers("conv.planes", (C, Hp, Wp), dtype)
+    with single_threaded(True):
+        _shifted_gemm_backward(xp, go3, w_taps, G, KH, KW, DH, DW, H_out, W_out, GW_BLOCK, src_h, src_w,
+                               gw_blocks, gx, wide, planes)
+        grad_taps = np.empty((KH * KW, C_y * (C // G)), dtype=dtype)
+        _sum_blocks(gw_blocks.reshape(n_blocks, KH * KW, -1), grad_taps)
+    # (tap, C_y, C/G) -> (C_y, C/G, KH, KW)
+    return np.ascontiguousarray(grad_taps.reshape(KH, KW, C_y, C // G).transpose(2, 3, 0, 1))
+
+
 def _col2im_pass(go3, w2, bias, G, kernel, stride, dilation, out_hw, src_h, src_w, gx):
     """gx = fold(col2im(w2_g^T @ go3[n, group])) (+ ``bias``): the input gradient of ``_gemm_pass``'s
     forward. ``go3`` (N, C_y, H_out*W_out), ``w2`` (C_y, C/G*KH*KW), gx (N, C, H, W) is overwritten;
@@ -489,9 +565,12 @@ def _conv_backward(op, rank, grad_out, x, weight, bias, stride, padding, dilatio
     w2 = w4.reshape(geom.C_out, -1)
     src_h, src_w = _conv_maps(g2)
     xp = _pad(x4, src_h, src_w, "conv.xpad")
-    grad_w = _gemm_pass(xp, geom.G, g2.kernel, g2.stride, g2.dilation, g2.out, go3=go3)
     grad_x = np.empty(x4.shape, dtype=dtype)
-    _col2im_pass(go3, w2, None, geom.G, g2.kernel, g2.stride, g2.dilation, g2.out, src_h, src_w, grad_x)
+    if _shifted_pays(geom, g2):
+        grad_w = _shifted_backward_pass(xp, go3, w4, geom.G, g2, src_h, src_w, grad_x)
+    else:
+        grad_w = _gemm_pass(xp, geom.G, g2.kernel, g2.stride, g2.dilation, g2.out, go3=go3)
+        _col2im_pass(go3, w2, None, geom.G, g2.kernel, g2.stride, g2.dilation, g2.out, src_h, src_w, grad_x)
     grad_b = None if bias is None else _grad_bias(go3)
     return _results(out_dtype, grad_x.reshape(x.shape), grad_w.reshape(weight.shape), grad_b)
 

@@ -166,9 +166,10 @@ def test_conv_matches_refcnn(problem, dtype):
 
 @settings(max_examples=30)
 @given(conv_problems(), st.sampled_from((np.float64, np.float32)))
-def test_shifted_gemm_forward_matches_refcnn(problem, dtype):
-    """The stride-1 forward without im2col (one GEMM per tap onto a wide output, fastcnn.conv._shifted_gemm)
-    normally starts at 64 channels per group; with the threshold at 1 every stride-1 draw takes it."""
+def test_shifted_gemm_matches_refcnn(problem, dtype):
+    """The stride-1 forward and backward without im2col (one GEMM per tap on a wide output grid,
+    fastcnn.conv._shifted_gemm and _shifted_gemm_backward) normally start at 64 channels per group; with the
+    threshold at 1 every stride-1 draw takes them."""
     if not fastcnn._blas.CBLAS:
         pytest.skip("the shifted forward needs NumPy's CBLAS")
     with pytest.MonkeyPatch.context() as patch:
@@ -177,8 +178,8 @@ def test_shifted_gemm_forward_matches_refcnn(problem, dtype):
 
 
 def test_shifted_gemm_is_taken_from_64_channels_and_is_deterministic():
-    """Real layers take the path test_shifted_gemm_forward_matches_refcnn checks (stride 1 from 64 channels
-    per group, not stride 2), and it gives the same bits on 1 and 2 threads."""
+    """Real layers take the path test_shifted_gemm_matches_refcnn checks (stride 1 from 64 channels per
+    group, not stride 2), and it gives the same bits on 1 and 2 threads, forward and backward."""
     from fastcheck import assert_bit_identical, results_per_thread_count
 
     def takes_shifted(stride):
@@ -189,10 +190,13 @@ def test_shifted_gemm_is_taken_from_64_channels_and_is_deterministic():
     assert not takes_shifted(2)
     rng = np.random.default_rng(3)
     x, w, b = rng.standard_normal((5, 64, 9, 8)), rng.standard_normal((3, 64, 3, 3)), rng.standard_normal(3)
-    runs = results_per_thread_count(lambda: fc.conv2d(x, w, b, padding=1))
+    g = rng.standard_normal((5, 3, 9, 8))
+    runs = results_per_thread_count(
+        lambda: (fc.conv2d(x, w, b, padding=1), *fc.conv2d_backward(g, x, w, b, padding=1)))
     assert_bit_identical(runs)
-    expected = rc.conv2d(x, w, b, padding=1)
-    assert np.abs(runs[0] - expected).max() <= 1e-12 * np.abs(expected).max()
+    expected = (rc.conv2d(x, w, b, padding=1), *rc.conv2d_backward(g, x, w, b, padding=1))
+    for got, want in zip(runs[0], expected):
+        assert np.abs(got - want).max() <= 1e-12 * np.abs(want).max()
 
 
 @settings(max_examples=25)
