@@ -18,6 +18,13 @@ How it computes (2-D; a 1-D op is the 2-D op with a unit height, as in refcnn):
 4. **col2im and fold** (input gradient): ``dcols`` is added back onto a padded plane, and the plane is folded
    onto the input through the same index map (a padded cell gives its gradient to the cell it copied).
 
+**Stride 1 with many channels** (``SHIFTED_MIN_CHANNELS`` per group, 64) skips steps 2 and 4: tap (kh, kw)
+reads the padded plane shifted by a constant offset, so on a *wide* output grid (rows of ``Wp`` cells, the
+last ``Wp - W_out`` of each computed and dropped) every tap is one GEMM whose operand is the padded input
+itself, read in place through CBLAS's leading dimension (``_shifted_gemm``, ``_shifted_gemm_backward``).
+That saves the im2col copy, 9 times the input for a 3x3 kernel; with few channels the per-tap GEMMs are too
+thin to pay for it.
+
 A transposed convolution is a convolution's input gradient used as a layer, so its forward is steps 3-4 with
 ``x`` in the role of ``G_o``, and its backward is steps 1-3 on the padded ``grad_out``.
 
@@ -28,7 +35,8 @@ CBLAS and np.dot paths may differ in the last bits).
 
 Zero fill versus refcnn: refcnn *skips* zero-filled cells, the GEMM multiplies them by 0. With finite weights
 and gradients that is the same number; with an infinite or NaN weight (or ``grad_out``) a window that lies
-partly in zero padding gives NaN here where refcnn gives a number.
+partly in zero padding gives NaN here where refcnn gives a number. The stride-1 path's dropped columns are
+such zeros too: there an infinite input can also turn a weight gradient of +-inf into NaN.
 """
 
 from __future__ import annotations
