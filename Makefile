@@ -10,7 +10,7 @@ comma := ,
 EXTRAS := test$(if $(filter 1,$(WITH_TORCH)),$(comma)torch)
 DEMO_EPOCHS ?= 2
 
-.PHONY: demo test test-boundscheck install clean
+.PHONY: demo test test-boundscheck install clean clean-cache
 
 $(VENV)/.installed-$(EXTRAS): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,5 +34,11 @@ test-boundscheck: install
 	NUMBA_BOUNDSCHECK=1 NUMBA_CACHE_DIR=$(CURDIR)/.numba-boundscheck HYPOTHESIS_PROFILE=boundscheck \
 		$(PY) -m pytest -q -p no:cacheprovider $(wildcard tests/test_fast_*.py)
 
-clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis .numba-boundscheck *.egg-info
+# Numba checks a cached kernel against its own file only: after editing a helper that kernels of other
+# files call (fastcnn/_blas.py, _runtime.py), remove the compiled kernels.
+clean-cache:
+	rm -rf .numba-boundscheck
+	find fastcnn -name '*.nbi' -delete -o -name '*.nbc' -delete
+
+clean: clean-cache
+	rm -rf $(VENV) .pytest_cache .hypothesis *.egg-info

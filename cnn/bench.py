@@ -231,7 +231,7 @@ class ConvCase:
     def flops(self, direction: str) -> int:
         """2 FLOPs per MAC; the backward (grad of input and weight) is two convolutions' worth."""
         forward = 2 * self.N * conv_macs(self.C_in, self.C_out, (self.K, self.K), self.out_hw)
-        return forward if direction == "forward" else 2 * forward
+        return forward * {"forward": 1, "backward": 2, "forward+backward": 3}[direction]
 
     def work(self, direction: str) -> int:
         """What refcnn's time is divided by to compare it with fastcnn's on another shape."""
@@ -294,7 +294,7 @@ class MaxPoolCase:
         return None  # comparisons and copies: memory-bound, GFLOP/s would mean nothing
 
     def work(self, direction: str) -> int:
-        return self.N * self.C * self.H * self.W
+        return self.N * self.C * self.H * self.W * (2 if direction == "forward+backward" else 1)
 
     def scaled(self) -> "MaxPoolCase":
         return MaxPoolCase(1, min(self.C, 4), self.H, self.W, self.K)
@@ -349,6 +349,9 @@ OPS_NOTES = (
     "fastcnn's, i.e. how many times faster fastcnn is.",
     "ratio torch/fast = torch time / fastcnn time: above 1, fastcnn is faster. GFLOP/s: 2 FLOPs per MAC, "
     "backward = 2x the forward's MACs (bias gradient not counted). Times: median, float32, NCHW.",
+    "forward+backward: the sum of the two medians above, what a training step spends on the layer (torch's "
+    "forward timed under no_grad, so its sum is a little optimistic for torch; for pooling it includes the "
+    "forward in which torch saves the indices its backward reads).",
 )
 
 
@@ -397,10 +400,14 @@ def _time_case(case, repeats: int, torch, with_refcnn: bool) -> list[dict]:
         import refcnn
 
         engines["refcnn"] = ref_case.calls(refcnn, ref_case.arrays())
-    rows = []
+    rows, medians = [], []
     for direction in DIRECTIONS:
         seconds = interleaved_medians({name: calls[direction] for name, calls in engines.items()}, repeats)
         rows.append(ops_row(case, direction, seconds, ref_case))
+        medians.append(seconds)
+    # a training step runs both: the sum of the two medians (see OPS_NOTES)
+    both = {name: sum(m[name] for m in medians) for name in engines}
+    rows.append(ops_row(case, "forward+backward", both, ref_case))
     return rows
 
 

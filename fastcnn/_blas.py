@@ -17,6 +17,9 @@ Which BLAS: NumPy's OpenBLAS through CBLAS when NumPy ships one, else SciPy's th
 NumPy's wheels ship a 64-bit-integer OpenBLAS whose symbols carry a suffix; the kernels call it through a
 symbol name registered with LLVM at import, which keeps them cacheable. Without such a library the name points
 at a stub that is never called: kernels receive ``CBLAS`` as a flag and take ``np.dot`` instead.
+
+Editing this module: Numba checks a cached kernel against its own source file only, so the kernels of
+conv.py and dense.py keep the old code of :func:`gemm` until their cache is removed (``make clean-cache``).
 """
 
 from __future__ import annotations
@@ -126,6 +129,17 @@ def single_threaded(cblas: bool):
             lib.set_num_threads(n)
 
 
+@numba.njit(inline="always", **KERNEL_FLAGS)
+def _leading_dimension(a):
+    """CBLAS's leading dimension of a row-major 2-D array: its row stride in elements, so a view of some
+    columns of a wider matrix needs no copy. A single row's stride means nothing (NumPy counts an array of
+    one row, or one broadcast by a zero stride, as C-contiguous whatever that stride is) and CBLAS wants at
+    least max(1, columns): then the column count is given."""
+    if a.shape[0] <= 1:
+        return max(1, a.shape[1])
+    return a.strides[0] // a.itemsize
+
+
 def _cblas_gemm(trans_a, trans_b, a, b, out, accumulate):
     """Typed by the overload below: ``out = op(a) @ op(b) (+ out)`` through CBLAS."""
 
@@ -137,10 +151,9 @@ def _cblas_gemm_impl(trans_a, trans_b, a, b, out, accumulate):
     def impl(trans_a, trans_b, a, b, out, accumulate):
         M, N = out.shape
         K = a.shape[0] if trans_a else a.shape[1]
-        # leading dimensions from the row strides: a view of rows of a wider matrix needs no copy
         call(_ROW_MAJOR, _TRANS if trans_a else _NO_TRANS, _TRANS if trans_b else _NO_TRANS, M, N, K, 1.0,
-             a.ctypes, a.strides[0] // a.itemsize, b.ctypes, b.strides[0] // b.itemsize,
-             1.0 if accumulate else 0.0, out.ctypes, out.strides[0] // out.itemsize)
+             a.ctypes, _leading_dimension(a), b.ctypes, _leading_dimension(b), 1.0 if accumulate else 0.0,
+             out.ctypes, _leading_dimension(out))
 
     return impl
 

@@ -102,8 +102,11 @@ def test_measure_ops_on_tiny_layers_gives_every_row():
     json.dumps(result)  # what --json prints
     rows = result["rows"]
     assert [(r["case"], r["direction"]) for r in rows] == [
-        ("2x2x6x6->3 k3 p1", "forward"), ("2x2x6x6->3 k3 p1", "backward"),
-        ("2x2x4x4 max2x2", "forward"), ("2x2x4x4 max2x2", "backward")]
+        ("2x2x6x6->3 k3 p1", "forward"), ("2x2x6x6->3 k3 p1", "backward"), ("2x2x6x6->3 k3 p1", "forward+backward"),
+        ("2x2x4x4 max2x2", "forward"), ("2x2x4x4 max2x2", "backward"), ("2x2x4x4 max2x2", "forward+backward")]
+    for i in (2, 5):  # the sum of the two timed rows above it, and three forwards' worth of FLOPs for conv
+        assert rows[i]["fastcnn_ms"] == pytest.approx(rows[i - 2]["fastcnn_ms"] + rows[i - 1]["fastcnn_ms"])
+    assert rows[2]["flops"] == 3 * rows[0]["flops"]
     for row in rows:
         assert set(row) == ROW_KEYS
         assert row["fastcnn_ms"] > 0 and row["refcnn_ms_per_sample"] > 0
@@ -120,7 +123,7 @@ def test_cli_ops_json_without_refcnn():
     document = json.loads(result.output)
     assert set(document) == {"environment", "rows", "notes"}
     assert {"threads", "cpu", "torch", "GLIBC_TUNABLES"} <= set(document["environment"])
-    assert [r["direction"] for r in document["rows"]] == ["forward", "backward"]
+    assert [r["direction"] for r in document["rows"]] == ["forward", "backward", "forward+backward"]
     assert all(r["refcnn_case"] is None and r["fastcnn_over_refcnn"] is None for r in document["rows"])
 
 

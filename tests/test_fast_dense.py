@@ -137,6 +137,19 @@ def test_bit_identical_with_one_and_two_threads():
     assert_bit_identical(results_per_thread_count(run))
 
 
+def test_one_row_or_column_with_any_stride():
+    """NumPy counts a (2, 1) array with strides (8, 0) as C-contiguous, so its transpose, one row, reaches
+    BLAS with a row stride of 0; CBLAS rejects that as a leading dimension (found by Hypothesis under
+    NUMBA_BOUNDSCHECK: the product was never written). Every such view gives refcnn's numbers."""
+    w = np.lib.stride_tricks.as_strided(np.array([3.0, -2.0]), shape=(2, 1), strides=(8, 0))
+    x = np.lib.stride_tricks.as_strided(np.array([5.0]), shape=(4, 1), strides=(0, 0))
+    g = np.arange(8.0).reshape(4, 2)
+    assert w.flags.c_contiguous and w.T.flags.c_contiguous
+    expected = [ref.linear(x, w), *ref.linear_backward(g, x, w)[:2]]
+    for got, want in zip([fast.linear(x, w), *fast.linear_backward(g, x, w)[:2]], expected):
+        np.testing.assert_array_equal(got, want)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_np_dot_fallback_agrees_with_cblas(monkeypatch, dtype):
     """Without NumPy's OpenBLAS the blocks take np.dot (SciPy's BLAS); both paths give refcnn's numbers. The
