@@ -194,6 +194,16 @@ def test_dense_after_flatten_sees_every_position_brute_force():
 # Layers that do not fit: one error class, one line, index, type, name and numbers
 
 
+def assert_one_line_error(layers, shape, words):
+    """summarize() raises a NetSpecError of one line that contains every one of ``words``."""
+    with pytest.raises(NetSpecError) as info:
+        ns.summarize(layers, shape)
+    message = str(info.value)
+    assert "\n" not in message
+    for word in words:
+        assert word in message, message
+
+
 @pytest.mark.parametrize(
     "layers, shape, words",
     [
@@ -208,12 +218,7 @@ def test_dense_after_flatten_sees_every_position_brute_force():
     ],
 )
 def test_a_layer_that_cannot_fit_raises_one_line(layers, shape, words):
-    with pytest.raises(NetSpecError) as info:
-        ns.summarize(layers, shape)
-    message = str(info.value)
-    assert "\n" not in message
-    for word in words:
-        assert word in message, message
+    assert_one_line_error(layers, shape, words)
 
 
 @pytest.mark.parametrize(
@@ -672,12 +677,7 @@ def test_block_after_flatten_and_dense_inside_a_block_see_everything():
      ["layer 1 (Residual 'residual')", "axis H", "body 2, shortcut 1", "same total stride"]),
 ])
 def test_blocks_that_do_not_fit_raise_one_line(layers, shape, words):
-    with pytest.raises(NetSpecError) as info:
-        ns.summarize(layers, shape)
-    message = str(info.value)
-    assert "\n" not in message
-    for word in words:
-        assert word in message, message
+    assert_one_line_error(layers, shape, words)
 
 
 def test_block_arguments_are_checked():
