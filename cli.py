@@ -2,7 +2,7 @@
 ``cnn predict`` and ``cnn bench``.
 
 Installed, ``cnn`` runs :func:`main`; from a checkout, ``python cli.py ...`` does the same. Everything
-the commands print comes from data built elsewhere (``refcnn.netspec`` for shapes and costs, refcnn for
+the commands print comes from data built elsewhere (``cnnbase.netspec`` for shapes and costs, refcnn for
 the numbers of the demo); this file only reads options and chooses a renderer.
 """
 
@@ -16,7 +16,7 @@ if __name__ == "__main__":  # `python cli.py` from a checkout: make `import refc
 
 import click
 
-from refcnn import netspec
+from cnnbase import netspec
 
 #: Exit status for bad usage and for a network that cannot be built (click uses 2 for usage errors too).
 EXIT_USAGE = 2

@@ -28,7 +28,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import fastcnn  # noqa: E402
-from refcnn.shapes import conv_macs, conv_output_size  # noqa: E402
+from cnnbase.shapes import conv_macs, conv_output_size  # noqa: E402
 
 
 @dataclass(frozen=True)

@@ -5,11 +5,11 @@
     model = cnn.Model(cnn.netspec.PRESETS["keras-mnist"].layers, (1, 28, 28), seed=0)
     history = cnn.fit(model, cnn.to_float(data.x_train), data.y_train, epochs=2, batch_size=128)
 
-Layers are described by ``refcnn.netspec`` (the same descriptions ``cnn shape`` reads); ``specs/training.md``
+Layers are described by ``cnnbase.netspec`` (the same descriptions ``cnn shape`` reads); ``specs/training.md``
 states initialisation, step order, seeds and the checkpoint format.
 """
 
-from refcnn import netspec
+from cnnbase import netspec
 
 from .checkpoint import CheckpointError
 from .data import DataError, Dataset, batches, load_dataset, to_float, validation_split

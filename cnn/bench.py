@@ -40,8 +40,8 @@ from pathlib import Path
 import click
 import numpy as np
 
-from refcnn import netspec
-from refcnn.shapes import conv_macs, conv_output_size
+from cnnbase import netspec
+from cnnbase.shapes import conv_macs, conv_output_size
 
 __all__ = [
     "ConvCase", "MaxPoolCase", "OPS_CASES", "environment", "interleaved_medians", "ops_row", "measure_ops",

@@ -25,7 +25,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from refcnn import netspec
+from cnnbase import netspec
 
 from . import data as datasets
 from . import train as training

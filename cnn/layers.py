@@ -1,4 +1,4 @@
-"""Runtime layers: a layer record of :mod:`refcnn.netspec` plus its arrays, run over an engine.
+"""Runtime layers: a layer record of :mod:`cnnbase.netspec` plus its arrays, run over an engine.
 
 A layer's *configuration* is a frozen netspec record (``Conv2D(32, 3, activation="relu")``): it fixes the
 hyperparameters, the JSON form and the shape arithmetic. A *runtime layer* built from it holds the
@@ -7,7 +7,7 @@ the gradients of the last backward pass (``grads``) and a ``trainable`` flag, an
 ``forward``/``backward`` by calling the ops of an engine module (``refcnn`` or ``fastcnn``; both have the
 same names and signatures). Every layer is written once, for 1-D and 2-D, over any engine.
 
-Two composite blocks, :class:`refcnn.netspec.Residual` and :class:`refcnn.netspec.Concat` (re-exported
+Two composite blocks, :class:`cnnbase.netspec.Residual` and :class:`cnnbase.netspec.Concat` (re-exported
 here), nest other layers, so ResNet- and Inception-style networks fit in a sequential model; their runtime
 layers run each path from the block's input and add or concatenate the results.
 
@@ -24,8 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from refcnn import netspec
-from refcnn.netspec import Layer as LayerConfig
+from cnnbase import netspec
+from cnnbase.netspec import Layer as LayerConfig
 
 __all__ = [
     "Residual",
@@ -83,11 +83,11 @@ Concat = netspec.Concat
 #: Composite block types by their JSON name.
 BLOCK_TYPES = netspec.BLOCK_TYPES
 
-#: A layer record from its JSON form, blocks included (:func:`refcnn.netspec.layer_from_dict`).
+#: A layer record from its JSON form, blocks included (:func:`cnnbase.netspec.layer_from_dict`).
 layer_from_dict = netspec.layer_from_dict
 
 #: Keras-style names, blocks ``residual``/``concat``, with an optional prefix
-#: (:func:`refcnn.netspec.default_names`).
+#: (:func:`cnnbase.netspec.default_names`).
 default_names = netspec.default_names
 
 

@@ -1,6 +1,6 @@
 """A sequential model: netspec layer records, built into runtime layers, run over one engine.
 
->>> from refcnn.netspec import Conv2D, MaxPool2D, Flatten, Dense
+>>> from cnnbase.netspec import Conv2D, MaxPool2D, Flatten, Dense
 >>> model = Model([Conv2D(4, 3, activation="relu"), MaxPool2D(2), Flatten(), Dense(10, activation="softmax")],
 ...               (1, 8, 8), engine="refcnn", seed=0)
 >>> [row.output_shape for row in model.summary().rows]
@@ -19,7 +19,7 @@ import math
 
 import numpy as np
 
-from refcnn import netspec
+from cnnbase import netspec
 
 from . import layers as L
 from .checkpoint import CheckpointError, load_archive, save_archive
@@ -52,7 +52,7 @@ class Model:
     Parameters
     ----------
     layers : list of layer records, a text spec (``"conv32k3 relu, flatten, dense10"``) or a
-        :class:`refcnn.netspec.Network`
+        :class:`cnnbase.netspec.Network`
     input_shape : tuple
         One sample: ``(C, H, W)``, ``(C, L)`` or ``(features,)``; may be None for a Network that has one.
     engine : 'fastcnn', 'refcnn' or an engine module

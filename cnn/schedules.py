@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass
 from typing import ClassVar
 
-from refcnn._validation import check_float, check_int
+from cnnbase.checks import check_float, check_int
 
 __all__ = ["Schedule", "Constant", "StepDecay", "ExponentialDecay", "CosineDecay", "SCHEDULES", "make_schedule"]
 

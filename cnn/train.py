@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from refcnn._validation import check_float, check_int
+from cnnbase.checks import check_float, check_int
 
 from . import data
 from .checkpoint import CheckpointError, atomic_write, load_archive, save_archive, write_json

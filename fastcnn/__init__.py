@@ -6,9 +6,9 @@ refcnn uses, so both engines raise the same errors for the same bad input, befor
 Each op returns its result in the dtype it was given (float16 is computed in float32).
 """
 
-from refcnn import shapes
-from refcnn.shapes import ShapeError
-from refcnn.padding import PADDING_MODES
+from cnnbase import shapes
+from cnnbase.shapes import ShapeError
+from cnnbase.padding import PADDING_MODES
 
 from ._runtime import get_num_threads, set_num_threads
 

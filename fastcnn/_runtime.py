@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import numba
 
-from refcnn._validation import FLOAT_DTYPES, check_int
+from cnnbase.checks import FLOAT_DTYPES, check_int
 
 __all__ = [
     "set_num_threads", "get_num_threads", "compute_dtype", "as_compute", "result_dtype", "Scratch", "SCRATCH",

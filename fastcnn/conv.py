@@ -46,8 +46,8 @@ import numpy as np
 from numba import prange
 
 from refcnn import conv as _ref
-from refcnn._validation import check_float_array, check_shape
-from refcnn.padding import source_index
+from cnnbase.checks import check_float_array, check_shape
+from cnnbase.padding import source_index
 
 from . import _blas, _runtime
 from ._blas import gemm, gemm_strided, single_threaded

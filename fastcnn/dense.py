@@ -22,7 +22,7 @@ import numba
 import numpy as np
 from numba import prange
 
-from refcnn._validation import check_float_array, check_shape
+from cnnbase.checks import check_float_array, check_shape
 from refcnn.dense import __all__ as _REF_ALL
 from refcnn.dense import flatten_dims, linear_dims
 

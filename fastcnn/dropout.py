@@ -23,7 +23,7 @@ import numpy as np
 
 from refcnn.dropout import _mix64 as _mix64_int  # the spec's finaliser on Python ints, for the key
 from refcnn.dropout import check_dropout, check_mask_shape, check_probability, check_seed
-from refcnn._validation import check_float_array, check_same_shape
+from cnnbase.checks import check_float_array, check_same_shape
 
 from . import _runtime
 

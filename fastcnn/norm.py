@@ -21,7 +21,7 @@ import numba
 import numpy as np
 
 from refcnn.norm import check_batch_norm
-from refcnn._validation import check_float_array, check_same_shape
+from cnnbase.checks import check_float_array, check_same_shape
 
 from . import _runtime
 

@@ -29,7 +29,7 @@ import numba
 import numpy as np
 from numba import prange
 
-from refcnn._validation import check_float_array, check_shape
+from cnnbase.checks import check_float_array, check_shape
 from refcnn.pool import __all__ as _REF_ALL
 from refcnn.pool import check_input_shape, pool_geometry
 

@@ -8,9 +8,9 @@ function, refcnn uses its name, positional order, keyword names and defaults. Ea
 Arrays in and out are ``numpy.ndarray``; any float dtype is accepted and the result is float64.
 """
 
-from . import shapes
-from .shapes import ShapeError
-from .padding import PADDING_MODES
+from cnnbase import shapes
+from cnnbase.shapes import ShapeError
+from cnnbase.padding import PADDING_MODES
 # The family modules under private names: `from .dropout import *` below rebinds `refcnn.dropout` to the
 # function of that name, so the modules themselves are reached through these.
 from . import activations as _activations, conv as _conv, dense as _dense, dropout as _dropout
@@ -42,10 +42,10 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name: str):
-    """``refcnn.netspec`` (network descriptions and summaries) is imported on first use: building its layer
-    classes takes about 70 ms, which every ``import fastcnn`` would otherwise pay (see ``cnn bench startup``)."""
+    """``refcnn.netspec``, the old name of :mod:`cnnbase.netspec`, is imported on first use: building its
+    layer classes takes about 70 ms, which ``import refcnn`` need not pay (see ``cnn bench startup``)."""
     if name == "netspec":
-        import importlib
+        import cnnbase.netspec
 
-        return importlib.import_module(".netspec", __name__)
+        return cnnbase.netspec
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

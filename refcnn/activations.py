@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 
-from ._validation import as_float64, check_dim, check_float, check_float_array, check_same_shape
+from cnnbase.checks import as_float64, check_dim, check_float, check_float_array, check_same_shape
 
 __all__ = [
     "relu", "relu_backward",

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._validation import as_float64, check_float_array, check_int, check_shape, expand_ints, invalid
-from .padding import check_padding_mode, source_index
-from .shapes import conv_output_size, conv_transpose_output_size, resolve_padding
+from cnnbase.checks import as_float64, check_float_array, check_int, check_shape, expand_ints, invalid
+from cnnbase.padding import check_padding_mode, source_index
+from cnnbase.shapes import conv_output_size, conv_transpose_output_size, resolve_padding
 
 __all__ = [
     "conv1d",
@@ -122,7 +122,7 @@ def conv_geometry(op, x_shape, weight_shape, bias_shape, stride, padding, dilati
 
     ``x_shape`` is ``(N, C_in, *sizes)``, ``weight_shape`` ``(C_out, C_in/G, *kernel)``, ``bias_shape``
     ``(C_out,)`` or ``None``; ``rank`` is the number of spatial axes (1 or 2). Raises ``ValueError`` (or
-    :class:`~refcnn.shapes.ShapeError` when the window does not fit the padded input) with messages naming
+    :class:`~cnnbase.shapes.ShapeError` when the window does not fit the padded input) with messages naming
     ``op`` and both shapes. Returns a :class:`ConvGeometry`.
     """
     axes, kernel_axes = _AXES[rank], _KERNEL_AXES[rank]
@@ -473,12 +473,12 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padd
     stride, dilation : int or tuple of 2 ints
         ``(SH, SW)`` and ``(DH, DW)``, each >= 1; dilation 1 means none.
     padding : int, tuple of 2 ints, tuple of 2 (begin, end) pairs, 'valid', 'same' or 'same_lower'
-        The amount, resolved by :func:`refcnn.shapes.resolve_padding`; 'same' works for any stride and
+        The amount, resolved by :func:`cnnbase.shapes.resolve_padding`; 'same' works for any stride and
         dilation and puts an odd extra cell at the end, 'same_lower' at the beginning.
     groups : int
         ``G``; divides ``C_in`` and ``C_out``. ``G = C_in`` is depthwise.
     padding_mode : {'zeros', 'replicate', 'reflect', 'circular'}
-        The fill (``refcnn.padding.source_index``).
+        The fill (``cnnbase.padding.source_index``).
 
     Returns
     -------
@@ -490,7 +490,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padd
         A non-array or a non-float array.
     ValueError
         Wrong dimensions or channels, ``groups`` not dividing the channels, bad hyperparameters;
-        :class:`refcnn.shapes.ShapeError` when the window does not fit the padded input.
+        :class:`cnnbase.shapes.ShapeError` when the window does not fit the padded input.
 
     Examples
     --------

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._validation import as_float64, check_dim, check_float_array, check_shape, invalid
+from cnnbase.checks import as_float64, check_dim, check_float_array, check_shape, invalid
 
 __all__ = ["flatten", "flatten_backward", "linear", "linear_backward"]
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._validation import as_float64, check_bool, check_float, check_float_array, check_same_shape, invalid, is_int
+from cnnbase.checks import as_float64, check_bool, check_float, check_float_array, check_same_shape, invalid, is_int
 
 __all__ = ["dropout_mask", "dropout", "dropout_backward"]
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._validation import (
+from cnnbase.checks import (
     as_float64, check_choice, check_float, check_float_array, check_int, check_int_array, check_same_shape,
     check_shape,
 )

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._validation import as_float64, check_bool, check_float, check_float_array, check_same_shape, check_shape
+from cnnbase.checks import as_float64, check_bool, check_float, check_float_array, check_same_shape, check_shape
 
 __all__ = ["batch_norm", "batch_norm_backward"]
 

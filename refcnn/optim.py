@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._validation import (
+from cnnbase.checks import (
     as_float64, check_bool, check_choice, check_float, check_float_array, check_same_shape, invalid, is_int,
 )
 

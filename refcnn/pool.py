@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import shapes
-from ._validation import (
+from cnnbase import shapes
+from cnnbase.checks import (
     as_float64,
     check_bool,
     check_float_array,
@@ -160,7 +160,7 @@ def pool_geometry(
     """Validate a pooling call from its input shape and hyperparameters; return the resolved integers.
 
     Raises ``TypeError`` for a wrong kind of argument, ``ValueError`` for a wrong value and
-    :class:`refcnn.shapes.ShapeError` (a ``ValueError``) for an impossible output size or a window that
+    :class:`cnnbase.shapes.ShapeError` (a ``ValueError``) for an impossible output size or a window that
     covers only padding where that is refused (max pooling, and average pooling without
     ``count_include_pad``). Shared with fastcnn, so both engines raise identical errors.
     """

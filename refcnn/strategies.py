@@ -26,8 +26,8 @@ import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from . import shapes
-from .padding import PADDING_MODES
+from cnnbase import shapes
+from cnnbase.padding import PADDING_MODES
 
 __all__ = ["Call", "float_arrays", "calls", "has_strategy", "STRATEGIES", "DIFFERENTIABLE", "FLOAT_RANGE"]
 

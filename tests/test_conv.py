@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from refcnn import conv as rc
-from refcnn.shapes import ShapeError
+from cnnbase.shapes import ShapeError
 
 from gradcheck import assert_close, check_backward
 

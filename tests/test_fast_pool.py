@@ -19,7 +19,7 @@ from fastcheck import (assert_agrees, assert_bit_identical, assert_same_api, ass
                        results_per_thread_count)
 from fastcnn import pool as fast
 from refcnn import pool as ref
-from refcnn.shapes import kernel_extent
+from cnnbase.shapes import kernel_extent
 
 FORWARDS = [name for name in ref.__all__ if not name.endswith("_backward")]
 

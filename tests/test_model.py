@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import refcnn
-from refcnn import netspec
-from refcnn.netspec import (
+from cnnbase import netspec
+from cnnbase.netspec import (
     AvgPool2D, BatchNorm, Conv1D, Conv2D, Dense, Dropout, Flatten, GlobalAvgPool1D, GlobalMaxPool2D, MaxPool2D,
     Activation,
 )

@@ -1,4 +1,4 @@
-"""refcnn.netspec: layer records, summaries, the text grammar, JSON, presets (specs/netspec.md, specs/counting.md)."""
+"""cnnbase.netspec: layer records, summaries, the text grammar, JSON, presets (specs/netspec.md, specs/counting.md)."""
 
 import csv
 import io
@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from refcnn import netspec as ns
-from refcnn.netspec import (
+from cnnbase import netspec as ns
+from cnnbase.netspec import (
     Activation, AvgPool1D, AvgPool2D, BatchNorm, Conv1D, Conv2D, Dense, Dropout, Flatten, GlobalAvgPool1D,
     GlobalAvgPool2D, GlobalMaxPool1D, GlobalMaxPool2D, MaxPool1D, MaxPool2D, NetSpecError, SpecParseError,
 )
@@ -540,7 +540,7 @@ def test_single_layers_against_torch(case):
 # --------------------------------------------------------------------------------------------------
 # Blocks: Residual and Concat (specs/netspec.md "Blocks", specs/counting.md "Blocks")
 
-from refcnn.netspec import Concat, Residual  # noqa: E402
+from cnnbase.netspec import Concat, Residual  # noqa: E402
 
 
 def basic_block(channels, stride=1, project=False):

@@ -15,7 +15,7 @@ from hypothesis.extra.numpy import arrays
 
 from refcnn import pool
 from refcnn.pool import pool_geometry
-from refcnn.shapes import ShapeError, first_empty_window, kernel_extent
+from cnnbase.shapes import ShapeError, first_empty_window, kernel_extent
 from tests.gradcheck import assert_close, check_backward
 
 FORWARDS = [name for name in pool.__all__ if not name.endswith("_backward")]

@@ -1,11 +1,11 @@
-"""Properties of the shape module (refcnn.shapes), checked against brute-force counting."""
+"""Properties of the shape module (cnnbase.shapes), checked against brute-force counting."""
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from refcnn import shapes
-from refcnn.shapes import ShapeError
+from cnnbase import shapes
+from cnnbase.shapes import ShapeError
 
 
 def count_windows(n, k, s, p_b, p_e, d, ceil_mode):

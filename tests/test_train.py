@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import refcnn
-from refcnn.netspec import BatchNorm, Conv2D, Dense, Dropout, Flatten, MaxPool2D
+from cnnbase.netspec import BatchNorm, Conv2D, Dense, Dropout, Flatten, MaxPool2D
 
 from cnn import data, train
 from cnn.checkpoint import load_archive

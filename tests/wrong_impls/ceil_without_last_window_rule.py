@@ -6,7 +6,7 @@ import math
 import numpy as np
 
 import refcnn
-from refcnn.shapes import resolve_padding
+from cnnbase.shapes import resolve_padding
 
 
 def max_pool1d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from refcnn import shapes
+from cnnbase import shapes
 
 
 def _as_pair(value):

@@ -1,6 +1,6 @@
 """Padding fill: which input cell a padded coordinate reads.
 
-The padding *amount* (how many cells on each side) is resolved by :func:`refcnn.shapes.resolve_padding`.
+The padding *amount* (how many cells on each side) is resolved by :func:`cnnbase.shapes.resolve_padding`.
 The padding *fill* (what those cells hold) is chosen separately by ``padding_mode``; ``specs/shapes-and-padding.md``
 defines every mode by the index map below. A padded coordinate ``i`` (``i < 0`` or ``i >= n``) reads:
 
@@ -19,7 +19,7 @@ to the input cell it read (several padded cells may add into one input cell), an
 
 from __future__ import annotations
 
-from ._validation import check_choice
+from .checks import check_choice
 
 __all__ = ["PADDING_MODES", "source_index", "check_padding_mode"]
 
