@@ -23,7 +23,6 @@ Child processes run ``python -m cnn.bench --child SPEC`` (SPEC is JSON) and prin
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import platform
@@ -42,6 +41,8 @@ import numpy as np
 
 from cnnbase import netspec
 from cnnbase.shapes import conv_macs, conv_output_size
+
+from .threads import default_threads, set_threads, threads_for_all
 
 __all__ = [
     "ConvCase", "MaxPoolCase", "OPS_CASES", "environment", "interleaved_medians", "ops_row", "measure_ops",
@@ -146,50 +147,6 @@ def interleaved_medians(fns: dict, repeats: int, rounds: int = 3) -> dict:
 def _peak_rss_mib() -> float:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes on macOS, KiB on Linux
-
-
-def _set_threads(threads: int) -> None:
-    """fastcnn's kernels and BLAS follow one count, as ``cnn train --threads`` sets them."""
-    import fastcnn
-
-    fastcnn.set_num_threads(threads)
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        return
-    threadpool_limits(limits=threads, user_api="blas")
-
-
-@contextlib.contextmanager
-def _threads_for_all(threads: int, torch=None):
-    """fastcnn, BLAS and PyTorch at ``threads`` threads for the duration, then as they were (the caller may
-    be a longer-lived process, a test session for one)."""
-    import fastcnn
-
-    saved = fastcnn.get_num_threads(), (torch.get_num_threads() if torch is not None else None)
-    fastcnn.set_num_threads(threads)
-    if torch is not None:
-        torch.set_num_threads(threads)
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        blas = None
-    else:
-        blas = threadpool_limits(limits=threads, user_api="blas")
-    try:
-        yield
-    finally:
-        fastcnn.set_num_threads(saved[0])
-        if torch is not None:
-            torch.set_num_threads(saved[1])
-        if blas is not None:
-            blas.restore_original_limits()
-
-
-def _default_threads() -> int:
-    import numba
-
-    return int(numba.config.NUMBA_NUM_THREADS)
 
 
 def _import_torch():
@@ -415,10 +372,10 @@ def measure_ops(threads: int | None = None, repeats: int = 10, families: str | N
                 with_refcnn: bool = True, cases=None) -> dict:
     """Time every case of ``families`` (or the given ``cases``); returns environment, rows and notes."""
     cases = select_cases(families) if cases is None else list(cases)
-    threads = _default_threads() if threads is None else threads
+    threads = default_threads() if threads is None else threads
     torch = _import_torch()
     notes = list(OPS_NOTES) if torch is not None else [_TORCH_MISSING] + list(OPS_NOTES)
-    with _threads_for_all(threads, torch):
+    with threads_for_all(threads, torch):
         rows = [row for case in cases for row in _time_case(case, repeats, torch, with_refcnn)]
     env = environment(threads)
     env["repeats"] = repeats
@@ -580,7 +537,7 @@ def _time_fastcnn(threads: int, warm: list, timed: list) -> tuple[float, float]:
     from .optimizers import Optimizer
     from .train import train_step
 
-    _set_threads(threads)
+    set_threads(threads)
     network = netspec.PRESETS[PRESET]
     model = Model(network.layers, network.input_shape, engine="fastcnn", seed=0, dtype="float32")
     optimizer = Optimizer("adam", 1e-3)
@@ -664,7 +621,7 @@ def train_summary(rows: list[dict]) -> dict:
 def measure_train(batches: int = 50, batch_size: int = 128, threads: int | None = None, data: str = "default",
                   warmup: int = 3) -> dict:
     """Train and infer with each engine in its own child process; rows of images/s and peak memory."""
-    threads = _default_threads() if threads is None else threads
+    threads = default_threads() if threads is None else threads
     rows, notes = [], []
     for engine in ("fastcnn", "torch"):
         spec = {"kind": "train", "engine": engine, "threads": threads, "batches": batches,
@@ -823,8 +780,8 @@ def _echo(result: dict, as_json: bool, renderer) -> None:
 
 
 def _check_threads(threads: int | None) -> None:
-    if threads is not None and threads > _default_threads():
-        raise click.BadParameter(f"at most NUMBA_NUM_THREADS={_default_threads()} (the count fastcnn started "
+    if threads is not None and threads > default_threads():
+        raise click.BadParameter(f"at most NUMBA_NUM_THREADS={default_threads()} (the count fastcnn started "
                                  f"with); received {threads}", param_hint="--threads")
 
 

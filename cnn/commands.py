@@ -28,6 +28,7 @@ import numpy as np
 from cnnbase import netspec
 
 from . import data as datasets
+from . import threads as threads_module
 from . import train as training
 from .checkpoint import CheckpointError, load_archive, save_archive, write_json
 from .model import ENGINES, Model, load_model
@@ -132,20 +133,11 @@ def _betas_callback(ctx, param, value):
 
 
 def set_threads(threads: int | None) -> None:
-    """fastcnn's kernel threads and the BLAS threads (which refcnn and numpy use) follow one count."""
-    if threads is None:
-        return
-    import fastcnn
-
+    """fastcnn's kernel threads and the BLAS threads follow one count (:func:`cnn.threads.set_threads`)."""
     try:
-        fastcnn.set_num_threads(threads)
+        threads_module.set_threads(threads)
     except ValueError as error:
         raise UsageProblem(f"--threads: {error}") from None
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # then BLAS keeps its own count; fastcnn still follows --threads
-        return
-    threadpool_limits(limits=threads, user_api="blas")
 
 
 def check_engine(model: Model) -> None:

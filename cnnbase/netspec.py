@@ -88,7 +88,7 @@ __all__ = [
 #: Activations a layer may name; ``specs/activations.md`` defines them.
 ACTIVATIONS = ("relu", "leaky_relu", "elu", "sigmoid", "tanh", "softmax", "log_softmax")
 
-_AXIS_NAMES = {1: ("L",), 2: ("H", "W")}
+_AXIS_NAMES = shapes.SPATIAL_AXES
 
 
 class NetSpecError(ValueError):

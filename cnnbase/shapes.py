@@ -22,6 +22,8 @@ import numbers
 
 __all__ = [
     "ShapeError",
+    "SPATIAL_AXES",
+    "KERNEL_AXES",
     "PADDING_STRINGS",
     "kernel_extent",
     "conv_output_size",
@@ -37,6 +39,10 @@ __all__ = [
     "linear_params",
     "linear_macs",
 ]
+
+#: The glossary's names of the spatial axes and of the kernel's axes, by the number of spatial axes (rank).
+SPATIAL_AXES = {1: ("L",), 2: ("H", "W")}
+KERNEL_AXES = {1: ("K",), 2: ("KH", "KW")}
 
 #: The padding amounts given by name. ``'same'`` puts an odd extra cell at the end (TensorFlow, ONNX
 #: SAME_UPPER), ``'same_lower'`` at the beginning (ONNX SAME_LOWER); ``'valid'`` is no padding.
