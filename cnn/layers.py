@@ -21,11 +21,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
 from cnnbase import netspec
+from cnnbase.conv import conv_geometry
+from cnnbase.dropout import GOLDEN_GAMMA, MASK64, mix64
 from cnnbase.netspec import Layer as LayerConfig
+from cnnbase.pool import pool_geometry
 
 __all__ = [
     "Residual",
@@ -43,22 +47,9 @@ __all__ = [
 #: Activations after which a kernel gets He initialisation instead of Glorot.
 RELU_FAMILY = ("relu", "leaky_relu", "elu")
 
-_MASK64 = (1 << 64) - 1
-_GOLDEN_GAMMA = 0x9E3779B97F4A7C15
-
 
 # --------------------------------------------------------------------------------------------------
 # Seeds
-
-
-def _mix64(z: int) -> int:
-    """SplitMix64's finaliser, the same mixer as the dropout mask (``specs/dropout.md``)."""
-    z ^= z >> 30
-    z = (z * 0xBF58476D1CE4E5B9) & _MASK64
-    z ^= z >> 27
-    z = (z * 0x94D049BB133111EB) & _MASK64
-    z ^= z >> 31
-    return z
 
 
 def derive_seed(seed: int, *parts: int) -> int:
@@ -68,9 +59,9 @@ def derive_seed(seed: int, *parts: int) -> int:
     Used for dropout masks with ``parts = (layer_index, global_step)``, so a resumed run draws exactly the
     masks an uninterrupted one would, whatever happened before the interruption.
     """
-    z = int(seed) & _MASK64
+    z = int(seed) & MASK64
     for part in parts:
-        z = _mix64((z + (int(part) + 1) * _GOLDEN_GAMMA) & _MASK64)
+        z = mix64((z + (int(part) + 1) * GOLDEN_GAMMA) & MASK64)  # the dropout mask's mixer (specs/dropout.md)
     return z
 
 
@@ -140,6 +131,10 @@ def _he_limit(fan_in: int) -> float:
 # Runtime layers
 
 
+#: The runtime class of each netspec record class, filled by :meth:`Layer.__init_subclass__`.
+_RUNTIME: dict[type, type] = {}
+
+
 class Layer:
     """A runtime layer: ``config`` (a netspec record), ``name``, ``params``/``buffers``/``grads`` (dicts
     of arrays by name), ``trainable``, and ``forward(x, ctx)`` / ``backward(grad_out)``.
@@ -147,7 +142,18 @@ class Layer:
     ``index`` is the layer's 1-based position in a depth-first walk of the model (blocks' inner layers
     included); it seeds the layer's initialisation and its dropout masks. ``activation`` is the
     activation applied after the layer's own operation (the model may take a final softmax out of it).
+
+    A subclass names the record class it runs in ``record_type`` and is found from it (subclasses of that
+    record included), so a new layer type needs no list to be edited here.
     """
+
+    #: The netspec record class (and its subclasses) this runtime class runs.
+    record_type: ClassVar[type | None] = None
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.__dict__.get("record_type") is not None:
+            _RUNTIME[cls.record_type] = cls
 
     def __init__(self, config: LayerConfig, name: str, index: int):
         self.config = config
@@ -191,7 +197,8 @@ class Layer:
 
     @property
     def ops(self) -> tuple[str, ...]:
-        """The engine functions this layer calls."""
+        """The spec's ops this layer computes and the engine functions it calls to compute them (a layer
+        resolved once calls ``conv_forward`` for what ``conv2d`` computes: it needs both names)."""
         names = self._ops()
         if self.activation is not None:
             names += (self.activation, self.activation + "_backward")
@@ -202,7 +209,10 @@ class Layer:
 
 
 class _Conv(Layer):
-    """Conv1D/Conv2D: ``engine.conv{1,2}d(x, weight, bias, stride, padding, dilation, groups, padding_mode)``."""
+    """Conv1D/Conv2D: ``engine.conv_forward(geometry, x, weight, bias)``, the geometry of
+    ``conv{1,2}d(x, weight, bias, strides, padding, dilation, groups, padding_mode)`` resolved once, here."""
+
+    record_type = netspec.BaseConv
 
     def build(self, input_shape, seed, dtype, he):
         super().build(input_shape, seed, dtype, he)
@@ -215,24 +225,22 @@ class _Conv(Layer):
         self.params["weight"] = rng.uniform(-limit, limit, size=shape).astype(dtype)
         if cfg.use_bias:
             self.params["bias"] = np.zeros(cfg.filters, dtype=dtype)
-
-    def _op(self):
-        return f"conv{self.config.rank}d"
+        # Padding, output sizes and every check, once for the layer's life (one sample stands for any batch).
+        self.geometry = conv_geometry(
+            f"conv{cfg.rank}d", (1,) + tuple(input_shape), shape, (cfg.filters,) if cfg.use_bias else None,
+            cfg.strides, cfg.padding, cfg.dilation, cfg.groups, cfg.padding_mode, cfg.rank)
 
     def _ops(self):
-        return (self._op(), self._op() + "_backward")
-
-    def _args(self):
-        cfg = self.config
-        return (self.params["weight"], self.params.get("bias"), cfg.strides, cfg.padding, cfg.dilation, cfg.groups,
-                cfg.padding_mode)
+        op = self.geometry.op
+        return (op, op + "_backward", "conv_forward", "conv_backward")
 
     def _forward(self, x, ctx):
         self._x = x
-        return getattr(ctx.engine, self._op())(x, *self._args())
+        return ctx.engine.conv_forward(self.geometry, x, self.params["weight"], self.params.get("bias"))
 
     def _backward(self, grad):
-        gx, gw, gb = getattr(self._ctx.engine, self._op() + "_backward")(grad, self._x, *self._args())
+        gx, gw, gb = self._ctx.engine.conv_backward(self.geometry, grad, self._x, self.params["weight"],
+                                                    self.params.get("bias"))
         self.grads = {"weight": gw}
         if "bias" in self.params:
             self.grads["bias"] = gb
@@ -240,31 +248,36 @@ class _Conv(Layer):
 
 
 class _Pool(Layer):
-    """Max or average pooling over windows, 1-D or 2-D."""
+    """Max or average pooling over windows, 1-D or 2-D: ``engine.pool_forward(geometry, x)``, the geometry
+    of ``{max,avg}_pool{1,2}d`` resolved once, here."""
 
-    def _op(self):
-        kind = "max" if isinstance(self.config, netspec.BaseMaxPool) else "avg"
-        return f"{kind}_pool{self.config.rank}d"
+    record_type = netspec.BasePool
+
+    def build(self, input_shape, seed, dtype, he):
+        super().build(input_shape, seed, dtype, he)
+        cfg = self.config
+        kind = "max" if isinstance(cfg, netspec.BaseMaxPool) else "avg"
+        self.geometry = pool_geometry(
+            f"{kind}_pool{cfg.rank}d", (1,) + tuple(input_shape), cfg.pool_size, cfg.strides, cfg.padding, 1,
+            cfg.ceil_mode, cfg.rank, kind=kind, count_include_pad=getattr(cfg, "count_include_pad", True))
 
     def _ops(self):
-        return (self._op(), self._op() + "_backward")
-
-    def _args(self):
-        cfg = self.config
-        if isinstance(cfg, netspec.BaseMaxPool):
-            return (cfg.pool_size, cfg.strides, cfg.padding, 1, cfg.ceil_mode)
-        return (cfg.pool_size, cfg.strides, cfg.padding, cfg.ceil_mode, cfg.count_include_pad)
+        op = self.geometry.op
+        return (op, op + "_backward", "pool_forward", "pool_backward")
 
     def _forward(self, x, ctx):
         self._x = x
-        return getattr(ctx.engine, self._op())(x, *self._args())
+        return ctx.engine.pool_forward(self.geometry, x)
 
     def _backward(self, grad):
-        return getattr(self._ctx.engine, self._op() + "_backward")(grad, self._x, *self._args())
+        return self._ctx.engine.pool_backward(self.geometry, grad, self._x)
 
 
 class _GlobalPool(Layer):
     """Global max or average over every position of each channel."""
+
+    record_type = netspec.BaseGlobalPool
+
 
     def _op(self):
         kind = "max" if "Max" in self.config.type else "avg"
@@ -285,6 +298,8 @@ class _GlobalPool(Layer):
 
 
 class _Flatten(Layer):
+    record_type = netspec.Flatten
+
     def _ops(self):
         return ("flatten", "flatten_backward")
 
@@ -298,6 +313,9 @@ class _Flatten(Layer):
 
 class _Dense(Layer):
     """``engine.linear(x, weight, bias)`` with ``weight`` of shape (units, in_features)."""
+
+    record_type = netspec.Dense
+
 
     def build(self, input_shape, seed, dtype, he):
         super().build(input_shape, seed, dtype, he)
@@ -326,6 +344,9 @@ class _Dense(Layer):
 class _Dropout(Layer):
     """Inverted dropout while training, its mask seeded by ``derive_seed(model seed, index, global step)``."""
 
+    record_type = netspec.Dropout
+
+
     def _ops(self):
         return ("dropout", "dropout_backward")
 
@@ -346,6 +367,9 @@ class _Dropout(Layer):
 class _BatchNorm(Layer):
     """Batch normalisation over axis 1. Training uses the batch's statistics and updates the running
     ones in place; evaluation, and training of a frozen layer, use the running statistics."""
+
+    record_type = netspec.BatchNorm
+
 
     def build(self, input_shape, seed, dtype, he):
         super().build(input_shape, seed, dtype, he)
@@ -374,6 +398,9 @@ class _BatchNorm(Layer):
 
 class _Activation(Layer):
     """An activation on its own: the base class applies ``self.activation`` to the identity."""
+
+    record_type = netspec.Activation
+
 
     def _forward(self, x, ctx):
         return x
@@ -438,6 +465,8 @@ class _Block(Layer):
 
 
 class _ResidualBlock(_Block):
+    record_type = netspec.Residual
+
     def _forward(self, x, ctx):
         body = _run(self.branches["body"], x, ctx)
         shortcut = _run(self.branches["shortcut"], x, ctx)
@@ -448,6 +477,8 @@ class _ResidualBlock(_Block):
 
 
 class _ConcatBlock(_Block):
+    record_type = netspec.Concat
+
     def _forward(self, x, ctx):
         outs = [_run(layers, x, ctx) for layers in self.branches.values()]
         self._splits = np.cumsum([out.shape[1] for out in outs])[:-1]
@@ -462,24 +493,10 @@ class _ConcatBlock(_Block):
         return total
 
 
-_RUNTIME = {
-    netspec.BaseConv: _Conv,
-    netspec.BasePool: _Pool,
-    netspec.BaseGlobalPool: _GlobalPool,
-    netspec.Flatten: _Flatten,
-    netspec.Dense: _Dense,
-    netspec.Dropout: _Dropout,
-    netspec.BatchNorm: _BatchNorm,
-    netspec.Activation: _Activation,
-    Residual: _ResidualBlock,
-    Concat: _ConcatBlock,
-}
-
-
 def _runtime_class(config) -> type:
-    for config_class, runtime in _RUNTIME.items():
-        if isinstance(config, config_class):
-            return runtime
+    for record_class in type(config).__mro__:  # the nearest registered record class
+        if record_class in _RUNTIME:
+            return _RUNTIME[record_class]
     raise TypeError(f"no runtime layer for {type(config).__name__}; known: {', '.join(c.__name__ for c in _RUNTIME)}")
 
 

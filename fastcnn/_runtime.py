@@ -8,6 +8,7 @@ sets nothing here: it only has to pass ``cache=True`` to every kernel.
 
 from __future__ import annotations
 
+import textwrap
 
 import numpy as np
 import numba
@@ -16,7 +17,7 @@ from cnnbase.checks import FLOAT_DTYPES, check_int
 
 __all__ = [
     "set_num_threads", "get_num_threads", "compute_dtype", "as_compute", "result_dtype", "Scratch", "SCRATCH",
-    "KERNEL_FLAGS", "FASTMATH",
+    "KERNEL_FLAGS", "FASTMATH", "DTYPE_NOTE", "share_docstrings",
 ]
 
 #: Per-kernel compile flags. ``fastmath`` keeps NaN and infinity semantics ('nnan' and 'ninf' are never
@@ -69,6 +70,25 @@ def as_compute(x: np.ndarray | None, dtype: np.dtype) -> np.ndarray | None:
 def result_dtype(*arrays) -> np.dtype:
     """The dtype an op returns: the NumPy promotion of its float inputs."""
     return np.result_type(*[a.dtype for a in arrays if a is not None and a.dtype.type in FLOAT_DTYPES])
+
+
+#: What fastcnn adds to a refcnn docstring: the formula is the same, the float type is the caller's.
+DTYPE_NOTE = ("fastcnn: computed in float32 or float64 (float16 in float32) and returned in the dtype of the float "
+              "inputs (NumPy's promotion), where refcnn computes and returns float64.")
+
+
+def share_docstrings(namespace: dict, names, notes: dict | None = None) -> None:
+    """Give each fastcnn function in ``names`` the docstring of refcnn's function of that name, then a note:
+    ``notes[name]`` where one is given, else :data:`DTYPE_NOTE`. The formulas and shapes are written once,
+    in refcnn, so the engines' documentation cannot drift apart."""
+    import refcnn  # its public functions only; refcnn imports nothing of fastcnn
+
+    notes = notes or {}
+    for name in names:
+        doc = (getattr(refcnn, name).__doc__ or "").rstrip()
+        note = textwrap.fill(notes.get(name, DTYPE_NOTE), width=108, initial_indent="    ",
+                             subsequent_indent="    ")
+        namespace[name].__doc__ = f"{doc}\n\n{note}\n"
 
 
 class Scratch:

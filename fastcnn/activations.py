@@ -1,8 +1,7 @@
 """Activations, fast: ReLU, leaky ReLU, ELU, sigmoid, tanh, softmax and log-softmax (``specs/activations.md``).
 
-Same names, arguments and defaults as :mod:`refcnn.activations`, and the same checks (its
-``check_activation_input``, ``check_grad_out``, ``check_negative_slope``, ``check_alpha`` and ``resolve_dim``)
-before any kernel runs. The kernels are parallel loops (``prange``) over disjoint elements or lines, with
+Same names, arguments, defaults and docstrings as :mod:`refcnn.activations`, and the same checks
+(:mod:`cnnbase.activations`) before any kernel runs. The kernels are parallel loops (``prange``) over disjoint elements or lines, with
 ``fastmath`` limited to ``_runtime.FASTMATH`` (NaN and infinity keep their meaning), so results do not depend
 on the thread count.
 
@@ -23,19 +22,22 @@ import numba
 import numpy as np
 from numba import prange
 
-from refcnn.activations import __all__ as _REF_ALL
-from refcnn.activations import (
-    check_activation_input,
-    check_alpha,
-    check_grad_out,
-    check_negative_slope,
-    resolve_dim,
+from cnnbase.activations import (
+    check_activation_input, check_alpha, check_grad_out, check_negative_slope, resolve_dim,
 )
 
 from . import _runtime
 from ._runtime import FASTMATH, KERNEL_FLAGS
 
-__all__ = list(_REF_ALL)
+__all__ = [
+    "relu", "relu_backward",
+    "leaky_relu", "leaky_relu_backward",
+    "elu", "elu_backward",
+    "sigmoid", "sigmoid_backward",
+    "tanh", "tanh_backward",
+    "softmax", "softmax_backward",
+    "log_softmax", "log_softmax_backward",
+]
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -249,19 +251,11 @@ def _along_lines_backward(kernel, grad_out, x, axis):
 
 
 def relu(x):
-    """Rectified linear unit: ``y = max(0, x)``, elementwise (NaN passes through).
-
-    Shape: any; ``y`` has ``x``'s shape and dtype.
-    """
     check_activation_input(x, "relu")
     return _elementwise(_relu_kernel, x)
 
 
 def relu_backward(grad_out, x):
-    """Gradient of :func:`relu`: ``grad_x = grad_out * [x > 0]``, so ReLU'(0) = 0.
-
-    Shape: ``grad_out``, ``x`` and ``grad_x`` share one shape.
-    """
     op = "relu_backward"
     check_activation_input(x, op)
     check_grad_out(grad_out, x, op)
@@ -269,10 +263,6 @@ def relu_backward(grad_out, x):
 
 
 def leaky_relu(x, negative_slope=0.01):
-    """Leaky ReLU: ``y = x if x > 0 else negative_slope * x``, elementwise.
-
-    Shape: any; ``y`` has ``x``'s shape and dtype.
-    """
     op = "leaky_relu"
     check_activation_input(x, op)
     slope = check_negative_slope(negative_slope, op)
@@ -280,10 +270,6 @@ def leaky_relu(x, negative_slope=0.01):
 
 
 def leaky_relu_backward(grad_out, x, negative_slope=0.01):
-    """Gradient of :func:`leaky_relu`: ``grad_x = grad_out * (1 if x > 0 else negative_slope)``.
-
-    Shape: ``grad_out``, ``x`` and ``grad_x`` share one shape.
-    """
     op = "leaky_relu_backward"
     check_activation_input(x, op)
     slope = check_negative_slope(negative_slope, op)
@@ -292,10 +278,6 @@ def leaky_relu_backward(grad_out, x, negative_slope=0.01):
 
 
 def elu(x, alpha=1.0):
-    """Exponential linear unit: ``y = x if x > 0 else alpha * (exp(x) - 1)``, elementwise.
-
-    Shape: any; ``y`` has ``x``'s shape and dtype.
-    """
     op = "elu"
     check_activation_input(x, op)
     a = check_alpha(alpha, op)
@@ -303,10 +285,6 @@ def elu(x, alpha=1.0):
 
 
 def elu_backward(grad_out, x, alpha=1.0):
-    """Gradient of :func:`elu`: ``grad_x = grad_out * (1 if x > 0 else alpha * exp(x))``, so ELU'(0) = alpha.
-
-    Shape: ``grad_out``, ``x`` and ``grad_x`` share one shape.
-    """
     op = "elu_backward"
     check_activation_input(x, op)
     a = check_alpha(alpha, op)
@@ -315,19 +293,11 @@ def elu_backward(grad_out, x, alpha=1.0):
 
 
 def sigmoid(x):
-    """Logistic sigmoid: ``y = 1 / (1 + exp(-x))``, elementwise.
-
-    Shape: any; ``y`` has ``x``'s shape and dtype.
-    """
     check_activation_input(x, "sigmoid")
     return _elementwise(_sigmoid_kernel, x)
 
 
 def sigmoid_backward(grad_out, x):
-    """Gradient of :func:`sigmoid`: ``grad_x = grad_out * s * (1 - s)`` with ``s = sigmoid(x)``.
-
-    Shape: ``grad_out``, ``x`` and ``grad_x`` share one shape.
-    """
     op = "sigmoid_backward"
     check_activation_input(x, op)
     check_grad_out(grad_out, x, op)
@@ -335,19 +305,11 @@ def sigmoid_backward(grad_out, x):
 
 
 def tanh(x):
-    """Hyperbolic tangent: ``y = (exp(x) - exp(-x)) / (exp(x) + exp(-x))``, elementwise.
-
-    Shape: any; ``y`` has ``x``'s shape and dtype.
-    """
     check_activation_input(x, "tanh")
     return _elementwise(_tanh_kernel, x)
 
 
 def tanh_backward(grad_out, x):
-    """Gradient of :func:`tanh`: ``grad_x = grad_out * (1 - tanh(x)^2)``.
-
-    Shape: ``grad_out``, ``x`` and ``grad_x`` share one shape.
-    """
     op = "tanh_backward"
     check_activation_input(x, op)
     check_grad_out(grad_out, x, op)
@@ -355,11 +317,6 @@ def tanh_backward(grad_out, x):
 
 
 def softmax(x, dim=-1):
-    """Softmax along ``dim``: ``y_k = exp(x_k - m) / sum_j exp(x_j - m)``, ``m = max_j x_j``, ``k`` and ``j``
-    running along ``dim``.
-
-    Shape: any; ``y`` has ``x``'s shape and dtype; each line along ``dim`` sums to 1.
-    """
     op = "softmax"
     check_activation_input(x, op)
     axis = resolve_dim(x.shape, dim, op)
@@ -367,10 +324,6 @@ def softmax(x, dim=-1):
 
 
 def softmax_backward(grad_out, x, dim=-1):
-    """Gradient of :func:`softmax`: ``grad_x_k = y_k * (grad_out_k - sum_j grad_out_j * y_j)`` along ``dim``.
-
-    Shape: ``grad_out``, ``x`` and ``grad_x`` share one shape.
-    """
     op = "softmax_backward"
     check_activation_input(x, op)
     axis = resolve_dim(x.shape, dim, op)
@@ -379,10 +332,6 @@ def softmax_backward(grad_out, x, dim=-1):
 
 
 def log_softmax(x, dim=-1):
-    """Log-softmax along ``dim``: ``y_k = (x_k - m) - log(sum_j exp(x_j - m))``, ``m = max_j x_j``.
-
-    Shape: any; ``y`` has ``x``'s shape and dtype.
-    """
     op = "log_softmax"
     check_activation_input(x, op)
     axis = resolve_dim(x.shape, dim, op)
@@ -390,12 +339,11 @@ def log_softmax(x, dim=-1):
 
 
 def log_softmax_backward(grad_out, x, dim=-1):
-    """Gradient of :func:`log_softmax`: ``grad_x_k = grad_out_k - softmax(x)_k * sum_j grad_out_j`` along ``dim``.
-
-    Shape: ``grad_out``, ``x`` and ``grad_x`` share one shape.
-    """
     op = "log_softmax_backward"
     check_activation_input(x, op)
     axis = resolve_dim(x.shape, dim, op)
     check_grad_out(grad_out, x, op)
     return _along_lines_backward(_log_softmax_backward_kernel, grad_out, x, axis)
+
+
+_runtime.share_docstrings(globals(), __all__)

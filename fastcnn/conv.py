@@ -1,7 +1,7 @@
 """Convolution, fast: conv1d, conv2d, their transposes and the backward of each (``specs/conv.md``).
 
-Same names, arguments and errors as :mod:`refcnn.conv`; every check is refcnn's own
-(:func:`refcnn.conv.conv_geometry`, :func:`refcnn.conv.conv_transpose_geometry`), run before any kernel.
+Same names, arguments and errors as :mod:`refcnn.conv`; every check is the ground floor's
+(:func:`cnnbase.conv.conv_geometry`, :func:`cnnbase.conv.conv_transpose_geometry`), run before any kernel.
 
 How it computes (2-D; a 1-D op is the 2-D op with a unit height, as in refcnn):
 
@@ -45,14 +45,24 @@ import numba
 import numpy as np
 from numba import prange
 
-from refcnn import conv as _ref
-from cnnbase.checks import check_float_array, check_shape
+from cnnbase.conv import (
+    ConvGeometry, as_2d, check_conv_arrays, check_grad_out, conv_geometry, conv_transpose_geometry, fit_geometry,
+)
 from cnnbase.padding import source_index
 
 from . import _blas, _runtime
 from ._blas import gemm, gemm_strided, single_threaded
 
-__all__ = list(_ref.__all__)
+__all__ = [
+    "conv1d",
+    "conv1d_backward",
+    "conv2d",
+    "conv2d_backward",
+    "conv_transpose1d",
+    "conv_transpose1d_backward",
+    "conv_transpose2d",
+    "conv_transpose2d_backward",
+]
 
 # ---------------------------------------------------------------------------------------------------
 # Kernels: arrays and ints only
@@ -332,10 +342,11 @@ def _gemm_col2im(go3, w2, bias, G, KH, KW, SH, SW, DH, DW, H_out, W_out, src_h, 
             _add_bias(gx[n].reshape(C, gx.shape[2] * gx.shape[3]), bias)
 
 
-@numba.njit(parallel=True, fastmath=_FM, **_runtime.KERNEL_FLAGS)
+@numba.njit(parallel=True, fastmath=False, **_runtime.KERNEL_FLAGS)
 def _bias_grad(g, out):
-    """out[c] = sum over n, in order, of the sum of the row g[n, c, :]; g (N, C, L). One channel per task,
-    so the order of additions is fixed by the code (the row sums are vectorised), not by the threads."""
+    """out[c] = sum over n, in order, of the sum of the row g[n, c, :] in order, in float64; g (N, C, L).
+    A batch reduction, so fastmath is off (``_runtime.FASTMATH``): one channel per task, and every addition
+    in the order written here, whatever the thread count and whatever LLVM would like to reassociate."""
     N, C, L = g.shape
     for c in prange(C):
         acc = 0.0
@@ -491,7 +502,6 @@ def _col2im_pass(go3, w2, bias, G, kernel, stride, dilation, out_hw, src_h, src_
     ``src_h``, ``src_w`` map the padded planes (their sizes) onto gx's cells."""
     C = gx.shape[1]
     (KH, KW), (SH, SW), (DH, DW), (H_out, W_out) = kernel, stride, dilation, out_hw
-    K_g = C // G * KH * KW
     dtype = gx.dtype
     dcols = _buffers("conv.dcols", (C * KH * KW, H_out * W_out), dtype)
     planes = _buffers("conv.planes", (C, src_h.size, src_w.size), dtype)
@@ -509,13 +519,6 @@ def _grad_bias(go3):
 # ---------------------------------------------------------------------------------------------------
 # The four directions, for both ranks (arrays lifted to 2-D as in refcnn)
 # ---------------------------------------------------------------------------------------------------
-
-
-def _check_grad_out(op: str, grad_out, geom) -> None:
-    """refcnn's grad_out check, without its float64 copy."""
-    check_float_array(grad_out, "grad_out", op)
-    out_axes = ", ".join(a + "_out" for a in _ref._AXES[geom.rank])
-    check_shape(grad_out, geom.out_shape, "grad_out", op, context=f"(N, C_out, {out_axes}) of the forward output")
 
 
 def _conv_maps(g2):
@@ -539,17 +542,14 @@ def _transpose_maps(g2):
 
 
 def _compute(arrays, dtype):
-    return [None if a is None else _runtime.as_compute(_ref._as_2d(a) if a.ndim == 3 else a, dtype) for a in arrays]
+    return [None if a is None else _runtime.as_compute(as_2d(a) if a.ndim == 3 else a, dtype) for a in arrays]
 
 
-def _conv_forward(op, rank, x, weight, bias, stride, padding, dilation, groups, padding_mode):
-    _ref._check_arrays(op, x, weight, bias)
-    geom = _ref.conv_geometry(op, x.shape, weight.shape, None if bias is None else bias.shape,
-                              stride, padding, dilation, groups, padding_mode, rank)
+def _conv_forward(geom: ConvGeometry, x, weight, bias):
     out_dtype = _runtime.result_dtype(x, weight, bias)
     dtype = _runtime.compute_dtype(x, weight, bias)
     x4, w4, b = _compute([x, weight, bias], dtype)
-    g2 = _ref._lift_to_2d(geom)
+    g2 = geom.as_2d()
     xp = _pad(x4, *_conv_maps(g2), "conv.xpad")
     y = np.empty((geom.N, geom.C_out) + g2.out, dtype=dtype)
     if _shifted_pays(geom, g2):
@@ -560,15 +560,11 @@ def _conv_forward(op, rank, x, weight, bias, stride, padding, dilation, groups, 
     return y.reshape(geom.out_shape).astype(out_dtype, copy=False)
 
 
-def _conv_backward(op, rank, grad_out, x, weight, bias, stride, padding, dilation, groups, padding_mode):
-    _ref._check_arrays(op, x, weight, bias)
-    geom = _ref.conv_geometry(op, x.shape, weight.shape, None if bias is None else bias.shape,
-                              stride, padding, dilation, groups, padding_mode, rank)
-    _check_grad_out(op, grad_out, geom)
+def _conv_backward(geom: ConvGeometry, grad_out, x, weight, bias):
     out_dtype = _runtime.result_dtype(grad_out, x, weight, bias)
     dtype = _runtime.compute_dtype(grad_out, x, weight, bias)
     go4, x4, w4 = _compute([grad_out, x, weight], dtype)
-    g2 = _ref._lift_to_2d(geom)
+    g2 = geom.as_2d()
     go3 = go4.reshape(geom.N, geom.C_out, -1)
     w2 = w4.reshape(geom.C_out, -1)
     src_h, src_w = _conv_maps(g2)
@@ -583,14 +579,11 @@ def _conv_backward(op, rank, grad_out, x, weight, bias, stride, padding, dilatio
     return _results(out_dtype, grad_x.reshape(x.shape), grad_w.reshape(weight.shape), grad_b)
 
 
-def _conv_transpose_forward(op, rank, x, weight, bias, stride, padding, output_padding, groups, dilation):
-    _ref._check_arrays(op, x, weight, bias)
-    geom = _ref.conv_transpose_geometry(op, x.shape, weight.shape, None if bias is None else bias.shape,
-                                        stride, padding, output_padding, groups, dilation, rank)
+def _conv_transpose_forward(geom: ConvGeometry, x, weight, bias):
     out_dtype = _runtime.result_dtype(x, weight, bias)
     dtype = _runtime.compute_dtype(x, weight, bias)
     x4, w4, b = _compute([x, weight, bias], dtype)
-    g2 = _ref._lift_to_2d(geom)
+    g2 = geom.as_2d()
     # The transposed convolution is the input gradient of the convolution x_t -> x whose weight is w.
     y = np.empty((geom.N, geom.C_out) + g2.out, dtype=dtype)
     src_h, src_w = _transpose_maps(g2)
@@ -599,16 +592,11 @@ def _conv_transpose_forward(op, rank, x, weight, bias, stride, padding, output_p
     return y.reshape(geom.out_shape).astype(out_dtype, copy=False)
 
 
-def _conv_transpose_backward(op, rank, grad_out, x, weight, bias, stride, padding, output_padding, groups,
-                             dilation):
-    _ref._check_arrays(op, x, weight, bias)
-    geom = _ref.conv_transpose_geometry(op, x.shape, weight.shape, None if bias is None else bias.shape,
-                                        stride, padding, output_padding, groups, dilation, rank)
-    _check_grad_out(op, grad_out, geom)
+def _conv_transpose_backward(geom: ConvGeometry, grad_out, x, weight, bias):
     out_dtype = _runtime.result_dtype(grad_out, x, weight, bias)
     dtype = _runtime.compute_dtype(grad_out, x, weight, bias)
     go4, x4, w4 = _compute([grad_out, x, weight], dtype)
-    g2 = _ref._lift_to_2d(geom)
+    g2 = geom.as_2d()
     # grad_out padded onto the kernel-copy plane is the input of the convolution whose input gradient the
     # forward was: its forward gives grad_x and its weight gradient (against x) gives grad_w.
     gop = _pad(go4, *_transpose_maps(g2), "conv.gopad")
@@ -629,55 +617,89 @@ def _results(dtype, *arrays):
 # ---------------------------------------------------------------------------------------------------
 
 
+def _forward(geom: ConvGeometry, x, weight, bias):
+    return (_conv_transpose_forward if geom.transposed else _conv_forward)(geom, x, weight, bias)
+
+
+def _backward(geom: ConvGeometry, grad_out, x, weight, bias):
+    return (_conv_transpose_backward if geom.transposed else _conv_backward)(geom, grad_out, x, weight, bias)
+
+
+def _geometry(op, rank, x, weight, bias, stride, padding, dilation, groups, padding_mode) -> ConvGeometry:
+    check_conv_arrays(op, x, weight, bias)
+    return conv_geometry(op, x.shape, weight.shape, None if bias is None else bias.shape, stride, padding,
+                         dilation, groups, padding_mode, rank)
+
+
+def _transpose_geometry(op, rank, x, weight, bias, stride, padding, output_padding, groups, dilation):
+    check_conv_arrays(op, x, weight, bias)
+    return conv_transpose_geometry(op, x.shape, weight.shape, None if bias is None else bias.shape, stride,
+                                   padding, output_padding, groups, dilation, rank)
+
+
+def _with_grad_out(op, grad_out, geom: ConvGeometry) -> ConvGeometry:
+    check_grad_out(op, grad_out, geom)
+    return geom
+
+
+def conv_forward(geometry: ConvGeometry, x, weight, bias=None):
+    geometry = fit_geometry(geometry, x, weight, bias)
+    return _forward(geometry, x, weight, bias)
+
+
+def conv_backward(geometry: ConvGeometry, grad_out, x, weight, bias=None):
+    geometry = fit_geometry(geometry, x, weight, bias, grad_out)
+    return _backward(geometry, grad_out, x, weight, bias)
+
+
 def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros"):
-    return _conv_forward("conv2d", 2, x, weight, bias, stride, padding, dilation, groups, padding_mode)
+    geom = _geometry("conv2d", 2, x, weight, bias, stride, padding, dilation, groups, padding_mode)
+    return _forward(geom, x, weight, bias)
 
 
 def conv2d_backward(grad_out, x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
                     padding_mode="zeros"):
-    return _conv_backward("conv2d_backward", 2, grad_out, x, weight, bias, stride, padding, dilation, groups,
-                          padding_mode)
+    op = "conv2d_backward"
+    geom = _geometry(op, 2, x, weight, bias, stride, padding, dilation, groups, padding_mode)
+    return _backward(_with_grad_out(op, grad_out, geom), grad_out, x, weight, bias)
 
 
 def conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros"):
-    return _conv_forward("conv1d", 1, x, weight, bias, stride, padding, dilation, groups, padding_mode)
+    geom = _geometry("conv1d", 1, x, weight, bias, stride, padding, dilation, groups, padding_mode)
+    return _forward(geom, x, weight, bias)
 
 
 def conv1d_backward(grad_out, x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
                     padding_mode="zeros"):
-    return _conv_backward("conv1d_backward", 1, grad_out, x, weight, bias, stride, padding, dilation, groups,
-                          padding_mode)
+    op = "conv1d_backward"
+    geom = _geometry(op, 1, x, weight, bias, stride, padding, dilation, groups, padding_mode)
+    return _backward(_with_grad_out(op, grad_out, geom), grad_out, x, weight, bias)
 
 
 def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
-    return _conv_transpose_forward("conv_transpose2d", 2, x, weight, bias, stride, padding, output_padding,
-                                   groups, dilation)
+    geom = _transpose_geometry("conv_transpose2d", 2, x, weight, bias, stride, padding, output_padding, groups,
+                               dilation)
+    return _forward(geom, x, weight, bias)
 
 
 def conv_transpose2d_backward(grad_out, x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
                               dilation=1):
-    return _conv_transpose_backward("conv_transpose2d_backward", 2, grad_out, x, weight, bias, stride, padding,
-                                    output_padding, groups, dilation)
+    op = "conv_transpose2d_backward"
+    geom = _transpose_geometry(op, 2, x, weight, bias, stride, padding, output_padding, groups, dilation)
+    return _backward(_with_grad_out(op, grad_out, geom), grad_out, x, weight, bias)
 
 
 def conv_transpose1d(x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
-    return _conv_transpose_forward("conv_transpose1d", 1, x, weight, bias, stride, padding, output_padding,
-                                   groups, dilation)
+    geom = _transpose_geometry("conv_transpose1d", 1, x, weight, bias, stride, padding, output_padding, groups,
+                               dilation)
+    return _forward(geom, x, weight, bias)
 
 
 def conv_transpose1d_backward(grad_out, x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
                               dilation=1):
-    return _conv_transpose_backward("conv_transpose1d_backward", 1, grad_out, x, weight, bias, stride, padding,
-                                    output_padding, groups, dilation)
+    op = "conv_transpose1d_backward"
+    geom = _transpose_geometry(op, 1, x, weight, bias, stride, padding, output_padding, groups, dilation)
+    return _backward(_with_grad_out(op, grad_out, geom), grad_out, x, weight, bias)
 
 
-def _share_docstrings() -> None:
-    """The formulas live once, in refcnn's docstrings; fastcnn computes in the input's float type."""
-    for name in __all__:
-        doc = getattr(_ref, name).__doc__ or ""
-        globals()[name].__doc__ = doc.replace("Returns float64.", "Returns the input's float dtype.") + (
-            "\n    fastcnn: computed in float32 or float64 (float16 in float32) and returned in the input's dtype.\n"
-        )
-
-
-_share_docstrings()
+_runtime.share_docstrings(globals(), [*__all__, "conv_forward", "conv_backward"])

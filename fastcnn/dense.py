@@ -1,7 +1,7 @@
 """Flatten and the dense layer, fast (``specs/dense.md``).
 
-Same names, arguments and defaults as :mod:`refcnn.dense`, and the same checks (:func:`refcnn.dense.flatten_dims`,
-:func:`refcnn.dense.linear_dims` and the float-array checks) before any computation.
+Same names, arguments, defaults and docstrings as :mod:`refcnn.dense`, and the same checks (:mod:`cnnbase.dense`)
+before any computation.
 
 ``flatten`` is a reshape (a row-major merge of adjacent axes moves no value): no kernel.
 
@@ -22,15 +22,13 @@ import numba
 import numpy as np
 from numba import prange
 
-from cnnbase.checks import check_float_array, check_shape
-from refcnn.dense import __all__ as _REF_ALL
-from refcnn.dense import flatten_dims, linear_dims
+from cnnbase.dense import check_flatten, check_flatten_backward, check_linear_arrays, check_linear_backward
 
 from . import _blas, _runtime
 from ._blas import gemm, single_threaded
 from ._runtime import KERNEL_FLAGS
 
-__all__ = list(_REF_ALL)
+__all__ = ["flatten", "flatten_backward", "linear", "linear_backward"]
 
 
 #: Rows of the left factor per task of :func:`_blocked_dot`: fixed, so results do not depend on the thread
@@ -64,41 +62,15 @@ def _matmul(a, b):
 
 
 def flatten(x, start_dim=1, end_dim=-1):
-    """Merge axes ``start_dim..end_dim`` (inclusive) into one, in row-major order:
-    ``y[a, m, b] = x[a, i_start, ..., i_end, b]`` with ``m = ravel(i_start, ..., i_end)``.
-
-    Shape: ``(d_0, ..., d_start, ..., d_end, ..., d_last) -> (d_0, ..., d_start * ... * d_end, ..., d_last)``;
-    with the defaults ``(N, C, H, W) -> (N, C*H*W)``. Returns a new array of ``x``'s dtype.
-    """
     op = "flatten"
-    check_float_array(x, "x", op)
-    dims = flatten_dims(op, x.shape, start_dim, end_dim)
+    dims = check_flatten(op, x, start_dim, end_dim)
     return np.array(x, order="C", copy=True).reshape(dims.out_shape)
 
 
 def flatten_backward(grad_out, x, start_dim=1, end_dim=-1):
-    """Gradient of :func:`flatten`: ``grad_x`` is ``grad_out`` reshaped back to ``x``'s shape.
-
-    Shape: ``grad_out`` has :func:`flatten`'s output shape; ``grad_x`` has ``x``'s shape, in the dtype of
-    ``grad_out`` and ``x`` promoted.
-    """
-    op = "flatten_backward"
-    check_float_array(x, "x", op)
-    dims = flatten_dims(op, x.shape, start_dim, end_dim)
-    check_float_array(grad_out, "grad_out", op)
-    check_shape(grad_out, dims.out_shape, "grad_out", op, context=f"flatten's output for x.shape={x.shape}, "
-                f"start_dim={start_dim}, end_dim={end_dim}")
+    check_flatten_backward("flatten_backward", grad_out, x, start_dim, end_dim)
     out_dtype = _runtime.result_dtype(grad_out, x)
     return np.array(grad_out, dtype=out_dtype, order="C", copy=True).reshape(x.shape)
-
-
-def _check_linear_arrays(op, x, weight, bias):
-    """refcnn.dense's checks, in its order: the three float arrays, then their shapes against each other."""
-    check_float_array(x, "x", op)
-    check_float_array(weight, "weight", op)
-    if bias is not None:
-        check_float_array(bias, "bias", op)
-    return linear_dims(op, x.shape, weight.shape, None if bias is None else bias.shape)
 
 
 def _rows(a, width):
@@ -107,13 +79,8 @@ def _rows(a, width):
 
 
 def linear(x, weight, bias=None):
-    """Dense layer: ``y[b, o] = bias[o] + sum_i x[b, i] * weight[o, i]`` for every sample ``b``.
-
-    Shape: ``x (*, in_features)``, ``weight (out_features, in_features)``, ``bias (out_features,)``
-    -> ``y (*, out_features)``, in the dtype of the inputs promoted (float16 computed in float32).
-    """
     op = "linear"
-    dims = _check_linear_arrays(op, x, weight, bias)
+    dims = check_linear_arrays(op, x, weight, bias)
     dtype = _runtime.compute_dtype(x, weight, bias)
     xs = _rows(_runtime.as_compute(x, dtype), dims.in_features)
     w = _runtime.as_compute(weight, dtype)
@@ -124,20 +91,7 @@ def linear(x, weight, bias=None):
 
 
 def linear_backward(grad_out, x, weight, bias=None):
-    """Gradients of :func:`linear`:
-    ``grad_x[b, i] = sum_o grad_out[b, o] * weight[o, i]``,
-    ``grad_weight[o, i] = sum_b grad_out[b, o] * x[b, i]``,
-    ``grad_bias[o] = sum_b grad_out[b, o]``, ``b`` running over every sample (all leading axes).
-
-    Shape: ``grad_out (*, out_features)`` -> ``grad_x (*, in_features)``, ``grad_weight (out_features,
-    in_features)``, ``grad_bias (out_features,)`` or ``None`` when ``bias`` is ``None``; all in the dtype of
-    the inputs promoted.
-    """
-    op = "linear_backward"
-    dims = _check_linear_arrays(op, x, weight, bias)
-    check_float_array(grad_out, "grad_out", op)
-    check_shape(grad_out, dims.out_shape, "grad_out", op,
-                context=f"linear's output for x.shape={x.shape} and weight.shape={weight.shape}")
+    dims = check_linear_backward("linear_backward", grad_out, x, weight, bias)
     dtype = _runtime.compute_dtype(grad_out, x, weight, bias)
     g = _rows(_runtime.as_compute(grad_out, dtype), dims.out_features)
     xs = _rows(_runtime.as_compute(x, dtype), dims.in_features)
@@ -152,3 +106,6 @@ def linear_backward(grad_out, x, weight, bias=None):
         grad_weight.astype(out_dtype, copy=False),
         None if grad_bias is None else grad_bias.astype(out_dtype, copy=False),
     )
+
+
+_runtime.share_docstrings(globals(), __all__)

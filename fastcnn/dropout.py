@@ -21,17 +21,17 @@ import math
 import numba
 import numpy as np
 
-from refcnn.dropout import _mix64 as _mix64_int  # the spec's finaliser on Python ints, for the key
-from refcnn.dropout import check_dropout, check_mask_shape, check_probability, check_seed
-from cnnbase.checks import check_float_array, check_same_shape
+from cnnbase import dropout as spec
+from cnnbase.dropout import check_dropout, check_dropout_backward, check_mask_shape, check_probability, check_seed
 
 from . import _runtime
 
 __all__ = ["dropout_mask", "dropout", "dropout_backward"]
 
-_GOLDEN_GAMMA = np.uint64(0x9E3779B97F4A7C15)
-_MIX_1 = np.uint64(0xBF58476D1CE4E5B9)
-_MIX_2 = np.uint64(0x94D049BB133111EB)
+# The spec's constants as uint64, so the kernels' arithmetic wraps around modulo 2^64.
+_GOLDEN_GAMMA = np.uint64(spec.GOLDEN_GAMMA)
+_MIX_1 = np.uint64(spec.MIX_1)
+_MIX_2 = np.uint64(spec.MIX_2)
 # Typed shift amounts: in Numba a uint64 shifted by an int64 is promoted to float64, so every operand of the
 # mask arithmetic is a uint64.
 _S11, _S27, _S30, _S31 = np.uint64(11), np.uint64(27), np.uint64(30), np.uint64(31)
@@ -109,12 +109,7 @@ def _threshold(p: float) -> np.int64:
 
 def _key(seed: int) -> np.uint64:
     """``mix64(seed mod 2^64)``, computed with Python integers (once per call)."""
-    return np.uint64(_mix64_int(seed))
-
-
-def _keep_scale(p: float) -> float:
-    """``1 / (1 - p)``; ``p = 1`` keeps nothing, so the scale is never used then (0 as in refcnn)."""
-    return 0.0 if p == 1.0 else 1.0 / (1.0 - p)
+    return np.uint64(spec.mix64(seed))
 
 
 def _apply(values: np.ndarray, args, dtype: np.dtype, out: np.ndarray | None = None) -> np.ndarray:
@@ -126,7 +121,7 @@ def _apply(values: np.ndarray, args, dtype: np.dtype, out: np.ndarray | None = N
     if not args.training:
         out[...] = src
     else:
-        _scaled_mask_kernel(src.reshape(-1), _key(args.seed), _threshold(args.p), _keep_scale(args.p),
+        _scaled_mask_kernel(src.reshape(-1), _key(args.seed), _threshold(args.p), spec.keep_scale(args.p),
                             out.reshape(-1))
     return out
 
@@ -136,12 +131,6 @@ def _apply(values: np.ndarray, args, dtype: np.dtype, out: np.ndarray | None = N
 
 
 def dropout_mask(shape, p, seed) -> np.ndarray:
-    """Keep-mask of inverted dropout: ``m_i = 1 if u_i >= p else 0`` (see :func:`refcnn.dropout_mask`).
-
-    ``key = mix64(seed mod 2^64)``, ``u_i = (mix64(key + (i + 1) * 0x9E3779B97F4A7C15) >> 11) * 2^-53``.
-
-    Shape: ``shape`` -> ``shape``; float64 0.0/1.0, bit-identical to refcnn's.
-    """
     op = "dropout_mask"
     dims = check_mask_shape(shape, op)
     p = check_probability(p, op)
@@ -152,11 +141,6 @@ def dropout_mask(shape, p, seed) -> np.ndarray:
 
 
 def dropout(x, p=0.5, training=True, inplace=False, *, seed=0) -> np.ndarray:
-    """Inverted dropout: ``y_i = x_i * m_i / (1 - p)`` in training, ``y = x`` otherwise.
-
-    Shape: ``x`` any shape -> ``y`` of that shape, in ``x``'s dtype. With ``inplace=True`` the result is
-    written into ``x`` and ``x`` is returned.
-    """
     args = check_dropout(x, p, training, inplace, seed)
     dtype = _runtime.compute_dtype(x)
     if not args.inplace:
@@ -169,15 +153,13 @@ def dropout(x, p=0.5, training=True, inplace=False, *, seed=0) -> np.ndarray:
 
 
 def dropout_backward(grad_out, x, p=0.5, training=True, inplace=False, *, seed=0) -> np.ndarray:
-    """Gradient of dropout: ``dL/dx_i = g_i * m_i / (1 - p)`` in training, ``g`` otherwise; the mask is
-    recomputed from ``seed`` and nothing is written.
-
-    Shape: ``grad_out`` and ``x`` of one shape -> ``grad_x`` of that shape, in the dtype
-    ``result_type(grad_out, x)``.
-    """
-    op = "dropout_backward"
-    args = check_dropout(x, p, training, inplace, seed, op)
-    check_float_array(grad_out, "grad_out", op)
-    check_same_shape(grad_out, x, "grad_out", "x", op)
+    args = check_dropout_backward(grad_out, x, p, training, inplace, seed)
     grad_x = _apply(grad_out, args, _runtime.compute_dtype(grad_out, x))
     return grad_x.astype(_runtime.result_dtype(grad_out, x), copy=False)
+
+
+_runtime.share_docstrings(globals(), __all__, notes={
+    "dropout_mask": "fastcnn: the same float64 mask as refcnn, bit for bit, whatever the thread count.",
+    "dropout": _runtime.DTYPE_NOTE + " With inplace=True the returned array is x itself for every dtype (refcnn "
+               "returns x itself only for float64, its result dtype).",
+})

@@ -21,9 +21,7 @@ import math
 import numba
 import numpy as np
 
-from refcnn.losses import (
-    _check_class_loss, _check_pointwise, check_loss_grad_out,
-)
+from cnnbase.losses import check_class_loss, check_loss_grad_out, check_pointwise_loss, ieee_divide
 
 from . import _runtime
 
@@ -182,15 +180,6 @@ def _squared_grad(x, t, k, scale, scale_step, grad_input, grad_target):
 # Helpers of the wrappers
 
 
-def _divide(a: float, b: float) -> float:
-    """IEEE division as refcnn and PyTorch give it: 0/0 is nan and a/0 is +-inf (Python would raise)."""
-    if b != 0.0:
-        return a / b
-    if a != a or a == 0.0:
-        return math.nan
-    return math.copysign(math.inf, a)
-
-
 def _labels(target: np.ndarray, ignore_index: int) -> np.ndarray:
     """``target`` as int64 with every ignored sample marked -1 (the checks guarantee the others lie in
     ``[0, C)``). ``ignore_index`` can be out of the dtype's range, in which case nothing is ignored."""
@@ -215,7 +204,7 @@ def _reduce(terms: np.ndarray, reduction: str, denominator: float, dtype, shape)
 
 def _scalar(total: float, reduction: str, denominator: float, dtype) -> np.ndarray:
     if reduction == "mean":
-        total = _divide(total, denominator)
+        total = ieee_divide(total, denominator)
     return np.array(total, dtype=dtype)
 
 
@@ -223,7 +212,7 @@ def _grad_scale(g, reduction: str, denominator: float) -> tuple[np.ndarray, int]
     """Each term's share of ``grad_out`` as ``(array, step)``: term ``j`` reads ``array[j * step]``."""
     if reduction == "none":
         return np.ascontiguousarray(g, dtype=np.float64).reshape(-1), 1
-    share = _divide(g, denominator) if reduction == "mean" else g
+    share = ieee_divide(g, denominator) if reduction == "mean" else g
     return np.array([share], dtype=np.float64), 0
 
 
@@ -237,12 +226,7 @@ def _float_arrays(*values) -> list:
 
 
 def nll_loss(input, target, weight=None, *, ignore_index=-100, reduction="mean"):
-    """Negative log-likelihood: ``l_i = -w[y_i] * input[i, y_i]`` for non-ignored samples, reduced
-    (``'mean'`` divides by ``W = sum_i w[y_i]`` over them). See :func:`refcnn.nll_loss`.
-
-    Shape: ``input (N, C)``, ``target (N,)`` ints, ``weight (C,)`` -> ``(N,)`` for ``'none'``, ``()`` else.
-    """
-    args, _ = _check_class_loss("nll_loss", input, target, weight, ignore_index, reduction)
+    args, _ = check_class_loss("nll_loss", input, target, weight, ignore_index, reduction)
     x = _runtime.as_compute(input, _runtime.compute_dtype(input, weight))
     terms, target_weights = np.empty(args.n), np.empty(args.n)
     _nll_terms(x, _labels(target, args.ignore_index), _class_weights(weight, args.c), terms, target_weights)
@@ -251,13 +235,8 @@ def nll_loss(input, target, weight=None, *, ignore_index=-100, reduction="mean")
 
 
 def nll_loss_backward(grad_out, input, target, weight=None, *, ignore_index=-100, reduction="mean"):
-    """Gradient of :func:`nll_loss`: ``grad_input[i, y_i] = -w[y_i] * s_i`` for non-ignored samples, 0
-    elsewhere; ``s_i`` is ``grad_out[i]``, ``grad_out`` or ``grad_out / W`` for 'none', 'sum', 'mean'.
-
-    Shape: ``grad_out (N,)`` for ``'none'``, a number or ``()`` else -> ``grad_input (N, C)``.
-    """
     op = "nll_loss_backward"
-    args, _ = _check_class_loss(op, input, target, weight, ignore_index, reduction)
+    args, _ = check_class_loss(op, input, target, weight, ignore_index, reduction)
     g = check_loss_grad_out(op, grad_out, args.reduction, (args.n,))
     labels, w = _labels(target, args.ignore_index), _class_weights(weight, args.c)
     total_weight = _sequential_sum(np.where(labels >= 0, w[np.maximum(labels, 0)], 0.0))
@@ -268,13 +247,7 @@ def nll_loss_backward(grad_out, input, target, weight=None, *, ignore_index=-100
 
 
 def cross_entropy(input, target, weight=None, *, ignore_index=-100, reduction="mean", label_smoothing=0.0):
-    """Softmax cross-entropy from logits with class weights, ignored samples and label smoothing:
-    ``l_i = (1 - e)(-w[y_i] q[i, y_i]) + (e / C)(-sum_c w[c] q[i, c])``, ``q = log_softmax(input, dim=1)``,
-    reduced as :func:`nll_loss`. See :func:`refcnn.cross_entropy`.
-
-    Shape: ``input (N, C)``, ``target (N,)`` ints, ``weight (C,)`` -> ``(N,)`` for ``'none'``, ``()`` else.
-    """
-    args, _ = _check_class_loss("cross_entropy", input, target, weight, ignore_index, reduction, label_smoothing)
+    args, _ = check_class_loss("cross_entropy", input, target, weight, ignore_index, reduction, label_smoothing)
     x = _runtime.as_compute(input, _runtime.compute_dtype(input, weight))
     terms, target_weights = np.empty(args.n), np.empty(args.n)
     _cross_entropy_terms(x, _labels(target, args.ignore_index), _class_weights(weight, args.c),
@@ -285,13 +258,8 @@ def cross_entropy(input, target, weight=None, *, ignore_index=-100, reduction="m
 
 def cross_entropy_backward(grad_out, input, target, weight=None, *, ignore_index=-100, reduction="mean",
                            label_smoothing=0.0):
-    """Gradient of :func:`cross_entropy` with respect to ``input``: ``dL/dq`` from the smoothed, weighted
-    target, then the log-softmax backward ``grad_input = dq - softmax(input) * sum_k dq[:, k]``.
-
-    Shape: ``grad_out (N,)`` for ``'none'``, a number or ``()`` else -> ``grad_input (N, C)``.
-    """
     op = "cross_entropy_backward"
-    args, _ = _check_class_loss(op, input, target, weight, ignore_index, reduction, label_smoothing)
+    args, _ = check_class_loss(op, input, target, weight, ignore_index, reduction, label_smoothing)
     g = check_loss_grad_out(op, grad_out, args.reduction, (args.n,))
     labels, w = _labels(target, args.ignore_index), _class_weights(weight, args.c)
     total_weight = _sequential_sum(np.where(labels >= 0, w[np.maximum(labels, 0)], 0.0))
@@ -307,7 +275,7 @@ def cross_entropy_backward(grad_out, input, target, weight=None, *, ignore_index
 
 
 def _squared_error(op: str, input, target, reduction, k: float) -> np.ndarray:
-    args = _check_pointwise(op, input, target, reduction)
+    args = check_pointwise_loss(op, input, target, reduction)
     dtype = _runtime.compute_dtype(input, target)
     x = _runtime.as_compute(input, dtype).reshape(-1)
     t = _runtime.as_compute(target, dtype).reshape(-1)
@@ -320,7 +288,7 @@ def _squared_error(op: str, input, target, reduction, k: float) -> np.ndarray:
 
 
 def _squared_error_backward(op: str, grad_out, input, target, reduction, k: float):
-    args = _check_pointwise(op, input, target, reduction)
+    args = check_pointwise_loss(op, input, target, reduction)
     g = check_loss_grad_out(op, grad_out, args.reduction, args.shape)
     dtype = _runtime.compute_dtype(input, target)
     x = _runtime.as_compute(input, dtype).reshape(-1)
@@ -335,24 +303,19 @@ def _squared_error_backward(op: str, grad_out, input, target, reduction, k: floa
 
 
 def mse_loss(input, target, *, reduction="mean"):
-    """Mean squared error: ``l_j = (input_j - target_j)^2``, reduced (``'mean'`` divides by the element
-    count). Shape: ``input`` and ``target`` of one shape -> that shape for ``'none'``, ``()`` else."""
     return _squared_error("mse_loss", input, target, reduction, 1.0)
 
 
 def mse_loss_backward(grad_out, input, target, *, reduction="mean"):
-    """Gradients of :func:`mse_loss`: ``grad_input_j = 2 (input_j - target_j) s_j``, ``grad_target = -grad_input``.
-    Shape: ``grad_out`` of the loss's output shape -> ``(grad_input, grad_target)`` of ``input``'s shape."""
     return _squared_error_backward("mse_loss_backward", grad_out, input, target, reduction, 1.0)
 
 
 def half_squared_error(input, target, *, reduction="sum"):
-    """The backpropagation "total error" ``E = sum_j 1/2 (target_j - input_j)^2`` (``'sum'``, the default);
-    ``'mean'`` divides by the element count, ``'none'`` returns the terms."""
     return _squared_error("half_squared_error", input, target, reduction, 0.5)
 
 
 def half_squared_error_backward(grad_out, input, target, *, reduction="sum"):
-    """Gradients of :func:`half_squared_error`: ``grad_input_j = (input_j - target_j) s_j``,
-    ``grad_target = -grad_input``."""
     return _squared_error_backward("half_squared_error_backward", grad_out, input, target, reduction, 0.5)
+
+
+_runtime.share_docstrings(globals(), __all__)

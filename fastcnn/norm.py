@@ -20,8 +20,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from refcnn.norm import check_batch_norm
-from cnnbase.checks import check_float_array, check_same_shape
+from cnnbase.norm import check_batch_norm, check_batch_norm_backward
 
 from . import _runtime
 
@@ -141,13 +140,6 @@ def _as_ncs(x: np.ndarray, a, dtype) -> np.ndarray:
 
 
 def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5):
-    """Batch normalisation: ``y[n,c,s] = (x[n,c,s] - mu_c) / sqrt(var_c + eps) * weight_c + bias_c``.
-
-    Training: batch statistics (biased variance) and, when given, the running statistics updated in place
-    with the unbiased variance; evaluation: the running statistics. See :func:`refcnn.batch_norm`.
-
-    Shape: ``x`` (N, C), (N, C, L) or (N, C, H, W); the vectors (C,) -> ``y`` of ``x``'s shape.
-    """
     a = check_batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps)
     inputs = (x, running_mean, running_var, weight, bias)
     dtype = _runtime.compute_dtype(*inputs)
@@ -163,16 +155,7 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
 
 def batch_norm_backward(grad_out, x, running_mean, running_var, weight=None, bias=None, training=False,
                         momentum=0.1, eps=1e-5):
-    """Gradients of batch normalisation with respect to ``x``, ``weight`` and ``bias``
-    (see :func:`refcnn.batch_norm_backward` for the formulas). The running statistics are never written.
-
-    Shape: ``grad_out`` and ``x`` of one shape -> ``grad_x`` of that shape, ``grad_weight`` (C,) or None,
-    ``grad_bias`` (C,) or None.
-    """
-    op = "batch_norm_backward"
-    a = check_batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps, op)
-    check_float_array(grad_out, "grad_out", op)
-    check_same_shape(grad_out, x, "grad_out", "x", op)
+    a = check_batch_norm_backward(grad_out, x, running_mean, running_var, weight, bias, training, momentum, eps)
     inputs = (grad_out, x, running_mean, running_var, weight, bias)
     dtype = _runtime.compute_dtype(*inputs)
     x3, g3 = _as_ncs(x, a, dtype), _as_ncs(grad_out, a, dtype)
@@ -188,3 +171,6 @@ def batch_norm_backward(grad_out, x, running_mean, running_var, weight=None, bia
         grad_weight.astype(out, copy=False) if a.has_weight else None,
         grad_bias.astype(out, copy=False) if a.has_bias else None,
     )
+
+
+_runtime.share_docstrings(globals(), __all__)

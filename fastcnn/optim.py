@@ -18,7 +18,9 @@ import math
 import numba
 import numpy as np
 
-from refcnn.optim import adam_state_keys, check_adadelta, check_adam, check_rmsprop, check_sgd, rmsprop_state_keys
+from cnnbase.optim import (
+    adam_state_keys, check_adadelta, check_adam, check_rmsprop, check_sgd, rmsprop_state_keys, step_count,
+)
 
 from . import _runtime
 
@@ -161,21 +163,12 @@ class _Arrays:
         return flat.reshape(self.shape).astype(self.result_dtype, copy=False)
 
 
-def _step_count(state) -> int:
-    return 0 if state is None else int(state["step"])
-
-
 # ----------------------------------------------------------------------------------------------------------
 # Public functions
 
 
 def sgd_step(param, grad, state=None, *, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False,
              momentum_form="pytorch"):
-    """One step of stochastic gradient descent with optional momentum (see :func:`refcnn.sgd_step`).
-
-    Shape: ``param`` and ``grad`` of one shape -> ``new_param`` of that shape; ``new_state`` is ``{}`` when
-    ``momentum = 0``, else ``{"momentum_buffer": array of param's shape}``.
-    """
     cfg = check_sgd(param, grad, state, lr, momentum, dampening, weight_decay, nesterov, momentum_form)
     use_momentum = cfg.momentum != 0.0
     a = _Arrays(param, grad, state, ("momentum_buffer",) if use_momentum else ())
@@ -190,14 +183,9 @@ def sgd_step(param, grad, state=None, *, lr=1e-3, momentum=0.0, dampening=0.0, w
 
 def adam_step(param, grad, state=None, *, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False,
               decoupled_weight_decay=False):
-    """One step of Adam (AdamW with ``decoupled_weight_decay``; AMSGrad with ``amsgrad``); see
-    :func:`refcnn.adam_step`.
-
-    Shape: ``param`` and ``grad`` of one shape -> ``new_param`` of that shape, state arrays of that shape.
-    """
     cfg = check_adam(param, grad, state, lr, betas, eps, weight_decay, amsgrad, decoupled_weight_decay)
     a = _Arrays(param, grad, state, adam_state_keys(cfg.amsgrad))
-    t = _step_count(state) + 1
+    t = step_count(state) + 1
     # The same scalar expressions as refcnn, evaluated once in Python.
     step_size = cfg.lr / (1.0 - cfg.beta1 ** t)
     bias_correction2_sqrt = math.sqrt(1.0 - cfg.beta2 ** t)
@@ -213,25 +201,17 @@ def adam_step(param, grad, state=None, *, lr=1e-3, betas=(0.9, 0.999), eps=1e-8,
 
 
 def adadelta_step(param, grad, state=None, *, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0.0):
-    """One step of Adadelta (see :func:`refcnn.adadelta_step`).
-
-    Shape: ``param`` and ``grad`` of one shape -> ``new_param`` of that shape, state arrays of that shape.
-    """
     cfg = check_adadelta(param, grad, state, lr, rho, eps, weight_decay)
     a = _Arrays(param, grad, state, ("square_avg", "acc_delta"))
     new_param, new_s, new_acc = a.new(), a.new(), a.new()
     _adadelta_kernel(a.param, a.grad, a.state("square_avg"), a.state("acc_delta"), cfg.lr, cfg.rho, cfg.eps,
                      cfg.weight_decay, new_param, new_s, new_acc)
-    new_state = {"step": _step_count(state) + 1, "square_avg": a.out(new_s), "acc_delta": a.out(new_acc)}
+    new_state = {"step": step_count(state) + 1, "square_avg": a.out(new_s), "acc_delta": a.out(new_acc)}
     return a.out(new_param), new_state
 
 
 def rmsprop_step(param, grad, state=None, *, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0,
                  centered=False):
-    """One step of RMSprop, ``eps`` outside the square root (see :func:`refcnn.rmsprop_step`).
-
-    Shape: ``param`` and ``grad`` of one shape -> ``new_param`` of that shape, state arrays of that shape.
-    """
     cfg = check_rmsprop(param, grad, state, lr, alpha, eps, weight_decay, momentum, centered)
     a = _Arrays(param, grad, state, rmsprop_state_keys(cfg.momentum, cfg.centered))
     use_momentum = cfg.momentum > 0.0
@@ -240,9 +220,15 @@ def rmsprop_step(param, grad, state=None, *, lr=1e-2, alpha=0.99, eps=1e-8, weig
     _rmsprop_kernel(a.param, a.grad, a.state("square_avg"), a.state("momentum_buffer", used=use_momentum),
                     a.state("grad_avg", used=cfg.centered), cfg.lr, cfg.alpha, cfg.eps, cfg.weight_decay,
                     cfg.momentum, cfg.centered, new_param, new_s, new_buf, new_avg)
-    new_state = {"step": _step_count(state) + 1, "square_avg": a.out(new_s)}
+    new_state = {"step": step_count(state) + 1, "square_avg": a.out(new_s)}
     if use_momentum:
         new_state["momentum_buffer"] = a.out(new_buf)
     if cfg.centered:
         new_state["grad_avg"] = a.out(new_avg)
     return a.out(new_param), new_state
+
+
+#: Where fastcnn's steps differ from refcnn's (module docstring): only in the dtype of what they return.
+_NOTE = ("fastcnn: each element is computed in float64 in refcnn's order and rounded once; new_param and the "
+         "state arrays keep param's dtype (float16 is computed in float32), where refcnn returns float64.")
+_runtime.share_docstrings(globals(), __all__, notes=dict.fromkeys(__all__, _NOTE))

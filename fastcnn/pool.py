@@ -1,7 +1,7 @@
 """Pooling, fast: max and average pooling, the global pools, 1-D and 2-D (``specs/pool.md``).
 
-Same names, arguments and defaults as :mod:`refcnn.pool`, and the same checks: every wrapper calls
-:func:`refcnn.pool.pool_geometry` (or :func:`refcnn.pool.check_input_shape`) before any kernel runs, so both
+Same names, arguments, defaults and docstrings as :mod:`refcnn.pool`, and the same checks: every wrapper
+calls :func:`cnnbase.pool.pool_geometry` (or :func:`cnnbase.pool.whole_map`) before any kernel runs, so both
 engines raise identical errors. As in refcnn, everything is written once for 2-D: a 1-D map is a map of
 height 1 and a global pool is a window covering the whole map. The kernels see ``x`` as ``P = N*C``
 independent planes ``(P, H, W)``.
@@ -29,14 +29,30 @@ import numba
 import numpy as np
 from numba import prange
 
-from cnnbase.checks import check_float_array, check_shape
-from refcnn.pool import __all__ as _REF_ALL
-from refcnn.pool import check_input_shape, pool_geometry
+from cnnbase.checks import check_float_array
+from cnnbase.pool import PoolGeometry, check_grad_out, fit_geometry, pool_geometry, whole_map
 
 from . import _runtime
 from ._runtime import FASTMATH, KERNEL_FLAGS
 
-__all__ = list(_REF_ALL)
+__all__ = [
+    "max_pool1d",
+    "max_pool1d_backward",
+    "max_pool2d",
+    "max_pool2d_backward",
+    "avg_pool1d",
+    "avg_pool1d_backward",
+    "avg_pool2d",
+    "avg_pool2d_backward",
+    "global_avg_pool1d",
+    "global_avg_pool1d_backward",
+    "global_avg_pool2d",
+    "global_avg_pool2d_backward",
+    "global_max_pool1d",
+    "global_max_pool1d_backward",
+    "global_max_pool2d",
+    "global_max_pool2d_backward",
+]
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -71,18 +87,18 @@ def _padded_count(start, kernel, pad_begin, pad_end, n):
 
 
 @numba.njit(inline="always", **KERNEL_FLAGS)
-def _window_argmax(plane, rh0, rh1, start_h, dh, cw0, cw1, start_w, dw):
+def _window_argmax(plane, rh0, rh1, start_h, DH, cw0, cw1, start_w, DW):
     """The winner of one window: ``(value, ih, iw)``, first maximum in row-major order, last NaN if any.
 
     The window's taps inside the input are ``kh in [rh0, rh1)``, ``kw in [cw0, cw1)``; there is at least one
     (the geometry check refuses windows on padding only)."""
-    bh = start_h + rh0 * dh
-    bw = start_w + cw0 * dw
+    bh = start_h + rh0 * DH
+    bw = start_w + cw0 * DW
     best = plane[bh, bw]
     for kh in range(rh0, rh1):
-        ih = start_h + kh * dh
+        ih = start_h + kh * DH
         for kw in range(cw0, cw1):
-            iw = start_w + kw * dw
+            iw = start_w + kw * DW
             v = plane[ih, iw]
             # strict `>`: ties keep the first; `v != v`: NaN always takes over. `|`, not `or`: no short-circuit
             # branch, so the test compiles to a select the loop vectoriser can use (`or` made it 4x slower).
@@ -94,13 +110,13 @@ def _window_argmax(plane, rh0, rh1, start_h, dh, cw0, cw1, start_w, dw):
 
 
 @numba.njit(inline="always", **KERNEL_FLAGS)
-def _window_max(plane, rh0, rh1, start_h, dh, cw0, cw1, start_w, dw):
+def _window_max(plane, rh0, rh1, start_h, DH, cw0, cw1, start_w, DW):
     """The value of :func:`_window_argmax` without tracking where it is."""
-    best = plane[start_h + rh0 * dh, start_w + cw0 * dw]
+    best = plane[start_h + rh0 * DH, start_w + cw0 * DW]
     for kh in range(rh0, rh1):
-        ih = start_h + kh * dh
+        ih = start_h + kh * DH
         for kw in range(cw0, cw1):
-            v = plane[ih, start_w + kw * dw]
+            v = plane[ih, start_w + kw * DW]
             if (v > best) | (v != v):
                 best = v
     return best
@@ -144,62 +160,62 @@ def _max_pool_2x2_kernel(x, y):
 
     The same rule as the general kernel with the window loops written out, so the compiler can vectorise
     along a row of outputs; this is the case the benchmark of the issue times."""
-    planes, out_h, out_w = y.shape
-    for p in prange(planes):
-        for oh in range(out_h):
+    P, H_out, W_out = y.shape
+    for p in prange(P):
+        for oh in range(H_out):
             ih = 2 * oh
-            for ow in range(out_w):
+            for ow in range(W_out):
                 iw = 2 * ow
                 y[p, oh, ow] = _max2x2(x[p, ih, iw], x[p, ih, iw + 1], x[p, ih + 1, iw], x[p, ih + 1, iw + 1])
 
 
 @numba.njit(parallel=True, fastmath=FASTMATH, **KERNEL_FLAGS)
-def _max_pool_kernel(x, kh, kw, sh, sw, dh, dw, ph, pw, y):
+def _max_pool_kernel(x, KH, KW, SH, SW, DH, DW, PH, PW, y):
     """``y[p, oh, ow]`` = the maximum of window (oh, ow) of plane p (general geometry, no indices)."""
-    planes, height, width = x.shape
-    _, out_h, out_w = y.shape
-    for p in prange(planes):
+    P, H, W = x.shape
+    _, H_out, W_out = y.shape
+    for p in prange(P):
         plane = x[p]
-        for oh in range(out_h):
-            start_h, rh0, rh1 = _taps(oh, sh, ph, kh, dh, height)
-            for ow in range(out_w):
-                start_w, cw0, cw1 = _taps(ow, sw, pw, kw, dw, width)
-                y[p, oh, ow] = _window_max(plane, rh0, rh1, start_h, dh, cw0, cw1, start_w, dw)
+        for oh in range(H_out):
+            start_h, rh0, rh1 = _taps(oh, SH, PH, KH, DH, H)
+            for ow in range(W_out):
+                start_w, cw0, cw1 = _taps(ow, SW, PW, KW, DW, W)
+                y[p, oh, ow] = _window_max(plane, rh0, rh1, start_h, DH, cw0, cw1, start_w, DW)
 
 
 @numba.njit(parallel=True, fastmath=FASTMATH, **KERNEL_FLAGS)
-def _max_pool_indices_kernel(x, kh, kw, sh, sw, dh, dw, ph, pw, y, indices):
+def _max_pool_indices_kernel(x, KH, KW, SH, SW, DH, DW, PH, PW, y, indices):
     """As :func:`_max_pool_kernel`, also storing each winner's flat index ``ih*W + iw`` in its plane."""
-    planes, height, width = x.shape
-    _, out_h, out_w = y.shape
-    for p in prange(planes):
+    P, H, W = x.shape
+    _, H_out, W_out = y.shape
+    for p in prange(P):
         plane = x[p]
-        for oh in range(out_h):
-            start_h, rh0, rh1 = _taps(oh, sh, ph, kh, dh, height)
-            for ow in range(out_w):
-                start_w, cw0, cw1 = _taps(ow, sw, pw, kw, dw, width)
-                best, bh, bw = _window_argmax(plane, rh0, rh1, start_h, dh, cw0, cw1, start_w, dw)
+        for oh in range(H_out):
+            start_h, rh0, rh1 = _taps(oh, SH, PH, KH, DH, H)
+            for ow in range(W_out):
+                start_w, cw0, cw1 = _taps(ow, SW, PW, KW, DW, W)
+                best, bh, bw = _window_argmax(plane, rh0, rh1, start_h, DH, cw0, cw1, start_w, DW)
                 y[p, oh, ow] = best
-                indices[p, oh, ow] = bh * width + bw
+                indices[p, oh, ow] = bh * W + bw
 
 
 @numba.njit(parallel=True, fastmath=FASTMATH, **KERNEL_FLAGS)
-def _max_pool_backward_kernel(grad_out, x, kh, kw, sh, sw, dh, dw, ph, pw, grad_x):
+def _max_pool_backward_kernel(grad_out, x, KH, KW, SH, SW, DH, DW, PH, PW, grad_x):
     """``grad_x[p]``: each window's gradient added to its winner, recomputed from ``x``.
 
     One iteration owns plane p of ``grad_x`` entirely (zeroes it, then scatters into it), so no two threads
     touch one element; the plane stays in cache between the two passes."""
-    planes, height, width = x.shape
-    _, out_h, out_w = grad_out.shape
-    for p in prange(planes):
+    P, H, W = x.shape
+    _, H_out, W_out = grad_out.shape
+    for p in prange(P):
         plane = x[p]
         target = grad_x[p]
         target[:, :] = 0.0
-        for oh in range(out_h):
-            start_h, rh0, rh1 = _taps(oh, sh, ph, kh, dh, height)
-            for ow in range(out_w):
-                start_w, cw0, cw1 = _taps(ow, sw, pw, kw, dw, width)
-                _, bh, bw = _window_argmax(plane, rh0, rh1, start_h, dh, cw0, cw1, start_w, dw)
+        for oh in range(H_out):
+            start_h, rh0, rh1 = _taps(oh, SH, PH, KH, DH, H)
+            for ow in range(W_out):
+                start_w, cw0, cw1 = _taps(ow, SW, PW, KW, DW, W)
+                _, bh, bw = _window_argmax(plane, rh0, rh1, start_h, DH, cw0, cw1, start_w, DW)
                 target[bh, bw] += grad_out[p, oh, ow]
 
 
@@ -212,27 +228,27 @@ def _max_pool_2x2_backward_kernel(grad_out, x, grad_x):
     winners (0..3) of a row of windows into a small buffer, then both input rows written left to right.
     Writing the four cells of each window in the first pass instead ran 2-3 times slower (strided stores
     behind data-dependent selects do not vectorise)."""
-    planes, height, width = x.shape
-    _, out_h, out_w = grad_out.shape
+    P, H, W = x.shape
+    _, H_out, W_out = grad_out.shape
     zero = grad_x.dtype.type(0)
-    for p in prange(planes):
-        winners = np.empty(out_w, dtype=np.int32)
-        for oh in range(out_h):
+    for p in prange(P):
+        winners = np.empty(W_out, dtype=np.int32)
+        for oh in range(H_out):
             ih = 2 * oh
-            for ow in range(out_w):
+            for ow in range(W_out):
                 iw = 2 * ow
                 winners[ow] = _position2x2(x[p, ih, iw], x[p, ih, iw + 1], x[p, ih + 1, iw], x[p, ih + 1, iw + 1])
-            for iw in range(2 * out_w):
+            for iw in range(2 * W_out):
                 ow = iw >> 1
                 g = grad_out[p, oh, ow]
                 column = iw & 1  # 0: left cell of its window, 1: right cell
                 grad_x[p, ih, iw] = g if winners[ow] == column else zero
                 grad_x[p, ih + 1, iw] = g if winners[ow] == 2 + column else zero
-            for iw in range(2 * out_w, width):
+            for iw in range(2 * W_out, W):
                 grad_x[p, ih, iw] = zero
                 grad_x[p, ih + 1, iw] = zero
-        for ih in range(2 * out_h, height):
-            for iw in range(width):
+        for ih in range(2 * H_out, H):
+            for iw in range(W):
                 grad_x[p, ih, iw] = zero
 
 
@@ -242,55 +258,55 @@ def _max_pool_2x2_backward_kernel(grad_out, x, grad_x):
 
 
 @numba.njit(inline="always", **KERNEL_FLAGS)
-def _avg_divisor(start_h, rh0, rh1, start_w, cw0, cw1, kh, kw, ph_b, ph_e, pw_b, pw_e, height, width,
+def _avg_divisor(start_h, rh0, rh1, start_w, cw0, cw1, KH, KW, PH_b, PH_e, PW_b, PW_e, H, W,
                  count_include_pad, divisor_override):
     """The divisor of one window (specs/pool.md §3): the override, else the padded-extent count, else the
     count of cells inside the input."""
     if divisor_override > 0:
         return divisor_override
     if count_include_pad:
-        return (_padded_count(start_h, kh, ph_b, ph_e, height)
-                * _padded_count(start_w, kw, pw_b, pw_e, width))
+        return (_padded_count(start_h, KH, PH_b, PH_e, H)
+                * _padded_count(start_w, KW, PW_b, PW_e, W))
     return max(0, rh1 - rh0) * max(0, cw1 - cw0)
 
 
 @numba.njit(parallel=True, fastmath=FASTMATH, **KERNEL_FLAGS)
-def _avg_pool_kernel(x, kh, kw, sh, sw, ph_b, ph_e, pw_b, pw_e, count_include_pad, divisor_override, y):
+def _avg_pool_kernel(x, KH, KW, SH, SW, PH_b, PH_e, PW_b, PW_e, count_include_pad, divisor_override, y):
     """``y[p, oh, ow]`` = the sum of window (oh, ow) over the input cells, divided by its divisor.
 
     ``divisor_override`` is 0 for none (kernels take ints only, never None)."""
-    planes, height, width = x.shape
-    _, out_h, out_w = y.shape
-    for p in prange(planes):
-        for oh in range(out_h):
-            start_h, rh0, rh1 = _taps(oh, sh, ph_b, kh, 1, height)
-            for ow in range(out_w):
-                start_w, cw0, cw1 = _taps(ow, sw, pw_b, kw, 1, width)
+    P, H, W = x.shape
+    _, H_out, W_out = y.shape
+    for p in prange(P):
+        for oh in range(H_out):
+            start_h, rh0, rh1 = _taps(oh, SH, PH_b, KH, 1, H)
+            for ow in range(W_out):
+                start_w, cw0, cw1 = _taps(ow, SW, PW_b, KW, 1, W)
                 total = 0.0
                 for ih in range(start_h + rh0, start_h + rh1):
                     for iw in range(start_w + cw0, start_w + cw1):
                         total += x[p, ih, iw]
-                divisor = _avg_divisor(start_h, rh0, rh1, start_w, cw0, cw1, kh, kw, ph_b, ph_e, pw_b, pw_e,
-                                       height, width, count_include_pad, divisor_override)
+                divisor = _avg_divisor(start_h, rh0, rh1, start_w, cw0, cw1, KH, KW, PH_b, PH_e, PW_b, PW_e,
+                                       H, W, count_include_pad, divisor_override)
                 y[p, oh, ow] = total / divisor
 
 
 @numba.njit(parallel=True, fastmath=FASTMATH, **KERNEL_FLAGS)
-def _avg_pool_backward_kernel(grad_out, kh, kw, sh, sw, ph_b, ph_e, pw_b, pw_e, count_include_pad,
+def _avg_pool_backward_kernel(grad_out, KH, KW, SH, SW, PH_b, PH_e, PW_b, PW_e, count_include_pad,
                               divisor_override, grad_x):
     """``grad_x[p]``: each window's gradient divided by its divisor and added to its input cells; one
     iteration owns plane p."""
-    planes, height, width = grad_x.shape
-    _, out_h, out_w = grad_out.shape
-    for p in prange(planes):
+    P, H, W = grad_x.shape
+    _, H_out, W_out = grad_out.shape
+    for p in prange(P):
         target = grad_x[p]
         target[:, :] = 0.0
-        for oh in range(out_h):
-            start_h, rh0, rh1 = _taps(oh, sh, ph_b, kh, 1, height)
-            for ow in range(out_w):
-                start_w, cw0, cw1 = _taps(ow, sw, pw_b, kw, 1, width)
-                divisor = _avg_divisor(start_h, rh0, rh1, start_w, cw0, cw1, kh, kw, ph_b, ph_e, pw_b, pw_e,
-                                       height, width, count_include_pad, divisor_override)
+        for oh in range(H_out):
+            start_h, rh0, rh1 = _taps(oh, SH, PH_b, KH, 1, H)
+            for ow in range(W_out):
+                start_w, cw0, cw1 = _taps(ow, SW, PW_b, KW, 1, W)
+                divisor = _avg_divisor(start_h, rh0, rh1, start_w, cw0, cw1, KH, KW, PH_b, PH_e, PW_b, PW_e,
+                                       H, W, count_include_pad, divisor_override)
                 share = grad_out[p, oh, ow] / divisor
                 for ih in range(start_h + rh0, start_h + rh1):
                     for iw in range(start_w + cw0, start_w + cw1):
@@ -298,26 +314,25 @@ def _avg_pool_backward_kernel(grad_out, kh, kw, sh, sw, ph_b, ph_e, pw_b, pw_e, 
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Drivers: validate (refcnn's checks), convert, run a kernel, restore the caller's shape and dtype
+# Drivers: run a kernel on a resolved geometry, restore the caller's shape and dtype
 # ---------------------------------------------------------------------------------------------------------
 
 
-def _check_grad_out(op, grad_out, geometry):
-    """refcnn.pool's grad_out check (same functions, same message), without its float64 copy."""
-    check_float_array(grad_out, "grad_out", op)
-    check_shape(grad_out, geometry.out_shape, "grad_out", op,
-                context=f"the pooled output of x.shape={geometry.in_shape}")
-
-
-def _planes(a, dtype, batch, channels, height, width):
+def _planes(a, dtype, batch, channels, H, W):
     """``a`` as C-contiguous ``(N*C, H, W)`` of ``dtype``; a 1-D map is a map of height 1."""
-    return _runtime.as_compute(a, dtype).reshape(batch * channels, height, width)
+    return _runtime.as_compute(a, dtype).reshape(batch * channels, H, W)
 
 
 def _max_geometry_args(g2):
     """The ints the max kernels take, from a 2-D geometry."""
     return (g2.kernel[0], g2.kernel[1], g2.stride[0], g2.stride[1], g2.dilation[0], g2.dilation[1],
             g2.pads[0][0], g2.pads[1][0])
+
+
+def _avg_geometry_args(g2):
+    """The ints the average kernels take, from a 2-D geometry (divisor_override None -> 0)."""
+    return (g2.kernel[0], g2.kernel[1], g2.stride[0], g2.stride[1], g2.pads[0][0], g2.pads[0][1],
+            g2.pads[1][0], g2.pads[1][1], int(g2.count_include_pad), g2.divisor_override or 0)
 
 
 def _is_plain_2x2(g2):
@@ -327,237 +342,167 @@ def _is_plain_2x2(g2):
             and g2.pads == ((0, 0), (0, 0)) and tiled)
 
 
-def _max_pool(op, rank, x, kernel_size, stride, padding, dilation, ceil_mode, return_indices):
-    check_float_array(x, "x", op)
-    g = pool_geometry(op, x.shape, kernel_size, stride, padding, dilation, ceil_mode, rank,
-                      kind="max", return_indices=return_indices)
+def _forward(g: PoolGeometry, x):
+    """Pool ``x`` as the resolved geometry ``g`` says (max or average, with indices or not)."""
     g2 = g.as_2d()
     dtype = _runtime.compute_dtype(x)
     xp = _planes(x, dtype, g2.batch, g2.channels, *g2.sizes)
     y = np.empty((xp.shape[0],) + g2.out_sizes, dtype=dtype)
     out_dtype = _runtime.result_dtype(x)
-    if g.return_indices:
+    if g.kind == "avg":
+        _avg_pool_kernel(xp, *_avg_geometry_args(g2), y)
+    elif g.return_indices:
         indices = np.empty(y.shape, dtype=np.int64)
         _max_pool_indices_kernel(xp, *_max_geometry_args(g2), y, indices)
         return y.reshape(g.out_shape).astype(out_dtype, copy=False), indices.reshape(g.out_shape)
-    if _is_plain_2x2(g2):
+    elif _is_plain_2x2(g2):
         _max_pool_2x2_kernel(xp, y)
     else:
         _max_pool_kernel(xp, *_max_geometry_args(g2), y)
     return y.reshape(g.out_shape).astype(out_dtype, copy=False)
 
 
-def _max_pool_backward(op, rank, grad_out, x, kernel_size, stride, padding, dilation, ceil_mode,
-                       return_indices):
-    check_float_array(x, "x", op)
-    g = pool_geometry(op, x.shape, kernel_size, stride, padding, dilation, ceil_mode, rank,
-                      kind="max", return_indices=return_indices)
-    _check_grad_out(op, grad_out, g)
-    g2 = g.as_2d()
-    dtype = _runtime.compute_dtype(x, grad_out)
-    xp = _planes(x, dtype, g2.batch, g2.channels, *g2.sizes)
-    gp = _planes(grad_out, dtype, g2.batch, g2.channels, *g2.out_sizes)
-    grad_x = np.empty(xp.shape, dtype=dtype)
-    if _is_plain_2x2(g2):
-        _max_pool_2x2_backward_kernel(gp, xp, grad_x)
-    else:
-        _max_pool_backward_kernel(gp, xp, *_max_geometry_args(g2), grad_x)
-    return grad_x.reshape(g.in_shape).astype(_runtime.result_dtype(grad_out, x), copy=False)
-
-
-def _avg_geometry_args(g2):
-    """The ints the average kernels take, from a 2-D geometry (divisor_override None -> 0)."""
-    return (g2.kernel[0], g2.kernel[1], g2.stride[0], g2.stride[1], g2.pads[0][0], g2.pads[0][1],
-            g2.pads[1][0], g2.pads[1][1], int(g2.count_include_pad), g2.divisor_override or 0)
-
-
-def _avg_pool(op, rank, x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override):
-    check_float_array(x, "x", op)
-    g = pool_geometry(op, x.shape, kernel_size, stride, padding, 1, ceil_mode, rank, kind="avg",
-                      count_include_pad=count_include_pad, divisor_override=divisor_override)
-    g2 = g.as_2d()
-    dtype = _runtime.compute_dtype(x)
-    xp = _planes(x, dtype, g2.batch, g2.channels, *g2.sizes)
-    y = np.empty((xp.shape[0],) + g2.out_sizes, dtype=dtype)
-    _avg_pool_kernel(xp, *_avg_geometry_args(g2), y)
-    return y.reshape(g.out_shape).astype(_runtime.result_dtype(x), copy=False)
-
-
-def _avg_pool_backward(op, rank, grad_out, x, kernel_size, stride, padding, ceil_mode, count_include_pad,
-                       divisor_override):
-    check_float_array(x, "x", op)
-    g = pool_geometry(op, x.shape, kernel_size, stride, padding, 1, ceil_mode, rank, kind="avg",
-                      count_include_pad=count_include_pad, divisor_override=divisor_override)
-    _check_grad_out(op, grad_out, g)
+def _backward(g: PoolGeometry, grad_out, x):
     g2 = g.as_2d()
     dtype = _runtime.compute_dtype(x, grad_out)
     gp = _planes(grad_out, dtype, g2.batch, g2.channels, *g2.out_sizes)
     grad_x = np.empty((gp.shape[0],) + g2.sizes, dtype=dtype)
-    _avg_pool_backward_kernel(gp, *_avg_geometry_args(g2), grad_x)
+    if g.kind == "avg":
+        _avg_pool_backward_kernel(gp, *_avg_geometry_args(g2), grad_x)
+    else:
+        xp = _planes(x, dtype, g2.batch, g2.channels, *g2.sizes)
+        if _is_plain_2x2(g2):
+            _max_pool_2x2_backward_kernel(gp, xp, grad_x)
+        else:
+            _max_pool_backward_kernel(gp, xp, *_max_geometry_args(g2), grad_x)
     return grad_x.reshape(g.in_shape).astype(_runtime.result_dtype(grad_out, x), copy=False)
 
 
-def _whole_map(op, x, rank):
-    """The kernel of a global pool: the spatial sizes of ``x``, after refcnn's checks of ``x``."""
+def _max_geometry(op, rank, x, kernel_size, stride, padding, dilation, ceil_mode, return_indices):
     check_float_array(x, "x", op)
-    return check_input_shape(op, x.shape, rank)[2:]
+    return pool_geometry(op, x.shape, kernel_size, stride, padding, dilation, ceil_mode, rank,
+                         kind="max", return_indices=return_indices)
+
+
+def _avg_geometry(op, rank, x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override):
+    check_float_array(x, "x", op)
+    return pool_geometry(op, x.shape, kernel_size, stride, padding, 1, ceil_mode, rank, kind="avg",
+                         count_include_pad=count_include_pad, divisor_override=divisor_override)
+
+
+def _max_pool(op, rank, x, *hyperparameters):
+    return _forward(_max_geometry(op, rank, x, *hyperparameters), x)
+
+
+def _max_pool_backward(op, rank, grad_out, x, *hyperparameters):
+    g = _max_geometry(op, rank, x, *hyperparameters)
+    check_grad_out(op, grad_out, g)
+    return _backward(g, grad_out, x)
+
+
+def _avg_pool(op, rank, x, *hyperparameters):
+    return _forward(_avg_geometry(op, rank, x, *hyperparameters), x)
+
+
+def _avg_pool_backward(op, rank, grad_out, x, *hyperparameters):
+    g = _avg_geometry(op, rank, x, *hyperparameters)
+    check_grad_out(op, grad_out, g)
+    return _backward(g, grad_out, x)
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Public API: the signatures of refcnn.pool
+# Public API: the signatures and docstrings of refcnn.pool
 # ---------------------------------------------------------------------------------------------------------
 
 
 def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
-    """2-D max pooling: ``y[n, c, oh, ow] = max over the window's cells inside the input of x[n, c, ih, iw]``,
-    ``ih = oh*SH - p_b^H + kh*DH``, ``iw = ow*SW - p_b^W + kw*DW``; first maximum wins a tie, NaN propagates
-    (at its last NaN). As :func:`refcnn.pool.max_pool2d`.
-
-    Shapes: ``x (N, C, H, W) -> y (N, C, H_out, W_out)`` in ``x``'s dtype; with ``return_indices`` also int64
-    indices ``ih*W + iw`` of the output's shape.
-    """
     return _max_pool("max_pool2d", 2, x, kernel_size, stride, padding, dilation, ceil_mode, return_indices)
 
 
 def max_pool2d_backward(grad_out, x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
                         return_indices=False):
-    """Gradient of :func:`max_pool2d`: ``dL/dx[n, c, ih, iw] = sum over windows won by (ih, iw) of
-    grad_out[n, c, oh, ow]``.
-
-    Shapes: ``grad_out (N, C, H_out, W_out), x (N, C, H, W) -> grad_x (N, C, H, W)``.
-    """
     return _max_pool_backward("max_pool2d_backward", 2, grad_out, x, kernel_size, stride, padding, dilation,
                               ceil_mode, return_indices)
 
 
 def max_pool1d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
-    """1-D max pooling: ``y[n, c, o] = max over j < K of x[n, c, o*S - p_b + j*D]`` (cells inside the input).
-
-    Shapes: ``x (N, C, L) -> y (N, C, L_out)``; indices are positions in ``[0, L)``.
-    """
     return _max_pool("max_pool1d", 1, x, kernel_size, stride, padding, dilation, ceil_mode, return_indices)
 
 
 def max_pool1d_backward(grad_out, x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
                         return_indices=False):
-    """Gradient of :func:`max_pool1d`: ``dL/dx[n, c, i] = sum over windows o won by i of grad_out[n, c, o]``.
-
-    Shapes: ``grad_out (N, C, L_out), x (N, C, L) -> grad_x (N, C, L)``.
-    """
     return _max_pool_backward("max_pool1d_backward", 1, grad_out, x, kernel_size, stride, padding, dilation,
                               ceil_mode, return_indices)
 
 
 def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
                divisor_override=None):
-    """2-D average pooling: ``y[n, c, oh, ow] = (1 / D_{oh,ow}) * sum over the window's cells inside the input
-    of x[n, c, ih, iw]``; the divisor ``D`` as in :func:`refcnn.pool.avg_pool2d`.
-
-    Shapes: ``x (N, C, H, W) -> y (N, C, H_out, W_out)`` in ``x``'s dtype.
-    """
     return _avg_pool("avg_pool2d", 2, x, kernel_size, stride, padding, ceil_mode, count_include_pad,
                      divisor_override)
 
 
 def avg_pool2d_backward(grad_out, x, kernel_size, stride=None, padding=0, ceil_mode=False,
                         count_include_pad=True, divisor_override=None):
-    """Gradient of :func:`avg_pool2d`: ``dL/dx[n, c, ih, iw] = sum over windows containing (ih, iw) of
-    grad_out[n, c, oh, ow] / D_{oh,ow}``.
-
-    Shapes: ``grad_out (N, C, H_out, W_out), x (N, C, H, W) -> grad_x (N, C, H, W)``.
-    """
     return _avg_pool_backward("avg_pool2d_backward", 2, grad_out, x, kernel_size, stride, padding, ceil_mode,
                               count_include_pad, divisor_override)
 
 
 def avg_pool1d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
-    """1-D average pooling: ``y[n, c, o] = (1 / D_o) * sum over j < K of x[n, c, o*S - p_b + j]``.
-
-    Shapes: ``x (N, C, L) -> y (N, C, L_out)``.
-    """
     return _avg_pool("avg_pool1d", 1, x, kernel_size, stride, padding, ceil_mode, count_include_pad, None)
 
 
 def avg_pool1d_backward(grad_out, x, kernel_size, stride=None, padding=0, ceil_mode=False,
                         count_include_pad=True):
-    """Gradient of :func:`avg_pool1d`: ``dL/dx[n, c, i] = sum over windows o containing i of grad_out[n, c, o] / D_o``.
-
-    Shapes: ``grad_out (N, C, L_out), x (N, C, L) -> grad_x (N, C, L)``.
-    """
     return _avg_pool_backward("avg_pool1d_backward", 1, grad_out, x, kernel_size, stride, padding, ceil_mode,
                               count_include_pad, None)
 
 
 def global_avg_pool2d(x):
-    """Mean over the whole map: ``y[n, c, 0, 0] = (1 / (H W)) * sum over h, w of x[n, c, h, w]``.
-
-    Shapes: ``x (N, C, H, W) -> y (N, C, 1, 1)``.
-    """
     op = "global_avg_pool2d"
-    return _avg_pool(op, 2, x, _whole_map(op, x, 2), 1, 0, False, True, None)
+    return _avg_pool(op, 2, x, whole_map(op, x, 2), 1, 0, False, True, None)
 
 
 def global_avg_pool2d_backward(grad_out, x):
-    """Gradient of :func:`global_avg_pool2d`: ``dL/dx[n, c, h, w] = grad_out[n, c, 0, 0] / (H W)``.
-
-    Shapes: ``grad_out (N, C, 1, 1), x (N, C, H, W) -> grad_x (N, C, H, W)``.
-    """
     op = "global_avg_pool2d_backward"
-    return _avg_pool_backward(op, 2, grad_out, x, _whole_map(op, x, 2), 1, 0, False, True, None)
+    return _avg_pool_backward(op, 2, grad_out, x, whole_map(op, x, 2), 1, 0, False, True, None)
 
 
 def global_avg_pool1d(x):
-    """Mean over the whole sequence: ``y[n, c, 0] = (1 / L) * sum over l of x[n, c, l]``.
-
-    Shapes: ``x (N, C, L) -> y (N, C, 1)``.
-    """
     op = "global_avg_pool1d"
-    return _avg_pool(op, 1, x, _whole_map(op, x, 1), 1, 0, False, True, None)
+    return _avg_pool(op, 1, x, whole_map(op, x, 1), 1, 0, False, True, None)
 
 
 def global_avg_pool1d_backward(grad_out, x):
-    """Gradient of :func:`global_avg_pool1d`: ``dL/dx[n, c, l] = grad_out[n, c, 0] / L``.
-
-    Shapes: ``grad_out (N, C, 1), x (N, C, L) -> grad_x (N, C, L)``.
-    """
     op = "global_avg_pool1d_backward"
-    return _avg_pool_backward(op, 1, grad_out, x, _whole_map(op, x, 1), 1, 0, False, True, None)
+    return _avg_pool_backward(op, 1, grad_out, x, whole_map(op, x, 1), 1, 0, False, True, None)
 
 
 def global_max_pool2d(x):
-    """Maximum over the whole map: ``y[n, c, 0, 0] = max over h, w of x[n, c, h, w]`` (first maximum, NaN
-    propagates).
-
-    Shapes: ``x (N, C, H, W) -> y (N, C, 1, 1)``.
-    """
     op = "global_max_pool2d"
-    return _max_pool(op, 2, x, _whole_map(op, x, 2), 1, 0, 1, False, False)
+    return _max_pool(op, 2, x, whole_map(op, x, 2), 1, 0, 1, False, False)
 
 
 def global_max_pool2d_backward(grad_out, x):
-    """Gradient of :func:`global_max_pool2d`: ``grad_out[n, c, 0, 0]`` goes to the (first) maximum of plane
-    ``(n, c)``, 0 elsewhere.
-
-    Shapes: ``grad_out (N, C, 1, 1), x (N, C, H, W) -> grad_x (N, C, H, W)``.
-    """
     op = "global_max_pool2d_backward"
-    return _max_pool_backward(op, 2, grad_out, x, _whole_map(op, x, 2), 1, 0, 1, False, False)
+    return _max_pool_backward(op, 2, grad_out, x, whole_map(op, x, 2), 1, 0, 1, False, False)
 
 
 def global_max_pool1d(x):
-    """Maximum over the whole sequence: ``y[n, c, 0] = max over l of x[n, c, l]``.
-
-    Shapes: ``x (N, C, L) -> y (N, C, 1)``.
-    """
     op = "global_max_pool1d"
-    return _max_pool(op, 1, x, _whole_map(op, x, 1), 1, 0, 1, False, False)
+    return _max_pool(op, 1, x, whole_map(op, x, 1), 1, 0, 1, False, False)
 
 
 def global_max_pool1d_backward(grad_out, x):
-    """Gradient of :func:`global_max_pool1d`: ``grad_out[n, c, 0]`` goes to the (first) maximum of sequence
-    ``(n, c)``.
-
-    Shapes: ``grad_out (N, C, 1), x (N, C, L) -> grad_x (N, C, L)``.
-    """
     op = "global_max_pool1d_backward"
-    return _max_pool_backward(op, 1, grad_out, x, _whole_map(op, x, 1), 1, 0, 1, False, False)
+    return _max_pool_backward(op, 1, grad_out, x, whole_map(op, x, 1), 1, 0, 1, False, False)
+
+
+def pool_forward(geometry: PoolGeometry, x):
+    return _forward(fit_geometry(geometry, x), x)
+
+
+def pool_backward(geometry: PoolGeometry, grad_out, x):
+    return _backward(fit_geometry(geometry, x, grad_out), grad_out, x)
+
+
+_runtime.share_docstrings(globals(), [*__all__, "pool_forward", "pool_backward"])

@@ -23,8 +23,10 @@ from .losses import *  # noqa: F401,F403
 from .norm import *  # noqa: F401,F403
 from .optim import *  # noqa: F401,F403
 from .pool import *  # noqa: F401,F403
+from .conv import conv_backward, conv_forward  # noqa: F401  (GEOMETRY_OPS)
+from .pool import pool_backward, pool_forward  # noqa: F401  (GEOMETRY_OPS)
 
-#: Every public operation of the engine, by family. fastcnn exposes the same names.
+#: Every operation of the spec, by family; fastcnn exposes the same names.
 OPS = {
     "conv": tuple(_conv.__all__),
     "pool": tuple(_pool.__all__),
@@ -36,7 +38,12 @@ OPS = {
     "optim": tuple(_optim.__all__),
 }
 
-__all__ = ["shapes", "ShapeError", "PADDING_MODES", "OPS"] + [name for names in OPS.values() for name in names]
+#: What runs on a geometry resolved once (by ``cnn``'s layers, when they are built), beside the spec's ops.
+GEOMETRY_OPS = ("conv_forward", "conv_backward", "pool_forward", "pool_backward")
+
+__all__ = ["shapes", "ShapeError", "PADDING_MODES", "OPS"] + list(GEOMETRY_OPS) + [
+    name for names in OPS.values() for name in names
+]
 __version__ = "0.1.0"
 
 

@@ -6,8 +6,7 @@ taking ``grad_out`` and exactly the forward's arguments and returning ``grad_x``
 
 Derivatives at the kinks follow PyTorch: ReLU'(0) = 0, leaky_relu'(0) = negative_slope, ELU'(0) = alpha.
 
-The argument checks (:func:`check_activation_input`, :func:`check_grad_out`, :func:`check_negative_slope`,
-:func:`check_alpha`, :func:`resolve_dim`) are shared with fastcnn so both engines raise the same errors.
+The argument checks are the ground floor's (:mod:`cnnbase.activations`), so both engines raise the same errors.
 """
 
 from __future__ import annotations
@@ -16,7 +15,10 @@ import math
 
 import numpy as np
 
-from cnnbase.checks import as_float64, check_dim, check_float, check_float_array, check_same_shape
+from cnnbase.activations import (
+    check_activation_input, check_alpha, check_grad_out, check_negative_slope, resolve_dim,
+)
+from cnnbase.checks import as_float64
 
 __all__ = [
     "relu", "relu_backward",
@@ -27,40 +29,6 @@ __all__ = [
     "softmax", "softmax_backward",
     "log_softmax", "log_softmax_backward",
 ]
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Argument checks, shared with fastcnn
-
-
-def check_activation_input(x, op: str) -> np.ndarray:
-    """Require a float ``numpy.ndarray`` of any shape."""
-    return check_float_array(x, "x", op)
-
-
-def check_grad_out(grad_out, x: np.ndarray, op: str) -> np.ndarray:
-    """Require a float ``grad_out`` of ``x``'s shape (every activation keeps the shape)."""
-    check_float_array(grad_out, "grad_out", op)
-    check_same_shape(grad_out, x, "grad_out", "x", op)
-    return grad_out
-
-
-def check_negative_slope(negative_slope, op: str) -> float:
-    """Any real number (PyTorch accepts negative and > 1 slopes too); not NaN."""
-    return check_float(negative_slope, "negative_slope", op)
-
-
-def check_alpha(alpha, op: str) -> float:
-    """Any real number; not NaN."""
-    return check_float(alpha, "alpha", op)
-
-
-def resolve_dim(shape: tuple, dim, op: str) -> int:
-    """``dim`` in ``[-ndim, ndim)`` as an axis in ``[0, ndim)``.
-
-    A 0-d array is treated as one line of length 1 (PyTorch accepts ``dim`` 0 or -1 there).
-    """
-    return check_dim(dim, max(len(shape), 1), "dim", op)
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -5,20 +5,21 @@ convolution and ``(C_in, C_out/G, KH, KW)`` for a transposed one. Channel ``c`` 
 ``g = c // (C/G)`` and a group's outputs read only that group's inputs.
 
 The loops are written once, for 2-D. A 1-D op is the 2-D op on an input of height 1 with a kernel of
-height 1: :func:`_lift_to_2d` adds that unit axis to the resolved geometry and the arrays are reshaped.
-All checking happens first, in :func:`conv_geometry` and :func:`conv_transpose_geometry`, which take only
-shapes and hyperparameters so that the fast engine can reuse them and raise the same errors.
+height 1 (:meth:`cnnbase.conv.ConvGeometry.as_2d` adds that unit axis to the geometry, the arrays are reshaped).
+All checking happens first, on the ground floor (:func:`cnnbase.conv.conv_geometry` and
+:func:`cnnbase.conv.conv_transpose_geometry`), from shapes and hyperparameters alone, so both engines raise the
+same errors. :func:`conv_forward` and :func:`conv_backward` run on a geometry resolved once by their caller.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
-from cnnbase.checks import as_float64, check_float_array, check_int, check_shape, expand_ints, invalid
-from cnnbase.padding import check_padding_mode, source_index
-from cnnbase.shapes import conv_output_size, conv_transpose_output_size, resolve_padding
+from cnnbase.checks import as_float64
+from cnnbase.conv import (
+    ConvGeometry, as_2d, check_conv_arrays, check_grad_out, conv_geometry, conv_transpose_geometry, fit_geometry,
+)
+from cnnbase.padding import source_index
 
 __all__ = [
     "conv1d",
@@ -30,214 +31,6 @@ __all__ = [
     "conv_transpose2d",
     "conv_transpose2d_backward",
 ]
-
-_AXES = {1: ("L",), 2: ("H", "W")}
-_KERNEL_AXES = {1: ("K",), 2: ("KH", "KW")}
-
-
-# ---------------------------------------------------------------------------------------------------
-# Geometry: every check, from shapes and hyperparameters alone
-# ---------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ConvGeometry:
-    """The resolved sizes of one (transposed) convolution call; one entry per spatial axis in the tuples.
-
-    ``sizes`` are the input's spatial sizes (H, W) or (L,), ``out`` the output's (H_out, W_out) or
-    (L_out,), ``pads`` one ``(p_b, p_e)`` pair per axis. For a convolution ``pads`` is the padding added to
-    the input; for a transposed convolution it is the amount cropped from the full output. ``output_padding``
-    is all zeros for a convolution.
-    """
-
-    op: str
-    N: int
-    C_in: int
-    C_out: int
-    G: int
-    sizes: tuple[int, ...]
-    kernel: tuple[int, ...]
-    stride: tuple[int, ...]
-    dilation: tuple[int, ...]
-    pads: tuple[tuple[int, int], ...]
-    out: tuple[int, ...]
-    padding_mode: str = "zeros"
-    output_padding: tuple[int, ...] = ()
-
-    @property
-    def rank(self) -> int:
-        return len(self.sizes)
-
-    @property
-    def C_in_per_group(self) -> int:
-        return self.C_in // self.G
-
-    @property
-    def C_out_per_group(self) -> int:
-        return self.C_out // self.G
-
-    @property
-    def out_shape(self) -> tuple[int, ...]:
-        return (self.N, self.C_out) + self.out
-
-
-def _shapes_text(x_shape, weight_shape) -> str:
-    return f"x.shape={tuple(x_shape)}, weight.shape={tuple(weight_shape)}"
-
-
-def _check_ndim(shape, rank: int, name: str, op: str, axes: str) -> None:
-    if len(shape) != rank + 2:
-        raise ValueError(
-            f"{op}: argument `{name}` must have {rank + 2} dimensions {axes}; received shape {tuple(shape)}."
-        )
-
-
-def _check_positive_sizes(shape, name: str, op: str, axes: str, first: int) -> None:
-    """Channel, spatial and kernel sizes from axis ``first`` on must be at least 1 (a batch may be empty)."""
-    if any(size < 1 for size in shape[first:]):
-        raise ValueError(
-            f"{op}: argument `{name}` {axes} must have sizes of at least 1 from axis {first} on; "
-            f"received shape {tuple(shape)}."
-        )
-
-
-def _check_groups(op: str, C_in: int, C_out: int, G: int, shapes: str) -> None:
-    if C_in % G or C_out % G:
-        raise ValueError(
-            invalid(op, "groups", f"a positive int that divides C_in = {C_in} and C_out = {C_out}", G,
-                    extra=f"({shapes})")
-        )
-
-
-def _check_bias(op: str, bias_shape, C_out: int, shapes: str) -> None:
-    if bias_shape is not None and tuple(bias_shape) != (C_out,):
-        raise ValueError(
-            f"{op}: argument `bias` must have shape (C_out,) = ({C_out},); received bias.shape="
-            f"{tuple(bias_shape)} ({shapes})."
-        )
-
-
-def conv_geometry(op, x_shape, weight_shape, bias_shape, stride, padding, dilation, groups, padding_mode, rank):
-    """Check a convolution's arguments from their shapes and resolve every size to ints.
-
-    ``x_shape`` is ``(N, C_in, *sizes)``, ``weight_shape`` ``(C_out, C_in/G, *kernel)``, ``bias_shape``
-    ``(C_out,)`` or ``None``; ``rank`` is the number of spatial axes (1 or 2). Raises ``ValueError`` (or
-    :class:`~cnnbase.shapes.ShapeError` when the window does not fit the padded input) with messages naming
-    ``op`` and both shapes. Returns a :class:`ConvGeometry`.
-    """
-    axes, kernel_axes = _AXES[rank], _KERNEL_AXES[rank]
-    x_axes = f"(N, C_in, {', '.join(axes)})"
-    w_axes = f"(C_out, C_in/G, {', '.join(kernel_axes)})"
-    _check_ndim(x_shape, rank, "x", op, x_axes)
-    _check_ndim(weight_shape, rank, "weight", op, w_axes)
-    _check_positive_sizes(x_shape, "x", op, x_axes, first=1)
-    _check_positive_sizes(weight_shape, "weight", op, w_axes, first=0)
-    shapes = _shapes_text(x_shape, weight_shape)
-    N, C_in, *sizes = (int(v) for v in x_shape)
-    C_out, C_in_per_group, *kernel = (int(v) for v in weight_shape)
-    G = check_int(groups, "groups", op, minimum=1)
-    _check_groups(op, C_in, C_out, G, shapes)
-    if C_in_per_group * G != C_in:
-        raise ValueError(
-            f"{op}: argument `weight` must have shape {w_axes} with C_in/G = {C_in}/{G} = {C_in // G} input "
-            f"channels per group on axis 1; received {shapes}."
-        )
-    _check_bias(op, bias_shape, C_out, shapes)
-    stride = expand_ints(stride, rank, "stride", op)
-    dilation = expand_ints(dilation, rank, "dilation", op)
-    pads = resolve_padding(padding, tuple(sizes), tuple(kernel), stride, dilation, op=op)
-    mode = check_padding_mode(padding_mode, pads, sizes, op)
-    out = tuple(
-        conv_output_size(sizes[i], kernel[i], stride[i], pads[i][0], pads[i][1], dilation[i],
-                         where=f"{op}: axis {axes[i]} ({shapes})")
-        for i in range(rank)
-    )
-    return ConvGeometry(op, N, C_in, C_out, G, tuple(sizes), tuple(kernel), stride, dilation, pads, out, mode,
-                        (0,) * rank)
-
-
-def conv_transpose_geometry(op, x_shape, weight_shape, bias_shape, stride, padding, output_padding, groups,
-                            dilation, rank):
-    """Check a transposed convolution's arguments from their shapes and resolve every size to ints.
-
-    ``x_shape`` is ``(N, C_in, *sizes)``, ``weight_shape`` ``(C_in, C_out/G, *kernel)``, ``bias_shape``
-    ``(C_out,)`` or ``None``. The arguments come in PyTorch's order (``groups`` before ``dilation``).
-    ``padding`` is an int, per-axis ints, per-side pairs or ``'valid'``; ``'same'`` is refused because the
-    output size of a transposed convolution is not decided by its input size alone. Returns a
-    :class:`ConvGeometry` with ``padding_mode='zeros'``.
-    """
-    axes, kernel_axes = _AXES[rank], _KERNEL_AXES[rank]
-    x_axes = f"(N, C_in, {', '.join(axes)})"
-    w_axes = f"(C_in, C_out/G, {', '.join(kernel_axes)})"
-    _check_ndim(x_shape, rank, "x", op, x_axes)
-    _check_ndim(weight_shape, rank, "weight", op, w_axes)
-    _check_positive_sizes(x_shape, "x", op, x_axes, first=1)
-    _check_positive_sizes(weight_shape, "weight", op, w_axes, first=0)
-    shapes = _shapes_text(x_shape, weight_shape)
-    N, C_in, *sizes = (int(v) for v in x_shape)
-    weight_C_in, C_out_per_group, *kernel = (int(v) for v in weight_shape)
-    G = check_int(groups, "groups", op, minimum=1)
-    if weight_C_in != C_in:
-        raise ValueError(
-            f"{op}: argument `weight` must have shape {w_axes} with C_in = {C_in} on axis 0; received {shapes}."
-        )
-    C_out = C_out_per_group * G
-    _check_groups(op, C_in, C_out, G, shapes)
-    _check_bias(op, bias_shape, C_out, shapes)
-    stride = expand_ints(stride, rank, "stride", op)
-    dilation = expand_ints(dilation, rank, "dilation", op)
-    if isinstance(padding, str) and padding in ("same", "same_lower"):
-        raise ValueError(invalid(
-            op, "padding", "an int, per-axis ints, per-side pairs or 'valid'", padding,
-            extra="'same' is not defined for a transposed convolution: choose the padding and output_padding "
-                  "that give the output size you need.",
-        ))
-    pads = resolve_padding(padding, tuple(sizes), tuple(kernel), stride, dilation, op=op, allow_strings=("valid",))
-    output_padding = expand_ints(output_padding, rank, "output_padding", op, minimum=0)
-    out = tuple(
-        conv_transpose_output_size(sizes[i], kernel[i], stride[i], pads[i][0], pads[i][1], dilation[i],
-                                   output_padding[i], where=f"{op}: axis {axes[i]} ({shapes})")
-        for i in range(rank)
-    )
-    return ConvGeometry(op, N, C_in, C_out, G, tuple(sizes), tuple(kernel), stride, dilation, pads, out, "zeros",
-                        output_padding)
-
-
-def _check_arrays(op: str, x, weight, bias):
-    """Type checks of the array arguments (shapes are the geometry's job)."""
-    check_float_array(x, "x", op)
-    check_float_array(weight, "weight", op)
-    if bias is not None:
-        check_float_array(bias, "bias", op)
-
-
-def _check_grad_out(op: str, grad_out, geom: ConvGeometry) -> np.ndarray:
-    check_float_array(grad_out, "grad_out", op)
-    out_axes = ", ".join(a + "_out" for a in _AXES[geom.rank])
-    check_shape(grad_out, geom.out_shape, "grad_out", op, context=f"(N, C_out, {out_axes}) of the forward output")
-    return as_float64(grad_out)
-
-
-# ---------------------------------------------------------------------------------------------------
-# 1-D as 2-D
-# ---------------------------------------------------------------------------------------------------
-
-
-def _lift_to_2d(geom: ConvGeometry) -> ConvGeometry:
-    """The same call with a leading unit spatial axis when it has one spatial axis: size 1, kernel 1,
-    stride 1, dilation 1, no padding, so every 2-D formula reduces to the 1-D one."""
-    if geom.rank == 2:
-        return geom
-    return ConvGeometry(
-        geom.op, geom.N, geom.C_in, geom.C_out, geom.G, (1,) + geom.sizes, (1,) + geom.kernel,
-        (1,) + geom.stride, (1,) + geom.dilation, ((0, 0),) + geom.pads, (1,) + geom.out, geom.padding_mode,
-        (0,) + geom.output_padding,
-    )
-
-
-def _as_2d(a: np.ndarray) -> np.ndarray:
-    """``(A, B, L)`` as ``(A, B, 1, L)``; 4-D arrays unchanged."""
-    return a if a.ndim == 4 else a.reshape(a.shape[0], a.shape[1], 1, a.shape[2])
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -404,51 +197,64 @@ def _conv_transpose2d_backward_loop(grad_out, x, weight, has_bias: bool, geom: C
 
 
 # ---------------------------------------------------------------------------------------------------
-# Shared bodies of the public functions (one per direction, for both ranks)
+# One body per direction, for both ranks and both kinds, on a resolved geometry
 # ---------------------------------------------------------------------------------------------------
 
 
-def _conv_forward(op, rank, x, weight, bias, stride, padding, dilation, groups, padding_mode):
-    _check_arrays(op, x, weight, bias)
-    geom = conv_geometry(op, x.shape, weight.shape, None if bias is None else bias.shape,
-                         stride, padding, dilation, groups, padding_mode, rank)
+def _forward(geom: ConvGeometry, x, weight, bias) -> np.ndarray:
+    loop = _conv_transpose2d_loop if geom.transposed else _conv2d_loop
     x, weight = as_float64(x), as_float64(weight)
     bias = None if bias is None else as_float64(bias)
-    y = _conv2d_loop(_as_2d(x), _as_2d(weight), bias, _lift_to_2d(geom))
-    return y.reshape(geom.out_shape)
+    return loop(as_2d(x), as_2d(weight), bias, geom.as_2d()).reshape(geom.out_shape)
 
 
-def _conv_backward(op, rank, grad_out, x, weight, bias, stride, padding, dilation, groups, padding_mode):
-    _check_arrays(op, x, weight, bias)
-    geom = conv_geometry(op, x.shape, weight.shape, None if bias is None else bias.shape,
-                         stride, padding, dilation, groups, padding_mode, rank)
-    grad_out = _check_grad_out(op, grad_out, geom)
-    x, weight = as_float64(x), as_float64(weight)
-    grad_x, grad_w, grad_b = _conv2d_backward_loop(_as_2d(grad_out), _as_2d(x), _as_2d(weight),
-                                                   bias is not None, _lift_to_2d(geom))
+def _backward(geom: ConvGeometry, grad_out, x, weight, bias):
+    loop = _conv_transpose2d_backward_loop if geom.transposed else _conv2d_backward_loop
+    grad_out, x, weight = as_float64(grad_out), as_float64(x), as_float64(weight)
+    grad_x, grad_w, grad_b = loop(as_2d(grad_out), as_2d(x), as_2d(weight), bias is not None, geom.as_2d())
     return grad_x.reshape(x.shape), grad_w.reshape(weight.shape), grad_b
 
 
-def _conv_transpose_forward(op, rank, x, weight, bias, stride, padding, output_padding, groups, dilation):
-    _check_arrays(op, x, weight, bias)
-    geom = conv_transpose_geometry(op, x.shape, weight.shape, None if bias is None else bias.shape,
-                                   stride, padding, output_padding, groups, dilation, rank)
-    x, weight = as_float64(x), as_float64(weight)
-    bias = None if bias is None else as_float64(bias)
-    y = _conv_transpose2d_loop(_as_2d(x), _as_2d(weight), bias, _lift_to_2d(geom))
-    return y.reshape(geom.out_shape)
+def _geometry(op, rank, x, weight, bias, stride, padding, dilation, groups, padding_mode) -> ConvGeometry:
+    check_conv_arrays(op, x, weight, bias)
+    return conv_geometry(op, x.shape, weight.shape, None if bias is None else bias.shape, stride, padding,
+                         dilation, groups, padding_mode, rank)
+
+
+def _transpose_geometry(op, rank, x, weight, bias, stride, padding, output_padding, groups, dilation):
+    check_conv_arrays(op, x, weight, bias)
+    return conv_transpose_geometry(op, x.shape, weight.shape, None if bias is None else bias.shape, stride,
+                                   padding, output_padding, groups, dilation, rank)
+
+
+def _conv_backward(op, rank, grad_out, x, weight, bias, stride, padding, dilation, groups, padding_mode):
+    geom = _geometry(op, rank, x, weight, bias, stride, padding, dilation, groups, padding_mode)
+    check_grad_out(op, grad_out, geom)
+    return _backward(geom, grad_out, x, weight, bias)
 
 
 def _conv_transpose_backward(op, rank, grad_out, x, weight, bias, stride, padding, output_padding, groups,
                              dilation):
-    _check_arrays(op, x, weight, bias)
-    geom = conv_transpose_geometry(op, x.shape, weight.shape, None if bias is None else bias.shape,
-                                   stride, padding, output_padding, groups, dilation, rank)
-    grad_out = _check_grad_out(op, grad_out, geom)
-    x, weight = as_float64(x), as_float64(weight)
-    grad_x, grad_w, grad_b = _conv_transpose2d_backward_loop(_as_2d(grad_out), _as_2d(x), _as_2d(weight),
-                                                             bias is not None, _lift_to_2d(geom))
-    return grad_x.reshape(x.shape), grad_w.reshape(weight.shape), grad_b
+    geom = _transpose_geometry(op, rank, x, weight, bias, stride, padding, output_padding, groups, dilation)
+    check_grad_out(op, grad_out, geom)
+    return _backward(geom, grad_out, x, weight, bias)
+
+
+def conv_forward(geometry: ConvGeometry, x, weight, bias=None) -> np.ndarray:
+    """The convolution (or transposed convolution) that ``geometry`` describes, applied to ``x``.
+
+    ``geometry`` comes from :func:`cnnbase.conv.conv_geometry` or :func:`cnnbase.conv.conv_transpose_geometry`,
+    resolved once (a ``cnn`` layer does it when it is built); the arrays are only checked to fit it, for any
+    batch size. Computes exactly what the op named by ``geometry.op`` computes.
+    """
+    geometry = fit_geometry(geometry, x, weight, bias)
+    return _forward(geometry, x, weight, bias)
+
+
+def conv_backward(geometry: ConvGeometry, grad_out, x, weight, bias=None):
+    """The gradients ``(grad_x, grad_weight, grad_bias)`` of :func:`conv_forward` on a resolved geometry."""
+    geometry = fit_geometry(geometry, x, weight, bias, grad_out)
+    return _backward(geometry, grad_out, x, weight, bias)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -500,7 +306,8 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padd
     array([[ 8., 12.],
            [20., 24.]])
     """
-    return _conv_forward("conv2d", 2, x, weight, bias, stride, padding, dilation, groups, padding_mode)
+    return _forward(_geometry("conv2d", 2, x, weight, bias, stride, padding, dilation, groups, padding_mode),
+                    x, weight, bias)
 
 
 def conv2d_backward(grad_out, x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
@@ -539,7 +346,8 @@ def conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padd
     ``(p_b, p_e)`` pair, 'valid', 'same' or 'same_lower'; ``groups`` and ``padding_mode`` as in
     :func:`conv2d`. Returns float64.
     """
-    return _conv_forward("conv1d", 1, x, weight, bias, stride, padding, dilation, groups, padding_mode)
+    return _forward(_geometry("conv1d", 1, x, weight, bias, stride, padding, dilation, groups, padding_mode),
+                    x, weight, bias)
 
 
 def conv1d_backward(grad_out, x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
@@ -570,8 +378,9 @@ def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0
     ``(p_b, p_e)`` pairs or 'valid') is cropped from the full output; ``output_padding`` (int or 2 ints,
     each ``< max(stride, dilation)``) adds cells at the end. Zero fill only. Returns float64.
     """
-    return _conv_transpose_forward("conv_transpose2d", 2, x, weight, bias, stride, padding, output_padding,
-                                   groups, dilation)
+    geom = _transpose_geometry("conv_transpose2d", 2, x, weight, bias, stride, padding, output_padding, groups,
+                               dilation)
+    return _forward(geom, x, weight, bias)
 
 
 def conv_transpose2d_backward(grad_out, x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
@@ -600,8 +409,9 @@ def conv_transpose1d(x, weight, bias=None, stride=1, padding=0, output_padding=0
     Shapes: x (N, C_in, L), weight (C_in, C_out/G, K), bias (C_out,) -> (N, C_out, L_out),
     ``L_out = (L-1)*S - p_b - p_e + D*(K-1) + output_padding + 1``. Returns float64.
     """
-    return _conv_transpose_forward("conv_transpose1d", 1, x, weight, bias, stride, padding, output_padding,
-                                   groups, dilation)
+    geom = _transpose_geometry("conv_transpose1d", 1, x, weight, bias, stride, padding, output_padding, groups,
+                               dilation)
+    return _forward(geom, x, weight, bias)
 
 
 def conv_transpose1d_backward(grad_out, x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,

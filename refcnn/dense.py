@@ -1,53 +1,20 @@
 """Flatten and the dense (fully connected, linear) layer (``specs/dense.md``).
 
-The argument checks :func:`flatten_dims` and :func:`linear_dims` take shapes and hyperparameters and return
-resolved ints; fastcnn calls them too, so both engines raise the same errors.
+The argument checks are the ground floor's (:mod:`cnnbase.dense`), so both engines raise the same errors.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
-from cnnbase.checks import as_float64, check_dim, check_float_array, check_shape, invalid
+from cnnbase.checks import as_float64
+from cnnbase.dense import check_flatten, check_flatten_backward, check_linear_arrays, check_linear_backward
 
 __all__ = ["flatten", "flatten_backward", "linear", "linear_backward"]
 
 
 # ----------------------------------------------------------------------------------------------------------
 # Flatten
-
-
-@dataclass(frozen=True)
-class FlattenDims:
-    """Resolved arguments of :func:`flatten`: axes ``start..end`` (inclusive) merge into one."""
-
-    start: int
-    end: int
-    in_shape: tuple[int, ...]
-    out_shape: tuple[int, ...]
-
-
-def flatten_dims(op: str, shape: tuple, start_dim, end_dim) -> FlattenDims:
-    """Check ``start_dim``/``end_dim`` against ``shape`` and compute the output shape.
-
-    A 0-d array counts as one axis of size 1 (``torch.flatten`` turns it into shape ``(1,)``).
-    """
-    shape = tuple(int(n) for n in shape)
-    rank = max(len(shape), 1)
-    start = check_dim(start_dim, rank, "start_dim", op)
-    end = check_dim(end_dim, rank, "end_dim", op)
-    if start > end:
-        raise ValueError(
-            invalid(op, "end_dim", f"an axis at or after start_dim={start_dim} (axis {start}) for an array of "
-                    f"shape {shape}", end_dim)
-        )
-    axes = shape if shape else (1,)
-    merged = 1
-    for n in axes[start:end + 1]:
-        merged *= n
-    return FlattenDims(start, end, shape, axes[:start] + (merged,) + axes[end + 1:])
 
 
 def flatten(x: np.ndarray, start_dim: int = 1, end_dim: int = -1) -> np.ndarray:
@@ -71,8 +38,7 @@ def flatten(x: np.ndarray, start_dim: int = 1, end_dim: int = -1) -> np.ndarray:
         A float64 copy of ``x`` in the new shape; the values and their row-major order are unchanged.
     """
     op = "flatten"
-    check_float_array(x, "x", op)
-    dims = flatten_dims(op, x.shape, start_dim, end_dim)
+    dims = check_flatten(op, x, start_dim, end_dim)
     # Row-major merging of adjacent axes is exactly a reshape: no arithmetic happens here.
     return as_float64(x).reshape(dims.out_shape).copy()
 
@@ -82,62 +48,12 @@ def flatten_backward(grad_out: np.ndarray, x: np.ndarray, start_dim: int = 1, en
 
     Shape: ``grad_out`` has :func:`flatten`'s output shape; ``grad_x`` has ``x``'s shape.
     """
-    op = "flatten_backward"
-    check_float_array(x, "x", op)
-    dims = flatten_dims(op, x.shape, start_dim, end_dim)
-    check_float_array(grad_out, "grad_out", op)
-    check_shape(grad_out, dims.out_shape, "grad_out", op, context=f"flatten's output for x.shape={x.shape}, "
-                f"start_dim={start_dim}, end_dim={end_dim}")
+    check_flatten_backward("flatten_backward", grad_out, x, start_dim, end_dim)
     return as_float64(grad_out).reshape(x.shape).copy()
 
 
 # ----------------------------------------------------------------------------------------------------------
 # Linear
-
-
-@dataclass(frozen=True)
-class LinearDims:
-    """Resolved sizes of :func:`linear`: ``x`` is ``batch_shape + (in_features,)``."""
-
-    batch_shape: tuple[int, ...]
-    in_features: int
-    out_features: int
-    has_bias: bool
-
-    @property
-    def out_shape(self) -> tuple[int, ...]:
-        return self.batch_shape + (self.out_features,)
-
-
-def linear_dims(op: str, x_shape: tuple, weight_shape: tuple, bias_shape: tuple | None) -> LinearDims:
-    """Check the shapes of ``x``, ``weight`` and ``bias`` (``None`` when absent) against each other."""
-    x_shape, weight_shape = tuple(x_shape), tuple(weight_shape)
-    if len(x_shape) < 1:
-        raise ValueError(f"{op}: argument `x` must have at least 1 dimension (*, in_features); "
-                         f"received shape {x_shape}.")
-    if len(weight_shape) != 2:
-        raise ValueError(f"{op}: argument `weight` must have 2 dimensions (out_features, in_features); "
-                         f"received shape {weight_shape}.")
-    out_features, in_features = weight_shape
-    if x_shape[-1] != in_features:
-        raise ValueError(
-            f"{op}: the last axis of `x` must equal weight's in_features; received x.shape={x_shape} and "
-            f"weight.shape={weight_shape} (out_features, in_features)."
-        )
-    if bias_shape is not None and tuple(bias_shape) != (out_features,):
-        raise ValueError(
-            f"{op}: argument `bias` must have shape ({out_features},) (out_features of "
-            f"weight.shape={weight_shape}); received shape {tuple(bias_shape)}."
-        )
-    return LinearDims(x_shape[:-1], in_features, out_features, bias_shape is not None)
-
-
-def _check_linear_arrays(op: str, x, weight, bias) -> LinearDims:
-    check_float_array(x, "x", op)
-    check_float_array(weight, "weight", op)
-    if bias is not None:
-        check_float_array(bias, "bias", op)
-    return linear_dims(op, x.shape, weight.shape, None if bias is None else bias.shape)
 
 
 def _rows(a: np.ndarray, width: int) -> np.ndarray:
@@ -169,7 +85,7 @@ def linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None) ->
         float64 ``(*, out_features)``.
     """
     op = "linear"
-    dims = _check_linear_arrays(op, x, weight, bias)
+    dims = check_linear_arrays(op, x, weight, bias)
     xs = _rows(as_float64(x), dims.in_features)
     w = as_float64(weight)
     b = None if bias is None else as_float64(bias)
@@ -195,11 +111,7 @@ def linear_backward(
     ``grad_weight (out_features, in_features)``, ``grad_bias (out_features,)`` or ``None`` when ``bias`` is
     ``None``.
     """
-    op = "linear_backward"
-    dims = _check_linear_arrays(op, x, weight, bias)
-    check_float_array(grad_out, "grad_out", op)
-    check_shape(grad_out, dims.out_shape, "grad_out", op,
-                context=f"linear's output for x.shape={x.shape} and weight.shape={weight.shape}")
+    dims = check_linear_backward("linear_backward", grad_out, x, weight, bias)
     xs = _rows(as_float64(x), dims.in_features)
     g = _rows(as_float64(grad_out), dims.out_features)
     w = as_float64(weight)

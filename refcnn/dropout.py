@@ -8,77 +8,23 @@ the mask from the seed instead of storing it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
-from cnnbase.checks import as_float64, check_bool, check_float, check_float_array, check_same_shape, invalid, is_int
+from cnnbase.checks import as_float64
+from cnnbase.dropout import (
+    GOLDEN_GAMMA, MASK64, DropoutArgs, check_dropout, check_dropout_backward, check_mask_shape, check_probability,
+    check_seed, keep_scale, mix64,
+)
 
 __all__ = ["dropout_mask", "dropout", "dropout_backward"]
 
-_MASK64 = 0xFFFFFFFFFFFFFFFF
-_GOLDEN_GAMMA = 0x9E3779B97F4A7C15  # SplitMix64's increment: odd, so i -> key + (i+1)*gamma never repeats
-_MIX_1 = 0xBF58476D1CE4E5B9
-_MIX_2 = 0x94D049BB133111EB
 _TWO_POW_MINUS_53 = 2.0 ** -53
-
-
-@dataclass(frozen=True)
-class DropoutArgs:
-    """Validated dropout hyperparameters, shared by refcnn and fastcnn."""
-
-    p: float
-    training: bool
-    inplace: bool
-    seed: int
-
-
-def check_seed(seed, op: str) -> int:
-    """Any int is a seed; it is used modulo 2^64 (so -1 and 2^64 - 1 give the same mask)."""
-    if not is_int(seed):
-        raise TypeError(invalid(op, "seed", "an int", seed))
-    return int(seed) % (1 << 64)
-
-
-def check_probability(p, op: str) -> float:
-    return check_float(p, "p", op, minimum=0.0, maximum=1.0)
-
-
-def check_dropout(x, p, training, inplace, seed, op: str = "dropout") -> DropoutArgs:
-    """Check the arguments of :func:`dropout` before any computation."""
-    check_float_array(x, "x", op)
-    return DropoutArgs(
-        p=check_probability(p, op),
-        training=check_bool(training, "training", op),
-        inplace=check_bool(inplace, "inplace", op),
-        seed=check_seed(seed, op),
-    )
-
-
-def check_mask_shape(shape, op: str = "dropout_mask") -> tuple[int, ...]:
-    """A shape is an int or a tuple/list of ints >= 0."""
-    items = (shape,) if is_int(shape) else shape
-    if not isinstance(items, (tuple, list)) or not all(is_int(v) for v in items):
-        raise TypeError(invalid(op, "shape", "an int or a tuple of ints >= 0", shape))
-    if any(v < 0 for v in items):
-        raise ValueError(invalid(op, "shape", "an int or a tuple of ints >= 0", shape))
-    return tuple(int(v) for v in items)
-
-
-def _mix64(z: int) -> int:
-    """SplitMix64's finaliser on a 64-bit unsigned integer (wrap-around arithmetic)."""
-    z ^= z >> 30
-    z = (z * _MIX_1) & _MASK64
-    z ^= z >> 27
-    z = (z * _MIX_2) & _MASK64
-    z ^= z >> 31
-    return z
 
 
 def _uniform(key: int, i: int) -> float:
     """``u_i = (mix64(key + (i + 1) * gamma) >> 11) * 2^-53``, exactly representable in [0, 1)."""
-    counter = (key + ((i + 1) * _GOLDEN_GAMMA & _MASK64)) & _MASK64
-    return (_mix64(counter) >> 11) * _TWO_POW_MINUS_53
+    counter = (key + ((i + 1) * GOLDEN_GAMMA & MASK64)) & MASK64
+    return (mix64(counter) >> 11) * _TWO_POW_MINUS_53
 
 
 def dropout_mask(shape, p, seed) -> np.ndarray:
@@ -106,17 +52,12 @@ def dropout_mask(shape, p, seed) -> np.ndarray:
     op = "dropout_mask"
     dims = check_mask_shape(shape, op)
     p = check_probability(p, op)
-    key = _mix64(check_seed(seed, op))
+    key = mix64(check_seed(seed, op))
     mask = np.empty(dims, dtype=np.float64)
     flat = mask.reshape(-1)
     for i in range(flat.size):
         flat[i] = 1.0 if _uniform(key, i) >= p else 0.0
     return mask
-
-
-def _keep_scale(p: float) -> float:
-    """Value a kept element is multiplied by; ``p = 1`` keeps nothing, so the scale is never used then."""
-    return 0.0 if p == 1.0 else 1.0 / (1.0 - p)
 
 
 def _scaled_mask_product(values: np.ndarray, args: DropoutArgs) -> np.ndarray:
@@ -126,7 +67,7 @@ def _scaled_mask_product(values: np.ndarray, args: DropoutArgs) -> np.ndarray:
         out[...] = values
         return out
     mask = dropout_mask(values.shape, args.p, args.seed).reshape(-1)
-    scale = _keep_scale(args.p)
+    scale = keep_scale(args.p)
     src = np.ravel(as_float64(values), order="C")
     dst = out.reshape(-1)
     for i in range(src.size):
@@ -177,8 +118,5 @@ def dropout_backward(grad_out, x, p=0.5, training=True, inplace=False, *, seed=0
 
     Shape: ``grad_out`` and ``x`` of one shape -> ``grad_x`` of that shape.
     """
-    op = "dropout_backward"
-    args = check_dropout(x, p, training, inplace, seed, op)
-    check_float_array(grad_out, "grad_out", op)
-    check_same_shape(grad_out, x, "grad_out", "x", op)
+    args = check_dropout_backward(grad_out, x, p, training, inplace, seed)
     return _scaled_mask_product(grad_out, args)

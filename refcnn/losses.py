@@ -8,22 +8,17 @@ Every loss has a ``reduction``: ``'none'`` returns one loss per sample (per elem
 The losses are written in terms of the per-sample (or per-element) terms and one reduction step, so the
 backward of each is "the derivative of one term, times that term's share of ``grad_out``".
 
-The argument checks (:func:`class_loss_args`, :func:`check_labels`, :func:`pointwise_loss_args`,
-:func:`check_loss_grad_out`) are shared with fastcnn so both engines raise the same errors.
+The argument checks are the ground floor's (:mod:`cnnbase.losses`), so both engines raise the same errors.
 """
 
 from __future__ import annotations
 
-import math
-import numbers
-from dataclasses import dataclass
 
 import numpy as np
 
-from cnnbase.checks import (
-    as_float64, check_choice, check_float, check_float_array, check_int, check_int_array, check_same_shape,
-    check_shape,
-)
+from cnnbase.checks import as_float64
+from cnnbase.losses import check_class_loss, check_loss_grad_out, check_pointwise_loss, ieee_divide
+
 from .activations import log_softmax, log_softmax_backward
 
 __all__ = [
@@ -33,104 +28,8 @@ __all__ = [
     "half_squared_error", "half_squared_error_backward",
 ]
 
-REDUCTIONS = ("none", "mean", "sum")
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Argument checks, shared with fastcnn
-
-
-@dataclass(frozen=True)
-class ClassLossArgs:
-    """Resolved arguments of :func:`cross_entropy` and :func:`nll_loss`: ``input`` is ``(n, c)``."""
-
-    n: int
-    c: int
-    has_weight: bool
-    ignore_index: int
-    reduction: str
-    label_smoothing: float
-
-
-def class_loss_args(
-    op: str, input_shape: tuple, target_shape: tuple, weight_shape: tuple | None,
-    ignore_index, reduction, label_smoothing=0.0,
-) -> ClassLossArgs:
-    """Check the shapes of ``input (N, C)``, ``target (N,)``, ``weight (C,)`` and the hyperparameters."""
-    input_shape, target_shape = tuple(input_shape), tuple(target_shape)
-    if len(input_shape) != 2:
-        raise ValueError(f"{op}: argument `input` must have 2 dimensions (N, C); received shape {input_shape}.")
-    n, c = input_shape
-    if c < 1:
-        raise ValueError(f"{op}: argument `input` must have at least one class (N, C) with C >= 1; "
-                         f"received shape {input_shape}.")
-    if target_shape != (n,):
-        raise ValueError(f"{op}: argument `target` must have shape ({n},) (N of input.shape={input_shape}); "
-                         f"received shape {target_shape}.")
-    if weight_shape is not None and tuple(weight_shape) != (c,):
-        raise ValueError(f"{op}: argument `weight` must have shape ({c},) (C of input.shape={input_shape}); "
-                         f"received shape {tuple(weight_shape)}.")
-    ignore = check_int(ignore_index, "ignore_index", op)
-    red = check_choice(reduction, "reduction", op, REDUCTIONS)
-    smoothing = check_float(label_smoothing, "label_smoothing", op, minimum=0.0, maximum=1.0)
-    return ClassLossArgs(n, c, weight_shape is not None, ignore, red, smoothing)
-
-
-def check_labels(op: str, target: np.ndarray, c: int, ignore_index: int) -> None:
-    """Every label is a class in ``[0, C)`` or equals ``ignore_index``; name the first one that is not."""
-    for i in range(target.shape[0]):
-        label = int(target[i])
-        if label != ignore_index and not 0 <= label < c:
-            raise ValueError(
-                f"{op}: invalid value for argument `target`. Expected class labels in [0, {c}) or "
-                f"ignore_index={ignore_index}. Received label {label} at target[{i}] (C={c}, "
-                f"target.shape={target.shape})."
-            )
-
-
-@dataclass(frozen=True)
-class PointwiseLossArgs:
-    """Resolved arguments of the squared-error losses: ``input`` and ``target`` share ``shape``."""
-
-    shape: tuple[int, ...]
-    reduction: str
-
-
-def pointwise_loss_args(op: str, input_shape: tuple, target_shape: tuple, reduction) -> PointwiseLossArgs:
-    """``input`` and ``target`` of one shape (no broadcasting) and a known reduction."""
-    if tuple(input_shape) != tuple(target_shape):
-        raise ValueError(
-            f"{op}: arguments `input` and `target` must have the same shape; received "
-            f"input.shape={tuple(input_shape)} and target.shape={tuple(target_shape)}."
-        )
-    return PointwiseLossArgs(tuple(input_shape), check_choice(reduction, "reduction", op, REDUCTIONS))
-
-
-def check_loss_grad_out(op: str, grad_out, reduction: str, out_shape: tuple):
-    """``grad_out`` of the loss's output: a real number or 0-d float array for ``'mean'``/``'sum'``
-    (returned as a float), a float array of ``out_shape`` for ``'none'`` (returned as float64)."""
-    if reduction != "none":
-        if isinstance(grad_out, numbers.Real) and not isinstance(grad_out, (bool, np.bool_)):
-            return float(grad_out)
-        check_float_array(grad_out, "grad_out", op)
-        check_shape(grad_out, (), "grad_out", op, context=f"the loss is a scalar for reduction={reduction!r}")
-        return float(grad_out)
-    check_float_array(grad_out, "grad_out", op)
-    check_shape(grad_out, out_shape, "grad_out", op, context="the loss's output for reduction='none'")
-    return as_float64(grad_out)
-
-
 # ----------------------------------------------------------------------------------------------------------
 # Reductions
-
-
-def _divide(a: float, b: float) -> float:
-    """IEEE division, as PyTorch gives it: 0/0 is nan and a/0 is +-inf (Python would raise instead)."""
-    if b != 0.0:
-        return a / b
-    if a != a or a == 0.0:
-        return math.nan
-    return math.copysign(math.inf, a)
 
 
 def _reduce(terms: np.ndarray, reduction: str, denominator: float) -> np.ndarray:
@@ -141,7 +40,7 @@ def _reduce(terms: np.ndarray, reduction: str, denominator: float) -> np.ndarray
     for i in np.ndindex(terms.shape):
         total += float(terms[i])
     if reduction == "mean":
-        total = _divide(total, denominator)
+        total = ieee_divide(total, denominator)
     return np.array(total, dtype=np.float64)
 
 
@@ -150,24 +49,12 @@ def _term_scale(grad_out, reduction: str, index, denominator: float) -> float:
     if reduction == "none":
         return float(grad_out[index])
     if reduction == "mean":
-        return _divide(grad_out, denominator)
+        return ieee_divide(grad_out, denominator)
     return grad_out
 
 
 # ----------------------------------------------------------------------------------------------------------
 # Negative log-likelihood and cross-entropy
-
-
-def _check_class_loss(op: str, input, target, weight, ignore_index, reduction, label_smoothing=0.0):
-    check_float_array(input, "input", op, 2, shape_hint="(N, C)")
-    check_int_array(target, "target", op)
-    if weight is not None:
-        check_float_array(weight, "weight", op)
-    args = class_loss_args(op, input.shape, target.shape, None if weight is None else weight.shape,
-                           ignore_index, reduction, label_smoothing)
-    check_labels(op, target, args.c, args.ignore_index)
-    w = [1.0] * args.c if weight is None else [float(v) for v in as_float64(weight)]
-    return args, w
 
 
 def _kept(target: np.ndarray, ignore_index: int) -> list[int]:
@@ -212,7 +99,7 @@ def nll_loss(
     deprecated ``size_average``.
     """
     op = "nll_loss"
-    args, w = _check_class_loss(op, input, target, weight, ignore_index, reduction)
+    args, w = check_class_loss(op, input, target, weight, ignore_index, reduction)
     x = as_float64(input)
     kept = _kept(target, args.ignore_index)
     terms = np.zeros(args.n, dtype=np.float64)
@@ -233,7 +120,7 @@ def nll_loss_backward(
     Shape: ``grad_out (N,)`` for ``'none'``, a number or ``()`` else -> ``grad_input (N, C)``.
     """
     op = "nll_loss_backward"
-    args, w = _check_class_loss(op, input, target, weight, ignore_index, reduction)
+    args, w = check_class_loss(op, input, target, weight, ignore_index, reduction)
     g = check_loss_grad_out(op, grad_out, args.reduction, (args.n,))
     kept = _kept(target, args.ignore_index)
     total_weight = _total_weight(target, w, kept)
@@ -279,7 +166,7 @@ def cross_entropy(
     deprecated ``size_average``.
     """
     op = "cross_entropy"
-    args, w = _check_class_loss(op, input, target, weight, ignore_index, reduction, label_smoothing)
+    args, w = check_class_loss(op, input, target, weight, ignore_index, reduction, label_smoothing)
     q = log_softmax(as_float64(input), dim=1)
     e = args.label_smoothing
     kept = _kept(target, args.ignore_index)
@@ -307,7 +194,7 @@ def cross_entropy_backward(
     Shape: ``grad_out (N,)`` for ``'none'``, a number or ``()`` else -> ``grad_input (N, C)``.
     """
     op = "cross_entropy_backward"
-    args, w = _check_class_loss(op, input, target, weight, ignore_index, reduction, label_smoothing)
+    args, w = check_class_loss(op, input, target, weight, ignore_index, reduction, label_smoothing)
     g = check_loss_grad_out(op, grad_out, args.reduction, (args.n,))
     e = args.label_smoothing
     kept = _kept(target, args.ignore_index)
@@ -326,16 +213,9 @@ def cross_entropy_backward(
 # Squared errors: one pointwise term k * (input - target)^2, reduced
 
 
-def _check_pointwise(op: str, input, target, reduction) -> PointwiseLossArgs:
-    check_float_array(input, "input", op)
-    check_float_array(target, "target", op)
-    check_same_shape(input, target, "input", "target", op)
-    return pointwise_loss_args(op, input.shape, target.shape, reduction)
-
-
 def _squared_error(op: str, input, target, reduction, k: float) -> np.ndarray:
     """``k * (input - target)^2`` per element, reduced; ``'mean'`` divides by the element count."""
-    args = _check_pointwise(op, input, target, reduction)
+    args = check_pointwise_loss(op, input, target, reduction)
     x, t = as_float64(input), as_float64(target)
     terms = np.empty(args.shape, dtype=np.float64)
     for i in np.ndindex(args.shape):
@@ -346,7 +226,7 @@ def _squared_error(op: str, input, target, reduction, k: float) -> np.ndarray:
 
 def _squared_error_backward(op: str, grad_out, input, target, reduction, k: float):
     """``grad_input = 2k * (input - target) * s``, ``grad_target = -grad_input``."""
-    args = _check_pointwise(op, input, target, reduction)
+    args = check_pointwise_loss(op, input, target, reduction)
     g = check_loss_grad_out(op, grad_out, args.reduction, args.shape)
     x, t = as_float64(input), as_float64(target)
     grad_input = np.empty(args.shape, dtype=np.float64)

@@ -4,27 +4,20 @@ The specification is ``specs/pool.md``; the symbols are those of its glossary. E
 for 2-D maps: a 1-D map of length ``L`` is pooled as a 2-D map of height 1 (kernel, stride and dilation 1
 and no padding along the added axis), and a global pool is a windowed pool whose window is the whole map.
 
-Validation lives in :func:`pool_geometry`, which takes only shapes and hyperparameters and returns the
-resolved integers, so that fastcnn raises the same errors by calling it.
+Every check runs first, on the ground floor (:func:`cnnbase.pool.pool_geometry`, from shapes and
+hyperparameters alone), so both engines raise the same errors. :func:`pool_forward` and :func:`pool_backward`
+run on a geometry resolved once by their caller.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 
 from cnnbase import shapes
-from cnnbase.checks import (
-    as_float64,
-    check_bool,
-    check_float_array,
-    check_shape,
-    expand_ints,
-    invalid,
-    is_int,
-)
+from cnnbase.checks import as_float64, check_float_array
+from cnnbase.pool import PoolGeometry, check_grad_out, fit_geometry, pool_geometry, whole_map
 
 __all__ = [
     "max_pool1d",
@@ -44,163 +37,6 @@ __all__ = [
     "global_max_pool2d",
     "global_max_pool2d_backward",
 ]
-
-_AXIS_NAMES = {1: ("L",), 2: ("H", "W")}
-_LAYOUTS = {1: "(N, C, L)", 2: "(N, C, H, W)"}
-_KINDS = ("max", "avg")
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Geometry: every check, on shapes and hyperparameters only
-# ---------------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PoolGeometry:
-    """The resolved integers of one pooling call (per spatial axis tuples are ordered H, W or just L)."""
-
-    op: str
-    kind: str  # 'max' or 'avg'
-    batch: int  # N
-    channels: int  # C
-    sizes: tuple[int, ...]  # (H, W) or (L,)
-    kernel: tuple[int, ...]  # (KH, KW) or (K,)
-    stride: tuple[int, ...]  # (SH, SW) or (S,)
-    dilation: tuple[int, ...]  # (DH, DW) or (D,); always 1 for average pooling
-    pads: tuple[tuple[int, int], ...]  # (p_b, p_e) per axis
-    out_sizes: tuple[int, ...]  # (H_out, W_out) or (L_out,)
-    ceil_mode: bool
-    return_indices: bool
-    count_include_pad: bool
-    divisor_override: int | None
-
-    @property
-    def rank(self) -> int:
-        return len(self.sizes)
-
-    @property
-    def in_shape(self) -> tuple[int, ...]:
-        return (self.batch, self.channels) + self.sizes
-
-    @property
-    def out_shape(self) -> tuple[int, ...]:
-        return (self.batch, self.channels) + self.out_sizes
-
-    def as_2d(self) -> "PoolGeometry":
-        """The same pooling seen as 2-D: a 1-D map becomes a map of height 1 pooled by a 1-high window."""
-        if self.rank == 2:
-            return self
-        return PoolGeometry(
-            op=self.op, kind=self.kind, batch=self.batch, channels=self.channels,
-            sizes=(1,) + self.sizes, kernel=(1,) + self.kernel, stride=(1,) + self.stride,
-            dilation=(1,) + self.dilation, pads=((0, 0),) + self.pads, out_sizes=(1,) + self.out_sizes,
-            ceil_mode=self.ceil_mode, return_indices=self.return_indices,
-            count_include_pad=self.count_include_pad, divisor_override=self.divisor_override,
-        )
-
-
-def check_input_shape(op: str, x_shape: tuple[int, ...], rank: int, name: str = "x") -> tuple[int, ...]:
-    """Require ``rank + 2`` dimensions, ``(N, C, L)`` or ``(N, C, H, W)``, and at least one cell per spatial axis."""
-    x_shape = tuple(int(v) for v in x_shape)
-    layout = _LAYOUTS[rank]
-    if len(x_shape) != rank + 2:
-        raise ValueError(f"{op}: argument `{name}` must have {rank + 2} dimensions {layout}; received shape {x_shape}.")
-    if any(n < 1 for n in x_shape[2:]):
-        raise shapes.ShapeError(
-            f"{op}: argument `{name}` must have at least 1 cell along every spatial axis of {layout}; "
-            f"received shape {x_shape}."
-        )
-    return x_shape
-
-
-def _check_divisor_override(op: str, value) -> int | None:
-    if value is None:
-        return None
-    if not is_int(value):
-        raise TypeError(invalid(op, "divisor_override", "None or a positive int", value))
-    if value < 1:
-        raise ValueError(invalid(op, "divisor_override", "None or a positive int", value))
-    return int(value)
-
-
-def _reject_empty_windows(op, x_shape, rank, kernel, stride, dilation, pads, out_sizes, why: str) -> None:
-    """A window made of padding only has no element to take a maximum or a mean of (specs/pool.md)."""
-    for axis in range(rank):
-        n, k, s, d, (p_b, p_e), out = (
-            x_shape[2 + axis], kernel[axis], stride[axis], dilation[axis], pads[axis], out_sizes[axis]
-        )
-        o = shapes.first_empty_window(n, k, s, p_b, d, out)
-        if o is None:
-            continue
-        start = shapes.window_start(o, s, p_b)
-        cells = [start + j * d for j in range(k)]
-        raise shapes.ShapeError(
-            f"{op}: window {o} along axis {_AXIS_NAMES[rank][axis]} covers only padding, so it has {why}. "
-            f"It reads the cells o*s - p_b + j*d = {o}*{s} - {p_b} + j*{d} for j = 0..{k - 1}, that is "
-            f"{cells}, and none lies inside [0, {n}). x.shape={x_shape}, kernel_size={kernel}, stride={stride}, "
-            f"dilation={dilation}, padding={pads}; reduce the padding or the dilation."
-        )
-
-
-def pool_geometry(
-    op: str,
-    x_shape: tuple[int, ...],
-    kernel_size,
-    stride,
-    padding,
-    dilation,
-    ceil_mode,
-    rank: int,
-    *,
-    kind: str = "max",
-    return_indices=False,
-    count_include_pad=True,
-    divisor_override=None,
-) -> PoolGeometry:
-    """Validate a pooling call from its input shape and hyperparameters; return the resolved integers.
-
-    Raises ``TypeError`` for a wrong kind of argument, ``ValueError`` for a wrong value and
-    :class:`cnnbase.shapes.ShapeError` (a ``ValueError``) for an impossible output size or a window that
-    covers only padding where that is refused (max pooling, and average pooling without
-    ``count_include_pad``). Shared with fastcnn, so both engines raise identical errors.
-    """
-    if kind not in _KINDS:
-        raise ValueError(invalid("pool_geometry", "kind", "one of 'max', 'avg'", kind))
-    x_shape = check_input_shape(op, x_shape, rank)
-    kernel = expand_ints(kernel_size, rank, "kernel_size", op)
-    strides = kernel if stride is None else expand_ints(stride, rank, "stride", op)
-    dilations = expand_ints(dilation, rank, "dilation", op)
-    sizes = x_shape[2:]
-    pads = shapes.resolve_padding(padding, sizes, kernel, strides, dilations, op=op)
-    ceil_mode = check_bool(ceil_mode, "ceil_mode", op)
-    return_indices = check_bool(return_indices, "return_indices", op)
-    count_include_pad = check_bool(count_include_pad, "count_include_pad", op)
-    divisor_override = _check_divisor_override(op, divisor_override)
-    out_sizes = tuple(
-        shapes.conv_output_size(
-            sizes[a], kernel[a], strides[a], pads[a][0], pads[a][1], dilations[a], ceil_mode,
-            where=f"{op}: x.shape={x_shape}, axis {_AXIS_NAMES[rank][a]}",
-        )
-        for a in range(rank)
-    )
-    if kind == "max":
-        _reject_empty_windows(op, x_shape, rank, kernel, strides, dilations, pads, out_sizes,
-                              "no input element to take the maximum of")
-    elif not count_include_pad:
-        _reject_empty_windows(op, x_shape, rank, kernel, strides, dilations, pads, out_sizes,
-                              "no input element to average (count_include_pad=False divides by zero)")
-    return PoolGeometry(
-        op=op, kind=kind, batch=x_shape[0], channels=x_shape[1], sizes=sizes, kernel=kernel, stride=strides,
-        dilation=dilations, pads=pads, out_sizes=out_sizes, ceil_mode=ceil_mode, return_indices=return_indices,
-        count_include_pad=count_include_pad, divisor_override=divisor_override,
-    )
-
-
-def _check_grad_out(op: str, grad_out, geometry: PoolGeometry) -> np.ndarray:
-    check_float_array(grad_out, "grad_out", op)
-    check_shape(grad_out, geometry.out_shape, "grad_out", op,
-                context=f"the pooled output of x.shape={geometry.in_shape}")
-    return as_float64(grad_out)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -324,47 +160,70 @@ def _avg_pool_planes_backward(grad_out: np.ndarray, g: PoolGeometry) -> np.ndarr
 # ---------------------------------------------------------------------------------------------------------
 
 
-def _max_pool(op, rank, x, kernel_size, stride, padding, dilation, ceil_mode, return_indices):
-    check_float_array(x, "x", op)
-    g = pool_geometry(op, x.shape, kernel_size, stride, padding, dilation, ceil_mode, rank,
-                      kind="max", return_indices=return_indices)
-    out, indices = _max_pool_planes(_as_planes(x, rank), g.as_2d())
+def _forward(g: PoolGeometry, x):
+    """Pool ``x`` as the resolved geometry ``g`` says (max or average, with indices or not)."""
+    planes, g2 = _as_planes(x, g.rank), g.as_2d()
+    if g.kind == "avg":
+        return _avg_pool_planes(planes, g2).reshape(g.out_shape)
+    out, indices = _max_pool_planes(planes, g2)
     out, indices = out.reshape(g.out_shape), indices.reshape(g.out_shape)
     return (out, indices) if g.return_indices else out
 
 
-def _max_pool_backward(op, rank, grad_out, x, kernel_size, stride, padding, dilation, ceil_mode, return_indices):
-    check_float_array(x, "x", op)
-    g = pool_geometry(op, x.shape, kernel_size, stride, padding, dilation, ceil_mode, rank,
-                      kind="max", return_indices=return_indices)
-    grad_out = _check_grad_out(op, grad_out, g)
+def _backward(g: PoolGeometry, grad_out, x):
     g2 = g.as_2d()
-    _, indices = _max_pool_planes(_as_planes(x, rank), g2)
-    grad_x = _max_unpool_grad(grad_out.reshape(g2.out_shape), indices, g2)
-    return grad_x.reshape(g.in_shape)
+    grad_out = as_float64(grad_out).reshape(g2.out_shape)
+    if g.kind == "avg":
+        return _avg_pool_planes_backward(grad_out, g2).reshape(g.in_shape)
+    _, indices = _max_pool_planes(_as_planes(x, g.rank), g2)
+    return _max_unpool_grad(grad_out, indices, g2).reshape(g.in_shape)
 
 
-def _avg_pool(op, rank, x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override):
+def _max_geometry(op, rank, x, kernel_size, stride, padding, dilation, ceil_mode, return_indices):
     check_float_array(x, "x", op)
-    g = pool_geometry(op, x.shape, kernel_size, stride, padding, 1, ceil_mode, rank, kind="avg",
-                      count_include_pad=count_include_pad, divisor_override=divisor_override)
-    return _avg_pool_planes(_as_planes(x, rank), g.as_2d()).reshape(g.out_shape)
+    return pool_geometry(op, x.shape, kernel_size, stride, padding, dilation, ceil_mode, rank,
+                         kind="max", return_indices=return_indices)
 
 
-def _avg_pool_backward(op, rank, grad_out, x, kernel_size, stride, padding, ceil_mode, count_include_pad,
-                       divisor_override):
+def _avg_geometry(op, rank, x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override):
     check_float_array(x, "x", op)
-    g = pool_geometry(op, x.shape, kernel_size, stride, padding, 1, ceil_mode, rank, kind="avg",
-                      count_include_pad=count_include_pad, divisor_override=divisor_override)
-    grad_out = _check_grad_out(op, grad_out, g)
-    g2 = g.as_2d()
-    return _avg_pool_planes_backward(grad_out.reshape(g2.out_shape), g2).reshape(g.in_shape)
+    return pool_geometry(op, x.shape, kernel_size, stride, padding, 1, ceil_mode, rank, kind="avg",
+                         count_include_pad=count_include_pad, divisor_override=divisor_override)
 
 
-def _whole_map(op: str, x, rank: int) -> tuple[int, ...]:
-    """The kernel of a global pool: the spatial sizes of ``x``, after checking ``x``."""
-    check_float_array(x, "x", op)
-    return check_input_shape(op, x.shape, rank)[2:]
+def _max_pool(op, rank, x, *hyperparameters):
+    return _forward(_max_geometry(op, rank, x, *hyperparameters), x)
+
+
+def _max_pool_backward(op, rank, grad_out, x, *hyperparameters):
+    g = _max_geometry(op, rank, x, *hyperparameters)
+    check_grad_out(op, grad_out, g)
+    return _backward(g, grad_out, x)
+
+
+def _avg_pool(op, rank, x, *hyperparameters):
+    return _forward(_avg_geometry(op, rank, x, *hyperparameters), x)
+
+
+def _avg_pool_backward(op, rank, grad_out, x, *hyperparameters):
+    g = _avg_geometry(op, rank, x, *hyperparameters)
+    check_grad_out(op, grad_out, g)
+    return _backward(g, grad_out, x)
+
+
+def pool_forward(geometry: PoolGeometry, x):
+    """The pooling that ``geometry`` describes, applied to ``x``.
+
+    ``geometry`` comes from :func:`cnnbase.pool.pool_geometry`, resolved once (a ``cnn`` layer does it when it
+    is built); ``x`` is only checked to fit it, for any batch size. Computes exactly what the op named by
+    ``geometry.op`` computes (with the indices when ``geometry.return_indices``).
+    """
+    return _forward(fit_geometry(geometry, x), x)
+
+
+def pool_backward(geometry: PoolGeometry, grad_out, x):
+    """The gradient with respect to ``x`` of :func:`pool_forward` on a resolved geometry."""
+    return _backward(fit_geometry(geometry, x, grad_out), grad_out, x)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -522,7 +381,7 @@ def global_avg_pool2d(x):
     Shapes: ``x (N, C, H, W) -> y (N, C, 1, 1)``. Equals ``avg_pool2d(x, (H, W))``.
     """
     op = "global_avg_pool2d"
-    return _avg_pool(op, 2, x, _whole_map(op, x, 2), 1, 0, False, True, None)
+    return _avg_pool(op, 2, x, whole_map(op, x, 2), 1, 0, False, True, None)
 
 
 def global_avg_pool2d_backward(grad_out, x):
@@ -531,7 +390,7 @@ def global_avg_pool2d_backward(grad_out, x):
     Shapes: ``grad_out (N, C, 1, 1), x (N, C, H, W) -> grad_x (N, C, H, W)``.
     """
     op = "global_avg_pool2d_backward"
-    return _avg_pool_backward(op, 2, grad_out, x, _whole_map(op, x, 2), 1, 0, False, True, None)
+    return _avg_pool_backward(op, 2, grad_out, x, whole_map(op, x, 2), 1, 0, False, True, None)
 
 
 def global_avg_pool1d(x):
@@ -540,7 +399,7 @@ def global_avg_pool1d(x):
     Shapes: ``x (N, C, L) -> y (N, C, 1)``. Equals ``avg_pool1d(x, L)``.
     """
     op = "global_avg_pool1d"
-    return _avg_pool(op, 1, x, _whole_map(op, x, 1), 1, 0, False, True, None)
+    return _avg_pool(op, 1, x, whole_map(op, x, 1), 1, 0, False, True, None)
 
 
 def global_avg_pool1d_backward(grad_out, x):
@@ -549,7 +408,7 @@ def global_avg_pool1d_backward(grad_out, x):
     Shapes: ``grad_out (N, C, 1), x (N, C, L) -> grad_x (N, C, L)``.
     """
     op = "global_avg_pool1d_backward"
-    return _avg_pool_backward(op, 1, grad_out, x, _whole_map(op, x, 1), 1, 0, False, True, None)
+    return _avg_pool_backward(op, 1, grad_out, x, whole_map(op, x, 1), 1, 0, False, True, None)
 
 
 def global_max_pool2d(x):
@@ -559,7 +418,7 @@ def global_max_pool2d(x):
     Shapes: ``x (N, C, H, W) -> y (N, C, 1, 1)``. Equals ``max_pool2d(x, (H, W))``.
     """
     op = "global_max_pool2d"
-    return _max_pool(op, 2, x, _whole_map(op, x, 2), 1, 0, 1, False, False)
+    return _max_pool(op, 2, x, whole_map(op, x, 2), 1, 0, 1, False, False)
 
 
 def global_max_pool2d_backward(grad_out, x):
@@ -569,7 +428,7 @@ def global_max_pool2d_backward(grad_out, x):
     Shapes: ``grad_out (N, C, 1, 1), x (N, C, H, W) -> grad_x (N, C, H, W)``.
     """
     op = "global_max_pool2d_backward"
-    return _max_pool_backward(op, 2, grad_out, x, _whole_map(op, x, 2), 1, 0, 1, False, False)
+    return _max_pool_backward(op, 2, grad_out, x, whole_map(op, x, 2), 1, 0, 1, False, False)
 
 
 def global_max_pool1d(x):
@@ -579,7 +438,7 @@ def global_max_pool1d(x):
     Shapes: ``x (N, C, L) -> y (N, C, 1)``. Equals ``max_pool1d(x, L)``.
     """
     op = "global_max_pool1d"
-    return _max_pool(op, 1, x, _whole_map(op, x, 1), 1, 0, 1, False, False)
+    return _max_pool(op, 1, x, whole_map(op, x, 1), 1, 0, 1, False, False)
 
 
 def global_max_pool1d_backward(grad_out, x):
@@ -589,4 +448,4 @@ def global_max_pool1d_backward(grad_out, x):
     Shapes: ``grad_out (N, C, 1), x (N, C, L) -> grad_x (N, C, L)``.
     """
     op = "global_max_pool1d_backward"
-    return _max_pool_backward(op, 1, grad_out, x, _whole_map(op, x, 1), 1, 0, 1, False, False)
+    return _max_pool_backward(op, 1, grad_out, x, whole_map(op, x, 1), 1, 0, 1, False, False)

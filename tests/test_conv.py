@@ -7,8 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from refcnn import conv as rc
+from cnnbase import conv as geometry
 from cnnbase.shapes import ShapeError
+from refcnn import conv as rc
 
 from gradcheck import assert_close, check_backward
 
@@ -158,7 +159,7 @@ def test_inputs_are_not_modified():
 
 
 def test_conv_geometry_resolves_same_padding_for_stride_2():
-    geom = rc.conv_geometry("conv2d", (2, 4, 5, 6), (6, 2, 2, 4), (6,), 2, "same", 1, 2, "zeros", 2)
+    geom = geometry.conv_geometry("conv2d", (2, 4, 5, 6), (6, 2, 2, 4), (6,), 2, "same", 1, 2, "zeros", 2)
     assert (geom.N, geom.C_in, geom.C_out, geom.G) == (2, 4, 6, 2)
     assert geom.pads == ((0, 1), (1, 1))
     assert geom.out == (3, 3) and geom.out_shape == (2, 6, 3, 3)
@@ -167,7 +168,7 @@ def test_conv_geometry_resolves_same_padding_for_stride_2():
 
 
 def test_conv_transpose_geometry_resolves_output_size():
-    geom = rc.conv_transpose_geometry("conv_transpose1d", (1, 4, 3), (4, 1, 2), None, 2, ((0, 2),), 1, 2, 2, 1)
+    geom = geometry.conv_transpose_geometry("conv_transpose1d", (1, 4, 3), (4, 1, 2), None, 2, ((0, 2),), 1, 2, 2, 1)
     # L_out = (3 - 1)*2 - 0 - 2 + 2*(2 - 1) + 1 + 1 = 6; C_out = (C_out/G) * G = 1 * 2
     assert (geom.C_out, geom.out, geom.output_padding) == (2, (6,), (1,))
 

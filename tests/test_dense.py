@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 import refcnn
-from refcnn.dense import flatten_dims, linear_dims
+from cnnbase.dense import flatten_dims, linear_dims
 from gradcheck import assert_close, check_backward
 
 FLOATS = st.floats(-10, 10, allow_nan=False, allow_infinity=False)

@@ -18,6 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import fastcnn
+from cnnbase import conv as geometry
 from fastcnn import conv as fc
 from refcnn import conv as rc
 from refcnn.cases import compare, decode_expected, load_cases, run_case
@@ -183,8 +184,8 @@ def test_shifted_gemm_is_taken_from_64_channels_and_is_deterministic():
     from fastcheck import assert_bit_identical, results_per_thread_count
 
     def takes_shifted(stride):
-        geom = rc.conv_geometry("conv2d", (2, 64, 9, 8), (3, 64, 3, 3), None, stride, 1, 1, 1, "zeros", 2)
-        return fc._shifted_pays(geom, rc._lift_to_2d(geom))
+        geom = geometry.conv_geometry("conv2d", (2, 64, 9, 8), (3, 64, 3, 3), None, stride, 1, 1, 1, "zeros", 2)
+        return fc._shifted_pays(geom, geom.as_2d())
 
     assert takes_shifted(1) == fastcnn._blas.CBLAS
     assert not takes_shifted(2)
@@ -219,7 +220,7 @@ def test_matches_torch(data):
         if any(isinstance(p, tuple) for p in kw["padding"]):
             kw["padding"] = tuple(p for p, _ in kw["padding"])  # torch has no per-side form
             try:
-                rc.conv_transpose_geometry("t", x.shape, w.shape, None, kw["stride"], kw["padding"],
+                geometry.conv_transpose_geometry("t", x.shape, w.shape, None, kw["stride"], kw["padding"],
                                            kw["output_padding"], kw["groups"], kw["dilation"], 2)
             except ValueError:
                 return

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from refcnn import pool
-from refcnn.pool import pool_geometry
+from cnnbase.pool import pool_geometry
 from cnnbase.shapes import ShapeError, first_empty_window, kernel_extent
 from tests.gradcheck import assert_close, check_backward
 
