@@ -14,6 +14,7 @@ from cnn.data import (
     DataError, Dataset, batches, load_cifar10, load_dataset, load_idx_folder, load_image_folder, load_npz,
     read_idx, to_float, validation_split,
 )
+from cnn.data import catalog, idx
 
 # --------------------------------------------------------------------------------------------------
 # Writers for tiny files in the real formats
@@ -450,7 +451,7 @@ def test_embedded_sample_is_the_fashion_mnist_images_it_names():
     with np.load(data.EMBEDDED_SAMPLE) as sample:
         train_indices = sample["train_indices"].astype(np.int64)
         x_train = sample["x_train"]
-    full = read_idx(data._find_idx_file(folder, "x_train"))
+    full = read_idx(idx._find_idx_file(folder, "x_train"))
     np.testing.assert_array_equal(x_train, full[train_indices])
 
 
@@ -464,7 +465,7 @@ def test_full_fashion_mnist_when_installed():
 
 
 def test_default_and_data_dir_variable(tmp_path, rng, monkeypatch):
-    monkeypatch.setattr(data, "DEBIAN_FASHION_MNIST_DIR", tmp_path / "not-installed")
+    monkeypatch.setattr(catalog, "DEBIAN_FASHION_MNIST_DIR", tmp_path / "not-installed")  # where it is read
     monkeypatch.delenv(data.DATA_DIR_ENV, raising=False)
     assert load_dataset("default").name == "fashion-mnist-small"
     with pytest.raises(DataError, match="apt-get install dataset-fashion-mnist"):
