@@ -11,11 +11,7 @@ import math
 
 import numpy as np
 
-def _check_count(value, name: str, op: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        word = "an int" if minimum == 0 else f"an int >= {minimum}"
-        raise ValueError(f"{op}: invalid value for argument `{name}`. Expected {word}. Received {name}={value!r}.")
-    return int(value)
+from cnnbase.checks import check_int, invalid
 
 
 def batches(n: int, batch_size: int, seed: int, epoch: int, shuffle: bool = True, *, drop_last: bool = False):
@@ -26,10 +22,10 @@ def batches(n: int, batch_size: int, seed: int, epoch: int, shuffle: bool = True
     never stopped; without it the order is 0..n-1. Every batch has ``batch_size`` indices except the last,
     which has the rest (dropped when ``drop_last``).
     """
-    n = _check_count(n, "n", "batches", 0)
-    batch_size = _check_count(batch_size, "batch_size", "batches", 1)
-    seed = _check_count(seed, "seed", "batches", 0)
-    epoch = _check_count(epoch, "epoch", "batches", 0)
+    n = check_int(n, "n", "batches", minimum=0)
+    batch_size = check_int(batch_size, "batch_size", "batches", minimum=1)
+    seed = check_int(seed, "seed", "batches", minimum=0)
+    epoch = check_int(epoch, "epoch", "batches", minimum=0)
     order = np.random.default_rng([seed, epoch]).permutation(n) if shuffle else np.arange(n)
     stop = n - n % batch_size if drop_last else n
     for start in range(0, stop, batch_size):
@@ -43,10 +39,9 @@ def validation_split(n: int, fraction: float, *, seed: int | None = None) -> tup
     count). With ``seed=None`` it is the last ones, as in Keras (taken before any shuffling); with a seed it
     is the last part of ``numpy.random.default_rng(seed).permutation(n)``. Both parts must be non-empty.
     """
-    n = _check_count(n, "n", "validation_split", 2)
+    n = check_int(n, "n", "validation_split", minimum=2)
     if isinstance(fraction, bool) or not isinstance(fraction, (int, float, np.floating)) or not 0 < fraction < 1:
-        raise ValueError(f"validation_split: invalid value for argument `fraction`. Expected a number "
-                         f"strictly between 0 and 1. Received fraction={fraction!r}.")
+        raise ValueError(invalid("validation_split", "fraction", "a number strictly between 0 and 1", fraction))
     n_val = n - int(math.floor(n * (1 - fraction)))
     if not 0 < n_val < n:
         raise ValueError(f"validation_split: fraction={fraction!r} of n={n} examples leaves "
@@ -54,5 +49,5 @@ def validation_split(n: int, fraction: float, *, seed: int | None = None) -> tup
     if seed is None:
         order = np.arange(n)
     else:
-        order = np.random.default_rng(_check_count(seed, "seed", "validation_split", 0)).permutation(n)
+        order = np.random.default_rng(check_int(seed, "seed", "validation_split", minimum=0)).permutation(n)
     return np.sort(order[: n - n_val]).astype(np.int64), np.sort(order[n - n_val:]).astype(np.int64)

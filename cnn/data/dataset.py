@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from cnnbase.checks import invalid
+
 FASHION_MNIST_CLASSES = (
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
     "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
@@ -76,10 +78,8 @@ class Dataset:
             return self
         available = len(self.y_train)
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n <= available:
-            raise ValueError(
-                f"Dataset.limit: invalid value for argument `limit`. Expected an int from 1 to {available} "
-                f"(the number of training images of {self.name}). Received limit={n!r}."
-            )
+            expected = f"an int from 1 to {available} (the number of training images of {self.name})"
+            raise ValueError(invalid("Dataset.limit", "limit", expected, n))
         return dataclasses.replace(self, x_train=self.x_train[:n], y_train=self.y_train[:n])
 
     def describe(self) -> str:
@@ -127,7 +127,7 @@ def to_float(x: np.ndarray, *, mean=None, std=None) -> np.ndarray:
         m = _per_channel(0.0 if mean is None else mean, "mean", channels)
         s = _per_channel(1.0 if std is None else std, "std", channels)
         if (s <= 0).any():
-            raise ValueError(f"to_float: invalid value for argument `std`. Expected positive numbers. Received std={std!r}.")
+            raise ValueError(invalid("to_float", "std", "positive numbers", std))
         out = (out - m[None, :, None, None]) / s[None, :, None, None]
     return out
 
@@ -138,6 +138,5 @@ def _per_channel(value, name: str, channels: int) -> np.ndarray:
     if v.size == 1:
         v = np.repeat(v, channels)
     if v.size != channels:
-        raise ValueError(f"to_float: invalid value for argument `{name}`. Expected a number or C = {channels} "
-                         f"numbers. Received {name}={value!r}.")
+        raise ValueError(invalid("to_float", name, f"a number or C = {channels} numbers", value))
     return v

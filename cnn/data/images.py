@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+from cnnbase.checks import invalid
+
 from .batching import validation_split
 from .dataset import Dataset, DataError, _fail
 
@@ -82,8 +84,8 @@ def load_image_folder(root, *, test_fraction: float | None = None, seed: int = 0
         raise _fail(root, "a folder of class folders", "no such folder")
     if (root / "train").is_dir() and (root / "test").is_dir():
         if test_fraction is not None:
-            raise ValueError(f"load_image_folder: invalid value for argument `test_fraction`. Expected None, "
-                             f"since {root} has its own test folder. Received test_fraction={test_fraction!r}.")
+            raise ValueError(invalid("load_image_folder", "test_fraction",
+                                     f"None, since {root} has its own test folder", test_fraction))
         x_train, y_train, names = _read_class_tree(root / "train", None)
         x_test, y_test, _ = _read_class_tree(root / "test", names)
         if x_test.shape[1:] != x_train.shape[1:]:

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from cnnbase.checks import invalid
+
 from .dataset import Dataset, _fail
 from .reading import _check_label_range
 
@@ -120,8 +122,7 @@ def load_npz(path, *, layout: str | None = None, class_names=None, name: str | N
     """
     path = Path(path)
     if layout is not None and layout not in LAYOUTS:
-        raise ValueError(f"load_npz: invalid value for argument `layout`. Expected None, 'NCHW' or 'NHWC'. "
-                         f"Received layout={layout!r}.")
+        raise ValueError(invalid("load_npz", "layout", "None, 'NCHW' or 'NHWC'", layout))
     arrays = _npz_arrays(path)
     x_train = _npz_images(path, "x_train", arrays["x_train"], layout)
     x_test = _npz_images(path, "x_test", arrays["x_test"], layout)
