@@ -13,8 +13,8 @@ One module per idea; this file only hands their names on:
 * ``cifar``: CIFAR-10, binary version, and Python version through a restricted unpickler
   (:func:`load_cifar10`);
 * ``npz``: ``.npz`` files with ``x_train, y_train, x_test, y_test`` (:func:`load_npz`);
-* ``images``: image folders ``root/<class>/*.png`` or ``root/{train,test}/<class>/*.png``
-  (:func:`load_image_folder`);
+* ``images``: one PNG for a model (:func:`read_image`) and image folders ``root/<class>/*.png`` or
+  ``root/{train,test}/<class>/*.png`` (:func:`load_image_folder`), through one decoder;
 * ``catalog``: the names ``"fashion-mnist"``, ``"fashion-mnist-small"`` (shipped in the package) and
   ``"default"``, and paths recognised by content (:func:`load_dataset`);
 * ``batching``: :func:`batches` and :func:`validation_split`.
@@ -27,7 +27,7 @@ from .catalog import (
 from .cifar import RestrictedUnpickler, load_cifar10, read_cifar10_binary, read_cifar10_pickle
 from .dataset import CIFAR10_CLASSES, DIGIT_CLASSES, FASHION_MNIST_CLASSES, DataError, Dataset, to_float
 from .idx import load_idx_folder, read_idx
-from .images import load_image_folder
+from .images import PNG_MODES, load_image_folder, read_image
 from .npz import LAYOUTS, load_npz
 
 __all__ = [
@@ -47,6 +47,7 @@ __all__ = [
     "load_cifar10",
     "load_npz",
     "load_image_folder",
+    "read_image",
     "load_embedded_sample",
     "find_fashion_mnist",
     "load_dataset",

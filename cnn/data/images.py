@@ -1,7 +1,9 @@
-"""PNG image folders: ``root/<class>/*.png`` or ``root/{train,test}/<class>/*.png`` (:func:`load_image_folder`).
+"""PNG images: one file for a model (:func:`read_image`, what ``cnn predict`` reads) and folders of class
+folders (:func:`load_image_folder`).
 
-Pillow is imported inside the reader: it comes with matplotlib, and only images need it, so ``import cnn``
-does not pay for it.
+Both go through one decoder, :func:`_decode_png`, so they accept the same modes (:data:`PNG_MODES`) and turn
+them into the same pixels. Pillow is imported inside the functions: it comes with matplotlib, and only
+images need it, so ``import cnn`` does not pay for it.
 """
 
 from __future__ import annotations
@@ -15,6 +17,75 @@ from cnnbase.checks import invalid
 from .batching import validation_split
 from .dataset import Dataset, DataError, _fail
 
+#: Modes Pillow converts to gray or RGB without guessing; alpha is dropped, not composited.
+PNG_MODES = ("1", "L", "LA", "P", "RGB", "RGBA")
+_GRAY_MODES = ("1", "L", "LA")  # read as one channel when the caller does not ask for a channel count
+
+# Pillow's errors for a file it cannot decode (its UnidentifiedImageError and a missing file are OSErrors).
+_UNREADABLE = (OSError, ValueError, SyntaxError)
+
+
+def _decode_png(path, channels: int | None = None, size: tuple[int, int] | None = None,
+                resize: bool = False) -> np.ndarray:
+    """One image file as uint8 (C, H, W).
+
+    ``channels`` 1 converts to gray and 3 to RGB; None keeps the image's own kind (gray for 1, L and LA,
+    colour for P, RGB and RGBA). ``size`` is (W, H), Pillow's order: an image of another size is a
+    :class:`DataError` unless ``resize``, which scales it bilinearly. A mode outside :data:`PNG_MODES`
+    (16-bit, CMYK, ...) is a :class:`DataError`. Pillow's own errors for a missing or undecodable file are
+    left to the caller, which words them for its reader.
+    """
+    from PIL import Image
+
+    with Image.open(path) as image:
+        image.load()
+        if image.mode not in PNG_MODES:
+            raise DataError(f"{path}: image mode {image.mode} (e.g. 16-bit) is not supported; "
+                            "save it as 8-bit gray or RGB")
+        if channels is None:
+            channels = 1 if image.mode in _GRAY_MODES else 3
+        image = image.convert("L" if channels == 1 else "RGB")
+        if size is not None and image.size != tuple(size):
+            width, height = size
+            if not resize:
+                raise DataError(f"{path}: the image is {image.width}x{image.height} pixels (width x height) "
+                                f"but the model takes {width}x{height}; pass --resize to scale it")
+            image = image.resize((width, height), Image.Resampling.BILINEAR)
+        pixels = np.asarray(image, dtype=np.uint8)
+    return pixels.reshape(pixels.shape[0], pixels.shape[1], channels).transpose(2, 0, 1)
+
+
+def read_image(path, input_shape: tuple, resize: bool) -> np.ndarray:
+    """One PNG as uint8 (C, H, W) for a model taking ``input_shape``: colour becomes gray for a 1-channel
+    model and gray becomes RGB for a 3-channel one; a different size is an error unless ``resize``.
+
+    Raises :class:`DataError` for an ``input_shape`` that is not 1xHxW or 3xHxW, a missing or unreadable
+    file, a mode outside :data:`PNG_MODES`, or another size without ``resize``.
+    """
+    if len(input_shape) != 3 or input_shape[0] not in (1, 3):
+        shape = "x".join(str(n) for n in input_shape)
+        raise DataError(f"the model takes inputs of {shape}; images fit a model taking "
+                        "1xHxW (gray) or 3xHxW (RGB)")
+    channels, height, width = input_shape
+    try:
+        return _decode_png(path, channels, (width, height), resize)
+    except DataError:
+        raise
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file") from None
+    except _UNREADABLE as error:
+        raise DataError(f"{path}: not a readable image ({error})") from None
+
+
+def _read_png(path: Path) -> np.ndarray:
+    """One image of a class folder as uint8 (C, H, W), keeping its own kind (gray or colour)."""
+    try:
+        return _decode_png(path)
+    except DataError:
+        raise
+    except _UNREADABLE as error:
+        raise _fail(path, "a readable PNG image", f"{type(error).__name__}: {error}") from None
+
 
 def _png_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() == ".png")
@@ -22,28 +93,6 @@ def _png_files(folder: Path) -> list[Path]:
 
 def _class_folders(root: Path) -> list[Path]:
     return sorted((p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")), key=lambda p: p.name)
-
-
-def _read_png(path: Path) -> np.ndarray:
-    """One image as uint8 (C, H, W), C = 1 for grayscale (modes 1, L) and 3 for colour (RGB, P)."""
-    from PIL import Image, UnidentifiedImageError  # Pillow comes with matplotlib; only image folders need it
-
-    try:
-        with Image.open(path) as image:
-            image.load()
-            mode = image.mode
-            if mode in ("1", "L"):
-                image, channels = image.convert("L"), 1
-            elif mode in ("RGB", "P"):
-                image, channels = image.convert("RGB"), 3
-            else:
-                raise _fail(path, "a grayscale (L) or RGB PNG", f"mode {mode}")
-            pixels = np.asarray(image, dtype=np.uint8)
-    except DataError:
-        raise
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
-        raise _fail(path, "a readable PNG image", f"{type(error).__name__}: {error}") from None
-    return pixels.reshape(pixels.shape[0], pixels.shape[1], channels).transpose(2, 0, 1)
 
 
 def _read_class_tree(root: Path, class_names: tuple[str, ...] | None) -> tuple[np.ndarray, np.ndarray, tuple]:
@@ -74,8 +123,10 @@ def _read_class_tree(root: Path, class_names: tuple[str, ...] | None) -> tuple[n
 def load_image_folder(root, *, test_fraction: float | None = None, seed: int = 0, name: str | None = None) -> Dataset:
     """Load images from ``root/<class>/*.png``, or ``root/train/<class>/*.png`` with ``root/test/<class>/*.png``.
 
-    Classes are the sub-folder names sorted by name; label k is the k-th. Images are grayscale or RGB
-    PNGs, all of one size and channel count, else a :class:`DataError` names the first file that differs.
+    Classes are the sub-folder names sorted by name; label k is the k-th. Images are PNGs of a mode in
+    :data:`PNG_MODES`, read as gray (1, L, LA: C = 1) or colour (P, RGB, RGBA: C = 3) with any alpha
+    dropped, as :func:`read_image` reads them; all of one size and channel count, else a :class:`DataError`
+    names the first file that differs.
     Without a ``test`` folder the test split is empty unless ``test_fraction`` (0 < f < 1) is given: then
     :func:`validation_split` with ``seed`` moves that fraction of the images to the test split.
     """
