@@ -167,7 +167,7 @@ def test_nan_loss_exits_1_and_keeps_the_last_good_checkpoint(tiny, tmp_path):
 def test_default_data_falls_back_to_the_shipped_sample_and_says_so(tmp_path, monkeypatch):
     if ENGINE != "fastcnn":
         pytest.skip("the sample's 2,000 test images are too slow on the reference engine")
-    monkeypatch.setattr(datasets, "DEBIAN_FASHION_MNIST_DIR", tmp_path / "nowhere")
+    monkeypatch.setattr(datasets.catalog, "DEBIAN_FASHION_MNIST_DIR", tmp_path / "nowhere")  # where it is read
     monkeypatch.delenv(datasets.DATA_DIR_ENV, raising=False)
     result = run("train", "--model", "conv2k3 relu, maxpool4, flatten, dense10", "--limit", 32, "--epochs", 1,
                  "--out", tmp_path / "run", "--engine", ENGINE)

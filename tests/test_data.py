@@ -12,8 +12,9 @@ import pytest
 from cnn import data
 from cnn.data import (
     DataError, Dataset, batches, load_cifar10, load_dataset, load_idx_folder, load_image_folder, load_npz,
-    read_idx, to_float, validation_split,
+    read_idx, read_image, to_float, validation_split,
 )
+from cnn.data import catalog, idx
 
 # --------------------------------------------------------------------------------------------------
 # Writers for tiny files in the real formats
@@ -427,6 +428,42 @@ def test_png_folder_damaged_image(tmp_path, rng):
         load_image_folder(tmp_path)
 
 
+@pytest.mark.parametrize("mode", ["LA", "RGBA"])
+def test_png_with_alpha_reads_the_same_in_a_class_folder_and_alone(tmp_path, rng, mode):
+    from PIL import Image
+
+    bands = [rng.integers(0, 256, (3, 5), dtype=np.uint8) for _ in mode]
+    path = tmp_path / "a" / "0.png"
+    path.parent.mkdir()
+    Image.merge(mode, [Image.fromarray(band) for band in bands]).save(path)
+    channels = len(mode) - 1  # the alpha band is dropped, not composited
+    in_folder = load_image_folder(tmp_path).x_train[0]
+    alone = read_image(path, (channels, 3, 5), resize=False)
+    assert in_folder.shape == alone.shape == (channels, 3, 5)
+    np.testing.assert_array_equal(in_folder, alone)
+    np.testing.assert_array_equal(alone, np.stack(bands[:channels]))
+
+
+def test_png_refused_modes_and_sizes_are_data_errors(tmp_path, rng):
+    from PIL import Image
+
+    deep = tmp_path / "a" / "0.png"
+    deep.parent.mkdir()
+    Image.fromarray(rng.integers(0, 65536, (3, 5), dtype=np.uint16)).save(deep)  # 16-bit gray
+    for read in (lambda: load_image_folder(tmp_path), lambda: read_image(deep, (1, 3, 5), resize=False)):
+        with raises_data_error(deep, "is not supported", "8-bit gray or RGB"):
+            read()
+    small = tmp_path / "small.png"
+    write_png(small, rng.integers(0, 256, (3, 5), dtype=np.uint8))
+    with raises_data_error(small, "5x3 pixels", "takes 4x6", "--resize"):
+        read_image(small, (1, 6, 4), resize=False)
+    assert read_image(small, (3, 6, 4), resize=True).shape == (3, 6, 4)
+    with raises_data_error(tmp_path / "missing.png", "no such file"):
+        read_image(tmp_path / "missing.png", (1, 3, 5), resize=False)
+    with pytest.raises(DataError, match="1xHxW .gray. or 3xHxW"):
+        read_image(small, (2, 3, 5), resize=False)
+
+
 # --------------------------------------------------------------------------------------------------
 # Names, paths, the embedded sample, the full set
 
@@ -450,7 +487,7 @@ def test_embedded_sample_is_the_fashion_mnist_images_it_names():
     with np.load(data.EMBEDDED_SAMPLE) as sample:
         train_indices = sample["train_indices"].astype(np.int64)
         x_train = sample["x_train"]
-    full = read_idx(data._find_idx_file(folder, "x_train"))
+    full = read_idx(idx._find_idx_file(folder, "x_train"))
     np.testing.assert_array_equal(x_train, full[train_indices])
 
 
@@ -464,7 +501,7 @@ def test_full_fashion_mnist_when_installed():
 
 
 def test_default_and_data_dir_variable(tmp_path, rng, monkeypatch):
-    monkeypatch.setattr(data, "DEBIAN_FASHION_MNIST_DIR", tmp_path / "not-installed")
+    monkeypatch.setattr(catalog, "DEBIAN_FASHION_MNIST_DIR", tmp_path / "not-installed")  # where it is read
     monkeypatch.delenv(data.DATA_DIR_ENV, raising=False)
     assert load_dataset("default").name == "fashion-mnist-small"
     with pytest.raises(DataError, match="apt-get install dataset-fashion-mnist"):

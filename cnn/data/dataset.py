@@ -1,0 +1,142 @@
+"""The result every loader returns (:class:`Dataset`), the one error for bad files (:class:`DataError`), the
+class names of the known sets, and :func:`to_float`, which prepares a data set's images for a model.
+
+Every format reader imports this module and nothing above it, so the invariants a :class:`Dataset` checks
+and the wording of a :class:`DataError` are written once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+
+from cnnbase.checks import invalid
+
+FASHION_MNIST_CLASSES = (
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+)
+DIGIT_CLASSES = tuple(str(d) for d in range(10))
+CIFAR10_CLASSES = (
+    "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
+)
+
+
+class DataError(ValueError):
+    """A data file or folder that is missing, truncated, malformed, inconsistent or unsafe to read."""
+
+
+def _fail(path, expected: str, found: str) -> DataError:
+    """The one message template for a bad file: the file, what was expected, what was found."""
+    return DataError(f"{path}: expected {expected}; found {found}.")
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    """Training and test images with their labels.
+
+    Shapes: ``x_train`` (N, C, H, W), ``y_train`` (N,), ``x_test`` (N_test, C, H, W), ``y_test`` (N_test,).
+    ``x_*`` are uint8 (0..255) or float32 (in [0, 1]); ``y_*`` are int64 in ``0 .. len(class_names) - 1``.
+    The test split may be empty (N_test = 0) when the source has none.
+
+    ``name`` is a short identifier (``"fashion-mnist"``, ``"fashion-mnist-small"``, a file or folder name);
+    ``source`` says where the data came from, in words, for the command line to print.
+    """
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    class_names: tuple[str, ...]
+    name: str
+    source: str
+
+    def __post_init__(self):
+        object.__setattr__(self, "class_names", tuple(str(c) for c in self.class_names))
+        _check_split(self, "train")
+        _check_split(self, "test")
+        if self.x_train.shape[1:] != self.x_test.shape[1:]:
+            raise ValueError(
+                f"Dataset {self.name}: training and test images differ in shape (C, H, W): "
+                f"x_train {self.x_train.shape}, x_test {self.x_test.shape}."
+            )
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of one image."""
+        return tuple(int(s) for s in self.x_train.shape[1:])
+
+    def limit(self, n: int | None) -> "Dataset":
+        """The first ``n`` training images (the command line's ``--limit``); the test split is kept."""
+        if n is None:
+            return self
+        available = len(self.y_train)
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n <= available:
+            expected = f"an int from 1 to {available} (the number of training images of {self.name})"
+            raise ValueError(invalid("Dataset.limit", "limit", expected, n))
+        return dataclasses.replace(self, x_train=self.x_train[:n], y_train=self.y_train[:n])
+
+    def describe(self) -> str:
+        c, h, w = self.image_shape
+        return (
+            f"{self.name}: {len(self.y_train):,} training and {len(self.y_test):,} test images of "
+            f"{c}x{h}x{w}, {self.num_classes} classes ({self.source})"
+        )
+
+
+def _check_split(ds: Dataset, split: str) -> None:
+    """Invariants every loader guarantees; a failure here is a bug in a loader, not in a file."""
+    x, y = getattr(ds, f"x_{split}"), getattr(ds, f"y_{split}")
+    where = f"Dataset {ds.name}"
+    if not isinstance(x, np.ndarray) or x.ndim != 4 or x.dtype not in (np.uint8, np.float32):
+        raise ValueError(f"{where}: x_{split} must be a uint8 or float32 array (N, C, H, W); received "
+                         f"{type(x).__name__} {getattr(x, 'dtype', '')} {getattr(x, 'shape', '')}.")
+    if not isinstance(y, np.ndarray) or y.ndim != 1 or y.dtype != np.int64:
+        raise ValueError(f"{where}: y_{split} must be an int64 array (N,); received "
+                         f"{type(y).__name__} {getattr(y, 'dtype', '')} {getattr(y, 'shape', '')}.")
+    if len(x) != len(y):
+        raise ValueError(f"{where}: x_{split} {x.shape} and y_{split} {y.shape} hold different numbers of images.")
+    if len(y) and (y.min() < 0 or y.max() >= len(ds.class_names)):
+        raise ValueError(f"{where}: y_{split} holds labels outside 0..{len(ds.class_names) - 1} "
+                         f"(min {y.min()}, max {y.max()}).")
+
+
+def to_float(x: np.ndarray, *, mean=None, std=None) -> np.ndarray:
+    """Images as float32: ``x / 255`` for uint8 (so in [0, 1]), float images unchanged; then, when given,
+    ``(x - mean[c]) / std[c]`` per channel.
+
+    Shape: (N, C, H, W) -> (N, C, H, W). ``mean`` and ``std`` are a number or C numbers.
+    """
+    if not isinstance(x, np.ndarray) or x.ndim != 4:
+        raise TypeError(f"to_float: argument `x` must be a numpy.ndarray (N, C, H, W); received "
+                        f"{type(x).__name__} {getattr(x, 'shape', '')}.")
+    if x.dtype == np.uint8:
+        out = x.astype(np.float32) * np.float32(1 / 255)
+    elif np.issubdtype(x.dtype, np.floating):
+        out = x.astype(np.float32)
+    else:
+        raise TypeError(f"to_float: argument `x` must be uint8 or floating point; received dtype {x.dtype}.")
+    if mean is not None or std is not None:
+        channels = x.shape[1]
+        m = _per_channel(0.0 if mean is None else mean, "mean", channels)
+        s = _per_channel(1.0 if std is None else std, "std", channels)
+        if (s <= 0).any():
+            raise ValueError(invalid("to_float", "std", "positive numbers", std))
+        out = (out - m[None, :, None, None]) / s[None, :, None, None]
+    return out
+
+
+def _per_channel(value, name: str, channels: int) -> np.ndarray:
+    """A number or C numbers as C float32 numbers (one per channel)."""
+    v = np.asarray(value, dtype=np.float32).reshape(-1)
+    if v.size == 1:
+        v = np.repeat(v, channels)
+    if v.size != channels:
+        raise ValueError(invalid("to_float", name, f"a number or C = {channels} numbers", value))
+    return v

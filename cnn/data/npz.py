@@ -1,0 +1,155 @@
+""".npz files holding ``x_train, y_train, x_test, y_test`` (and optionally ``class_names``):
+:func:`load_npz`.
+
+Read with ``allow_pickle=False``, so an object array (whose elements would be unpickled) is refused. The
+arrays may be channels-first or channels-last, uint8 or floats in [0, 1]; they come out as a
+:class:`~cnn.data.dataset.Dataset` in (N, C, H, W).
+"""
+
+from __future__ import annotations
+
+import zipfile
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from cnnbase.checks import invalid
+
+from .dataset import Dataset, _fail
+from .reading import _check_label_range
+
+_NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
+LAYOUTS = ("NCHW", "NHWC")
+_MAX_CHANNELS = 4  # gray, gray+alpha, RGB, RGBA: the only axis sizes taken for a channel axis
+
+
+def _npz_arrays(path: Path) -> dict:
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise _fail(path, "a file", "no such file") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+        raise _fail(path, "a .npz archive (a zip of .npy arrays)", f"{type(error).__name__}: {error}") from None
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise _fail(path, "a .npz archive (a zip of .npy arrays)", "a single .npy array")
+    with archive:
+        missing = [k for k in _NPZ_KEYS if k not in archive.files]
+        if missing:
+            raise _fail(path, f"arrays named {', '.join(_NPZ_KEYS)}",
+                        f"no {', '.join(missing)} (it holds {', '.join(archive.files) or 'nothing'})")
+        arrays = {}
+        for key in (*_NPZ_KEYS, "class_names"):
+            if key not in archive.files:
+                continue
+            try:
+                arrays[key] = archive[key]
+            except ValueError as error:
+                # allow_pickle=False refuses object arrays: their elements would be unpickled.
+                raise _fail(path, f"`{key}` as a numeric array", f"an object array, refused ({error})") from None
+            except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as error:
+                raise _fail(path, f"a readable array `{key}`", f"{type(error).__name__}: {error}") from None
+    return arrays
+
+
+def _channel_layout(path: Path, key: str, shape: tuple, layout: str | None) -> str:
+    """NCHW or NHWC for a 4-D image array: the explicit ``layout``, else the axis that can be channels."""
+    if layout is not None:
+        return layout
+    axis1, axis3 = shape[1] <= _MAX_CHANNELS, shape[3] <= _MAX_CHANNELS
+    if axis1 != axis3:
+        return "NCHW" if axis1 else "NHWC"
+    what = "both could be" if axis1 else "neither can be"
+    raise _fail(path, f"`{key}` with a channel axis of size 1..{_MAX_CHANNELS} either second (N, C, H, W) or "
+                      f"last (N, H, W, C); pass layout='NCHW' or 'NHWC' to decide",
+                f"shape {shape}, where {what}")
+
+
+def _npz_images(path: Path, key: str, x: np.ndarray, layout: str | None) -> np.ndarray:
+    if x.ndim == 3:
+        x = x[:, None, :, :]
+    elif x.ndim == 4:
+        if _channel_layout(path, key, x.shape, layout) == "NHWC":
+            x = x.transpose(0, 3, 1, 2)
+    else:
+        raise _fail(path, f"`{key}` of shape (N, H, W), (N, H, W, C) or (N, C, H, W)", f"shape {x.shape}")
+    return np.ascontiguousarray(_image_values(path, key, x))
+
+
+def _image_values(path: Path, key: str, x: np.ndarray) -> np.ndarray:
+    """uint8 as is; other ints when within 0..255; floats as float32 when finite and within [0, 1]."""
+    if x.dtype == np.uint8:
+        return x
+    if x.size == 0:
+        kind = np.float32 if np.issubdtype(x.dtype, np.floating) else np.uint8
+        return x.astype(kind)
+    if np.issubdtype(x.dtype, np.integer) and not np.issubdtype(x.dtype, np.bool_):
+        if x.min() < 0 or x.max() > 255:
+            raise _fail(path, f"`{key}` pixel values in 0..255", f"{x.dtype} values from {x.min()} to {x.max()}")
+        return x.astype(np.uint8)
+    if np.issubdtype(x.dtype, np.floating):
+        if not np.isfinite(x).all():
+            raise _fail(path, f"`{key}` with finite pixel values", "NaN or infinite values")
+        if x.min() < 0 or x.max() > 1:
+            raise _fail(path, f"`{key}` float pixel values in [0, 1] (or uint8 0..255)",
+                        f"values from {x.min()} to {x.max()}")
+        return x.astype(np.float32)
+    raise _fail(path, f"`{key}` as uint8, integer or float pixels", f"dtype {x.dtype}")
+
+
+def _npz_labels(path: Path, key: str, y: np.ndarray, count: int, images: str) -> np.ndarray:
+    if y.ndim == 2 and y.shape[1] == 1:  # Keras's cifar10.load_data() gives (N, 1)
+        y = y[:, 0]
+    if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer) or np.issubdtype(y.dtype, np.bool_):
+        raise _fail(path, f"`{key}` as integer labels of shape (N,) or (N, 1)", f"{y.dtype} of shape {y.shape}")
+    if len(y) != count:
+        raise _fail(path, f"{count} labels in `{key}`, one per image of `{images}`", f"{len(y)}")
+    if len(y) and y.min() < 0:
+        raise _fail(path, f"`{key}` labels >= 0", f"label {y.min()}")
+    return y.astype(np.int64)
+
+
+def load_npz(path, *, layout: str | None = None, class_names=None, name: str | None = None) -> Dataset:
+    """Load a ``.npz`` holding ``x_train, y_train, x_test, y_test`` (and optionally ``class_names``).
+
+    Read with ``allow_pickle=False``: object arrays are refused. Images may be (N, H, W) (one channel),
+    (N, C, H, W) or (N, H, W, C). For 4-D arrays ``layout`` ("NCHW" or "NHWC") says which; when it is None
+    the layout is decided by which of axes 1 and 3 has a size of at most 4 (a channel count), and an array
+    where both or neither do is refused with a message asking for ``layout``. Pixels are uint8 (any integer
+    type with values in 0..255 is converted) or floats in [0, 1] (kept as float32). Labels are integers of
+    shape (N,) or (N, 1). Class names come from ``class_names`` (the argument, else a string array in the
+    file, else "0".."K-1" with K = the largest label + 1); every label must be below their count.
+    """
+    path = Path(path)
+    if layout is not None and layout not in LAYOUTS:
+        raise ValueError(invalid("load_npz", "layout", "None, 'NCHW' or 'NHWC'", layout))
+    arrays = _npz_arrays(path)
+    x_train = _npz_images(path, "x_train", arrays["x_train"], layout)
+    x_test = _npz_images(path, "x_test", arrays["x_test"], layout)
+    if x_train.shape[1:] != x_test.shape[1:]:
+        raise _fail(path, f"`x_test` images of the training images' shape (C, H, W) = {x_train.shape[1:]}",
+                    f"{x_test.shape[1:]} (x_train {arrays['x_train'].shape}, x_test {arrays['x_test'].shape})")
+    if x_train.dtype != x_test.dtype:
+        x_train, x_test = x_train.astype(np.float32) / _scale(x_train), x_test.astype(np.float32) / _scale(x_test)
+    y_train = _npz_labels(path, "y_train", arrays["y_train"], len(x_train), "x_train")
+    y_test = _npz_labels(path, "y_test", arrays["y_test"], len(x_test), "x_test")
+    class_names = _npz_class_names(path, arrays, class_names, y_train, y_test)
+    for key, y in (("y_train", y_train), ("y_test", y_test)):
+        _check_label_range(f"{path} (`{key}`)", y, len(class_names))
+    return Dataset(x_train, y_train, x_test, y_test, class_names, name or path.stem, f"{path}")
+
+
+def _scale(x: np.ndarray) -> float:
+    return 255.0 if x.dtype == np.uint8 else 1.0
+
+
+def _npz_class_names(path, arrays, given, y_train, y_test) -> tuple[str, ...]:
+    if given is not None:
+        return tuple(str(c) for c in given)
+    if "class_names" in arrays:
+        names = arrays["class_names"]
+        if names.ndim != 1 or names.dtype.kind not in "US" or len(names) == 0:
+            raise _fail(path, "`class_names` as a 1-D array of strings", f"{names.dtype} of shape {names.shape}")
+        return tuple(n.decode() if isinstance(n, bytes) else str(n) for n in names)
+    largest = max([int(y.max()) for y in (y_train, y_test) if len(y)], default=0)
+    return tuple(str(k) for k in range(largest + 1))
