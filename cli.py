@@ -227,7 +227,7 @@ cnn.add_command(train)
 cnn.add_command(evaluate)
 cnn.add_command(predict)
 
-from cnn.bench import bench  # noqa: E402
+from cnn.cli.bench import bench  # noqa: E402
 
 cnn.add_command(bench)
 

@@ -2,6 +2,8 @@
 
     python benchmarks/conv_bench.py [--threads 2] [--repeats 10] [--json]
 
+The layers, their arrays and fastcnn's calls are those of ``cnn bench ops`` (:class:`cnn.bench.ops.ConvCase`);
+this script differs in timing the forward + backward as one call (PyTorch builds its graph on every call).
 For each layer of :func:`conv_cases` it times the forward and the forward + backward (input, weight and bias
 gradients) of each engine, median of ``repeats`` runs after one warm-up, and prints milliseconds, GFLOP/s
 (2 FLOPs per multiply-accumulate; forward + backward counts 3 convolutions' worth) and the ratio
@@ -20,7 +22,6 @@ import json
 import os
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,40 +29,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import fastcnn  # noqa: E402
-from cnnbase.shapes import conv_macs, conv_output_size  # noqa: E402
-
-
-@dataclass(frozen=True)
-class ConvCase:
-    """One benchmarked layer: a batch of N samples (C_in, H, W) -> C_out channels, K x K kernel."""
-
-    name: str
-    N: int
-    C_in: int
-    H: int
-    W: int
-    C_out: int
-    K: int = 3
-    padding: int = 0
-
-    @property
-    def out_hw(self) -> tuple[int, int]:
-        return (conv_output_size(self.H, self.K, 1, self.padding, self.padding),
-                conv_output_size(self.W, self.K, 1, self.padding, self.padding))
-
-    @property
-    def forward_flops(self) -> int:
-        return 2 * self.N * conv_macs(self.C_in, self.C_out, (self.K, self.K), self.out_hw)
+from cnn.bench.ops import OPS_CASES, ConvCase  # noqa: E402
+from cnn.threads import threads_for_all  # noqa: E402
 
 
 def conv_cases() -> list[ConvCase]:
-    """The layers of issue 3's benchmark."""
-    return [
-        ConvCase("128x1x28x28->32 k3", 128, 1, 28, 28, 32),
-        ConvCase("128x32x26x26->64 k3", 128, 32, 26, 26, 64),
-        ConvCase("128x3x32x32->32 k3 p1", 128, 3, 32, 32, 32, padding=1),
-        ConvCase("16x64x56x56->64 k3 p1", 16, 64, 56, 56, 64, padding=1),
-    ]
+    """The layers of issue 3's benchmark: the conv cases of ``cnn bench ops``."""
+    return list(OPS_CASES["conv"])
 
 
 def time_op(fn, repeats: int = 10) -> float:
@@ -75,26 +49,14 @@ def time_op(fn, repeats: int = 10) -> float:
     return float(np.median(times))
 
 
-def _arrays(case: ConvCase, seed: int = 0):
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((case.N, case.C_in, case.H, case.W), dtype=np.float32)
-    w = rng.standard_normal((case.C_out, case.C_in, case.K, case.K), dtype=np.float32) * 0.1
-    b = rng.standard_normal(case.C_out, dtype=np.float32)
-    g = rng.standard_normal((case.N, case.C_out) + case.out_hw, dtype=np.float32)
-    return x, w, b, g
-
-
 def fastcnn_ops(case: ConvCase):
-    """``(forward, forward_backward)`` closures of fastcnn for ``case``."""
-    x, w, b, g = _arrays(case)
-    p = case.padding
-
-    def forward():
-        return fastcnn.conv2d(x, w, b, padding=p)
+    """``(forward, forward_backward)`` closures of fastcnn for ``case`` (the calls ``cnn bench ops`` times)."""
+    calls = case.calls(fastcnn, case.arrays())
+    forward, backward = calls["forward"], calls["backward"]
 
     def forward_backward():
-        fastcnn.conv2d(x, w, b, padding=p)
-        return fastcnn.conv2d_backward(g, x, w, b, padding=p)
+        forward()
+        return backward()
 
     return forward, forward_backward
 
@@ -105,8 +67,9 @@ def torch_ops(case: ConvCase):
         import torch
     except ImportError:
         return None
-    x, w, b, g = (torch.from_numpy(a) for a in _arrays(case))
-    xr, wr, br = (a.clone().requires_grad_() for a in (x, w, b))
+    arrays = case.arrays()
+    x, w, b, g = (torch.from_numpy(arrays[k]) for k in ("x", "weight", "bias", "grad_out"))
+    xr, wr, br = (t.clone().requires_grad_() for t in (x, w, b))
     p = case.padding
     F = torch.nn.functional
 
@@ -122,7 +85,10 @@ def torch_ops(case: ConvCase):
 
 
 def _interleaved(fns: dict, repeats: int) -> dict:
-    """Median seconds of each closure, running them in turn ``repeats`` times after a warm-up of each."""
+    """Median seconds of each closure, running them in turn ``repeats`` times after a warm-up of each.
+
+    Run by run, unlike :func:`cnn.bench.timing.interleaved_medians` (``cnn bench ops``), which times blocks
+    of calls; kept so that this script's figures stay comparable with its earlier ones."""
     for fn in fns.values():
         fn()
     times = {name: [] for name in fns}
@@ -136,29 +102,32 @@ def _interleaved(fns: dict, repeats: int) -> dict:
 
 def bench(threads: int = 2, repeats: int = 10) -> list[dict]:
     """One row per (layer, direction): times in ms, GFLOP/s, and torch/fastcnn ratio (None without torch)."""
-    fastcnn.set_num_threads(threads)
     try:
         import torch
-        torch.set_num_threads(threads)
     except ImportError:
-        pass
+        torch = None
+    with threads_for_all(threads, torch):
+        return [row for case in conv_cases() for row in _bench_case(case, threads, repeats)]
+
+
+def _bench_case(case: ConvCase, threads: int, repeats: int) -> list[dict]:
+    """The rows of one layer: forward, then forward + backward."""
+    fast = fastcnn_ops(case)
+    ref = torch_ops(case)
     rows = []
-    for case in conv_cases():
-        fast = fastcnn_ops(case)
-        ref = torch_ops(case)
-        for i, direction in enumerate(("forward", "forward+backward")):
-            fns = {"fastcnn": fast[i]}
-            if ref is not None:
-                fns["torch"] = ref[i]
-            t = _interleaved(fns, repeats)
-            flops = case.forward_flops * (1 if i == 0 else 3)
-            row = {"layer": case.name, "direction": direction, "threads": threads,
-                   "fastcnn_ms": t["fastcnn"] * 1e3, "fastcnn_gflops": flops / t["fastcnn"] / 1e9,
-                   "torch_ms": None, "torch_gflops": None, "ratio": None}
-            if "torch" in t:
-                row.update(torch_ms=t["torch"] * 1e3, torch_gflops=flops / t["torch"] / 1e9,
-                           ratio=t["torch"] / t["fastcnn"])
-            rows.append(row)
+    for i, direction in enumerate(("forward", "forward+backward")):
+        fns = {"fastcnn": fast[i]}
+        if ref is not None:
+            fns["torch"] = ref[i]
+        t = _interleaved(fns, repeats)
+        flops = case.flops(direction)
+        row = {"layer": case.name, "direction": direction, "threads": threads,
+               "fastcnn_ms": t["fastcnn"] * 1e3, "fastcnn_gflops": flops / t["fastcnn"] / 1e9,
+               "torch_ms": None, "torch_gflops": None, "ratio": None}
+        if "torch" in t:
+            row.update(torch_ms=t["torch"] * 1e3, torch_gflops=flops / t["torch"] / 1e9,
+                       ratio=t["torch"] / t["fastcnn"])
+        rows.append(row)
     return rows
 
 

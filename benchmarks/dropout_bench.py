@@ -20,6 +20,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import fastcnn  # noqa: E402
+from cnn.threads import threads_for_all  # noqa: E402
 
 
 def dropout_cases():
@@ -38,7 +39,10 @@ def median_ms(fn, repeats: int) -> float:
 
 
 def interleaved_medians(fns: dict, repeats: int, rounds: int = 5) -> dict:
-    """Median over ``rounds`` interleaved rounds of each function's per-round median (ms)."""
+    """Median over ``rounds`` interleaved rounds of each function's per-round median (ms).
+
+    Not :func:`cnn.bench.timing.interleaved_medians` (``cnn bench ops``: one median over blocks of calls, in
+    seconds); kept so that this script's figures stay comparable with its earlier ones."""
     for fn in fns.values():  # warm-up: compilation, thread pools, first-touch of buffers
         for _ in range(3):
             fn()
@@ -51,18 +55,17 @@ def interleaved_medians(fns: dict, repeats: int, rounds: int = 5) -> dict:
 
 def run(shape, p: float, threads: int, repeats: int) -> list[dict]:
     """Rows ``{engine, ms, elements_per_ns}``; torch is left out when it is not installed."""
-    fastcnn.set_num_threads(threads)
     x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
     fns = {"fastcnn": lambda: fastcnn.dropout(x, p, True, seed=1)}
     try:
         import torch
 
-        torch.set_num_threads(threads)
         xt = torch.from_numpy(x)
         fns["torch"] = lambda: torch.nn.functional.dropout(xt, p, True)
     except ImportError:
-        pass
-    medians = interleaved_medians(fns, repeats)
+        torch = None
+    with threads_for_all(threads, torch):
+        medians = interleaved_medians(fns, repeats)
     return [{"engine": k, "ms": v, "elements_per_ns": x.size / (v * 1e6)} for k, v in medians.items()]
 
 

@@ -18,11 +18,11 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import fastcnn  # noqa: E402
+from cnn.bench.ops import MaxPoolCase  # noqa: E402
+from cnn.threads import threads_for_all  # noqa: E402
 
 
 def _timed(fn) -> float:
@@ -32,7 +32,10 @@ def _timed(fn) -> float:
 
 
 def interleaved_medians(fns: dict, repeats: int) -> dict:
-    """Median seconds of each callable, run in turn ``repeats`` times after one warm-up call each."""
+    """Median seconds of each callable, run in turn ``repeats`` times after one warm-up call each.
+
+    Run by run, unlike :func:`cnn.bench.timing.interleaved_medians` (``cnn bench ops``), which times blocks
+    of calls; kept so that this script's figures stay comparable with its earlier ones."""
     for fn in fns.values():
         fn()
     times = {name: [] for name in fns}
@@ -53,18 +56,14 @@ def main(argv=None) -> list[dict]:
     import torch
     import torch.nn.functional as F
 
-    fastcnn.set_num_threads(args.threads)
-    torch.set_num_threads(args.threads)
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal(args.shape, dtype=np.float32)
-    y = fastcnn.max_pool2d(x, 2)
-    grad_out = rng.standard_normal(y.shape, dtype=np.float32)
+    arrays = MaxPoolCase(*args.shape).arrays()  # the data of `cnn bench ops --ops pool` at this shape
+    x, grad_out = arrays["x"], arrays["grad_out"]
 
     xt, gt = torch.from_numpy(x), torch.from_numpy(grad_out)
     _, t_indices = F.max_pool2d(xt, 2, return_indices=True)
     aten_backward = torch.ops.aten.max_pool2d_with_indices_backward
 
-    with torch.no_grad():
+    with threads_for_all(args.threads, torch), torch.no_grad():
         medians = interleaved_medians({
             "fastcnn forward": lambda: fastcnn.max_pool2d(x, 2),
             "torch forward": lambda: F.max_pool2d(xt, 2),

@@ -14,8 +14,10 @@ from click.testing import CliRunner
 
 from cnn import bench
 from cnn.bench import ConvCase, MaxPoolCase
+from cnn.bench.child import _run_child
+from cnn.cli.bench import bench as bench_group
 
-GROUP = click.Group("cnn", commands={"bench": bench.bench})
+GROUP = click.Group("cnn", commands={"bench": bench_group})
 ROW_KEYS = {"op", "case", "direction", "flops", "fastcnn_ms", "fastcnn_gflops", "torch_ms", "torch_gflops",
             "torch_over_fastcnn", "refcnn_case", "refcnn_ms_per_sample", "refcnn_gflops", "fastcnn_over_refcnn"}
 
@@ -218,7 +220,7 @@ def test_render_train_marks_a_failed_engine_not_available():
 
 
 def test_a_failing_child_reports_instead_of_raising():
-    result = bench._run_child({"kind": "no-such-kind"})
+    result = _run_child({"kind": "no-such-kind"})
     assert "no-such-kind" in result["error"] and result["wall_s"] > 0
 
 

@@ -1,0 +1,193 @@
+"""``cnn bench train``: training and inference images/s and peak memory of the seeds' Keras model.
+
+The model is netspec's preset ``keras-mnist``, trained with fastcnn through :class:`cnn.Model` and
+:func:`cnn.train.train_step` (as :func:`cnn.fit` runs it) and, as the anchor, with its PyTorch twin
+(:mod:`cnn.bench.torch_twin`). Each engine runs in a child process of its own (:mod:`cnn.bench.child`, kinds
+``train`` and ``idle``) so that its peak resident memory is its own; an ``idle`` child with the same imports
+gives the interpreter's floor.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from cnnbase import netspec
+
+from ..threads import default_threads, set_threads
+from .child import _run_child
+from .machine import _header, environment, numba_threading_layer
+from .tables import _NA, _fmt, _table
+from .timing import _peak_rss_mib
+from .torch_twin import _torch_train_step, torch_model
+
+#: The benchmarked model: the seeds' Keras MNIST convnet, as netspec's preset.
+PRESET = "keras-mnist"
+
+
+def _training_batches(data_name: str, batch_size: int, count: int) -> tuple[list, str]:
+    """``count`` batches of (float32 images, int64 labels) from the training set, in order, wrapping around
+    a set smaller than ``count * batch_size``; only these images are converted to float."""
+    from .. import data
+
+    ds = data.load_dataset(data_name)
+    n = len(ds.y_train)
+    out = []
+    for b in range(count):
+        index = np.arange(b * batch_size, (b + 1) * batch_size) % n
+        out.append((data.to_float(ds.x_train[index]), ds.y_train[index].astype(np.int64)))
+    return out, ds.describe()
+
+
+def _import_engine(engine: str):
+    """What a child imports for its engine; the idle child imports exactly this and stops."""
+    if engine == "torch":
+        import torch
+
+        return torch
+    import fastcnn
+
+    return fastcnn
+
+
+def _timed_loop(fn, items) -> float:
+    start = time.perf_counter()
+    for item in items:
+        fn(item)
+    return time.perf_counter() - start
+
+
+def _time_torch(torch, threads: int, warm: list, timed: list) -> tuple[float, float]:
+    """Seconds of the timed training steps and of the timed inference passes, PyTorch."""
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    network = netspec.PRESETS[PRESET]
+    model = torch_model(torch, network.layers, network.input_shape)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    warm, timed = ([(torch.from_numpy(x), torch.from_numpy(y)) for x, y in part] for part in (warm, timed))
+
+    def step(batch):
+        return _torch_train_step(torch, model, optimizer, *batch)
+
+    model.train()
+    _timed_loop(step, warm)
+    train_s = _timed_loop(step, timed)
+    model.eval()
+    with torch.inference_mode():
+        _timed_loop(lambda b: model(b[0]), warm[:1])
+        infer_s = _timed_loop(lambda b: model(b[0]), timed)
+    return train_s, infer_s
+
+
+def _time_fastcnn(threads: int, warm: list, timed: list) -> tuple[float, float]:
+    """Seconds of the timed training steps and of the timed inference passes, fastcnn through cnn.Model."""
+    from ..model import Model
+    from ..optimizers import Optimizer
+    from ..train import train_step
+
+    set_threads(threads)
+    network = netspec.PRESETS[PRESET]
+    model = Model(network.layers, network.input_shape, engine="fastcnn", seed=0, dtype="float32")
+    optimizer = Optimizer("adam", 1e-3)
+    steps = iter(range(len(warm) + len(timed)))  # the global step seeds dropout, as in fit
+
+    def step(batch):
+        return train_step(model, optimizer, batch[0], batch[1], step=next(steps), lr=optimizer.lr)
+
+    _timed_loop(step, warm)
+    train_s = _timed_loop(step, timed)
+    _timed_loop(lambda b: model.forward(b[0], training=False), warm[:1])
+    infer_s = _timed_loop(lambda b: model.forward(b[0], training=False), timed)
+    return train_s, infer_s
+
+
+def _child_train(spec: dict) -> dict:
+    """Warm-up, then timed training steps, then timed inference; runs in the engine's own process."""
+    engine_name, threads = spec["engine"], spec["threads"]
+    try:
+        module = _import_engine(engine_name)
+    except ImportError as error:
+        return {"engine": engine_name, "error": f"cannot import {engine_name}: {error}"}
+    batches, described = _training_batches(spec["data"], spec["batch_size"], spec["warmup"] + spec["batches"])
+    warm, timed = batches[:spec["warmup"]], batches[spec["warmup"]:]
+    if engine_name == "torch":
+        train_s, infer_s = _time_torch(module, threads, warm, timed)
+    else:
+        train_s, infer_s = _time_fastcnn(threads, warm, timed)
+    images = spec["batches"] * spec["batch_size"]
+    return {"engine": engine_name, "version": getattr(module, "__version__", ""), "data": described,
+            "train_images_per_s": images / train_s, "inference_images_per_s": images / infer_s,
+            "peak_rss_mib": _peak_rss_mib(), "numba_threading_layer": numba_threading_layer()}
+
+
+def _child_idle(spec: dict) -> dict:
+    """The engine's imports and nothing else: the floor its training child's peak memory stands on."""
+    try:
+        _import_engine(spec["engine"])
+    except ImportError as error:
+        return {"engine": spec["engine"], "error": f"cannot import {spec['engine']}: {error}"}
+    return {"engine": spec["engine"], "peak_rss_mib": _peak_rss_mib()}
+
+
+def train_summary(rows: list[dict]) -> dict:
+    """Ratios of the fastcnn row over the torch row (None when either is missing or failed):
+    images/s (above 1: fastcnn faster) and peak memory (below 1: fastcnn uses less)."""
+    by_engine = {r["engine"]: r for r in rows if not r.get("error")}
+    fast, ref = by_engine.get("fastcnn"), by_engine.get("torch")
+
+    def ratio(key):
+        if fast is None or ref is None or fast.get(key) is None or ref.get(key) is None:
+            return None
+        return fast[key] / ref[key]
+
+    return {"train_fastcnn_over_torch": ratio("train_images_per_s"),
+            "inference_fastcnn_over_torch": ratio("inference_images_per_s"),
+            "peak_rss_fastcnn_over_torch": ratio("peak_rss_mib")}
+
+
+def measure_train(batches: int = 50, batch_size: int = 128, threads: int | None = None, data: str = "default",
+                  warmup: int = 3) -> dict:
+    """Train and infer with each engine in its own child process; rows of images/s and peak memory."""
+    threads = default_threads() if threads is None else threads
+    rows, notes = [], []
+    for engine in ("fastcnn", "torch"):
+        spec = {"kind": "train", "engine": engine, "threads": threads, "batches": batches,
+                "batch_size": batch_size, "warmup": warmup, "data": data}
+        idle = _run_child({"kind": "idle", "engine": engine})
+        row = _run_child(spec)
+        row.setdefault("engine", engine)
+        row["idle_rss_mib"] = idle.get("peak_rss_mib")
+        if row.get("error"):
+            notes.append(f"{engine}: {row['error']}")
+        rows.append(row)
+    data_line = next((r["data"] for r in rows if r.get("data")), data)
+    notes += [
+        f"model: preset {PRESET} ({netspec.to_spec(netspec.PRESETS[PRESET].layers)}), Adam lr 1e-3, cross-entropy, "
+        f"float32, batch {batch_size}; data: {data_line}.",
+        f"train: {batches} steps timed after {warmup} warm-up steps; one step = forward, loss, backward, "
+        "optimizer update, accuracy count (fastcnn: cnn.Model as cnn.train.fit runs it; torch: an equivalent "
+        "nn.Sequential, torch.optim.Adam). Inference: forward only, eval mode (torch.inference_mode), same batches.",
+        "memory: peak resident set (ru_maxrss) of each engine's own child process; 'idle MiB' is an interpreter "
+        "with the same imports that does nothing. Ratios fastcnn/torch: above 1 faster (images/s), below 1 "
+        "smaller (memory).",
+    ]
+    env = environment(threads)
+    env.update(batches=batches, batch_size=batch_size, warmup=warmup, data=data)
+    env["numba_threading_layer"] = next((r["numba_threading_layer"] for r in rows if r.get("engine") == "fastcnn"
+                                         and "numba_threading_layer" in r), env["numba_threading_layer"])
+    return {"environment": env, "rows": rows, "ratios": train_summary(rows), "notes": notes}
+
+
+def render_train(result: dict) -> str:
+    """The rows of :func:`measure_train` and their ratio row as a table under the header, then the notes."""
+    headers = ["engine", "version", "train images/s", "inference images/s", "peak MiB", "idle MiB"]
+    lines = [[r["engine"], r.get("version") or _NA, _fmt(r.get("train_images_per_s"), ",.0f"),
+              _fmt(r.get("inference_images_per_s"), ",.0f"), _fmt(r.get("peak_rss_mib"), ",.0f"),
+              _fmt(r.get("idle_rss_mib"), ",.0f")] for r in result["rows"]]
+    q = result["ratios"]
+    lines.append(["fastcnn/torch", "", _fmt(q["train_fastcnn_over_torch"], ".2f"),
+                  _fmt(q["inference_fastcnn_over_torch"], ".2f"), _fmt(q["peak_rss_fastcnn_over_torch"], ".2f"), ""])
+    head = ["cnn bench train"] + _header(result["environment"])
+    return "\n".join(head + ["", _table(headers, lines, "llrrrr"), ""] + [f"* {n}" for n in result["notes"]])
+

@@ -1,0 +1,68 @@
+"""``cnn bench ops | train | startup``: the click group over :mod:`cnn.bench` (``cli.py`` adds it to ``cnn``).
+
+The measuring and rendering are in :mod:`cnn.bench`; this module turns options into calls and prints the
+result, as a table or, with ``--json``, as the data itself.
+"""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from cnn.bench import (OPS_CASES, measure_ops, measure_startup, measure_train, render_ops, render_startup,
+                       render_train, select_cases)
+from cnn.threads import default_threads
+
+def _echo(result: dict, as_json: bool, renderer) -> None:
+    click.echo(json.dumps(result, indent=1) if as_json else renderer(result))
+
+
+def _check_threads(threads: int | None) -> None:
+    if threads is not None and threads > default_threads():
+        raise click.BadParameter(f"at most NUMBA_NUM_THREADS={default_threads()} (the count fastcnn started "
+                                 f"with); received {threads}", param_hint="--threads")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def bench() -> None:
+    """Measure the engines' speed and memory on this machine (a benchmark, not a test)."""
+
+
+@bench.command()
+@click.option("--threads", type=click.IntRange(min=1), help="Threads of every engine (default: all of fastcnn's).")
+@click.option("--repeats", default=10, show_default=True, type=click.IntRange(min=1), help="Timed runs per engine.")
+@click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON.")
+@click.option("--ops", "families", metavar="FAMILY[,FAMILY]", help=f"Only these ({', '.join(OPS_CASES)}).")
+@click.option("--refcnn/--no-refcnn", "with_refcnn", default=True, show_default=True,
+              help="Also time refcnn on scaled-down shapes.")
+def ops(threads, repeats, as_json, families, with_refcnn):
+    """Forward and backward of fastcnn against PyTorch and refcnn: ms, GFLOP/s and ratios."""
+    _check_threads(threads)
+    try:
+        select_cases(families)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--ops") from None
+    _echo(measure_ops(threads, repeats, families, with_refcnn), as_json, render_ops)
+
+
+@bench.command()
+@click.option("--batches", default=50, show_default=True, type=click.IntRange(min=1), help="Timed batches.")
+@click.option("--batch-size", default=128, show_default=True, type=click.IntRange(min=1))
+@click.option("--warmup", default=3, show_default=True, type=click.IntRange(min=1), help="Untimed batches first.")
+@click.option("--threads", type=click.IntRange(min=1), help="Threads of both engines (default: all of fastcnn's).")
+@click.option("--data", "data_name", default="default", show_default=True,
+              help="Data set name or path (default: the full Fashion-MNIST when installed, else the sample).")
+@click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON.")
+def train(batches, batch_size, warmup, threads, data_name, as_json):
+    """Training and inference images/s and peak memory of the keras-mnist model, fastcnn against PyTorch."""
+    _check_threads(threads)
+    _echo(measure_train(batches, batch_size, threads, data_name, warmup), as_json, render_train)
+
+
+@bench.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON.")
+@click.option("--runs", default=5, show_default=True, type=click.IntRange(min=1), help="Warm spawns per measure.")
+def startup(as_json, runs):
+    """Cold compile time of fastcnn's kernels and warm start-up time to the first result."""
+    _echo(measure_startup(runs), as_json, render_startup)
