@@ -188,7 +188,8 @@ class Layer:
         except TypeError as error:
             if "missing" in str(error):  # a required argument is absent: say which, in our words
                 required = [f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING and not f.kw_only]
-                raise SpecParseError(f"{cls.type}: needs the key(s) {', '.join(required)}; received {data!r}") from None
+                needs = ", ".join(required)
+                raise SpecParseError(f"{cls.type}: needs the key(s) {needs}; received {data!r}") from None
             raise
 
 
