@@ -1,0 +1,406 @@
+"""The layer types: one frozen record per type, its argument checks and its shape inference.
+
+Each record canonicalises its arguments in ``__post_init__`` (:mod:`cnnbase.netspec.record`) and
+answers :meth:`~cnnbase.netspec.record.Layer.infer`: the output shape of one sample, the parameters and
+MACs of ``specs/counting.md``, and how it moves the receptive field. Every number comes from
+:mod:`cnnbase.shapes`. A shape the layer cannot take raises ``_DoesNotFit``, to which the walk of
+:mod:`cnnbase.netspec.summary` adds the layer's index and name.
+
+Defining a class here with its own ``type`` (and ``keras_class``, ``keras_name``) registers it as a
+layer type, so the order of the classes in this file is the order of :data:`LAYER_TYPES`. The blocks,
+layers made of layers, are in :mod:`cnnbase.netspec.blocks`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import ClassVar
+
+from .. import shapes
+from ..checks import check_bool, check_choice, check_float, check_int, expand_ints
+from ..padding import PADDING_MODES, check_padding_mode
+from ..shapes import SPATIAL_AXES
+from .errors import _DoesNotFit
+from .record import ACTIVATIONS, Inferred, Layer, _canonical_padding, _check_activation, _set, _tuple
+
+# --------------------------------------------------------------------------------------------------
+# Shape inference shared by the windowed layers
+
+
+def _split_map(shape: tuple[int, ...], rank: int) -> tuple[int, tuple[int, ...]]:
+    """``(C, H, W)`` -> ``(C, (H, W))``, refusing a shape of another rank."""
+    if len(shape) != rank + 1:
+        axes = ", ".join(("C",) + SPATIAL_AXES[rank])
+        advice = "" if len(shape) > 1 else ", not a feature vector"
+        raise _DoesNotFit(f"needs a ({axes}) map per sample{advice}")
+    return shape[0], tuple(shape[1:])
+
+
+def _output_sizes(sizes, kernel, stride, dilation, pads, ceil_mode=False) -> tuple[int, ...]:
+    rank = len(sizes)
+    out = []
+    for axis in range(rank):
+        (begin, end), name = pads[axis], SPATIAL_AXES[rank][axis]
+        try:
+            out.append(
+                shapes.conv_output_size(
+                    sizes[axis], kernel[axis], stride[axis], begin, end, dilation[axis], ceil_mode, where=f"axis {name}"
+                )
+            )
+        except shapes.ShapeError as error:
+            raise _DoesNotFit(str(error)) from None
+    return tuple(out)
+
+
+def _resolve_pads(layer, sizes, kernel, stride, dilation):
+    return shapes.resolve_padding(layer.padding, sizes, kernel, stride, dilation, op=layer.type)
+
+
+# --------------------------------------------------------------------------------------------------
+# Layers
+
+
+@dataclass(frozen=True)
+class BaseConv(Layer):
+    """Base of :class:`Conv1D` and :class:`Conv2D` (``rank`` 1 or 2). Convolution
+    ``y[n, co, o] = b[co] + sum_{ci, j} w[co, ci, j] x_pad[n, g*C_in/G + ci, o*s + j*d]``
+    (``specs/conv.md``), with an optional activation after it."""
+
+    filters: int
+    kernel_size: object
+    strides: object = 1
+    padding: object = "valid"
+    padding_mode: str = "zeros"
+    dilation: object = 1
+    groups: int = 1
+    use_bias: bool = True
+    activation: str | None = None
+
+    rank: ClassVar[int] = 2
+
+    def __post_init__(self):
+        op, rank = self.type, self.rank
+        check_int(self.filters, "filters", op, minimum=1)
+        _set(self, "kernel_size", expand_ints(_tuple(self.kernel_size), rank, "kernel_size", op))
+        _set(self, "strides", expand_ints(_tuple(self.strides), rank, "strides", op))
+        _set(self, "dilation", expand_ints(_tuple(self.dilation), rank, "dilation", op))
+        _set(self, "groups", check_int(self.groups, "groups", op, minimum=1))
+        padding = _canonical_padding(_tuple(self.padding), rank, self.kernel_size, self.strides, self.dilation, op)
+        _set(self, "padding", padding)
+        check_choice(self.padding_mode, "padding_mode", op, PADDING_MODES)
+        check_bool(self.use_bias, "use_bias", op)
+        _check_activation(self.activation, op)
+        self._check_name()
+
+    def infer(self, shape):
+        c_in, sizes = _split_map(shape, self.rank)
+        kernel, stride, dilation = self.kernel_size, self.strides, self.dilation
+        if c_in % self.groups or self.filters % self.groups:
+            raise _DoesNotFit(
+                f"groups={self.groups} must divide both the input channels C_in={c_in} and filters C_out={self.filters}"
+            )
+        pads = _resolve_pads(self, sizes, kernel, stride, dilation)
+        try:
+            check_padding_mode(self.padding_mode, pads, sizes, self.type)
+        except ValueError as error:
+            raise _DoesNotFit(str(error)) from None
+        out = _output_sizes(sizes, kernel, stride, dilation, pads)
+        return Inferred(
+            shape=(self.filters,) + out,
+            trainable=shapes.conv_params(c_in, self.filters, kernel, self.groups, self.use_bias),
+            macs=shapes.conv_macs(c_in, self.filters, kernel, out, self.groups),
+            windows=tuple((kernel[a], stride[a], dilation[a], pads[a][0]) for a in range(self.rank)),
+        )
+
+
+@dataclass(frozen=True)
+class Conv1D(BaseConv):
+    """1-D convolution on ``(C_in, L)`` samples; output ``(filters, L_out)``."""
+
+    type: ClassVar[str] = "Conv1D"
+    keras_class: ClassVar[str] = "Conv1D"
+    keras_name: ClassVar[str] = "conv1d"
+    rank: ClassVar[int] = 1
+
+
+@dataclass(frozen=True)
+class Conv2D(BaseConv):
+    """2-D convolution on ``(C_in, H, W)`` samples; output ``(filters, H_out, W_out)``."""
+
+    type: ClassVar[str] = "Conv2D"
+    keras_class: ClassVar[str] = "Conv2D"
+    keras_name: ClassVar[str] = "conv2d"
+    rank: ClassVar[int] = 2
+
+
+@dataclass(frozen=True)
+class BasePool(Layer):
+    """Base of the window pooling layers (max and average, ``rank`` 1 or 2): the max or mean of each
+    window, channel by channel (``specs/pool.md``).
+
+    ``strides=None`` means the pool size. A window that covers padding only is refused, the rule of
+    :func:`cnnbase.shapes.first_empty_window`.
+    """
+
+    pool_size: object
+    strides: object = None
+    padding: object = "valid"
+    ceil_mode: bool = False
+
+    rank: ClassVar[int] = 2
+
+    def __post_init__(self):
+        op, rank = self.type, self.rank
+        _set(self, "pool_size", expand_ints(_tuple(self.pool_size), rank, "pool_size", op))
+        strides = self.pool_size if self.strides is None else self.strides
+        _set(self, "strides", expand_ints(_tuple(strides), rank, "strides", op))
+        ones = (1,) * rank
+        _set(self, "padding", _canonical_padding(_tuple(self.padding), rank, self.pool_size, self.strides, ones, op))
+        check_bool(self.ceil_mode, "ceil_mode", op)
+        self._post_init_extra()
+        self._check_name()
+
+    def _post_init_extra(self):
+        pass
+
+    def infer(self, shape):
+        channels, sizes = _split_map(shape, self.rank)
+        kernel, stride, ones = self.pool_size, self.strides, (1,) * self.rank
+        pads = _resolve_pads(self, sizes, kernel, stride, ones)
+        out = _output_sizes(sizes, kernel, stride, ones, pads, self.ceil_mode)
+        for axis in range(self.rank):
+            empty = shapes.first_empty_window(sizes[axis], kernel[axis], stride[axis], pads[axis][0], 1, out[axis])
+            if empty is not None:
+                raise _DoesNotFit(
+                    f"axis {SPATIAL_AXES[self.rank][axis]}: window {empty} covers padding only "
+                    f"(n={sizes[axis]}, k={kernel[axis]}, s={stride[axis]}, p_begin={pads[axis][0]}, "
+                    f"p_end={pads[axis][1]}, output size {out[axis]}); a pooling window must touch the input"
+                )
+        return Inferred(
+            shape=(channels,) + out,
+            windows=tuple((kernel[a], stride[a], 1, pads[a][0]) for a in range(self.rank)),
+        )
+
+
+@dataclass(frozen=True)
+class BaseMaxPool(BasePool):
+    """Base of :class:`MaxPool1D` and :class:`MaxPool2D`: the max of each window."""
+
+
+@dataclass(frozen=True)
+class BaseAvgPool(BasePool):
+    """Base of :class:`AvgPool1D` and :class:`AvgPool2D`: the mean of each window."""
+
+    count_include_pad: bool = True
+
+    def _post_init_extra(self):
+        check_bool(self.count_include_pad, "count_include_pad", self.type)
+
+
+@dataclass(frozen=True)
+class MaxPool1D(BaseMaxPool):
+    """Max pooling on ``(C, L)`` samples."""
+
+    type: ClassVar[str] = "MaxPool1D"
+    keras_class: ClassVar[str] = "MaxPooling1D"
+    keras_name: ClassVar[str] = "max_pooling1d"
+    rank: ClassVar[int] = 1
+
+
+@dataclass(frozen=True)
+class MaxPool2D(BaseMaxPool):
+    """Max pooling on ``(C, H, W)`` samples."""
+
+    type: ClassVar[str] = "MaxPool2D"
+    keras_class: ClassVar[str] = "MaxPooling2D"
+    keras_name: ClassVar[str] = "max_pooling2d"
+    rank: ClassVar[int] = 2
+
+
+@dataclass(frozen=True)
+class AvgPool1D(BaseAvgPool):
+    """Average pooling on ``(C, L)`` samples; ``count_include_pad`` as in PyTorch."""
+
+    type: ClassVar[str] = "AvgPool1D"
+    keras_class: ClassVar[str] = "AveragePooling1D"
+    keras_name: ClassVar[str] = "average_pooling1d"
+    rank: ClassVar[int] = 1
+
+
+@dataclass(frozen=True)
+class AvgPool2D(BaseAvgPool):
+    """Average pooling on ``(C, H, W)`` samples; ``count_include_pad`` as in PyTorch."""
+
+    type: ClassVar[str] = "AvgPool2D"
+    keras_class: ClassVar[str] = "AveragePooling2D"
+    keras_name: ClassVar[str] = "average_pooling2d"
+    rank: ClassVar[int] = 2
+
+
+@dataclass(frozen=True)
+class BaseGlobalPool(Layer):
+    """Base of the global pooling layers (``GlobalAvgPool1D/2D``, ``GlobalMaxPool1D/2D``): the max or
+    mean over every position of each channel, ``(C, *spatial)`` -> ``(C,)``."""
+
+    rank: ClassVar[int] = 2
+
+    def __post_init__(self):
+        self._check_name()
+
+    def infer(self, shape):
+        channels, _ = _split_map(shape, self.rank)
+        return Inferred(shape=(channels,), windows="all")
+
+
+@dataclass(frozen=True)
+class GlobalAvgPool1D(BaseGlobalPool):
+    """Mean over L of each channel: ``(C, L)`` -> ``(C,)``."""
+
+    type: ClassVar[str] = "GlobalAvgPool1D"
+    keras_class: ClassVar[str] = "GlobalAveragePooling1D"
+    keras_name: ClassVar[str] = "global_average_pooling1d"
+    rank: ClassVar[int] = 1
+
+
+@dataclass(frozen=True)
+class GlobalAvgPool2D(BaseGlobalPool):
+    """Mean over H and W of each channel: ``(C, H, W)`` -> ``(C,)``."""
+
+    type: ClassVar[str] = "GlobalAvgPool2D"
+    keras_class: ClassVar[str] = "GlobalAveragePooling2D"
+    keras_name: ClassVar[str] = "global_average_pooling2d"
+    rank: ClassVar[int] = 2
+
+
+@dataclass(frozen=True)
+class GlobalMaxPool1D(BaseGlobalPool):
+    """Max over L of each channel: ``(C, L)`` -> ``(C,)``."""
+
+    type: ClassVar[str] = "GlobalMaxPool1D"
+    keras_class: ClassVar[str] = "GlobalMaxPooling1D"
+    keras_name: ClassVar[str] = "global_max_pooling1d"
+    rank: ClassVar[int] = 1
+
+
+@dataclass(frozen=True)
+class GlobalMaxPool2D(BaseGlobalPool):
+    """Max over H and W of each channel: ``(C, H, W)`` -> ``(C,)``."""
+
+    type: ClassVar[str] = "GlobalMaxPool2D"
+    keras_class: ClassVar[str] = "GlobalMaxPooling2D"
+    keras_name: ClassVar[str] = "global_max_pooling2d"
+    rank: ClassVar[int] = 2
+
+
+@dataclass(frozen=True)
+class Flatten(Layer):
+    """``(C, H, W)`` -> ``(C*H*W,)`` in C, H, W order (PyTorch's order; Keras flattens H, W, C)."""
+
+    type: ClassVar[str] = "Flatten"
+    keras_class: ClassVar[str] = "Flatten"
+    keras_name: ClassVar[str] = "flatten"
+
+    def __post_init__(self):
+        self._check_name()
+
+    def infer(self, shape):
+        return Inferred(shape=(math.prod(shape),))
+
+
+@dataclass(frozen=True)
+class Dense(Layer):
+    """Fully connected ``y[o] = b[o] + sum_i W[o, i] x[i]``: ``(in_features,)`` -> ``(units,)``.
+
+    Unlike Keras, a Dense layer does not apply itself along the last axis of a map: it needs a feature
+    vector, so a map must go through Flatten or a global pooling layer first.
+    """
+
+    units: int
+    use_bias: bool = True
+    activation: str | None = None
+
+    type: ClassVar[str] = "Dense"
+    keras_class: ClassVar[str] = "Dense"
+    keras_name: ClassVar[str] = "dense"
+
+    def __post_init__(self):
+        check_int(self.units, "units", self.type, minimum=1)
+        check_bool(self.use_bias, "use_bias", self.type)
+        _check_activation(self.activation, self.type)
+        self._check_name()
+
+    def infer(self, shape):
+        if len(shape) != 1:
+            raise _DoesNotFit(
+                "needs a feature vector (in_features,) per sample, not a map; "
+                "put Flatten or a global pooling layer before it"
+            )
+        return Inferred(
+            shape=(self.units,),
+            trainable=shapes.linear_params(shape[0], self.units, self.use_bias),
+            macs=shapes.linear_macs(shape[0], self.units),
+            windows="all",
+        )
+
+
+@dataclass(frozen=True)
+class Dropout(Layer):
+    """Inverted dropout with drop probability ``rate`` while training; the identity otherwise."""
+
+    rate: float
+
+    type: ClassVar[str] = "Dropout"
+    keras_class: ClassVar[str] = "Dropout"
+    keras_name: ClassVar[str] = "dropout"
+
+    def __post_init__(self):
+        _set(self, "rate", check_float(self.rate, "rate", self.type, minimum=0.0, maximum=1.0, max_open=True))
+        self._check_name()
+
+    def infer(self, shape):
+        return Inferred(shape=tuple(shape))
+
+
+@dataclass(frozen=True)
+class BatchNorm(Layer):
+    """Batch normalisation over the channel axis (axis 0 of a sample: C, or the features of a vector).
+
+    Per channel: trainable ``gamma`` and ``beta``, non-trainable running mean and variance (as Keras
+    counts them). ``momentum`` follows PyTorch and refcnn: ``running = (1 - momentum)*running +
+    momentum*batch_statistic`` (Keras' ``momentum=0.99`` is our ``0.01``).
+    """
+
+    eps: float = 1e-5
+    momentum: float = 0.1
+
+    type: ClassVar[str] = "BatchNorm"
+    keras_class: ClassVar[str] = "BatchNormalization"
+    keras_name: ClassVar[str] = "batch_normalization"
+
+    def __post_init__(self):
+        _set(self, "eps", check_float(self.eps, "eps", self.type, minimum=0.0, min_open=True))
+        _set(self, "momentum", check_float(self.momentum, "momentum", self.type, minimum=0.0, maximum=1.0))
+        self._check_name()
+
+    def infer(self, shape):
+        channels = shape[0]
+        return Inferred(shape=tuple(shape), trainable=2 * channels, non_trainable=2 * channels)
+
+
+@dataclass(frozen=True)
+class Activation(Layer):
+    """An activation on its own; ``softmax``/``log_softmax`` normalise over the channel axis C."""
+
+    activation: str
+
+    type: ClassVar[str] = "Activation"
+    keras_class: ClassVar[str] = "Activation"
+    keras_name: ClassVar[str] = "activation"
+
+    def __post_init__(self):
+        check_choice(self.activation, "activation", self.type, ACTIVATIONS)
+        self._check_name()
+
+    def infer(self, shape):
+        return Inferred(shape=tuple(shape))
