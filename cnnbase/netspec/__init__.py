@@ -42,10 +42,10 @@ Adding a layer type touches, in this package:
    its arguments in ``__post_init__`` and returns an :class:`Inferred` from ``infer(shape)``. Defining the
    class registers it in :data:`LAYER_TYPES`, which gives it its JSON form, its Keras class name in
    :func:`render_keras`, its default names and its place in the summary. A block goes in ``blocks.py``
-   instead, as a subclass of :class:`Block`, and joins :data:`BLOCK_TYPES` too.
+   instead, as a subclass of :class:`Block`, and joins :data:`BLOCK_TYPES` too. Its name goes in that
+   module's ``__all__``, which is how ``cnnbase.netspec.X`` finds it.
 2. ``grammar.py``, only if it has a text form: its one entry in ``_FORMS`` (the regex of its head word, the
    argument its main number sets, the function that writes it back, its hint in the unknown-layer message).
-3. This file: its name in the imports and in ``__all__``, so that ``cnnbase.netspec.X`` finds it.
 
 Outside the package: the spec (``specs/netspec.md``), the runtime layer in :mod:`cnn`, and the tests.
 """
@@ -55,30 +55,11 @@ Outside the package: the spec (``specs/netspec.md``), the runtime layer in :mod:
 from .errors import NetSpecError, SpecParseError
 from .formats import format_bytes, format_count
 from .record import ACTIVATIONS, LAYER_TYPES, Inferred, Layer, layer_from_dict
-from .layers import (
-    Activation,
-    AvgPool1D,
-    AvgPool2D,
-    BaseAvgPool,
-    BaseConv,
-    BaseGlobalPool,
-    BaseMaxPool,
-    BasePool,
-    BatchNorm,
-    Conv1D,
-    Conv2D,
-    Dense,
-    Dropout,
-    Flatten,
-    GlobalAvgPool1D,
-    GlobalAvgPool2D,
-    GlobalMaxPool1D,
-    GlobalMaxPool2D,
-    MaxPool1D,
-    MaxPool2D,
-)
+from . import layers as _layers
+from .layers import *  # noqa: F401,F403  (every record, by layers.__all__)
 from .summary import Row, Summary, default_names, summarize
-from .blocks import BLOCK_TYPES, Block, Concat, Residual
+from . import blocks as _blocks
+from .blocks import *  # noqa: F401,F403  (every block type, by blocks.__all__)
 from .network import Network
 from .grammar import parse_shape, parse_spec, to_spec
 from .presets import PRESETS
@@ -90,31 +71,9 @@ __all__ = [
     "SpecParseError",
     "ACTIVATIONS",
     "Layer",
-    "Conv1D",
-    "Conv2D",
-    "MaxPool1D",
-    "MaxPool2D",
-    "AvgPool1D",
-    "AvgPool2D",
-    "GlobalAvgPool1D",
-    "GlobalAvgPool2D",
-    "GlobalMaxPool1D",
-    "GlobalMaxPool2D",
-    "Flatten",
-    "Dense",
-    "Dropout",
-    "BatchNorm",
-    "Activation",
-    "Block",
-    "Residual",
-    "Concat",
-    "BaseConv",
-    "BasePool",
-    "BaseMaxPool",
-    "BaseAvgPool",
-    "BaseGlobalPool",
+    *_layers.__all__,
+    *_blocks.__all__,
     "Inferred",
-    "BLOCK_TYPES",
     "LAYER_TYPES",
     "layer_from_dict",
     "default_names",

@@ -21,6 +21,9 @@ from ..shapes import SPATIAL_AXES
 from .errors import NetSpecError, SpecParseError, _DoesNotFit
 from .formats import _shape_text
 from .record import Inferred, Layer, _check_activation, _refuse_unknown_keys, _set, layer_from_dict
+
+#: The block types and their registry; a new block type adds its name here.
+__all__ = ["Block", "Residual", "Concat", "BLOCK_TYPES"]
 from .summary import Summary, _infer_all, summarize
 
 #: The block types by their name in JSON and in ``Row.type``, in the order the classes are defined

@@ -24,6 +24,14 @@ from ..shapes import SPATIAL_AXES
 from .errors import _DoesNotFit
 from .record import ACTIVATIONS, Inferred, Layer, _canonical_padding, _check_activation, _set, _tuple
 
+#: The records, in the order of this file (and of LAYER_TYPES); a new layer type adds its name here.
+__all__ = [
+    "BaseConv", "Conv1D", "Conv2D",
+    "BasePool", "BaseMaxPool", "BaseAvgPool", "MaxPool1D", "MaxPool2D", "AvgPool1D", "AvgPool2D",
+    "BaseGlobalPool", "GlobalAvgPool1D", "GlobalAvgPool2D", "GlobalMaxPool1D", "GlobalMaxPool2D",
+    "Flatten", "Dense", "Dropout", "BatchNorm", "Activation",
+]
+
 # --------------------------------------------------------------------------------------------------
 # Shape inference shared by the windowed layers
 
