@@ -30,7 +30,7 @@ from cnnbase import netspec
 from . import data as datasets
 from . import threads as threads_module
 from . import train as training
-from .checkpoint import CheckpointError, load_archive, save_archive, write_json
+from .files import CheckpointError, load_archive, save_archive, write_json
 from .model import ENGINES, Model, load_model
 from .optimizers import OPTIMIZERS, Optimizer
 

@@ -20,9 +20,10 @@ import math
 import numpy as np
 
 from cnnbase import netspec
+from cnnbase.checks import invalid
 
 from . import layers as L
-from .checkpoint import CheckpointError, load_archive, save_archive
+from .files import CheckpointError, load_archive, save_archive
 
 __all__ = ["ENGINES", "get_engine", "Model", "load_model"]
 
@@ -38,7 +39,7 @@ def get_engine(engine="fastcnn"):
     if not isinstance(engine, str):
         return engine
     if engine not in ENGINES:
-        raise ValueError(f"Model: invalid value for argument `engine`. Expected one of {ENGINES}. Received engine={engine!r}.")
+        raise ValueError(invalid("Model", "engine", f"one of {ENGINES}", engine))
     return importlib.import_module(engine)
 
 
@@ -73,7 +74,7 @@ class Model:
             raise netspec.NetSpecError("Model: the network has no input shape; give one, e.g. input_shape=(1, 28, 28)")
         self.dtype = np.dtype(dtype)
         if self.dtype not in (np.float32, np.float64):
-            raise ValueError(f"Model: invalid value for argument `dtype`. Expected 'float32' or 'float64'. Received dtype={dtype!r}.")
+            raise ValueError(invalid("Model", "dtype", "'float32' or 'float64'", dtype))
         self.engine = get_engine(engine)
         self.seed = int(seed)
         self.name = name

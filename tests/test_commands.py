@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from cnn import data as datasets
-from cnn.checkpoint import load_archive
+from cnn.files import load_archive
 from cnn.commands import evaluate, parse_schedule, predict, train
 from cnn.model import Model
 
