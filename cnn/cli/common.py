@@ -68,9 +68,10 @@ def set_threads(threads: int | None) -> None:
         raise UsageProblem(f"--threads: {error}") from None
 
 
-def engine_option(help: str | None = None):
+def engine_option(help_text: str | None = None):
     """``--engine fastcnn|refcnn`` (default fastcnn)."""
-    return click.option("--engine", default="fastcnn", show_default=True, type=click.Choice(list(ENGINES)), help=help)
+    return click.option("--engine", default="fastcnn", show_default=True, type=click.Choice(list(ENGINES)),
+                        help=help_text)
 
 
 #: ``--threads N`` (default: as the process started).
