@@ -11,7 +11,7 @@ states initialisation, step order, seeds and the checkpoint format.
 
 from cnnbase import netspec
 
-from .checkpoint import CheckpointError
+from .files import CheckpointError
 from .data import DataError, Dataset, batches, load_dataset, to_float, validation_split
 from .layers import Concat, Residual
 from .model import ENGINES, Model, get_engine, load_model

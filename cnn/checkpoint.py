@@ -1,104 +1,80 @@
-"""Files that survive a crash: atomic writes, and ``.npz`` archives of arrays plus one JSON document.
+"""Training checkpoints: what ``fit`` saves after each epoch so that a run resumes bit for bit.
 
-Every file is written to a temporary file in the destination's folder, flushed and fsynced, then moved
-over the destination with ``os.replace`` (atomic on POSIX and Windows): a reader, or a run killed at any
-instant, sees the old file or the new one, never half of one. Archives hold plain arrays and the JSON
-text as a one-element string array under ``__json__``; they are read with ``allow_pickle=False``, so a
-file cannot run code (``specs/training.md``).
+A checkpoint is one ``.npz`` archive (:mod:`cnn.files`, written atomically) holding the model's
+parameters and buffers (``param/...``, ``buffer/...``), the optimizer's state arrays (``optimizer/...``)
+and a JSON document::
+
+    {"format": "cnn-checkpoint-1",
+     "model": <Model.config()>,
+     "optimizer": {"config": <Optimizer.config()>, "state": <its scalar state>},
+     "training": {"epoch", "global_step", "settings", "history", "early_stopping"}}
+
+``settings`` are what must not change across a resume (seed, batch size, schedule, data sizes, early
+stopping); :func:`restore_checkpoint` refuses a checkpoint whose model, optimizer or settings differ from
+the run's, naming what differs (``specs/training.md``).
 """
 
 from __future__ import annotations
 
-import io
-import json
 import os
-import tempfile
-import zipfile
 
-import numpy as np
+from .files import CheckpointError, load_archive, save_archive
 
-__all__ = ["atomic_write", "write_json", "save_archive", "load_archive", "CheckpointError", "JSON_KEY"]
+__all__ = ["CHECKPOINT_FILE", "CheckpointError", "checkpoint_path", "save_checkpoint", "read_checkpoint",
+           "restore_checkpoint"]
 
-#: The archive entry that holds the JSON document.
-JSON_KEY = "__json__"
-
-
-class CheckpointError(ValueError):
-    """A model, weights or checkpoint file that cannot be read or does not match; the message names the
-    file and what differs."""
+#: The checkpoint's file name inside a checkpoint folder (a run folder for ``cnn train``).
+CHECKPOINT_FILE = "checkpoint.npz"
+_FORMAT = "cnn-checkpoint-1"
+_OPTIMIZER_PREFIX = "optimizer/"
+_MODEL_PREFIXES = ("param/", "buffer/")
 
 
-def atomic_write(path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that ``path`` holds either its old content or all of ``data``."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        if os.path.exists(temp):
-            os.unlink(temp)
-        raise
-    _fsync_folder(folder)
+def checkpoint_path(folder) -> str:
+    """The checkpoint file of ``folder``."""
+    return os.path.join(os.fspath(folder), CHECKPOINT_FILE)
 
 
-def _fsync_folder(folder: str) -> None:
-    # The rename itself is durable only once the folder's entry is on disk; not possible on every OS.
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+def save_checkpoint(path, model, optimizer, training: dict) -> None:
+    """Atomically write the model, the optimizer state and the ``training`` document to ``path``."""
+    opt_arrays, opt_meta = optimizer.state_arrays()
+    arrays = dict(model.state_arrays())
+    arrays.update({_OPTIMIZER_PREFIX + k: v for k, v in opt_arrays.items()})
+    document = {
+        "format": _FORMAT,
+        "model": model.config(),
+        "optimizer": {"config": optimizer.config(), "state": opt_meta},
+        "training": training,
+    }
+    save_archive(path, arrays, document)
 
 
-def write_json(path, document) -> None:
-    """Atomically write ``document`` as indented JSON."""
-    atomic_write(path, (json.dumps(document, indent=2) + "\n").encode("utf-8"))
-
-
-def save_archive(path, arrays: dict[str, np.ndarray], document: dict) -> None:
-    """Atomically write ``arrays`` and the JSON ``document`` to one ``.npz`` file."""
-    if JSON_KEY in arrays:
-        raise ValueError(f"save_archive: the array name {JSON_KEY!r} is reserved for the JSON document")
-    buffer = io.BytesIO()
-    np.savez(buffer, **{JSON_KEY: np.array([json.dumps(document)])}, **arrays)
-    atomic_write(path, buffer.getvalue())
-
-
-def load_archive(path, what: str = "model file") -> tuple[dict[str, np.ndarray], dict]:
-    """Read an archive written by :func:`save_archive`: ``(arrays, document)``.
-
-    Raises :class:`CheckpointError` naming the file for anything that is not such an archive (a missing
-    file, a truncated zip, an object array, a JSON document that does not parse).
-    """
-    path = os.fspath(path)
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            names = list(archive.files)
-            if JSON_KEY not in names:
-                raise CheckpointError(f"{path} is not a {what}: it has no {JSON_KEY!r} entry (entries: {names[:5]})")
-            arrays = {name: archive[name] for name in names if name != JSON_KEY}
-            text = archive[JSON_KEY]
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: no such {what}") from None
-    except CheckpointError:
-        raise
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as error:
-        raise CheckpointError(f"{path} is not a readable {what} (.npz): {error}") from None
-    if text.shape != (1,) or text.dtype.kind != "U":
-        raise CheckpointError(f"{path}: the {JSON_KEY!r} entry must be one string; received {text.dtype} {text.shape}")
-    try:
-        document = json.loads(str(text[0]))
-    except json.JSONDecodeError as error:
-        raise CheckpointError(f"{path}: its JSON document does not parse: {error}") from None
+def read_checkpoint(path) -> tuple[dict, dict]:
+    """``(arrays, document)`` of a training checkpoint, refusing any other file."""
+    arrays, document = load_archive(path, "training checkpoint")
+    if document.get("format") != _FORMAT:
+        raise CheckpointError(f"{path} is not a training checkpoint (format {document.get('format')!r})")
     return arrays, document
+
+
+def restore_checkpoint(path, model, optimizer, settings: dict) -> dict:
+    """Load a checkpoint into ``model`` and ``optimizer`` after checking that it belongs to this run (same
+    model, optimizer and ``settings``); returns its ``training`` document. Nothing is loaded when it does not."""
+    arrays, document = read_checkpoint(path)
+    if document["model"] != model.config():
+        raise CheckpointError(f"{path} was written for another model; resume needs the same model "
+                              "(layers, dtype, seed and frozen layers)")
+    if document["optimizer"]["config"] != optimizer.config():
+        raise CheckpointError(f"{path} was written with optimizer {document['optimizer']['config']}; "
+                              f"this run has {optimizer.config()}")
+    saved = document["training"]["settings"]
+    differing = sorted(k for k in settings if saved.get(k) != settings[k])
+    if differing:
+        listing = ", ".join(f"{k}={saved.get(k)!r} there, {settings[k]!r} here" for k in differing)
+        raise CheckpointError(f"{path}: resume needs the settings of the interrupted run: {listing}")
+    model.load_state_arrays({k: v for k, v in arrays.items() if k.startswith(_MODEL_PREFIXES)}, path)
+    optimizer.load_state_arrays(
+        {k[len(_OPTIMIZER_PREFIX):]: v for k, v in arrays.items() if k.startswith(_OPTIMIZER_PREFIX)},
+        document["optimizer"]["state"],
+    )
+    return document["training"]

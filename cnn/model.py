@@ -23,7 +23,7 @@ from cnnbase import netspec
 from cnnbase.checks import invalid
 
 from . import layers as L
-from .checkpoint import CheckpointError, load_archive, save_archive
+from .files import CheckpointError, load_archive, save_archive
 
 __all__ = ["ENGINES", "get_engine", "Model", "load_model"]
 

@@ -1,4 +1,4 @@
-"""Training: ``fit``, ``evaluate``, ``predict``, checkpoints that resume bit for bit, logs and plots.
+"""Training: ``fit``, ``train_step``, ``evaluate``, ``predict`` and ``top_k``.
 
 One training step (``specs/training.md``), at global step ``t`` of epoch ``e``::
 
@@ -14,114 +14,46 @@ The batches of epoch ``e`` are :func:`cnn.data.batches` ``(n, batch_size, seed, 
 ``(seed, e)``. Everything a step reads is thus either in the checkpoint written at the end of each epoch
 (weights, running statistics, optimizer state, ``e``, ``t``, early-stopping state, history) or a pure
 function of it, which is why a resumed run ends with the same weights as an uninterrupted one.
+The checkpoint itself is :mod:`cnn.checkpoint`; the history, early stopping and the metrics log are
+:mod:`cnn.history`.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import io
 import math
 import os
 import sys
 import time
-from dataclasses import dataclass, field
 
 import numpy as np
 
-from cnnbase.checks import check_float, check_int
+from cnnbase.checks import check_int, invalid
 
 from . import data
-from .checkpoint import CheckpointError, atomic_write, load_archive, save_archive, write_json
-from .optimizers import Optimizer, make_optimizer
+from .checkpoint import CHECKPOINT_FILE, checkpoint_path, read_checkpoint, restore_checkpoint, save_checkpoint
+from .history import METRICS, EarlyStopping, History, make_early_stopping, metrics_path, plot_history, write_log
+from .optimizers import make_optimizer
 from .schedules import make_schedule
 
-__all__ = [
-    "train_step",
-    "NonFiniteLossError",
-    "EarlyStopping",
-    "History",
-    "fit",
-    "evaluate",
-    "predict",
-    "top_k",
-    "plot_history",
-    "write_log",
-    "CHECKPOINT_FILE",
-    "read_checkpoint",
-]
+# The names from EarlyStopping on live in cnn.history and cnn.checkpoint; they stay importable from here,
+# where fit's callers found them before those modules existed.
+__all__ = ["train_step", "NonFiniteLossError", "fit", "evaluate", "predict", "top_k", "EVAL_BATCH_SIZE",
+           "evaluation_batch_size", "EarlyStopping", "History", "plot_history", "write_log", "CHECKPOINT_FILE",
+           "read_checkpoint"]
 
-#: The checkpoint's file name inside ``checkpoint_dir``.
-CHECKPOINT_FILE = "checkpoint.npz"
-_FORMAT = "cnn-checkpoint-1"
-METRICS = ("loss", "accuracy")
+#: The default batch of evaluate and predict. Scoring keeps no activations for a backward pass, so a
+#: batch this large costs little memory and spreads each kernel call's fixed cost over more images.
+EVAL_BATCH_SIZE = 256
+
+
+def evaluation_batch_size(batch_size: int) -> int:
+    """The batch for scoring a model trained with ``batch_size``: :data:`EVAL_BATCH_SIZE`, or the training
+    batch when that is larger (it already fit in memory with its gradients)."""
+    return max(batch_size, EVAL_BATCH_SIZE)
 
 
 class NonFiniteLossError(RuntimeError):
     """The training loss became NaN or infinite; the last good checkpoint is kept as it was."""
-
-
-# --------------------------------------------------------------------------------------------------
-# Early stopping and history
-
-
-@dataclass
-class EarlyStopping:
-    """Stop when ``monitor`` has not improved by more than ``min_delta`` for ``patience`` epochs.
-
-    ``mode`` 'auto' minimises losses and maximises accuracies. ``best``, ``best_epoch`` and ``wait`` are
-    the state saved in checkpoints.
-    """
-
-    monitor: str = "val_loss"
-    patience: int = 3
-    min_delta: float = 0.0
-    mode: str = "auto"
-    best: float | None = None
-    best_epoch: int | None = None
-    wait: int = 0
-
-    def __post_init__(self):
-        check_int(self.patience, "patience", "EarlyStopping", minimum=0)
-        check_float(self.min_delta, "min_delta", "EarlyStopping", minimum=0.0)
-        if self.mode not in ("auto", "min", "max"):
-            raise ValueError(f"EarlyStopping: invalid value for argument `mode`. Expected 'auto', 'min' or 'max'. "
-                             f"Received mode={self.mode!r}.")
-
-    @property
-    def maximise(self) -> bool:
-        return self.mode == "max" or (self.mode == "auto" and "accuracy" in self.monitor)
-
-    def update(self, value: float, epoch: int) -> bool:
-        """Record one epoch's value; True when training should stop."""
-        improved = self.best is None or (
-            value > self.best + self.min_delta if self.maximise else value < self.best - self.min_delta
-        )
-        if improved:
-            self.best, self.best_epoch, self.wait = float(value), int(epoch), 0
-            return False
-        self.wait += 1
-        return self.wait >= self.patience  # Keras's rule: stop after `patience` epochs without improvement
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-
-@dataclass
-class History:
-    """One dict of metrics per epoch (``epoch`` counts from 1), and why training stopped."""
-
-    epochs: list = field(default_factory=list)
-    stop_reason: str = ""
-
-    def __getitem__(self, metric: str) -> list:
-        return [row.get(metric) for row in self.epochs]
-
-    def to_dict(self) -> dict:
-        return {"epochs": self.epochs, "stop_reason": self.stop_reason}
-
-    @classmethod
-    def from_dict(cls, document: dict) -> "History":
-        return cls([dict(row) for row in document["epochs"]], document.get("stop_reason", ""))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -150,30 +82,6 @@ def _split(model, x, y, validation_split, validation_data):
         train_idx, val_idx = data.validation_split(len(x), validation_split)  # the last part, as in Keras
         return x[train_idx], y[train_idx], (x[val_idx], y[val_idx])
     return x, y, None
-
-
-def _early_stopping(spec, has_validation: bool) -> EarlyStopping | None:
-    if spec is None or spec is False:
-        return None
-    if isinstance(spec, EarlyStopping):
-        stopper = dataclasses.replace(spec)
-    elif isinstance(spec, int) and not isinstance(spec, bool):
-        stopper = EarlyStopping(patience=spec)
-    elif isinstance(spec, dict):
-        stopper = EarlyStopping(**spec)
-    else:
-        raise TypeError(f"fit: argument `early_stopping` must be None, a patience (int), a dict or an "
-                        f"EarlyStopping; received {spec!r}.")
-    if stopper.monitor.startswith("val_") and not has_validation:
-        if "monitor" in (spec if isinstance(spec, dict) else {}) or isinstance(spec, EarlyStopping):
-            raise ValueError(f"fit: early stopping monitors {stopper.monitor!r} but there is no validation data; "
-                             "give validation_split or validation_data, or monitor 'loss'.")
-        stopper.monitor = "loss"
-    valid = METRICS + tuple("val_" + m for m in METRICS)
-    if stopper.monitor not in valid:
-        raise ValueError(f"EarlyStopping: invalid value for argument `monitor`. Expected one of {valid}. "
-                         f"Received monitor={stopper.monitor!r}.")
-    return stopper
 
 
 # --------------------------------------------------------------------------------------------------
@@ -213,56 +121,6 @@ def _summary_line(row: dict, epochs: int) -> str:
     parts.append(f"{row['seconds']:.1f}s")
     parts.append(f"{row['images_per_second']:,.0f} images/s")
     return "  ".join(parts)
-
-
-# --------------------------------------------------------------------------------------------------
-# Checkpoints
-
-
-def _checkpoint_path(checkpoint_dir) -> str:
-    return os.path.join(os.fspath(checkpoint_dir), CHECKPOINT_FILE)
-
-
-def _save_checkpoint(path, model, optimizer: Optimizer, training: dict) -> None:
-    opt_arrays, opt_meta = optimizer.state_arrays()
-    arrays = dict(model.state_arrays())
-    arrays.update({f"optimizer/{k}": v for k, v in opt_arrays.items()})
-    document = {
-        "format": _FORMAT,
-        "model": model.config(),
-        "optimizer": {"config": optimizer.config(), "state": opt_meta},
-        "training": training,
-    }
-    save_archive(path, arrays, document)
-
-
-def read_checkpoint(path) -> tuple[dict, dict]:
-    """``(arrays, document)`` of a training checkpoint, refusing any other file."""
-    arrays, document = load_archive(path, "training checkpoint")
-    if document.get("format") != _FORMAT:
-        raise CheckpointError(f"{path} is not a training checkpoint (format {document.get('format')!r})")
-    return arrays, document
-
-
-def _restore(path, model, optimizer: Optimizer, settings: dict) -> dict:
-    """Load a checkpoint into ``model`` and ``optimizer`` after checking that it belongs to this run."""
-    arrays, document = read_checkpoint(path)
-    if document["model"] != model.config():
-        raise CheckpointError(f"{path} was written for another model; resume needs the same model "
-                              "(layers, dtype, seed and frozen layers)")
-    if document["optimizer"]["config"] != optimizer.config():
-        raise CheckpointError(f"{path} was written with optimizer {document['optimizer']['config']}; "
-                              f"this run has {optimizer.config()}")
-    saved = document["training"]["settings"]
-    differing = sorted(k for k in settings if saved.get(k) != settings[k])
-    if differing:
-        listing = ", ".join(f"{k}={saved.get(k)!r} there, {settings[k]!r} here" for k in differing)
-        raise CheckpointError(f"{path}: resume needs the settings of the interrupted run: {listing}")
-    model.load_state_arrays({k: v for k, v in arrays.items() if k.startswith(("param/", "buffer/"))}, path)
-    optimizer.load_state_arrays(
-        {k[len("optimizer/"):]: v for k, v in arrays.items() if k.startswith("optimizer/")}, document["optimizer"]["state"]
-    )
-    return document["training"]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -320,7 +178,8 @@ def fit(model, x, y, *, epochs: int = 1, batch_size: int = 32, optimizer="adam",
     lr : float, optional
         The base learning rate (the optimizer's default when None).
     schedule : None, 'step', 'exponential', 'cosine', a dict ``{"name": ..., ...}`` or a Schedule
-        The learning rate of each epoch (:mod:`cnn.schedules`).
+        The learning rate of each epoch (:mod:`cnn.schedules`; ``Schedule.parse("step:5:0.5")`` reads the
+        command line's text form). Arguments left out take their defaults; cosine's ``t_max`` is ``epochs``.
     validation_split, validation_data
         The last fraction of ``x`` (as Keras), or a separate ``(x_val, y_val)``.
     metrics : iterable of 'loss', 'accuracy'
@@ -337,7 +196,8 @@ def fit(model, x, y, *, epochs: int = 1, batch_size: int = 32, optimizer="adam",
     progress : bool, optional
         The per-epoch progress bar; by default shown only when ``stream`` is a terminal.
     log_path : path, optional
-        A JSON log of the metrics per epoch, written atomically after each epoch.
+        A JSON log of the metrics per epoch, written atomically after each epoch (default: ``metrics.json``
+        in ``checkpoint_dir``, when given).
 
     Raises
     ------
@@ -352,12 +212,12 @@ def fit(model, x, y, *, epochs: int = 1, batch_size: int = 32, optimizer="adam",
     metrics = tuple(metrics)
     unknown = [m for m in metrics if m not in METRICS]
     if unknown:
-        raise ValueError(f"fit: invalid value for argument `metrics`. Expected names among {METRICS}. Received metrics={metrics!r}.")
+        raise ValueError(invalid("fit", "metrics", f"names among {METRICS}", metrics))
     x, y = _check_xy(model, x, y, "fit")
     x, y, validation = _split(model, x, y, validation_split, validation_data)
     optimizer = make_optimizer(optimizer, lr)
     schedule = make_schedule(schedule, epochs)
-    stopper = _early_stopping(early_stopping, validation is not None)
+    stopper = make_early_stopping(early_stopping, validation is not None)
     if progress is None:
         progress = bool(getattr(stream, "isatty", lambda: False)())
     settings = {"seed": seed, "batch_size": batch_size, "schedule": schedule.to_dict(), "train_size": len(x),
@@ -366,14 +226,14 @@ def fit(model, x, y, *, epochs: int = 1, batch_size: int = 32, optimizer="adam",
                                                                 if k not in ("best", "best_epoch", "wait")}}
 
     history, epoch, step = History(), 0, 0
-    path = None if checkpoint_dir is None else _checkpoint_path(checkpoint_dir)
+    path = None if checkpoint_dir is None else checkpoint_path(checkpoint_dir)
     if log_path is None and checkpoint_dir is not None:
-        log_path = os.path.join(os.fspath(checkpoint_dir), "metrics.json")
+        log_path = metrics_path(checkpoint_dir)
     if path is not None and os.path.exists(path):
         if not resume:
             raise FileExistsError(f"{path} already exists; pass resume=True (--resume) to continue that run, "
                                   "or choose another checkpoint folder")
-        training = _restore(path, model, optimizer, settings)
+        training = restore_checkpoint(path, model, optimizer, settings)
         epoch, step = training["epoch"], training["global_step"]
         history = History.from_dict(training["history"])
         if stopper is not None and training["early_stopping"] is not None:
@@ -396,7 +256,7 @@ def fit(model, x, y, *, epochs: int = 1, batch_size: int = 32, optimizer="adam",
         if "accuracy" in metrics:
             row["accuracy"] = accuracy
         if validation is not None:
-            scores = evaluate(model, *validation, batch_size=max(batch_size, 256))
+            scores = evaluate(model, *validation, batch_size=evaluation_batch_size(batch_size))
             row.update({f"val_{k}": v for k, v in scores.items() if k in metrics or k == "loss"})
         row.update({"lr": lr_now, "seconds": seconds, "images_per_second": len(x) / max(seconds, 1e-9)})
         history.epochs.append(row)
@@ -407,7 +267,7 @@ def fit(model, x, y, *, epochs: int = 1, batch_size: int = 32, optimizer="adam",
         if path is not None:
             training = {"epoch": epoch, "global_step": step, "settings": settings, "history": history.to_dict(),
                         "early_stopping": None if stopper is None else stopper.to_dict()}
-            _save_checkpoint(path, model, optimizer, training)
+            save_checkpoint(path, model, optimizer, training)
         if log_path is not None:
             write_log(history, log_path)
         if verbose:
@@ -428,7 +288,7 @@ def _logits_in_batches(model, x, batch_size: int):
         yield start, model.forward(x[start:start + batch_size], training=False)
 
 
-def evaluate(model, x, y, *, batch_size: int = 256) -> dict:
+def evaluate(model, x, y, *, batch_size: int = EVAL_BATCH_SIZE) -> dict:
     """``{"loss": mean cross-entropy, "accuracy": fraction of argmax(logits) == y}`` in evaluation mode."""
     model.check_engine()
     batch_size = check_int(batch_size, "batch_size", "evaluate", minimum=1)
@@ -441,7 +301,7 @@ def evaluate(model, x, y, *, batch_size: int = 256) -> dict:
     return {"loss": total / len(x), "accuracy": correct / len(x)}
 
 
-def predict(model, x, *, batch_size: int = 256) -> np.ndarray:
+def predict(model, x, *, batch_size: int = EVAL_BATCH_SIZE) -> np.ndarray:
     """Class probabilities ``softmax(logits)``, shape (N, classes), in the model's dtype."""
     model.check_engine()
     batch_size = check_int(batch_size, "batch_size", "predict", minimum=1)
@@ -460,43 +320,6 @@ def top_k(probabilities: np.ndarray, k: int = 5) -> tuple[np.ndarray, np.ndarray
                          f"{getattr(probabilities, 'shape', type(probabilities).__name__)}.")
     k = check_int(k, "k", "top_k", minimum=1)
     if k > probabilities.shape[1]:
-        raise ValueError(f"top_k: invalid value for argument `k`. Expected at most {probabilities.shape[1]} "
-                         f"(the number of classes). Received k={k}.")
+        raise ValueError(invalid("top_k", "k", f"at most {probabilities.shape[1]} (the number of classes)", k))
     classes = np.argsort(-probabilities, axis=1, kind="stable")[:, :k].astype(np.int64)
     return classes, np.take_along_axis(probabilities, classes, axis=1)
-
-
-# --------------------------------------------------------------------------------------------------
-# Log and plot
-
-
-def write_log(history: History, path) -> None:
-    """The metrics of every epoch as JSON, written atomically."""
-    write_json(path, history.to_dict())
-
-
-def plot_history(history: History, path) -> None:
-    """A PNG of the loss and accuracy curves (training and validation), written atomically.
-
-    Uses matplotlib's Agg canvas directly, so no display and no global pyplot state is involved.
-    """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(9, 3.5))
-    FigureCanvasAgg(figure)
-    epochs = history["epoch"]
-    for position, metric in enumerate(("loss", "accuracy")):
-        axes = figure.add_subplot(1, 2, position + 1)
-        for prefix, label in (("", "training"), ("val_", "validation")):
-            values = history[prefix + metric]
-            if any(v is not None for v in values):
-                axes.plot(epochs, values, marker="o", label=label)
-        axes.set_xlabel("epoch")
-        axes.set_title(metric)
-        axes.grid(alpha=0.3)
-        axes.legend()
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100)
-    atomic_write(path, buffer.getvalue())

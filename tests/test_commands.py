@@ -14,8 +14,10 @@ import pytest
 from click.testing import CliRunner
 
 from cnn import data as datasets
-from cnn.checkpoint import load_archive
-from cnn.commands import evaluate, parse_schedule, predict, train
+from cnn.cli.evaluate import evaluate
+from cnn.cli.predict import predict
+from cnn.cli.train import parse_schedule, train
+from cnn.files import load_archive
 from cnn.model import Model
 
 SPEC = "conv4k3 relu, maxpool2, flatten, dense3"

@@ -12,7 +12,7 @@ from cnnbase.netspec import (
     Activation,
 )
 
-from cnn import checkpoint
+from cnn import files
 from cnn.layers import Concat, Residual, derive_seed, layer_from_dict
 from cnn.model import Model, load_model
 from tests.gradcheck import assert_close
@@ -222,7 +222,7 @@ def test_save_and_load_round_trip(tmp_path):
     assert np.array_equal(loaded.predict(x), model.predict(x))
     assert loaded.config() == model.config() and not loaded.get_layer("conv2d").trainable
     with np.load(path, allow_pickle=False) as archive:
-        assert archive[checkpoint.JSON_KEY].dtype.kind == "U"
+        assert archive[files.JSON_KEY].dtype.kind == "U"
 
 
 def test_load_rejects_a_wrong_shape_naming_the_layer(tmp_path):
@@ -230,7 +230,7 @@ def test_load_rejects_a_wrong_shape_naming_the_layer(tmp_path):
     Model([Conv2D(2, 3), Flatten(), Dense(3)], (1, 5, 5), engine="refcnn").save(path)
     other = Model([Conv2D(4, 3), Flatten(), Dense(3)], (1, 5, 5), engine="refcnn")
     before = {k: v.copy() for k, v in other.state_arrays().items()}
-    with pytest.raises(checkpoint.CheckpointError, match=r"layer 'conv2d' \(Conv2D\): param 'weight' has shape "
+    with pytest.raises(files.CheckpointError, match=r"layer 'conv2d' \(Conv2D\): param 'weight' has shape "
                                                          r"\(2, 1, 3, 3\).*needs \(4, 1, 3, 3\)"):
         other.load_weights(path)
     assert all(np.array_equal(before[k], v) for k, v in other.state_arrays().items())  # nothing half-loaded
@@ -239,13 +239,13 @@ def test_load_rejects_a_wrong_shape_naming_the_layer(tmp_path):
 def test_load_refuses_files_that_are_not_models(tmp_path):
     text = tmp_path / "notes.npz"
     text.write_text("not a zip")
-    with pytest.raises(checkpoint.CheckpointError, match="not a readable model file"):
+    with pytest.raises(files.CheckpointError, match="not a readable model file"):
         load_model(text)
     pickled = tmp_path / "pickled.npz"
     np.savez(pickled, __json__=np.array([{"model": 1}], dtype=object))
-    with pytest.raises(checkpoint.CheckpointError, match="pickled.npz"):
+    with pytest.raises(files.CheckpointError, match="pickled.npz"):
         load_model(pickled)
-    with pytest.raises(checkpoint.CheckpointError, match="no such model file"):
+    with pytest.raises(files.CheckpointError, match="no such model file"):
         load_model(tmp_path / "missing.npz")
 
 
@@ -258,7 +258,7 @@ def test_atomic_write_keeps_the_old_file_when_the_write_fails(tmp_path, monkeypa
 
     monkeypatch.setattr(os, "replace", broken_replace)
     with pytest.raises(OSError, match="disk full"):
-        checkpoint.atomic_write(path, b"new")
+        files.atomic_write(path, b"new")
     assert path.read_bytes() == b"old"
     assert os.listdir(tmp_path) == ["weights.npz"]  # the temporary file is gone too
 

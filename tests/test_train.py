@@ -19,7 +19,7 @@ import refcnn
 from cnnbase.netspec import BatchNorm, Conv2D, Dense, Dropout, Flatten, MaxPool2D
 
 from cnn import data, train
-from cnn.checkpoint import load_archive
+from cnn.files import load_archive
 from cnn.model import Model
 from cnn.optimizers import Optimizer
 from cnn.schedules import CosineDecay, ExponentialDecay, StepDecay, make_schedule

@@ -1,4 +1,4 @@
-"""``cnn bench ops | train | startup``: the click group over :mod:`cnn.bench` (``cli.py`` adds it to ``cnn``).
+"""``cnn bench ops | train | startup``: the click group over :mod:`cnn.bench` (:mod:`cnn.cli` adds it to ``cnn``).
 
 The measuring and rendering are in :mod:`cnn.bench`; this module turns options into calls and prints the
 result, as a table or, with ``--json``, as the data itself.

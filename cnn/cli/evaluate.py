@@ -1,0 +1,62 @@
+"""``cnn evaluate``: loss and accuracy of a trained model on a data set's split, overall and per class.
+
+The scores are :mod:`cnn.scoring`'s; this module reads the options, checks that model and data fit, and
+prints a table or JSON.
+"""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from ..scoring import class_rows, score
+from ..train import EVAL_BATCH_SIZE
+from .common import (CONTEXT, engine_option, model_argument, reported, set_threads, shape_text, split_option,
+                     threads_option)
+from .inputs import check_fit, class_names_of, load_data, open_model, output_classes, take_split
+
+__all__ = ["evaluate", "render_class_table"]
+
+
+def render_class_table(rows: list[dict]) -> str:
+    width = max(len("class"), *(len(r["name"]) for r in rows))
+    lines = [f"{'class'.ljust(width)}  images  correct  accuracy"]
+    for r in rows:
+        accuracy = "-" if r["accuracy"] is None else f"{r['accuracy']:.4f}"
+        lines.append(f"{r['name'].ljust(width)}  {r['images']:>6,}  {r['correct']:>7,}  {accuracy:>8}")
+    return "\n".join(lines)
+
+
+@click.command(context_settings=CONTEXT)
+@model_argument
+@click.option("--data", "data_name", default="default", show_default=True, metavar="NAME|PATH",
+              help="The data set (as cnn train --data).")
+@split_option
+@click.option("--limit", type=click.IntRange(min=1), metavar="N", help="Only the first N images of the split.")
+@click.option("--batch-size", default=EVAL_BATCH_SIZE, show_default=True, type=click.IntRange(min=1))
+@engine_option()
+@threads_option
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+def evaluate(model_path, data_name, split, limit, batch_size, engine, threads, as_json):
+    """Loss and accuracy of the model in MODEL.npz on a data set's test split, overall and per class."""
+    with reported():
+        set_threads(threads)
+        model = open_model(model_path, engine)
+        ds = load_data(data_name)
+        check_fit(model, ds, f"the model in {model_path}")
+        x, y = take_split(ds, split, limit)
+        outputs = output_classes(model)
+        scores = score(model, x, y, outputs, batch_size)
+        rows = class_rows(scores, class_names_of(model_path, outputs, ds)[:ds.num_classes])
+    if as_json:
+        document = {"model": str(model_path), "data": ds.name, "split": split, "images": len(y),
+                    "loss": scores["loss"], "accuracy": scores["accuracy"], "per_class": rows}
+        click.echo(json.dumps(document, indent=2))
+        return
+    click.echo(f"model: {model_path} ({model.count_params():,} parameters, input {shape_text(model.input_shape)}), "
+               f"engine {engine}")
+    click.echo(f"data: {ds.describe()}; {split} split, {len(y):,} images")
+    click.echo(f"loss {scores['loss']:.4f}  accuracy {scores['accuracy']:.4f}")
+    click.echo("")
+    click.echo(render_class_table(rows))

@@ -1,0 +1,83 @@
+"""What ``cnn train``, ``cnn evaluate`` and ``cnn predict`` read, and the checks that model and data fit
+together before any work starts: every mistake becomes a :class:`~cnn.cli.common.UsageProblem` naming the
+option to change.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import data as datasets
+from ..model import Model, load_model
+from ..run import read_class_names
+from .common import UsageProblem, shape_text
+
+__all__ = ["check_engine", "open_model", "output_classes", "check_input_shape", "check_fit", "load_data",
+           "take_split", "class_names_of"]
+
+
+def check_engine(model: Model) -> None:
+    try:
+        model.check_engine()
+    except RuntimeError as error:
+        raise UsageProblem(f"{error} (on the command line: --engine refcnn)") from None
+
+
+def open_model(path: str, engine: str) -> Model:
+    model = load_model(path, engine=engine)
+    check_engine(model)
+    return model
+
+
+def output_classes(model: Model) -> int:
+    """The number of classes the model scores: the length of its last layer's output."""
+    last = model.summary().rows[-1].output_shape
+    if len(last) != 1:
+        raise UsageProblem(f"the model ends in an output of shape {shape_text(last)}; a classifier ends in one "
+                           "score per class (add flatten, dense<classes>)")
+    return int(last[0])
+
+
+def check_input_shape(input_shape, ds: datasets.Dataset, what: str) -> None:
+    if tuple(input_shape) != ds.image_shape:
+        raise UsageProblem(
+            f"shape mismatch: {what} takes inputs of {shape_text(input_shape)} (C x H x W) but {ds.name} has "
+            f"images of {shape_text(ds.image_shape)}; use a model made for {shape_text(ds.image_shape)} "
+            "(a text spec takes its input shape from the data)"
+        )
+
+
+def check_fit(model: Model, ds: datasets.Dataset, what: str = "the model") -> None:
+    """The model takes the data's images and has a score for every class of the data."""
+    check_input_shape(model.input_shape, ds, what)
+    classes = output_classes(model)
+    if classes < ds.num_classes:
+        raise UsageProblem(f"{what} scores {classes} classes but {ds.name} has {ds.num_classes}; "
+                           f"end the model in dense{ds.num_classes}")
+
+
+def load_data(name_or_path: str, limit: int | None = None) -> datasets.Dataset:
+    try:
+        return datasets.load_dataset(name_or_path, limit=limit)
+    except datasets.DataError:
+        raise
+    except ValueError as error:  # Dataset.limit: more images asked for than there are
+        raise UsageProblem(f"--limit: {error}") from None
+
+
+def take_split(ds: datasets.Dataset, split: str, limit: int | None) -> tuple[np.ndarray, np.ndarray]:
+    x, y = getattr(ds, f"x_{split}"), getattr(ds, f"y_{split}")
+    if len(y) == 0:
+        other = "train" if split == "test" else "test"
+        raise UsageProblem(f"{ds.name} has no {split} split (0 images); use --split {other}")
+    if limit is not None:
+        if limit > len(y):
+            raise UsageProblem(f"--limit {limit}: {ds.name} has only {len(y):,} {split} images")
+        x, y = x[:limit], y[:limit]
+    return x, y
+
+
+def class_names_of(model_path, outputs: int, ds: datasets.Dataset | None = None) -> list[str]:
+    """Names of the model's classes: the data's, else those ``cnn train`` stored in the model file, else numbers."""
+    names = list(ds.class_names) if ds is not None else read_class_names(model_path)
+    return names + [str(k) for k in range(len(names), outputs)]

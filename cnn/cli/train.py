@@ -1,0 +1,244 @@
+"""``cnn train``: train a model and write a run folder.
+
+The command's parameters become one :class:`cnn.options.TrainOptions` (merged with the run's ``run.json``
+on ``--resume``); the run folder's rules and files are :mod:`cnn.run`, the training loop
+:func:`cnn.train.fit`. This module checks that model, data, optimizer and folder fit together before
+anything is written, then prints what happens.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from cnnbase import netspec
+
+from .. import data as datasets
+from .. import run as runs
+from .. import train as training
+from ..history import plot_history
+from ..model import Model
+from ..optimizers import OPTIMIZERS, Optimizer
+from ..options import TrainOptions, parse_betas
+from ..schedules import Constant, Schedule
+from .common import (CONTEXT, EXIT_FAILED, EXIT_INTERRUPTED, UsageProblem, engine_option, fail, reported,
+                     set_threads, shape_text, threads_option)
+from .inputs import check_engine, check_fit, check_input_shape, load_data, output_classes
+
+__all__ = ["train", "parse_schedule"]
+
+_DEFAULTS = TrainOptions()
+
+
+# ---------------------------------------------------------------------------------------------------
+# Option parsing
+
+
+def _schedule_callback(ctx, param, value) -> Schedule | None:
+    if value is None:
+        return None
+    try:
+        return Schedule.parse(value)
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
+
+
+def parse_schedule(text: str) -> dict | None:
+    """``"step:5:0.5"`` -> ``{"name": "step", "step_size": 5, "gamma": 0.5}``; ``"none"`` -> None: the
+    ``--schedule`` text as the dict ``fit(schedule=...)`` also takes, with only the arguments the text gives
+    (the rest take the schedule's defaults; cosine's ``t_max`` is the epoch count). ``click.BadParameter``
+    for a text ``--schedule`` refuses."""
+    schedule = _schedule_callback(None, None, text)
+    return None if isinstance(schedule, Constant) else schedule.to_dict()
+
+
+def _betas_callback(ctx, param, value) -> tuple[float, float] | None:
+    if value is None:
+        return None
+    try:
+        return parse_betas(value)
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
+
+
+def given_options(ctx: click.Context) -> set[str]:
+    """The options of the run given on the command line (not left at their defaults)."""
+    return {name for name in TrainOptions.names()
+            if ctx.get_parameter_source(name) not in (None, click.core.ParameterSource.DEFAULT)}
+
+
+# ---------------------------------------------------------------------------------------------------
+# Model, optimizer, validation split
+
+
+def build_model(source: str, input_text: str | None, ds: datasets.Dataset, *, engine, seed, dtype) -> Model:
+    """The model of a preset, a .json network file or a text spec, checked against the data."""
+    network = netspec.load_network(source)
+    if input_text is not None:
+        input_shape = netspec.parse_shape(input_text)
+    else:
+        input_shape = network.input_shape or ds.image_shape
+    what = f"the model {source!r}" if source in netspec.PRESETS or source.endswith(".json") else "the model"
+    check_input_shape(input_shape, ds, what)  # before building: a model of the wrong size may not even build
+    model = Model(network.layers, tuple(input_shape), engine=engine, seed=seed, dtype=dtype)
+    check_engine(model)
+    check_fit(model, ds, what)
+    return model
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def build_optimizer(options: TrainOptions) -> Optimizer:
+    """The optimizer of the options; an option of another optimizer (``--momentum`` with adam) is refused."""
+    name = options.optimizer
+    allowed = set(Optimizer(name).hyperparameters)
+    given = options.optimizer_arguments()
+    wrong = [key for key in given if key not in allowed]
+    if wrong:
+        flags = ", ".join(_flag(key) for key in wrong)
+        own = ", ".join(_flag(key) for key in TrainOptions.OPTIMIZER_OPTIONS if key in allowed)
+        raise UsageProblem(f"{flags} does not apply to --optimizer {name} (its options: --lr, {own})")
+    try:
+        return Optimizer(name, options.lr, **given)
+    except (ValueError, TypeError) as error:
+        raise UsageProblem(str(error)) from None
+
+
+def check_validation_split(fraction: float, n: int) -> None:
+    if fraction:
+        try:
+            datasets.validation_split(n, fraction)
+        except ValueError as error:
+            raise UsageProblem(f"--validation-split: {error}") from None
+
+
+# ---------------------------------------------------------------------------------------------------
+# Training and after
+
+
+def run_fit(model: Model, ds: datasets.Dataset, optimizer: Optimizer, options: TrainOptions, folder: Path,
+            resume: bool):
+    """:func:`cnn.train.fit` with the run folder as checkpoint folder (it writes the checkpoint and the
+    metrics log there); a non-finite loss and Ctrl-C become one line and their exit statuses."""
+    try:
+        return training.fit(
+            model, datasets.to_float(ds.x_train), ds.y_train, epochs=options.epochs,
+            batch_size=options.batch_size, optimizer=optimizer, schedule=options.schedule,
+            validation_split=options.validation_split, early_stopping=options.early_stopping,
+            checkpoint_dir=folder, resume=resume, seed=options.seed,
+        )
+    except training.NonFiniteLossError as error:
+        fail(f"{error} Run folder: {folder}", EXIT_FAILED)
+    except KeyboardInterrupt:
+        checkpoint = folder / runs.CHECKPOINT_FILE
+        kept = (f"{checkpoint} holds the last finished epoch; continue with "
+                f"cnn train --out {folder} --resume") if checkpoint.exists() else "no epoch finished"
+        fail(f"interrupted; {kept}", EXIT_INTERRUPTED)
+
+
+def finish_evaluation(model: Model, ds: datasets.Dataset, batch_size: int) -> dict | None:
+    if len(ds.y_test) == 0:
+        return None
+    return training.evaluate(model, datasets.to_float(ds.x_test), ds.y_test,
+                             batch_size=training.evaluation_batch_size(batch_size))
+
+
+def test_result_line(scores: dict | None, ds: datasets.Dataset) -> str:
+    if scores is None:
+        return f"test: {ds.name} has no test split"
+    return f"test: loss {scores['loss']:.4f}  accuracy {scores['accuracy']:.4f}  ({len(ds.y_test):,} images)"
+
+
+def write_run_file(folder: Path, record: TrainOptions, ds: datasets.Dataset, model: Model, test: dict | None):
+    runs.write_run_file(folder, record, data=ds.describe(), class_names=ds.class_names,
+                        parameters=model.count_params(), test=test)
+
+
+# ---------------------------------------------------------------------------------------------------
+# cnn train
+
+
+@click.command(context_settings=CONTEXT)
+@click.option("--model", "model_source", default=_DEFAULTS.model_source, show_default=True, metavar="MODEL",
+              help="A preset (cnn shape --list), a .json network file or a text spec such as "
+                   "\"conv32k3 relu, maxpool2, flatten, dense10 softmax\".")
+@click.option("--input", "input_text", metavar="CxHxW",
+              help="Input shape of the model (default: the preset's or file's, else the data's images).")
+@click.option("--data", "data_name", default=_DEFAULTS.data_name, show_default=True, metavar="NAME|PATH",
+              help="fashion-mnist, fashion-mnist-small (shipped), default (the full set when installed, else "
+                   "the shipped sample), or a .npz file, IDX, CIFAR-10 or PNG class folder.")
+@click.option("--limit", type=click.IntRange(min=1), metavar="N", help="Train on the first N training images.")
+@click.option("--epochs", default=_DEFAULTS.epochs, show_default=True, type=click.IntRange(min=1))
+@click.option("--batch-size", default=_DEFAULTS.batch_size, show_default=True, type=click.IntRange(min=1))
+@click.option("--optimizer", default=_DEFAULTS.optimizer, show_default=True, type=click.Choice(list(OPTIMIZERS)))
+@click.option("--lr", type=click.FloatRange(min=0.0, min_open=True),
+              help="Base learning rate (default: the optimizer's: adam 0.001, sgd 0.001, adadelta 1.0, rmsprop 0.01).")
+@click.option("--momentum", type=click.FloatRange(min=0.0), help="sgd, rmsprop.")
+@click.option("--weight-decay", type=click.FloatRange(min=0.0), help="Any optimizer (L2, as torch.optim).")
+@click.option("--nesterov", is_flag=True, default=None, help="sgd: Nesterov momentum.")
+@click.option("--rho", type=click.FloatRange(0.0, 1.0), help="adadelta.")
+@click.option("--alpha", type=click.FloatRange(0.0, 1.0), help="rmsprop.")
+@click.option("--betas", callback=_betas_callback, metavar="B1,B2", help="adam, e.g. 0.9,0.999.")
+@click.option("--eps", type=click.FloatRange(min=0.0, min_open=True), help="adam, adadelta, rmsprop.")
+@click.option("--schedule", callback=_schedule_callback, metavar="SCHEDULE",
+              help="Learning rate per epoch: none, step:SIZE:GAMMA, exp:GAMMA or cosine[:T_MAX[:ETA_MIN]].")
+@click.option("--validation-split", default=_DEFAULTS.validation_split, show_default=True,
+              type=click.FloatRange(0.0, 1.0, max_open=True),
+              help="Hold out this last fraction of the training images.")
+@click.option("--early-stopping", type=click.IntRange(min=1), metavar="PATIENCE",
+              help="Stop after PATIENCE epochs without improvement of val_loss (of loss without validation).")
+@click.option("--seed", default=_DEFAULTS.seed, show_default=True, type=click.IntRange(min=0),
+              help="Seeds the weights, the batch order and dropout: same seed, same result.")
+@threads_option
+@engine_option("fastcnn, or refcnn (the slow reference, for checking).")
+@click.option("--dtype", default=_DEFAULTS.dtype, show_default=True, type=click.Choice(["float32", "float64"]))
+@click.option("--out", metavar="DIR", help="Run folder (default: runs/<date-time>).")
+@click.option("--resume", is_flag=True, help="Continue the run in --out DIR from its last checkpoint.")
+@click.option("--overwrite", is_flag=True, help="Replace the run in --out DIR (only the files cnn train writes).")
+@click.pass_context
+def train(ctx, threads, engine, out, resume, overwrite, **run_options):
+    """Train a model; writes weights, a metrics log, a plot and checkpoints in a run folder.
+
+    Prints one line per epoch, then the test accuracy. Exit status 2 for a usage error (including a model
+    that does not fit the data), 1 when the loss becomes NaN or infinite (the last good checkpoint is kept).
+
+    \b
+    Example:
+      cnn train --data fashion-mnist-small --epochs 3 --out runs/first
+      cnn train --out runs/first --resume --epochs 5     # two more epochs, same options
+    """
+    with reported():
+        folder, recorded = runs.check_run_dir(out, resume, overwrite)
+        options = TrainOptions(**run_options).apply_recorded(recorded, given_options(ctx))
+        set_threads(threads)
+        ds = load_data(options.data_name, options.limit)
+        click.echo(f"data: {ds.describe()}")
+        if options.data_name == "default" and ds.name != "fashion-mnist":
+            click.echo(f"      (the full Fashion-MNIST was not found: install Debian's dataset-fashion-mnist or "
+                       f"set {datasets.DATA_DIR_ENV})")
+        model = build_model(options.model_source, options.input_text, ds, engine=engine, seed=options.seed,
+                            dtype=options.dtype)
+        optimizer = build_optimizer(options)
+        check_validation_split(options.validation_split, len(ds.y_train))
+        record = options.recordable(ds.name)
+        click.echo(f"model: {options.model_source}: {model.count_params():,} parameters, input "
+                   f"{shape_text(model.input_shape)}, {output_classes(model)} classes; engine {engine}, "
+                   f"{options.dtype}")
+        if overwrite:
+            runs.clear_run_dir(folder)
+        if not resume:  # a resumed run keeps its record until it has checked out against it
+            write_run_file(folder, record, ds, model, None)
+        click.echo(f"run: {folder}{' (resumed)' if resume else ''}")
+        history = run_fit(model, ds, optimizer, options, folder, resume)
+        runs.save_model(model, folder / runs.MODEL_FILE, ds.class_names, ds.name)
+        if history.epochs:
+            plot_history(history, folder / runs.PLOT_FILE)
+        test = finish_evaluation(model, ds, options.batch_size)
+        write_run_file(folder, record, ds, model, test)
+    click.echo(test_result_line(test, ds))
+    written = [name for name in (runs.MODEL_FILE, runs.METRICS_FILE, runs.PLOT_FILE, runs.CHECKPOINT_FILE,
+                                 runs.RUN_FILE) if (folder / name).exists()]
+    click.echo(f"files: {folder}/ {', '.join(written)}")

@@ -1,0 +1,108 @@
+"""Files that survive a crash: atomic writes, and ``.npz`` archives of arrays plus one JSON document.
+
+Every file the library writes goes through here: model files (:meth:`cnn.Model.save`), training checkpoints
+(:mod:`cnn.checkpoint`), the metrics log and plot (:mod:`cnn.history`) and the run description
+(:mod:`cnn.run`).
+
+Every file is written to a temporary file in the destination's folder, flushed and fsynced, then moved
+over the destination with ``os.replace`` (atomic on POSIX and Windows): a reader, or a run killed at any
+instant, sees the old file or the new one, never half of one. Archives hold plain arrays and the JSON
+text as a one-element string array under ``__json__``; they are read with ``allow_pickle=False``, so a
+file cannot run code (``specs/training.md``).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+import zipfile
+
+import numpy as np
+
+__all__ = ["atomic_write", "write_json", "save_archive", "load_archive", "CheckpointError", "JSON_KEY"]
+
+#: The archive entry that holds the JSON document.
+JSON_KEY = "__json__"
+
+
+class CheckpointError(ValueError):
+    """A model, weights or checkpoint file that cannot be read or does not match; the message names the
+    file and what differs."""
+
+
+def atomic_write(path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that ``path`` holds either its old content or all of ``data``."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, temp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        if os.path.exists(temp):
+            os.unlink(temp)
+        raise
+    _fsync_folder(folder)
+
+
+def _fsync_folder(folder: str) -> None:
+    # The rename itself is durable only once the folder's entry is on disk; not possible on every OS.
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_json(path, document) -> None:
+    """Atomically write ``document`` as indented JSON."""
+    atomic_write(path, (json.dumps(document, indent=2) + "\n").encode("utf-8"))
+
+
+def save_archive(path, arrays: dict[str, np.ndarray], document: dict) -> None:
+    """Atomically write ``arrays`` and the JSON ``document`` to one ``.npz`` file."""
+    if JSON_KEY in arrays:
+        raise ValueError(f"save_archive: the array name {JSON_KEY!r} is reserved for the JSON document")
+    buffer = io.BytesIO()
+    np.savez(buffer, **{JSON_KEY: np.array([json.dumps(document)])}, **arrays)
+    atomic_write(path, buffer.getvalue())
+
+
+def load_archive(path, what: str = "model file") -> tuple[dict[str, np.ndarray], dict]:
+    """Read an archive written by :func:`save_archive`: ``(arrays, document)``.
+
+    Raises :class:`CheckpointError` naming the file for anything that is not such an archive (a missing
+    file, a truncated zip, an object array, a JSON document that does not parse).
+    """
+    path = os.fspath(path)
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            names = list(archive.files)
+            if JSON_KEY not in names:
+                raise CheckpointError(f"{path} is not a {what}: it has no {JSON_KEY!r} entry (entries: {names[:5]})")
+            arrays = {name: archive[name] for name in names if name != JSON_KEY}
+            text = archive[JSON_KEY]
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: no such {what}") from None
+    except CheckpointError:
+        raise
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as error:
+        raise CheckpointError(f"{path} is not a readable {what} (.npz): {error}") from None
+    if text.shape != (1,) or text.dtype.kind != "U":
+        raise CheckpointError(f"{path}: the {JSON_KEY!r} entry must be one string; received {text.dtype} {text.shape}")
+    try:
+        document = json.loads(str(text[0]))
+    except json.JSONDecodeError as error:
+        raise CheckpointError(f"{path}: its JSON document does not parse: {error}") from None
+    return arrays, document
