@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 import fastcnn
 from fastcnn import conv as fc
 from refcnn import conv as rc
-from refcnn.cases import compare, decode_expected, load_cases, run_case
+from cnnconform.cases import compare, decode_expected, load_cases, run_case
 
 MODES = ("zeros", "replicate", "reflect", "circular")
 ELEMENTS = st.floats(-2.0, 2.0, allow_nan=False, allow_infinity=False, width=64)

@@ -6,7 +6,7 @@ cells per axis, so the reference engine stays fast), and bounded finite floats (
 strategies are public so that tests reuse them::
 
     from hypothesis import given
-    from refcnn import strategies
+    from cnnconform import strategies
 
     @given(strategies.calls("conv2d"))
     def test_fast_conv_agrees(call):
@@ -26,6 +26,7 @@ import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
+import refcnn
 from cnnbase import shapes
 from cnnbase.padding import PADDING_MODES
 
@@ -61,8 +62,6 @@ class Call:
 
 def _positional_names(op: str, count: int) -> list[str]:
     """The spec's parameter names of the first ``count`` parameters (refcnn has the spec's signatures)."""
-    import refcnn
-
     fn = getattr(refcnn, op, None) or getattr(refcnn.shapes, op, None)
     params = list(inspect.signature(fn).parameters) if fn is not None else []
     return [params[i] if i < len(params) else f"arg{i}" for i in range(count)]
@@ -376,8 +375,6 @@ def _optimizer_hyperparameters(draw, op: str) -> dict:
 @st.composite
 def optimizer_calls(draw, op: str) -> Call:
     """One step from a state reached by 0 to 2 earlier steps (run by refcnn on drawn gradients)."""
-    import refcnn
-
     shape = draw(_any_shape(max_dims=2))
     hyper = _optimizer_hyperparameters(draw, op)
     param, state = draw(float_arrays(shape)), None
@@ -446,8 +443,6 @@ def _values_of(result) -> np.ndarray:
 @st.composite
 def backward_calls(draw, op: str) -> Call:
     """``<op>_backward(grad_out, <the forward call's arguments>)`` with a drawn ``grad_out``."""
-    import refcnn
-
     forward = draw(STRATEGIES[op]())
     out = _values_of(forward.run(refcnn))
     grad_out = draw(float_arrays(out.shape))
