@@ -177,7 +177,7 @@ X4 = np.arange(16.0).reshape(1, 1, 4, 4)
 
 
 @st.composite
-def invalid_calls(draw):
+def invalid_calls(draw):  # local: one bad argument each, where the shared strategies draw valid calls only
     """One bad argument among otherwise valid ones."""
     name = draw(st.sampled_from(["max_pool2d", "avg_pool2d", "max_pool1d", "avg_pool1d"]))
     x = X4 if name.endswith("2d") else X4[0]
