@@ -40,7 +40,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 import refcnn
-from cnnbase import shapes
+import cnnbase.shapes
 from cnnbase.padding import PADDING_MODES
 
 __all__ = ["Call", "FLOAT_RANGE", "FLOATS", "float_arrays", "calls", "has_strategy", "STRATEGIES", "DIFFERENTIABLE",
@@ -129,7 +129,7 @@ def _padding_amount(draw, rank: int, max_pad: int, strings=("valid", "same", "sa
 
 
 def _resolve(padding, sizes, kernel, stride, dilation):
-    return shapes.resolve_padding(padding, tuple(sizes), tuple(kernel), tuple(stride), tuple(dilation))
+    return cnnbase.shapes.resolve_padding(padding, tuple(sizes), tuple(kernel), tuple(stride), tuple(dilation))
 
 
 def _smallest_size(extent: int, pads: tuple[int, int] | None) -> int:
@@ -143,7 +143,7 @@ def _sizes_for(draw, padding, kernel, dilation, rank, minimum=1):
     """Spatial sizes for which at least one window fits, whatever form ``padding`` has."""
     sizes = []
     for axis in range(rank):
-        extent = shapes.kernel_extent(kernel[axis], dilation[axis])
+        extent = cnnbase.shapes.kernel_extent(kernel[axis], dilation[axis])
         if isinstance(padding, str):
             pads = (0, 0) if padding == "valid" else None
         elif isinstance(padding, int):
@@ -195,7 +195,7 @@ def conv_transpose_calls(draw, rank: int, *, elements: st.SearchStrategy | None 
     # padding may crop at most what the full output has beyond one cell, split between the two sides
     pairs = []
     for axis in range(rank):
-        full = (sizes[axis] - 1) * stride[axis] + shapes.kernel_extent(kernel[axis], dilation[axis])
+        full = (sizes[axis] - 1) * stride[axis] + cnnbase.shapes.kernel_extent(kernel[axis], dilation[axis])
         room = full + out_pad[axis] - 1
         begin = draw(st.integers(0, min(2, room)))
         pairs.append((begin, draw(st.integers(0, min(2, room - begin)))))
@@ -240,8 +240,8 @@ def pool_fits(geometry: PoolGeometry, allow_empty: bool) -> bool:
     try:
         pairs = _resolve(g.padding, g.sizes, g.kernel, g.stride, g.dilation)
         for n, k, s, d, (pb, pe) in zip(g.sizes, g.kernel, g.stride, g.dilation, pairs):
-            out = shapes.conv_output_size(n, k, s, pb, pe, d, g.ceil_mode)
-            if not allow_empty and shapes.first_empty_window(n, k, s, pb, d, out) is not None:
+            out = cnnbase.shapes.conv_output_size(n, k, s, pb, pe, d, g.ceil_mode)
+            if not allow_empty and cnnbase.shapes.first_empty_window(n, k, s, pb, d, out) is not None:
                 return False
     except ValueError:
         return False
@@ -252,7 +252,7 @@ def pool_fits(geometry: PoolGeometry, allow_empty: bool) -> bool:
 def pool_geometry(draw, rank: int, dilated: bool) -> PoolGeometry:
     """kernel_size, stride (None or explicit), dilation, padding, ceil_mode, then sizes for which one window
     fits the padded input. The spec may still refuse the call (a window on padding only, or none left by
-    ``ceil_mode``'s rule): the pooling strategies keep only what :func:`pool_fits`."""
+    ``ceil_mode``'s rule): the pooling strategies keep the geometries that pass :func:`pool_fits`."""
     kernel_arg, kernel = _per_axis(draw, rank, st.integers(1, 3))
     if draw(st.booleans()):
         stride_arg, stride = None, kernel
