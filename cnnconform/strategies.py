@@ -44,7 +44,7 @@ import cnnbase.shapes
 from cnnbase.padding import PADDING_MODES
 
 __all__ = ["Call", "FLOAT_RANGE", "FLOATS", "float_arrays", "calls", "has_strategy", "STRATEGIES", "DIFFERENTIABLE",
-           "PoolGeometry", "pool_geometry", "pool_fits"]
+           "PoolGeometry", "pool_geometries", "pool_fits"]
 
 #: Elements of drawn arrays lie in [-FLOAT_RANGE, FLOAT_RANGE]: large enough to matter, small enough that
 #: sums of a few products stay far from overflow and float32 keeps several significant digits.
@@ -249,7 +249,7 @@ def pool_fits(geometry: PoolGeometry, allow_empty: bool) -> bool:
 
 
 @st.composite
-def pool_geometry(draw, rank: int, dilated: bool) -> PoolGeometry:
+def pool_geometries(draw, rank: int, dilated: bool) -> PoolGeometry:
     """kernel_size, stride (None or explicit), dilation, padding, ceil_mode, then sizes for which one window
     fits the padded input. The spec may still refuse the call (a window on padding only, or none left by
     ``ceil_mode``'s rule): the pooling strategies keep the geometries that pass :func:`pool_fits`."""
@@ -268,7 +268,7 @@ def pool_geometry(draw, rank: int, dilated: bool) -> PoolGeometry:
 @st.composite
 def max_pool_calls(draw, rank: int, *, elements: st.SearchStrategy | None = None) -> Call:
     """max_pool1d / 2d over every padding form, stride, dilation, ceil_mode and return_indices."""
-    g = draw(pool_geometry(rank, dilated=True).filter(lambda g: pool_fits(g, allow_empty=False)))
+    g = draw(pool_geometries(rank, dilated=True).filter(lambda g: pool_fits(g, allow_empty=False)))
     x = draw(float_arrays((draw(st.integers(1, 2)), draw(st.integers(1, 2))) + g.sizes, elements))
     kwargs = dict(stride=g.stride_arg, padding=g.padding, dilation=g.dilation_arg, ceil_mode=g.ceil_mode,
                   return_indices=draw(st.booleans()))
@@ -279,7 +279,7 @@ def max_pool_calls(draw, rank: int, *, elements: st.SearchStrategy | None = None
 def avg_pool_calls(draw, rank: int, *, elements: st.SearchStrategy | None = None) -> Call:
     """avg_pool1d / 2d: count_include_pad, ceil_mode, every padding form; divisor_override in 2-D."""
     count_include_pad = draw(st.booleans())
-    g = draw(pool_geometry(rank, dilated=False).filter(lambda g: pool_fits(g, allow_empty=count_include_pad)))
+    g = draw(pool_geometries(rank, dilated=False).filter(lambda g: pool_fits(g, allow_empty=count_include_pad)))
     x = draw(float_arrays((draw(st.integers(1, 2)), draw(st.integers(1, 2))) + g.sizes, elements))
     kwargs = dict(stride=g.stride_arg, padding=g.padding, ceil_mode=g.ceil_mode, count_include_pad=count_include_pad)
     if rank == 2:

@@ -19,10 +19,9 @@ from hypothesis import strategies as st
 
 import fastcnn
 from cnnconform import strategies
+from cnnconform.cases import compare, decode_expected, load_cases, run_case
 from fastcnn import conv as fc
 from refcnn import conv as rc
-from cnnconform.cases import compare, decode_expected, load_cases, run_case
-
 
 
 def _as_tuple(result):

@@ -35,7 +35,7 @@ def pool_setups(draw, kind):
     """(rank, x, kwargs) for ``max_pool{rank}d`` or ``avg_pool{rank}d``; some windows may cover only padding,
     in which case both engines must raise the same error."""
     rank = draw(st.sampled_from([1, 2]))
-    g = draw(strategies.pool_geometry(rank, dilated=kind == "max"))
+    g = draw(strategies.pool_geometries(rank, dilated=kind == "max"))
     ties = draw(st.booleans())  # small integers make ties, which the first-max rule must break alike
     elements = st.integers(-3, 3).map(float) if ties else st.floats(-10, 10, allow_nan=False, width=32)
     x = draw(arrays(np.float64, (draw(st.integers(1, 2)), draw(st.integers(1, 2))) + g.sizes, elements=elements))
