@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 
 import fastcnn
-from refcnn.cases import Case, decode_expected, run_case
+from cnnconform.cases import Case, decode_expected, run_case
 
 __all__ = [
     "FLOAT64_TOLERANCE", "FLOAT32_TOLERANCE", "CASE_FLOAT32_ATOL", "CASE_FLOAT32_RTOL",

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from hypothesis.extra.numpy import arrays
 
 import refcnn
+from cnnconform import strategies
 from gradcheck import assert_close, check_backward
 
 # (op, keyword arguments): every backward is checked for each of these
@@ -165,22 +165,16 @@ def _torch_reference(op, kwargs):
     }[op]
 
 
-@st.composite
-def activation_calls(draw):
-    """An op, its hyperparameters, then an input of 1 to 3 small axes (dim valid by construction)."""
-    op = draw(st.sampled_from(["relu", "leaky_relu", "elu", "sigmoid", "tanh", "softmax", "log_softmax"]))
-    shape = tuple(draw(st.lists(st.integers(1, 4), min_size=1, max_size=3)))
-    kwargs = {}
-    if op == "leaky_relu":
-        kwargs["negative_slope"] = draw(st.floats(-2, 2, allow_nan=False))
-    elif op == "elu":
-        kwargs["alpha"] = draw(st.floats(0.1, 3, allow_nan=False))
-    elif op in ("softmax", "log_softmax"):
-        kwargs["dim"] = draw(st.integers(-len(shape), len(shape) - 1))
-    elements = st.floats(-10, 10, allow_nan=False, allow_infinity=False)
-    x = draw(arrays(np.float64, shape, elements=elements))
-    grad_out = draw(arrays(np.float64, shape, elements=elements))
-    return op, kwargs, x, grad_out
+#: The range of each activation's float hyperparameter (negative slopes too).
+PARAMETERS = {"leaky_relu": st.floats(-2, 2, allow_nan=False), "elu": st.floats(0.1, 3, allow_nan=False)}
+
+
+def activation_calls():
+    """``(op, kwargs, x, grad_out)`` of a valid backward call (cnnconform.strategies): an op, its
+    hyperparameters, then an input of 1 to 3 small axes (dim valid by construction)."""
+    ops = st.sampled_from(["relu", "leaky_relu", "elu", "sigmoid", "tanh", "softmax", "log_softmax"])
+    calls = ops.flatmap(lambda op: strategies.calls(f"{op}_backward", parameters=PARAMETERS.get(op)))
+    return calls.map(lambda call: (call.op[: -len("_backward")], call.kwargs, call.args[1], call.args[0]))
 
 
 @settings(max_examples=40)

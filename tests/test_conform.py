@@ -11,7 +11,8 @@ from hypothesis import given, settings
 
 import refcnn
 from cli import cnn
-from refcnn import conform, strategies
+import cnnconform as conform
+from cnnconform import strategies
 
 ROOT = Path(__file__).resolve().parent.parent
 WRONG = ROOT / "tests" / "wrong_impls"
@@ -78,7 +79,7 @@ def test_torch_passes_on_the_ops_it_offers():
 
 
 def test_torch_adapter_skips_what_torch_cannot_express():
-    torch_adapter = pytest.importorskip("refcnn.adapters.torch_adapter")
+    torch_adapter = pytest.importorskip("cnnconform.adapters.torch_adapter")
     x = np.arange(3.0).reshape(1, 1, 3)
     with pytest.raises(NotImplementedError, match="reflect"):
         torch_adapter.conv1d(x, np.ones((1, 1, 1)), padding=3, padding_mode="reflect")

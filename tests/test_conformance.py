@@ -3,7 +3,7 @@
 import pytest
 
 import refcnn
-from refcnn.cases import load_cases, run_case
+from cnnconform.cases import load_cases, run_case
 
 CASES = load_cases()
 

@@ -253,6 +253,8 @@ def _assert_agrees(name, ours, theirs, grads_ours, grads_theirs, params):
             assert_close(g_ours, g_theirs, atol=1e-10, rtol=1e-10, what=f"{what} {label}")
 
 
+# Local: sizes large enough for F.pad's limits on non-zero fills (which the spec does not have), and the
+# resolved per-side amounts the PyTorch oracle pads by; the arrays come from this file's seeded _arrays.
 @st.composite
 def conv_params(draw, rank):
     """Hyperparameters first, then sizes that are valid for them (and for PyTorch's F.pad) by construction."""
@@ -333,6 +335,8 @@ def test_conv1d_agrees_with_torch(params, seed):
     _check_conv_against_torch(1, params, seed)
 
 
+# Local: the per-side crops the PyTorch oracle cuts by, and sizes only (the arrays come from this file's
+# seeded _arrays), where the shared strategy draws whole calls.
 @st.composite
 def conv_transpose_params(draw, rank):
     """Hyperparameters, then per-side crops and sizes for which the output has at least one cell."""

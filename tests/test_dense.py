@@ -4,10 +4,11 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from hypothesis.extra.numpy import arrays
+from hypothesis.extra.numpy import array_shapes
 
 import refcnn
 from cnnbase.dense import flatten_dims, linear_dims
+from cnnconform import strategies
 from gradcheck import assert_close, check_backward
 
 FLOATS = st.floats(-10, 10, allow_nan=False, allow_infinity=False)
@@ -163,17 +164,12 @@ def test_flatten_rejects_integers_and_lists():
 # Agreement with PyTorch (skipped without it)
 
 
-@st.composite
-def linear_calls(draw):
-    """Sizes first (batch axes, in/out features, bias or not), then arrays of exactly those sizes."""
-    batch = tuple(draw(st.lists(st.integers(1, 3), min_size=0, max_size=2)))
-    in_features, out_features = draw(st.integers(1, 4)), draw(st.integers(1, 4))
-    with_bias = draw(st.booleans())
-    x = draw(arrays(np.float64, batch + (in_features,), elements=FLOATS))
-    weight = draw(arrays(np.float64, (out_features, in_features), elements=FLOATS))
-    bias = draw(arrays(np.float64, (out_features,), elements=FLOATS)) if with_bias else None
-    grad_out = draw(arrays(np.float64, batch + (out_features,), elements=FLOATS))
-    return x, weight, bias, grad_out
+def linear_calls():
+    """``(x, weight, bias, grad_out)`` of a valid linear_backward call (cnnconform.strategies): sizes first
+    (none to two batch axes, in/out features, bias or not), then arrays of exactly those sizes."""
+    batch_shapes = array_shapes(min_dims=0, max_dims=2, min_side=1, max_side=3)
+    calls = strategies.calls("linear_backward", batch_shapes=batch_shapes, elements=FLOATS)
+    return calls.map(lambda call: (call.args[1], call.args[2], call.kwargs["bias"], call.args[0]))
 
 
 @settings(max_examples=25)
@@ -193,15 +189,11 @@ def test_linear_agrees_with_pytorch(call):
             assert_close(got, t.grad.numpy(), atol=1e-10, rtol=1e-12, what=f"{what} grad_{name}")
 
 
-@st.composite
-def flatten_calls(draw):
-    rank = draw(st.integers(1, 4))
-    start = draw(st.integers(-rank, rank - 1))
-    end = draw(st.integers(start % rank, rank - 1))  # at or after start, valid by construction
-    if draw(st.booleans()):
-        end -= rank  # the same axis, counted from the end
-    shape = tuple(draw(st.lists(st.integers(1, 3), min_size=rank, max_size=rank)))
-    return draw(arrays(np.float64, shape, elements=FLOATS)), start, end
+def flatten_calls():
+    """``(x, start_dim, end_dim)`` of a valid call (cnnconform.strategies): 1 to 4 axes, each dim counted from
+    the front or the back, end at or after start."""
+    calls = strategies.calls("flatten", shapes=array_shapes(min_dims=1, max_dims=4, max_side=3), elements=FLOATS)
+    return calls.map(lambda call: (call.args[0], call.kwargs["start_dim"], call.kwargs["end_dim"]))
 
 
 @settings(max_examples=25)

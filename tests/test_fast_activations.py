@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from hypothesis.extra.numpy import arrays
+from hypothesis.extra.numpy import array_shapes
 
+from cnnconform import strategies
 from fastcheck import assert_agrees, assert_bit_identical, assert_same_api, outcome, results_per_thread_count
 from fastcnn import activations as fast
 from refcnn import activations as ref
@@ -24,25 +25,24 @@ LINEWISE = ["softmax", "log_softmax"]
 
 # Kinks (0), both signs, and values large enough to saturate sigmoid/tanh and exercise the exp branches.
 VALUES = st.sampled_from([0.0, -0.0, 1.0, -1.0]) | st.floats(-30, 30, allow_nan=False, width=32)
-SHAPES = st.lists(st.integers(0, 4), min_size=0, max_size=3).map(tuple)
+SHAPES = array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=4)  # empty and 0-d inputs too
 
 
-@st.composite
-def elementwise_calls(draw):
-    name = draw(st.sampled_from(sorted(ELEMENTWISE)))
-    kwargs = {k: draw(st.floats(-3, 3, allow_nan=False, width=32)) for k in ELEMENTWISE[name]}
-    x = draw(arrays(np.float64, draw(SHAPES), elements=VALUES))
-    return name, x, kwargs
+def activation_calls(names, elements):
+    """``(name, x, kwargs)`` of a valid call of one of ``names`` (cnnconform.strategies), negative_slope and
+    alpha over [-3, 3]."""
+    parameters = st.floats(-3, 3, allow_nan=False, width=32)
+    return st.sampled_from(names).flatmap(
+        lambda name: strategies.activation_calls(name, shapes=SHAPES, elements=elements, parameters=parameters)
+    ).map(lambda call: (call.op, call.args[0], call.kwargs))
 
 
-@st.composite
-def linewise_calls(draw):
-    name = draw(st.sampled_from(LINEWISE))
-    shape = draw(SHAPES)
-    ndim = max(len(shape), 1)
-    dim = draw(st.integers(-ndim, ndim - 1))
-    x = draw(arrays(np.float64, shape, elements=st.floats(-50, 50, allow_nan=False, width=32)))
-    return name, x, dict(dim=dim)
+def elementwise_calls():
+    return activation_calls(sorted(ELEMENTWISE), VALUES)
+
+
+def linewise_calls():
+    return activation_calls(LINEWISE, st.floats(-50, 50, allow_nan=False, width=32))
 
 
 def _check_agreement(name, x, kwargs, dtype, reduction):
@@ -89,7 +89,7 @@ def test_special_values_propagate_as_in_refcnn():
 
 
 @st.composite
-def invalid_calls(draw):
+def invalid_calls(draw):  # local: one bad argument each, where the shared strategies draw valid calls only
     name = draw(st.sampled_from(sorted(ELEMENTWISE) + LINEWISE))
     x = np.ones((2, 3))
     kwargs = {}

@@ -14,7 +14,7 @@ Error cases must raise the named error (and ``match``) in both dtypes.
 import pytest
 
 from fastcheck import fastcnn_op, run_case_in_float32
-from refcnn.cases import load_cases, run_case
+from cnnconform.cases import load_cases, run_case
 
 CASES = load_cases()
 

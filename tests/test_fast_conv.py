@@ -19,12 +19,10 @@ from hypothesis import strategies as st
 
 import fastcnn
 from cnnbase import conv as geometry
+from cnnconform import strategies
+from cnnconform.cases import compare, decode_expected, load_cases, run_case
 from fastcnn import conv as fc
 from refcnn import conv as rc
-from refcnn.cases import compare, decode_expected, load_cases, run_case
-
-MODES = ("zeros", "replicate", "reflect", "circular")
-ELEMENTS = st.floats(-2.0, 2.0, allow_nan=False, allow_infinity=False, width=64)
 
 
 def _as_tuple(result):
@@ -48,80 +46,31 @@ def _assert_agree(got, expected, *, dtype, reductions, what):
                                  f"got {g[k]!r}, expected {e[k]!r}")
 
 
-# --- strategies: hyperparameters first, sizes valid by construction ------------------------------------
+# --- strategies (cnnconform.strategies: hyperparameters first, sizes valid by construction) -------------
 
 
-@st.composite
-def conv_problems(draw, rank=None):
-    """(x, weight, bias, kwargs) for conv1d/conv2d, every padding form and fill."""
-    rank = draw(st.sampled_from((1, 2))) if rank is None else rank
-    G = draw(st.integers(1, 2))
-    C_in, C_out = G * draw(st.integers(1, 2)), G * draw(st.integers(1, 2))
-    kernel = tuple(draw(st.integers(1, 3)) for _ in range(rank))
-    stride = tuple(draw(st.integers(1, 3)) for _ in range(rank))
-    dilation = tuple(draw(st.integers(1, 2)) for _ in range(rank))
-    mode = draw(st.sampled_from(MODES))
-    form = draw(st.sampled_from(("int", "axis", "side", "same", "same_lower", "valid")))
-    if form == "int":
-        padding = draw(st.integers(0, 2))
-        pads = [(padding, padding)] * rank
-    elif form == "axis":
-        padding = tuple(draw(st.integers(0, 2)) for _ in range(rank))
-        pads = [(p, p) for p in padding]
-    elif form == "side":
-        padding = tuple((draw(st.integers(0, 3)), draw(st.integers(0, 3))) for _ in range(rank))
-        pads = list(padding)
-    else:
-        padding, pads = form, [(0, 0)] * rank  # 'same' never leaves the window outside the input
-    sizes = []
-    for k, d, (pb, pe) in zip(kernel, dilation, pads):
-        smallest = max(2 if mode == "reflect" else 1, d * (k - 1) + 1 - pb - pe)
-        sizes.append(smallest + draw(st.integers(0, 3)))
-    N = draw(st.integers(1, 2))
-    x = draw_array(draw, (N, C_in) + tuple(sizes))
-    w = draw_array(draw, (C_out, C_in // G) + kernel)
-    b = draw_array(draw, (C_out,)) if draw(st.booleans()) else None
-    kwargs = dict(stride=_pick(draw, stride), padding=padding, dilation=_pick(draw, dilation), groups=G,
-                  padding_mode=mode)
-    return x, w, b, kwargs
+def _problems(calls, rank):
+    """(x, weight, bias, kwargs) of valid calls of rank ``rank`` (1 or 2 when None), every padding form (and
+    fill); all elements of one call within +-1 or +-1e3."""
+    ranks = st.sampled_from((1, 2)) if rank is None else st.just(rank)
+    scales = st.sampled_from((1.0, 1e3))
+    return st.tuples(ranks, scales).flatmap(
+        lambda rs: calls(rs[0], elements=st.floats(-rs[1], rs[1], allow_nan=False, allow_infinity=False))
+    ).map(_as_problem)
 
 
-@st.composite
-def conv_transpose_problems(draw, rank=None):
-    """(x, weight, bias, kwargs) for conv_transpose1d/2d."""
-    rank = draw(st.sampled_from((1, 2))) if rank is None else rank
-    G = draw(st.integers(1, 2))
-    C_in, C_out_g = G * draw(st.integers(1, 2)), draw(st.integers(1, 2))
-    kernel = tuple(draw(st.integers(1, 3)) for _ in range(rank))
-    stride = tuple(draw(st.integers(1, 3)) for _ in range(rank))
-    dilation = tuple(draw(st.integers(1, 2)) for _ in range(rank))
-    output_padding = tuple(draw(st.integers(0, max(s, d) - 1)) for s, d in zip(stride, dilation))
-    pads = tuple((draw(st.integers(0, 2)), draw(st.integers(0, 2))) for _ in range(rank))
-    sizes = []
-    for k, s, d, op, (pb, pe) in zip(kernel, stride, dilation, output_padding, pads):
-        # (n-1)*s - pb - pe + d(k-1) + op + 1 >= 1
-        need = pb + pe - d * (k - 1) - op
-        smallest = 1 + max(0, -(-need // s))
-        sizes.append(smallest + draw(st.integers(0, 2)))
-    padding = pads if draw(st.booleans()) else tuple(p for p, _ in pads) if all(a == b for a, b in pads) else pads
-    N = draw(st.integers(1, 2))
-    x = draw_array(draw, (N, C_in) + tuple(sizes))
-    w = draw_array(draw, (C_in, C_out_g) + kernel)
-    b = draw_array(draw, (C_out_g * G,)) if draw(st.booleans()) else None
-    kwargs = dict(stride=_pick(draw, stride), padding=padding, output_padding=_pick(draw, output_padding),
-                  groups=G, dilation=_pick(draw, dilation))
-    return x, w, b, kwargs
+def _as_problem(call):
+    kwargs = dict(call.kwargs)
+    bias = kwargs.pop("bias")
+    return call.args[0], call.args[1], bias, kwargs
 
 
-def _pick(draw, values):
-    """A per-axis tuple, or its int when all are equal and the draw says so (both forms are accepted)."""
-    return values[0] if len(set(values)) == 1 and draw(st.booleans()) else values
+def conv_problems(rank=None):
+    return _problems(strategies.conv_calls, rank)
 
 
-def draw_array(draw, shape):
-    seed = draw(st.integers(0, 2**32 - 1))
-    scale = draw(st.sampled_from((1.0, 1e3)))
-    return np.random.default_rng(seed).uniform(-scale, scale, shape)
+def conv_transpose_problems(rank=None):
+    return _problems(strategies.conv_transpose_calls, rank)
 
 
 def _names(transposed, rank):

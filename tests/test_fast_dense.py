@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from hypothesis.extra.numpy import arrays
+from hypothesis.extra.numpy import array_shapes
 
 import fastcnn
+from cnnconform import strategies
 from fastcheck import assert_agrees, assert_bit_identical, assert_same_api, outcome, results_per_thread_count
 from fastcnn import dense as fast
 from refcnn import dense as ref
@@ -27,15 +28,13 @@ def test_same_names_and_signatures_as_refcnn():
     assert_same_api(fast, ref)
 
 
-@st.composite
-def linear_setups(draw):
-    batch = tuple(draw(st.lists(st.integers(0, 3), min_size=0, max_size=2)))
-    n_in, n_out = draw(st.integers(0, 5)), draw(st.integers(1, 5))
-    x = draw(arrays(np.float64, batch + (n_in,), elements=FLOATS))
-    w = draw(arrays(np.float64, (n_out, n_in), elements=FLOATS))
-    b = draw(st.none() | arrays(np.float64, (n_out,), elements=FLOATS))
-    g = draw(arrays(np.float64, batch + (n_out,), elements=FLOATS))
-    return x, w, b, g
+def linear_setups():
+    """``(x, weight, bias, grad_out)`` of a valid linear_backward call (cnnconform.strategies): none to two
+    batch axes of 0 to 3, 0 to 5 features in and 1 to 5 out."""
+    batch_shapes = array_shapes(min_dims=0, max_dims=2, min_side=0, max_side=3)
+    calls = strategies.calls("linear_backward", batch_shapes=batch_shapes, in_features=st.integers(0, 5),
+                             out_features=st.integers(1, 5), elements=FLOATS)
+    return calls.map(lambda call: (call.args[1], call.args[2], call.kwargs["bias"], call.args[0]))
 
 
 @settings(max_examples=30)
@@ -57,12 +56,10 @@ def test_linear_forward_and_backward_agree(setup, dtype):
 
 
 @settings(max_examples=30)
-@given(shape=st.lists(st.integers(0, 3), min_size=0, max_size=4).map(tuple), data=st.data())
-def test_flatten_and_backward_agree_exactly(shape, data):
-    rank = max(len(shape), 1)
-    start = data.draw(st.integers(-rank, rank - 1))
-    end = data.draw(st.integers(start % rank, rank - 1))
-    x = data.draw(arrays(np.float64, shape, elements=FLOATS))
+@given(call=strategies.calls("flatten", shapes=array_shapes(min_dims=0, max_dims=4, min_side=0, max_side=3),
+                             elements=FLOATS))
+def test_flatten_and_backward_agree_exactly(call):
+    (x,), start, end = call.args, call.kwargs["start_dim"], call.kwargs["end_dim"]
     y = fast.flatten(x, start, end)
     np.testing.assert_array_equal(y, ref.flatten(x, start, end))
     assert y.dtype == x.dtype and not np.shares_memory(y, x)
@@ -71,7 +68,7 @@ def test_flatten_and_backward_agree_exactly(shape, data):
 
 
 @st.composite
-def invalid_calls(draw):
+def invalid_calls(draw):  # local: one bad argument each, where the shared strategies draw valid calls only
     name = draw(st.sampled_from(["flatten", "flatten_backward", "linear", "linear_backward"]))
     x = np.ones((2, 3))
     if name.startswith("flatten"):

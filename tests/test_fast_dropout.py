@@ -12,9 +12,11 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from hypothesis.extra.numpy import array_shapes
 
 import fastcnn
 import refcnn
+from cnnconform import strategies
 from fastcheck import assert_bit_identical, assert_same_api, raised, results_per_thread_count
 
 DTYPES = (np.float64, np.float32, np.float16)
@@ -22,20 +24,22 @@ DTYPES = (np.float64, np.float32, np.float16)
 
 # ------------------------------------------------------------------------------------------------ strategies
 
-shapes = st.lists(st.integers(0, 4), min_size=0, max_size=4).map(tuple)
+shapes = array_shapes(min_dims=0, max_dims=4, min_side=0, max_side=4)
 probabilities = st.one_of(st.sampled_from([0.0, 0.5, 1.0]), st.floats(0.0, 1.0))
 seeds = st.one_of(st.integers(-(2 ** 70), 2 ** 70), st.integers(0, 1000))
 
 
-@st.composite
-def dropout_calls(draw, dtypes=DTYPES):
-    """(x, grad_out, p, training, seed): hyperparameters first, then an array of any small shape."""
-    p, training, seed = draw(probabilities), draw(st.booleans()), draw(seeds)
-    shape, dtype = draw(shapes), draw(st.sampled_from(dtypes))
-    rng = np.random.default_rng(draw(st.integers(0, 2 ** 32 - 1)))
-    x = np.asarray(rng.standard_normal(shape) * 10, dtype=dtype)  # asarray: shape () gives a NumPy scalar
-    g = np.asarray(rng.standard_normal(shape), dtype=dtype)
-    return x, g, p, training, seed
+def dropout_calls(dtypes=DTYPES):
+    """(x, grad_out, p, training, seed) of a valid dropout_backward call (cnnconform.strategies), the arrays
+    in one of ``dtypes``."""
+    calls = strategies.calls("dropout_backward", shapes=shapes, probabilities=probabilities, seeds=seeds)
+    return st.tuples(calls, st.sampled_from(dtypes)).map(_as_dropout_call)
+
+
+def _as_dropout_call(call_and_dtype):
+    call, dtype = call_and_dtype
+    (g, x), kwargs = call.args, call.kwargs
+    return x.astype(dtype), g.astype(dtype), kwargs["p"], kwargs["training"], kwargs["seed"]
 
 
 def as_dtype_of(reference: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -51,8 +55,9 @@ def test_api_mirrors_refcnn():
 
 
 @settings(max_examples=30)
-@given(shape=shapes, p=probabilities, seed=seeds)
-def test_mask_is_bit_identical_to_refcnn(shape, p, seed):
+@given(strategies.calls("dropout_mask", shapes=shapes, probabilities=probabilities, seeds=seeds))
+def test_mask_is_bit_identical_to_refcnn(call):
+    shape, p, seed = call.args
     got, expected = fastcnn.dropout_mask(shape, p, seed), refcnn.dropout_mask(shape, p, seed)
     assert got.dtype == np.float64 and got.shape == expected.shape
     assert np.array_equal(got, expected), f"shape={shape} p={p} seed={seed}"

@@ -15,7 +15,6 @@ helpers live in tests/fastcheck.py; the spec's conformance cases run in tests/te
 """
 
 import importlib
-import math
 
 import numpy as np
 import pytest
@@ -24,6 +23,7 @@ from hypothesis import strategies as st
 
 import fastcnn
 import refcnn
+from cnnconform import strategies
 from fastcheck import assert_agrees, assert_bit_identical, assert_same_api, raised, results_per_thread_count
 
 TOLERANCE = {np.float64: 1e-12, np.float32: 2e-6}  # relative to the scale: this file's rule (see above)
@@ -37,32 +37,24 @@ def assert_close(got, expected, dtype, what: str, tolerance=None):
 
 # ------------------------------------------------------------------------------------------------ strategies
 
-@st.composite
-def batch_norm_calls(draw, dtypes=(np.float64, np.float32)):
-    """Keyword arguments of one valid call, plus ``grad_out``: hyperparameters first, then sizes."""
-    training = draw(st.booleans())
-    has_running = True if not training else draw(st.booleans())
-    momentum = draw(st.sampled_from([0.0, 0.1, 1.0]) | st.floats(0.0, 1.0))
-    eps = draw(st.sampled_from([1e-5, 0.5]) | st.floats(1e-6, 1.0))
-    rank = draw(st.integers(2, 4))
-    dtype = draw(st.sampled_from(dtypes))
-    n, c = draw(st.integers(1, 3)), draw(st.integers(1, 3))
-    spatial = tuple(draw(st.integers(1, 3)) for _ in range(rank - 2))
-    if training and n * math.prod(spatial) < 2:
-        n = 2  # training needs more than one value per channel
-    rng = np.random.default_rng(draw(st.integers(0, 2 ** 32 - 1)))
-    shape = (n, c) + spatial
+def batch_norm_calls(dtypes=(np.float64, np.float32)):
+    """Keyword arguments of one valid batch_norm_backward call (cnnconform.strategies), ``grad_out`` among
+    them: 1 to 3 samples, eps over [1e-6, 1], the arrays in one of ``dtypes``, all elements of a call within
+    +-2 of one scale of 1, 1e-3 or 50 (the running variances in [0.1, 5])."""
+    epsilons = st.sampled_from([1e-5, 0.5]) | st.floats(1e-6, 1.0)
 
-    def vector(present, low=-2.0, high=2.0):
-        return rng.uniform(low, high, c).astype(dtype) if present else None
+    def scaled(scale):
+        elements = st.floats(-2 * scale, 2 * scale, allow_nan=False, allow_infinity=False)
+        return strategies.calls("batch_norm_backward", samples=st.integers(1, 3), epsilons=epsilons, elements=elements)
 
-    return dict(
-        x=(rng.standard_normal(shape) * draw(st.sampled_from([1.0, 1e-3, 50.0]))).astype(dtype),
-        grad_out=rng.standard_normal(shape).astype(dtype),
-        running_mean=vector(has_running), running_var=vector(has_running, 0.0, 3.0),
-        weight=vector(draw(st.booleans())), bias=vector(draw(st.booleans())),
-        training=training, momentum=momentum, eps=eps,
-    )
+    calls = st.sampled_from([1.0, 1e-3, 50.0]).flatmap(scaled)
+    return st.tuples(calls, st.sampled_from(dtypes)).map(_as_keywords)
+
+
+def _as_keywords(call_and_dtype):
+    call, dtype = call_and_dtype
+    keywords = dict(zip(("grad_out", "x", "running_mean", "running_var"), call.args), **call.kwargs)
+    return {k: v.astype(dtype) if isinstance(v, np.ndarray) else v for k, v in keywords.items()}
 
 
 def copy_array(a: np.ndarray) -> np.ndarray:

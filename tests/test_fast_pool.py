@@ -15,60 +15,33 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
+from cnnconform import strategies
 from fastcheck import (assert_agrees, assert_bit_identical, assert_same_api, assert_same_error,
                        results_per_thread_count)
 from fastcnn import pool as fast
 from refcnn import pool as ref
-from cnnbase.shapes import kernel_extent
 
 FORWARDS = [name for name in ref.__all__ if not name.endswith("_backward")]
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Strategies: hyperparameters first, then sizes valid by construction
+# Strategies: the window from cnnconform.strategies (hyperparameters first, then sizes where one window fits)
 # ---------------------------------------------------------------------------------------------------------
 
-
-def _padding(draw, rank, kernel):
-    form = draw(st.sampled_from(["int", "axis", "side", "valid", "same", "same_lower"]))
-    if form in ("valid", "same", "same_lower"):
-        return form
-    if form == "int":
-        return draw(st.integers(0, max(kernel)))
-    if form == "axis":
-        return tuple(draw(st.integers(0, k)) for k in kernel)
-    return tuple((draw(st.integers(0, k)), draw(st.integers(0, k))) for k in kernel)
-
-
-def _pads_bound(padding, rank):
-    """Total padding per axis an explicit amount adds (0 for the string forms, which need no minimum)."""
-    if isinstance(padding, str):
-        return (0,) * rank
-    if isinstance(padding, int):
-        return (2 * padding,) * rank
-    return tuple(2 * p if isinstance(p, int) else p[0] + p[1] for p in padding)
-
-
+# Local: the shared pooling strategies keep only the calls the spec accepts; this one keeps the windows the
+# spec refuses too (a window on padding only), which both engines must refuse with the same error.
 @st.composite
 def pool_setups(draw, kind):
     """(rank, x, kwargs) for ``max_pool{rank}d`` or ``avg_pool{rank}d``; some windows may cover only padding,
     in which case both engines must raise the same error."""
     rank = draw(st.sampled_from([1, 2]))
-    kernel = tuple(draw(st.integers(1, 3)) for _ in range(rank))
-    stride = draw(st.sampled_from([None, tuple(draw(st.integers(1, 3)) for _ in range(rank))]))
-    dilation = tuple(draw(st.integers(1, 3)) for _ in range(rank)) if kind == "max" else (1,) * rank
-    padding = _padding(draw, rank, kernel)
-    sizes = tuple(
-        draw(st.integers(max(1, kernel_extent(k, d) - p), max(1, kernel_extent(k, d) - p) + 4))
-        for k, d, p in zip(kernel, dilation, _pads_bound(padding, rank))
-    )
-    shape = (draw(st.integers(1, 2)), draw(st.integers(1, 2))) + sizes
+    g = draw(strategies.pool_geometries(rank, dilated=kind == "max"))
     ties = draw(st.booleans())  # small integers make ties, which the first-max rule must break alike
     elements = st.integers(-3, 3).map(float) if ties else st.floats(-10, 10, allow_nan=False, width=32)
-    x = draw(arrays(np.float64, shape, elements=elements))
-    kwargs = dict(kernel_size=kernel, stride=stride, padding=padding, ceil_mode=draw(st.booleans()))
+    x = draw(arrays(np.float64, (draw(st.integers(1, 2)), draw(st.integers(1, 2))) + g.sizes, elements=elements))
+    kwargs = dict(kernel_size=g.kernel, stride=g.stride_arg, padding=g.padding, ceil_mode=g.ceil_mode)
     if kind == "max":
-        kwargs["dilation"] = dilation
+        kwargs["dilation"] = g.dilation
     else:
         kwargs["count_include_pad"] = draw(st.booleans())
         if rank == 2:
@@ -150,10 +123,11 @@ def test_plain_2x2_fast_path_agrees(shape, ties, ceil_mode, data):
 
 
 @settings(max_examples=20)
-@given(rank=st.sampled_from([1, 2]), data=st.data())
-def test_global_pools_agree(rank, data):
-    shape = tuple(data.draw(st.integers(1, 3)) for _ in range(2 + rank))
-    x = data.draw(arrays(np.float64, shape, elements=st.integers(-3, 3).map(float) | st.floats(-10, 10)))
+@given(call=st.sampled_from(["global_avg_pool1d", "global_avg_pool2d"]).flatmap(
+    lambda op: strategies.calls(op, elements=st.integers(-3, 3).map(float) | st.floats(-10, 10))))
+def test_global_pools_agree(call):
+    (x,) = call.args
+    rank = x.ndim - 2
     for kind in ("avg", "max"):
         name = f"global_{kind}_pool{rank}d"
         out = getattr(fast, name)(x)
@@ -203,7 +177,7 @@ X4 = np.arange(16.0).reshape(1, 1, 4, 4)
 
 
 @st.composite
-def invalid_calls(draw):
+def invalid_calls(draw):  # local: one bad argument each, where the shared strategies draw valid calls only
     """One bad argument among otherwise valid ones."""
     name = draw(st.sampled_from(["max_pool2d", "avg_pool2d", "max_pool1d", "avg_pool1d"]))
     x = X4 if name.endswith("2d") else X4[0]

@@ -128,6 +128,8 @@ def test_backward_checks_grad_out_shape():
 
 # ----------------------------------------------------------------------------------------------- PyTorch
 
+# Local: sizes and hyperparameters only, with weight and bias present or absent together; the arrays come
+# from setup(), in the ranges this file's gradient checks use too.
 @st.composite
 def batch_norm_problems(draw):
     training = draw(st.booleans())

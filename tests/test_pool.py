@@ -291,6 +291,8 @@ def _axis_size(draw, kernel, dilation, pad):
     return draw(st.integers(least, least + 4))
 
 
+# Local: padding of at most half the kernel, per axis (what PyTorch's pooling accepts), where the shared
+# strategies draw every padding form the spec has.
 @st.composite
 def torch_pool_setups(draw, kind):
     """Hyperparameters PyTorch accepts (padding at most half the kernel), then sizes valid by construction."""

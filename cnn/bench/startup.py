@@ -40,7 +40,7 @@ def _child_compile_all(spec: dict) -> dict:
     """Call every fastcnn op that has conformance cases, in float32 and float64, and time it."""
     start = time.perf_counter()
     import fastcnn
-    from refcnn.cases import load_cases, run_case
+    from cnnconform.cases import load_cases, run_case
 
     imported = time.perf_counter()
     only = set(spec.get("ops") or ())

@@ -31,7 +31,7 @@ def conform(target, ops_text, dtype, tolerance, examples, seed, as_json, show_al
     package.module:attribute) exposing some of the spec's functions (specs/adapter.md). Exit status: 0 when
     everything run passed, 1 when anything failed, 2 for a usage error.
     """
-    from refcnn import conform as checker
+    import cnnconform as checker
 
     try:
         ops = checker.select_ops(ops_text)

@@ -6,7 +6,7 @@ cells per axis, so the reference engine stays fast), and bounded finite floats (
 strategies are public so that tests reuse them::
 
     from hypothesis import given
-    from refcnn import strategies
+    from cnnconform import strategies
 
     @given(strategies.calls("conv2d"))
     def test_fast_conv_agrees(call):
@@ -14,26 +14,44 @@ strategies are public so that tests reuse them::
 
 ``calls("<op>_backward")`` draws a forward call and then a ``grad_out`` of the forward output's shape
 (computed by refcnn, the oracle). ``STRATEGIES`` lists every op that has a strategy.
+
+What ``cnn conform`` draws is the default. The engines' own tests reach further into the spec's domain
+through keyword options, all valid by construction and none changing the default draws: ``elements``
+(the strategy of the float elements, e.g. wider, signed zeros or ties), ``shapes`` (the strategy of the
+shape of free-shaped inputs, e.g. with empty axes or 0-d), and a few per family (a scalar hyperparameter's
+range, batch and feature sizes, samples and eps of batch norm, probabilities and seeds of dropout).
+``calls(op, **options)`` hands them to the family's strategy, and to ``grad_out`` the ``elements``.
+
+Mind that Hypothesis also draws literal constants it finds in the project's (non-test) modules: a new
+float literal here or in the engines shifts what a seeded ``cnn conform`` run draws. Ranges that only
+tests use are therefore passed in by the tests (which Hypothesis does not scan), not written here.
 """
 
 from __future__ import annotations
 
 import copy
 import inspect
+import math
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from cnnbase import shapes
+import refcnn
+import cnnbase.shapes
 from cnnbase.padding import PADDING_MODES
 
-__all__ = ["Call", "float_arrays", "calls", "has_strategy", "STRATEGIES", "DIFFERENTIABLE", "FLOAT_RANGE"]
+__all__ = ["Call", "FLOAT_RANGE", "FLOATS", "float_arrays", "calls", "has_strategy", "STRATEGIES", "DIFFERENTIABLE",
+           "PoolGeometry", "pool_geometries", "pool_fits"]
 
 #: Elements of drawn arrays lie in [-FLOAT_RANGE, FLOAT_RANGE]: large enough to matter, small enough that
 #: sums of a few products stay far from overflow and float32 keeps several significant digits.
 FLOAT_RANGE = 10.0
+
+#: The default elements of drawn arrays.
+FLOATS = st.floats(-FLOAT_RANGE, FLOAT_RANGE, allow_nan=False, allow_infinity=False)
 
 
 @dataclass
@@ -61,8 +79,6 @@ class Call:
 
 def _positional_names(op: str, count: int) -> list[str]:
     """The spec's parameter names of the first ``count`` parameters (refcnn has the spec's signatures)."""
-    import refcnn
-
     fn = getattr(refcnn, op, None) or getattr(refcnn.shapes, op, None)
     params = list(inspect.signature(fn).parameters) if fn is not None else []
     return [params[i] if i < len(params) else f"arg{i}" for i in range(count)]
@@ -86,10 +102,10 @@ def _literal(value) -> str:
 # Building blocks
 
 
-def float_arrays(shape) -> st.SearchStrategy:
-    """float64 arrays of ``shape`` with finite elements in [-FLOAT_RANGE, FLOAT_RANGE]."""
-    elements = st.floats(-FLOAT_RANGE, FLOAT_RANGE, allow_nan=False, allow_infinity=False)
-    return arrays(np.float64, tuple(shape), elements=elements)
+def float_arrays(shape, elements: st.SearchStrategy | None = None) -> st.SearchStrategy:
+    """float64 arrays of ``shape`` with elements drawn from ``elements`` (default :data:`FLOATS`: finite, in
+    [-FLOAT_RANGE, FLOAT_RANGE])."""
+    return arrays(np.float64, tuple(shape), elements=FLOATS if elements is None else elements)
 
 
 def _per_axis(draw, rank: int, values: st.SearchStrategy):
@@ -113,7 +129,7 @@ def _padding_amount(draw, rank: int, max_pad: int, strings=("valid", "same", "sa
 
 
 def _resolve(padding, sizes, kernel, stride, dilation):
-    return shapes.resolve_padding(padding, tuple(sizes), tuple(kernel), tuple(stride), tuple(dilation))
+    return cnnbase.shapes.resolve_padding(padding, tuple(sizes), tuple(kernel), tuple(stride), tuple(dilation))
 
 
 def _smallest_size(extent: int, pads: tuple[int, int] | None) -> int:
@@ -127,7 +143,7 @@ def _sizes_for(draw, padding, kernel, dilation, rank, minimum=1):
     """Spatial sizes for which at least one window fits, whatever form ``padding`` has."""
     sizes = []
     for axis in range(rank):
-        extent = shapes.kernel_extent(kernel[axis], dilation[axis])
+        extent = cnnbase.shapes.kernel_extent(kernel[axis], dilation[axis])
         if isinstance(padding, str):
             pads = (0, 0) if padding == "valid" else None
         elif isinstance(padding, int):
@@ -146,7 +162,7 @@ def _sizes_for(draw, padding, kernel, dilation, rank, minimum=1):
 
 
 @st.composite
-def conv_calls(draw, rank: int) -> Call:
+def conv_calls(draw, rank: int, *, elements: st.SearchStrategy | None = None) -> Call:
     """conv1d / conv2d: groups, channels, kernel, stride, dilation, padding amount and fill, then sizes."""
     groups = draw(st.integers(1, 2))
     c_in, c_out = groups * draw(st.integers(1, 2)), groups * draw(st.integers(1, 2))
@@ -158,16 +174,16 @@ def conv_calls(draw, rank: int) -> Call:
     # 'reflect' mirrors at the edge cells and so needs two of them on every padded axis
     sizes = _sizes_for(draw, padding, kernel, dilation, rank, minimum=2 if padding_mode == "reflect" else 1)
     n = draw(st.integers(1, 2))
-    x = draw(float_arrays((n, c_in) + sizes))
-    weight = draw(float_arrays((c_out, c_in // groups) + kernel))
-    bias = draw(st.one_of(st.none(), float_arrays((c_out,))))
+    x = draw(float_arrays((n, c_in) + sizes, elements))
+    weight = draw(float_arrays((c_out, c_in // groups) + kernel, elements))
+    bias = draw(st.one_of(st.none(), float_arrays((c_out,), elements)))
     kwargs = dict(bias=bias, stride=stride_arg, padding=padding, dilation=dilation_arg, groups=groups,
                   padding_mode=padding_mode)
     return Call(f"conv{rank}d", (x, weight), kwargs)
 
 
 @st.composite
-def conv_transpose_calls(draw, rank: int) -> Call:
+def conv_transpose_calls(draw, rank: int, *, elements: st.SearchStrategy | None = None) -> Call:
     """conv_transpose1d / 2d: padding as int, per-axis or per-side; output_padding < max(s, d)."""
     groups = draw(st.integers(1, 2))
     c_in, c_out = groups * draw(st.integers(1, 2)), groups * draw(st.integers(1, 2))
@@ -179,7 +195,7 @@ def conv_transpose_calls(draw, rank: int) -> Call:
     # padding may crop at most what the full output has beyond one cell, split between the two sides
     pairs = []
     for axis in range(rank):
-        full = (sizes[axis] - 1) * stride[axis] + shapes.kernel_extent(kernel[axis], dilation[axis])
+        full = (sizes[axis] - 1) * stride[axis] + cnnbase.shapes.kernel_extent(kernel[axis], dilation[axis])
         room = full + out_pad[axis] - 1
         begin = draw(st.integers(0, min(2, room)))
         pairs.append((begin, draw(st.integers(0, min(2, room - begin)))))
@@ -189,9 +205,9 @@ def conv_transpose_calls(draw, rank: int) -> Call:
     else:
         padding = tuple(pairs)
     n = draw(st.integers(1, 2))
-    x = draw(float_arrays((n, c_in) + sizes))
-    weight = draw(float_arrays((c_in, c_out // groups) + kernel))
-    bias = draw(st.one_of(st.none(), float_arrays((c_out,))))
+    x = draw(float_arrays((n, c_in) + sizes, elements))
+    weight = draw(float_arrays((c_in, c_out // groups) + kernel, elements))
+    bias = draw(st.one_of(st.none(), float_arrays((c_out,), elements)))
     output_padding = out_pad if rank > 1 else out_pad[0]
     kwargs = dict(bias=bias, stride=stride_arg, padding=padding, output_padding=output_padding, groups=groups,
                   dilation=dilation_arg)
@@ -202,13 +218,30 @@ def conv_transpose_calls(draw, rank: int) -> Call:
 # Pooling
 
 
-def _pool_fits(sizes, kernel, stride, dilation, padding, ceil_mode, allow_empty: bool) -> bool:
+class PoolGeometry(NamedTuple):
+    """The window of a pooling call: each hyperparameter in the form passed (``*_arg``: an int or per-axis
+    tuple, ``stride_arg`` may be None) and per axis (tuples of ints), then ``padding`` in any of its forms,
+    ``ceil_mode`` and the spatial ``sizes`` of the input."""
+
+    kernel_arg: int | tuple
+    kernel: tuple
+    stride_arg: int | tuple | None
+    stride: tuple
+    dilation_arg: int | tuple
+    dilation: tuple
+    padding: object
+    ceil_mode: bool
+    sizes: tuple
+
+
+def pool_fits(geometry: PoolGeometry, allow_empty: bool) -> bool:
     """Whether every axis has an output size >= 1 and, unless allowed, no window of padding only."""
+    g = geometry
     try:
-        pairs = _resolve(padding, sizes, kernel, stride, dilation)
-        for n, k, s, d, (pb, pe) in zip(sizes, kernel, stride, dilation, pairs):
-            out = shapes.conv_output_size(n, k, s, pb, pe, d, ceil_mode)
-            if not allow_empty and shapes.first_empty_window(n, k, s, pb, d, out) is not None:
+        pairs = _resolve(g.padding, g.sizes, g.kernel, g.stride, g.dilation)
+        for n, k, s, d, (pb, pe) in zip(g.sizes, g.kernel, g.stride, g.dilation, pairs):
+            out = cnnbase.shapes.conv_output_size(n, k, s, pb, pe, d, g.ceil_mode)
+            if not allow_empty and cnnbase.shapes.first_empty_window(n, k, s, pb, d, out) is not None:
                 return False
     except ValueError:
         return False
@@ -216,8 +249,10 @@ def _pool_fits(sizes, kernel, stride, dilation, padding, ceil_mode, allow_empty:
 
 
 @st.composite
-def _pool_geometry(draw, rank: int, dilated: bool):
-    """kernel_size, stride (None or explicit), dilation, padding, ceil_mode and sizes, in argument form."""
+def pool_geometries(draw, rank: int, dilated: bool) -> PoolGeometry:
+    """kernel_size, stride (None or explicit), dilation, padding, ceil_mode, then sizes for which one window
+    fits the padded input. The spec may still refuse the call (a window on padding only, or none left by
+    ``ceil_mode``'s rule): the pooling strategies keep the geometries that pass :func:`pool_fits`."""
     kernel_arg, kernel = _per_axis(draw, rank, st.integers(1, 3))
     if draw(st.booleans()):
         stride_arg, stride = None, kernel
@@ -227,40 +262,36 @@ def _pool_geometry(draw, rank: int, dilated: bool):
     padding = _padding_amount(draw, rank, max_pad=2)
     ceil_mode = draw(st.booleans())
     sizes = _sizes_for(draw, padding, kernel, dilation, rank)
-    return kernel_arg, kernel, stride_arg, stride, dilation_arg, dilation, padding, ceil_mode, sizes
+    return PoolGeometry(kernel_arg, kernel, stride_arg, stride, dilation_arg, dilation, padding, ceil_mode, sizes)
 
 
 @st.composite
-def max_pool_calls(draw, rank: int) -> Call:
+def max_pool_calls(draw, rank: int, *, elements: st.SearchStrategy | None = None) -> Call:
     """max_pool1d / 2d over every padding form, stride, dilation, ceil_mode and return_indices."""
-    geometry = draw(_pool_geometry(rank, dilated=True).filter(
-        lambda g: _pool_fits(g[8], g[1], g[3], g[5], g[6], g[7], allow_empty=False)))
-    kernel_arg, _, stride_arg, _, dilation_arg, _, padding, ceil_mode, sizes = geometry
-    x = draw(float_arrays((draw(st.integers(1, 2)), draw(st.integers(1, 2))) + sizes))
-    kwargs = dict(stride=stride_arg, padding=padding, dilation=dilation_arg, ceil_mode=ceil_mode,
+    g = draw(pool_geometries(rank, dilated=True).filter(lambda g: pool_fits(g, allow_empty=False)))
+    x = draw(float_arrays((draw(st.integers(1, 2)), draw(st.integers(1, 2))) + g.sizes, elements))
+    kwargs = dict(stride=g.stride_arg, padding=g.padding, dilation=g.dilation_arg, ceil_mode=g.ceil_mode,
                   return_indices=draw(st.booleans()))
-    return Call(f"max_pool{rank}d", (x, kernel_arg), kwargs)
+    return Call(f"max_pool{rank}d", (x, g.kernel_arg), kwargs)
 
 
 @st.composite
-def avg_pool_calls(draw, rank: int) -> Call:
+def avg_pool_calls(draw, rank: int, *, elements: st.SearchStrategy | None = None) -> Call:
     """avg_pool1d / 2d: count_include_pad, ceil_mode, every padding form; divisor_override in 2-D."""
     count_include_pad = draw(st.booleans())
-    geometry = draw(_pool_geometry(rank, dilated=False).filter(
-        lambda g: _pool_fits(g[8], g[1], g[3], g[5], g[6], g[7], allow_empty=count_include_pad)))
-    kernel_arg, _, stride_arg, _, _, _, padding, ceil_mode, sizes = geometry
-    x = draw(float_arrays((draw(st.integers(1, 2)), draw(st.integers(1, 2))) + sizes))
-    kwargs = dict(stride=stride_arg, padding=padding, ceil_mode=ceil_mode, count_include_pad=count_include_pad)
+    g = draw(pool_geometries(rank, dilated=False).filter(lambda g: pool_fits(g, allow_empty=count_include_pad)))
+    x = draw(float_arrays((draw(st.integers(1, 2)), draw(st.integers(1, 2))) + g.sizes, elements))
+    kwargs = dict(stride=g.stride_arg, padding=g.padding, ceil_mode=g.ceil_mode, count_include_pad=count_include_pad)
     if rank == 2:
         kwargs["divisor_override"] = draw(st.one_of(st.none(), st.integers(1, 5)))
-    return Call(f"avg_pool{rank}d", (x, kernel_arg), kwargs)
+    return Call(f"avg_pool{rank}d", (x, g.kernel_arg), kwargs)
 
 
 @st.composite
-def global_pool_calls(draw, op: str) -> Call:
+def global_pool_calls(draw, op: str, *, elements: st.SearchStrategy | None = None) -> Call:
     rank = 2 if op.endswith("2d") else 1
     sizes = tuple(draw(st.integers(1, 4)) for _ in range(rank))
-    x = draw(float_arrays((draw(st.integers(1, 2)), draw(st.integers(1, 3))) + sizes))
+    x = draw(float_arrays((draw(st.integers(1, 2)), draw(st.integers(1, 3))) + sizes, elements))
     return Call(op, (x,))
 
 
@@ -272,55 +303,76 @@ def _any_shape(max_dims: int = 3, min_dims: int = 1):
     return st.lists(st.integers(1, 4), min_size=min_dims, max_size=max_dims).map(tuple)
 
 
+def _array_of_any_shape(draw, shapes: st.SearchStrategy | None, elements, max_dims: int = 3) -> np.ndarray:
+    shape = draw(_any_shape(max_dims=max_dims) if shapes is None else shapes)
+    return draw(float_arrays(shape, elements))
+
+
 @st.composite
-def activation_calls(draw, op: str) -> Call:
-    x = draw(_any_shape().flatmap(float_arrays))
+def activation_calls(draw, op: str, *, shapes: st.SearchStrategy | None = None,
+                     elements: st.SearchStrategy | None = None, parameters: st.SearchStrategy | None = None) -> Call:
+    """An activation of any small shape (``shapes`` may include empty and 0-d ones: ``dim`` then counts a
+    0-d input as one axis); ``parameters`` draws ``negative_slope`` or ``alpha`` (default: typical values)."""
+    x = _array_of_any_shape(draw, shapes, elements)
     kwargs = {}
     if op == "leaky_relu":
-        kwargs["negative_slope"] = draw(st.floats(0.0, 1.0))
+        kwargs["negative_slope"] = draw(st.floats(0.0, 1.0) if parameters is None else parameters)
     elif op == "elu":
-        kwargs["alpha"] = draw(st.floats(0.1, 2.0))
+        kwargs["alpha"] = draw(st.floats(0.1, 2.0) if parameters is None else parameters)
     elif op in ("softmax", "log_softmax"):
-        kwargs["dim"] = draw(st.integers(-x.ndim, x.ndim - 1))
+        rank = max(x.ndim, 1)
+        kwargs["dim"] = draw(st.integers(-rank, rank - 1))
     return Call(op, (x,), kwargs)
 
 
 @st.composite
-def flatten_calls(draw) -> Call:
-    x = draw(_any_shape(max_dims=4).flatmap(float_arrays))
-    start = draw(st.integers(0, x.ndim - 1))
-    end = draw(st.integers(start, x.ndim - 1))
+def flatten_calls(draw, *, shapes: st.SearchStrategy | None = None,
+                  elements: st.SearchStrategy | None = None) -> Call:
+    x = _array_of_any_shape(draw, shapes, elements, max_dims=4)
+    rank = max(x.ndim, 1)  # a 0-d input flattens as one axis
+    start = draw(st.integers(0, rank - 1))
+    end = draw(st.integers(start, rank - 1))
     # each dim given either counted from the front or from the back
-    start_arg = start if draw(st.booleans()) else start - x.ndim
-    end_arg = end if draw(st.booleans()) else end - x.ndim
+    start_arg = start if draw(st.booleans()) else start - rank
+    end_arg = end if draw(st.booleans()) else end - rank
     return Call("flatten", (x,), dict(start_dim=start_arg, end_dim=end_arg))
 
 
 @st.composite
-def linear_calls(draw) -> Call:
-    n, f_in, f_out = draw(st.integers(1, 3)), draw(st.integers(1, 4)), draw(st.integers(1, 4))
-    x = draw(float_arrays((n, f_in)))
-    weight = draw(float_arrays((f_out, f_in)))
-    bias = draw(st.one_of(st.none(), float_arrays((f_out,))))
+def linear_calls(draw, *, batch_shapes: st.SearchStrategy | None = None, in_features: st.SearchStrategy | None = None,
+                 out_features: st.SearchStrategy | None = None, elements: st.SearchStrategy | None = None) -> Call:
+    """``x`` of shape ``batch + (in_features,)`` (default: one batch axis of 1 to 3, 1 to 4 features in and out;
+    ``batch_shapes`` may give none or several axes, also empty ones)."""
+    batch = (draw(st.integers(1, 3)),) if batch_shapes is None else tuple(draw(batch_shapes))
+    f_in = draw(st.integers(1, 4) if in_features is None else in_features)
+    f_out = draw(st.integers(1, 4) if out_features is None else out_features)
+    x = draw(float_arrays(batch + (f_in,), elements))
+    weight = draw(float_arrays((f_out, f_in), elements))
+    bias = draw(st.one_of(st.none(), float_arrays((f_out,), elements)))
     return Call("linear", (x, weight), dict(bias=bias))
 
 
 @st.composite
-def batch_norm_calls(draw) -> Call:
-    """Training (with or without running statistics) and evaluation; enough values per channel."""
+def batch_norm_calls(draw, *, samples: st.SearchStrategy | None = None, epsilons: st.SearchStrategy | None = None,
+                     elements: st.SearchStrategy | None = None) -> Call:
+    """Training (with or without running statistics) and evaluation; enough values per channel.
+    ``samples`` draws the batch size (default 2 or 3), ``epsilons`` the ``eps`` (default 1e-5, 1e-3, 0.1)."""
     training = draw(st.booleans())
     c = draw(st.integers(1, 3))
     spatial = tuple(draw(st.integers(1, 3)) for _ in range(draw(st.integers(0, 2))))
-    n = draw(st.integers(2, 3))  # training needs more than one value per channel
-    x = draw(float_arrays((n, c) + spatial))
+    n = draw(st.integers(2, 3) if samples is None else samples)
+    if training and n * math.prod(spatial) < 2:
+        n = 2  # training needs more than one value per channel
+    x = draw(float_arrays((n, c) + spatial, elements))
     stats = draw(st.booleans()) if training else True
-    running_mean = draw(float_arrays((c,))) if stats else None
+    running_mean = draw(float_arrays((c,), elements)) if stats else None
     variances = arrays(np.float64, (c,), elements=st.floats(0.1, 5.0))
     running_var = draw(variances) if stats else None
-    weight = draw(st.one_of(st.none(), float_arrays((c,))))
-    bias = draw(st.one_of(st.none(), float_arrays((c,))))
-    kwargs = dict(weight=weight, bias=bias, training=training, momentum=draw(st.floats(0.0, 1.0)),
-                  eps=draw(st.sampled_from((1e-5, 1e-3, 0.1))))
+    weight = draw(st.one_of(st.none(), float_arrays((c,), elements)))
+    bias = draw(st.one_of(st.none(), float_arrays((c,), elements)))
+    momentum = draw(st.floats(0.0, 1.0))
+    eps = draw(st.sampled_from((1e-5, 1e-3, 0.1)) if epsilons is None else epsilons)
+    kwargs = dict(weight=weight, bias=bias, training=training, momentum=momentum, eps=eps)
     return Call("batch_norm", (x, running_mean, running_var), kwargs)
 
 
@@ -345,11 +397,13 @@ def class_loss_calls(draw, op: str) -> Call:
 
 
 @st.composite
-def pointwise_loss_calls(draw, op: str) -> Call:
-    shape = draw(_any_shape())
+def pointwise_loss_calls(draw, op: str, *, shapes: st.SearchStrategy | None = None,
+                         elements: st.SearchStrategy | None = None) -> Call:
+    shape = draw(_any_shape() if shapes is None else shapes)
     default = "sum" if op == "half_squared_error" else "mean"
     reduction = draw(st.sampled_from((default, "mean", "sum", "none")))
-    return Call(op, (draw(float_arrays(shape)), draw(float_arrays(shape))), dict(reduction=reduction))
+    return Call(op, (draw(float_arrays(shape, elements)), draw(float_arrays(shape, elements))),
+                dict(reduction=reduction))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -376,8 +430,6 @@ def _optimizer_hyperparameters(draw, op: str) -> dict:
 @st.composite
 def optimizer_calls(draw, op: str) -> Call:
     """One step from a state reached by 0 to 2 earlier steps (run by refcnn on drawn gradients)."""
-    import refcnn
-
     shape = draw(_any_shape(max_dims=2))
     hyper = _optimizer_hyperparameters(draw, op)
     param, state = draw(float_arrays(shape)), None
@@ -390,45 +442,52 @@ def optimizer_calls(draw, op: str) -> Call:
 # Dropout
 
 
+_SEEDS = st.integers(0, 2**31 - 1)
+
+
 @st.composite
-def dropout_calls(draw) -> Call:
-    x = draw(_any_shape().flatmap(float_arrays))
-    kwargs = dict(p=draw(st.sampled_from((0.0, 0.25, 0.5, 1.0))), training=draw(st.booleans()),
-                  seed=draw(st.integers(0, 2**31 - 1)))
+def dropout_calls(draw, *, shapes: st.SearchStrategy | None = None, elements: st.SearchStrategy | None = None,
+                  probabilities: st.SearchStrategy | None = None, seeds: st.SearchStrategy | None = None) -> Call:
+    """``probabilities`` draws ``p`` (default 0, 0.25, 0.5, 1), ``seeds`` the seed (default [0, 2**31))."""
+    x = _array_of_any_shape(draw, shapes, elements)
+    p = draw(st.sampled_from((0.0, 0.25, 0.5, 1.0)) if probabilities is None else probabilities)
+    kwargs = dict(p=p, training=draw(st.booleans()), seed=draw(_SEEDS if seeds is None else seeds))
     return Call("dropout", (x,), kwargs)
 
 
 @st.composite
-def dropout_mask_calls(draw) -> Call:
-    return Call("dropout_mask", (draw(_any_shape()), draw(st.sampled_from((0.0, 0.3, 0.5, 1.0))),
-                                 draw(st.integers(0, 2**31 - 1))))
+def dropout_mask_calls(draw, *, shapes: st.SearchStrategy | None = None, probabilities: st.SearchStrategy | None = None,
+                       seeds: st.SearchStrategy | None = None) -> Call:
+    shape = draw(_any_shape() if shapes is None else shapes)
+    p = draw(st.sampled_from((0.0, 0.3, 0.5, 1.0)) if probabilities is None else probabilities)
+    return Call("dropout_mask", (shape, p, draw(_SEEDS if seeds is None else seeds)))
 
 
 # ---------------------------------------------------------------------------------------------------
 # The table and backward calls
 
 
-#: Strategy factories of the forward ops, by name.
+#: Strategy factories of the forward ops, by name; each takes its family's keyword options.
 STRATEGIES = {
-    "conv1d": lambda: conv_calls(1),
-    "conv2d": lambda: conv_calls(2),
-    "conv_transpose1d": lambda: conv_transpose_calls(1),
-    "conv_transpose2d": lambda: conv_transpose_calls(2),
-    "max_pool1d": lambda: max_pool_calls(1),
-    "max_pool2d": lambda: max_pool_calls(2),
-    "avg_pool1d": lambda: avg_pool_calls(1),
-    "avg_pool2d": lambda: avg_pool_calls(2),
-    **{op: (lambda op=op: global_pool_calls(op)) for op in (
+    "conv1d": lambda **options: conv_calls(1, **options),
+    "conv2d": lambda **options: conv_calls(2, **options),
+    "conv_transpose1d": lambda **options: conv_transpose_calls(1, **options),
+    "conv_transpose2d": lambda **options: conv_transpose_calls(2, **options),
+    "max_pool1d": lambda **options: max_pool_calls(1, **options),
+    "max_pool2d": lambda **options: max_pool_calls(2, **options),
+    "avg_pool1d": lambda **options: avg_pool_calls(1, **options),
+    "avg_pool2d": lambda **options: avg_pool_calls(2, **options),
+    **{op: (lambda op=op, **options: global_pool_calls(op, **options)) for op in (
         "global_avg_pool1d", "global_avg_pool2d", "global_max_pool1d", "global_max_pool2d")},
-    **{op: (lambda op=op: activation_calls(op)) for op in (
+    **{op: (lambda op=op, **options: activation_calls(op, **options)) for op in (
         "relu", "leaky_relu", "elu", "sigmoid", "tanh", "softmax", "log_softmax")},
     "flatten": flatten_calls,
     "linear": linear_calls,
     "batch_norm": batch_norm_calls,
     "cross_entropy": lambda: class_loss_calls("cross_entropy"),
     "nll_loss": lambda: class_loss_calls("nll_loss"),
-    "mse_loss": lambda: pointwise_loss_calls("mse_loss"),
-    "half_squared_error": lambda: pointwise_loss_calls("half_squared_error"),
+    "mse_loss": lambda **options: pointwise_loss_calls("mse_loss", **options),
+    "half_squared_error": lambda **options: pointwise_loss_calls("half_squared_error", **options),
     **{op: (lambda op=op: optimizer_calls(op)) for op in ("sgd_step", "adam_step", "adadelta_step", "rmsprop_step")},
     "dropout": dropout_calls,
     "dropout_mask": dropout_mask_calls,
@@ -444,22 +503,22 @@ def _values_of(result) -> np.ndarray:
 
 
 @st.composite
-def backward_calls(draw, op: str) -> Call:
-    """``<op>_backward(grad_out, <the forward call's arguments>)`` with a drawn ``grad_out``."""
-    import refcnn
-
-    forward = draw(STRATEGIES[op]())
+def backward_calls(draw, op: str, **options) -> Call:
+    """``<op>_backward(grad_out, <the forward call's arguments>)`` with a drawn ``grad_out`` (of the
+    ``elements`` option too)."""
+    forward = draw(STRATEGIES[op](**options))
     out = _values_of(forward.run(refcnn))
-    grad_out = draw(float_arrays(out.shape))
+    grad_out = draw(float_arrays(out.shape, options.get("elements")))
     return Call(f"{op}_backward", (grad_out,) + forward.args, forward.kwargs)
 
 
-def calls(op: str) -> st.SearchStrategy:
-    """The strategy of valid calls of ``op`` (a forward op or ``<op>_backward``)."""
+def calls(op: str, **options) -> st.SearchStrategy:
+    """The strategy of valid calls of ``op`` (a forward op or ``<op>_backward``); ``options`` are the
+    keyword options of its family's strategy (none: what ``cnn conform`` draws)."""
     if op in STRATEGIES:
-        return STRATEGIES[op]()
+        return STRATEGIES[op](**options)
     if op.endswith("_backward") and op[: -len("_backward")] in DIFFERENTIABLE:
-        return backward_calls(op[: -len("_backward")])
+        return backward_calls(op[: -len("_backward")], **options)
     raise KeyError(f"no strategy draws calls of {op!r}")
 
 

@@ -29,6 +29,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+import refcnn
+
 NAME = f"torch {torch.__version__}"
 CHECKS_ARGUMENTS = False
 SPEC_MESSAGES = False
@@ -39,8 +41,6 @@ SPEC_MESSAGES = False
 
 
 def _spec_signature(op: str) -> inspect.Signature:
-    import refcnn
-
     return inspect.signature(getattr(refcnn, op))
 
 
