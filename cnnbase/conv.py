@@ -28,6 +28,8 @@ __all__ = [
     "conv_transpose_geometry",
     "check_conv_arrays",
     "check_grad_out",
+    "conv_geometry_of",
+    "conv_transpose_geometry_of",
     "fit_geometry",
     "as_2d",
 ]
@@ -251,6 +253,28 @@ def check_grad_out(op: str, grad_out, geom: ConvGeometry) -> None:
     check_float_array(grad_out, "grad_out", op)
     out_axes = ", ".join(a + "_out" for a in SPATIAL_AXES[geom.rank])
     check_shape(grad_out, geom.out_shape, "grad_out", op, context=f"(N, C_out, {out_axes}) of the forward output")
+
+
+def conv_geometry_of(op, rank, x, weight, bias, stride, padding, dilation, groups, padding_mode, grad_out=None):
+    """Every check of one ``conv{rank}d`` call (of its backward when ``grad_out`` is given), in the order the
+    errors are specified: the arrays' types, then :func:`conv_geometry` of their shapes, then ``grad_out``."""
+    check_conv_arrays(op, x, weight, bias)
+    geom = conv_geometry(op, x.shape, weight.shape, None if bias is None else bias.shape, stride, padding,
+                         dilation, groups, padding_mode, rank)
+    if grad_out is not None:
+        check_grad_out(op, grad_out, geom)
+    return geom
+
+
+def conv_transpose_geometry_of(op, rank, x, weight, bias, stride, padding, output_padding, groups, dilation,
+                               grad_out=None):
+    """Every check of one ``conv_transpose{rank}d`` call (of its backward when ``grad_out`` is given)."""
+    check_conv_arrays(op, x, weight, bias)
+    geom = conv_transpose_geometry(op, x.shape, weight.shape, None if bias is None else bias.shape, stride,
+                                   padding, output_padding, groups, dilation, rank)
+    if grad_out is not None:
+        check_grad_out(op, grad_out, geom)
+    return geom
 
 
 def fit_geometry(geom: ConvGeometry, x, weight, bias, grad_out=None) -> ConvGeometry:

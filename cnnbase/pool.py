@@ -15,7 +15,10 @@ from dataclasses import dataclass
 from . import shapes
 from .checks import check_bool, check_float_array, check_shape, expand_ints, invalid, is_int
 
-__all__ = ["PoolGeometry", "pool_geometry", "check_input_shape", "check_grad_out", "whole_map", "fit_geometry"]
+__all__ = [
+    "PoolGeometry", "pool_geometry", "check_input_shape", "check_grad_out", "max_pool_geometry_of",
+    "avg_pool_geometry_of", "whole_map", "fit_geometry",
+]
 
 _AXIS_NAMES = shapes.SPATIAL_AXES
 _LAYOUTS = {1: "(N, C, L)", 2: "(N, C, H, W)"}
@@ -172,6 +175,28 @@ def check_grad_out(op: str, grad_out, geometry: PoolGeometry) -> None:
     check_float_array(grad_out, "grad_out", op)
     check_shape(grad_out, geometry.out_shape, "grad_out", op,
                 context=f"the pooled output of x.shape={geometry.in_shape}")
+
+
+def max_pool_geometry_of(op, rank, x, kernel_size, stride, padding, dilation, ceil_mode, return_indices,
+                         grad_out=None) -> PoolGeometry:
+    """Every check of one ``max_pool{rank}d`` call (of its backward when ``grad_out`` is given)."""
+    check_float_array(x, "x", op)
+    geometry = pool_geometry(op, x.shape, kernel_size, stride, padding, dilation, ceil_mode, rank, kind="max",
+                             return_indices=return_indices)
+    if grad_out is not None:
+        check_grad_out(op, grad_out, geometry)
+    return geometry
+
+
+def avg_pool_geometry_of(op, rank, x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override,
+                         grad_out=None) -> PoolGeometry:
+    """Every check of one ``avg_pool{rank}d`` call (of its backward when ``grad_out`` is given)."""
+    check_float_array(x, "x", op)
+    geometry = pool_geometry(op, x.shape, kernel_size, stride, padding, 1, ceil_mode, rank, kind="avg",
+                             count_include_pad=count_include_pad, divisor_override=divisor_override)
+    if grad_out is not None:
+        check_grad_out(op, grad_out, geometry)
+    return geometry
 
 
 def whole_map(op: str, x, rank: int) -> tuple[int, ...]:

@@ -46,7 +46,7 @@ import numpy as np
 from numba import prange
 
 from cnnbase.conv import (
-    ConvGeometry, as_2d, check_conv_arrays, check_grad_out, conv_geometry, conv_transpose_geometry, fit_geometry,
+    ConvGeometry, as_2d, conv_geometry_of, conv_transpose_geometry_of, fit_geometry,
 )
 from cnnbase.padding import source_index
 
@@ -342,21 +342,36 @@ def _gemm_col2im(go3, w2, bias, G, KH, KW, SH, SW, DH, DW, H_out, W_out, src_h, 
             _add_bias(gx[n].reshape(C, gx.shape[2] * gx.shape[3]), bias)
 
 
+#: Partial sums per channel in :func:`_bias_grad`: each a float64 lane the loop vectoriser can keep in a
+#: register without reassociating anything. Measured here (AVX-512, float32, 128x64x24x24): 8 lanes ran 4x
+#: slower than a fast-math sum, 64 lanes as fast (0.15-0.36 ms); a constant, so the sum is the same
+#: everywhere.
+BIAS_LANES = 64
+
+
 @numba.njit(parallel=True, fastmath=False, **_runtime.KERNEL_FLAGS)
 def _bias_grad(g, out):
-    """out[c] = sum over n, in order, of the sum of the row g[n, c, :] in order, in float64; g (N, C, L).
-    A batch reduction, so fastmath is off (``_runtime.FASTMATH``): one channel per task, and every addition
-    in the order written here, whatever the thread count and whatever LLVM would like to reassociate."""
+    """out[c] = the sum of g[:, c, :] in float64; g (N, C, L). A batch reduction, so fastmath is off and the
+    order is the code's: one task per channel; lane j adds the cells i = j (mod BIAS_LANES) of each row's
+    whole blocks, samples in order, a row's last L mod BIAS_LANES cells go to ``tail`` in order, and the lanes
+    are added in order at the end. The same bits for any thread count and any vector width."""
     N, C, L = g.shape
+    end = L - L % BIAS_LANES
     for c in prange(C):
-        acc = 0.0
+        lanes = np.zeros(BIAS_LANES)
+        tail = 0.0
         for n in range(N):
             row = g[n, c]
-            part = 0.0
-            for i in range(L):
-                part += row[i]
-            acc += part
-        out[c] = acc
+            for i in range(0, end, BIAS_LANES):
+                block = row[i:i + BIAS_LANES]
+                for j in range(BIAS_LANES):
+                    lanes[j] += block[j]
+            for i in range(end, L):
+                tail += row[i]
+        total = tail
+        for j in range(BIAS_LANES):
+            total += lanes[j]
+        out[c] = total
 
 
 @numba.njit(parallel=True, fastmath=False, **_runtime.KERNEL_FLAGS)
@@ -625,23 +640,6 @@ def _backward(geom: ConvGeometry, grad_out, x, weight, bias):
     return (_conv_transpose_backward if geom.transposed else _conv_backward)(geom, grad_out, x, weight, bias)
 
 
-def _geometry(op, rank, x, weight, bias, stride, padding, dilation, groups, padding_mode) -> ConvGeometry:
-    check_conv_arrays(op, x, weight, bias)
-    return conv_geometry(op, x.shape, weight.shape, None if bias is None else bias.shape, stride, padding,
-                         dilation, groups, padding_mode, rank)
-
-
-def _transpose_geometry(op, rank, x, weight, bias, stride, padding, output_padding, groups, dilation):
-    check_conv_arrays(op, x, weight, bias)
-    return conv_transpose_geometry(op, x.shape, weight.shape, None if bias is None else bias.shape, stride,
-                                   padding, output_padding, groups, dilation, rank)
-
-
-def _with_grad_out(op, grad_out, geom: ConvGeometry) -> ConvGeometry:
-    check_grad_out(op, grad_out, geom)
-    return geom
-
-
 def conv_forward(geometry: ConvGeometry, x, weight, bias=None):
     geometry = fit_geometry(geometry, x, weight, bias)
     return _forward(geometry, x, weight, bias)
@@ -653,53 +651,53 @@ def conv_backward(geometry: ConvGeometry, grad_out, x, weight, bias=None):
 
 
 def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros"):
-    geom = _geometry("conv2d", 2, x, weight, bias, stride, padding, dilation, groups, padding_mode)
+    geom = conv_geometry_of("conv2d", 2, x, weight, bias, stride, padding, dilation, groups, padding_mode)
     return _forward(geom, x, weight, bias)
 
 
 def conv2d_backward(grad_out, x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
                     padding_mode="zeros"):
-    op = "conv2d_backward"
-    geom = _geometry(op, 2, x, weight, bias, stride, padding, dilation, groups, padding_mode)
-    return _backward(_with_grad_out(op, grad_out, geom), grad_out, x, weight, bias)
+    geom = conv_geometry_of("conv2d_backward", 2, x, weight, bias, stride, padding, dilation, groups,
+                            padding_mode, grad_out)
+    return _backward(geom, grad_out, x, weight, bias)
 
 
 def conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros"):
-    geom = _geometry("conv1d", 1, x, weight, bias, stride, padding, dilation, groups, padding_mode)
+    geom = conv_geometry_of("conv1d", 1, x, weight, bias, stride, padding, dilation, groups, padding_mode)
     return _forward(geom, x, weight, bias)
 
 
 def conv1d_backward(grad_out, x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
                     padding_mode="zeros"):
-    op = "conv1d_backward"
-    geom = _geometry(op, 1, x, weight, bias, stride, padding, dilation, groups, padding_mode)
-    return _backward(_with_grad_out(op, grad_out, geom), grad_out, x, weight, bias)
+    geom = conv_geometry_of("conv1d_backward", 1, x, weight, bias, stride, padding, dilation, groups,
+                            padding_mode, grad_out)
+    return _backward(geom, grad_out, x, weight, bias)
 
 
 def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
-    geom = _transpose_geometry("conv_transpose2d", 2, x, weight, bias, stride, padding, output_padding, groups,
+    geom = conv_transpose_geometry_of("conv_transpose2d", 2, x, weight, bias, stride, padding, output_padding, groups,
                                dilation)
     return _forward(geom, x, weight, bias)
 
 
 def conv_transpose2d_backward(grad_out, x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
                               dilation=1):
-    op = "conv_transpose2d_backward"
-    geom = _transpose_geometry(op, 2, x, weight, bias, stride, padding, output_padding, groups, dilation)
-    return _backward(_with_grad_out(op, grad_out, geom), grad_out, x, weight, bias)
+    geom = conv_transpose_geometry_of("conv_transpose2d_backward", 2, x, weight, bias, stride, padding,
+                                      output_padding, groups, dilation, grad_out)
+    return _backward(geom, grad_out, x, weight, bias)
 
 
 def conv_transpose1d(x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
-    geom = _transpose_geometry("conv_transpose1d", 1, x, weight, bias, stride, padding, output_padding, groups,
+    geom = conv_transpose_geometry_of("conv_transpose1d", 1, x, weight, bias, stride, padding, output_padding, groups,
                                dilation)
     return _forward(geom, x, weight, bias)
 
 
 def conv_transpose1d_backward(grad_out, x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
                               dilation=1):
-    op = "conv_transpose1d_backward"
-    geom = _transpose_geometry(op, 1, x, weight, bias, stride, padding, output_padding, groups, dilation)
-    return _backward(_with_grad_out(op, grad_out, geom), grad_out, x, weight, bias)
+    geom = conv_transpose_geometry_of("conv_transpose1d_backward", 1, x, weight, bias, stride, padding,
+                                      output_padding, groups, dilation, grad_out)
+    return _backward(geom, grad_out, x, weight, bias)
 
 
 _runtime.share_docstrings(globals(), [*__all__, "conv_forward", "conv_backward"])

@@ -17,7 +17,7 @@ import numpy as np
 
 from cnnbase.checks import as_float64
 from cnnbase.conv import (
-    ConvGeometry, as_2d, check_conv_arrays, check_grad_out, conv_geometry, conv_transpose_geometry, fit_geometry,
+    ConvGeometry, as_2d, conv_geometry_of, conv_transpose_geometry_of, fit_geometry,
 )
 from cnnbase.padding import source_index
 
@@ -215,31 +215,6 @@ def _backward(geom: ConvGeometry, grad_out, x, weight, bias):
     return grad_x.reshape(x.shape), grad_w.reshape(weight.shape), grad_b
 
 
-def _geometry(op, rank, x, weight, bias, stride, padding, dilation, groups, padding_mode) -> ConvGeometry:
-    check_conv_arrays(op, x, weight, bias)
-    return conv_geometry(op, x.shape, weight.shape, None if bias is None else bias.shape, stride, padding,
-                         dilation, groups, padding_mode, rank)
-
-
-def _transpose_geometry(op, rank, x, weight, bias, stride, padding, output_padding, groups, dilation):
-    check_conv_arrays(op, x, weight, bias)
-    return conv_transpose_geometry(op, x.shape, weight.shape, None if bias is None else bias.shape, stride,
-                                   padding, output_padding, groups, dilation, rank)
-
-
-def _conv_backward(op, rank, grad_out, x, weight, bias, stride, padding, dilation, groups, padding_mode):
-    geom = _geometry(op, rank, x, weight, bias, stride, padding, dilation, groups, padding_mode)
-    check_grad_out(op, grad_out, geom)
-    return _backward(geom, grad_out, x, weight, bias)
-
-
-def _conv_transpose_backward(op, rank, grad_out, x, weight, bias, stride, padding, output_padding, groups,
-                             dilation):
-    geom = _transpose_geometry(op, rank, x, weight, bias, stride, padding, output_padding, groups, dilation)
-    check_grad_out(op, grad_out, geom)
-    return _backward(geom, grad_out, x, weight, bias)
-
-
 def conv_forward(geometry: ConvGeometry, x, weight, bias=None) -> np.ndarray:
     """The convolution (or transposed convolution) that ``geometry`` describes, applied to ``x``.
 
@@ -306,8 +281,8 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padd
     array([[ 8., 12.],
            [20., 24.]])
     """
-    return _forward(_geometry("conv2d", 2, x, weight, bias, stride, padding, dilation, groups, padding_mode),
-                    x, weight, bias)
+    geom = conv_geometry_of("conv2d", 2, x, weight, bias, stride, padding, dilation, groups, padding_mode)
+    return _forward(geom, x, weight, bias)
 
 
 def conv2d_backward(grad_out, x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
@@ -329,8 +304,9 @@ def conv2d_backward(grad_out, x, weight, bias=None, stride=1, padding=0, dilatio
     tuple (grad_x, grad_weight, grad_bias)
         float64; ``grad_bias`` is ``None`` when ``bias`` is ``None``.
     """
-    return _conv_backward("conv2d_backward", 2, grad_out, x, weight, bias, stride, padding, dilation, groups,
-                          padding_mode)
+    geom = conv_geometry_of("conv2d_backward", 2, x, weight, bias, stride, padding, dilation, groups,
+                            padding_mode, grad_out)
+    return _backward(geom, grad_out, x, weight, bias)
 
 
 def conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros"):
@@ -346,8 +322,8 @@ def conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padd
     ``(p_b, p_e)`` pair, 'valid', 'same' or 'same_lower'; ``groups`` and ``padding_mode`` as in
     :func:`conv2d`. Returns float64.
     """
-    return _forward(_geometry("conv1d", 1, x, weight, bias, stride, padding, dilation, groups, padding_mode),
-                    x, weight, bias)
+    geom = conv_geometry_of("conv1d", 1, x, weight, bias, stride, padding, dilation, groups, padding_mode)
+    return _forward(geom, x, weight, bias)
 
 
 def conv1d_backward(grad_out, x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
@@ -360,8 +336,9 @@ def conv1d_backward(grad_out, x, weight, bias=None, stride=1, padding=0, dilatio
 
     Shapes: grad_out (N, C_out, L_out) -> ((N, C_in, L), (C_out, C_in/G, K), (C_out,) or None).
     """
-    return _conv_backward("conv1d_backward", 1, grad_out, x, weight, bias, stride, padding, dilation, groups,
-                          padding_mode)
+    geom = conv_geometry_of("conv1d_backward", 1, x, weight, bias, stride, padding, dilation, groups,
+                            padding_mode, grad_out)
+    return _backward(geom, grad_out, x, weight, bias)
 
 
 def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
@@ -378,7 +355,7 @@ def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0
     ``(p_b, p_e)`` pairs or 'valid') is cropped from the full output; ``output_padding`` (int or 2 ints,
     each ``< max(stride, dilation)``) adds cells at the end. Zero fill only. Returns float64.
     """
-    geom = _transpose_geometry("conv_transpose2d", 2, x, weight, bias, stride, padding, output_padding, groups,
+    geom = conv_transpose_geometry_of("conv_transpose2d", 2, x, weight, bias, stride, padding, output_padding, groups,
                                dilation)
     return _forward(geom, x, weight, bias)
 
@@ -396,8 +373,9 @@ def conv_transpose2d_backward(grad_out, x, weight, bias=None, stride=1, padding=
 
     Shapes: grad_out (N, C_out, H_out, W_out) -> ((N, C_in, H, W), (C_in, C_out/G, KH, KW), (C_out,) or None).
     """
-    return _conv_transpose_backward("conv_transpose2d_backward", 2, grad_out, x, weight, bias, stride, padding,
-                                    output_padding, groups, dilation)
+    geom = conv_transpose_geometry_of("conv_transpose2d_backward", 2, x, weight, bias, stride, padding,
+                                      output_padding, groups, dilation, grad_out)
+    return _backward(geom, grad_out, x, weight, bias)
 
 
 def conv_transpose1d(x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
@@ -409,7 +387,7 @@ def conv_transpose1d(x, weight, bias=None, stride=1, padding=0, output_padding=0
     Shapes: x (N, C_in, L), weight (C_in, C_out/G, K), bias (C_out,) -> (N, C_out, L_out),
     ``L_out = (L-1)*S - p_b - p_e + D*(K-1) + output_padding + 1``. Returns float64.
     """
-    geom = _transpose_geometry("conv_transpose1d", 1, x, weight, bias, stride, padding, output_padding, groups,
+    geom = conv_transpose_geometry_of("conv_transpose1d", 1, x, weight, bias, stride, padding, output_padding, groups,
                                dilation)
     return _forward(geom, x, weight, bias)
 
@@ -425,5 +403,6 @@ def conv_transpose1d_backward(grad_out, x, weight, bias=None, stride=1, padding=
 
     Shapes: grad_out (N, C_out, L_out) -> ((N, C_in, L), (C_in, C_out/G, K), (C_out,) or None).
     """
-    return _conv_transpose_backward("conv_transpose1d_backward", 1, grad_out, x, weight, bias, stride, padding,
-                                    output_padding, groups, dilation)
+    geom = conv_transpose_geometry_of("conv_transpose1d_backward", 1, x, weight, bias, stride, padding,
+                                      output_padding, groups, dilation, grad_out)
+    return _backward(geom, grad_out, x, weight, bias)

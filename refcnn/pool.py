@@ -16,8 +16,8 @@ import math
 import numpy as np
 
 from cnnbase import shapes
-from cnnbase.checks import as_float64, check_float_array
-from cnnbase.pool import PoolGeometry, check_grad_out, fit_geometry, pool_geometry, whole_map
+from cnnbase.checks import as_float64
+from cnnbase.pool import PoolGeometry, avg_pool_geometry_of, fit_geometry, max_pool_geometry_of, whole_map
 
 __all__ = [
     "max_pool1d",
@@ -179,36 +179,20 @@ def _backward(g: PoolGeometry, grad_out, x):
     return _max_unpool_grad(grad_out, indices, g2).reshape(g.in_shape)
 
 
-def _max_geometry(op, rank, x, kernel_size, stride, padding, dilation, ceil_mode, return_indices):
-    check_float_array(x, "x", op)
-    return pool_geometry(op, x.shape, kernel_size, stride, padding, dilation, ceil_mode, rank,
-                         kind="max", return_indices=return_indices)
-
-
-def _avg_geometry(op, rank, x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override):
-    check_float_array(x, "x", op)
-    return pool_geometry(op, x.shape, kernel_size, stride, padding, 1, ceil_mode, rank, kind="avg",
-                         count_include_pad=count_include_pad, divisor_override=divisor_override)
-
-
 def _max_pool(op, rank, x, *hyperparameters):
-    return _forward(_max_geometry(op, rank, x, *hyperparameters), x)
+    return _forward(max_pool_geometry_of(op, rank, x, *hyperparameters), x)
 
 
 def _max_pool_backward(op, rank, grad_out, x, *hyperparameters):
-    g = _max_geometry(op, rank, x, *hyperparameters)
-    check_grad_out(op, grad_out, g)
-    return _backward(g, grad_out, x)
+    return _backward(max_pool_geometry_of(op, rank, x, *hyperparameters, grad_out=grad_out), grad_out, x)
 
 
 def _avg_pool(op, rank, x, *hyperparameters):
-    return _forward(_avg_geometry(op, rank, x, *hyperparameters), x)
+    return _forward(avg_pool_geometry_of(op, rank, x, *hyperparameters), x)
 
 
 def _avg_pool_backward(op, rank, grad_out, x, *hyperparameters):
-    g = _avg_geometry(op, rank, x, *hyperparameters)
-    check_grad_out(op, grad_out, g)
-    return _backward(g, grad_out, x)
+    return _backward(avg_pool_geometry_of(op, rank, x, *hyperparameters, grad_out=grad_out), grad_out, x)
 
 
 def pool_forward(geometry: PoolGeometry, x):

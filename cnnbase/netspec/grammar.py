@@ -256,7 +256,7 @@ def _padding_value(word: _Word, value: str):
             pairs.append((int(begin), int(end)))
         return tuple(pairs)
     if any(":" in axis for axis in axes):
-        raise _BadWord(word, f"padding mixes per-side (1:2) and per-axis (1) forms; write every axis as begin:end")
+        raise _BadWord(word, "padding mixes per-side (1:2) and per-axis (1) forms; write every axis as begin:end")
     return _one_or_tuple(_ints(word, value, "padding"))
 
 

@@ -37,7 +37,7 @@ def load_network(source: str) -> Network:
         raise SpecParseError(f"unknown preset {source!r}; presets: {', '.join(PRESETS)}")
     try:
         return Network(None, tuple(parse_spec(source)))
-    except SpecParseError as error:
+    except SpecParseError:
         if re.fullmatch(r"[A-Za-z][\w\-]*", source):  # one bare word: more likely a mistyped preset
             raise SpecParseError(
                 f"{source!r} is neither a preset ({', '.join(PRESETS)}) nor a layer spec (grammar: specs/netspec.md)"
