@@ -1,14 +1,15 @@
 """fastcnn: the fast engine.
 
 Numba-compiled, parallel, float32 and float64, with the same public names, arguments, keywords and defaults
-as refcnn (``specs/`` defines what each computes). Arguments are checked in Python by the same functions
-refcnn uses, so both engines raise the same errors for the same bad input, before any compiled kernel runs.
-Each op returns its result in the dtype it was given (float16 is computed in float32).
+as refcnn, and refcnn's docstrings (``specs/`` defines what each computes). Arguments are checked in Python by
+the ground floor's functions (:mod:`cnnbase`), as refcnn checks them, so both engines raise the same errors for
+the same bad input, before any compiled kernel runs. Each op returns its result in the dtype it was given
+(float16 is computed in float32).
 """
 
 from cnnbase import shapes
-from cnnbase.shapes import ShapeError
 from cnnbase.padding import PADDING_MODES
+from cnnbase.shapes import ShapeError
 
 from ._runtime import get_num_threads, set_num_threads
 

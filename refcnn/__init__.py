@@ -5,12 +5,13 @@ its formula and shapes in its docstring in the notation of ``specs/``; where ``t
 function, refcnn uses its name, positional order, keyword names and defaults. Each differentiable op has a
 ``<op>_backward`` beside it that takes ``grad_out`` followed by exactly the forward's arguments.
 
-Arrays in and out are ``numpy.ndarray``; any float dtype is accepted and the result is float64.
+Arrays in and out are ``numpy.ndarray``; any float dtype is accepted and the result is float64. Arguments are
+checked first, by the ground floor's functions (:mod:`cnnbase`), which fastcnn calls too.
 """
 
 from cnnbase import shapes
-from cnnbase.shapes import ShapeError
 from cnnbase.padding import PADDING_MODES
+from cnnbase.shapes import ShapeError
 # The family modules under private names: `from .dropout import *` below rebinds `refcnn.dropout` to the
 # function of that name, so the modules themselves are reached through these.
 from . import activations as _activations, conv as _conv, dense as _dense, dropout as _dropout
@@ -45,7 +46,6 @@ __all__ = ["shapes", "ShapeError", "PADDING_MODES", "OPS"] + list(GEOMETRY_OPS) 
     name for names in OPS.values() for name in names
 ]
 __version__ = "0.1.0"
-
 
 
 def __getattr__(name: str):

@@ -19,6 +19,15 @@ def test_same_signature(name):
     assert describe(fast) == describe(ref), f"{name}: fastcnn{fast} != refcnn{ref}"
 
 
+def test_same_ops_on_a_resolved_geometry():
+    """conv_forward, pool_forward and their backwards: one set of names and signatures in both engines."""
+    assert fastcnn.GEOMETRY_OPS == refcnn.GEOMETRY_OPS == ("conv_forward", "conv_backward", "pool_forward",
+                                                           "pool_backward")
+    for name in refcnn.GEOMETRY_OPS:
+        ref, fast = inspect.signature(getattr(refcnn, name)), inspect.signature(getattr(fastcnn, name))
+        assert list(ref.parameters.items()) == list(fast.parameters.items()), f"{name}: {fast} != {ref}"
+
+
 def test_every_differentiable_op_has_a_backward():
     names = {n for names in refcnn.OPS.values() for n in names}
     forwards = {n for n in names if not n.endswith("_backward")}
