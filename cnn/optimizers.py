@@ -12,6 +12,7 @@ import inspect
 
 import numpy as np
 
+from cnnbase.checks import invalid
 import refcnn
 
 __all__ = ["OPTIMIZERS", "Optimizer", "make_optimizer"]
@@ -40,10 +41,7 @@ class Optimizer:
 
     def __init__(self, name: str = "adam", lr: float | None = None, **hyperparameters):
         if name not in OPTIMIZERS:
-            raise ValueError(
-                f"optimizer: invalid value for argument `name`. Expected one of {', '.join(OPTIMIZERS)}. "
-                f"Received name={name!r}."
-            )
+            raise ValueError(invalid("optimizer", "name", f"one of {', '.join(OPTIMIZERS)}", name))
         defaults = _defaults(name)
         unknown = sorted(set(hyperparameters) - set(defaults) - {"lr"})
         if unknown:

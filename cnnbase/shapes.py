@@ -18,7 +18,8 @@ size is always an error, never zero.
 from __future__ import annotations
 
 import math
-import numbers
+
+from .checks import invalid, is_int
 
 __all__ = [
     "ShapeError",
@@ -51,10 +52,6 @@ PADDING_STRINGS = ("valid", "same", "same_lower")
 
 class ShapeError(ValueError):
     """An output size that cannot exist, or a padding amount that cannot be honoured."""
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def kernel_extent(kernel: int, dilation: int = 1) -> int:
@@ -145,10 +142,6 @@ def same_padding(n: int, kernel: int, stride: int = 1, dilation: int = 1, lower:
     return (big, small) if lower else (small, big)
 
 
-def _padding_error(op: str, name: str, expected: str, padding) -> ValueError:
-    return ValueError(f"{op}: invalid value for argument `{name}`. Expected {expected}. Received {name}={padding!r}.")
-
-
 def resolve_padding(
     padding,
     sizes: tuple[int, ...],
@@ -179,32 +172,32 @@ def resolve_padding(
     )
     if isinstance(padding, str):
         if padding not in allow_strings:
-            raise _padding_error(op, name, expected, padding)
+            raise ValueError(invalid(op, name, expected, padding))
         if padding == "valid":
             return ((0, 0),) * rank
         lower = padding == "same_lower"
         return tuple(same_padding(sizes[i], kernel[i], stride[i], dilation[i], lower) for i in range(rank))
-    if _is_int(padding):
+    if is_int(padding):
         if padding < 0:
-            raise _padding_error(op, name, expected, padding)
+            raise ValueError(invalid(op, name, expected, padding))
         return ((int(padding), int(padding)),) * rank
     if not isinstance(padding, (tuple, list)) or len(padding) != rank:
-        raise _padding_error(op, name, expected, padding)
+        raise ValueError(invalid(op, name, expected, padding))
     pairs = []
     for item in padding:
-        if _is_int(item):
+        if is_int(item):
             pair = (item, item)
-        elif isinstance(item, (tuple, list)) and len(item) == 2 and all(_is_int(v) for v in item):
+        elif isinstance(item, (tuple, list)) and len(item) == 2 and all(is_int(v) for v in item):
             pair = tuple(item)
         else:
-            raise _padding_error(op, name, expected, padding)
+            raise ValueError(invalid(op, name, expected, padding))
         if pair[0] < 0 or pair[1] < 0:
-            raise _padding_error(op, name, expected, padding)
+            raise ValueError(invalid(op, name, expected, padding))
         pairs.append((int(pair[0]), int(pair[1])))
     kinds = {isinstance(item, (tuple, list)) for item in padding}
     if len(kinds) > 1:
         # ((1, 1), 2) mixes the per-side and per-axis forms; refuse rather than guess.
-        raise _padding_error(op, name, expected, padding)
+        raise ValueError(invalid(op, name, expected, padding))
     return tuple(pairs)
 
 

@@ -1,4 +1,4 @@
-"""What every fastcnn module shares: dtypes, threads, scratch buffers.
+"""What every fastcnn module shares: dtypes, threads, scratch buffers, and refcnn's docstrings.
 
 Kernels are compiled by Numba on first use and cached on disk (``cache=True``). Numba puts the cache in the
 package's ``__pycache__`` when it is writable and otherwise in the user's cache folder
@@ -13,7 +13,7 @@ import textwrap
 import numpy as np
 import numba
 
-from cnnbase.checks import FLOAT_DTYPES, check_int
+from cnnbase.checks import FLOAT_DTYPES, check_int, invalid
 
 __all__ = [
     "set_num_threads", "get_num_threads", "compute_dtype", "as_compute", "result_dtype", "Scratch", "SCRATCH",
@@ -35,10 +35,8 @@ def set_num_threads(n: int) -> None:
     n = check_int(n, "n", "set_num_threads", minimum=1)
     limit = numba.config.NUMBA_NUM_THREADS
     if n > limit:
-        raise ValueError(
-            f"set_num_threads: invalid value for argument `n`. Expected an int in [1, {limit}] "
-            f"(NUMBA_NUM_THREADS={limit} when the process started). Received n={n}."
-        )
+        expected = f"an int in [1, {limit}] (NUMBA_NUM_THREADS={limit} when the process started)"
+        raise ValueError(invalid("set_num_threads", "n", expected, n))
     numba.set_num_threads(n)
 
 
