@@ -159,3 +159,13 @@ def check_shape(x: np.ndarray, expected: tuple, name: str, op: str, *, context: 
 def as_float64(x: np.ndarray) -> np.ndarray:
     """refcnn computes in float64 whatever float dtype it was given."""
     return np.asarray(x, dtype=np.float64)
+
+
+def printable(text) -> str:
+    """``text`` safe to print on one terminal line: control characters (newlines, ANSI escapes) and other
+    unprintable ones as Python escapes (``'a\\nb'`` -> ``'a\\\\nb'``), everything printable unchanged. Names that
+    come from files (class names, layer names) go through this before they reach a terminal."""
+    text = str(text)
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)

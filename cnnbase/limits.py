@@ -1,0 +1,100 @@
+"""Size limits: every size the library would allocate or decompress is computed from shapes first and checked
+here, so that a huge or hostile input fails at once with one line instead of swapping for minutes.
+
+Three limits, each overridable by an environment variable read at every check (so a test or a user can raise
+it for one command: ``CNN_MAX_ARRAY_BYTES=32G cnn train ...``); ``specs/errors.md`` documents them:
+
+============================  =======================  ============================================================
+limit                         default                  what it bounds
+============================  =======================  ============================================================
+``CNN_MAX_ARRAY_BYTES``       4 GiB                    one array an op, a layer or a model allocates: an output, a
+                                                       workspace, an index map, a weight tensor
+``CNN_MAX_FILE_BYTES``        2 GiB                    what one file expands to when read: a decompressed gzip
+                                                       stream, one member of a zip/npz archive, an ``.npy`` payload
+``CNN_MAX_IMAGE_PIXELS``      67,108,864 (8192^2)      the pixels of one image file, checked from its header before
+                                                       it is decoded
+============================  =======================  ============================================================
+
+A value is a plain count or one with a binary suffix: ``K``, ``M``, ``G``, ``T`` (powers of 1024), e.g.
+``8G``. A check that fails raises :class:`SizeLimitError`, a ``ValueError`` whose message names the parameter
+that asked for the size, the size needed and the limit, and the variable that raises it.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+
+__all__ = ["SizeLimitError", "LIMITS", "limit", "check_bytes", "check_count", "nbytes_of", "format_bytes"]
+
+#: The limits and their defaults, by environment variable.
+LIMITS = {
+    "CNN_MAX_ARRAY_BYTES": 4 * 1024**3,
+    "CNN_MAX_FILE_BYTES": 2 * 1024**3,
+    "CNN_MAX_IMAGE_PIXELS": 8192 * 8192,
+}
+
+_SUFFIX = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+_VALUE = re.compile(r"\s*(\d+)\s*([KMGT]?)(?:i?B)?\s*", re.IGNORECASE)
+
+
+class SizeLimitError(ValueError):
+    """A size larger than one of the :data:`LIMITS`; the message names the parameter, the size and the limit."""
+
+
+def limit(name: str) -> int:
+    """The limit ``name`` (one of :data:`LIMITS`): the environment's value when set, else the default.
+
+    A set but unreadable value raises :class:`SizeLimitError` naming the variable (it is never ignored: a user
+    who raised a limit and mistyped it should hear about it, not get the default)."""
+    if name not in LIMITS:
+        raise KeyError(f"no size limit named {name!r}; the limits are {', '.join(LIMITS)}")
+    text = os.environ.get(name)
+    if text is None or text.strip() == "":
+        return LIMITS[name]
+    match = _VALUE.fullmatch(text)
+    if match is None:
+        raise SizeLimitError(
+            f"environment variable {name}: expected a size such as 4294967296 or 4G; received {text!r}")
+    return int(match.group(1)) * _SUFFIX[match.group(2).upper()]
+
+
+def format_bytes(n: int) -> str:
+    """``4294967296`` -> ``'4.0 GiB'``; stays short however large (``'1.5e+08 TiB'``)."""
+    for unit, size in (("TiB", 1024**4), ("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if n >= size:
+            value = n / size
+            return f"{value:.1f} {unit}" if value < 1e6 else f"{value:.2g} {unit}"
+    return f"{n} bytes"
+
+
+def nbytes_of(shape, itemsize: int) -> int:
+    """The bytes of an array of ``shape`` and ``itemsize``, as an exact Python int (never overflows)."""
+    return math.prod(int(n) for n in shape) * int(itemsize)
+
+
+def check_bytes(nbytes: int, *, what: str, name: str = "CNN_MAX_ARRAY_BYTES") -> int:
+    """Require ``nbytes <= limit(name)``; ``what`` says who asks, e.g. ``"conv2d: the output for padding=10**8"``.
+
+    Returns ``nbytes``. The message reads::
+
+        dropout_mask: the mask of shape (1000000000000,) needs 931.3 GiB (1000000000000 bytes); the limit
+        is 4.0 GiB (set CNN_MAX_ARRAY_BYTES to raise it)
+    """
+    nbytes = int(nbytes)
+    bound = limit(name)
+    if nbytes > bound:
+        raise SizeLimitError(
+            f"{what} needs {format_bytes(nbytes)} ({nbytes} bytes); the limit is {format_bytes(bound)} "
+            f"(set {name} to raise it)")
+    return nbytes
+
+
+def check_count(count: int, *, what: str, name: str = "CNN_MAX_IMAGE_PIXELS") -> int:
+    """Require ``count <= limit(name)`` for a limit that counts things (pixels), not bytes."""
+    count = int(count)
+    bound = limit(name)
+    if count > bound:
+        raise SizeLimitError(f"{what} has {count:,} pixels; the limit is {bound:,} (set {name} to raise it)")
+    return count
