@@ -143,6 +143,7 @@ class Model:
             key=lambda item: math.prod(item[1]))
         self.layers, _ = L.build_layers(self.configs, self.input_shape, self.seed, self.dtype)
         self.output_activation = self._take_final_softmax()
+        self._last_logits_shape = None  # the shape of the last forward pass's logits; backward goes back through it
 
     def _take_final_softmax(self) -> str | None:
         last = self.layers[-1]
@@ -229,12 +230,21 @@ class Model:
         ctx = L.Pass(self.engine, bool(training), self.dtype, self.seed, step)
         for layer in self.layers:
             x = layer.forward(x, ctx)
+        self._last_logits_shape = x.shape
         return x
 
     def backward(self, grad_logits: np.ndarray) -> np.ndarray:
         """Back-propagate the gradient of the loss with respect to the logits of the last forward pass;
         fills every layer's ``grads`` and returns the gradient with respect to the input."""
-        grad = grad_logits
+        if self._last_logits_shape is None:
+            raise RuntimeError("Model.backward: there is no forward pass to go back through; call forward(x) first")
+        if not isinstance(grad_logits, np.ndarray) or grad_logits.dtype.kind != "f":
+            kind = f"dtype {grad_logits.dtype}" if isinstance(grad_logits, np.ndarray) else type(grad_logits).__name__
+            raise TypeError(f"Model.backward: argument `grad_logits` must be a numpy.ndarray of floats; received {kind}.")
+        if grad_logits.shape != self._last_logits_shape:
+            raise ValueError(f"Model.backward: argument `grad_logits` must have the shape of the last forward pass's "
+                             f"logits, {self._last_logits_shape}; received shape {grad_logits.shape}.")
+        grad = np.ascontiguousarray(grad_logits, dtype=self.dtype)
         for layer in reversed(self.layers):
             grad = layer.backward(grad)
         return grad

@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from .. import shapes
-from ..checks import is_int
+from ..checks import invalid, is_int
 from ..padding import PADDING_MODES
 from .errors import NetSpecError, SpecParseError
-from .formats import _ints_text, format_value
+from .formats import _ints_text, brief_value, format_value
 from .record import ACTIVATIONS, LAYER_TYPES, LARGEST_INT, Layer
 
 
@@ -381,6 +381,8 @@ def parse_spec(text: str) -> list[Layer]:
 
 
 def _layer_text(layer: Layer) -> str:
+    if not isinstance(layer, Layer):
+        raise NetSpecError(f"to_spec: expected layer records (Conv2D, Dense, ...); received {format_value(layer)}")
     form = _FORMS.get(layer.type)
     if form is None:
         raise NetSpecError(
@@ -395,6 +397,8 @@ def _layer_text(layer: Layer) -> str:
 def to_spec(layers) -> str:
     """The text form of ``layers``, the inverse of :func:`parse_spec` (defaults left out). Blocks have no
     text form: a list holding a :class:`Residual` or :class:`Concat` raises :class:`NetSpecError`."""
+    if not isinstance(layers, (list, tuple)):
+        raise TypeError(invalid("to_spec", "layers", "a list of layer records", brief_value(layers)))
     return ", ".join(_layer_text(layer) for layer in layers)
 
 

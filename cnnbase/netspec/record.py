@@ -96,10 +96,16 @@ def _check_activation(value, op: str):
     return check_choice(value, "activation", op, ACTIVATIONS)
 
 
+#: The longest layer name: a name is shown in every table and message about its layer.
+MAX_NAME_LENGTH = 200
+
+
 def _check_name(value, op: str):
     """A layer's name is one printable word (it names the layer in messages, tables and files)."""
-    if value is not None and (not isinstance(value, str) or not re.fullmatch(r"[A-Za-z_][\w.\-]*", value)):
-        expected = "None or a word of letters, digits, '_', '.', '-' starting with a letter or '_'"
+    if value is not None and (not isinstance(value, str) or len(value) > MAX_NAME_LENGTH
+                              or not re.fullmatch(r"[A-Za-z_][\w.\-]*", value)):
+        expected = (f"None or a word of letters, digits, '_', '.', '-' starting with a letter or '_' (at most "
+                    f"{MAX_NAME_LENGTH} characters)")
         raise ValueError(invalid(op, "name", expected, brief_value(value)))
     return value
 

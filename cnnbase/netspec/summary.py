@@ -194,6 +194,8 @@ def _infer_all(layers, shape):
     per layer, the receptive-field state per spatial axis of ``shape`` after the last layer, and whether
     some layer saw every position. A layer that does not fit raises :class:`NetSpecError`.
     """
+    if not isinstance(layers, (list, tuple)):
+        raise TypeError(invalid("summarize", "layers", "a list of layer records", brief_value(layers)))
     layers = list(layers)
     fields = [_Field(positions=n) for n in shape[1:]]
     steps, sees_all = [], False
