@@ -14,6 +14,8 @@ import re
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from hypothesis import given
+from hypothesis import strategies as st
 
 from cli import cnn
 from cnn.files import CheckpointError, load_archive, save_archive
@@ -94,6 +96,46 @@ def test_huge_networks_are_counted_not_refused_by_cnn_shape():
     assert netspec.render_table(summary)  # numbers of any size render
     with pytest.raises(NetSpecError, match="invalid input shape"):
         netspec.summarize([Flatten()], (1, 0, 5))
+
+
+def test_cnn_shape_refuses_batch_sizes_and_item_sizes_beyond_int64():
+    for option in ("--batch-size", "--dtype-bytes"):
+        assert_one_line_error(["lenet5", option, "9" * 400], f"`{option[2:].replace('-', '_')}`", "2**63-1")
+    with pytest.raises(NetSpecError, match="`batch_size`"):
+        netspec.summarize([Flatten()], (3,), batch_size=2**63)
+    # The largest numbers allowed still render, and the memory stays short.
+    summary = netspec.summarize(netspec.parse_spec("conv8k3, gap, dense10"), (3, 10**18, 10**18), batch_size=2**63 - 1)
+    assert "EiB" in netspec.render_table(summary)
+    assert netspec.format_bytes(2**70) == "1024.00 EiB" and netspec.format_bytes(10**30) == "8.7e+11 EiB"
+
+
+def test_renderers_refuse_what_is_no_summary():
+    for render in (netspec.render_table, netspec.render_keras, netspec.render_csv, netspec.render_json):
+        with pytest.raises(TypeError, match="argument `summary` must be a Summary"):
+            render({"rows": []})
+    with pytest.raises(ValueError, match="`model_name` must be a printable str"):
+        netspec.render_keras(netspec.PRESETS["lenet5"].summary(), model_name="a\x1b[2J")
+
+
+#: Words of the text grammar, pieces of them and hostile characters: their concatenations are specs that are
+#: right, nearly right and absurd.
+SPEC_PIECES = ["conv", "conv1d", "maxpool", "avgpool1d", "gap", "flatten", "dense", "dropout", "bn", "relu", "softmax",
+               "same", "reflect", "nobias", "ceil", "exclude_pad", "@n", "eps=", "k", "s", "p", "d", "g", "x", ":",
+               "0", "1", "3", "9" * 25, ".", "e", "nan", ",", " ", "@", "\x00", "\x1b", "é", "1e999"]
+
+
+@given(pieces=st.lists(st.sampled_from(SPEC_PIECES), min_size=1, max_size=10),
+       shape=st.sampled_from([(1, 8, 8), (3, 5, 7), (2, 9), (10,)]))
+def test_any_text_spec_is_a_network_or_one_net_spec_error(pieces, shape):
+    spec = "".join(pieces)
+    try:
+        network = netspec.load_network(spec)
+        summary = netspec.summarize(network.layers, shape)
+    except NetSpecError as error:
+        assert "\n" not in str(error) and len(str(error)) < 600
+        return
+    assert netspec.render_table(summary)
+    assert netspec.parse_spec(netspec.to_spec(network.layers)) == list(network.layers)
 
 
 def test_records_refuse_sizes_beyond_int64_whatever_their_source():

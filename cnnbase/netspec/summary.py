@@ -248,6 +248,6 @@ def summarize(layers, input_shape, *, batch_size: int = 1, dtype_bytes: int = 4)
 
 
 def _positive(value, name: str) -> int:
-    if not is_int(value) or value < 1:
-        raise NetSpecError(invalid("summarize", name, "a positive int", brief_value(value)))
+    if not is_int(value) or not 1 <= value <= LARGEST_INT:
+        raise NetSpecError(invalid("summarize", name, "a positive int up to 2**63-1", brief_value(value)))
     return int(value)
