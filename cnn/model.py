@@ -78,7 +78,8 @@ def _check_dtype(dtype) -> np.dtype:
     except (TypeError, ValueError):
         resolved = None
     if resolved is None or resolved.name not in DTYPES:
-        raise (ValueError if isinstance(dtype, str) else TypeError)(invalid("Model", "dtype", expected, brief_value(dtype)))
+        error = ValueError if isinstance(dtype, str) else TypeError
+        raise error(invalid("Model", "dtype", expected, brief_value(dtype)))
     return resolved
 
 
@@ -240,7 +241,8 @@ class Model:
             raise RuntimeError("Model.backward: there is no forward pass to go back through; call forward(x) first")
         if not isinstance(grad_logits, np.ndarray) or grad_logits.dtype.kind != "f":
             kind = f"dtype {grad_logits.dtype}" if isinstance(grad_logits, np.ndarray) else type(grad_logits).__name__
-            raise TypeError(f"Model.backward: argument `grad_logits` must be a numpy.ndarray of floats; received {kind}.")
+            raise TypeError(
+                f"Model.backward: argument `grad_logits` must be a numpy.ndarray of floats; received {kind}.")
         if grad_logits.shape != self._last_logits_shape:
             raise ValueError(f"Model.backward: argument `grad_logits` must have the shape of the last forward pass's "
                              f"logits, {self._last_logits_shape}; received shape {grad_logits.shape}.")
@@ -296,7 +298,8 @@ class Model:
                                           source)
         extra = sorted(set(arrays) - set(expected))
         if extra:
-            raise CheckpointError(f"{source} has arrays this model lacks: {', '.join(format_value(k) for k in extra[:5])}")
+            listing = ", ".join(format_value(key) for key in extra[:5])
+            raise CheckpointError(f"{source} has arrays this model lacks: {listing}")
         for layer in self.all_layers():
             for kind, store in (("param", layer.params), ("buffer", layer.buffers)):
                 for name in store:
@@ -323,19 +326,22 @@ class Model:
         of :class:`Model` (``NetSpecError``, ``TypeError``/``ValueError``, ``SizeLimitError``)."""
         engine = get_engine(engine)
         if not isinstance(config, dict) or config.get("format") != _FORMAT:
-            got = f"keys {format_value(sorted(map(str, config))[:6])}" if isinstance(config, dict) else _json_kind(config)
+            got = (f"keys {format_value(sorted(map(str, config))[:6])}" if isinstance(config, dict)
+                   else _json_kind(config))
             raise CheckpointError(f"not a model configuration (format {_FORMAT!r}); received {got}")
         missing = [key for key in _CONFIG_KEYS if key not in config]
         unknown = sorted(map(str, set(config) - set(_CONFIG_KEYS) - set(_OPTIONAL_CONFIG_KEYS)))
         if missing or unknown:
-            problem = f"lacks the key(s) {', '.join(missing)}" if missing else f"has unknown key(s) {format_value(unknown)}"
+            problem = (f"lacks the key(s) {', '.join(missing)}" if missing
+                       else f"has unknown key(s) {format_value(unknown)}")
             raise CheckpointError(f"the model configuration {problem}; its keys are {', '.join(_CONFIG_KEYS)} "
                                   f"and optionally {', '.join(_OPTIONAL_CONFIG_KEYS)}")
         netspec.check_json_depth(config, "the model configuration")
         layers, frozen = config["layers"], config.get("frozen", [])
         for key, value in (("layers", layers), ("input_shape", config["input_shape"]), ("frozen", frozen)):
             if not isinstance(value, list):
-                raise CheckpointError(f"the model configuration's `{key}` must be a list; received {format_value(value)}")
+                raise CheckpointError(
+                    f"the model configuration's `{key}` must be a list; received {format_value(value)}")
         records = []
         for index, item in enumerate(layers, start=1):
             try:
@@ -347,8 +353,8 @@ class Model:
         names = {layer.name for layer in model.all_layers()}
         strange = [name for name in frozen if name not in names]
         if strange:
-            raise CheckpointError(f"the model configuration's `frozen` names {format_value(strange[0])}, which is no layer "
-                                  f"of the model (layers: {', '.join(sorted(names))})")
+            raise CheckpointError(f"the model configuration's `frozen` names {format_value(strange[0])}, which is "
+                                  f"no layer of the model (layers: {', '.join(sorted(names))})")
         model.freeze(*frozen)
         return model
 

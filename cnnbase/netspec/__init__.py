@@ -55,7 +55,9 @@ Outside the package: the spec (``specs/netspec.md``), the runtime layer in :mod:
 # are imported, so this order (layers before blocks) is the order of LAYER_TYPES.
 from .errors import NetSpecError, SpecParseError
 from .formats import brief_value, format_bytes, format_count, format_value
-from .record import ACTIVATIONS, LARGEST_INT, LAYER_TYPES, MAX_JSON_DEPTH, Inferred, Layer, check_json_depth, layer_from_dict
+from .record import (
+    ACTIVATIONS, LARGEST_INT, LAYER_TYPES, MAX_JSON_DEPTH, Inferred, Layer, check_json_depth, layer_from_dict,
+)
 from . import layers as _layers
 from .layers import *  # noqa: F401,F403  (every record, by layers.__all__)
 from .summary import Row, Summary, default_names, summarize

@@ -90,7 +90,8 @@ class Block(Layer):
     def _check_shared(self):
         super()._check_shared()
         if self.nesting() > MAX_NESTING:
-            raise ValueError(f"{self.type}: blocks nest more than {MAX_NESTING} deep inside it; a network needs far fewer")
+            raise ValueError(
+                f"{self.type}: blocks nest more than {MAX_NESTING} deep inside it; a network needs far fewer")
 
     def branch_summaries(self, input_shape, **kwargs) -> dict[str, Summary]:
         """A :class:`Summary` of each path, from the block's input shape (``summarize``'s keywords)."""
@@ -288,6 +289,7 @@ class Concat(Block):
     @classmethod
     def _from_paths_json(cls, data: dict) -> "Concat":
         if "branches" not in data or not isinstance(data["branches"], list):
-            raise SpecParseError(f"Concat: needs the key branches (a list of lists of layers); received {format_value(data)}")
+            raise SpecParseError(
+                f"Concat: needs the key branches (a list of lists of layers); received {format_value(data)}")
         branches = [_branch_from_json(cls.type, b, f"branch{i}") for i, b in enumerate(data["branches"])]
         return cls(branches, name=data.get("name"))

@@ -1,7 +1,8 @@
 """How the package writes numbers, in one place so that messages, the text grammar and the tables agree.
 
 Shapes as ``1x28x28``; per-axis ints as ``3`` when every axis agrees and ``3x5`` when not; counts with
-thousands separators (``225,034``); byte sizes in binary units (``879.04 KiB``).
+thousands separators (``225,034``); byte sizes in binary units (``879.04 KiB``); a value read from a file or a
+spec, in a message, as its repr cut short (:func:`format_value`), since a hostile one can be megabytes long.
 """
 
 from __future__ import annotations

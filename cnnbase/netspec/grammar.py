@@ -209,7 +209,8 @@ _FORMS = {
               main="filters", read=_read_int, needs=_KERNEL),
         _Form("MaxPool2D", "maxpool", r"maxpool(?:2d)?([0-9]+(?:x[0-9]+)?)" + _POOL_GLUED, _write_pool, "maxpool<size>",
               main="pool_size", read=_read_pool_size, letters=_POOL_LETTERS),
-        _Form("AvgPool2D", "avgpool", r"avgpool(?:2d)?([0-9]+(?:x[0-9]+)?)" + _POOL_GLUED, _write_avg_pool, "avgpool<size>",
+        _Form("AvgPool2D", "avgpool", r"avgpool(?:2d)?([0-9]+(?:x[0-9]+)?)" + _POOL_GLUED, _write_avg_pool,
+              "avgpool<size>",
               main="pool_size", read=_read_pool_size, letters=_POOL_LETTERS),
         _Form("MaxPool1D", "maxpool1d", r"maxpool1d([0-9]+)" + _POOL_GLUED, _write_pool, "maxpool1d<size>",
               main="pool_size", read=_read_pool_size, letters=_POOL_LETTERS),
@@ -261,7 +262,8 @@ def _padding_value(word: _Word, value: str):
         for axis in axes:
             begin, _, end = axis.partition(":")
             if not (begin.isascii() and begin.isdigit() and end.isascii() and end.isdigit()):
-                raise _BadWord(word, f"per-side padding is begin:end per axis (1:2x0:1); received {format_value(value)}")
+                raise _BadWord(
+                    word, f"per-side padding is begin:end per axis (1:2x0:1); received {format_value(value)}")
             pairs.append((_int(word, begin, "padding"), _int(word, end, "padding")))
         return tuple(pairs)
     if any(":" in axis for axis in axes):

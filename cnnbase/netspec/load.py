@@ -48,7 +48,8 @@ def _parse_json(source: str, text: str):
         where = f"line {error.lineno}, column {error.colno}"
         raise SpecParseError(f"{printable(source)} is not valid JSON: {error.msg} at {where}") from None
     except RecursionError:
-        raise SpecParseError(f"{printable(source)} is not a network file: its JSON is nested thousands of levels deep") from None
+        raise SpecParseError(
+            f"{printable(source)} is not a network file: its JSON is nested thousands of levels deep") from None
     except ValueError as error:  # an int of more than 4,300 digits (Python's limit on converting them)
         raise SpecParseError(f"{printable(source)} is not a network file: {error}") from None
 
@@ -68,7 +69,8 @@ def load_network(source: str) -> Network:
     or the word; :class:`~cnnbase.limits.SizeLimitError` for a file larger than ``CNN_MAX_FILE_BYTES``.
     """
     if not isinstance(source, str):
-        raise SpecParseError(f"a network is a preset name, a .json file or a text spec; received {type(source).__name__}")
+        raise SpecParseError(
+            f"a network is a preset name, a .json file or a text spec; received {type(source).__name__}")
     if source in PRESETS:
         return PRESETS[source]
     if source.endswith(".json"):

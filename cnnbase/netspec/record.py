@@ -254,7 +254,8 @@ def _refuse_unknown_keys(kind: str, data: dict, allowed: list[str]) -> None:
     unknown = [key for key in data if key != "type" and key not in allowed]
     if unknown:
         raise SpecParseError(
-            f"{kind}: unknown key(s) {', '.join(format_value(key) for key in unknown)}; allowed keys: {', '.join(allowed)}"
+            f"{kind}: unknown key(s) {', '.join(format_value(key) for key in unknown)}; "
+            f"allowed keys: {', '.join(allowed)}"
         )
 
 
@@ -269,7 +270,8 @@ def layer_from_dict(data: dict) -> Layer:
         raise SpecParseError(f"a layer must be a JSON object with a \"type\" key; received {format_value(data)}")
     check_json_depth(data, "the layer")
     if not isinstance(data["type"], str):
-        raise SpecParseError(f"a layer's \"type\" must be a string such as \"Conv2D\"; received {format_value(data['type'])}")
+        raise SpecParseError(
+            f"a layer's \"type\" must be a string such as \"Conv2D\"; received {format_value(data['type'])}")
     by_keras_class = {cls.keras_class: kind for kind, cls in LAYER_TYPES.items()}
     kind = by_keras_class.get(data["type"], data["type"])
     if kind not in LAYER_TYPES:

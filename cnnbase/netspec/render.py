@@ -32,7 +32,8 @@ def _align(table: list[list[str]], left: set[int]) -> list[str]:
 
 def _check_summary(summary, op: str) -> None:
     if not isinstance(summary, Summary):
-        raise TypeError(f"{op}: argument `summary` must be a Summary (from summarize); received {type(summary).__name__}.")
+        raise TypeError(
+            f"{op}: argument `summary` must be a Summary (from summarize); received {type(summary).__name__}.")
 
 
 def render_table(summary: Summary) -> str:
@@ -104,7 +105,8 @@ def render_keras(summary: Summary, *, model_name: str = "sequential") -> str:
     _check_summary(summary, "render_keras")
     if not isinstance(model_name, str) or not model_name.isprintable():
         error = ValueError if isinstance(model_name, str) else TypeError
-        raise error(f"render_keras: argument `model_name` must be a printable str; received {format_value(model_name)}.")
+        raise error(
+            f"render_keras: argument `model_name` must be a printable str; received {format_value(model_name)}.")
     positions, width = [29, 55, 65], 65
     header = _keras_row(["Layer (type)", "Output Shape", "Param #"], positions)
     lines = [f'Model: "{model_name}"', "_" * width, header, "=" * width]

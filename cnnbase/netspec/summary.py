@@ -201,7 +201,8 @@ def _infer_all(layers, shape):
     steps, sees_all = [], False
     for index, (layer, name) in enumerate(zip(layers, default_names(layers)), start=1):
         if not isinstance(layer, Layer):
-            raise NetSpecError(f"layer {index}: expected a layer record (Conv2D, Dense, ...); received {format_value(layer)}")
+            raise NetSpecError(
+                f"layer {index}: expected a layer record (Conv2D, Dense, ...); received {format_value(layer)}")
         try:
             result = layer.infer(shape)
         except _DoesNotFit as error:
