@@ -26,7 +26,9 @@ from typing import ClassVar
 import numpy as np
 
 from cnnbase import netspec
+from cnnbase.checks import printable
 from cnnbase.conv import conv_geometry
+from cnnbase.limits import check_bytes, nbytes_of
 from cnnbase.dropout import GOLDEN_GAMMA, MASK64, mix64
 from cnnbase.netspec import Layer as LayerConfig
 from cnnbase.pool import pool_geometry
@@ -41,6 +43,9 @@ __all__ = [
     "Layer",
     "Pass",
     "build_layer",
+    "tensor_shapes",
+    "walk_layers",
+    "check_sizes",
     "RELU_FAMILY",
 ]
 
@@ -168,6 +173,12 @@ class Layer:
         self.output_shape: tuple[int, ...] = ()
         self._cache: tuple = ()
 
+    @classmethod
+    def tensor_shapes(cls, config, input_shape) -> dict[str, tuple[int, ...]]:
+        """The shape of every parameter and buffer a layer of ``config`` holds for samples of ``input_shape``,
+        by name; :meth:`build` allocates exactly these, after :func:`check_sizes` has checked their bytes."""
+        return {}
+
     # Subclasses implement these three; the activation is handled here once.
     def build(self, input_shape, seed: int, dtype, he: bool) -> None:
         self.input_shape = tuple(input_shape)
@@ -214,17 +225,25 @@ class _Conv(Layer):
 
     record_type = netspec.BaseConv
 
+    @classmethod
+    def tensor_shapes(cls, config, input_shape):
+        shapes = {"weight": (config.filters, input_shape[0] // config.groups) + tuple(config.kernel_size)}
+        if config.use_bias:
+            shapes["bias"] = (config.filters,)
+        return shapes
+
     def build(self, input_shape, seed, dtype, he):
         super().build(input_shape, seed, dtype, he)
         cfg = self.config
-        c_in, receptive = input_shape[0], math.prod(cfg.kernel_size)
-        shape = (cfg.filters, c_in // cfg.groups) + tuple(cfg.kernel_size)
-        fan_in, fan_out = (c_in // cfg.groups) * receptive, cfg.filters * receptive
+        shapes = self.tensor_shapes(cfg, input_shape)
+        shape = shapes["weight"]
+        receptive = math.prod(cfg.kernel_size)
+        fan_in, fan_out = shape[1] * receptive, cfg.filters * receptive
         limit = _he_limit(fan_in) if he else _glorot_limit(fan_in, fan_out)
         rng = np.random.default_rng([seed, self.index])
         self.params["weight"] = rng.uniform(-limit, limit, size=shape).astype(dtype)
         if cfg.use_bias:
-            self.params["bias"] = np.zeros(cfg.filters, dtype=dtype)
+            self.params["bias"] = np.zeros(shapes["bias"], dtype=dtype)
         # Padding, output sizes and every check, once for the layer's life (one sample stands for any batch).
         self.geometry = conv_geometry(
             f"conv{cfg.rank}d", (1,) + tuple(input_shape), shape, (cfg.filters,) if cfg.use_bias else None,
@@ -316,15 +335,22 @@ class _Dense(Layer):
 
     record_type = netspec.Dense
 
+    @classmethod
+    def tensor_shapes(cls, config, input_shape):
+        shapes = {"weight": (config.units, input_shape[0])}
+        if config.use_bias:
+            shapes["bias"] = (config.units,)
+        return shapes
 
     def build(self, input_shape, seed, dtype, he):
         super().build(input_shape, seed, dtype, he)
-        fan_in, fan_out = input_shape[0], self.config.units
+        shapes = self.tensor_shapes(self.config, input_shape)
+        fan_out, fan_in = shapes["weight"]
         limit = _he_limit(fan_in) if he else _glorot_limit(fan_in, fan_out)
         rng = np.random.default_rng([seed, self.index])
         self.params["weight"] = rng.uniform(-limit, limit, size=(fan_out, fan_in)).astype(dtype)
         if self.config.use_bias:
-            self.params["bias"] = np.zeros(fan_out, dtype=dtype)
+            self.params["bias"] = np.zeros(shapes["bias"], dtype=dtype)
 
     def _ops(self):
         return ("linear", "linear_backward")
@@ -370,10 +396,14 @@ class _BatchNorm(Layer):
 
     record_type = netspec.BatchNorm
 
+    @classmethod
+    def tensor_shapes(cls, config, input_shape):
+        channels = (input_shape[0],)
+        return {"weight": channels, "bias": channels, "running_mean": channels, "running_var": channels}
 
     def build(self, input_shape, seed, dtype, he):
         super().build(input_shape, seed, dtype, he)
-        channels = input_shape[0]
+        channels = self.tensor_shapes(self.config, input_shape)["weight"]
         self.params = {"weight": np.ones(channels, dtype=dtype), "bias": np.zeros(channels, dtype=dtype)}
         self.buffers = {"running_mean": np.zeros(channels, dtype=dtype), "running_var": np.ones(channels, dtype=dtype)}
 
@@ -539,3 +569,49 @@ def build_layers(configs, input_shape, seed: int, dtype, first_index: int = 1, p
         shape = layer.output_shape
     return layers, index
 
+
+
+# --------------------------------------------------------------------------------------------------
+# Sizes, checked before anything is allocated
+
+
+def tensor_shapes(config, input_shape) -> dict[str, tuple[int, ...]]:
+    """The parameters and buffers (by name, with their shapes) of the runtime layer of ``config``."""
+    return _runtime_class(config).tensor_shapes(config, tuple(input_shape))
+
+
+def walk_layers(configs, input_shape, *, prefix: str = "", number: int | None = None):
+    """Every layer of a network, depth first, as ``(number, config, name, input_shape, output_shape)``.
+
+    ``number`` is the layer's 1-based position in the network as ``cnn shape`` numbers it; a layer inside
+    a block has the block's number and a name that shows the path (``residual/body/conv2d``). The shapes
+    are those of one sample. Nothing is allocated: it is the plan :func:`check_sizes` checks.
+    """
+    configs, shape = list(configs), tuple(input_shape)
+    for position, (config, name) in enumerate(zip(configs, default_names(configs, prefix)), start=1):
+        own = number if number is not None else position
+        out = tuple(config.infer(shape).shape)
+        yield own, config, name, shape, out
+        if isinstance(config, netspec.Block):
+            for label, inner in config.named_branches().items():
+                yield from walk_layers(inner, shape, prefix=f"{name}/{label}/", number=own)
+        shape = out
+
+
+def _layer_label(op: str, number: int, config, name: str) -> str:
+    return f"{op}: layer {number} ({config.type} {printable(name)!r})"
+
+
+def check_sizes(configs, input_shape, dtype, *, batch_size: int | None = None, op: str = "Model") -> None:
+    """Refuse, before anything is allocated, a network one of whose arrays would exceed ``CNN_MAX_ARRAY_BYTES``
+    (:mod:`cnnbase.limits`): every parameter and buffer, and with ``batch_size`` every layer's output for a
+    batch of that many samples. The :class:`~cnnbase.limits.SizeLimitError` names the layer (number, type,
+    name), the array and its shape, the bytes it needs and the limit."""
+    itemsize = np.dtype(dtype).itemsize
+    for number, config, name, in_shape, out_shape in walk_layers(configs, input_shape):
+        label = _layer_label(op, number, config, name)
+        for tensor, shape in tensor_shapes(config, in_shape).items():
+            check_bytes(nbytes_of(shape, itemsize), what=f"{label}: its {tensor} of shape {shape}")
+        if batch_size is not None:
+            shape = (batch_size,) + out_shape
+            check_bytes(nbytes_of(shape, itemsize), what=f"{label}: its output for a batch of {batch_size}, {shape}")

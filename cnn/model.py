@@ -16,11 +16,14 @@ from __future__ import annotations
 
 import importlib
 import math
+from collections.abc import Mapping
 
 import numpy as np
 
 from cnnbase import netspec
-from cnnbase.checks import invalid
+from cnnbase.checks import check_int, invalid, is_int, printable
+from cnnbase.limits import SizeLimitError, check_bytes, nbytes_of
+from cnnbase.netspec import brief_value, format_value
 
 from . import layers as L
 from .files import CheckpointError, load_archive, save_archive
@@ -30,17 +33,74 @@ __all__ = ["ENGINES", "get_engine", "Model", "load_model"]
 #: Engine modules a model can run on.
 ENGINES = ("fastcnn", "refcnn")
 
+#: The float types a model computes in.
+DTYPES = ("float32", "float64")
+
+#: Seeds are 64-bit (:func:`cnn.layers.derive_seed` works modulo 2**64): a larger one would only alias a
+#: smaller one, and one of thousands of digits could not even be written to the model file.
+SEED_LIMIT = 2**64
+
 _LOSS_OPS = ("cross_entropy", "cross_entropy_backward", "softmax")
 _FORMAT = "cnn-model-1"
 
+#: The keys of a model configuration (:meth:`Model.config`): required, then optional.
+_CONFIG_KEYS = ("format", "input_shape", "layers", "dtype", "seed")
+_OPTIONAL_CONFIG_KEYS = ("name", "frozen")
+
 
 def get_engine(engine="fastcnn"):
-    """The engine module for a name (``'fastcnn'`` or ``'refcnn'``), or a module given as is."""
-    if not isinstance(engine, str):
-        return engine
-    if engine not in ENGINES:
-        raise ValueError(invalid("Model", "engine", f"one of {ENGINES}", engine))
-    return importlib.import_module(engine)
+    """The engine module for a name (``'fastcnn'`` or ``'refcnn'``), or an engine module given as is (anything
+    with the engines' ``softmax``; tests pass stand-ins)."""
+    if isinstance(engine, str):
+        if engine not in ENGINES:
+            raise ValueError(invalid("Model", "engine", f"one of {ENGINES}", brief_value(engine)))
+        return importlib.import_module(engine)
+    if not callable(getattr(engine, "softmax", None)):
+        raise TypeError(invalid("Model", "engine", f"one of {ENGINES} or an engine module", brief_value(engine)))
+    return engine
+
+
+def _check_seed(seed) -> int:
+    """A seed is an int in [0, 2**64): 1.5 is not silently 1, and True is not 1."""
+    expected = "a non-negative int below 2**64"
+    if not is_int(seed):
+        raise TypeError(invalid("Model", "seed", expected, brief_value(seed)))
+    if not 0 <= seed < SEED_LIMIT:
+        raise ValueError(invalid("Model", "seed", expected, brief_value(seed)))
+    return int(seed)
+
+
+def _check_dtype(dtype) -> np.dtype:
+    """``'float32'``/``'float64'`` or their NumPy types; ``None`` is refused (NumPy would read it as float64)."""
+    expected = "'float32' or 'float64'"
+    try:
+        resolved = np.dtype(dtype) if dtype is not None else None
+    except (TypeError, ValueError):
+        resolved = None
+    if resolved is None or resolved.name not in DTYPES:
+        error = ValueError if isinstance(dtype, str) else TypeError
+        raise error(invalid("Model", "dtype", expected, brief_value(dtype)))
+    return resolved
+
+
+def _check_model_name(name) -> str:
+    if not isinstance(name, str) or not name or not name.isprintable() or len(name) > 200:
+        raise (ValueError if isinstance(name, str) else TypeError)(
+            invalid("Model", "name", "a non-empty printable str of at most 200 characters", brief_value(name)))
+    return name
+
+
+def _layer_records(layers):
+    """The layer records of what :class:`Model` is given, refusing anything that is none (before any work)."""
+    if isinstance(layers, str):
+        return netspec.parse_spec(layers)
+    if not isinstance(layers, (list, tuple)):
+        raise TypeError(invalid("Model", "layers", "a list of layer records, a text spec or a Network",
+                                brief_value(layers)))
+    if not layers:
+        raise netspec.NetSpecError("Model: the network has no layers; a classifier needs at least one "
+                                   "(for example [Flatten(), Dense(10)])")
+    return list(layers)
 
 
 def _engine_name(engine) -> str:
@@ -65,23 +125,26 @@ class Model:
 
     def __init__(self, layers, input_shape=None, *, engine="fastcnn", seed: int = 0, dtype="float32",
                  name: str = "sequential"):
-        if isinstance(layers, str):
-            layers = netspec.parse_spec(layers)
         if isinstance(layers, netspec.Network):
             input_shape = input_shape if input_shape is not None else layers.input_shape
             layers = layers.layers
+        self.configs = _layer_records(layers)
         if input_shape is None:
             raise netspec.NetSpecError("Model: the network has no input shape; give one, e.g. input_shape=(1, 28, 28)")
-        self.dtype = np.dtype(dtype)
-        if self.dtype not in (np.float32, np.float64):
-            raise ValueError(invalid("Model", "dtype", "'float32' or 'float64'", dtype))
+        # Every argument is checked before any work, and every array's size before any is allocated.
+        self.dtype = _check_dtype(dtype)
         self.engine = get_engine(engine)
-        self.seed = int(seed)
-        self.name = name
-        self.configs = list(layers)
+        self.seed = _check_seed(seed)
+        self.name = _check_model_name(name)
         self.input_shape = tuple(int(n) for n in netspec.summarize(self.configs, input_shape).input_shape)
+        L.check_sizes(self.configs, self.input_shape, self.dtype)
+        self._largest_output = max(
+            ((L._layer_label("Model.forward", number, config, name), out)
+             for number, config, name, _, out in L.walk_layers(self.configs, self.input_shape)),
+            key=lambda item: math.prod(item[1]))
         self.layers, _ = L.build_layers(self.configs, self.input_shape, self.seed, self.dtype)
         self.output_activation = self._take_final_softmax()
+        self._last_logits_shape = None  # the shape of the last forward pass's logits; backward goes back through it
 
     def _take_final_softmax(self) -> str | None:
         last = self.layers[-1]
@@ -100,11 +163,13 @@ class Model:
         return out
 
     def get_layer(self, name: str) -> L.Layer:
+        """The runtime layer named ``name`` (a block's inner layers as ``residual/body/conv2d``); ``KeyError``
+        naming the layers when there is none."""
         for layer in self.all_layers():
             if layer.name == name:
                 return layer
         names = ", ".join(layer.name for layer in self.all_layers())
-        raise KeyError(f"no layer named {name!r}; layers: {names}")
+        raise KeyError(f"no layer named {format_value(name)}; layers: {names}")
 
     def freeze(self, *names: str) -> None:
         """Mark layers not trainable: no updates, and their batch norm uses its running statistics."""
@@ -135,6 +200,16 @@ class Model:
             )
 
     # ------------------------------------------------------------------ computation
+    def check_batch_size(self, batch_size: int) -> None:
+        """Refuse a batch for which an activation of this model would exceed ``CNN_MAX_ARRAY_BYTES``
+        (:class:`~cnnbase.limits.SizeLimitError` naming the layer); :meth:`forward` checks every batch."""
+        n = check_int(batch_size, "batch_size", "Model.check_batch_size", minimum=0)
+        shape = (n,) + self.input_shape
+        check_bytes(nbytes_of(shape, self.dtype.itemsize), what=f"Model.forward: the input as {self.dtype}, {shape}")
+        label, out = self._largest_output
+        shape = (n,) + out
+        check_bytes(nbytes_of(shape, self.dtype.itemsize), what=f"{label}: its output for a batch of {n}, {shape}")
+
     def _check_input(self, x, op: str) -> np.ndarray:
         if not isinstance(x, np.ndarray) or x.dtype.kind != "f":
             kind = f"dtype {x.dtype}" if isinstance(x, np.ndarray) else type(x).__name__
@@ -142,23 +217,36 @@ class Model:
         if x.shape[1:] != self.input_shape or x.ndim != len(self.input_shape) + 1:
             expected = "(N, " + ", ".join(map(str, self.input_shape)) + ")"
             raise ValueError(f"{op}: argument `x` must have shape {expected} for this model; received shape {x.shape}.")
+        self.check_batch_size(len(x))
         return np.ascontiguousarray(x, dtype=self.dtype)
 
     def forward(self, x: np.ndarray, *, training: bool = False, step: int = 0) -> np.ndarray:
-        """Logits ``(N, classes)``: every layer in order, without a final softmax.
+        """Logits ``(N, classes)``: every layer in order, without a final softmax. ``N = 0`` gives ``(0, classes)``.
 
-        ``training`` turns on dropout and batch statistics; ``step`` (the global step) seeds dropout.
+        ``training`` turns on dropout and batch statistics; ``step`` (the global step, a non-negative int)
+        seeds dropout. NaN or inf in ``x`` are computed with, not refused: they show in the logits.
         """
         x = self._check_input(x, "Model.forward")
-        ctx = L.Pass(self.engine, bool(training), self.dtype, self.seed, int(step))
+        step = check_int(step, "step", "Model.forward", minimum=0)
+        ctx = L.Pass(self.engine, bool(training), self.dtype, self.seed, step)
         for layer in self.layers:
             x = layer.forward(x, ctx)
+        self._last_logits_shape = x.shape
         return x
 
     def backward(self, grad_logits: np.ndarray) -> np.ndarray:
         """Back-propagate the gradient of the loss with respect to the logits of the last forward pass;
         fills every layer's ``grads`` and returns the gradient with respect to the input."""
-        grad = grad_logits
+        if self._last_logits_shape is None:
+            raise RuntimeError("Model.backward: there is no forward pass to go back through; call forward(x) first")
+        if not isinstance(grad_logits, np.ndarray) or grad_logits.dtype.kind != "f":
+            kind = f"dtype {grad_logits.dtype}" if isinstance(grad_logits, np.ndarray) else type(grad_logits).__name__
+            raise TypeError(
+                f"Model.backward: argument `grad_logits` must be a numpy.ndarray of floats; received {kind}.")
+        if grad_logits.shape != self._last_logits_shape:
+            raise ValueError(f"Model.backward: argument `grad_logits` must have the shape of the last forward pass's "
+                             f"logits, {self._last_logits_shape}; received shape {grad_logits.shape}.")
+        grad = np.ascontiguousarray(grad_logits, dtype=self.dtype)
         for layer in reversed(self.layers):
             grad = layer.backward(grad)
         return grad
@@ -187,31 +275,35 @@ class Model:
         return arrays
 
     def load_state_arrays(self, arrays: dict[str, np.ndarray], source: str = "the file") -> None:
-        """Copy arrays into the model after checking that every name and shape matches; the error names
-        the layer (with its type) that differs. Nothing is changed unless everything matches."""
+        """Copy arrays into the model after checking that every name, shape and dtype matches and every value
+        is finite; the :class:`CheckpointError` names ``source`` and the layer (with its type) that differs.
+        Nothing is changed unless everything matches.
+
+        Refused: a missing or an extra ``param/``/``buffer/`` array, a shape other than the model's, a dtype that
+        is not a float (int, bool, complex, object, strings), and NaN or inf (a model file holds the weights of
+        a run that had not diverged; loading NaN would only make every later prediction NaN)."""
+        if not isinstance(arrays, Mapping):
+            raise TypeError(f"load_state_arrays: argument `arrays` must be a dict of numpy arrays by name; "
+                            f"received {type(arrays).__name__}.")
         expected = self.state_arrays()
         by_layer = {layer.name: layer for layer in self.all_layers()}
+        converted = {}
         for key, value in expected.items():
             kind, _, rest = key.partition("/")
             layer_name, _, array_name = rest.rpartition("/")
-            layer = by_layer[layer_name]
-            where = f"layer {layer_name!r} ({layer.config.type})"
+            where = f"layer {layer_name!r} ({by_layer[layer_name].config.type})"
             if key not in arrays:
                 raise CheckpointError(f"{source} has no {kind} {array_name!r} for {where}")
-            if arrays[key].shape != value.shape:
-                raise CheckpointError(
-                    f"{where}: {kind} {array_name!r} has shape {arrays[key].shape} in {source}; "
-                    f"this model needs {value.shape}"
-                )
-            if arrays[key].dtype.kind != "f":
-                raise CheckpointError(f"{where}: {kind} {array_name!r} in {source} has dtype {arrays[key].dtype}, not float")
+            converted[key] = _state_array(arrays[key], value.shape, self.dtype, f"{where}: {kind} {array_name!r}",
+                                          source)
         extra = sorted(set(arrays) - set(expected))
         if extra:
-            raise CheckpointError(f"{source} has arrays this model lacks: {', '.join(extra[:5])}")
+            listing = ", ".join(format_value(key) for key in extra[:5])
+            raise CheckpointError(f"{source} has arrays this model lacks: {listing}")
         for layer in self.all_layers():
             for kind, store in (("param", layer.params), ("buffer", layer.buffers)):
                 for name in store:
-                    store[name] = np.array(arrays[f"{kind}/{layer.name}/{name}"], dtype=self.dtype)
+                    store[name] = converted[f"{kind}/{layer.name}/{name}"]
 
     # ------------------------------------------------------------------ configuration and files
     def config(self) -> dict:
@@ -228,12 +320,42 @@ class Model:
 
     @classmethod
     def from_config(cls, config: dict, *, engine="fastcnn") -> "Model":
+        """The model of a configuration written by :meth:`config`. A configuration that is not one (not a
+        dict, another format, a missing or unknown key, a value of the wrong type, a ``frozen`` name that is
+        no layer) raises :class:`CheckpointError` naming the key; a value the model refuses raises the error
+        of :class:`Model` (``NetSpecError``, ``TypeError``/``ValueError``, ``SizeLimitError``)."""
+        engine = get_engine(engine)
         if not isinstance(config, dict) or config.get("format") != _FORMAT:
-            raise CheckpointError(f"not a model configuration (format {_FORMAT!r}); received keys {sorted(config)[:6]}")
-        layers = [L.layer_from_dict(item) for item in config["layers"]]
-        model = cls(layers, tuple(config["input_shape"]), engine=engine, seed=config["seed"], dtype=config["dtype"],
+            got = (f"keys {format_value(sorted(map(str, config))[:6])}" if isinstance(config, dict)
+                   else _json_kind(config))
+            raise CheckpointError(f"not a model configuration (format {_FORMAT!r}); received {got}")
+        missing = [key for key in _CONFIG_KEYS if key not in config]
+        unknown = sorted(map(str, set(config) - set(_CONFIG_KEYS) - set(_OPTIONAL_CONFIG_KEYS)))
+        if missing or unknown:
+            problem = (f"lacks the key(s) {', '.join(missing)}" if missing
+                       else f"has unknown key(s) {format_value(unknown)}")
+            raise CheckpointError(f"the model configuration {problem}; its keys are {', '.join(_CONFIG_KEYS)} "
+                                  f"and optionally {', '.join(_OPTIONAL_CONFIG_KEYS)}")
+        netspec.check_json_depth(config, "the model configuration")
+        layers, frozen = config["layers"], config.get("frozen", [])
+        for key, value in (("layers", layers), ("input_shape", config["input_shape"]), ("frozen", frozen)):
+            if not isinstance(value, list):
+                raise CheckpointError(
+                    f"the model configuration's `{key}` must be a list; received {format_value(value)}")
+        records = []
+        for index, item in enumerate(layers, start=1):
+            try:
+                records.append(L.layer_from_dict(item))
+            except (ValueError, TypeError) as error:
+                raise CheckpointError(f"layer {index} of the model configuration: {error}") from None
+        model = cls(records, tuple(config["input_shape"]), engine=engine, seed=config["seed"], dtype=config["dtype"],
                     name=config.get("name", "sequential"))
-        model.freeze(*config.get("frozen", []))
+        names = {layer.name for layer in model.all_layers()}
+        strange = [name for name in frozen if name not in names]
+        if strange:
+            raise CheckpointError(f"the model configuration's `frozen` names {format_value(strange[0])}, which is "
+                                  f"no layer of the model (layers: {', '.join(sorted(names))})")
+        model.freeze(*frozen)
         return model
 
     def save(self, path) -> None:
@@ -241,9 +363,10 @@ class Model:
         save_archive(path, self.state_arrays(), {"model": self.config()})
 
     def load_weights(self, path) -> None:
-        """Load the arrays of a file written by :meth:`save` (or a checkpoint) into this model."""
-        arrays, document = load_archive(path)
-        self.load_state_arrays({k: v for k, v in arrays.items() if k.startswith(("param/", "buffer/"))}, str(path))
+        """Load the arrays of a file written by :meth:`save` (or a checkpoint) into this model; every problem
+        with the file is a :class:`CheckpointError` naming it (:meth:`load_state_arrays`)."""
+        arrays, _ = _read_archive(path)
+        self.load_state_arrays(_state_arrays_of(arrays), printable(path))
 
     # ------------------------------------------------------------------ training front end
     def fit(self, x, y, **kwargs):
@@ -266,14 +389,71 @@ class Model:
         return sum(math.prod(layer.params[p].shape) for _, layer, p in self.parameters())
 
 
+def _state_array(value, shape: tuple, dtype: np.dtype, what: str, source: str) -> np.ndarray:
+    """One parameter or buffer read from ``source`` as a new array of the model's ``dtype``: it must be an array
+    of ``shape``, of floats, and every value finite once converted (1e300 is inf as float32)."""
+    if not isinstance(value, np.ndarray):
+        raise CheckpointError(f"{what} in {source} is of type {type(value).__name__}, not an array")
+    if value.shape != shape:
+        raise CheckpointError(f"{what} has shape {value.shape} in {source}; this model needs {shape}")
+    if value.dtype.kind != "f":
+        raise CheckpointError(f"{what} in {source} has dtype {value.dtype}, not float")
+    with np.errstate(over="ignore"):
+        array = np.array(value, dtype=dtype)
+    finite = np.isfinite(array)
+    if not finite.all():
+        bad = array.size - int(np.count_nonzero(finite))
+        raise CheckpointError(f"{what} in {source} holds {bad} NaN or infinite value(s) as {dtype}; a model's "
+                              "weights are finite (was it saved after training diverged?)")
+    return array
+
+
+def _json_kind(value) -> str:
+    """How a JSON value that should have been an object is named in a message: ``a list``, ``null``, ..."""
+    if value is None:
+        return "null"
+    return {list: "a list", str: "a string", bool: "a boolean", int: "a number", float: "a number"}.get(
+        type(value), f"a {type(value).__name__}")
+
+
+def _state_arrays_of(arrays: dict) -> dict:
+    """The model's arrays among an archive's (a checkpoint also holds the optimizer's)."""
+    return {k: v for k, v in arrays.items() if k.startswith(("param/", "buffer/"))}
+
+
+def _read_archive(path) -> tuple[dict, dict]:
+    """:func:`cnn.files.load_archive`, with the JSON documents Python's reader cannot take (nested thousands
+    deep, an int of thousands of digits) turned into the :class:`CheckpointError` it raises for the others."""
+    try:
+        return load_archive(path)
+    except CheckpointError:
+        raise
+    except RecursionError:
+        raise CheckpointError(f"{printable(path)}: its JSON document is nested thousands of levels deep") from None
+    except ValueError as error:
+        raise CheckpointError(f"{printable(path)}: its JSON document cannot be read: {error}") from None
+
+
 def load_model(path, *, engine="fastcnn") -> Model:
-    """A model from a file written by :meth:`Model.save` (or a training checkpoint)."""
-    arrays, document = load_archive(path)
-    if "model" not in document:
-        raise CheckpointError(f"{path} holds no model configuration (JSON keys: {sorted(document)})")
+    """A model from a file written by :meth:`Model.save` (or a training checkpoint).
+
+    Every problem with the file raises :class:`CheckpointError` naming it and what is wrong (not an archive,
+    no model configuration, a configuration the model refuses, arrays that do not match or are not finite);
+    a model whose arrays would exceed ``CNN_MAX_ARRAY_BYTES`` raises :class:`~cnnbase.limits.SizeLimitError`
+    naming the file and the layer. A bad ``engine`` is the caller's mistake: ``TypeError``/``ValueError``.
+    """
+    engine = get_engine(engine)  # before the file, so that the caller's mistake is not reported as the file's
+    source = printable(path)
+    arrays, document = _read_archive(path)
+    if not isinstance(document, dict) or "model" not in document:
+        got = f"has keys {format_value(sorted(map(str, document))[:6])}" if isinstance(document, dict) else \
+            f"is {_json_kind(document)}"
+        raise CheckpointError(f"{source} holds no model configuration (its JSON document {got})")
     try:
         model = Model.from_config(document["model"], engine=engine)
-    except (netspec.NetSpecError, KeyError, TypeError) as error:
-        raise CheckpointError(f"{path}: its model configuration cannot be built: {error}") from None
-    model.load_state_arrays({k: v for k, v in arrays.items() if k.startswith(("param/", "buffer/"))}, str(path))
+    except SizeLimitError as error:
+        raise SizeLimitError(f"{source}: {error}") from None
+    except (netspec.NetSpecError, CheckpointError, TypeError, ValueError, KeyError, RecursionError) as error:
+        raise CheckpointError(f"{source}: its model configuration cannot be built: {error}") from None
+    model.load_state_arrays(_state_arrays_of(arrays), source)
     return model

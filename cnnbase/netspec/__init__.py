@@ -22,7 +22,8 @@ of ``specs/counting.md``. Layers are numbered from 1, as ``cnn shape`` prints th
 The modules, bottom up; each imports only modules listed before it (and the rest of :mod:`cnnbase`):
 
 * ``errors``: :class:`NetSpecError`, :class:`SpecParseError`;
-* ``formats``: how shapes, counts and byte sizes are written (:func:`format_count`, :func:`format_bytes`);
+* ``formats``: how shapes, counts and byte sizes are written (:func:`format_count`, :func:`format_bytes`), and
+  values read from files in messages, cut short (:func:`format_value`, :func:`brief_value`);
 * ``record``: the base :class:`Layer`, the registry :data:`LAYER_TYPES`, :class:`Inferred`, the canonical
   forms of arguments, the JSON round trip (:func:`layer_from_dict`);
 * ``layers``: the layer types (:class:`Conv2D`, :class:`MaxPool2D`, :class:`Dense`, ...) and the shape
@@ -53,8 +54,10 @@ Outside the package: the spec (``specs/netspec.md``), the runtime layer in :mod:
 # Imported floor by floor, bottom up: the layer types register themselves in LAYER_TYPES as their modules
 # are imported, so this order (layers before blocks) is the order of LAYER_TYPES.
 from .errors import NetSpecError, SpecParseError
-from .formats import format_bytes, format_count
-from .record import ACTIVATIONS, LAYER_TYPES, Inferred, Layer, layer_from_dict
+from .formats import brief_value, format_bytes, format_count, format_value
+from .record import (
+    ACTIVATIONS, LARGEST_INT, LAYER_TYPES, MAX_JSON_DEPTH, Inferred, Layer, check_json_depth, layer_from_dict,
+)
 from . import layers as _layers
 from .layers import *  # noqa: F401,F403  (every record, by layers.__all__)
 from .summary import Row, Summary, default_names, summarize
@@ -76,6 +79,9 @@ __all__ = [
     "Inferred",
     "LAYER_TYPES",
     "layer_from_dict",
+    "check_json_depth",
+    "LARGEST_INT",
+    "MAX_JSON_DEPTH",
     "default_names",
     "Network",
     "Row",
@@ -88,6 +94,8 @@ __all__ = [
     "PRESETS",
     "format_count",
     "format_bytes",
+    "format_value",
+    "brief_value",
     "render_table",
     "render_keras",
     "render_csv",

@@ -19,22 +19,27 @@ from typing import ClassVar
 from ..checks import invalid
 from ..shapes import SPATIAL_AXES
 from .errors import NetSpecError, SpecParseError, _DoesNotFit
-from .formats import _shape_text
+from .formats import brief_value, _shape_text, format_value
 from .record import Inferred, Layer, _check_activation, _refuse_unknown_keys, _set, layer_from_dict
 
 #: The block types and their registry; a new block type adds its name here.
-__all__ = ["Block", "Residual", "Concat", "BLOCK_TYPES"]
+__all__ = ["Block", "Residual", "Concat", "BLOCK_TYPES", "MAX_NESTING"]
 from .summary import Summary, _infer_all, summarize
 
 #: The block types by their name in JSON and in ``Row.type``, in the order the classes are defined
 #: (:meth:`Block.__init_subclass__` fills it).
 BLOCK_TYPES: dict[str, type] = {}
 
+#: How many blocks may nest inside one another: far more than any network needs, and few enough that the
+#: walks over a block's paths (shape inference, building, forward and backward) stay far from Python's
+#: recursion limit.
+MAX_NESTING = 32
+
 
 def _layers_tuple(value, what: str, op: str) -> tuple:
     items = tuple(value) if isinstance(value, (list, tuple)) else None
     if items is None or not all(isinstance(item, Layer) for item in items):
-        raise TypeError(f"{op}: argument `{what}` must be a list of layer records; received {value!r}.")
+        raise TypeError(f"{op}: argument `{what}` must be a list of layer records; received {format_value(value)}.")
     return items
 
 
@@ -75,6 +80,18 @@ class Block(Layer):
         """The paths by label, in order (``{"body": ..., "shortcut": ...}``); the labels name the
         runtime layers inside the block (``residual/body/conv2d``)."""
         raise NotImplementedError  # pragma: no cover - every block overrides it
+
+    def nesting(self) -> int:
+        """How many blocks deep this one goes: 1, plus the deepest block inside it."""
+        inner = [layer.nesting() for layers in self.named_branches().values() for layer in layers
+                 if isinstance(layer, Block)]
+        return 1 + max(inner, default=0)
+
+    def _check_shared(self):
+        super()._check_shared()
+        if self.nesting() > MAX_NESTING:
+            raise ValueError(
+                f"{self.type}: blocks nest more than {MAX_NESTING} deep inside it; a network needs far fewer")
 
     def branch_summaries(self, input_shape, **kwargs) -> dict[str, Summary]:
         """A :class:`Summary` of each path, from the block's input shape (``summarize``'s keywords)."""
@@ -149,13 +166,13 @@ class Block(Layer):
         """The block from its JSON form (:meth:`to_dict`); nested layers through :func:`layer_from_dict`."""
         layer = layer_from_dict(data)
         if not isinstance(layer, cls):
-            raise SpecParseError(f"expected a {cls.type} layer; received type {data.get('type')!r}")
+            raise SpecParseError(f"expected a {cls.type} layer; received type {format_value(data.get('type'))}")
         return layer
 
 
 def _branch_from_json(kind: str, items, what: str) -> list:
     if not isinstance(items, list):
-        raise SpecParseError(f"{kind}: `{what}` must be a list of layers; received {items!r}")
+        raise SpecParseError(f"{kind}: `{what}` must be a list of layers; received {format_value(items)}")
     layers = []
     for number, item in enumerate(items, start=1):
         try:
@@ -190,7 +207,7 @@ class Residual(Block):
         if not self.body:
             raise ValueError(invalid(self.type, "body", "at least one layer", []))
         _check_activation(self.activation, self.type)
-        self._check_name()
+        self._check_shared()
 
     def named_branches(self) -> dict[str, tuple]:
         return {"body": self.body, "shortcut": self.shortcut}
@@ -220,7 +237,7 @@ class Residual(Block):
     @classmethod
     def _from_paths_json(cls, data: dict) -> "Residual":
         if "body" not in data:
-            raise SpecParseError(f"Residual: needs the key body; received {data!r}")
+            raise SpecParseError(f"Residual: needs the key body; received {format_value(data)}")
         return cls(
             _branch_from_json(cls.type, data["body"], "body"),
             _branch_from_json(cls.type, data.get("shortcut", []), "shortcut"),
@@ -245,9 +262,9 @@ class Concat(Block):
         raw = self.branches
         if not isinstance(raw, (list, tuple)) or len(raw) < 2:
             expected = "a list of at least 2 branches (each a list of layer records)"
-            raise ValueError(invalid(self.type, "branches", expected, raw))
+            raise ValueError(invalid(self.type, "branches", expected, brief_value(raw)))
         _set(self, "branches", tuple(_layers_tuple(b, "branches", self.type) for b in raw))
-        self._check_name()
+        self._check_shared()
 
     def named_branches(self) -> dict[str, tuple]:
         return {f"branch{i}": layers for i, layers in enumerate(self.branches)}
@@ -272,6 +289,7 @@ class Concat(Block):
     @classmethod
     def _from_paths_json(cls, data: dict) -> "Concat":
         if "branches" not in data or not isinstance(data["branches"], list):
-            raise SpecParseError(f"Concat: needs the key branches (a list of lists of layers); received {data!r}")
+            raise SpecParseError(
+                f"Concat: needs the key branches (a list of lists of layers); received {format_value(data)}")
         branches = [_branch_from_json(cls.type, b, f"branch{i}") for i, b in enumerate(data["branches"])]
         return cls(branches, name=data.get("name"))

@@ -1,7 +1,8 @@
 """How the package writes numbers, in one place so that messages, the text grammar and the tables agree.
 
 Shapes as ``1x28x28``; per-axis ints as ``3`` when every axis agrees and ``3x5`` when not; counts with
-thousands separators (``225,034``); byte sizes in binary units (``879.04 KiB``).
+thousands separators (``225,034``); byte sizes in binary units (``879.04 KiB``); a value read from a file or a
+spec, in a message, as its repr cut short (:func:`format_value`), since a hostile one can be megabytes long.
 """
 
 from __future__ import annotations
@@ -13,13 +14,15 @@ def format_count(n: int) -> str:
 
 
 def format_bytes(n: int) -> str:
-    """Binary units: ``900136`` -> ``'879.04 KiB'``."""
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{n} B" if unit == "B" else f"{value:.2f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
+    """Binary units: ``900136`` -> ``'879.04 KiB'``; past a million EiB in scientific form (``'3.4e+09 EiB'``),
+    so that the memory of an absurd network, which ``cnn shape`` still computes, stays short."""
+    if n < 1024:
+        return f"{n} B"
+    units = ("KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
+    exponent = min(len(units), (int(n).bit_length() - 1) // 10)  # the largest unit not above n
+    value = n / 1024**exponent  # exact int division would not fit a float past 2**1024; n is far below it
+    unit = units[exponent - 1]
+    return f"{value:.2f} {unit}" if value < 1e6 else f"{value:.2g} {unit}"
 
 
 def _shape_text(shape) -> str:
@@ -31,3 +34,31 @@ def _ints_text(values) -> str:
     """``(3, 3)`` -> ``'3'``, ``(3, 5)`` -> ``'3x5'``."""
     values = values if isinstance(values, tuple) else (values,)
     return str(values[0]) if len(set(values)) == 1 else "x".join(map(str, values))
+
+
+def format_value(value, width: int = 80) -> str:
+    """``repr(value)`` for a message, cut to about ``width`` characters (``...`` marks the cut).
+
+    A value read from a hostile file can be megabytes long, and an int of more than 4,300 digits cannot be
+    printed at all (Python refuses to convert it), so every value a message echoes from a file or a spec
+    goes through here."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+        return f"<an int of {value.bit_length()} bits>"
+    try:
+        text = repr(value)
+    except (ValueError, RecursionError):  # a container holding an unprintable int, or nested too deep
+        return f"<a {type(value).__name__} too large to show>"
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+class _Cut(str):
+    """A value's text that :func:`cnnbase.checks.invalid` shows as is (its ``repr`` is itself)."""
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+def brief_value(value, width: int = 80):
+    """``value`` itself when its repr is short (so that ``invalid()`` shows it as always), else its cut text."""
+    text = format_value(value, width)
+    return value if not text.endswith("...") and not text.startswith("<") else _Cut(text)

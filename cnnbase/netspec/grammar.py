@@ -18,11 +18,11 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from .. import shapes
-from ..checks import is_int
+from ..checks import invalid, is_int
 from ..padding import PADDING_MODES
 from .errors import NetSpecError, SpecParseError
-from .formats import _ints_text
-from .record import ACTIVATIONS, LAYER_TYPES, Layer
+from .formats import _ints_text, brief_value, format_value
+from .record import ACTIVATIONS, LAYER_TYPES, LARGEST_INT, Layer
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ class _Form:
       numeric options glued to it (``k3s2`` in ``conv32k3s2``);
     * ``write``: ``(layer, word) -> (head, option words)``, defaults left out;
     * ``hint``: how the message for an unknown head word names this one (``conv<filters>``);
-    * ``main``, ``read``: the argument the main number sets and ``(word, text) -> value`` reading it;
+    * ``main``, ``read``: the argument the main number sets and ``(word, text, main) -> value`` reading it;
     * ``letters``: numeric option letters that set another argument than :data:`_LETTER_KEYS` says;
     * ``needs``: arguments the layer cannot be read without, each with how to write it.
     """
@@ -58,7 +58,7 @@ class _Form:
     write: Callable[[Layer, str], tuple[str, list[str]]]
     hint: str
     main: str | None = None
-    read: Callable[[_Word, str], object] | None = None
+    read: Callable[[_Word, str, str], object] | None = None
     letters: dict[str, str] = field(default_factory=dict)
     needs: dict[str, str] = field(default_factory=dict)
     pattern: re.Pattern = field(init=False, repr=False, compare=False)  # ``head``, compiled
@@ -71,33 +71,42 @@ class _Form:
 # Reading a main number, and writing a layer back
 
 
+def _int(word: _Word, digits: str, what: str) -> int:
+    """The int of a run of ASCII digits, refused beyond :data:`LARGEST_INT` before it is converted (Python
+    refuses to convert more than 4,300 digits, and no size needs more than 19)."""
+    if len(digits) > 19 or int(digits) > LARGEST_INT:
+        shown = digits if len(digits) <= 24 else digits[:21] + "..."
+        raise _BadWord(word, f"{what} {shown} is larger than the largest size, 2**63-1")
+    return int(digits)
+
+
 def _ints(word: _Word, value: str, what: str) -> tuple[int, ...]:
     parts = value.split("x")
-    if not all(p.isdigit() for p in parts):
-        raise _BadWord(word, f"{what} must be ints joined by 'x' (3 or 3x5); received {value!r}")
-    return tuple(int(p) for p in parts)
+    if not all(p.isascii() and p.isdigit() for p in parts):
+        raise _BadWord(word, f"{what} must be ints joined by 'x' (3 or 3x5); received {format_value(value)}")
+    return tuple(_int(word, p, what) for p in parts)
 
 
 def _one_or_tuple(values: tuple[int, ...]):
     return values[0] if len(values) == 1 else values
 
 
-def _read_int(word: _Word, number: str) -> int:
-    return int(number)
+def _read_int(word: _Word, number: str, what: str) -> int:
+    return _int(word, number, what)
 
 
-def _read_pool_size(word: _Word, number: str):
-    return _one_or_tuple(_ints(word, number, "pool size"))
+def _read_pool_size(word: _Word, number: str, what: str):
+    return _one_or_tuple(_ints(word, number, what))
 
 
-def _read_rate(word: _Word, number: str) -> float:
+def _read_rate(word: _Word, number: str, what: str) -> float:
     try:
         return float(number)
     except ValueError:
-        raise _BadWord(word, f"dropout needs a rate such as dropout0.5; received {number!r}") from None
+        raise _BadWord(word, f"dropout needs a rate such as dropout0.5; received {format_value(number)}") from None
 
 
-def _read_name(word: _Word, name: str) -> str:
+def _read_name(word: _Word, name: str, what: str) -> str:
     return name
 
 
@@ -194,24 +203,25 @@ _KERNEL = {"kernel_size": "a kernel size: k3 or k3x5 (for example conv32k3)"}
 _FORMS = {
     form.type: form
     for form in (
-        _Form("Conv2D", "conv", r"conv(?:2d)?(\d+)" + _CONV_GLUED, _write_conv, "conv<filters>",
+        _Form("Conv2D", "conv", r"conv(?:2d)?([0-9]+)" + _CONV_GLUED, _write_conv, "conv<filters>",
               main="filters", read=_read_int, needs=_KERNEL),
-        _Form("Conv1D", "conv1d", r"conv1d(\d+)" + _CONV_GLUED, _write_conv, "conv1d<filters>",
+        _Form("Conv1D", "conv1d", r"conv1d([0-9]+)" + _CONV_GLUED, _write_conv, "conv1d<filters>",
               main="filters", read=_read_int, needs=_KERNEL),
-        _Form("MaxPool2D", "maxpool", r"maxpool(?:2d)?(\d+(?:x\d+)?)" + _POOL_GLUED, _write_pool, "maxpool<size>",
+        _Form("MaxPool2D", "maxpool", r"maxpool(?:2d)?([0-9]+(?:x[0-9]+)?)" + _POOL_GLUED, _write_pool, "maxpool<size>",
               main="pool_size", read=_read_pool_size, letters=_POOL_LETTERS),
-        _Form("AvgPool2D", "avgpool", r"avgpool(?:2d)?(\d+(?:x\d+)?)" + _POOL_GLUED, _write_avg_pool, "avgpool<size>",
+        _Form("AvgPool2D", "avgpool", r"avgpool(?:2d)?([0-9]+(?:x[0-9]+)?)" + _POOL_GLUED, _write_avg_pool,
+              "avgpool<size>",
               main="pool_size", read=_read_pool_size, letters=_POOL_LETTERS),
-        _Form("MaxPool1D", "maxpool1d", r"maxpool1d(\d+)" + _POOL_GLUED, _write_pool, "maxpool1d<size>",
+        _Form("MaxPool1D", "maxpool1d", r"maxpool1d([0-9]+)" + _POOL_GLUED, _write_pool, "maxpool1d<size>",
               main="pool_size", read=_read_pool_size, letters=_POOL_LETTERS),
-        _Form("AvgPool1D", "avgpool1d", r"avgpool1d(\d+)" + _POOL_GLUED, _write_avg_pool, "avgpool1d<size>",
+        _Form("AvgPool1D", "avgpool1d", r"avgpool1d([0-9]+)" + _POOL_GLUED, _write_avg_pool, "avgpool1d<size>",
               main="pool_size", read=_read_pool_size, letters=_POOL_LETTERS),
         _Form("GlobalAvgPool2D", "gap", r"gap(?:2d)?()()", _write_word, "gap"),
         _Form("GlobalMaxPool2D", "gmp", r"gmp(?:2d)?()()", _write_word, "gmp"),
         _Form("GlobalAvgPool1D", "gap1d", r"gap1d()()", _write_word, "gap1d"),
         _Form("GlobalMaxPool1D", "gmp1d", r"gmp1d()()", _write_word, "gmp1d"),
         _Form("Flatten", "flatten", r"flatten()()", _write_word, "flatten"),
-        _Form("Dense", "dense", r"dense(\d+)()", _write_dense, "dense<units>", main="units", read=_read_int),
+        _Form("Dense", "dense", r"dense([0-9]+)()", _write_dense, "dense<units>", main="units", read=_read_int),
         _Form("Dropout", "dropout", r"dropout([0-9.eE+\-]+)()", _write_dropout, "dropout<rate>",
               main="rate", read=_read_rate),
         _Form("BatchNorm", "bn", r"(?:bn|batchnorm)()()", _write_batch_norm, "bn"),
@@ -251,9 +261,10 @@ def _padding_value(word: _Word, value: str):
         pairs = []
         for axis in axes:
             begin, _, end = axis.partition(":")
-            if not (begin.isdigit() and end.isdigit()):
-                raise _BadWord(word, f"per-side padding is begin:end per axis (1:2x0:1); received {value!r}")
-            pairs.append((int(begin), int(end)))
+            if not (begin.isascii() and begin.isdigit() and end.isascii() and end.isdigit()):
+                raise _BadWord(
+                    word, f"per-side padding is begin:end per axis (1:2x0:1); received {format_value(value)}")
+            pairs.append((_int(word, begin, "padding"), _int(word, end, "padding")))
         return tuple(pairs)
     if any(":" in axis for axis in axes):
         raise _BadWord(word, "padding mixes per-side (1:2) and per-axis (1) forms; write every axis as begin:end")
@@ -287,7 +298,7 @@ def _word_option(word: _Word, form: _Form, kwargs: dict) -> None:
         try:
             number = float(value)
         except ValueError:
-            raise _BadWord(word, f"{key} needs a number; received {value!r}") from None
+            raise _BadWord(word, f"{key} needs a number; received {format_value(value)}") from None
         _take_option(word, kind, kwargs, _FLOAT_KEYS[key], number)
     elif text in shapes.PADDING_STRINGS:
         _take_option(word, kind, kwargs, "padding", text)
@@ -302,7 +313,7 @@ def _word_option(word: _Word, form: _Form, kwargs: dict) -> None:
     elif text == "exclude_pad":
         _take_option(word, kind, kwargs, "count_include_pad", False)
     else:
-        raise _BadWord(word, f"unknown option {text!r} for {kind}")
+        raise _BadWord(word, f"unknown option {format_value(text)} for {kind}")
 
 
 def _parse_head(word: _Word) -> tuple[_Form, dict]:
@@ -314,12 +325,18 @@ def _parse_head(word: _Word) -> tuple[_Form, dict]:
         number, glued = match.groups()
         kwargs: dict = {}
         if form.main is not None:
-            kwargs[form.main] = form.read(word, number)
+            kwargs[form.main] = form.read(word, number, form.main)
         for letter, value in _NUMERIC_OPTION.findall(glued):
             _numeric_option(word, form, kwargs, letter, value)
         return form, kwargs
     hints = [form.hint for form in _FORMS.values()]
     raise _BadWord(word, f"unknown layer; a layer starts with {', '.join(hints[:-1])} or {hints[-1]}")
+
+
+def _has_layer_head(text: str) -> bool:
+    """Whether ``text`` starts as a layer (``dense10``, ``conv8k3``, ...), whatever follows."""
+    head = text.split(None, 1)[0] if text.strip() else ""
+    return any(form.pattern.fullmatch(head) for form in _READ_ORDER)
 
 
 def _parse_layer(words: list[_Word]) -> Layer:
@@ -356,7 +373,7 @@ def parse_spec(text: str) -> list[Layer]:
         try:
             layers.append(_parse_layer(words))
         except _BadWord as bad:
-            where = f"layer {number}, word {bad.word.text!r} at column {bad.word.column}"
+            where = f"layer {number}, word {format_value(bad.word.text, 40)} at column {bad.word.column}"
             raise SpecParseError(f"{where}: {bad.why}") from None
     return layers
 
@@ -366,6 +383,8 @@ def parse_spec(text: str) -> list[Layer]:
 
 
 def _layer_text(layer: Layer) -> str:
+    if not isinstance(layer, Layer):
+        raise NetSpecError(f"to_spec: expected layer records (Conv2D, Dense, ...); received {format_value(layer)}")
     form = _FORMS.get(layer.type)
     if form is None:
         raise NetSpecError(
@@ -380,14 +399,19 @@ def _layer_text(layer: Layer) -> str:
 def to_spec(layers) -> str:
     """The text form of ``layers``, the inverse of :func:`parse_spec` (defaults left out). Blocks have no
     text form: a list holding a :class:`Residual` or :class:`Concat` raises :class:`NetSpecError`."""
+    if not isinstance(layers, (list, tuple)):
+        raise TypeError(invalid("to_spec", "layers", "a list of layer records", brief_value(layers)))
     return ", ".join(_layer_text(layer) for layer in layers)
 
 
 def parse_shape(text: str) -> tuple[int, ...]:
-    """``"1x28x28"`` -> ``(1, 28, 28)``: a sample shape (C, H, W), (C, L) or (features,)."""
+    """``"1x28x28"`` -> ``(1, 28, 28)``: a sample shape (C, H, W), (C, L) or (features,), each size a positive
+    int up to 2**63-1."""
     parts = text.strip().lower().split("x") if isinstance(text, str) else []
-    if not 1 <= len(parts) <= 3 or not all(p.isdigit() and int(p) > 0 for p in parts):
+    if (not 1 <= len(parts) <= 3 or not all(p.isascii() and p.isdigit() and len(p) <= 19 for p in parts)
+            or not all(0 < int(p) <= LARGEST_INT for p in parts)):
         raise SpecParseError(
-            f"invalid input shape {text!r}: expected CxHxW, CxL or F with positive ints (for example 1x28x28)"
+            f"invalid input shape {format_value(text)}: expected CxHxW, CxL or F with positive ints up to 2**63-1 "
+            "(for example 1x28x28)"
         )
     return tuple(int(p) for p in parts)

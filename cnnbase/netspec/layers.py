@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from .. import shapes
-from ..checks import check_bool, check_choice, check_float, check_int, expand_ints
+from ..checks import check_bool, check_choice, check_float, check_int, expand_ints, invalid
 from ..padding import PADDING_MODES, check_padding_mode
 from ..shapes import SPATIAL_AXES
 from .errors import _DoesNotFit
@@ -99,7 +99,7 @@ class BaseConv(Layer):
         check_choice(self.padding_mode, "padding_mode", op, PADDING_MODES)
         check_bool(self.use_bias, "use_bias", op)
         _check_activation(self.activation, op)
-        self._check_name()
+        self._check_shared()
 
     def infer(self, shape):
         c_in, sizes = _split_map(shape, self.rank)
@@ -167,7 +167,7 @@ class BasePool(Layer):
         _set(self, "padding", _canonical_padding(_tuple(self.padding), rank, self.pool_size, self.strides, ones, op))
         check_bool(self.ceil_mode, "ceil_mode", op)
         self._post_init_extra()
-        self._check_name()
+        self._check_shared()
 
     def _post_init_extra(self):
         pass
@@ -254,7 +254,7 @@ class BaseGlobalPool(Layer):
     rank: ClassVar[int] = 2
 
     def __post_init__(self):
-        self._check_name()
+        self._check_shared()
 
     def infer(self, shape):
         channels, _ = _split_map(shape, self.rank)
@@ -310,7 +310,7 @@ class Flatten(Layer):
     keras_name: ClassVar[str] = "flatten"
 
     def __post_init__(self):
-        self._check_name()
+        self._check_shared()
 
     def infer(self, shape):
         return Inferred(shape=(math.prod(shape),))
@@ -336,7 +336,7 @@ class Dense(Layer):
         check_int(self.units, "units", self.type, minimum=1)
         check_bool(self.use_bias, "use_bias", self.type)
         _check_activation(self.activation, self.type)
-        self._check_name()
+        self._check_shared()
 
     def infer(self, shape):
         if len(shape) != 1:
@@ -364,7 +364,7 @@ class Dropout(Layer):
 
     def __post_init__(self):
         _set(self, "rate", check_float(self.rate, "rate", self.type, minimum=0.0, maximum=1.0, max_open=True))
-        self._check_name()
+        self._check_shared()
 
     def infer(self, shape):
         return Inferred(shape=tuple(shape))
@@ -388,8 +388,10 @@ class BatchNorm(Layer):
 
     def __post_init__(self):
         _set(self, "eps", check_float(self.eps, "eps", self.type, minimum=0.0, min_open=True))
+        if not math.isfinite(self.eps):  # eps=inf would zero every output: a mistake, or 1e999 read from a file
+            raise ValueError(invalid(self.type, "eps", "a finite number > 0.0", self.eps))
         _set(self, "momentum", check_float(self.momentum, "momentum", self.type, minimum=0.0, maximum=1.0))
-        self._check_name()
+        self._check_shared()
 
     def infer(self, shape):
         channels = shape[0]
@@ -408,7 +410,7 @@ class Activation(Layer):
 
     def __post_init__(self):
         check_choice(self.activation, "activation", self.type, ACTIVATIONS)
-        self._check_name()
+        self._check_shared()
 
     def infer(self, shape):
         return Inferred(shape=tuple(shape))

@@ -3,6 +3,10 @@
 
 It is the one place that knows all three sources, so it sits above the grammar, the JSON file and the
 presets; it tells apart a mistyped preset from a bad spec to give the more likely advice.
+
+A ``.json`` file is read as a hostile one may be: at most ``CNN_MAX_FILE_BYTES`` of it
+(:mod:`cnnbase.limits`), as UTF-8, and any document Python's reader cannot take (nested thousands deep,
+an int of thousands of digits) is a :class:`SpecParseError` naming the file, never a traceback.
 """
 
 from __future__ import annotations
@@ -10,35 +14,74 @@ from __future__ import annotations
 import json
 import re
 
+from ..checks import printable
+from ..limits import check_bytes, limit
 from .errors import SpecParseError
-from .grammar import parse_spec
+from .formats import format_value
+from .grammar import _has_layer_head, parse_spec
 from .network import Network
 from .presets import PRESETS
 
 
+def _read_text(source: str) -> str:
+    """The text of a network file: refused past ``CNN_MAX_FILE_BYTES`` (read no further, so that ``/dev/zero``
+    or a huge file cannot fill the memory) and when it is not UTF-8."""
+    cap = limit("CNN_MAX_FILE_BYTES")
+    try:
+        with open(source, "rb") as handle:
+            data = handle.read(cap + 1)
+    except OSError as error:
+        raise SpecParseError(f"cannot read {printable(source)}: {error.strerror}") from None
+    check_bytes(len(data), what=f"the network file {printable(source)} (at least)", name="CNN_MAX_FILE_BYTES")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise SpecParseError(
+            f"{printable(source)} is not UTF-8 text: byte 0x{data[error.start]:02x} at position {error.start}"
+        ) from None
+
+
+def _parse_json(source: str, text: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        where = f"line {error.lineno}, column {error.colno}"
+        raise SpecParseError(f"{printable(source)} is not valid JSON: {error.msg} at {where}") from None
+    except RecursionError:
+        raise SpecParseError(
+            f"{printable(source)} is not a network file: its JSON is nested thousands of levels deep") from None
+    except ValueError as error:  # an int of more than 4,300 digits (Python's limit on converting them)
+        raise SpecParseError(f"{printable(source)} is not a network file: {error}") from None
+
+
+def _load_json(source: str) -> Network:
+    data = _parse_json(source, _read_text(source))
+    try:
+        return Network.from_dict(data)
+    except SpecParseError as error:
+        raise SpecParseError(f"{printable(source)}: {error}") from None
+
+
 def load_network(source: str) -> Network:
-    """A preset name, a path to a ``.json`` network file, or a text spec (without input shape)."""
+    """A preset name, a path to a ``.json`` network file, or a text spec (without input shape).
+
+    Raises :class:`SpecParseError` for anything that does not describe a network, naming the file, the layer
+    or the word; :class:`~cnnbase.limits.SizeLimitError` for a file larger than ``CNN_MAX_FILE_BYTES``.
+    """
+    if not isinstance(source, str):
+        raise SpecParseError(
+            f"a network is a preset name, a .json file or a text spec; received {type(source).__name__}")
     if source in PRESETS:
         return PRESETS[source]
     if source.endswith(".json"):
-        try:
-            with open(source, encoding="utf-8") as handle:
-                data = json.load(handle)
-        except OSError as error:
-            raise SpecParseError(f"cannot read {source}: {error.strerror}") from None
-        except json.JSONDecodeError as error:
-            where = f"line {error.lineno}, column {error.colno}"
-            raise SpecParseError(f"{source} is not valid JSON: {error.msg} at {where}") from None
-        try:
-            return Network.from_dict(data)
-        except SpecParseError as error:
-            raise SpecParseError(f"{source}: {error}") from None
+        return _load_json(source)
     if re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)+", source):
-        raise SpecParseError(f"unknown preset {source!r}; presets: {', '.join(PRESETS)}")
+        raise SpecParseError(f"unknown preset {format_value(source)}; presets: {', '.join(PRESETS)}")
     try:
         return Network(None, tuple(parse_spec(source)))
     except SpecParseError:
-        if re.fullmatch(r"[A-Za-z][\w\-]*", source):  # one bare word: more likely a mistyped preset
+        # One bare word that is no layer: more likely a mistyped preset than a spec.
+        if re.fullmatch(r"[A-Za-z][\w\-]{0,60}", source) and not _has_layer_head(source):
             raise SpecParseError(
                 f"{source!r} is neither a preset ({', '.join(PRESETS)}) nor a layer spec (grammar: specs/netspec.md)"
             ) from None

@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .errors import NetSpecError, SpecParseError
-from .record import Layer, layer_from_dict
+from .formats import format_value
+from .record import Layer, check_json_depth, layer_from_dict
 from .summary import Summary, _check_input_shape, summarize
 
 
@@ -41,11 +42,19 @@ class Network:
 
     @classmethod
     def from_dict(cls, data) -> "Network":
+        """The network of a JSON document; every problem raises :class:`SpecParseError` naming the key or the
+        layer (a document that is not an object, an unknown key, an empty layer list, a bad layer)."""
         if not isinstance(data, dict) or "layers" not in data or not isinstance(data["layers"], list):
             raise SpecParseError('a network file must be a JSON object {"input_shape": [...], "layers": [...]}')
-        unknown = sorted(set(data) - {"input_shape", "layers", "description"})
+        check_json_depth(data, "the network")
+        unknown = sorted(map(str, set(data) - {"input_shape", "layers", "description"}))
         if unknown:
-            raise SpecParseError(f"unknown key(s) in the network file: {', '.join(unknown)}")
+            raise SpecParseError(f"unknown key(s) in the network file: {', '.join(map(format_value, unknown))}")
+        if not data["layers"]:
+            raise SpecParseError('the network has no layers: "layers" is an empty list')
+        description = data.get("description", "")
+        if not isinstance(description, str):
+            raise SpecParseError(f'"description" must be a string; received {format_value(description)}')
         layers = []
         for index, item in enumerate(data["layers"], start=1):
             try:
@@ -53,4 +62,8 @@ class Network:
             except (ValueError, TypeError) as error:
                 raise SpecParseError(f"layer {index} of the JSON file: {error}") from None
         shape = data.get("input_shape")
-        return cls(None if shape is None else _check_input_shape(shape), tuple(layers), data.get("description", ""))
+        try:
+            shape = None if shape is None else _check_input_shape(shape)
+        except NetSpecError as error:
+            raise SpecParseError(f'"input_shape": {error}') from None
+        return cls(shape, tuple(layers), description)

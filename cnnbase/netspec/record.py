@@ -23,9 +23,20 @@ from typing import ClassVar
 from .. import shapes
 from ..checks import check_choice, invalid, is_int
 from .errors import SpecParseError
+from .formats import brief_value, format_value
 
 #: Activations a layer may name; ``specs/activations.md`` defines them.
 ACTIVATIONS = ("relu", "leaky_relu", "elu", "sigmoid", "tanh", "softmax", "log_softmax")
+
+#: The largest int a description may hold (a count, a size, a padding, a stride): int64's largest, the
+#: largest size a NumPy axis can have. ``cnn shape`` counts networks of any size below it; a larger number
+#: is a mistake or an attack, and refused where it is read.
+LARGEST_INT = 2**63 - 1
+
+#: How deep lists and objects may nest in the JSON form of a network or a model: far beyond any network
+#: (each nested block takes two levels) and far below Python's recursion limit, so that no reader recurses
+#: into a hostile document until it crashes.
+MAX_JSON_DEPTH = 100
 
 #: Every layer type by its name in JSON and in ``Row.type``, blocks included, in the order the classes
 #: are defined (:meth:`Layer.__init_subclass__` fills it).
@@ -85,11 +96,53 @@ def _check_activation(value, op: str):
     return check_choice(value, "activation", op, ACTIVATIONS)
 
 
+#: The longest layer name: a name is shown in every table and message about its layer.
+MAX_NAME_LENGTH = 200
+
+
 def _check_name(value, op: str):
-    if value is not None and (not isinstance(value, str) or not re.fullmatch(r"[A-Za-z_][\w.\-]*", value)):
-        expected = "None or a word of letters, digits, '_', '.', '-' starting with a letter or '_'"
-        raise ValueError(invalid(op, "name", expected, value))
+    """A layer's name is one printable word (it names the layer in messages, tables and files)."""
+    if value is not None and (not isinstance(value, str) or len(value) > MAX_NAME_LENGTH
+                              or not re.fullmatch(r"[A-Za-z_][\w.\-]*", value)):
+        expected = (f"None or a word of letters, digits, '_', '.', '-' starting with a letter or '_' (at most "
+                    f"{MAX_NAME_LENGTH} characters)")
+        raise ValueError(invalid(op, "name", expected, brief_value(value)))
     return value
+
+
+def _ints_in(value):
+    """Every int in an argument: the value itself, or the items of a (nested) tuple such as a padding."""
+    if isinstance(value, tuple):
+        for item in value:
+            yield from _ints_in(item)
+    elif is_int(value):
+        yield value
+
+
+def _check_int_bounds(layer) -> None:
+    """Refuse an argument holding an int beyond :data:`LARGEST_INT` (``Dense(10**30)``): ``cnn shape`` could
+    count it, but no array could ever have such an axis, and its digits could not even be printed."""
+    for f in dataclasses.fields(layer):
+        value = getattr(layer, f.name)
+        if any(abs(n) > LARGEST_INT for n in _ints_in(value)):
+            raise ValueError(
+                f"{layer.type}: invalid value for argument `{f.name}`. Expected sizes up to 2**63-1 (int64). "
+                f"Received {f.name}={format_value(value)}."
+            )
+
+
+def check_json_depth(document, where: str) -> None:
+    """Refuse a JSON document (lists and dicts) nested more than :data:`MAX_JSON_DEPTH` levels deep, without
+    recursing: ``where`` names it in the :class:`SpecParseError` (``"the network file x.json"``)."""
+    stack = [(document, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, (dict, list, tuple)):
+            if depth > MAX_JSON_DEPTH:
+                raise SpecParseError(f"{where} is nested more than {MAX_JSON_DEPTH} levels deep; a network needs far "
+                                     "fewer (each nested block takes two)")
+            items = value.values() if isinstance(value, dict) else value
+            stack.extend((item, depth + 1) for item in items)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -157,8 +210,11 @@ class Layer:
             raise TypeError(f"layer type {cls.type}: already defined by {known.__module__}.{known.__qualname__}")
         LAYER_TYPES[cls.type] = cls
 
-    def _check_name(self):
+    def _check_shared(self):
+        """The checks every record makes at the end of ``__post_init__``: its name is one printable word, and
+        no argument holds an int beyond :data:`LARGEST_INT`."""
         _check_name(self.name, self.type)
+        _check_int_bounds(self)
 
     def infer(self, shape: tuple[int, ...]) -> Inferred:  # pragma: no cover - every layer overrides it
         raise NotImplementedError
@@ -189,7 +245,7 @@ class Layer:
             if "missing" in str(error):  # a required argument is absent: say which, in our words
                 required = [f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING and not f.kw_only]
                 needs = ", ".join(required)
-                raise SpecParseError(f"{cls.type}: needs the key(s) {needs}; received {data!r}") from None
+                raise SpecParseError(f"{cls.type}: needs the key(s) {needs}; received {format_value(data)}") from None
             raise
 
 
@@ -198,17 +254,26 @@ def _refuse_unknown_keys(kind: str, data: dict, allowed: list[str]) -> None:
     unknown = [key for key in data if key != "type" and key not in allowed]
     if unknown:
         raise SpecParseError(
-            f"{kind}: unknown key(s) {', '.join(map(repr, unknown))}; allowed keys: {', '.join(allowed)}"
+            f"{kind}: unknown key(s) {', '.join(format_value(key) for key in unknown)}; "
+            f"allowed keys: {', '.join(allowed)}"
         )
 
 
 def layer_from_dict(data: dict) -> Layer:
     """Build a layer from its JSON form; Keras class names (``MaxPooling2D``) are accepted as types.
-    Blocks (``Residual``, ``Concat``) hold their layers as nested lists of such objects."""
+    Blocks (``Residual``, ``Concat``) hold their layers as nested lists of such objects.
+
+    Anything else raises :class:`SpecParseError` (or ``ValueError``/``TypeError`` from the record's own
+    checks): a value that is not an object, a ``type`` that is not a known name, a document nested more than
+    :data:`MAX_JSON_DEPTH` levels deep."""
     if not isinstance(data, dict) or "type" not in data:
-        raise SpecParseError(f"a layer must be a JSON object with a \"type\" key; received {data!r}")
+        raise SpecParseError(f"a layer must be a JSON object with a \"type\" key; received {format_value(data)}")
+    check_json_depth(data, "the layer")
+    if not isinstance(data["type"], str):
+        raise SpecParseError(
+            f"a layer's \"type\" must be a string such as \"Conv2D\"; received {format_value(data['type'])}")
     by_keras_class = {cls.keras_class: kind for kind, cls in LAYER_TYPES.items()}
     kind = by_keras_class.get(data["type"], data["type"])
     if kind not in LAYER_TYPES:
-        raise SpecParseError(f"unknown layer type {data['type']!r}; known types: {', '.join(LAYER_TYPES)}")
+        raise SpecParseError(f"unknown layer type {format_value(data['type'])}; known types: {', '.join(LAYER_TYPES)}")
     return LAYER_TYPES[kind]._from_json(data)

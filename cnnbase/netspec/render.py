@@ -12,7 +12,7 @@ import io
 import json
 
 from ..shapes import SPATIAL_AXES
-from .formats import _ints_text, _shape_text, format_bytes, format_count
+from .formats import _ints_text, _shape_text, format_bytes, format_count, format_value
 from .record import LAYER_TYPES
 from .summary import Summary
 
@@ -30,8 +30,15 @@ def _align(table: list[list[str]], left: set[int]) -> list[str]:
     return lines
 
 
+def _check_summary(summary, op: str) -> None:
+    if not isinstance(summary, Summary):
+        raise TypeError(
+            f"{op}: argument `summary` must be a Summary (from summarize); received {type(summary).__name__}.")
+
+
 def render_table(summary: Summary) -> str:
     """The ``cnn shape`` table: one line per layer, then the totals."""
+    _check_summary(summary, "render_table")
     spatial = len(summary.input_shape) - 1
     axes = " x ".join(("C",) + SPATIAL_AXES[spatial]) if spatial else "features"
     header = ["#", "layer (type)", "output", "params", "non-trainable", "MACs", "RF", "jump", "start", "memory"]
@@ -95,6 +102,11 @@ def _keras_row(fields: list[str], positions: list[int]) -> str:
 
 def render_keras(summary: Summary, *, model_name: str = "sequential") -> str:
     """The classic Keras ``model.summary()`` table (65 columns), with Keras' class names and shapes."""
+    _check_summary(summary, "render_keras")
+    if not isinstance(model_name, str) or not model_name.isprintable():
+        error = ValueError if isinstance(model_name, str) else TypeError
+        raise error(
+            f"render_keras: argument `model_name` must be a printable str; received {format_value(model_name)}.")
     positions, width = [29, 55, 65], 65
     header = _keras_row(["Layer (type)", "Output Shape", "Param #"], positions)
     lines = [f'Model: "{model_name}"', "_" * width, header, "=" * width]
@@ -122,6 +134,7 @@ _CSV_COLUMNS = [
 
 def render_csv(summary: Summary) -> str:
     """One row per layer; tuples are written ``26x26`` (the shape as ``32x26x26``)."""
+    _check_summary(summary, "render_csv")
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(_CSV_COLUMNS)
@@ -133,4 +146,5 @@ def render_csv(summary: Summary) -> str:
 
 def render_json(summary: Summary) -> str:
     """The rows and totals of :meth:`Summary.to_dict` as indented JSON."""
+    _check_summary(summary, "render_json")
     return json.dumps(summary.to_dict(), indent=2)

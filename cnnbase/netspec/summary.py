@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from .. import shapes
 from ..checks import invalid, is_int
 from .errors import NetSpecError, _DoesNotFit
-from .formats import _shape_text
-from .record import Layer, _tuple
+from .formats import brief_value, _shape_text, format_value
+from .record import LARGEST_INT, Layer, _tuple
 
 
 @dataclass(frozen=True)
@@ -176,10 +176,13 @@ def default_names(layers, prefix: str = "") -> list[str]:
 
 
 def _check_input_shape(input_shape) -> tuple[int, ...]:
+    """A sample shape of 1 to 3 positive ints, each at most :data:`LARGEST_INT` (a larger one is no size)."""
     shape = _tuple(input_shape)
-    if not isinstance(shape, tuple) or not 1 <= len(shape) <= 3 or not all(is_int(n) and n >= 1 for n in shape):
+    if (not isinstance(shape, tuple) or not 1 <= len(shape) <= 3
+            or not all(is_int(n) and 1 <= n <= LARGEST_INT for n in shape)):
         raise NetSpecError(
-            f"invalid input shape {input_shape!r}: expected (C, H, W), (C, L) or (features,) of positive ints"
+            f"invalid input shape {format_value(input_shape)}: expected (C, H, W), (C, L) or (features,) of positive "
+            "ints up to 2**63-1"
         )
     return tuple(int(n) for n in shape)
 
@@ -191,12 +194,15 @@ def _infer_all(layers, shape):
     per layer, the receptive-field state per spatial axis of ``shape`` after the last layer, and whether
     some layer saw every position. A layer that does not fit raises :class:`NetSpecError`.
     """
+    if not isinstance(layers, (list, tuple)):
+        raise TypeError(invalid("summarize", "layers", "a list of layer records", brief_value(layers)))
     layers = list(layers)
     fields = [_Field(positions=n) for n in shape[1:]]
     steps, sees_all = [], False
     for index, (layer, name) in enumerate(zip(layers, default_names(layers)), start=1):
         if not isinstance(layer, Layer):
-            raise NetSpecError(f"layer {index}: expected a layer record (Conv2D, Dense, ...); received {layer!r}")
+            raise NetSpecError(
+                f"layer {index}: expected a layer record (Conv2D, Dense, ...); received {format_value(layer)}")
         try:
             result = layer.infer(shape)
         except _DoesNotFit as error:
@@ -243,6 +249,6 @@ def summarize(layers, input_shape, *, batch_size: int = 1, dtype_bytes: int = 4)
 
 
 def _positive(value, name: str) -> int:
-    if not is_int(value) or value < 1:
-        raise NetSpecError(invalid("summarize", name, "a positive int", value))
+    if not is_int(value) or not 1 <= value <= LARGEST_INT:
+        raise NetSpecError(invalid("summarize", name, "a positive int up to 2**63-1", brief_value(value)))
     return int(value)
