@@ -25,7 +25,10 @@ from .catalog import (
     DATA_DIR_ENV, DEBIAN_FASHION_MNIST_DIR, EMBEDDED_SAMPLE, find_fashion_mnist, load_dataset, load_embedded_sample,
 )
 from .cifar import RestrictedUnpickler, load_cifar10, read_cifar10_binary, read_cifar10_pickle
-from .dataset import CIFAR10_CLASSES, DIGIT_CLASSES, FASHION_MNIST_CLASSES, DataError, Dataset, to_float
+from .dataset import (
+    CIFAR10_CLASSES, DIGIT_CLASSES, FASHION_MNIST_CLASSES, MAX_CLASS_NAME_LENGTH, MAX_CLASSES, DataError, Dataset,
+    to_float,
+)
 from .idx import load_idx_folder, read_idx
 from .images import PNG_MODES, load_image_folder, read_image
 from .npz import LAYOUTS, load_npz
@@ -33,6 +36,10 @@ from .npz import LAYOUTS, load_npz
 __all__ = [
     "DataError",
     "Dataset",
+    "MAX_CLASSES",
+    "MAX_CLASS_NAME_LENGTH",
+    "PNG_MODES",
+    "LAYOUTS",
     "FASHION_MNIST_CLASSES",
     "DIGIT_CLASSES",
     "CIFAR10_CLASSES",
