@@ -32,7 +32,7 @@ import numpy as np
 from cnnbase.checks import printable
 from cnnbase.limits import SizeLimitError, check_bytes, format_bytes, limit, nbytes_of
 
-__all__ = ["FileProblem", "open_regular_file", "read_file", "gunzip", "read_npz"]
+__all__ = ["FileProblem", "file_type", "open_regular_file", "read_file", "gunzip", "read_npz"]
 
 _FILE_LIMIT = "CNN_MAX_FILE_BYTES"
 _ARRAY_LIMIT = "CNN_MAX_ARRAY_BYTES"
@@ -51,14 +51,14 @@ class FileProblem(ValueError):
         super().__init__(f"{printable(os.fspath(path))}: expected {expected}; found {found}.")
 
 
-def _kind_of(mode: int) -> str:
-    """A file type in words, for a message."""
+def file_type(mode: int) -> str:
+    """The type of a file, from its ``st_mode``, in words for a message ("a folder", "a FIFO (named pipe)")."""
     for test, words in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
                         (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
                         (stat.S_ISSOCK, "a socket")):
         if test(mode):
             return words
-    return "not a regular file"
+    return "a regular file" if stat.S_ISREG(mode) else "not a regular file"
 
 
 def _os_problem(path, error: OSError, expected: str = "a readable file") -> FileProblem:
@@ -84,7 +84,7 @@ def open_regular_file(path) -> io.BufferedReader:
     try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
-            raise FileProblem(path, "a regular file", _kind_of(mode))
+            raise FileProblem(path, "a regular file", file_type(mode))
         if hasattr(os, "set_blocking"):
             os.set_blocking(fd, True)
         return os.fdopen(fd, "rb")
@@ -98,7 +98,7 @@ def _check_file_size(path, handle) -> int:
     return check_bytes(size, what=f"{printable(os.fspath(path))}: the file", name=_FILE_LIMIT)
 
 
-def read_file(path, *, gunzipped: bool = True) -> bytes:
+def read_file(path, *, gunzipped: bool = True) -> bytes | bytearray:
     """The bytes of a regular file no larger than ``CNN_MAX_FILE_BYTES``; decompressed with :func:`gunzip`
     when they start with the gzip magic bytes and ``gunzipped`` (whatever the file's name)."""
     with open_regular_file(path) as handle:
@@ -118,9 +118,10 @@ def _too_large_gzip(path, bound: int) -> SizeLimitError:
         f"(stopped at {bound + 1} bytes); the limit is {format_bytes(bound)} (set {_FILE_LIMIT} to raise it)")
 
 
-def gunzip(raw: bytes, path="<gzip>") -> bytes:
+def gunzip(raw: bytes, path="<gzip>") -> bytearray:
     """Decompress a gzip stream (one or more members, as ``gzip.decompress``) without ever holding more than
     ``CNN_MAX_FILE_BYTES`` of output: decompression runs in bounded steps and stops one byte past the limit.
+    Returns the bytes in a bytearray (not copied into ``bytes``: the data may be up to the limit).
 
     Raises :class:`SizeLimitError` for a stream that expands beyond the limit, :class:`FileProblem` for a
     damaged or truncated one.
@@ -132,16 +133,17 @@ def gunzip(raw: bytes, path="<gzip>") -> bytes:
         while True:
             stream = zlib.decompressobj(16 + zlib.MAX_WBITS)  # 16+: the gzip header and trailer
             while not stream.eof:
+                before = len(pending)
                 chunk = stream.decompress(pending, min(_CHUNK, bound + 1 - len(out)))
                 out += chunk
                 if len(out) > bound:
                     raise _too_large_gzip(path, bound)
                 pending = stream.unconsumed_tail
-                if not chunk and not pending:
+                if not chunk and len(pending) == before and not stream.eof:  # no progress: the input ran out
                     raise FileProblem(path, "a complete gzip stream", "a truncated one")
             pending = stream.unused_data
             if not pending.strip(b"\0"):  # gzip(1) allows zero padding after the last member
-                return bytes(out)
+                return out
             if pending[:2] != _GZIP_MAGIC:
                 raise FileProblem(path, "gzip members and nothing after them",
                                   f"{len(pending)} bytes of something else after the gzip data")

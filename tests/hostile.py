@@ -437,6 +437,8 @@ def cifar_cases() -> list[Case]:
         _cifar("pickle with a persistent id", lambda d: cifar_python(d, replace={0: b"(S'x'\nP0\n."}),
                "persistent"),
         _cifar("pickle of a list", lambda d: cifar_python(d, batch=[1, 2, 3]), "dict"),
+        _cifar("pickle of lists nested 100000 deep", lambda d: cifar_python(
+            d, replace={0: b"]" * 100000 + b"a" * 99999 + b"."}), "dict"),
         _cifar("data of int64", lambda d: cifar_python(d, batch={b"labels": [0], b"data": np.zeros((1, 3072))}),
                "uint8"),
         _cifar("data of 100 columns", lambda d: cifar_python(

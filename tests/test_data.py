@@ -625,7 +625,7 @@ def test_gunzip_reads_several_members_and_zero_padding_up_to_the_limit(monkeypat
     from cnn.safe_reading import gunzip
     from cnnbase.limits import SizeLimitError
 
-    stream = gzip.compress(b"a" * 600) + gzip.compress(b"b" * 400) + b"\0" * 16
+    stream = gzip.compress(b"a" * 600) + gzip.compress(b"") + gzip.compress(b"b" * 400) + b"\0" * 16
     monkeypatch.setenv("CNN_MAX_FILE_BYTES", "1000")
     assert gunzip(stream) == b"a" * 600 + b"b" * 400  # exactly at the limit
     monkeypatch.setenv("CNN_MAX_FILE_BYTES", "999")

@@ -2,13 +2,16 @@
 
 Every loader returns a :class:`Dataset` whose images are ``(N, C, H, W)`` arrays (uint8, or float32 in
 [0, 1]) and whose labels are int64 in ``0 .. len(class_names) - 1``. Anything wrong with a file (truncated,
-malformed, inconsistent, unsafe) raises :class:`DataError`, whose message names the file, what was expected
-and what was found. The formats and the checks are written down in ``specs/data.md``.
+malformed, inconsistent, unsafe, not a regular file) raises :class:`DataError`, whose one-line message names
+the file, what was expected and what was found; a size beyond one of :mod:`cnnbase.limits`'s limits (a file, a
+decompressed stream, an array's header, an image's pixels) raises ``SizeLimitError`` before anything of that
+size is allocated. The formats and the checks are written down in ``specs/data.md``.
 
 One module per idea; this file only hands their names on:
 
 * ``dataset``: :class:`Dataset`, :class:`DataError`, the class names, :func:`to_float`;
-* ``reading``: a file's bytes (gunzipped) and the label check the binary readers share;
+* ``reading``: a file's bytes (gunzipped) and a folder's entries, read within the size limits through
+  :mod:`cnn.safe_reading`; the label check and the bound on an inferred class count the readers share;
 * ``idx``: MNIST / Fashion-MNIST IDX files, gzipped or not (:func:`read_idx`, :func:`load_idx_folder`);
 * ``cifar``: CIFAR-10, binary version, and Python version through a restricted unpickler
   (:func:`load_cifar10`);

@@ -18,6 +18,7 @@ from .cifar import _cifar_folder, _cifar_layout, load_cifar10
 from .dataset import FASHION_MNIST_CLASSES, Dataset, DataError, _fail
 from .idx import _is_idx_folder, load_idx_folder
 from .images import _class_folders, _png_files, load_image_folder
+from ..safe_reading import file_type
 from .npz import load_npz
 from .reading import _entries, _open_regular
 
@@ -88,9 +89,7 @@ def _kind(path: Path) -> str:
         return "folder"
     if stat.S_ISREG(mode):
         return "file"
-    with _open_regular(path):  # says what it is instead (a FIFO, a device, a socket)
-        pass
-    raise _fail(path, "a regular file or a folder", "something else")  # pragma: no cover (the line above raises)
+    raise _fail(path, "a regular file or a folder", file_type(mode))
 
 
 def _load_path(path: Path, *, layout, test_fraction, seed) -> Dataset:

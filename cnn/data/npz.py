@@ -100,13 +100,19 @@ def _npz_labels(path: Path, key: str, y: np.ndarray, count: int, images: str) ->
 def load_npz(path, *, layout: str | None = None, class_names=None, name: str | None = None) -> Dataset:
     """Load a ``.npz`` holding ``x_train, y_train, x_test, y_test`` (and optionally ``class_names``).
 
-    Read with ``allow_pickle=False``: object arrays are refused. Images may be (N, H, W) (one channel),
+    Object arrays are refused. Images may be (N, H, W) (one channel),
     (N, C, H, W) or (N, H, W, C). For 4-D arrays ``layout`` ("NCHW" or "NHWC") says which; when it is None
     the layout is decided by which of axes 1 and 3 has a size of at most 4 (a channel count), and an array
     where both or neither do is refused with a message asking for ``layout``. Pixels are uint8 (any integer
     type with values in 0..255 is converted) or floats in [0, 1] (kept as float32). Labels are integers of
     shape (N,) or (N, 1). Class names come from ``class_names`` (the argument, else a string array in the
-    file, else "0".."K-1" with K = the largest label + 1); every label must be below their count.
+    file, else "0".."K-1" with K = the largest label + 1, which must be at most 1,024 or the number of labels
+    in the file, and at most :data:`~cnn.data.dataset.MAX_CLASSES`); every label must be below their count.
+    The training split must hold at least one image.
+
+    Every array is read through :func:`cnn.safe_reading.read_npz`, its size checked from its header before it
+    is allocated: ``SizeLimitError`` beyond ``CNN_MAX_FILE_BYTES`` or ``CNN_MAX_ARRAY_BYTES``, :class:`DataError`
+    for anything else wrong with the file.
     """
     path = Path(path)
     if layout is not None and layout not in LAYOUTS:
