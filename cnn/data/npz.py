@@ -1,7 +1,8 @@
 """.npz files holding ``x_train, y_train, x_test, y_test`` (and optionally ``class_names``):
 :func:`load_npz`.
 
-Read with ``allow_pickle=False``, so an object array (whose elements would be unpickled) is refused. The
+Read through :func:`cnn.safe_reading.read_npz` (what ``numpy.load`` with ``allow_pickle=False`` gives, every
+size checked first), so an object array (whose elements would be unpickled) is refused from its header. The
 arrays may be channels-first or channels-last, uint8 or floats in [0, 1]; they come out as a
 :class:`~cnn.data.dataset.Dataset` in (N, C, H, W).
 """
