@@ -647,6 +647,8 @@ def image_cases() -> list[Case]:
                 env={"CNN_MAX_IMAGE_PIXELS": "100"}),
         _folder("image beyond twice the limit", lambda r: image_folder(r), "CNN_MAX_IMAGE_PIXELS", expect="size",
                 env={"CNN_MAX_IMAGE_PIXELS": "50"}),
+        _folder("images together beyond CNN_MAX_ARRAY_BYTES", lambda r: image_folder(r), "CNN_MAX_ARRAY_BYTES",
+                expect="size", env={"CNN_MAX_ARRAY_BYTES": "500"}),
         _folder("truncated PNG", lambda r: image_folder(
             r, make=lambda p: network_file(p, png_file(p).read_bytes()[:60])), "readable"),
         _folder("random bytes named .png", lambda r: image_folder(r, make=lambda p: network_file(p, os.urandom(200))),

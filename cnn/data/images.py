@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from cnnbase.checks import invalid, printable
-from cnnbase.limits import SizeLimitError, check_count, limit
+from cnnbase.limits import SizeLimitError, check_bytes, check_count, limit
 
 from .batching import validation_split
 from .dataset import Dataset, DataError, _check_class_names, _fail
@@ -163,6 +163,11 @@ def _read_class_tree(root: Path, class_names: tuple[str, ...] | None) -> tuple[n
                             f"(C, H, W) = {image.shape}")
             images.append(image)
             labels.append(label)
+            # Each image is within CNN_MAX_IMAGE_PIXELS, but a folder of highly compressible PNGs adds up: the
+            # array they become is checked as it grows, not once it no longer fits.
+            check_bytes(len(images) * image.nbytes,
+                        what=f"load_image_folder: the {len(images)} images of {printable(root)} read so far, (C, H, W) "
+                             f"= {image.shape}")
     return np.stack(images), np.asarray(labels, dtype=np.int64), names
 
 
