@@ -56,10 +56,10 @@ def _snapshot(folder: Path) -> dict:
 
 
 @pytest.mark.parametrize("case", [pytest.param(c, id=c.id, marks=_skip_or_xfail(c, c.load_xfail)) for c in CASES])
-def test_reader_refuses_hostile_file(case, tmp_path, support, monkeypatch):
+def test_reader_refuses_hostile_file(case, tmp_path, monkeypatch):
     for name, value in case.env.items():
         monkeypatch.setenv(name, value)
-    verdict, detail = hostile.outcome(case, tmp_path, support)
+    verdict, detail = hostile.outcome(case, tmp_path)
     assert verdict == "clean", detail
 
 
@@ -67,15 +67,23 @@ def test_reader_refuses_hostile_file(case, tmp_path, support, monkeypatch):
 # The commands that read each kind of file
 
 
-def commands(case: hostile.Case, path: Path, out: Path, support: dict) -> list[list[str]]:
-    """The ``cnn`` command lines that read ``path``; ``out`` is a run folder that must not appear."""
-    common = ["--engine", "refcnn"]
-    return {
-        "data": [["train", "--data", path, "--out", out, "--epochs", "1", *common]],
-        "image": [["predict", support["model"], path, *common]],
-        "model": [["evaluate", path, "--data", support["data"], *common], ["predict", path, support["image"], *common]],
-        "json": [["shape", path], ["train", "--model", path, "--data", support["data"], "--out", out, *common]],
-    }[case.reader]
+#: The commands that read each kind of file, by reader (the command lines are :func:`command_line`'s).
+COMMANDS = {"data": ("train",), "image": ("predict",), "model": ("evaluate", "predict"), "json": ("shape", "train")}
+
+
+def command_line(case: hostile.Case, command: str, path: Path, out: Path, support: dict) -> list[str]:
+    """``cnn <command> ...`` reading ``path`` as its reader takes it; ``out`` is a run folder that must not
+    appear. The other files it needs (a model, a data set, an image) are good ones from ``support``."""
+    engine = ["--engine", "refcnn"]
+    lines = {
+        ("data", "train"): ["train", "--data", path, "--out", out, "--epochs", "1", *engine],
+        ("image", "predict"): ["predict", support["model"], path, *engine],
+        ("model", "evaluate"): ["evaluate", path, "--data", support["data"], *engine],
+        ("model", "predict"): ["predict", path, support["image"], *engine],
+        ("json", "shape"): ["shape", path],
+        ("json", "train"): ["train", "--model", path, "--data", support["data"], "--out", out, *engine],
+    }
+    return [str(arg) for arg in lines[case.reader, command]]
 
 
 def _cli_reason(case: hostile.Case) -> str | None:
@@ -87,15 +95,11 @@ def _cli_reason(case: hostile.Case) -> str | None:
 
 
 def _command_params():
-    params = []
-    for case in CASES:
-        for index, name in enumerate({"data": ["train"], "image": ["predict"], "model": ["evaluate", "predict"],
-                                      "json": ["shape", "train"]}[case.reader]):
-            params.append(pytest.param(case, index, id=f"{name}-{case.id}", marks=_skip_or_xfail(case, _cli_reason(case))))
-    return params
+    return [pytest.param(case, command, id=f"{command}-{case.id}", marks=_skip_or_xfail(case, _cli_reason(case)))
+            for case in CASES for command in COMMANDS[case.reader]]
 
 
-def assert_one_line_error(status: int, stderr: str, stdout: str, named: Path | None) -> None:
+def assert_one_line_error(status: int, stderr: str, stdout: str, named: Path) -> None:
     """Exit status 2, one printable line ``cnn: error: ...`` on stderr naming ``named``, no traceback."""
     assert "Traceback" not in stderr + stdout, stderr
     lines = stderr.splitlines()
@@ -103,20 +107,18 @@ def assert_one_line_error(status: int, stderr: str, stdout: str, named: Path | N
     assert len(lines) == 1 and lines[0].startswith("cnn: error: "), stderr
     assert lines[0].isprintable(), lines[0]
     assert not lines[0].startswith("cnn: error: --limit:"), "a file's error worded as a --limit mistake"
-    if named is not None:
-        assert printable(str(named)) in lines[0], lines[0]
+    assert printable(str(named)) in lines[0], lines[0]
 
 
-@pytest.mark.parametrize("case, index", _command_params())
-def test_command_refuses_hostile_file(case, index, tmp_path, support, monkeypatch):
+@pytest.mark.parametrize("case, command", _command_params())
+def test_command_refuses_hostile_file(case, command, tmp_path, support):
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     path = case.build(corpus)
     out = tmp_path / "run"
     before = _snapshot(tmp_path)
-    args = [str(a) for a in commands(case, path, out, support)[index]]
-    result = CliRunner().invoke(CNN, args, env=case.env)
-    assert_one_line_error(result.exit_code, result.stderr, result.stdout, corpus if case.names_file else None)
+    result = CliRunner().invoke(CNN, command_line(case, command, path, out, support), env=case.env)
+    assert_one_line_error(result.exit_code, result.stderr, result.stdout, corpus)
     assert not out.exists()
     assert _snapshot(tmp_path) == before
 
@@ -140,11 +142,11 @@ def test_process_refuses_hostile_file(case, tmp_path, support):
     corpus.mkdir()
     path = case.build(corpus)
     out = tmp_path / "run"
-    args = [str(a) for a in commands(case, path, out, support)[0]]
+    args = command_line(case, COMMANDS[case.reader][0], path, out, support)
     env = {**os.environ, **case.env, "PYTHONPATH": str(ROOT)}
     done = subprocess.run([sys.executable, str(ROOT / "cli.py"), *args], capture_output=True, text=True,
                           env=env, timeout=60, cwd=tmp_path)
-    assert_one_line_error(done.returncode, done.stderr, done.stdout, corpus if case.names_file else None)
+    assert_one_line_error(done.returncode, done.stderr, done.stdout, corpus)
     assert not out.exists()
     assert not Path("/tmp/cnn-hostile-pwned").exists()
 

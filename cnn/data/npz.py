@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cnnbase.checks import invalid
+from cnnbase.checks import invalid, printable
 from cnnbase.limits import check_bytes, nbytes_of
 
 from .dataset import Dataset, _check_class_names, _fail, _require_training_images
@@ -65,7 +65,8 @@ def _image_values(path: Path, key: str, x: np.ndarray) -> np.ndarray:
     """uint8 as is; other ints when within 0..255; floats as float32 when finite and within [0, 1]."""
     if x.dtype == np.uint8:
         return x
-    check_bytes(nbytes_of(x.shape, 4), what=f"load_npz: `{key}` of {path} as float32 or uint8, shape {x.shape}")
+    check_bytes(nbytes_of(x.shape, 4),
+                what=f"load_npz: `{key}` of {printable(path)} as float32 or uint8, shape {x.shape}")
     if x.size == 0:
         kind = np.float32 if np.issubdtype(x.dtype, np.floating) else np.uint8
         return x.astype(kind)
@@ -126,7 +127,8 @@ def load_npz(path, *, layout: str | None = None, class_names=None, name: str | N
                     f"{x_test.shape[1:]} (x_train {arrays['x_train'].shape}, x_test {arrays['x_test'].shape})")
     if x_train.dtype != x_test.dtype:  # one uint8, one float32: both float32
         for key, x in (("x_train", x_train), ("x_test", x_test)):
-            check_bytes(nbytes_of(x.shape, 4), what=f"load_npz: `{key}` of {path} as float32, shape {x.shape}")
+            check_bytes(nbytes_of(x.shape, 4),
+                        what=f"load_npz: `{key}` of {printable(path)} as float32, shape {x.shape}")
         x_train, x_test = x_train.astype(np.float32) / _scale(x_train), x_test.astype(np.float32) / _scale(x_test)
     y_train = _npz_labels(path, "y_train", arrays["y_train"], len(x_train), "x_train")
     y_test = _npz_labels(path, "y_test", arrays["y_test"], len(x_test), "x_test")
