@@ -17,7 +17,6 @@ import io
 import json
 import os
 import tempfile
-import zipfile
 
 import numpy as np
 
@@ -82,27 +81,47 @@ def save_archive(path, arrays: dict[str, np.ndarray], document: dict) -> None:
 def load_archive(path, what: str = "model file") -> tuple[dict[str, np.ndarray], dict]:
     """Read an archive written by :func:`save_archive`: ``(arrays, document)``.
 
+    Read through :func:`cnn.safe_reading.read_npz`: only a regular file, every size checked before it is
+    allocated or decompressed (``CNN_MAX_FILE_BYTES`` for the file and each member's declared size,
+    ``CNN_MAX_ARRAY_BYTES`` for each array's header), object arrays refused from their headers.
+
     Raises :class:`CheckpointError` naming the file for anything that is not such an archive (a missing
-    file, a truncated zip, an object array, a JSON document that does not parse).
+    file, a folder or a FIFO, a truncated zip, a bad CRC, an object array, a JSON document that does not parse,
+    is nested too deep, holds an integer of thousands of digits, or is not an object), and
+    :class:`cnnbase.limits.SizeLimitError` for a size beyond a limit.
     """
-    path = os.fspath(path)
+    from cnnbase.checks import printable
+
+    from .safe_reading import FileProblem, read_npz
+
+    shown = printable(os.fspath(path))
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            names = list(archive.files)
-            if JSON_KEY not in names:
-                raise CheckpointError(f"{path} is not a {what}: it has no {JSON_KEY!r} entry (entries: {names[:5]})")
-            arrays = {name: archive[name] for name in names if name != JSON_KEY}
-            text = archive[JSON_KEY]
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: no such {what}") from None
-    except CheckpointError:
-        raise
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as error:
-        raise CheckpointError(f"{path} is not a readable {what} (.npz): {error}") from None
+        arrays = read_npz(path)
+    except FileProblem as problem:
+        if problem.found == "no such file":
+            raise CheckpointError(f"{shown}: no such {what}") from None
+        raise CheckpointError(f"{shown} is not a readable {what} (.npz): expected {problem.expected}; "
+                              f"found {problem.found}") from None
+    if JSON_KEY not in arrays:
+        names = [printable(name) for name in list(arrays)[:5]]
+        raise CheckpointError(f"{shown} is not a {what}: it has no {JSON_KEY!r} entry (entries: {names})")
+    text = arrays.pop(JSON_KEY)
     if text.shape != (1,) or text.dtype.kind != "U":
-        raise CheckpointError(f"{path}: the {JSON_KEY!r} entry must be one string; received {text.dtype} {text.shape}")
+        raise CheckpointError(f"{shown}: the {JSON_KEY!r} entry must be one string; received {text.dtype} {text.shape}")
+    return arrays, _parse_document(shown, str(text[0]), what)
+
+
+def _parse_document(shown: str, text: str, what: str) -> dict:
+    """The archive's JSON document, which must be an object. ``json.loads`` raises more than
+    JSONDecodeError on hostile text: ValueError for an integer of more than 4,300 digits, RecursionError for
+    arrays nested thousands deep; every one is a CheckpointError naming the file."""
     try:
-        document = json.loads(str(text[0]))
-    except json.JSONDecodeError as error:
-        raise CheckpointError(f"{path}: its JSON document does not parse: {error}") from None
-    return arrays, document
+        document = json.loads(text)
+    except RecursionError:
+        raise CheckpointError(f"{shown}: its JSON document is nested too deeply to read") from None
+    except ValueError as error:  # JSONDecodeError, and the int digit limit
+        raise CheckpointError(f"{shown}: its JSON document does not parse: {error}") from None
+    if not isinstance(document, dict):
+        raise CheckpointError(f"{shown}: its JSON document must be an object ({{...}}) for a {what}; received "
+                              f"{type(document).__name__}")
+    return document

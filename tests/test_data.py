@@ -2,9 +2,11 @@
 sample, the full Fashion-MNIST when installed, and the batch order."""
 
 import gzip
+import io
 import os
 import pickle
 import struct
+import zipfile
 
 import numpy as np
 import pytest
@@ -586,3 +588,152 @@ def test_validation_split_last_fraction_or_seeded():
     assert len(validation_split(3, 0.01)[1]) == 1  # Keras's count: never an empty validation part
     with pytest.raises(ValueError, match="at least 1"):
         validation_split(2, 0.99)
+
+
+# --------------------------------------------------------------------------------------------------
+# Reading within the limits (cnn.safe_reading); the hostile files themselves are tests/test_hostile_files.py
+
+
+def _npz_bytes(compressed: bool, **arrays) -> bytes:
+    buffer = io.BytesIO()
+    (np.savez_compressed if compressed else np.savez)(buffer, **arrays)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("compressed", [False, True])
+def test_read_npz_gives_what_numpy_load_gives(tmp_path, compressed):
+    from cnn.safe_reading import read_npz
+
+    arrays = {
+        "fortran": np.asfortranarray(np.arange(12, dtype=np.float32).reshape(3, 4)),
+        "big_endian": np.arange(5, dtype=">i4"), "text": np.array(["a", "\N{SNOWMAN}", ""]),
+        "raw": np.array([b"x\xff", b""]), "flags": np.array([True, False]), "complex": np.array([1 + 2j]),
+        "empty": np.zeros((0, 3), np.float64), "scalar": np.array(7, np.int16),
+    }
+    path = tmp_path / "a.npz"
+    path.write_bytes(_npz_bytes(compressed, **arrays))
+    got = read_npz(path)
+    with np.load(path, allow_pickle=False) as expected:
+        assert sorted(got) == sorted(expected.files)
+        for name in expected.files:
+            assert got[name].dtype == expected[name].dtype and got[name].shape == expected[name].shape, name
+            np.testing.assert_array_equal(got[name], expected[name])
+    assert read_npz(path, {"text"}).keys() == {"text"}
+
+
+def test_gunzip_reads_several_members_and_zero_padding_up_to_the_limit(monkeypatch):
+    from cnn.safe_reading import gunzip
+    from cnnbase.limits import SizeLimitError
+
+    stream = gzip.compress(b"a" * 600) + gzip.compress(b"") + gzip.compress(b"b" * 400) + b"\0" * 16
+    monkeypatch.setenv("CNN_MAX_FILE_BYTES", "1000")
+    assert gunzip(stream) == b"a" * 600 + b"b" * 400  # exactly at the limit
+    monkeypatch.setenv("CNN_MAX_FILE_BYTES", "999")
+    with pytest.raises(SizeLimitError, match="CNN_MAX_FILE_BYTES"):
+        gunzip(stream, "f.gz")
+
+
+def test_gzip_bomb_stops_at_the_limit_without_expanding(tmp_path, rng, monkeypatch):
+    """A gzip of 64 MiB of zeros (64 KB on disk) stops one byte past a 1 MiB limit: the IDX reader never sees
+    the 64 MiB (gzip.decompress, which has no cap, held all of it)."""
+    from cnnbase.limits import SizeLimitError
+
+    folder = tmp_path / "mnist"
+    write_idx_folder(folder, tiny_mnist(rng), gz=True)
+    header = bytes([0, 0, 8, 3]) + struct.pack(">3I", 1 << 20, 8, 8)
+    (folder / "train-images-idx3-ubyte.gz").write_bytes(gzip.compress(header + bytes(64 << 20), 1))
+    monkeypatch.setenv("CNN_MAX_FILE_BYTES", "1M")
+    with pytest.raises(SizeLimitError, match=r"train-images-idx3-ubyte.gz: the decompressed gzip stream .*1.0 MiB"):
+        load_idx_folder(folder)
+
+
+def test_npy_header_claiming_a_huge_array_is_refused_before_reading(tmp_path):
+    from cnn.files import load_archive
+    from cnnbase.limits import SizeLimitError
+
+    header = b"{'descr': '<f4', 'fortran_order': False, 'shape': (1000000000000,), }"
+    header += b" " * (117 - len(header)) + b"\n"
+    with zipfile.ZipFile(tmp_path / "m.npz", "w") as archive:
+        archive.writestr("param/w.npy", b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header)
+    with pytest.raises(SizeLimitError, match=r"m.npz: array 'param/w' of shape \(1000000000000,\).*3.6 TiB"):
+        load_archive(tmp_path / "m.npz")
+
+
+def test_image_pixels_are_checked_from_the_header_and_set_pillows_guard(tmp_path, rng, monkeypatch):
+    from PIL import Image
+
+    from cnnbase.limits import SizeLimitError
+
+    path = tmp_path / "big.png"
+    write_png(path, rng.integers(0, 256, (20, 30), dtype=np.uint8))
+    monkeypatch.setenv("CNN_MAX_IMAGE_PIXELS", "600")
+    assert read_image(path, (1, 20, 30), resize=False).shape == (1, 20, 30)  # 600 pixels: at the limit
+    assert Image.MAX_IMAGE_PIXELS == 600
+    monkeypatch.setenv("CNN_MAX_IMAGE_PIXELS", "599")
+    with pytest.raises(SizeLimitError, match=r"big.png: the image of 30x20 \(its header\) has 600 pixels"):
+        read_image(path, (1, 20, 30), resize=False)
+
+
+def test_palette_png_with_transparency_reads_without_a_warning(tmp_path):
+    import warnings
+
+    from PIL import Image
+
+    image = Image.new("P", (4, 3))
+    image.putpalette([0, 0, 0, 255, 0, 0] + [0] * 762)
+    image.putpixel((1, 1), 1)
+    image.info["transparency"] = bytes([0, 255])  # transparency as bytes: Pillow warns converting it to RGB
+    path = tmp_path / "p.png"
+    image.save(path, transparency=bytes([0, 255]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        pixels = read_image(path, (3, 3, 4), resize=False)
+    assert pixels[:, 1, 1].tolist() == [255, 0, 0]
+
+
+def test_class_names_are_kept_as_given_and_printed_escaped(tmp_path, rng):
+    """Folder names are class names as they are (run.json and model files store them so); the data set's
+    name, its description and every error message are one printable line."""
+    root = tmp_path / "odd\nname\x1b[31m"
+    for name in ("a\nb", "\x1b[2Jc"):
+        write_png(root / name / "0.png", rng.integers(0, 256, (4, 4), dtype=np.uint8))
+    ds = load_image_folder(root)
+    assert ds.class_names == ("\x1b[2Jc", "a\nb")
+    assert ds.name.isprintable() and ds.describe().isprintable() and "\\n" in ds.name
+    write_png(root / "a\nb" / "1.png", rng.integers(0, 256, (5, 5), dtype=np.uint8))
+    with pytest.raises(DataError) as info:
+        load_image_folder(root)
+    assert str(info.value).isprintable() and "a\\nb" in str(info.value)
+
+
+def test_inferred_class_count_is_bounded(tmp_path, rng):
+    x = rng.integers(0, 256, (6, 4, 4), dtype=np.uint8)
+    y = np.array([0, 1, 2, 0, 1, 1023])
+    path = save_npz(tmp_path / "d.npz", x_train=x, y_train=y, x_test=x[:0], y_test=y[:0])
+    assert load_npz(path).num_classes == 1024  # a few labels, classes up to INFERRED_CLASSES_FREE: accepted
+    y[5] = 1024
+    path = save_npz(tmp_path / "e.npz", x_train=x, y_train=y, x_test=x[:0], y_test=y[:0])
+    with raises_data_error(path, "label 1024 at index 5 of `y_train`", "class_names"):
+        load_npz(path)
+    names = np.array([f"c{k}" for k in range(2000)])
+    path = save_npz(tmp_path / "f.npz", x_train=x, y_train=y, x_test=x[:0], y_test=y[:0], class_names=names)
+    assert load_npz(path).num_classes == 2000  # with class names, the labels only have to fit them
+
+
+def test_to_float_checks_the_float_copy_against_the_array_limit(monkeypatch):
+    from cnnbase.limits import SizeLimitError
+
+    x = np.zeros((2, 1, 5, 5), np.uint8)
+    monkeypatch.setenv("CNN_MAX_ARRAY_BYTES", "199")
+    with pytest.raises(SizeLimitError, match=r"to_float: the float32 copy of `x` of shape \(2, 1, 5, 5\)"):
+        to_float(x)
+    monkeypatch.setenv("CNN_MAX_ARRAY_BYTES", "200")
+    assert to_float(x).shape == x.shape
+
+
+def test_load_npz_class_names_argument_must_be_strings(tmp_path, rng):
+    x = rng.integers(0, 256, (3, 4, 4), dtype=np.uint8)
+    path = save_npz(tmp_path / "d.npz", x_train=x, y_train=np.array([0, 1, 0]), x_test=x, y_test=np.array([0, 1, 1]))
+    assert load_npz(path, class_names=["a", "b"]).class_names == ("a", "b")
+    with pytest.raises(TypeError, match="class_names"):
+        load_npz(path, class_names=[0, 1])

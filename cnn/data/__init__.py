@@ -2,13 +2,16 @@
 
 Every loader returns a :class:`Dataset` whose images are ``(N, C, H, W)`` arrays (uint8, or float32 in
 [0, 1]) and whose labels are int64 in ``0 .. len(class_names) - 1``. Anything wrong with a file (truncated,
-malformed, inconsistent, unsafe) raises :class:`DataError`, whose message names the file, what was expected
-and what was found. The formats and the checks are written down in ``specs/data.md``.
+malformed, inconsistent, unsafe, not a regular file) raises :class:`DataError`, whose one-line message names
+the file, what was expected and what was found; a size beyond one of :mod:`cnnbase.limits`'s limits (a file, a
+decompressed stream, an array's header, an image's pixels) raises ``SizeLimitError`` before anything of that
+size is allocated. The formats and the checks are written down in ``specs/data.md``.
 
 One module per idea; this file only hands their names on:
 
 * ``dataset``: :class:`Dataset`, :class:`DataError`, the class names, :func:`to_float`;
-* ``reading``: a file's bytes (gunzipped) and the label check the binary readers share;
+* ``reading``: a file's bytes (gunzipped) and a folder's entries, read within the size limits through
+  :mod:`cnn.safe_reading`; the label check and the bound on an inferred class count the readers share;
 * ``idx``: MNIST / Fashion-MNIST IDX files, gzipped or not (:func:`read_idx`, :func:`load_idx_folder`);
 * ``cifar``: CIFAR-10, binary version, and Python version through a restricted unpickler
   (:func:`load_cifar10`);
@@ -25,7 +28,10 @@ from .catalog import (
     DATA_DIR_ENV, DEBIAN_FASHION_MNIST_DIR, EMBEDDED_SAMPLE, find_fashion_mnist, load_dataset, load_embedded_sample,
 )
 from .cifar import RestrictedUnpickler, load_cifar10, read_cifar10_binary, read_cifar10_pickle
-from .dataset import CIFAR10_CLASSES, DIGIT_CLASSES, FASHION_MNIST_CLASSES, DataError, Dataset, to_float
+from .dataset import (
+    CIFAR10_CLASSES, DIGIT_CLASSES, FASHION_MNIST_CLASSES, MAX_CLASS_NAME_LENGTH, MAX_CLASSES, DataError, Dataset,
+    to_float,
+)
 from .idx import load_idx_folder, read_idx
 from .images import PNG_MODES, load_image_folder, read_image
 from .npz import LAYOUTS, load_npz
@@ -33,6 +39,10 @@ from .npz import LAYOUTS, load_npz
 __all__ = [
     "DataError",
     "Dataset",
+    "MAX_CLASSES",
+    "MAX_CLASS_NAME_LENGTH",
+    "PNG_MODES",
+    "LAYOUTS",
     "FASHION_MNIST_CLASSES",
     "DIGIT_CLASSES",
     "CIFAR10_CLASSES",

@@ -9,14 +9,18 @@ This is the one module that knows every format; the format modules know nothing 
 from __future__ import annotations
 
 import dataclasses
+import errno
 import os
+import stat
 from pathlib import Path
 
 from .cifar import _cifar_folder, _cifar_layout, load_cifar10
 from .dataset import FASHION_MNIST_CLASSES, Dataset, DataError, _fail
 from .idx import _is_idx_folder, load_idx_folder
 from .images import _class_folders, _png_files, load_image_folder
+from ..safe_reading import file_type
 from .npz import load_npz
+from .reading import _entries, _open_regular
 
 DEBIAN_FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")  # Debian's dataset-fashion-mnist
 DATA_DIR_ENV = "CNN_DATA_DIR"
@@ -71,25 +75,42 @@ def _missing_fashion_mnist() -> DataError:
     )
 
 
+def _kind(path: Path) -> str:
+    """'folder', 'file' or a DataError: what ``--data PATH`` names, told apart before anything is opened."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as error:
+        if not os.path.lexists(path):
+            raise _fail(path, "a data set name (fashion-mnist, fashion-mnist-small, default) or an existing "
+                              "file or folder", "neither") from None
+        reason = "a loop of symbolic links" if error.errno == errno.ELOOP else (error.strerror or type(error).__name__)
+        raise _fail(path, "a readable file or folder", reason) from None
+    if stat.S_ISDIR(mode):
+        return "folder"
+    if stat.S_ISREG(mode):
+        return "file"
+    raise _fail(path, "a regular file or a folder", file_type(mode))
+
+
 def _load_path(path: Path, *, layout, test_fraction, seed) -> Dataset:
     """Choose a loader by what the path holds, not by what it is called."""
-    if not path.exists():
-        raise _fail(path, "a data set name (fashion-mnist, fashion-mnist-small, default) or an existing "
-                          "file or folder", "neither")
-    if path.is_file():
-        with path.open("rb") as f:
+    if _kind(path) == "file":
+        with _open_regular(path) as f:
             head = f.read(4)
         if head[:2] == b"PK":
             return load_npz(path, layout=layout)
-        raise _fail(path, "a .npz file (a zip archive) or a folder", f"a file starting with bytes {head.hex()}")
+        raise _fail(path, "a .npz file (a zip archive) or a folder",
+                    f"a file starting with bytes {head.hex()}" if head else "an empty file")
+    _entries(path)  # a folder that cannot be listed says so first
     if _is_idx_folder(path):
         return load_idx_folder(path)
     if _cifar_layout(_cifar_folder(path)) is not None:
         return load_cifar10(path)
     if any(_png_files(f) for f in _class_folders(path)) or (path / "train").is_dir():
         return load_image_folder(path, test_fraction=test_fraction, seed=seed)
+    held = ", ".join(p.name for p in _entries(path)[:8]) or "nothing"
     raise _fail(path, "a folder of MNIST/Fashion-MNIST IDX files, CIFAR-10 batches, or class folders of PNGs",
-                f"none of these (it holds {', '.join(sorted(p.name for p in path.iterdir())[:8]) or 'nothing'})")
+                f"none of these (it holds {held})")
 
 
 def load_dataset(name_or_path, *, limit: int | None = None, layout: str | None = None,

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .dataset import CIFAR10_CLASSES, Dataset, DataError, _fail
-from .reading import _check_label_range, _read_bytes
+from .dataset import CIFAR10_CLASSES, Dataset, DataError, _check_class_names, _fail, _require_training_images
+from .reading import _check_label_range, _read_bytes, _read_text
 
 _CIFAR_SIDE = 32
 _CIFAR_PIXELS = 3 * _CIFAR_SIDE * _CIFAR_SIDE
@@ -110,15 +110,36 @@ def read_cifar10_pickle(path, num_classes: int = 10) -> tuple[np.ndarray, np.nda
     if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != _CIFAR_PIXELS:
         found = f"{data.dtype} array of shape {data.shape}" if isinstance(data, np.ndarray) else type(data).__name__
         raise _fail(path, f"`data` as a uint8 array (N, {_CIFAR_PIXELS})", found)
-    try:
-        y = np.asarray(labels)
-    except Exception:
-        y = np.asarray(None)
-    if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer) or len(y) != len(data):
-        raise _fail(path, f"`labels` as {len(data)} ints, one per row of `data`",
-                    f"{type(labels).__name__} giving {y.dtype} of shape {y.shape}")
+    y = _pickled_labels(path, labels, len(data))
     _check_label_range(path, y, num_classes)
     return data.reshape(-1, 3, _CIFAR_SIDE, _CIFAR_SIDE).copy(), y.astype(np.int64)
+
+
+def _pickled_labels(path: Path, labels, count: int) -> np.ndarray:
+    """``labels`` as a 1-D integer array of ``count`` labels, from a list of ints or an integer array.
+
+    The list is checked item by item before numpy sees it: ``np.asarray`` on a hostile pickle's list (lists
+    nested through shared references, ints of 1,000 digits) could otherwise try to build an astronomically
+    large array.
+    """
+    expected = f"`labels` as {count} ints, one per row of `data`"
+    if isinstance(labels, np.ndarray):
+        if labels.ndim != 1 or labels.dtype.kind not in "iu" or len(labels) != count:
+            raise _fail(path, expected, f"an array of {labels.dtype} of shape {labels.shape}")
+        return labels
+    if not isinstance(labels, list) or len(labels) != count:
+        found = f"a list of {len(labels)}" if isinstance(labels, list) else type(labels).__name__
+        raise _fail(path, expected, found)
+    for index, value in enumerate(labels):
+        if type(value) is not int or not 0 <= value < 2**63:
+            shown = value if type(value) is int and abs(value) < 10**30 else type(value).__name__
+            raise _fail(path, expected, f"{shown} at index {index}")
+    return np.array(labels, dtype=np.int64)
+
+
+def _present(path: Path) -> bool:
+    """An entry of that name, whatever it is (a FIFO or a broken link too): reading it then says what is wrong."""
+    return path.is_symlink() or path.exists()
 
 
 def _cifar_layout(folder: Path) -> str | None:
@@ -133,12 +154,12 @@ def _cifar_layout(folder: Path) -> str | None:
 def _cifar_class_names(folder: Path, layout: str) -> tuple[str, ...]:
     if layout == "binary":
         meta = folder / "batches.meta.txt"
-        if not meta.is_file():
+        if not _present(meta):
             return CIFAR10_CLASSES
-        names = tuple(line.strip() for line in meta.read_text(errors="replace").splitlines() if line.strip())
+        names = tuple(line.strip() for line in _read_text(meta).splitlines() if line.strip())
     else:
         meta = folder / "batches.meta"
-        if not meta.is_file():
+        if not _present(meta):
             return CIFAR10_CLASSES
         content = _restricted_load(meta)
         raw = _get(content, "label_names") if isinstance(content, dict) else None
@@ -147,7 +168,7 @@ def _cifar_class_names(folder: Path, layout: str) -> tuple[str, ...]:
         names = tuple(n.decode("utf-8", "replace") if isinstance(n, bytes) else n for n in raw)
     if len(names) != 10:
         raise _fail(meta, "the 10 CIFAR-10 class names", f"{len(names)} names")
-    return names
+    return _check_class_names(meta, names)
 
 
 def load_cifar10(folder) -> Dataset:
@@ -165,13 +186,14 @@ def load_cifar10(folder) -> Dataset:
                     "none")
     suffix, read = (".bin", read_cifar10_binary) if layout == "binary" else ("", read_cifar10_pickle)
     paths = [folder / (stem + suffix) for stem in (*_CIFAR_TRAIN, _CIFAR_TEST)]
-    missing = [p.name for p in paths if not p.is_file()]
+    missing = [p.name for p in paths if not _present(p)]
     if missing:
         raise _fail(folder, f"the 6 CIFAR-10 batches ({layout} version)", f"no {', '.join(missing)}")
     class_names = _cifar_class_names(folder, layout)
     parts = [read(p, len(class_names)) for p in paths]
     x_train = np.concatenate([x for x, _ in parts[:-1]])
     y_train = np.concatenate([y for _, y in parts[:-1]])
+    _require_training_images(folder / (_CIFAR_TRAIN[0] + suffix), y_train)
     x_test, y_test = parts[-1]
     return Dataset(x_train, y_train, x_test, y_test, class_names, "cifar-10",
                    f"CIFAR-10 {layout} version in {folder}")

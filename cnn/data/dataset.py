@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cnnbase.checks import invalid
+from cnnbase.checks import invalid, printable
+from cnnbase.limits import check_bytes, nbytes_of
 
 FASHION_MNIST_CLASSES = (
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
@@ -24,13 +25,43 @@ CIFAR10_CLASSES = (
 )
 
 
+#: The most classes a data set may have (its class names read from a file, its class folders, or the count
+#: inferred from its labels), and the longest class name: beyond them a file is refused, not trusted.
+MAX_CLASSES = 100_000
+MAX_CLASS_NAME_LENGTH = 1_000
+
+
 class DataError(ValueError):
     """A data file or folder that is missing, truncated, malformed, inconsistent or unsafe to read."""
 
 
 def _fail(path, expected: str, found: str) -> DataError:
-    """The one message template for a bad file: the file, what was expected, what was found."""
-    return DataError(f"{path}: expected {expected}; found {found}.")
+    """The one message template for a bad file: the file, what was expected, what was found. One line
+    whatever the file holds: the message goes through :func:`~cnnbase.checks.printable`, so a path, a class
+    name or a key read from a file cannot break it with a newline or reach the terminal as an escape code."""
+    return DataError(printable(f"{path}: expected {expected}; found {found}."))
+
+
+def _check_class_names(path, names, what: str = "class names") -> tuple[str, ...]:
+    """Class names read from a file or folder: 1 to :data:`MAX_CLASSES` strings of at most
+    :data:`MAX_CLASS_NAME_LENGTH` characters, returned as given (the messages that print them escape them)."""
+    names = tuple(names)
+    if not 1 <= len(names) <= MAX_CLASSES:
+        raise _fail(path, f"1 to {MAX_CLASSES:,} {what}", f"{len(names):,}")
+    for index, name in enumerate(names):
+        if not isinstance(name, str):
+            raise _fail(path, f"{what} as strings", f"{type(name).__name__} at index {index}")
+        if len(name) > MAX_CLASS_NAME_LENGTH:
+            raise _fail(path, f"{what} of at most {MAX_CLASS_NAME_LENGTH:,} characters",
+                        f"one of {len(name):,} at index {index} ({name[:40]!r}...)")
+    return names
+
+
+def _require_training_images(path, y_train: np.ndarray) -> None:
+    """A data set to train on has at least one training image; an empty split is the file's fault, said here
+    rather than as a division by zero in the first epoch."""
+    if len(y_train) == 0:
+        raise _fail(path, "at least 1 training image", "0")
 
 
 @dataclass(frozen=True, eq=False)
@@ -42,7 +73,10 @@ class Dataset:
     The test split may be empty (N_test = 0) when the source has none.
 
     ``name`` is a short identifier (``"fashion-mnist"``, ``"fashion-mnist-small"``, a file or folder name);
-    ``source`` says where the data came from, in words, for the command line to print.
+    ``source`` says where the data came from, in words, for the command line to print. Both are made
+    printable (:func:`~cnnbase.checks.printable`) when the data set is built. ``class_names`` are kept as the
+    file or folder gives them (they are stored in run files and model files as given), so they may hold any
+    character: whatever prints them escapes them first.
     """
 
     x_train: np.ndarray
@@ -55,6 +89,8 @@ class Dataset:
 
     def __post_init__(self):
         object.__setattr__(self, "class_names", tuple(str(c) for c in self.class_names))
+        object.__setattr__(self, "name", printable(self.name))
+        object.__setattr__(self, "source", printable(self.source))
         _check_split(self, "train")
         _check_split(self, "test")
         if self.x_train.shape[1:] != self.x_test.shape[1:]:
@@ -116,6 +152,7 @@ def to_float(x: np.ndarray, *, mean=None, std=None) -> np.ndarray:
     if not isinstance(x, np.ndarray) or x.ndim != 4:
         raise TypeError(f"to_float: argument `x` must be a numpy.ndarray (N, C, H, W); received "
                         f"{type(x).__name__} {getattr(x, 'shape', '')}.")
+    check_bytes(nbytes_of(x.shape, 4), what=f"to_float: the float32 copy of `x` of shape {x.shape}")
     if x.dtype == np.uint8:
         out = x.astype(np.float32) * np.float32(1 / 255)
     elif np.issubdtype(x.dtype, np.floating):

@@ -12,9 +12,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .dataset import DIGIT_CLASSES, FASHION_MNIST_CLASSES, Dataset, _fail
+from cnnbase.checks import printable
+from cnnbase.limits import check_bytes, nbytes_of
+
+from .dataset import DIGIT_CLASSES, FASHION_MNIST_CLASSES, Dataset, _fail, _require_training_images
 from .reading import _check_label_range, _read_bytes
 
+#: The most dimensions an IDX file may have (NumPy's own limit is 64; MNIST's files have 1 and 3).
+MAX_IDX_DIMS = 32
 # IDX type byte -> big-endian numpy dtype (http://yann.lecun.com/exdb/mnist/, "THE IDX FILE FORMAT").
 _IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
@@ -29,7 +34,11 @@ def read_idx(path) -> np.ndarray:
     Raises
     ------
     DataError
-        Bad magic bytes, unknown type code, a file shorter or longer than its header says.
+        Not a readable regular file, a damaged gzip stream, bad magic bytes, an unknown type code, a file
+        shorter or longer than its header says.
+    SizeLimitError
+        A file larger than ``CNN_MAX_FILE_BYTES`` (or gzip data expanding beyond it), or a header whose array
+        would exceed ``CNN_MAX_ARRAY_BYTES``; checked before anything of that size is allocated.
     """
     path = Path(path)
     data = _read_bytes(path)
@@ -41,13 +50,15 @@ def read_idx(path) -> np.ndarray:
     if code not in _IDX_DTYPES:
         known = ", ".join(f"0x{c:02X}" for c in _IDX_DTYPES)
         raise _fail(path, f"an IDX type code among {known}", f"0x{code:02X}")
-    if ndim == 0:
-        raise _fail(path, "an IDX file with at least 1 dimension", "0 dimensions")
+    if not 1 <= ndim <= MAX_IDX_DIMS:
+        raise _fail(path, f"an IDX file of 1 to {MAX_IDX_DIMS} dimensions", f"{ndim} dimensions")
     header = 4 + 4 * ndim
     if len(data) < header:
         raise _fail(path, f"an IDX header of {header} bytes for {ndim} dimensions", f"{len(data)} bytes")
     shape = tuple(int(s) for s in np.frombuffer(data, dtype=">u4", count=ndim, offset=4))
     dtype = np.dtype(_IDX_DTYPES[code])
+    check_bytes(nbytes_of(shape, dtype.itemsize),
+                what=f"{printable(path)}: the IDX array of shape {shape} and dtype {dtype.name} (its header)")
     size = header + math.prod(shape) * dtype.itemsize
     if len(data) != size:
         problem = "truncated" if len(data) < size else "longer than its header says"
@@ -68,7 +79,8 @@ _IDX_FILES = {
 def _find_idx_file(folder: Path, role: str) -> Path | None:
     for stem in _IDX_FILES[role]:
         for name in (stem, stem + ".gz"):
-            if (folder / name).is_file():
+            # Any entry of that name counts (a FIFO or a broken link too): reading it then says what is wrong.
+            if (folder / name).is_symlink() or (folder / name).exists():
                 return folder / name
     return None
 
@@ -81,6 +93,8 @@ def _idx_images(path: Path) -> np.ndarray:
     x = read_idx(path)
     if x.dtype != np.uint8 or x.ndim != 3:
         raise _fail(path, "uint8 images of 3 dimensions (N, H, W)", f"{x.dtype} of shape {x.shape}")
+    if 0 in x.shape[1:]:
+        raise _fail(path, "images of at least 1x1 pixels", f"shape {x.shape}")
     return x[:, None, :, :]
 
 
@@ -112,6 +126,7 @@ def load_idx_folder(folder, *, class_names=None, name: str | None = None) -> Dat
         class_names = FASHION_MNIST_CLASSES if "fashion" in folder.resolve().name.lower() else DIGIT_CLASSES
     paths = {role: _find_idx_file(folder, role) for role in _IDX_FILES}
     x_train = _idx_images(paths["x_train"])
+    _require_training_images(paths["x_train"], x_train)
     x_test = _idx_images(paths["x_test"])
     if x_train.shape[1:] != x_test.shape[1:]:
         raise _fail(paths["x_test"], f"images of the training images' size {x_train.shape[2:]}",

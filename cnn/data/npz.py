@@ -1,23 +1,23 @@
 """.npz files holding ``x_train, y_train, x_test, y_test`` (and optionally ``class_names``):
 :func:`load_npz`.
 
-Read with ``allow_pickle=False``, so an object array (whose elements would be unpickled) is refused. The
+Read through :func:`cnn.safe_reading.read_npz` (what ``numpy.load`` with ``allow_pickle=False`` gives, every
+size checked first), so an object array (whose elements would be unpickled) is refused from its header. The
 arrays may be channels-first or channels-last, uint8 or floats in [0, 1]; they come out as a
 :class:`~cnn.data.dataset.Dataset` in (N, C, H, W).
 """
 
 from __future__ import annotations
 
-import zipfile
-import zlib
 from pathlib import Path
 
 import numpy as np
 
-from cnnbase.checks import invalid
+from cnnbase.checks import invalid, printable
+from cnnbase.limits import check_bytes, nbytes_of
 
-from .dataset import Dataset, _fail
-from .reading import _check_label_range
+from .dataset import Dataset, _check_class_names, _fail, _require_training_images
+from .reading import _check_label_range, _inferred_class_count, _read_npz
 
 _NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
 LAYOUTS = ("NCHW", "NHWC")
@@ -25,30 +25,13 @@ _MAX_CHANNELS = 4  # gray, gray+alpha, RGB, RGBA: the only axis sizes taken for 
 
 
 def _npz_arrays(path: Path) -> dict:
-    try:
-        archive = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise _fail(path, "a file", "no such file") from None
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
-        raise _fail(path, "a .npz archive (a zip of .npy arrays)", f"{type(error).__name__}: {error}") from None
-    if not isinstance(archive, np.lib.npyio.NpzFile):
-        raise _fail(path, "a .npz archive (a zip of .npy arrays)", "a single .npy array")
-    with archive:
-        missing = [k for k in _NPZ_KEYS if k not in archive.files]
-        if missing:
-            raise _fail(path, f"arrays named {', '.join(_NPZ_KEYS)}",
-                        f"no {', '.join(missing)} (it holds {', '.join(archive.files) or 'nothing'})")
-        arrays = {}
-        for key in (*_NPZ_KEYS, "class_names"):
-            if key not in archive.files:
-                continue
-            try:
-                arrays[key] = archive[key]
-            except ValueError as error:
-                # allow_pickle=False refuses object arrays: their elements would be unpickled.
-                raise _fail(path, f"`{key}` as a numeric array", f"an object array, refused ({error})") from None
-            except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as error:
-                raise _fail(path, f"a readable array `{key}`", f"{type(error).__name__}: {error}") from None
+    """The arrays a data set needs, read through :func:`cnn.safe_reading.read_npz`: every size checked
+    before it is allocated or decompressed, object arrays refused from their headers."""
+    arrays = _read_npz(path, (*_NPZ_KEYS, "class_names"))
+    missing = [k for k in _NPZ_KEYS if k not in arrays]
+    if missing:
+        held = ", ".join(arrays) or "none of them"
+        raise _fail(path, f"arrays named {', '.join(_NPZ_KEYS)}", f"no {', '.join(missing)} (of those it holds {held})")
     return arrays
 
 
@@ -73,6 +56,8 @@ def _npz_images(path: Path, key: str, x: np.ndarray, layout: str | None) -> np.n
             x = x.transpose(0, 3, 1, 2)
     else:
         raise _fail(path, f"`{key}` of shape (N, H, W), (N, H, W, C) or (N, C, H, W)", f"shape {x.shape}")
+    if 0 in x.shape[1:]:
+        raise _fail(path, f"`{key}` images of at least 1 channel and 1x1 pixels", f"(C, H, W) = {x.shape[1:]}")
     return np.ascontiguousarray(_image_values(path, key, x))
 
 
@@ -80,6 +65,8 @@ def _image_values(path: Path, key: str, x: np.ndarray) -> np.ndarray:
     """uint8 as is; other ints when within 0..255; floats as float32 when finite and within [0, 1]."""
     if x.dtype == np.uint8:
         return x
+    check_bytes(nbytes_of(x.shape, 4),
+                what=f"load_npz: `{key}` of {printable(path)} as float32 or uint8, shape {x.shape}")
     if x.size == 0:
         kind = np.float32 if np.issubdtype(x.dtype, np.floating) else np.uint8
         return x.astype(kind)
@@ -98,27 +85,36 @@ def _image_values(path: Path, key: str, x: np.ndarray) -> np.ndarray:
 
 
 def _npz_labels(path: Path, key: str, y: np.ndarray, count: int, images: str) -> np.ndarray:
+    """Integer labels (N,) or (N, 1), one per image, all >= 0; kept in the file's dtype (so that a uint64
+    label beyond int64 is reported as itself, not wrapped round) until the class count is known."""
     if y.ndim == 2 and y.shape[1] == 1:  # Keras's cifar10.load_data() gives (N, 1)
         y = y[:, 0]
-    if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer) or np.issubdtype(y.dtype, np.bool_):
+    if y.ndim != 1 or y.dtype.kind not in "iu":
         raise _fail(path, f"`{key}` as integer labels of shape (N,) or (N, 1)", f"{y.dtype} of shape {y.shape}")
     if len(y) != count:
         raise _fail(path, f"{count} labels in `{key}`, one per image of `{images}`", f"{len(y)}")
     if len(y) and y.min() < 0:
-        raise _fail(path, f"`{key}` labels >= 0", f"label {y.min()}")
-    return y.astype(np.int64)
+        index = int(np.argmin(y))
+        raise _fail(path, f"`{key}` labels >= 0", f"label {int(y[index])} at index {index}")
+    return y
 
 
 def load_npz(path, *, layout: str | None = None, class_names=None, name: str | None = None) -> Dataset:
     """Load a ``.npz`` holding ``x_train, y_train, x_test, y_test`` (and optionally ``class_names``).
 
-    Read with ``allow_pickle=False``: object arrays are refused. Images may be (N, H, W) (one channel),
+    Object arrays are refused. Images may be (N, H, W) (one channel),
     (N, C, H, W) or (N, H, W, C). For 4-D arrays ``layout`` ("NCHW" or "NHWC") says which; when it is None
     the layout is decided by which of axes 1 and 3 has a size of at most 4 (a channel count), and an array
     where both or neither do is refused with a message asking for ``layout``. Pixels are uint8 (any integer
     type with values in 0..255 is converted) or floats in [0, 1] (kept as float32). Labels are integers of
     shape (N,) or (N, 1). Class names come from ``class_names`` (the argument, else a string array in the
-    file, else "0".."K-1" with K = the largest label + 1); every label must be below their count.
+    file, else "0".."K-1" with K = the largest label + 1, which must be at most 1,024 or the number of labels
+    in the file, and at most :data:`~cnn.data.dataset.MAX_CLASSES`); every label must be below their count.
+    The training split must hold at least one image.
+
+    Every array is read through :func:`cnn.safe_reading.read_npz`, its size checked from its header before it
+    is allocated: ``SizeLimitError`` beyond ``CNN_MAX_FILE_BYTES`` or ``CNN_MAX_ARRAY_BYTES``, :class:`DataError`
+    for anything else wrong with the file.
     """
     path = Path(path)
     if layout is not None and layout not in LAYOUTS:
@@ -129,14 +125,19 @@ def load_npz(path, *, layout: str | None = None, class_names=None, name: str | N
     if x_train.shape[1:] != x_test.shape[1:]:
         raise _fail(path, f"`x_test` images of the training images' shape (C, H, W) = {x_train.shape[1:]}",
                     f"{x_test.shape[1:]} (x_train {arrays['x_train'].shape}, x_test {arrays['x_test'].shape})")
-    if x_train.dtype != x_test.dtype:
+    if x_train.dtype != x_test.dtype:  # one uint8, one float32: both float32
+        for key, x in (("x_train", x_train), ("x_test", x_test)):
+            check_bytes(nbytes_of(x.shape, 4),
+                        what=f"load_npz: `{key}` of {printable(path)} as float32, shape {x.shape}")
         x_train, x_test = x_train.astype(np.float32) / _scale(x_train), x_test.astype(np.float32) / _scale(x_test)
     y_train = _npz_labels(path, "y_train", arrays["y_train"], len(x_train), "x_train")
     y_test = _npz_labels(path, "y_test", arrays["y_test"], len(x_test), "x_test")
+    _require_training_images(path, y_train)
     class_names = _npz_class_names(path, arrays, class_names, y_train, y_test)
     for key, y in (("y_train", y_train), ("y_test", y_test)):
-        _check_label_range(f"{path} (`{key}`)", y, len(class_names))
-    return Dataset(x_train, y_train, x_test, y_test, class_names, name or path.stem, f"{path}")
+        _check_label_range(path, y, len(class_names), key)
+    return Dataset(x_train, y_train.astype(np.int64), x_test, y_test.astype(np.int64), class_names,
+                   name or path.stem, f"{path}")
 
 
 def _scale(x: np.ndarray) -> float:
@@ -144,12 +145,27 @@ def _scale(x: np.ndarray) -> float:
 
 
 def _npz_class_names(path, arrays, given, y_train, y_test) -> tuple[str, ...]:
+    """The argument's names, else the file's ``class_names``, else "0".."K-1" for K inferred from the labels
+    (bounded: see :func:`~cnn.data.reading._inferred_class_count`)."""
     if given is not None:
-        return tuple(str(c) for c in given)
+        if isinstance(given, (str, bytes)) or not all(isinstance(c, str) for c in given):
+            raise TypeError(invalid("load_npz", "class_names", "None or a sequence of str", given))
+        return _check_class_names("load_npz: argument `class_names`", given)
     if "class_names" in arrays:
         names = arrays["class_names"]
         if names.ndim != 1 or names.dtype.kind not in "US" or len(names) == 0:
             raise _fail(path, "`class_names` as a 1-D array of strings", f"{names.dtype} of shape {names.shape}")
-        return tuple(n.decode() if isinstance(n, bytes) else str(n) for n in names)
-    largest = max([int(y.max()) for y in (y_train, y_test) if len(y)], default=0)
-    return tuple(str(k) for k in range(largest + 1))
+        return _check_class_names(path, (_decoded(path, n, i) for i, n in enumerate(names.tolist())),
+                                  "`class_names`")
+    count = _inferred_class_count(path, {"y_train": y_train, "y_test": y_test})
+    return tuple(str(k) for k in range(count))
+
+
+def _decoded(path, name, index: int) -> str:
+    """One class name of a bytes (``S``) array as text; bytes that are not UTF-8 are refused, not guessed."""
+    if isinstance(name, str):
+        return name
+    try:
+        return name.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _fail(path, "`class_names` of UTF-8 text", f"bytes {name[:40]!r} at index {index}") from None
