@@ -365,7 +365,7 @@ class Model:
     def load_weights(self, path) -> None:
         """Load the arrays of a file written by :meth:`save` (or a checkpoint) into this model; every problem
         with the file is a :class:`CheckpointError` naming it (:meth:`load_state_arrays`)."""
-        arrays, _ = _read_archive(path)
+        arrays, _ = load_archive(path)
         self.load_state_arrays(_state_arrays_of(arrays), printable(path))
 
     # ------------------------------------------------------------------ training front end
@@ -421,19 +421,6 @@ def _state_arrays_of(arrays: dict) -> dict:
     return {k: v for k, v in arrays.items() if k.startswith(("param/", "buffer/"))}
 
 
-def _read_archive(path) -> tuple[dict, dict]:
-    """:func:`cnn.files.load_archive`, with the JSON documents Python's reader cannot take (nested thousands
-    deep, an int of thousands of digits) turned into the :class:`CheckpointError` it raises for the others."""
-    try:
-        return load_archive(path)
-    except CheckpointError:
-        raise
-    except RecursionError:
-        raise CheckpointError(f"{printable(path)}: its JSON document is nested thousands of levels deep") from None
-    except ValueError as error:
-        raise CheckpointError(f"{printable(path)}: its JSON document cannot be read: {error}") from None
-
-
 def load_model(path, *, engine="fastcnn") -> Model:
     """A model from a file written by :meth:`Model.save` (or a training checkpoint).
 
@@ -444,7 +431,7 @@ def load_model(path, *, engine="fastcnn") -> Model:
     """
     engine = get_engine(engine)  # before the file, so that the caller's mistake is not reported as the file's
     source = printable(path)
-    arrays, document = _read_archive(path)
+    arrays, document = load_archive(path)
     if not isinstance(document, dict) or "model" not in document:
         got = f"has keys {format_value(sorted(map(str, document))[:6])}" if isinstance(document, dict) else \
             f"is {_json_kind(document)}"

@@ -159,9 +159,6 @@ def test_data_dev_null_is_one_line():
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
-@pytest.mark.xfail(strict=True, raises=subprocess.TimeoutExpired,
-                   reason="needs cnnbase.netspec.load_network to refuse a path that is not a regular file before "
-                          "opening it (open() on a FIFO waits for a writer forever)")
 def test_json_network_fifo_does_not_hang(tmp_path):
     """A FIFO named ``net.json`` must be refused, not waited on."""
     path = hostile.fifo(tmp_path / "net.json")

@@ -12,7 +12,9 @@ an int of thousands of digits) is a :class:`SpecParseError` naming the file, nev
 from __future__ import annotations
 
 import json
+import os
 import re
+import stat
 
 from ..checks import printable
 from ..limits import check_bytes, limit
@@ -28,7 +30,10 @@ def _read_text(source: str) -> str:
     or a huge file cannot fill the memory) and when it is not UTF-8."""
     cap = limit("CNN_MAX_FILE_BYTES")
     try:
-        with open(source, "rb") as handle:
+        # Non-blocking, so that a FIFO named like a network file is refused below instead of waited on.
+        with os.fdopen(os.open(source, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)), "rb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                raise SpecParseError(f"cannot read {printable(source)}: it is not a regular file")
             data = handle.read(cap + 1)
     except OSError as error:
         raise SpecParseError(f"cannot read {printable(source)}: {error.strerror}") from None
