@@ -34,9 +34,9 @@ from .history import METRICS_FILE
 from .options import TrainOptions
 
 __all__ = ["RUN_FILE", "MODEL_FILE", "PLOT_FILE", "METRICS_FILE", "CHECKPOINT_FILE", "RUN_FILES", "LOCK_FILE",
-           "RunFolderError", "RunLock", "default_run_dir", "choose_run_dir", "existing_run_files", "check_run_dir",
-           "lock_run_dir", "remove_stale_temporaries", "read_run_file", "read_changes", "write_run_file",
-           "clear_run_dir", "save_model", "read_class_names"]
+           "RunFolderError", "RunFolderBusy", "RunLock", "default_run_dir", "choose_run_dir", "existing_run_files",
+           "check_run_dir", "lock_run_dir", "lock_default_run_dir", "remove_stale_temporaries", "read_run_file",
+           "read_changes", "write_run_file", "clear_run_dir", "save_model", "read_class_names"]
 
 RUN_FILE = "run.json"
 MODEL_FILE = "model.npz"
@@ -51,6 +51,10 @@ _FORMAT = "cnn-run-1"
 class RunFolderError(ValueError):
     """A run folder that cannot be used as asked (or a ``run.json`` that cannot be read); the message names
     the folder and what to do instead."""
+
+
+class RunFolderBusy(RunFolderError):
+    """Another process holds the run folder's lock (:func:`lock_run_dir`)."""
 
 
 def default_run_dir(root: Path = Path("runs")) -> Path:
@@ -207,6 +211,17 @@ def _try_lock(handle) -> bool:
     return True
 
 
+def lock_default_run_dir(root: Path = Path("runs"), tries: int = 20) -> RunLock:
+    """Lock a new ``runs/<date-time>`` folder: when another run started in the same second and holds the one
+    :func:`default_run_dir` names, the next name (``<date-time>-2``...) is taken instead."""
+    for _ in range(tries):
+        try:
+            return lock_run_dir(default_run_dir(root))
+        except RunFolderBusy:
+            time.sleep(0.01)
+    raise RunFolderError(f"no free run folder in {root}: give one with --out DIR")
+
+
 def lock_run_dir(folder: Path, option: str = "--out") -> RunLock:
     """Create ``folder`` (and its parents) and take its lock, before anything else is written there.
 
@@ -238,7 +253,7 @@ def _take(folder: Path, lock: Path, created: list[Path], option: str) -> RunLock
             handle.close()
             pid, host, since = _holder(previous)
             who = f"process {pid} on {host or 'this host'}" if pid else "another process"
-            raise RunFolderError(f"{option} {folder}: another cnn train is writing in this folder ({who}, since "
+            raise RunFolderBusy(f"{option} {folder}: another cnn train is writing in this folder ({who}, since "
                                  f"{since or 'an unknown time'}); wait for it to finish or choose another {option} "
                                  f"(remove {lock} only if no such process runs)")
         try:

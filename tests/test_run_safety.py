@@ -217,3 +217,10 @@ def test_a_resume_refuses_any_other_change(tiny, tmp_path, extra, flag):
     result = run("train", "--out", out, "--resume", "--epochs", 2, "--engine", ENGINE, *extra)
     assert_one_line_error(result, 2, flag, "--resume", "--lr")
     assert snapshot(out) == before
+
+
+def test_two_default_run_folders_of_the_same_second_get_two_names(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with runs.lock_run_dir(runs.default_run_dir()) as first:
+        with runs.lock_default_run_dir() as second:
+            assert second.folder != first.folder and second.folder.parent == Path("runs")

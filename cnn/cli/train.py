@@ -280,7 +280,9 @@ def train(ctx, threads, engine, out, resume, overwrite, **run_options):
         folder = runs.choose_run_dir(out, resume, overwrite)
         first_look(ctx, folder, resume, overwrite, run_options)  # a bad option fails before the folder is made
         set_threads(threads)
-        with runs.lock_run_dir(folder) as lock:
+        lock = runs.lock_run_dir(folder) if out is not None else runs.lock_default_run_dir()
+        folder = lock.folder
+        with lock:
             if lock.taken_over:
                 click.echo(f"cnn: note: {printable(lock.taken_over)}", err=True)
             try:
