@@ -396,6 +396,15 @@ def test_a_read_only_out_fails_before_the_data_is_read(tiny, tmp_path):
         folder.chmod(0o700)
 
 
+def test_a_network_file_without_layers_is_one_line(tiny, tmp_path):
+    empty = tmp_path / "empty.json"
+    empty.write_text('{"layers": []}')
+    out = tmp_path / "run"
+    result = run("train", "--model", empty, "--data", tiny, "--out", out, "--engine", ENGINE)
+    assert_one_line_error(result, 2, "no layers")
+    assert not out.exists()
+
+
 def test_data_without_training_images_is_one_line(tmp_path):
     empty = tmp_path / "empty.npz"
     np.savez(empty, x_train=np.zeros((0, 12, 12), np.uint8), y_train=np.zeros(0, np.int64),

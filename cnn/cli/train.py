@@ -81,6 +81,9 @@ def given_options(ctx: click.Context) -> set[str]:
 def build_model(source: str, input_text: str | None, ds: datasets.Dataset, *, engine, seed, dtype) -> Model:
     """The model of a preset, a .json network file or a text spec, checked against the data."""
     network = netspec.load_network(source)
+    if not network.layers:
+        raise UsageProblem(f"--model {source}: the network has no layers; a classifier needs at least one "
+                           "(e.g. flatten, dense<classes>)")
     if input_text is not None:
         input_shape = netspec.parse_shape(input_text)
     else:
