@@ -16,11 +16,13 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
+import stat
 import tempfile
 
 import numpy as np
 
-__all__ = ["atomic_write", "write_json", "save_archive", "load_archive", "CheckpointError", "JSON_KEY"]
+__all__ = ["atomic_write", "is_temporary_of", "write_json", "save_archive", "load_archive", "CheckpointError", "JSON_KEY"]
 
 #: The archive entry that holds the JSON document.
 JSON_KEY = "__json__"
@@ -31,23 +33,86 @@ class CheckpointError(ValueError):
     file and what differs."""
 
 
+#: The temporary file of ``atomic_write(".../NAME", ...)`` is ``.NAME.<8 random characters>.tmp`` in the
+#: same folder; a write killed before its rename leaves one behind (:func:`is_temporary_of` recognises it).
+_TEMP_PREFIX, _TEMP_SUFFIX = ".", ".tmp"
+_TEMP_RANDOM = re.compile(r"[a-z0-9_]{8}")  # what tempfile.mkstemp puts between the prefix and the suffix
+
+
 def atomic_write(path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that ``path`` holds either its old content or all of ``data``."""
+    """Write ``data`` to ``path`` so that ``path`` holds either its old content or all of ``data``.
+
+    The new file gets the permissions a plain ``open(path, "wb")`` would give it: an existing file's mode,
+    else ``0o666`` less the umask (``mkstemp`` alone would leave it ``0o600``). An ``OSError`` (a full
+    disk, a read-only folder) names ``path`` as its ``filename``, never the temporary file.
+    """
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
+    try:
+        os.makedirs(folder, exist_ok=True)
+        mode = _mode_for(path)
+        fd, temp = tempfile.mkstemp(prefix=_TEMP_PREFIX + os.path.basename(path) + ".", suffix=_TEMP_SUFFIX,
+                                    dir=folder)
+    except OSError as error:
+        raise _naming(error, path) from None
     try:
         with os.fdopen(fd, "wb") as handle:
+            _set_mode(handle.fileno(), temp, mode)
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temp, path)
-    except BaseException:
+    except BaseException as error:
         if os.path.exists(temp):
             os.unlink(temp)
+        if isinstance(error, OSError):
+            raise _naming(error, path) from None
         raise
     _fsync_folder(folder)
+
+
+def is_temporary_of(filename: str, name: str) -> bool:
+    """Whether ``filename`` (a bare name) is a temporary file :func:`atomic_write` makes for ``name``."""
+    head = _TEMP_PREFIX + name + "."
+    if not (filename.startswith(head) and filename.endswith(_TEMP_SUFFIX)):
+        return False
+    return _TEMP_RANDOM.fullmatch(filename[len(head):-len(_TEMP_SUFFIX)]) is not None
+
+
+def _naming(error: OSError, path: str) -> OSError:
+    """``error`` with ``path`` as its file name (``OSError(errno, ...)`` keeps the subclass: PermissionError...)."""
+    if error.errno is None:
+        return error
+    return OSError(error.errno, error.strerror or str(error), path)
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it where the system allows (Linux), else set and restored."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _mode_for(path: str) -> int:
+    """The permission bits the new ``path`` gets: those of the file it replaces, else ``0o666 & ~umask``."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        return 0o666 & ~_umask()
+
+
+def _set_mode(fd: int, temp: str, mode: int) -> None:
+    if hasattr(os, "fchmod"):
+        os.fchmod(fd, mode)
+    else:  # Windows before Python 3.13: only the read-only flag means anything there
+        os.chmod(temp, mode)
 
 
 def _fsync_folder(folder: str) -> None:

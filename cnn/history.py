@@ -69,20 +69,27 @@ class EarlyStopping:
 
 @dataclass
 class History:
-    """One dict of metrics per epoch (``epoch`` counts from 1), and why training stopped."""
+    """One dict of metrics per epoch (``epoch`` counts from 1), why training stopped, and what resumes changed:
+    ``changes`` holds one ``{"epoch", "option", "from", "to"}`` per learning rate or schedule a resume changed,
+    ``epoch`` the first epoch trained with ``to``."""
 
     epochs: list = field(default_factory=list)
     stop_reason: str = ""
+    changes: list = field(default_factory=list)
 
     def __getitem__(self, metric: str) -> list:
         return [row.get(metric) for row in self.epochs]
 
     def to_dict(self) -> dict:
-        return {"epochs": self.epochs, "stop_reason": self.stop_reason}
+        document = {"epochs": self.epochs, "stop_reason": self.stop_reason}
+        if self.changes:
+            document["changes"] = self.changes
+        return document
 
     @classmethod
     def from_dict(cls, document: dict) -> "History":
-        return cls([dict(row) for row in document["epochs"]], document.get("stop_reason", ""))
+        return cls([dict(row) for row in document["epochs"]], document.get("stop_reason", ""),
+                   [dict(change) for change in document.get("changes", [])])
 
 
 def make_early_stopping(spec, has_validation: bool) -> EarlyStopping | None:

@@ -9,9 +9,12 @@ to flat arrays plus JSON for a checkpoint and read it back, so a resumed run con
 from __future__ import annotations
 
 import inspect
+import math
+import numbers
 
 import numpy as np
 
+from cnnbase import optim as rules
 from cnnbase.checks import invalid
 import refcnn
 
@@ -19,6 +22,26 @@ __all__ = ["OPTIMIZERS", "Optimizer", "make_optimizer"]
 
 #: Optimizer names and the engine function each one calls.
 OPTIMIZERS = {"sgd": "sgd_step", "adam": "adam_step", "adadelta": "adadelta_step", "rmsprop": "rmsprop_step"}
+
+
+#: The argument checks each step function runs first (``cnnbase.optim``): an optimizer runs them when it is
+#: made, so a bad hyperparameter fails there (``cnn train`` before it writes anything), not at the first step.
+_CHECKS = {"sgd": rules.check_sgd, "adam": rules.check_adam, "adadelta": rules.check_adadelta,
+           "rmsprop": rules.check_rmsprop}
+
+
+def _check_hyperparameters(name: str, lr, hyperparameters: dict) -> None:
+    """The step function's own checks on one-element arrays, plus: every number finite (an infinite rate or
+    decay turns every weight into NaN at the first step)."""
+    op = f"optimizer {name!r}"
+    for key, value in {"lr": lr, **hyperparameters}.items():
+        numbers_in = value if isinstance(value, (tuple, list)) else (value,)
+        for number in numbers_in:
+            if isinstance(number, numbers.Real) and not isinstance(number, (bool, np.bool_)) \
+                    and not math.isfinite(number):
+                raise ValueError(invalid(op, key, "a finite number", value))
+    probe = np.zeros(1)
+    _CHECKS[name](param=probe, grad=probe, state=None, lr=lr, **hyperparameters)
 
 
 def _defaults(name: str) -> dict:
@@ -37,6 +60,9 @@ class Optimizer:
         Base learning rate; None means the step function's default (adam 1e-3, adadelta 1.0, ...).
     **hyperparameters
         Any other keyword of the step function (``momentum``, ``betas``, ``rho``, ``weight_decay``, ...).
+
+    Every value is checked here, by the step function's own rules (``specs/optim.md``) and finite: a
+    ``TypeError`` or ``ValueError`` names the argument.
     """
 
     def __init__(self, name: str = "adam", lr: float | None = None, **hyperparameters):
@@ -48,9 +74,11 @@ class Optimizer:
             allowed = ", ".join(k for k in defaults if k != "lr")
             raise ValueError(f"optimizer {name!r}: unknown argument(s) {', '.join(unknown)}; allowed: {allowed}")
         self.name = name
-        self.lr = float(defaults["lr"] if lr is None else lr)
+        lr = defaults["lr"] if lr is None else lr
         self.hyperparameters = {k: v for k, v in defaults.items() if k != "lr"}
         self.hyperparameters.update(hyperparameters)
+        _check_hyperparameters(name, lr, self.hyperparameters)
+        self.lr = float(lr)
         self.state: dict[str, dict] = {}
 
     def config(self) -> dict:

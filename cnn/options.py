@@ -24,11 +24,14 @@ __all__ = ["TrainOptions", "parse_betas"]
 
 
 def parse_betas(text: str) -> tuple[float, float]:
-    """``"0.9,0.999"`` -> ``(0.9, 0.999)``; ``ValueError`` for anything but two numbers."""
+    """``"0.9,0.999"`` -> ``(0.9, 0.999)``; ``ValueError`` for anything but two numbers, each in [0, 1)
+    (Adam's rule: ``nan``, ``inf`` and ``1.5`` are refused here, before a run starts)."""
     try:
         beta1, beta2 = (float(v) for v in text.split(","))
     except ValueError:
         raise ValueError(f"expected two numbers B1,B2 such as 0.9,0.999; received {text!r}") from None
+    if not all(0.0 <= b < 1.0 for b in (beta1, beta2)):  # false for NaN too
+        raise ValueError(f"expected two numbers B1,B2, each in [0, 1), such as 0.9,0.999; received {text!r}")
     return (beta1, beta2)
 
 

@@ -23,6 +23,13 @@ from typing import ClassVar
 
 from cnnbase.checks import check_float, check_int, invalid
 
+
+def _check_rate(value, name: str, op: str) -> None:
+    """A finite number >= 0: an infinite ``gamma`` or ``eta_min`` makes every rate after it inf or NaN."""
+    check_float(value, name, op, minimum=0.0)
+    if not math.isfinite(value):
+        raise ValueError(invalid(op, name, "a finite number >= 0.0", value))
+
 __all__ = ["Schedule", "Constant", "StepDecay", "ExponentialDecay", "CosineDecay", "SCHEDULES", "make_schedule"]
 
 
@@ -115,7 +122,7 @@ class StepDecay(Schedule):
         if self.step_size is not None:
             check_int(self.step_size, "step_size", "StepDecay", minimum=1)
         if self.gamma is not None:
-            check_float(self.gamma, "gamma", "StepDecay", minimum=0.0)
+            _check_rate(self.gamma, "gamma", "StepDecay")
 
     def lr(self, base_lr, epoch):
         return float(base_lr) * float(self.gamma) ** (epoch // self.step_size)
@@ -132,7 +139,7 @@ class ExponentialDecay(Schedule):
 
     def __post_init__(self):
         if self.gamma is not None:
-            check_float(self.gamma, "gamma", "ExponentialDecay", minimum=0.0)
+            _check_rate(self.gamma, "gamma", "ExponentialDecay")
 
     def lr(self, base_lr, epoch):
         return float(base_lr) * float(self.gamma) ** epoch
@@ -155,7 +162,7 @@ class CosineDecay(Schedule):
         if self.t_max is not None:
             check_int(self.t_max, "t_max", "CosineDecay", minimum=1)
         if self.eta_min is not None:
-            check_float(self.eta_min, "eta_min", "CosineDecay", minimum=0.0)
+            _check_rate(self.eta_min, "eta_min", "CosineDecay")
 
     def _default(self, argument, epochs):
         if argument == "t_max" and epochs:

@@ -30,7 +30,8 @@ import numpy as np
 from cnnbase.checks import check_int, invalid
 
 from . import data
-from .checkpoint import CHECKPOINT_FILE, checkpoint_path, read_checkpoint, restore_checkpoint, save_checkpoint
+from .checkpoint import (CHANGEABLE, CHECKPOINT_FILE, checkpoint_path, read_checkpoint, restore_checkpoint,
+                         save_checkpoint)
 from .history import METRICS, EarlyStopping, History, make_early_stopping, metrics_path, plot_history, write_log
 from .optimizers import make_optimizer
 from .schedules import make_schedule
@@ -148,6 +149,8 @@ def train_step(model, optimizer, xb, yb, *, step: int, lr: float) -> tuple[float
 
 def _train_epoch(model, optimizer, x, y, *, epoch, epochs, batch_size, seed, step, lr, progress, last_good):
     """One epoch of steps; returns (mean loss, accuracy, next global step)."""
+    if len(x) == 0:  # fit refuses it first; a guard here too, as a division by len(x) follows
+        raise ValueError("fit: there are no training examples (x has 0 rows after the validation split).")
     total_loss, correct, seen = 0.0, 0, 0
     for index in data.batches(len(x), batch_size, seed, epoch):
         loss, right = train_step(model, optimizer, x[index], y[index], step=step, lr=lr)
@@ -156,7 +159,7 @@ def _train_epoch(model, optimizer, x, y, *, epoch, epochs, batch_size, seed, ste
             raise NonFiniteLossError(
                 f"training stopped: the loss is {loss} at epoch {epoch + 1}, batch {seen // batch_size + 1} "
                 f"(global step {step}); this batch's update was not applied and {kept}. "
-                "A lower learning rate usually helps."
+                "A lower learning rate usually helps: a resumed run may change the learning rate and schedule."
             )
         step += 1
         total_loss += loss * len(index)
@@ -169,7 +172,8 @@ def _train_epoch(model, optimizer, x, y, *, epoch, epochs, batch_size, seed, ste
 def fit(model, x, y, *, epochs: int = 1, batch_size: int = 32, optimizer="adam", lr: float | None = None,
         schedule=None, validation_split: float = 0.0, validation_data=None, metrics=METRICS,
         early_stopping=None, checkpoint_dir=None, resume: bool = False, seed: int | None = None,
-        verbose: int = 1, progress: bool | None = None, log_path=None, stream=None) -> History:
+        verbose: int = 1, progress: bool | None = None, log_path=None, stream=None,
+        allow_changes=CHANGEABLE, on_start=None) -> History:
     """Train ``model`` on ``x`` (N, C, H, W) floats and ``y`` (N,) class labels; returns the :class:`History`.
 
     Parameters
@@ -188,7 +192,11 @@ def fit(model, x, y, *, epochs: int = 1, batch_size: int = 32, optimizer="adam",
     checkpoint_dir : path, optional
         Where ``checkpoint.npz`` is replaced atomically after each epoch, and ``metrics.json`` written.
     resume : bool
-        Continue from ``checkpoint_dir``'s checkpoint (same model, optimizer and settings required).
+        Continue from ``checkpoint_dir``'s checkpoint (same model, optimizer and settings required, but for
+        those named in ``allow_changes``).
+    allow_changes : names among ``"lr"``, ``"schedule"``
+        What a resume may change (both by default; ``()`` refuses any change). A change is printed (when
+        ``verbose``) and recorded in ``History.changes``, which travels in the checkpoint.
     seed : int, optional
         Seeds the batch order; defaults to the model's seed (which seeds dropout).
     verbose : int
@@ -198,11 +206,17 @@ def fit(model, x, y, *, epochs: int = 1, batch_size: int = 32, optimizer="adam",
     log_path : path, optional
         A JSON log of the metrics per epoch, written atomically after each epoch (default: ``metrics.json``
         in ``checkpoint_dir``, when given).
+    on_start : callable, optional
+        Called with the :class:`History` once the run is set to train (a resumed checkpoint has been checked
+        and loaded), before the first step: ``cnn train`` records a resume's changes in ``run.json`` there.
 
     Raises
     ------
     NonFiniteLossError
         When the loss becomes NaN or infinite; the last checkpoint is kept as it was.
+    ValueError
+        For no training examples (``x`` empty, or nothing left after the validation split), and for any
+        argument out of range.
     """
     model.check_engine()
     stream = sys.stdout if stream is None else stream
@@ -215,6 +229,9 @@ def fit(model, x, y, *, epochs: int = 1, batch_size: int = 32, optimizer="adam",
         raise ValueError(invalid("fit", "metrics", f"names among {METRICS}", metrics))
     x, y = _check_xy(model, x, y, "fit")
     x, y, validation = _split(model, x, y, validation_split, validation_data)
+    if len(x) == 0:
+        raise ValueError("fit: there are no training examples: x has 0 rows"
+                         + (" after the validation split." if validation_split else "."))
     optimizer = make_optimizer(optimizer, lr)
     schedule = make_schedule(schedule, epochs)
     stopper = make_early_stopping(early_stopping, validation is not None)
@@ -233,13 +250,20 @@ def fit(model, x, y, *, epochs: int = 1, batch_size: int = 32, optimizer="adam",
         if not resume:
             raise FileExistsError(f"{path} already exists; pass resume=True (--resume) to continue that run, "
                                   "or choose another checkpoint folder")
-        training = restore_checkpoint(path, model, optimizer, settings)
+        training = restore_checkpoint(path, model, optimizer, settings, allow_changes=allow_changes)
         epoch, step = training["epoch"], training["global_step"]
         history = History.from_dict(training["history"])
+        history.changes.extend(training["changes"])
         if stopper is not None and training["early_stopping"] is not None:
             stopper = EarlyStopping(**training["early_stopping"])
-        if history.stop_reason:
-            return history
+        if verbose:
+            for change in training["changes"]:
+                print(f"resumed with {change['option']} {change['to']} from epoch {change['epoch']} "
+                      f"(was {change['from']})", file=stream, flush=True)
+    if on_start is not None:
+        on_start(history)
+    if history.stop_reason:  # a resumed run that had already stopped early
+        return history
 
     while epoch < epochs:
         lr_now = schedule.lr(optimizer.lr, epoch)

@@ -240,3 +240,35 @@ def test_measure_startup_smoke():
     assert "x (float32, float64) over 1 ops" in result["rows"][0]["detail"]
     text = bench.render_startup(result)
     assert "cold: every kernel compiled" in text and relu in text
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--data", "/nonexistent"], "/nonexistent"),
+    (["--data", "fashion-mnist-small", "--batch-size", "100000000"], "--batch-size 100000000"),
+], ids=["missing-data", "batches-over-the-size-limit"])
+def test_cli_train_bad_input_is_one_line_and_exit_2_before_any_child(args, fragment, monkeypatch):
+    import cnn.cli.bench as command
+
+    monkeypatch.setattr(command, "measure_train", lambda *a: pytest.fail("measured despite a bad input"))
+    result = CliRunner().invoke(GROUP, ["bench", "train", *args])
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("cnn: error: ") and fragment in lines[0]
+    assert "Traceback" not in result.output and "n/a" not in result.output
+
+
+def test_cli_train_exits_1_when_an_engine_failed(monkeypatch):
+    import cnn.cli.bench as command
+
+    rows = [{"engine": "fastcnn", "error": "child exited with status 1: RuntimeError: boom"},
+            {"engine": "torch", "error": "cannot import torch: No module named 'torch'"}]
+    result_doc = {"environment": bench.environment(1), "rows": rows, "ratios": bench.train_summary(rows), "notes": []}
+    monkeypatch.setattr(command, "measure_train", lambda *a: result_doc)
+    result = CliRunner().invoke(GROUP, ["bench", "train", "--data", "fashion-mnist-small", "--json"])
+    assert result.exit_code == 1, result.output
+    assert result.stderr.strip() == "cnn: error: bench train: fastcnn: child exited with status 1: RuntimeError: boom"
+
+
+def test_a_failing_child_reports_its_last_line_not_a_fragment():
+    result = _run_child({"kind": "no-such-kind"})
+    assert result["error"].startswith("child exited with status 1: KeyError") and "\n" not in result["error"]

@@ -146,3 +146,50 @@ def test_python_cli_py_runs_from_a_checkout():
                             cwd=ROOT.parent, timeout=60)
     assert result.returncode == 0, result.stderr
     assert "keras-summary" in result.stdout
+
+
+def test_version_is_the_package_version():
+    from importlib import metadata
+
+    import cnn.cli
+
+    result = run("--version")
+    assert result.exit_code == 0, result.output
+    try:
+        expected = metadata.version(cnn.cli.DISTRIBUTION)
+    except metadata.PackageNotFoundError:
+        expected = next(line.split('"')[1] for line in (ROOT / "pyproject.toml").read_text().splitlines()
+                        if line.startswith("version"))
+    assert result.stdout.strip() == f"cnn {expected}"
+
+
+def test_version_falls_back_to_pyproject_when_not_installed(monkeypatch):
+    from importlib import metadata
+
+    import cnn.cli
+
+    def not_installed(name):
+        raise metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(metadata, "version", not_installed)
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    assert f'\nversion = "{cnn.cli.version()}"\n' in pyproject
+
+
+def test_ctrl_c_in_any_command_is_one_line_and_exit_130(monkeypatch):
+    import cnn.cli.shape as shape_command
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(shape_command, "build_summary", interrupted)
+    result = run("shape", "keras-mnist")
+    assert result.exit_code == 130, result.output
+    assert result.stderr.strip() == "cnn: error: interrupted"
+
+
+def test_an_error_quoting_a_control_character_stays_one_line():
+    result = run("evaluate", "missing\n\x1b[2J.npz", "--data", "fashion-mnist-small")
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "\x1b" not in result.stderr and "missing\\n\\x1b[2J.npz" in lines[0]

@@ -142,7 +142,7 @@ def test_resume_with_other_settings_is_refused_and_changes_nothing(trained):
     out, _ = trained
     before = (out / "run.json").read_bytes(), (out / "checkpoint.npz").read_bytes()
     result = run("train", "--out", out, "--resume", "--batch-size", 8, "--engine", ENGINE)
-    assert_one_line_error(result, 2, "batch_size", "16", "8")
+    assert_one_line_error(result, 2, "--batch-size", "16 there", "8 here")
     assert ((out / "run.json").read_bytes(), (out / "checkpoint.npz").read_bytes()) == before
 
 
@@ -335,3 +335,110 @@ def test_parse_schedule(text, expected):
 def test_parse_schedule_refuses(text):
     with pytest.raises(click.BadParameter):
         parse_schedule(text)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Hostile options: every one checked before anything is written
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (("--lr", "nan"), "--lr"),
+    (("--lr", "inf"), "--lr"),
+    (("--betas", "1.5,0.9"), "--betas"),
+    (("--betas", "nan,nan"), "--betas"),
+    (("--eps", "inf"), "--eps"),
+    (("--optimizer", "sgd", "--momentum", "nan"), "--momentum"),
+    (("--optimizer", "adadelta", "--rho", "nan"), "--rho"),
+    (("--validation-split", "nan"), "--validation-split"),
+    (("--schedule", "exp:inf"), "--schedule"),
+    (("--schedule", "cosine:10:nan"), "--schedule"),
+    (("--seed", "1.5"), "--seed"),
+    (("--seed", "-1"), "--seed"),
+    (("--seed", str(2**64)), "--seed"),
+], ids=["lr-nan", "lr-inf", "betas-1.5", "betas-nan", "eps-inf", "momentum-nan", "rho-nan", "split-nan",
+        "schedule-inf", "eta-min-nan", "seed-float", "seed-negative", "seed-huge"])
+def test_nonsense_option_values_are_usage_errors_that_write_nothing(args, fragment, tiny, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "run"
+    result = run("train", "--model", SPEC, "--data", tiny, "--out", out, "--engine", ENGINE, *args)
+    assert result.exit_code == 2, result.output
+    assert fragment in result.stderr and "Traceback" not in result.output
+    assert list(tmp_path.iterdir()) == []  # no run folder, no run.json, nothing in the current folder
+
+
+def test_an_empty_out_is_refused_not_the_current_folder(tiny, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert_one_line_error(run("train", "--model", SPEC, "--data", tiny, "--out", ""), 2, "--out", "empty")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("where", ["under-a-file", "proc"])
+def test_an_out_that_cannot_be_created_fails_before_the_data_is_read(where, tiny, tmp_path):
+    if where == "proc" and not os.path.isdir("/proc/self"):
+        pytest.skip("no /proc")
+    (tmp_path / "file").write_text("not a folder")
+    out = tmp_path / "file" / "run" if where == "under-a-file" else "/proc/run"
+    result = run("train", "--model", SPEC, "--data", tiny, "--out", out, "--engine", ENGINE)
+    assert_one_line_error(result, 2, "--out", str(out), "cannot create")
+    assert "data:" not in result.stdout
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root writes in read-only folders")
+def test_a_read_only_out_fails_before_the_data_is_read(tiny, tmp_path):
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o500)
+    try:
+        result = run("train", "--model", SPEC, "--data", tiny, "--out", folder, "--engine", ENGINE)
+        assert_one_line_error(result, 2, "--out", "cannot write")
+        assert "data:" not in result.stdout
+    finally:
+        folder.chmod(0o700)
+
+
+def test_a_network_file_without_layers_is_one_line(tiny, tmp_path):
+    empty = tmp_path / "empty.json"
+    empty.write_text('{"layers": []}')
+    out = tmp_path / "run"
+    result = run("train", "--model", empty, "--data", tiny, "--out", out, "--engine", ENGINE)
+    assert_one_line_error(result, 2, "no layers")
+    assert not out.exists()
+
+
+def test_data_without_training_images_is_one_line(tmp_path):
+    empty = tmp_path / "empty.npz"
+    np.savez(empty, x_train=np.zeros((0, 12, 12), np.uint8), y_train=np.zeros(0, np.int64),
+             x_test=np.zeros((4, 12, 12), np.uint8), y_test=np.array([0, 1, 2, 0]),
+             class_names=np.array(["top", "middle", "bottom"]))
+    out = tmp_path / "run"
+    result = run("train", "--model", SPEC, "--data", empty, "--out", out, "--engine", ENGINE)
+    assert_one_line_error(result, 2, "no training images")
+    assert not out.exists()
+
+
+def test_a_size_limit_is_one_line_and_exit_2(tiny, tmp_path, monkeypatch):
+    import cnn.cli.train as command
+    from cnnbase.limits import SizeLimitError
+
+    def too_big(*args, **kwargs):
+        raise SizeLimitError("load_dataset: x_train needs 8.0 GiB; the limit is 4.0 GiB (set CNN_MAX_ARRAY_BYTES)")
+
+    monkeypatch.setattr(command, "load_data", too_big)
+    assert_one_line_error(run(*train_args(tiny, tmp_path / "run")), 2, "CNN_MAX_ARRAY_BYTES")
+    assert not (tmp_path / "run").exists()
+
+
+def test_class_names_from_files_are_printed_escaped(trained, tmp_path):
+    out, _ = trained
+    hostile = tmp_path / "hostile.npz"
+    write_tiny_data(hostile)
+    with np.load(hostile) as archive:
+        arrays = dict(archive)
+    arrays["class_names"] = np.array(["top\nINJECTED", "\x1b[31mred", "bottom"])
+    np.savez(hostile, **arrays)
+    for command in (("evaluate", out / "model.npz", "--data", hostile),
+                    ("predict", out / "model.npz", "--data", hostile, "--limit", 3)):
+        result = run(*command, "--engine", ENGINE)
+        assert result.exit_code == 0, result.output
+        assert "\x1b" not in result.stdout and "\nINJECTED" not in result.stdout
+        assert "top\\nINJECTED" in result.stdout and "\\x1b[31mred" in result.stdout

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from cnn import run as runs
-from cnn.options import TrainOptions
+from cnn.options import TrainOptions, parse_betas
 from cnn.schedules import Constant, CosineDecay, ExponentialDecay, Schedule, StepDecay, make_schedule
 
 FULL = TrainOptions(model_source="lenet5", input_text="1x28x28", data_name="/data/x.npz", limit=64, epochs=3,
@@ -60,3 +60,15 @@ def test_schedule_parses_once_and_writes_its_text_back(text, schedule, run_of_7)
 def test_a_schedule_with_a_gap_has_no_text_form():
     with pytest.raises(ValueError, match="no text form"):
         CosineDecay(t_max=None, eta_min=0.1).text
+
+
+@pytest.mark.parametrize("text", ["1.5,0.9", "nan,nan", "0.9,inf", "-0.1,0.9", "0.9,1.0"])
+def test_betas_out_of_range_are_refused_when_parsed(text):
+    with pytest.raises(ValueError, match=r"\[0, 1\)"):
+        parse_betas(text)
+
+
+@pytest.mark.parametrize("text", ["exp:inf", "step:5:inf", "cosine:10:inf", "exp:nan"])
+def test_schedules_refuse_infinite_rates(text):
+    with pytest.raises(ValueError, match="finite|number"):
+        Schedule.parse(text)

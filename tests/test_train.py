@@ -22,7 +22,7 @@ from cnn import data, train
 from cnn.files import load_archive
 from cnn.model import Model
 from cnn.optimizers import Optimizer
-from cnn.schedules import CosineDecay, ExponentialDecay, StepDecay, make_schedule
+from cnn.schedules import CosineDecay, ExponentialDecay, StepDecay
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -298,3 +298,46 @@ def test_reference_and_fast_engines_give_the_same_losses():
     histories = [train.fit(tiny_model(engine=engine, dtype="float64", layers=layers), x, y, **FIT)
                  for engine in ("refcnn", "fastcnn")]
     assert np.allclose(histories[0]["loss"], histories[1]["loss"], rtol=1e-12, atol=1e-13)
+
+
+# --------------------------------------------------------------------------------------------------
+# Hostile arguments: refused before training starts
+
+
+def test_fit_without_training_examples_is_a_clear_value_error():
+    x, y = tiny_data()
+    with pytest.raises(ValueError, match="no training examples"):
+        train.fit(tiny_model(), x[:0], y[:0], **FIT)
+
+
+@pytest.mark.parametrize("name, kwargs, argument", [
+    ("adam", {"lr": float("nan")}, "lr"),
+    ("adam", {"lr": float("inf")}, "lr"),
+    ("adam", {"betas": (1.5, 0.9)}, "betas"),
+    ("adam", {"betas": (float("nan"), float("nan"))}, "betas"),
+    ("sgd", {"momentum": float("inf")}, "momentum"),
+    ("adadelta", {"rho": 2.0}, "rho"),
+    ("rmsprop", {"eps": -1.0}, "eps"),
+])
+def test_an_optimizer_checks_its_hyperparameters_when_made_not_at_the_first_step(name, kwargs, argument):
+    with pytest.raises(ValueError, match=f"`{argument}`"):
+        Optimizer(name, **kwargs)
+
+
+def test_a_resume_may_change_the_rate_and_schedule_and_records_it(tmp_path):
+    x, y = tiny_data()
+    sgd = {**FIT, "optimizer": "sgd", "checkpoint_dir": tmp_path}
+    train.fit(tiny_model(), x, y, **{**sgd, "epochs": 1, "lr": 0.01})
+    before = (tmp_path / train.CHECKPOINT_FILE).read_bytes()
+    with pytest.raises(ValueError, match="'lr': 0.01"):  # refused when the caller allows no change
+        train.fit(tiny_model(), x, y, **{**sgd, "epochs": 2, "lr": 0.001}, resume=True, allow_changes=())
+    assert (tmp_path / train.CHECKPOINT_FILE).read_bytes() == before
+    stream, started = io.StringIO(), []
+    history = train.fit(tiny_model(), x, y, **{**sgd, "epochs": 2, "lr": 0.001, "verbose": 1}, schedule="exponential",
+                        resume=True, stream=stream, on_start=started.append)
+    assert history.changes == [{"epoch": 2, "option": "lr", "from": 0.01, "to": 0.001},
+                               {"epoch": 2, "option": "schedule", "from": "none", "to": "exp:0.9"}]
+    assert started == [history] and "resumed with lr 0.001 from epoch 2 (was 0.01)" in stream.getvalue()
+    assert [row["lr"] for row in history.epochs] == [0.01, pytest.approx(0.001 * 0.9)]
+    _, document = load_archive(tmp_path / train.CHECKPOINT_FILE)
+    assert document["training"]["history"]["changes"] == history.changes

@@ -31,11 +31,11 @@ from .startup import (BASELINE_CODE, FIRST_RESULT_CODE, IMPORT_CODE, NUMBA_FLOOR
                       render_startup)
 from .timing import interleaved_medians
 from .torch_twin import TorchTwinError, torch_model
-from .train import PRESET, measure_train, render_train, train_summary
+from .train import PRESET, check_train_sizes, measure_train, render_train, train_summary
 
 __all__ = [
     "ConvCase", "MaxPoolCase", "OPS_CASES", "DIRECTIONS", "OPS_NOTES", "select_cases", "environment",
     "numba_threading_layer", "interleaved_medians", "ops_row", "measure_ops", "render_ops", "TorchTwinError",
-    "torch_model", "PRESET", "measure_train", "train_summary", "render_train", "FIRST_RESULT_CODE", "IMPORT_CODE",
+    "torch_model", "PRESET", "check_train_sizes", "measure_train", "train_summary", "render_train", "FIRST_RESULT_CODE", "IMPORT_CODE",
     "BASELINE_CODE", "NUMBA_FLOOR_SCRIPT", "measure_startup", "render_startup",
 ]

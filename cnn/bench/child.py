@@ -32,17 +32,23 @@ def _child_env(extra: dict | None = None) -> dict:
 
 def _run_child(spec: dict, env: dict | None = None) -> dict:
     """Run ``python -m cnn.bench --child SPEC``; its last stdout line is its JSON result. A child that
-    fails gives ``{"error": <the end of its stderr>}`` instead of stopping the benchmark."""
+    fails gives ``{"error": <the last line of its stderr, the exception>}`` instead of stopping the benchmark."""
     command = [sys.executable, "-m", "cnn.bench", "--child", json.dumps(spec)]
     start = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, env=env or _child_env(), cwd=str(_ROOT))
     wall = time.perf_counter() - start
     lines = done.stdout.strip().splitlines()
     if done.returncode != 0 or not lines:
-        return {"error": f"child exited with status {done.returncode}: {done.stderr.strip()[-600:]}", "wall_s": wall}
+        return {"error": f"child exited with status {done.returncode}: {_last_line(done.stderr)}", "wall_s": wall}
     result = json.loads(lines[-1])
     result["wall_s"] = wall
     return result
+
+
+def _last_line(text: str) -> str:
+    """The last non-empty line of a child's stderr: the exception of a traceback, not a fragment of it."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1][-600:] if lines else "(nothing on stderr)"
 
 
 def _child_main(argv: list[str], kinds: dict) -> None:

@@ -108,8 +108,8 @@ def measure_startup(warm_runs: int = 5, ops=None, first_result_code: str = FIRST
         ]
     finally:
         shutil.rmtree(cache, ignore_errors=True)
-    notes = [f"NUMBA_CACHE_DIR: a fresh empty temporary folder for the cold run, reused (now warm) for the "
-             f"warm runs, then deleted."]
+    notes = ["NUMBA_CACHE_DIR: a fresh empty temporary folder for the cold run, reused (now warm) for the "
+             "warm runs, then deleted."]
     if cold["ops_without_case"]:
         notes.append("ops with no conformance case, so not compiled in the cold run: "
                      + ", ".join(cold["ops_without_case"]))

@@ -14,6 +14,7 @@ import time
 import numpy as np
 
 from cnnbase import netspec
+from cnnbase.limits import check_bytes, nbytes_of
 
 from ..threads import default_threads, set_threads
 from .child import _run_child
@@ -38,6 +39,15 @@ def _training_batches(data_name: str, batch_size: int, count: int) -> tuple[list
         index = np.arange(b * batch_size, (b + 1) * batch_size) % n
         out.append((data.to_float(ds.x_train[index]), ds.y_train[index].astype(np.int64)))
     return out, ds.describe()
+
+
+def check_train_sizes(image_shape, batches: int, batch_size: int, warmup: int) -> None:
+    """The float32 batches a child converts up front, against ``CNN_MAX_ARRAY_BYTES``: ``SizeLimitError``
+    naming the options rather than a child that runs out of memory."""
+    images = (warmup + batches) * batch_size
+    check_bytes(nbytes_of((images, *image_shape), 4),
+                what=f"cnn bench train: (--warmup {warmup} + --batches {batches}) x --batch-size {batch_size} "
+                     "float32 images")
 
 
 def _import_engine(engine: str):

@@ -12,15 +12,48 @@ package. To add a command: write ``cnn/cli/<name>.py`` holding a ``click.command
 
 from __future__ import annotations
 
+import re
+from importlib import metadata
+from pathlib import Path
+
 import click
 
 from . import bench, conform, demo, evaluate, predict, shape, train
-from .common import CONTEXT
+from .common import CONTEXT, EXIT_INTERRUPTED, fail
 
-__all__ = ["cnn", "main"]
+__all__ = ["cnn", "main", "version", "DISTRIBUTION"]
+
+#: The distribution ``pip install`` knows this package by (``pyproject.toml``'s ``[project] name``).
+DISTRIBUTION = "cnn-ref-fast"
+_PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
 
 
-@click.group(context_settings=CONTEXT)
+def version() -> str:
+    """The installed distribution's version; from a checkout that is not installed, ``pyproject.toml``'s."""
+    try:
+        return metadata.version(DISTRIBUTION)
+    except metadata.PackageNotFoundError:
+        pass
+    try:
+        text = _PYPROJECT.read_text(encoding="utf-8")
+    except OSError:
+        return "unknown"
+    match = re.search(r'^version\s*=\s*"([^"]+)"', text, re.MULTILINE)
+    return match.group(1) if match else "unknown"
+
+
+class _Group(click.Group):
+    """The ``cnn`` group: Ctrl-C anywhere is one line and exit status 130 (click's own says "Aborted!", 1)."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            fail("interrupted", EXIT_INTERRUPTED)
+
+
+@click.group(cls=_Group, context_settings=CONTEXT)
+@click.version_option(version(), "--version", "-V", prog_name="cnn", message="%(prog)s %(version)s")
 def cnn() -> None:
     """Convolutional neural networks to learn, check and run."""
 

@@ -10,9 +10,13 @@ import json
 
 import click
 
-from cnn.bench import (OPS_CASES, measure_ops, measure_startup, measure_train, render_ops, render_startup,
-                       render_train, select_cases)
+from cnn.bench import (OPS_CASES, check_train_sizes, measure_ops, measure_startup, measure_train, render_ops,
+                       render_startup, render_train, select_cases)
 from cnn.threads import default_threads
+
+from .common import CONTEXT, EXIT_FAILED, fail, reported
+from .inputs import load_data
+
 
 def _echo(result: dict, as_json: bool, renderer) -> None:
     click.echo(json.dumps(result, indent=1) if as_json else renderer(result))
@@ -24,14 +28,21 @@ def _check_threads(threads: int | None) -> None:
                                  f"with); received {threads}", param_hint="--threads")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def _failed_rows(result: dict) -> list[str]:
+    """The engines whose child failed for another reason than a missing import (PyTorch is optional)."""
+    return [f"{row.get('engine', '?')}: {row['error']}" for row in result.get("rows", [])
+            if row.get("error") and not str(row["error"]).startswith("cannot import")]
+
+
+@click.group(context_settings=CONTEXT)
 def bench() -> None:
     """Measure the engines' speed and memory on this machine (a benchmark, not a test)."""
 
 
-@bench.command()
+@bench.command(context_settings=CONTEXT)
 @click.option("--threads", type=click.IntRange(min=1), help="Threads of every engine (default: all of fastcnn's).")
-@click.option("--repeats", default=10, show_default=True, type=click.IntRange(min=1), help="Timed runs per engine.")
+@click.option("--repeats", default=10, show_default=True, type=click.IntRange(1, 10_000),
+              help="Timed runs per engine (at most 10,000).")
 @click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON.")
 @click.option("--ops", "families", metavar="FAMILY[,FAMILY]", help=f"Only these ({', '.join(OPS_CASES)}).")
 @click.option("--refcnn/--no-refcnn", "with_refcnn", default=True, show_default=True,
@@ -46,7 +57,7 @@ def ops(threads, repeats, as_json, families, with_refcnn):
     _echo(measure_ops(threads, repeats, families, with_refcnn), as_json, render_ops)
 
 
-@bench.command()
+@bench.command(context_settings=CONTEXT)
 @click.option("--batches", default=50, show_default=True, type=click.IntRange(min=1), help="Timed batches.")
 @click.option("--batch-size", default=128, show_default=True, type=click.IntRange(min=1))
 @click.option("--warmup", default=3, show_default=True, type=click.IntRange(min=1), help="Untimed batches first.")
@@ -57,12 +68,24 @@ def ops(threads, repeats, as_json, families, with_refcnn):
 def train(batches, batch_size, warmup, threads, data_name, as_json):
     """Training and inference images/s and peak memory of the keras-mnist model, fastcnn against PyTorch."""
     _check_threads(threads)
-    _echo(measure_train(batches, batch_size, threads, data_name, warmup), as_json, render_train)
+    with reported():  # the data is read here first: a bad --data is one line, not a table of n/a
+        ds = load_data(data_name)
+        check_train_sizes(ds.image_shape, batches, batch_size, warmup)
+    result = measure_train(batches, batch_size, threads, data_name, warmup)
+    _echo(result, as_json, render_train)
+    failed = _failed_rows(result)
+    if failed:
+        fail("bench train: " + "; ".join(failed), EXIT_FAILED)
 
 
-@bench.command()
+@bench.command(context_settings=CONTEXT)
 @click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON.")
-@click.option("--runs", default=5, show_default=True, type=click.IntRange(min=1), help="Warm spawns per measure.")
+@click.option("--runs", default=5, show_default=True, type=click.IntRange(1, 1_000),
+              help="Warm spawns per measure (at most 1,000).")
 def startup(as_json, runs):
     """Cold compile time of fastcnn's kernels and warm start-up time to the first result."""
-    _echo(measure_startup(runs), as_json, render_startup)
+    try:
+        result = measure_startup(runs)
+    except RuntimeError as error:  # the cold compile child failed: its last line says why
+        fail(f"bench startup: {error}", EXIT_FAILED)
+    _echo(result, as_json, render_startup)

@@ -4,16 +4,21 @@ that are reported without a traceback, and the options several commands take (``
 Exit statuses: 0 done; 1 the work failed (training stopped on a non-finite loss, a conformance check
 failed); 2 a usage error (as click's own), including every mistake in the input: an unknown or malformed
 data set, a model that cannot be built or read, a model and data of different shapes, a checkpoint of
-another run, a run folder in the way; 130 interrupted by Ctrl-C.
+another run, a run folder in the way, a size over one of the limits (``cnnbase.limits``); 130 interrupted by
+Ctrl-C. An error is always one line: :func:`fail` escapes control characters (a newline or an ANSI escape in
+a name that came from a file), as everything printed from a file goes through :func:`cnnbase.checks.printable`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 
 import click
 
 from cnnbase import netspec
+from cnnbase.checks import printable
+from cnnbase.limits import SizeLimitError
 
 from ..data import DataError
 from ..files import CheckpointError
@@ -23,7 +28,7 @@ from ..threads import set_threads as _set_threads
 
 __all__ = ["EXIT_USAGE", "EXIT_FAILED", "EXIT_INTERRUPTED", "CONTEXT", "UsageProblem", "USER_ERRORS", "fail",
            "reported", "shape_text", "set_threads", "engine_option", "threads_option", "model_argument",
-           "split_option"]
+           "split_option", "FiniteFloat", "printable"]
 
 EXIT_USAGE = 2  # as click's own usage errors
 EXIT_FAILED = 1
@@ -38,22 +43,47 @@ class UsageProblem(ValueError):
 
 
 #: Exceptions that mean "the input is wrong", never "the program is wrong": reported without a traceback.
-USER_ERRORS = (UsageProblem, DataError, netspec.NetSpecError, CheckpointError, RunFolderError)
+USER_ERRORS = (UsageProblem, DataError, netspec.NetSpecError, CheckpointError, RunFolderError, SizeLimitError)
 
 
 def fail(message: str, status: int = EXIT_USAGE) -> None:
-    """One line on stderr and the exit status (2 unless told): no traceback for a mistake in the input."""
-    click.echo(f"cnn: error: {message}", err=True)
+    """One line on stderr and the exit status (2 unless told): no traceback for a mistake in the input. The
+    message is made printable (:func:`cnnbase.checks.printable`), so it stays one line whatever it quotes."""
+    click.echo(f"cnn: error: {printable(message)}", err=True)
     raise SystemExit(status)
 
 
 @contextlib.contextmanager
 def reported(*also):
-    """Turn the user errors (and the exception types ``also``) raised inside into one line and exit status 2."""
+    """Turn the user errors (and the exception types ``also``) raised inside into one line and exit status 2,
+    and Ctrl-C into one line and exit status 130 (every file is written atomically: nothing is half-written).
+
+    Two nets below them: an ``OSError`` (a file the user named that cannot be read: a device, a folder, no
+    permission) is one line naming it, exit status 2; a ``MemoryError`` one line, exit status 1."""
     try:
         yield
     except USER_ERRORS + also as error:
         fail(str(error))
+    except KeyboardInterrupt:
+        fail("interrupted", EXIT_INTERRUPTED)
+    except OSError as error:  # a path the user named that cannot be read (a device, a folder, no permission)
+        fail(f"{error.filename}: {error.strerror}" if error.filename and error.strerror else str(error))
+    except MemoryError:  # the size limits (cnnbase.limits) should have refused it first
+        fail("not enough memory for what was asked (lower a size: --batch-size, --limit, the model's)",
+             EXIT_FAILED)
+
+
+class FiniteFloat(click.FloatRange):
+    """``click.FloatRange`` that also refuses ``nan`` and ``inf`` (click's range lets NaN through: it compares
+    false with every bound), so a learning rate of ``nan`` is a usage error when the options are read."""
+
+    name = "float"
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
 
 
 def shape_text(shape) -> str:

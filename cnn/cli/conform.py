@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import click
 
-from .common import EXIT_FAILED, fail
+from .common import EXIT_FAILED, FiniteFloat, fail
+
+#: The most randomized calls per op: about a millisecond each on refcnn, so a minute or two per op at most.
+MAX_EXAMPLES = 100_000
 
 
 @click.command()
@@ -17,10 +20,10 @@ from .common import EXIT_FAILED, fail
               help="Only these ops (a forward op brings its backward along), e.g. conv2d,max_pool2d.")
 @click.option("--dtype", default="float64", show_default=True, type=click.Choice(["float64", "float32"]),
               help="Dtype of the float arrays handed to the target.")
-@click.option("--tolerance", type=click.FloatRange(min=0.0), default=None,
+@click.option("--tolerance", type=FiniteFloat(min=0.0), default=None,
               help="atol = rtol for every comparison (default: 1e-9 for float64, 1e-4 for float32).")
-@click.option("--examples", default=25, show_default=True, type=click.IntRange(min=0),
-              help="Randomized calls per op (0: named cases only).")
+@click.option("--examples", default=25, show_default=True, type=click.IntRange(0, MAX_EXAMPLES),
+              help=f"Randomized calls per op (0: named cases only; at most {MAX_EXAMPLES:,}).")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the randomized calls.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--all", "show_all", is_flag=True, help="List the ops the target does not offer as rows too.")

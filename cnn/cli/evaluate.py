@@ -12,19 +12,22 @@ import click
 
 from ..scoring import class_rows, score
 from ..train import EVAL_BATCH_SIZE
-from .common import (CONTEXT, engine_option, model_argument, reported, set_threads, shape_text, split_option,
-                     threads_option)
+from .common import (CONTEXT, engine_option, model_argument, printable, reported, set_threads, shape_text,
+                     split_option, threads_option)
 from .inputs import check_fit, class_names_of, load_data, open_model, output_classes, take_split
 
 __all__ = ["evaluate", "render_class_table"]
 
 
 def render_class_table(rows: list[dict]) -> str:
-    width = max(len("class"), *(len(r["name"]) for r in rows))
+    """One line per class; a class name from the data (or the model file) is printed through ``printable``,
+    so a newline or an ANSI escape in it can neither split the table nor reach the terminal."""
+    names = [printable(r["name"]) for r in rows]
+    width = max(len("class"), *(len(n) for n in names))
     lines = [f"{'class'.ljust(width)}  images  correct  accuracy"]
-    for r in rows:
+    for name, r in zip(names, rows):
         accuracy = "-" if r["accuracy"] is None else f"{r['accuracy']:.4f}"
-        lines.append(f"{r['name'].ljust(width)}  {r['images']:>6,}  {r['correct']:>7,}  {accuracy:>8}")
+        lines.append(f"{name.ljust(width)}  {r['images']:>6,}  {r['correct']:>7,}  {accuracy:>8}")
     return "\n".join(lines)
 
 
@@ -54,9 +57,9 @@ def evaluate(model_path, data_name, split, limit, batch_size, engine, threads, a
                     "loss": scores["loss"], "accuracy": scores["accuracy"], "per_class": rows}
         click.echo(json.dumps(document, indent=2))
         return
-    click.echo(f"model: {model_path} ({model.count_params():,} parameters, input {shape_text(model.input_shape)}), "
-               f"engine {engine}")
-    click.echo(f"data: {ds.describe()}; {split} split, {len(y):,} images")
+    click.echo(f"model: {printable(model_path)} ({model.count_params():,} parameters, input "
+               f"{shape_text(model.input_shape)}), engine {engine}")
+    click.echo(f"data: {printable(ds.describe())}; {split} split, {len(y):,} images")
     click.echo(f"loss {scores['loss']:.4f}  accuracy {scores['accuracy']:.4f}")
     click.echo("")
     click.echo(render_class_table(rows))

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from cnnbase.limits import SizeLimitError
+
 from .. import data as datasets
 from ..model import Model, load_model
 from ..run import read_class_names
@@ -59,7 +61,7 @@ def check_fit(model: Model, ds: datasets.Dataset, what: str = "the model") -> No
 def load_data(name_or_path: str, limit: int | None = None) -> datasets.Dataset:
     try:
         return datasets.load_dataset(name_or_path, limit=limit)
-    except datasets.DataError:
+    except (datasets.DataError, SizeLimitError):
         raise
     except ValueError as error:  # Dataset.limit: more images asked for than there are
         raise UsageProblem(f"--limit: {error}") from None

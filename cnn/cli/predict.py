@@ -13,8 +13,8 @@ import numpy as np
 
 from .. import data as datasets
 from .. import train as training
-from .common import (CONTEXT, UsageProblem, engine_option, model_argument, reported, set_threads, split_option,
-                     threads_option)
+from .common import (CONTEXT, UsageProblem, engine_option, model_argument, printable, reported, set_threads,
+                     split_option, threads_option)
 from .inputs import check_fit, class_names_of, load_data, open_model, output_classes, take_split
 
 __all__ = ["predict", "prediction_rows", "render_prediction"]
@@ -34,9 +34,10 @@ def prediction_rows(classes, probabilities, names, inputs, labels) -> list[dict]
 
 
 def render_prediction(row: dict) -> str:
-    guesses = "  ".join(f"{g['name']} {g['probability']:.4f}" for g in row["top_k"])
-    label = "" if row["label"] is None else f" (label {row['label_name']})"
-    return f"{row['input']}{label}: {guesses}"
+    """One line per image; class names (from the data or the model file) and file names through ``printable``."""
+    guesses = "  ".join(f"{printable(g['name'])} {g['probability']:.4f}" for g in row["top_k"])
+    label = "" if row["label"] is None else f" (label {printable(row['label_name'])})"
+    return f"{printable(row['input'])}{label}: {guesses}"
 
 
 @click.command(context_settings=CONTEXT)

@@ -22,13 +22,19 @@ from ..model import Model
 from ..optimizers import OPTIMIZERS, Optimizer
 from ..options import TrainOptions, parse_betas
 from ..schedules import Constant, Schedule
-from .common import (CONTEXT, EXIT_FAILED, EXIT_INTERRUPTED, UsageProblem, engine_option, fail, reported,
-                     set_threads, shape_text, threads_option)
+from .common import (CONTEXT, EXIT_FAILED, EXIT_INTERRUPTED, FiniteFloat, UsageProblem, engine_option, fail,
+                     printable, reported, set_threads, shape_text, threads_option)
 from .inputs import check_engine, check_fit, check_input_shape, load_data, output_classes
 
-__all__ = ["train", "parse_schedule"]
+__all__ = ["train", "parse_schedule", "RESUME_MAY_CHANGE", "MAX_SEED"]
 
 _DEFAULTS = TrainOptions()
+#: The options a ``--resume`` may give other values than the run's ``run.json``: more (or fewer) epochs, and
+#: the learning rate and schedule (a run stopped by a NaN loss goes on with a lower rate). Anything else
+#: would make another run of the same folder, which is refused.
+RESUME_MAY_CHANGE = ("epochs", "lr", "schedule")
+#: The largest ``--seed``: dropout seeds are 64-bit (``cnn.layers.derive_seed``), a larger one would alias.
+MAX_SEED = 2**64 - 1
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -75,6 +81,9 @@ def given_options(ctx: click.Context) -> set[str]:
 def build_model(source: str, input_text: str | None, ds: datasets.Dataset, *, engine, seed, dtype) -> Model:
     """The model of a preset, a .json network file or a text spec, checked against the data."""
     network = netspec.load_network(source)
+    if not network.layers:
+        raise UsageProblem(f"--model {source}: the network has no layers; a classifier needs at least one "
+                           "(e.g. flatten, dense<classes>)")
     if input_text is not None:
         input_shape = netspec.parse_shape(input_text)
     else:
@@ -115,23 +124,56 @@ def check_validation_split(fraction: float, n: int) -> None:
             raise UsageProblem(f"--validation-split: {error}") from None
 
 
+def check_training_images(ds: datasets.Dataset) -> None:
+    """``fit`` needs at least one training image; say so before the run starts, naming the data."""
+    if len(ds.y_train) == 0:
+        raise UsageProblem(f"{ds.name} has no training images (its training split is empty); --data needs "
+                           "a data set with a training split")
+
+
+def _option_value(value) -> str:
+    if value is None:
+        return "not set"
+    return getattr(value, "text", None) or str(value)
+
+
+def check_resume_options(recorded: TrainOptions | None, record: TrainOptions, folder: Path) -> None:
+    """``--resume`` may change :data:`RESUME_MAY_CHANGE` only; any other option that differs from the run's
+    ``run.json`` (the model, the data, the batch size, the seed...) is refused, naming each."""
+    if recorded is None:
+        return
+    differing = [name for name in TrainOptions.names()
+                 if name not in RESUME_MAY_CHANGE and getattr(recorded, name) != getattr(record, name)]
+    if differing:
+        listing = ", ".join(f"{_flag(_OPTION_FLAGS.get(n, n))} ({_option_value(getattr(recorded, n))} there, "
+                            f"{_option_value(getattr(record, n))} here)" for n in differing)
+        raise UsageProblem(f"--resume continues the run in {folder} as {runs.RUN_FILE} records it; it may change "
+                           f"--epochs, --lr and --schedule, not {listing}")
+
+
+#: Options whose command-line flag is not their name with dashes.
+_OPTION_FLAGS = {"model_source": "model", "input_text": "input", "data_name": "data"}
+
+
 # ---------------------------------------------------------------------------------------------------
 # Training and after
 
 
 def run_fit(model: Model, ds: datasets.Dataset, optimizer: Optimizer, options: TrainOptions, folder: Path,
-            resume: bool):
+            resume: bool, on_start=None):
     """:func:`cnn.train.fit` with the run folder as checkpoint folder (it writes the checkpoint and the
-    metrics log there); a non-finite loss and Ctrl-C become one line and their exit statuses."""
+    metrics log there); a non-finite loss and Ctrl-C become one line and their exit statuses. A resume may
+    change the learning rate and the schedule (``on_start`` records it in ``run.json``)."""
     try:
         return training.fit(
             model, datasets.to_float(ds.x_train), ds.y_train, epochs=options.epochs,
             batch_size=options.batch_size, optimizer=optimizer, schedule=options.schedule,
             validation_split=options.validation_split, early_stopping=options.early_stopping,
-            checkpoint_dir=folder, resume=resume, seed=options.seed,
+            checkpoint_dir=folder, resume=resume, seed=options.seed, on_start=on_start,
         )
     except training.NonFiniteLossError as error:
-        fail(f"{error} Run folder: {folder}", EXIT_FAILED)
+        fail(f"{error} Continue from there with a lower rate: cnn train --out {folder} --resume "
+             f"--lr {optimizer.lr / 10:g} (or another --schedule)", EXIT_FAILED)
     except KeyboardInterrupt:
         checkpoint = folder / runs.CHECKPOINT_FILE
         kept = (f"{checkpoint} holds the last finished epoch; continue with "
@@ -148,13 +190,36 @@ def finish_evaluation(model: Model, ds: datasets.Dataset, batch_size: int) -> di
 
 def test_result_line(scores: dict | None, ds: datasets.Dataset) -> str:
     if scores is None:
-        return f"test: {ds.name} has no test split"
+        return f"test: {printable(ds.name)} has no test split"
     return f"test: loss {scores['loss']:.4f}  accuracy {scores['accuracy']:.4f}  ({len(ds.y_test):,} images)"
 
 
-def write_run_file(folder: Path, record: TrainOptions, ds: datasets.Dataset, model: Model, test: dict | None):
+def write_run_file(folder: Path, record: TrainOptions, ds: datasets.Dataset, model: Model, test: dict | None,
+                   changes=()):
     runs.write_run_file(folder, record, data=ds.describe(), class_names=ds.class_names,
-                        parameters=model.count_params(), test=test)
+                        parameters=model.count_params(), test=test, changes=changes)
+
+
+def first_look(ctx, folder: Path, resume: bool, overwrite: bool, run_options: dict):
+    """The checks of the folder and the options that read nothing but ``run.json``: ``(recorded options,
+    options of this run, its optimizer)``. Every option is valid once this returns."""
+    recorded = runs.check_run_dir(folder, resume, overwrite)
+    options = TrainOptions(**run_options).apply_recorded(recorded, given_options(ctx))
+    return recorded, options, build_optimizer(options)
+
+
+def file_failed(error: OSError, folder: Path) -> None:
+    """An ``OSError`` as one line naming the file. A write in the run folder that failed (a full disk, a
+    folder made read-only) is exit status 1: every file is written atomically, so the run's files are each
+    whole and the last checkpoint is intact. Anything else is a file the user named: exit status 2."""
+    name = error.filename or folder
+    reason = error.strerror or str(error)
+    if Path(name).parent.absolute() != folder.absolute():
+        fail(f"{name}: {reason}")
+    checkpoint = folder / runs.CHECKPOINT_FILE
+    kept = (f"{checkpoint} holds the last finished epoch (continue with cnn train --out {folder} --resume)"
+            if checkpoint.exists() else "no epoch finished")
+    fail(f"cannot write {name}: {reason}; {kept}", EXIT_FAILED)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -174,71 +239,101 @@ def write_run_file(folder: Path, record: TrainOptions, ds: datasets.Dataset, mod
 @click.option("--epochs", default=_DEFAULTS.epochs, show_default=True, type=click.IntRange(min=1))
 @click.option("--batch-size", default=_DEFAULTS.batch_size, show_default=True, type=click.IntRange(min=1))
 @click.option("--optimizer", default=_DEFAULTS.optimizer, show_default=True, type=click.Choice(list(OPTIMIZERS)))
-@click.option("--lr", type=click.FloatRange(min=0.0, min_open=True),
+@click.option("--lr", type=FiniteFloat(min=0.0, min_open=True),
               help="Base learning rate (default: the optimizer's: adam 0.001, sgd 0.001, adadelta 1.0, rmsprop 0.01).")
-@click.option("--momentum", type=click.FloatRange(min=0.0), help="sgd, rmsprop.")
-@click.option("--weight-decay", type=click.FloatRange(min=0.0), help="Any optimizer (L2, as torch.optim).")
+@click.option("--momentum", type=FiniteFloat(min=0.0), help="sgd, rmsprop.")
+@click.option("--weight-decay", type=FiniteFloat(min=0.0), help="Any optimizer (L2, as torch.optim).")
 @click.option("--nesterov", is_flag=True, default=None, help="sgd: Nesterov momentum.")
-@click.option("--rho", type=click.FloatRange(0.0, 1.0), help="adadelta.")
-@click.option("--alpha", type=click.FloatRange(0.0, 1.0), help="rmsprop.")
+@click.option("--rho", type=FiniteFloat(0.0, 1.0), help="adadelta.")
+@click.option("--alpha", type=FiniteFloat(0.0, 1.0), help="rmsprop.")
 @click.option("--betas", callback=_betas_callback, metavar="B1,B2", help="adam, e.g. 0.9,0.999.")
-@click.option("--eps", type=click.FloatRange(min=0.0, min_open=True), help="adam, adadelta, rmsprop.")
+@click.option("--eps", type=FiniteFloat(min=0.0, min_open=True), help="adam, adadelta, rmsprop.")
 @click.option("--schedule", callback=_schedule_callback, metavar="SCHEDULE",
               help="Learning rate per epoch: none, step:SIZE:GAMMA, exp:GAMMA or cosine[:T_MAX[:ETA_MIN]].")
 @click.option("--validation-split", default=_DEFAULTS.validation_split, show_default=True,
-              type=click.FloatRange(0.0, 1.0, max_open=True),
+              type=FiniteFloat(0.0, 1.0, max_open=True),
               help="Hold out this last fraction of the training images.")
 @click.option("--early-stopping", type=click.IntRange(min=1), metavar="PATIENCE",
               help="Stop after PATIENCE epochs without improvement of val_loss (of loss without validation).")
-@click.option("--seed", default=_DEFAULTS.seed, show_default=True, type=click.IntRange(min=0),
+@click.option("--seed", default=_DEFAULTS.seed, show_default=True, type=click.IntRange(0, MAX_SEED),
               help="Seeds the weights, the batch order and dropout: same seed, same result.")
 @threads_option
 @engine_option("fastcnn, or refcnn (the slow reference, for checking).")
 @click.option("--dtype", default=_DEFAULTS.dtype, show_default=True, type=click.Choice(["float32", "float64"]))
 @click.option("--out", metavar="DIR", help="Run folder (default: runs/<date-time>).")
-@click.option("--resume", is_flag=True, help="Continue the run in --out DIR from its last checkpoint.")
+@click.option("--resume", is_flag=True, help="Continue the run in --out DIR from its last checkpoint (it may "
+              "change --epochs, --lr and --schedule).")
 @click.option("--overwrite", is_flag=True, help="Replace the run in --out DIR (only the files cnn train writes).")
 @click.pass_context
 def train(ctx, threads, engine, out, resume, overwrite, **run_options):
     """Train a model; writes weights, a metrics log, a plot and checkpoints in a run folder.
 
     Prints one line per epoch, then the test accuracy. Exit status 2 for a usage error (including a model
-    that does not fit the data), 1 when the loss becomes NaN or infinite (the last good checkpoint is kept).
+    that does not fit the data, and a run folder another cnn train is writing in), 1 when the loss becomes NaN
+    or infinite (the last good checkpoint is kept; resume it with a lower --lr) or a file cannot be written,
+    130 on Ctrl-C. Every option is checked before anything is written.
 
     \b
     Example:
       cnn train --data fashion-mnist-small --epochs 3 --out runs/first
       cnn train --out runs/first --resume --epochs 5     # two more epochs, same options
+      cnn train --out runs/first --resume --lr 0.0001    # on from the last checkpoint, a lower rate
     """
     with reported():
-        folder, recorded = runs.check_run_dir(out, resume, overwrite)
-        options = TrainOptions(**run_options).apply_recorded(recorded, given_options(ctx))
+        folder = runs.choose_run_dir(out, resume, overwrite)
+        first_look(ctx, folder, resume, overwrite, run_options)  # a bad option fails before the folder is made
         set_threads(threads)
-        ds = load_data(options.data_name, options.limit)
-        click.echo(f"data: {ds.describe()}")
-        if options.data_name == "default" and ds.name != "fashion-mnist":
-            click.echo(f"      (the full Fashion-MNIST was not found: install Debian's dataset-fashion-mnist or "
-                       f"set {datasets.DATA_DIR_ENV})")
-        model = build_model(options.model_source, options.input_text, ds, engine=engine, seed=options.seed,
-                            dtype=options.dtype)
-        optimizer = build_optimizer(options)
-        check_validation_split(options.validation_split, len(ds.y_train))
-        record = options.recordable(ds.name)
-        click.echo(f"model: {options.model_source}: {model.count_params():,} parameters, input "
-                   f"{shape_text(model.input_shape)}, {output_classes(model)} classes; engine {engine}, "
-                   f"{options.dtype}")
-        if overwrite:
-            runs.clear_run_dir(folder)
-        if not resume:  # a resumed run keeps its record until it has checked out against it
-            write_run_file(folder, record, ds, model, None)
-        click.echo(f"run: {folder}{' (resumed)' if resume else ''}")
-        history = run_fit(model, ds, optimizer, options, folder, resume)
-        runs.save_model(model, folder / runs.MODEL_FILE, ds.class_names, ds.name)
-        if history.epochs:
-            plot_history(history, folder / runs.PLOT_FILE)
-        test = finish_evaluation(model, ds, options.batch_size)
-        write_run_file(folder, record, ds, model, test)
+        lock = runs.lock_run_dir(folder) if out is not None else runs.lock_default_run_dir()
+        folder = lock.folder
+        with lock:
+            if lock.taken_over:
+                click.echo(f"cnn: note: {printable(lock.taken_over)}", err=True)
+            try:
+                test, ds = train_in(ctx, folder, resume, overwrite, run_options, engine)
+            except OSError as error:
+                file_failed(error, folder)
     click.echo(test_result_line(test, ds))
     written = [name for name in (runs.MODEL_FILE, runs.METRICS_FILE, runs.PLOT_FILE, runs.CHECKPOINT_FILE,
                                  runs.RUN_FILE) if (folder / name).exists()]
-    click.echo(f"files: {folder}/ {', '.join(written)}")
+    click.echo(f"files: {printable(folder)}/ {', '.join(written)}")
+
+
+def train_in(ctx, folder: Path, resume: bool, overwrite: bool, run_options: dict, engine: str):
+    """Everything ``cnn train`` does holding the run folder's lock: the folder checked again (another run may
+    have finished there since the first look), the data read, the model built and checked against it, and
+    only then the first write. Returns the test scores and the data set."""
+    recorded, options, optimizer = first_look(ctx, folder, resume, overwrite, run_options)
+    ds = load_data(options.data_name, options.limit)
+    click.echo(f"data: {printable(ds.describe())}")
+    if options.data_name == "default" and ds.name != "fashion-mnist":
+        click.echo(f"      (the full Fashion-MNIST was not found: install Debian's dataset-fashion-mnist or "
+                   f"set {datasets.DATA_DIR_ENV})")
+    check_training_images(ds)
+    model = build_model(options.model_source, options.input_text, ds, engine=engine, seed=options.seed,
+                        dtype=options.dtype)
+    check_validation_split(options.validation_split, len(ds.y_train))
+    record = options.recordable(ds.name)
+    if resume:
+        check_resume_options(recorded, record, folder)
+    click.echo(f"model: {printable(options.model_source)}: {model.count_params():,} parameters, input "
+               f"{shape_text(model.input_shape)}, {output_classes(model)} classes; engine {engine}, "
+               f"{options.dtype}")
+    # Everything is checked: from here on the run writes.
+    runs.remove_stale_temporaries(folder)
+    if overwrite:
+        runs.clear_run_dir(folder)
+    if not resume:  # a resumed run keeps its record until it has checked out against it (on_start below)
+        write_run_file(folder, record, ds, model, None)
+    click.echo(f"run: {printable(folder)}{' (resumed)' if resume else ''}")
+
+    def record_resume(history) -> None:
+        if resume:
+            write_run_file(folder, record, ds, model, None, history.changes)
+
+    history = run_fit(model, ds, optimizer, options, folder, resume, record_resume)
+    runs.save_model(model, folder / runs.MODEL_FILE, ds.class_names, ds.name)
+    if history.epochs:
+        plot_history(history, folder / runs.PLOT_FILE)
+    test = finish_evaluation(model, ds, options.batch_size)
+    write_run_file(folder, record, ds, model, test, history.changes)
+    return test, ds
