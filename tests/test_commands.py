@@ -412,7 +412,7 @@ def test_data_without_training_images_is_one_line(tmp_path):
              class_names=np.array(["top", "middle", "bottom"]))
     out = tmp_path / "run"
     result = run("train", "--model", SPEC, "--data", empty, "--out", out, "--engine", ENGINE)
-    assert_one_line_error(result, 2, "no training images")
+    assert_one_line_error(result, 2, "training image")
     assert not out.exists()
 
 
