@@ -26,7 +26,15 @@ import math
 import os
 import re
 
-__all__ = ["SizeLimitError", "LIMITS", "limit", "check_bytes", "check_count", "nbytes_of", "format_bytes"]
+__all__ = [
+    "SizeLimitError", "LIMITS", "limit", "check_bytes", "check_count", "nbytes_of", "format_bytes",
+    "COMPUTE_ITEMSIZE", "check_array_bytes", "check_arrays",
+]
+
+#: The bytes per element the engines' checks count for every array, whatever its dtype: float64, the widest
+#: type either engine computes in (refcnn always does). One count for both engines, so that refcnn and
+#: fastcnn refuse the same calls with the same message.
+COMPUTE_ITEMSIZE = 8
 
 #: The limits and their defaults, by environment variable.
 LIMITS = {
@@ -98,3 +106,30 @@ def check_count(count: int, *, what: str, name: str = "CNN_MAX_IMAGE_PIXELS") ->
     if count > bound:
         raise SizeLimitError(f"{what} has {count:,} pixels; the limit is {bound:,} (set {name} to raise it)")
     return count
+
+
+def check_array_bytes(count: int, what: str, shape) -> None:
+    """An array of ``count`` elements of ``shape``, counted as float64 (:data:`COMPUTE_ITEMSIZE`), must fit
+    ``CNN_MAX_ARRAY_BYTES``; ``what`` names the op and the array, e.g. ``"relu: argument `x`"``."""
+    nbytes = int(count) * COMPUTE_ITEMSIZE
+    if nbytes > LIMITS["CNN_MAX_ARRAY_BYTES"] or "CNN_MAX_ARRAY_BYTES" in os.environ:
+        check_bytes(nbytes, what=f"{what} of shape {tuple(shape)} (as float64)")
+
+
+def check_arrays(op: str, arrays, cause) -> None:
+    """Every array an op is about to allocate, ``(label, shape)`` pairs computed from shapes and
+    hyperparameters alone, counted as float64 against ``CNN_MAX_ARRAY_BYTES``; the first one too large raises
+    :class:`SizeLimitError`. ``cause`` (a string, or a function returning one, called only then) names the
+    arguments that decided the sizes, e.g. ``"x.shape=(1, 1, 7, 7), padding=100000000"``. The message reads::
+
+        conv2d: the padded input (N, C_in, H + p_b + p_e, W + p_b + p_e) of shape (1, 1, 200000007, 200000007)
+        for x.shape=(1, 1, 7, 7), weight.shape=(1, 1, 3, 3), stride=1, padding=100000000, dilation=1 needs
+        ...; the limit is 4.0 GiB (set CNN_MAX_ARRAY_BYTES to raise it)
+    """
+    bound = limit("CNN_MAX_ARRAY_BYTES")
+    for label, shape in arrays:
+        nbytes = nbytes_of(shape, COMPUTE_ITEMSIZE)
+        if nbytes > bound:
+            text = cause() if callable(cause) else cause
+            tail = f" for {text}" if text else ""
+            check_bytes(nbytes, what=f"{op}: {label} of shape {tuple(int(n) for n in shape)}{tail}")

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .checks import (
-    as_float64, check_choice, check_float, check_float_array, check_int, check_int_array, check_same_shape,
+    as_float, as_float64, check_choice, check_float, check_float_array, check_int, check_int_array, check_same_shape,
     check_shape,
 )
 
@@ -96,7 +96,7 @@ def check_loss_grad_out(op: str, grad_out, reduction: str, out_shape: tuple):
     (returned as a float), a float array of ``out_shape`` for ``'none'`` (returned as float64)."""
     if reduction != "none":
         if isinstance(grad_out, numbers.Real) and not isinstance(grad_out, (bool, np.bool_)):
-            return float(grad_out)
+            return as_float(grad_out, "grad_out", op, "a number or a 0-d float array")
         check_float_array(grad_out, "grad_out", op)
         check_shape(grad_out, (), "grad_out", op, context=f"the loss is a scalar for reduction={reduction!r}")
         return float(grad_out)

@@ -228,7 +228,7 @@ def conv_forward(geometry: ConvGeometry, x, weight, bias=None) -> np.ndarray:
 
 def conv_backward(geometry: ConvGeometry, grad_out, x, weight, bias=None):
     """The gradients ``(grad_x, grad_weight, grad_bias)`` of :func:`conv_forward` on a resolved geometry."""
-    geometry = fit_geometry(geometry, x, weight, bias, grad_out)
+    geometry = fit_geometry(geometry, x, weight, bias, grad_out, caller="conv_backward")
     return _backward(geometry, grad_out, x, weight, bias)
 
 
