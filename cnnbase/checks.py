@@ -20,6 +20,17 @@ from .limits import check_array_bytes
 
 FLOAT_DTYPES = (np.float16, np.float32, np.float64)
 
+class _Forward:
+    """The type of :data:`FORWARD`."""
+
+    def __repr__(self) -> str:
+        return "FORWARD"
+
+
+#: The default of a check's ``grad_out`` parameter: "this is the forward call". Not ``None``, which a caller
+#: may pass as a (wrong) ``grad_out`` to a backward and must hear about (a TypeError naming it).
+FORWARD = _Forward()
+
 #: The largest int a hyperparameter may have: the engines' kernels take int64. A larger one (``stride=2**64``)
 #: is refused by the checks, in both engines alike, rather than overflow in a kernel's dispatcher.
 INT64_MAX = 2**63 - 1
@@ -168,8 +179,9 @@ def expand_ints(value, rank: int, name: str, op: str, *, minimum: int = 1) -> tu
         raise (TypeError if not isinstance(value, (tuple, list)) else ValueError)(invalid(op, name, expected, value))
     if any(v < minimum for v in items):
         raise ValueError(invalid(op, name, expected, value))
-    for v in items:
-        check_int64(v, name, op, expected, shown=value)
+    if not all(INT64_MIN <= v <= INT64_MAX for v in items):
+        for v in items:
+            check_int64(v, name, op, expected, shown=value)
     return tuple(int(v) for v in items)
 
 

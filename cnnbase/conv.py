@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .checks import check_float_array, check_int, check_shape, expand_ints, invalid, shown
+from .checks import FORWARD, check_float_array, check_int, check_shape, expand_ints, invalid, shown
 from .limits import SizeLimitError, check_arrays
 from .padding import check_padding_mode
 from .shapes import KERNEL_AXES, SPATIAL_AXES, conv_output_size, conv_transpose_output_size, resolve_padding
@@ -327,13 +327,13 @@ def check_grad_out(op: str, grad_out, geom: ConvGeometry) -> None:
     check_shape(grad_out, geom.out_shape, "grad_out", op, context=f"(N, C_out, {out_axes}) of the forward output")
 
 
-def conv_geometry_of(op, rank, x, weight, bias, stride, padding, dilation, groups, padding_mode, grad_out=None):
+def conv_geometry_of(op, rank, x, weight, bias, stride, padding, dilation, groups, padding_mode, grad_out=FORWARD):
     """Every check of one ``conv{rank}d`` call (of its backward when ``grad_out`` is given), in the order the
     errors are specified: the arrays' types, then :func:`conv_geometry` of their shapes, then ``grad_out``."""
     check_conv_arrays(op, x, weight, bias)
     geom = conv_geometry(op, x.shape, weight.shape, None if bias is None else bias.shape, stride, padding,
-                         dilation, groups, padding_mode, rank, backward=grad_out is not None)
-    if grad_out is not None:
+                         dilation, groups, padding_mode, rank, backward=grad_out is not FORWARD)
+    if grad_out is not FORWARD:
         check_grad_out(op, grad_out, geom)
     return geom
 
@@ -377,17 +377,18 @@ def _is_resolved(geom: ConvGeometry) -> bool:
 
 
 def conv_transpose_geometry_of(op, rank, x, weight, bias, stride, padding, output_padding, groups, dilation,
-                               grad_out=None):
+                               grad_out=FORWARD):
     """Every check of one ``conv_transpose{rank}d`` call (of its backward when ``grad_out`` is given)."""
     check_conv_arrays(op, x, weight, bias)
     geom = conv_transpose_geometry(op, x.shape, weight.shape, None if bias is None else bias.shape, stride,
-                                   padding, output_padding, groups, dilation, rank, backward=grad_out is not None)
-    if grad_out is not None:
+                                   padding, output_padding, groups, dilation, rank, backward=grad_out is not FORWARD)
+    if grad_out is not FORWARD:
         check_grad_out(op, grad_out, geom)
     return geom
 
 
-def fit_geometry(geom: ConvGeometry, x, weight, bias, grad_out=None, *, caller: str = "conv_forward") -> ConvGeometry:
+def fit_geometry(geom: ConvGeometry, x, weight, bias, grad_out=FORWARD, *,
+                 caller: str = "conv_forward") -> ConvGeometry:
     """Check that arrays fit a geometry resolved earlier (for another batch, perhaps); returns the geometry for
     ``x``'s batch. Only the sample shape must match: ``x`` may hold any number of samples. ``caller`` names
     the public function in the message when ``geom`` itself is refused (:func:`check_resolved`)."""
@@ -404,7 +405,7 @@ def fit_geometry(geom: ConvGeometry, x, weight, bias, grad_out=None, *, caller: 
     check_shape(weight, geom.weight_shape, "weight", op, context=_layouts(geom.rank, geom.transposed)[1])
     if bias is not None:
         check_shape(bias, (geom.C_out,), "bias", op, context="C_out,")
-    if grad_out is not None:
+    if grad_out is not FORWARD:
         check_grad_out(op, grad_out, geom)
-    check_conv_sizes(geom, backward=grad_out is not None)
+    check_conv_sizes(geom, backward=grad_out is not FORWARD)
     return geom

@@ -28,7 +28,7 @@ import re
 
 __all__ = [
     "SizeLimitError", "LIMITS", "limit", "check_bytes", "check_count", "nbytes_of", "format_bytes",
-    "COMPUTE_ITEMSIZE", "check_array_bytes", "check_arrays",
+    "COMPUTE_ITEMSIZE", "FLOOR_BYTES", "check_array_bytes", "check_arrays",
 ]
 
 #: The bytes per element the engines' checks count for every array, whatever its dtype: float64, the widest
@@ -108,17 +108,25 @@ def check_count(count: int, *, what: str, name: str = "CNN_MAX_IMAGE_PIXELS") ->
     return count
 
 
+#: The engines never refuse an array of at most this many bytes (as float64), whatever CNN_MAX_ARRAY_BYTES
+#: says: a limit that low protects nothing, and not reading the environment (about 1.5 us, a third of a small
+#: op's whole cost) keeps small calls as fast as they were before there were limits.
+FLOOR_BYTES = 64 * 1024
+
+
 def check_array_bytes(count: int, what: str, shape) -> None:
-    """An array of ``count`` elements of ``shape``, counted as float64 (:data:`COMPUTE_ITEMSIZE`), must fit
-    ``CNN_MAX_ARRAY_BYTES``; ``what`` names the op and the array, e.g. ``"relu: argument `x`"``."""
-    nbytes = int(count) * COMPUTE_ITEMSIZE
-    if nbytes > LIMITS["CNN_MAX_ARRAY_BYTES"] or "CNN_MAX_ARRAY_BYTES" in os.environ:
+    """An array argument of ``count`` elements of ``shape``, counted as float64 (:data:`COMPUTE_ITEMSIZE`),
+    must fit ``CNN_MAX_ARRAY_BYTES`` (unless it is at most :data:`FLOOR_BYTES`); ``what`` names the op and
+    the argument, e.g. ``"relu: argument `x`"``."""
+    nbytes = count * COMPUTE_ITEMSIZE
+    if nbytes > FLOOR_BYTES:
         check_bytes(nbytes, what=f"{what} of shape {tuple(shape)} (as float64)")
 
 
 def check_arrays(op: str, arrays, cause) -> None:
-    """Every array an op is about to allocate, ``(label, shape)`` pairs computed from shapes and
-    hyperparameters alone, counted as float64 against ``CNN_MAX_ARRAY_BYTES``; the first one too large raises
+    """Every array an op is about to allocate, ``(label, shape)`` pairs of ints computed from shapes and
+    hyperparameters alone, counted as float64 against ``CNN_MAX_ARRAY_BYTES`` (none of them is refused when
+    all are at most :data:`FLOOR_BYTES`); the first one too large raises
     :class:`SizeLimitError`. ``cause`` (a string, or a function returning one, called only then) names the
     arguments that decided the sizes, e.g. ``"x.shape=(1, 1, 7, 7), padding=100000000"``. The message reads::
 
@@ -126,9 +134,11 @@ def check_arrays(op: str, arrays, cause) -> None:
         for x.shape=(1, 1, 7, 7), weight.shape=(1, 1, 3, 3), stride=1, padding=100000000, dilation=1 needs
         ...; the limit is 4.0 GiB (set CNN_MAX_ARRAY_BYTES to raise it)
     """
+    arrays = [(label, shape, math.prod(shape) * COMPUTE_ITEMSIZE) for label, shape in arrays]
+    if all(nbytes <= FLOOR_BYTES for _, _, nbytes in arrays):
+        return
     bound = limit("CNN_MAX_ARRAY_BYTES")
-    for label, shape in arrays:
-        nbytes = nbytes_of(shape, COMPUTE_ITEMSIZE)
+    for label, shape, nbytes in arrays:
         if nbytes > bound:
             text = cause() if callable(cause) else cause
             tail = f" for {text}" if text else ""

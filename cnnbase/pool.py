@@ -14,7 +14,7 @@ import functools
 from dataclasses import dataclass
 
 from . import shapes
-from .checks import check_bool, check_float_array, check_int64, check_shape, expand_ints, invalid, is_int, shown
+from .checks import FORWARD, check_bool, check_float_array, check_int64, check_shape, expand_ints, invalid, is_int, shown
 from .limits import SizeLimitError, check_arrays
 
 __all__ = [
@@ -194,23 +194,23 @@ def check_grad_out(op: str, grad_out, geometry: PoolGeometry) -> None:
 
 
 def max_pool_geometry_of(op, rank, x, kernel_size, stride, padding, dilation, ceil_mode, return_indices,
-                         grad_out=None) -> PoolGeometry:
+                         grad_out=FORWARD) -> PoolGeometry:
     """Every check of one ``max_pool{rank}d`` call (of its backward when ``grad_out`` is given)."""
     check_float_array(x, "x", op)
     geometry = pool_geometry(op, x.shape, kernel_size, stride, padding, dilation, ceil_mode, rank, kind="max",
                              return_indices=return_indices)
-    if grad_out is not None:
+    if grad_out is not FORWARD:
         check_grad_out(op, grad_out, geometry)
     return geometry
 
 
 def avg_pool_geometry_of(op, rank, x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override,
-                         grad_out=None) -> PoolGeometry:
+                         grad_out=FORWARD) -> PoolGeometry:
     """Every check of one ``avg_pool{rank}d`` call (of its backward when ``grad_out`` is given)."""
     check_float_array(x, "x", op)
     geometry = pool_geometry(op, x.shape, kernel_size, stride, padding, 1, ceil_mode, rank, kind="avg",
                              count_include_pad=count_include_pad, divisor_override=divisor_override)
-    if grad_out is not None:
+    if grad_out is not FORWARD:
         check_grad_out(op, grad_out, geometry)
     return geometry
 
@@ -221,7 +221,7 @@ def whole_map(op: str, x, rank: int) -> tuple[int, ...]:
     return check_input_shape(op, x.shape, rank)[2:]
 
 
-def fit_geometry(geometry: PoolGeometry, x, grad_out=None, *, caller: str = "pool_forward") -> PoolGeometry:
+def fit_geometry(geometry: PoolGeometry, x, grad_out=FORWARD, *, caller: str = "pool_forward") -> PoolGeometry:
     """Check that arrays fit a geometry resolved earlier (for another batch, perhaps); returns the geometry for
     ``x``'s batch. Only the sample shape ``(C, *sizes)`` must match: ``x`` may hold any number of samples.
     ``caller`` names the public function in the message when ``geometry`` itself is refused."""
@@ -235,7 +235,7 @@ def fit_geometry(geometry: PoolGeometry, x, grad_out=None, *, caller: str = "poo
             f"{_LAYOUTS[geometry.rank]}; received shape {x.shape}."
         )
     geometry = geometry.with_batch(x.shape[0])
-    if grad_out is not None:
+    if grad_out is not FORWARD:
         check_grad_out(op, grad_out, geometry)
     check_pool_sizes(geometry)
     return geometry

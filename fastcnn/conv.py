@@ -46,7 +46,7 @@ import numpy as np
 from numba import prange
 
 from cnnbase.conv import (
-    ConvGeometry, as_2d, conv_geometry_of, conv_transpose_geometry_of, fit_geometry,
+    WEIGHT_GRAD_BLOCK, ConvGeometry, as_2d, conv_geometry_of, conv_transpose_geometry_of, fit_geometry,
 )
 
 from . import _blas, _runtime
@@ -389,7 +389,8 @@ def _sum_blocks(blocks, out):
 
 #: Samples whose weight-gradient terms one task adds up in its private buffer. Fixed, never derived from the
 #: thread count, so the order of every addition, and so the result, is the same for any number of threads.
-GW_BLOCK = 4
+#: The ground floor's size check counts the ceil(N / GW_BLOCK) buffers (cnnbase.conv.conv_arrays).
+GW_BLOCK = WEIGHT_GRAD_BLOCK
 SCRATCH = _runtime.SCRATCH
 
 
