@@ -157,13 +157,15 @@ def overlaps_itself(x: np.ndarray) -> bool:
     return False
 
 
-def check_int(value, name: str, op: str, *, minimum: int | None = None) -> int:
-    """Require an int, at least ``minimum`` when given, and within int64."""
+def check_int(value, name: str, op: str, *, minimum: int | None = None, int64: bool = True) -> int:
+    """Require an int, at least ``minimum`` when given, and within int64 unless ``int64=False`` (for an int
+    that is only compared, never handed to a kernel as one: a loss's ``ignore_index``)."""
     what = "an int" if minimum is None else ("a positive int" if minimum == 1 else f"an int >= {minimum}")
     if not is_int(value) or (minimum is not None and value < minimum):
         error = ValueError if is_int(value) else TypeError
         raise error(invalid(op, name, what, value))
-    check_int64(value, name, op, what)
+    if int64:
+        check_int64(value, name, op, what)
     return int(value)
 
 

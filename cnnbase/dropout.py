@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .checks import check_bool, check_float, check_float_array, check_same_shape, check_writable, invalid, is_int, shown
+from .checks import check_bool, check_float, check_int64, check_float_array, check_same_shape, check_writable, invalid, is_int, shown
 from .limits import check_arrays
 
 __all__ = [
@@ -77,6 +77,8 @@ def check_mask_shape(shape, op: str = "dropout_mask") -> tuple[int, ...]:
         raise ValueError(invalid(op, "shape", "an int or a tuple of ints >= 0", shape))
     if len(items) > 64:  # NumPy's limit on dimensions
         raise ValueError(invalid(op, "shape", "an int or a tuple of at most 64 ints >= 0", shape))
+    for v in items:  # (0, 10**400) has no elements but no array can have that axis either
+        check_int64(v, "shape", op, "an int or a tuple of ints >= 0", shown=shape)
     dims = tuple(int(v) for v in items)
     check_arrays(op, [("the mask", dims)], lambda: f"shape={shown(shape)}")
     return dims

@@ -70,6 +70,8 @@ def limit(name: str) -> int:
 
 def format_bytes(n: int) -> str:
     """``4294967296`` -> ``'4.0 GiB'``; stays short however large (``'1.5e+08 TiB'``)."""
+    if n >= 1024**4 * 10**30:  # beyond what a float divides well (10**400 would overflow one)
+        return f"about 2**{n.bit_length() - 1} bytes"
     for unit, size in (("TiB", 1024**4), ("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
         if n >= size:
             value = n / size
@@ -93,8 +95,9 @@ def check_bytes(nbytes: int, *, what: str, name: str = "CNN_MAX_ARRAY_BYTES") ->
     nbytes = int(nbytes)
     bound = limit(name)
     if nbytes > bound:
+        exact = f" ({nbytes} bytes)" if nbytes < 10**30 else ""
         raise SizeLimitError(
-            f"{what} needs {format_bytes(nbytes)} ({nbytes} bytes); the limit is {format_bytes(bound)} "
+            f"{what} needs {format_bytes(nbytes)}{exact}; the limit is {format_bytes(bound)} "
             f"(set {name} to raise it)")
     return nbytes
 
@@ -120,7 +123,7 @@ def check_array_bytes(count: int, what: str, shape) -> None:
     the argument, e.g. ``"relu: argument `x`"``."""
     nbytes = count * COMPUTE_ITEMSIZE
     if nbytes > FLOOR_BYTES:
-        check_bytes(nbytes, what=f"{what} of shape {tuple(shape)} (as float64)")
+        check_bytes(nbytes, what=f"{what} of shape {shape_text(shape)} (as float64)")
 
 
 def check_arrays(op: str, arrays, cause) -> None:
@@ -142,4 +145,11 @@ def check_arrays(op: str, arrays, cause) -> None:
         if nbytes > bound:
             text = cause() if callable(cause) else cause
             tail = f" for {text}" if text else ""
-            check_bytes(nbytes, what=f"{op}: {label} of shape {tuple(int(n) for n in shape)}{tail}")
+            check_bytes(nbytes, what=f"{op}: {label} of shape {shape_text(shape)}{tail}")
+
+
+def shape_text(shape) -> str:
+    """A shape as a message shows it, ``(2, 3)``; a size too long to print (10**5000, whose decimal digits
+    Python refuses to write) as its bit length."""
+    items = [repr(int(n)) if abs(int(n)) < 10**100 else f"<an int of {int(n).bit_length()} bits>" for n in shape]
+    return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"

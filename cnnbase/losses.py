@@ -55,7 +55,7 @@ def class_loss_args(
     if weight_shape is not None and tuple(weight_shape) != (c,):
         raise ValueError(f"{op}: argument `weight` must have shape ({c},) (C of input.shape={input_shape}); "
                          f"received shape {tuple(weight_shape)}.")
-    ignore = check_int(ignore_index, "ignore_index", op)
+    ignore = check_int(ignore_index, "ignore_index", op, int64=False)  # any int (specs/losses.md)
     red = check_choice(reduction, "reduction", op, REDUCTIONS)
     smoothing = check_float(label_smoothing, "label_smoothing", op, minimum=0.0, maximum=1.0)
     return ClassLossArgs(n, c, weight_shape is not None, ignore, red, smoothing)
