@@ -48,6 +48,7 @@ from numba import prange
 from cnnbase.conv import (
     WEIGHT_GRAD_BLOCK, ConvGeometry, as_2d, conv_geometry_of, conv_transpose_geometry_of, fit_geometry,
 )
+from cnnbase.padding import source_index
 
 from . import _blas, _runtime
 from ._blas import gemm, gemm_strided, single_threaded
@@ -415,6 +416,9 @@ def _src_map(pad_begin: int, padded: int, mode: str, real: int) -> np.ndarray:
     """The input index each of ``padded`` cells reads (``-1``: zero), for an axis of ``real`` input cells
     placed after ``pad_begin`` cells of padding: :func:`cnnbase.padding.source_index` on a whole axis at
     once (an axis of 10^8 padded cells takes a second this way, minutes one cell at a time)."""
+    if padded <= 256:  # a short axis (the usual one) is quicker one cell at a time than in six NumPy calls
+        return np.array([j if 0 <= j < real else (-1 if mode == "zeros" else source_index(j, real, mode))
+                         for j in range(-pad_begin, padded - pad_begin)], dtype=np.int64)
     j = np.arange(padded, dtype=np.int64) - pad_begin
     inside = (j >= 0) & (j < real)
     if mode == "zeros":
