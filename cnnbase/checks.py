@@ -16,13 +16,51 @@ import numbers
 
 import numpy as np
 
+from .limits import check_array_bytes
+
 FLOAT_DTYPES = (np.float16, np.float32, np.float64)
+
+class _Forward:
+    """The type of :data:`FORWARD`."""
+
+    def __repr__(self) -> str:
+        return "FORWARD"
+
+
+#: The default of a check's ``grad_out`` parameter: "this is the forward call". Not ``None``, which a caller
+#: may pass as a (wrong) ``grad_out`` to a backward and must hear about (a TypeError naming it).
+FORWARD = _Forward()
+
+#: The largest int a hyperparameter may have: the engines' kernels take int64. A larger one (``stride=2**64``)
+#: is refused by the checks, in both engines alike, rather than overflow in a kernel's dispatcher.
+INT64_MAX = 2**63 - 1
+INT64_MIN = -(2**63)
+#: What a message adds to its ``expected`` text when an int is out of that range.
+INT64_WORDS = "within the 64-bit range [-2**63, 2**63 - 1]"
 
 
 def invalid(op: str, name: str, expected: str, value, *, extra: str = "") -> str:
     """The one message template: what was invalid, what was expected, what was received."""
     tail = f" {extra}" if extra else ""
-    return f"{op}: invalid value for argument `{name}`. Expected {expected}. Received {name}={value!r}.{tail}"
+    return f"{op}: invalid value for argument `{name}`. Expected {expected}. Received {name}={shown(value)}.{tail}"
+
+
+#: The longest ``repr`` a message quotes; a longer one is cut in the middle.
+SHOWN_CHARS = 200
+
+
+def shown(value) -> str:
+    """``repr(value)`` for a message, at most :data:`SHOWN_CHARS` long: a hostile argument (a list of a
+    million items, ``10**5000``, whose repr Python itself refuses) must not turn an error into a flood or
+    into another error."""
+    try:
+        text = repr(value)
+    except ValueError:  # an int beyond sys.get_int_max_str_digits()
+        return f"<an int of {value.bit_length()} bits>" if isinstance(value, int) else f"<a {type(value).__name__}>"
+    if len(text) > SHOWN_CHARS:
+        half = SHOWN_CHARS // 2 - 3
+        text = f"{text[:half]} ... {text[-half:]}"
+    return text
 
 
 def is_int(value) -> bool:
@@ -30,10 +68,23 @@ def is_int(value) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
 
 
+def in_int64(value) -> bool:
+    """True when an int fits the engines' int64 (every int hyperparameter must)."""
+    return INT64_MIN <= value <= INT64_MAX
+
+
+def check_int64(value, name: str, op: str, expected: str, shown=None) -> None:
+    """Refuse an int outside int64 (``ValueError``); ``shown`` is the argument as received, when ``value`` is
+    one item of it."""
+    if not in_int64(value):
+        raise ValueError(invalid(op, name, f"{expected}, {INT64_WORDS}", value if shown is None else shown))
+
+
 def check_float_array(x, name: str, op: str, ndim=None, *, shape_hint: str = "") -> np.ndarray:
     """Require a floating-point ``numpy.ndarray`` with ``ndim`` dimensions (an int or a tuple of ints).
 
-    ``shape_hint`` names the expected axes, e.g. ``"(N, C_in, H, W)"``.
+    ``shape_hint`` names the expected axes, e.g. ``"(N, C_in, H, W)"``. The array's shape counted in float64
+    must fit ``CNN_MAX_ARRAY_BYTES`` (:func:`check_array_size`): the engines copy or convert their inputs.
     """
     if not isinstance(x, np.ndarray):
         raise TypeError(
@@ -52,7 +103,18 @@ def check_float_array(x, name: str, op: str, ndim=None, *, shape_hint: str = "")
             raise ValueError(
                 f"{op}: argument `{name}` must have {words} dimensions{hint}; received shape {x.shape}."
             )
+    check_array_size(x, name, op)
     return x
+
+
+def check_array_size(x: np.ndarray, name: str, op: str) -> None:
+    """An argument's shape counted in float64 must fit ``CNN_MAX_ARRAY_BYTES``.
+
+    An array in memory can still be too large to copy: a 0-stride view (``np.broadcast_to(1.0, (10**6,
+    10**6))``) holds one number but has 10^12 elements, and every engine converts, copies or allocates an
+    output of its arguments' shape. So both engines count each array argument as float64 (8 bytes per
+    element), the widest type either computes in, and refuse the same calls with the same message."""
+    check_array_bytes(x.size, f"{op}: argument `{name}`", x.shape)
 
 
 def check_int_array(x, name: str, op: str, ndim=None) -> np.ndarray:
@@ -63,15 +125,47 @@ def check_int_array(x, name: str, op: str, ndim=None) -> np.ndarray:
         raise TypeError(f"{op}: argument `{name}` must have an integer dtype; received dtype {x.dtype}.")
     if ndim is not None and x.ndim != ndim:
         raise ValueError(f"{op}: argument `{name}` must have {ndim} dimensions; received shape {x.shape}.")
+    check_array_size(x, name, op)
     return x
 
 
-def check_int(value, name: str, op: str, *, minimum: int | None = None) -> int:
-    """Require an int, at least ``minimum`` when given."""
+def check_writable(x: np.ndarray, name: str, op: str, why: str) -> None:
+    """An array an op writes into (``inplace=True``, running statistics) must be writable and must not have
+    two elements in one memory cell (a 0-stride view from ``np.broadcast_to`` or ``as_strided``): writing
+    through such a view would lose all but one of the values written there. ``why`` says when it is written,
+    e.g. ``"inplace=True writes the result into it"``. Raises ``ValueError`` before anything is computed."""
+    if not x.flags.writeable:
+        raise ValueError(f"{op}: argument `{name}` must be a writable array ({why}); received a read-only array "
+                         f"of shape {x.shape}.")
+    if overlaps_itself(x):
+        raise ValueError(f"{op}: argument `{name}` must not hold one memory cell under two indices ({why}); "
+                         f"received a view of shape {x.shape} with strides {x.strides}.")
+
+
+def overlaps_itself(x: np.ndarray) -> bool:
+    """True when some memory cell is two elements of ``x``: an axis of stride 0, or axes whose strides make
+    the elements overlap. Exact for the layouts NumPy creates (slices, transposes, broadcasts); for a
+    hand-made ``as_strided`` view it is exact when the strides sorted by size each pass the previous axes'
+    span (the usual case), and otherwise says True, which errs on the safe side (a refusal, not a race)."""
+    if x.size <= 1:
+        return False
+    span = x.itemsize
+    for stride, size in sorted((abs(s), n) for s, n in zip(x.strides, x.shape) if n > 1):
+        if stride < span:
+            return True
+        span = stride * (size - 1) + span
+    return False
+
+
+def check_int(value, name: str, op: str, *, minimum: int | None = None, int64: bool = True) -> int:
+    """Require an int, at least ``minimum`` when given, and within int64 unless ``int64=False`` (for an int
+    that is only compared, never handed to a kernel as one: a loss's ``ignore_index``)."""
+    what = "an int" if minimum is None else ("a positive int" if minimum == 1 else f"an int >= {minimum}")
     if not is_int(value) or (minimum is not None and value < minimum):
-        what = "an int" if minimum is None else ("a positive int" if minimum == 1 else f"an int >= {minimum}")
         error = ValueError if is_int(value) else TypeError
         raise error(invalid(op, name, what, value))
+    if int64:
+        check_int64(value, name, op, what)
     return int(value)
 
 
@@ -87,6 +181,9 @@ def expand_ints(value, rank: int, name: str, op: str, *, minimum: int = 1) -> tu
         raise (TypeError if not isinstance(value, (tuple, list)) else ValueError)(invalid(op, name, expected, value))
     if any(v < minimum for v in items):
         raise ValueError(invalid(op, name, expected, value))
+    if not all(INT64_MIN <= v <= INT64_MAX for v in items):
+        for v in items:
+            check_int64(v, name, op, expected, shown=value)
     return tuple(int(v) for v in items)
 
 
@@ -113,7 +210,15 @@ def check_float(
         raise ValueError(invalid(op, name, expected, value))
     if maximum is not None and (value > maximum or (max_open and value == maximum)):
         raise ValueError(invalid(op, name, expected, value))
-    return float(value)
+    return as_float(value, name, op, expected)
+
+
+def as_float(value, name: str, op: str, expected: str) -> float:
+    """``float(value)``, with a Python int too large for a float (``10**400``) refused as a ValueError."""
+    try:
+        return float(value)
+    except OverflowError:
+        raise ValueError(invalid(op, name, f"{expected} (a finite float64)", value)) from None
 
 
 def check_bool(value, name: str, op: str) -> bool:

@@ -14,11 +14,14 @@ transposed one. A 1-D op is the 2-D op on an input of height 1 with a kernel of 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from .checks import check_float_array, check_int, check_shape, expand_ints, invalid
+from .checks import FORWARD, check_float_array, check_int, check_shape, expand_ints, invalid, shown
+from .limits import SizeLimitError, check_arrays
 from .padding import check_padding_mode
 from .shapes import KERNEL_AXES, SPATIAL_AXES, conv_output_size, conv_transpose_output_size, resolve_padding
 
@@ -32,7 +35,14 @@ __all__ = [
     "conv_transpose_geometry_of",
     "fit_geometry",
     "as_2d",
+    "WEIGHT_GRAD_BLOCK",
+    "conv_arrays",
+    "check_conv_sizes",
 ]
+
+#: Samples whose weight-gradient terms fastcnn adds up in one private buffer (its ``GW_BLOCK``): a backward
+#: pass holds ``ceil(N / WEIGHT_GRAD_BLOCK)`` partial weight gradients, which the size check counts.
+WEIGHT_GRAD_BLOCK = 4
 
 
 @dataclass(frozen=True)
@@ -163,14 +173,71 @@ def _check_layouts(op, x_shape, weight_shape, rank, transposed) -> None:
     _check_positive_sizes(weight_shape, "weight", op, w_axes, first=0)
 
 
-def conv_geometry(op, x_shape, weight_shape, bias_shape, stride, padding, dilation, groups, padding_mode, rank):
+# ---------------------------------------------------------------------------------------------------
+# The arrays a call allocates, checked against CNN_MAX_ARRAY_BYTES before any of them exists
+# ---------------------------------------------------------------------------------------------------
+
+
+def conv_arrays(geom: ConvGeometry, backward: bool = False) -> list[tuple[str, tuple[int, ...]]]:
+    """``(label, shape)`` of every array larger than the arguments that a call on ``geom`` allocates in either
+    engine (refcnn: the output; fastcnn: also its padded copies and per-sample workspaces), from the geometry
+    alone. An int64 index map per padded axis is never larger than the padded array it maps, so it is not
+    listed. ``backward`` adds what only the backward pass needs."""
+    N, k_cells = geom.N, math.prod(geom.kernel)
+    items = [("the output", geom.out_shape)]
+    if not geom.transposed:
+        padded = tuple(n + pb + pe for n, (pb, pe) in zip(geom.sizes, geom.pads))
+        if padded != geom.sizes:
+            items.append(("the padded input", (N, geom.C_in) + padded))
+        items.append(("the im2col workspace of one sample", (geom.C_in * k_cells, math.prod(geom.out))))
+        if all(s == 1 for s in geom.stride):
+            # the stride-1 path computes H_out rows of W + p_b + p_e cells per output channel
+            items.append(("the stride-1 workspace of one sample", (geom.C_out, math.prod(geom.out[:-1]) * padded[-1])))
+        grad_w = (geom.C_out, geom.C_in_per_group * k_cells)
+    else:
+        full = tuple(max((n - 1) * s + d * (k - 1) + 1, pb + o) for n, k, s, d, (pb, _), o in zip(
+            geom.sizes, geom.kernel, geom.stride, geom.dilation, geom.pads, geom.out))
+        items.append(("the uncropped output of one sample", (geom.C_out,) + full))
+        items.append(("the col2im workspace of one sample", (geom.C_out * k_cells, math.prod(geom.sizes))))
+        if backward:
+            items.append(("the padded grad_out", (N, geom.C_out) + full))
+        grad_w = (geom.C_in, geom.C_out_per_group * k_cells)
+    if backward:
+        items.append(("the weight-gradient partial sums", (-(-N // WEIGHT_GRAD_BLOCK),) + grad_w))
+    return items
+
+
+def check_conv_sizes(geom: ConvGeometry, backward: bool = False, cause=None) -> None:
+    """Refuse a call whose arrays (:func:`conv_arrays`) would not fit ``CNN_MAX_ARRAY_BYTES``, with a
+    :class:`~cnnbase.limits.SizeLimitError` naming ``geom.op``, the array and ``cause`` (the arguments as
+    received; by default the geometry's resolved ones)."""
+    check_arrays(geom.op, conv_arrays(geom, backward), cause or (lambda: _resolved_cause(geom)))
+
+
+def _resolved_cause(geom: ConvGeometry) -> str:
+    tail = f", output_padding={geom.output_padding}" if geom.transposed else ""
+    return (f"{_shapes_text(geom.x_shape, geom.weight_shape)}, stride={geom.stride}, padding={geom.pads}, "
+            f"dilation={geom.dilation}{tail}")
+
+
+def _cause(x_shape, weight_shape, stride, padding, dilation, output_padding=None):
+    """The arguments as received, for a size error's message (built only when one is raised)."""
+    tail = "" if output_padding is None else f", output_padding={shown(output_padding)}"
+    return lambda: (f"{_shapes_text(x_shape, weight_shape)}, stride={shown(stride)}, padding={shown(padding)}, "
+                    f"dilation={shown(dilation)}{tail}")
+
+
+def conv_geometry(op, x_shape, weight_shape, bias_shape, stride, padding, dilation, groups, padding_mode, rank,
+                  *, backward=False):
     """Check a convolution's arguments from their shapes and resolve every size to ints.
 
     ``x_shape`` is ``(N, C_in, *sizes)``, ``weight_shape`` ``(C_out, C_in/G, *kernel)``, ``bias_shape``
     ``(C_out,)`` or ``None``; ``rank`` is the number of spatial axes (1 or 2). Raises ``ValueError`` (or
     :class:`~cnnbase.shapes.ShapeError` when the window does not fit the padded input) with messages naming
-    ``op`` and both shapes. Returns a :class:`ConvGeometry`.
+    ``op`` and both shapes, and :class:`~cnnbase.limits.SizeLimitError` when an array of the call (of its
+    backward too, with ``backward``) would not fit ``CNN_MAX_ARRAY_BYTES``. Returns a :class:`ConvGeometry`.
     """
+    cause = _cause(x_shape, weight_shape, stride, padding, dilation)  # the arguments as received
     _check_layouts(op, x_shape, weight_shape, rank, transposed=False)
     shapes = _shapes_text(x_shape, weight_shape)
     N, C_in, *sizes = (int(v) for v in x_shape)
@@ -193,12 +260,14 @@ def conv_geometry(op, x_shape, weight_shape, bias_shape, stride, padding, dilati
                          where=f"{op}: axis {axes[i]} ({shapes})")
         for i in range(rank)
     )
-    return ConvGeometry(op, N, C_in, C_out, G, tuple(sizes), tuple(kernel), stride, dilation, pads, out, mode,
+    geom = ConvGeometry(op, N, C_in, C_out, G, tuple(sizes), tuple(kernel), stride, dilation, pads, out, mode,
                         (0,) * rank)
+    check_conv_sizes(geom, backward, cause)
+    return geom
 
 
 def conv_transpose_geometry(op, x_shape, weight_shape, bias_shape, stride, padding, output_padding, groups,
-                            dilation, rank):
+                            dilation, rank, *, backward=False):
     """Check a transposed convolution's arguments from their shapes and resolve every size to ints.
 
     ``x_shape`` is ``(N, C_in, *sizes)``, ``weight_shape`` ``(C_in, C_out/G, *kernel)``, ``bias_shape``
@@ -207,6 +276,7 @@ def conv_transpose_geometry(op, x_shape, weight_shape, bias_shape, stride, paddi
     output size of a transposed convolution is not decided by its input size alone. Returns a
     :class:`ConvGeometry` with ``padding_mode='zeros'`` and ``transposed=True``.
     """
+    cause = _cause(x_shape, weight_shape, stride, padding, dilation, output_padding)
     _check_layouts(op, x_shape, weight_shape, rank, transposed=True)
     shapes = _shapes_text(x_shape, weight_shape)
     N, C_in, *sizes = (int(v) for v in x_shape)
@@ -236,8 +306,10 @@ def conv_transpose_geometry(op, x_shape, weight_shape, bias_shape, stride, paddi
                                    output_padding[i], where=f"{op}: axis {axes[i]} ({shapes})")
         for i in range(rank)
     )
-    return ConvGeometry(op, N, C_in, C_out, G, tuple(sizes), tuple(kernel), stride, dilation, pads, out, "zeros",
+    geom = ConvGeometry(op, N, C_in, C_out, G, tuple(sizes), tuple(kernel), stride, dilation, pads, out, "zeros",
                         output_padding, transposed=True)
+    check_conv_sizes(geom, backward, cause)
+    return geom
 
 
 def check_conv_arrays(op: str, x, weight, bias) -> None:
@@ -255,31 +327,72 @@ def check_grad_out(op: str, grad_out, geom: ConvGeometry) -> None:
     check_shape(grad_out, geom.out_shape, "grad_out", op, context=f"(N, C_out, {out_axes}) of the forward output")
 
 
-def conv_geometry_of(op, rank, x, weight, bias, stride, padding, dilation, groups, padding_mode, grad_out=None):
+def conv_geometry_of(op, rank, x, weight, bias, stride, padding, dilation, groups, padding_mode, grad_out=FORWARD):
     """Every check of one ``conv{rank}d`` call (of its backward when ``grad_out`` is given), in the order the
     errors are specified: the arrays' types, then :func:`conv_geometry` of their shapes, then ``grad_out``."""
     check_conv_arrays(op, x, weight, bias)
     geom = conv_geometry(op, x.shape, weight.shape, None if bias is None else bias.shape, stride, padding,
-                         dilation, groups, padding_mode, rank)
-    if grad_out is not None:
+                         dilation, groups, padding_mode, rank, backward=grad_out is not FORWARD)
+    if grad_out is not FORWARD:
         check_grad_out(op, grad_out, geom)
     return geom
+
+
+def check_resolved(geom, caller: str) -> None:
+    """Require a :class:`ConvGeometry` that :func:`conv_geometry` or :func:`conv_transpose_geometry` would
+    return: the kernels trust its sizes to index the arrays, so a hand-made one with inconsistent fields
+    must be refused (``TypeError`` for another type, ``ValueError`` otherwise), not crash a kernel."""
+    if not isinstance(geom, ConvGeometry):
+        raise TypeError(invalid(caller, "geometry", "a ConvGeometry from cnnbase.conv.conv_geometry or "
+                                "conv_transpose_geometry", geom))
+    try:
+        ok = _is_resolved(geom if geom.N == 1 else dataclasses.replace(geom, N=1))  # fit_geometry sets N
+    except TypeError:  # a field that cannot be hashed (a list), so not one the resolvers made
+        ok = False
+    if not ok:
+        raise ValueError(invalid(caller, "geometry", "a ConvGeometry from cnnbase.conv.conv_geometry or "
+                                 "conv_transpose_geometry, unchanged", geom))
+
+
+@functools.lru_cache(maxsize=256)
+def _is_resolved(geom: ConvGeometry) -> bool:
+    """Whether resolving ``geom``'s own arguments again gives ``geom`` (cached: a layer calls with the same few
+    geometries, one per batch size, for its whole life)."""
+    try:
+        if geom.rank not in (1, 2) or not isinstance(geom.op, str) or not all(
+                isinstance(v, int) and not isinstance(v, bool) for v in (geom.N, geom.C_in, geom.C_out, geom.G)):
+            return False
+        args = (geom.op, geom.x_shape, geom.weight_shape, None, geom.stride, geom.pads)
+        if geom.transposed is True:
+            again = conv_transpose_geometry(*args, geom.output_padding, geom.G, geom.dilation, geom.rank)
+        elif geom.transposed is False:
+            again = conv_geometry(*args, geom.dilation, geom.G, geom.padding_mode, geom.rank)
+        else:
+            return False
+    except SizeLimitError:  # a sample too large for the limit now in force: say so, not "changed"
+        raise
+    except (TypeError, ValueError, ZeroDivisionError):
+        return False
+    return again == geom
 
 
 def conv_transpose_geometry_of(op, rank, x, weight, bias, stride, padding, output_padding, groups, dilation,
-                               grad_out=None):
+                               grad_out=FORWARD):
     """Every check of one ``conv_transpose{rank}d`` call (of its backward when ``grad_out`` is given)."""
     check_conv_arrays(op, x, weight, bias)
     geom = conv_transpose_geometry(op, x.shape, weight.shape, None if bias is None else bias.shape, stride,
-                                   padding, output_padding, groups, dilation, rank)
-    if grad_out is not None:
+                                   padding, output_padding, groups, dilation, rank, backward=grad_out is not FORWARD)
+    if grad_out is not FORWARD:
         check_grad_out(op, grad_out, geom)
     return geom
 
 
-def fit_geometry(geom: ConvGeometry, x, weight, bias, grad_out=None) -> ConvGeometry:
+def fit_geometry(geom: ConvGeometry, x, weight, bias, grad_out=FORWARD, *,
+                 caller: str = "conv_forward") -> ConvGeometry:
     """Check that arrays fit a geometry resolved earlier (for another batch, perhaps); returns the geometry for
-    ``x``'s batch. Only the sample shape must match: ``x`` may hold any number of samples."""
+    ``x``'s batch. Only the sample shape must match: ``x`` may hold any number of samples. ``caller`` names
+    the public function in the message when ``geom`` itself is refused (:func:`check_resolved`)."""
+    check_resolved(geom, caller)
     op = geom.op
     check_conv_arrays(op, x, weight, bias)
     sample = geom.x_shape[1:]
@@ -292,6 +405,7 @@ def fit_geometry(geom: ConvGeometry, x, weight, bias, grad_out=None) -> ConvGeom
     check_shape(weight, geom.weight_shape, "weight", op, context=_layouts(geom.rank, geom.transposed)[1])
     if bias is not None:
         check_shape(bias, (geom.C_out,), "bias", op, context="C_out,")
-    if grad_out is not None:
+    if grad_out is not FORWARD:
         check_grad_out(op, grad_out, geom)
+    check_conv_sizes(geom, backward=grad_out is not FORWARD)
     return geom

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .checks import check_dim, check_float_array, check_shape, invalid
+from .limits import check_arrays
 
 __all__ = [
     "FlattenDims", "flatten_dims", "check_flatten", "check_flatten_backward",
@@ -96,7 +97,11 @@ def linear_dims(op: str, x_shape: tuple, weight_shape: tuple, bias_shape: tuple 
             f"{op}: argument `bias` must have shape ({out_features},) (out_features of "
             f"weight.shape={weight_shape}); received shape {tuple(bias_shape)}."
         )
-    return LinearDims(x_shape[:-1], in_features, out_features, bias_shape is not None)
+    dims = LinearDims(x_shape[:-1], in_features, out_features, bias_shape is not None)
+    # The output holds batch x out_features numbers, which neither argument bounds: x (10^5, 1) and weight
+    # (10^5, 1) are small, their product 10^10 numbers.
+    check_arrays(op, [("the output", dims.out_shape)], lambda: f"x.shape={x_shape}, weight.shape={weight_shape}")
+    return dims
 
 
 def check_linear_arrays(op: str, x, weight, bias) -> LinearDims:

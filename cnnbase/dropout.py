@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .checks import check_bool, check_float, check_float_array, check_same_shape, invalid, is_int
+from .checks import check_bool, check_float, check_int64, check_float_array, check_same_shape, check_writable, invalid, is_int, shown
+from .limits import check_arrays
 
 __all__ = [
     "MASK64", "GOLDEN_GAMMA", "MIX_1", "MIX_2", "mix64", "DropoutArgs", "check_seed", "check_probability",
@@ -44,20 +45,24 @@ def check_probability(p, op: str) -> float:
     return check_float(p, "p", op, minimum=0.0, maximum=1.0)
 
 
-def check_dropout(x, p, training, inplace, seed, op: str = "dropout") -> DropoutArgs:
-    """Check the arguments of :func:`dropout` before any computation."""
+def check_dropout(x, p, training, inplace, seed, op: str = "dropout", *, writes_x: bool = True) -> DropoutArgs:
+    """Check the arguments of :func:`dropout` before any computation. With ``inplace`` (and ``writes_x``: the
+    backward writes nothing) ``x`` must be writable and free of 0-stride axes (:func:`check_writable`)."""
     check_float_array(x, "x", op)
-    return DropoutArgs(
+    args = DropoutArgs(
         p=check_probability(p, op),
         training=check_bool(training, "training", op),
         inplace=check_bool(inplace, "inplace", op),
         seed=check_seed(seed, op),
     )
+    if args.inplace and writes_x:
+        check_writable(x, "x", op, "inplace=True writes the result into it")
+    return args
 
 
 def check_dropout_backward(grad_out, x, p, training, inplace, seed, op: str = "dropout_backward") -> DropoutArgs:
     """The forward's checks, then a float ``grad_out`` of ``x``'s shape."""
-    args = check_dropout(x, p, training, inplace, seed, op)
+    args = check_dropout(x, p, training, inplace, seed, op, writes_x=False)
     check_float_array(grad_out, "grad_out", op)
     check_same_shape(grad_out, x, "grad_out", "x", op)
     return args
@@ -70,7 +75,13 @@ def check_mask_shape(shape, op: str = "dropout_mask") -> tuple[int, ...]:
         raise TypeError(invalid(op, "shape", "an int or a tuple of ints >= 0", shape))
     if any(v < 0 for v in items):
         raise ValueError(invalid(op, "shape", "an int or a tuple of ints >= 0", shape))
-    return tuple(int(v) for v in items)
+    if len(items) > 64:  # NumPy's limit on dimensions
+        raise ValueError(invalid(op, "shape", "an int or a tuple of at most 64 ints >= 0", shape))
+    for v in items:  # (0, 10**400) has no elements but no array can have that axis either
+        check_int64(v, "shape", op, "an int or a tuple of ints >= 0", shown=shape)
+    dims = tuple(int(v) for v in items)
+    check_arrays(op, [("the mask", dims)], lambda: f"shape={shown(shape)}")
+    return dims
 
 
 def mix64(z: int) -> int:

@@ -26,7 +26,15 @@ import math
 import os
 import re
 
-__all__ = ["SizeLimitError", "LIMITS", "limit", "check_bytes", "check_count", "nbytes_of", "format_bytes"]
+__all__ = [
+    "SizeLimitError", "LIMITS", "limit", "check_bytes", "check_count", "nbytes_of", "format_bytes",
+    "COMPUTE_ITEMSIZE", "FLOOR_BYTES", "check_array_bytes", "check_arrays",
+]
+
+#: The bytes per element the engines' checks count for every array, whatever its dtype: float64, the widest
+#: type either engine computes in (refcnn always does). One count for both engines, so that refcnn and
+#: fastcnn refuse the same calls with the same message.
+COMPUTE_ITEMSIZE = 8
 
 #: The limits and their defaults, by environment variable.
 LIMITS = {
@@ -62,6 +70,8 @@ def limit(name: str) -> int:
 
 def format_bytes(n: int) -> str:
     """``4294967296`` -> ``'4.0 GiB'``; stays short however large (``'1.5e+08 TiB'``)."""
+    if n >= 1024**4 * 10**30:  # beyond what a float divides well (10**400 would overflow one)
+        return f"about 2**{n.bit_length() - 1} bytes"
     for unit, size in (("TiB", 1024**4), ("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
         if n >= size:
             value = n / size
@@ -85,8 +95,9 @@ def check_bytes(nbytes: int, *, what: str, name: str = "CNN_MAX_ARRAY_BYTES") ->
     nbytes = int(nbytes)
     bound = limit(name)
     if nbytes > bound:
+        exact = f" ({nbytes} bytes)" if nbytes < 10**30 else ""
         raise SizeLimitError(
-            f"{what} needs {format_bytes(nbytes)} ({nbytes} bytes); the limit is {format_bytes(bound)} "
+            f"{what} needs {format_bytes(nbytes)}{exact}; the limit is {format_bytes(bound)} "
             f"(set {name} to raise it)")
     return nbytes
 
@@ -98,3 +109,47 @@ def check_count(count: int, *, what: str, name: str = "CNN_MAX_IMAGE_PIXELS") ->
     if count > bound:
         raise SizeLimitError(f"{what} has {count:,} pixels; the limit is {bound:,} (set {name} to raise it)")
     return count
+
+
+#: The engines never refuse an array of at most this many bytes (as float64), whatever CNN_MAX_ARRAY_BYTES
+#: says: a limit that low protects nothing, and not reading the environment (about 1.5 us, a third of a small
+#: op's whole cost) keeps small calls as fast as they were before there were limits.
+FLOOR_BYTES = 64 * 1024
+
+
+def check_array_bytes(count: int, what: str, shape) -> None:
+    """An array argument of ``count`` elements of ``shape``, counted as float64 (:data:`COMPUTE_ITEMSIZE`),
+    must fit ``CNN_MAX_ARRAY_BYTES`` (unless it is at most :data:`FLOOR_BYTES`); ``what`` names the op and
+    the argument, e.g. ``"relu: argument `x`"``."""
+    nbytes = count * COMPUTE_ITEMSIZE
+    if nbytes > FLOOR_BYTES:
+        check_bytes(nbytes, what=f"{what} of shape {shape_text(shape)} (as float64)")
+
+
+def check_arrays(op: str, arrays, cause) -> None:
+    """Every array an op is about to allocate, ``(label, shape)`` pairs of ints computed from shapes and
+    hyperparameters alone, counted as float64 against ``CNN_MAX_ARRAY_BYTES`` (none of them is refused when
+    all are at most :data:`FLOOR_BYTES`); the first one too large raises
+    :class:`SizeLimitError`. ``cause`` (a string, or a function returning one, called only then) names the
+    arguments that decided the sizes, e.g. ``"x.shape=(1, 1, 7, 7), padding=100000000"``. The message reads::
+
+        conv2d: the padded input (N, C_in, H + p_b + p_e, W + p_b + p_e) of shape (1, 1, 200000007, 200000007)
+        for x.shape=(1, 1, 7, 7), weight.shape=(1, 1, 3, 3), stride=1, padding=100000000, dilation=1 needs
+        ...; the limit is 4.0 GiB (set CNN_MAX_ARRAY_BYTES to raise it)
+    """
+    arrays = [(label, shape, math.prod(shape) * COMPUTE_ITEMSIZE) for label, shape in arrays]
+    if all(nbytes <= FLOOR_BYTES for _, _, nbytes in arrays):
+        return
+    bound = limit("CNN_MAX_ARRAY_BYTES")
+    for label, shape, nbytes in arrays:
+        if nbytes > bound:
+            text = cause() if callable(cause) else cause
+            tail = f" for {text}" if text else ""
+            check_bytes(nbytes, what=f"{op}: {label} of shape {shape_text(shape)}{tail}")
+
+
+def shape_text(shape) -> str:
+    """A shape as a message shows it, ``(2, 3)``; a size too long to print (10**5000, whose decimal digits
+    Python refuses to write) as its bit length."""
+    items = [repr(int(n)) if abs(int(n)) < 10**100 else f"<an int of {int(n).bit_length()} bits>" for n in shape]
+    return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"

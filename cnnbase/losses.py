@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .checks import (
-    as_float64, check_choice, check_float, check_float_array, check_int, check_int_array, check_same_shape,
+    as_float, as_float64, check_choice, check_float, check_float_array, check_int, check_int_array, check_same_shape,
     check_shape,
 )
 
@@ -55,7 +55,7 @@ def class_loss_args(
     if weight_shape is not None and tuple(weight_shape) != (c,):
         raise ValueError(f"{op}: argument `weight` must have shape ({c},) (C of input.shape={input_shape}); "
                          f"received shape {tuple(weight_shape)}.")
-    ignore = check_int(ignore_index, "ignore_index", op)
+    ignore = check_int(ignore_index, "ignore_index", op, int64=False)  # any int (specs/losses.md)
     red = check_choice(reduction, "reduction", op, REDUCTIONS)
     smoothing = check_float(label_smoothing, "label_smoothing", op, minimum=0.0, maximum=1.0)
     return ClassLossArgs(n, c, weight_shape is not None, ignore, red, smoothing)
@@ -96,7 +96,7 @@ def check_loss_grad_out(op: str, grad_out, reduction: str, out_shape: tuple):
     (returned as a float), a float array of ``out_shape`` for ``'none'`` (returned as float64)."""
     if reduction != "none":
         if isinstance(grad_out, numbers.Real) and not isinstance(grad_out, (bool, np.bool_)):
-            return float(grad_out)
+            return as_float(grad_out, "grad_out", op, "a number or a 0-d float array")
         check_float_array(grad_out, "grad_out", op)
         check_shape(grad_out, (), "grad_out", op, context=f"the loss is a scalar for reduction={reduction!r}")
         return float(grad_out)

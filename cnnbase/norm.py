@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .checks import check_bool, check_float, check_float_array, check_same_shape, check_shape
+from .checks import check_bool, check_float, check_float_array, check_same_shape, check_shape, overlaps_itself
 
 __all__ = ["BatchNormArgs", "check_batch_norm", "check_batch_norm_backward"]
 
@@ -70,6 +70,10 @@ def check_batch_norm(x, running_mean, running_var, weight, bias, training, momen
     if training and has_running and not (running_mean.flags.writeable and running_var.flags.writeable):
         raise ValueError(f"{op}: arguments `running_mean` and `running_var` must be writable when training=True "
                          f"(they are updated in place); received a read-only array.")
+    if training and has_running and (overlaps_itself(running_mean) or overlaps_itself(running_var)):
+        raise ValueError(f"{op}: arguments `running_mean` and `running_var` must not hold one memory cell under "
+                         f"two indices when training=True (they are updated in place); received strides "
+                         f"{running_mean.strides} and {running_var.strides}.")
     if training and n * s < 2:
         # A variance of one value is 0 and its unbiased correction divides by m - 1 = 0.
         raise ValueError(f"{op}: expected more than 1 value per channel when training (m = N*S >= 2); "

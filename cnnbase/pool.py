@@ -10,14 +10,16 @@ hands it to the engines' ``pool_forward`` and ``pool_backward``, which only chec
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass
 
 from . import shapes
-from .checks import check_bool, check_float_array, check_shape, expand_ints, invalid, is_int
+from .checks import FORWARD, check_bool, check_float_array, check_int64, check_shape, expand_ints, invalid, is_int, shown
+from .limits import SizeLimitError, check_arrays
 
 __all__ = [
     "PoolGeometry", "pool_geometry", "check_input_shape", "check_grad_out", "max_pool_geometry_of",
-    "avg_pool_geometry_of", "whole_map", "fit_geometry",
+    "avg_pool_geometry_of", "whole_map", "fit_geometry", "check_pool_sizes",
 ]
 
 _AXIS_NAMES = shapes.SPATIAL_AXES
@@ -94,6 +96,7 @@ def _check_divisor_override(op: str, value) -> int | None:
         raise TypeError(invalid(op, "divisor_override", "None or a positive int", value))
     if value < 1:
         raise ValueError(invalid(op, "divisor_override", "None or a positive int", value))
+    check_int64(value, "divisor_override", op, "None or a positive int")
     return int(value)
 
 
@@ -157,17 +160,30 @@ def pool_geometry(
         )
         for a in range(rank)
     )
+    geometry = PoolGeometry(
+        op=op, kind=kind, batch=x_shape[0], channels=x_shape[1], sizes=sizes, kernel=kernel, stride=strides,
+        dilation=dilations, pads=pads, out_sizes=out_sizes, ceil_mode=ceil_mode, return_indices=return_indices,
+        count_include_pad=count_include_pad, divisor_override=divisor_override,
+    )
+    check_pool_sizes(geometry, lambda: (
+        f"x.shape={x_shape}, kernel_size={shown(kernel_size)}, stride={shown(stride)}, padding={shown(padding)}, "
+        f"dilation={shown(dilation)}, ceil_mode={ceil_mode}"))
     if kind == "max":
         _reject_empty_windows(op, x_shape, rank, kernel, strides, dilations, pads, out_sizes,
                               "no input element to take the maximum of")
     elif not count_include_pad:
         _reject_empty_windows(op, x_shape, rank, kernel, strides, dilations, pads, out_sizes,
                               "no input element to average (count_include_pad=False divides by zero)")
-    return PoolGeometry(
-        op=op, kind=kind, batch=x_shape[0], channels=x_shape[1], sizes=sizes, kernel=kernel, stride=strides,
-        dilation=dilations, pads=pads, out_sizes=out_sizes, ceil_mode=ceil_mode, return_indices=return_indices,
-        count_include_pad=count_include_pad, divisor_override=divisor_override,
-    )
+    return geometry
+
+
+def check_pool_sizes(geometry: PoolGeometry, cause=None) -> None:
+    """Refuse a pooling whose output (and, for max pooling, its int64 window indices of the same shape: both
+    counted as 8 bytes per element) would not fit ``CNN_MAX_ARRAY_BYTES``. Its backward allocates only an
+    array of the input's shape, which exists already."""
+    check_arrays(geometry.op, [("the output", geometry.out_shape)], cause or (lambda: (
+        f"x.shape={geometry.in_shape}, kernel_size={geometry.kernel}, stride={geometry.stride}, "
+        f"padding={geometry.pads}, dilation={geometry.dilation}, ceil_mode={geometry.ceil_mode}")))
 
 
 def check_grad_out(op: str, grad_out, geometry: PoolGeometry) -> None:
@@ -178,23 +194,23 @@ def check_grad_out(op: str, grad_out, geometry: PoolGeometry) -> None:
 
 
 def max_pool_geometry_of(op, rank, x, kernel_size, stride, padding, dilation, ceil_mode, return_indices,
-                         grad_out=None) -> PoolGeometry:
+                         grad_out=FORWARD) -> PoolGeometry:
     """Every check of one ``max_pool{rank}d`` call (of its backward when ``grad_out`` is given)."""
     check_float_array(x, "x", op)
     geometry = pool_geometry(op, x.shape, kernel_size, stride, padding, dilation, ceil_mode, rank, kind="max",
                              return_indices=return_indices)
-    if grad_out is not None:
+    if grad_out is not FORWARD:
         check_grad_out(op, grad_out, geometry)
     return geometry
 
 
 def avg_pool_geometry_of(op, rank, x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override,
-                         grad_out=None) -> PoolGeometry:
+                         grad_out=FORWARD) -> PoolGeometry:
     """Every check of one ``avg_pool{rank}d`` call (of its backward when ``grad_out`` is given)."""
     check_float_array(x, "x", op)
     geometry = pool_geometry(op, x.shape, kernel_size, stride, padding, 1, ceil_mode, rank, kind="avg",
                              count_include_pad=count_include_pad, divisor_override=divisor_override)
-    if grad_out is not None:
+    if grad_out is not FORWARD:
         check_grad_out(op, grad_out, geometry)
     return geometry
 
@@ -205,9 +221,11 @@ def whole_map(op: str, x, rank: int) -> tuple[int, ...]:
     return check_input_shape(op, x.shape, rank)[2:]
 
 
-def fit_geometry(geometry: PoolGeometry, x, grad_out=None) -> PoolGeometry:
+def fit_geometry(geometry: PoolGeometry, x, grad_out=FORWARD, *, caller: str = "pool_forward") -> PoolGeometry:
     """Check that arrays fit a geometry resolved earlier (for another batch, perhaps); returns the geometry for
-    ``x``'s batch. Only the sample shape ``(C, *sizes)`` must match: ``x`` may hold any number of samples."""
+    ``x``'s batch. Only the sample shape ``(C, *sizes)`` must match: ``x`` may hold any number of samples.
+    ``caller`` names the public function in the message when ``geometry`` itself is refused."""
+    check_resolved(geometry, caller)
     op = geometry.op
     check_float_array(x, "x", op)
     sample = geometry.in_shape[1:]
@@ -217,6 +235,38 @@ def fit_geometry(geometry: PoolGeometry, x, grad_out=None) -> PoolGeometry:
             f"{_LAYOUTS[geometry.rank]}; received shape {x.shape}."
         )
     geometry = geometry.with_batch(x.shape[0])
-    if grad_out is not None:
+    if grad_out is not FORWARD:
         check_grad_out(op, grad_out, geometry)
+    check_pool_sizes(geometry)
     return geometry
+
+
+def check_resolved(geometry, caller: str) -> None:
+    """Require a :class:`PoolGeometry` that :func:`pool_geometry` would return: the kernels trust its sizes to
+    index the arrays, so a hand-made one with inconsistent fields is refused (``TypeError`` for another type,
+    ``ValueError`` otherwise) rather than read out of bounds."""
+    expected = "a PoolGeometry from cnnbase.pool.pool_geometry"
+    if not isinstance(geometry, PoolGeometry):
+        raise TypeError(invalid(caller, "geometry", expected, geometry))
+    try:
+        ok = _is_resolved(geometry if geometry.batch == 1 else dataclasses.replace(geometry, batch=1))
+    except TypeError:  # a field that cannot be hashed (a list): not one pool_geometry made
+        ok = False
+    if not ok:
+        raise ValueError(invalid(caller, "geometry", expected + ", unchanged", geometry))
+
+
+@functools.lru_cache(maxsize=256)
+def _is_resolved(g: PoolGeometry) -> bool:
+    """Whether resolving ``g``'s own arguments again gives ``g`` (cached, as a layer reuses a few)."""
+    try:
+        if g.rank not in (1, 2) or not isinstance(g.op, str) or not is_int(g.channels):
+            return False
+        again = pool_geometry(g.op, g.in_shape, g.kernel, g.stride, g.pads, g.dilation, g.ceil_mode, g.rank,
+                              kind=g.kind, return_indices=g.return_indices, count_include_pad=g.count_include_pad,
+                              divisor_override=g.divisor_override)
+    except SizeLimitError:  # a sample too large for the limit now in force: say so
+        raise
+    except (TypeError, ValueError, ZeroDivisionError):
+        return False
+    return again == g

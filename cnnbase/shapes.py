@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 
-from .checks import invalid, is_int
+from .checks import check_int64, invalid, is_int
 
 __all__ = [
     "ShapeError",
@@ -32,6 +32,7 @@ __all__ = [
     "same_padding",
     "resolve_padding",
     "window_start",
+    "window_taps",
     "window_touches_input",
     "first_empty_window",
     "receptive_field_step",
@@ -180,6 +181,7 @@ def resolve_padding(
     if is_int(padding):
         if padding < 0:
             raise ValueError(invalid(op, name, expected, padding))
+        check_int64(padding, name, op, expected)
         return ((int(padding), int(padding)),) * rank
     if not isinstance(padding, (tuple, list)) or len(padding) != rank:
         raise ValueError(invalid(op, name, expected, padding))
@@ -193,6 +195,8 @@ def resolve_padding(
             raise ValueError(invalid(op, name, expected, padding))
         if pair[0] < 0 or pair[1] < 0:
             raise ValueError(invalid(op, name, expected, padding))
+        for v in pair:
+            check_int64(v, name, op, expected, shown=padding)
         pairs.append((int(pair[0]), int(pair[1])))
     kinds = {isinstance(item, (tuple, list)) for item in padding}
     if len(kinds) > 1:
@@ -206,9 +210,18 @@ def window_start(out_index: int, stride: int, pad_begin: int) -> int:
     return out_index * stride - pad_begin
 
 
+def window_taps(start: int, kernel: int, dilation: int, lo: int, hi: int) -> range:
+    """The taps ``j`` (0 <= j < k) of a window whose cells ``start + j*d`` lie inside ``[lo, hi)``, in order.
+
+    Computed, not searched: a window of 10^8 taps costs what a window of 3 does."""
+    first = max(0, -((start - lo) // dilation))  # ceil((lo - start) / d), the first tap at or after lo
+    last = min(kernel, -((start - hi) // dilation))  # ceil((hi - start) / d), the first tap at or after hi
+    return range(first, max(first, last))
+
+
 def window_touches_input(start: int, kernel: int, dilation: int, n: int) -> bool:
     """Whether some cell ``start + j*d`` (0 <= j < k) of a window lies inside ``[0, n)``."""
-    return any(0 <= start + j * dilation < n for j in range(kernel))
+    return len(window_taps(start, kernel, dilation, 0, n)) > 0
 
 
 def first_empty_window(

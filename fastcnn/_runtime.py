@@ -52,7 +52,8 @@ def compute_dtype(*arrays) -> np.dtype:
     the dtype they were given, ``numpy.result_type`` of the float inputs.
     """
     for a in arrays:
-        if a is not None and a.dtype == np.float64:
+        # dtype.type, not the dtype: a big-endian '>f8' is a float64 too (and '>f8' != np.float64)
+        if a is not None and a.dtype.type is np.float64:
             return np.dtype(np.float64)
     return np.dtype(np.float32)
 

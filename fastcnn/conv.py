@@ -46,7 +46,7 @@ import numpy as np
 from numba import prange
 
 from cnnbase.conv import (
-    ConvGeometry, as_2d, conv_geometry_of, conv_transpose_geometry_of, fit_geometry,
+    WEIGHT_GRAD_BLOCK, ConvGeometry, as_2d, conv_geometry_of, conv_transpose_geometry_of, fit_geometry,
 )
 from cnnbase.padding import source_index
 
@@ -390,7 +390,8 @@ def _sum_blocks(blocks, out):
 
 #: Samples whose weight-gradient terms one task adds up in its private buffer. Fixed, never derived from the
 #: thread count, so the order of every addition, and so the result, is the same for any number of threads.
-GW_BLOCK = 4
+#: The ground floor's size check counts the ceil(N / GW_BLOCK) buffers (cnnbase.conv.conv_arrays).
+GW_BLOCK = WEIGHT_GRAD_BLOCK
 SCRATCH = _runtime.SCRATCH
 
 
@@ -413,15 +414,24 @@ def _buffers(name: str, shape: tuple, dtype) -> np.ndarray:
 
 def _src_map(pad_begin: int, padded: int, mode: str, real: int) -> np.ndarray:
     """The input index each of ``padded`` cells reads (``-1``: zero), for an axis of ``real`` input cells
-    placed after ``pad_begin`` cells of padding."""
-    src = np.full(padded, -1, dtype=np.int64)
-    for i in range(padded):
-        j = i - pad_begin
-        if 0 <= j < real:
-            src[i] = j
-        elif mode != "zeros":
-            src[i] = source_index(j, real, mode)
-    return src
+    placed after ``pad_begin`` cells of padding: :func:`cnnbase.padding.source_index` on a whole axis at
+    once (an axis of 10^8 padded cells takes a second this way, minutes one cell at a time)."""
+    if padded <= 256:  # a short axis (the usual one) is quicker one cell at a time than in six NumPy calls
+        return np.array([j if 0 <= j < real else (-1 if mode == "zeros" else source_index(j, real, mode))
+                         for j in range(-pad_begin, padded - pad_begin)], dtype=np.int64)
+    j = np.arange(padded, dtype=np.int64) - pad_begin
+    inside = (j >= 0) & (j < real)
+    if mode == "zeros":
+        return np.where(inside, j, -1)
+    if mode == "replicate":
+        return np.clip(j, 0, real - 1)
+    if mode == "circular":
+        return j % real
+    period = 2 * (real - 1)  # reflect (real >= 2 whenever an axis is padded, checked by the geometry)
+    if period == 0:
+        return np.where(inside, j, 0)
+    r = j % period
+    return np.where(r < real, r, period - r)
 
 
 def _pad(x4, src_h, src_w, name: str):
@@ -633,10 +643,16 @@ def _results(dtype, *arrays):
 
 
 def _forward(geom: ConvGeometry, x, weight, bias):
+    if geom.N == 0:  # an empty batch: nothing to compute (the kernels' reshapes need a sample)
+        return np.zeros(geom.out_shape, dtype=_runtime.result_dtype(x, weight, bias))
     return (_conv_transpose_forward if geom.transposed else _conv_forward)(geom, x, weight, bias)
 
 
 def _backward(geom: ConvGeometry, grad_out, x, weight, bias):
+    if geom.N == 0:  # no sample: every gradient is an empty or zero sum
+        dtype = _runtime.result_dtype(grad_out, x, weight, bias)
+        return (np.zeros(x.shape, dtype=dtype), np.zeros(weight.shape, dtype=dtype),
+                None if bias is None else np.zeros(bias.shape, dtype=dtype))
     return (_conv_transpose_backward if geom.transposed else _conv_backward)(geom, grad_out, x, weight, bias)
 
 
@@ -646,7 +662,7 @@ def conv_forward(geometry: ConvGeometry, x, weight, bias=None):
 
 
 def conv_backward(geometry: ConvGeometry, grad_out, x, weight, bias=None):
-    geometry = fit_geometry(geometry, x, weight, bias, grad_out)
+    geometry = fit_geometry(geometry, x, weight, bias, grad_out, caller="conv_backward")
     return _backward(geometry, grad_out, x, weight, bias)
 
 

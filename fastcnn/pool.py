@@ -485,7 +485,7 @@ def pool_forward(geometry: PoolGeometry, x):
 
 
 def pool_backward(geometry: PoolGeometry, grad_out, x):
-    return _backward(fit_geometry(geometry, x, grad_out), grad_out, x)
+    return _backward(fit_geometry(geometry, x, grad_out, caller="pool_backward"), grad_out, x)
 
 
 _runtime.share_docstrings(globals(), [*__all__, "pool_forward", "pool_backward"])

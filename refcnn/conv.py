@@ -228,7 +228,7 @@ def conv_forward(geometry: ConvGeometry, x, weight, bias=None) -> np.ndarray:
 
 def conv_backward(geometry: ConvGeometry, grad_out, x, weight, bias=None):
     """The gradients ``(grad_x, grad_weight, grad_bias)`` of :func:`conv_forward` on a resolved geometry."""
-    geometry = fit_geometry(geometry, x, weight, bias, grad_out)
+    geometry = fit_geometry(geometry, x, weight, bias, grad_out, caller="conv_backward")
     return _backward(geometry, grad_out, x, weight, bias)
 
 
@@ -270,8 +270,10 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padd
     TypeError
         A non-array or a non-float array.
     ValueError
-        Wrong dimensions or channels, ``groups`` not dividing the channels, bad hyperparameters;
-        :class:`cnnbase.shapes.ShapeError` when the window does not fit the padded input.
+        Wrong dimensions or channels, ``groups`` not dividing the channels, bad hyperparameters (an int
+        beyond int64 included); :class:`cnnbase.shapes.ShapeError` when the window does not fit the padded
+        input; :class:`cnnbase.limits.SizeLimitError` when the output, the padded input or a workspace would
+        exceed ``CNN_MAX_ARRAY_BYTES`` (``specs/errors.md``).
 
     Examples
     --------

@@ -47,12 +47,9 @@ __all__ = [
 def _window_cells(o: int, axis: int, g: PoolGeometry) -> list[int]:
     """Input coordinates inside ``[0, n)`` read by window ``o`` along ``axis``, in increasing order."""
     start = shapes.window_start(o, g.stride[axis], g.pads[axis][0])
-    cells = []
-    for j in range(g.kernel[axis]):
-        i = start + j * g.dilation[axis]
-        if 0 <= i < g.sizes[axis]:
-            cells.append(i)
-    return cells
+    d = g.dilation[axis]
+    # the taps j whose cell start + j*d is inside, computed rather than searched (a window may have 10^8 taps)
+    return [start + j * d for j in shapes.window_taps(start, g.kernel[axis], d, 0, g.sizes[axis])]
 
 
 def _padded_extent_count(o: int, axis: int, g: PoolGeometry) -> int:
@@ -60,11 +57,7 @@ def _padded_extent_count(o: int, axis: int, g: PoolGeometry) -> int:
     count_include_pad. Cells beyond the end padding, which exist only because of ceil_mode, do not count."""
     p_b, p_e = g.pads[axis]
     start = shapes.window_start(o, g.stride[axis], p_b)
-    count = 0
-    for j in range(g.kernel[axis]):
-        if -p_b <= start + j * g.dilation[axis] < g.sizes[axis] + p_e:
-            count += 1
-    return count
+    return len(shapes.window_taps(start, g.kernel[axis], g.dilation[axis], -p_b, g.sizes[axis] + p_e))
 
 
 def _as_planes(x: np.ndarray, rank: int) -> np.ndarray:
@@ -207,7 +200,7 @@ def pool_forward(geometry: PoolGeometry, x):
 
 def pool_backward(geometry: PoolGeometry, grad_out, x):
     """The gradient with respect to ``x`` of :func:`pool_forward` on a resolved geometry."""
-    return _backward(fit_geometry(geometry, x, grad_out), grad_out, x)
+    return _backward(fit_geometry(geometry, x, grad_out, caller="pool_backward"), grad_out, x)
 
 
 # ---------------------------------------------------------------------------------------------------------

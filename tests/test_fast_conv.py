@@ -65,12 +65,19 @@ def _as_problem(call):
     return call.args[0], call.args[1], bias, kwargs
 
 
+def _with_empty_batches(problems):
+    """Some problems with their batch emptied, ``x[:0]``: N = 0 must work in both engines, forward and
+    backward (an empty output, a zero weight and bias gradient). The shared strategies draw N >= 1."""
+    return st.tuples(problems, st.booleans()).map(
+        lambda pe: ((pe[0][0][:0],) + tuple(pe[0][1:])) if pe[1] else pe[0])
+
+
 def conv_problems(rank=None):
-    return _problems(strategies.conv_calls, rank)
+    return _with_empty_batches(_problems(strategies.conv_calls, rank))
 
 
 def conv_transpose_problems(rank=None):
-    return _problems(strategies.conv_transpose_calls, rank)
+    return _with_empty_batches(_problems(strategies.conv_transpose_calls, rank))
 
 
 def _names(transposed, rank):
@@ -82,7 +89,7 @@ def _reductions(x, w, grad_out, transposed):
     """Longest sum behind one value of (y or grad_x, grad_w, grad_b)."""
     window = max(w.shape[0], w.shape[1]) * int(np.prod(w.shape[2:]))
     if transposed:
-        return (window, window, x.shape[0] * int(np.prod(x.shape[2:])), grad_out[0].size)
+        return (window, window, x.shape[0] * int(np.prod(x.shape[2:])), grad_out[:1].size)
     gw = grad_out.shape[0] * int(np.prod(grad_out.shape[2:]))
     return (window, window, gw, gw)
 
