@@ -139,7 +139,7 @@ def test_any_text_spec_is_a_network_or_one_net_spec_error(pieces, shape):
 
 
 def test_records_refuse_sizes_beyond_int64_whatever_their_source():
-    with pytest.raises(ValueError, match=r"`units`. Expected sizes up to 2\*\*63-1"):
+    with pytest.raises(ValueError, match=r"`units`. Expected .*2\*\*63"):
         Dense(2**70)
     with pytest.raises(ValueError, match="an int of 16610 bits"):  # too long for Python to print: described
         Conv2D(10**5000, 3)
@@ -195,7 +195,7 @@ HOSTILE_JSON = {
     "nested_objects": ('{"a": ' * DEEP + "1" + "}" * DEEP, ["nested thousands of levels deep"]),
     "long_int": (NET % ('{"type": "Flatten"}, {"type": "Dense", "units": %s}' % ("9" * DEEP)), ["4300 digits"]),
     "int_beyond_int64": (NET % ('{"type": "Flatten"}, {"type": "Dense", "units": %d}' % 2**70),
-                         ["layer 2 of the JSON file", "`units`", "2**63-1"]),
+                         ["layer 2 of the JSON file", "`units`", "2**63"]),
     "shape_beyond_int64": ('{"input_shape": [%d], "layers": [{"type": "Dense", "units": 2}]}' % 2**64,
                            ['"input_shape"', "up to 2**63-1"]),
     "empty_layers": (NET % "", ["the network has no layers"]),

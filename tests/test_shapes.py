@@ -139,6 +139,26 @@ def test_first_empty_window():
     assert shapes.first_empty_window(1, 2, 1, 3, 1, 6) == 0
 
 
+def walk_to_first_empty_window(n, k, s, p_b, d, out):
+    """The definition: look at the windows one by one, tap by tap."""
+    for o in range(out):
+        if not any(0 <= o * s - p_b + j * d < n for j in range(k)):
+            return o
+    return None
+
+
+@given(st.integers(1, 12), st.integers(1, 6), st.integers(1, 6), st.integers(0, 20), st.integers(1, 8),
+       st.integers(0, 30))
+def test_first_empty_window_is_the_first_window_that_misses_the_input(n, k, s, p_b, d, out):
+    assert shapes.first_empty_window(n, k, s, p_b, d, out) == walk_to_first_empty_window(n, k, s, p_b, d, out)
+
+
+def test_first_empty_window_is_solved_not_searched():
+    """Issue 10: `cnn shape maxpool2 --input 1x10**12x1` walked 5*10**11 windows (hours); now it is a formula."""
+    assert shapes.first_empty_window(10**12, 2, 2, 0, 1, 5 * 10**11) is None
+    assert shapes.first_empty_window(10**12, 2, 2, 1, 1, 5 * 10**11 + 2) == 5 * 10**11 + 1
+
+
 def test_costs():
     # the seed model's first layer: 32 filters 3x3 on 1 channel: 32*9 + 32 = 320 parameters (Keras)
     assert shapes.conv_params(1, 32, (3, 3)) == 320

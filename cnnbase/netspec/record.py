@@ -21,7 +21,7 @@ from dataclasses import KW_ONLY, dataclass
 from typing import ClassVar
 
 from .. import shapes
-from ..checks import check_choice, invalid, is_int
+from ..checks import INT64_MAX, check_choice, invalid, is_int
 from .errors import SpecParseError
 from .formats import brief_value, format_value
 
@@ -31,7 +31,7 @@ ACTIVATIONS = ("relu", "leaky_relu", "elu", "sigmoid", "tanh", "softmax", "log_s
 #: The largest int a description may hold (a count, a size, a padding, a stride): int64's largest, the
 #: largest size a NumPy axis can have. ``cnn shape`` counts networks of any size below it; a larger number
 #: is a mistake or an attack, and refused where it is read.
-LARGEST_INT = 2**63 - 1
+LARGEST_INT = INT64_MAX
 
 #: How deep lists and objects may nest in the JSON form of a network or a model: far beyond any network
 #: (each nested block takes two levels) and far below Python's recursion limit, so that no reader recurses
