@@ -33,6 +33,9 @@ _CHECKS = {"sgd": rules.check_sgd, "adam": rules.check_adam, "adadelta": rules.c
 def _check_hyperparameters(name: str, lr, hyperparameters: dict) -> None:
     """The step function's own checks on one-element arrays, plus: every number finite (an infinite rate or
     decay turns every weight into NaN at the first step)."""
+    probe = np.zeros(1)
+    # The step's checks first: they refuse what is no number at all, and ints too large for a float (10**400).
+    _CHECKS[name](param=probe, grad=probe, state=None, lr=lr, **hyperparameters)
     op = f"optimizer {name!r}"
     for key, value in {"lr": lr, **hyperparameters}.items():
         numbers_in = value if isinstance(value, (tuple, list)) else (value,)
@@ -40,8 +43,6 @@ def _check_hyperparameters(name: str, lr, hyperparameters: dict) -> None:
             if isinstance(number, numbers.Real) and not isinstance(number, (bool, np.bool_)) \
                     and not math.isfinite(number):
                 raise ValueError(invalid(op, key, "a finite number", value))
-    probe = np.zeros(1)
-    _CHECKS[name](param=probe, grad=probe, state=None, lr=lr, **hyperparameters)
 
 
 def _defaults(name: str) -> dict:

@@ -317,6 +317,8 @@ def evaluate(model, x, y, *, batch_size: int = EVAL_BATCH_SIZE) -> dict:
     model.check_engine()
     batch_size = check_int(batch_size, "batch_size", "evaluate", minimum=1)
     x, y = _check_xy(model, x, y, "evaluate")
+    if len(x) == 0:  # a mean over no samples has no value; Keras refuses too
+        raise ValueError("evaluate: arguments `x` and `y` hold no samples; a loss and an accuracy need at least one")
     total, correct = 0.0, 0
     for start, logits in _logits_in_batches(model, x, batch_size):
         yb = y[start:start + len(logits)]
@@ -331,6 +333,8 @@ def predict(model, x, *, batch_size: int = EVAL_BATCH_SIZE) -> np.ndarray:
     batch_size = check_int(batch_size, "batch_size", "predict", minimum=1)
     x = model._check_input(x, "predict")
     parts = [model.probabilities(logits) for _, logits in _logits_in_batches(model, x, batch_size)]
+    if not parts:  # no samples, so no batches: the forward pass of none gives the shape, (0, classes)
+        return model.probabilities(model.forward(x))
     return np.concatenate(parts, axis=0)
 
 

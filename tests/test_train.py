@@ -310,9 +310,20 @@ def test_fit_without_training_examples_is_a_clear_value_error():
         train.fit(tiny_model(), x[:0], y[:0], **FIT)
 
 
+def test_predict_of_no_samples_is_empty_and_evaluate_of_none_refused():
+    """predict concatenated no batches (numpy's 'need at least one array'); evaluate divided by zero."""
+    x, y = tiny_data()
+    model = tiny_model()
+    probabilities = train.predict(model, x[:0])
+    assert probabilities.shape == (0, model.predict(x[:1]).shape[1]) and probabilities.dtype == model.dtype
+    with pytest.raises(ValueError, match="hold no samples"):
+        train.evaluate(model, x[:0], y[:0])
+
+
 @pytest.mark.parametrize("name, kwargs, argument", [
     ("adam", {"lr": float("nan")}, "lr"),
     ("adam", {"lr": float("inf")}, "lr"),
+    ("adam", {"lr": 10**400}, "lr"),  # too large for a float: an OverflowError traceback before
     ("adam", {"betas": (1.5, 0.9)}, "betas"),
     ("adam", {"betas": (float("nan"), float("nan"))}, "betas"),
     ("sgd", {"momentum": float("inf")}, "momentum"),
