@@ -151,11 +151,14 @@ def test_process_refuses_hostile_file(case, tmp_path, support):
     assert not Path("/tmp/cnn-hostile-pwned").exists()
 
 
-def test_data_dev_null_is_one_line():
-    """``cnn train --data /dev/null`` (a character device): one line, exit 2 (it listed /dev/null as a folder)."""
+def test_data_dev_null_is_one_line(tmp_path, monkeypatch):
+    """``cnn train --data /dev/null`` (a character device): one line, exit 2 (it listed /dev/null as a folder),
+    and the default run folder it had to lock first is gone again."""
+    monkeypatch.chdir(tmp_path)  # the default --out, runs/<date-time>, is made here
     result = CliRunner().invoke(CNN, ["train", "--data", "/dev/null", "--engine", "refcnn"])
     assert_one_line_error(result.exit_code, result.stderr, result.stdout, Path("/dev/null"))
     assert "character device" in result.stderr
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
