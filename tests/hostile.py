@@ -852,6 +852,7 @@ def main(argv) -> int:
     import tempfile
 
     root = Path(argv[1]) if len(argv) > 1 else Path(tempfile.mkdtemp(prefix="cnn-hostile-"))
+    root.mkdir(parents=True, exist_ok=True)
     table = {c: [0, 0, 0] for c in CATEGORIES}
     root_user = hasattr(os, "geteuid") and os.geteuid() == 0
     for i, case in enumerate(all_cases()):
