@@ -69,14 +69,19 @@ def limit(name: str) -> int:
 
 
 def format_bytes(n: int) -> str:
-    """``4294967296`` -> ``'4.0 GiB'``; stays short however large (``'1.5e+08 TiB'``)."""
-    if n >= 1024**4 * 10**30:  # beyond what a float divides well (10**400 would overflow one)
+    """Binary units, as every table and message of the project writes bytes: ``900136`` -> ``'879.04 KiB'``;
+    past a million EiB in scientific form (``'3.4e+09 EiB'``), and past what a float divides as a power of
+    two (``'about 2**1329 bytes'``), so that the size of an absurd request stays short."""
+    n = int(n)
+    if n < 1024:
+        return f"{n} B"
+    if n.bit_length() > 1000:  # 10**400 / 1024**6 would overflow a float
         return f"about 2**{n.bit_length() - 1} bytes"
-    for unit, size in (("TiB", 1024**4), ("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
-        if n >= size:
-            value = n / size
-            return f"{value:.1f} {unit}" if value < 1e6 else f"{value:.2g} {unit}"
-    return f"{n} bytes"
+    units = ("KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
+    exponent = min(len(units), (n.bit_length() - 1) // 10)  # the largest unit not above n
+    value = n / 1024**exponent
+    unit = units[exponent - 1]
+    return f"{value:.2f} {unit}" if value < 1e6 else f"{value:.2g} {unit}"
 
 
 def nbytes_of(shape, itemsize: int) -> int:
@@ -89,8 +94,8 @@ def check_bytes(nbytes: int, *, what: str, name: str = "CNN_MAX_ARRAY_BYTES") ->
 
     Returns ``nbytes``. The message reads::
 
-        dropout_mask: the mask of shape (1000000000000,) needs 931.3 GiB (1000000000000 bytes); the limit
-        is 4.0 GiB (set CNN_MAX_ARRAY_BYTES to raise it)
+        dropout_mask: the mask of shape (1000000000000,) for shape=(1000000000000,) needs 7.28 TiB
+        (8000000000000 bytes); the limit is 4.00 GiB (set CNN_MAX_ARRAY_BYTES to raise it)
     """
     nbytes = int(nbytes)
     bound = limit(name)
@@ -135,7 +140,7 @@ def check_arrays(op: str, arrays, cause) -> None:
 
         conv2d: the padded input (N, C_in, H + p_b + p_e, W + p_b + p_e) of shape (1, 1, 200000007, 200000007)
         for x.shape=(1, 1, 7, 7), weight.shape=(1, 1, 3, 3), stride=1, padding=100000000, dilation=1 needs
-        ...; the limit is 4.0 GiB (set CNN_MAX_ARRAY_BYTES to raise it)
+        ...; the limit is 4.00 GiB (set CNN_MAX_ARRAY_BYTES to raise it)
     """
     arrays = [(label, shape, math.prod(shape) * COMPUTE_ITEMSIZE) for label, shape in arrays]
     if all(nbytes <= FLOOR_BYTES for _, _, nbytes in arrays):

@@ -573,7 +573,7 @@ def test_the_limit_is_read_at_every_call(monkeypatch):
     """A conv2d that fits the default limit is refused under a lower CNN_MAX_ARRAY_BYTES, and back again."""
     x, w = _ones(2, 3, 64, 64), _ones(4, 3, 3, 3)
     monkeypatch.setenv("CNN_MAX_ARRAY_BYTES", "200K")
-    assert "the limit is 200.0 KiB" in str(_same_error("conv2d", x, w, padding=1))
+    assert "the limit is 200.00 KiB" in str(_same_error("conv2d", x, w, padding=1))
     monkeypatch.delenv("CNN_MAX_ARRAY_BYTES")
     assert fastcnn.conv2d(x, w, padding=1).shape == (2, 4, 64, 64)
 

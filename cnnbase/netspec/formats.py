@@ -7,22 +7,12 @@ spec, in a message, as its repr cut short (:func:`format_value`), since a hostil
 
 from __future__ import annotations
 
+from ..limits import format_bytes  # noqa: F401  (the one writer of byte sizes; re-exported here)
+
 
 def format_count(n: int) -> str:
     """``225034`` -> ``'225,034'``."""
     return f"{n:,}"
-
-
-def format_bytes(n: int) -> str:
-    """Binary units: ``900136`` -> ``'879.04 KiB'``; past a million EiB in scientific form (``'3.4e+09 EiB'``),
-    so that the memory of an absurd network, which ``cnn shape`` still computes, stays short."""
-    if n < 1024:
-        return f"{n} B"
-    units = ("KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
-    exponent = min(len(units), (int(n).bit_length() - 1) // 10)  # the largest unit not above n
-    value = n / 1024**exponent  # exact int division would not fit a float past 2**1024; n is far below it
-    unit = units[exponent - 1]
-    return f"{value:.2f} {unit}" if value < 1e6 else f"{value:.2g} {unit}"
 
 
 def _shape_text(shape) -> str:
