@@ -355,8 +355,11 @@ def test_parse_schedule_refuses(text):
     (("--seed", "1.5"), "--seed"),
     (("--seed", "-1"), "--seed"),
     (("--seed", str(2**64)), "--seed"),
+    (("--batch-size", str(10**23)), "--batch-size"),  # beyond int64: fit refused it after the folder was made
+    (("--early-stopping", str(10**23)), "--early-stopping"),
 ], ids=["lr-nan", "lr-inf", "betas-1.5", "betas-nan", "eps-inf", "momentum-nan", "rho-nan", "split-nan",
-        "schedule-inf", "eta-min-nan", "seed-float", "seed-negative", "seed-huge"])
+        "schedule-inf", "eta-min-nan", "seed-float", "seed-negative", "seed-huge", "batch-size-huge",
+        "patience-huge"])
 def test_nonsense_option_values_are_usage_errors_that_write_nothing(args, fragment, tiny, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     out = tmp_path / "run"

@@ -14,7 +14,7 @@ from cnn.bench import (OPS_CASES, check_train_sizes, measure_ops, measure_startu
                        render_startup, render_train, select_cases)
 from cnn.threads import default_threads
 
-from .common import CONTEXT, EXIT_FAILED, fail, reported
+from .common import COUNT, CONTEXT, EXIT_FAILED, fail, reported
 from .inputs import load_data
 
 
@@ -40,7 +40,7 @@ def bench() -> None:
 
 
 @bench.command(context_settings=CONTEXT)
-@click.option("--threads", type=click.IntRange(min=1), help="Threads of every engine (default: all of fastcnn's).")
+@click.option("--threads", type=COUNT, help="Threads of every engine (default: all of fastcnn's).")
 @click.option("--repeats", default=10, show_default=True, type=click.IntRange(1, 10_000),
               help="Timed runs per engine (at most 10,000).")
 @click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON.")
@@ -58,10 +58,10 @@ def ops(threads, repeats, as_json, families, with_refcnn):
 
 
 @bench.command(context_settings=CONTEXT)
-@click.option("--batches", default=50, show_default=True, type=click.IntRange(min=1), help="Timed batches.")
-@click.option("--batch-size", default=128, show_default=True, type=click.IntRange(min=1))
-@click.option("--warmup", default=3, show_default=True, type=click.IntRange(min=1), help="Untimed batches first.")
-@click.option("--threads", type=click.IntRange(min=1), help="Threads of both engines (default: all of fastcnn's).")
+@click.option("--batches", default=50, show_default=True, type=COUNT, help="Timed batches.")
+@click.option("--batch-size", default=128, show_default=True, type=COUNT)
+@click.option("--warmup", default=3, show_default=True, type=COUNT, help="Untimed batches first.")
+@click.option("--threads", type=COUNT, help="Threads of both engines (default: all of fastcnn's).")
 @click.option("--data", "data_name", default="default", show_default=True,
               help="Data set name or path (default: the full Fashion-MNIST when installed, else the sample).")
 @click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON.")

@@ -17,7 +17,7 @@ import math
 import click
 
 from cnnbase import netspec
-from cnnbase.checks import printable
+from cnnbase.checks import INT64_MAX, printable
 from cnnbase.limits import SizeLimitError
 
 from ..data import DataError
@@ -26,7 +26,7 @@ from ..model import ENGINES
 from ..run import RunFolderError
 from ..threads import set_threads as _set_threads
 
-__all__ = ["EXIT_USAGE", "EXIT_FAILED", "EXIT_INTERRUPTED", "CONTEXT", "UsageProblem", "USER_ERRORS", "fail",
+__all__ = ["COUNT", "EXIT_USAGE", "EXIT_FAILED", "EXIT_INTERRUPTED", "CONTEXT", "UsageProblem", "USER_ERRORS", "fail",
            "reported", "shape_text", "set_threads", "engine_option", "threads_option", "model_argument",
            "split_option", "FiniteFloat", "printable"]
 
@@ -104,8 +104,12 @@ def engine_option(help_text: str | None = None):
                         help=help_text)
 
 
+#: The type of every count option (``--epochs``, ``--batch-size``, ``--limit``, ...): a positive int within int64,
+#: as the library's own checks require, so that ``--batch-size 10**23`` is a usage error before anything runs.
+COUNT = click.IntRange(1, INT64_MAX)
+
 #: ``--threads N`` (default: as the process started).
-threads_option = click.option("--threads", type=click.IntRange(min=1), help="Threads of fastcnn's kernels and of BLAS.")
+threads_option = click.option("--threads", type=COUNT, help="Threads of fastcnn's kernels and of BLAS.")
 
 #: The model file argument of ``cnn evaluate`` and ``cnn predict``.
 model_argument = click.argument("model_path", metavar="MODEL.npz")

@@ -12,7 +12,7 @@ import click
 
 from ..scoring import class_rows, score
 from ..train import EVAL_BATCH_SIZE
-from .common import (CONTEXT, engine_option, model_argument, printable, reported, set_threads, shape_text,
+from .common import (COUNT, CONTEXT, engine_option, model_argument, printable, reported, set_threads, shape_text,
                      split_option, threads_option)
 from .inputs import check_fit, class_names_of, load_data, open_model, output_classes, take_split
 
@@ -36,8 +36,8 @@ def render_class_table(rows: list[dict]) -> str:
 @click.option("--data", "data_name", default="default", show_default=True, metavar="NAME|PATH",
               help="The data set (as cnn train --data).")
 @split_option
-@click.option("--limit", type=click.IntRange(min=1), metavar="N", help="Only the first N images of the split.")
-@click.option("--batch-size", default=EVAL_BATCH_SIZE, show_default=True, type=click.IntRange(min=1))
+@click.option("--limit", type=COUNT, metavar="N", help="Only the first N images of the split.")
+@click.option("--batch-size", default=EVAL_BATCH_SIZE, show_default=True, type=COUNT)
 @engine_option()
 @threads_option
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")

@@ -13,7 +13,7 @@ import numpy as np
 
 from .. import data as datasets
 from .. import train as training
-from .common import (CONTEXT, UsageProblem, engine_option, model_argument, printable, reported, set_threads,
+from .common import (COUNT, CONTEXT, UsageProblem, engine_option, model_argument, printable, reported, set_threads,
                      split_option, threads_option)
 from .inputs import check_fit, class_names_of, load_data, open_model, output_classes, take_split
 
@@ -45,8 +45,8 @@ def render_prediction(row: dict) -> str:
 @click.argument("inputs", nargs=-1, metavar="[IMAGE.png]...")
 @click.option("--data", "data_name", metavar="NAME|PATH", help="Predict the images of a data set instead of files.")
 @split_option
-@click.option("--limit", type=click.IntRange(min=1), metavar="N", help="With --data: the first N images of the split.")
-@click.option("--top-k", default=3, show_default=True, type=click.IntRange(min=1), help="Classes shown per image.")
+@click.option("--limit", type=COUNT, metavar="N", help="With --data: the first N images of the split.")
+@click.option("--top-k", default=3, show_default=True, type=COUNT, help="Classes shown per image.")
 @click.option("--resize", is_flag=True, help="Scale images of another size to the model's input size.")
 @engine_option()
 @threads_option

@@ -22,7 +22,7 @@ from ..model import Model
 from ..optimizers import OPTIMIZERS, Optimizer
 from ..options import TrainOptions, parse_betas
 from ..schedules import Constant, Schedule
-from .common import (CONTEXT, EXIT_FAILED, EXIT_INTERRUPTED, FiniteFloat, UsageProblem, engine_option, fail,
+from .common import (COUNT, CONTEXT, EXIT_FAILED, EXIT_INTERRUPTED, FiniteFloat, UsageProblem, engine_option, fail,
                      printable, reported, set_threads, shape_text, threads_option)
 from .inputs import check_engine, check_fit, check_input_shape, load_data, output_classes
 
@@ -235,9 +235,9 @@ def file_failed(error: OSError, folder: Path) -> None:
 @click.option("--data", "data_name", default=_DEFAULTS.data_name, show_default=True, metavar="NAME|PATH",
               help="fashion-mnist, fashion-mnist-small (shipped), default (the full set when installed, else "
                    "the shipped sample), or a .npz file, IDX, CIFAR-10 or PNG class folder.")
-@click.option("--limit", type=click.IntRange(min=1), metavar="N", help="Train on the first N training images.")
-@click.option("--epochs", default=_DEFAULTS.epochs, show_default=True, type=click.IntRange(min=1))
-@click.option("--batch-size", default=_DEFAULTS.batch_size, show_default=True, type=click.IntRange(min=1))
+@click.option("--limit", type=COUNT, metavar="N", help="Train on the first N training images.")
+@click.option("--epochs", default=_DEFAULTS.epochs, show_default=True, type=COUNT)
+@click.option("--batch-size", default=_DEFAULTS.batch_size, show_default=True, type=COUNT)
 @click.option("--optimizer", default=_DEFAULTS.optimizer, show_default=True, type=click.Choice(list(OPTIMIZERS)))
 @click.option("--lr", type=FiniteFloat(min=0.0, min_open=True),
               help="Base learning rate (default: the optimizer's: adam 0.001, sgd 0.001, adadelta 1.0, rmsprop 0.01).")
@@ -253,7 +253,7 @@ def file_failed(error: OSError, folder: Path) -> None:
 @click.option("--validation-split", default=_DEFAULTS.validation_split, show_default=True,
               type=FiniteFloat(0.0, 1.0, max_open=True),
               help="Hold out this last fraction of the training images.")
-@click.option("--early-stopping", type=click.IntRange(min=1), metavar="PATIENCE",
+@click.option("--early-stopping", type=COUNT, metavar="PATIENCE",
               help="Stop after PATIENCE epochs without improvement of val_loss (of loss without validation).")
 @click.option("--seed", default=_DEFAULTS.seed, show_default=True, type=click.IntRange(0, MAX_SEED),
               help="Seeds the weights, the batch order and dropout: same seed, same result.")
