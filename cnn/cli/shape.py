@@ -9,7 +9,7 @@ import click
 
 from cnnbase import netspec
 
-from .common import COUNT, fail
+from .common import fail
 
 RENDERERS = {
     "table": netspec.render_table,
@@ -44,12 +44,14 @@ def build_summary(network: str, input_text: str | None, batch_size: int, dtype_b
     "--input", "input_text", metavar="CxHxW",
     help="Sample shape, e.g. 1x28x28, 3x100 or 784 (default: the preset's or the file's).",
 )
-@click.option("--batch-size", default=1, show_default=True, type=COUNT, help="Samples per batch.")
+# Not COUNT: shape is arithmetic only, and summarize refuses a size beyond int64 in one line that shows the number cut
+# short (click's own range error would echo all 400 digits of a hostile one).
+@click.option("--batch-size", default=1, show_default=True, type=click.IntRange(min=1), help="Samples per batch.")
 @click.option(
     "--format", "fmt", default="table", show_default=True, type=click.Choice(list(RENDERERS)), help="Output layout."
 )
 @click.option(
-    "--dtype-bytes", default=4, show_default=True, type=COUNT, help="Bytes per number (4: float32)."
+    "--dtype-bytes", default=4, show_default=True, type=click.IntRange(min=1), help="Bytes per number (4: float32)."
 )
 @click.option("--list", "list_only", is_flag=True, help="List the presets and exit.")
 def shape(network, input_text, batch_size, fmt, dtype_bytes, list_only):
