@@ -13,8 +13,8 @@ Three ways to write a network (``specs/netspec.md``):
 * text: ``"conv32k3 relu, maxpool2, flatten, dense10 softmax"`` (:func:`parse_spec`).
 
 Two blocks nest layers: :class:`Residual` (``act(body(x) + shortcut(x))``) and :class:`Concat` (parallel
-branches joined along C). They are written in Python or JSON (nested layer lists); the text grammar
-has no form for them.
+branches joined along C). They are written in Python, JSON (nested layer lists) or text
+(``"residual(conv8k3p1, bn | shortcut: conv8k1) relu, concat(conv8k1 ; identity)"``).
 
 The counting conventions (what is a parameter, what is a MAC, what the receptive field means) are those
 of ``specs/counting.md``. Layers are numbered from 1, as ``cnn shape`` prints them.
