@@ -46,7 +46,8 @@ Adding a layer type touches, in this package:
    instead, as a subclass of :class:`Block`, and joins :data:`BLOCK_TYPES` too. Its name goes in that
    module's ``__all__``, which is how ``cnnbase.netspec.X`` finds it.
 2. ``grammar.py``, only if it has a text form: its one entry in ``_FORMS`` (the regex of its head word, the
-   argument its main number sets, the function that writes it back, its hint in the unknown-layer message).
+   argument its main number sets, the function that writes it back, its hint in the unknown-layer message);
+   a block's is one entry in ``_BLOCK_FORMS`` (its word, its path separator, how to build and split it).
 
 Outside the package: the spec (``specs/netspec.md``), the runtime layer in :mod:`cnn`, and the tests.
 """
