@@ -726,10 +726,12 @@ def test_block_json_errors_name_the_place(data, words):
         assert word in str(info.value), str(info.value)
 
 
-def test_blocks_have_no_text_form():
-    with pytest.raises(NetSpecError, match="Residual block has no text form"):
-        ns.to_spec([Conv2D(2, 1), Residual([Conv2D(2, 1)])])
-    with pytest.raises(SpecParseError, match="unknown layer"):
+def test_blocks_have_a_text_form():
+    """More in tests/test_netspec_blocks.py."""
+    layers = [Conv2D(2, 1), Residual([Conv2D(2, 1)])]
+    assert ns.to_spec(layers) == "conv2k1, residual(conv2k1)"
+    assert ns.parse_spec(ns.to_spec(small_resnet())) == small_resnet()
+    with pytest.raises(SpecParseError, match="writes its paths in parentheses"):
         ns.parse_spec("residual")
 
 

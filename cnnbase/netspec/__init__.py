@@ -13,8 +13,8 @@ Three ways to write a network (``specs/netspec.md``):
 * text: ``"conv32k3 relu, maxpool2, flatten, dense10 softmax"`` (:func:`parse_spec`).
 
 Two blocks nest layers: :class:`Residual` (``act(body(x) + shortcut(x))``) and :class:`Concat` (parallel
-branches joined along C). They are written in Python or JSON (nested layer lists); the text grammar
-has no form for them.
+branches joined along C). They are written in Python, JSON (nested layer lists) or text
+(``"residual(conv8k3p1, bn | shortcut: conv8k1) relu, concat(conv8k1 ; identity)"``).
 
 The counting conventions (what is a parameter, what is a MAC, what the receptive field means) are those
 of ``specs/counting.md``. Layers are numbered from 1, as ``cnn shape`` prints them.
@@ -46,7 +46,8 @@ Adding a layer type touches, in this package:
    instead, as a subclass of :class:`Block`, and joins :data:`BLOCK_TYPES` too. Its name goes in that
    module's ``__all__``, which is how ``cnnbase.netspec.X`` finds it.
 2. ``grammar.py``, only if it has a text form: its one entry in ``_FORMS`` (the regex of its head word, the
-   argument its main number sets, the function that writes it back, its hint in the unknown-layer message).
+   argument its main number sets, the function that writes it back, its hint in the unknown-layer message);
+   a block's is one entry in ``_BLOCK_FORMS`` (its word, its path separator, how to build and split it).
 
 Outside the package: the spec (``specs/netspec.md``), the runtime layer in :mod:`cnn`, and the tests.
 """

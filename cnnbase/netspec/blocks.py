@@ -6,7 +6,8 @@ C) count as one layer of a network. A block infers its paths with the same walk 
 interface; so this module sits above the summary and nothing below imports it. Defining a block class
 with its own ``type`` registers it in :data:`LAYER_TYPES` and :data:`BLOCK_TYPES`.
 
-Blocks have no text form: the grammar has no entry for them, and they are written in Python or JSON.
+Blocks have a text form too, read and written by :mod:`cnnbase.netspec.grammar` (which sits above this
+module): ``residual(conv8k3p1, bn | shortcut: conv8k1) relu``, ``concat(conv8k1 ; identity)``.
 """
 
 from __future__ import annotations
@@ -65,8 +66,8 @@ class Block(Layer):
     A block counts as one layer in :func:`summarize`: one row whose parameters and MACs are the sums
     over the layers inside it (the join itself costs 0 MACs), whose receptive field is the union of
     its paths' fields, and whose ``activation_bytes`` include the outputs of the layers inside it.
-    :meth:`branch_summaries` gives the rows inside. Blocks have no text form; write them in Python or
-    JSON (``specs/netspec.md``).
+    :meth:`branch_summaries` gives the rows inside. Blocks are written in Python, JSON or text
+    (``residual(...)``, ``concat(...)``: ``specs/netspec.md``, "Blocks in the text grammar").
 
     A subclass that sets its own ``type`` joins :data:`BLOCK_TYPES` as well as :data:`LAYER_TYPES`.
     """

@@ -11,6 +11,7 @@ an int of thousands of digits) is a :class:`SpecParseError` naming the file, nev
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import re
@@ -67,6 +68,21 @@ def _load_json(source: str) -> Network:
         raise SpecParseError(f"{printable(source)}: {error}") from None
 
 
+def _closest_presets(name: str) -> str:
+    """``"; did you mean resnet50 or resnet56? (cnn shape --list lists all N)"``: the presets nearest to a
+    mistyped name, by :func:`difflib.get_close_matches` (case ignored, so ``ResNet50`` finds ``resnet50``);
+    the full list only while it is short, since one line cannot hold dozens of names."""
+    by_lower = {preset.lower(): preset for preset in PRESETS}
+    close = [by_lower[match] for match in difflib.get_close_matches(name.lower(), list(by_lower), n=3, cutoff=0.6)]
+    if len(PRESETS) <= 6 and not close:
+        return f"; presets: {', '.join(PRESETS)}"
+    listing = f"cnn shape --list lists all {len(PRESETS)}"
+    if not close:
+        return f"; no preset has a close name ({listing})"
+    choices = close[0] if len(close) == 1 else f"{', '.join(close[:-1])} or {close[-1]}"
+    return f"; did you mean {choices}? ({listing})"
+
+
 def load_network(source: str) -> Network:
     """A preset name, a path to a ``.json`` network file, or a text spec (without input shape).
 
@@ -81,13 +97,13 @@ def load_network(source: str) -> Network:
     if source.endswith(".json"):
         return _load_json(source)
     if re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)+", source):
-        raise SpecParseError(f"unknown preset {format_value(source)}; presets: {', '.join(PRESETS)}")
+        raise SpecParseError(f"unknown preset {format_value(source)}{_closest_presets(source)}")
     try:
         return Network(None, tuple(parse_spec(source)))
     except SpecParseError:
         # One bare word that is no layer: more likely a mistyped preset than a spec.
         if re.fullmatch(r"[A-Za-z][\w\-]{0,60}", source) and not _has_layer_head(source):
             raise SpecParseError(
-                f"{source!r} is neither a preset ({', '.join(PRESETS)}) nor a layer spec (grammar: specs/netspec.md)"
+                f"{source!r} is neither a preset nor a layer spec (grammar: specs/netspec.md){_closest_presets(source)}"
             ) from None
         raise
