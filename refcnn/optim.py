@@ -32,9 +32,11 @@ def _flat(a: np.ndarray) -> np.ndarray:
     return np.array(np.ravel(as_float64(a), order="C"), dtype=np.float64)
 
 
-def _flat_state(state, key: str, size: int) -> np.ndarray:
-    """The state array ``key`` as a fresh flat float64 copy, zeros at the first step."""
-    if state is None or key not in state:
+def _flat_state(state, key: str, size: int, *, used: bool = True) -> np.ndarray:
+    """The state array ``key`` as a fresh flat float64 copy, zeros at the first step. A key this configuration
+    does not use (``used=False``: a momentum buffer with ``momentum=0``) is never read, as in fastcnn and
+    ``torch.optim``, whatever it holds."""
+    if not used or state is None or key not in state:
         return np.zeros(size, dtype=np.float64)
     return _flat(state[key])
 
@@ -68,7 +70,7 @@ def sgd_step(param, grad, state=None, *, lr=1e-3, momentum=0.0, dampening=0.0, w
     p, g_in = _flat(param), _flat(grad)
     use_momentum = cfg.momentum != 0.0
     first = state is None or "momentum_buffer" not in state
-    buf = _flat_state(state, "momentum_buffer", p.size)
+    buf = _flat_state(state, "momentum_buffer", p.size, used=use_momentum)
     for i in range(p.size):
         g = g_in[i]
         if cfg.weight_decay != 0.0:
@@ -101,7 +103,7 @@ def adam_step(param, grad, state=None, *, lr=1e-3, betas=(0.9, 0.999), eps=1e-8,
     cfg = check_adam(param, grad, state, lr, betas, eps, weight_decay, amsgrad, decoupled_weight_decay)
     p, g_in = _flat(param), _flat(grad)
     m, v = _flat_state(state, "exp_avg", p.size), _flat_state(state, "exp_avg_sq", p.size)
-    v_max = _flat_state(state, "max_exp_avg_sq", p.size)
+    v_max = _flat_state(state, "max_exp_avg_sq", p.size, used=cfg.amsgrad)
     t = step_count(state) + 1
     step_size = cfg.lr / (1.0 - cfg.beta1 ** t)
     bias_correction2_sqrt = math.sqrt(1.0 - cfg.beta2 ** t)
@@ -166,7 +168,8 @@ def rmsprop_step(param, grad, state=None, *, lr=1e-2, alpha=0.99, eps=1e-8, weig
     cfg = check_rmsprop(param, grad, state, lr, alpha, eps, weight_decay, momentum, centered)
     p, g_in = _flat(param), _flat(grad)
     s = _flat_state(state, "square_avg", p.size)
-    buf, avg = _flat_state(state, "momentum_buffer", p.size), _flat_state(state, "grad_avg", p.size)
+    buf = _flat_state(state, "momentum_buffer", p.size, used=cfg.momentum > 0)
+    avg = _flat_state(state, "grad_avg", p.size, used=cfg.centered)
     for i in range(p.size):
         g = g_in[i]
         if cfg.weight_decay != 0.0:

@@ -239,3 +239,23 @@ def test_invalid_arrays_and_states_raise():
         rmsprop_step(P, G, {"step": 1, "square_avg": np.zeros(3)})
     with pytest.raises(ValueError, match="step"):
         adadelta_step(P, G, {"step": -1, "square_avg": np.zeros(SHAPE), "acc_delta": np.zeros(SHAPE)})
+
+
+@pytest.mark.parametrize("step, kwargs, unused", [
+    ("sgd_step", {"momentum": 0.0}, "momentum_buffer"),
+    ("rmsprop_step", {"momentum": 0.0}, "momentum_buffer"),
+    ("rmsprop_step", {"centered": False}, "grad_avg"),
+    ("adam_step", {"amsgrad": False}, "max_exp_avg_sq"),
+])
+def test_state_a_configuration_does_not_use_is_never_read(step, kwargs, unused):
+    """refcnn read every state key it knew, used or not (a junk momentum buffer with momentum=0 raised), while
+    fastcnn ignored it: found by tests/test_robustness.py. Both ignore it now, as torch.optim does."""
+    import fastcnn
+    import refcnn
+
+    param, grad = np.array([0.5, -1.0]), np.array([0.25, 0.75])
+    _, state = getattr(refcnn, step)(param, grad, None, **kwargs)
+    state = {**state, unused: "junk"}
+    ref_param, _ = getattr(refcnn, step)(param, grad, state, **kwargs)
+    fast_param, _ = getattr(fastcnn, step)(param, grad, state, **kwargs)
+    np.testing.assert_allclose(ref_param, fast_param, rtol=1e-12)
