@@ -239,6 +239,24 @@ def test_cli_train_resizes_and_fits_the_head(tmp_path):
     assert bad.exit_code == 2 and "HxW" in bad.output
 
 
+def test_cli_train_and_shape_print_the_same_counts_for_a_batch_normed_model(tmp_path):
+    """The issue's complaint: train printed the trainable count, shape the total. Both now print all three,
+    labelled; torch counts them: conv 4*9+4 = 40, batch norm 4+4 trainable and 4+4 running statistics,
+    dense 4*10*10*3+3 = 1,203."""
+    data = _tiny_npz(tmp_path / "tiny.npz", size=12)
+    spec = "conv4k3, batchnorm, flatten, dense3"
+    nn = torch.nn
+    total, trainable, non_trainable = _torch_counts(nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4),
+                                                                  nn.Flatten(), nn.Linear(400, 3)))
+    expected = [f"Total params: {total:,}", f"Trainable params: {trainable:,}",
+                f"Non-trainable params: {non_trainable:,}"]
+    trained = run("train", "--model", spec, "--data", data, "--epochs", 1, "--out", tmp_path / "run")
+    shown = run("shape", spec, "--input", "1x12x12")
+    assert trained.exit_code == 0 and shown.exit_code == 0, trained.output + shown.output
+    assert "  ".join(expected) in trained.output
+    assert all(f"{text}\n" in shown.output or f"{text} (" in shown.output for text in expected)
+
+
 def test_cli_train_input_that_differs_from_the_data_suggests_resize(tmp_path):
     data = _tiny_npz(tmp_path / "tiny.npz", size=12)
     result = run("train", "--model", "flatten, dense3", "--data", data, "--input", "1x16x16",
