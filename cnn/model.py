@@ -181,7 +181,11 @@ class Model:
             self.get_layer(name).trainable = True
 
     def summary(self, batch_size: int = 1) -> netspec.Summary:
-        """The rows ``cnn shape`` prints (netspec's summary), memory counted in this model's dtype."""
+        """The rows ``cnn shape`` prints (netspec's summary), memory counted in this model's dtype.
+
+        ``print(model.summary())`` prints the table (``summary.print(depth=-1)`` with the layers inside blocks);
+        its ``total_params``, ``trainable_params`` and ``non_trainable_params`` are the figures ``cnn train``
+        prints."""
         return netspec.summarize(self.configs, self.input_shape, batch_size=batch_size,
                                  dtype_bytes=self.dtype.itemsize)
 

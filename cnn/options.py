@@ -64,6 +64,8 @@ class TrainOptions:
     early_stopping: int | None = None
     seed: int = 0
     dtype: str = "float32"
+    #: ``--resize HxW`` as text (``"32x32"``); last, so a run.json written before it reads as before.
+    resize: str | None = None
 
     #: The optimizer hyperparameters among the options (besides ``lr``), in the order the help lists them.
     OPTIMIZER_OPTIONS: ClassVar[tuple[str, ...]] = ("momentum", "weight_decay", "nesterov", "rho", "alpha",

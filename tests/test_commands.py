@@ -259,16 +259,16 @@ def bad_files(tmp_path_factory):
 @pytest.mark.parametrize("args, fragments", [
     (("--data", "{bad}/truncated.npz"), ("truncated.npz", "zip")),
     (("--data", "no-such-data"), ("no-such-data",)),
-    (("--model", "keras-mnist", "--data", "{bad}/colour32.npz"), ("1x28x28", "3x32x32")),
+    (("--model", "keras-mnist", "--input", "1x28x28", "--data", "{bad}/colour32.npz"), ("1x28x28", "3x32x32")),
     (("--model", "conv4k3 relu, flatten, dense3", "--input", "1x28x28", "--data", "{tiny}"), ("1x28x28", "1x12x12")),
     (("--model", "conv4k3 relu,, dense3", "--data", "{tiny}"), ("layer 2",)),
     (("--model", "no-such-preset", "--data", "{tiny}"), ("no-such-preset",)),
-    (("--model", "conv4k3 relu, flatten, dense2", "--data", "{tiny}"), ("2 classes", "3")),
+    (("--model", "conv4k3 relu, flatten", "--data", "{tiny}"), ("3 class scores", "no Dense", "dense3")),
     (("--model", SPEC, "--data", "{tiny}", "--momentum", "0.9"), ("--momentum", "adam")),
     (("--model", SPEC, "--data", "{tiny}", "--limit", "1000"), ("limit", "48")),
     (("--model", SPEC, "--data", "{tiny}", "--validation-split", "0.99"), ("--validation-split",)),
 ], ids=["malformed-data-file", "unknown-data", "shape-mismatch", "input-mismatch", "bad-spec", "unknown-preset",
-        "too-few-classes", "option-of-another-optimizer", "limit-too-large", "validation-too-large"])
+        "no-head-for-the-classes", "option-of-another-optimizer", "limit-too-large", "validation-too-large"])
 def test_train_usage_errors(args, fragments, tiny, bad_files, tmp_path):
     out = tmp_path / "run"
     filled = [a.format(bad=bad_files, tiny=tiny) for a in args]

@@ -14,7 +14,7 @@ from ..scoring import class_rows, score
 from ..train import EVAL_BATCH_SIZE
 from .common import (COUNT, CONTEXT, engine_option, model_argument, printable, reported, set_threads, shape_text,
                      split_option, threads_option)
-from .inputs import check_fit, class_names_of, load_data, open_model, output_classes, take_split
+from .inputs import class_names_of, fit_data_to_model, load_data, open_model, output_classes, take_split
 
 __all__ = ["evaluate", "render_class_table"]
 
@@ -38,16 +38,17 @@ def render_class_table(rows: list[dict]) -> str:
 @split_option
 @click.option("--limit", type=COUNT, metavar="N", help="Only the first N images of the split.")
 @click.option("--batch-size", default=EVAL_BATCH_SIZE, show_default=True, type=COUNT)
+@click.option("--resize", is_flag=True, help="Resize the data's images to the model's input H x W (bilinear, as "
+              "cnn train --resize).")
 @engine_option()
 @threads_option
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
-def evaluate(model_path, data_name, split, limit, batch_size, engine, threads, as_json):
+def evaluate(model_path, data_name, split, limit, batch_size, resize, engine, threads, as_json):
     """Loss and accuracy of the model in MODEL.npz on a data set's test split, overall and per class."""
     with reported():
         set_threads(threads)
         model = open_model(model_path, engine)
-        ds = load_data(data_name)
-        check_fit(model, ds, f"the model in {model_path}")
+        ds = fit_data_to_model(load_data(data_name), model, resize, f"the model in {model_path}")
         x, y = take_split(ds, split, limit)
         outputs = output_classes(model)
         scores = score(model, x, y, outputs, batch_size)
@@ -57,7 +58,7 @@ def evaluate(model_path, data_name, split, limit, batch_size, engine, threads, a
                     "loss": scores["loss"], "accuracy": scores["accuracy"], "per_class": rows}
         click.echo(json.dumps(document, indent=2))
         return
-    click.echo(f"model: {printable(model_path)} ({model.count_params():,} parameters, input "
+    click.echo(f"model: {printable(model_path)} (Total params: {model.summary().total_params:,}, input "
                f"{shape_text(model.input_shape)}), engine {engine}")
     click.echo(f"data: {printable(ds.describe())}; {split} split, {len(y):,} images")
     click.echo(f"loss {scores['loss']:.4f}  accuracy {scores['accuracy']:.4f}")

@@ -5,6 +5,7 @@ option to change.
 
 from __future__ import annotations
 
+import click
 import numpy as np
 
 from cnnbase.limits import SizeLimitError
@@ -15,7 +16,11 @@ from ..run import read_class_names
 from .common import UsageProblem, shape_text
 
 __all__ = ["check_engine", "open_model", "output_classes", "check_input_shape", "check_fit", "load_data",
-           "take_split", "class_names_of"]
+           "take_split", "class_names_of", "resize_data", "resize_option_callback", "fit_data_to_model",
+           "RESIZE_HELP"]
+
+RESIZE_HELP = ("Resize the data set's images to HxW (e.g. 32x32), bilinear as PyTorch's interpolate "
+               "(align_corners=False, no antialiasing).")
 
 
 def check_engine(model: Model) -> None:
@@ -40,18 +45,51 @@ def output_classes(model: Model) -> int:
     return int(last[0])
 
 
-def check_input_shape(input_shape, ds: datasets.Dataset, what: str) -> None:
-    if tuple(input_shape) != ds.image_shape:
+def check_input_shape(input_shape, ds: datasets.Dataset, what: str, resize_flag: str | None = None) -> None:
+    """The model's input is the data's image shape; when only H x W differ, say which ``--resize`` fixes it
+    (``resize_flag``: how the command spells it; by default ``--resize HxW``)."""
+    input_shape = tuple(input_shape)
+    if input_shape != ds.image_shape:
+        fix = f"use a model made for {shape_text(ds.image_shape)}"
+        if len(input_shape) == 3 and input_shape[0] == ds.image_shape[0]:
+            size = "x".join(map(str, input_shape[1:]))
+            fix = f"resize the images ({resize_flag or '--resize ' + size}) or {fix}"
         raise UsageProblem(
             f"shape mismatch: {what} takes inputs of {shape_text(input_shape)} (C x H x W) but {ds.name} has "
-            f"images of {shape_text(ds.image_shape)}; use a model made for {shape_text(ds.image_shape)} "
-            "(a text spec takes its input shape from the data)"
+            f"images of {shape_text(ds.image_shape)}; {fix}"
         )
 
 
-def check_fit(model: Model, ds: datasets.Dataset, what: str = "the model") -> None:
+def resize_option_callback(ctx, param, value) -> str | None:
+    """``--resize HxW`` checked when the command line is read; kept as its text (``run.json`` records it)."""
+    if value is None:
+        return None
+    try:
+        height, width = datasets.parse_size(value)
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
+    return f"{height}x{width}"
+
+
+def resize_data(ds: datasets.Dataset, resize: str | None) -> datasets.Dataset:
+    """The data set with its images resized to ``resize`` (``"HxW"``), or as it is."""
+    if resize is None:
+        return ds
+    return ds.resized(*datasets.parse_size(resize))
+
+
+def fit_data_to_model(ds: datasets.Dataset, model: Model, resize: bool, what: str) -> datasets.Dataset:
+    """``cnn evaluate``/``predict --data``: with ``--resize``, the images resized to the model's H x W (the
+    channels must agree); then the model must fit the data."""
+    if resize and len(model.input_shape) == 3 and model.input_shape[0] == ds.image_shape[0]:
+        ds = ds.resized(*model.input_shape[1:])
+    check_fit(model, ds, what, "--resize")
+    return ds
+
+
+def check_fit(model: Model, ds: datasets.Dataset, what: str = "the model", resize_flag: str | None = None) -> None:
     """The model takes the data's images and has a score for every class of the data."""
-    check_input_shape(model.input_shape, ds, what)
+    check_input_shape(model.input_shape, ds, what, resize_flag)
     classes = output_classes(model)
     if classes < ds.num_classes:
         raise UsageProblem(f"{what} scores {classes} classes but {ds.name} has {ds.num_classes}; "

@@ -15,7 +15,7 @@ from .. import data as datasets
 from .. import train as training
 from .common import (COUNT, CONTEXT, UsageProblem, engine_option, model_argument, printable, reported, set_threads,
                      split_option, threads_option)
-from .inputs import check_fit, class_names_of, load_data, open_model, output_classes, take_split
+from .inputs import class_names_of, fit_data_to_model, load_data, open_model, output_classes, take_split
 
 __all__ = ["predict", "prediction_rows", "render_prediction"]
 
@@ -47,7 +47,8 @@ def render_prediction(row: dict) -> str:
 @split_option
 @click.option("--limit", type=COUNT, metavar="N", help="With --data: the first N images of the split.")
 @click.option("--top-k", default=3, show_default=True, type=COUNT, help="Classes shown per image.")
-@click.option("--resize", is_flag=True, help="Scale images of another size to the model's input size.")
+@click.option("--resize", is_flag=True, help="Scale images of another size to the model's input size (PNG files; "
+              "with --data, the data set's images, bilinear as cnn train --resize).")
 @engine_option()
 @threads_option
 @click.option("--json", "as_json", is_flag=True, help="Print the predictions as JSON.")
@@ -66,8 +67,7 @@ def predict(model_path, inputs, data_name, split, limit, top_k, resize, engine, 
         if top_k > outputs:
             raise UsageProblem(f"--top-k {top_k}: the model scores only {outputs} classes")
         if data_name:
-            ds = load_data(data_name)
-            check_fit(model, ds, f"the model in {model_path}")
+            ds = fit_data_to_model(load_data(data_name), model, resize, f"the model in {model_path}")
             x, labels = take_split(ds, split, limit)
             names = [f"{split}[{i}]" for i in range(len(labels))]
         else:

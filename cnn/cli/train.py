@@ -24,7 +24,8 @@ from ..options import TrainOptions, parse_betas
 from ..schedules import Constant, Schedule
 from .common import (COUNT, CONTEXT, EXIT_FAILED, EXIT_INTERRUPTED, FiniteFloat, UsageProblem, engine_option, fail,
                      printable, reported, set_threads, shape_text, threads_option)
-from .inputs import check_engine, check_fit, check_input_shape, load_data, output_classes
+from .inputs import (RESIZE_HELP, check_engine, check_fit, check_input_shape, load_data, output_classes, resize_data,
+                     resize_option_callback)
 
 __all__ = ["train", "parse_schedule", "RESUME_MAY_CHANGE", "MAX_SEED"]
 
@@ -78,22 +79,45 @@ def given_options(ctx: click.Context) -> set[str]:
 # Model, optimizer, validation split
 
 
-def build_model(source: str, input_text: str | None, ds: datasets.Dataset, *, engine, seed, dtype) -> Model:
-    """The model of a preset, a .json network file or a text spec, checked against the data."""
+def build_model(source: str, input_text: str | None, ds: datasets.Dataset, *, engine, seed, dtype,
+                resize: str | None = None) -> tuple[Model, tuple[str, ...]]:
+    """The model of a preset, a .json network file or a text spec, fitted to the data, and one line per change.
+
+    The input shape is ``--input`` or the data's images (a preset's own shape gives way to the data), and the
+    head takes the data's class count (:meth:`cnnbase.netspec.Network.adapted`). A network that cannot take
+    the images fails naming the layer, the sizes and the ``--resize`` that would make it fit.
+    """
     network = netspec.load_network(source)
     if not network.layers:
         raise UsageProblem(f"--model {source}: the network has no layers; a classifier needs at least one "
                            "(e.g. flatten, dense<classes>)")
-    if input_text is not None:
-        input_shape = netspec.parse_shape(input_text)
-    else:
-        input_shape = network.input_shape or ds.image_shape
+    input_shape = netspec.parse_shape(input_text) if input_text is not None else ds.image_shape
     what = f"the model {source!r}" if source in netspec.PRESETS or source.endswith(".json") else "the model"
     check_input_shape(input_shape, ds, what)  # before building: a model of the wrong size may not even build
-    model = Model(network.layers, tuple(input_shape), engine=engine, seed=seed, dtype=dtype)
+    try:
+        adapted = network.adapted(input_shape, ds.num_classes)
+    except netspec.InputTooSmall as error:
+        raise UsageProblem(f"{what} cannot take {ds.name}'s images of {shape_text(input_shape)}: {error}"
+                           f"{_resize_hint(error.smallest, resize)}") from None
+    model = Model(adapted.network.layers, tuple(input_shape), engine=engine, seed=seed, dtype=dtype)
     check_engine(model)
     check_fit(model, ds, what)
-    return model
+    return model, adapted.changes
+
+
+def _resize_hint(smallest, resize: str | None) -> str:
+    if smallest is None or len(smallest) != 3:
+        return ""
+    size = "x".join(map(str, smallest[1:]))
+    given = f" instead of --resize {resize}" if resize else ""
+    return (f"; make the images that size: --resize {size}{given} "
+            f"(and --input {shape_text(smallest)} if you give --input)")
+
+
+def params_line(summary: netspec.Summary) -> str:
+    """The parameter counts as ``cnn shape`` and Keras label them: the total, then trainable and not."""
+    return (f"Total params: {summary.total_params:,}  Trainable params: {summary.trainable_params:,}  "
+            f"Non-trainable params: {summary.non_trainable_params:,}")
 
 
 def _flag(name: str) -> str:
@@ -231,10 +255,12 @@ def file_failed(error: OSError, folder: Path) -> None:
               help="A preset (cnn shape --list), a .json network file or a text spec such as "
                    "\"conv32k3 relu, maxpool2, flatten, dense10 softmax\".")
 @click.option("--input", "input_text", metavar="CxHxW",
-              help="Input shape of the model (default: the preset's or file's, else the data's images).")
+              help="Input shape of the model (default: the data's images, after --resize); a preset's head takes "
+                   "the data's class count.")
 @click.option("--data", "data_name", default=_DEFAULTS.data_name, show_default=True, metavar="NAME|PATH",
               help="fashion-mnist, fashion-mnist-small (shipped), default (the full set when installed, else "
                    "the shipped sample), or a .npz file, IDX, CIFAR-10 or PNG class folder.")
+@click.option("--resize", callback=resize_option_callback, metavar="HxW", help=RESIZE_HELP)
 @click.option("--limit", type=COUNT, metavar="N", help="Train on the first N training images.")
 @click.option("--epochs", default=_DEFAULTS.epochs, show_default=True, type=COUNT)
 @click.option("--batch-size", default=_DEFAULTS.batch_size, show_default=True, type=COUNT)
@@ -303,21 +329,23 @@ def train_in(ctx, folder: Path, resume: bool, overwrite: bool, run_options: dict
     have finished there since the first look), the data read, the model built and checked against it, and
     only then the first write. Returns the test scores and the data set."""
     recorded, options, optimizer = first_look(ctx, folder, resume, overwrite, run_options)
-    ds = load_data(options.data_name, options.limit)
+    ds = resize_data(load_data(options.data_name, options.limit), options.resize)
     click.echo(f"data: {printable(ds.describe())}")
     if options.data_name == "default" and ds.name != "fashion-mnist":
         click.echo(f"      (the full Fashion-MNIST was not found: install Debian's dataset-fashion-mnist or "
                    f"set {datasets.DATA_DIR_ENV})")
     check_training_images(ds)
-    model = build_model(options.model_source, options.input_text, ds, engine=engine, seed=options.seed,
-                        dtype=options.dtype)
+    model, changes = build_model(options.model_source, options.input_text, ds, engine=engine, seed=options.seed,
+                                 dtype=options.dtype, resize=options.resize)
     check_validation_split(options.validation_split, len(ds.y_train))
     record = options.recordable(ds.name)
     if resume:
         check_resume_options(recorded, record, folder)
-    click.echo(f"model: {printable(options.model_source)}: {model.count_params():,} parameters, input "
-               f"{shape_text(model.input_shape)}, {output_classes(model)} classes; engine {engine}, "
-               f"{options.dtype}")
+    click.echo(f"model: {printable(options.model_source)}: input {shape_text(model.input_shape)}, "
+               f"{output_classes(model)} classes; engine {engine}, {options.dtype}")
+    if changes:
+        click.echo(f"       fitted to the data: {'; '.join(changes)}")
+    click.echo(f"       {params_line(model.summary())}")
     # Everything is checked: from here on the run writes.
     runs.remove_stale_temporaries(folder)
     if overwrite:

@@ -35,6 +35,7 @@ from .dataset import (
 from .idx import load_idx_folder, read_idx
 from .images import PNG_MODES, load_image_folder, read_image
 from .npz import LAYOUTS, load_npz
+from .resize import interpolation_matrix, parse_size, resize_bilinear
 
 __all__ = [
     "DataError",
@@ -64,4 +65,7 @@ __all__ = [
     "to_float",
     "batches",
     "validation_split",
+    "resize_bilinear",
+    "interpolation_matrix",
+    "parse_size",
 ]

@@ -15,6 +15,8 @@ import numpy as np
 from cnnbase.checks import invalid, printable
 from cnnbase.limits import check_bytes, nbytes_of
 
+from .resize import resize_bilinear
+
 FASHION_MNIST_CLASSES = (
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
     "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
@@ -117,6 +119,18 @@ class Dataset:
             expected = f"an int from 1 to {available} (the number of training images of {self.name})"
             raise ValueError(invalid("Dataset.limit", "limit", expected, n))
         return dataclasses.replace(self, x_train=self.x_train[:n], y_train=self.y_train[:n])
+
+    def resized(self, height: int, width: int) -> "Dataset":
+        """Both splits resized to ``height x width`` by :func:`~cnn.data.resize.resize_bilinear` (PyTorch's
+        bilinear, ``align_corners=False``, no antialiasing): float32 images in [0, 1], the labels unchanged,
+        ``source`` saying so. The same size returns ``self``. Deterministic: the same images give the same
+        result."""
+        if (height, width) == self.image_shape[1:]:
+            return self
+        return dataclasses.replace(
+            self, x_train=resize_bilinear(self.x_train, height, width),
+            x_test=resize_bilinear(self.x_test, height, width),
+            source=f"{self.source}, resized bilinear to {height}x{width}")
 
     def describe(self) -> str:
         c, h, w = self.image_shape

@@ -34,7 +34,8 @@ The modules, bottom up; each imports only modules listed before it (and the rest
 * ``network``: :class:`Network` and its JSON file;
 * ``grammar``: the text grammar, :func:`parse_spec`, :func:`to_spec`, :func:`parse_shape`;
 * ``presets``: :data:`PRESETS`; ``load``: :func:`load_network`;
-* ``render``: :func:`render_table`, :func:`render_keras`, :func:`render_csv`, :func:`render_json`.
+* ``render``: :func:`render_table`, :func:`render_keras`, :func:`render_connected`, :func:`render_csv`,
+  :func:`render_json`; :func:`open_blocks` lists the layers inside blocks and what feeds each.
 
 Adding a layer type touches, in this package:
 
@@ -64,11 +65,11 @@ from .layers import *  # noqa: F401,F403  (every record, by layers.__all__)
 from .summary import Row, Summary, default_names, summarize
 from . import blocks as _blocks
 from .blocks import *  # noqa: F401,F403  (every block type, by blocks.__all__)
-from .network import Network
+from .network import Adapted, InputTooSmall, Network, smallest_input
 from .grammar import parse_shape, parse_spec, to_spec
 from .presets import PRESETS
 from .load import load_network
-from .render import render_csv, render_json, render_keras, render_table
+from .render import open_blocks, render_connected, render_csv, render_json, render_keras, render_table
 
 __all__ = [
     "NetSpecError",
@@ -99,6 +100,11 @@ __all__ = [
     "brief_value",
     "render_table",
     "render_keras",
+    "render_connected",
+    "Adapted",
+    "InputTooSmall",
+    "smallest_input",
+    "open_blocks",
     "render_csv",
     "render_json",
 ]

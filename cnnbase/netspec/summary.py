@@ -63,6 +63,17 @@ class Summary:
     rows: tuple[Row, ...]
     batch_size: int = 1
     dtype_bytes: int = 4
+    #: The layer records the rows describe, one per row: what ``render_table(summary, depth=...)`` opens to show
+    #: the layers inside a block. Not part of the figures (nor of equality).
+    layers: tuple = dataclasses.field(default=(), repr=False, compare=False)
+
+    def __str__(self) -> str:
+        """The ``cnn shape`` table, so that ``print(model.summary())`` prints what Keras' ``summary()`` prints."""
+        return _renderer()(self)
+
+    def print(self, depth: int = 0) -> None:
+        """Print the table; ``depth`` levels of blocks opened (``-1``: all), as ``cnn shape --depth``."""
+        print(_renderer()(self, depth=depth))
 
     @property
     def trainable_params(self) -> int:
@@ -121,6 +132,25 @@ class Summary:
             "rows": [row.to_dict() for row in self.rows],
             "totals": self.totals(),
         }
+
+
+#: The function that writes a :class:`Summary` as the ``cnn shape`` table: :func:`~cnnbase.netspec.render.render_table`,
+#: which registers itself here when :mod:`cnnbase.netspec.render` is imported (``cnnbase.netspec`` imports it). The
+#: renderer sits above the blocks, which sit above this walk, so this module cannot import it.
+_TABLE_RENDERER: list = []
+
+
+def register_table_renderer(function) -> None:
+    """Make ``function(summary, depth=0)`` the text of ``str(summary)`` and :meth:`Summary.print`."""
+    _TABLE_RENDERER[:] = [function]
+
+
+def _renderer():
+    if not _TABLE_RENDERER:
+        import importlib
+
+        importlib.import_module("cnnbase.netspec.render")  # registers render_table
+    return _TABLE_RENDERER[0]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -245,7 +275,8 @@ def summarize(layers, input_shape, *, batch_size: int = 1, dtype_bytes: int = 4)
                 activation_bytes=(math.prod(result.shape) + result.inner_elements) * batch_size * dtype_bytes,
             )
         )
-    return Summary(input_shape=input_shape, rows=tuple(rows), batch_size=batch_size, dtype_bytes=dtype_bytes)
+    return Summary(input_shape=input_shape, rows=tuple(rows), batch_size=batch_size, dtype_bytes=dtype_bytes,
+                   layers=tuple(layers))
 
 
 def _positive(value, name: str) -> int:
