@@ -284,6 +284,43 @@ def test_googlenet_matches_torchvision_without_aux_heads():
     assert PRESETS["googlenet"].summary().rows[-4].output_shape == (1024, 7, 7)
 
 
+def _bc(c_in, c_out, k, s=1, p=0):
+    return _cbr(c_in, c_out, k, s, p, eps=1e-3)  # torchvision's BasicConv2d
+
+
+def _v3_modules():
+    """The parameterised layers of torchvision's Inception3, module by module (Mixed_5b .. Mixed_7c)."""
+    def seq(*convs):
+        return [layer for conv in convs for layer in conv]
+    mods = seq(_bc(3, 32, 3, 2), _bc(32, 32, 3), _bc(32, 64, 3, 1, 1), _bc(64, 80, 1), _bc(80, 192, 3))
+    for c_in, pool in ((192, 32), (256, 64), (288, 64)):  # InceptionA
+        mods += seq(_bc(c_in, 64, 1), _bc(c_in, 48, 1), _bc(48, 64, 5, 1, 2), _bc(c_in, 64, 1),
+                    _bc(64, 96, 3, 1, 1), _bc(96, 96, 3, 1, 1), _bc(c_in, pool, 1))
+    mods += seq(_bc(288, 384, 3, 2), _bc(288, 64, 1), _bc(64, 96, 3, 1, 1), _bc(96, 96, 3, 2))  # InceptionB
+    for c7 in (128, 160, 160, 192):  # InceptionC
+        mods += seq(_bc(768, 192, 1), _bc(768, c7, 1), _bc(c7, c7, (1, 7), 1, (0, 3)), _bc(c7, 192, (7, 1), 1, (3, 0)),
+                    _bc(768, c7, 1), _bc(c7, c7, (7, 1), 1, (3, 0)), _bc(c7, c7, (1, 7), 1, (0, 3)),
+                    _bc(c7, c7, (7, 1), 1, (3, 0)), _bc(c7, 192, (1, 7), 1, (0, 3)), _bc(768, 192, 1))
+    mods += seq(_bc(768, 192, 1), _bc(192, 320, 3, 2), _bc(768, 192, 1), _bc(192, 192, (1, 7), 1, (0, 3)),
+                _bc(192, 192, (7, 1), 1, (3, 0)), _bc(192, 192, 3, 2))  # InceptionD
+    for c_in in (1280, 2048):  # InceptionE
+        mods += seq(_bc(c_in, 320, 1), _bc(c_in, 384, 1), _bc(384, 384, (1, 3), 1, (0, 1)),
+                    _bc(384, 384, (3, 1), 1, (1, 0)), _bc(c_in, 448, 1), _bc(448, 384, 3, 1, 1),
+                    _bc(384, 384, (1, 3), 1, (0, 1)), _bc(384, 384, (3, 1), 1, (1, 0)), _bc(c_in, 192, 1))
+    return mods + [nn.Linear(2048, 1000)]
+
+
+def test_inception_v3_matches_torchvision_without_the_aux_head():
+    with META:
+        module = nn.Sequential(*_v3_modules())
+        aux = nn.Sequential(*_bc(768, 128, 1), *_bc(128, 768, 5), nn.Linear(768, 1000))  # torchvision InceptionAux
+    assert _ours("inception-v3") == _torch_counts(module)
+    # torchvision docs, "Params" of inception_v3 (the aux head included): 27,161,264.
+    assert _ours("inception-v3")[0] + _torch_counts(aux)[0] == 27_161_264
+    assert PRESETS["inception-v3"].summary().rows[-4].output_shape == (2048, 8, 8)
+    assert round(PRESETS["inception-v3"].summary().macs / 1e9, 2) == 5.71  # torchvision docs: 5.71 GFLOPS
+
+
 # --------------------------------------------------------------------------------------------------
 # Small networks for 28x28
 
@@ -319,3 +356,4 @@ def test_every_preset_is_listed_with_its_description_and_round_trips_through_jso
     for name, network in PRESETS.items():
         assert f"{name} " in listing and network.description in listing
         assert Network.from_dict(network.to_dict()) == network
+    assert Model("resnet20", seed=0).input_shape == (3, 32, 32)  # one word for cnn.Model

@@ -59,6 +59,9 @@ def _architectures() -> dict:
     out["googlenet"] = _built(zoo.googlenet(), _IMAGENET, (
         "GoogLeNet (Szegedy et al. 2014, arXiv:1409.4842) as torchvision.models.googlenet builds it without "
         "aux heads (3x3 in the '5x5' branch): 6,624,904 trainable params"))
+    out["inception-v3"] = _built(zoo.inception_v3(), (3, 299, 299), (
+        "Inception v3 (Szegedy et al. 2015, arXiv:1512.00567) as torchvision.models.inception_v3 builds it "
+        "without the aux head: 23,834,568 trainable params (torchvision's 27,161,264 less the head's 3,326,696)"))
     out["small-vgg"] = _built(zoo.small_vgg(), (1, 28, 28), (
         "a small VGG-style net for 28x28 (Fashion-)MNIST: 2x(2 conv3 + bn + relu, maxpool2), gap, dense: "
         "65,834 trainable params"))

@@ -11,7 +11,7 @@ running mean and variance, as Keras counts them. torchvision's published figure 
 from __future__ import annotations
 
 from .blocks import Concat, Residual
-from .layers import (Activation, BatchNorm, Conv2D, Dense, Dropout, Flatten, GlobalAvgPool2D, MaxPool2D)
+from .layers import (Activation, AvgPool2D, BatchNorm, Conv2D, Dense, Dropout, Flatten, GlobalAvgPool2D, MaxPool2D)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -226,6 +226,70 @@ def googlenet(classes: int = 1000) -> tuple:
             layers.append(pool if name == "4a" else MaxPool2D(2, strides=2, ceil_mode=True))
         layers.append(_inception(*config))
     return tuple(layers + [GlobalAvgPool2D(), Dropout(0.2), Dense(classes, activation="softmax")])
+
+
+# --------------------------------------------------------------------------------------------------
+# Inception v3 (Szegedy et al. 2015, "Rethinking the Inception Architecture", arXiv:1512.00567)
+
+
+def _avg_pool_branch(filters):
+    return [AvgPool2D(3, strides=1, padding=1)] + _basic_conv(filters, 1)
+
+
+def _split(filters):
+    """Inception v3's expanded 3x3: a 1x3 and a 3x1 convolution side by side (figure 7 of the paper)."""
+    return Concat([_basic_conv(filters, (1, 3), padding=(0, 1)), _basic_conv(filters, (3, 1), padding=(1, 0))])
+
+
+def _inception_a(pool):
+    return Concat([_basic_conv(64, 1), _basic_conv(48, 1) + _basic_conv(64, 5, padding=2),
+                   _basic_conv(64, 1) + _basic_conv(96, 3, padding=1) + _basic_conv(96, 3, padding=1),
+                   _avg_pool_branch(pool)])
+
+
+def _inception_b():
+    return Concat([_basic_conv(384, 3, 2),
+                   _basic_conv(64, 1) + _basic_conv(96, 3, padding=1) + _basic_conv(96, 3, 2),
+                   [MaxPool2D(3, strides=2)]])
+
+
+def _seven(filters, out, steps):
+    """Factorised 7x7 (figure 6 of the paper): 1x7 then 7x1 (``steps`` 2), or 7x1, 1x7, 7x1, 1x7 (``steps``
+    4), as torchvision orders them; ``filters`` each but the last, which has ``out``."""
+    kernels = [((1, 7), (0, 3)), ((7, 1), (3, 0))]
+    order = kernels if steps == 2 else kernels[::-1] * 2
+    layers = []
+    for index, (kernel, padding) in enumerate(order):
+        layers += _basic_conv(out if index == len(order) - 1 else filters, kernel, padding=padding)
+    return layers
+
+
+def _inception_c(c7):
+    return Concat([_basic_conv(192, 1), _basic_conv(c7, 1) + _seven(c7, 192, 2),
+                   _basic_conv(c7, 1) + _seven(c7, 192, 4), _avg_pool_branch(192)])
+
+
+def _inception_d():
+    return Concat([_basic_conv(192, 1) + _basic_conv(320, 3, 2),
+                   _basic_conv(192, 1) + _seven(192, 192, 2) + _basic_conv(192, 3, 2),
+                   [MaxPool2D(3, strides=2)]])
+
+
+def _inception_e():
+    return Concat([_basic_conv(320, 1), _basic_conv(384, 1) + [_split(384)],
+                   _basic_conv(448, 1) + _basic_conv(384, 3, padding=1) + [_split(384)], _avg_pool_branch(192)])
+
+
+def inception_v3(classes: int = 1000) -> tuple:
+    """Inception v3 on 299x299 as torchvision builds it, without the auxiliary head (a sequential network
+    has one output): torchvision's 27,161,264 less the head's 3,326,696 (1x1 conv of 128 + batch norm,
+    5x5 conv of 768 + batch norm, dense 768 -> 1000) = 23,834,568 trainable."""
+    layers = (_basic_conv(32, 3, 2) + _basic_conv(32, 3) + _basic_conv(64, 3, padding=1)
+              + [MaxPool2D(3, strides=2)] + _basic_conv(80, 1) + _basic_conv(192, 3) + [MaxPool2D(3, strides=2)])
+    layers += [_inception_a(32), _inception_a(64), _inception_a(64), _inception_b()]
+    layers += [_inception_c(c7) for c7 in (128, 160, 160, 192)]
+    layers += [_inception_d(), _inception_e(), _inception_e()]
+    return tuple(layers + [GlobalAvgPool2D(), Dropout(0.5), Dense(classes, activation="softmax")])
 
 
 # --------------------------------------------------------------------------------------------------
