@@ -28,7 +28,7 @@ def list_presets() -> str:
         try:
             text = netspec.to_spec(network.layers)
         except netspec.NetSpecError:  # a preset with blocks, which have no text form yet
-            text = f"{len(network.layers)} layers with residual/concat blocks (cnn shape {name} --format json)"
+            text = f"{len(network.layers)} layers, with residual/concat blocks (written in Python: netspec/zoo.py)"
         lines.append(f"{' ' * width}  {'':<8}  {text}")
     return "\n".join(lines)
 
