@@ -125,6 +125,8 @@ class Model:
 
     def __init__(self, layers, input_shape=None, *, engine="fastcnn", seed: int = 0, dtype="float32",
                  name: str = "sequential"):
+        if isinstance(layers, str) and layers in netspec.PRESETS:  # one word: Model("resnet20")
+            layers = netspec.PRESETS[layers]
         if isinstance(layers, netspec.Network):
             input_shape = input_shape if input_shape is not None else layers.input_shape
             layers = layers.layers

@@ -489,7 +489,7 @@ def _ours(summary):
     return [(row.output_shape, row.trainable_params, row.non_trainable_params) for row in summary.rows]
 
 
-@pytest.mark.parametrize("name", sorted(ns.PRESETS))
+@pytest.mark.parametrize("name", sorted(PUBLISHED_TOTALS))  # the block presets: tests/test_presets.py
 def test_presets_against_torch(name):
     network = ns.PRESETS[name]
     torch_rows = _torch_rows(network.layers, network.input_shape)

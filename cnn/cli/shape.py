@@ -28,7 +28,11 @@ def list_presets() -> str:
     for name, network in netspec.PRESETS.items():
         shape = "x".join(map(str, network.input_shape))
         lines.append(f"{name.ljust(width)}  {shape:<8}  {network.description}")
-        lines.append(f"{' ' * width}  {'':<8}  {netspec.to_spec(network.layers)}")
+        try:
+            text = netspec.to_spec(network.layers)
+        except netspec.NetSpecError:  # a preset with blocks, which have no text form yet
+            text = f"{len(network.layers)} layers, with residual/concat blocks (written in Python: netspec/zoo.py)"
+        lines.append(f"{' ' * width}  {'':<8}  {text}")
     return "\n".join(lines)
 
 

@@ -6,12 +6,68 @@ preset reads like the network it reproduces.
 
 from __future__ import annotations
 
+from . import zoo
 from .grammar import parse_spec
 from .network import Network
 
 
 def _preset(text: str, input_shape, description: str) -> Network:
     return Network(tuple(input_shape), tuple(parse_spec(text)), description)
+
+
+def _built(layers, input_shape, description: str) -> Network:
+    """A preset built in Python from layer records (:mod:`cnnbase.netspec.zoo`): the residual and inception
+    blocks have no text form yet."""
+    return Network(tuple(input_shape), tuple(layers), description)
+
+
+_IMAGENET = (3, 224, 224)
+_TORCHVISION_RESNET = {18: "11,689,512", 34: "21,797,672", 50: "25,557,032", 101: "44,549,160", 152: "60,192,808"}
+_CIFAR_RESNET = {20: "0.27M", 32: "0.46M", 44: "0.66M", 56: "0.85M", 110: "1.7M"}
+_TORCHVISION_VGG = {(11, False): "132,863,336", (11, True): "132,868,840", (13, False): "133,047,848",
+                    (13, True): "133,053,736", (16, False): "138,357,544", (16, True): "138,365,992",
+                    (19, False): "143,667,240", (19, True): "143,678,248"}
+
+
+def _architectures() -> dict:
+    """The seeds' architectures (``specs/architectures.md``), each citing the paper and the reference
+    implementation whose parameter count it reproduces."""
+    out = {}
+    for depth, count in _TORCHVISION_RESNET.items():
+        out[f"resnet{depth}"] = _built(zoo.resnet(depth), _IMAGENET, (
+            f"ResNet-{depth} (He et al. 2015, arXiv:1512.03385) as torchvision.models.resnet{depth} builds it: "
+            f"{count} trainable params (torchvision's count; + batch-norm running stats as non-trainable)"))
+    out["resnet50-keras"] = _built(zoo.resnet50_keras(), _IMAGENET, (
+        "ResNet-50 as keras.applications.ResNet50 builds it (biased convs, stride on the first 1x1): "
+        "25,636,712 params (25,583,592 trainable, 53,120 non-trainable)"))
+    for depth, count in _CIFAR_RESNET.items():
+        out[f"resnet{depth}"] = _built(zoo.cifar_resnet(depth), (3, 32, 32), (
+            f"CIFAR-10 ResNet-{depth} (He et al. 2015, section 4.2; paper {count} with option A shortcuts), "
+            "with projection (option B) shortcuts where the shape changes: +2,752 trainable params"))
+    for (depth, bn), count in _TORCHVISION_VGG.items():
+        name = f"vgg{depth}" + ("-bn" if bn else "")
+        out[name] = _built(zoo.vgg(depth, bn), _IMAGENET, (
+            f"VGG-{depth}{' with batch norm' if bn else ''} (Simonyan & Zisserman 2014, arXiv:1409.1556) as "
+            f"torchvision.models.{name.replace('-', '_')} builds it: {count} trainable params"))
+    out["alexnet"] = _built(zoo.alexnet(), _IMAGENET, (
+        "AlexNet as torchvision.models.alexnet builds it (one-device variant, arXiv:1404.5997): 61,100,840 params"))
+    out["alexnet-2012"] = _built(zoo.alexnet_2012(), (3, 227, 227), (
+        "AlexNet (Krizhevsky et al. 2012) in the paper's two-GPU layout (groups=2 in conv2/4/5, 227x227 "
+        "as Caffe's bvlc_alexnet, no LRN): 60,965,224 params"))
+    out["zfnet"] = _built(zoo.zfnet(), _IMAGENET, (
+        "ZFNet (Zeiler & Fergus 2013, arXiv:1311.2901, Figure 3; no contrast normalisation): 62,357,608 params"))
+    out["googlenet"] = _built(zoo.googlenet(), _IMAGENET, (
+        "GoogLeNet (Szegedy et al. 2014, arXiv:1409.4842) as torchvision.models.googlenet builds it without "
+        "aux heads (3x3 in the '5x5' branch): 6,624,904 trainable params"))
+    out["inception-v3"] = _built(zoo.inception_v3(), (3, 299, 299), (
+        "Inception v3 (Szegedy et al. 2015, arXiv:1512.00567) as torchvision.models.inception_v3 builds it "
+        "without the aux head: 23,834,568 trainable params (torchvision's 27,161,264 less the head's 3,326,696)"))
+    out["small-vgg"] = _built(zoo.small_vgg(), (1, 28, 28), (
+        "a small VGG-style net for 28x28 (Fashion-)MNIST: 2x(2 conv3 + bn + relu, maxpool2), gap, dense: "
+        "65,834 trainable params"))
+    out["resnet20-28"] = _built(zoo.cifar_resnet(20), (1, 28, 28), (
+        "the CIFAR ResNet-20 (option B shortcuts) on 1x28x28 for (Fashion-)MNIST: 272,186 trainable params"))
+    return out
 
 
 PRESETS = {
@@ -36,3 +92,5 @@ PRESETS = {
         "LeNet-5 (LeCun et al. 1998) as commonly implemented: 61,706 params",
     ),
 }
+
+PRESETS.update(_architectures())
