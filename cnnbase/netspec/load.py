@@ -70,10 +70,16 @@ def _load_json(source: str) -> Network:
 
 def _closest_presets(name: str) -> str:
     """``"; did you mean resnet50 or resnet56? (cnn shape --list lists all N)"``: the presets nearest to a
-    mistyped name, by :func:`difflib.get_close_matches` (case ignored, so ``ResNet50`` finds ``resnet50``);
-    the full list only while it is short, since one line cannot hold dozens of names."""
+    mistyped name by :class:`difflib.SequenceMatcher`'s ratio (case ignored, so ``ResNet50`` finds ``resnet50``):
+    at most three, each at least 0.7 and within 0.05 of the best, so that a near miss is not drowned by names
+    that merely share ``net``; the full list only while it is short, since one line cannot hold dozens of names."""
     by_lower = {preset.lower(): preset for preset in PRESETS}
-    close = [by_lower[match] for match in difflib.get_close_matches(name.lower(), list(by_lower), n=3, cutoff=0.6)]
+    ratios = {}
+    for lower in by_lower:
+        matcher = difflib.SequenceMatcher(None, name.lower(), lower)
+        ratios[lower] = matcher.ratio()
+    ranked = sorted((r, lower) for lower, r in ratios.items() if r >= 0.7)[::-1]
+    close = [by_lower[lower] for r, lower in ranked[:3] if r >= ranked[0][0] - 0.05]
     if len(PRESETS) <= 6 and not close:
         return f"; presets: {', '.join(PRESETS)}"
     listing = f"cnn shape --list lists all {len(PRESETS)}"
