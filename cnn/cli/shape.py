@@ -27,12 +27,8 @@ def list_presets() -> str:
     lines = []
     for name, network in netspec.PRESETS.items():
         shape = "x".join(map(str, network.input_shape))
-        lines.append(f"{name.ljust(width)}  {shape:<8}  {network.description}")
-        try:
-            text = netspec.to_spec(network.layers)
-        except netspec.NetSpecError:  # a preset with blocks, which have no text form yet
-            text = f"{len(network.layers)} layers, with residual/concat blocks (written in Python: netspec/zoo.py)"
-        lines.append(f"{' ' * width}  {'':<8}  {text}")
+        lines.append(f"{name.ljust(width)}  {shape:<9}  {network.description}")
+        lines.append(f"{' ' * width}  {'':<9}  {netspec.to_spec(network.layers)}")
     return "\n".join(lines)
 
 
