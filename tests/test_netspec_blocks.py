@@ -20,7 +20,7 @@ from cnnbase import netspec as ns
 from cnnbase.netspec import (
     Activation, BatchNorm, Concat, Conv2D, Dense, Flatten, GlobalAvgPool2D, MaxPool2D, Residual, SpecParseError,
 )
-from cnnbase.netspec.grammar import MAX_TEXT_LAYERS
+from cnnbase.netspec.text import MAX_TEXT_LAYERS
 
 from test_netspec import any_layer
 

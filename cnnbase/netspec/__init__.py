@@ -32,7 +32,8 @@ The modules, bottom up; each imports only modules listed before it (and the rest
   carries the receptive field;
 * ``blocks``: :class:`Block`, :class:`Residual`, :class:`Concat`, :data:`BLOCK_TYPES`;
 * ``network``: :class:`Network` and its JSON file;
-* ``grammar``: the text grammar, :func:`parse_spec`, :func:`to_spec`, :func:`parse_shape`;
+* ``grammar``: the words of each layer type in the text grammar, and :func:`parse_shape`;
+* ``text``: the text of a whole network (items, blocks, repeats): :func:`parse_spec`, :func:`to_spec`;
 * ``presets``: :data:`PRESETS`; ``load``: :func:`load_network`;
 * ``render``: :func:`render_table`, :func:`render_keras`, :func:`render_connected`, :func:`render_csv`,
   :func:`render_json`; :func:`open_blocks` lists the layers inside blocks and what feeds each.
@@ -48,7 +49,8 @@ Adding a layer type touches, in this package:
    module's ``__all__``, which is how ``cnnbase.netspec.X`` finds it.
 2. ``grammar.py``, only if it has a text form: its one entry in ``_FORMS`` (the regex of its head word, the
    argument its main number sets, the function that writes it back, its hint in the unknown-layer message);
-   a block's is one entry in ``_BLOCK_FORMS`` (its word, its path separator, how to build and split it).
+   a block's is one entry in ``_BLOCK_FORMS`` of ``text.py`` (its word, its path separator, how to build and
+   split it).
 
 Outside the package: the spec (``specs/netspec.md``), the runtime layer in :mod:`cnn`, and the tests.
 """
@@ -66,7 +68,8 @@ from .summary import Row, Summary, default_names, summarize
 from . import blocks as _blocks
 from .blocks import *  # noqa: F401,F403  (every block type, by blocks.__all__)
 from .network import Adapted, InputTooSmall, Network, smallest_input
-from .grammar import parse_shape, parse_spec, to_spec
+from .grammar import parse_shape
+from .text import parse_spec, to_spec
 from .presets import PRESETS
 from .load import load_network
 from .render import open_blocks, render_connected, render_csv, render_json, render_keras, render_table

@@ -6,7 +6,7 @@ C) count as one layer of a network. A block infers its paths with the same walk 
 interface; so this module sits above the summary and nothing below imports it. Defining a block class
 with its own ``type`` registers it in :data:`LAYER_TYPES` and :data:`BLOCK_TYPES`.
 
-Blocks have a text form too, read and written by :mod:`cnnbase.netspec.grammar` (which sits above this
+Blocks have a text form too, read and written by :mod:`cnnbase.netspec.text` (which sits above this
 module): ``residual(conv8k3p1, bn | shortcut: conv8k1) relu``, ``concat(conv8k1 ; identity)``.
 """
 

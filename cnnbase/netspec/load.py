@@ -21,7 +21,8 @@ from ..checks import printable
 from ..limits import check_bytes, limit
 from .errors import SpecParseError
 from .formats import format_value
-from .grammar import _has_layer_head, parse_spec
+from .grammar import _has_layer_head
+from .text import parse_spec
 from .network import Network
 from .presets import PRESETS
 

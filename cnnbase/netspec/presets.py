@@ -7,7 +7,7 @@ preset reads like the network it reproduces.
 from __future__ import annotations
 
 from . import zoo
-from .grammar import parse_spec
+from .text import parse_spec
 from .network import Network
 
 
