@@ -439,6 +439,23 @@ class _Activation(Layer):
         return grad
 
 
+class _ChannelPad(Layer):
+    """Zero channels before and after axis 1 of the batch: a copy into a zeroed array (no engine op: nothing
+    is computed); the backward is the slice of the gradient at the input's channels."""
+
+    record_type = netspec.ChannelPad
+
+    def _forward(self, x, ctx):
+        before, after = self.config.pads
+        y = np.zeros((x.shape[0], before + x.shape[1] + after) + x.shape[2:], dtype=x.dtype)
+        y[:, before:before + x.shape[1]] = x
+        return y
+
+    def _backward(self, grad):
+        before, _ = self.config.pads
+        return np.ascontiguousarray(grad[:, before:before + self.input_shape[0]])
+
+
 # --------------------------------------------------------------------------------------------------
 # Runtime blocks
 

@@ -117,6 +117,12 @@ def _read_name(word: _Word, name: str, what: str) -> str:
     return name
 
 
+def _read_channel_pad(word: _Word, number: str, what: str):
+    """``chpad8`` -> 8 (8 zero channels on each side), ``chpad4:12`` -> (4, 12) (before, after)."""
+    before, _, after = number.partition(":")
+    return (_int(word, before, what), _int(word, after, what)) if after else _int(word, before, what)
+
+
 def _padding_text(padding) -> str:
     if isinstance(padding, str):
         return "" if padding == "valid" else " " + padding
@@ -194,6 +200,11 @@ def _write_batch_norm(layer, word: str):
     return word, words
 
 
+def _write_channel_pad(layer, word: str):
+    before, after = layer.pads
+    return (f"{word}{before}" if before == after else f"{word}{before}:{after}"), []
+
+
 def _write_activation(layer, word: str):
     return layer.activation, []
 
@@ -232,6 +243,8 @@ _FORMS = {
         _Form("Dropout", "dropout", r"dropout([0-9.eE+\-]+)()", _write_dropout, "dropout<rate>",
               main="rate", read=_read_rate),
         _Form("BatchNorm", "bn", r"(?:bn|batchnorm)()()", _write_batch_norm, "bn"),
+        _Form("ChannelPad", "chpad", r"chpad([0-9]+(?::[0-9]+)?)()", _write_channel_pad, "chpad<channels>",
+              main="padding", read=_read_channel_pad),
         # An Activation layer is written as its activation's name alone: no head word of its own.
         _Form("Activation", "", "(" + "|".join(map(re.escape, ACTIVATIONS)) + ")()", _write_activation,
               f"an activation ({', '.join(ACTIVATIONS)})", main="activation", read=_read_name),

@@ -29,7 +29,7 @@ __all__ = [
     "BaseConv", "Conv1D", "Conv2D",
     "BasePool", "BaseMaxPool", "BaseAvgPool", "MaxPool1D", "MaxPool2D", "AvgPool1D", "AvgPool2D",
     "BaseGlobalPool", "GlobalAvgPool1D", "GlobalAvgPool2D", "GlobalMaxPool1D", "GlobalMaxPool2D",
-    "Flatten", "Dense", "Dropout", "BatchNorm", "Activation",
+    "Flatten", "Dense", "Dropout", "BatchNorm", "Activation", "ChannelPad",
 ]
 
 # --------------------------------------------------------------------------------------------------
@@ -414,3 +414,37 @@ class Activation(Layer):
 
     def infer(self, shape):
         return Inferred(shape=tuple(shape))
+
+
+@dataclass(frozen=True)
+class ChannelPad(Layer):
+    """Zero channels added before and after the channel axis (axis 0 of a sample): ``(C, *n)`` ->
+    ``(before + C + after, *n)``, no parameters.
+
+    It is the channel half of the CIFAR ResNets' "option A" shortcut (He et al. 2015, arXiv:1512.03385,
+    section 4.2: "the shortcut still performs identity mapping, with extra zero entries padded for
+    increasing dimensions"); the spatial half, taking every other pixel, is ``MaxPool2D(1, strides=2)``. The
+    common PyTorch CIFAR code pads ``planes // 4`` channels on each side (``F.pad`` over the channel axis),
+    so ``padding`` is, as in ``F.pad``, the zero channels on each side: an int for both, or
+    ``(before, after)``. Keras has no such layer (a ``Lambda`` there).
+    """
+
+    padding: object
+
+    type: ClassVar[str] = "ChannelPad"
+    keras_class: ClassVar[str] = "ChannelPad"
+    keras_name: ClassVar[str] = "channel_pad"
+
+    def __post_init__(self):
+        pads = expand_ints(_tuple(self.padding), 2, "padding", self.type, minimum=0)
+        _set(self, "padding", pads[0] if pads[0] == pads[1] else pads)
+        self._check_shared()
+
+    @property
+    def pads(self) -> tuple[int, int]:
+        """``(before, after)``: the zero channels added on each side."""
+        return (self.padding, self.padding) if isinstance(self.padding, int) else tuple(self.padding)
+
+    def infer(self, shape):
+        before, after = self.pads
+        return Inferred(shape=(before + shape[0] + after,) + tuple(shape[1:]))

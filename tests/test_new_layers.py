@@ -1,0 +1,157 @@
+"""The layers of issue 11 item 5: ChannelPad (the CIFAR ResNets' option A shortcut), and the option A
+presets' counts against a PyTorch module built here."""
+
+import numpy as np
+import pytest
+
+import refcnn
+from cnnbase import netspec
+from cnnbase.netspec import ChannelPad, Conv2D, Dense, Flatten, MaxPool2D, Residual
+from cnn.model import Model
+from tests.gradcheck import assert_close
+
+
+def layer_round_trips(layer, text):
+    """The layer reads from ``text``, writes back to it, and survives JSON."""
+    assert netspec.parse_spec(text) == [layer]
+    assert netspec.to_spec([layer]) == text
+    assert netspec.layer_from_dict(layer.to_dict()) == layer
+
+
+def input_gradient_by_finite_differences(model, x, y, eps=1e-6):
+    grad = np.zeros_like(x)
+    for idx in np.ndindex(x.shape):
+        old = x[idx]
+        x[idx] = old + eps
+        up = float(refcnn.cross_entropy(model.forward(x, training=True), y))
+        x[idx] = old - eps
+        down = float(refcnn.cross_entropy(model.forward(x, training=True), y))
+        x[idx] = old
+        grad[idx] = (up - down) / (2 * eps)
+    return grad
+
+
+def check_model_gradients(layers, shape, classes=3):
+    """Input and parameter gradients of a tiny float64 model against central differences."""
+    rng = np.random.default_rng(5)
+    model = Model(layers, shape, engine="refcnn", seed=2, dtype="float64")
+    x = rng.normal(size=(2,) + shape)
+    y = np.arange(2) % classes
+    grad_x = model.backward(refcnn.cross_entropy_backward(1.0, model.forward(x, training=True), y))
+    analytic = {key: layer.grads[name].copy() for key, layer, name in model.parameters()}
+    assert_close(grad_x, input_gradient_by_finite_differences(model, x, y), atol=1e-7, rtol=1e-6, what="grad x")
+    for key, layer, name in model.parameters():
+        param = layer.params[name]
+        numeric = np.zeros_like(param)
+        for idx in np.ndindex(param.shape):
+            old = param[idx]
+            param[idx] = old + 1e-6
+            up = float(refcnn.cross_entropy(model.forward(x, training=True), y))
+            param[idx] = old - 1e-6
+            down = float(refcnn.cross_entropy(model.forward(x, training=True), y))
+            param[idx] = old
+            numeric[idx] = (up - down) / 2e-6
+        assert_close(analytic[key], numeric, atol=1e-7, rtol=1e-6, what=key)
+
+
+# --------------------------------------------------------------------------------------------------
+# ChannelPad
+
+
+def test_channel_pad_text_json_and_shape():
+    layer_round_trips(ChannelPad(8), "chpad8")
+    layer_round_trips(ChannelPad((4, 12)), "chpad4:12")
+    assert ChannelPad((3, 3)) == ChannelPad(3) and ChannelPad([0, 2]).pads == (0, 2)
+    rows = netspec.summarize([ChannelPad(8)], (16, 5, 7)).rows
+    assert rows[-1].output_shape == (32, 5, 7) and rows[-1].params == 0
+    assert netspec.summarize([ChannelPad((1, 0))], (4, 9)).rows[-1].output_shape == (5, 9)
+    assert netspec.summarize([ChannelPad(2)], (6,)).rows[-1].output_shape == (10,)
+
+
+@pytest.mark.parametrize("bad", [-1, (1, -2), (1, 2, 3), 1.5])
+def test_channel_pad_refuses_bad_padding(bad):
+    with pytest.raises((ValueError, TypeError), match="ChannelPad"):
+        ChannelPad(bad)
+
+
+def test_channel_pad_forward_and_backward_agree_with_torch_pad():
+    """y = F.pad(x, (0, 0, 0, 0, before, after)), the zero channels of the common PyTorch CIFAR shortcut."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(2, 3, 4, 5))
+    layer = Model([ChannelPad((2, 1))], (3, 4, 5), engine="refcnn", dtype="float64").layers[0]
+    tx = torch.tensor(x, requires_grad=True)
+    ty = torch.nn.functional.pad(tx, (0, 0, 0, 0, 2, 1))
+    grad_out = rng.normal(size=tuple(ty.shape))
+    ty.backward(torch.tensor(grad_out))
+    y, grad_x = layer._forward(x, None), layer._backward(grad_out)
+    assert_close(y, ty.detach().numpy(), atol=0, rtol=0, what="forward")
+    assert_close(grad_x, tx.grad.numpy(), atol=0, rtol=0, what="backward")
+
+
+def test_option_a_residual_block_gradients_match_finite_differences():
+    block = Residual([Conv2D(4, 3, strides=2, padding=1, activation="relu"), Conv2D(4, 3, padding=1)],
+                     [MaxPool2D(1, strides=2), ChannelPad(1)], activation="relu")
+    check_model_gradients([block, Flatten(), Dense(3)], (2, 3, 3))
+
+
+# --------------------------------------------------------------------------------------------------
+# The CIFAR ResNets with option A shortcuts, against a PyTorch module built here
+
+
+def torch_cifar_resnet_a(depth, torch):
+    """He et al. 2015 section 4.2 in PyTorch: 3x3 conv (16) + bn + relu, 3 stages of (depth - 2) / 6 basic
+    blocks of 16, 32, 64 filters, option A shortcuts (every other pixel, half the new channels as zeros on
+    each side, no parameters), global average pooling, a 10-way linear layer."""
+    nn, f = torch.nn, torch.nn.functional
+
+    class Block(nn.Module):
+        def __init__(self, c_in, c_out, stride):
+            super().__init__()
+            self.c1, self.b1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False), nn.BatchNorm2d(c_out)
+            self.c2, self.b2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False), nn.BatchNorm2d(c_out)
+            self.pad = (c_out - c_in) // 2
+
+        def forward(self, x):
+            shortcut = x if self.pad == 0 else f.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, self.pad, self.pad))
+            return f.relu(self.b2(self.c2(f.relu(self.b1(self.c1(x))))) + shortcut)
+
+    layers, c_in = [nn.Conv2d(3, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU()], 16
+    for stage in range(3):
+        for index in range((depth - 2) // 6):
+            c_out = 16 * 2 ** stage
+            layers.append(Block(c_in, c_out, 2 if stage and not index else 1))
+            c_in = c_out
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, 10)]
+    return nn.Sequential(*layers)
+
+
+@pytest.mark.parametrize("depth, published", [(20, 269_722), (32, 464_154), (44, 658_586), (56, 853_018),
+                                              (110, 1_727_962)])
+def test_cifar_resnet_option_a_counts_match_torch(depth, published):
+    torch = pytest.importorskip("torch")
+    module = torch_cifar_resnet_a(depth, torch)
+    trainable = sum(p.numel() for p in module.parameters())
+    running = sum(b.numel() for name, b in module.named_buffers() if name.endswith(("running_mean", "running_var")))
+    network = netspec.PRESETS[f"resnet{depth}-a"]
+    summary = netspec.summarize(network.layers, network.input_shape)
+    assert trainable == published  # the count of the paper's Table 6 (0.27M ... 1.7M), exactly
+    assert (summary.trainable_params, summary.non_trainable_params) == (trainable, running)
+    assert module(torch.zeros((1,) + network.input_shape)).shape == (1, 10)
+
+
+def test_resnet20_a_agrees_with_torch_on_the_forward_pass():
+    """Same weights, same output: the preset computes the option A shortcut the torch module computes."""
+    torch = pytest.importorskip("torch")
+    module = torch_cifar_resnet_a(20, torch).double().eval()
+    model = Model("resnet20-a", (3, 8, 8), engine="fastcnn", dtype="float64")
+    ours = [p for _, layer, name in model.parameters() for p in [layer.params[name]]]
+    theirs = [p for p in module.parameters()]
+    assert [p.shape for p in ours] == [tuple(p.shape) for p in theirs]
+    with torch.no_grad():
+        for mine, param in zip(ours, theirs):
+            param.copy_(torch.tensor(mine))
+    x = np.random.default_rng(0).normal(size=(2, 3, 8, 8))
+    logits = model.forward(x, training=False)
+    expected = module(torch.tensor(x)).detach().numpy()
+    assert_close(logits, expected, atol=1e-10, rtol=1e-8, what="resnet20-a logits")
