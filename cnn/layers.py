@@ -456,6 +456,25 @@ class _ChannelPad(Layer):
         return np.ascontiguousarray(grad[:, before:before + self.input_shape[0]])
 
 
+class _ZeroPadding(Layer):
+    """Zeros around the spatial axes: a copy into a zeroed array; the backward is the slice of the gradient
+    at the input's positions (nothing is computed: no engine op)."""
+
+    record_type = netspec.BaseZeroPadding
+
+    def _inside(self):
+        return (slice(None), slice(None)) + tuple(slice(b, b + n) for (b, _), n in
+                                                  zip(self.config.pairs, self.input_shape[1:]))
+
+    def _forward(self, x, ctx):
+        y = np.zeros((x.shape[0],) + tuple(self.output_shape), dtype=x.dtype)
+        y[self._inside()] = x
+        return y
+
+    def _backward(self, grad):
+        return np.ascontiguousarray(grad[self._inside()])
+
+
 # --------------------------------------------------------------------------------------------------
 # Runtime blocks
 

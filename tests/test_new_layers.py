@@ -1,12 +1,13 @@
-"""The layers of issue 11 item 5: ChannelPad (the CIFAR ResNets' option A shortcut), and the option A
-presets' counts against a PyTorch module built here."""
+"""The layers of issue 11 item 5: ChannelPad (the CIFAR ResNets' option A shortcut), ZeroPadding1D/2D, and the
+option A presets' counts against a PyTorch module built here."""
 
 import numpy as np
 import pytest
 
 import refcnn
 from cnnbase import netspec
-from cnnbase.netspec import ChannelPad, Conv2D, Dense, Flatten, MaxPool2D, Residual
+from cnnbase.netspec import (ChannelPad, Conv1D, Conv2D, Dense, Flatten, MaxPool2D, Residual, ZeroPadding1D,
+                             ZeroPadding2D)
 from cnn.model import Model
 from tests.gradcheck import assert_close
 
@@ -155,3 +156,69 @@ def test_resnet20_a_agrees_with_torch_on_the_forward_pass():
     logits = model.forward(x, training=False)
     expected = module(torch.tensor(x)).detach().numpy()
     assert_close(logits, expected, atol=1e-10, rtol=1e-8, what="resnet20-a logits")
+
+
+# --------------------------------------------------------------------------------------------------
+# ZeroPadding1D / ZeroPadding2D (Keras' semantics)
+
+
+@pytest.mark.parametrize("layer, text", [
+    (ZeroPadding2D(), "zeropad1"),
+    (ZeroPadding2D((1, 2)), "zeropad1x2"),
+    (ZeroPadding2D(((1, 2), (0, 1))), "zeropad1:2x0:1"),
+    (ZeroPadding1D(3), "zeropad1d3"),
+    (ZeroPadding1D((1, 2)), "zeropad1d1:2"),
+])
+def test_zero_padding_text_and_json(layer, text):
+    layer_round_trips(layer, text)
+
+
+def test_zero_padding_reads_every_keras_form():
+    """Keras: 2-D int, (symmetric_h, symmetric_w) or ((top, bottom), (left, right)); 1-D int or (left, right)."""
+    assert ZeroPadding2D(((2, 2), (3, 3))) == ZeroPadding2D((2, 3)) and ZeroPadding2D((4, 4)) == ZeroPadding2D(4)
+    assert ZeroPadding2D(((1, 2), (0, 1))).pairs == ((1, 2), (0, 1))
+    assert ZeroPadding1D([1, 2]).pairs == ((1, 2),) and ZeroPadding1D(((1, 2),)) == ZeroPadding1D((1, 2))
+    assert netspec.summarize([ZeroPadding2D(((1, 2), (0, 1)))], (3, 5, 5)).rows[-1].output_shape == (3, 8, 6)
+    assert netspec.summarize([ZeroPadding1D((1, 2))], (3, 5)).rows[-1].output_shape == (3, 8)
+    assert netspec.parse_spec("zeropad2d3") == [ZeroPadding2D(3)]
+
+
+@pytest.mark.parametrize("bad", [-1, (1, 2, 3), "same", 1.5, ((1, 2), (3,))])
+def test_zero_padding_refuses_bad_padding(bad):
+    with pytest.raises(ValueError, match="ZeroPadding2D: invalid value for argument `padding`"):
+        ZeroPadding2D(bad)
+
+
+def test_zero_padding_needs_a_map():
+    with pytest.raises(netspec.NetSpecError, match="ZeroPadding2D"):
+        netspec.summarize([ZeroPadding2D(1)], (4,))
+
+
+def test_zero_padding_keeps_the_receptive_field_of_a_padded_convolution():
+    """zeropad1, conv k3 (Keras' way of writing a padded convolution) sees what conv k3p1 sees."""
+    apart = netspec.summarize(netspec.parse_spec("zeropad1, conv4k3"), (3, 8, 8)).rows[-1]
+    joined = netspec.summarize(netspec.parse_spec("conv4k3p1"), (3, 8, 8)).rows[-1]
+    assert (apart.output_shape, apart.params, apart.macs) == (joined.output_shape, joined.params, joined.macs)
+
+
+@pytest.mark.parametrize("layer, shape, torch_pad", [
+    (ZeroPadding2D(((1, 2), (0, 3))), (2, 3, 4), (0, 3, 1, 2)),
+    (ZeroPadding1D((2, 1)), (3, 5), (2, 1)),
+])
+def test_zero_padding_forward_and_backward_agree_with_torch_pad(layer, shape, torch_pad):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(2,) + shape)
+    runtime = Model([layer], shape, engine="refcnn", dtype="float64").layers[0]
+    tx = torch.tensor(x, requires_grad=True)
+    ty = torch.nn.functional.pad(tx, torch_pad)
+    grad_out = rng.normal(size=tuple(ty.shape))
+    ty.backward(torch.tensor(grad_out))
+    assert_close(runtime._forward(x, None), ty.detach().numpy(), atol=0, rtol=0, what="forward")
+    assert_close(runtime._backward(grad_out), tx.grad.numpy(), atol=0, rtol=0, what="backward")
+
+
+def test_zero_padding_in_a_model_gradients_match_finite_differences():
+    check_model_gradients([ZeroPadding2D(((1, 0), (0, 2))), Conv2D(2, 2, activation="tanh"), Flatten(), Dense(3)],
+                          (1, 3, 2))
+    check_model_gradients([ZeroPadding1D((0, 1)), Conv1D(2, 2), Flatten(), Dense(3)], (2, 3))

@@ -205,6 +205,20 @@ def _write_channel_pad(layer, word: str):
     return (f"{word}{before}" if before == after else f"{word}{before}:{after}"), []
 
 
+def _read_zero_padding(word: _Word, number: str, what: str):
+    return _padding_value(word, number)
+
+
+def _write_zero_padding(layer, word: str):
+    pairs = layer.pairs
+    if all(b == e for b, e in pairs):
+        per_axis = [b for b, _ in pairs]
+        amount = str(per_axis[0]) if len(set(per_axis)) == 1 else "x".join(map(str, per_axis))
+    else:
+        amount = "x".join(f"{b}:{e}" for b, e in pairs)
+    return f"{word}{amount}", []
+
+
 def _write_activation(layer, word: str):
     return layer.activation, []
 
@@ -245,6 +259,10 @@ _FORMS = {
         _Form("BatchNorm", "bn", r"(?:bn|batchnorm)()()", _write_batch_norm, "bn"),
         _Form("ChannelPad", "chpad", r"chpad([0-9]+(?::[0-9]+)?)()", _write_channel_pad, "chpad<channels>",
               main="padding", read=_read_channel_pad),
+        _Form("ZeroPadding2D", "zeropad", r"zeropad(?:2d)?([0-9][0-9x:]*)()", _write_zero_padding, "zeropad<pad>",
+              main="padding", read=_read_zero_padding),
+        _Form("ZeroPadding1D", "zeropad1d", r"zeropad1d([0-9][0-9:]*)()", _write_zero_padding, "zeropad1d<pad>",
+              main="padding", read=_read_zero_padding),
         # An Activation layer is written as its activation's name alone: no head word of its own.
         _Form("Activation", "", "(" + "|".join(map(re.escape, ACTIVATIONS)) + ")()", _write_activation,
               f"an activation ({', '.join(ACTIVATIONS)})", main="activation", read=_read_name),

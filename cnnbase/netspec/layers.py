@@ -30,6 +30,7 @@ __all__ = [
     "BasePool", "BaseMaxPool", "BaseAvgPool", "MaxPool1D", "MaxPool2D", "AvgPool1D", "AvgPool2D",
     "BaseGlobalPool", "GlobalAvgPool1D", "GlobalAvgPool2D", "GlobalMaxPool1D", "GlobalMaxPool2D",
     "Flatten", "Dense", "Dropout", "BatchNorm", "Activation", "ChannelPad",
+    "BaseZeroPadding", "ZeroPadding1D", "ZeroPadding2D",
 ]
 
 # --------------------------------------------------------------------------------------------------
@@ -448,3 +449,74 @@ class ChannelPad(Layer):
     def infer(self, shape):
         before, after = self.pads
         return Inferred(shape=(before + shape[0] + after,) + tuple(shape[1:]))
+
+
+def _zero_padding_pairs(padding, rank: int, op: str) -> tuple[tuple[int, int], ...]:
+    """Keras' forms of a ZeroPadding amount -> one ``(begin, end)`` per axis. 2-D: an int (every side),
+    ``(h, w)`` (symmetric per axis) or ``((top, bottom), (left, right))``; 1-D: an int or ``(left, right)``
+    (Keras' ZeroPadding1D reads two ints as the two sides), or ``((left, right),)``."""
+    expected = ("an int >= 0, (left, right) or ((left, right),)" if rank == 1 else
+                "an int >= 0, (h, w) or ((top, bottom), (left, right))")
+    value = _tuple(padding)
+    try:
+        if rank == 1 and isinstance(value, tuple) and len(value) == 1 and isinstance(value[0], tuple):
+            value = value[0]
+        if rank == 1:
+            return (expand_ints(value, 2, "padding", op, minimum=0),)
+        if isinstance(value, tuple) and len(value) == rank and all(isinstance(v, tuple) for v in value):
+            return tuple(expand_ints(v, 2, "padding", op, minimum=0) for v in value)
+        return tuple((p, p) for p in expand_ints(value, rank, "padding", op, minimum=0))
+    except (TypeError, ValueError):
+        raise ValueError(invalid(op, "padding", expected, padding)) from None
+
+
+@dataclass(frozen=True)
+class BaseZeroPadding(Layer):
+    """Base of :class:`ZeroPadding1D` and :class:`ZeroPadding2D`: zeros added around the spatial axes,
+    ``(C, *n)`` -> ``(C, *(n + begin + end))``, as Keras' layers of the same names (the padding a
+    convolution would add, as a layer of its own: Keras' ResNet50 writes its stem so)."""
+
+    padding: object = 1
+
+    rank: ClassVar[int] = 2
+
+    def __post_init__(self):
+        pairs = _zero_padding_pairs(self.padding, self.rank, self.type)
+        if all(b == e for b, e in pairs):
+            per_axis = tuple(b for b, _ in pairs)
+            canonical = per_axis[0] if len(set(per_axis)) == 1 else per_axis
+        else:
+            canonical = pairs[0] if self.rank == 1 else pairs
+        _set(self, "padding", canonical)
+        self._check_shared()
+
+    @property
+    def pairs(self) -> tuple[tuple[int, int], ...]:
+        """``(begin, end)`` per spatial axis."""
+        return _zero_padding_pairs(self.padding, self.rank, self.type)
+
+    def infer(self, shape):
+        channels, sizes = _split_map(shape, self.rank)
+        pairs = self.pairs
+        out = tuple(n + b + e for n, (b, e) in zip(sizes, pairs))
+        return Inferred(shape=(channels,) + out, windows=tuple((1, 1, 1, b) for b, _ in pairs))
+
+
+@dataclass(frozen=True)
+class ZeroPadding1D(BaseZeroPadding):
+    """Zeros before and after L: ``(C, L)`` -> ``(C, left + L + right)``."""
+
+    type: ClassVar[str] = "ZeroPadding1D"
+    keras_class: ClassVar[str] = "ZeroPadding1D"
+    keras_name: ClassVar[str] = "zero_padding1d"
+    rank: ClassVar[int] = 1
+
+
+@dataclass(frozen=True)
+class ZeroPadding2D(BaseZeroPadding):
+    """Zeros around H and W: ``(C, H, W)`` -> ``(C, top + H + bottom, left + W + right)``."""
+
+    type: ClassVar[str] = "ZeroPadding2D"
+    keras_class: ClassVar[str] = "ZeroPadding2D"
+    keras_name: ClassVar[str] = "zero_padding2d"
+    rank: ClassVar[int] = 2
