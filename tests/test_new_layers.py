@@ -1,13 +1,15 @@
-"""The layers of issue 11 item 5: ChannelPad (the CIFAR ResNets' option A shortcut), ZeroPadding1D/2D, and the
-option A presets' counts against a PyTorch module built here."""
+"""The layers of issue 11 item 5: ChannelPad (the CIFAR ResNets' option A shortcut), ZeroPadding1D/2D,
+Conv1DTranspose/Conv2DTranspose, and the option A presets' counts against a PyTorch module built here."""
+
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 import refcnn
 from cnnbase import netspec
-from cnnbase.netspec import (ChannelPad, Conv1D, Conv2D, Dense, Flatten, MaxPool2D, Residual, ZeroPadding1D,
-                             ZeroPadding2D)
+from cnnbase.netspec import (ChannelPad, Conv1D, Conv1DTranspose, Conv2D, Conv2DTranspose, Dense, Flatten, MaxPool2D,
+                             Residual, ZeroPadding1D, ZeroPadding2D)
 from cnn.model import Model
 from tests.gradcheck import assert_close
 
@@ -222,3 +224,90 @@ def test_zero_padding_in_a_model_gradients_match_finite_differences():
     check_model_gradients([ZeroPadding2D(((1, 0), (0, 2))), Conv2D(2, 2, activation="tanh"), Flatten(), Dense(3)],
                           (1, 3, 2))
     check_model_gradients([ZeroPadding1D((0, 1)), Conv1D(2, 2), Flatten(), Dense(3)], (2, 3))
+
+
+# --------------------------------------------------------------------------------------------------
+# Conv1DTranspose / Conv2DTranspose (Keras' arguments, PyTorch's weight layout)
+
+
+@pytest.mark.parametrize("layer, text", [
+    (Conv2DTranspose(8, 3, strides=2), "deconv8k3s2"),
+    (Conv2DTranspose(8, 3, strides=2, padding="same", output_padding=1), "deconv8k3s2 same op1"),
+    (Conv2DTranspose(8, 4, strides=2, padding=1, use_bias=False, activation="relu"), "deconv8k4s2p1 nobias relu"),
+    (Conv2DTranspose(8, (3, 5), dilation=2), "deconv8k3x5d2"),
+    (Conv1DTranspose(4, 3, strides=2, output_padding=1), "deconv1d4k3s2 op1"),
+])
+def test_conv_transpose_text_and_json(layer, text):
+    layer_round_trips(layer, text)
+
+
+@pytest.mark.parametrize("c_in, filters, kernel, bias", [(3, 8, 3, True), (16, 4, (2, 5), False), (1, 1, 1, True)])
+def test_conv_transpose_params_match_torch(c_in, filters, kernel, bias):
+    torch = pytest.importorskip("torch")
+    module = torch.nn.ConvTranspose2d(c_in, filters, kernel, stride=2, bias=bias)
+    expected = sum(p.numel() for p in module.parameters())
+    # output_padding=0 given: Keras' size (n - 1)*s + k, PyTorch's (without it Keras pads a 1x1 to n*s)
+    layer = Conv2DTranspose(filters, kernel, strides=2, output_padding=0, use_bias=bias)
+    row = netspec.summarize([layer], (c_in, 6, 7)).rows[-1]
+    assert row.params == expected
+    assert row.output_shape == tuple(module(torch.zeros(1, c_in, 6, 7)).shape[1:])
+
+
+@pytest.mark.parametrize("n, kernel, stride, padding, output_padding, expected", [
+    # Keras' documented output length: n*s + max(k - s, 0) (valid), n*s (same), and with output_padding
+    # (n - 1)*s + k - 2*(k // 2 if same else 0) + output_padding.
+    (5, 3, 2, "valid", None, 11), (5, 1, 3, "valid", None, 15), (5, 3, 2, "same", None, 10),
+    (5, 4, 2, "same", None, 10), (5, 3, 2, "same", 1, 10), (5, 3, 2, "valid", 1, 12), (5, 5, 3, "same", 0, 13),
+])
+def test_conv_transpose_output_sizes_follow_keras(n, kernel, stride, padding, output_padding, expected):
+    layer = Conv1DTranspose(2, kernel, strides=stride, padding=padding, output_padding=output_padding)
+    assert netspec.summarize([layer], (1, n)).rows[-1].output_shape == (2, expected)
+
+
+def run_layer(layer, shape, x, engine="refcnn"):
+    """The runtime layer of ``layer`` built for ``shape`` in float64, and its output for ``x``."""
+    model = Model([layer], shape, engine=engine, dtype="float64")
+    runtime = model.layers[0]
+    return runtime, runtime._forward(x, SimpleNamespace(engine=model.engine))
+
+
+@pytest.mark.parametrize("engine", ["refcnn", "fastcnn"])
+def test_conv_transpose_with_an_amount_is_torch_conv_transpose(engine):
+    """padding as an amount means PyTorch's padding: the same output as torch's conv_transpose2d."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(8)
+    x = rng.normal(size=(2, 3, 4, 5))
+    runtime, y = run_layer(Conv2DTranspose(2, (3, 2), strides=(2, 3), padding=1, output_padding=(1, 0),
+                                           dilation=(1, 2)), (3, 4, 5), x, engine)
+    expected = torch.nn.functional.conv_transpose2d(
+        torch.tensor(x), torch.tensor(runtime.params["weight"]), torch.tensor(runtime.params["bias"]),
+        stride=(2, 3), padding=1, output_padding=(1, 0), dilation=(1, 2))
+    assert_close(y, expected.numpy(), atol=1e-12, rtol=1e-10, what="conv_transpose2d")
+
+
+@pytest.mark.parametrize("n, kernel, stride, output_padding", [(4, 3, 2, None), (4, 4, 2, None), (3, 1, 3, None),
+                                                               (4, 3, 2, 1), (3, 5, 3, 0)])
+def test_conv_transpose_same_is_the_adjoint_of_a_tensorflow_same_convolution(n, kernel, stride, output_padding):
+    """Keras' Conv1DTranspose(padding='same') is the gradient, with respect to its input, of TensorFlow's SAME
+    convolution of an input of the transposed output's size (pad_total = max((n - 1)*s + k - size, 0), of
+    which pad_total // 2 at the beginning): computed here with torch's autograd."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(9)
+    x = rng.normal(size=(2, 3, n))
+    layer = Conv1DTranspose(2, kernel, strides=stride, padding="same", output_padding=output_padding,
+                            use_bias=False)
+    runtime, y = run_layer(layer, (3, n), x)
+    size = y.shape[-1]
+    total = max((n - 1) * stride + kernel - size, 0)
+    z = torch.zeros((2, 2, size), dtype=torch.float64, requires_grad=True)
+    padded = torch.nn.functional.pad(z, (total // 2, total - total // 2))
+    conv = torch.nn.functional.conv1d(padded, torch.tensor(runtime.params["weight"]), stride=stride)
+    assert conv.shape[-1] == n
+    (grad,) = torch.autograd.grad(conv, z, torch.tensor(x))
+    assert_close(y, grad.numpy(), atol=1e-12, rtol=1e-10, what="same")
+
+
+def test_conv_transpose_in_a_model_gradients_match_finite_differences():
+    check_model_gradients([Conv2DTranspose(2, 2, strides=2, padding="same", activation="tanh"), Flatten(), Dense(3)],
+                          (2, 2, 2))
+    check_model_gradients([Conv1DTranspose(2, 3, strides=2, output_padding=1), Flatten(), Dense(3)], (2, 3))

@@ -205,6 +205,22 @@ def _write_channel_pad(layer, word: str):
     return (f"{word}{before}" if before == after else f"{word}{before}:{after}"), []
 
 
+def _write_conv_transpose(layer, word: str):
+    head = f"{word}{layer.filters}k{_ints_text(layer.kernel_size)}"
+    if set(layer.strides) != {1}:
+        head += f"s{_ints_text(layer.strides)}"
+    if set(layer.dilation) != {1}:
+        head += f"d{_ints_text(layer.dilation)}"
+    head, words = _with_padding(head, layer.padding)
+    if layer.output_padding is not None:
+        words.append(f"op{_ints_text(layer.output_padding)}")
+    if not layer.use_bias:
+        words.append("nobias")
+    if layer.activation:
+        words.append(layer.activation)
+    return head, words
+
+
 def _read_zero_padding(word: _Word, number: str, what: str):
     return _padding_value(word, number)
 
@@ -259,6 +275,10 @@ _FORMS = {
         _Form("BatchNorm", "bn", r"(?:bn|batchnorm)()()", _write_batch_norm, "bn"),
         _Form("ChannelPad", "chpad", r"chpad([0-9]+(?::[0-9]+)?)()", _write_channel_pad, "chpad<channels>",
               main="padding", read=_read_channel_pad),
+        _Form("Conv2DTranspose", "deconv", r"deconv(?:2d)?([0-9]+)" + _CONV_GLUED, _write_conv_transpose,
+              "deconv<filters>", main="filters", read=_read_int, needs=_KERNEL),
+        _Form("Conv1DTranspose", "deconv1d", r"deconv1d([0-9]+)" + _CONV_GLUED, _write_conv_transpose,
+              "deconv1d<filters>", main="filters", read=_read_int, needs=_KERNEL),
         _Form("ZeroPadding2D", "zeropad", r"zeropad(?:2d)?([0-9][0-9x:]*)()", _write_zero_padding, "zeropad<pad>",
               main="padding", read=_read_zero_padding),
         _Form("ZeroPadding1D", "zeropad1d", r"zeropad1d([0-9][0-9:]*)()", _write_zero_padding, "zeropad1d<pad>",
@@ -280,6 +300,7 @@ _READ_ORDER = sorted(_FORMS.values(), key=lambda form: -len(form.word))
 _NUMERIC_OPTION = re.compile(r"([kspdg])([0-9][0-9x:]*)")
 _LETTER_KEYS = {"k": "kernel_size", "s": "strides", "p": "padding", "d": "dilation", "g": "groups"}
 _FLOAT_KEYS = {"eps": "eps", "momentum": "momentum"}
+_OUTPUT_PADDING = re.compile(r"op([0-9][0-9x]*)")  # a transposed convolution's output_padding: op1, op1x0
 
 
 def _padding_value(word: _Word, value: str):
@@ -321,6 +342,9 @@ def _word_option(word: _Word, form: _Form, kwargs: dict) -> None:
     elif _NUMERIC_OPTION.fullmatch(text):
         letter, value = _NUMERIC_OPTION.fullmatch(text).groups()
         _numeric_option(word, form, kwargs, letter, value)
+    elif _OUTPUT_PADDING.fullmatch(text):
+        value = _one_or_tuple(_ints(word, _OUTPUT_PADDING.fullmatch(text).group(1), "output_padding"))
+        _take_option(word, kind, kwargs, "output_padding", value)
     elif "=" in text and text.split("=", 1)[0] in _FLOAT_KEYS:
         key, value = text.split("=", 1)
         try:
