@@ -27,7 +27,7 @@ import numpy as np
 
 from cnnbase import netspec
 from cnnbase.checks import printable
-from cnnbase.conv import conv_geometry
+from cnnbase.conv import conv_geometry, conv_transpose_geometry
 from cnnbase.limits import check_bytes, nbytes_of
 from cnnbase.dropout import GOLDEN_GAMMA, MASK64, mix64
 from cnnbase.netspec import Layer as LayerConfig
@@ -266,6 +266,55 @@ class _Conv(Layer):
         return gx
 
 
+class _ConvTranspose(Layer):
+    """Conv1DTranspose/Conv2DTranspose: ``engine.conv_forward(geometry, x, weight, bias)`` on the geometry of
+    ``conv_transpose{1,2}d`` resolved once, here, from the padding and output padding Keras' arguments mean
+    (``BaseConvTranspose.resolved``). The weight is PyTorch's ``(C_in, filters, *kernel)``."""
+
+    record_type = netspec.BaseConvTranspose
+
+    @classmethod
+    def tensor_shapes(cls, config, input_shape):
+        shapes = {"weight": (input_shape[0], config.filters) + tuple(config.kernel_size)}
+        if config.use_bias:
+            shapes["bias"] = (config.filters,)
+        return shapes
+
+    def build(self, input_shape, seed, dtype, he):
+        super().build(input_shape, seed, dtype, he)
+        cfg = self.config
+        shapes = self.tensor_shapes(cfg, input_shape)
+        receptive = math.prod(cfg.kernel_size)
+        # Keras' glorot reads its kernel (*k, filters, C_in) as fan_in = k * filters, fan_out = k * C_in;
+        # PyTorch's init reads (C_in, C_out, *k) the same way.
+        fan_in, fan_out = cfg.filters * receptive, input_shape[0] * receptive
+        limit = _he_limit(fan_in) if he else _glorot_limit(fan_in, fan_out)
+        rng = np.random.default_rng([seed, self.index])
+        self.params["weight"] = rng.uniform(-limit, limit, size=shapes["weight"]).astype(dtype)
+        if cfg.use_bias:
+            self.params["bias"] = np.zeros(shapes["bias"], dtype=dtype)
+        pads, added = cfg.resolved()
+        self.geometry = conv_transpose_geometry(
+            f"conv_transpose{cfg.rank}d", (1,) + tuple(input_shape), shapes["weight"],
+            (cfg.filters,) if cfg.use_bias else None, cfg.strides, pads, added, 1, cfg.dilation, cfg.rank)
+
+    def _ops(self):
+        op = self.geometry.op
+        return (op, op + "_backward", "conv_forward", "conv_backward")
+
+    def _forward(self, x, ctx):
+        self._x = x
+        return ctx.engine.conv_forward(self.geometry, x, self.params["weight"], self.params.get("bias"))
+
+    def _backward(self, grad):
+        gx, gw, gb = self._ctx.engine.conv_backward(self.geometry, grad, self._x, self.params["weight"],
+                                                    self.params.get("bias"))
+        self.grads = {"weight": gw}
+        if "bias" in self.params:
+            self.grads["bias"] = gb
+        return gx
+
+
 class _Pool(Layer):
     """Max or average pooling over windows, 1-D or 2-D: ``engine.pool_forward(geometry, x)``, the geometry
     of ``{max,avg}_pool{1,2}d`` resolved once, here."""
@@ -437,6 +486,42 @@ class _Activation(Layer):
 
     def _backward(self, grad):
         return grad
+
+
+class _ChannelPad(Layer):
+    """Zero channels before and after axis 1 of the batch: a copy into a zeroed array (no engine op: nothing
+    is computed); the backward is the slice of the gradient at the input's channels."""
+
+    record_type = netspec.ChannelPad
+
+    def _forward(self, x, ctx):
+        before, after = self.config.pads
+        y = np.zeros((x.shape[0], before + x.shape[1] + after) + x.shape[2:], dtype=x.dtype)
+        y[:, before:before + x.shape[1]] = x
+        return y
+
+    def _backward(self, grad):
+        before, _ = self.config.pads
+        return np.ascontiguousarray(grad[:, before:before + self.input_shape[0]])
+
+
+class _ZeroPadding(Layer):
+    """Zeros around the spatial axes: a copy into a zeroed array; the backward is the slice of the gradient
+    at the input's positions (nothing is computed: no engine op)."""
+
+    record_type = netspec.BaseZeroPadding
+
+    def _inside(self):
+        return (slice(None), slice(None)) + tuple(slice(b, b + n) for (b, _), n in
+                                                  zip(self.config.pairs, self.input_shape[1:]))
+
+    def _forward(self, x, ctx):
+        y = np.zeros((x.shape[0],) + tuple(self.output_shape), dtype=x.dtype)
+        y[self._inside()] = x
+        return y
+
+    def _backward(self, grad):
+        return np.ascontiguousarray(grad[self._inside()])
 
 
 # --------------------------------------------------------------------------------------------------

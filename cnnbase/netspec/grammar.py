@@ -114,6 +114,12 @@ def _read_name(word: _Word, name: str, what: str) -> str:
     return name
 
 
+def _read_channel_pad(word: _Word, number: str, what: str):
+    """``chpad8`` -> 8 (8 zero channels on each side), ``chpad4:12`` -> (4, 12) (before, after)."""
+    before, _, after = number.partition(":")
+    return (_int(word, before, what), _int(word, after, what)) if after else _int(word, before, what)
+
+
 def _padding_text(padding) -> str:
     if isinstance(padding, str):
         return "" if padding == "valid" else " " + padding
@@ -191,6 +197,41 @@ def _write_batch_norm(layer, word: str):
     return word, words
 
 
+def _write_channel_pad(layer, word: str):
+    before, after = layer.pads
+    return (f"{word}{before}" if before == after else f"{word}{before}:{after}"), []
+
+
+def _write_conv_transpose(layer, word: str):
+    head = f"{word}{layer.filters}k{_ints_text(layer.kernel_size)}"
+    if set(layer.strides) != {1}:
+        head += f"s{_ints_text(layer.strides)}"
+    if set(layer.dilation) != {1}:
+        head += f"d{_ints_text(layer.dilation)}"
+    head, words = _with_padding(head, layer.padding)
+    if layer.output_padding is not None:
+        words.append(f"op{_ints_text(layer.output_padding)}")
+    if not layer.use_bias:
+        words.append("nobias")
+    if layer.activation:
+        words.append(layer.activation)
+    return head, words
+
+
+def _read_zero_padding(word: _Word, number: str, what: str):
+    return _padding_value(word, number)
+
+
+def _write_zero_padding(layer, word: str):
+    pairs = layer.pairs
+    if all(b == e for b, e in pairs):
+        per_axis = [b for b, _ in pairs]
+        amount = str(per_axis[0]) if len(set(per_axis)) == 1 else "x".join(map(str, per_axis))
+    else:
+        amount = "x".join(f"{b}:{e}" for b, e in pairs)
+    return f"{word}{amount}", []
+
+
 def _write_activation(layer, word: str):
     return layer.activation, []
 
@@ -229,6 +270,16 @@ _FORMS = {
         _Form("Dropout", "dropout", r"dropout([0-9.eE+\-]+)()", _write_dropout, "dropout<rate>",
               main="rate", read=_read_rate),
         _Form("BatchNorm", "bn", r"(?:bn|batchnorm)()()", _write_batch_norm, "bn"),
+        _Form("ChannelPad", "chpad", r"chpad([0-9]+(?::[0-9]+)?)()", _write_channel_pad, "chpad<channels>",
+              main="padding", read=_read_channel_pad),
+        _Form("Conv2DTranspose", "deconv", r"deconv(?:2d)?([0-9]+)" + _CONV_GLUED, _write_conv_transpose,
+              "deconv<filters>", main="filters", read=_read_int, needs=_KERNEL),
+        _Form("Conv1DTranspose", "deconv1d", r"deconv1d([0-9]+)" + _CONV_GLUED, _write_conv_transpose,
+              "deconv1d<filters>", main="filters", read=_read_int, needs=_KERNEL),
+        _Form("ZeroPadding2D", "zeropad", r"zeropad(?:2d)?([0-9][0-9x:]*)()", _write_zero_padding, "zeropad<pad>",
+              main="padding", read=_read_zero_padding),
+        _Form("ZeroPadding1D", "zeropad1d", r"zeropad1d([0-9][0-9:]*)()", _write_zero_padding, "zeropad1d<pad>",
+              main="padding", read=_read_zero_padding),
         # An Activation layer is written as its activation's name alone: no head word of its own.
         _Form("Activation", "", "(" + "|".join(map(re.escape, ACTIVATIONS)) + ")()", _write_activation,
               f"an activation ({', '.join(ACTIVATIONS)})", main="activation", read=_read_name),
@@ -246,6 +297,7 @@ _READ_ORDER = sorted(_FORMS.values(), key=lambda form: -len(form.word))
 _NUMERIC_OPTION = re.compile(r"([kspdg])([0-9][0-9x:]*)")
 _LETTER_KEYS = {"k": "kernel_size", "s": "strides", "p": "padding", "d": "dilation", "g": "groups"}
 _FLOAT_KEYS = {"eps": "eps", "momentum": "momentum"}
+_OUTPUT_PADDING = re.compile(r"op([0-9][0-9x]*)")  # a transposed convolution's output_padding: op1, op1x0
 
 
 def _padding_value(word: _Word, value: str):
@@ -287,6 +339,9 @@ def _word_option(word: _Word, form: _Form, kwargs: dict) -> None:
     elif _NUMERIC_OPTION.fullmatch(text):
         letter, value = _NUMERIC_OPTION.fullmatch(text).groups()
         _numeric_option(word, form, kwargs, letter, value)
+    elif _OUTPUT_PADDING.fullmatch(text):
+        value = _one_or_tuple(_ints(word, _OUTPUT_PADDING.fullmatch(text).group(1), "output_padding"))
+        _take_option(word, kind, kwargs, "output_padding", value)
     elif "=" in text and text.split("=", 1)[0] in _FLOAT_KEYS:
         key, value = text.split("=", 1)
         try:

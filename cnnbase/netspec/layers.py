@@ -29,7 +29,9 @@ __all__ = [
     "BaseConv", "Conv1D", "Conv2D",
     "BasePool", "BaseMaxPool", "BaseAvgPool", "MaxPool1D", "MaxPool2D", "AvgPool1D", "AvgPool2D",
     "BaseGlobalPool", "GlobalAvgPool1D", "GlobalAvgPool2D", "GlobalMaxPool1D", "GlobalMaxPool2D",
-    "Flatten", "Dense", "Dropout", "BatchNorm", "Activation",
+    "Flatten", "Dense", "Dropout", "BatchNorm", "Activation", "ChannelPad",
+    "BaseZeroPadding", "ZeroPadding1D", "ZeroPadding2D",
+    "BaseConvTranspose", "Conv1DTranspose", "Conv2DTranspose",
 ]
 
 # --------------------------------------------------------------------------------------------------
@@ -414,3 +416,215 @@ class Activation(Layer):
 
     def infer(self, shape):
         return Inferred(shape=tuple(shape))
+
+
+@dataclass(frozen=True)
+class ChannelPad(Layer):
+    """Zero channels added before and after the channel axis (axis 0 of a sample): ``(C, *n)`` ->
+    ``(before + C + after, *n)``, no parameters.
+
+    It is the channel half of the CIFAR ResNets' "option A" shortcut (He et al. 2015, arXiv:1512.03385,
+    section 4.2: "the shortcut still performs identity mapping, with extra zero entries padded for
+    increasing dimensions"); the spatial half, taking every other pixel, is ``MaxPool2D(1, strides=2)``. The
+    common PyTorch CIFAR code pads ``planes // 4`` channels on each side (``F.pad`` over the channel axis),
+    so ``padding`` is, as in ``F.pad``, the zero channels on each side: an int for both, or
+    ``(before, after)``. Keras has no such layer (a ``Lambda`` there).
+    """
+
+    padding: object
+
+    type: ClassVar[str] = "ChannelPad"
+    keras_class: ClassVar[str] = "ChannelPad"
+    keras_name: ClassVar[str] = "channel_pad"
+
+    def __post_init__(self):
+        pads = expand_ints(_tuple(self.padding), 2, "padding", self.type, minimum=0)
+        _set(self, "padding", pads[0] if pads[0] == pads[1] else pads)
+        self._check_shared()
+
+    @property
+    def pads(self) -> tuple[int, int]:
+        """``(before, after)``: the zero channels added on each side."""
+        return (self.padding, self.padding) if isinstance(self.padding, int) else tuple(self.padding)
+
+    def infer(self, shape):
+        before, after = self.pads
+        return Inferred(shape=(before + shape[0] + after,) + tuple(shape[1:]))
+
+
+def _zero_padding_pairs(padding, rank: int, op: str) -> tuple[tuple[int, int], ...]:
+    """Keras' forms of a ZeroPadding amount -> one ``(begin, end)`` per axis. 2-D: an int (every side),
+    ``(h, w)`` (symmetric per axis) or ``((top, bottom), (left, right))``; 1-D: an int or ``(left, right)``
+    (Keras' ZeroPadding1D reads two ints as the two sides), or ``((left, right),)``."""
+    expected = ("an int >= 0, (left, right) or ((left, right),)" if rank == 1 else
+                "an int >= 0, (h, w) or ((top, bottom), (left, right))")
+    value = _tuple(padding)
+    try:
+        if rank == 1 and isinstance(value, tuple) and len(value) == 1 and isinstance(value[0], tuple):
+            value = value[0]
+        if rank == 1:
+            return (expand_ints(value, 2, "padding", op, minimum=0),)
+        if isinstance(value, tuple) and len(value) == rank and all(isinstance(v, tuple) for v in value):
+            return tuple(expand_ints(v, 2, "padding", op, minimum=0) for v in value)
+        return tuple((p, p) for p in expand_ints(value, rank, "padding", op, minimum=0))
+    except (TypeError, ValueError):
+        raise ValueError(invalid(op, "padding", expected, padding)) from None
+
+
+@dataclass(frozen=True)
+class BaseZeroPadding(Layer):
+    """Base of :class:`ZeroPadding1D` and :class:`ZeroPadding2D`: zeros added around the spatial axes,
+    ``(C, *n)`` -> ``(C, *(n + begin + end))``, as Keras' layers of the same names (the padding a
+    convolution would add, as a layer of its own: Keras' ResNet50 writes its stem so)."""
+
+    padding: object = 1
+
+    rank: ClassVar[int] = 2
+
+    def __post_init__(self):
+        pairs = _zero_padding_pairs(self.padding, self.rank, self.type)
+        if all(b == e for b, e in pairs):
+            per_axis = tuple(b for b, _ in pairs)
+            canonical = per_axis[0] if len(set(per_axis)) == 1 else per_axis
+        else:
+            canonical = pairs[0] if self.rank == 1 else pairs
+        _set(self, "padding", canonical)
+        self._check_shared()
+
+    @property
+    def pairs(self) -> tuple[tuple[int, int], ...]:
+        """``(begin, end)`` per spatial axis."""
+        return _zero_padding_pairs(self.padding, self.rank, self.type)
+
+    def infer(self, shape):
+        channels, sizes = _split_map(shape, self.rank)
+        pairs = self.pairs
+        out = tuple(n + b + e for n, (b, e) in zip(sizes, pairs))
+        return Inferred(shape=(channels,) + out, windows=tuple((1, 1, 1, b) for b, _ in pairs))
+
+
+@dataclass(frozen=True)
+class ZeroPadding1D(BaseZeroPadding):
+    """Zeros before and after L: ``(C, L)`` -> ``(C, left + L + right)``."""
+
+    type: ClassVar[str] = "ZeroPadding1D"
+    keras_class: ClassVar[str] = "ZeroPadding1D"
+    keras_name: ClassVar[str] = "zero_padding1d"
+    rank: ClassVar[int] = 1
+
+
+@dataclass(frozen=True)
+class ZeroPadding2D(BaseZeroPadding):
+    """Zeros around H and W: ``(C, H, W)`` -> ``(C, top + H + bottom, left + W + right)``."""
+
+    type: ClassVar[str] = "ZeroPadding2D"
+    keras_class: ClassVar[str] = "ZeroPadding2D"
+    keras_name: ClassVar[str] = "zero_padding2d"
+    rank: ClassVar[int] = 2
+
+
+@dataclass(frozen=True)
+class BaseConvTranspose(Layer):
+    """Base of :class:`Conv1DTranspose` and :class:`Conv2DTranspose` (``rank`` 1 or 2): the transposed
+    convolution of ``specs/conv.md`` (``conv_transpose{1,2}d``, the gradient of a convolution with respect to
+    its input), with Keras' arguments and output sizes.
+
+    ``padding``: ``"valid"`` or ``"same"`` as Keras (output ``n*s + max(k_eff - s, 0)`` and ``n*s``; with
+    ``output_padding``, ``(n - 1)*s + k_eff - 2*(k_eff // 2 if same else 0) + output_padding``), cropped as
+    TensorFlow crops (the gradient of a SAME or VALID convolution: ``total // 2`` at the beginning), or an
+    amount as PyTorch's ``padding`` (an int, per-axis ints or per-side pairs cropped from the full output).
+    ``output_padding`` (Keras' default None: 0 for an amount) adds cells at the end. Padding 0 is ``"valid"``,
+    whose size differs from PyTorch's when ``k < s`` unless ``output_padding`` is given. One group only.
+    MACs count every product of the op, cropped ones included: ``C_in * filters * prod(k) * prod(n_in)``.
+    The receptive field is not carried through it (it widens the map: the summary leaves it as it was).
+    """
+
+    filters: int
+    kernel_size: object
+    strides: object = 1
+    padding: object = "valid"
+    output_padding: object = None
+    dilation: object = 1
+    use_bias: bool = True
+    activation: str | None = None
+
+    rank: ClassVar[int] = 2
+
+    def __post_init__(self):
+        op, rank = self.type, self.rank
+        check_int(self.filters, "filters", op, minimum=1)
+        _set(self, "kernel_size", expand_ints(_tuple(self.kernel_size), rank, "kernel_size", op))
+        _set(self, "strides", expand_ints(_tuple(self.strides), rank, "strides", op))
+        _set(self, "dilation", expand_ints(_tuple(self.dilation), rank, "dilation", op))
+        padding = _tuple(self.padding)
+        if isinstance(padding, str):
+            check_choice(padding, "padding", op, ("valid", "same"))
+        else:
+            ones = (1,) * rank
+            padding = _canonical_padding(padding, rank, self.kernel_size, ones, ones, op)
+        _set(self, "padding", padding)
+        if self.output_padding is not None:
+            extra = expand_ints(_tuple(self.output_padding), rank, "output_padding", op, minimum=0)
+            _set(self, "output_padding", extra[0] if len(set(extra)) == 1 else extra)
+        check_bool(self.use_bias, "use_bias", op)
+        _check_activation(self.activation, op)
+        self._check_shared()
+
+    def resolved(self) -> tuple[tuple[tuple[int, int], ...], tuple[int, ...]]:
+        """``(pads, output_padding)`` per axis for ``conv_transpose{1,2}d``: what Keras' ``padding`` and
+        ``output_padding`` mean, in PyTorch's terms (crop ``(p_b, p_e)``, then add ``output_padding`` at the end)."""
+        rank = self.rank
+        extra = None if self.output_padding is None else expand_ints(self.output_padding, rank, "output_padding",
+                                                                      self.type, minimum=0)
+        if not isinstance(self.padding, str):
+            ones = (1,) * rank
+            pads = shapes.resolve_padding(self.padding, ones, self.kernel_size, ones, ones, op=self.type)
+            return tuple(pads), extra if extra is not None else (0,) * rank
+        pads, added = [], []
+        for axis in range(rank):
+            k = shapes.kernel_extent(self.kernel_size[axis], self.dilation[axis])
+            s = self.strides[axis]
+            if extra is None:  # Keras: n*s + max(k - s, 0) (valid), n*s (same)
+                total = min(k - s, 0) if self.padding == "valid" else k - s
+            else:  # Keras: (n - 1)*s + k - 2*pad + output_padding, pad = k // 2 (same) or 0 (valid)
+                total = (2 * (k // 2) if self.padding == "same" else 0) - extra[axis]
+            pads.append((max(total, 0) // 2, max(total, 0) - max(total, 0) // 2))
+            added.append(max(-total, 0))
+        return tuple(pads), tuple(added)
+
+    def infer(self, shape):
+        c_in, sizes = _split_map(shape, self.rank)
+        pads, added = self.resolved()
+        out = []
+        for axis in range(self.rank):
+            try:
+                out.append(shapes.conv_transpose_output_size(
+                    sizes[axis], self.kernel_size[axis], self.strides[axis], pads[axis][0], pads[axis][1],
+                    self.dilation[axis], added[axis], where=f"axis {SPATIAL_AXES[self.rank][axis]}"))
+            except shapes.ShapeError as error:
+                raise _DoesNotFit(str(error)) from None
+        return Inferred(
+            shape=(self.filters,) + tuple(out),
+            trainable=shapes.conv_params(c_in, self.filters, self.kernel_size, 1, self.use_bias),
+            macs=shapes.conv_macs(c_in, self.filters, self.kernel_size, sizes, 1),
+        )
+
+
+@dataclass(frozen=True)
+class Conv1DTranspose(BaseConvTranspose):
+    """1-D transposed convolution on ``(C_in, L)`` samples; output ``(filters, L_out)``."""
+
+    type: ClassVar[str] = "Conv1DTranspose"
+    keras_class: ClassVar[str] = "Conv1DTranspose"
+    keras_name: ClassVar[str] = "conv1d_transpose"
+    rank: ClassVar[int] = 1
+
+
+@dataclass(frozen=True)
+class Conv2DTranspose(BaseConvTranspose):
+    """2-D transposed convolution on ``(C_in, H, W)`` samples; output ``(filters, H_out, W_out)``."""
+
+    type: ClassVar[str] = "Conv2DTranspose"
+    keras_class: ClassVar[str] = "Conv2DTranspose"
+    keras_name: ClassVar[str] = "conv2d_transpose"
+    rank: ClassVar[int] = 2

@@ -24,6 +24,7 @@ def _built(layers, input_shape, description: str) -> Network:
 _IMAGENET = (3, 224, 224)
 _TORCHVISION_RESNET = {18: "11,689,512", 34: "21,797,672", 50: "25,557,032", 101: "44,549,160", 152: "60,192,808"}
 _CIFAR_RESNET = {20: "0.27M", 32: "0.46M", 44: "0.66M", 56: "0.85M", 110: "1.7M"}
+_CIFAR_RESNET_A = {20: "269,722", 32: "464,154", 44: "658,586", 56: "853,018", 110: "1,727,962"}
 _TORCHVISION_VGG = {(11, False): "132,863,336", (11, True): "132,868,840", (13, False): "133,047,848",
                     (13, True): "133,053,736", (16, False): "138,357,544", (16, True): "138,365,992",
                     (19, False): "143,667,240", (19, True): "143,678,248"}
@@ -44,6 +45,10 @@ def _architectures() -> dict:
         out[f"resnet{depth}"] = _built(zoo.cifar_resnet(depth), (3, 32, 32), (
             f"CIFAR-10 ResNet-{depth} (He et al. 2015, section 4.2; paper {count} with option A shortcuts), "
             "with projection (option B) shortcuts where the shape changes: +2,752 trainable params"))
+        out[f"resnet{depth}-a"] = _built(zoo.cifar_resnet(depth, option="A"), (3, 32, 32), (
+            f"CIFAR-10 ResNet-{depth} (He et al. 2015, section 4.2) with the paper's option A shortcuts (every "
+            f"other pixel, zero-padded channels): {_CIFAR_RESNET_A[depth]} trainable params (paper {count}), "
+            "as the common PyTorch CIFAR implementation"))
     for (depth, bn), count in _TORCHVISION_VGG.items():
         name = f"vgg{depth}" + ("-bn" if bn else "")
         out[name] = _built(zoo.vgg(depth, bn), _IMAGENET, (

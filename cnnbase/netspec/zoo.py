@@ -11,7 +11,8 @@ running mean and variance, as Keras counts them. torchvision's published figure 
 from __future__ import annotations
 
 from .blocks import Concat, Residual
-from .layers import (Activation, AvgPool2D, BatchNorm, Conv2D, Dense, Dropout, Flatten, GlobalAvgPool2D, MaxPool2D)
+from .layers import (Activation, AvgPool2D, BatchNorm, ChannelPad, Conv2D, Dense, Dropout, Flatten, GlobalAvgPool2D,
+                     MaxPool2D)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -93,22 +94,38 @@ def resnet50_keras(classes: int = 1000) -> tuple:
     return tuple(layers + [GlobalAvgPool2D(), Dense(classes, activation="softmax")])
 
 
-def cifar_resnet(depth: int, classes: int = 10) -> tuple:
+def _option_a_block(filters, stride):
+    """A CIFAR basic block whose shortcut is the paper's option A where the shape changes: identity on every
+    other pixel (``MaxPool2D(1, strides=2)``) with ``filters // 4`` zero channels on each side (16 -> 32 ->
+    64 filters: the new half of the channels, split as the common PyTorch CIFAR code splits it)."""
+    body = _conv_bn(filters, 3, stride, 1) + _conv_bn(filters, 3, 1, 1, relu=False)
+    shortcut = [MaxPool2D(1, strides=stride), ChannelPad(filters // 4)] if stride != 1 else []
+    return Residual(body, shortcut, activation="relu")
+
+
+def cifar_resnet(depth: int, classes: int = 10, option: str = "B") -> tuple:
     """The CIFAR-10 ResNet-``depth`` of the paper's section 4.2: a 3x3 conv of 16 filters, three stages of
     n = (depth - 2) / 6 basic blocks with 16-32-64 filters (stride 2 entering stages 2 and 3), global
-    average pooling and a dense layer. The paper's identity shortcuts zero-pad the new channels (option A,
-    no parameters); a residual block here cannot zero-pad channels, so the two shortcuts where the shape
-    changes are projections (option B: 1x1 conv + batch norm), which adds 2,752 trainable parameters and
-    192 running statistics to every depth (``specs/architectures.md`` gives both counts)."""
+    average pooling and a dense layer.
+
+    ``option`` is the shortcut where the shape changes (the paper's section 3.3): ``"A"``, the paper's
+    choice for CIFAR, identity with zero-padded channels (no parameters: 0.27M for ResNet-20, as the
+    paper's Table 6); ``"B"``, a projection (1x1 conv + batch norm), which adds 2,752 trainable parameters
+    and 192 running statistics to every depth (``specs/architectures.md`` gives both counts)."""
     if (depth - 2) % 6:
         raise ValueError(f"cifar_resnet: depth must be 6n + 2; received {depth}")
+    if option not in ("A", "B"):
+        raise ValueError(f"cifar_resnet: option must be 'A' or 'B'; received {option!r}")
     layers = _conv_bn(16, 3, 1, 1)
     channels = 16
     for stage in range(3):
         filters = 16 * 2 ** stage
         for index in range((depth - 2) // 6):
             stride = 2 if stage > 0 and index == 0 else 1
-            layers.append(_basic_block(filters, stride, stride != 1 or channels != filters))
+            if option == "A":
+                layers.append(_option_a_block(filters, stride))
+            else:
+                layers.append(_basic_block(filters, stride, stride != 1 or channels != filters))
             channels = filters
     return tuple(layers + [GlobalAvgPool2D(), Dense(classes, activation="softmax")])
 
