@@ -224,6 +224,19 @@ def test_torch_twin_of_a_residual_net_gives_our_logits_and_running_statistics(tr
         np.testing.assert_allclose(layer.buffers["running_var"], module.running_var.numpy(), rtol=1e-4, atol=1e-5)
 
 
+def test_torch_twin_pads_max_pooling_as_the_resnet_stem_does():
+    """ResNet's stem pools 3x3/2 with padding 1: torch's max_pool2d pads with -inf, so negative inputs show it."""
+    torch = pytest.importorskip("torch")
+    import cnn
+
+    layers = cnn.netspec.parse_spec("maxpool3s2p1")
+    model = cnn.Model(layers, (2, 7, 7), engine="fastcnn", dtype="float32")
+    x = -np.random.default_rng(2).uniform(1, 2, (3, 2, 7, 7)).astype(np.float32)
+    theirs = bench.torch_model(torch, layers, (2, 7, 7))(torch.from_numpy(x)).numpy()
+    assert theirs.shape == (3, 2, 4, 4)
+    np.testing.assert_allclose(model.forward(x), theirs.reshape(3, 2, 4, 4), rtol=0, atol=0)
+
+
 def test_copy_weights_refuses_a_twin_of_another_net():
     torch = pytest.importorskip("torch")
     import cnn

@@ -87,7 +87,7 @@ def _dense(nn, config, shape, last) -> list:
 _TWINS = {
     "Conv2D": _conv2d,
     "MaxPool2D": lambda nn, config, shape, last: [nn.MaxPool2d(config.pool_size, config.strides,
-                                                               ceil_mode=config.ceil_mode)],
+                                                               _torch_padding(config), ceil_mode=config.ceil_mode)],
     "Dropout": lambda nn, config, shape, last: [nn.Dropout(config.rate)],
     "Flatten": lambda nn, config, shape, last: [nn.Flatten()],
     "Dense": _dense,
