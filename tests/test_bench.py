@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from cnn import bench
 from cnn.bench import ConvCase, MaxPoolCase
 from cnn.bench.child import _run_child
+from cnn.bench.torch_twin import copy_weights
 from cnn.cli.bench import bench as bench_group
 
 GROUP = click.Group("cnn", commands={"bench": bench_group})
@@ -182,16 +183,127 @@ def test_torch_twin_has_the_same_parameters_as_the_model():
     model = cnn.Model(network.layers, network.input_shape, engine="refcnn")
     assert sum(p.numel() for p in twin.parameters()) == model.count_params() == 1_199_882
     assert twin(torch.zeros(2, 1, 28, 28)).shape == (2, 10)  # logits, no softmax
-    with pytest.raises(bench.TorchTwinError, match="BatchNorm"):
-        bench.torch_model(torch, cnn.netspec.parse_spec("conv4k3, batchnorm"), (1, 8, 8))
+    with pytest.raises(bench.TorchTwinError, match="AvgPool2D"):
+        bench.torch_model(torch, cnn.netspec.parse_spec("conv4k3, avgpool2"), (1, 8, 8))
+
+
+#: A small residual net with both shortcut kinds: a projection (conv + batch norm, the paper's option B) and
+#: option A (strided identity + zero channels), batch norm, global average pooling and a dense head.
+SMALL_RESNET = ("conv4k3p1 nobias, bn, relu, residual(conv8k3s2p1 nobias, bn, relu, conv8k3p1 nobias, bn "
+                "| shortcut: conv8k1s2 nobias, bn) relu, residual(conv16k3s2p1 nobias, bn, relu, conv16k3p1 nobias, "
+                "bn | shortcut: maxpool1s2, chpad4) relu, gap, dense10 softmax")
+
+
+@pytest.mark.parametrize("training", [False, True], ids=["eval", "train"])
+def test_torch_twin_of_a_residual_net_gives_our_logits_and_running_statistics(training):
+    """The twin is built by torch.nn (Conv2d, BatchNorm2d, AdaptiveAvgPool2d, ZeroPad3d...), from our weights:
+    its logits are the reference for ours; in training both update the running statistics the same way."""
+    torch = pytest.importorskip("torch")
+    import cnn
+
+    layers = cnn.netspec.parse_spec(SMALL_RESNET)
+    model = cnn.Model(layers, (3, 12, 12), engine="fastcnn", seed=3, dtype="float32")
+    for index, layer in enumerate(model.all_layers()):  # batch norm away from its identity start
+        if layer.config.type == "BatchNorm":
+            rng = np.random.default_rng(index)
+            for name in ("weight", "bias", "running_mean"):
+                layer.params.get(name, layer.buffers.get(name))[:] = rng.uniform(-0.5, 0.5, layer.input_shape[0])
+            layer.buffers["running_var"][:] = rng.uniform(0.5, 2.0, layer.input_shape[0])
+    twin = bench.torch_model(torch, layers, (3, 12, 12))
+    copy_weights(torch, twin, model)
+    twin.train(training)
+    x = np.random.default_rng(0).standard_normal((5, 3, 12, 12)).astype(np.float32)
+    ours = model.forward(x, training=training)
+    theirs = twin(torch.from_numpy(x)).detach().numpy()
+    assert ours.shape == theirs.shape == (5, 10)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-4)
+    norms = [m for m in twin.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    mine = [layer for layer in model.all_layers() if layer.config.type == "BatchNorm"]
+    assert len(norms) == len(mine) == 6
+    for module, layer in zip(norms, mine):
+        np.testing.assert_allclose(layer.buffers["running_var"], module.running_var.numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_torch_twin_pads_max_pooling_as_the_resnet_stem_does():
+    """ResNet's stem pools 3x3/2 with padding 1: torch's max_pool2d pads with -inf, so negative inputs show it."""
+    torch = pytest.importorskip("torch")
+    import cnn
+
+    layers = cnn.netspec.parse_spec("maxpool3s2p1")
+    model = cnn.Model(layers, (2, 7, 7), engine="fastcnn", dtype="float32")
+    x = -np.random.default_rng(2).uniform(1, 2, (3, 2, 7, 7)).astype(np.float32)
+    theirs = bench.torch_model(torch, layers, (2, 7, 7))(torch.from_numpy(x)).numpy()
+    assert theirs.shape == (3, 2, 4, 4)
+    np.testing.assert_allclose(model.forward(x), theirs.reshape(3, 2, 4, 4), rtol=0, atol=0)
+
+
+def test_copy_weights_refuses_a_twin_of_another_net():
+    torch = pytest.importorskip("torch")
+    import cnn
+
+    model = cnn.Model(cnn.netspec.parse_spec("conv4k3, flatten, dense10"), (1, 6, 6), engine="refcnn")
+    other = bench.torch_model(torch, cnn.netspec.parse_spec("conv4k3, flatten, dense4, dense10"), (1, 6, 6))
+    with pytest.raises(ValueError, match="3 in the twin"):
+        copy_weights(torch, other, model)
+
+
+def test_profile_times_each_layer_type_apart_and_changes_nothing():
+    """Exclusive times: a block's own time is its total less its inner layers' (a fake clock makes it exact)."""
+    import cnn
+    from cnn.bench import profile as prof
+
+    layers = cnn.netspec.parse_spec(SMALL_RESNET)
+    plain = cnn.Model(layers, (3, 12, 12), engine="fastcnn", seed=1, dtype="float32")
+    timed = cnn.Model(layers, (3, 12, 12), engine="fastcnn", seed=1, dtype="float32")
+    profile = prof.profile_model(timed)
+    x = np.random.default_rng(1).standard_normal((4, 3, 12, 12)).astype(np.float32)
+    np.testing.assert_array_equal(plain.forward(x, training=True), timed.forward(x, training=True))
+    grad = np.ones((4, 10), np.float32)
+    np.testing.assert_array_equal(plain.backward(grad), timed.backward(grad))
+    kinds = {kind for kind, _ in profile.seconds}
+    assert kinds == {"Conv2D", "BatchNorm", "Activation", "Residual", "MaxPool2D", "ChannelPad", "GlobalAvgPool2D",
+                     "Dense"}
+    rows = prof.profile_rows(profile.seconds, 2 * sum(profile.seconds.values()))
+    assert rows[-1]["layer"] == "(rest of the step)" and rows[-1]["other_share"] == pytest.approx(0.5)
+    assert sum(r["forward_share"] + r["backward_share"] for r in rows[:-1]) == pytest.approx(0.5)
+
+
+def test_profile_subtracts_inner_time_from_a_block(monkeypatch):
+    from cnn.bench import profile as prof
+
+    clock = iter([0.0, 1.0, 4.0, 10.0])  # block starts, inner starts, inner ends (3 s), block ends (10 s)
+    monkeypatch.setattr(prof.time, "perf_counter", lambda: next(clock))
+
+    class Fake:
+        def __init__(self, kind, inner=None):
+            self.config = type("C", (), {"type": kind})()
+            self.inner = inner
+
+        def forward(self, x):
+            return self.inner.forward(x) if self.inner else x
+
+        def backward(self, g):
+            return g
+
+    inner = Fake("Conv2D")
+    block = Fake("Residual", inner)
+    profile = prof.LayerProfile()
+    profile.wrap(inner)
+    profile.wrap(block)
+    block.forward(0)
+    assert dict(profile.seconds) == {("Conv2D", "forward"): 3.0, ("Residual", "forward"): 7.0}
 
 
 def test_cli_train_json_smoke():
     result = _invoke("train", "--batches", "2", "--warmup", "1", "--batch-size", "8", "--threads", "1",
-                     "--data", "fashion-mnist-small", "--json")
+                     "--data", "fashion-mnist-small", "--profile", "--json")
     assert result.exit_code == 0, result.output
     document = json.loads(result.output)
-    assert set(document) == {"environment", "rows", "ratios", "notes"}
+    assert set(document) == {"environment", "rows", "ratios", "notes", "profile"}
+    assert document["environment"]["model"] == "keras-mnist"
+    profiled = {row["layer"] for row in document["profile"]}
+    assert profiled == {"Conv2D", "MaxPool2D", "Dropout", "Flatten", "Dense", "(rest of the step)"}
+    assert all(row["forward_share"] >= 0 for row in document["profile"][:-1])
     fast, torch_row = document["rows"]
     assert fast["engine"] == "fastcnn" and torch_row["engine"] == "torch"
     assert "error" not in fast, fast
@@ -245,7 +357,9 @@ def test_measure_startup_smoke():
 @pytest.mark.parametrize("args, fragment", [
     (["--data", "/nonexistent"], "/nonexistent"),
     (["--data", "fashion-mnist-small", "--batch-size", "100000000"], "--batch-size 100000000"),
-], ids=["missing-data", "batches-over-the-size-limit"])
+    (["--data", "fashion-mnist-small", "--model", "resnet20-2"], "did you mean resnet20-28"),
+    (["--data", "fashion-mnist-small", "--model", "resnet20"], "takes 3x32x32 images; the data's are 1x28x28"),
+], ids=["missing-data", "batches-over-the-size-limit", "unknown-model", "model-for-other-images"])
 def test_cli_train_bad_input_is_one_line_and_exit_2_before_any_child(args, fragment, monkeypatch):
     import cnn.cli.bench as command
 
@@ -272,3 +386,29 @@ def test_cli_train_exits_1_when_an_engine_failed(monkeypatch):
 def test_a_failing_child_reports_its_last_line_not_a_fragment():
     result = _run_child({"kind": "no-such-kind"})
     assert result["error"].startswith("child exited with status 1: KeyError") and "\n" not in result["error"]
+
+
+def test_cli_train_passes_the_model_and_profile_on(monkeypatch):
+    import cnn.cli.bench as command
+
+    seen = []
+    rows = [{"engine": "fastcnn", "train_images_per_s": 2.0, "inference_images_per_s": 4.0,
+             "peak_rss_mib": 1.0}]
+    profile = [{"layer": "Residual", "forward_s": 0.001, "backward_s": 0.002, "forward_share": 0.1,
+                "backward_share": 0.2}, {"layer": "(rest of the step)", "forward_s": None, "backward_s": None,
+                                         "forward_share": None, "backward_share": None, "other_s": 0.007,
+                                         "other_share": 0.7}]
+
+    def fake(*args):
+        seen.append(args)
+        return {"environment": bench.environment(1), "rows": rows, "ratios": bench.train_summary(rows),
+                "notes": [], "profile": profile}
+
+    monkeypatch.setattr(command, "measure_train", fake)
+    result = CliRunner().invoke(GROUP, ["bench", "train", "--data", "fashion-mnist-small", "--model", "resnet20-28",
+                                        "--profile"])
+    assert result.exit_code == 0, result.output
+    assert seen[0][-2:] == ("resnet20-28", True)
+    residual = next(line for line in result.output.splitlines() if line.startswith("Residual"))
+    assert residual.split() == ["Residual", "1.0", "2.0", "10.0", "20.0"]
+    assert "70.0" in next(line for line in result.output.splitlines() if line.startswith("(rest of the step)"))

@@ -8,7 +8,9 @@ as is. The click commands are in ``cnn/cli/bench.py``; nothing here imports clic
 * :mod:`~cnn.bench.ops`: forward and backward of fastcnn's convolution and max pooling against PyTorch (same
   threads, float32, NCHW) and against refcnn (on scaled-down shapes), the engines interleaved in one process,
   median of repeated runs.
-* :mod:`~cnn.bench.train`: training steps and inference of the seeds' Keras model (preset ``keras-mnist``)
+* :mod:`~cnn.bench.train`: training steps and inference of a preset (the seeds' Keras model ``keras-mnist``
+  unless ``--model`` names another, e.g. the CIFAR ResNet-20 ``resnet20-28``; ``--profile``: time per layer
+  type, :mod:`~cnn.bench.profile`)
   with fastcnn (:class:`cnn.Model`) and with an equivalent ``torch.nn`` model (:mod:`~cnn.bench.torch_twin`),
   each engine in its own child process so that its peak resident memory is its own.
 * :mod:`~cnn.bench.startup`: the cold compile time of fastcnn's kernels (a fresh, empty ``NUMBA_CACHE_DIR``)
@@ -31,11 +33,12 @@ from .startup import (BASELINE_CODE, FIRST_RESULT_CODE, IMPORT_CODE, NUMBA_FLOOR
                       render_startup)
 from .timing import interleaved_medians
 from .torch_twin import TorchTwinError, torch_model
-from .train import PRESET, check_train_sizes, measure_train, render_train, train_summary
+from .train import PRESET, check_train_model, check_train_sizes, measure_train, render_train, train_summary
 
 __all__ = [
     "ConvCase", "MaxPoolCase", "OPS_CASES", "DIRECTIONS", "OPS_NOTES", "select_cases", "environment",
     "numba_threading_layer", "interleaved_medians", "ops_row", "measure_ops", "render_ops", "TorchTwinError",
-    "torch_model", "PRESET", "check_train_sizes", "measure_train", "train_summary", "render_train", "FIRST_RESULT_CODE", "IMPORT_CODE",
+    "torch_model", "PRESET", "check_train_model", "check_train_sizes", "measure_train", "train_summary", "render_train",
+    "FIRST_RESULT_CODE", "IMPORT_CODE",
     "BASELINE_CODE", "NUMBA_FLOOR_SCRIPT", "measure_startup", "render_startup",
 ]

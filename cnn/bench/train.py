@@ -1,6 +1,7 @@
-"""``cnn bench train``: training and inference images/s and peak memory of the seeds' Keras model.
+"""``cnn bench train``: training and inference images/s and peak memory of a preset (the seeds' Keras model).
 
-The model is netspec's preset ``keras-mnist``, trained with fastcnn through :class:`cnn.Model` and
+The model is a netspec preset, ``keras-mnist`` unless ``--model`` names another (``resnet20-28``: a CIFAR
+ResNet-20 for 1x28x28), trained with fastcnn through :class:`cnn.Model` and
 :func:`cnn.train.train_step` (as :func:`cnn.fit` runs it) and, as the anchor, with its PyTorch twin
 (:mod:`cnn.bench.torch_twin`). Each engine runs in a child process of its own (:mod:`cnn.bench.child`, kinds
 ``train`` and ``idle``) so that its peak resident memory is its own; an ``idle`` child with the same imports
@@ -9,6 +10,7 @@ gives the interpreter's floor.
 
 from __future__ import annotations
 
+import itertools
 import time
 
 import numpy as np
@@ -23,7 +25,7 @@ from .tables import _NA, _fmt, _table
 from .timing import _peak_rss_mib
 from .torch_twin import _torch_train_step, torch_model
 
-#: The benchmarked model: the seeds' Keras MNIST convnet, as netspec's preset.
+#: The benchmarked model by default: the seeds' Keras MNIST convnet, as netspec's preset.
 PRESET = "keras-mnist"
 
 
@@ -50,6 +52,18 @@ def check_train_sizes(image_shape, batches: int, batch_size: int, warmup: int) -
                      "float32 images")
 
 
+def check_train_model(preset: str, image_shape) -> None:
+    """``--model`` must be a preset whose input is the data's images: SpecParseError naming the closest presets,
+    or ValueError naming both shapes, rather than two child processes that fail."""
+    if preset not in netspec.PRESETS:
+        netspec.load_network(preset)  # SpecParseError: "unknown preset ...; did you mean ..."
+        raise ValueError(f"cnn bench train: --model takes a preset name (cnn shape --list); received {preset!r}")
+    wanted = tuple(netspec.PRESETS[preset].input_shape)
+    if wanted != tuple(image_shape):
+        raise ValueError(f"cnn bench train: --model {preset} takes {'x'.join(map(str, wanted))} images; the data's "
+                         f"are {'x'.join(map(str, image_shape))} (choose --data or a preset that fits)")
+
+
 def _import_engine(engine: str):
     """What a child imports for its engine; the idle child imports exactly this and stops."""
     if engine == "torch":
@@ -68,11 +82,11 @@ def _timed_loop(fn, items) -> float:
     return time.perf_counter() - start
 
 
-def _time_torch(torch, threads: int, warm: list, timed: list) -> tuple[float, float]:
+def _time_torch(torch, threads: int, warm: list, timed: list, preset: str = PRESET) -> tuple[float, float]:
     """Seconds of the timed training steps and of the timed inference passes, PyTorch."""
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    network = netspec.PRESETS[PRESET]
+    network = netspec.PRESETS[preset]
     model = torch_model(torch, network.layers, network.input_shape)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     warm, timed = ([(torch.from_numpy(x), torch.from_numpy(y)) for x, y in part] for part in (warm, timed))
@@ -90,17 +104,20 @@ def _time_torch(torch, threads: int, warm: list, timed: list) -> tuple[float, fl
     return train_s, infer_s
 
 
-def _time_fastcnn(threads: int, warm: list, timed: list) -> tuple[float, float]:
-    """Seconds of the timed training steps and of the timed inference passes, fastcnn through cnn.Model."""
+def _time_fastcnn(threads: int, warm: list, timed: list, preset: str = PRESET,
+                  profile: bool = False) -> tuple[float, float, list | None]:
+    """Seconds of the timed training steps and of the timed inference passes, fastcnn through cnn.Model;
+    with ``profile``, the timed steps once more with every layer timed (:mod:`cnn.bench.profile`), after
+    and apart from the figures above so that the timers do not slow them."""
     from ..model import Model
     from ..optimizers import Optimizer
     from ..train import train_step
 
     set_threads(threads)
-    network = netspec.PRESETS[PRESET]
+    network = netspec.PRESETS[preset]
     model = Model(network.layers, network.input_shape, engine="fastcnn", seed=0, dtype="float32")
     optimizer = Optimizer("adam", 1e-3)
-    steps = iter(range(len(warm) + len(timed)))  # the global step seeds dropout, as in fit
+    steps = itertools.count()  # the global step seeds dropout, as in fit
 
     def step(batch):
         return train_step(model, optimizer, batch[0], batch[1], step=next(steps), lr=optimizer.lr)
@@ -109,7 +126,14 @@ def _time_fastcnn(threads: int, warm: list, timed: list) -> tuple[float, float]:
     train_s = _timed_loop(step, timed)
     _timed_loop(lambda b: model.forward(b[0], training=False), warm[:1])
     infer_s = _timed_loop(lambda b: model.forward(b[0], training=False), timed)
-    return train_s, infer_s
+    rows = None
+    if profile:
+        from .profile import profile_model, profile_rows
+
+        layers = profile_model(model)
+        total = _timed_loop(step, timed)  # per step below: seconds over the timed steps / their count
+        rows = profile_rows({k: v / len(timed) for k, v in layers.seconds.items()}, total / len(timed))
+    return train_s, infer_s, rows
 
 
 def _child_train(spec: dict) -> dict:
@@ -122,11 +146,13 @@ def _child_train(spec: dict) -> dict:
     batches, described = _training_batches(spec["data"], spec["batch_size"], spec["warmup"] + spec["batches"])
     warm, timed = batches[:spec["warmup"]], batches[spec["warmup"]:]
     if engine_name == "torch":
-        train_s, infer_s = _time_torch(module, threads, warm, timed)
+        train_s, infer_s = _time_torch(module, threads, warm, timed, spec["model"])
+        profile = None
     else:
-        train_s, infer_s = _time_fastcnn(threads, warm, timed)
+        train_s, infer_s, profile = _time_fastcnn(threads, warm, timed, spec["model"], spec["profile"])
     images = spec["batches"] * spec["batch_size"]
-    return {"engine": engine_name, "version": getattr(module, "__version__", ""), "data": described,
+    extra = {} if profile is None else {"profile": profile}
+    return {**extra, "engine": engine_name, "version": getattr(module, "__version__", ""), "data": described,
             "train_images_per_s": images / train_s, "inference_images_per_s": images / infer_s,
             "peak_rss_mib": _peak_rss_mib(), "numba_threading_layer": numba_threading_layer()}
 
@@ -157,13 +183,15 @@ def train_summary(rows: list[dict]) -> dict:
 
 
 def measure_train(batches: int = 50, batch_size: int = 128, threads: int | None = None, data: str = "default",
-                  warmup: int = 3) -> dict:
-    """Train and infer with each engine in its own child process; rows of images/s and peak memory."""
+                  warmup: int = 3, model: str = PRESET, profile: bool = False) -> dict:
+    """Train and infer with each engine in its own child process; rows of images/s and peak memory, and with
+    ``profile`` fastcnn's time per layer type (``result["profile"]``)."""
     threads = default_threads() if threads is None else threads
     rows, notes = [], []
     for engine in ("fastcnn", "torch"):
         spec = {"kind": "train", "engine": engine, "threads": threads, "batches": batches,
-                "batch_size": batch_size, "warmup": warmup, "data": data}
+                "batch_size": batch_size, "warmup": warmup, "data": data, "model": model,
+                "profile": profile and engine == "fastcnn"}
         idle = _run_child({"kind": "idle", "engine": engine})
         row = _run_child(spec)
         row.setdefault("engine", engine)
@@ -173,7 +201,7 @@ def measure_train(batches: int = 50, batch_size: int = 128, threads: int | None 
         rows.append(row)
     data_line = next((r["data"] for r in rows if r.get("data")), data)
     notes += [
-        f"model: preset {PRESET} ({netspec.to_spec(netspec.PRESETS[PRESET].layers)}), Adam lr 1e-3, cross-entropy, "
+        f"model: preset {model} ({netspec.to_spec(netspec.PRESETS[model].layers)}), Adam lr 1e-3, cross-entropy, "
         f"float32, batch {batch_size}; data: {data_line}.",
         f"train: {batches} steps timed after {warmup} warm-up steps; one step = forward, loss, backward, "
         "optimizer update, accuracy count (fastcnn: cnn.Model as cnn.train.fit runs it; torch: an equivalent "
@@ -183,10 +211,17 @@ def measure_train(batches: int = 50, batch_size: int = 128, threads: int | None 
         "smaller (memory).",
     ]
     env = environment(threads)
-    env.update(batches=batches, batch_size=batch_size, warmup=warmup, data=data)
+    env.update(batches=batches, batch_size=batch_size, warmup=warmup, data=data, model=model)
     env["numba_threading_layer"] = next((r["numba_threading_layer"] for r in rows if r.get("engine") == "fastcnn"
                                          and "numba_threading_layer" in r), env["numba_threading_layer"])
-    return {"environment": env, "rows": rows, "ratios": train_summary(rows), "notes": notes}
+    result = {"environment": env, "rows": rows, "ratios": train_summary(rows), "notes": notes}
+    profiled = next((r.pop("profile") for r in rows if "profile" in r), None)
+    if profile:
+        result["profile"] = profiled
+        notes.append("profile: fastcnn's timed steps run once more with every layer's forward and backward timed "
+                      "(perf_counter); a layer type's time is its own (a block's without its inner layers: a "
+                      "Residual's is the add and its activation); shares are of the whole profiled step.")
+    return result
 
 
 def render_train(result: dict) -> str:
@@ -199,5 +234,24 @@ def render_train(result: dict) -> str:
     lines.append(["fastcnn/torch", "", _fmt(q["train_fastcnn_over_torch"], ".2f"),
                   _fmt(q["inference_fastcnn_over_torch"], ".2f"), _fmt(q["peak_rss_fastcnn_over_torch"], ".2f"), ""])
     head = ["cnn bench train"] + _header(result["environment"])
-    return "\n".join(head + ["", _table(headers, lines, "llrrrr"), ""] + [f"* {n}" for n in result["notes"]])
+    return "\n".join(head + ["", _table(headers, lines, "llrrrr"), ""] + _render_profile(result.get("profile"))
+                     + [f"* {n}" for n in result["notes"]])
+
+
+def _render_profile(rows) -> list[str]:
+    """fastcnn's time per layer type as a table of ms and % of the step, or nothing without ``--profile``."""
+    if not rows:
+        return []
+    headers = ["layer type (fastcnn)", "forward ms/step", "backward ms/step", "forward %", "backward %"]
+
+    def ms(value):
+        return _fmt(None if value is None else 1e3 * value, ",.1f")
+
+    def pct(value):
+        return _fmt(None if value is None else 100 * value, ".1f")
+
+    lines = [[r["layer"], ms(r["forward_s"]), ms(r["backward_s"]), pct(r["forward_share"]), pct(r["backward_share"])]
+             for r in rows if "other_s" not in r]
+    lines += [[r["layer"], ms(r["other_s"]), "", pct(r["other_share"]), ""] for r in rows if "other_s" in r]
+    return [_table(headers, lines, "lrrrr"), ""]
 

@@ -10,11 +10,11 @@ import json
 
 import click
 
-from cnn.bench import (OPS_CASES, check_train_sizes, measure_ops, measure_startup, measure_train, render_ops,
-                       render_startup, render_train, select_cases)
+from cnn.bench import (OPS_CASES, PRESET, check_train_model, check_train_sizes, measure_ops, measure_startup,
+                       measure_train, render_ops, render_startup, render_train, select_cases)
 from cnn.threads import default_threads
 
-from .common import COUNT, CONTEXT, EXIT_FAILED, fail, reported
+from .common import COUNT, CONTEXT, EXIT_FAILED, UsageProblem, fail, reported
 from .inputs import load_data
 
 
@@ -64,14 +64,21 @@ def ops(threads, repeats, as_json, families, with_refcnn):
 @click.option("--threads", type=COUNT, help="Threads of both engines (default: all of fastcnn's).")
 @click.option("--data", "data_name", default="default", show_default=True,
               help="Data set name or path (default: the full Fashion-MNIST when installed, else the sample).")
+@click.option("--model", "preset", default=PRESET, show_default=True,
+              help="A preset of `cnn shape --list` whose input is the data's (e.g. resnet20-28 for 28x28 gray).")
+@click.option("--profile", is_flag=True, help="Also fastcnn's time per layer type, forward and backward.")
 @click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON.")
-def train(batches, batch_size, warmup, threads, data_name, as_json):
-    """Training and inference images/s and peak memory of the keras-mnist model, fastcnn against PyTorch."""
+def train(batches, batch_size, warmup, threads, data_name, preset, profile, as_json):
+    """Training and inference images/s and peak memory of a preset (keras-mnist), fastcnn against PyTorch."""
     _check_threads(threads)
     with reported():  # the data is read here first: a bad --data is one line, not a table of n/a
         ds = load_data(data_name)
         check_train_sizes(ds.image_shape, batches, batch_size, warmup)
-    result = measure_train(batches, batch_size, threads, data_name, warmup)
+        try:
+            check_train_model(preset, ds.image_shape)
+        except ValueError as error:
+            raise UsageProblem(str(error)) from None
+    result = measure_train(batches, batch_size, threads, data_name, warmup, preset, profile)
     _echo(result, as_json, render_train)
     failed = _failed_rows(result)
     if failed:
