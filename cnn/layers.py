@@ -219,7 +219,28 @@ class Layer:
         return ()
 
 
-class _Conv(Layer):
+class _OnConvGeometry(Layer):
+    """What a convolution and a transposed one share once ``build`` has resolved ``self.geometry``: the
+    engines' ``conv_forward`` / ``conv_backward`` on it, with the weight and the optional bias."""
+
+    def _ops(self):
+        op = self.geometry.op
+        return (op, op + "_backward", "conv_forward", "conv_backward")
+
+    def _forward(self, x, ctx):
+        self._x = x
+        return ctx.engine.conv_forward(self.geometry, x, self.params["weight"], self.params.get("bias"))
+
+    def _backward(self, grad):
+        gx, gw, gb = self._ctx.engine.conv_backward(self.geometry, grad, self._x, self.params["weight"],
+                                                    self.params.get("bias"))
+        self.grads = {"weight": gw}
+        if "bias" in self.params:
+            self.grads["bias"] = gb
+        return gx
+
+
+class _Conv(_OnConvGeometry):
     """Conv1D/Conv2D: ``engine.conv_forward(geometry, x, weight, bias)``, the geometry of
     ``conv{1,2}d(x, weight, bias, strides, padding, dilation, groups, padding_mode)`` resolved once, here."""
 
@@ -249,24 +270,8 @@ class _Conv(Layer):
             f"conv{cfg.rank}d", (1,) + tuple(input_shape), shape, (cfg.filters,) if cfg.use_bias else None,
             cfg.strides, cfg.padding, cfg.dilation, cfg.groups, cfg.padding_mode, cfg.rank)
 
-    def _ops(self):
-        op = self.geometry.op
-        return (op, op + "_backward", "conv_forward", "conv_backward")
 
-    def _forward(self, x, ctx):
-        self._x = x
-        return ctx.engine.conv_forward(self.geometry, x, self.params["weight"], self.params.get("bias"))
-
-    def _backward(self, grad):
-        gx, gw, gb = self._ctx.engine.conv_backward(self.geometry, grad, self._x, self.params["weight"],
-                                                    self.params.get("bias"))
-        self.grads = {"weight": gw}
-        if "bias" in self.params:
-            self.grads["bias"] = gb
-        return gx
-
-
-class _ConvTranspose(Layer):
+class _ConvTranspose(_OnConvGeometry):
     """Conv1DTranspose/Conv2DTranspose: ``engine.conv_forward(geometry, x, weight, bias)`` on the geometry of
     ``conv_transpose{1,2}d`` resolved once, here, from the padding and output padding Keras' arguments mean
     (``BaseConvTranspose.resolved``). The weight is PyTorch's ``(C_in, filters, *kernel)``."""
@@ -297,22 +302,6 @@ class _ConvTranspose(Layer):
         self.geometry = conv_transpose_geometry(
             f"conv_transpose{cfg.rank}d", (1,) + tuple(input_shape), shapes["weight"],
             (cfg.filters,) if cfg.use_bias else None, cfg.strides, pads, added, 1, cfg.dilation, cfg.rank)
-
-    def _ops(self):
-        op = self.geometry.op
-        return (op, op + "_backward", "conv_forward", "conv_backward")
-
-    def _forward(self, x, ctx):
-        self._x = x
-        return ctx.engine.conv_forward(self.geometry, x, self.params["weight"], self.params.get("bias"))
-
-    def _backward(self, grad):
-        gx, gw, gb = self._ctx.engine.conv_backward(self.geometry, grad, self._x, self.params["weight"],
-                                                    self.params.get("bias"))
-        self.grads = {"weight": gw}
-        if "bias" in self.params:
-            self.grads["bias"] = gb
-        return gx
 
 
 class _Pool(Layer):
