@@ -392,7 +392,11 @@ class Model:
         return train.predict(self, x, **kwargs)
 
     def count_params(self) -> int:
-        return sum(math.prod(layer.params[p].shape) for _, layer, p in self.parameters())
+        """Every number the model holds, trainable or not (batch norm's running statistics included), as Keras's
+        ``model.count_params()`` counts and ``summary().total_params`` prints; the trainable part alone is
+        ``summary().trainable_params``."""
+        return sum(array.size for layer in self.all_layers()
+                   for array in (*layer.params.values(), *layer.buffers.values()))
 
 
 def _state_array(value, shape: tuple, dtype: np.dtype, what: str, source: str) -> np.ndarray:
