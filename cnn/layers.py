@@ -223,6 +223,15 @@ class _OnConvGeometry(Layer):
     """What a convolution and a transposed one share once ``build`` has resolved ``self.geometry``: the
     engines' ``conv_forward`` / ``conv_backward`` on it, with the weight and the optional bias."""
 
+    def _init_weights(self, shapes: dict, fan_in: int, fan_out: int, seed, dtype, he: bool) -> None:
+        """The weight uniform in He's or Glorot's limit for these fans (seeded by the layer's index), the bias
+        (when ``shapes`` has one) zero."""
+        limit = _he_limit(fan_in) if he else _glorot_limit(fan_in, fan_out)
+        rng = np.random.default_rng([seed, self.index])
+        self.params["weight"] = rng.uniform(-limit, limit, size=shapes["weight"]).astype(dtype)
+        if "bias" in shapes:
+            self.params["bias"] = np.zeros(shapes["bias"], dtype=dtype)
+
     def _ops(self):
         op = self.geometry.op
         return (op, op + "_backward", "conv_forward", "conv_backward")
@@ -260,11 +269,7 @@ class _Conv(_OnConvGeometry):
         shape = shapes["weight"]
         receptive = math.prod(cfg.kernel_size)
         fan_in, fan_out = shape[1] * receptive, cfg.filters * receptive
-        limit = _he_limit(fan_in) if he else _glorot_limit(fan_in, fan_out)
-        rng = np.random.default_rng([seed, self.index])
-        self.params["weight"] = rng.uniform(-limit, limit, size=shape).astype(dtype)
-        if cfg.use_bias:
-            self.params["bias"] = np.zeros(shapes["bias"], dtype=dtype)
+        self._init_weights(shapes, fan_in, fan_out, seed, dtype, he)
         # Padding, output sizes and every check, once for the layer's life (one sample stands for any batch).
         self.geometry = conv_geometry(
             f"conv{cfg.rank}d", (1,) + tuple(input_shape), shape, (cfg.filters,) if cfg.use_bias else None,
@@ -293,11 +298,7 @@ class _ConvTranspose(_OnConvGeometry):
         # Keras' glorot reads its kernel (*k, filters, C_in) as fan_in = k * filters, fan_out = k * C_in;
         # PyTorch's init reads (C_in, C_out, *k) the same way.
         fan_in, fan_out = cfg.filters * receptive, input_shape[0] * receptive
-        limit = _he_limit(fan_in) if he else _glorot_limit(fan_in, fan_out)
-        rng = np.random.default_rng([seed, self.index])
-        self.params["weight"] = rng.uniform(-limit, limit, size=shapes["weight"]).astype(dtype)
-        if cfg.use_bias:
-            self.params["bias"] = np.zeros(shapes["bias"], dtype=dtype)
+        self._init_weights(shapes, fan_in, fan_out, seed, dtype, he)
         pads, added = cfg.resolved()
         self.geometry = conv_transpose_geometry(
             f"conv_transpose{cfg.rank}d", (1,) + tuple(input_shape), shapes["weight"],
