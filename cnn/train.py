@@ -30,6 +30,7 @@ import numpy as np
 from cnnbase.checks import check_int, invalid
 
 from . import data
+from .augment import augment_batch, make_policy
 from .checkpoint import (CHANGEABLE, CHECKPOINT_FILE, checkpoint_path, read_checkpoint, restore_checkpoint,
                          save_checkpoint)
 from .history import METRICS, EarlyStopping, History, make_early_stopping, metrics_path, plot_history, write_log
@@ -147,13 +148,18 @@ def train_step(model, optimizer, xb, yb, *, step: int, lr: float) -> tuple[float
     return loss, int(np.count_nonzero(np.argmax(logits, axis=1) == yb))
 
 
-def _train_epoch(model, optimizer, x, y, *, epoch, epochs, batch_size, seed, step, lr, progress, last_good):
-    """One epoch of steps; returns (mean loss, accuracy, next global step)."""
+def _train_epoch(model, optimizer, x, y, *, epoch, epochs, batch_size, seed, step, lr, progress, last_good,
+                 augment=None):
+    """One epoch of steps; returns (mean loss, accuracy, next global step). With an active ``augment``
+    policy each batch is augmented first, each image by its index in ``x`` (:func:`cnn.augment.augment_batch`)."""
     if len(x) == 0:  # fit refuses it first; a guard here too, as a division by len(x) follows
         raise ValueError("fit: there are no training examples (x has 0 rows after the validation split).")
     total_loss, correct, seen = 0.0, 0, 0
     for index in data.batches(len(x), batch_size, seed, epoch):
-        loss, right = train_step(model, optimizer, x[index], y[index], step=step, lr=lr)
+        xb = x[index]
+        if augment is not None and augment.active:
+            xb = augment_batch(model.engine, xb, augment, seed=seed, epoch=epoch, index=index)
+        loss, right = train_step(model, optimizer, xb, y[index], step=step, lr=lr)
         if not math.isfinite(loss):
             kept = f"the last good checkpoint {last_good} is kept" if last_good else "no checkpoint was written"
             raise NonFiniteLossError(
@@ -173,7 +179,7 @@ def fit(model, x, y, *, epochs: int = 1, batch_size: int = 32, optimizer="adam",
         schedule=None, validation_split: float = 0.0, validation_data=None, metrics=METRICS,
         early_stopping=None, checkpoint_dir=None, resume: bool = False, seed: int | None = None,
         verbose: int = 1, progress: bool | None = None, log_path=None, stream=None,
-        allow_changes=CHANGEABLE, on_start=None) -> History:
+        allow_changes=CHANGEABLE, on_start=None, augment=None) -> History:
     """Train ``model`` on ``x`` (N, C, H, W) floats and ``y`` (N,) class labels; returns the :class:`History`.
 
     Parameters
@@ -209,6 +215,12 @@ def fit(model, x, y, *, epochs: int = 1, batch_size: int = 32, optimizer="adam",
     on_start : callable, optional
         Called with the :class:`History` once the run is set to train (a resumed checkpoint has been checked
         and loaded), before the first step: ``cnn train`` records a resume's changes in ``run.json`` there.
+    augment : None, a description, a dict or an :class:`cnn.augment.AugmentPolicy`
+        Data augmentation of the training batches (``"rotation=10, shift=0.1, zoom=0.1, hflip"``,
+        ``specs/augment.md``), run by the model's engine after batching; image ``k`` of ``x`` (after the
+        validation split) gets parameters drawn from ``(seed, epoch, k)``, whatever the batch size, the batch
+        order or the thread count. Never applied to the validation data, nor by :func:`evaluate` or
+        :func:`predict`. Recorded in the checkpoint's settings: a resume must give the same.
 
     Raises
     ------
@@ -228,6 +240,7 @@ def fit(model, x, y, *, epochs: int = 1, batch_size: int = 32, optimizer="adam",
     if unknown:
         raise ValueError(invalid("fit", "metrics", f"names among {METRICS}", metrics))
     x, y = _check_xy(model, x, y, "fit")
+    augment = make_policy(augment)  # a bad description fails before anything else is read or written
     x, y, validation = _split(model, x, y, validation_split, validation_data)
     if len(x) == 0:
         raise ValueError("fit: there are no training examples: x has 0 rows"
@@ -240,7 +253,8 @@ def fit(model, x, y, *, epochs: int = 1, batch_size: int = 32, optimizer="adam",
     settings = {"seed": seed, "batch_size": batch_size, "schedule": schedule.to_dict(), "train_size": len(x),
                 "validation_size": 0 if validation is None else len(validation[0]),
                 "early_stopping": None if stopper is None else {k: v for k, v in stopper.to_dict().items()
-                                                                if k not in ("best", "best_epoch", "wait")}}
+                                                                if k not in ("best", "best_epoch", "wait")},
+                "augment": augment.to_text() if augment.active else None}
 
     history, epoch, step = History(), 0, 0
     path = None if checkpoint_dir is None else checkpoint_path(checkpoint_dir)
@@ -272,7 +286,8 @@ def fit(model, x, y, *, epochs: int = 1, batch_size: int = 32, optimizer="adam",
         try:
             loss, accuracy, step = _train_epoch(model, optimizer, x, y, epoch=epoch, epochs=epochs,
                                                 batch_size=batch_size, seed=seed, step=step, lr=lr_now,
-                                                progress=bar, last_good=path if path and os.path.exists(path) else None)
+                                                progress=bar, last_good=path if path and os.path.exists(path) else None,
+                                                augment=augment)
         finally:
             bar.clear()
         seconds = time.perf_counter() - start
