@@ -16,6 +16,7 @@ from cnn.threads import default_threads
 
 from .common import COUNT, CONTEXT, EXIT_FAILED, UsageProblem, fail, reported
 from .inputs import load_data
+from .train import augment_callback
 
 
 def _echo(result: dict, as_json: bool, renderer) -> None:
@@ -67,8 +68,11 @@ def ops(threads, repeats, as_json, families, with_refcnn):
 @click.option("--model", "preset", default=PRESET, show_default=True,
               help="A preset of `cnn shape --list` whose input is the data's (e.g. resnet20-28 for 28x28 gray).")
 @click.option("--profile", is_flag=True, help="Also fastcnn's time per layer type, forward and backward.")
+@click.option("--augment", callback=augment_callback, metavar="TRANSFORMS",
+              help="Also fastcnn's training steps on batches augmented as cnn train --augment TRANSFORMS does, and "
+                   "the augmentation's own time (e.g. \"rotation=10, shift=0.1, hflip\").")
 @click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON.")
-def train(batches, batch_size, warmup, threads, data_name, preset, profile, as_json):
+def train(batches, batch_size, warmup, threads, data_name, preset, profile, augment, as_json):
     """Training and inference images/s and peak memory of a preset (keras-mnist), fastcnn against PyTorch."""
     _check_threads(threads)
     with reported():  # the data is read here first: a bad --data is one line, not a table of n/a
@@ -78,7 +82,7 @@ def train(batches, batch_size, warmup, threads, data_name, preset, profile, as_j
             check_train_model(preset, ds.image_shape)
         except ValueError as error:
             raise UsageProblem(str(error)) from None
-    result = measure_train(batches, batch_size, threads, data_name, warmup, preset, profile)
+    result = measure_train(batches, batch_size, threads, data_name, warmup, preset, profile, augment)
     _echo(result, as_json, render_train)
     failed = _failed_rows(result)
     if failed:
