@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .augment import FILL_MODES, INTERPOLATIONS
 from .dropout import GOLDEN_GAMMA, MASK64, MIX_1, MIX_2, mix64
 
 __all__ = [
@@ -33,9 +34,6 @@ __all__ = [
     "draw", "compose", "parameters",
 ]
 
-#: The op's fill modes (specs/augment.md section 1) and interpolations.
-FILL_MODES = ("constant", "nearest", "reflect", "wrap")
-INTERPOLATIONS = ("nearest", "bilinear")
 #: The value range brightness and contrast assume and clip to: cnn's images as floats (``cnn.data.to_float``).
 VALUE_RANGE = (0.0, 1.0)
 #: The largest ``crop`` padding: the integer draw ``floor(u * (2P + 1))`` stays exact far beyond it.

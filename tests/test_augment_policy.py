@@ -19,6 +19,7 @@ from scipy import ndimage
 import fastcnn
 from cnn import data as datasets
 from cnn.augment import augment_batch
+from cnn.bench import render_train
 from cnn.cli import cnn as CNN
 from cnn.files import CheckpointError, load_archive
 from cnn.model import Model
@@ -537,3 +538,36 @@ def test_cnn_augment_usage_errors(tiny, tmp_path, args, fragments):
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert all(f in result.output for f in fragments), result.output
     assert not (tmp_path / "g.png").exists()
+
+
+def test_both_engines_augment_a_batch_alike(tiny):
+    import refcnn
+
+    x = _xy(tiny)[0][:3].astype(np.float64)
+    policy = AugmentPolicy.parse(POLICY + ", fill=reflect")
+    fast = augment_batch(fastcnn, x, policy, seed=2, epoch=5, index=np.array([4, 0, 9]))
+    ref = augment_batch(refcnn, x, policy, seed=2, epoch=5, index=np.array([4, 0, 9]))
+    np.testing.assert_allclose(fast, ref, rtol=0, atol=1e-12)
+
+
+def test_bench_train_has_an_augmented_row_and_says_torchvision_is_skipped():
+    result = _cnn("bench", "train", "--batches", 2, "--warmup", 1, "--batch-size", 8, "--threads", 1,
+                  "--data", "fashion-mnist-small", "--augment", "rotation=10, hflip, erase=0.5", "--json")
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.output)
+    fast = document["rows"][0]
+    assert fast["engine"] == "fastcnn" and fast["augment"] == "rotation=10, hflip, erase=0.5"
+    assert fast["train_augmented_images_per_s"] > 0 and fast["augment_ms_per_batch"] > 0
+    assert 0 < fast["augment_share_of_step"]
+    notes = " ".join(document["notes"])
+    assert "of a training step without it" in notes
+    try:
+        import torchvision  # noqa: F401
+    except ImportError:
+        assert "torchvision is not installed" in notes and "skipped" in notes
+    assert "fastcnn + augment" in render_train(document)
+
+
+def test_bench_train_refuses_a_bad_augment():
+    result = _cnn("bench", "train", "--data", "fashion-mnist-small", "--augment", "spin=3")
+    assert result.exit_code == 2 and "unknown name 'spin'" in result.output
