@@ -364,9 +364,9 @@ def train_in(ctx, folder: Path, resume: bool, overwrite: bool, run_options: dict
                f"{output_classes(model)} classes; engine {engine}, {options.dtype}")
     if changes:
         click.echo(f"       fitted to the data: {'; '.join(changes)}")
+    click.echo(f"       {params_line(model.summary())}")
     if options.augment:
         click.echo(f"augment: {options.augment} (training batches only)")
-    click.echo(f"       {params_line(model.summary())}")
     # Everything is checked: from here on the run writes.
     runs.remove_stale_temporaries(folder)
     if overwrite:
