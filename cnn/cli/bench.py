@@ -82,7 +82,8 @@ def train(batches, batch_size, warmup, threads, data_name, preset, profile, augm
             check_train_model(preset, ds.image_shape)
         except ValueError as error:
             raise UsageProblem(str(error)) from None
-    result = measure_train(batches, batch_size, threads, data_name, warmup, preset, profile, augment)
+    augmented = {"augment": augment} if augment else {}  # (the call without it is as before --augment existed)
+    result = measure_train(batches, batch_size, threads, data_name, warmup, preset, profile, **augmented)
     _echo(result, as_json, render_train)
     failed = _failed_rows(result)
     if failed:
