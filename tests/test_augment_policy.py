@@ -146,6 +146,36 @@ def test_uniforms_follow_the_spec_formula(seed, epoch):
     assert u.tolist() == expected  # bit for bit
 
 
+def test_drawn_parameters_follow_the_spec_rules_from_the_uniforms():
+    """Every parameter of specs/augment.md section 3 recomputed from the Python-int uniforms, per image."""
+    H, W, seed, epoch = 28, 30, 0, 0
+    d = draw(AugmentPolicy.parse(FULL + ", vflip"), seed, epoch, np.arange(20), H, W)
+    assert d.erase[:, 2].any() and not d.erase[:, 2].all()  # both branches below are taken
+    for k in range(20):
+        u = [_spec_uniform(seed, epoch, k, s) for s in range(64)]
+        crop_r, crop_c = min(math.floor(u[8] * 9), 8) - 4, min(math.floor(u[9] * 9), 8) - 4
+        assert d.angle[k] == 10 * (2 * u[0] - 1) and d.shear[k] == 10 * (2 * u[3] - 1)
+        assert d.zoom_h[k] == d.zoom_w[k] == 1 + 0.1 * (2 * u[1] - 1)
+        assert d.shift_r[k] == 0.1 * (2 * u[4] - 1) * H + crop_r
+        assert d.shift_c[k] == 0.1 * (2 * u[5] - 1) * W + crop_c
+        assert d.flip_h[k] == (u[6] < 0.5) and d.flip_v[k] == (u[7] < 0.5)
+        assert d.brightness[k] == 0.2 * (2 * u[10] - 1) and d.contrast[k] == 1 + 0.2 * (2 * u[11] - 1)
+        rect = (0, 0, 0, 0)
+        if u[12] < 0.25:
+            for t in range(10):
+                ua, ur, ut, ul = u[13 + 4 * t: 17 + 4 * t]
+                area = H * W * (0.02 + 0.31 * ua)
+                ratio = math.exp(math.log(0.3) + (math.log(3.3) - math.log(0.3)) * ur)
+                h, w = round(math.sqrt(area * ratio)), round(math.sqrt(area / ratio))
+                if h < H and w < W:
+                    rect = (min(math.floor(ut * (H - h + 1)), H - h), min(math.floor(ul * (W - w + 1)), W - w), h, w)
+                    break
+        assert tuple(d.erase[k]) == rect, k
+    # the spec's worked example: image 0 of seed 0, epoch 0 (28 x 28)
+    d0 = draw(AugmentPolicy.parse(FULL), 0, 0, [0], 28, 28)
+    assert (round(d0.angle[0], 7), round(d0.shift_c[0], 7), bool(d0.flip_h[0])) == (-3.2389509, -2.3699741, True)
+
+
 def test_uniforms_are_uniform_and_distinct_across_epochs():
     u0 = uniforms(5, 0, np.arange(4000), np.arange(SLOTS))
     u1 = uniforms(5, 1, np.arange(4000), np.arange(SLOTS))
