@@ -14,6 +14,8 @@ import zlib
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import ndimage
 
 import fastcnn
@@ -43,6 +45,22 @@ def test_the_issue_description_parses_and_reads_back():
     assert policy.hflip and not policy.vflip
     assert (policy.brightness, policy.contrast, policy.crop, policy.erase, policy.fill) == (.2, .2, 4, .25, "nearest")
     assert policy.interpolation == "bilinear" and policy.fill_value == 0.0
+    assert AugmentPolicy.parse(policy.to_text()) == policy
+    assert AugmentPolicy.from_dict(json.loads(json.dumps(policy.to_dict()))) == policy
+
+
+_FRACTION = st.floats(0, 1)
+_POLICIES = st.builds(
+    AugmentPolicy, rotation=st.floats(0, 180), height_shift=_FRACTION, width_shift=_FRACTION,
+    height_zoom=st.floats(0, 1, exclude_max=True), width_zoom=st.floats(0, 1, exclude_max=True),
+    shear=st.floats(0, 90, exclude_max=True), hflip=st.booleans(), vflip=st.booleans(), crop=st.integers(0, 65535),
+    brightness=_FRACTION, contrast=_FRACTION, erase=_FRACTION, fill=st.sampled_from(["constant", "nearest", "wrap"]),
+    fill_value=st.floats(-1e300, 1e300), interpolation=st.sampled_from(["nearest", "bilinear"]))
+
+
+@settings(max_examples=200, deadline=None)
+@given(_POLICIES)
+def test_any_policy_reads_back_from_its_text_and_dict(policy):
     assert AugmentPolicy.parse(policy.to_text()) == policy
     assert AugmentPolicy.from_dict(json.loads(json.dumps(policy.to_dict()))) == policy
 
