@@ -63,13 +63,14 @@ def parse_schedule(text: str) -> dict | None:
 
 def augment_callback(ctx, param, value) -> str | None:
     """``--augment TEXT`` -> its canonical text (None for ``none``), so that run.json records it in one
-    spelling and ``--resume`` compares like with like; a bad name or value is one line naming it."""
+    spelling and ``--resume`` compares like with like; a bad name or value is one line naming it and the
+    choices (``cnn: error: --augment: ...``, exit status 2), not click's three-line usage error."""
     if value is None:
         return None
     try:
         policy = make_policy(value)
-    except AugmentError as error:
-        raise click.BadParameter(str(error)) from None
+    except AugmentError as error:  # one line, as the issue asks: the item, what it takes, the valid names
+        fail(f"--augment: {str(error).removeprefix('augment: ')}")
     return policy.to_text() if policy.active else None
 
 
