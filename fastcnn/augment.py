@@ -3,8 +3,8 @@ affine map, then the pixel stage and the erase, in one parallel loop (``specs/au
 
 The work items are the ``N*C`` planes; each is computed whole by one iteration (resampled into its float64
 output plane, its mean summed in row-major order, contrast, brightness and erase applied; the result is
-rounded to the input's dtype once, at the end), so the result does not depend on the thread count or on the order the planes
-are visited. The arithmetic is refcnn's, expression by expression and in float64 (``fastmath`` off: no
+rounded to the input's dtype once, at the end), so the result does not depend on the thread count or on
+the order the planes are visited. The arithmetic is refcnn's, expression by expression and in float64 (``fastmath`` off: no
 contraction into FMA, which would move a ``floor`` across an integer), so float64 results equal refcnn's
 bit for bit and a float32 or float16 result is refcnn's float64 result rounded once.
 """
