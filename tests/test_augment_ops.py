@@ -92,6 +92,28 @@ def test_engines_agree_bit_for_bit(call):
     np.testing.assert_array_equal(_bits(fast), _bits(ref.astype(x.dtype)))
 
 
+@pytest.mark.parametrize("shape", [(0, 2, 3, 3), (2, 0, 3, 3), (2, 1, 0, 4), (2, 1, 4, 0)])
+def test_empty_batches_channels_and_images(shape):
+    x = np.zeros(shape)
+    t = _transforms((0.5, 1, 2, -1, 0.5, 3), n=shape[0])
+    for engine in ENGINES:
+        y = engine.augment(x, t, np.ones((shape[0], 2)), np.ones((shape[0], 4), np.int64), "wrap")
+        assert y.shape == shape
+
+
+def test_float16_is_rounded_once():
+    x = np.random.default_rng(2).standard_normal((3, 2, 5, 5)).astype(np.float16)
+    t = _transforms((0.9, 0.3, 0.5, -0.2, 1.1, -0.4), n=3)
+    pixel = np.tile([1.3, 0.2], (3, 1))
+    fast = fastcnn.augment(x, t, pixel)
+    assert fast.dtype == np.float16
+    np.testing.assert_array_equal(_bits16(fast), _bits16(refcnn.augment(x, t, pixel).astype(np.float16)))
+
+
+def _bits16(a):
+    return a.view(np.uint16)
+
+
 def test_results_do_not_depend_on_the_thread_count():
     x = np.random.default_rng(3).standard_normal((5, 3, 9, 8))
     t = _transforms((0.9, 0.3, 0.5, -0.2, 1.1, -0.4), n=5)
