@@ -485,6 +485,7 @@ def test_augmented_batches_do_not_depend_on_batch_size_or_order(tiny):
 @needs_op
 def test_fit_with_augment_is_bit_identical_across_resume_and_thread_counts(tiny, tmp_path):
     x, y, _, _ = _xy(tiny)
+    before = fastcnn.get_num_threads()
     try:
         set_threads(1)
         straight, _ = _fit(x, y, 2, augment=POLICY)
@@ -492,7 +493,7 @@ def test_fit_with_augment_is_bit_identical_across_resume_and_thread_counts(tiny,
         _fit(x, y, 1, augment=POLICY, checkpoint_dir=tmp_path)
         resumed, history = _fit(x, y, 2, augment=POLICY, checkpoint_dir=tmp_path, resume=True)
     finally:
-        set_threads(None)
+        set_threads(before)
     assert [row["epoch"] for row in history.epochs] == [1, 2]
     a, b = _weights(straight), _weights(resumed)
     assert sorted(a) == sorted(b) and all(np.array_equal(a[k], b[k]) for k in a)
