@@ -570,3 +570,12 @@ def test_transposed_receptive_field_worked_example():
     last = summary.rows[2]
     assert last.jump[0] == Fraction(1, 3) and last.receptive_field[0] == Fraction(20, 3)
     assert last.to_dict()["jump"] == ["1/3"] and last.to_dict()["receptive_field"] == ["20/3"]
+
+
+def test_the_bench_torch_twin_refuses_a_connection_table():
+    """nn.Conv2d reads every channel: a twin built from it would train another network."""
+    torch = pytest.importorskip("torch")
+    from cnn import bench
+
+    with pytest.raises(bench.TorchTwinError, match="connection table"):
+        bench.torch_model(torch, netspec.parse_spec("conv3k1 table=0/1/0.1, flatten, dense2"), (2, 4, 4))
