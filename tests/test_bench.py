@@ -250,7 +250,7 @@ def test_copy_weights_refuses_a_twin_of_another_net():
 def test_profile_times_each_layer_type_apart_and_changes_nothing():
     """Exclusive times: a block's own time is its total less its inner layers' (a fake clock makes it exact)."""
     import cnn
-    from cnn.bench import profile as prof
+    from cnn import profiling as prof
 
     layers = cnn.netspec.parse_spec(SMALL_RESNET)
     plain = cnn.Model(layers, (3, 12, 12), engine="fastcnn", seed=1, dtype="float32")
@@ -269,7 +269,7 @@ def test_profile_times_each_layer_type_apart_and_changes_nothing():
 
 
 def test_profile_subtracts_inner_time_from_a_block(monkeypatch):
-    from cnn.bench import profile as prof
+    from cnn import profiling as prof
 
     clock = iter([0.0, 1.0, 4.0, 10.0])  # block starts, inner starts, inner ends (3 s), block ends (10 s)
     monkeypatch.setattr(prof.time, "perf_counter", lambda: next(clock))
@@ -302,8 +302,9 @@ def test_cli_train_json_smoke():
     assert set(document) == {"environment", "rows", "ratios", "notes", "profile"}
     assert document["environment"]["model"] == "keras-mnist"
     profiled = {row["layer"] for row in document["profile"]}
-    assert profiled == {"Conv2D", "MaxPool2D", "Dropout", "Flatten", "Dense", "(rest of the step)"}
-    assert all(row["forward_share"] >= 0 for row in document["profile"][:-1])
+    assert profiled == {"Conv2D", "MaxPool2D", "Dropout", "Flatten", "Dense", "(optimizer update)",
+                        "(rest of the step)"}
+    assert all(row["forward_share"] >= 0 for row in document["profile"][:-2])
     fast, torch_row = document["rows"]
     assert fast["engine"] == "fastcnn" and torch_row["engine"] == "torch"
     assert "error" not in fast, fast
@@ -410,5 +411,67 @@ def test_cli_train_passes_the_model_and_profile_on(monkeypatch):
     assert result.exit_code == 0, result.output
     assert seen[0][-2:] == ("resnet20-28", True)
     residual = next(line for line in result.output.splitlines() if line.startswith("Residual"))
-    assert residual.split() == ["Residual", "1.0", "2.0", "10.0", "20.0"]
+    assert residual.split() == ["Residual", "1.00", "2.00", "10.0", "20.0"]
     assert "70.0" in next(line for line in result.output.splitlines() if line.startswith("(rest of the step)"))
+
+
+def _fit_small_resnet(profile=None):
+    """Two epochs of SMALL_RESNET (batch norm, residual adds, dropout-free) with validation, seed 3."""
+    import cnn
+
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((24, 3, 12, 12)).astype(np.float32)
+    y = rng.integers(0, 10, 24)
+    model = cnn.Model(cnn.netspec.parse_spec(SMALL_RESNET), (3, 12, 12), engine="fastcnn", seed=3, dtype="float32")
+    optimizer = cnn.Optimizer("adam", 1e-3)
+    if profile is None:
+        cnn.fit(model, x, y, epochs=2, batch_size=8, optimizer=optimizer, validation_split=0.25, verbose=0)
+    else:
+        with profile.attached(model, optimizer):
+            cnn.fit(model, x, y, epochs=2, batch_size=8, optimizer=optimizer, validation_split=0.25, verbose=0,
+                    profile=profile)
+    return model, optimizer
+
+
+def test_fit_with_a_profile_ends_with_the_same_weights_bit_for_bit_and_counts_only_training_steps():
+    from cnn import profiling
+
+    plain, _ = _fit_small_resnet()
+    profile = profiling.LayerProfile()
+    timed, optimizer = _fit_small_resnet(profile)
+    for (key, layer, p), (key2, layer2, p2) in zip(plain.parameters(), timed.parameters()):
+        assert key == key2
+        np.testing.assert_array_equal(layer.params[p], layer2.params[p2])
+    assert profile.steps == 2 * 3  # 18 training images (the last quarter validates), batches of 8: 3 per epoch
+    assert all("forward" not in vars(layer) for layer in timed.all_layers()) and "step" not in vars(optimizer)
+    rows = {row["layer"]: row for row in profile.rows()}
+    assert {"Conv2D", "BatchNorm", "Residual", profiling.OPTIMIZER_ROW, profiling.DATA_ROW,
+            profiling.REST_ROW} <= set(rows)
+    shares = [r["forward_share"] + r["backward_share"] for r in rows.values() if "other_s" not in r]
+    shares += [r["other_share"] for r in rows.values() if "other_s" in r]
+    assert sum(shares) == pytest.approx(1.0) and rows[profiling.REST_ROW]["other_s"] >= 0
+
+
+def test_a_paused_profile_counts_nothing(monkeypatch):
+    from cnn import profiling
+
+    clock = iter([0.0, 2.0])
+    monkeypatch.setattr(profiling.time, "perf_counter", lambda: next(clock))
+
+    class Fake:
+        config = type("C", (), {"type": "Dense"})()
+
+        def forward(self, x):
+            return x + 1
+
+        def backward(self, g):
+            return g
+
+    layer, profile = Fake(), profiling.LayerProfile()
+    profile.wrap(layer)
+    with profile.paused():
+        assert layer.forward(1) == 2
+    assert not profile.seconds
+    assert layer.forward(1) == 2 and dict(profile.seconds) == {("Dense", "forward"): 2.0}
+    profile.detach()
+    assert "forward" not in vars(layer) and layer.forward(1) == 2

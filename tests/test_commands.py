@@ -445,3 +445,23 @@ def test_class_names_from_files_are_printed_escaped(trained, tmp_path):
         assert result.exit_code == 0, result.output
         assert "\x1b" not in result.stdout and "\nINJECTED" not in result.stdout
         assert "top\\nINJECTED" in result.stdout and "\\x1b[31mred" in result.stdout
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# cnn train --profile; cnn evaluate / predict --resize [HxW]
+
+
+def test_train_profile_prints_time_per_layer_type_and_changes_no_weight(tiny, tmp_path):
+    plain = run(*train_args(tiny, tmp_path / "plain", "--validation-split", 0.25, epochs=2))
+    timed = run(*train_args(tiny, tmp_path / "timed", "--validation-split", 0.25, "--profile", epochs=2))
+    assert plain.exit_code == 0 and timed.exit_code == 0, timed.output
+    assert "profile:" not in plain.output
+    lines = timed.output.splitlines()
+    assert any(line.startswith("profile: 6 training steps") for line in lines)  # 36 images in batches of 16, twice
+    layer_rows = {line.split()[0] for line in lines if line.split() and line.split()[0] in
+                  ("Conv2D", "MaxPool2D", "Flatten", "Dense", "(optimizer", "(data:", "(rest")}
+    assert layer_rows == {"Conv2D", "MaxPool2D", "Flatten", "Dense", "(optimizer", "(data:", "(rest"}
+    (a, _), (b, _) = (load_archive(tmp_path / name / "model.npz") for name in ("plain", "timed"))
+    assert len(a) >= 4 and set(a) == set(b)  # conv and dense, weight and bias each
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)

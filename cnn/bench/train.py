@@ -18,6 +18,7 @@ import numpy as np
 from cnnbase import netspec
 from cnnbase.limits import check_bytes, nbytes_of
 
+from ..profiling import profile_model, render_profile
 from ..threads import default_threads, set_threads
 from .child import _run_child
 from .machine import _header, environment, numba_threading_layer
@@ -107,7 +108,7 @@ def _time_torch(torch, threads: int, warm: list, timed: list, preset: str = PRES
 def _time_fastcnn(threads: int, warm: list, timed: list, preset: str = PRESET,
                   profile: bool = False) -> tuple[float, float, list | None]:
     """Seconds of the timed training steps and of the timed inference passes, fastcnn through cnn.Model;
-    with ``profile``, the timed steps once more with every layer timed (:mod:`cnn.bench.profile`), after
+    with ``profile``, the timed steps once more with every layer timed (:mod:`cnn.profiling`), after
     and apart from the figures above so that the timers do not slow them."""
     from ..model import Model
     from ..optimizers import Optimizer
@@ -128,11 +129,9 @@ def _time_fastcnn(threads: int, warm: list, timed: list, preset: str = PRESET,
     infer_s = _timed_loop(lambda b: model.forward(b[0], training=False), timed)
     rows = None
     if profile:
-        from .profile import profile_model, profile_rows
-
-        layers = profile_model(model)
-        total = _timed_loop(step, timed)  # per step below: seconds over the timed steps / their count
-        rows = profile_rows({k: v / len(timed) for k, v in layers.seconds.items()}, total / len(timed))
+        layers = profile_model(model, optimizer)
+        layers.add_steps(len(timed), _timed_loop(step, timed))
+        rows = layers.rows()
     return train_s, infer_s, rows
 
 
@@ -220,7 +219,8 @@ def measure_train(batches: int = 50, batch_size: int = 128, threads: int | None 
         result["profile"] = profiled
         notes.append("profile: fastcnn's timed steps run once more with every layer's forward and backward timed "
                       "(perf_counter); a layer type's time is its own (a block's without its inner layers: a "
-                      "Residual's is the add and its activation); shares are of the whole profiled step.")
+                      "Residual's is the add and its activation); '(optimizer update)' is the optimizer's step; "
+                      "shares are of the whole profiled step.")
     return result
 
 
@@ -240,18 +240,4 @@ def render_train(result: dict) -> str:
 
 def _render_profile(rows) -> list[str]:
     """fastcnn's time per layer type as a table of ms and % of the step, or nothing without ``--profile``."""
-    if not rows:
-        return []
-    headers = ["layer type (fastcnn)", "forward ms/step", "backward ms/step", "forward %", "backward %"]
-
-    def ms(value):
-        return _fmt(None if value is None else 1e3 * value, ",.1f")
-
-    def pct(value):
-        return _fmt(None if value is None else 100 * value, ".1f")
-
-    lines = [[r["layer"], ms(r["forward_s"]), ms(r["backward_s"]), pct(r["forward_share"]), pct(r["backward_share"])]
-             for r in rows if "other_s" not in r]
-    lines += [[r["layer"], ms(r["other_s"]), "", pct(r["other_share"]), ""] for r in rows if "other_s" in r]
-    return [_table(headers, lines, "lrrrr"), ""]
-
+    return render_profile(rows) + [""] if rows else []
