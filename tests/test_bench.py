@@ -360,7 +360,14 @@ def test_measure_startup_smoke():
     (["--data", "fashion-mnist-small", "--batch-size", "100000000"], "--batch-size 100000000"),
     (["--data", "fashion-mnist-small", "--model", "resnet20-2"], "did you mean resnet20-28"),
     (["--data", "fashion-mnist-small", "--model", "resnet20"], "takes 3x32x32 images; the data's are 1x28x28"),
-], ids=["missing-data", "batches-over-the-size-limit", "unknown-model", "model-for-other-images"])
+    (["--data", "random:3x32x32:10"], "takes 1x28x28 images; the data's are 3x32x32"),
+    (["--data", "random:1x28x28:11"], "keras-mnist scores 10 classes; the data has 11"),
+    (["--data", "random:3x32"], "random:CxHxW:CLASSES"),
+    (["--data", "random:1x28x28:ten"], "Received data='random:1x28x28:ten'"),
+    (["--data", "random:3x4000x4000:10", "--model", "resnet20"], "CNN_MAX_ARRAY_BYTES"),
+], ids=["missing-data", "batches-over-the-size-limit", "unknown-model", "model-for-other-images",
+        "random-of-another-size", "random-with-more-classes", "random-not-an-image", "random-bad-classes",
+        "random-over-the-size-limit"])
 def test_cli_train_bad_input_is_one_line_and_exit_2_before_any_child(args, fragment, monkeypatch):
     import cnn.cli.bench as command
 
@@ -475,3 +482,63 @@ def test_a_paused_profile_counts_nothing(monkeypatch):
     assert layer.forward(1) == 2 and dict(profile.seconds) == {("Dense", "forward"): 2.0}
     profile.detach()
     assert "forward" not in vars(layer) and layer.forward(1) == 2
+
+
+# --------------------------------------------------------------------------------------------------
+# train: synthetic data (--data random[:CxHxW[:CLASSES]])
+
+
+@pytest.mark.parametrize("text, preset, expected", [
+    ("random", "resnet20", ((3, 32, 32), 10)),  # the preset's own input and class count
+    ("random", "resnet20-28", ((1, 28, 28), 10)),
+    ("random:3x32x32", "keras-mnist", ((3, 32, 32), 10)),
+    ("random:3x32x32:100", "resnet20", ((3, 32, 32), 100)),
+])
+def test_synthetic_data_text(text, preset, expected):
+    assert bench.parse_synthetic(text, preset) == expected
+
+
+def test_synthetic_batches_are_the_same_in_every_child_and_fit_the_shape():
+    from cnn.bench.train import _training_batches
+
+    first, described = _training_batches("random:3x5x4:7", 6, 3)
+    again, _ = _training_batches("random:3x5x4:7", 6, 3)
+    assert len(first) == 3 and "3x5x4, 7 classes" in described
+    for (x, y), (x2, y2) in zip(first, again):
+        assert x.shape == (6, 3, 5, 4) and x.dtype == np.float32 and y.dtype == np.int64 and y.shape == (6,)
+        assert 0 <= x.min() and x.max() < 1 and 0 <= y.min() and y.max() < 7
+        np.testing.assert_array_equal(x, x2)
+        np.testing.assert_array_equal(y, y2)
+    assert not np.array_equal(first[0][0], first[1][0])  # batches differ from one another
+
+
+def test_cli_train_random_data_for_the_cifar_resnet_reads_no_data_set(monkeypatch):
+    import cnn.cli.bench as command
+
+    seen = []
+    rows = [{"engine": "fastcnn", "train_images_per_s": 2.0, "inference_images_per_s": 4.0, "peak_rss_mib": 1.0}]
+
+    def fake(*args):
+        seen.append(args)
+        return {"environment": bench.environment(1), "rows": rows, "ratios": bench.train_summary(rows), "notes": []}
+
+    monkeypatch.setattr(command, "measure_train", fake)
+    monkeypatch.setattr(command, "load_data", lambda *a: pytest.fail("a synthetic --data reads no data set"))
+    result = CliRunner().invoke(GROUP, ["bench", "train", "--model", "resnet20", "--data", "random:3x32x32:10"])
+    assert result.exit_code == 0, result.output
+    assert seen[0][3] == "random:3x32x32:10" and seen[0][5] == "resnet20"
+
+
+def test_child_train_on_random_data_runs_each_engine_on_the_same_batches():
+    """The children's work, in this process (at the default thread count, which it sets): fastcnn (and torch
+    when installed) on synthetic images."""
+    from cnn.bench.train import _child_train
+    from cnn.threads import default_threads
+
+    spec = {"kind": "train", "threads": default_threads(), "batches": 1, "batch_size": 4, "warmup": 1, "model": "keras-mnist",
+            "data": "random:1x28x28:10", "profile": False}
+    for engine in ("fastcnn", "torch") if _has_torch() else ("fastcnn",):
+        row = _child_train({**spec, "engine": engine})
+        assert "error" not in row, row
+        assert row["data"].startswith("synthetic: uniform [0, 1) float32 images of 1x28x28, 10 classes")
+        assert row["train_images_per_s"] > 0 and row["inference_images_per_s"] > 0

@@ -33,12 +33,14 @@ from .startup import (BASELINE_CODE, FIRST_RESULT_CODE, IMPORT_CODE, NUMBA_FLOOR
                       render_startup)
 from .timing import interleaved_medians
 from .torch_twin import TorchTwinError, torch_model
-from .train import PRESET, check_train_model, check_train_sizes, measure_train, render_train, train_summary
+from .train import (PRESET, SYNTHETIC, check_train_model, check_train_sizes, is_synthetic, measure_train,
+                    parse_synthetic, render_train, train_summary)
 
 __all__ = [
     "ConvCase", "MaxPoolCase", "OPS_CASES", "DIRECTIONS", "OPS_NOTES", "select_cases", "environment",
     "numba_threading_layer", "interleaved_medians", "ops_row", "measure_ops", "render_ops", "TorchTwinError",
-    "torch_model", "PRESET", "check_train_model", "check_train_sizes", "measure_train", "train_summary", "render_train",
+    "torch_model", "PRESET", "SYNTHETIC", "is_synthetic", "parse_synthetic",
+    "check_train_model", "check_train_sizes", "measure_train", "train_summary", "render_train",
     "FIRST_RESULT_CODE", "IMPORT_CODE",
     "BASELINE_CODE", "NUMBA_FLOOR_SCRIPT", "measure_startup", "render_startup",
 ]

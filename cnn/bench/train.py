@@ -16,6 +16,7 @@ import time
 import numpy as np
 
 from cnnbase import netspec
+from cnnbase.checks import invalid
 from cnnbase.limits import check_bytes, nbytes_of
 
 from ..profiling import profile_model, render_profile
@@ -30,11 +31,77 @@ from .torch_twin import _torch_train_step, torch_model
 PRESET = "keras-mnist"
 
 
+#: ``--data random[:CxHxW[:CLASSES]]``: synthetic images instead of a data set (e.g. the CIFAR ResNets at
+#: their own 3x32x32, for which no data set ships).
+SYNTHETIC = "random"
+#: The seed of the synthetic batches: every engine's child draws the same ones.
+SYNTHETIC_SEED = 0
+
+
+def is_synthetic(data_name: str) -> bool:
+    return data_name == SYNTHETIC or data_name.startswith(SYNTHETIC + ":")
+
+
+def _preset_classes(preset: str) -> int | None:
+    """The number of scores the preset's last layer gives (None when that is not one vector)."""
+    network = netspec.PRESETS[preset]
+    output = network.summary().rows[-1].output_shape
+    return output[0] if len(output) == 1 else None
+
+
+def parse_synthetic(data_name: str, preset: str = PRESET) -> tuple[tuple[int, ...], int]:
+    """``random[:CxHxW[:CLASSES]]`` -> ``(image shape, classes)``; what is left out is the preset's (its input
+    shape, its class count). ValueError through :func:`cnnbase.checks.invalid` for any other text."""
+    expected = "random, random:CxHxW or random:CxHxW:CLASSES (e.g. random:3x32x32:10)"
+    parts = data_name.split(":")
+    if parts[0] != SYNTHETIC or len(parts) > 3:
+        raise ValueError(invalid("cnn bench train", "data", expected, data_name))
+    network = netspec.PRESETS.get(preset)
+    shape = tuple(network.input_shape) if network is not None else None
+    classes = _preset_classes(preset) if network is not None else None
+    try:
+        if len(parts) > 1:
+            shape = netspec.parse_shape(parts[1])
+        if len(parts) > 2:
+            classes = int(parts[2]) if parts[2].isdigit() else -1
+    except netspec.NetSpecError as error:
+        raise ValueError(invalid("cnn bench train", "data", expected, data_name, extra=str(error))) from None
+    if shape is not None and len(shape) != 3:
+        raise ValueError(invalid("cnn bench train", "data", expected + " (images: CxHxW)", data_name))
+    if shape is None or classes is None:
+        raise ValueError(invalid("cnn bench train", "data", expected + " (the preset gives no default)", data_name))
+    if not 2 <= classes <= 100_000:
+        raise ValueError(invalid("cnn bench train", "data", expected + ", CLASSES from 2 to 100,000", data_name))
+    return tuple(shape), classes
+
+
+def synthetic_text(data_name: str, preset: str = PRESET) -> str:
+    """The full form ``random:CxHxW:CLASSES`` of a synthetic ``--data``, as the children receive it."""
+    shape, classes = parse_synthetic(data_name, preset)
+    return f"{SYNTHETIC}:{'x'.join(map(str, shape))}:{classes}"
+
+
+def _synthetic_batches(data_name: str, batch_size: int, count: int) -> tuple[list, str]:
+    """``count`` batches of uniform [0, 1) float32 images and uniform labels from a generator seeded with
+    :data:`SYNTHETIC_SEED`: the same batches in every engine's child (a speed benchmark needs the shapes,
+    not the pictures)."""
+    shape, classes = parse_synthetic(data_name)
+    rng = np.random.default_rng(SYNTHETIC_SEED)
+    out = [(rng.random((batch_size, *shape), dtype=np.float32), rng.integers(0, classes, batch_size, dtype=np.int64))
+           for _ in range(count)]
+    described = (f"synthetic: uniform [0, 1) float32 images of {'x'.join(map(str, shape))}, {classes} classes, "
+                 f"seed {SYNTHETIC_SEED}")
+    return out, described
+
+
 def _training_batches(data_name: str, batch_size: int, count: int) -> tuple[list, str]:
     """``count`` batches of (float32 images, int64 labels) from the training set, in order, wrapping around
-    a set smaller than ``count * batch_size``; only these images are converted to float."""
+    a set smaller than ``count * batch_size``; only these images are converted to float. A synthetic
+    ``data_name`` (:func:`is_synthetic`, in its full form) gives seeded random batches instead."""
     from .. import data
 
+    if is_synthetic(data_name):
+        return _synthetic_batches(data_name, batch_size, count)
     ds = data.load_dataset(data_name)
     n = len(ds.y_train)
     out = []
@@ -53,16 +120,21 @@ def check_train_sizes(image_shape, batches: int, batch_size: int, warmup: int) -
                      "float32 images")
 
 
-def check_train_model(preset: str, image_shape) -> None:
-    """``--model`` must be a preset whose input is the data's images: SpecParseError naming the closest presets,
-    or ValueError naming both shapes, rather than two child processes that fail."""
+def check_train_model(preset: str, image_shape, classes: int | None = None) -> None:
+    """``--model`` must be a preset whose input is the data's images (and, given ``classes``, that scores at
+    least that many classes): SpecParseError naming the closest presets, or ValueError naming both shapes,
+    rather than two child processes that fail."""
     if preset not in netspec.PRESETS:
         netspec.load_network(preset)  # SpecParseError: "unknown preset ...; did you mean ..."
         raise ValueError(f"cnn bench train: --model takes a preset name (cnn shape --list); received {preset!r}")
     wanted = tuple(netspec.PRESETS[preset].input_shape)
     if wanted != tuple(image_shape):
         raise ValueError(f"cnn bench train: --model {preset} takes {'x'.join(map(str, wanted))} images; the data's "
-                         f"are {'x'.join(map(str, image_shape))} (choose --data or a preset that fits)")
+                         f"are {'x'.join(map(str, image_shape))} (choose --data or a preset that fits; "
+                         f"--data random:{'x'.join(map(str, wanted))} gives synthetic images of its size)")
+    scores = _preset_classes(preset)
+    if classes is not None and scores is not None and classes > scores:
+        raise ValueError(f"cnn bench train: --model {preset} scores {scores} classes; the data has {classes}")
 
 
 def _import_engine(engine: str):
@@ -186,6 +258,8 @@ def measure_train(batches: int = 50, batch_size: int = 128, threads: int | None 
     """Train and infer with each engine in its own child process; rows of images/s and peak memory, and with
     ``profile`` fastcnn's time per layer type (``result["profile"]``)."""
     threads = default_threads() if threads is None else threads
+    if is_synthetic(data):
+        data = synthetic_text(data, model)
     rows, notes = [], []
     for engine in ("fastcnn", "torch"):
         spec = {"kind": "train", "engine": engine, "threads": threads, "batches": batches,
