@@ -11,8 +11,10 @@ as is. The click commands are in ``cnn/cli/bench.py``; nothing here imports clic
 * :mod:`~cnn.bench.train`: training steps and inference of a preset (the seeds' Keras model ``keras-mnist``
   unless ``--model`` names another, e.g. the CIFAR ResNet-20 ``resnet20-28``; ``--profile``: time per layer
   type, :mod:`cnn.profiling`)
-  with fastcnn (:class:`cnn.Model`) and with an equivalent ``torch.nn`` model (:mod:`~cnn.bench.torch_twin`),
-  each engine in its own child process so that its peak resident memory is its own.
+  with fastcnn (:class:`cnn.Model`), with an equivalent ``torch.nn`` model (:mod:`~cnn.bench.torch_twin`)
+  and, when Keras 3 is installed, with a Keras twin (:mod:`~cnn.bench.keras_twin`), each engine in its own
+  child process so that its peak resident memory is its own; ``--data random:CxHxW:CLASSES`` for seeded
+  synthetic batches.
 * :mod:`~cnn.bench.startup`: the cold compile time of fastcnn's kernels (a fresh, empty ``NUMBA_CACHE_DIR``)
   and the time from process start to the first result once that cache is warm.
 

@@ -137,12 +137,27 @@ def check_train_model(preset: str, image_shape, classes: int | None = None) -> N
         raise ValueError(f"cnn bench train: --model {preset} scores {scores} classes; the data has {classes}")
 
 
+#: The optional engines: a row each when installed, skipped with a note when not.
+OPTIONAL_ENGINES = ("torch", "keras")
+#: What a user installs for the Keras row (never a requirement of this project).
+KERAS_INSTALL = "pip install tensorflow-cpu (Keras 3 with its TensorFlow backend)"
+
+
 def _import_engine(engine: str):
-    """What a child imports for its engine; the idle child imports exactly this and stops."""
+    """What a child imports for its engine; the idle child imports exactly this and stops. Keras runs on
+    TensorFlow unless ``KERAS_BACKEND`` names another backend."""
     if engine == "torch":
         import torch
 
         return torch
+    if engine == "keras":
+        import os
+
+        os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        import keras
+
+        return keras
     import fastcnn
 
     return fastcnn
@@ -175,6 +190,42 @@ def _time_torch(torch, threads: int, warm: list, timed: list, preset: str = PRES
         _timed_loop(lambda b: model(b[0]), warm[:1])
         infer_s = _timed_loop(lambda b: model(b[0]), timed)
     return train_s, infer_s
+
+
+def _keras_threads(keras, threads: int) -> None:
+    """TensorFlow's op kernels on ``threads`` threads and one op at a time (``inter_op`` 1), so that ``--threads``
+    means the same for the three engines; before TensorFlow runs its first op (later it cannot change)."""
+    if keras.backend.backend() != "tensorflow":
+        return
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:  # TensorFlow already started: it keeps its own counts
+        pass
+
+
+def _time_keras(keras, threads: int, warm: list, timed: list, preset: str = PRESET) -> tuple[float, float, dict]:
+    """Seconds of the timed training steps and of the timed inference passes, Keras 3 (the compiled
+    ``train_on_batch`` and ``predict_on_batch``, as ``model.fit`` and ``model.predict`` run them), on
+    channels-last copies of the batches; and what the row says of the twin (backend, XLA)."""
+    from .keras_twin import keras_model, keras_train_step
+
+    _keras_threads(keras, threads)
+    keras.utils.set_random_seed(0)
+    network = netspec.PRESETS[preset]
+    model = keras_model(keras, network.layers, network.input_shape)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    warm, timed = ([(np.ascontiguousarray(x.transpose(0, 2, 3, 1)), y) for x, y in part] for part in (warm, timed))
+    _timed_loop(lambda b: keras_train_step(model, *b), warm)
+    train_s = _timed_loop(lambda b: keras_train_step(model, *b), timed)
+    _timed_loop(lambda b: model.predict_on_batch(b[0]), warm[:1])
+    infer_s = _timed_loop(lambda b: model.predict_on_batch(b[0]), timed)
+    details = {"backend": keras.backend.backend(), "jit_compile": bool(getattr(model, "jit_compile", False)),
+               "keras_params": int(model.count_params())}
+    return train_s, infer_s, details
 
 
 def _time_fastcnn(threads: int, warm: list, timed: list, preset: str = PRESET,
@@ -216,14 +267,22 @@ def _child_train(spec: dict) -> dict:
         return {"engine": engine_name, "error": f"cannot import {engine_name}: {error}"}
     batches, described = _training_batches(spec["data"], spec["batch_size"], spec["warmup"] + spec["batches"])
     warm, timed = batches[:spec["warmup"]], batches[spec["warmup"]:]
+    extra, version = {}, getattr(module, "__version__", "")
     if engine_name == "torch":
         train_s, infer_s = _time_torch(module, threads, warm, timed, spec["model"])
-        profile = None
+    elif engine_name == "keras":
+        from .keras_twin import KerasTwinError
+
+        try:
+            train_s, infer_s, extra = _time_keras(module, threads, warm, timed, spec["model"])
+        except KerasTwinError as error:
+            return {"engine": engine_name, "skipped": f"no Keras twin of --model {spec['model']}: {error}"}
+        version = f"{version} ({extra['backend']}{', XLA' if extra['jit_compile'] else ''})"
     else:
         train_s, infer_s, profile = _time_fastcnn(threads, warm, timed, spec["model"], spec["profile"])
+        extra = {} if profile is None else {"profile": profile}
     images = spec["batches"] * spec["batch_size"]
-    extra = {} if profile is None else {"profile": profile}
-    return {**extra, "engine": engine_name, "version": getattr(module, "__version__", ""), "data": described,
+    return {**extra, "engine": engine_name, "version": version, "data": described,
             "train_images_per_s": images / train_s, "inference_images_per_s": images / infer_s,
             "peak_rss_mib": _peak_rss_mib(), "numba_threading_layer": numba_threading_layer()}
 
@@ -237,41 +296,63 @@ def _child_idle(spec: dict) -> dict:
     return {"engine": spec["engine"], "peak_rss_mib": _peak_rss_mib()}
 
 
-def train_summary(rows: list[dict]) -> dict:
-    """Ratios of the fastcnn row over the torch row (None when either is missing or failed):
-    images/s (above 1: fastcnn faster) and peak memory (below 1: fastcnn uses less)."""
+def train_summary(rows: list[dict], anchor: str = "torch") -> dict:
+    """Ratios of the fastcnn row over the ``anchor`` row, torch or keras (None when either is missing or
+    failed): images/s (above 1: fastcnn faster) and peak memory (below 1: fastcnn uses less)."""
     by_engine = {r["engine"]: r for r in rows if not r.get("error")}
-    fast, ref = by_engine.get("fastcnn"), by_engine.get("torch")
+    fast, ref = by_engine.get("fastcnn"), by_engine.get(anchor)
 
     def ratio(key):
         if fast is None or ref is None or fast.get(key) is None or ref.get(key) is None:
             return None
         return fast[key] / ref[key]
 
-    return {"train_fastcnn_over_torch": ratio("train_images_per_s"),
-            "inference_fastcnn_over_torch": ratio("inference_images_per_s"),
-            "peak_rss_fastcnn_over_torch": ratio("peak_rss_mib")}
+    return {f"train_fastcnn_over_{anchor}": ratio("train_images_per_s"),
+            f"inference_fastcnn_over_{anchor}": ratio("inference_images_per_s"),
+            f"peak_rss_fastcnn_over_{anchor}": ratio("peak_rss_mib")}
+
+
+KERAS_NOTE = ("keras: the same layers through Keras 3's functional API (cnn/bench/keras_twin.py; residual blocks "
+              "joined by layers.Add), channels-last images, Adam lr 1e-3, sparse cross-entropy from logits with the "
+              "accuracy metric; train_on_batch and predict_on_batch (Keras's compiled step; 'XLA' when Keras chose "
+              "jit_compile); TensorFlow on --threads intra-op threads, one op at a time.")
+
+
+def _installed(module: str) -> bool:
+    """Whether ``module`` can be imported, without importing it (a Keras import takes seconds)."""
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
 
 
 def measure_train(batches: int = 50, batch_size: int = 128, threads: int | None = None, data: str = "default",
-                  warmup: int = 3, model: str = PRESET, profile: bool = False) -> dict:
+                  warmup: int = 3, model: str = PRESET, profile: bool = False, keras: bool = True) -> dict:
     """Train and infer with each engine in its own child process; rows of images/s and peak memory, and with
-    ``profile`` fastcnn's time per layer type (``result["profile"]``)."""
+    ``profile`` fastcnn's time per layer type (``result["profile"]``). With ``keras`` (the default) a Keras
+    row too when Keras is installed (:mod:`cnn.bench.keras_twin`); when it is not, or the model has no Keras
+    twin, a note says that the row was skipped."""
     threads = default_threads() if threads is None else threads
     if is_synthetic(data):
         data = synthetic_text(data, model)
     rows, notes = [], []
-    for engine in ("fastcnn", "torch"):
+    for engine in ("fastcnn", "torch") + (("keras",) if keras else ()):
+        if engine == "keras" and not _installed("keras"):
+            notes.append(f"keras: not installed, row skipped (optional: {KERAS_INSTALL}).")
+            continue
         spec = {"kind": "train", "engine": engine, "threads": threads, "batches": batches,
                 "batch_size": batch_size, "warmup": warmup, "data": data, "model": model,
                 "profile": profile and engine == "fastcnn"}
         idle = _run_child({"kind": "idle", "engine": engine})
         row = _run_child(spec)
         row.setdefault("engine", engine)
+        if row.get("skipped"):
+            notes.append(f"{engine}: {row['skipped']}; row skipped.")
+            continue
         row["idle_rss_mib"] = idle.get("peak_rss_mib")
         if row.get("error"):
             notes.append(f"{engine}: {row['error']}")
         rows.append(row)
+    has_keras = any(r["engine"] == "keras" and not r.get("error") for r in rows)
     data_line = next((r["data"] for r in rows if r.get("data")), data)
     notes += [
         f"model: preset {model} ({netspec.to_spec(netspec.PRESETS[model].layers)}), Adam lr 1e-3, cross-entropy, "
@@ -282,12 +363,13 @@ def measure_train(batches: int = 50, batch_size: int = 128, threads: int | None 
         "memory: peak resident set (ru_maxrss) of each engine's own child process; 'idle MiB' is an interpreter "
         "with the same imports that does nothing. Ratios fastcnn/torch: above 1 faster (images/s), below 1 "
         "smaller (memory).",
-    ]
+    ] + ([KERAS_NOTE] if has_keras else [])
     env = environment(threads)
     env.update(batches=batches, batch_size=batch_size, warmup=warmup, data=data, model=model)
     env["numba_threading_layer"] = next((r["numba_threading_layer"] for r in rows if r.get("engine") == "fastcnn"
                                          and "numba_threading_layer" in r), env["numba_threading_layer"])
-    result = {"environment": env, "rows": rows, "ratios": train_summary(rows), "notes": notes}
+    ratios = {**train_summary(rows), **(train_summary(rows, "keras") if has_keras else {})}
+    result = {"environment": env, "rows": rows, "ratios": ratios, "notes": notes}
     profiled = next((r.pop("profile") for r in rows if "profile" in r), None)
     if profile:
         result["profile"] = profiled
@@ -305,8 +387,11 @@ def render_train(result: dict) -> str:
               _fmt(r.get("inference_images_per_s"), ",.0f"), _fmt(r.get("peak_rss_mib"), ",.0f"),
               _fmt(r.get("idle_rss_mib"), ",.0f")] for r in result["rows"]]
     q = result["ratios"]
-    lines.append(["fastcnn/torch", "", _fmt(q["train_fastcnn_over_torch"], ".2f"),
-                  _fmt(q["inference_fastcnn_over_torch"], ".2f"), _fmt(q["peak_rss_fastcnn_over_torch"], ".2f"), ""])
+    for anchor in ("torch", "keras"):
+        if f"train_fastcnn_over_{anchor}" in q:
+            lines.append([f"fastcnn/{anchor}", "", _fmt(q[f"train_fastcnn_over_{anchor}"], ".2f"),
+                          _fmt(q[f"inference_fastcnn_over_{anchor}"], ".2f"),
+                          _fmt(q[f"peak_rss_fastcnn_over_{anchor}"], ".2f"), ""])
     head = ["cnn bench train"] + _header(result["environment"])
     return "\n".join(head + ["", _table(headers, lines, "llrrrr"), ""] + _render_profile(result.get("profile"))
                      + [f"* {n}" for n in result["notes"]])

@@ -82,9 +82,12 @@ def _train_data(data_name: str, preset: str) -> tuple[tuple, int]:
 @click.option("--model", "preset", default=PRESET, show_default=True,
               help="A preset of `cnn shape --list` whose input is the data's (e.g. resnet20-28 for 28x28 gray).")
 @click.option("--profile", is_flag=True, help="Also fastcnn's time per layer type, forward and backward.")
+@click.option("--keras/--no-keras", "with_keras", default=True, show_default=True,
+              help="A Keras 3 row too, when Keras is installed (optional: pip install tensorflow-cpu).")
 @click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON.")
-def train(batches, batch_size, warmup, threads, data_name, preset, profile, as_json):
-    """Training and inference images/s and peak memory of a preset (keras-mnist), fastcnn against PyTorch."""
+def train(batches, batch_size, warmup, threads, data_name, preset, profile, with_keras, as_json):
+    """Training and inference images/s and peak memory of a preset (keras-mnist), fastcnn against PyTorch
+    (and Keras, when installed)."""
     _check_threads(threads)
     with reported():  # the data is read here first: a bad --data is one line, not a table of n/a
         image_shape, classes = _train_data(data_name, preset)
@@ -93,7 +96,7 @@ def train(batches, batch_size, warmup, threads, data_name, preset, profile, as_j
             check_train_model(preset, image_shape, classes)
         except ValueError as error:
             raise UsageProblem(str(error)) from None
-    result = measure_train(batches, batch_size, threads, data_name, warmup, preset, profile)
+    result = measure_train(batches, batch_size, threads, data_name, warmup, preset, profile, keras=with_keras)
     _echo(result, as_json, render_train)
     failed = _failed_rows(result)
     if failed:
