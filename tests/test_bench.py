@@ -535,8 +535,8 @@ def test_child_train_on_random_data_runs_each_engine_on_the_same_batches():
     from cnn.bench.train import _child_train
     from cnn.threads import default_threads
 
-    spec = {"kind": "train", "threads": default_threads(), "batches": 1, "batch_size": 4, "warmup": 1, "model": "keras-mnist",
-            "data": "random:1x28x28:10", "profile": False}
+    spec = {"kind": "train", "threads": default_threads(), "batches": 1, "batch_size": 4, "warmup": 1,
+            "model": "keras-mnist", "data": "random:1x28x28:10", "profile": False}
     for engine in ("fastcnn", "torch") if _has_torch() else ("fastcnn",):
         row = _child_train({**spec, "engine": engine})
         assert "error" not in row, row
