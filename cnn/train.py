@@ -20,6 +20,7 @@ The checkpoint itself is :mod:`cnn.checkpoint`; the history, early stopping and 
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import sys
@@ -34,6 +35,7 @@ from .checkpoint import (CHANGEABLE, CHECKPOINT_FILE, checkpoint_path, read_chec
                          save_checkpoint)
 from .history import METRICS, EarlyStopping, History, make_early_stopping, metrics_path, plot_history, write_log
 from .optimizers import make_optimizer
+from .profiling import DATA_ROW
 from .schedules import make_schedule
 
 # The names from EarlyStopping on live in cnn.history and cnn.checkpoint; they stay importable from here,
@@ -147,13 +149,31 @@ def train_step(model, optimizer, xb, yb, *, step: int, lr: float) -> tuple[float
     return loss, int(np.count_nonzero(np.argmax(logits, axis=1) == yb))
 
 
-def _train_epoch(model, optimizer, x, y, *, epoch, epochs, batch_size, seed, step, lr, progress, last_good):
+def _paused(profile):
+    """A validation pass is no training step: the profile does not count it."""
+    return contextlib.nullcontext() if profile is None else profile.paused()
+
+
+def _gather(x, y, index, profile=None):
+    """The batch ``x[index], y[index]``; with a ``profile`` (:mod:`cnn.profiling`), its time is the row
+    ``(data: batch gather)``."""
+    if profile is None:
+        return x[index], y[index]
+    start = time.perf_counter()
+    batch = x[index], y[index]
+    profile.add(DATA_ROW, time.perf_counter() - start)
+    return batch
+
+
+def _train_epoch(model, optimizer, x, y, *, epoch, epochs, batch_size, seed, step, lr, progress, last_good,
+                 profile=None):
     """One epoch of steps; returns (mean loss, accuracy, next global step)."""
     if len(x) == 0:  # fit refuses it first; a guard here too, as a division by len(x) follows
         raise ValueError("fit: there are no training examples (x has 0 rows after the validation split).")
     total_loss, correct, seen = 0.0, 0, 0
     for index in data.batches(len(x), batch_size, seed, epoch):
-        loss, right = train_step(model, optimizer, x[index], y[index], step=step, lr=lr)
+        xb, yb = _gather(x, y, index, profile)
+        loss, right = train_step(model, optimizer, xb, yb, step=step, lr=lr)
         if not math.isfinite(loss):
             kept = f"the last good checkpoint {last_good} is kept" if last_good else "no checkpoint was written"
             raise NonFiniteLossError(
@@ -173,7 +193,7 @@ def fit(model, x, y, *, epochs: int = 1, batch_size: int = 32, optimizer="adam",
         schedule=None, validation_split: float = 0.0, validation_data=None, metrics=METRICS,
         early_stopping=None, checkpoint_dir=None, resume: bool = False, seed: int | None = None,
         verbose: int = 1, progress: bool | None = None, log_path=None, stream=None,
-        allow_changes=CHANGEABLE, on_start=None) -> History:
+        allow_changes=CHANGEABLE, on_start=None, profile=None) -> History:
     """Train ``model`` on ``x`` (N, C, H, W) floats and ``y`` (N,) class labels; returns the :class:`History`.
 
     Parameters
@@ -209,6 +229,12 @@ def fit(model, x, y, *, epochs: int = 1, batch_size: int = 32, optimizer="adam",
     on_start : callable, optional
         Called with the :class:`History` once the run is set to train (a resumed checkpoint has been checked
         and loaded), before the first step: ``cnn train`` records a resume's changes in ``run.json`` there.
+    profile : :class:`cnn.profiling.LayerProfile`, optional
+        One attached to ``model`` and the optimizer by the caller (``with profile.attached(model, optimizer):
+        fit(..., optimizer=optimizer, profile=profile)``): fit adds each training epoch's steps and seconds,
+        times each batch's gather, and pauses it during the validation passes, so that ``profile.rows()`` is
+        the time per layer type of this call's training steps. Profiling changes no result: same seed, same
+        weights.
 
     Raises
     ------
@@ -268,19 +294,23 @@ def fit(model, x, y, *, epochs: int = 1, batch_size: int = 32, optimizer="adam",
     while epoch < epochs:
         lr_now = schedule.lr(optimizer.lr, epoch)
         bar = _Progress(stream, progress and verbose > 0, epoch + 1, epochs, len(x))
-        start = time.perf_counter()
+        start, first_step = time.perf_counter(), step
         try:
             loss, accuracy, step = _train_epoch(model, optimizer, x, y, epoch=epoch, epochs=epochs,
                                                 batch_size=batch_size, seed=seed, step=step, lr=lr_now,
-                                                progress=bar, last_good=path if path and os.path.exists(path) else None)
+                                                progress=bar, last_good=path if path and os.path.exists(path) else None,
+                                                profile=profile)
         finally:
             bar.clear()
         seconds = time.perf_counter() - start
+        if profile is not None:
+            profile.add_steps(step - first_step, seconds)
         row = {"epoch": epoch + 1, "loss": loss}
         if "accuracy" in metrics:
             row["accuracy"] = accuracy
         if validation is not None:
-            scores = evaluate(model, *validation, batch_size=evaluation_batch_size(batch_size))
+            with _paused(profile):
+                scores = evaluate(model, *validation, batch_size=evaluation_batch_size(batch_size))
             row.update({f"val_{k}": v for k, v in scores.items() if k in metrics or k == "loss"})
         row.update({"lr": lr_now, "seconds": seconds, "images_per_second": len(x) / max(seconds, 1e-9)})
         history.epochs.append(row)
