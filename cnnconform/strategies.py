@@ -464,6 +464,36 @@ def dropout_mask_calls(draw, *, shapes: st.SearchStrategy | None = None, probabi
 
 
 # ---------------------------------------------------------------------------------------------------
+# Augmentation
+
+
+#: Transform entries: exact ones (identity, flips, quarter-turns, integer and half-pixel shifts: ties and
+#: integer source positions) or any float in a range that keeps sources near a small image.
+_TRANSFORM_ENTRIES = st.sampled_from((-1.0, -0.5, 0.0, 0.5, 1.0, 2.0)) | st.floats(-3.0, 3.0)
+
+
+@st.composite
+def augment_calls(draw, *, elements: st.SearchStrategy | None = None,
+                  entries: st.SearchStrategy | None = None) -> Call:
+    """``augment`` on a small batch (1x1 and non-square images included): a transform per image (``entries``
+    draws its six numbers), with or without a pixel stage and erase boxes (which may overhang the image)."""
+    n, c = draw(st.integers(0, 2)), draw(st.integers(1, 2))
+    h, w = draw(st.integers(1, 5)), draw(st.integers(1, 5))
+    x = draw(float_arrays((n, c, h, w), elements))
+    transform = draw(float_arrays((n, 6), _TRANSFORM_ENTRIES if entries is None else entries))
+    kwargs = dict(fill_mode=draw(st.sampled_from(("constant", "nearest", "reflect", "wrap"))),
+                  fill_value=draw(st.sampled_from((0.0, 1.0)) | st.floats(-FLOAT_RANGE, FLOAT_RANGE)),
+                  interpolation=draw(st.sampled_from(("nearest", "bilinear"))))
+    if draw(st.booleans()):
+        kwargs["pixel"] = draw(float_arrays((n, 2), st.sampled_from((1.0, 0.0)) | st.floats(-2.0, 2.0)))
+    if draw(st.booleans()):
+        corners = draw(arrays(np.int64, (n, 2), elements=st.integers(-2, 6)))  # top, left
+        sizes = draw(arrays(np.int64, (n, 2), elements=st.integers(0, 4)))  # height, width
+        kwargs["erase"] = np.concatenate([corners, sizes], axis=1)
+    return Call("augment", (x, transform), kwargs)
+
+
+# ---------------------------------------------------------------------------------------------------
 # The table and backward calls
 
 
@@ -491,10 +521,11 @@ STRATEGIES = {
     **{op: (lambda op=op: optimizer_calls(op)) for op in ("sgd_step", "adam_step", "adadelta_step", "rmsprop_step")},
     "dropout": dropout_calls,
     "dropout_mask": dropout_mask_calls,
+    "augment": augment_calls,
 }
 
 #: Forward ops whose backward has a strategy too (everything differentiable).
-DIFFERENTIABLE = tuple(op for op in STRATEGIES if not op.endswith("_step") and op != "dropout_mask")
+DIFFERENTIABLE = tuple(op for op in STRATEGIES if not op.endswith("_step") and op not in ("dropout_mask", "augment"))
 
 
 def _values_of(result) -> np.ndarray:

@@ -14,9 +14,10 @@ from cnnbase.shapes import ShapeError
 from ._runtime import get_num_threads, set_num_threads
 
 # Family modules under private names (`from .dropout import *` rebinds `fastcnn.dropout` to the function).
-from . import activations as _activations, conv as _conv, dense as _dense, dropout as _dropout
+from . import activations as _activations, augment as _augment, conv as _conv, dense as _dense, dropout as _dropout
 from . import losses as _losses, norm as _norm, optim as _optim, pool as _pool
 from .activations import *  # noqa: F401,F403
+from .augment import *  # noqa: F401,F403
 from .conv import *  # noqa: F401,F403
 from .dense import *  # noqa: F401,F403
 from .dropout import *  # noqa: F401,F403
@@ -37,6 +38,7 @@ OPS = {
     "norm": tuple(_norm.__all__),
     "losses": tuple(_losses.__all__),
     "optim": tuple(_optim.__all__),
+    "augment": tuple(_augment.__all__),
 }
 
 #: What runs on a geometry resolved once (by ``cnn``'s layers, when they are built), beside the spec's ops.

@@ -281,6 +281,16 @@ def _optim(draw, op):
     return [param, arr(draw, param.shape), state], {}
 
 
+def _augment(draw, op):
+    n, c = draw(st.integers(0, 2)), draw(st.integers(1, 2))
+    x = arr(draw, (n, c, draw(st.integers(1, 5)), draw(st.integers(1, 5))))
+    kwargs = dict(pixel=draw(st.none() | st.just(arr(draw, (n, 2), "float64"))),
+                  erase=draw(st.none() | st.just(Arr((n, 4), "int64", draw(st.integers(0, 99)), "labels:4"))),
+                  fill_mode=draw(st.sampled_from(["constant", "nearest", "reflect", "wrap"])),
+                  fill_value=draw(st.floats(-2, 2)), interpolation=draw(st.sampled_from(["nearest", "bilinear"])))
+    return [x, arr(draw, (n, 6), "float64")], kwargs
+
+
 def _geometry_op(draw, op):
     if op.startswith("conv"):
         fwd = draw(st.sampled_from(["conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d"]))
@@ -308,7 +318,7 @@ def _geometry_op(draw, op):
 
 
 FAMILY = {"conv": _conv, "pool": _pool, "activations": _activation, "dense": _dense, "dropout": _dropout,
-          "norm": _norm, "losses": _loss, "optim": _optim}
+          "norm": _norm, "losses": _loss, "optim": _optim, "augment": _augment}
 
 
 def _family(name: str) -> str:
