@@ -202,6 +202,11 @@ class Layer:
         grad = _cast(_activation_backward(ctx.engine, self.activation, grad_out, self._pre), ctx.dtype)
         return _cast(self._backward(grad), ctx.dtype)
 
+    def count_params(self) -> int:
+        """The numbers this layer holds, parameters and buffers: the sizes of its arrays, less any entry
+        fixed at 0 that is no parameter (a convolution's weights outside its connection table)."""
+        return sum(array.size for array in (*self.params.values(), *self.buffers.values()))
+
     def sublayers(self) -> list["Layer"]:
         """Every layer inside this one, depth first (none for a plain layer)."""
         return []
@@ -221,7 +226,16 @@ class Layer:
 
 class _OnConvGeometry(Layer):
     """What a convolution and a transposed one share once ``build`` has resolved ``self.geometry``: the
-    engines' ``conv_forward`` / ``conv_backward`` on it, with the weight and the optional bias."""
+    engines' ``conv_forward`` / ``conv_backward`` on it, with the weight and the optional bias.
+
+    ``self.mask`` (None, or 0/1 of the weight's shape with 1 on the kernel axes) is a fixed connection table:
+    the ops run with ``weight * mask`` and the weight's gradient is multiplied by it (see :class:`_Conv`)."""
+
+    mask: np.ndarray | None = None
+
+    def _weight(self) -> np.ndarray:
+        weight = self.params["weight"]
+        return weight if self.mask is None else weight * self.mask
 
     def _init_weights(self, shapes: dict, fan_in: int, fan_out: int, seed, dtype, he: bool) -> None:
         """The weight uniform in He's or Glorot's limit for these fans (seeded by the layer's index), the bias
@@ -238,11 +252,13 @@ class _OnConvGeometry(Layer):
 
     def _forward(self, x, ctx):
         self._x = x
-        return ctx.engine.conv_forward(self.geometry, x, self.params["weight"], self.params.get("bias"))
+        return ctx.engine.conv_forward(self.geometry, x, self._weight(), self.params.get("bias"))
 
     def _backward(self, grad):
-        gx, gw, gb = self._ctx.engine.conv_backward(self.geometry, grad, self._x, self.params["weight"],
+        gx, gw, gb = self._ctx.engine.conv_backward(self.geometry, grad, self._x, self._weight(),
                                                     self.params.get("bias"))
+        if self.mask is not None:
+            gw = gw * self.mask  # d(weight * mask)/d(weight): no gradient outside the table
         self.grads = {"weight": gw}
         if "bias" in self.params:
             self.grads["bias"] = gb
@@ -251,9 +267,24 @@ class _OnConvGeometry(Layer):
 
 class _Conv(_OnConvGeometry):
     """Conv1D/Conv2D: ``engine.conv_forward(geometry, x, weight, bias)``, the geometry of
-    ``conv{1,2}d(x, weight, bias, strides, padding, dilation, groups, padding_mode)`` resolved once, here."""
+    ``conv{1,2}d(x, weight, bias, strides, padding, dilation, groups, padding_mode)`` resolved once, here.
+
+    With a connection table (``connections``, LeNet-5's C3) the weight is still the full
+    ``(filters, C_in, *k)`` tensor, PyTorch's layout, with a fixed 0/1 ``mask`` (1 where filter ``co`` reads
+    channel ``ci``): the forward convolves with ``weight * mask`` and the backward multiplies the weight's
+    gradient by the mask. Why a mask rather than one small convolution per filter: the engines' one
+    convolution kernel (and its BLAS path) runs the layer in one call, and the saved weight has the shape every
+    tool expects. The unconnected weights start at 0 and their gradient is exactly 0, so every optimizer here
+    leaves them at 0 (SGD with momentum and weight decay, Adam, Adadelta, RMSprop: the step of a zero weight
+    with a zero gradient and zero state is 0); and since the forward reads ``weight * mask``, a value loaded
+    into an unconnected position is ignored. Saved weights therefore hold the full tensor, zeros outside the
+    table; :meth:`count_params` counts the connected weights only, as the summary does."""
 
     record_type = netspec.BaseConv
+
+    def count_params(self):
+        unconnected = 0 if self.mask is None else self.mask.size - int(np.count_nonzero(self.mask))
+        return super().count_params() - unconnected * math.prod(self.config.kernel_size)
 
     @classmethod
     def tensor_shapes(cls, config, input_shape):
@@ -269,23 +300,37 @@ class _Conv(_OnConvGeometry):
         shape = shapes["weight"]
         receptive = math.prod(cfg.kernel_size)
         fan_in, fan_out = shape[1] * receptive, cfg.filters * receptive
+        if cfg.connections is not None:
+            self.mask = self._table_mask(cfg.table, shape, dtype)
+            links = int(np.count_nonzero(self.mask))  # the average fans over the connected pairs
+            fan_in, fan_out = links * receptive / cfg.filters, links * receptive / shape[1]
         self._init_weights(shapes, fan_in, fan_out, seed, dtype, he)
+        if self.mask is not None:
+            self.params["weight"] *= self.mask
         # Padding, output sizes and every check, once for the layer's life (one sample stands for any batch).
         self.geometry = conv_geometry(
             f"conv{cfg.rank}d", (1,) + tuple(input_shape), shape, (cfg.filters,) if cfg.use_bias else None,
             cfg.strides, cfg.padding, cfg.dilation, cfg.groups, cfg.padding_mode, cfg.rank)
 
+    @staticmethod
+    def _table_mask(table, weight_shape, dtype) -> np.ndarray:
+        """0/1 of shape ``(filters, C_in, 1, ...)``: 1 where filter ``co`` reads input channel ``ci``."""
+        mask = np.zeros(weight_shape[:2] + (1,) * (len(weight_shape) - 2), dtype=dtype)
+        for co, channels in enumerate(table):
+            mask[co, list(channels)] = 1
+        return mask
+
 
 class _ConvTranspose(_OnConvGeometry):
     """Conv1DTranspose/Conv2DTranspose: ``engine.conv_forward(geometry, x, weight, bias)`` on the geometry of
     ``conv_transpose{1,2}d`` resolved once, here, from the padding and output padding Keras' arguments mean
-    (``BaseConvTranspose.resolved``). The weight is PyTorch's ``(C_in, filters, *kernel)``."""
+    (``BaseConvTranspose.resolved``). The weight is PyTorch's ``(C_in, filters/groups, *kernel)``."""
 
     record_type = netspec.BaseConvTranspose
 
     @classmethod
     def tensor_shapes(cls, config, input_shape):
-        shapes = {"weight": (input_shape[0], config.filters) + tuple(config.kernel_size)}
+        shapes = {"weight": (input_shape[0], config.filters // config.groups) + tuple(config.kernel_size)}
         if config.use_bias:
             shapes["bias"] = (config.filters,)
         return shapes
@@ -296,13 +341,13 @@ class _ConvTranspose(_OnConvGeometry):
         shapes = self.tensor_shapes(cfg, input_shape)
         receptive = math.prod(cfg.kernel_size)
         # Keras' glorot reads its kernel (*k, filters, C_in) as fan_in = k * filters, fan_out = k * C_in;
-        # PyTorch's init reads (C_in, C_out, *k) the same way.
-        fan_in, fan_out = cfg.filters * receptive, input_shape[0] * receptive
+        # PyTorch's init reads (C_in, C_out/groups, *k) the same way: fan_in = k * C_out/groups.
+        fan_in, fan_out = shapes["weight"][1] * receptive, input_shape[0] * receptive
         self._init_weights(shapes, fan_in, fan_out, seed, dtype, he)
         pads, added = cfg.resolved()
         self.geometry = conv_transpose_geometry(
             f"conv_transpose{cfg.rank}d", (1,) + tuple(input_shape), shapes["weight"],
-            (cfg.filters,) if cfg.use_bias else None, cfg.strides, pads, added, 1, cfg.dilation, cfg.rank)
+            (cfg.filters,) if cfg.use_bias else None, cfg.strides, pads, added, cfg.groups, cfg.dilation, cfg.rank)
 
 
 class _Pool(Layer):

@@ -395,8 +395,7 @@ class Model:
         """Every number the model holds, trainable or not (batch norm's running statistics included), as Keras's
         ``model.count_params()`` counts and ``summary().total_params`` prints; the trainable part alone is
         ``summary().trainable_params``."""
-        return sum(array.size for layer in self.all_layers()
-                   for array in (*layer.params.values(), *layer.buffers.values()))
+        return sum(layer.count_params() for layer in self.all_layers())
 
 
 def _state_array(value, shape: tuple, dtype: np.dtype, what: str, source: str) -> np.ndarray:

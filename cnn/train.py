@@ -20,6 +20,7 @@ The checkpoint itself is :mod:`cnn.checkpoint`; the history, early stopping and 
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import sys
@@ -35,7 +36,11 @@ from .checkpoint import (CHANGEABLE, CHECKPOINT_FILE, checkpoint_path, read_chec
                          save_checkpoint)
 from .history import METRICS, EarlyStopping, History, make_early_stopping, metrics_path, plot_history, write_log
 from .optimizers import make_optimizer
+from .profiling import DATA_ROW
 from .schedules import make_schedule
+
+#: The profile's row of the augmentation of the training batches (``fit(profile=..., augment=...)``).
+AUGMENT_ROW = "(data: augment)"
 
 # The names from EarlyStopping on live in cnn.history and cnn.checkpoint; they stay importable from here,
 # where fit's callers found them before those modules existed.
@@ -148,18 +153,45 @@ def train_step(model, optimizer, xb, yb, *, step: int, lr: float) -> tuple[float
     return loss, int(np.count_nonzero(np.argmax(logits, axis=1) == yb))
 
 
+def _paused(profile):
+    """A validation pass is no training step: the profile does not count it."""
+    return contextlib.nullcontext() if profile is None else profile.paused()
+
+
+def _gather(x, y, index, profile=None):
+    """The batch ``x[index], y[index]``; with a ``profile`` (:mod:`cnn.profiling`), its time is the row
+    ``(data: batch gather)``."""
+    if profile is None:
+        return x[index], y[index]
+    start = time.perf_counter()
+    batch = x[index], y[index]
+    profile.add(DATA_ROW, time.perf_counter() - start)
+    return batch
+
+
+def _augmented(model, xb, index, augment, *, seed, epoch, profile=None):
+    """The batch as ``augment`` changes it (:func:`cnn.augment.augment_batch`, each image by its index in the
+    training set); with a ``profile``, its time is the row ``(data: augment)``."""
+    if augment is None or not augment.active:
+        return xb
+    start = time.perf_counter()
+    xb = augment_batch(model.engine, xb, augment, seed=seed, epoch=epoch, index=index)
+    if profile is not None:
+        profile.add(AUGMENT_ROW, time.perf_counter() - start)
+    return xb
+
+
 def _train_epoch(model, optimizer, x, y, *, epoch, epochs, batch_size, seed, step, lr, progress, last_good,
-                 augment=None):
+                 profile=None, augment=None):
     """One epoch of steps; returns (mean loss, accuracy, next global step). With an active ``augment``
     policy each batch is augmented first, each image by its index in ``x`` (:func:`cnn.augment.augment_batch`)."""
     if len(x) == 0:  # fit refuses it first; a guard here too, as a division by len(x) follows
         raise ValueError("fit: there are no training examples (x has 0 rows after the validation split).")
     total_loss, correct, seen = 0.0, 0, 0
     for index in data.batches(len(x), batch_size, seed, epoch):
-        xb = x[index]
-        if augment is not None and augment.active:
-            xb = augment_batch(model.engine, xb, augment, seed=seed, epoch=epoch, index=index)
-        loss, right = train_step(model, optimizer, xb, y[index], step=step, lr=lr)
+        xb, yb = _gather(x, y, index, profile)
+        xb = _augmented(model, xb, index, augment, seed=seed, epoch=epoch, profile=profile)
+        loss, right = train_step(model, optimizer, xb, yb, step=step, lr=lr)
         if not math.isfinite(loss):
             kept = f"the last good checkpoint {last_good} is kept" if last_good else "no checkpoint was written"
             raise NonFiniteLossError(
@@ -179,7 +211,7 @@ def fit(model, x, y, *, epochs: int = 1, batch_size: int = 32, optimizer="adam",
         schedule=None, validation_split: float = 0.0, validation_data=None, metrics=METRICS,
         early_stopping=None, checkpoint_dir=None, resume: bool = False, seed: int | None = None,
         verbose: int = 1, progress: bool | None = None, log_path=None, stream=None,
-        allow_changes=CHANGEABLE, on_start=None, augment=None) -> History:
+        allow_changes=CHANGEABLE, on_start=None, profile=None, augment=None) -> History:
     """Train ``model`` on ``x`` (N, C, H, W) floats and ``y`` (N,) class labels; returns the :class:`History`.
 
     Parameters
@@ -215,6 +247,12 @@ def fit(model, x, y, *, epochs: int = 1, batch_size: int = 32, optimizer="adam",
     on_start : callable, optional
         Called with the :class:`History` once the run is set to train (a resumed checkpoint has been checked
         and loaded), before the first step: ``cnn train`` records a resume's changes in ``run.json`` there.
+    profile : :class:`cnn.profiling.LayerProfile`, optional
+        One attached to ``model`` and the optimizer by the caller (``with profile.attached(model, optimizer):
+        fit(..., optimizer=optimizer, profile=profile)``): fit adds each training epoch's steps and seconds,
+        times each batch's gather, and pauses it during the validation passes, so that ``profile.rows()`` is
+        the time per layer type of this call's training steps. Profiling changes no result: same seed, same
+        weights.
     augment : None, a description, a dict or an :class:`cnn.augment.AugmentPolicy`
         Data augmentation of the training batches (``"rotation=10, shift=0.1, zoom=0.1, hflip"``,
         ``specs/augment.md``), run by the model's engine after batching; image ``k`` of ``x`` (after the
@@ -282,20 +320,23 @@ def fit(model, x, y, *, epochs: int = 1, batch_size: int = 32, optimizer="adam",
     while epoch < epochs:
         lr_now = schedule.lr(optimizer.lr, epoch)
         bar = _Progress(stream, progress and verbose > 0, epoch + 1, epochs, len(x))
-        start = time.perf_counter()
+        start, first_step = time.perf_counter(), step
         try:
             loss, accuracy, step = _train_epoch(model, optimizer, x, y, epoch=epoch, epochs=epochs,
                                                 batch_size=batch_size, seed=seed, step=step, lr=lr_now,
                                                 progress=bar, last_good=path if path and os.path.exists(path) else None,
-                                                augment=augment)
+                                                profile=profile, augment=augment)
         finally:
             bar.clear()
         seconds = time.perf_counter() - start
+        if profile is not None:
+            profile.add_steps(step - first_step, seconds)
         row = {"epoch": epoch + 1, "loss": loss}
         if "accuracy" in metrics:
             row["accuracy"] = accuracy
         if validation is not None:
-            scores = evaluate(model, *validation, batch_size=evaluation_batch_size(batch_size))
+            with _paused(profile):
+                scores = evaluate(model, *validation, batch_size=evaluation_batch_size(batch_size))
             row.update({f"val_{k}": v for k, v in scores.items() if k in metrics or k == "loss"})
         row.update({"lr": lr_now, "seconds": seconds, "images_per_second": len(x) / max(seconds, 1e-9)})
         history.epochs.append(row)

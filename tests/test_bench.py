@@ -250,7 +250,7 @@ def test_copy_weights_refuses_a_twin_of_another_net():
 def test_profile_times_each_layer_type_apart_and_changes_nothing():
     """Exclusive times: a block's own time is its total less its inner layers' (a fake clock makes it exact)."""
     import cnn
-    from cnn.bench import profile as prof
+    from cnn import profiling as prof
 
     layers = cnn.netspec.parse_spec(SMALL_RESNET)
     plain = cnn.Model(layers, (3, 12, 12), engine="fastcnn", seed=1, dtype="float32")
@@ -269,7 +269,7 @@ def test_profile_times_each_layer_type_apart_and_changes_nothing():
 
 
 def test_profile_subtracts_inner_time_from_a_block(monkeypatch):
-    from cnn.bench import profile as prof
+    from cnn import profiling as prof
 
     clock = iter([0.0, 1.0, 4.0, 10.0])  # block starts, inner starts, inner ends (3 s), block ends (10 s)
     monkeypatch.setattr(prof.time, "perf_counter", lambda: next(clock))
@@ -296,14 +296,15 @@ def test_profile_subtracts_inner_time_from_a_block(monkeypatch):
 
 def test_cli_train_json_smoke():
     result = _invoke("train", "--batches", "2", "--warmup", "1", "--batch-size", "8", "--threads", "1",
-                     "--data", "fashion-mnist-small", "--profile", "--json")
+                     "--data", "fashion-mnist-small", "--profile", "--no-keras", "--json")
     assert result.exit_code == 0, result.output
     document = json.loads(result.output)
     assert set(document) == {"environment", "rows", "ratios", "notes", "profile"}
     assert document["environment"]["model"] == "keras-mnist"
     profiled = {row["layer"] for row in document["profile"]}
-    assert profiled == {"Conv2D", "MaxPool2D", "Dropout", "Flatten", "Dense", "(rest of the step)"}
-    assert all(row["forward_share"] >= 0 for row in document["profile"][:-1])
+    assert profiled == {"Conv2D", "MaxPool2D", "Dropout", "Flatten", "Dense", "(optimizer update)",
+                        "(rest of the step)"}
+    assert all(row["forward_share"] >= 0 for row in document["profile"][:-2])
     fast, torch_row = document["rows"]
     assert fast["engine"] == "fastcnn" and torch_row["engine"] == "torch"
     assert "error" not in fast, fast
@@ -359,11 +360,18 @@ def test_measure_startup_smoke():
     (["--data", "fashion-mnist-small", "--batch-size", "100000000"], "--batch-size 100000000"),
     (["--data", "fashion-mnist-small", "--model", "resnet20-2"], "did you mean resnet20-28"),
     (["--data", "fashion-mnist-small", "--model", "resnet20"], "takes 3x32x32 images; the data's are 1x28x28"),
-], ids=["missing-data", "batches-over-the-size-limit", "unknown-model", "model-for-other-images"])
+    (["--data", "random:3x32x32:10"], "takes 1x28x28 images; the data's are 3x32x32"),
+    (["--data", "random:1x28x28:11"], "keras-mnist scores 10 classes; the data has 11"),
+    (["--data", "random:3x32"], "random:CxHxW:CLASSES"),
+    (["--data", "random:1x28x28:ten"], "Received data='random:1x28x28:ten'"),
+    (["--data", "random:3x4000x4000:10", "--model", "resnet20"], "CNN_MAX_ARRAY_BYTES"),
+], ids=["missing-data", "batches-over-the-size-limit", "unknown-model", "model-for-other-images",
+        "random-of-another-size", "random-with-more-classes", "random-not-an-image", "random-bad-classes",
+        "random-over-the-size-limit"])
 def test_cli_train_bad_input_is_one_line_and_exit_2_before_any_child(args, fragment, monkeypatch):
     import cnn.cli.bench as command
 
-    monkeypatch.setattr(command, "measure_train", lambda *a: pytest.fail("measured despite a bad input"))
+    monkeypatch.setattr(command, "measure_train", lambda *a, **k: pytest.fail("measured despite a bad input"))
     result = CliRunner().invoke(GROUP, ["bench", "train", *args])
     assert result.exit_code == 2, result.output
     lines = result.stderr.strip().splitlines()
@@ -377,7 +385,7 @@ def test_cli_train_exits_1_when_an_engine_failed(monkeypatch):
     rows = [{"engine": "fastcnn", "error": "child exited with status 1: RuntimeError: boom"},
             {"engine": "torch", "error": "cannot import torch: No module named 'torch'"}]
     result_doc = {"environment": bench.environment(1), "rows": rows, "ratios": bench.train_summary(rows), "notes": []}
-    monkeypatch.setattr(command, "measure_train", lambda *a: result_doc)
+    monkeypatch.setattr(command, "measure_train", lambda *a, **k: result_doc)
     result = CliRunner().invoke(GROUP, ["bench", "train", "--data", "fashion-mnist-small", "--json"])
     assert result.exit_code == 1, result.output
     assert result.stderr.strip() == "cnn: error: bench train: fastcnn: child exited with status 1: RuntimeError: boom"
@@ -399,7 +407,7 @@ def test_cli_train_passes_the_model_and_profile_on(monkeypatch):
                                          "forward_share": None, "backward_share": None, "other_s": 0.007,
                                          "other_share": 0.7}]
 
-    def fake(*args):
+    def fake(*args, **kwargs):
         seen.append(args)
         return {"environment": bench.environment(1), "rows": rows, "ratios": bench.train_summary(rows),
                 "notes": [], "profile": profile}
@@ -410,5 +418,275 @@ def test_cli_train_passes_the_model_and_profile_on(monkeypatch):
     assert result.exit_code == 0, result.output
     assert seen[0][-2:] == ("resnet20-28", True)
     residual = next(line for line in result.output.splitlines() if line.startswith("Residual"))
-    assert residual.split() == ["Residual", "1.0", "2.0", "10.0", "20.0"]
+    assert residual.split() == ["Residual", "1.00", "2.00", "10.0", "20.0"]
     assert "70.0" in next(line for line in result.output.splitlines() if line.startswith("(rest of the step)"))
+
+
+def _fit_small_resnet(profile=None):
+    """Two epochs of SMALL_RESNET (batch norm, residual adds, dropout-free) with validation, seed 3."""
+    import cnn
+
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((24, 3, 12, 12)).astype(np.float32)
+    y = rng.integers(0, 10, 24)
+    model = cnn.Model(cnn.netspec.parse_spec(SMALL_RESNET), (3, 12, 12), engine="fastcnn", seed=3, dtype="float32")
+    optimizer = cnn.Optimizer("adam", 1e-3)
+    if profile is None:
+        cnn.fit(model, x, y, epochs=2, batch_size=8, optimizer=optimizer, validation_split=0.25, verbose=0)
+    else:
+        with profile.attached(model, optimizer):
+            cnn.fit(model, x, y, epochs=2, batch_size=8, optimizer=optimizer, validation_split=0.25, verbose=0,
+                    profile=profile)
+    return model, optimizer
+
+
+def test_fit_with_a_profile_ends_with_the_same_weights_bit_for_bit_and_counts_only_training_steps():
+    from cnn import profiling
+
+    plain, _ = _fit_small_resnet()
+    profile = profiling.LayerProfile()
+    timed, optimizer = _fit_small_resnet(profile)
+    for (key, layer, p), (key2, layer2, p2) in zip(plain.parameters(), timed.parameters()):
+        assert key == key2
+        np.testing.assert_array_equal(layer.params[p], layer2.params[p2])
+    assert profile.steps == 2 * 3  # 18 training images (the last quarter validates), batches of 8: 3 per epoch
+    assert all("forward" not in vars(layer) for layer in timed.all_layers()) and "step" not in vars(optimizer)
+    rows = {row["layer"]: row for row in profile.rows()}
+    assert {"Conv2D", "BatchNorm", "Residual", profiling.OPTIMIZER_ROW, profiling.DATA_ROW,
+            profiling.REST_ROW} <= set(rows)
+    shares = [r["forward_share"] + r["backward_share"] for r in rows.values() if "other_s" not in r]
+    shares += [r["other_share"] for r in rows.values() if "other_s" in r]
+    assert sum(shares) == pytest.approx(1.0) and rows[profiling.REST_ROW]["other_s"] >= 0
+
+
+def test_a_paused_profile_counts_nothing(monkeypatch):
+    from cnn import profiling
+
+    clock = iter([0.0, 2.0])
+    monkeypatch.setattr(profiling.time, "perf_counter", lambda: next(clock))
+
+    class Fake:
+        config = type("C", (), {"type": "Dense"})()
+
+        def forward(self, x):
+            return x + 1
+
+        def backward(self, g):
+            return g
+
+    layer, profile = Fake(), profiling.LayerProfile()
+    profile.wrap(layer)
+    with profile.paused():
+        assert layer.forward(1) == 2
+    assert not profile.seconds
+    assert layer.forward(1) == 2 and dict(profile.seconds) == {("Dense", "forward"): 2.0}
+    profile.detach()
+    assert "forward" not in vars(layer) and layer.forward(1) == 2
+
+
+# --------------------------------------------------------------------------------------------------
+# train: synthetic data (--data random[:CxHxW[:CLASSES]])
+
+
+@pytest.mark.parametrize("text, preset, expected", [
+    ("random", "resnet20", ((3, 32, 32), 10)),  # the preset's own input and class count
+    ("random", "resnet20-28", ((1, 28, 28), 10)),
+    ("random:3x32x32", "keras-mnist", ((3, 32, 32), 10)),
+    ("random:3x32x32:100", "resnet20", ((3, 32, 32), 100)),
+])
+def test_synthetic_data_text(text, preset, expected):
+    assert bench.parse_synthetic(text, preset) == expected
+
+
+def test_synthetic_batches_are_the_same_in_every_child_and_fit_the_shape():
+    from cnn.bench.train import _training_batches
+
+    first, described = _training_batches("random:3x5x4:7", 6, 3)
+    again, _ = _training_batches("random:3x5x4:7", 6, 3)
+    assert len(first) == 3 and "3x5x4, 7 classes" in described
+    for (x, y), (x2, y2) in zip(first, again):
+        assert x.shape == (6, 3, 5, 4) and x.dtype == np.float32 and y.dtype == np.int64 and y.shape == (6,)
+        assert 0 <= x.min() and x.max() < 1 and 0 <= y.min() and y.max() < 7
+        np.testing.assert_array_equal(x, x2)
+        np.testing.assert_array_equal(y, y2)
+    assert not np.array_equal(first[0][0], first[1][0])  # batches differ from one another
+
+
+def test_cli_train_random_data_for_the_cifar_resnet_reads_no_data_set(monkeypatch):
+    import cnn.cli.bench as command
+
+    seen = []
+    rows = [{"engine": "fastcnn", "train_images_per_s": 2.0, "inference_images_per_s": 4.0, "peak_rss_mib": 1.0}]
+
+    def fake(*args, **kwargs):
+        seen.append(args)
+        return {"environment": bench.environment(1), "rows": rows, "ratios": bench.train_summary(rows), "notes": []}
+
+    monkeypatch.setattr(command, "measure_train", fake)
+    monkeypatch.setattr(command, "load_data", lambda *a: pytest.fail("a synthetic --data reads no data set"))
+    result = CliRunner().invoke(GROUP, ["bench", "train", "--model", "resnet20", "--data", "random:3x32x32:10"])
+    assert result.exit_code == 0, result.output
+    assert seen[0][3] == "random:3x32x32:10" and seen[0][5] == "resnet20"
+
+
+def test_child_train_on_random_data_runs_each_engine_on_the_same_batches():
+    """The children's work, in this process (at the default thread count, which it sets): fastcnn (and torch
+    when installed) on synthetic images."""
+    from cnn.bench.train import _child_train
+    from cnn.threads import default_threads
+
+    spec = {"kind": "train", "threads": default_threads(), "batches": 1, "batch_size": 4, "warmup": 1,
+            "model": "keras-mnist", "data": "random:1x28x28:10", "profile": False}
+    for engine in ("fastcnn", "torch") if _has_torch() else ("fastcnn",):
+        row = _child_train({**spec, "engine": engine})
+        assert "error" not in row, row
+        assert row["data"].startswith("synthetic: uniform [0, 1) float32 images of 1x28x28, 10 classes")
+        assert row["train_images_per_s"] > 0 and row["inference_images_per_s"] > 0
+
+
+# --------------------------------------------------------------------------------------------------
+# train: the Keras row (optional: skipped here when Keras is not installed; never installed by CI)
+
+
+def _keras():
+    import os
+
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    return pytest.importorskip("keras")
+
+
+@pytest.mark.parametrize("preset, published", [
+    ("keras-mnist", 1_199_882),  # Keras's "Simple MNIST convnet" example prints Total params: 1,199,882
+    ("resnet20-28", None),
+])
+def test_keras_twin_has_our_parameter_counts(preset, published):
+    keras = _keras()
+    from cnn.bench.keras_twin import keras_model
+
+    network = cnn_netspec().PRESETS[preset]
+    ours = network.summary()
+    twin = keras_model(keras, network.layers, network.input_shape)
+    trainable = sum(int(np.prod(w.shape)) for w in twin.trainable_weights)
+    assert (twin.count_params(), trainable) == (ours.total_params, ours.trainable_params)
+    if published is not None:
+        assert twin.count_params() == published
+
+
+def cnn_netspec():
+    from cnnbase import netspec
+
+    return netspec
+
+
+def _by_creation(layers, cls):
+    """Keras names layers of a class conv2d, conv2d_1, conv2d_2... in the order they are made."""
+    def index(layer):
+        tail = layer.name.rsplit("_", 1)[-1]
+        return int(tail) if tail.isdigit() else 0
+    return sorted((layer for layer in layers if isinstance(layer, cls)), key=index)
+
+
+def test_keras_twin_computes_what_our_model_computes_channels_last():
+    """The twin of the CIFAR ResNet-20 for 28x28 (strided 3x3 convolutions padded 1, projection shortcuts,
+    batch norm, global pooling), given our weights (kernels (O, I, kh, kw) -> (kh, kw, I, O), dense (O, I) ->
+    (I, O)): its inference output on channels-last images is ours, transposed."""
+    keras = _keras()
+    import cnn
+    from cnn.bench.keras_twin import keras_model
+
+    network = cnn_netspec().PRESETS["resnet20-28"]
+    model = cnn.Model(network.layers, network.input_shape, engine="fastcnn", seed=5, dtype="float32")
+    rng = np.random.default_rng(5)
+    for layer in model.all_layers():  # running statistics away from (0, 1), so that they matter
+        if "running_var" in layer.buffers:
+            layer.buffers["running_mean"][...] = rng.standard_normal(layer.buffers["running_mean"].shape)
+            layer.buffers["running_var"][...] = rng.uniform(0.5, 2.0, layer.buffers["running_var"].shape)
+    twin = keras_model(keras, network.layers, network.input_shape)
+    ours = {t: [layer for layer in model.all_layers() if layer.config.type == t] for t in ("Conv2D", "BatchNorm",
+                                                                                          "Dense")}
+    pairs = [(ours["Conv2D"], keras.layers.Conv2D), (ours["BatchNorm"], keras.layers.BatchNormalization),
+             (ours["Dense"], keras.layers.Dense)]
+    for mine, cls in pairs:
+        theirs = _by_creation(twin.layers, cls)
+        assert len(mine) == len(theirs)
+        for layer, keras_layer in zip(mine, theirs):
+            p, b = layer.params, layer.buffers
+            if cls is keras.layers.Conv2D:
+                weights = [p["weight"].transpose(2, 3, 1, 0)] + ([p["bias"]] if "bias" in p else [])
+            elif cls is keras.layers.Dense:
+                weights = [p["weight"].T, p["bias"]]
+            else:
+                weights = [p["weight"], p["bias"], b["running_mean"], b["running_var"]]
+            keras_layer.set_weights(weights)
+    x = rng.uniform(0, 1, (3, *network.input_shape)).astype(np.float32)
+    expected = model.forward(x, training=False)
+    got = np.asarray(twin(x.transpose(0, 2, 3, 1), training=False))
+    np.testing.assert_allclose(got, expected, rtol=2e-4, atol=2e-4)
+
+
+def test_keras_twin_refuses_a_layer_it_does_not_translate():
+    keras = _keras()
+    from cnn.bench.keras_twin import KerasTwinError, keras_model
+
+    network = cnn_netspec().PRESETS["lenet5"]  # tanh activations
+    with pytest.raises(KerasTwinError, match="tanh"):
+        keras_model(keras, network.layers, network.input_shape)
+
+
+def test_keras_child_trains_and_infers_on_random_data():
+    keras = _keras()
+    from cnn.bench.train import _child_train
+    from cnn.threads import default_threads
+
+    row = _child_train({"kind": "train", "engine": "keras", "threads": default_threads(), "batches": 2,
+                        "batch_size": 4, "warmup": 1, "model": "keras-mnist", "data": "random", "profile": False})
+    assert "error" not in row and "skipped" not in row, row
+    assert row["keras_params"] == 1_199_882 and row["version"].startswith(keras.__version__ + " (")
+    assert row["train_images_per_s"] > 0 and row["inference_images_per_s"] > 0 and row["peak_rss_mib"] > 0
+
+
+def _fake_children(monkeypatch, engines_seen):
+    from cnn.bench import train as module
+
+    def fake(spec):
+        engines_seen.append((spec["kind"], spec["engine"]))
+        if spec["kind"] == "idle":
+            return {"engine": spec["engine"], "peak_rss_mib": 10.0}
+        if spec["engine"] == "keras" and spec["model"] == "lenet5":
+            return {"engine": "keras", "skipped": "no Keras twin of --model lenet5: activation 'tanh'"}
+        speed = {"fastcnn": 2.0, "torch": 1.0, "keras": 4.0}[spec["engine"]]
+        return {"engine": spec["engine"], "version": "1", "data": "d", "train_images_per_s": speed,
+                "inference_images_per_s": speed, "peak_rss_mib": 20.0 * speed}
+
+    monkeypatch.setattr(module, "_run_child", fake)
+    return module
+
+
+def test_measure_train_adds_a_keras_row_and_its_ratios_when_installed(monkeypatch):
+    seen = []
+    module = _fake_children(monkeypatch, seen)
+    monkeypatch.setattr(module, "_installed", lambda name: True)
+    result = module.measure_train(batches=1, batch_size=2, threads=1, data="random")
+    assert [r["engine"] for r in result["rows"]] == ["fastcnn", "torch", "keras"]
+    assert result["ratios"]["train_fastcnn_over_keras"] == 0.5 and result["ratios"]["train_fastcnn_over_torch"] == 2
+    assert result["ratios"]["peak_rss_fastcnn_over_keras"] == 0.5
+    text = module.render_train(result)
+    assert next(line for line in text.splitlines() if line.startswith("fastcnn/keras")).split()[1:] == [
+        "0.50", "0.50", "0.50"]
+    skipped = module.measure_train(batches=1, batch_size=2, threads=1, data="random", model="lenet5")
+    assert [r["engine"] for r in skipped["rows"]] == ["fastcnn", "torch"]
+    assert any(n.startswith("keras: no Keras twin of --model lenet5") for n in skipped["notes"])
+
+
+def test_measure_train_without_keras_says_so_and_starts_no_keras_child(monkeypatch):
+    seen = []
+    module = _fake_children(monkeypatch, seen)
+    monkeypatch.setattr(module, "_installed", lambda name: False)
+    result = module.measure_train(batches=1, batch_size=2, threads=1, data="random")
+    assert [r["engine"] for r in result["rows"]] == ["fastcnn", "torch"]
+    assert not [s for s in seen if s[1] == "keras"] and "train_fastcnn_over_keras" not in result["ratios"]
+    assert "keras: not installed, row skipped (optional: pip install tensorflow-cpu" in "\n".join(result["notes"])
+    assert "fastcnn/keras" not in module.render_train(result)
+    off = module.measure_train(batches=1, batch_size=2, threads=1, data="random", keras=False)
+    assert not any(n.startswith("keras") for n in off["notes"])

@@ -445,3 +445,65 @@ def test_class_names_from_files_are_printed_escaped(trained, tmp_path):
         assert result.exit_code == 0, result.output
         assert "\x1b" not in result.stdout and "\nINJECTED" not in result.stdout
         assert "top\\nINJECTED" in result.stdout and "\\x1b[31mred" in result.stdout
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# cnn train --profile; cnn evaluate / predict --resize [HxW]
+
+
+def test_train_profile_prints_time_per_layer_type_and_changes_no_weight(tiny, tmp_path):
+    plain = run(*train_args(tiny, tmp_path / "plain", "--validation-split", 0.25, epochs=2))
+    timed = run(*train_args(tiny, tmp_path / "timed", "--validation-split", 0.25, "--profile", epochs=2))
+    assert plain.exit_code == 0 and timed.exit_code == 0, timed.output
+    assert "profile:" not in plain.output
+    lines = timed.output.splitlines()
+    assert any(line.startswith("profile: 6 training steps") for line in lines)  # 36 images in batches of 16, twice
+    layer_rows = {line.split()[0] for line in lines if line.split() and line.split()[0] in
+                  ("Conv2D", "MaxPool2D", "Flatten", "Dense", "(optimizer", "(data:", "(rest")}
+    assert layer_rows == {"Conv2D", "MaxPool2D", "Flatten", "Dense", "(optimizer", "(data:", "(rest"}
+    (a, _), (b, _) = (load_archive(tmp_path / name / "model.npz") for name in ("plain", "timed"))
+    assert len(a) >= 4 and set(a) == set(b)  # conv and dense, weight and bias each
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+
+
+@pytest.fixture(scope="module")
+def tiny_24(tmp_path_factory):
+    """The tiny data at twice the trained model's size: 24x24."""
+    return write_tiny_data(tmp_path_factory.mktemp("data24") / "tiny24.npz", shape=(24, 24), seed=1)
+
+
+@pytest.mark.parametrize("command", ["evaluate", "predict"])
+def test_resize_takes_hxw_the_model_size_as_the_bare_flag(trained, tiny_24, command):
+    out, _ = trained
+    tail = ("--data", tiny_24, "--json", "--engine", ENGINE) + (("--limit", 5) if command == "predict" else ())
+    bare = run(command, out / "model.npz", "--resize", *tail)
+    sized = run(command, out / "model.npz", "--resize", "12x12", *tail)
+    side = run(command, out / "model.npz", "--resize", "12", *tail)
+    keyword = run(command, out / "model.npz", "--resize", "model", *tail)
+    assert bare.exit_code == 0, bare.output
+    assert json.loads(sized.stdout) == json.loads(bare.stdout) == json.loads(side.stdout) == json.loads(keyword.stdout)
+    assert_one_line_error(run(command, out / "model.npz", *tail), 2, "12x12", "24x24", "--resize 12x12")
+
+
+@pytest.mark.parametrize("command", ["evaluate", "predict"])
+def test_resize_to_another_size_than_the_model_names_the_model_size(trained, tiny_24, command):
+    out, _ = trained
+    result = run(command, out / "model.npz", "--data", tiny_24, "--resize", "16x16", "--engine", ENGINE)
+    assert_one_line_error(result, 2, "--resize 16x16", "takes images of 12x12", "--resize 12x12")
+    bad = run(command, out / "model.npz", "--data", tiny_24, "--resize", "12y12", "--engine", ENGINE)
+    assert bad.exit_code == 2 and "HxW" in bad.stderr and "12y12" in bad.stderr, bad.output
+
+
+def test_predict_png_with_resize_hxw_as_with_the_bare_flag(trained, tmp_path):
+    from PIL import Image
+
+    out, _ = trained
+    image = tmp_path / "big.png"
+    Image.fromarray(np.arange(20 * 30, dtype=np.uint32).reshape(20, 30).astype(np.uint8)).save(image)
+    sized = run("predict", out / "model.npz", image, "--resize", "12x12", "--json", "--engine", ENGINE)
+    bare = run("predict", out / "model.npz", image, "--resize", "--json", "--engine", ENGINE)
+    assert sized.exit_code == 0, sized.output
+    assert json.loads(sized.stdout) == json.loads(bare.stdout)
+    misplaced = run("predict", out / "model.npz", "--resize", image, "--engine", ENGINE)
+    assert misplaced.exit_code == 2 and "goes after the image files" in misplaced.stderr, misplaced.output

@@ -10,7 +10,7 @@ CASES = load_cases()
 
 def test_cases_exist_for_every_family():
     families = {case.family for case in CASES}
-    assert {"conv", "pool", "activations", "dense", "dropout", "norm", "losses", "optim", "shapes"} <= families
+    assert {"conv", "pool", "activations", "dense", "dropout", "norm", "losses", "optim", "shapes", "augment"} <= families
 
 
 def test_every_case_names_a_refcnn_op():

@@ -22,7 +22,7 @@ CASES = load_cases()
 def test_cases_exist_for_every_family():
     """A family dropped from specs/cases would silently leave fastcnn unchecked here."""
     families = {case.family for case in CASES}
-    assert {"conv", "pool", "activations", "dense", "dropout", "norm", "losses", "optim", "shapes"} <= families
+    assert {"conv", "pool", "activations", "dense", "dropout", "norm", "losses", "optim", "shapes", "augment"} <= families
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])

@@ -1,6 +1,7 @@
 """The layers of issue 11 item 5: ChannelPad (the CIFAR ResNets' option A shortcut), ZeroPadding1D/2D,
 Conv1DTranspose/Conv2DTranspose, and the option A presets' counts against a PyTorch module built here."""
 
+from fractions import Fraction
 from types import SimpleNamespace
 
 import numpy as np
@@ -311,3 +312,270 @@ def test_conv_transpose_in_a_model_gradients_match_finite_differences():
     check_model_gradients([Conv2DTranspose(2, 2, strides=2, padding="same", activation="tanh"), Flatten(), Dense(3)],
                           (2, 2, 2))
     check_model_gradients([Conv1DTranspose(2, 3, strides=2, output_padding=1), Flatten(), Dense(3)], (2, 3))
+
+
+@pytest.mark.parametrize("layer, text", [
+    (Conv2DTranspose(32, 3, strides=2, groups=2), "deconv32k3s2g2"),
+    (Conv1DTranspose(4, 4, strides=2, padding=1, groups=4, use_bias=False), "deconv1d4k4s2g4p1 nobias"),
+])
+def test_grouped_conv_transpose_text_and_json(layer, text):
+    layer_round_trips(layer, text)
+
+
+@pytest.mark.parametrize("c_in, filters, groups, kernel, bias", [(4, 6, 2, 3, True), (6, 3, 3, (2, 5), False),
+                                                                 (8, 8, 8, 1, True)])
+def test_grouped_conv_transpose_params_and_macs_match_torch(c_in, filters, groups, kernel, bias):
+    torch = pytest.importorskip("torch")
+    module = torch.nn.ConvTranspose2d(c_in, filters, kernel, stride=2, groups=groups, bias=bias)
+    layer = Conv2DTranspose(filters, kernel, strides=2, output_padding=0, groups=groups, use_bias=bias)
+    row = netspec.summarize([layer], (c_in, 5, 6)).rows[-1]
+    assert row.params == sum(p.numel() for p in module.parameters())
+    assert row.output_shape == tuple(module(torch.zeros(1, c_in, 5, 6)).shape[1:])
+    # every product of the op: each input cell times each tap of the weight slice of its group
+    assert row.macs == 5 * 6 * module.weight.numel()
+
+
+def test_grouped_conv_transpose_refuses_channels_groups_do_not_divide():
+    with pytest.raises(netspec.NetSpecError, match="groups=2 must divide both the input channels C_in=3"):
+        netspec.summarize([Conv2DTranspose(4, 3, groups=2)], (3, 4, 4))
+    with pytest.raises(ValueError, match="`groups`"):
+        Conv2DTranspose(4, 3, groups=0)
+
+
+@pytest.mark.parametrize("engine", ["refcnn", "fastcnn"])
+def test_grouped_conv_transpose_is_torch_conv_transpose(engine):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(12)
+    x = rng.normal(size=(2, 4, 3, 5))
+    runtime, y = run_layer(Conv2DTranspose(6, (3, 2), strides=2, padding=1, output_padding=1, groups=2),
+                           (4, 3, 5), x, engine)
+    assert runtime.params["weight"].shape == (4, 3, 3, 2)
+    expected = torch.nn.functional.conv_transpose2d(
+        torch.tensor(x), torch.tensor(runtime.params["weight"]), torch.tensor(runtime.params["bias"]),
+        stride=2, padding=1, output_padding=1, groups=2)
+    assert_close(y, expected.numpy(), atol=1e-12, rtol=1e-10, what="grouped conv_transpose2d")
+
+
+def test_grouped_conv_transpose_gradients_match_finite_differences():
+    check_model_gradients([Conv2DTranspose(4, 2, strides=2, groups=2, activation="tanh"), Flatten(), Dense(3)],
+                          (2, 2, 2))
+
+
+# --------------------------------------------------------------------------------------------------
+# Convolution with a connection table (LeNet-5's C3)
+
+# LeCun et al. 1998, Table I, as printed: one row per S2 map (0-5), one column per C3 map (0-15), X where the
+# C3 map reads the S2 map. Written here from the table, independently of the record's per-filter tuples.
+TABLE_I = [
+    "X   XXX  XXXX XX",
+    "XX   XXX  XXXX X",
+    "XXX   XXX  X XXX",
+    " XXX  XXXX  X XX",
+    "  XXX  XXXX XX X",
+    "   XXX  XXXX XXX",
+]
+
+
+def table_i_columns():
+    return tuple(tuple(row for row in range(6) if TABLE_I[row][col] == "X") for col in range(16))
+
+
+def test_table_i_is_the_lenet5_table_and_reads_as_the_paper_says():
+    columns = table_i_columns()
+    # the paper's text: 0-5 contiguous threes, 6-11 contiguous fours, 12-14 discontinuous fours, 15 all six
+    assert [len(c) for c in columns] == [3] * 6 + [4] * 9 + [6] and sum(map(len, columns)) == 60
+    for first, size in ((0, 3), (6, 4)):
+        for i in range(6):
+            assert columns[first + i] == tuple(sorted((i + j) % 6 for j in range(size)))
+    assert Conv2D(16, 5, connections=columns) == Conv2D(16, 5, connections="lenet5")
+    assert Conv2D(16, 5, connections=columns).connections == "lenet5"
+
+
+@pytest.mark.parametrize("layer, text", [
+    (Conv2D(16, 5, activation="tanh", connections="lenet5"), "conv16k5 tanh table=lenet5"),
+    (Conv2D(3, 3, connections=((2, 0, 1), (1, 3), (0, 1, 2, 5))), "conv3k3 table=0-2/1.3/0-2.5"),
+    (Conv1D(2, 3, padding=1, connections=((0,), (1,))), "conv1d2k3p1 table=0/1"),
+])
+def test_connections_text_and_json(layer, text):
+    layer_round_trips(layer, text)
+
+
+@pytest.mark.parametrize("kwargs, error, fragment", [
+    ({"connections": "lenet4"}, ValueError, "a table name (lenet5)"),
+    ({"connections": 5}, TypeError, "connections=5"),
+    ({"connections": ((0,),)}, ValueError, "one entry per filter (2 entries)"),
+    ({"connections": ((0,), ())}, ValueError, "at least one"),
+    ({"connections": ((0,), (1, 1))}, ValueError, "Filter 1 names an input channel twice"),
+    ({"connections": ((0,), (-1,))}, ValueError, "ints >= 0"),
+    ({"connections": ((0,), (1,)), "groups": 2}, ValueError, "`groups`"),
+])
+def test_connections_refuse_bad_tables(kwargs, error, fragment):
+    with pytest.raises(error, match=None) as caught:
+        Conv2D(2, 3, **kwargs)
+    assert fragment in str(caught.value)
+
+
+def test_connections_beyond_the_input_channels_do_not_fit():
+    with pytest.raises(netspec.NetSpecError, match="connections read input channel 5, but the input has C_in=4"):
+        netspec.summarize([Conv2D(16, 5, connections="lenet5")], (4, 14, 14))
+    with pytest.raises(netspec.SpecParseError, match="column 9"):
+        netspec.parse_spec("conv2k3 table=0/x")
+    with pytest.raises(netspec.SpecParseError, match="runs? upwards"):
+        netspec.parse_spec("conv2k3 table=3-1/0")
+    # a short text cannot ask for billions of pairs: the reader stops at 2**20 before building them
+    with pytest.raises(netspec.SpecParseError, match="at most 1,048,576"):
+        netspec.parse_spec("conv2k3 table=" + "/".join(["0-999999999"] * 2))
+
+
+def torch_table_conv(table, weight, bias, torch, conv):
+    """A convolution with a connection table as PyTorch can write it: one small convolution per filter over the
+    channels that filter reads (``x[:, channels]``), outputs stacked."""
+    def forward(x):
+        outs = [conv(x[:, list(channels)], weight[co:co + 1, list(channels)], bias[co:co + 1])
+                for co, channels in enumerate(table)]
+        return torch.cat(outs, dim=1)
+    return forward
+
+
+@pytest.mark.parametrize("engine", ["refcnn", "fastcnn"])
+@pytest.mark.parametrize("layer, shape", [
+    (Conv2D(16, 5, connections="lenet5"), (6, 9, 8)),
+    (Conv2D(3, (2, 3), strides=2, padding=1, connections=((2,), (0, 1), (0, 2))), (3, 5, 6)),
+    (Conv1D(2, 3, dilation=2, connections=((1,), (0, 1))), (2, 9)),
+])
+def test_connections_forward_and_backward_equal_per_filter_torch_convolutions(layer, shape, engine):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(11)
+    x = rng.normal(size=(2,) + shape)
+    model = Model([layer], shape, engine=engine, dtype="float64")
+    runtime = model.layers[0]
+    runtime.params["bias"] = rng.normal(size=runtime.params["bias"].shape)
+    y = model.forward(x)
+    conv = torch.nn.functional.conv2d if layer.rank == 2 else torch.nn.functional.conv1d
+    weight = torch.tensor(runtime.params["weight"], requires_grad=True)
+    xt = torch.tensor(x, requires_grad=True)
+    kwargs = {"stride": layer.strides, "dilation": layer.dilation,
+              "padding": layer.padding if layer.padding != "valid" else 0}
+    twin = torch_table_conv(layer.table, weight, torch.tensor(runtime.params["bias"]), torch,
+                            lambda a, w, b: conv(a, w, b, **kwargs))
+    expected = twin(xt)
+    assert_close(y, expected.detach().numpy(), atol=1e-12, rtol=1e-10, what="forward")
+    grad_out = rng.normal(size=y.shape)
+    grad_x = model.backward(grad_out)
+    expected.backward(torch.tensor(grad_out))
+    assert_close(grad_x, xt.grad.numpy(), atol=1e-12, rtol=1e-10, what="grad x")
+    # the twin only ever reads connected weights: its gradient is 0 elsewhere, as ours must be
+    assert_close(runtime.grads["weight"], weight.grad.numpy(), atol=1e-12, rtol=1e-10, what="grad weight")
+
+
+def test_connections_gradients_match_finite_differences():
+    check_model_gradients([Conv2D(3, 2, activation="tanh", connections=((0,), (1, 2), (0, 2))), Flatten(), Dense(3)],
+                          (3, 3, 3))
+
+
+@pytest.mark.parametrize("optimizer", [
+    {"name": "sgd", "lr": 0.1, "momentum": 0.9, "weight_decay": 0.01},
+    {"name": "adam", "lr": 0.01, "weight_decay": 0.01},
+    {"name": "adam", "lr": 0.01, "weight_decay": 0.01, "decoupled_weight_decay": True},
+    {"name": "rmsprop", "lr": 0.01, "momentum": 0.5, "weight_decay": 0.01},
+    {"name": "adadelta", "weight_decay": 0.01},
+])
+def test_unconnected_weights_stay_zero_while_training(optimizer):
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(16, 6, 8, 8)).astype(np.float32)
+    y = np.arange(16) % 4
+    model = Model([Conv2D(16, 5, activation="tanh", connections="lenet5"), Flatten(), Dense(4)], (6, 8, 8), seed=1)
+    conv = model.layers[0]
+    connected = np.zeros((16, 6), dtype=bool)
+    for co, channels in enumerate(table_i_columns()):
+        connected[co, list(channels)] = True
+    before = conv.params["weight"].copy()
+    assert np.all(before[~connected] == 0) and np.all(before[connected] != 0)
+    model.fit(x, y, epochs=2, batch_size=8, optimizer=optimizer, verbose=0)
+    after = conv.params["weight"]
+    assert np.all(after[~connected] == 0)
+    assert np.all(after[connected] != before[connected])
+    # Keras' count_params and the summary count the 60 connected 5x5 kernels only
+    assert model.count_params() == model.summary().total_params == 1_516 + (16 * 4 * 4) * 4 + 4  # 2,544
+
+
+# --------------------------------------------------------------------------------------------------
+# Receptive field through a transposed convolution, against a brute-force count
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+def cells_seen(stack, count, unit):
+    """Network-input cells unit ``unit`` of layer ``count`` depends on, following every tap back with plain loops
+    on the infinite lattice (as specs/counting.md counts padding): a convolution's unit o reads o*s - p_b + j*d;
+    a transposed one's unit o is written by every input i with i*s + j*d = o + p_b (PyTorch's definition)."""
+    if count == 0:
+        return {unit}
+    kind, k, s, d, p_b = stack[count - 1]
+    if kind == "conv":
+        sources = [unit * s - p_b + j * d for j in range(k)]
+    else:
+        sources = [(unit + p_b - j * d) // s for j in range(k) if (unit + p_b - j * d) % s == 0]
+    cells = set()
+    for i in sources:
+        cells |= cells_seen(stack, count - 1, i)
+    return cells
+
+
+@st.composite
+def stacks_with_transposed(draw):
+    stack = []
+    for _ in range(draw(st.integers(1, 3))):
+        kind = draw(st.sampled_from(["conv", "deconv"]))
+        k, s, d = draw(st.integers(1, 4)), draw(st.integers(1, 3)), draw(st.integers(1, 2))
+        p_b = draw(st.integers(0, 2))
+        stack.append((kind, k, s, d, min(p_b, d * (k - 1)) if kind == "deconv" else p_b))
+    return stack
+
+
+def as_layers(stack):
+    return [Conv1D(1, k, strides=s, dilation=d, padding=((p, 0),)) if kind == "conv" else
+            Conv1DTranspose(1, k, strides=s, dilation=d, padding=((p, 0),), output_padding=0)
+            for kind, k, s, d, p in stack]
+
+
+@settings(max_examples=40, deadline=None)
+@given(stacks_with_transposed())
+def test_transposed_receptive_field_holds_every_units_field(stack):
+    """Unit o's cells lie in start + o*jump .. start + o*jump + rf - 1 for every layer; where no transposed
+    convolution has a stride > 1 before it the band is the field itself (the convolution recurrence); right after
+    the first such layer each edge of the band is reached by some unit."""
+    summary = netspec.summarize(as_layers(stack), (1, 60))
+    for count, row in enumerate(summary.rows, start=1):
+        (rf,), (jump,), (start,) = row.receptive_field, row.jump, row.start
+        fields = [cells_seen(stack, count, o) for o in range(6 * max(s for _, _, s, _, _ in stack))]
+        fields = [(o, cells) for o, cells in enumerate(fields) if cells]  # k*d < s: some units see no input
+        for o, cells in fields:
+            assert start + o * jump <= min(cells) and max(cells) <= start + o * jump + rf - 1, (stack[:count], o)
+        fractional = [s > 1 for kind, _, s, _, _ in stack[:count] if kind == "deconv"]
+        if not any(fractional):
+            assert all((min(c), max(c) - min(c) + 1) == (start + o * jump, rf) for o, c in fields)
+        elif fractional == [True] and stack[count - 1][0] == "deconv":
+            assert any(min(c) == start + o * jump for o, c in fields)
+            assert any(max(c) == start + o * jump + rf - 1 for o, c in fields)
+
+
+def test_transposed_receptive_field_worked_example():
+    """conv k3 s2 p1 then deconv k4 s2 p1 (a U-Net step down and up): the band is 6 cells wide from -3, one per
+    unit, though each unit sees 5 cells: unit 0 reads conv units -1 and 0, cells -3..1; unit 1 units 0 and 1,
+    cells -1..3. A stride-3 transposed convolution after it gives thirds: jump 1/3, written "1/3" in JSON."""
+    summary = netspec.summarize(netspec.parse_spec("conv1d1k3s2p1, deconv1d1k4s2p1, deconv1d1k3s3"), (1, 16))
+    fields = [(r.receptive_field, r.jump, r.start) for r in summary.rows[:2]]
+    assert fields == [((3,), (2,), (-1,)), ((6,), (1,), (-3,))]
+    last = summary.rows[2]
+    assert last.jump[0] == Fraction(1, 3) and last.receptive_field[0] == Fraction(20, 3)
+    assert last.to_dict()["jump"] == ["1/3"] and last.to_dict()["receptive_field"] == ["20/3"]
+
+
+def test_the_bench_torch_twin_refuses_a_connection_table():
+    """nn.Conv2d reads every channel: a twin built from it would train another network."""
+    torch = pytest.importorskip("torch")
+    from cnn import bench
+
+    with pytest.raises(bench.TorchTwinError, match="connection table"):
+        bench.torch_model(torch, netspec.parse_spec("conv3k1 table=0/1/0.1, flatten, dense2"), (2, 4, 4))

@@ -350,6 +350,97 @@ def test_small_presets_run_forward_on_both_engines(name):
 
 
 # --------------------------------------------------------------------------------------------------
+# LeNet-5 as in the 1998 paper
+
+# LeCun, Bottou, Bengio & Haffner 1998, "Gradient-based learning applied to document recognition", section II.B:
+# trainable parameters and connections of each layer as the paper states them.
+LENET5_PAPER_PARAMS = {"C1": 156, "S2": 12, "C3": 1_516, "S4": 32, "C5": 48_120, "F6": 10_164}
+LENET5_PAPER_CONNECTIONS = {"C1": 122_304, "C3": 151_600, "C5": 48_120}
+# Table I, one row per S2 map, one column per C3 map (as printed in the paper)
+LENET5_TABLE_I = ["X   XXX  XXXX XX", "XX   XXX  XXXX X", "XXX   XXX  X XXX",
+                  " XXX  XXXX  X XX", "  XXX  XXXX XX X", "   XXX  XXXX XXX"]
+
+
+class _TableConv(nn.Module):
+    """C3 as PyTorch writes a partial connection table: one small convolution per C3 map over the S2 maps it
+    reads."""
+
+    def __init__(self, table, kernel):
+        super().__init__()
+        self.table = table
+        self.convs = nn.ModuleList(nn.Conv2d(len(channels), 1, kernel) for channels in table)
+
+    def forward(self, x):
+        return torch.cat([conv(x[:, list(c)]) for conv, c in zip(self.convs, self.table)], dim=1)
+
+
+class _Subsampling(nn.Module):
+    """S2/S4: the sum of each 2x2 window times one trainable coefficient plus one trainable bias, per map."""
+
+    def __init__(self, maps):
+        super().__init__()
+        self.coefficient, self.bias = nn.Parameter(torch.ones(maps)), nn.Parameter(torch.zeros(maps))
+
+    def forward(self, x):
+        summed = nn.functional.avg_pool2d(x, 2) * 4
+        return summed * self.coefficient[:, None, None] + self.bias[:, None, None]
+
+
+def test_lenet5_1998_matches_the_paper_layer_by_layer_and_a_torch_module():
+    table = tuple(tuple(r for r in range(6) if LENET5_TABLE_I[r][c] == "X") for c in range(16))
+    layers = {"C1": nn.Conv2d(1, 6, 5), "S2": _Subsampling(6), "C3": _TableConv(table, 5), "S4": _Subsampling(16),
+              "C5": nn.Conv2d(16, 120, 5), "F6": nn.Linear(120, 84)}
+    head = nn.Linear(84, 10)  # the paper's output is 10 RBF units with 84 fixed (not trained) parameters each
+    summary = PRESETS["lenet5-1998"].summary()
+    rows = {row.name: row for row in summary.rows}
+    for name, module in layers.items():
+        assert rows[name].trainable_params == _torch_counts(module)[0] == LENET5_PAPER_PARAMS[name], name
+    assert sum(LENET5_PAPER_PARAMS.values()) == 60_000  # the paper's total of trainable parameters
+    assert rows["output"].trainable_params == _torch_counts(head)[0] == 850
+    assert summary.total_params == summary.trainable_params == 60_850
+    # the paper's connections count the bias once per output unit; a MAC is a connection without it
+    assert rows["C1"].macs == LENET5_PAPER_CONNECTIONS["C1"] - 6 * 28 * 28
+    assert rows["C3"].macs == LENET5_PAPER_CONNECTIONS["C3"] - 16 * 10 * 10
+    assert rows["C5"].macs == LENET5_PAPER_CONNECTIONS["C5"] - 120
+    # the maps of the paper's Figure 2: 28x28, 14x14, 10x10, 5x5, 120, 84
+    assert [rows[n].output_shape for n in ("C1", "S2", "C3", "S4", "C5")] == [
+        (6, 28, 28), (6, 14, 14), (16, 10, 10), (16, 5, 5), (120, 1, 1)]
+    assert PRESETS["lenet5-1998"].layers[3].table == table
+
+
+def test_lenet5_1998_computes_what_the_torch_module_computes():
+    """Our subsampling (average pooling, then a depthwise 1x1 convolution) is the paper's (sum times a
+    coefficient, plus a bias) with the coefficient divided by 4; C3 is the per-map torch convolutions."""
+    rng = np.random.default_rng(4)
+    model = Model(PRESETS["lenet5-1998"], engine="fastcnn", dtype="float64", seed=3)
+    for layer in model.layers:
+        if "bias" in layer.params:
+            layer.params["bias"] = rng.normal(size=layer.params["bias"].shape) * 0.1
+    p = {layer.name: layer.params for layer in model.layers}
+    t = lambda a: torch.tensor(a)  # noqa: E731
+    table = PRESETS["lenet5-1998"].layers[3].table
+    c3 = _TableConv(table, 5).double()
+    s2, s4 = _Subsampling(6).double(), _Subsampling(16).double()
+    with torch.no_grad():
+        for co, (conv, channels) in enumerate(zip(c3.convs, table)):
+            conv.weight.copy_(t(p["C3"]["weight"][co:co + 1, list(channels)]))
+            conv.bias.copy_(t(p["C3"]["bias"][co:co + 1]))
+        for sub, name in ((s2, "S2"), (s4, "S4")):
+            sub.coefficient.copy_(t(p[name]["weight"].reshape(-1) / 4))
+            sub.bias.copy_(t(p[name]["bias"]))
+    x = rng.normal(size=(2, 1, 32, 32))
+    fn = nn.functional
+    with torch.no_grad():
+        h = torch.tanh(fn.conv2d(t(x), t(p["C1"]["weight"]), t(p["C1"]["bias"])))
+        h = torch.tanh(c3(torch.tanh(s2(h))))
+        h = torch.tanh(fn.conv2d(torch.tanh(s4(h)), t(p["C5"]["weight"]), t(p["C5"]["bias"]))).flatten(1)
+        h = torch.tanh(fn.linear(h, t(p["F6"]["weight"]), t(p["F6"]["bias"])))
+        logits = fn.linear(h, t(p["output"]["weight"]), t(p["output"]["bias"]))
+    # the model takes the final softmax as its output activation: forward gives the logits
+    assert np.allclose(model.forward(x), logits.numpy(), rtol=1e-9, atol=1e-12)
+
+
+# --------------------------------------------------------------------------------------------------
 # Listing and files
 
 

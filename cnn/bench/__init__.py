@@ -10,10 +10,12 @@ as is. The click commands are in ``cnn/cli/bench.py``; nothing here imports clic
   median of repeated runs.
 * :mod:`~cnn.bench.train`: training steps and inference of a preset (the seeds' Keras model ``keras-mnist``
   unless ``--model`` names another, e.g. the CIFAR ResNet-20 ``resnet20-28``; ``--profile``: time per layer
-  type, :mod:`~cnn.bench.profile`; ``--augment``: fastcnn's steps on augmented batches and the augmentation's
-  own time)
-  with fastcnn (:class:`cnn.Model`) and with an equivalent ``torch.nn`` model (:mod:`~cnn.bench.torch_twin`),
-  each engine in its own child process so that its peak resident memory is its own.
+  type, :mod:`cnn.profiling`; ``--augment``: fastcnn's steps on augmented batches and the augmentation's own
+  time)
+  with fastcnn (:class:`cnn.Model`), with an equivalent ``torch.nn`` model (:mod:`~cnn.bench.torch_twin`)
+  and, when Keras 3 is installed, with a Keras twin (:mod:`~cnn.bench.keras_twin`), each engine in its own
+  child process so that its peak resident memory is its own; ``--data random:CxHxW:CLASSES`` for seeded
+  synthetic batches.
 * :mod:`~cnn.bench.startup`: the cold compile time of fastcnn's kernels (a fresh, empty ``NUMBA_CACHE_DIR``)
   and the time from process start to the first result once that cache is warm.
 
@@ -34,12 +36,14 @@ from .startup import (BASELINE_CODE, FIRST_RESULT_CODE, IMPORT_CODE, NUMBA_FLOOR
                       render_startup)
 from .timing import interleaved_medians
 from .torch_twin import TorchTwinError, torch_model
-from .train import PRESET, check_train_model, check_train_sizes, measure_train, render_train, train_summary
+from .train import (PRESET, SYNTHETIC, check_train_model, check_train_sizes, is_synthetic, measure_train,
+                    parse_synthetic, render_train, train_summary)
 
 __all__ = [
     "ConvCase", "MaxPoolCase", "OPS_CASES", "DIRECTIONS", "OPS_NOTES", "select_cases", "environment",
     "numba_threading_layer", "interleaved_medians", "ops_row", "measure_ops", "render_ops", "TorchTwinError",
-    "torch_model", "PRESET", "check_train_model", "check_train_sizes", "measure_train", "train_summary", "render_train",
+    "torch_model", "PRESET", "SYNTHETIC", "is_synthetic", "parse_synthetic",
+    "check_train_model", "check_train_sizes", "measure_train", "train_summary", "render_train",
     "FIRST_RESULT_CODE", "IMPORT_CODE",
     "BASELINE_CODE", "NUMBA_FLOOR_SCRIPT", "measure_startup", "render_startup",
 ]

@@ -74,6 +74,8 @@ _RESIDUAL = None
 
 
 def _conv2d(nn, config, shape, last) -> list:
+    if config.connections is not None:  # nn.Conv2d would read every channel: another network
+        raise TorchTwinError("a Conv2D with a connection table has no torch twin in cnn bench train")
     conv = nn.Conv2d(shape[0], config.filters, config.kernel_size, config.strides, _torch_padding(config),
                      config.dilation, config.groups, config.use_bias)
     return [conv] + _torch_activation(nn, config.activation, last)

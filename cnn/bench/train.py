@@ -16,8 +16,10 @@ import time
 import numpy as np
 
 from cnnbase import netspec
+from cnnbase.checks import invalid
 from cnnbase.limits import check_bytes, nbytes_of
 
+from ..profiling import profile_model, render_profile
 from ..threads import default_threads, set_threads
 from .child import _run_child
 from .machine import _header, environment, numba_threading_layer
@@ -29,11 +31,77 @@ from .torch_twin import _torch_train_step, torch_model
 PRESET = "keras-mnist"
 
 
+#: ``--data random[:CxHxW[:CLASSES]]``: synthetic images instead of a data set (e.g. the CIFAR ResNets at
+#: their own 3x32x32, for which no data set ships).
+SYNTHETIC = "random"
+#: The seed of the synthetic batches: every engine's child draws the same ones.
+SYNTHETIC_SEED = 0
+
+
+def is_synthetic(data_name: str) -> bool:
+    return data_name == SYNTHETIC or data_name.startswith(SYNTHETIC + ":")
+
+
+def _preset_classes(preset: str) -> int | None:
+    """The number of scores the preset's last layer gives (None when that is not one vector)."""
+    network = netspec.PRESETS[preset]
+    output = network.summary().rows[-1].output_shape
+    return output[0] if len(output) == 1 else None
+
+
+def parse_synthetic(data_name: str, preset: str = PRESET) -> tuple[tuple[int, ...], int]:
+    """``random[:CxHxW[:CLASSES]]`` -> ``(image shape, classes)``; what is left out is the preset's (its input
+    shape, its class count). ValueError through :func:`cnnbase.checks.invalid` for any other text."""
+    expected = "random, random:CxHxW or random:CxHxW:CLASSES (e.g. random:3x32x32:10)"
+    parts = data_name.split(":")
+    if parts[0] != SYNTHETIC or len(parts) > 3:
+        raise ValueError(invalid("cnn bench train", "data", expected, data_name))
+    network = netspec.PRESETS.get(preset)
+    shape = tuple(network.input_shape) if network is not None else None
+    classes = _preset_classes(preset) if network is not None else None
+    try:
+        if len(parts) > 1:
+            shape = netspec.parse_shape(parts[1])
+        if len(parts) > 2:
+            classes = int(parts[2]) if parts[2].isdigit() else -1
+    except netspec.NetSpecError as error:
+        raise ValueError(invalid("cnn bench train", "data", expected, data_name, extra=str(error))) from None
+    if shape is not None and len(shape) != 3:
+        raise ValueError(invalid("cnn bench train", "data", expected + " (images: CxHxW)", data_name))
+    if shape is None or classes is None:
+        raise ValueError(invalid("cnn bench train", "data", expected + " (the preset gives no default)", data_name))
+    if not 2 <= classes <= 100_000:
+        raise ValueError(invalid("cnn bench train", "data", expected + ", CLASSES from 2 to 100,000", data_name))
+    return tuple(shape), classes
+
+
+def synthetic_text(data_name: str, preset: str = PRESET) -> str:
+    """The full form ``random:CxHxW:CLASSES`` of a synthetic ``--data``, as the children receive it."""
+    shape, classes = parse_synthetic(data_name, preset)
+    return f"{SYNTHETIC}:{'x'.join(map(str, shape))}:{classes}"
+
+
+def _synthetic_batches(data_name: str, batch_size: int, count: int) -> tuple[list, str]:
+    """``count`` batches of uniform [0, 1) float32 images and uniform labels from a generator seeded with
+    :data:`SYNTHETIC_SEED`: the same batches in every engine's child (a speed benchmark needs the shapes,
+    not the pictures)."""
+    shape, classes = parse_synthetic(data_name)
+    rng = np.random.default_rng(SYNTHETIC_SEED)
+    out = [(rng.random((batch_size, *shape), dtype=np.float32), rng.integers(0, classes, batch_size, dtype=np.int64))
+           for _ in range(count)]
+    described = (f"synthetic: uniform [0, 1) float32 images of {'x'.join(map(str, shape))}, {classes} classes, "
+                 f"seed {SYNTHETIC_SEED}")
+    return out, described
+
+
 def _training_batches(data_name: str, batch_size: int, count: int) -> tuple[list, str]:
     """``count`` batches of (float32 images, int64 labels) from the training set, in order, wrapping around
-    a set smaller than ``count * batch_size``; only these images are converted to float."""
+    a set smaller than ``count * batch_size``; only these images are converted to float. A synthetic
+    ``data_name`` (:func:`is_synthetic`, in its full form) gives seeded random batches instead."""
     from .. import data
 
+    if is_synthetic(data_name):
+        return _synthetic_batches(data_name, batch_size, count)
     ds = data.load_dataset(data_name)
     n = len(ds.y_train)
     out = []
@@ -52,24 +120,44 @@ def check_train_sizes(image_shape, batches: int, batch_size: int, warmup: int) -
                      "float32 images")
 
 
-def check_train_model(preset: str, image_shape) -> None:
-    """``--model`` must be a preset whose input is the data's images: SpecParseError naming the closest presets,
-    or ValueError naming both shapes, rather than two child processes that fail."""
+def check_train_model(preset: str, image_shape, classes: int | None = None) -> None:
+    """``--model`` must be a preset whose input is the data's images (and, given ``classes``, that scores at
+    least that many classes): SpecParseError naming the closest presets, or ValueError naming both shapes,
+    rather than two child processes that fail."""
     if preset not in netspec.PRESETS:
         netspec.load_network(preset)  # SpecParseError: "unknown preset ...; did you mean ..."
         raise ValueError(f"cnn bench train: --model takes a preset name (cnn shape --list); received {preset!r}")
     wanted = tuple(netspec.PRESETS[preset].input_shape)
     if wanted != tuple(image_shape):
         raise ValueError(f"cnn bench train: --model {preset} takes {'x'.join(map(str, wanted))} images; the data's "
-                         f"are {'x'.join(map(str, image_shape))} (choose --data or a preset that fits)")
+                         f"are {'x'.join(map(str, image_shape))} (choose --data or a preset that fits; "
+                         f"--data random:{'x'.join(map(str, wanted))} gives synthetic images of its size)")
+    scores = _preset_classes(preset)
+    if classes is not None and scores is not None and classes > scores:
+        raise ValueError(f"cnn bench train: --model {preset} scores {scores} classes; the data has {classes}")
+
+
+#: The optional engines: a row each when installed, skipped with a note when not.
+OPTIONAL_ENGINES = ("torch", "keras")
+#: What a user installs for the Keras row (never a requirement of this project).
+KERAS_INSTALL = "pip install tensorflow-cpu (Keras 3 with its TensorFlow backend)"
 
 
 def _import_engine(engine: str):
-    """What a child imports for its engine; the idle child imports exactly this and stops."""
+    """What a child imports for its engine; the idle child imports exactly this and stops. Keras runs on
+    TensorFlow unless ``KERAS_BACKEND`` names another backend."""
     if engine == "torch":
         import torch
 
         return torch
+    if engine == "keras":
+        import os
+
+        os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        import keras
+
+        return keras
     import fastcnn
 
     return fastcnn
@@ -104,10 +192,46 @@ def _time_torch(torch, threads: int, warm: list, timed: list, preset: str = PRES
     return train_s, infer_s
 
 
+def _keras_threads(keras, threads: int) -> None:
+    """TensorFlow's op kernels on ``threads`` threads and one op at a time (``inter_op`` 1), so that ``--threads``
+    means the same for the three engines; before TensorFlow runs its first op (later it cannot change)."""
+    if keras.backend.backend() != "tensorflow":
+        return
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:  # TensorFlow already started: it keeps its own counts
+        pass
+
+
+def _time_keras(keras, threads: int, warm: list, timed: list, preset: str = PRESET) -> tuple[float, float, dict]:
+    """Seconds of the timed training steps and of the timed inference passes, Keras 3 (the compiled
+    ``train_on_batch`` and ``predict_on_batch``, as ``model.fit`` and ``model.predict`` run them), on
+    channels-last copies of the batches; and what the row says of the twin (backend, XLA)."""
+    from .keras_twin import keras_model, keras_train_step
+
+    _keras_threads(keras, threads)
+    keras.utils.set_random_seed(0)
+    network = netspec.PRESETS[preset]
+    model = keras_model(keras, network.layers, network.input_shape)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    warm, timed = ([(np.ascontiguousarray(x.transpose(0, 2, 3, 1)), y) for x, y in part] for part in (warm, timed))
+    _timed_loop(lambda b: keras_train_step(model, *b), warm)
+    train_s = _timed_loop(lambda b: keras_train_step(model, *b), timed)
+    _timed_loop(lambda b: model.predict_on_batch(b[0]), warm[:1])
+    infer_s = _timed_loop(lambda b: model.predict_on_batch(b[0]), timed)
+    details = {"backend": keras.backend.backend(), "jit_compile": bool(getattr(model, "jit_compile", False)),
+               "keras_params": int(model.count_params())}
+    return train_s, infer_s, details
+
+
 def _time_fastcnn(threads: int, warm: list, timed: list, preset: str = PRESET,
                   profile: bool = False, augment: str | None = None) -> tuple[float, float, list | None, dict]:
     """Seconds of the timed training steps and of the timed inference passes, fastcnn through cnn.Model;
-    with ``profile``, the timed steps once more with every layer timed (:mod:`cnn.bench.profile`), after
+    with ``profile``, the timed steps once more with every layer timed (:mod:`cnn.profiling`), after
     and apart from the figures above so that the timers do not slow them; with ``augment`` (a description),
     the augmentation alone and the training steps with it (:func:`_time_augment`), after those too."""
     from ..model import Model
@@ -129,11 +253,10 @@ def _time_fastcnn(threads: int, warm: list, timed: list, preset: str = PRESET,
     infer_s = _timed_loop(lambda b: model.forward(b[0], training=False), timed)
     rows = None
     if profile:
-        from .profile import profile_model, profile_rows
-
-        layers = profile_model(model)
-        total = _timed_loop(step, timed)  # per step below: seconds over the timed steps / their count
-        rows = profile_rows({k: v / len(timed) for k, v in layers.seconds.items()}, total / len(timed))
+        layers = profile_model(model, optimizer)
+        layers.add_steps(len(timed), _timed_loop(step, timed))
+        rows = layers.rows()
+        layers.detach()  # the augmented steps below run unwrapped
     augmented = {} if not augment else _time_augment(step, augment, warm, timed, train_s)
     return train_s, infer_s, rows, augmented
 
@@ -172,15 +295,23 @@ def _child_train(spec: dict) -> dict:
         return {"engine": engine_name, "error": f"cannot import {engine_name}: {error}"}
     batches, described = _training_batches(spec["data"], spec["batch_size"], spec["warmup"] + spec["batches"])
     warm, timed = batches[:spec["warmup"]], batches[spec["warmup"]:]
+    extra, version = {}, getattr(module, "__version__", "")
     if engine_name == "torch":
         train_s, infer_s = _time_torch(module, threads, warm, timed, spec["model"])
-        profile, augmented = None, {}
+    elif engine_name == "keras":
+        from .keras_twin import KerasTwinError
+
+        try:
+            train_s, infer_s, extra = _time_keras(module, threads, warm, timed, spec["model"])
+        except KerasTwinError as error:
+            return {"engine": engine_name, "skipped": f"no Keras twin of --model {spec['model']}: {error}"}
+        version = f"{version} ({extra['backend']}{', XLA' if extra['jit_compile'] else ''})"
     else:
         train_s, infer_s, profile, augmented = _time_fastcnn(threads, warm, timed, spec["model"], spec["profile"],
                                                              spec.get("augment"))
+        extra = {**augmented, **({} if profile is None else {"profile": profile})}
     images = spec["batches"] * spec["batch_size"]
-    extra = {**augmented, **({} if profile is None else {"profile": profile})}
-    return {**extra, "engine": engine_name, "version": getattr(module, "__version__", ""), "data": described,
+    return {**extra, "engine": engine_name, "version": version, "data": described,
             "train_images_per_s": images / train_s, "inference_images_per_s": images / infer_s,
             "peak_rss_mib": _peak_rss_mib(), "numba_threading_layer": numba_threading_layer()}
 
@@ -194,40 +325,65 @@ def _child_idle(spec: dict) -> dict:
     return {"engine": spec["engine"], "peak_rss_mib": _peak_rss_mib()}
 
 
-def train_summary(rows: list[dict]) -> dict:
-    """Ratios of the fastcnn row over the torch row (None when either is missing or failed):
-    images/s (above 1: fastcnn faster) and peak memory (below 1: fastcnn uses less)."""
+def train_summary(rows: list[dict], anchor: str = "torch") -> dict:
+    """Ratios of the fastcnn row over the ``anchor`` row, torch or keras (None when either is missing or
+    failed): images/s (above 1: fastcnn faster) and peak memory (below 1: fastcnn uses less)."""
     by_engine = {r["engine"]: r for r in rows if not r.get("error")}
-    fast, ref = by_engine.get("fastcnn"), by_engine.get("torch")
+    fast, ref = by_engine.get("fastcnn"), by_engine.get(anchor)
 
     def ratio(key):
         if fast is None or ref is None or fast.get(key) is None or ref.get(key) is None:
             return None
         return fast[key] / ref[key]
 
-    return {"train_fastcnn_over_torch": ratio("train_images_per_s"),
-            "inference_fastcnn_over_torch": ratio("inference_images_per_s"),
-            "peak_rss_fastcnn_over_torch": ratio("peak_rss_mib")}
+    return {f"train_fastcnn_over_{anchor}": ratio("train_images_per_s"),
+            f"inference_fastcnn_over_{anchor}": ratio("inference_images_per_s"),
+            f"peak_rss_fastcnn_over_{anchor}": ratio("peak_rss_mib")}
+
+
+KERAS_NOTE = ("keras: the same layers through Keras 3's functional API (cnn/bench/keras_twin.py; residual blocks "
+              "joined by layers.Add), channels-last images, Adam lr 1e-3, sparse cross-entropy from logits with the "
+              "accuracy metric; train_on_batch and predict_on_batch (Keras's compiled step; 'XLA' when Keras chose "
+              "jit_compile); TensorFlow on --threads intra-op threads, one op at a time.")
+
+
+def _installed(module: str) -> bool:
+    """Whether ``module`` can be imported, without importing it (a Keras import takes seconds)."""
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
 
 
 def measure_train(batches: int = 50, batch_size: int = 128, threads: int | None = None, data: str = "default",
-                  warmup: int = 3, model: str = PRESET, profile: bool = False, augment: str | None = None) -> dict:
-    """Train and infer with each engine in its own child process; rows of images/s and peak memory, with
-    ``profile`` fastcnn's time per layer type (``result["profile"]``), with ``augment`` (a description,
-    ``specs/augment.md``) fastcnn's training steps on augmented batches and the augmentation's own time."""
+                  warmup: int = 3, model: str = PRESET, profile: bool = False, keras: bool = True,
+                  augment: str | None = None) -> dict:
+    """Train and infer with each engine in its own child process; rows of images/s and peak memory, and with
+    ``profile`` fastcnn's time per layer type (``result["profile"]``). With ``keras`` (the default) a Keras
+    row too when Keras is installed (:mod:`cnn.bench.keras_twin`); when it is not, or the model has no Keras
+    twin, a note says that the row was skipped. With ``augment`` (a description, ``specs/augment.md``),
+    fastcnn's training steps on augmented batches and the augmentation's own time."""
     threads = default_threads() if threads is None else threads
+    if is_synthetic(data):
+        data = synthetic_text(data, model)
     rows, notes = [], []
-    for engine in ("fastcnn", "torch"):
+    for engine in ("fastcnn", "torch") + (("keras",) if keras else ()):
+        if engine == "keras" and not _installed("keras"):
+            notes.append(f"keras: not installed, row skipped (optional: {KERAS_INSTALL}).")
+            continue
         spec = {"kind": "train", "engine": engine, "threads": threads, "batches": batches,
                 "batch_size": batch_size, "warmup": warmup, "data": data, "model": model,
                 "profile": profile and engine == "fastcnn", "augment": augment if engine == "fastcnn" else None}
         idle = _run_child({"kind": "idle", "engine": engine})
         row = _run_child(spec)
         row.setdefault("engine", engine)
+        if row.get("skipped"):
+            notes.append(f"{engine}: {row['skipped']}; row skipped.")
+            continue
         row["idle_rss_mib"] = idle.get("peak_rss_mib")
         if row.get("error"):
             notes.append(f"{engine}: {row['error']}")
         rows.append(row)
+    has_keras = any(r["engine"] == "keras" and not r.get("error") for r in rows)
     data_line = next((r["data"] for r in rows if r.get("data")), data)
     notes += [
         f"model: preset {model} ({netspec.to_spec(netspec.PRESETS[model].layers)}), Adam lr 1e-3, cross-entropy, "
@@ -238,12 +394,13 @@ def measure_train(batches: int = 50, batch_size: int = 128, threads: int | None 
         "memory: peak resident set (ru_maxrss) of each engine's own child process; 'idle MiB' is an interpreter "
         "with the same imports that does nothing. Ratios fastcnn/torch: above 1 faster (images/s), below 1 "
         "smaller (memory).",
-    ]
+    ] + ([KERAS_NOTE] if has_keras else [])
     env = environment(threads)
     env.update(batches=batches, batch_size=batch_size, warmup=warmup, data=data, model=model)
     env["numba_threading_layer"] = next((r["numba_threading_layer"] for r in rows if r.get("engine") == "fastcnn"
                                          and "numba_threading_layer" in r), env["numba_threading_layer"])
-    result = {"environment": env, "rows": rows, "ratios": train_summary(rows), "notes": notes}
+    ratios = {**train_summary(rows), **(train_summary(rows, "keras") if has_keras else {})}
+    result = {"environment": env, "rows": rows, "ratios": ratios, "notes": notes}
     if augment:
         notes += _augment_notes(rows)
     profiled = next((r.pop("profile") for r in rows if "profile" in r), None)
@@ -251,7 +408,8 @@ def measure_train(batches: int = 50, batch_size: int = 128, threads: int | None 
         result["profile"] = profiled
         notes.append("profile: fastcnn's timed steps run once more with every layer's forward and backward timed "
                       "(perf_counter); a layer type's time is its own (a block's without its inner layers: a "
-                      "Residual's is the add and its activation); shares are of the whole profiled step.")
+                      "Residual's is the add and its activation); '(optimizer update)' is the optimizer's step; "
+                      "shares are of the whole profiled step.")
     return result
 
 
@@ -284,8 +442,11 @@ def render_train(result: dict) -> str:
     lines += [["fastcnn + augment", r.get("version") or _NA, _fmt(r.get("train_augmented_images_per_s"), ",.0f"),
                "", "", ""] for r in result["rows"] if r.get("augment")]
     q = result["ratios"]
-    lines.append(["fastcnn/torch", "", _fmt(q["train_fastcnn_over_torch"], ".2f"),
-                  _fmt(q["inference_fastcnn_over_torch"], ".2f"), _fmt(q["peak_rss_fastcnn_over_torch"], ".2f"), ""])
+    for anchor in ("torch", "keras"):
+        if f"train_fastcnn_over_{anchor}" in q:
+            lines.append([f"fastcnn/{anchor}", "", _fmt(q[f"train_fastcnn_over_{anchor}"], ".2f"),
+                          _fmt(q[f"inference_fastcnn_over_{anchor}"], ".2f"),
+                          _fmt(q[f"peak_rss_fastcnn_over_{anchor}"], ".2f"), ""])
     head = ["cnn bench train"] + _header(result["environment"])
     return "\n".join(head + ["", _table(headers, lines, "llrrrr"), ""] + _render_profile(result.get("profile"))
                      + [f"* {n}" for n in result["notes"]])
@@ -293,18 +454,4 @@ def render_train(result: dict) -> str:
 
 def _render_profile(rows) -> list[str]:
     """fastcnn's time per layer type as a table of ms and % of the step, or nothing without ``--profile``."""
-    if not rows:
-        return []
-    headers = ["layer type (fastcnn)", "forward ms/step", "backward ms/step", "forward %", "backward %"]
-
-    def ms(value):
-        return _fmt(None if value is None else 1e3 * value, ",.1f")
-
-    def pct(value):
-        return _fmt(None if value is None else 100 * value, ".1f")
-
-    lines = [[r["layer"], ms(r["forward_s"]), ms(r["backward_s"]), pct(r["forward_share"]), pct(r["backward_share"])]
-             for r in rows if "other_s" not in r]
-    lines += [[r["layer"], ms(r["other_s"]), "", pct(r["other_share"]), ""] for r in rows if "other_s" in r]
-    return [_table(headers, lines, "lrrrr"), ""]
-
+    return render_profile(rows) + [""] if rows else []

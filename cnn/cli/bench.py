@@ -10,8 +10,9 @@ import json
 
 import click
 
-from cnn.bench import (OPS_CASES, PRESET, check_train_model, check_train_sizes, measure_ops, measure_startup,
-                       measure_train, render_ops, render_startup, render_train, select_cases)
+from cnn.bench import (OPS_CASES, PRESET, check_train_model, check_train_sizes, is_synthetic, measure_ops,
+                       measure_startup, measure_train, parse_synthetic, render_ops, render_startup, render_train,
+                       select_cases)
 from cnn.threads import default_threads
 
 from .common import COUNT, CONTEXT, EXIT_FAILED, UsageProblem, fail, reported
@@ -58,32 +59,50 @@ def ops(threads, repeats, as_json, families, with_refcnn):
     _echo(measure_ops(threads, repeats, families, with_refcnn), as_json, render_ops)
 
 
+def _train_data(data_name: str, preset: str) -> tuple[tuple, int]:
+    """The image shape and class count of ``--data``: a synthetic one's from its text (its defaults: the
+    preset's, when the preset exists), a data set's once read."""
+    if is_synthetic(data_name):
+        try:
+            return parse_synthetic(data_name, preset)
+        except ValueError as error:
+            raise UsageProblem(str(error)) from None
+    ds = load_data(data_name)
+    return ds.image_shape, ds.num_classes
+
+
 @bench.command(context_settings=CONTEXT)
 @click.option("--batches", default=50, show_default=True, type=COUNT, help="Timed batches.")
 @click.option("--batch-size", default=128, show_default=True, type=COUNT)
 @click.option("--warmup", default=3, show_default=True, type=COUNT, help="Untimed batches first.")
 @click.option("--threads", type=COUNT, help="Threads of both engines (default: all of fastcnn's).")
-@click.option("--data", "data_name", default="default", show_default=True,
-              help="Data set name or path (default: the full Fashion-MNIST when installed, else the sample).")
+@click.option("--data", "data_name", default="default", show_default=True, metavar="NAME|PATH|random[:CxHxW[:N]]",
+              help="Data set name or path (default: the full Fashion-MNIST when installed, else the sample), or "
+                   "random[:CxHxW[:CLASSES]]: seeded uniform random images, the same batches for every engine "
+                   "(shape and classes default to the model's; e.g. --model resnet20 --data random:3x32x32:10).")
 @click.option("--model", "preset", default=PRESET, show_default=True,
               help="A preset of `cnn shape --list` whose input is the data's (e.g. resnet20-28 for 28x28 gray).")
 @click.option("--profile", is_flag=True, help="Also fastcnn's time per layer type, forward and backward.")
+@click.option("--keras/--no-keras", "with_keras", default=True, show_default=True,
+              help="A Keras 3 row too, when Keras is installed (optional: pip install tensorflow-cpu).")
 @click.option("--augment", callback=augment_callback, metavar="TRANSFORMS",
               help="Also fastcnn's training steps on batches augmented as cnn train --augment TRANSFORMS does, and "
                    "the augmentation's own time (e.g. \"rotation=10, shift=0.1, hflip\").")
 @click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON.")
-def train(batches, batch_size, warmup, threads, data_name, preset, profile, augment, as_json):
-    """Training and inference images/s and peak memory of a preset (keras-mnist), fastcnn against PyTorch."""
+def train(batches, batch_size, warmup, threads, data_name, preset, profile, with_keras, augment, as_json):
+    """Training and inference images/s and peak memory of a preset (keras-mnist), fastcnn against PyTorch
+    (and Keras, when installed)."""
     _check_threads(threads)
     with reported():  # the data is read here first: a bad --data is one line, not a table of n/a
-        ds = load_data(data_name)
-        check_train_sizes(ds.image_shape, batches, batch_size, warmup)
+        image_shape, classes = _train_data(data_name, preset)
+        check_train_sizes(image_shape, batches, batch_size, warmup)
         try:
-            check_train_model(preset, ds.image_shape)
+            check_train_model(preset, image_shape, classes)
         except ValueError as error:
             raise UsageProblem(str(error)) from None
     augmented = {"augment": augment} if augment else {}  # (the call without it is as before --augment existed)
-    result = measure_train(batches, batch_size, threads, data_name, warmup, preset, profile, **augmented)
+    result = measure_train(batches, batch_size, threads, data_name, warmup, preset, profile, keras=with_keras,
+                           **augmented)
     _echo(result, as_json, render_train)
     failed = _failed_rows(result)
     if failed:

@@ -14,7 +14,8 @@ from ..scoring import class_rows, score
 from ..train import EVAL_BATCH_SIZE
 from .common import (COUNT, CONTEXT, engine_option, model_argument, printable, reported, set_threads, shape_text,
                      split_option, threads_option)
-from .inputs import class_names_of, fit_data_to_model, load_data, open_model, output_classes, take_split
+from .inputs import (MODEL_RESIZE_HELP, MODEL_SIZE, class_names_of, fit_data_to_model, load_data,
+                     model_resize_callback, open_model, output_classes, take_split)
 
 __all__ = ["evaluate", "render_class_table"]
 
@@ -38,8 +39,8 @@ def render_class_table(rows: list[dict]) -> str:
 @split_option
 @click.option("--limit", type=COUNT, metavar="N", help="Only the first N images of the split.")
 @click.option("--batch-size", default=EVAL_BATCH_SIZE, show_default=True, type=COUNT)
-@click.option("--resize", is_flag=True, help="Resize the data's images to the model's input H x W (bilinear, as "
-              "cnn train --resize).")
+@click.option("--resize", is_flag=False, flag_value=MODEL_SIZE, default=None, metavar="[HxW]",
+              callback=model_resize_callback, help=MODEL_RESIZE_HELP)
 @engine_option()
 @threads_option
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")

@@ -17,7 +17,7 @@ from .common import UsageProblem, shape_text
 
 __all__ = ["check_engine", "open_model", "output_classes", "check_input_shape", "check_fit", "load_data",
            "take_split", "class_names_of", "resize_data", "resize_option_callback", "fit_data_to_model",
-           "RESIZE_HELP"]
+           "RESIZE_HELP", "MODEL_SIZE", "MODEL_RESIZE_HELP", "model_resize_callback", "resize_to_model"]
 
 RESIZE_HELP = ("Resize the data set's images to HxW (e.g. 32x32), bilinear as PyTorch's interpolate "
                "(align_corners=False, no antialiasing).")
@@ -78,12 +78,47 @@ def resize_data(ds: datasets.Dataset, resize: str | None) -> datasets.Dataset:
     return ds.resized(*datasets.parse_size(resize))
 
 
-def fit_data_to_model(ds: datasets.Dataset, model: Model, resize: bool, what: str) -> datasets.Dataset:
-    """``cnn evaluate``/``predict --data``: with ``--resize``, the images resized to the model's H x W (the
-    channels must agree); then the model must fit the data."""
-    if resize and len(model.input_shape) == 3 and model.input_shape[0] == ds.image_shape[0]:
-        ds = ds.resized(*model.input_shape[1:])
-    check_fit(model, ds, what, "--resize")
+#: What a bare ``--resize`` of ``cnn evaluate`` and ``cnn predict`` stands for: the model's input H x W.
+MODEL_SIZE = "model"
+
+MODEL_RESIZE_HELP = ("Resize the images to HxW (e.g. 28x28, or one side: 28), bilinear as cnn train --resize; a bare "
+                     "--resize (or --resize model) means the model's input H x W. It must be the model's size.")
+
+
+def model_resize_callback(ctx, param, value) -> str | None:
+    """``cnn evaluate``/``predict`` ``--resize [HxW]``: None, :data:`MODEL_SIZE` (bare), or ``"HxW"``."""
+    if value is None or value == MODEL_SIZE:
+        return value
+    try:
+        height, width = datasets.parse_size(value)
+    except ValueError as error:
+        raise click.BadParameter(f"{error} (a bare --resize, for the model's input size, goes after the image "
+                                 "files or before another option)") from None
+    return f"{height}x{width}"
+
+
+def resize_to_model(model: Model, resize: str | None, what: str) -> tuple[int, int] | None:
+    """The H x W a ``--resize [HxW]`` asks for (None: no resizing): the model's own for a bare ``--resize``;
+    an ``HxW`` that is not the model's is refused, naming the model's size."""
+    if resize is None:
+        return None
+    if len(model.input_shape) != 3:
+        raise UsageProblem(f"--resize: {what} takes inputs of {shape_text(model.input_shape)}, not images")
+    size = tuple(model.input_shape[1:])
+    if resize != MODEL_SIZE and datasets.parse_size(resize) != size:
+        wanted = "x".join(map(str, size))
+        raise UsageProblem(f"--resize {resize}: {what} takes images of {wanted} (H x W); use --resize {wanted} "
+                           "or a bare --resize")
+    return size
+
+
+def fit_data_to_model(ds: datasets.Dataset, model: Model, resize: str | None, what: str) -> datasets.Dataset:
+    """``cnn evaluate``/``predict --data``: with ``--resize [HxW]`` (:func:`resize_to_model`), the images resized
+    to the model's H x W (the channels must agree); then the model must fit the data."""
+    size = resize_to_model(model, resize, what)
+    if size is not None and model.input_shape[0] == ds.image_shape[0]:
+        ds = ds.resized(*size)
+    check_fit(model, ds, what)
     return ds
 
 

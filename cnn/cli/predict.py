@@ -15,7 +15,8 @@ from .. import data as datasets
 from .. import train as training
 from .common import (COUNT, CONTEXT, UsageProblem, engine_option, model_argument, printable, reported, set_threads,
                      split_option, threads_option)
-from .inputs import class_names_of, fit_data_to_model, load_data, open_model, output_classes, take_split
+from .inputs import (MODEL_RESIZE_HELP, MODEL_SIZE, class_names_of, fit_data_to_model, load_data,
+                     model_resize_callback, open_model, output_classes, resize_to_model, take_split)
 
 __all__ = ["predict", "prediction_rows", "render_prediction"]
 
@@ -47,8 +48,8 @@ def render_prediction(row: dict) -> str:
 @split_option
 @click.option("--limit", type=COUNT, metavar="N", help="With --data: the first N images of the split.")
 @click.option("--top-k", default=3, show_default=True, type=COUNT, help="Classes shown per image.")
-@click.option("--resize", is_flag=True, help="Scale images of another size to the model's input size (PNG files; "
-              "with --data, the data set's images, bilinear as cnn train --resize).")
+@click.option("--resize", is_flag=False, flag_value=MODEL_SIZE, default=None, metavar="[HxW]",
+              callback=model_resize_callback, help=MODEL_RESIZE_HELP + " PNG files and --data images alike.")
 @engine_option()
 @threads_option
 @click.option("--json", "as_json", is_flag=True, help="Print the predictions as JSON.")
@@ -72,7 +73,8 @@ def predict(model_path, inputs, data_name, split, limit, top_k, resize, engine, 
             names = [f"{split}[{i}]" for i in range(len(labels))]
         else:
             ds, labels, names = None, None, list(inputs)
-            x = np.stack([datasets.read_image(path, model.input_shape, resize) for path in inputs])
+            scale = resize_to_model(model, resize, f"the model in {model_path}") is not None
+            x = np.stack([datasets.read_image(path, model.input_shape, scale) for path in inputs])
         probabilities = training.predict(model, datasets.to_float(x))
         classes, top = training.top_k(probabilities, top_k)
         rows = prediction_rows(classes, top, class_names_of(model_path, outputs, ds), names, labels)

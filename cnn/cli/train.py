@@ -22,6 +22,7 @@ from ..history import plot_history
 from ..model import Model
 from ..optimizers import OPTIMIZERS, Optimizer
 from ..options import TrainOptions, parse_betas
+from ..profiling import LayerProfile, render_profile
 from ..schedules import Constant, Schedule
 from .common import (COUNT, CONTEXT, EXIT_FAILED, EXIT_INTERRUPTED, FiniteFloat, UsageProblem, engine_option, fail,
                      printable, reported, set_threads, shape_text, threads_option)
@@ -203,7 +204,7 @@ _OPTION_FLAGS = {"model_source": "model", "input_text": "input", "data_name": "d
 
 
 def run_fit(model: Model, ds: datasets.Dataset, optimizer: Optimizer, options: TrainOptions, folder: Path,
-            resume: bool, on_start=None):
+            resume: bool, on_start=None, profile=None):
     """:func:`cnn.train.fit` with the run folder as checkpoint folder (it writes the checkpoint and the
     metrics log there); a non-finite loss and Ctrl-C become one line and their exit statuses. A resume may
     change the learning rate and the schedule (``on_start`` records it in ``run.json``)."""
@@ -212,7 +213,8 @@ def run_fit(model: Model, ds: datasets.Dataset, optimizer: Optimizer, options: T
             model, datasets.to_float(ds.x_train), ds.y_train, epochs=options.epochs,
             batch_size=options.batch_size, optimizer=optimizer, schedule=options.schedule,
             validation_split=options.validation_split, early_stopping=options.early_stopping,
-            checkpoint_dir=folder, resume=resume, seed=options.seed, on_start=on_start, augment=options.augment,
+            checkpoint_dir=folder, resume=resume, seed=options.seed, on_start=on_start, profile=profile,
+            augment=options.augment,
         )
     except training.NonFiniteLossError as error:
         fail(f"{error} Continue from there with a lower rate: cnn train --out {folder} --resume "
@@ -222,6 +224,29 @@ def run_fit(model: Model, ds: datasets.Dataset, optimizer: Optimizer, options: T
         kept = (f"{checkpoint} holds the last finished epoch; continue with "
                 f"cnn train --out {folder} --resume") if checkpoint.exists() else "no epoch finished"
         fail(f"interrupted; {kept}", EXIT_INTERRUPTED)
+
+
+def run_profiled(model: Model, ds: datasets.Dataset, optimizer: Optimizer, options: TrainOptions, folder: Path,
+                 resume: bool, on_start=None):
+    """``cnn train --profile``: :func:`run_fit` with every layer and the optimizer timed over this run's
+    training epochs (not the validation passes, not the test evaluation), then the time per layer type
+    printed. Profiling changes no result: the same seed gives the same weights."""
+    profile = LayerProfile()
+    with profile.attached(model, optimizer):
+        history = run_fit(model, ds, optimizer, options, folder, resume, on_start, profile)
+    click.echo(profile_report(profile))
+    return history
+
+
+def profile_report(profile: LayerProfile) -> str:
+    """What ``--profile`` prints: the steps it covers, then ms per step and % of the step per layer type."""
+    if not profile.steps:
+        return "profile: no training step ran"
+    head = [f"profile: {profile.steps:,} training steps, {profile.step_seconds:.1f} s, "
+            f"{1e3 * profile.step_seconds / profile.steps:,.2f} ms per step (the first steps include compiling)",
+            "         a block's time is its own (a Residual's: the add and its activation); "
+            "(rest of the step): loss, accuracy count, batch order"]
+    return "\n".join(head + render_profile(profile.rows()))
 
 
 def finish_evaluation(model: Model, ds: datasets.Dataset, batch_size: int) -> dict | None:
@@ -310,8 +335,11 @@ def file_failed(error: OSError, folder: Path) -> None:
 @click.option("--resume", is_flag=True, help="Continue the run in --out DIR from its last checkpoint (it may "
               "change --epochs, --lr and --schedule).")
 @click.option("--overwrite", is_flag=True, help="Replace the run in --out DIR (only the files cnn train writes).")
+@click.option("--profile", is_flag=True, help="After training, print the time per layer type (forward and "
+              "backward), optimizer update and batch gather, as ms per step and % of the step, over this "
+              "run's training epochs.")
 @click.pass_context
-def train(ctx, threads, engine, out, resume, overwrite, **run_options):
+def train(ctx, threads, engine, out, resume, overwrite, profile, **run_options):
     """Train a model; writes weights, a metrics log, a plot and checkpoints in a run folder.
 
     Prints one line per epoch, then the test accuracy. Exit status 2 for a usage error (including a model
@@ -335,7 +363,7 @@ def train(ctx, threads, engine, out, resume, overwrite, **run_options):
             if lock.taken_over:
                 click.echo(f"cnn: note: {printable(lock.taken_over)}", err=True)
             try:
-                test, ds = train_in(ctx, folder, resume, overwrite, run_options, engine)
+                test, ds = train_in(ctx, folder, resume, overwrite, run_options, engine, profile)
             except OSError as error:
                 file_failed(error, folder)
     click.echo(test_result_line(test, ds))
@@ -344,7 +372,8 @@ def train(ctx, threads, engine, out, resume, overwrite, **run_options):
     click.echo(f"files: {printable(folder)}/ {', '.join(written)}")
 
 
-def train_in(ctx, folder: Path, resume: bool, overwrite: bool, run_options: dict, engine: str):
+def train_in(ctx, folder: Path, resume: bool, overwrite: bool, run_options: dict, engine: str,
+             profile: bool = False):
     """Everything ``cnn train`` does holding the run folder's lock: the folder checked again (another run may
     have finished there since the first look), the data read, the model built and checked against it, and
     only then the first write. Returns the test scores and the data set."""
@@ -380,7 +409,7 @@ def train_in(ctx, folder: Path, resume: bool, overwrite: bool, run_options: dict
         if resume:
             write_run_file(folder, record, ds, model, None, history.changes)
 
-    history = run_fit(model, ds, optimizer, options, folder, resume, record_resume)
+    history = (run_profiled if profile else run_fit)(model, ds, optimizer, options, folder, resume, record_resume)
     runs.save_model(model, folder / runs.MODEL_FILE, ds.class_names, ds.name)
     if history.epochs:
         plot_history(history, folder / runs.PLOT_FILE)

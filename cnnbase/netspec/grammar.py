@@ -151,7 +151,60 @@ def _write_conv(layer, word: str):
         words.append("nobias")
     if layer.activation:
         words.append(layer.activation)
+    if layer.connections is not None:
+        words.append("table=" + _table_text(layer.connections))
     return head, words
+
+
+def _channels_text(channels: tuple[int, ...]) -> str:
+    """``(0, 1, 2, 5)`` -> ``0-2.5``: runs of three or more consecutive channels as ``first-last``."""
+    parts, start = [], 0
+    while start < len(channels):
+        end = start
+        while end + 1 < len(channels) and channels[end + 1] == channels[end] + 1:
+            end += 1
+        if end - start >= 2:
+            parts.append(f"{channels[start]}-{channels[end]}")
+        else:
+            parts.extend(str(c) for c in channels[start:end + 1])
+        start = end + 1
+    return ".".join(parts)
+
+
+def _table_text(connections) -> str:
+    """A named table by its name; an explicit one as the channels of each filter, filters joined by ``/``."""
+    return connections if isinstance(connections, str) else "/".join(map(_channels_text, connections))
+
+
+def _read_table(word: _Word, value: str):
+    """``lenet5`` -> ``"lenet5"``; ``0-2/1.3`` -> ``((0, 1, 2), (1, 3))``: per filter, channels joined by ``.``,
+    ``a-b`` for the channels a to b, filters joined by ``/``. The record checks the rest."""
+    if value[:1].isascii() and value[:1].isalpha():
+        return value
+    table, total = [], 0
+    for entry in value.split("/"):
+        channels = []
+        for part in entry.split("."):
+            first, dash, last = part.partition("-")
+            if not (first.isascii() and first.isdigit() and (not dash or last.isascii() and last.isdigit())):
+                raise _BadWord(word, "a connection table is a name (table=lenet5) or, per filter, input channels "
+                                     "joined by '.' with a-b for a range, filters joined by '/' "
+                                     f"(table=0-2/1.3); received {format_value(value)}")
+            low = _int(word, first, "channel")
+            high = _int(word, last, "channel") if dash else low
+            if high < low:
+                raise _BadWord(word, f"channel range {part} must run upwards (low-high)")
+            total += high - low + 1
+            if total > MAX_TABLE_LINKS:
+                raise _BadWord(word, f"a connection table links at most {MAX_TABLE_LINKS:,} (filter, channel) pairs")
+            channels.extend(range(low, high + 1))
+        table.append(tuple(channels))
+    return tuple(table)
+
+
+#: The most (filter, channel) pairs a text table may spell out (``0-999999`` is a million of them): far more
+#: than a hand-written table, and a bound on what a short hostile text can make the reader build.
+MAX_TABLE_LINKS = 1 << 20
 
 
 def _write_pool(layer, word: str):
@@ -208,6 +261,8 @@ def _write_conv_transpose(layer, word: str):
         head += f"s{_ints_text(layer.strides)}"
     if set(layer.dilation) != {1}:
         head += f"d{_ints_text(layer.dilation)}"
+    if layer.groups != 1:
+        head += f"g{layer.groups}"
     head, words = _with_padding(head, layer.padding)
     if layer.output_padding is not None:
         words.append(f"op{_ints_text(layer.output_padding)}")
@@ -342,6 +397,8 @@ def _word_option(word: _Word, form: _Form, kwargs: dict) -> None:
     elif _OUTPUT_PADDING.fullmatch(text):
         value = _one_or_tuple(_ints(word, _OUTPUT_PADDING.fullmatch(text).group(1), "output_padding"))
         _take_option(word, kind, kwargs, "output_padding", value)
+    elif text.startswith("table="):
+        _take_option(word, kind, kwargs, "connections", _read_table(word, text[len("table="):]))
     elif "=" in text and text.split("=", 1)[0] in _FLOAT_KEYS:
         key, value = text.split("=", 1)
         try:

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import ClassVar
 
 from .. import shapes
-from ..checks import check_bool, check_choice, check_float, check_int, expand_ints, invalid
+from ..checks import check_bool, check_choice, check_float, check_int, expand_ints, invalid, is_int
 from ..padding import PADDING_MODES, check_padding_mode
 from ..shapes import SPATIAL_AXES
 from .errors import _DoesNotFit
@@ -26,7 +27,7 @@ from .record import ACTIVATIONS, Inferred, Layer, _canonical_padding, _check_act
 
 #: The records, in the order of this file (and of LAYER_TYPES); a new layer type adds its name here.
 __all__ = [
-    "BaseConv", "Conv1D", "Conv2D",
+    "CONNECTION_TABLES", "BaseConv", "Conv1D", "Conv2D",
     "BasePool", "BaseMaxPool", "BaseAvgPool", "MaxPool1D", "MaxPool2D", "AvgPool1D", "AvgPool2D",
     "BaseGlobalPool", "GlobalAvgPool1D", "GlobalAvgPool2D", "GlobalMaxPool1D", "GlobalMaxPool2D",
     "Flatten", "Dense", "Dropout", "BatchNorm", "Activation", "ChannelPad",
@@ -68,6 +69,61 @@ def _resolve_pads(layer, sizes, kernel, stride, dilation):
 
 
 # --------------------------------------------------------------------------------------------------
+# Connection tables: which input channels each filter of a convolution reads
+
+
+#: LeNet-5's C3 table (LeCun, Bottou, Bengio & Haffner 1998, "Gradient-based learning applied to document
+#: recognition", Proc. IEEE 86(11), section II.B and Table I): the S2 maps each of the 16 C3 maps reads.
+#: Maps 0-5 read every contiguous (cyclic) subset of three S2 maps, 6-11 every contiguous subset of four,
+#: 12-14 three discontinuous subsets of four, 15 all six: 60 connections, 60*25 + 16 = 1,516 parameters.
+LENET5_C3 = (
+    (0, 1, 2), (1, 2, 3), (2, 3, 4), (3, 4, 5), (0, 4, 5), (0, 1, 5),
+    (0, 1, 2, 3), (1, 2, 3, 4), (2, 3, 4, 5), (0, 3, 4, 5), (0, 1, 4, 5), (0, 1, 2, 5),
+    (0, 1, 3, 4), (1, 2, 4, 5), (0, 2, 3, 5),
+    (0, 1, 2, 3, 4, 5),
+)
+
+#: Named connection tables, written by name in JSON (``"connections": "lenet5"``) and text (``table=lenet5``).
+CONNECTION_TABLES = {"lenet5": LENET5_C3}
+
+_CONNECTIONS_EXPECTED = (f"None, a table name ({', '.join(CONNECTION_TABLES)}) or, for each filter, the tuple of "
+                         "the input channels it reads (distinct ints >= 0, at least one)")
+
+
+def _canonical_connections(value, filters: int, groups: int, op: str):
+    """``None``, a table's name, or one sorted tuple of distinct input channels per filter; a table equal to
+    a named one becomes its name, so that the two forms compare equal and write the short form."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        if value not in CONNECTION_TABLES:
+            raise ValueError(invalid(op, "connections", _CONNECTIONS_EXPECTED, value))
+        table = CONNECTION_TABLES[value]
+    else:
+        table = _tuple(value)
+        if not isinstance(table, tuple):
+            raise TypeError(invalid(op, "connections", _CONNECTIONS_EXPECTED, value))
+        if (not all(isinstance(entry, tuple) and entry for entry in table)
+                or not all(is_int(c) and c >= 0 for entry in table for c in entry)):
+            raise ValueError(invalid(op, "connections", _CONNECTIONS_EXPECTED, value))
+        repeated = [i for i, entry in enumerate(table) if len(set(entry)) != len(entry)]
+        if repeated:
+            raise ValueError(invalid(op, "connections", _CONNECTIONS_EXPECTED, value,
+                                     extra=f"Filter {repeated[0]} names an input channel twice."))
+        table = tuple(tuple(sorted(int(c) for c in entry)) for entry in table)
+    if len(table) != filters:
+        raise ValueError(invalid(op, "connections", f"one entry per filter ({filters} entries)", value,
+                                 extra=f"It has {len(table)}."))
+    if groups != 1:
+        raise ValueError(invalid(op, "groups", "1 when connections are given (a table says which channels each "
+                                 "filter reads; groups are one such table)", groups))
+    for name, known in CONNECTION_TABLES.items():
+        if known == table:
+            return name
+    return table
+
+
+# --------------------------------------------------------------------------------------------------
 # Layers
 
 
@@ -75,7 +131,14 @@ def _resolve_pads(layer, sizes, kernel, stride, dilation):
 class BaseConv(Layer):
     """Base of :class:`Conv1D` and :class:`Conv2D` (``rank`` 1 or 2). Convolution
     ``y[n, co, o] = b[co] + sum_{ci, j} w[co, ci, j] x_pad[n, g*C_in/G + ci, o*s + j*d]``
-    (``specs/conv.md``), with an optional activation after it."""
+    (``specs/conv.md``), with an optional activation after it.
+
+    ``connections`` (PyTorch and Keras have no such argument): for each filter, the input channels it reads,
+    as the partial connection tables of early convolutional networks (LeNet-5's C3: ``"lenet5"``, the
+    1998 paper's Table I, :data:`LENET5_C3`). ``y[co] = b[co] + sum_{ci in connections[co], j} w[co, ci, j]
+    x[ci, o*s + j*d]``: a full convolution whose weights outside the table are 0. Only connected weights are
+    parameters and only their products are MACs: ``sum_co |connections[co]| * prod(k)`` (+ ``filters``
+    biases). It needs ``groups=1`` (groups are one such table)."""
 
     filters: int
     kernel_size: object
@@ -86,6 +149,7 @@ class BaseConv(Layer):
     groups: int = 1
     use_bias: bool = True
     activation: str | None = None
+    connections: object = None
 
     rank: ClassVar[int] = 2
 
@@ -101,7 +165,23 @@ class BaseConv(Layer):
         check_choice(self.padding_mode, "padding_mode", op, PADDING_MODES)
         check_bool(self.use_bias, "use_bias", op)
         _check_activation(self.activation, op)
+        _set(self, "connections", _canonical_connections(self.connections, self.filters, self.groups, op))
         self._check_shared()
+
+    @property
+    def table(self) -> tuple[tuple[int, ...], ...] | None:
+        """The connection table spelled out (a named one looked up), or None for a full convolution."""
+        if isinstance(self.connections, str):
+            return CONNECTION_TABLES[self.connections]
+        return self.connections
+
+    def _check_table(self, c_in: int) -> int:
+        """The number of (filter, input channel) pairs the table connects; refuses a channel beyond C_in."""
+        widest = max(c for entry in self.table for c in entry)
+        if widest >= c_in:
+            raise _DoesNotFit(f"connections read input channel {widest}, but the input has C_in={c_in} channels "
+                              f"(0 to {c_in - 1})")
+        return sum(len(entry) for entry in self.table)
 
     def infer(self, shape):
         c_in, sizes = _split_map(shape, self.rank)
@@ -116,10 +196,17 @@ class BaseConv(Layer):
         except ValueError as error:
             raise _DoesNotFit(str(error)) from None
         out = _output_sizes(sizes, kernel, stride, dilation, pads)
+        if self.connections is None:
+            trainable = shapes.conv_params(c_in, self.filters, kernel, self.groups, self.use_bias)
+            macs = shapes.conv_macs(c_in, self.filters, kernel, out, self.groups)
+        else:  # the connected pairs only: one (filter, channel) pair is one C_in=1, C_out=1 convolution
+            links = self._check_table(c_in)
+            trainable = shapes.conv_params(1, 1, kernel, 1, False) * links + (self.filters if self.use_bias else 0)
+            macs = shapes.conv_macs(1, 1, kernel, out, 1) * links
         return Inferred(
             shape=(self.filters,) + out,
-            trainable=shapes.conv_params(c_in, self.filters, kernel, self.groups, self.use_bias),
-            macs=shapes.conv_macs(c_in, self.filters, kernel, out, self.groups),
+            trainable=trainable,
+            macs=macs,
             windows=tuple((kernel[a], stride[a], dilation[a], pads[a][0]) for a in range(self.rank)),
         )
 
@@ -534,9 +621,12 @@ class BaseConvTranspose(Layer):
     TensorFlow crops (the gradient of a SAME or VALID convolution: ``total // 2`` at the beginning), or an
     amount as PyTorch's ``padding`` (an int, per-axis ints or per-side pairs cropped from the full output).
     ``output_padding`` (Keras' default None: 0 for an amount) adds cells at the end. Padding 0 is ``"valid"``,
-    whose size differs from PyTorch's when ``k < s`` unless ``output_padding`` is given. One group only.
-    MACs count every product of the op, cropped ones included: ``C_in * filters * prod(k) * prod(n_in)``.
-    The receptive field is not carried through it (it widens the map: the summary leaves it as it was).
+    whose size differs from PyTorch's when ``k < s`` unless ``output_padding`` is given.
+    ``groups`` as PyTorch's ``ConvTranspose{1,2}d`` (Keras' layers have none): input channel group ``g`` feeds
+    output group ``g`` only; the weight is ``(C_in, filters/groups, *k)``, parameters
+    ``C_in * (filters/groups) * prod(k) + filters``. MACs count every product of the op, cropped ones included:
+    ``C_in * (filters/groups) * prod(k) * prod(n_in)``. The receptive field: ``specs/netspec.md``
+    ("Through a transposed convolution").
     """
 
     filters: int
@@ -545,6 +635,7 @@ class BaseConvTranspose(Layer):
     padding: object = "valid"
     output_padding: object = None
     dilation: object = 1
+    groups: int = 1
     use_bias: bool = True
     activation: str | None = None
 
@@ -566,6 +657,7 @@ class BaseConvTranspose(Layer):
         if self.output_padding is not None:
             extra = expand_ints(_tuple(self.output_padding), rank, "output_padding", op, minimum=0)
             _set(self, "output_padding", extra[0] if len(set(extra)) == 1 else extra)
+        _set(self, "groups", check_int(self.groups, "groups", op, minimum=1))
         check_bool(self.use_bias, "use_bias", op)
         _check_activation(self.activation, op)
         self._check_shared()
@@ -594,6 +686,10 @@ class BaseConvTranspose(Layer):
 
     def infer(self, shape):
         c_in, sizes = _split_map(shape, self.rank)
+        if c_in % self.groups or self.filters % self.groups:
+            raise _DoesNotFit(
+                f"groups={self.groups} must divide both the input channels C_in={c_in} and filters C_out={self.filters}"
+            )
         pads, added = self.resolved()
         out = []
         for axis in range(self.rank):
@@ -605,9 +701,26 @@ class BaseConvTranspose(Layer):
                 raise _DoesNotFit(str(error)) from None
         return Inferred(
             shape=(self.filters,) + tuple(out),
-            trainable=shapes.conv_params(c_in, self.filters, self.kernel_size, 1, self.use_bias),
-            macs=shapes.conv_macs(c_in, self.filters, self.kernel_size, sizes, 1),
+            trainable=shapes.conv_params(c_in, self.filters, self.kernel_size, self.groups, self.use_bias),
+            macs=shapes.conv_macs(c_in, self.filters, self.kernel_size, sizes, self.groups),
+            windows=tuple(self._field_window(axis, pads[axis][0]) for axis in range(self.rank)),
         )
+
+    def _field_window(self, axis: int, crop_begin: int) -> tuple:
+        """The window ``(k, s, d, p_b)`` that moves the receptive field as this layer does (``specs/netspec.md``,
+        "Through a transposed convolution"): output ``o`` reads the inputs ``i`` with ``i*s + j*d = o + p_b``
+        for some tap ``j``, all within ``(o + p_b - d(k-1))/s <= i <= (o + p_b)/s``. That is a convolution of
+        stride ``1/s`` (a "fractionally strided convolution", Dumoulin & Visin 2016, arXiv:1603.07285) with
+        extent ``d(k-1)/s + 1`` and begin padding ``(d(k-1) - p_b)/s``: Fractions when ``s`` does not divide
+        them, ints otherwise. With ``s = 1`` it is exact; with ``s > 1`` each unit's field lies inside it."""
+        span, stride = shapes.kernel_extent(self.kernel_size[axis], self.dilation[axis]) - 1, self.strides[axis]
+        return tuple(_plain(value) for value in
+                     (Fraction(span, stride) + 1, Fraction(1, stride), 1, Fraction(span - crop_begin, stride)))
+
+
+def _plain(value):
+    """A Fraction that is an integer as an int (the receptive-field arithmetic stays in ints where it can)."""
+    return int(value) if isinstance(value, Fraction) and value.denominator == 1 else value
 
 
 @dataclass(frozen=True)

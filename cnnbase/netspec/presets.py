@@ -75,6 +75,16 @@ def _architectures() -> dict:
     return out
 
 
+#: LeNet-5 of the 1998 paper (``specs/architectures.md``, "LeNet-5 as in the 1998 paper"): S2 and S4 (sum of 4
+#: inputs x one trainable coefficient + one trainable bias per map, then the squashing) are an average pooling
+#: then a depthwise 1x1 convolution, whose weight absorbs the factor 4 between a sum and a mean; C3 reads the
+#: S2 maps of the paper's Table I (``table=lenet5``). The paper's squashing, 1.7159 tanh(2a/3), is ``tanh``:
+#: the 2/3 and 1.7159 are scales that the neighbouring weights can absorb (same functions, same counts), only
+#: the initial scale differs. Per layer: 156, 12, 1,516, 32, 48,120, 10,164 (the paper's figures), 850.
+LENET5_1998 = ("conv6k5 tanh @C1, avgpool2 @S2_mean, conv6k1g6 tanh @S2, conv16k5 tanh table=lenet5 @C3, "
+               "avgpool2 @S4_mean, conv16k1g16 tanh @S4, conv120k5 tanh @C5, flatten, dense84 tanh @F6, "
+               "dense10 softmax @output")
+
 PRESETS = {
     "keras-summary": _preset(
         "conv32k3 relu, maxpool2, conv64k3 relu, maxpool2, flatten, dense128 relu, dense10 softmax",
@@ -96,6 +106,11 @@ PRESETS = {
         (1, 32, 32),
         "LeNet-5 (LeCun et al. 1998) as commonly implemented: 61,706 params",
     ),
+    "lenet5-1998": _preset(LENET5_1998, (1, 32, 32), (
+        "LeNet-5 as in LeCun, Bottou, Bengio & Haffner 1998 (Proc. IEEE, sec. II.B, Table I): C1, trainable "
+        "subsampling S2/S4 (avgpool2 + per-map coefficient and bias), C3 with the partial connection table, C5, "
+        "F6 84; tanh for the paper's 1.7159 tanh(2a/3); the paper's fixed Euclidean RBF output (840 fixed "
+        "params) is a dense10 softmax head here: 60,850 params (the paper's 60,000 trainable + 850)")),
 }
 
 PRESETS.update(_architectures())

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
+from fractions import Fraction
 
 from .. import shapes
 from ..checks import invalid, is_int
@@ -27,8 +28,10 @@ class Row:
     ``receptive_field``, ``jump`` and ``start`` have one entry per spatial axis of the network input
     (H, W or L; empty for a feature-vector input): the number of input cells one output unit sees, the
     distance in input cells between neighbouring units, and the input coordinate of the first cell seen
-    by unit 0 (negative when it lies in padding). ``activation_bytes`` is the memory of the layer's
-    output for the whole batch.
+    by unit 0 (negative when it lies in padding). After a transposed convolution of stride ``s`` they may
+    be :class:`~fractions.Fraction` (a jump of 1/2 cell: ``specs/netspec.md``, "Through a transposed
+    convolution"); ``to_dict`` writes such a value as the string ``"1/2"``. ``activation_bytes`` is the
+    memory of the layer's output for the whole batch.
     """
 
     index: int
@@ -50,9 +53,16 @@ class Row:
     def to_dict(self) -> dict:
         out = dataclasses.asdict(self)
         for key in ("output_shape", "receptive_field", "jump", "start"):
-            out[key] = list(out[key])
+            out[key] = [_json_number(value) for value in out[key]]
         out["params"] = self.params
         return out
+
+
+def _json_number(value):
+    """An int as it is; a :class:`Fraction` that is not one as ``"p/q"`` (JSON has no exact fractions)."""
+    if isinstance(value, Fraction):
+        return int(value) if value.denominator == 1 else str(value)
+    return value
 
 
 @dataclass(frozen=True)
@@ -159,11 +169,12 @@ def _renderer():
 
 @dataclass
 class _Field:
-    """Receptive-field state along one spatial axis of the network input (``specs/counting.md``)."""
+    """Receptive-field state along one spatial axis of the network input (``specs/counting.md``): ints, or
+    Fractions after a transposed convolution whose stride does not divide them."""
 
-    rf: int = 1
-    jump: int = 1
-    start: int = 0
+    rf: int | Fraction = 1
+    jump: int | Fraction = 1
+    start: int | Fraction = 0
     positions: int = 1  # units along this axis in the current layer's output
 
 
@@ -176,11 +187,16 @@ def _advance_fields(fields: list[_Field], windows, out_shape: tuple[int, ...], p
             k, s, d, p_b = f.positions, f.positions, 1, 0
         else:
             k, s, d, p_b = windows[axis]
-        f.rf, f.jump, f.start = shapes.receptive_field_step(f.rf, f.jump, f.start, k, s, d, p_b)
+        f.rf, f.jump, f.start = (_plain(v) for v in shapes.receptive_field_step(f.rf, f.jump, f.start, k, s, d, p_b))
         if windows == "all":
             f.positions = 1
         else:
             f.positions = positions[axis] if positions is not None else out_shape[1 + axis]
+
+
+def _plain(value):
+    """A Fraction that is an integer as an int: a stride after a transposed one brings the jump back to cells."""
+    return int(value) if isinstance(value, Fraction) and value.denominator == 1 else value
 
 
 def default_names(layers, prefix: str = "") -> list[str]:
