@@ -618,3 +618,20 @@ def test_bench_train_has_an_augmented_row_and_says_torchvision_is_skipped():
 def test_bench_train_refuses_a_bad_augment():
     result = _cnn("bench", "train", "--data", "fashion-mnist-small", "--augment", "spin=3")
     assert result.exit_code == 2 and "unknown name 'spin'" in result.output
+
+
+def test_a_profiled_fit_times_the_augmentation_and_trains_the_same(tiny):
+    from cnn import profiling
+    from cnn.optimizers import Optimizer
+    from cnn.train import AUGMENT_ROW
+
+    x, y, _, _ = _xy(tiny)
+    plain, _ = _fit(x, y, 1, augment=POLICY, optimizer=Optimizer("adam", 1e-3))
+    model = Model(SPEC, (1, 12, 12), engine="fastcnn", seed=1)
+    optimizer, profile = Optimizer("adam", 1e-3), profiling.LayerProfile()
+    with profile.attached(model, optimizer):
+        fit(model, x, y, epochs=1, batch_size=16, optimizer=optimizer, verbose=0, augment=POLICY, profile=profile)
+    a, b = _weights(plain), _weights(model)
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    rows = {row["layer"]: row for row in profile.rows()}
+    assert rows[AUGMENT_ROW]["other_s"] > 0 and profile.steps == 3
