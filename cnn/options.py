@@ -66,6 +66,9 @@ class TrainOptions:
     dtype: str = "float32"
     #: ``--resize HxW`` as text (``"32x32"``); last, so a run.json written before it reads as before.
     resize: str | None = None
+    #: ``--augment`` as its canonical text (``cnn.augment.AugmentPolicy.to_text``), None for none; last, so a
+    #: run.json written before it reads as before.
+    augment: str | None = None
 
     #: The optimizer hyperparameters among the options (besides ``lr``), in the order the help lists them.
     OPTIMIZER_OPTIONS: ClassVar[tuple[str, ...]] = ("momentum", "weight_decay", "nesterov", "rho", "alpha",

@@ -31,12 +31,16 @@ import numpy as np
 from cnnbase.checks import check_int, invalid
 
 from . import data
+from .augment import augment_batch, make_policy
 from .checkpoint import (CHANGEABLE, CHECKPOINT_FILE, checkpoint_path, read_checkpoint, restore_checkpoint,
                          save_checkpoint)
 from .history import METRICS, EarlyStopping, History, make_early_stopping, metrics_path, plot_history, write_log
 from .optimizers import make_optimizer
 from .profiling import DATA_ROW
 from .schedules import make_schedule
+
+#: The profile's row of the augmentation of the training batches (``fit(profile=..., augment=...)``).
+AUGMENT_ROW = "(data: augment)"
 
 # The names from EarlyStopping on live in cnn.history and cnn.checkpoint; they stay importable from here,
 # where fit's callers found them before those modules existed.
@@ -165,14 +169,28 @@ def _gather(x, y, index, profile=None):
     return batch
 
 
+def _augmented(model, xb, index, augment, *, seed, epoch, profile=None):
+    """The batch as ``augment`` changes it (:func:`cnn.augment.augment_batch`, each image by its index in the
+    training set); with a ``profile``, its time is the row ``(data: augment)``."""
+    if augment is None or not augment.active:
+        return xb
+    start = time.perf_counter()
+    xb = augment_batch(model.engine, xb, augment, seed=seed, epoch=epoch, index=index)
+    if profile is not None:
+        profile.add(AUGMENT_ROW, time.perf_counter() - start)
+    return xb
+
+
 def _train_epoch(model, optimizer, x, y, *, epoch, epochs, batch_size, seed, step, lr, progress, last_good,
-                 profile=None):
-    """One epoch of steps; returns (mean loss, accuracy, next global step)."""
+                 profile=None, augment=None):
+    """One epoch of steps; returns (mean loss, accuracy, next global step). With an active ``augment``
+    policy each batch is augmented first, each image by its index in ``x`` (:func:`cnn.augment.augment_batch`)."""
     if len(x) == 0:  # fit refuses it first; a guard here too, as a division by len(x) follows
         raise ValueError("fit: there are no training examples (x has 0 rows after the validation split).")
     total_loss, correct, seen = 0.0, 0, 0
     for index in data.batches(len(x), batch_size, seed, epoch):
         xb, yb = _gather(x, y, index, profile)
+        xb = _augmented(model, xb, index, augment, seed=seed, epoch=epoch, profile=profile)
         loss, right = train_step(model, optimizer, xb, yb, step=step, lr=lr)
         if not math.isfinite(loss):
             kept = f"the last good checkpoint {last_good} is kept" if last_good else "no checkpoint was written"
@@ -193,7 +211,7 @@ def fit(model, x, y, *, epochs: int = 1, batch_size: int = 32, optimizer="adam",
         schedule=None, validation_split: float = 0.0, validation_data=None, metrics=METRICS,
         early_stopping=None, checkpoint_dir=None, resume: bool = False, seed: int | None = None,
         verbose: int = 1, progress: bool | None = None, log_path=None, stream=None,
-        allow_changes=CHANGEABLE, on_start=None, profile=None) -> History:
+        allow_changes=CHANGEABLE, on_start=None, profile=None, augment=None) -> History:
     """Train ``model`` on ``x`` (N, C, H, W) floats and ``y`` (N,) class labels; returns the :class:`History`.
 
     Parameters
@@ -235,6 +253,12 @@ def fit(model, x, y, *, epochs: int = 1, batch_size: int = 32, optimizer="adam",
         times each batch's gather, and pauses it during the validation passes, so that ``profile.rows()`` is
         the time per layer type of this call's training steps. Profiling changes no result: same seed, same
         weights.
+    augment : None, a description, a dict or an :class:`cnn.augment.AugmentPolicy`
+        Data augmentation of the training batches (``"rotation=10, shift=0.1, zoom=0.1, hflip"``,
+        ``specs/augment.md``), run by the model's engine after batching; image ``k`` of ``x`` (after the
+        validation split) gets parameters drawn from ``(seed, epoch, k)``, whatever the batch size, the batch
+        order or the thread count. Never applied to the validation data, nor by :func:`evaluate` or
+        :func:`predict`. Recorded in the checkpoint's settings: a resume must give the same.
 
     Raises
     ------
@@ -254,6 +278,7 @@ def fit(model, x, y, *, epochs: int = 1, batch_size: int = 32, optimizer="adam",
     if unknown:
         raise ValueError(invalid("fit", "metrics", f"names among {METRICS}", metrics))
     x, y = _check_xy(model, x, y, "fit")
+    augment = make_policy(augment)  # a bad description fails before anything else is read or written
     x, y, validation = _split(model, x, y, validation_split, validation_data)
     if len(x) == 0:
         raise ValueError("fit: there are no training examples: x has 0 rows"
@@ -266,7 +291,8 @@ def fit(model, x, y, *, epochs: int = 1, batch_size: int = 32, optimizer="adam",
     settings = {"seed": seed, "batch_size": batch_size, "schedule": schedule.to_dict(), "train_size": len(x),
                 "validation_size": 0 if validation is None else len(validation[0]),
                 "early_stopping": None if stopper is None else {k: v for k, v in stopper.to_dict().items()
-                                                                if k not in ("best", "best_epoch", "wait")}}
+                                                                if k not in ("best", "best_epoch", "wait")},
+                "augment": augment.to_text() if augment.active else None}
 
     history, epoch, step = History(), 0, 0
     path = None if checkpoint_dir is None else checkpoint_path(checkpoint_dir)
@@ -299,7 +325,7 @@ def fit(model, x, y, *, epochs: int = 1, batch_size: int = 32, optimizer="adam",
             loss, accuracy, step = _train_epoch(model, optimizer, x, y, epoch=epoch, epochs=epochs,
                                                 batch_size=batch_size, seed=seed, step=step, lr=lr_now,
                                                 progress=bar, last_good=path if path and os.path.exists(path) else None,
-                                                profile=profile)
+                                                profile=profile, augment=augment)
         finally:
             bar.clear()
         seconds = time.perf_counter() - start

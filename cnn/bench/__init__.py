@@ -10,7 +10,8 @@ as is. The click commands are in ``cnn/cli/bench.py``; nothing here imports clic
   median of repeated runs.
 * :mod:`~cnn.bench.train`: training steps and inference of a preset (the seeds' Keras model ``keras-mnist``
   unless ``--model`` names another, e.g. the CIFAR ResNet-20 ``resnet20-28``; ``--profile``: time per layer
-  type, :mod:`cnn.profiling`)
+  type, :mod:`cnn.profiling`; ``--augment``: fastcnn's steps on augmented batches and the augmentation's own
+  time)
   with fastcnn (:class:`cnn.Model`), with an equivalent ``torch.nn`` model (:mod:`~cnn.bench.torch_twin`)
   and, when Keras 3 is installed, with a Keras twin (:mod:`~cnn.bench.keras_twin`), each engine in its own
   child process so that its peak resident memory is its own; ``--data random:CxHxW:CLASSES`` for seeded

@@ -229,10 +229,11 @@ def _time_keras(keras, threads: int, warm: list, timed: list, preset: str = PRES
 
 
 def _time_fastcnn(threads: int, warm: list, timed: list, preset: str = PRESET,
-                  profile: bool = False) -> tuple[float, float, list | None]:
+                  profile: bool = False, augment: str | None = None) -> tuple[float, float, list | None, dict]:
     """Seconds of the timed training steps and of the timed inference passes, fastcnn through cnn.Model;
     with ``profile``, the timed steps once more with every layer timed (:mod:`cnn.profiling`), after
-    and apart from the figures above so that the timers do not slow them."""
+    and apart from the figures above so that the timers do not slow them; with ``augment`` (a description),
+    the augmentation alone and the training steps with it (:func:`_time_augment`), after those too."""
     from ..model import Model
     from ..optimizers import Optimizer
     from ..train import train_step
@@ -255,7 +256,34 @@ def _time_fastcnn(threads: int, warm: list, timed: list, preset: str = PRESET,
         layers = profile_model(model, optimizer)
         layers.add_steps(len(timed), _timed_loop(step, timed))
         rows = layers.rows()
-    return train_s, infer_s, rows
+        layers.detach()  # the augmented steps below run unwrapped
+    augmented = {} if not augment else _time_augment(step, augment, warm, timed, train_s)
+    return train_s, infer_s, rows, augmented
+
+
+def _time_augment(step, augment: str, warm: list, timed: list, train_s: float) -> dict:
+    """The batches augmented as ``cnn.train.fit`` does (:func:`cnn.augment.augment_batch`, epoch 0, the
+    images numbered by their position in the stream of batches): seconds of the augmentation alone and of
+    the training steps on augmented batches, as a row's fields."""
+    import fastcnn
+
+    from ..augment import augment_batch, make_policy
+
+    policy = make_policy(augment)
+    size = len(timed[0][0]) if timed else 0
+    numbered = [(x, y, np.arange(b * size, (b + 1) * size)) for b, (x, y) in enumerate(warm + timed)]
+    warm_n, timed_n = numbered[:len(warm)], numbered[len(warm):]
+
+    def augmented(batch):
+        return augment_batch(fastcnn, batch[0], policy, seed=0, epoch=0, index=batch[2])
+
+    _timed_loop(augmented, warm_n)
+    alone_s = _timed_loop(augmented, timed_n)
+    _timed_loop(lambda b: step((augmented(b), b[1])), warm_n[:1])
+    with_s = _timed_loop(lambda b: step((augmented(b), b[1])), timed_n)
+    images = len(timed) * size
+    return {"augment": policy.to_text(), "augment_ms_per_batch": 1e3 * alone_s / max(len(timed), 1),
+            "augment_share_of_step": alone_s / train_s, "train_augmented_images_per_s": images / with_s}
 
 
 def _child_train(spec: dict) -> dict:
@@ -279,8 +307,9 @@ def _child_train(spec: dict) -> dict:
             return {"engine": engine_name, "skipped": f"no Keras twin of --model {spec['model']}: {error}"}
         version = f"{version} ({extra['backend']}{', XLA' if extra['jit_compile'] else ''})"
     else:
-        train_s, infer_s, profile = _time_fastcnn(threads, warm, timed, spec["model"], spec["profile"])
-        extra = {} if profile is None else {"profile": profile}
+        train_s, infer_s, profile, augmented = _time_fastcnn(threads, warm, timed, spec["model"], spec["profile"],
+                                                             spec.get("augment"))
+        extra = {**augmented, **({} if profile is None else {"profile": profile})}
     images = spec["batches"] * spec["batch_size"]
     return {**extra, "engine": engine_name, "version": version, "data": described,
             "train_images_per_s": images / train_s, "inference_images_per_s": images / infer_s,
@@ -326,11 +355,13 @@ def _installed(module: str) -> bool:
 
 
 def measure_train(batches: int = 50, batch_size: int = 128, threads: int | None = None, data: str = "default",
-                  warmup: int = 3, model: str = PRESET, profile: bool = False, keras: bool = True) -> dict:
+                  warmup: int = 3, model: str = PRESET, profile: bool = False, keras: bool = True,
+                  augment: str | None = None) -> dict:
     """Train and infer with each engine in its own child process; rows of images/s and peak memory, and with
     ``profile`` fastcnn's time per layer type (``result["profile"]``). With ``keras`` (the default) a Keras
     row too when Keras is installed (:mod:`cnn.bench.keras_twin`); when it is not, or the model has no Keras
-    twin, a note says that the row was skipped."""
+    twin, a note says that the row was skipped. With ``augment`` (a description, ``specs/augment.md``),
+    fastcnn's training steps on augmented batches and the augmentation's own time."""
     threads = default_threads() if threads is None else threads
     if is_synthetic(data):
         data = synthetic_text(data, model)
@@ -341,7 +372,7 @@ def measure_train(batches: int = 50, batch_size: int = 128, threads: int | None 
             continue
         spec = {"kind": "train", "engine": engine, "threads": threads, "batches": batches,
                 "batch_size": batch_size, "warmup": warmup, "data": data, "model": model,
-                "profile": profile and engine == "fastcnn"}
+                "profile": profile and engine == "fastcnn", "augment": augment if engine == "fastcnn" else None}
         idle = _run_child({"kind": "idle", "engine": engine})
         row = _run_child(spec)
         row.setdefault("engine", engine)
@@ -370,6 +401,8 @@ def measure_train(batches: int = 50, batch_size: int = 128, threads: int | None 
                                          and "numba_threading_layer" in r), env["numba_threading_layer"])
     ratios = {**train_summary(rows), **(train_summary(rows, "keras") if has_keras else {})}
     result = {"environment": env, "rows": rows, "ratios": ratios, "notes": notes}
+    if augment:
+        notes += _augment_notes(rows)
     profiled = next((r.pop("profile") for r in rows if "profile" in r), None)
     if profile:
         result["profile"] = profiled
@@ -380,12 +413,34 @@ def measure_train(batches: int = 50, batch_size: int = 128, threads: int | None 
     return result
 
 
+def _augment_notes(rows: list[dict]) -> list[str]:
+    """What the augmented row measures, and the torchvision comparison's line."""
+    fast = next((r for r in rows if r.get("engine") == "fastcnn" and "augment" in r), None)
+    notes = []
+    if fast is not None:
+        notes.append(f"augment: {fast['augment']}; 'fastcnn + augment' trains on batches augmented as cnn.train.fit "
+                     f"does (parameters drawn, one fastcnn.augment call, clipping); the augmentation alone takes "
+                     f"{fast['augment_ms_per_batch']:.2f} ms per batch, {100 * fast['augment_share_of_step']:.1f}% "
+                     "of a training step without it (issue 12's goal: under 10%).")
+    try:
+        import torchvision  # noqa: F401  (only whether it is there)
+    except ImportError:
+        notes.append("torchvision is not installed: the comparison with torchvision.transforms.v2 on the same "
+                     "batch is skipped.")
+    else:
+        notes.append("torchvision is installed, but the comparison with torchvision.transforms.v2 is not "
+                     "implemented yet: skipped.")
+    return notes
+
+
 def render_train(result: dict) -> str:
     """The rows of :func:`measure_train` and their ratio row as a table under the header, then the notes."""
     headers = ["engine", "version", "train images/s", "inference images/s", "peak MiB", "idle MiB"]
     lines = [[r["engine"], r.get("version") or _NA, _fmt(r.get("train_images_per_s"), ",.0f"),
               _fmt(r.get("inference_images_per_s"), ",.0f"), _fmt(r.get("peak_rss_mib"), ",.0f"),
               _fmt(r.get("idle_rss_mib"), ",.0f")] for r in result["rows"]]
+    lines += [["fastcnn + augment", r.get("version") or _NA, _fmt(r.get("train_augmented_images_per_s"), ",.0f"),
+               "", "", ""] for r in result["rows"] if r.get("augment")]
     q = result["ratios"]
     for anchor in ("torch", "keras"):
         if f"train_fastcnn_over_{anchor}" in q:

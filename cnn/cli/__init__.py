@@ -3,6 +3,7 @@
     shape     cnn/cli/shape.py      demo      cnn/cli/demo.py      conform   cnn/cli/conform.py
     train     cnn/cli/train.py      evaluate  cnn/cli/evaluate.py  predict   cnn/cli/predict.py
     bench     cnn/cli/bench.py      (the measuring itself is cnn.bench)
+    augment   cnn/cli/augment.py    (the augmentation preview; the drawing is cnn.augment)
 
 What every command shares (exit statuses, the one-line error, ``--threads``, ``--engine``) is
 :mod:`cnn.cli.common`. Installed, ``cnn`` runs :func:`main`; from a checkout, ``python cli.py ...`` does
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import click
 
-from . import bench, conform, demo, evaluate, predict, shape, train
+from . import augment, bench, conform, demo, evaluate, predict, shape, train
 from .common import CONTEXT, EXIT_INTERRUPTED, fail
 
 __all__ = ["cnn", "main", "version", "DISTRIBUTION"]
@@ -59,7 +60,7 @@ def cnn() -> None:
 
 
 for command in (shape.shape, demo.demo, conform.conform, train.train, evaluate.evaluate, predict.predict,
-                bench.bench):
+                bench.bench, augment.augment):
     cnn.add_command(command)
 
 

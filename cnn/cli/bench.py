@@ -17,6 +17,7 @@ from cnn.threads import default_threads
 
 from .common import COUNT, CONTEXT, EXIT_FAILED, UsageProblem, fail, reported
 from .inputs import load_data
+from .train import augment_callback
 
 
 def _echo(result: dict, as_json: bool, renderer) -> None:
@@ -84,8 +85,11 @@ def _train_data(data_name: str, preset: str) -> tuple[tuple, int]:
 @click.option("--profile", is_flag=True, help="Also fastcnn's time per layer type, forward and backward.")
 @click.option("--keras/--no-keras", "with_keras", default=True, show_default=True,
               help="A Keras 3 row too, when Keras is installed (optional: pip install tensorflow-cpu).")
+@click.option("--augment", callback=augment_callback, metavar="TRANSFORMS",
+              help="Also fastcnn's training steps on batches augmented as cnn train --augment TRANSFORMS does, and "
+                   "the augmentation's own time (e.g. \"rotation=10, shift=0.1, hflip\").")
 @click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON.")
-def train(batches, batch_size, warmup, threads, data_name, preset, profile, with_keras, as_json):
+def train(batches, batch_size, warmup, threads, data_name, preset, profile, with_keras, augment, as_json):
     """Training and inference images/s and peak memory of a preset (keras-mnist), fastcnn against PyTorch
     (and Keras, when installed)."""
     _check_threads(threads)
@@ -96,7 +100,9 @@ def train(batches, batch_size, warmup, threads, data_name, preset, profile, with
             check_train_model(preset, image_shape, classes)
         except ValueError as error:
             raise UsageProblem(str(error)) from None
-    result = measure_train(batches, batch_size, threads, data_name, warmup, preset, profile, keras=with_keras)
+    augmented = {"augment": augment} if augment else {}  # (the call without it is as before --augment existed)
+    result = measure_train(batches, batch_size, threads, data_name, warmup, preset, profile, keras=with_keras,
+                           **augmented)
     _echo(result, as_json, render_train)
     failed = _failed_rows(result)
     if failed:

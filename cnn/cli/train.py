@@ -15,6 +15,7 @@ import click
 from cnnbase import netspec
 
 from .. import data as datasets
+from ..augment import AugmentError, make_policy
 from .. import run as runs
 from .. import train as training
 from ..history import plot_history
@@ -59,6 +60,24 @@ def parse_schedule(text: str) -> dict | None:
     for a text ``--schedule`` refuses."""
     schedule = _schedule_callback(None, None, text)
     return None if isinstance(schedule, Constant) else schedule.to_dict()
+
+
+def augment_callback(ctx, param, value) -> str | None:
+    """``--augment TEXT`` -> its canonical text (None for ``none``), so that run.json records it in one
+    spelling and ``--resume`` compares like with like; a bad name or value is one line naming it and the
+    choices (``cnn: error: --augment: ...``, exit status 2), not click's three-line usage error."""
+    if value is None:
+        return None
+    try:
+        policy = make_policy(value)
+    except AugmentError as error:  # one line, as the issue asks: the item, what it takes, the valid names
+        fail(f"--augment: {str(error).removeprefix('augment: ')}")
+    return policy.to_text() if policy.active else None
+
+
+AUGMENT_HELP = ("Augment the training images (never the evaluation's), e.g. \"rotation=10, shift=0.1, zoom=0.1, "
+                "shear=10, hflip, brightness=0.2, contrast=0.2, crop=4, erase=0.25, fill=nearest\" "
+                "(specs/augment.md; preview: cnn augment).")
 
 
 def _betas_callback(ctx, param, value) -> tuple[float, float] | None:
@@ -195,6 +214,7 @@ def run_fit(model: Model, ds: datasets.Dataset, optimizer: Optimizer, options: T
             batch_size=options.batch_size, optimizer=optimizer, schedule=options.schedule,
             validation_split=options.validation_split, early_stopping=options.early_stopping,
             checkpoint_dir=folder, resume=resume, seed=options.seed, on_start=on_start, profile=profile,
+            augment=options.augment,
         )
     except training.NonFiniteLossError as error:
         fail(f"{error} Continue from there with a lower rate: cnn train --out {folder} --resume "
@@ -305,6 +325,7 @@ def file_failed(error: OSError, folder: Path) -> None:
               help="Hold out this last fraction of the training images.")
 @click.option("--early-stopping", type=COUNT, metavar="PATIENCE",
               help="Stop after PATIENCE epochs without improvement of val_loss (of loss without validation).")
+@click.option("--augment", callback=augment_callback, metavar="TRANSFORMS", help=AUGMENT_HELP)
 @click.option("--seed", default=_DEFAULTS.seed, show_default=True, type=click.IntRange(0, MAX_SEED),
               help="Seeds the weights, the batch order and dropout: same seed, same result.")
 @threads_option
@@ -374,6 +395,8 @@ def train_in(ctx, folder: Path, resume: bool, overwrite: bool, run_options: dict
     if changes:
         click.echo(f"       fitted to the data: {'; '.join(changes)}")
     click.echo(f"       {params_line(model.summary())}")
+    if options.augment:
+        click.echo(f"augment: {options.augment} (training batches only)")
     # Everything is checked: from here on the run writes.
     runs.remove_stale_temporaries(folder)
     if overwrite:
