@@ -130,6 +130,15 @@ def _apply(values: np.ndarray, args, dtype: np.dtype, out: np.ndarray | None = N
 # Public functions
 
 
+def _store_dtype(*arrays) -> np.dtype:
+    """Where the kernel stores its float64 products: the compute dtype, but float64 for float16 inputs,
+    whose result is then rounded once to float16 (through float32 it would be rounded twice, and a tie
+    of the second rounding can differ from refcnn's float64 result rounded once)."""
+    if any(a.dtype == np.float16 for a in arrays):
+        return np.dtype(np.float64)
+    return _runtime.compute_dtype(*arrays)
+
+
 def dropout_mask(shape, p, seed) -> np.ndarray:
     op = "dropout_mask"
     dims = check_mask_shape(shape, op)
@@ -142,7 +151,7 @@ def dropout_mask(shape, p, seed) -> np.ndarray:
 
 def dropout(x, p=0.5, training=True, inplace=False, *, seed=0) -> np.ndarray:
     args = check_dropout(x, p, training, inplace, seed)
-    dtype = _runtime.compute_dtype(x)
+    dtype = _store_dtype(x)
     if not args.inplace:
         return _apply(x, args, dtype).astype(x.dtype, copy=False)
     if x.flags.c_contiguous and x.dtype == dtype:
@@ -154,12 +163,13 @@ def dropout(x, p=0.5, training=True, inplace=False, *, seed=0) -> np.ndarray:
 
 def dropout_backward(grad_out, x, p=0.5, training=True, inplace=False, *, seed=0) -> np.ndarray:
     args = check_dropout_backward(grad_out, x, p, training, inplace, seed)
-    grad_x = _apply(grad_out, args, _runtime.compute_dtype(grad_out, x))
+    grad_x = _apply(grad_out, args, _store_dtype(grad_out, x))
     return grad_x.astype(_runtime.result_dtype(grad_out, x), copy=False)
 
 
 _runtime.share_docstrings(globals(), __all__, notes={
     "dropout_mask": "fastcnn: the same float64 mask as refcnn, bit for bit, whatever the thread count.",
-    "dropout": _runtime.DTYPE_NOTE + " With inplace=True the returned array is x itself for every dtype (refcnn "
+    "dropout": _runtime.DTYPE_NOTE + " Dropout stores float16 results in float64 first, so they are refcnn's "
+               "rounded once." + " With inplace=True the returned array is x itself for every dtype (refcnn "
                "returns x itself only for float64, its result dtype).",
 })
