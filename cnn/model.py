@@ -216,14 +216,21 @@ class Model:
         shape = (n,) + out
         check_bytes(nbytes_of(shape, self.dtype.itemsize), what=f"{label}: its output for a batch of {n}, {shape}")
 
-    def _check_input(self, x, op: str) -> np.ndarray:
+    def _check_input(self, x, op: str, batch_size: int | None = None) -> np.ndarray:
+        """``x`` as this model's contiguous input array; ``batch_size``: ``x`` is run in batches of at most
+        that many rows (``fit``, ``evaluate``), so the size limit applies to one such batch, not to ``x``."""
         if not isinstance(x, np.ndarray) or x.dtype.kind != "f":
             kind = f"dtype {x.dtype}" if isinstance(x, np.ndarray) else type(x).__name__
             raise TypeError(f"{op}: argument `x` must be a numpy.ndarray of floats; received {kind}.")
         if x.shape[1:] != self.input_shape or x.ndim != len(self.input_shape) + 1:
             expected = "(N, " + ", ".join(map(str, self.input_shape)) + ")"
             raise ValueError(f"{op}: argument `x` must have shape {expected} for this model; received shape {x.shape}.")
-        self.check_batch_size(len(x))
+        n = len(x)
+        if batch_size is not None and n > batch_size:
+            shape = (n,) + self.input_shape  # the copy below: the data as this model's dtype
+            check_bytes(nbytes_of(shape, self.dtype.itemsize), what=f"{op}: argument `x` as {self.dtype}, {shape}")
+            n = batch_size
+        self.check_batch_size(n)
         return np.ascontiguousarray(x, dtype=self.dtype)
 
     def forward(self, x: np.ndarray, *, training: bool = False, step: int = 0) -> np.ndarray:

@@ -67,8 +67,8 @@ class NonFiniteLossError(RuntimeError):
 # Arguments
 
 
-def _check_xy(model, x, y, op: str, name: str = "x"):
-    x = model._check_input(x, op)
+def _check_xy(model, x, y, op: str, name: str = "x", *, batch_size: int = EVAL_BATCH_SIZE):
+    x = model._check_input(x, op, batch_size)
     if not isinstance(y, np.ndarray) or y.dtype.kind not in "iu":
         kind = f"dtype {y.dtype}" if isinstance(y, np.ndarray) else type(y).__name__
         raise TypeError(f"{op}: argument `y` must be a numpy.ndarray of integer class labels; received {kind}.")
@@ -277,7 +277,7 @@ def fit(model, x, y, *, epochs: int = 1, batch_size: int = 32, optimizer="adam",
     unknown = [m for m in metrics if m not in METRICS]
     if unknown:
         raise ValueError(invalid("fit", "metrics", f"names among {METRICS}", metrics))
-    x, y = _check_xy(model, x, y, "fit")
+    x, y = _check_xy(model, x, y, "fit", batch_size=batch_size)
     augment = make_policy(augment)  # a bad description fails before anything else is read or written
     x, y, validation = _split(model, x, y, validation_split, validation_data)
     if len(x) == 0:
@@ -372,7 +372,7 @@ def evaluate(model, x, y, *, batch_size: int = EVAL_BATCH_SIZE) -> dict:
     """``{"loss": mean cross-entropy, "accuracy": fraction of argmax(logits) == y}`` in evaluation mode."""
     model.check_engine()
     batch_size = check_int(batch_size, "batch_size", "evaluate", minimum=1)
-    x, y = _check_xy(model, x, y, "evaluate")
+    x, y = _check_xy(model, x, y, "evaluate", batch_size=batch_size)
     if len(x) == 0:  # a mean over no samples has no value; Keras refuses too
         raise ValueError("evaluate: arguments `x` and `y` hold no samples; a loss and an accuracy need at least one")
     total, correct = 0.0, 0
@@ -387,7 +387,7 @@ def predict(model, x, *, batch_size: int = EVAL_BATCH_SIZE) -> np.ndarray:
     """Class probabilities ``softmax(logits)``, shape (N, classes), in the model's dtype."""
     model.check_engine()
     batch_size = check_int(batch_size, "batch_size", "predict", minimum=1)
-    x = model._check_input(x, "predict")
+    x = model._check_input(x, "predict", batch_size)
     parts = [model.probabilities(logits) for _, logits in _logits_in_batches(model, x, batch_size)]
     if not parts:  # no samples, so no batches: the forward pass of none gives the shape, (0, classes)
         return model.probabilities(model.forward(x))

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from cli import cnn
 from cnn.files import CheckpointError, load_archive, save_archive
 from cnn.model import Model, load_model
+from cnn.train import evaluate, fit, predict
 from cnnbase import netspec
 from cnnbase.limits import SizeLimitError
 from cnnbase.netspec import (
@@ -333,6 +334,23 @@ def test_forward_checks_the_batch_before_copying_it():
         model.forward(huge)
     with pytest.raises(SizeLimitError, match=r"layer 1 \(Conv2D 'conv2d'\): its output for a batch of 10000000"):
         model.check_batch_size(10**7)  # the input would take 0.9 GiB, the conv's output 7.5 GiB
+
+
+def test_fit_evaluate_and_predict_check_one_batch_not_the_whole_data_set(monkeypatch):
+    # The full Fashion-MNIST through keras-mnist is 8 GiB of first-conv output at once, but 16 MiB per batch:
+    # fit refused it when it checked the data set as one batch.
+    monkeypatch.setenv("CNN_MAX_ARRAY_BYTES", "64K")
+    model = Model(widening_layers(), (1, 5, 5), engine="refcnn", seed=0)
+    x = np.random.default_rng(0).random((200, 1, 5, 5))  # the conv's output: 160,000 bytes; per batch of 32: 25,600
+    y = np.arange(200) % 3
+    history = fit(model, x, y, epochs=1, batch_size=32, verbose=0)
+    assert len(history.epochs) == 1
+    assert evaluate(model, x, y, batch_size=32)["loss"] > 0
+    assert predict(model, x, batch_size=32).shape == (200, 3)
+    with pytest.raises(SizeLimitError, match=r"its output for a batch of 100"):
+        fit(model, x, y, epochs=1, batch_size=100, verbose=0)
+    with pytest.raises(SizeLimitError, match=r"fit: argument `x` as float32, \(20000, 1, 5, 5\)"):
+        fit(model, np.zeros((20000, 1, 5, 5)), np.zeros(20000, np.int64), epochs=1, batch_size=8, verbose=0)
 
 
 def test_forward_backward_and_their_arguments():
