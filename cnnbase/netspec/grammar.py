@@ -136,7 +136,9 @@ def _with_padding(head: str, padding) -> tuple[str, list[str]]:
     return (head + pad, []) if pad.startswith("p") else (head, [pad.strip()] if pad else [])
 
 
-def _write_conv(layer, word: str):
+def _conv_head(layer, word: str):
+    """The word of a convolution, plain or transposed, up to its padding: ``conv32k3s2d1g2p1`` and the words
+    that follow it (a padding that is no number, such as ``same``)."""
     head = f"{word}{layer.filters}k{_ints_text(layer.kernel_size)}"
     if set(layer.strides) != {1}:
         head += f"s{_ints_text(layer.strides)}"
@@ -144,7 +146,11 @@ def _write_conv(layer, word: str):
         head += f"d{_ints_text(layer.dilation)}"
     if layer.groups != 1:
         head += f"g{layer.groups}"
-    head, words = _with_padding(head, layer.padding)
+    return _with_padding(head, layer.padding)
+
+
+def _write_conv(layer, word: str):
+    head, words = _conv_head(layer, word)
     if layer.padding_mode != "zeros":
         words.append(layer.padding_mode)
     if not layer.use_bias:
@@ -256,14 +262,7 @@ def _write_channel_pad(layer, word: str):
 
 
 def _write_conv_transpose(layer, word: str):
-    head = f"{word}{layer.filters}k{_ints_text(layer.kernel_size)}"
-    if set(layer.strides) != {1}:
-        head += f"s{_ints_text(layer.strides)}"
-    if set(layer.dilation) != {1}:
-        head += f"d{_ints_text(layer.dilation)}"
-    if layer.groups != 1:
-        head += f"g{layer.groups}"
-    head, words = _with_padding(head, layer.padding)
+    head, words = _conv_head(layer, word)
     if layer.output_padding is not None:
         words.append(f"op{_ints_text(layer.output_padding)}")
     if not layer.use_bias:

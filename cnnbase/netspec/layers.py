@@ -68,6 +68,15 @@ def _resolve_pads(layer, sizes, kernel, stride, dilation):
     return shapes.resolve_padding(layer.padding, sizes, kernel, stride, dilation, op=layer.type)
 
 
+def _check_filters_and_window(layer) -> None:
+    """The arguments a convolution and a transposed one share: ``filters``, and the kernel size, strides and
+    dilation, each made one int per spatial axis."""
+    op, rank = layer.type, layer.rank
+    check_int(layer.filters, "filters", op, minimum=1)
+    for name in ("kernel_size", "strides", "dilation"):
+        _set(layer, name, expand_ints(_tuple(getattr(layer, name)), rank, name, op))
+
+
 # --------------------------------------------------------------------------------------------------
 # Connection tables: which input channels each filter of a convolution reads
 
@@ -155,10 +164,7 @@ class BaseConv(Layer):
 
     def __post_init__(self):
         op, rank = self.type, self.rank
-        check_int(self.filters, "filters", op, minimum=1)
-        _set(self, "kernel_size", expand_ints(_tuple(self.kernel_size), rank, "kernel_size", op))
-        _set(self, "strides", expand_ints(_tuple(self.strides), rank, "strides", op))
-        _set(self, "dilation", expand_ints(_tuple(self.dilation), rank, "dilation", op))
+        _check_filters_and_window(self)
         _set(self, "groups", check_int(self.groups, "groups", op, minimum=1))
         padding = _canonical_padding(_tuple(self.padding), rank, self.kernel_size, self.strides, self.dilation, op)
         _set(self, "padding", padding)
@@ -643,10 +649,7 @@ class BaseConvTranspose(Layer):
 
     def __post_init__(self):
         op, rank = self.type, self.rank
-        check_int(self.filters, "filters", op, minimum=1)
-        _set(self, "kernel_size", expand_ints(_tuple(self.kernel_size), rank, "kernel_size", op))
-        _set(self, "strides", expand_ints(_tuple(self.strides), rank, "strides", op))
-        _set(self, "dilation", expand_ints(_tuple(self.dilation), rank, "dilation", op))
+        _check_filters_and_window(self)
         padding = _tuple(self.padding)
         if isinstance(padding, str):
             check_choice(padding, "padding", op, ("valid", "same"))
