@@ -69,6 +69,10 @@ class TrainOptions:
     #: ``--augment`` as its canonical text (``cnn.augment.AugmentPolicy.to_text``), None for none; last, so a
     #: run.json written before it reads as before.
     augment: str | None = None
+    #: ``--validation-data``: ``"test"`` scores the test split after every epoch (Keras's
+    #: ``validation_data=(x_test, y_test)``, as the seed articles do), None for none; last, so a run.json
+    #: written before it reads as before.
+    validation_data: str | None = None
 
     #: The optimizer hyperparameters among the options (besides ``lr``), in the order the help lists them.
     OPTIMIZER_OPTIONS: ClassVar[tuple[str, ...]] = ("momentum", "weight_decay", "nesterov", "rho", "alpha",

@@ -160,6 +160,25 @@ def build_optimizer(options: TrainOptions) -> Optimizer:
         raise UsageProblem(str(error)) from None
 
 
+def check_validation(options: TrainOptions, ds: datasets.Dataset) -> None:
+    """``--validation-split`` and ``--validation-data`` are one or the other, and the split must leave images
+    on both sides; ``--validation-data test`` needs a test split."""
+    if options.validation_data is not None:
+        if options.validation_split:
+            raise UsageProblem(f"--validation-data {options.validation_data} and --validation-split "
+                               f"{options.validation_split:g}: give one or the other")
+        if len(ds.y_test) == 0:
+            raise UsageProblem(f"--validation-data test: {printable(ds.name)} has no test split")
+    check_validation_split(options.validation_split, len(ds.y_train))
+
+
+def validation_data(options: TrainOptions, ds: datasets.Dataset):
+    """The ``(x, y)`` that ``fit`` scores after every epoch for ``--validation-data test``, else None."""
+    if options.validation_data != "test":
+        return None
+    return datasets.to_float(ds.x_test), ds.y_test
+
+
 def check_validation_split(fraction: float, n: int) -> None:
     if fraction:
         try:
@@ -212,8 +231,8 @@ def run_fit(model: Model, ds: datasets.Dataset, optimizer: Optimizer, options: T
         return training.fit(
             model, datasets.to_float(ds.x_train), ds.y_train, epochs=options.epochs,
             batch_size=options.batch_size, optimizer=optimizer, schedule=options.schedule,
-            validation_split=options.validation_split, early_stopping=options.early_stopping,
-            checkpoint_dir=folder, resume=resume, seed=options.seed, on_start=on_start, profile=profile,
+            validation_split=options.validation_split, validation_data=validation_data(options, ds),
+            early_stopping=options.early_stopping, checkpoint_dir=folder, resume=resume, seed=options.seed, on_start=on_start, profile=profile,
             augment=options.augment,
         )
     except training.NonFiniteLossError as error:
@@ -323,6 +342,10 @@ def file_failed(error: OSError, folder: Path) -> None:
 @click.option("--validation-split", default=_DEFAULTS.validation_split, show_default=True,
               type=FiniteFloat(0.0, 1.0, max_open=True),
               help="Hold out this last fraction of the training images.")
+@click.option("--validation-data", type=click.Choice(["test"]),
+              help="Score the test split after every epoch (val_loss, val_accuracy in the log and the curves), "
+                   "as Keras's validation_data=(x_test, y_test) in the seed articles. The test figure then "
+                   "no longer judges choices made by watching it.")
 @click.option("--early-stopping", type=COUNT, metavar="PATIENCE",
               help="Stop after PATIENCE epochs without improvement of val_loss (of loss without validation).")
 @click.option("--augment", callback=augment_callback, metavar="TRANSFORMS", help=AUGMENT_HELP)
@@ -386,7 +409,7 @@ def train_in(ctx, folder: Path, resume: bool, overwrite: bool, run_options: dict
     check_training_images(ds)
     model, changes = build_model(options.model_source, options.input_text, ds, engine=engine, seed=options.seed,
                                  dtype=options.dtype, resize=options.resize)
-    check_validation_split(options.validation_split, len(ds.y_train))
+    check_validation(options, ds)
     record = options.recordable(ds.name)
     if resume:
         check_resume_options(recorded, record, folder)
