@@ -293,3 +293,17 @@ def test_train_refuses_image_options_on_series(tmp_path, args, words):
                  str(tmp_path / "r"), *args)
     assert result.exit_code == 2 and words in result.output
     assert not (tmp_path / "r" / "model.npz").exists()
+
+
+def test_a_3d_npz_without_the_series_option_is_images_and_the_error_says_how_to_read_series(tmp_path):
+    path = tmp_path / "s.npz"
+    x = np.random.default_rng(0).normal(size=(4, 2, 64)) * 0.1 + 0.5
+    np.savez(path, x_train=x, y_train=np.array([0, 1, 0, 1]), x_test=x[:2], y_test=np.array([0, 1]))
+    model = "conv1d4k3 same, relu, gap1d, dense2 softmax"
+    result = run("train", "--data", str(path), "--model", model, "--input", "2x64", "--epochs", "1",
+                 "--out", str(tmp_path / "r"))
+    assert result.exit_code == 2 and "--data 'PATH:series'" in result.output
+    result = run("train", "--data", f"{path}:series", "--model", model, "--epochs", "1", "--threads", "1",
+                 "--out", str(tmp_path / "r2"))
+    assert result.exit_code == 0, result.output
+    assert "series of 2x64 (C x L)" in result.output

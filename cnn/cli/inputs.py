@@ -58,6 +58,8 @@ def check_input_shape(input_shape, ds: datasets.Dataset, what: str, resize_flag:
                            f"series of {shape_text(ds.image_shape)} (C x L); {fix}")
     if input_shape != ds.image_shape:
         fix = f"use a model made for {shape_text(ds.image_shape)}"
+        if len(input_shape) == 2:  # a 1-D model on images: an .npz of (N, C, L) is images unless told otherwise
+            fix += "; an .npz of (N, C, L) series is read as series with --data 'PATH:series' (specs/timeseries.md)"
         if len(input_shape) == 3 and input_shape[0] == ds.image_shape[0]:
             size = "x".join(map(str, input_shape[1:]))
             fix = f"resize the images ({resize_flag or '--resize ' + size}) or {fix}"

@@ -43,6 +43,8 @@ STD_FLOOR = 1e-8
 _TS_KEYS = ("problemname", "timestamps", "missing", "univariate", "dimensions", "equallength", "serieslength",
             "classlabel", "targetlabel", "data")
 _MAX_LINE_REPORT = 60
+#: Bytes counted per series array while reading (a numpy array object and its list entry).
+_ARRAY_OVERHEAD = 128
 
 
 @dataclass(frozen=True)
@@ -97,15 +99,16 @@ class _Cases:
 
 
 class _Budget:
-    """The values read so far, bounded by ``CNN_MAX_ARRAY_BYTES`` (as float32 (N, C, L)) while parsing, so a
-    huge file fails on the line that crosses the limit, not after filling memory."""
+    """The memory the series read so far take while parsing (float64 values and about
+    :data:`_ARRAY_OVERHEAD` bytes per series object), bounded by ``CNN_MAX_ARRAY_BYTES``, so a huge file (many
+    values, or millions of one-value cases) fails on the line that crosses the limit, not after filling memory."""
 
     def __init__(self, path):
-        self.path, self.count = path, 0
+        self.path, self.nbytes = path, 0
 
-    def add(self, n: int) -> None:
-        self.count += n
-        check_bytes(4 * self.count, what=f"the series of {self.path} as float32")
+    def add(self, series) -> None:
+        self.nbytes += sum(8 * len(s) + _ARRAY_OVERHEAD for s in series)
+        check_bytes(self.nbytes, what=f"the series of {self.path} while reading them (float64 and one array each)")
 
 
 def _text(path: Path) -> str:
@@ -230,7 +233,7 @@ def read_ts(path) -> _Cases:
         if label not in classes:
             raise _fail(path, f"a class label among those of @classLabel (line {number})", f"{label[:40]!r}")
         series = [_values(path, f, number, f"dimension {d}") for d, f in enumerate(fields)]
-        budget.add(sum(len(s) for s in series))
+        budget.add(series)
         if equal and declared_length is not None and any(len(s) != declared_length for s in series):
             found = next(len(s) for s in series if len(s) != declared_length)
             raise _fail(path, f"series of @seriesLength {declared_length} (line {number})", f"{found} values")
@@ -252,7 +255,7 @@ def read_ucr_tsv(path) -> _Cases:
             raise _fail(path, f"the label, a tab, then tab-separated values (line {index + 1})",
                         f"{line[:_MAX_LINE_REPORT]!r}")
         series = _values(path, rest, index + 1, "the series", trailing_nan=True)
-        budget.add(len(series))
+        budget.add([series])
         cases.values.append([series])
         cases.labels.append(_label_text(label.strip()))
         cases.lines.append(index + 1)
