@@ -170,7 +170,8 @@ def load_dataset(name_or_path, *, limit: int | None = None, layout: str | None =
     ``series.npz:series`` (:class:`~cnn.data.timeseries.SeriesOptions`).
 
     Anything else is a path: a ``.ts`` or ``.tsv`` file (series), a ``.npz`` file, or a folder of IDX files, of
-    CIFAR-10 batches, or of class folders of PNGs, recognised by content. ``layout`` goes to :func:`load_npz`, ``test_fraction`` and
+    CIFAR-10 batches, or of class folders of PNGs, recognised by content. ``layout`` goes to
+    :func:`load_npz`, ``test_fraction`` and
     ``seed`` to :func:`load_image_folder`.
     """
     key, series = _series_options(str(name_or_path))
