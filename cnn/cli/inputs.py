@@ -17,7 +17,8 @@ from .common import UsageProblem, shape_text
 
 __all__ = ["check_engine", "open_model", "output_classes", "check_input_shape", "check_fit", "load_data",
            "take_split", "class_names_of", "resize_data", "resize_option_callback", "fit_data_to_model",
-           "RESIZE_HELP", "MODEL_SIZE", "MODEL_RESIZE_HELP", "model_resize_callback", "resize_to_model"]
+           "RESIZE_HELP", "MODEL_SIZE", "MODEL_RESIZE_HELP", "model_resize_callback", "resize_to_model",
+           "refuse_image_options"]
 
 RESIZE_HELP = ("Resize the data set's images to HxW (e.g. 32x32), bilinear as PyTorch's interpolate "
                "(align_corners=False, no antialiasing).")
@@ -49,8 +50,16 @@ def check_input_shape(input_shape, ds: datasets.Dataset, what: str, resize_flag:
     """The model's input is the data's image shape; when only H x W differ, say which ``--resize`` fixes it
     (``resize_flag``: how the command spells it; by default ``--resize HxW``)."""
     input_shape = tuple(input_shape)
+    if input_shape != ds.image_shape and ds.is_series:
+        fix = f"use a model made for {shape_text(ds.image_shape)} (--input {shape_text(ds.image_shape)})"
+        if len(input_shape) == 2 and input_shape[0] == ds.image_shape[0]:
+            fix = f"make the series that long (--data '{ds.name}:length={input_shape[1]}') or {fix}"
+        raise UsageProblem(f"shape mismatch: {what} takes inputs of {shape_text(input_shape)} but {ds.name} has "
+                           f"series of {shape_text(ds.image_shape)} (C x L); {fix}")
     if input_shape != ds.image_shape:
         fix = f"use a model made for {shape_text(ds.image_shape)}"
+        if len(input_shape) == 2:  # a 1-D model on images: an .npz of (N, C, L) is images unless told otherwise
+            fix += "; an .npz of (N, C, L) series is read as series with --data 'PATH:series' (specs/timeseries.md)"
         if len(input_shape) == 3 and input_shape[0] == ds.image_shape[0]:
             size = "x".join(map(str, input_shape[1:]))
             fix = f"resize the images ({resize_flag or '--resize ' + size}) or {fix}"
@@ -58,6 +67,18 @@ def check_input_shape(input_shape, ds: datasets.Dataset, what: str, resize_flag:
             f"shape mismatch: {what} takes inputs of {shape_text(input_shape)} (C x H x W) but {ds.name} has "
             f"images of {shape_text(ds.image_shape)}; {fix}"
         )
+
+
+def refuse_image_options(ds: datasets.Dataset, augment: str | None, resize: str | None) -> None:
+    """``--augment`` and ``--resize`` transform images; on time series they are refused in one line each
+    (a series' length is the data option ``length=L``, specs/timeseries.md)."""
+    if not ds.is_series:
+        return
+    if augment:
+        raise UsageProblem(f"--augment transforms images; {ds.name} holds time series (C x L): leave --augment out")
+    if resize:
+        raise UsageProblem(f"--resize resizes images; {ds.name} holds time series (C x L): to change their length "
+                           f"use --data '{ds.name}:length=L' (truncate or zero-pad)")
 
 
 def resize_option_callback(ctx, param, value) -> str | None:
@@ -115,6 +136,7 @@ def resize_to_model(model: Model, resize: str | None, what: str) -> tuple[int, i
 def fit_data_to_model(ds: datasets.Dataset, model: Model, resize: str | None, what: str) -> datasets.Dataset:
     """``cnn evaluate``/``predict --data``: with ``--resize [HxW]`` (:func:`resize_to_model`), the images resized
     to the model's H x W (the channels must agree); then the model must fit the data."""
+    refuse_image_options(ds, None, resize)
     size = resize_to_model(model, resize, what)
     if size is not None and model.input_shape[0] == ds.image_shape[0]:
         ds = ds.resized(*size)

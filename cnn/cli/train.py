@@ -26,8 +26,8 @@ from ..profiling import LayerProfile, render_profile
 from ..schedules import Constant, Schedule
 from .common import (COUNT, CONTEXT, EXIT_FAILED, EXIT_INTERRUPTED, FiniteFloat, UsageProblem, engine_option, fail,
                      printable, reported, set_threads, shape_text, threads_option)
-from .inputs import (RESIZE_HELP, check_engine, check_fit, check_input_shape, load_data, output_classes, resize_data,
-                     resize_option_callback)
+from .inputs import (RESIZE_HELP, check_engine, check_fit, check_input_shape, load_data, output_classes,
+                     refuse_image_options, resize_data, resize_option_callback)
 
 __all__ = ["train", "parse_schedule", "RESUME_MAY_CHANGE", "MAX_SEED"]
 
@@ -318,11 +318,14 @@ def file_failed(error: OSError, folder: Path) -> None:
               help="A preset (cnn shape --list), a .json network file or a text spec such as "
                    "\"conv32k3 relu, maxpool2, flatten, dense10 softmax\".")
 @click.option("--input", "input_text", metavar="CxHxW",
-              help="Input shape of the model (default: the data's images, after --resize); a preset's head takes "
-                   "the data's class count.")
+              help="Input shape of the model (default: the data's images, after --resize; CxL for series); a "
+                   "preset's head takes the data's class count.")
 @click.option("--data", "data_name", default=_DEFAULTS.data_name, show_default=True, metavar="NAME|PATH",
               help="fashion-mnist, fashion-mnist-small (shipped), default (the full set when installed, else "
-                   "the shipped sample), or a .npz file, IDX, CIFAR-10 or PNG class folder.")
+                   "the shipped sample), or a .npz file, IDX, CIFAR-10 or PNG class folder. Time series: gunpoint, "
+                   "italypowerdemand, basicmotions (shipped) or a NAME_TRAIN.ts/.tsv file, z-normalised per series; "
+                   "options after ':', e.g. gunpoint:znorm=channel, X_TRAIN.ts:length=200, x.npz:series "
+                   "(specs/timeseries.md).")
 @click.option("--resize", callback=resize_option_callback, metavar="HxW", help=RESIZE_HELP)
 @click.option("--limit", type=COUNT, metavar="N", help="Train on the first N training images.")
 @click.option("--epochs", default=_DEFAULTS.epochs, show_default=True, type=COUNT)
@@ -401,7 +404,9 @@ def train_in(ctx, folder: Path, resume: bool, overwrite: bool, run_options: dict
     have finished there since the first look), the data read, the model built and checked against it, and
     only then the first write. Returns the test scores and the data set."""
     recorded, options, optimizer = first_look(ctx, folder, resume, overwrite, run_options)
-    ds = resize_data(load_data(options.data_name, options.limit), options.resize)
+    ds = load_data(options.data_name, options.limit)
+    refuse_image_options(ds, options.augment, options.resize)  # time series: no --augment, no --resize
+    ds = resize_data(ds, options.resize)
     click.echo(f"data: {printable(ds.describe())}")
     if options.data_name == "default" and ds.name != "fashion-mnist":
         click.echo(f"      (the full Fashion-MNIST was not found: install Debian's dataset-fashion-mnist or "

@@ -20,6 +20,8 @@ One module per idea; this file only hands their names on:
   ``root/{train,test}/<class>/*.png`` (:func:`load_image_folder`), through one decoder;
 * ``catalog``: the names ``"fashion-mnist"``, ``"fashion-mnist-small"`` (shipped in the package) and
   ``"default"``, and paths recognised by content (:func:`load_dataset`);
+* ``timeseries``: UCR/UEA ``.ts``, UCR ``.tsv`` and (N, C, L) ``.npz`` time series, z-normalised
+  (:func:`load_series`, ``specs/timeseries.md``);
 * ``batching``: :func:`batches` and :func:`validation_split`.
 """
 
@@ -36,6 +38,7 @@ from .idx import load_idx_folder, read_idx
 from .images import PNG_MODES, load_image_folder, read_image
 from .npz import LAYOUTS, load_npz
 from .resize import interpolation_matrix, parse_size, resize_bilinear
+from .timeseries import SeriesOptions, load_series
 
 __all__ = [
     "DataError",
@@ -68,4 +71,6 @@ __all__ = [
     "resize_bilinear",
     "interpolation_matrix",
     "parse_size",
+    "SeriesOptions",
+    "load_series",
 ]

@@ -21,11 +21,16 @@ from .images import _class_folders, _png_files, load_image_folder
 from ..safe_reading import file_type
 from .npz import load_npz
 from .reading import _entries, _open_regular
+from .timeseries import SeriesOptions, is_series_file, load_series
 
 DEBIAN_FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")  # Debian's dataset-fashion-mnist
 DATA_DIR_ENV = "CNN_DATA_DIR"
 # cnn/datasets/, beside this package; pyproject's package-data ships it with the cnn package.
 EMBEDDED_SAMPLE = Path(__file__).resolve().parent.parent / "datasets" / "fashion-mnist-small.npz"
+#: The UCR/UEA time-series sets shipped in cnn/datasets/ (gzipped .ts, from the aeon wheel; licence and
+#: citations in cnn/datasets/ucr-uea-LICENSE.txt), by their --data name.
+EMBEDDED_SERIES = {name.lower(): Path(__file__).resolve().parent.parent / "datasets" / f"{name}_TRAIN.ts.gz"
+                   for name in ("GunPoint", "ItalyPowerDemand", "BasicMotions")}
 
 
 def load_embedded_sample() -> Dataset:
@@ -81,7 +86,8 @@ def _kind(path: Path) -> str:
         mode = path.stat().st_mode
     except OSError as error:
         if not os.path.lexists(path):
-            raise _fail(path, "a data set name (fashion-mnist, fashion-mnist-small, default) or an existing "
+            raise _fail(path, "a data set name (fashion-mnist, fashion-mnist-small, default, gunpoint, "
+                              "italypowerdemand, basicmotions) or an existing "
                               "file or folder", "neither") from None
         reason = "a loop of symbolic links" if error.errno == errno.ELOOP else (error.strerror or type(error).__name__)
         raise _fail(path, "a readable file or folder", reason) from None
@@ -92,11 +98,42 @@ def _kind(path: Path) -> str:
     raise _fail(path, "a regular file or a folder", file_type(mode))
 
 
-def _load_path(path: Path, *, layout, test_fraction, seed) -> Dataset:
-    """Choose a loader by what the path holds, not by what it is called."""
+def _series_options(key: str) -> tuple[str, SeriesOptions | None]:
+    """``"gunpoint:znorm=channel,length=200"`` -> ``("gunpoint", SeriesOptions(...))``; a name or path without
+    options -> ``(key, None)``. The options (specs/timeseries.md): ``series`` (an .npz of (N, C, L) series),
+    ``znorm=series|channel|none``, ``length=L``."""
+    base, sep, text = key.rpartition(":")
+    if not sep or os.path.lexists(key) or not base:
+        return key, None
+    fields = {}
+    for item in filter(None, (t.strip() for t in text.split(","))):
+        name, eq, value = item.partition("=")
+        if name not in ("series", "znorm", "length") or (name == "series") == bool(eq) or name in fields:
+            raise DataError(f"{key}: expected series options after ':' (series, znorm=series|channel|none, "
+                            f"length=L, each once); found {item!r}.")
+        fields[name] = value
+    try:
+        length = int(fields["length"]) if "length" in fields else None
+        return base, SeriesOptions(fields.get("znorm", "series"), length, "series" in fields)
+    except ValueError as error:
+        raise DataError(f"{key}: {error}") from None
+
+
+def _load_path(path: Path, *, layout, test_fraction, seed, series: SeriesOptions | None = None) -> Dataset:
+    """Choose a loader by what the path holds, not by what it is called (series text files by their name or
+    their first byte: a .ts, .tsv; an .npz is read as series when the options say so)."""
     if _kind(path) == "file":
         with _open_regular(path) as f:
             head = f.read(4)
+        if head[:2] == b"\x1f\x8b" and is_series_file(path, b""):
+            return load_series(path, series)
+        if head[:2] == b"PK" and series is not None and series.npz:
+            return load_series(path, series)
+        if is_series_file(path, head):
+            return load_series(path, series)
+        if series is not None:
+            raise _fail(path, "a time-series file (.ts, .tsv, or an .npz with the option series) for series "
+                              "options", "another kind of file")
         if head[:2] == b"PK":
             return load_npz(path, layout=layout)
         raise _fail(path, "a .npz file (a zip archive) or a folder",
@@ -126,12 +163,28 @@ def load_dataset(name_or_path, *, limit: int | None = None, layout: str | None =
     * ``"default"``: the full set when found, else the sample; the result's ``name`` and ``source`` say
       which.
 
-    Anything else is a path: a ``.npz`` file, or a folder of IDX files, of CIFAR-10 batches, or of class
-    folders of PNGs, recognised by content. ``layout`` goes to :func:`load_npz`, ``test_fraction`` and
+    * ``"gunpoint"``, ``"italypowerdemand"``, ``"basicmotions"``: UCR/UEA time series shipped in the package
+      (``specs/timeseries.md``), float32 (N, C, L).
+
+    A name or a path may end in time-series options: ``gunpoint:znorm=channel``, ``X_TRAIN.ts:length=200``,
+    ``series.npz:series`` (:class:`~cnn.data.timeseries.SeriesOptions`).
+
+    Anything else is a path: a ``.ts`` or ``.tsv`` file (series), a ``.npz`` file, or a folder of IDX files, of
+    CIFAR-10 batches, or of class folders of PNGs, recognised by content. ``layout`` goes to
+    :func:`load_npz`, ``test_fraction`` and
     ``seed`` to :func:`load_image_folder`.
     """
-    key = str(name_or_path)
-    if key == "fashion-mnist-small":
+    key, series = _series_options(str(name_or_path))
+    if key.lower() in EMBEDDED_SERIES:
+        train = EMBEDDED_SERIES[key.lower()]
+        ds = load_series(train, series, name=key.lower())
+        ds = dataclasses.replace(ds, source=f"shipped UCR/UEA set, {ds.source}")
+    elif series is not None and not os.path.lexists(key):
+        raise _fail(key, "a series set name (gunpoint, italypowerdemand, basicmotions) or an existing file "
+                         "before the series options", "neither")
+    elif series is not None:
+        ds = _load_path(Path(key), layout=layout, test_fraction=test_fraction, seed=seed, series=series)
+    elif key == "fashion-mnist-small":
         ds = load_embedded_sample()
     elif key in ("fashion-mnist", "default"):
         folder = find_fashion_mnist()

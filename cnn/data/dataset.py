@@ -72,6 +72,7 @@ class Dataset:
 
     Shapes: ``x_train`` (N, C, H, W), ``y_train`` (N,), ``x_test`` (N_test, C, H, W), ``y_test`` (N_test,).
     ``x_*`` are uint8 (0..255) or float32 (in [0, 1]); ``y_*`` are int64 in ``0 .. len(class_names) - 1``.
+    Time series (:mod:`cnn.data.timeseries`) are float32 ``(N, C, L)`` of any real values: :attr:`is_series`.
     The test split may be empty (N_test = 0) when the source has none.
 
     ``name`` is a short identifier (``"fashion-mnist"``, ``"fashion-mnist-small"``, a file or folder name);
@@ -106,9 +107,14 @@ class Dataset:
         return len(self.class_names)
 
     @property
-    def image_shape(self) -> tuple[int, int, int]:
-        """(C, H, W) of one image."""
+    def image_shape(self) -> tuple[int, ...]:
+        """(C, H, W) of one image, (C, L) of one series."""
         return tuple(int(s) for s in self.x_train.shape[1:])
+
+    @property
+    def is_series(self) -> bool:
+        """Time series (N, C, L) rather than images (N, C, H, W)."""
+        return self.x_train.ndim == 3
 
     def limit(self, n: int | None) -> "Dataset":
         """The first ``n`` training images (the command line's ``--limit``); the test split is kept."""
@@ -125,6 +131,9 @@ class Dataset:
         bilinear, ``align_corners=False``, no antialiasing): float32 images in [0, 1], the labels unchanged,
         ``source`` saying so. The same size returns ``self``. Deterministic: the same images give the same
         result."""
+        if self.is_series:
+            raise ValueError(f"Dataset {self.name}: time series (C x L) cannot be resized as images; "
+                             "their length option does it (specs/timeseries.md)")
         if (height, width) == self.image_shape[1:]:
             return self
         return dataclasses.replace(
@@ -133,6 +142,10 @@ class Dataset:
             source=f"{self.source}, resized bilinear to {height}x{width}")
 
     def describe(self) -> str:
+        if self.is_series:
+            c, length = self.image_shape
+            return (f"{self.name}: {len(self.y_train):,} training and {len(self.y_test):,} test series of "
+                    f"{c}x{length} (C x L), {self.num_classes} classes ({self.source})")
         c, h, w = self.image_shape
         return (
             f"{self.name}: {len(self.y_train):,} training and {len(self.y_test):,} test images of "
@@ -144,9 +157,10 @@ def _check_split(ds: Dataset, split: str) -> None:
     """Invariants every loader guarantees; a failure here is a bug in a loader, not in a file."""
     x, y = getattr(ds, f"x_{split}"), getattr(ds, f"y_{split}")
     where = f"Dataset {ds.name}"
-    if not isinstance(x, np.ndarray) or x.ndim != 4 or x.dtype not in (np.uint8, np.float32):
-        raise ValueError(f"{where}: x_{split} must be a uint8 or float32 array (N, C, H, W); received "
-                         f"{type(x).__name__} {getattr(x, 'dtype', '')} {getattr(x, 'shape', '')}.")
+    series = isinstance(x, np.ndarray) and x.ndim == 3 and x.dtype == np.float32  # time series (N, C, L)
+    if not series and (not isinstance(x, np.ndarray) or x.ndim != 4 or x.dtype not in (np.uint8, np.float32)):
+        raise ValueError(f"{where}: x_{split} must be a uint8 or float32 array (N, C, H, W), or float32 series "
+                         f"(N, C, L); received {type(x).__name__} {getattr(x, 'dtype', '')} {getattr(x, 'shape', '')}.")
     if not isinstance(y, np.ndarray) or y.ndim != 1 or y.dtype != np.int64:
         raise ValueError(f"{where}: y_{split} must be an int64 array (N,); received "
                          f"{type(y).__name__} {getattr(y, 'dtype', '')} {getattr(y, 'shape', '')}.")
@@ -161,10 +175,11 @@ def to_float(x: np.ndarray, *, mean=None, std=None) -> np.ndarray:
     """Images as float32: ``x / 255`` for uint8 (so in [0, 1]), float images unchanged; then, when given,
     ``(x - mean[c]) / std[c]`` per channel.
 
-    Shape: (N, C, H, W) -> (N, C, H, W). ``mean`` and ``std`` are a number or C numbers.
+    Shape: (N, C, H, W) -> (N, C, H, W); time series (N, C, L) -> (N, C, L) likewise. ``mean`` and ``std``
+    are a number or C numbers.
     """
-    if not isinstance(x, np.ndarray) or x.ndim != 4:
-        raise TypeError(f"to_float: argument `x` must be a numpy.ndarray (N, C, H, W); received "
+    if not isinstance(x, np.ndarray) or x.ndim not in (3, 4):
+        raise TypeError(f"to_float: argument `x` must be a numpy.ndarray (N, C, H, W) or (N, C, L); received "
                         f"{type(x).__name__} {getattr(x, 'shape', '')}.")
     check_bytes(nbytes_of(x.shape, 4), what=f"to_float: the float32 copy of `x` of shape {x.shape}")
     if x.dtype == np.uint8:
@@ -179,7 +194,8 @@ def to_float(x: np.ndarray, *, mean=None, std=None) -> np.ndarray:
         s = _per_channel(1.0 if std is None else std, "std", channels)
         if (s <= 0).any():
             raise ValueError(invalid("to_float", "std", "positive numbers", std))
-        out = (out - m[None, :, None, None]) / s[None, :, None, None]
+        axes = (None, slice(None)) + (None,) * (x.ndim - 2)
+        out = (out - m[axes]) / s[axes]
     return out
 
 

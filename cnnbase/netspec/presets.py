@@ -114,3 +114,75 @@ PRESETS = {
 }
 
 PRESETS.update(_architectures())
+
+
+# ---------------------------------------------------------------------------------------------------
+# Time series (1-D): specs/timeseries.md, "Presets"
+
+_SERIES_INPUT = (1, 150)  # GunPoint's univariate series of 150 values; cnn train fits C, L and the classes
+
+
+def _bn_relu_conv1d(filters: int, kernel: int) -> str:
+    return f"conv1d{filters}k{kernel} same, bn, relu"
+
+
+#: Wang, Yan & Oates 2017 ("Time series classification from scratch with deep neural networks: a strong
+#: baseline", IJCNN), FCN: three convolutions (128 k8, 256 k5, 128 k3, stride 1, 'same'), each followed by
+#: batch norm and ReLU, then global average pooling and softmax. Biased convolutions as their Keras code.
+FCN1D = ", ".join([_bn_relu_conv1d(128, 8), _bn_relu_conv1d(256, 5), _bn_relu_conv1d(128, 3),
+                   "gap1d", "dense2 softmax"])
+
+
+def _wang_resnet_block(filters: int, expand: bool) -> str:
+    """One residual block of Wang et al.'s ResNet: conv k8, k5, k3 (each BN, the first two ReLU), added to the
+    shortcut, then ReLU. The shortcut is conv1x1 + BN where the channels change and BN alone where they do
+    not, as in the authors' Keras code (and Ismail Fawaz et al.'s dl-4-tsc)."""
+    shortcut = f"conv1d{filters}k1, bn" if expand else "bn"
+    return (f"residual({_bn_relu_conv1d(filters, 8)}, {_bn_relu_conv1d(filters, 5)}, "
+            f"conv1d{filters}k3 same, bn | shortcut: {shortcut}) relu")
+
+
+RESNET1D = ", ".join([_wang_resnet_block(64, True), _wang_resnet_block(128, True), _wang_resnet_block(128, False),
+                      "gap1d", "dense2 softmax"])
+
+#: InceptionTime's kernel sizes: the original Keras code (github.com/hfawaz/InceptionTime) takes
+#: kernel_size 41 - 1 = 40 and halves it, 40, 20, 10 with Keras 'same' padding (the extra cell of an even
+#: kernel at the end); PyTorch ports use 39, 19, 9 for symmetric padding. We follow the authors' code.
+INCEPTION_KERNELS = (40, 20, 10)
+
+
+def _inception_module(bottleneck: bool) -> str:
+    """One Inception module (Ismail Fawaz et al. 2020, Fig. 1): a 1x1 bottleneck of 32 filters, then three
+    convolutions of 32 filters (kernels :data:`INCEPTION_KERNELS`), beside max-pool 3 (stride 1) + conv1x1 of
+    32 filters on the module's input; concatenated (128 channels), BN, ReLU. No biases, as their code. The
+    authors skip the bottleneck when the input has one channel (the first module on univariate series)."""
+    convs = " ; ".join(f"conv1d32k{k} same nobias" for k in INCEPTION_KERNELS)
+    head = "conv1d32k1 nobias, " if bottleneck else ""
+    return f"concat({head}concat({convs}) ; maxpool1d3s1 same, conv1d32k1 nobias), bn, relu"
+
+
+def _inception_residual(first: bool) -> str:
+    """Three modules with a residual connection around them: conv1x1 (128, no bias) + BN, add, ReLU."""
+    modules = ", ".join(_inception_module(bottleneck=not (first and i == 0)) for i in range(3))
+    return f"residual({modules} | shortcut: conv1d128k1 nobias, bn) relu"
+
+
+INCEPTIONTIME = ", ".join([_inception_residual(True), _inception_residual(False), "gap1d", "dense2 softmax"])
+
+
+def _series_presets() -> dict:
+    return {
+        "fcn1d": _preset(FCN1D, _SERIES_INPUT, (
+            "FCN for time series (Wang, Yan & Oates 2017, arXiv:1611.06455): conv1d 128 k8, 256 k5, 128 k3 "
+            "'same', each BN + ReLU, GAP, softmax: 264,962 trainable params on 1x150, 2 classes")),
+        "resnet1d": _preset(RESNET1D, _SERIES_INPUT, (
+            "ResNet for time series (Wang, Yan & Oates 2017): 3 residual blocks of 64, 128, 128 filters, each conv "
+            "k8, k5, k3 + BN + ReLU, shortcut conv1x1 + BN (BN alone when the channels agree), GAP, softmax")),
+        "inceptiontime": _preset(INCEPTIONTIME, _SERIES_INPUT, (
+            "one InceptionTime network (Ismail Fawaz et al. 2020, arXiv:1909.04939): depth 6, bottleneck 32, "
+            "kernels 40/20/10, max-pool 3 + conv1x1 branch, 4x32 = 128 channels, BN + ReLU, a residual every 3 "
+            "modules, GAP, softmax (the paper's ensemble averages five of these)")),
+    }
+
+
+PRESETS.update(_series_presets())
