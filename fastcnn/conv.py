@@ -318,6 +318,78 @@ def _shifted_gemm_backward(xp, go3, w_taps, G, KH, KW, DH, DW, H_out, W_out, blo
 
 
 @numba.njit(parallel=True, fastmath=False, **_runtime.KERNEL_FLAGS)
+def _taps_1d(xp, w_taps, bias, G, D, want_bias, y):
+    """The forward of a 1-D stride-1 convolution: one GEMM per tap, straight into the output.
+
+    In 1-D the wide grid of :func:`_shifted_gemm` *is* the output (a single row of ``Lp - D*(K-1) = L_out``
+    cells, nothing dropped), so each tap's GEMM writes ``y[n]`` itself: ``y[n, group] (=bias) += w_taps[t,
+    group] @ xp[n, group, t*D : t*D + L_out]`` for t = 0, 1, ... in order (bias first: no extra pass).
+
+    xp (N, C, Lp) padded; w_taps (K, C_y, C/G); y (N, C_y, L_out). One task per sample, one BLAS thread.
+    """
+    N, C, Lp = xp.shape
+    C_g = C // G
+    C_y_g = y.shape[1] // G
+    L = y.shape[2]
+    for n in prange(N):
+        y_n = y[n]
+        if want_bias:
+            _fill_rows(y_n, bias)
+        for g in range(G):
+            for tap in range(w_taps.shape[0]):
+                gemm_strided(False, False, w_taps[tap, g * C_y_g:(g + 1) * C_y_g],
+                             xp[n, g * C_g:(g + 1) * C_g, tap * D:tap * D + L], y_n[g * C_y_g:(g + 1) * C_y_g],
+                             want_bias or tap > 0)
+
+
+@numba.njit(parallel=True, fastmath=False, **_runtime.KERNEL_FLAGS)
+def _taps_1d_backward(xp, go, w_taps, G, D, block, lo, direct, src_w, gw_blocks, gx, plane_bufs):
+    """Both gradients of :func:`_taps_1d`'s convolution, reading ``grad_out`` in place.
+
+    * weight gradient, per group and tap t: ``gw_blocks[b, t, group] += go[n, group] @ xp[n, group, t*D :
+      t*D + L_out]^T``, summed over the samples of block b in order (the first one writes);
+    * input gradient: tap t adds ``w_taps[t, group]^T @ go[n, group]`` onto the padded cells ``t*D ... t*D +
+      L_out - 1``. With a zero fill (``direct``) a padded cell ``j`` is input cell ``j - lo`` or nothing, so
+      the product is taken on the columns that land inside the input only and added onto ``gx[n]`` itself
+      (zeroed first); with another fill it goes onto a zeroed padded plane that is folded onto ``gx[n]``
+      through ``src_w``, as in :func:`_shifted_gemm_backward`. Taps in order: a fixed order of additions.
+
+    xp (N, C, Lp); go (N, C_y, L_out); w_taps (K, C_y, C/G); gw_blocks (B, K, C_y, C/G) with B = ceil(N /
+    block); gx (N, C, L); plane_bufs (threads, C, Lp) (unused when ``direct``).
+    """
+    N, C, Lp = xp.shape
+    C_g = C // G
+    C_y_g = go.shape[1] // G
+    L = go.shape[2]
+    Lx = gx.shape[2]
+    src_h = np.zeros(1, dtype=np.int64)
+    for b in prange((N + block - 1) // block):
+        plane = plane_bufs[numba.get_thread_id()]
+        for n in range(b * block, min(N, (b + 1) * block)):
+            if direct:
+                gx[n] = 0
+            else:
+                plane[:, :] = 0
+            for g in range(G):
+                dy_g = go[n, g * C_y_g:(g + 1) * C_y_g]
+                x_g = xp[n, g * C_g:(g + 1) * C_g]
+                for tap in range(w_taps.shape[0]):
+                    off = tap * D
+                    w_g = w_taps[tap, g * C_y_g:(g + 1) * C_y_g]
+                    gemm_strided(False, True, dy_g, x_g[:, off:off + L], gw_blocks[b, tap, g * C_y_g:(g + 1) * C_y_g],
+                                 n > b * block)
+                    if not direct:
+                        gemm_strided(True, False, w_g, dy_g, plane[g * C_g:(g + 1) * C_g, off:off + L], True)
+                        continue
+                    start, end = max(off, lo), min(off + L, lo + Lx)
+                    if end > start:
+                        gemm_strided(True, False, w_g, dy_g[:, start - off:end - off],
+                                     gx[n, g * C_g:(g + 1) * C_g, start - lo:end - lo], True)
+            if not direct:
+                _fold(plane.reshape(C, 1, Lp), src_h, src_w, gx[n].reshape(C, 1, Lx))
+
+
+@numba.njit(parallel=True, fastmath=False, **_runtime.KERNEL_FLAGS)
 def _gemm_col2im(go3, w2, bias, G, KH, KW, SH, SW, DH, DW, H_out, W_out, src_h, src_w, want_bias, cblas,
                  gx, dcols_bufs, plane_bufs):
     """gx[n] = fold(col2im(dcols)) with ``dcols[group] = w2[group]^T @ go3[n, group]``: the input gradient of
@@ -521,6 +593,44 @@ def _shifted_backward_pass(xp, go3, w4, G, g2, src_h, src_w, gx):
     return np.ascontiguousarray(grad_taps.reshape(KH, KW, C_y, C // G).transpose(2, 3, 0, 1))
 
 
+def _taps_1d_pays(geom, g2) -> bool:
+    """A 1-D convolution that :func:`_shifted_pays` would give to the shifted GEMMs takes their 1-D form,
+    :func:`_taps_1d`: the same GEMMs with no wide buffer, no copy of ``grad_out``, no padded plane to fold
+    when the fill is zeros."""
+    return geom.rank == 1 and _shifted_pays(geom, g2)
+
+
+def _taps_of(w4):
+    """(C_y, C/G, 1, K) -> (K, C_y, C/G): each tap's weight matrix, contiguous."""
+    return np.ascontiguousarray(w4[:, :, 0, :].transpose(2, 0, 1))
+
+
+def _taps_1d_pass(xp, w4, bias, G, g2, y3):
+    """y3 (N, C_y, L_out) = the 1-D convolution of the padded ``xp`` (N, C, 1, Lp) by ``w4`` (+ ``bias``)."""
+    b = _none(1, xp.dtype) if bias is None else bias
+    with single_threaded(True):
+        _taps_1d(xp.reshape(xp.shape[0], xp.shape[1], -1), _taps_of(w4), b, G, g2.dilation[1], bias is not None, y3)
+
+
+def _taps_1d_backward_pass(xp, go3, w4, G, g2, src_w, gx):
+    """gx (N, C, 1, L), overwritten, and the returned weight gradient (C_y, C/G, 1, K) of
+    :func:`_taps_1d_pass`'s convolution; ``src_w`` maps the padded cells onto gx's."""
+    K, D, lo = g2.kernel[1], g2.dilation[1], g2.pads[1][0]
+    N, C, _, Lp = xp.shape
+    C_y, dtype = w4.shape[0], xp.dtype
+    n_blocks = -(-N // GW_BLOCK)
+    gw_blocks = SCRATCH.get("conv.gw", n_blocks * K * C_y * (C // G), dtype).reshape(n_blocks, K, C_y, C // G)
+    direct = g2.padding_mode == "zeros"
+    planes = _none(3, dtype) if direct else _buffers("conv.planes", (C, Lp), dtype)
+    with single_threaded(True):
+        _taps_1d_backward(xp.reshape(N, C, Lp), go3, _taps_of(w4), G, D, GW_BLOCK, lo, direct, src_w,
+                          gw_blocks, gx.reshape(N, C, -1), planes)
+        grad_taps = np.empty((K, C_y * (C // G)), dtype=dtype)
+        _sum_blocks(gw_blocks.reshape(n_blocks, K, -1), grad_taps)
+    # (tap, C_y, C/G) -> (C_y, C/G, 1, K)
+    return np.ascontiguousarray(grad_taps.reshape(K, C_y, C // G).transpose(1, 2, 0))[:, :, None, :]
+
+
 def _col2im_pass(go3, w2, bias, G, kernel, stride, dilation, out_hw, src_h, src_w, gx):
     """gx = fold(col2im(w2_g^T @ go3[n, group])) (+ ``bias``): the input gradient of ``_gemm_pass``'s
     forward. ``go3`` (N, C_y, H_out*W_out), ``w2`` (C_y, C/G*KH*KW), gx (N, C, H, W) is overwritten;
@@ -577,7 +687,9 @@ def _conv_forward(geom: ConvGeometry, x, weight, bias):
     g2 = geom.as_2d()
     xp = _pad(x4, *_conv_maps(g2), "conv.xpad")
     y = np.empty((geom.N, geom.C_out) + g2.out, dtype=dtype)
-    if _shifted_pays(geom, g2):
+    if _taps_1d_pays(geom, g2):
+        _taps_1d_pass(xp, w4, b, geom.G, g2, y.reshape(geom.N, geom.C_out, -1))
+    elif _shifted_pays(geom, g2):
         _shifted_pass(xp, w4, b, geom.G, g2, y.reshape(geom.N, geom.C_out, -1))
     else:
         _gemm_pass(xp, geom.G, g2.kernel, g2.stride, g2.dilation, g2.out, w2=w4.reshape(geom.C_out, -1), bias=b,
@@ -595,7 +707,9 @@ def _conv_backward(geom: ConvGeometry, grad_out, x, weight, bias):
     src_h, src_w = _conv_maps(g2)
     xp = _pad(x4, src_h, src_w, "conv.xpad")
     grad_x = np.empty(x4.shape, dtype=dtype)
-    if _shifted_pays(geom, g2):
+    if _taps_1d_pays(geom, g2):
+        grad_w = _taps_1d_backward_pass(xp, go3, w4, geom.G, g2, src_w, grad_x)
+    elif _shifted_pays(geom, g2):
         grad_w = _shifted_backward_pass(xp, go3, w4, geom.G, g2, src_h, src_w, grad_x)
     else:
         grad_w = _gemm_pass(xp, geom.G, g2.kernel, g2.stride, g2.dilation, g2.out, go3=go3)
