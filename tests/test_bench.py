@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from cnn import bench
-from cnn.bench import ConvCase, MaxPoolCase
+from cnn.bench import Conv1dCase, ConvCase, MaxPoolCase
 from cnn.bench.child import _run_child
 from cnn.bench.torch_twin import copy_weights
 from cnn.cli.bench import bench as bench_group
@@ -52,10 +52,29 @@ def test_conv_flops_count_two_per_mac_and_backward_twice_the_forward():
 def test_the_benchmark_has_issue_3s_layers():
     names = [case.name for case in bench.select_cases(None)]
     assert names == ["128x1x28x28->32 k3", "128x32x26x26->64 k3", "128x3x32x32->32 k3 p1",
-                     "16x64x56x56->64 k3 p1", "128x64x24x24 max2x2"]
+                     "16x64x56x56->64 k3 p1", "128x64x24x24 max2x2", "64x128x512->128 k8 same",
+                     "64x128x512->128 k3 same"]
+    assert [c.op for c in bench.select_cases("conv1d")] == ["conv1d", "conv1d"]
     assert [c.op for c in bench.select_cases("pool")] == ["max_pool2d"]
     with pytest.raises(ValueError, match="unknown op family dense"):
         bench.select_cases("conv,dense")
+
+
+def test_conv1d_case_counts_same_padding_outputs_and_times_the_same_layer_in_both_engines():
+    """Issue 14's 1-D rows: 'same' keeps L outputs (an even K too), and fastcnn's and PyTorch's calls give the
+    same numbers on a small case (the comparison is between equal computations)."""
+    case = Conv1dCase(64, 128, 512, 128, 8)
+    assert case.flops("forward") == 2 * 64 * 512 * 128 * 128 * 8
+    assert case.flops("forward+backward") == 3 * case.flops("forward")
+    torch = pytest.importorskip("torch")
+    import fastcnn
+
+    small = Conv1dCase(3, 4, 11, 5, 4)
+    a = small.arrays()
+    ours, theirs = small.calls(fastcnn, a), small.torch_calls(torch, a)
+    np.testing.assert_allclose(ours["forward"](), theirs["forward"]().numpy(), rtol=1e-5, atol=1e-5)
+    for got, want in zip(ours["backward"](), theirs["backward"]()):
+        np.testing.assert_allclose(got, want.numpy(), rtol=1e-5, atol=1e-5)
 
 
 def test_ops_row_ratios():

@@ -156,6 +156,76 @@ def test_shifted_gemm_is_taken_from_64_channels_and_is_deterministic():
         assert np.abs(got - want).max() <= 1e-12 * np.abs(want).max()
 
 
+# The 1-D path (issue 14): one GEMM per tap into the output, the input read in place with a zero fill.
+# (N, C_in, C_out, L, K, padding, dilation, groups, padding_mode, stride); C_in / groups >= 64 takes it.
+TAPS_1D_CASES = [
+    (3, 64, 8, 20, 8, "same", 1, 1, "zeros", 1),  # even K: 3 cells before, 4 after (cnnbase.shapes.same_padding)
+    (3, 64, 8, 20, 3, "same", 1, 1, "zeros", 1),
+    (5, 64, 6, 9, 4, "same", 2, 1, "zeros", 1),  # dilated even K: total 6, 3 and 3
+    (2, 128, 6, 7, 3, "same", 1, 2, "zeros", 1),  # two groups of 64
+    (3, 64, 5, 12, 8, "same", 1, 1, "reflect", 1),  # another fill: padded copy, plane folded
+    (3, 64, 5, 12, 4, "same", 2, 1, "circular", 1),
+    (2, 64, 4, 3, 3, ((0, 7),), 1, 1, "replicate", 1),  # padding longer than the input
+    (3, 64, 5, 12, 5, ((1, 6),), 1, 1, "zeros", 1),  # uneven explicit pads
+    (2, 64, 4, 3, 9, ((4, 4),), 1, 1, "zeros", 1),  # L_out = 3 < K: most taps see padding only
+    (2, 64, 4, 1, 1, "same", 1, 1, "zeros", 1),  # L = L_out = 1
+    (3, 64, 4, 10, 5, 0, 1, 1, "zeros", 1),  # valid: L_out = 6
+    (3, 64, 4, 11, 3, 1, 1, 1, "zeros", 2),  # stride 2: not this path (the im2col one), same answers
+]
+
+
+def _torch_conv1d(torch, x, w, b, padding, dilation, groups, mode, stride):
+    """PyTorch's conv1d on the same problem, the padding applied by F.pad (its own fill modes) first."""
+    F = torch.nn.functional
+    (lo, hi), = geometry.conv_geometry("conv1d", x.shape, w.shape, b.shape, stride, padding, dilation, groups,
+                                       mode, 1).pads
+    xp = F.pad(x, (lo, hi), mode="constant" if mode == "zeros" else mode)
+    return F.conv1d(xp, w, b, stride=stride, dilation=dilation, groups=groups)
+
+
+@pytest.mark.parametrize("case", TAPS_1D_CASES, ids=[str(i) for i in range(len(TAPS_1D_CASES))])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_conv1d_taps_path_matches_torch(case, dtype):
+    """fastcnn's 1-D path (fastcnn.conv._taps_1d and _taps_1d_backward) against PyTorch built here, forward
+    and the three gradients, on the edge cases of its index arithmetic."""
+    torch = pytest.importorskip("torch")
+    N, C_in, C_out, L, K, padding, dilation, groups, mode, stride = case
+    rng = np.random.default_rng(11)
+    x, w = rng.standard_normal((N, C_in, L)), rng.standard_normal((C_out, C_in // groups, K))
+    b = rng.standard_normal(C_out)
+    kw = dict(stride=stride, padding=padding, dilation=dilation, groups=groups, padding_mode=mode)
+    geom = geometry.conv_geometry("conv1d", x.shape, w.shape, b.shape, stride, padding, dilation, groups, mode, 1)
+    assert fc._taps_1d_pays(geom, geom.as_2d()) == (stride == 1 and fastcnn._blas.CBLAS)
+    xt, wt, bt = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+    yt = _torch_conv1d(torch, xt, wt, bt, padding, dilation, groups, mode, stride)
+    g = rng.standard_normal(tuple(yt.shape))
+    yt.backward(torch.tensor(g))
+    expected = [t.detach().numpy() for t in (yt, xt.grad, wt.grad, bt.grad)]
+    cast = [a.astype(dtype) for a in (x, w, b, g)]
+    got = [fc.conv1d(*cast[:3], **kw), *fc.conv1d_backward(cast[3], *cast[:3], **kw)]
+    long_sum = max(C_in // groups * K, N * L)
+    for i, (a, e) in enumerate(zip(got, expected)):
+        assert a.dtype == dtype and a.shape == e.shape
+        scale = max(1.0, float(np.abs(e).max()))
+        tol = 1e-12 * scale if dtype == np.float64 else 2e-5 * scale * math.sqrt(long_sum)
+        assert np.abs(a - e).max() <= tol, f"result {i}: error {np.abs(a - e).max():.3g} > {tol:.3g}"
+
+
+@pytest.mark.parametrize("mode", ["zeros", "reflect"])
+def test_conv1d_taps_path_is_bit_identical_whatever_the_thread_count(mode):
+    """11 samples: three weight-gradient blocks, one partial; float32, even K, 'same'."""
+    from fastcheck import assert_bit_identical, results_per_thread_count
+
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((11, 64, 30)).astype(np.float32)
+    w = rng.standard_normal((16, 64, 8)).astype(np.float32)
+    b = rng.standard_normal(16).astype(np.float32)
+    g = rng.standard_normal((11, 16, 30)).astype(np.float32)
+    kw = dict(padding="same", padding_mode=mode)
+    runs = results_per_thread_count(lambda: (fc.conv1d(x, w, b, **kw), *fc.conv1d_backward(g, x, w, b, **kw)))
+    assert_bit_identical(runs)
+
+
 @settings(max_examples=25)
 @given(conv_transpose_problems(), st.sampled_from((np.float64, np.float32)))
 def test_conv_transpose_matches_refcnn(problem, dtype):

@@ -30,7 +30,7 @@ convolution's backward (input and weight gradients) counts twice the forward's M
 """
 
 from .machine import environment, numba_threading_layer
-from .ops import (DIRECTIONS, OPS_CASES, OPS_NOTES, ConvCase, MaxPoolCase, measure_ops, ops_row, render_ops,
+from .ops import (DIRECTIONS, OPS_CASES, OPS_NOTES, Conv1dCase, ConvCase, MaxPoolCase, measure_ops, ops_row, render_ops,
                   select_cases)
 from .startup import (BASELINE_CODE, FIRST_RESULT_CODE, IMPORT_CODE, NUMBA_FLOOR_SCRIPT, measure_startup,
                       render_startup)
@@ -40,7 +40,7 @@ from .train import (PRESET, SYNTHETIC, check_train_model, check_train_sizes, is_
                     parse_synthetic, render_train, train_summary)
 
 __all__ = [
-    "ConvCase", "MaxPoolCase", "OPS_CASES", "DIRECTIONS", "OPS_NOTES", "select_cases", "environment",
+    "ConvCase", "Conv1dCase", "MaxPoolCase", "OPS_CASES", "DIRECTIONS", "OPS_NOTES", "select_cases", "environment",
     "numba_threading_layer", "interleaved_medians", "ops_row", "measure_ops", "render_ops", "TorchTwinError",
     "torch_model", "PRESET", "SYNTHETIC", "is_synthetic", "parse_synthetic",
     "check_train_model", "check_train_sizes", "measure_train", "train_summary", "render_train",

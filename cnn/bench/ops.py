@@ -4,12 +4,13 @@ The engines run interleaved in one process, at one thread count, float32, NCHW; 
 repeated runs (:func:`cnn.bench.timing.interleaved_medians`). refcnn runs a scaled-down shape of each case
 (its scalar loops take about a microsecond per MAC) and is compared per unit of work.
 
-A case (:class:`ConvCase`, :class:`MaxPoolCase`) knows its name, its FLOPs, its arrays and the calls each
-engine makes; ``benchmarks/conv_bench.py`` and ``benchmarks/pool_bench.py`` time the same cases.
+A case (:class:`ConvCase`, :class:`Conv1dCase`, :class:`MaxPoolCase`) knows its name, its FLOPs, its arrays and
+the calls each engine makes; ``benchmarks/conv_bench.py`` and ``benchmarks/pool_bench.py`` time the same cases.
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -107,6 +108,69 @@ class ConvCase:
 
 
 @dataclass(frozen=True)
+class Conv1dCase:
+    """A batch of N series (C_in, L) through a K-tap 1-D convolution to C_out channels, stride 1, padding
+    ``'same'`` (the time-series networks' layer: Wang, Yan and Oates 2017 use k 8, 5, 3 with 128 filters).
+    For an even K the extra padded cell goes at the end, in both engines (``cnnbase.shapes.same_padding``;
+    PyTorch's ``padding='same'`` does the same)."""
+
+    N: int
+    C_in: int
+    L: int
+    C_out: int
+    K: int
+
+    op = "conv1d"
+
+    @property
+    def name(self) -> str:
+        return f"{self.N}x{self.C_in}x{self.L}->{self.C_out} k{self.K} same"
+
+    def flops(self, direction: str) -> int:
+        """2 FLOPs per MAC ('same': L outputs per channel); the backward is two convolutions' worth."""
+        forward = 2 * self.N * conv_macs(self.C_in, self.C_out, (self.K,), (self.L,))
+        return forward * {"forward": 1, "backward": 2, "forward+backward": 3}[direction]
+
+    def work(self, direction: str) -> int:
+        return self.flops(direction)
+
+    def scaled(self) -> "Conv1dCase":
+        return Conv1dCase(1, min(self.C_in, 4), min(self.L, 32), min(self.C_out, 8), self.K)
+
+    def arrays(self, seed: int = 0) -> dict:
+        rng = np.random.default_rng(seed)
+        return {
+            "x": rng.standard_normal((self.N, self.C_in, self.L), dtype=np.float32),
+            "weight": rng.standard_normal((self.C_out, self.C_in, self.K), dtype=np.float32) * 0.1,
+            "bias": rng.standard_normal(self.C_out, dtype=np.float32),
+            "grad_out": rng.standard_normal((self.N, self.C_out, self.L), dtype=np.float32),
+        }
+
+    def calls(self, engine, a: dict) -> dict:
+        x, w, b, g = a["x"], a["weight"], a["bias"], a["grad_out"]
+        return {
+            "forward": lambda: engine.conv1d(x, w, b, padding="same"),
+            "backward": lambda: engine.conv1d_backward(g, x, w, b, padding="same"),
+        }
+
+    def torch_calls(self, torch, a: dict) -> dict:
+        F = torch.nn.functional
+        x, w, b, g = (torch.from_numpy(a[k]) for k in ("x", "weight", "bias", "grad_out"))
+        xr, wr, br = (t.clone().requires_grad_() for t in (x, w, b))
+        with warnings.catch_warnings():  # an even K: PyTorch warns that it pads a copy (its cost, timed)
+            warnings.simplefilter("ignore", UserWarning)
+            y = F.conv1d(xr, wr, br, padding="same")
+
+        def forward():
+            with torch.no_grad(), warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                return F.conv1d(x, w, b, padding="same")
+
+        return {"forward": forward,
+                "backward": lambda: torch.autograd.grad(y, (xr, wr, br), g, retain_graph=True)}
+
+
+@dataclass(frozen=True)
 class MaxPoolCase:
     """K x K max pooling, stride K, of a (N, C, H, W) batch."""
 
@@ -155,7 +219,7 @@ class MaxPoolCase:
         return {"forward": forward, "backward": lambda: torch.autograd.grad(y, (xr,), g, retain_graph=True)}
 
 
-#: The layers of issue 3's benchmark, by family (``--ops conv,pool``).
+#: The layers of issue 3's benchmark and issue 14's 1-D ones, by family (``--ops conv,pool,conv1d``).
 OPS_CASES = {
     "conv": (
         ConvCase(128, 1, 28, 28, 32),
@@ -164,16 +228,20 @@ OPS_CASES = {
         ConvCase(16, 64, 56, 56, 64, padding=1),
     ),
     "pool": (MaxPoolCase(128, 64, 24, 24),),
+    # issue 14: the 1-D layers of the time-series networks (128 filters, k 8 and 3, 'same')
+    "conv1d": (Conv1dCase(64, 128, 512, 128, 8), Conv1dCase(64, 128, 512, 128, 3)),
 }
 
 DIRECTIONS = ("forward", "backward")
 
 #: Exactly what each engine's time covers.
 OPS_NOTES = (
-    "fastcnn forward: fastcnn.conv2d(x, w, b, padding=p) / fastcnn.max_pool2d(x, 2); "
+    "fastcnn forward: fastcnn.conv2d(x, w, b, padding=p) (conv1d: fastcnn.conv1d(x, w, b, padding='same')) / "
+    "fastcnn.max_pool2d(x, 2); "
     "backward: fastcnn.conv2d_backward(g, x, w, b, padding=p) -> (grad_x, grad_w, grad_b) / "
     "fastcnn.max_pool2d_backward(g, x, 2), which finds each window's maximum again from x.",
-    "torch forward: F.conv2d / F.max_pool2d under torch.no_grad(); backward: torch.autograd.grad(y, (x, w, b), g, "
+    "torch forward: F.conv2d / F.conv1d(padding='same') / F.max_pool2d under torch.no_grad(); backward: "
+    "torch.autograd.grad(y, (x, w, b), g, "
     "retain_graph=True) / torch.autograd.grad(y, (x,), g, retain_graph=True) on a graph built once "
     "(the forward is not timed; pooling's backward uses the indices saved by its forward).",
     "refcnn: the same calls as fastcnn on a scaled-down shape (column 'refcnn shape'), float32 in, float64 "
