@@ -32,6 +32,7 @@ from .dataset import (
     CIFAR10_CLASSES, DIGIT_CLASSES, FASHION_MNIST_CLASSES, MAX_CLASS_NAME_LENGTH, MAX_CLASSES, DataError, Dataset,
     to_float,
 )
+from .dataset import parse_classes
 from .idx import load_idx_folder, read_idx
 from .images import PNG_MODES, load_image_folder, read_image
 from .npz import LAYOUTS, load_npz
@@ -68,4 +69,5 @@ __all__ = [
     "resize_bilinear",
     "interpolation_matrix",
     "parse_size",
+    "parse_classes",
 ]
