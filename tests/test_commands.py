@@ -267,8 +267,11 @@ def bad_files(tmp_path_factory):
     (("--model", SPEC, "--data", "{tiny}", "--momentum", "0.9"), ("--momentum", "adam")),
     (("--model", SPEC, "--data", "{tiny}", "--limit", "1000"), ("limit", "48")),
     (("--model", SPEC, "--data", "{tiny}", "--validation-split", "0.99"), ("--validation-split",)),
+    (("--model", SPEC, "--data", "{tiny}", "--validation-split", "0.25", "--validation-data", "test"),
+     ("--validation-split 0.25", "--validation-data test", "one or the other")),
 ], ids=["malformed-data-file", "unknown-data", "shape-mismatch", "input-mismatch", "bad-spec", "unknown-preset",
-        "no-head-for-the-classes", "option-of-another-optimizer", "limit-too-large", "validation-too-large"])
+        "no-head-for-the-classes", "option-of-another-optimizer", "limit-too-large", "validation-too-large",
+        "validation-split-and-data"])
 def test_train_usage_errors(args, fragments, tiny, bad_files, tmp_path):
     out = tmp_path / "run"
     filled = [a.format(bad=bad_files, tiny=tiny) for a in args]
@@ -445,6 +448,20 @@ def test_class_names_from_files_are_printed_escaped(trained, tmp_path):
         assert result.exit_code == 0, result.output
         assert "\x1b" not in result.stdout and "\nINJECTED" not in result.stdout
         assert "top\\nINJECTED" in result.stdout and "\\x1b[31mred" in result.stdout
+
+
+def test_validation_data_test_scores_the_test_split_after_every_epoch(tiny, tmp_path):
+    """The last epoch's val_loss and val_accuracy are the test scores of the final weights that the run
+    prints at the end (the same images, the same weights, scored twice)."""
+    out = tmp_path / "run"
+    result = run(*train_args(tiny, out, "--validation-data", "test", epochs=2))
+    assert result.exit_code == 0, result.output
+    epochs = json.loads((out / "metrics.json").read_text())["epochs"]
+    assert len(epochs) == 2 and all("val_loss" in e and "val_accuracy" in e for e in epochs)
+    test = json.loads((out / "run.json").read_text())["test"]
+    assert epochs[-1]["val_accuracy"] == pytest.approx(test["accuracy"])
+    assert epochs[-1]["val_loss"] == pytest.approx(test["loss"], rel=1e-5)
+    assert json.loads((out / "run.json").read_text())["options"]["validation_data"] == "test"
 
 
 # ---------------------------------------------------------------------------------------------------------------
