@@ -150,7 +150,7 @@ class Dataset:
         ``source`` saying so. The same size returns ``self``. Deterministic: the same images give the same
         result."""
         if self.is_features:
-            raise ValueError(f"Dataset.resized: {self.name} holds feature vectors of {self.image_shape[0]} values, "
+            raise DataError(f"Dataset.resized: {self.name} holds feature vectors of {self.image_shape[0]} values, "
                              "not images; there is nothing to resize")
         if (height, width) == self.image_shape[1:]:
             return self

@@ -14,13 +14,18 @@ from pathlib import Path
 
 from cnnbase.checks import invalid
 
-__all__ = ["NAMES", "PREFIX", "path", "resolve"]
+__all__ = ["NAMES", "SPECS", "PREFIX", "path", "resolve"]
 
 _FOLDER = Path(__file__).resolve().parent
 
 #: Shipped models by name: a small CNN trained on the full Fashion-MNIST (README.md: the command, 5 epochs).
 _FILES = {"fashion-mnist": "fmnist-small-cnn.npz"}
 NAMES = tuple(_FILES)
+
+#: The network of each shipped model, as ``cnn train --model`` takes it: ``--init`` loads by layer name and
+#: shape, so a run that starts from a shipped model builds this network (its head adapted to the data).
+SPECS = {"fashion-mnist": "conv16k3 relu, maxpool2, conv32k3 relu, maxpool2, flatten, dense64 relu, dropout0.5, "
+                          "dense10 softmax"}
 
 #: How the command line names a shipped model where it takes a model file: ``pretrained:fashion-mnist``.
 PREFIX = "pretrained:"
