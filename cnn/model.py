@@ -396,7 +396,8 @@ class Model:
         """Weights, buffers and configuration in one ``.npz``, written atomically."""
         save_archive(path, self.state_arrays(), {"model": self.config()})
 
-    def load_weights(self, path, *, by_name: bool = False, skip_mismatch: bool = False) -> "LoadReport":
+    def load_weights(self, path, *, by_name: bool = False, skip_mismatch: bool = False,
+                     exclude=()) -> "LoadReport":
         """Load the arrays of a file written by :meth:`save` (or a checkpoint) into this model; returns a
         :class:`LoadReport` (which layers were loaded, left new, or skipped and why).
 
@@ -406,14 +407,18 @@ class Model:
         and buffers) have the same names and shapes is loaded; a layer the file lacks stays as initialised
         ("new": a fresh head for another class count). A layer present in both with other shapes is an error
         naming the layer and both shapes, unless ``skip_mismatch=True``, which leaves it new and reports it as
-        skipped. ``skip_mismatch`` without ``by_name`` is refused, as in Keras. Nothing is changed unless the
-        whole load succeeds. Transfer learning: ``cnn train --init MODEL.npz``."""
+        skipped. ``skip_mismatch`` without ``by_name`` is refused, as in Keras. ``exclude`` (by name only):
+        layers not loaded even when they match, left new (a classifier for other classes that happen to be
+        as many). Nothing is changed unless the whole load succeeds. Transfer learning: ``cnn train --init``."""
         if not isinstance(by_name, bool) or not isinstance(skip_mismatch, bool):
             bad, value = ("by_name", by_name) if not isinstance(by_name, bool) else ("skip_mismatch", skip_mismatch)
             raise TypeError(invalid("Model.load_weights", bad, "True or False", brief_value(value)))
         if skip_mismatch and not by_name:
             raise ValueError(invalid("Model.load_weights", "skip_mismatch",
                                      "False unless by_name=True (as Keras)", "True"))
+        exclude = self._layer_names(exclude, "exclude", "Model.load_weights")
+        if exclude and not by_name:
+            raise ValueError(invalid("Model.load_weights", "exclude", "empty unless by_name=True", exclude))
         source = printable(path)
         arrays, _ = load_archive(path)
         arrays = _state_arrays_of(arrays)
@@ -421,9 +426,19 @@ class Model:
             self.load_state_arrays(arrays, source)
             names = tuple(layer.name for layer in self.all_layers() if layer.params or layer.buffers)
             return LoadReport(source, loaded=names, new=(), skipped=())
-        return self._load_by_name(arrays, source, skip_mismatch)
+        return self._load_by_name(arrays, source, skip_mismatch, exclude)
 
-    def _load_by_name(self, arrays: dict, source: str, skip_mismatch: bool) -> "LoadReport":
+    def _layer_names(self, names, what: str, op: str) -> tuple[str, ...]:
+        """``names`` (a list of layer names) checked: each a layer of this model, else a ValueError listing them."""
+        known = [layer.name for layer in self.all_layers()]
+        names = (names,) if isinstance(names, str) else tuple(names)
+        for name in names:
+            if name not in known:
+                raise ValueError(invalid(op, what, f"names of layers of the model ({', '.join(known)})",
+                                         brief_value(name)))
+        return names
+
+    def _load_by_name(self, arrays: dict, source: str, skip_mismatch: bool, exclude=()) -> "LoadReport":
         """:meth:`load_weights` with ``by_name=True``: match layer by layer, convert all, then assign."""
         in_file = _arrays_by_layer(arrays)
         loaded, new, skipped, converted = [], [], [], {}
@@ -433,7 +448,7 @@ class Model:
             if not ours:
                 continue
             theirs = in_file.pop(layer.name, None)
-            if theirs is None:
+            if theirs is None or layer.name in exclude:
                 new.append(layer.name)
                 continue
             where = f"layer {layer.name!r} ({layer.config.type})"

@@ -84,6 +84,8 @@ class TrainOptions:
     lr_pretrained: float | None = None
     classes: str | None = None
     per_class: int | None = None
+    #: ``--init-exclude``: layers --init leaves new although they match (comma list).
+    init_exclude: str | None = None
 
     #: The optimizer hyperparameters among the options (besides ``lr``), in the order the help lists them.
     OPTIMIZER_OPTIONS: ClassVar[tuple[str, ...]] = ("momentum", "weight_decay", "nesterov", "rho", "alpha",

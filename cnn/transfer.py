@@ -29,12 +29,21 @@ def _layer_list(model: Model) -> str:
     return ", ".join(layer.name for layer in model.all_layers())
 
 
-def init_from(model: Model, source: str) -> LoadReport:
+def init_from(model: Model, source: str, exclude: str | None = None) -> LoadReport:
     """Load into ``model`` every layer of ``source`` (a model file, or ``pretrained:NAME``) whose name and
     shapes match (``load_weights(by_name=True, skip_mismatch=True)``, as Keras); the rest stay as
-    initialised. A file of which no layer matches is a :class:`TransferError`: the run would silently be a
-    fresh start."""
-    report = model.load_weights(pretrained.resolve(source), by_name=True, skip_mismatch=True)
+    initialised. ``exclude`` (``--init-exclude a,b``): layers left new even when they match (the classifier,
+    when the new data has as many classes as the old: its weights score the old classes). A file of which no
+    layer matches is a :class:`TransferError`: the run would silently be a fresh start."""
+    names = [] if exclude is None else [n.strip() for n in exclude.split(",")]
+    try:
+        report = model.load_weights(pretrained.resolve(source), by_name=True, skip_mismatch=True, exclude=names)
+    except ValueError as error:
+        if "exclude" not in str(error):
+            raise
+        bad = next(n for n in names if n not in {layer.name for layer in model.all_layers()})
+        raise TransferError(f"--init-exclude: the model has no layer named {bad!r}; its layers: "
+                            f"{_layer_list(model)}") from None
     if not report.loaded:
         skipped = "; ".join(f"{name}: {why}" for name, why in report.skipped) or "it holds no layer arrays"
         raise TransferError(f"--init {source}: no layer of it matches this model by name and shape, so nothing "

@@ -4,7 +4,8 @@ from a small labelled set (50 training images per class), four ways, with the sa
 1. from scratch (the same network, randomly initialised);
 2. bottleneck features + linear classifier (``cnn features --layer flatten``, then ``dense5 softmax``);
 3. frozen base + head (``--init`` the pretrained model, ``--freeze-until flatten``: the convolutions keep
-   their weights; the dense64 layer starts from its pretrained weights and learns, the output layer is new);
+   their weights; the dense64 layer starts from its pretrained weights and learns, the output layer is new,
+   ``--init-exclude dense_1``);
 4. full fine-tune (``--init``, every layer learns), and the same with ``--lr-pretrained 0.1``.
 
 Every step is a ``cnn`` command (printed before it runs), so the table can be reproduced by hand.
@@ -39,6 +40,8 @@ def commands(args) -> list[tuple[str, list[str], Path | None]]:
     train = ["--epochs", str(args.epochs), "--batch-size", str(args.batch_size)] + common
     pre = out / "pretrain-0-4"
     feats = out / "features-5-9.npz"
+    # The classifier (dense_1) is left new: 5 classes there and 5 here, so it would load, scoring 0-4.
+    init = ["--init", str(pre / "model.npz"), "--init-exclude", "dense_1"]
     return [
         ("pretrain on classes 0-4 (all their training images)",
          ["train", "--data", args.data, "--classes", "0-4", "--model", NETWORK, "--epochs", str(args.pretrain_epochs),
@@ -51,12 +54,12 @@ def commands(args) -> list[tuple[str, list[str], Path | None]]:
          ["train", "--data", str(feats), "--model", "dense5 softmax", *train, "--out", str(out / "bottleneck")],
          out / "bottleneck"),
         ("frozen base (up to flatten) + head",
-         ["train", *small, "--model", NETWORK, "--init", str(pre / "model.npz"), "--freeze-until", "flatten",
+         ["train", *small, "--model", NETWORK, *init, "--freeze-until", "flatten",
           *train, "--out", str(out / "frozen")], out / "frozen"),
-        ("full fine-tune", ["train", *small, "--model", NETWORK, "--init", str(pre / "model.npz"), *train,
+        ("full fine-tune", ["train", *small, "--model", NETWORK, *init, *train,
                             "--out", str(out / "finetune")], out / "finetune"),
         ("full fine-tune, --lr-pretrained 0.1",
-         ["train", *small, "--model", NETWORK, "--init", str(pre / "model.npz"), "--lr-pretrained", "0.1", *train,
+         ["train", *small, "--model", NETWORK, *init, "--lr-pretrained", "0.1", *train,
           "--out", str(out / "finetune-lr0.1")], out / "finetune-lr0.1"),
     ]
 

@@ -57,6 +57,18 @@ def test_load_by_name_reports_layers_the_file_lacks_as_new(tmp_path):
     assert report.loaded == ("conv2d", "dense") and report.new == ("dense_1",) and report.skipped == ()
 
 
+def test_load_by_name_leaves_excluded_layers_new_even_when_they_match(tmp_path):
+    source = small("dense3", seed=1)
+    source.save(tmp_path / "m.npz")
+    target = small("dense3", seed=2)
+    head_before = target.get_layer("dense").params["weight"].copy()
+    report = target.load_weights(tmp_path / "m.npz", by_name=True, exclude=["dense"])
+    assert report.loaded == ("conv2d",) and report.new == ("dense",)
+    np.testing.assert_array_equal(target.get_layer("dense").params["weight"], head_before)
+    with pytest.raises(ValueError, match="conv2d, max_pooling2d, dropout, flatten, dense"):
+        target.load_weights(tmp_path / "m.npz", by_name=True, exclude=["head"])
+
+
 def test_load_mismatches_are_errors_naming_layer_and_shapes(tmp_path):
     small("dense10", seed=1).save(tmp_path / "m.npz")
     target = small("dense5", seed=2)

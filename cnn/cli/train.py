@@ -117,11 +117,12 @@ def select_classes(ds: datasets.Dataset, options: TrainOptions) -> datasets.Data
 def start_from(model: Model, options: TrainOptions, optimizer: Optimizer) -> None:
     """``--init``, ``--freeze``, ``--freeze-until``, ``--lr-pretrained``: load the matching layers, print the
     table of what was loaded, freeze, and give the loaded layers their learning-rate multiplier."""
-    if options.lr_pretrained is not None and options.init is None:
-        raise UsageProblem("--lr-pretrained scales the rate of the layers --init loads; give --init MODEL.npz")
+    for name in ("lr_pretrained", "init_exclude"):
+        if getattr(options, name) is not None and options.init is None:
+            raise UsageProblem(f"{_flag(name)} applies to the layers --init loads; give --init MODEL.npz")
     try:
         if options.init is not None:
-            report = transfer.init_from(model, options.init)
+            report = transfer.init_from(model, options.init, options.init_exclude)
             click.echo(f"init: {printable(options.init)}: {len(report.loaded)} layer(s) loaded, "
                        f"{len(report.new)} new, {len(report.skipped)} skipped")
             for line in report.lines():
@@ -404,6 +405,9 @@ def file_failed(error: OSError, folder: Path) -> None:
               help="Start from this model file (or pretrained:fashion-mnist, shipped): every layer whose name "
                    "and shapes match is loaded, the rest (a new head for this data's classes) is initialised; "
                    "prints which layers were loaded, new or skipped.")
+@click.option("--init-exclude", metavar="NAMES",
+              help="With --init: layers not loaded although they match, left new (comma list; e.g. the "
+                   "classifier when the new data has as many classes as the old).")
 @click.option("--freeze", metavar="NAMES",
               help="Do not train these layers (comma list of layer names, Keras's trainable=False); a frozen "
                    "batch norm runs in inference mode, on its running statistics, as in Keras.")
