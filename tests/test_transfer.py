@@ -251,3 +251,13 @@ def test_pretrained_names_resolve_and_unknown_ones_are_listed():
     assert pretrained.resolve("some/model.npz") == "some/model.npz"
     with pytest.raises(ValueError, match="fashion-mnist"):
         pretrained.path("imagenet")
+
+
+def test_the_shipped_model_loads_and_is_the_documented_network():
+    from cnn.model import load_model
+    from cnnbase import netspec
+
+    model = load_model(pretrained.path("fashion-mnist"), engine="refcnn")
+    assert model.input_shape == (1, 28, 28)
+    assert [layer.config for layer in model.layers] == netspec.parse_spec(pretrained.SPECS["fashion-mnist"])
+    assert model.count_params() == 56_714  # conv 160 + 4,640, dense 51,264 + 650
