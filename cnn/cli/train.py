@@ -132,7 +132,8 @@ def start_from(model: Model, options: TrainOptions, optimizer: Optimizer) -> Non
     except transfer.TransferError as error:
         raise UsageProblem(str(error)) from None
     if frozen:
-        click.echo(f"frozen: {', '.join(frozen)} (not trained; batch norm there on its running statistics)")
+        click.echo(f"frozen: {', '.join(frozen)} (not trained, Keras's trainable=False; a frozen batch norm "
+                   "runs in inference mode)")
 
 
 def given_options(ctx: click.Context) -> set[str]:
