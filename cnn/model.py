@@ -17,6 +17,7 @@ from __future__ import annotations
 import importlib
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -28,7 +29,7 @@ from cnnbase.netspec import brief_value, format_value
 from . import layers as L
 from .files import CheckpointError, load_archive, save_archive
 
-__all__ = ["ENGINES", "get_engine", "Model", "load_model"]
+__all__ = ["ENGINES", "get_engine", "Model", "LoadReport", "load_model"]
 
 #: Engine modules a model can run on.
 ENGINES = ("fastcnn", "refcnn")
@@ -177,6 +178,26 @@ class Model:
         """Mark layers not trainable: no updates, and their batch norm uses its running statistics."""
         for name in names:
             self.get_layer(name).trainable = False
+
+    def freeze_until(self, name: str) -> list[str]:
+        """Freeze every top-level layer from the first up to and including ``name`` (a block with the layers
+        inside it), as Keras users write ``for layer in base.layers[:k]: layer.trainable = False``: the
+        layers that detect edges and shapes keep their pretrained weights, the later ones learn. Returns the
+        names frozen; a name that is no top-level layer is a ``ValueError`` listing them."""
+        names = [layer.name for layer in self.layers]
+        if not isinstance(name, str) or name not in names:
+            raise ValueError(invalid("Model.freeze_until", "name", f"a layer of the model ({', '.join(names)})",
+                                     brief_value(name)))
+        frozen = names[:names.index(name) + 1]
+        for layer in self.layers[:len(frozen)]:
+            layer.trainable = False
+        return frozen
+
+    def frozen_params(self) -> int:
+        """The parameters of frozen layers (``trainable = False``): Keras counts them as Non-trainable, with
+        batch norm's running statistics; ``cnn train`` prints them so."""
+        return sum(layer.count_params() - sum(b.size for b in layer.buffers.values())
+                   for layer in self.all_layers() if not layer.trainable and not layer.sublayers())
 
     def unfreeze(self, *names: str) -> None:
         for name in names:
@@ -375,11 +396,103 @@ class Model:
         """Weights, buffers and configuration in one ``.npz``, written atomically."""
         save_archive(path, self.state_arrays(), {"model": self.config()})
 
-    def load_weights(self, path) -> None:
-        """Load the arrays of a file written by :meth:`save` (or a checkpoint) into this model; every problem
-        with the file is a :class:`CheckpointError` naming it (:meth:`load_state_arrays`)."""
+    def load_weights(self, path, *, by_name: bool = False, skip_mismatch: bool = False,
+                     exclude=()) -> "LoadReport":
+        """Load the arrays of a file written by :meth:`save` (or a checkpoint) into this model; returns a
+        :class:`LoadReport` (which layers were loaded, left new, or skipped and why).
+
+        As Keras's ``Model.load_weights``: by default the file must hold exactly this model's arrays
+        (:meth:`load_state_arrays`; any difference is a :class:`CheckpointError` naming the layer). With
+        ``by_name=True`` every layer of this model whose *name* is in the file and whose arrays (parameters
+        and buffers) have the same names and shapes is loaded; a layer the file lacks stays as initialised
+        ("new": a fresh head for another class count). A layer present in both with other shapes is an error
+        naming the layer and both shapes, unless ``skip_mismatch=True``, which leaves it new and reports it as
+        skipped. ``skip_mismatch`` without ``by_name`` is refused, as in Keras. ``exclude`` (by name only):
+        layers not loaded even when they match, left new (a classifier for other classes that happen to be
+        as many). Nothing is changed unless the whole load succeeds. Transfer learning: ``cnn train --init``."""
+        if not isinstance(by_name, bool) or not isinstance(skip_mismatch, bool):
+            bad, value = ("by_name", by_name) if not isinstance(by_name, bool) else ("skip_mismatch", skip_mismatch)
+            raise TypeError(invalid("Model.load_weights", bad, "True or False", brief_value(value)))
+        if skip_mismatch and not by_name:
+            raise ValueError(invalid("Model.load_weights", "skip_mismatch",
+                                     "False unless by_name=True (as Keras)", "True"))
+        exclude = self._layer_names(exclude, "exclude", "Model.load_weights")
+        if exclude and not by_name:
+            raise ValueError(invalid("Model.load_weights", "exclude", "empty unless by_name=True", exclude))
+        source = printable(path)
         arrays, _ = load_archive(path)
-        self.load_state_arrays(_state_arrays_of(arrays), printable(path))
+        arrays = _state_arrays_of(arrays)
+        if not by_name:
+            self.load_state_arrays(arrays, source)
+            names = tuple(layer.name for layer in self.all_layers() if layer.params or layer.buffers)
+            return LoadReport(source, loaded=names, new=(), skipped=())
+        return self._load_by_name(arrays, source, skip_mismatch, exclude)
+
+    def _layer_names(self, names, what: str, op: str) -> tuple[str, ...]:
+        """``names`` (a list of layer names) checked: each a layer of this model, else a ValueError listing them."""
+        known = [layer.name for layer in self.all_layers()]
+        names = (names,) if isinstance(names, str) else tuple(names)
+        for name in names:
+            if name not in known:
+                raise ValueError(invalid(op, what, f"names of layers of the model ({', '.join(known)})",
+                                         brief_value(name)))
+        return names
+
+    def _load_by_name(self, arrays: dict, source: str, skip_mismatch: bool, exclude=()) -> "LoadReport":
+        """:meth:`load_weights` with ``by_name=True``: match layer by layer, convert all, then assign."""
+        in_file = _arrays_by_layer(arrays)
+        loaded, new, skipped, converted = [], [], [], {}
+        for layer in self.all_layers():
+            ours = {f"{kind}/{name}": value for kind, store in (("param", layer.params), ("buffer", layer.buffers))
+                    for name, value in store.items()}
+            if not ours:
+                continue
+            theirs = in_file.pop(layer.name, None)
+            if theirs is None or layer.name in exclude:
+                new.append(layer.name)
+                continue
+            where = f"layer {layer.name!r} ({layer.config.type})"
+            problem = _layer_mismatch(ours, theirs)
+            if problem is not None:
+                if not skip_mismatch:
+                    raise CheckpointError(f"{where}: {problem} (load with skip_mismatch=True to leave it "
+                                          f"initialised anew)")
+                skipped.append((layer.name, problem))
+                continue
+            for key, value in ours.items():
+                kind, _, name = key.partition("/")
+                converted[(layer, kind, name)] = _state_array(theirs[key], value.shape, self.dtype,
+                                                              f"{where}: {kind} {name!r}", source)
+            loaded.append(layer.name)
+        skipped.extend((name, "no layer of that name in this model") for name in sorted(in_file))
+        for (layer, kind, name), value in converted.items():
+            (layer.params if kind == "param" else layer.buffers)[name] = value
+        return LoadReport(source, tuple(loaded), tuple(new), tuple(skipped))
+
+    def features(self, x, layer: str = "flatten", *, batch_size: int = 256) -> np.ndarray:
+        """The output of the layer named ``layer`` for every row of ``x``: the layers up to and including it,
+        in inference mode (dropout off, batch norm on its running statistics), ``batch_size`` rows at a time.
+
+        Keras's bottleneck features (``Model(inputs, base.get_layer(name).output).predict(x)``): the output of
+        ``flatten`` is one vector per image, to train a small classifier on (``cnn features`` writes such a
+        file). ``layer`` is one of the model's top-level layers (:attr:`layers`); another name is a
+        ``ValueError`` listing them. The last layer gives the logits (the final softmax is not applied).
+        Shape: ``(N,) + input_shape`` -> ``(N,) + the layer's output shape``, in the model's dtype."""
+        names = [item.name for item in self.layers]
+        if not isinstance(layer, str) or layer not in names:
+            raise ValueError(invalid("Model.features", "layer", f"a layer of the model ({', '.join(names)})",
+                                     brief_value(layer)))
+        batch_size = check_int(batch_size, "batch_size", "Model.features", minimum=1)
+        x = self._check_input(x, "Model.features", batch_size)
+        prefix = self.layers[:names.index(layer) + 1]
+        ctx = L.Pass(self.engine, False, self.dtype, self.seed, 0)
+        outputs = []
+        for start in range(0, max(len(x), 1), batch_size):  # one pass over 0 rows gives the shape (0, ...)
+            h = x[start:start + batch_size]
+            for item in prefix:
+                h = item.forward(h, ctx)
+            outputs.append(np.asarray(h, dtype=self.dtype))
+        return np.concatenate(outputs) if len(outputs) > 1 else outputs[0]
 
     # ------------------------------------------------------------------ training front end
     def fit(self, x, y, **kwargs):
@@ -403,6 +516,49 @@ class Model:
         ``model.count_params()`` counts and ``summary().total_params`` prints; the trainable part alone is
         ``summary().trainable_params``."""
         return sum(layer.count_params() for layer in self.all_layers())
+
+
+@dataclass(frozen=True)
+class LoadReport:
+    """What :meth:`Model.load_weights` did: the layers ``loaded`` from ``source``, the layers left ``new``
+    (as initialised: the file has no layer of their name), and ``skipped`` ``(name, why)`` pairs: a layer of
+    both with other shapes (``skip_mismatch=True``) or one of the file that this model lacks."""
+
+    source: str
+    loaded: tuple[str, ...]
+    new: tuple[str, ...]
+    skipped: tuple[tuple[str, str], ...]
+
+    def lines(self) -> list[str]:
+        """The table ``cnn train --init`` prints: one line per layer with arrays, what happened to it."""
+        rows = [(name, "loaded", "") for name in self.loaded] + [(name, "new", "") for name in self.new]
+        rows += [(name, "skipped", why) for name, why in self.skipped]
+        width = max((len(name) for name, _, _ in rows), default=5)
+        return [f"{name:<{width}}  {what:<7}  {why}".rstrip() for name, what, why in rows]
+
+
+def _arrays_by_layer(arrays: dict) -> dict[str, dict[str, np.ndarray]]:
+    """``{"param/dense/weight": a}`` -> ``{"dense": {"param/weight": a}}`` (a block's inner layers keep their
+    path: ``residual/body/conv2d``)."""
+    out: dict[str, dict[str, np.ndarray]] = {}
+    for key, value in arrays.items():
+        kind, _, rest = key.partition("/")
+        layer_name, _, array_name = rest.rpartition("/")
+        out.setdefault(layer_name, {})[f"{kind}/{array_name}"] = value
+    return out
+
+
+def _shapes_text(arrays: dict) -> str:
+    return ", ".join(f"{key.partition('/')[2]} {tuple(getattr(v, 'shape', ()))}" for key, v in sorted(arrays.items()))
+
+
+def _layer_mismatch(ours: dict, theirs: dict) -> str | None:
+    """Why a layer of the file does not fit the layer of the same name here (None when it does)."""
+    if set(ours) != set(theirs):
+        return f"the file holds {', '.join(sorted(theirs))}, this model needs {', '.join(sorted(ours))}"
+    if any(getattr(theirs[key], "shape", None) != value.shape for key, value in ours.items()):
+        return f"shapes in the file: {_shapes_text(theirs)}; in this model: {_shapes_text(ours)}"
+    return None
 
 
 def _state_array(value, shape: tuple, dtype: np.dtype, what: str, source: str) -> np.ndarray:

@@ -66,7 +66,8 @@ class Optimizer:
     ``TypeError`` or ``ValueError`` names the argument.
     """
 
-    def __init__(self, name: str = "adam", lr: float | None = None, **hyperparameters):
+    def __init__(self, name: str = "adam", lr: float | None = None, *, lr_multipliers: dict | None = None,
+                 **hyperparameters):
         if name not in OPTIMIZERS:
             raise ValueError(invalid("optimizer", "name", f"one of {', '.join(OPTIMIZERS)}", name))
         defaults = _defaults(name)
@@ -80,11 +81,14 @@ class Optimizer:
         self.hyperparameters.update(hyperparameters)
         _check_hyperparameters(name, lr, self.hyperparameters)
         self.lr = float(lr)
+        self.lr_multipliers = _check_multipliers(lr_multipliers)
         self.state: dict[str, dict] = {}
 
     def config(self) -> dict:
         """JSON form: ``{"name": ..., "lr": ..., <every hyperparameter>}`` (tuples as lists)."""
         values = {k: list(v) if isinstance(v, tuple) else v for k, v in self.hyperparameters.items()}
+        if self.lr_multipliers:  # only when set, so that a checkpoint written before them compares equal
+            values["lr_multipliers"] = dict(sorted(self.lr_multipliers.items()))
         return {"name": self.name, "lr": self.lr, **values}
 
     @classmethod
@@ -96,12 +100,14 @@ class Optimizer:
         return cls(name, **values)
 
     def step(self, engine, named_params, lr: float) -> dict[str, np.ndarray]:
-        """Update every ``(key, param, grad)`` with learning rate ``lr``; returns the new parameters by key,
-        each in its parameter's dtype (refcnn computes in float64)."""
+        """Update every ``(key, param, grad)`` with learning rate ``lr`` times the key's multiplier
+        (:attr:`lr_multipliers`, 1 for a key it does not name); returns the new parameters by key, each in its
+        parameter's dtype (refcnn computes in float64)."""
         step_fn = getattr(engine, OPTIMIZERS[self.name])
         updated = {}
         for key, param, grad in named_params:
-            new_param, self.state[key] = step_fn(param, grad, self.state.get(key), lr=lr, **self.hyperparameters)
+            rate = lr * self.lr_multipliers[key] if key in self.lr_multipliers else lr
+            new_param, self.state[key] = step_fn(param, grad, self.state.get(key), lr=rate, **self.hyperparameters)
             updated[key] = new_param if new_param.dtype == param.dtype else new_param.astype(param.dtype)
         return updated
 
@@ -124,6 +130,25 @@ class Optimizer:
                 raise ValueError(f"optimizer state: array {full!r} belongs to no parameter of the checkpoint")
             state[key][name] = value
         self.state = state
+
+
+def _check_multipliers(multipliers) -> dict[str, float]:
+    """Per-parameter learning-rate multipliers (``{"conv2d/weight": 0.1}``): parameter groups as torch.optim's
+    ``param_groups`` and discriminative fine-tuning (Howard & Ruder 2018, ULMFiT), where a pretrained layer
+    learns at a fraction of the new head's rate. Each is a finite number >= 0 (0 freezes the parameter's
+    values, though its optimizer state still advances)."""
+    if multipliers is None:
+        return {}
+    if not isinstance(multipliers, dict) or not all(isinstance(k, str) for k in multipliers):
+        raise TypeError(invalid("optimizer", "lr_multipliers", "a dict of numbers by parameter key",
+                                type(multipliers).__name__))
+    out = {}
+    for key, value in multipliers.items():
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) \
+                or not math.isfinite(value) or value < 0:
+            raise ValueError(invalid("optimizer", f"lr_multipliers[{key!r}]", "a finite number >= 0", value))
+        out[key] = float(value)
+    return out
 
 
 def make_optimizer(spec="adam", lr: float | None = None) -> Optimizer:

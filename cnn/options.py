@@ -73,6 +73,19 @@ class TrainOptions:
     #: ``validation_data=(x_test, y_test)``, as the seed articles do), None for none; last, so a run.json
     #: written before it reads as before.
     validation_data: str | None = None
+    #: Transfer learning (``--init``, ``--freeze``, ``--freeze-until``, ``--lr-pretrained``): the model file
+    #: whose layers of the same name and shape start this run, the layers not trained (comma list, and every
+    #: layer up to and including one), and the learning-rate multiplier of the loaded layers. ``--classes``
+    #: and ``--per-class``: train on some classes only (``"5-9"``), the first N training images of each. Last,
+    #: so a run.json written before them reads as before.
+    init: str | None = None
+    freeze: str | None = None
+    freeze_until: str | None = None
+    lr_pretrained: float | None = None
+    classes: str | None = None
+    per_class: int | None = None
+    #: ``--init-exclude``: layers --init leaves new although they match (comma list).
+    init_exclude: str | None = None
 
     #: The optimizer hyperparameters among the options (besides ``lr``), in the order the help lists them.
     OPTIMIZER_OPTIONS: ClassVar[tuple[str, ...]] = ("momentum", "weight_decay", "nesterov", "rho", "alpha",
@@ -127,4 +140,7 @@ class TrainOptions:
             data_name = str(Path(data_name).resolve())
         if model_source.endswith(".json") and Path(model_source).exists():
             model_source = str(Path(model_source).resolve())
-        return dataclasses.replace(self, data_name=data_name, model_source=model_source)
+        init = self.init
+        if init is not None and Path(init).exists():
+            init = str(Path(init).resolve())
+        return dataclasses.replace(self, data_name=data_name, model_source=model_source, init=init)

@@ -21,6 +21,7 @@ import click
 
 from . import augment, bench, conform, demo, evaluate, predict, shape, train
 from .common import CONTEXT, EXIT_INTERRUPTED, fail
+from .features import features as features_command
 
 __all__ = ["cnn", "main", "version", "DISTRIBUTION"]
 
@@ -62,6 +63,7 @@ def cnn() -> None:
 for command in (shape.shape, demo.demo, conform.conform, train.train, evaluate.evaluate, predict.predict,
                 bench.bench, augment.augment):
     cnn.add_command(command)
+cnn.add_command(features_command)
 
 
 def main() -> None:

@@ -18,6 +18,7 @@ from .. import data as datasets
 from ..augment import AugmentError, make_policy
 from .. import run as runs
 from .. import train as training
+from .. import transfer
 from ..history import plot_history
 from ..model import Model
 from ..optimizers import OPTIMIZERS, Optimizer
@@ -89,6 +90,52 @@ def _betas_callback(ctx, param, value) -> tuple[float, float] | None:
         raise click.BadParameter(str(error)) from None
 
 
+def _classes_callback(ctx, param, value) -> str | None:
+    """``--classes 0-4``: checked when read, kept as its text (run.json records it)."""
+    if value is None:
+        return None
+    try:
+        datasets.parse_classes(value)
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
+    return value
+
+
+def select_classes(ds: datasets.Dataset, options: TrainOptions) -> datasets.Dataset:
+    """``--classes`` (and ``--per-class``): only those classes of the data, relabelled from 0."""
+    if options.classes is None:
+        if options.per_class is not None:
+            raise UsageProblem("--per-class needs --classes (e.g. --classes 0-9 --per-class 50)")
+        return ds
+    try:
+        return ds.classes_subset(datasets.parse_classes(options.classes), options.per_class)
+    except ValueError as error:
+        raise UsageProblem(f"--classes {options.classes}: {ds.name} has classes 0-{ds.num_classes - 1}; "
+                           f"{error}") from None
+
+
+def start_from(model: Model, options: TrainOptions, optimizer: Optimizer) -> None:
+    """``--init``, ``--freeze``, ``--freeze-until``, ``--lr-pretrained``: load the matching layers, print the
+    table of what was loaded, freeze, and give the loaded layers their learning-rate multiplier."""
+    for name in ("lr_pretrained", "init_exclude"):
+        if getattr(options, name) is not None and options.init is None:
+            raise UsageProblem(f"{_flag(name)} applies to the layers --init loads; give --init MODEL.npz")
+    try:
+        if options.init is not None:
+            report = transfer.init_from(model, options.init, options.init_exclude)
+            click.echo(f"init: {printable(options.init)}: {len(report.loaded)} layer(s) loaded, "
+                       f"{len(report.new)} new, {len(report.skipped)} skipped")
+            for line in report.lines():
+                click.echo(f"      {printable(line)}")
+            optimizer.lr_multipliers = transfer.pretrained_multipliers(model, report, options.lr_pretrained)
+        frozen = transfer.freeze_layers(model, options.freeze, options.freeze_until)
+    except transfer.TransferError as error:
+        raise UsageProblem(str(error)) from None
+    if frozen:
+        click.echo(f"frozen: {', '.join(frozen)} (not trained, Keras's trainable=False; a frozen batch norm "
+                   "runs in inference mode)")
+
+
 def given_options(ctx: click.Context) -> set[str]:
     """The options of the run given on the command line (not left at their defaults)."""
     return {name for name in TrainOptions.names()
@@ -134,10 +181,12 @@ def _resize_hint(smallest, resize: str | None) -> str:
             f"(and --input {shape_text(smallest)} if you give --input)")
 
 
-def params_line(summary: netspec.Summary) -> str:
-    """The parameter counts as ``cnn shape`` and Keras label them: the total, then trainable and not."""
-    return (f"Total params: {summary.total_params:,}  Trainable params: {summary.trainable_params:,}  "
-            f"Non-trainable params: {summary.non_trainable_params:,}")
+def params_line(summary: netspec.Summary, frozen: int = 0) -> str:
+    """The parameter counts as ``cnn shape`` and Keras label them: the total, then trainable and not; the
+    ``frozen`` layers' parameters count as non-trainable, as in Keras, and are also shown alone."""
+    line = (f"Total params: {summary.total_params:,}  Trainable params: {summary.trainable_params - frozen:,}  "
+            f"Non-trainable params: {summary.non_trainable_params + frozen:,}")
+    return line + (f" (frozen: {frozen:,})" if frozen else "")
 
 
 def _flag(name: str) -> str:
@@ -352,6 +401,25 @@ def file_failed(error: OSError, folder: Path) -> None:
 @click.option("--early-stopping", type=COUNT, metavar="PATIENCE",
               help="Stop after PATIENCE epochs without improvement of val_loss (of loss without validation).")
 @click.option("--augment", callback=augment_callback, metavar="TRANSFORMS", help=AUGMENT_HELP)
+@click.option("--classes", metavar="LIST", callback=_classes_callback,
+              help="Train and test on these classes only, relabelled from 0 (e.g. 0-4 or 5,7,9).")
+@click.option("--per-class", type=COUNT, metavar="N",
+              help="With --classes: the first N training images of each class (a small labelled set).")
+@click.option("--init", metavar="MODEL.npz",
+              help="Start from this model file (or pretrained:fashion-mnist, shipped): every layer whose name "
+                   "and shapes match is loaded, the rest (a new head for this data's classes) is initialised; "
+                   "prints which layers were loaded, new or skipped.")
+@click.option("--init-exclude", metavar="NAMES",
+              help="With --init: layers not loaded although they match, left new (comma list; e.g. the "
+                   "classifier when the new data has as many classes as the old).")
+@click.option("--freeze", metavar="NAMES",
+              help="Do not train these layers (comma list of layer names, Keras's trainable=False); a frozen "
+                   "batch norm runs in inference mode, on its running statistics, as in Keras.")
+@click.option("--freeze-until", metavar="NAME",
+              help="Freeze every layer from the first up to and including NAME (e.g. flatten: train the head).")
+@click.option("--lr-pretrained", type=FiniteFloat(min=0.0), metavar="F",
+              help="With --init: the loaded layers learn at F times the learning rate (--lr and its schedule), "
+                   "the new ones at 1 times (e.g. 0.1 to fine-tune gently).")
 @click.option("--seed", default=_DEFAULTS.seed, show_default=True, type=click.IntRange(0, MAX_SEED),
               help="Seeds the weights, the batch order and dropout: same seed, same result.")
 @threads_option
@@ -404,7 +472,7 @@ def train_in(ctx, folder: Path, resume: bool, overwrite: bool, run_options: dict
     have finished there since the first look), the data read, the model built and checked against it, and
     only then the first write. Returns the test scores and the data set."""
     recorded, options, optimizer = first_look(ctx, folder, resume, overwrite, run_options)
-    ds = load_data(options.data_name, options.limit)
+    ds = select_classes(load_data(options.data_name, options.limit), options)
     refuse_image_options(ds, options.augment, options.resize)  # time series: no --augment, no --resize
     ds = resize_data(ds, options.resize)
     click.echo(f"data: {printable(ds.describe())}")
@@ -422,7 +490,8 @@ def train_in(ctx, folder: Path, resume: bool, overwrite: bool, run_options: dict
                f"{output_classes(model)} classes; engine {engine}, {options.dtype}")
     if changes:
         click.echo(f"       fitted to the data: {'; '.join(changes)}")
-    click.echo(f"       {params_line(model.summary())}")
+    start_from(model, options, optimizer)
+    click.echo(f"       {params_line(model.summary(), model.frozen_params())}")
     if options.augment:
         click.echo(f"augment: {options.augment} (training batches only)")
     # Everything is checked: from here on the run writes.

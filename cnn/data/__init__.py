@@ -34,6 +34,7 @@ from .dataset import (
     CIFAR10_CLASSES, DIGIT_CLASSES, FASHION_MNIST_CLASSES, MAX_CLASS_NAME_LENGTH, MAX_CLASSES, DataError, Dataset,
     to_float,
 )
+from .dataset import parse_classes
 from .idx import load_idx_folder, read_idx
 from .images import PNG_MODES, load_image_folder, read_image
 from .npz import LAYOUTS, load_npz
@@ -73,4 +74,5 @@ __all__ = [
     "parse_size",
     "SeriesOptions",
     "load_series",
+    "parse_classes",
 ]

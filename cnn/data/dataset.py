@@ -72,7 +72,8 @@ class Dataset:
 
     Shapes: ``x_train`` (N, C, H, W), ``y_train`` (N,), ``x_test`` (N_test, C, H, W), ``y_test`` (N_test,).
     ``x_*`` are uint8 (0..255) or float32 (in [0, 1]); ``y_*`` are int64 in ``0 .. len(class_names) - 1``.
-    Time series (:mod:`cnn.data.timeseries`) are float32 ``(N, C, L)`` of any real values: :attr:`is_series`.
+    Time series (:mod:`cnn.data.timeseries`) are float32 ``(N, C, L)`` of any real values: :attr:`is_series`;
+    feature vectors (``cnn features``) are float32 ``(N, F)`` of any finite values: :attr:`is_features`.
     The test split may be empty (N_test = 0) when the source has none.
 
     ``name`` is a short identifier (``"fashion-mnist"``, ``"fashion-mnist-small"``, a file or folder name);
@@ -126,6 +127,29 @@ class Dataset:
             raise ValueError(invalid("Dataset.limit", "limit", expected, n))
         return dataclasses.replace(self, x_train=self.x_train[:n], y_train=self.y_train[:n])
 
+    def classes_subset(self, classes, per_class: int | None = None) -> "Dataset":
+        """Only the images of ``classes`` (label numbers, in the order given), relabelled ``0..len(classes)-1``
+        with their class names, both splits; with ``per_class``, only the first ``per_class`` training images
+        of each class (in the file's order, so the same every time; the test split is kept whole). For
+        transfer learning: pretrain on classes 0-4, then train on a small labelled set of 5-9
+        (``cnn train --classes 5-9 --per-class 50``)."""
+        classes = tuple(int(c) for c in classes)
+        if not classes or len(set(classes)) != len(classes) or not all(0 <= c < self.num_classes for c in classes):
+            raise ValueError(invalid("Dataset.classes_subset", "classes",
+                                     f"distinct class numbers from 0 to {self.num_classes - 1}", classes))
+        if per_class is not None and (isinstance(per_class, bool) or not isinstance(per_class, (int, np.integer))
+                                      or per_class < 1):
+            raise ValueError(invalid("Dataset.classes_subset", "per_class", "None or an int >= 1", per_class))
+        new_label = np.full(self.num_classes, -1, dtype=np.int64)
+        new_label[list(classes)] = np.arange(len(classes))
+        train = _class_rows(self.y_train, classes, per_class)
+        test = _class_rows(self.y_test, classes, None)
+        listed = ",".join(map(str, classes)) + ("" if per_class is None else f", {per_class} per class")
+        return dataclasses.replace(
+            self, x_train=self.x_train[train], y_train=new_label[self.y_train[train]], x_test=self.x_test[test],
+            y_test=new_label[self.y_test[test]], class_names=tuple(self.class_names[c] for c in classes),
+            source=f"{self.source}, classes {listed}")
+
     def resized(self, height: int, width: int) -> "Dataset":
         """Both splits resized to ``height x width`` by :func:`~cnn.data.resize.resize_bilinear` (PyTorch's
         bilinear, ``align_corners=False``, no antialiasing): float32 images in [0, 1], the labels unchanged,
@@ -134,6 +158,9 @@ class Dataset:
         if self.is_series:
             raise ValueError(f"Dataset {self.name}: time series (C x L) cannot be resized as images; "
                              "their length option does it (specs/timeseries.md)")
+        if self.is_features:
+            raise DataError(f"Dataset.resized: {self.name} holds feature vectors of {self.image_shape[0]} values, "
+                             "not images; there is nothing to resize")
         if (height, width) == self.image_shape[1:]:
             return self
         return dataclasses.replace(
@@ -146,11 +173,50 @@ class Dataset:
             c, length = self.image_shape
             return (f"{self.name}: {len(self.y_train):,} training and {len(self.y_test):,} test series of "
                     f"{c}x{length} (C x L), {self.num_classes} classes ({self.source})")
+        if self.is_features:
+            return (f"{self.name}: {len(self.y_train):,} training and {len(self.y_test):,} test feature vectors of "
+                    f"{self.image_shape[0]} values, {self.num_classes} classes ({self.source})")
         c, h, w = self.image_shape
         return (
             f"{self.name}: {len(self.y_train):,} training and {len(self.y_test):,} test images of "
             f"{c}x{h}x{w}, {self.num_classes} classes ({self.source})"
         )
+
+    @property
+    def is_features(self) -> bool:
+        """True for a data set of feature vectors ``(N, F)`` (``cnn features``' bottleneck features) rather
+        than images: any float32 values, no [0, 1] rule, no resizing."""
+        return self.x_train.ndim == 2
+
+
+def _class_rows(y: np.ndarray, classes: tuple, per_class: int | None) -> np.ndarray:
+    """The indices (ascending) of the rows of ``classes``, at most the first ``per_class`` of each."""
+    keep = np.zeros(len(y), dtype=bool)
+    for c in classes:
+        rows = np.flatnonzero(y == c)
+        keep[rows if per_class is None else rows[:per_class]] = True
+    return np.flatnonzero(keep)
+
+
+def parse_classes(text: str) -> tuple[int, ...]:
+    """``"0-4"`` -> ``(0, 1, 2, 3, 4)``, ``"5,7,9"`` -> ``(5, 7, 9)``, ``"0-2,8"``; ``ValueError`` otherwise."""
+    out = []
+    try:
+        for part in str(text).split(","):
+            low, dash, high = part.strip().partition("-")
+            first, last = int(low), int(high) if dash else int(low)
+            if first < 0 or last < first or last - first > MAX_CLASSES:
+                raise ValueError
+            out.extend(range(first, last + 1))
+    except ValueError:
+        raise ValueError(f"expected class numbers such as 0-4 or 5,7,9; received {text!r}") from None
+    if len(set(out)) != len(out):
+        raise ValueError(f"expected distinct class numbers; received {text!r}")
+    return tuple(out)
+
+
+#: The ranks of ``x_train``/``x_test``: images (N, C, H, W) or feature vectors (N, F).
+_SAMPLE_NDIMS = (4, 2)
 
 
 def _check_split(ds: Dataset, split: str) -> None:
@@ -158,9 +224,11 @@ def _check_split(ds: Dataset, split: str) -> None:
     x, y = getattr(ds, f"x_{split}"), getattr(ds, f"y_{split}")
     where = f"Dataset {ds.name}"
     series = isinstance(x, np.ndarray) and x.ndim == 3 and x.dtype == np.float32  # time series (N, C, L)
-    if not series and (not isinstance(x, np.ndarray) or x.ndim != 4 or x.dtype not in (np.uint8, np.float32)):
-        raise ValueError(f"{where}: x_{split} must be a uint8 or float32 array (N, C, H, W), or float32 series "
-                         f"(N, C, L); received {type(x).__name__} {getattr(x, 'dtype', '')} {getattr(x, 'shape', '')}.")
+    if not series and (not isinstance(x, np.ndarray) or x.ndim not in _SAMPLE_NDIMS
+                       or x.dtype not in (np.uint8, np.float32)):
+        raise ValueError(f"{where}: x_{split} must be a uint8 or float32 array (N, C, H, W), float32 series "
+                         f"(N, C, L) or feature vectors (N, F); received {type(x).__name__} "
+                         f"{getattr(x, 'dtype', '')} {getattr(x, 'shape', '')}.")
     if not isinstance(y, np.ndarray) or y.ndim != 1 or y.dtype != np.int64:
         raise ValueError(f"{where}: y_{split} must be an int64 array (N,); received "
                          f"{type(y).__name__} {getattr(y, 'dtype', '')} {getattr(y, 'shape', '')}.")
@@ -175,11 +243,16 @@ def to_float(x: np.ndarray, *, mean=None, std=None) -> np.ndarray:
     """Images as float32: ``x / 255`` for uint8 (so in [0, 1]), float images unchanged; then, when given,
     ``(x - mean[c]) / std[c]`` per channel.
 
-    Shape: (N, C, H, W) -> (N, C, H, W); time series (N, C, L) -> (N, C, L) likewise. ``mean`` and ``std``
-    are a number or C numbers.
+    Shape: (N, C, H, W) -> (N, C, H, W); time series (N, C, L) -> (N, C, L) likewise; feature vectors
+    (N, F) -> (N, F) (float32, unscaled). ``mean`` and ``std`` are a number or C numbers (not for features).
     """
+    if isinstance(x, np.ndarray) and x.ndim == 2 and mean is None and std is None:
+        if not np.issubdtype(x.dtype, np.floating):
+            raise TypeError(f"to_float: feature vectors (N, F) must be floating point; received dtype {x.dtype}.")
+        check_bytes(nbytes_of(x.shape, 4), what=f"to_float: the float32 copy of `x` of shape {x.shape}")
+        return x.astype(np.float32)
     if not isinstance(x, np.ndarray) or x.ndim not in (3, 4):
-        raise TypeError(f"to_float: argument `x` must be a numpy.ndarray (N, C, H, W) or (N, C, L); received "
+        raise TypeError(f"to_float: argument `x` must be a numpy.ndarray (N, C, H, W), (N, C, L) or (N, F); received "
                         f"{type(x).__name__} {getattr(x, 'shape', '')}.")
     check_bytes(nbytes_of(x.shape, 4), what=f"to_float: the float32 copy of `x` of shape {x.shape}")
     if x.dtype == np.uint8:

@@ -48,14 +48,32 @@ def _channel_layout(path: Path, key: str, shape: tuple, layout: str | None) -> s
                 f"shape {shape}, where {what}")
 
 
+def _npz_features(path: Path, key: str, x: np.ndarray) -> np.ndarray:
+    """A 2-D array ``(N, F)``: feature vectors (``cnn features``' bottleneck features), not images: floats
+    of any finite value (no [0, 1] rule: a ReLU layer's output is not a pixel), kept as float32."""
+    if x.shape[1] == 0:
+        raise _fail(path, f"`{key}` feature vectors of at least 1 value", f"shape {x.shape}")
+    if not np.issubdtype(x.dtype, np.floating):
+        raise _fail(path, f"`{key}` feature vectors (N, F) as floats", f"dtype {x.dtype}")
+    check_bytes(nbytes_of(x.shape, 4), what=f"load_npz: `{key}` of {printable(path)} as float32, shape {x.shape}")
+    with np.errstate(over="ignore"):
+        out = np.ascontiguousarray(x, dtype=np.float32)
+    if not np.isfinite(out).all():
+        raise _fail(path, f"`{key}` with finite values (as float32)", "NaN or infinite values")
+    return out
+
+
 def _npz_images(path: Path, key: str, x: np.ndarray, layout: str | None) -> np.ndarray:
+    if x.ndim == 2:
+        return _npz_features(path, key, x)
     if x.ndim == 3:
         x = x[:, None, :, :]
     elif x.ndim == 4:
         if _channel_layout(path, key, x.shape, layout) == "NHWC":
             x = x.transpose(0, 3, 1, 2)
     else:
-        raise _fail(path, f"`{key}` of shape (N, H, W), (N, H, W, C) or (N, C, H, W)", f"shape {x.shape}")
+        raise _fail(path, f"`{key}` of shape (N, H, W), (N, H, W, C), (N, C, H, W) or feature vectors (N, F)",
+                    f"shape {x.shape}")
     if 0 in x.shape[1:]:
         raise _fail(path, f"`{key}` images of at least 1 channel and 1x1 pixels", f"(C, H, W) = {x.shape[1:]}")
     return np.ascontiguousarray(_image_values(path, key, x))
@@ -102,7 +120,8 @@ def _npz_labels(path: Path, key: str, y: np.ndarray, count: int, images: str) ->
 def load_npz(path, *, layout: str | None = None, class_names=None, name: str | None = None) -> Dataset:
     """Load a ``.npz`` holding ``x_train, y_train, x_test, y_test`` (and optionally ``class_names``).
 
-    Object arrays are refused. Images may be (N, H, W) (one channel),
+    Object arrays are refused. A 2-D array ``(N, F)`` is a set of feature vectors (``cnn features``' output):
+    floats of any finite value, kept as float32. Images may be (N, H, W) (one channel),
     (N, C, H, W) or (N, H, W, C). For 4-D arrays ``layout`` ("NCHW" or "NHWC") says which; when it is None
     the layout is decided by which of axes 1 and 3 has a size of at most 4 (a channel count), and an array
     where both or neither do is refused with a message asking for ``layout``. Pixels are uint8 (any integer
