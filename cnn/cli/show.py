@@ -25,12 +25,12 @@ _out_option = click.option("--out", "out", required=True, metavar="FILE.png", he
 
 def _input_options(command):
     """IMAGE.png, or ``--data NAME --index I [--split]``: one input of the model."""
-    command = click.argument("image_path", required=False, metavar="[IMAGE.png]")(command)
-    command = click.option("--data", "data_name", metavar="NAME|PATH",
-                           help="Take the input from a data set (with --index) instead of a PNG file.")(command)
+    command = split_option(command)
     command = click.option("--index", type=click.IntRange(0), metavar="I",
                            help="With --data: the image's position in the split (from 0).")(command)
-    return split_option(command)
+    command = click.option("--data", "data_name", metavar="NAME|PATH",
+                           help="Take the input from a data set (with --index) instead of a PNG file.")(command)
+    return click.argument("image_path", required=False, metavar="[IMAGE.png]")(command)
 
 
 def _one_input(model, model_path, image_path, data_name, split, index):
@@ -101,7 +101,7 @@ def activations(model_path, image_path, data_name, index, split, layers, out, en
         _write(pictures.activation_maps(model, image, list(layers) or None, title=title), out)
 
 
-@show.command(context_settings=CONTEXT)
+@show.command(context_settings=CONTEXT, short_help="Grad-CAM: where in one input the evidence for a class lies.")
 @model_argument
 @_input_options
 @click.option("--class", "class_index", type=click.IntRange(0), metavar="C",
