@@ -1,5 +1,6 @@
 #!/bin/sh
-# The README's pictures (docs/filters.png, activations.png, gradcam.png, sobel.png), drawn by `cnn show`.
+# The README's pictures (docs/filters.png, activations.png, gradcam.png, gradcam-class9.png, sobel.png), drawn by
+# `cnn show`.
 #
 #   scripts/make_pictures.sh [MODEL.npz]
 #
@@ -22,4 +23,5 @@ fi
 $CNN show filters "$MODEL" --out docs/filters.png
 $CNN show activations "$MODEL" --data fashion-mnist-small --index 7 --out docs/activations.png
 $CNN show gradcam "$MODEL" --data fashion-mnist-small --index 7 --out docs/gradcam.png
+$CNN show gradcam "$MODEL" --data fashion-mnist-small --index 7 --class 9 --out docs/gradcam-class9.png
 $CNN show sobel --out docs/sobel.png

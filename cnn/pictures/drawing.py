@@ -51,10 +51,11 @@ def _bare(axes) -> None:
     axes.set_yticks([])
 
 
-def _image_for_display(image: np.ndarray) -> tuple[np.ndarray, str | None]:
-    """A model input ``(C, H, W)`` as something ``imshow`` draws: gray ``(H, W)`` or RGB ``(H, W, 3)`` in [0, 1]
-    (other channel counts: the first channel)."""
-    image = np.asarray(image, dtype=np.float64)
+def _image_for_display(image) -> tuple[np.ndarray, str | None]:
+    """A model input ``(C, H, W)`` (uint8 0-255 or floats) as something ``imshow`` draws: gray ``(H, W)`` or RGB
+    ``(H, W, 3)`` scaled to [0, 1] (other channel counts: the first channel, gray)."""
+    image = np.asarray(image)
+    image = image / 255.0 if image.dtype == np.uint8 else np.asarray(image, dtype=np.float64)
     if image.shape[0] == 3:
         low, high = image.min(), image.max()
         return (image.transpose(1, 2, 0) - low) / (high - low if high > low else 1.0), None
@@ -115,7 +116,7 @@ def activation_maps(model, image, layers=None, title: str = ""):
     heights = [2.0] + [1.25 * math.ceil(min(len(maps), MAX_MAPS) / columns) + 0.4 for _, maps in results]
     figure = _figure(1.25 * columns, sum(heights))
     sections = figure.subfigures(len(results) + 1, 1, height_ratios=heights)
-    shown, cmap = _image_for_display(np.asarray(image, dtype=np.float64) / (255.0 if image.dtype == np.uint8 else 1))
+    shown, cmap = _image_for_display(image)
     axes = sections[0].subplots(1, 1)
     axes.imshow(shown, cmap=cmap, interpolation="nearest")
     _bare(axes)
@@ -151,7 +152,7 @@ def grad_cam_figure(model, image, class_index=None, layer=None, class_names=None
     predicted = int(np.argmax(result.probabilities))
     peak = result.heatmap.max()
     heat = result.heatmap / peak if peak > 0 else result.heatmap
-    shown, cmap = _image_for_display(np.asarray(image, dtype=np.float64) / (255.0 if image.dtype == np.uint8 else 1))
+    shown, cmap = _image_for_display(image)
     figure = _figure(9.5, 3.9)
     panels = figure.subplots(1, 3)
     panels[0].imshow(shown, cmap=cmap, interpolation="nearest")
@@ -168,7 +169,7 @@ def grad_cam_figure(model, image, class_index=None, layer=None, class_names=None
     figure.colorbar(heat_image, ax=list(panels), shrink=0.8, label="relative importance")
     figure.suptitle(f"{title + ': ' if title else ''}where the evidence for class {result.class_index} "
                     f"'{names[result.class_index]}' lies (logit {result.score:.2f}, "
-                    f"p {result.probabilities[result.class_index]:.2f})", fontsize=10)
+                    f"p {result.probabilities[result.class_index]:.2g})", fontsize=10)
     return figure
 
 
