@@ -1,6 +1,7 @@
 # Set-up and the two everyday jobs. Everything lives in a virtual environment in .venv.
 #   make demo   the main job: the worked examples, then a CNN trained on the embedded Fashion-MNIST sample
 #   make test   the test suite (.ci/run calls exactly this)
+#   make pictures  the README's pictures in docs/ (scripts/make_pictures.sh; MODEL=path.npz draws from that model)
 # WITH_TORCH=1 also installs PyTorch 2.13.0 (CPU), the independent oracle for cross-checks.
 
 PYTHON ?= python3
@@ -10,7 +11,7 @@ comma := ,
 EXTRAS := test$(if $(filter 1,$(WITH_TORCH)),$(comma)torch)
 DEMO_EPOCHS ?= 2
 
-.PHONY: demo test test-boundscheck install clean clean-cache
+.PHONY: demo test test-boundscheck install clean clean-cache pictures
 
 $(VENV)/.installed-$(EXTRAS): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,6 +24,9 @@ install: $(VENV)/.installed-$(EXTRAS)
 demo: install
 	$(PY) cli.py demo
 	$(PY) cli.py train --data fashion-mnist-small --epochs $(DEMO_EPOCHS) --out runs/demo --overwrite
+
+pictures: install
+	PYTHON=$(PY) scripts/make_pictures.sh $(MODEL)
 
 # The whole suite, then the fast engine's agreement tests once more with Numba's bounds checks compiled in
 # (in a cache of their own: the checked kernels must not replace the fast ones).

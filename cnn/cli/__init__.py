@@ -4,6 +4,7 @@
     train     cnn/cli/train.py      evaluate  cnn/cli/evaluate.py  predict   cnn/cli/predict.py
     bench     cnn/cli/bench.py      (the measuring itself is cnn.bench)
     augment   cnn/cli/augment.py    (the augmentation preview; the drawing is cnn.augment)
+    show      cnn/cli/show.py       (filters, feature maps, Grad-CAM, Sobel as PNG; the drawing is cnn.pictures)
 
 What every command shares (exit statuses, the one-line error, ``--threads``, ``--engine``) is
 :mod:`cnn.cli.common`. Installed, ``cnn`` runs :func:`main`; from a checkout, ``python cli.py ...`` does
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import click
 
-from . import augment, bench, conform, demo, evaluate, predict, shape, train
+from . import augment, bench, conform, demo, evaluate, predict, shape, show, train
 from .common import CONTEXT, EXIT_INTERRUPTED, fail
 from .features import features as features_command
 
@@ -61,7 +62,7 @@ def cnn() -> None:
 
 
 for command in (shape.shape, demo.demo, conform.conform, train.train, evaluate.evaluate, predict.predict,
-                bench.bench, augment.augment):
+                bench.bench, augment.augment, show.show):
     cnn.add_command(command)
 cnn.add_command(features_command)
 
