@@ -667,7 +667,9 @@ def _taps_1d_backward_pass(x4, go3, w4, G, g2, src_w, gx):
     n_blocks = -(-N // GW_BLOCK)
     gw_blocks = SCRATCH.get("conv.gw", n_blocks * K * C_y * (C // G), dtype).reshape(n_blocks, K, C_y, C // G)
     direct = g2.padding_mode == "zeros"
-    planes = _none(3, dtype) if direct else _buffers("conv.planes", (C, Lp), dtype)
+    # The kernel takes each thread's plane even when it does not use it (``direct``): one empty plane per
+    # thread keeps that index in bounds.
+    planes = np.empty((_thread_slots(), 0, 0), dtype) if direct else _buffers("conv.planes", (C, Lp), dtype)
     with single_threaded(True):
         _taps_1d_backward(xt, go3, _taps_of(w4), G, D, GW_BLOCK, lo, direct, src_w, gw_blocks, gx.reshape(N, C, -1),
                           planes)
