@@ -149,18 +149,26 @@ def load_npz(path, *, layout: str | None = None, class_names=None, name: str | N
             check_bytes(nbytes_of(x.shape, 4),
                         what=f"load_npz: `{key}` of {printable(path)} as float32, shape {x.shape}")
         x_train, x_test = x_train.astype(np.float32) / _scale(x_train), x_test.astype(np.float32) / _scale(x_test)
-    y_train = _npz_labels(path, "y_train", arrays["y_train"], len(x_train), "x_train")
-    y_test = _npz_labels(path, "y_test", arrays["y_test"], len(x_test), "x_test")
-    _require_training_images(path, y_train)
-    class_names = _npz_class_names(path, arrays, class_names, y_train, y_test)
-    for key, y in (("y_train", y_train), ("y_test", y_test)):
-        _check_label_range(path, y, len(class_names), key)
+    y_train, y_test, class_names = _npz_labels_and_classes(path, arrays, len(x_train), len(x_test), class_names)
     return Dataset(x_train, y_train.astype(np.int64), x_test, y_test.astype(np.int64), class_names,
                    name or path.stem, f"{path}")
 
 
 def _scale(x: np.ndarray) -> float:
     return 255.0 if x.dtype == np.uint8 else 1.0
+
+
+def _npz_labels_and_classes(path: Path, arrays: dict, n_train: int, n_test: int, given=None):
+    """The file's ``y_train`` and ``y_test`` (one label per row of ``x_train``, ``x_test``), at least one
+    training example, and the class names (``given``, the file's, or inferred), every label among them.
+    Shared by the image and the series ``.npz`` readers."""
+    y_train = _npz_labels(path, "y_train", arrays["y_train"], n_train, "x_train")
+    y_test = _npz_labels(path, "y_test", arrays["y_test"], n_test, "x_test")
+    _require_training_images(path, y_train)
+    class_names = _npz_class_names(path, arrays, given, y_train, y_test)
+    for key, y in (("y_train", y_train), ("y_test", y_test)):
+        _check_label_range(path, y, len(class_names), key)
+    return y_train, y_test, class_names
 
 
 def _npz_class_names(path, arrays, given, y_train, y_test) -> tuple[str, ...]:

@@ -29,8 +29,8 @@ from cnnbase.checks import invalid
 from cnnbase.limits import check_bytes
 
 from .dataset import Dataset, _check_class_names, _fail, _require_training_images
-from .npz import _npz_class_names, _npz_labels
-from .reading import _check_label_range, _read_bytes, _read_npz
+from .npz import _npz_labels_and_classes
+from .reading import _read_bytes, _read_npz
 
 __all__ = ["ZNORMS", "SeriesOptions", "load_series", "read_ts", "read_ucr_tsv", "znormalize", "is_series_file",
            "test_file_beside"]
@@ -418,12 +418,7 @@ def _load_npz_series(path: Path, options: SeriesOptions, name: str | None) -> Da
                     f"{x_test.shape[1:]}")
     if x_train.shape[1] != x_test.shape[1]:
         raise _fail(path, f"`x_test` series of {x_train.shape[1]} channel(s) as `x_train`", f"{x_test.shape[1]}")
-    y_train = _npz_labels(path, "y_train", arrays["y_train"], len(x_train), "x_train")
-    y_test = _npz_labels(path, "y_test", arrays["y_test"], len(x_test), "x_test")
-    _require_training_images(path, y_train)
-    classes = _npz_class_names(path, arrays, None, y_train, y_test)
-    for key, y in (("y_train", y_train), ("y_test", y_test)):
-        _check_label_range(path, y, len(classes), key)
+    y_train, y_test, classes = _npz_labels_and_classes(path, arrays, len(x_train), len(x_test))
     train = _Cases([list(s) for s in x_train], [classes[k] for k in y_train], classes, [0] * len(y_train))
     test = _Cases([list(s) for s in x_test], [classes[k] for k in y_test], classes, [0] * len(y_test))
     return _from_cases(path, train, test, path, options, name or _split_name(path), f"{path}")
