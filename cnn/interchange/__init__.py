@@ -1,0 +1,13 @@
+"""Interchange: models and weights to and from other formats and frameworks (issue 15).
+
+    onnx_export.py   a model to ONNX (opset stated in the module), checked with onnx.checker
+    onnx_import.py   an ONNX graph of the ops our layers cover back to a model
+    safetensors.py   the safetensors format, read and written here (the network description in its metadata)
+    torch_state.py   a PyTorch state_dict (safetensors, or ``.pt`` through ``torch.load(weights_only=True)``)
+                     mapped onto a network given by its description
+    keras_file.py    a Keras 3 ``.keras`` file (config plus ``model.weights.h5``), layouts converted
+
+Every reader treats its file as untrusted: nothing is unpickled, and sizes are checked against
+``CNN_MAX_ARRAY_BYTES`` before anything is allocated. onnx, torch and h5py are optional extras, imported
+only by the function that needs them.
+"""
