@@ -2,13 +2,14 @@
 #   make demo   the main job: the worked examples, then a CNN trained on the embedded Fashion-MNIST sample
 #   make test   the test suite (.ci/run calls exactly this)
 #   make pictures  the README's pictures in docs/ (scripts/make_pictures.sh; MODEL=path.npz draws from that model)
-# WITH_TORCH=1 also installs PyTorch 2.13.0 (CPU), the independent oracle for cross-checks.
+# WITH_TORCH=1 also installs PyTorch 2.13.0 (CPU), the independent oracle for cross-checks; WITH_PEERS=1 installs
+# every peer (PyTorch, ONNX and ONNX Runtime, TensorFlow with Keras, JAX, h5py, safetensors), as CI does.
 
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 comma := ,
-EXTRAS := test$(if $(filter 1,$(WITH_TORCH)),$(comma)torch)
+EXTRAS := test$(if $(filter 1,$(WITH_TORCH)),$(comma)torch)$(if $(filter 1,$(WITH_PEERS)),$(comma)peers)
 DEMO_EPOCHS ?= 2
 
 .PHONY: demo test test-boundscheck install clean clean-cache pictures
