@@ -9,6 +9,7 @@ torch modules written out by hand below, and Keras/TensorFlow. All three are opt
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import struct
@@ -340,3 +341,147 @@ class _Evil:
     def _run():
         _Evil.ran = True
         return None
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# (c) Keras 3 .keras files -> our forward on NCHW == Keras's predict on NHWC
+
+
+def _keras_random_(model, seed):
+    """Random weights in every layer of a Keras model (moving variances positive)."""
+    rng = _rng(seed)
+    for layer in model.layers:
+        if layer.weights:
+            layer.set_weights([(rng.uniform(0.5, 1.5, w.shape) if "variance" in w.path else rng.normal(0, 0.2, w.shape))
+                               .astype("float32") for w in layer.weights])
+    return model
+
+
+def _keras_models(keras):
+    """The seeds' model (Sequential, as mnist_cnn.py), a model with batch norm, 'same' padding, strides,
+    zero padding and average pooling, and a functional 1-D model with a residual Add and a Concatenate."""
+    L = keras.layers
+    seeds = keras.Sequential([keras.Input((28, 28, 1)), L.Conv2D(32, 3, activation="relu"),
+                              L.Conv2D(64, 3, activation="relu"), L.MaxPooling2D(2), L.Dropout(0.25), L.Flatten(),
+                              L.Dense(128, activation="relu"), L.Dropout(0.5), L.Dense(10, activation="softmax")])
+    norm = keras.Sequential([keras.Input((9, 7, 3)), L.Conv2D(4, 3, strides=2, padding="same", name="stem"),
+                             L.BatchNormalization(epsilon=1e-3), L.Activation("relu"),
+                             L.ZeroPadding2D(((1, 0), (0, 2))), L.AveragePooling2D(2, padding="same"),
+                             L.MaxPooling2D(2, strides=1, padding="same"), L.Flatten(), L.Dense(5),
+                             L.Activation("softmax")])
+    inp = keras.Input((20, 3))
+    a = L.Conv1D(8, 3, padding="causal", dilation_rate=2, name="c1")(inp)
+    a = L.BatchNormalization()(a)
+    b = L.Conv1D(8, 1, name="c2")(inp)
+    s = L.Activation("relu")(L.Add()([a, b]))
+    c = L.Concatenate()([s, inp])
+    out = L.Dense(4, activation="tanh")(L.GlobalMaxPooling1D()(L.Conv1D(6, 5, strides=2, padding="same")(c)))
+    series = keras.Model(inp, out)
+    return {"seeds": (seeds, (2, 28, 28, 1)), "norm": (norm, (3, 9, 7, 3)), "series": (series, (2, 20, 3))}
+
+
+@pytest.fixture(scope="module")
+def keras_files(tmp_path_factory):
+    """Each Keras model saved as .keras with the input and Keras's own predictions (TensorFlow imported once)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    keras = pytest.importorskip("keras")
+    pytest.importorskip("h5py")
+    folder = tmp_path_factory.mktemp("keras")
+    out = {}
+    for seed, (name, (model, shape)) in enumerate(_keras_models(keras).items()):
+        _keras_random_(model, seed)
+        path = folder / f"{name}.keras"
+        model.save(path)
+        x = _rng(10 + seed).normal(size=shape).astype(np.float32)
+        out[name] = (path, x, model(x, training=False).numpy())
+    return out
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # Keras 3.15 on NumPy 2: its own __array__ call
+@pytest.mark.parametrize("name", ["seeds", "norm", "series"])
+def test_keras_file_gives_keras_predictions(keras_files, name):
+    from cnn.interchange.keras_file import load_keras
+
+    path, x, expected = keras_files[name]
+    model, report = load_keras(path)
+    x_ours = np.ascontiguousarray(np.moveaxis(x, -1, 1))  # NHWC -> NCHW (NLC -> NCL)
+    got = model.predict(x_ours) if model.output_activation else model.forward(x_ours)
+    np.testing.assert_allclose(got, expected, atol=TOL, rtol=TOL)
+    assert report.names
+
+
+def test_keras_names_kept_and_blocks_named_after_the_merge(keras_files):
+    from cnn.interchange.keras_file import load_keras
+
+    model, report = load_keras(keras_files["norm"][0])
+    assert model.layers[0].name == "stem"
+    model, report = load_keras(keras_files["series"][0])
+    names = dict(report.names)
+    assert names["c1"] == "concatenate/branch0/add/body/c1" and names["c2"] == "concatenate/branch0/add/shortcut/c2"
+    assert [layer.config.type for layer in model.layers] == ["Concat", "Conv1D", "GlobalMaxPool1D", "Dense"]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# (d) errors from .keras files (written here with zipfile and h5py: no TensorFlow needed)
+
+
+def _keras_zip(path, layers, weights=None, *, model_class="Sequential"):
+    h5py = pytest.importorskip("h5py")
+    buffer = io.BytesIO()
+    with h5py.File(buffer, "w") as h5:
+        group = h5.create_group("layers")
+        for key, arrays in (weights or {}).items():
+            variables = group.create_group(key).create_group("vars")
+            for index, array in enumerate(arrays):
+                variables.create_dataset(str(index), data=array)
+    config = {"class_name": model_class, "config": {"name": "m", "layers": layers}}
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("metadata.json", json.dumps({"keras_version": "3.15.1"}))
+        archive.writestr("config.json", json.dumps(config))
+        archive.writestr("model.weights.h5", buffer.getvalue())
+    return path
+
+
+_INPUT = {"class_name": "InputLayer", "config": {"batch_shape": [None, 6, 4], "name": "input_layer"}}
+
+
+def test_unsupported_keras_layer_is_one_line_naming_class_and_layer(tmp_path):
+    from cnn.interchange.keras_file import UnsupportedKeras, load_keras
+
+    lstm = {"class_name": "LSTM", "config": {"name": "my_lstm", "units": 3}}
+    path = _keras_zip(tmp_path / "lstm.keras", [_INPUT, lstm])
+    with pytest.raises(UnsupportedKeras) as caught:
+        load_keras(path)
+    text = str(caught.value)
+    assert "layer 'my_lstm' of class LSTM cannot be imported" in text and "\n" not in text
+
+
+def test_keras_weights_of_the_wrong_shape_name_the_layer(tmp_path):
+    from cnn.interchange.keras_file import load_keras
+
+    conv = {"class_name": "Conv1D", "config": {"name": "conv", "filters": 2, "kernel_size": [3], "use_bias": False}}
+    path = _keras_zip(tmp_path / "bad.keras", [_INPUT, conv], {"conv1d": [np.zeros((3, 5, 2), np.float32)]})
+    with pytest.raises(CheckpointError, match=r"layer 'conv' \(Conv1D\): weight of shape \(2, 5, 3\).*needs \(2, 4, 3\)"):
+        load_keras(path)
+
+
+def test_keras_zip_bomb_is_refused_from_the_declared_size(tmp_path, monkeypatch):
+    from cnn.interchange.keras_file import read_keras
+
+    path = tmp_path / "bomb.keras"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("config.json", json.dumps({"class_name": "Sequential", "config": {"layers": []}}))
+        archive.writestr("model.weights.h5", bytes(16 * 1024**2))  # 16 MiB of zeros in a file of about 16 KiB
+    assert path.stat().st_size < 100_000
+    monkeypatch.setenv("CNN_MAX_FILE_BYTES", "1M")
+    with pytest.raises(SizeLimitError, match=r"member model.weights.h5 \(its declared size\) needs 16.00 MiB"):
+        read_keras(path)
+
+
+def test_keras_file_that_is_no_zip_is_one_line(tmp_path):
+    from cnn.interchange.keras_file import read_keras
+
+    path = tmp_path / "not.keras"
+    path.write_bytes(b"plain text")
+    with pytest.raises(CheckpointError, match="is not a Keras 3 .keras file"):
+        read_keras(path)
