@@ -81,7 +81,8 @@ def test_reference_writer_read_by_ours(tmp_path):
     rng = _rng(2)
     arrays = {"f32": rng.normal(size=(3, 4)).astype(np.float32), "f64": rng.normal(size=(2,)),
               "f16": rng.normal(size=(5,)).astype(np.float16), "i64": np.arange(6, dtype=np.int64).reshape(3, 2),
-              "u8": np.arange(4, dtype=np.uint8), "bool": np.array([True, False]), "empty": np.zeros((0, 3), np.float32),
+              "u8": np.arange(4, dtype=np.uint8), "bool": np.array([True, False]),
+              "empty": np.zeros((0, 3), np.float32),
               "scalar": np.array(2.5, np.float32)}
     path = tmp_path / "t.safetensors"
     safetensors_numpy.save_file(arrays, str(path), metadata={"who": "reference"})
@@ -118,7 +119,8 @@ _GOOD = {"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}
     ({"w": {"dtype": "F32", "shape": [2, -1], "data_offsets": [0, 8]}}, bytes(8), "shape must be a list of ints"),
     ({"w": {"dtype": "F32", "shape": "2", "data_offsets": [0, 8]}}, bytes(8), "shape must be a list of ints"),
     ({"w": {"dtype": "F32", "shape": [2], "data_offsets": [0]}}, bytes(8), "data_offsets must be [begin, end]"),
-    ({"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 12]}}, bytes(12), "hold 12 bytes; shape (2,) of F32 needs 8"),
+    ({"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 12]}}, bytes(12),
+     "hold 12 bytes; shape (2,) of F32 needs 8"),
     ({"w": {"dtype": "F32", "shape": [2], "data_offsets": [8, 0]}}, bytes(8), "hold -8 bytes"),
     ({"w": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}}, bytes(8), "go past the end of the data (8 bytes)"),
     ({"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
@@ -461,7 +463,8 @@ def test_keras_weights_of_the_wrong_shape_name_the_layer(tmp_path):
 
     conv = {"class_name": "Conv1D", "config": {"name": "conv", "filters": 2, "kernel_size": [3], "use_bias": False}}
     path = _keras_zip(tmp_path / "bad.keras", [_INPUT, conv], {"conv1d": [np.zeros((3, 5, 2), np.float32)]})
-    with pytest.raises(CheckpointError, match=r"layer 'conv' \(Conv1D\): weight of shape \(2, 5, 3\).*needs \(2, 4, 3\)"):
+    expected = r"layer 'conv' \(Conv1D\): weight of shape \(2, 5, 3\).*needs \(2, 4, 3\)"
+    with pytest.raises(CheckpointError, match=expected):
         load_keras(path)
 
 

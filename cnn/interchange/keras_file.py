@@ -530,7 +530,7 @@ def _dense_weight(kernel: np.ndarray, flattened) -> np.ndarray:
     return np.moveaxis(weight.reshape((units,) + spatial + (channels,)), -1, 1).reshape(units, -1)
 
 
-def _arrays_for(layer, keras_cfg: dict, variables: list[np.ndarray], flattened, shown: str) -> dict[str, np.ndarray]:
+def _arrays_for(layer, keras_cfg: dict, variables: list, flattened, shown: str) -> dict[str, np.ndarray]:
     """Our arrays of one runtime layer from the Keras variables of its layer."""
     cfg = layer.config
     where = f"{shown}: layer {printable(cfg.name)!r} ({cfg.keras_class})"
@@ -597,7 +597,8 @@ def load_keras(path, *, engine="fastcnn"):
         if key not in keras.weights:
             raise CheckpointError(f"{shown}: {_WEIGHTS} has no variables for layer {printable(layer.config.name)!r} "
                                   f"(looked for layers/{key})")
-        converted = _arrays_for(layer, keras_layer.get("config") or {}, keras.weights[key], flattened.get(layer.name), shown)
+        converted = _arrays_for(layer, keras_layer.get("config") or {}, keras.weights[key],
+                                flattened.get(layer.name), shown)
         for kind, store in (("param", layer.params), ("buffer", layer.buffers)):
             for name in store:
                 value = converted[name]
