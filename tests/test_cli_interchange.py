@@ -70,6 +70,8 @@ def test_export_refuses_an_existing_file_without_overwrite(tmp_path, model_file)
     (("import", "{tmp}/s.safetensors", "{tmp}/o.bin"), "expected a file name ending in .npz"),
     (("import", "{tmp}/s.safetensors", "{tmp}/o.npz"), "holds a PyTorch state_dict without a network: give"),
     (("import", "{tmp}/s.safetensors", "{tmp}/o.npz", "--input-shape", "1x8x8"), "--input-shape goes with --model"),
+    (("import", "{tmp}/s.safetensors", "{tmp}/o.npz", "--model", "dense2", "--input-shape", "3", "--data", "x"),
+     "--input-shape and --data both give the input shape"),
     (("import", "{tmp}/s.safetensors", "{tmp}/o.npz", "--model", "dense2", "--input-shape", "1xx8"),
      "--input-shape: invalid input shape"),
     (("import", "{tmp}/s.safetensors", "{tmp}/o.npz", "--model", "dense5", "--input-shape", "3"),
@@ -101,7 +103,9 @@ def test_import_torch_state_dict_onto_model_equals_torch(tmp_path):
     source = tmp_path / "state.pt"
     torch.save(module.state_dict(), source)
     out = tmp_path / "model.npz"
-    result = run("import", source, out, "--model", "conv4k3 relu, bn, flatten, dense3", "--input-shape", "1x8x8")
+    np.savez(tmp_path / "data.npz", x_train=np.zeros((2, 1, 8, 8), np.float32), y_train=np.array([0, 1]),
+             x_test=np.zeros((2, 1, 8, 8), np.float32), y_test=np.array([0, 1]))
+    result = run("import", source, out, "--model", "conv4k3 relu, bn, flatten, dense3", "--data", tmp_path / "data.npz")
     assert result.exit_code == 0, result.output
     assert "conv2d <- 0" in result.output and "dense <- 4" in result.output
     x = np.random.default_rng(2).normal(size=(2, 1, 8, 8)).astype(np.float32)

@@ -1,7 +1,7 @@
 """``cnn export`` and ``cnn import``: a model file to and from other formats (:mod:`cnn.interchange`).
 
     cnn export MODEL.npz OUT.safetensors|OUT.onnx [--overwrite]
-    cnn import SRC OUT.npz [--model TEXT] [--input-shape CxHxW] [--overwrite]
+    cnn import SRC OUT.npz [--model TEXT] [--input-shape CxHxW | --data NAME] [--overwrite]
 
 ``cnn import`` goes by SRC's suffix: ``.onnx`` (an ONNX graph of the ops our layers cover), ``.safetensors``
 (ours, which carries its network in its metadata, or a PyTorch state_dict, mapped onto ``--model``),
@@ -25,6 +25,7 @@ from .. import pretrained
 from ..model import load_model
 from ..run import read_class_names, save_model
 from .common import CONTEXT, UsageProblem, engine_option, printable, reported, shape_text
+from .inputs import load_data
 
 __all__ = ["export", "import_", "EXPORT_SUFFIXES", "IMPORT_SUFFIXES"]
 
@@ -109,9 +110,11 @@ def export(model_path, out, overwrite):
                    "as cnn train --model; its layers with arrays take the state_dict's modules in order.")
 @click.option("--input-shape", metavar="CxHxW",
               help="The input of one sample for --model (e.g. 1x28x28, or CxL); by default the preset's own.")
+@click.option("--data", "data_name", metavar="NAME|PATH",
+              help="With --model: take the input shape from this data set's images (as cnn train --data).")
 @_overwrite_option
 @engine_option()
-def import_(source, out, description, input_shape, overwrite, engine):
+def import_(source, out, description, input_shape, data_name, overwrite, engine):
     """Read SRC (.onnx, .safetensors, .pt/.pth or .keras) and write it as the model file OUT.npz, which cnn
     evaluate, cnn predict and cnn train --init read.
 
@@ -127,8 +130,13 @@ def import_(source, out, description, input_shape, overwrite, engine):
         if kind not in IMPORT_SUFFIXES:
             raise UsageProblem(f"SRC {source}: expected a file ending in {', '.join(IMPORT_SUFFIXES)}")
         _check_out(out, overwrite, (".npz",), "OUT.npz")
-        if input_shape is not None and description is None:
-            raise UsageProblem("--input-shape goes with --model (the network of a PyTorch state_dict)")
+        for option, value in (("--input-shape", input_shape), ("--data", data_name)):
+            if value is not None and description is None:
+                raise UsageProblem(f"{option} goes with --model (the network of a PyTorch state_dict)")
+        if input_shape is not None and data_name is not None:
+            raise UsageProblem("--input-shape and --data both give the input shape: give one of them")
+        if data_name is not None:
+            input_shape = shape_text(load_data(data_name).image_shape)
         model, lines, class_names = _import(source, kind, description, input_shape, engine)
         save_model(model, out, class_names, f"imported from {source}")
     click.echo(f"imported {printable(source)}: {_counts(model)}")
