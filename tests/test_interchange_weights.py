@@ -458,6 +458,24 @@ def test_unsupported_keras_layer_is_one_line_naming_class_and_layer(tmp_path):
     assert "layer 'my_lstm' of class LSTM cannot be imported" in text and "\n" not in text
 
 
+@pytest.mark.parametrize("layer, text", [
+    ({"class_name": "Conv1D", "config": {"name": "cf", "filters": 2, "kernel_size": [3],
+                                         "data_format": "channels_first"}}, "data_format channels_first"),
+    ({"class_name": "BatchNormalization", "config": {"name": "bn", "axis": 1},
+      "build_config": {"input_shape": [None, 6, 4]}}, r"axis 1; the channel axis \(-1\) is read"),
+    ({"class_name": "Dense", "config": {"name": "d", "units": 2, "activation": "leaky_relu"}},
+     "activation 'leaky_relu'"),
+])
+def test_unsupported_keras_arguments_name_the_layer(tmp_path, layer, text):
+    from cnn.interchange.keras_file import UnsupportedKeras, load_keras
+
+    path = _keras_zip(tmp_path / "arg.keras", [_INPUT, {"class_name": "Flatten", "config": {"name": "f"}}, layer]
+                      if layer["class_name"] == "Dense" else [_INPUT, layer])
+    with pytest.raises(UnsupportedKeras, match=text) as caught:
+        load_keras(path)
+    assert f"layer '{layer['config']['name']}' of class {layer['class_name']}" in str(caught.value)
+
+
 def test_keras_weights_of_the_wrong_shape_name_the_layer(tmp_path):
     from cnn.interchange.keras_file import load_keras
 

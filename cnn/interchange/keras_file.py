@@ -279,10 +279,12 @@ def _zero_padding(cls, cfg, name, shown, class_name):
     return cls(padding=padding, name=name)
 
 
-def _batch_norm(cfg, name, shown, class_name):
+def _batch_norm(cfg, name, shown, class_name, built=None):
+    """``built``: the layer's input shape from its ``build_config`` (None, *sample), to tell the last axis."""
     axis = cfg.get("axis", -1)
     axis = axis[0] if isinstance(axis, list) and len(axis) == 1 else axis
-    if axis not in (-1, 3) and not (isinstance(axis, int) and axis > 0):
+    last = len(built) - 1 if isinstance(built, list) else None
+    if axis != -1 and (last is None or axis != last):
         raise _unsupported(shown, class_name, name, f"axis {printable(str(axis))}; the channel axis (-1) is read")
     return netspec.BatchNorm(eps=cfg.get("epsilon", 1e-3), momentum=round(1.0 - cfg.get("momentum", 0.99), 12),
                              name=name)
@@ -316,7 +318,7 @@ def _record(layer: dict, shown: str):
     if class_name == "Dropout":
         return netspec.Dropout(cfg["rate"], name=name)
     if class_name == "BatchNormalization":
-        return _batch_norm(cfg, name, shown, class_name)
+        return _batch_norm(cfg, name, shown, class_name, (layer.get("build_config") or {}).get("input_shape"))
     if class_name in ("Activation", "ReLU", "Softmax"):
         if class_name == "ReLU" and any(cfg.get(k) not in (None, 0, 0.0) for k in ("max_value", "negative_slope",
                                                                                   "threshold")):
