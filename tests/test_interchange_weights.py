@@ -375,8 +375,8 @@ def _keras_models(keras):
     a = L.Conv1D(8, 3, padding="causal", dilation_rate=2, name="c1")(inp)
     a = L.BatchNormalization()(a)
     b = L.Conv1D(8, 1, name="c2")(inp)
-    s = L.Activation("relu")(L.Add()([a, b]))
-    c = L.Concatenate()([s, inp])
+    s = L.Activation("relu")(L.Add(name="join")([a, b]))  # named: Keras numbers default names per process
+    c = L.Concatenate(name="cat")([s, inp])
     out = L.Dense(4, activation="tanh")(L.GlobalMaxPooling1D()(L.Conv1D(6, 5, strides=2, padding="same")(c)))
     series = keras.Model(inp, out)
     return {"seeds": (seeds, (2, 28, 28, 1)), "norm": (norm, (3, 9, 7, 3)), "series": (series, (2, 20, 3))}
@@ -419,7 +419,7 @@ def test_keras_names_kept_and_blocks_named_after_the_merge(keras_files):
     assert model.layers[0].name == "stem"
     model, report = load_keras(keras_files["series"][0])
     names = dict(report.names)
-    assert names["c1"] == "concatenate/branch0/add/body/c1" and names["c2"] == "concatenate/branch0/add/shortcut/c2"
+    assert names["c1"] == "cat/branch0/join/body/c1" and names["c2"] == "cat/branch0/join/shortcut/c2"
     assert [layer.config.type for layer in model.layers] == ["Concat", "Conv1D", "GlobalMaxPool1D", "Dense"]
 
 
