@@ -5,6 +5,8 @@
     bench     cnn/cli/bench.py      (the measuring itself is cnn.bench)
     augment   cnn/cli/augment.py    (the augmentation preview; the drawing is cnn.augment)
     show      cnn/cli/show.py       (filters, feature maps, Grad-CAM, Sobel as PNG; the drawing is cnn.pictures)
+    features  cnn/cli/features.py   (bottleneck features; the computing is cnn.transfer)
+    export    cnn/cli/interchange.py  import  cnn/cli/interchange.py  (the formats are cnn.interchange)
 
 What every command shares (exit statuses, the one-line error, ``--threads``, ``--engine``) is
 :mod:`cnn.cli.common`. Installed, ``cnn`` runs :func:`main`; from a checkout, ``python cli.py ...`` does
@@ -23,6 +25,7 @@ import click
 from . import augment, bench, conform, demo, evaluate, predict, shape, show, train
 from .common import CONTEXT, EXIT_INTERRUPTED, fail
 from .features import features as features_command
+from .interchange import export as export_command, import_ as import_command
 
 __all__ = ["cnn", "main", "version", "DISTRIBUTION"]
 
@@ -65,6 +68,8 @@ for command in (shape.shape, demo.demo, conform.conform, train.train, evaluate.e
                 bench.bench, augment.augment, show.show):
     cnn.add_command(command)
 cnn.add_command(features_command)
+cnn.add_command(export_command)
+cnn.add_command(import_command)
 
 
 def main() -> None:
