@@ -94,6 +94,7 @@ MODELS = {
     "resnet1d": lambda: Model("resnet1d", seed=3),
     "every-layer-kind": lambda: Model(_every_layer_kind(), (3, 13, 11), seed=4),
     "one-d-kinds": lambda: Model(_one_d(), (2, 17), seed=5),
+    "lenet5-1998": lambda: Model("lenet5-1998", seed=6),  # C3's connection table; a layer named "output"
 }
 
 
@@ -217,11 +218,83 @@ def test_import_a_plain_graph_built_with_onnx_helper(tmp_path):
     path.write_bytes(proto.SerializeToString())
     model = import_onnx(path)
     assert [layer.config.type for layer in model.layers] == [
-        "Conv2D", "Activation", "Residual", "Activation", "Concat", "MaxPool2D", "GlobalAvgPool2D", "Dense",
-        "Activation"]
-    assert model.configs[4].branches[1][0] == ns.AvgPool2D(3, 1, padding=1, count_include_pad=False)  # ONNX default
+        "Conv2D", "Residual", "Concat", "MaxPool2D", "GlobalAvgPool2D", "Dense"]
+    assert model.configs[0].activation == "relu" and model.configs[1].activation == "leaky_relu"
+    assert model.configs[-1].activation == "softmax" and model.output_activation == "softmax"
+    assert model.configs[2].branches[1][0] == ns.AvgPool2D(3, 1, padding=1, count_include_pad=False)  # ONNX default
     x = np.random.default_rng(4).normal(size=(3, 2, 7, 6)).astype(np.float32)
     np.testing.assert_allclose(_ours(model, x), _ort(path, x), rtol=1e-5, atol=1e-6)
+
+
+def _more_ops_graph(rng) -> onnx.ModelProto:
+    """The ops the first plain graph leaves out, on a 1-D map: zero and channel Pad, an edge Pad folded into
+    the Conv after it, ConvTranspose, GlobalMaxPool kept as a map (a MaxPool over the whole map), Reshape to
+    (N, -1) (after a Relu, so not read as global pooling's flatten), Gemm with transB=0 and alpha, Dropout, Elu, Sigmoid, LogSoftmax."""
+    f = lambda *shape: rng.normal(0, 0.3, shape).astype(np.float32)  # noqa: E731
+    i64 = lambda *v: np.array(v, np.int64)  # noqa: E731
+    nodes = [
+        helper.make_node("Pad", ["x", "zpads"], ["z"], name="zero_pad"),
+        helper.make_node("Pad", ["z", "cpads", "zero"], ["cp"], name="channel_pad", mode="constant"),
+        helper.make_node("Pad", ["cp", "epads"], ["ep"], name="edge_pad", mode="edge"),
+        helper.make_node("Conv", ["ep", "w1", "b1"], ["c1"], name="conv", strides=[2]),
+        helper.make_node("Elu", ["c1"], ["e"], name="elu"),
+        helper.make_node("ConvTranspose", ["e", "wt", "bt"], ["t"], name="deconv", strides=[2], pads=[1, 0],
+                         output_padding=[1], dilations=[2]),
+        helper.make_node("Sigmoid", ["t"], ["s"], name="sigmoid"),
+        helper.make_node("GlobalMaxPool", ["s"], ["g"], name="gmp"),
+        helper.make_node("Relu", ["g"], ["gr"], name="relu"),
+        helper.make_node("Reshape", ["gr", "shape"], ["flat"], name="flatten"),
+        helper.make_node("Dropout", ["flat", "ratio"], ["d"], name="dropout"),
+        helper.make_node("Gemm", ["d", "wd", "bd"], ["logits"], name="dense", alpha=0.5, beta=2.0),
+        helper.make_node("LogSoftmax", ["logits"], ["y"], name="log_probabilities", axis=1),
+    ]
+    inits = [_init("zpads", i64(0, 0, 2, 0, 0, 1)), _init("cpads", i64(0, 1, 0, 0, 2, 0)),
+             _init("zero", np.float32(0)), _init("epads", i64(0, 0, 1, 0, 0, 2)), _init("w1", f(4, 5, 3)),
+             _init("b1", f(4)), _init("wt", f(4, 3, 2)), _init("bt", f(3)), _init("shape", i64(0, -1)),
+             _init("ratio", np.float32(0.25)), _init("wd", f(3, 6)), _init("bd", f(6))]
+    graph = helper.make_graph(nodes, "more", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 2, 11])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 6])], initializer=inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=9)
+
+
+def test_import_a_one_d_plain_graph_of_the_other_ops(tmp_path):
+    proto = _more_ops_graph(np.random.default_rng(6))
+    onnx.checker.check_model(proto, full_check=True)
+    path = tmp_path / "more.onnx"
+    path.write_bytes(proto.SerializeToString())
+    model = import_onnx(path)
+    assert [layer.config.type for layer in model.layers] == [
+        "ZeroPadding1D", "ChannelPad", "Conv1D", "Conv1DTranspose", "MaxPool1D", "Activation", "Flatten", "Dropout",
+        "Dense"]
+    assert model.configs[2].padding_mode == "replicate" and model.configs[2].padding == ((1, 2),)
+    x = np.random.default_rng(7).normal(size=(3, 2, 11)).astype(np.float32)
+    np.testing.assert_allclose(_ours(model, x), _ort(path, x), rtol=1e-5, atol=1e-5)
+
+
+def test_our_file_without_its_description_is_read_from_the_graph(exported, tmp_path):
+    # Another tool may drop the metadata: the graph alone gives the same network (default layer names).
+    model, path = exported["keras-mnist"]
+    proto = onnx.load(str(path))
+    del proto.metadata_props[:]
+    bare = tmp_path / "bare.onnx"
+    bare.write_bytes(proto.SerializeToString())
+    back = import_onnx(bare)
+    assert back.configs == [c for c in model.configs if not isinstance(c, ns.Dropout)]  # Identity: no layer
+    x = np.random.default_rng(2).normal(size=(2,) + model.input_shape).astype(np.float32)
+    np.testing.assert_allclose(_ours(back, x), _ours(model, x), rtol=1e-6, atol=1e-7)
+
+
+def test_a_graph_no_block_expresses_is_refused_naming_the_node(tmp_path):
+    # x feeds a Relu and a Sigmoid whose outputs are multiplied: a fork that joins at a Mul.
+    nodes = [helper.make_node("Relu", ["x"], ["a"], name="left"), helper.make_node("Sigmoid", ["x"], ["b"], name="gate"),
+             helper.make_node("Mul", ["a", "b"], ["y"], name="gated")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 2, 4, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    path = tmp_path / "fork.onnx"
+    path.write_bytes(helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
+                                       ir_version=9).SerializeToString())
+    with pytest.raises(CheckpointError, match=r"join at node 'gated' \(Mul\); a fork must join at an Add"):
+        import_onnx(path)
 
 
 def test_import_a_torch_onnx_export(tmp_path):

@@ -1,4 +1,4 @@
-"""A model to ONNX: one graph of standard operators that computes what :meth:`cnn.Model.predict` computes.
+"""A model to ONNX: one graph of standard operators that computes the network as its description says.
 
 ``export_onnx(model, path)`` writes every layer of the model (blocks included) as ONNX nodes of opset
 :data:`OPSET`, in the model's float type (``float32`` -> ``FLOAT``, ``float64`` -> ``DOUBLE``), with a dynamic
@@ -9,7 +9,8 @@ rebuilds the model with its layer names exactly; the weights are initializers na
 (``conv2d_1.weight``, ``batch_normalization.running_var``), the names of the model file's arrays.
 
 The graph is inference: dropout is an ``Identity`` node, batch norm uses its running statistics, and a final
-softmax is part of the graph (its output is the model's probabilities, as ``Model.predict``). Where one of our
+softmax is part of the graph: its output is then the model's probabilities (``Model.predict``); without one,
+the last layer's output (``Model.forward``'s logits). Where one of our
 conventions has no ONNX attribute, the graph spells it out with more nodes instead of approximating it
 (``specs/interchange.md``, "ONNX"):
 
@@ -345,8 +346,9 @@ def to_onnx(model):
 def export_onnx(model, path, *, opset: int = OPSET) -> None:
     """Write ``model`` (a :class:`cnn.Model`) to ``path`` as an ONNX file of opset :data:`OPSET`, atomically.
 
-    The graph computes ``Model.predict``'s output (probabilities after a final softmax, else the last layer's
-    output) for an input of shape ``(N, *model.input_shape)`` of the model's float type. A layer that ONNX
+    The graph computes the network's output (the probabilities after a final softmax, as ``Model.predict``;
+    else the last layer's output, as ``Model.forward``) for an input of shape ``(N, *model.input_shape)`` of the
+    model's float type. A layer that ONNX
     cannot express as we compute it is a ``ValueError`` naming the layer; a missing ``onnx`` package an
     ``ImportError`` of one line. ``opset`` is there to be stated, not chosen: another value is refused."""
     if opset != OPSET:

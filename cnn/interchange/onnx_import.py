@@ -41,6 +41,7 @@ stored as external data (in other files) are refused: a file could name any path
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -67,6 +68,10 @@ COVERED_OPS = (
 _ACTIVATIONS = {"Relu": "relu", "LeakyRelu": "leaky_relu", "Elu": "elu", "Sigmoid": "sigmoid", "Tanh": "tanh",
                 "Softmax": "softmax", "LogSoftmax": "log_softmax"}
 _PAD_MODES = {"edge": "replicate", "reflect": "reflect", "wrap": "circular"}
+
+
+#: The layers whose record holds the activation after them.
+_TAKE_ACTIVATION = (netspec.BaseConv, netspec.BaseConvTranspose, netspec.Dense, netspec.Residual)
 
 
 class _Refused(Exception):
@@ -327,6 +332,31 @@ class _Mapper:
             return make()
         except (TypeError, ValueError) as error:
             self.refuse(node, f"has arguments no layer of ours takes: {error}")
+
+    # -------------------------------------------------------------- activations back into their layers
+    def merged(self, records) -> list:
+        """``records`` with every Activation that follows a convolution, a Dense layer or a Residual block
+        (without an activation of its own) made that layer's ``activation``, as our networks are written
+        (``conv32k3 relu``): the same computation, and a file exported by us reads back as its network."""
+        out = []
+        for record in records:
+            if isinstance(record, netspec.Residual):
+                record = self.replaced(record, body=tuple(self.merged(record.body)),
+                                       shortcut=tuple(self.merged(record.shortcut)))
+            elif isinstance(record, netspec.Concat):
+                record = self.replaced(record, branches=tuple(tuple(self.merged(b)) for b in record.branches))
+            if (isinstance(record, netspec.Activation) and out and isinstance(out[-1], _TAKE_ACTIVATION)
+                    and out[-1].activation is None):
+                record = self.replaced(out.pop(), activation=record.activation)
+            out.append(record)
+        return out
+
+    def replaced(self, record, **changes):
+        new = dataclasses.replace(record, **changes)
+        self.records.append(new)
+        if id(record) in self.weights:
+            self.weights[id(new)] = self.weights.pop(id(record))
+        return new
 
     # -------------------------------------------------------------- paths and blocks
     def path(self, tensor: str, stop: str, shape, first=None):
@@ -724,6 +754,7 @@ def _from_graph(onnx, proto, values: dict, shown: str, engine) -> Model:
             mapper.refuse(left[0], "is on no path from the input to the output that our layers express")
         if not records:
             raise _Refused("the graph computes nothing our layers express (no layer between input and output)")
+        records = mapper.merged(records)
     except _Refused as error:
         raise CheckpointError(f"{shown}: {error}") from None
     model_name = graph.name if graph.name and graph.name.isprintable() and len(graph.name) <= 200 else "sequential"
