@@ -229,7 +229,8 @@ def test_import_a_plain_graph_built_with_onnx_helper(tmp_path):
 def _more_ops_graph(rng) -> onnx.ModelProto:
     """The ops the first plain graph leaves out, on a 1-D map: zero and channel Pad, an edge Pad folded into
     the Conv after it, ConvTranspose, GlobalMaxPool kept as a map (a MaxPool over the whole map), Reshape to
-    (N, -1) (after a Relu, so not read as global pooling's flatten), Gemm with transB=0 and alpha, Dropout, Elu, Sigmoid, LogSoftmax."""
+    (N, -1) (after a Relu, so not read as global pooling's flatten), Gemm with transB=0 and alpha, Dropout,
+    Elu, Sigmoid, LogSoftmax."""
     f = lambda *shape: rng.normal(0, 0.3, shape).astype(np.float32)  # noqa: E731
     i64 = lambda *v: np.array(v, np.int64)  # noqa: E731
     nodes = [
@@ -286,7 +287,8 @@ def test_our_file_without_its_description_is_read_from_the_graph(exported, tmp_p
 
 def test_a_graph_no_block_expresses_is_refused_naming_the_node(tmp_path):
     # x feeds a Relu and a Sigmoid whose outputs are multiplied: a fork that joins at a Mul.
-    nodes = [helper.make_node("Relu", ["x"], ["a"], name="left"), helper.make_node("Sigmoid", ["x"], ["b"], name="gate"),
+    nodes = [helper.make_node("Relu", ["x"], ["a"], name="left"),
+             helper.make_node("Sigmoid", ["x"], ["b"], name="gate"),
              helper.make_node("Mul", ["a", "b"], ["y"], name="gated")]
     graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 2, 4, 4])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
