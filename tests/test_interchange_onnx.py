@@ -291,7 +291,7 @@ def test_a_graph_no_block_expresses_is_refused_naming_the_node(tmp_path):
              helper.make_node("Sigmoid", ["x"], ["b"], name="gate"),
              helper.make_node("Mul", ["a", "b"], ["y"], name="gated")]
     graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 2, 4, 4])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 2, 4, 4])])
     path = tmp_path / "fork.onnx"
     path.write_bytes(helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
                                        ir_version=9).SerializeToString())
@@ -349,7 +349,7 @@ def test_import_a_torch_onnx_export(tmp_path):
 
 def _one_node_file(tmp_path, node, inits=(), name="m.onnx"):
     graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 2, 4, 4])],
-                              [helper.make_tensor_value_info(node.output[0], TensorProto.FLOAT, None)],
+                              [helper.make_tensor_value_info(node.output[0], TensorProto.FLOAT, ["n", 2, 4, 4])],
                               initializer=list(inits))
     proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=9)
     path = tmp_path / name
@@ -401,6 +401,14 @@ def test_a_garbage_file_is_one_clear_error(tmp_path, content):
     path = tmp_path / "garbage.onnx"
     path.write_bytes(content)
     with pytest.raises(CheckpointError, match=r"garbage\.onnx is not an ONNX file") as info:
+        import_onnx(path)
+    assert "\n" not in str(info.value)
+
+
+def test_a_graph_the_onnx_checker_refuses_is_one_clear_error(tmp_path):
+    # The Relu reads a tensor nothing computes: protobuf parses it, the ONNX checker does not accept it.
+    path = _one_node_file(tmp_path, helper.make_node("Relu", ["nowhere"], ["y"], name="r"))
+    with pytest.raises(CheckpointError, match=r"m\.onnx is not a valid ONNX model: .*nowhere") as info:
         import_onnx(path)
     assert "\n" not in str(info.value)
 

@@ -35,7 +35,8 @@ whose shape no block of ours expresses, a weight that is not a constant, or an a
 
 The file is untrusted: it is read only when it is a regular file within ``CNN_MAX_FILE_BYTES``, parsed as a
 protobuf (never unpickled), and every initializer's byte size is computed from its shape and checked against
-``CNN_MAX_ARRAY_BYTES`` and against the bytes the file holds for it before any array is made. Initializers
+``CNN_MAX_ARRAY_BYTES`` and against the bytes the file holds for it before any array is made; then
+``onnx.checker.check_model`` must accept it (nodes in topological order, every tensor defined). Initializers
 stored as external data (in other files) are refused: a file could name any path on the disk.
 """
 
@@ -282,6 +283,7 @@ class _Mapper:
             for name in dict.fromkeys(i for i in n.input if i and i not in values):
                 self.consumers.setdefault(name, []).append(n)
         self.visited: set[int] = set()
+        self.depth = 0  # blocks open around the path being walked
         self.weights: dict[int, dict] = {}
         self.records: list = []  # every record made, kept alive so that the ids above stay theirs
 
@@ -376,23 +378,33 @@ class _Mapper:
             records.extend(made)
         return records, shape
 
-    def reach(self, node) -> set[int]:
-        seen, stack = set(), [node]
-        while stack:
-            n = stack.pop()
-            if id(n) in seen:
-                continue
-            seen.add(id(n))
-            for out in n.output:
-                stack.extend(self.consumers.get(out, []))
-        return seen
+    def join_of(self, users):
+        """The first node, in graph order, that every one of ``users`` (the readers of one tensor) reaches, and
+        for each node up to it a bit mask of the users that reach it. One pass over the nodes between the fork
+        and the join (graph order is topological: the checker saw to it), so a long graph costs no more per
+        fork than the fork's own span."""
+        masks = {id(user): 1 << i for i, user in enumerate(users)}
+        full = (1 << len(users)) - 1
+        for node in self.nodes[min(self.order[id(user)] for user in users):]:
+            mask = masks.get(id(node), 0)
+            for name in node.input:
+                producer = self.producer.get(name)
+                if producer is not None:
+                    mask |= masks.get(id(producer), 0)
+            if mask:
+                masks[id(node)] = mask
+            if mask == full:
+                return node, masks
+        return None, masks
 
     def block(self, tensor: str, users, shape):
-        reaches = [self.reach(user) for user in users]
-        common = set.intersection(*reaches)
-        join = min((n for n in self.nodes if id(n) in common), key=lambda n: self.order[id(n)], default=None)
+        self.depth += 1
+        if self.depth > netspec.MAX_NESTING:
+            raise _Refused(f"blocks nest more than {netspec.MAX_NESTING} deep at tensor {printable(tensor)!r}; a "
+                           "network needs far fewer")
+        join, masks = self.join_of(users)
         if join is None or join.op_type not in ("Add", "Concat"):
-            what = f"at node {printable(join.name)!r} ({join.op_type})" if join is not None else "nowhere"
+            what = f"at node {_label(join)} ({join.op_type})" if join is not None else "nowhere"
             raise _Refused(f"tensor {printable(tensor)!r} feeds {len(users)} nodes whose paths join {what}; a fork "
                            "must join at an Add (Residual) or a Concat along the channels (Concat)")
         self.visit(join)
@@ -405,7 +417,8 @@ class _Mapper:
             if producer is None:
                 self.refuse(join, f"adds or joins {printable(end)!r}, which is not computed from the fork at "
                                   f"{printable(tensor)!r}")
-            starts = [user for user, seen in zip(users, reaches) if id(producer) in seen]
+            reached = masks.get(id(producer), 0)
+            starts = [user for i, user in enumerate(users) if reached >> i & 1]
             branches.append(self.path(tensor, end, shape, first=starts))
         shapes = [s for _, s in branches]
         if join.op_type == "Add":
@@ -415,11 +428,13 @@ class _Mapper:
             if shapes[0] != shapes[1]:
                 self.refuse(join, f"adds tensors of shapes {shapes[0]} and {shapes[1]}")
             record = self.build(join, lambda: netspec.Residual(list(body), list(shortcut)))
+            self.depth -= 1
             return self.record(record), join.output[0], body_shape
         axis = int(_attributes(self.onnx, join).get("axis", 1))
         if axis not in (1, 1 - len(shape) - 1) or len(branches) < 2:
             self.refuse(join, f"concatenates along axis {axis}; our Concat block joins the channel axis 1")
         record = self.build(join, lambda: netspec.Concat([list(b) for b, _ in branches]))
+        self.depth -= 1
         return self.record(record), join.output[0], self.infer(record, shape, join)
 
     # -------------------------------------------------------------- one node (and the ones it takes along)
@@ -785,6 +800,11 @@ def import_onnx(path, *, engine="fastcnn") -> Model:
     shown = printable(str(path))
     proto = _read_proto(onnx, path, shown)
     values = _constants(onnx, proto.graph, shown)
+    try:  # after the sizes: the checker reads every tensor, so a lying shape must be refused first
+        onnx.checker.check_model(proto)
+    except (onnx.checker.ValidationError, ValueError) as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise CheckpointError(f"{shown} is not a valid ONNX model: {first}") from None
     meta = {p.key: p.value for p in proto.metadata_props}
     if METADATA_KEY in meta:
         model = _from_metadata(meta[METADATA_KEY], values, shown, engine)
