@@ -423,6 +423,8 @@ def test_a_missing_file_and_a_folder_are_refused(tmp_path):
 def test_export_refuses_what_onnx_cannot_say_naming_the_layer(tmp_path):
     # Ours keeps reflecting past n - 1 cells (np.pad's rule); ONNX Runtime's Pad refuses a reflect that long.
     model = Model([ns.Conv2D(2, 5, padding=3, padding_mode="reflect", name="wide"), ns.Flatten()], (1, 3, 3))
-    with pytest.raises(ValueError, match=r"layer 'wide' \(Conv2D\) cannot be written in ONNX: padding_mode='reflect'"):
+    with pytest.raises(CheckpointError, match=r"layer 'wide' \(Conv2D\) cannot be written in ONNX: padding_mode='refl"):
         export_onnx(model, tmp_path / "m.onnx")
     assert not (tmp_path / "m.onnx").exists()
+    with pytest.raises(ValueError, match=r"export_onnx: invalid value for argument `opset`. Expected 19"):
+        export_onnx(Model("flatten, dense2", (3,)), tmp_path / "m.onnx", opset=17)

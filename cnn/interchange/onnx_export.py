@@ -39,7 +39,9 @@ import numpy as np
 
 from cnnbase import netspec
 
-from ..files import atomic_write
+from cnnbase.checks import invalid, printable
+
+from ..files import CheckpointError, atomic_write
 
 __all__ = ["OPSET", "METADATA_KEY", "INPUT_NAME", "OUTPUT_NAME", "export_onnx", "to_onnx", "require_onnx",
            "weight_name", "weight_names"]
@@ -293,12 +295,14 @@ def _layer(g: _Graph, layer, x: str) -> str:
             try:
                 y = write(g, layer, x)
             except _Unexpressible as error:
-                raise ValueError(f"export_onnx: layer {layer.name!r} ({layer.config.type}) cannot be written in "
+                raise CheckpointError(f"export_onnx: layer {printable(layer.name)!r} ({layer.config.type}) cannot be "
+                                      f"written in "
                                  f"ONNX: {error}") from None
             # The record's activation, not the runtime layer's: the model takes a final softmax out of its last
             # layer while training; the exported graph computes the probabilities, as Model.predict.
             return _activation(g, y, layer.name, getattr(layer.config, "activation", None))
-    raise ValueError(f"export_onnx: layer {layer.name!r} ({layer.config.type}) has no ONNX form here; the layers "
+    raise CheckpointError(f"export_onnx: layer {printable(layer.name)!r} ({layer.config.type}) has no ONNX form here; "
+                          f"the layers "
                      f"written are {', '.join(cls.__name__ for cls, _ in _WRITERS)}")
 
 
@@ -348,15 +352,16 @@ def export_onnx(model, path, *, opset: int = OPSET) -> None:
 
     The graph computes the network's output (the probabilities after a final softmax, as ``Model.predict``;
     else the last layer's output, as ``Model.forward``) for an input of shape ``(N, *model.input_shape)`` of the
-    model's float type. A layer that ONNX
-    cannot express as we compute it is a ``ValueError`` naming the layer; a missing ``onnx`` package an
-    ``ImportError`` of one line. ``opset`` is there to be stated, not chosen: another value is refused."""
+    model's float type. A layer that ONNX cannot express as we compute it, or a model too large for one file,
+    is a :class:`~cnn.files.CheckpointError` (a ``ValueError``; ``cnn`` commands report it as one line) naming
+    the layer; a missing ``onnx`` package an ``ImportError`` of one line. ``opset`` is there to be stated, not
+    chosen: another value is a ``ValueError``. Nothing is written unless the whole file is."""
     if opset != OPSET:
-        raise ValueError(f"export_onnx: argument `opset` must be {OPSET} (the opset this exporter writes and "
-                         f"tests); received {opset!r}")
+        raise ValueError(invalid("export_onnx", "opset", f"{OPSET} (the opset this exporter writes and tests)",
+                                 opset))
     weights = sum(math.prod(a.shape) * a.itemsize for a in model.state_arrays().values())
     if weights >= _PROTOBUF_LIMIT:
-        raise ValueError(f"export_onnx: the model's weights take {weights} bytes; one ONNX file holds less than "
+        raise CheckpointError(f"export_onnx: the model's weights take {weights} bytes; one ONNX file holds less than "
                          f"2 GiB (protobuf's limit), and this exporter writes no external data files")
     proto = to_onnx(model)
     atomic_write(path, proto.SerializeToString())
