@@ -364,6 +364,13 @@ def test_an_unsupported_op_names_the_op_and_the_node(tmp_path):
     assert "\n" not in str(info.value)
 
 
+def test_a_hostile_op_name_stays_on_one_line(tmp_path):
+    path = _one_node_file(tmp_path, helper.make_node("Sin\nFAKE LINE", ["x"], ["y"], name="n\r1", domain="my.ops"))
+    with pytest.raises(CheckpointError) as info:
+        import_onnx(path)
+    assert "\n" not in str(info.value) and "\r" not in str(info.value)
+
+
 def test_a_leaky_slope_we_do_not_compute_is_refused(tmp_path):
     path = _one_node_file(tmp_path, helper.make_node("LeakyRelu", ["x"], ["y"], name="lr", alpha=0.2))
     with pytest.raises(CheckpointError, match=r"node 'lr' \(LeakyRelu\): alpha=0.2"):

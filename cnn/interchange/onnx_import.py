@@ -289,15 +289,15 @@ class _Mapper:
 
     # -------------------------------------------------------------- helpers
     def refuse(self, node, why: str):
-        raise _Refused(f"ONNX node {_label(node)} ({node.op_type}): {why}")
+        raise _Refused(f"ONNX node {_label(node)} ({printable(node.op_type)}): {why}")
 
     def visit(self, node):
         if id(node) in self.visited:
             self.refuse(node, "is reached by two paths of the graph; only paths that fork at one tensor and join "
                               "at one Add or Concat (our Residual and Concat blocks) are expressed")
         if node.domain not in ("", "ai.onnx") or node.op_type not in COVERED_OPS:
-            domain = f" of domain {node.domain!r}" if node.domain not in ("", "ai.onnx") else ""
-            raise _Refused(f"ONNX op {node.op_type!r}{domain} (node {_label(node)}) is not one our "
+            domain = f" of domain {printable(node.domain)!r}" if node.domain not in ("", "ai.onnx") else ""
+            raise _Refused(f"ONNX op {printable(node.op_type)!r}{domain} (node {_label(node)}) is not one our "
                            f"layers cover; covered: {', '.join(COVERED_OPS)}")
         self.visited.add(id(node))
 
@@ -404,7 +404,7 @@ class _Mapper:
                            "network needs far fewer")
         join, masks = self.join_of(users)
         if join is None or join.op_type not in ("Add", "Concat"):
-            what = f"at node {_label(join)} ({join.op_type})" if join is not None else "nowhere"
+            what = f"at node {_label(join)} ({printable(join.op_type)})" if join is not None else "nowhere"
             raise _Refused(f"tensor {printable(tensor)!r} feeds {len(users)} nodes whose paths join {what}; a fork "
                            "must join at an Add (Residual) or a Concat along the channels (Concat)")
         self.visit(join)
@@ -804,7 +804,7 @@ def import_onnx(path, *, engine="fastcnn") -> Model:
         onnx.checker.check_model(proto)
     except (onnx.checker.ValidationError, ValueError) as error:
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise CheckpointError(f"{shown} is not a valid ONNX model: {first}") from None
+        raise CheckpointError(f"{shown} is not a valid ONNX model: {printable(first)}") from None
     meta = {p.key: p.value for p in proto.metadata_props}
     if METADATA_KEY in meta:
         model = _from_metadata(meta[METADATA_KEY], values, shown, engine)
