@@ -10,9 +10,8 @@ rebuilds the model with its layer names exactly; the weights are initializers na
 
 The graph is inference: dropout is an ``Identity`` node, batch norm uses its running statistics, and a final
 softmax is part of the graph: its output is then the model's probabilities (``Model.predict``); without one,
-the last layer's output (``Model.forward``'s logits). Where one of our
-conventions has no ONNX attribute, the graph spells it out with more nodes instead of approximating it
-(``specs/interchange.md``, "ONNX"):
+the last layer's output (``Model.forward``'s logits). Where one of our conventions has no ONNX attribute, the
+graph spells it out with more nodes instead of approximating it (``specs/interchange.md``, "ONNX"):
 
 * padding: per-side amounts go in ``pads`` (``'same'`` is resolved to the amounts, extra cell at the end,
   which is ONNX's ``SAME_UPPER``); the fills ``'replicate'``, ``'reflect'``, ``'circular'`` are a ``Pad`` node
