@@ -124,3 +124,32 @@ def test_export_writes_class_names_and_network_in_the_metadata(tmp_path, model_f
         assert set(handle.keys()) == set(model.state_arrays())
     assert json.loads(metadata["cnn_model"]) == model.config()
     assert json.loads(metadata["cnn_class_names"]) == ["cat", "dog", "bird"]
+
+
+def test_export_onnx_then_import_gives_the_same_model_and_onnx_runtime_agrees(tmp_path, model_file):
+    """The ONNX path of both commands: ONNX Runtime runs the exported file as our forward does (the final
+    softmax is in the graph: probabilities), and importing it back gives the network and arrays exactly."""
+    pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    model, path = model_file
+    out = tmp_path / "m.onnx"
+    result = run("export", path, out)
+    assert result.exit_code == 0, result.output
+    x = np.random.default_rng(2).normal(size=(3, 1, 8, 8)).astype(np.float32)
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    (theirs,) = session.run(None, {session.get_inputs()[0].name: x})
+    np.testing.assert_allclose(theirs, model.predict(x), rtol=1e-5, atol=1e-6)
+    back = tmp_path / "back.npz"
+    result = run("import", out, back)
+    assert result.exit_code == 0, result.output
+    imported = load_model(back)
+    assert imported.config() == model.config()
+    for key, value in model.state_arrays().items():
+        np.testing.assert_array_equal(imported.state_arrays()[key], value)
+
+
+def test_import_of_a_garbage_onnx_file_is_one_line(tmp_path):
+    pytest.importorskip("onnx")
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"\x08\x07not a protobuf model at all")
+    _one_line_usage_error(run("import", bad, tmp_path / "out.npz"), "bad.onnx")

@@ -52,13 +52,6 @@ def _check_out(out: str, overwrite: bool, suffixes: tuple[str, ...], option: str
         raise UsageProblem(f"{out} exists; replace it with --overwrite or choose another name")
 
 
-def _missing_module(error: ModuleNotFoundError, module: str, what: str) -> UsageProblem:
-    if error.name == module:
-        return UsageProblem(f"{what} is not in this build of cnn ({module} is missing)")
-    return UsageProblem(f"{what} needs the Python package {error.name!r}, which is not installed "
-                        f"(pip install {error.name})")
-
-
 def _counts(model) -> str:
     summary = model.summary()
     return (f"{len(model.layers)} layers ({len(model.all_layers())} with those inside blocks), "
@@ -78,14 +71,12 @@ def export(model_path, out, overwrite):
       cnn export runs/sample/model.npz model.safetensors
       cnn export runs/sample/model.npz model.onnx
     """
-    with reported():
+    with reported(ImportError):  # an optional package (onnx, torch, h5py) missing: one line naming it
         _check_out(out, overwrite, EXPORT_SUFFIXES, "OUT")
         model = load_model(pretrained.resolve(model_path))
         if _suffix(out) == ".onnx":
-            try:
-                from ..interchange.onnx_export import export_onnx
-            except ModuleNotFoundError as error:
-                raise _missing_module(error, "cnn.interchange.onnx_export", "ONNX export") from None
+            from ..interchange.onnx_export import export_onnx
+
             export_onnx(model, out)
             kind = "ONNX"
         else:
@@ -125,7 +116,7 @@ def import_(source, out, description, input_shape, data_name, overwrite, engine)
       cnn import state.safetensors model.npz --model keras-mnist       # safetensors.torch.save_file output
       cnn import model.onnx model.npz
     """
-    with reported():
+    with reported(ImportError):  # an optional package (onnx, torch, h5py) missing: one line naming it
         kind = _suffix(source)
         if kind not in IMPORT_SUFFIXES:
             raise UsageProblem(f"SRC {source}: expected a file ending in {', '.join(IMPORT_SUFFIXES)}")
@@ -154,10 +145,8 @@ def _import(source: str, kind: str, description, input_shape, engine) -> tuple[o
     """``(model, summary lines, class names)`` of SRC."""
     if kind == ".onnx":
         _refuse_model(description, "an ONNX file")
-        try:
-            from ..interchange.onnx_import import import_onnx
-        except ModuleNotFoundError as error:
-            raise _missing_module(error, "cnn.interchange.onnx_import", "ONNX import") from None
+        from ..interchange.onnx_import import import_onnx
+
         return import_onnx(source, engine=engine), [], []
     if kind == ".keras":
         _refuse_model(description, "a .keras file")
