@@ -40,7 +40,8 @@ import numpy as np
 from cnnbase.checks import check_int, invalid
 
 __all__ = ["shard_bounds", "sum_in_order", "LocalShards", "MpiShards", "make_shards", "world_size_from_env",
-           "DistributedError", "TIMEOUT_ENV", "DEFAULT_TIMEOUT", "default_threads_per_rank", "fingerprint"]
+           "DistributedError", "rank_from_env", "abort_job", "TIMEOUT_ENV", "DEFAULT_TIMEOUT",
+           "default_threads_per_rank", "fingerprint"]
 
 #: The environment variable that sets the collectives' timeout in seconds (``--mpi-timeout`` wins).
 TIMEOUT_ENV = "CNN_MPI_TIMEOUT"
@@ -99,6 +100,26 @@ def world_size_from_env() -> int:
     return 1
 
 
+def rank_from_env() -> int:
+    """This process's MPI rank from the launcher's environment (0 when not under MPI)."""
+    for name in ("OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK", "MV2_COMM_WORLD_RANK"):
+        value = os.environ.get(name, "")
+        if value.strip().isdigit():
+            return int(value)
+    return 0
+
+
+def abort_job(status: int) -> None:
+    """End every rank of the MPI job (``MPI_Abort``) with ``status``; a plain exit without mpi4py."""
+    try:
+        from mpi4py import MPI
+    except ImportError:
+        raise SystemExit(status) from None
+    sys.stdout.flush()
+    sys.stderr.flush()
+    MPI.COMM_WORLD.Abort(status)
+
+
 def default_threads_per_rank(world: int) -> int:
     """Threads per rank when ``--threads`` is not given: this machine's cores shared among the ranks on it
     (the launcher's local size; the world size when it says none), at least 1."""
@@ -151,6 +172,9 @@ class LocalShards:
 
     def agree(self, parts: dict) -> None:
         """One process always agrees with itself."""
+
+    def barrier(self, what: str = "") -> None:
+        """Nothing to wait for."""
 
     def broadcast_scores(self, compute):
         return compute()
@@ -208,6 +232,10 @@ class MpiShards:
         request = self.comm.Iallgather([mine, self.MPI.BYTE], [out, self.MPI.BYTE])
         self._wait(request, "the gradient all-gather")
         return out
+
+    def barrier(self, what: str = "a barrier") -> None:
+        """Wait (polled, with the timeout) until every rank is here."""
+        self._wait(self.comm.Ibarrier(), what)
 
     def _allgather_bytes(self, data: bytes, what: str) -> list[bytes]:
         """Equal-length byte strings from every rank (lengths gathered first)."""

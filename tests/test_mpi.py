@@ -1,0 +1,76 @@
+"""``mpiexec -n 2 cnn train`` against ``cnn train --shards 2`` (cnn/distributed.py), and how a job fails.
+
+The oracle of the two-rank run is the one-process run with two shards: the same step by definition, computed
+by other code paths (no MPI, both shards in one process); the two must agree bit for bit. Skipped without
+mpi4py or an ``mpiexec``. Open MPI needs its run-as-root and oversubscribe settings in containers and CI.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("mpi4py")
+
+ROOT = Path(__file__).resolve().parent.parent
+MPIEXEC = shutil.which("mpiexec") or shutil.which("mpiexec", path=str(Path(sys.executable).parent))
+pytestmark = pytest.mark.skipif(MPIEXEC is None, reason="no mpiexec")
+
+MODEL = "conv4k3 relu, bn, maxpool2, flatten, dropout0.3, dense10 softmax"
+# 200 images, the last 40 for validation: batches of 45, 45, 45, 25 rows, shards of 23/22 and 13/12.
+ARGS = ["--data", "fashion-mnist-small", "--limit", "200", "--validation-split", "0.2", "--epochs", "2",
+        "--batch-size", "45", "--model", MODEL, "--threads", "1", "--seed", "3"]
+
+
+def _env():
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
+               OMPI_MCA_rmaps_base_oversubscribe="1", PRTE_MCA_rmaps_default_mapping_policy=":oversubscribe")
+    for name in ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", "OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK"):
+        env.pop(name, None)
+    return env
+
+
+def _cnn(*args):
+    return [sys.executable, str(ROOT / "cli.py"), "train", *args]
+
+
+def _mpiexec(*programs, timeout=120):
+    """``mpiexec --oversubscribe -n 1 PROGRAM : -n 1 PROGRAM ...`` (one rank per program)."""
+    command = [MPIEXEC, "--oversubscribe"]
+    for i, program in enumerate(programs):
+        command += ([":"] if i else []) + ["-n", "1", *program]
+    start = time.perf_counter()
+    result = subprocess.run(command, env=_env(), capture_output=True, text=True, timeout=timeout)
+    return result, time.perf_counter() - start
+
+
+def _metrics(folder):
+    document = json.loads((folder / "metrics.json").read_text())
+    return [{k: v for k, v in row.items() if k not in ("seconds", "images_per_second")}
+            for row in document["epochs"]]
+
+
+def test_two_ranks_equal_two_shards_in_one_process_bit_for_bit(tmp_path):
+    one, two = tmp_path / "one", tmp_path / "two"
+    local = subprocess.run(_cnn(*ARGS, "--shards", "2", "--out", str(one)), env=_env(), capture_output=True,
+                           text=True, timeout=120)
+    assert local.returncode == 0, local.stderr
+    result, _ = _mpiexec(_cnn(*ARGS, "--out", str(two)), _cnn(*ARGS, "--out", str(two)))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("test: loss") == 1  # rank 0 alone prints
+    with np.load(one / "model.npz") as a, np.load(two / "model.npz") as b:
+        assert sorted(a.files) == sorted(b.files)
+        for key in a.files:
+            assert np.array_equal(a[key], b[key]), key
+    with np.load(one / "checkpoint.npz") as a, np.load(two / "checkpoint.npz") as b:
+        for key in a.files:
+            if a[key].dtype.kind == "f":
+                assert np.array_equal(a[key], b[key]), key
+    assert _metrics(one) == _metrics(two)
+    assert json.loads((two / "run.json").read_text())["options"]["shards"] == 2
