@@ -6,11 +6,13 @@ gradient of the global batch's mean loss); ``np.array_split`` for the shard size
 formula of batch norm worked out with NumPy.
 """
 
+import sys
+
 import numpy as np
 import pytest
 
 from cnn import data, train
-from cnn.distributed import LocalShards, make_shards, shard_bounds, sum_in_order
+from cnn.distributed import LocalShards, make_shards, shard_bounds, sum_in_order, world_size_from_env
 from cnn.layers import derive_seed
 from cnn.model import Model
 from cnn.optimizers import make_optimizer
@@ -165,3 +167,43 @@ def test_shards_argument_is_checked():
     with pytest.raises(TypeError, match="shards"):
         make_shards(1.5)
     assert make_shards(None).size == 1 and make_shards(4).size == 4
+
+
+def _train_as_rank_zero_of_two(monkeypatch, tmp_path, *args):
+    """``cnn train`` in a process whose environment says it is rank 0 of 2 (no MPI is started)."""
+    from click.testing import CliRunner
+
+    from cnn.cli import cnn
+
+    monkeypatch.setenv("OMPI_COMM_WORLD_SIZE", "2")
+    monkeypatch.setenv("OMPI_COMM_WORLD_RANK", "0")
+    return CliRunner().invoke(cnn, ["train", "--data", "fashion-mnist-small", "--limit", "32", "--epochs", "1",
+                                    "--out", str(tmp_path / "run"), *args])
+
+
+def test_under_mpi_another_shard_count_is_refused_in_one_line(monkeypatch, tmp_path):
+    result = _train_as_rank_zero_of_two(monkeypatch, tmp_path, "--shards", "3")
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [
+        "cnn: error: --shards 3: under mpiexec each of the 2 ranks computes one shard; leave --shards out "
+        "(or give 2)"]
+    assert not (tmp_path / "run").exists()
+
+
+def test_under_mpi_without_mpi4py_one_line_names_the_extra(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "mpi4py", None)  # import mpi4py now raises ImportError
+    result = _train_as_rank_zero_of_two(monkeypatch, tmp_path)
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "mpi4py is not installed" in lines[0] and "cnn[mpi]" in lines[0], result.output
+    assert not (tmp_path / "run").exists()
+
+
+def test_without_mpi_the_environment_asks_for_one_process(monkeypatch):
+    for name in ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", "MV2_COMM_WORLD_SIZE"):
+        monkeypatch.delenv(name, raising=False)
+    assert world_size_from_env() == 1
+    monkeypatch.setenv("PMI_SIZE", "4")
+    assert world_size_from_env() == 4
+    with pytest.raises(ValueError, match="shards"):
+        make_shards(3)  # under 4 ranks, 3 shards cannot be

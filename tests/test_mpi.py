@@ -74,3 +74,36 @@ def test_two_ranks_equal_two_shards_in_one_process_bit_for_bit(tmp_path):
                 assert np.array_equal(a[key], b[key]), key
     assert _metrics(one) == _metrics(two)
     assert json.loads((two / "run.json").read_text())["options"]["shards"] == 2
+
+
+FAST = ["--data", "fashion-mnist-small", "--limit", "64", "--epochs", "1", "--batch-size", "32",
+        "--model", "flatten, dense10 softmax", "--threads", "1", "--mpi-timeout", "5"]
+
+
+def test_ranks_that_disagree_stop_together_with_one_line(tmp_path):
+    """Rank 1 is given another seed: the start-of-run check names what differs; every rank ends, status 2."""
+    out = str(tmp_path / "run")
+    result, seconds = _mpiexec(_cnn(*FAST, "--out", out), _cnn(*FAST, "--out", out, "--seed", "1"))
+    assert result.returncode == 2, result.stdout + result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("cnn: error:")]
+    assert len(errors) == 1 and "disagree" in errors[0] and "rank 1" in errors[0], result.stderr
+    parts = errors[0].split("rank 1 (")[1].split(")")[0].split(", ")
+    assert parts == ["model", "options", "weights"]  # the seed is in the model and the options; the data agree
+    assert not (tmp_path / "run" / "model.npz").exists()
+
+
+def test_a_rank_that_never_answers_ends_the_job_at_the_timeout(tmp_path):
+    """Rank 1 joins MPI and then stalls: rank 0 gives up after --mpi-timeout and aborts the job."""
+    stall = [sys.executable, "-c", "from mpi4py import MPI; import time; time.sleep(120)"]
+    result, seconds = _mpiexec(_cnn(*FAST, "--out", str(tmp_path / "run")), stall, timeout=90)
+    assert result.returncode != 0
+    assert "no answer from the other ranks" in result.stderr, result.stderr
+    assert seconds < 60
+
+
+def test_a_rank_that_dies_ends_the_job(tmp_path):
+    """Rank 1 exits with an error before the first exchange: mpiexec ends rank 0 too, status non-zero."""
+    die = [sys.executable, "-c", "from mpi4py import MPI; import os; os._exit(3)"]
+    result, seconds = _mpiexec(_cnn(*FAST, "--out", str(tmp_path / "run")), die, timeout=90)
+    assert result.returncode != 0
+    assert seconds < 60
