@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
+import traceback
 from pathlib import Path
 
 import click
@@ -475,6 +476,9 @@ def train(ctx, threads, engine, out, resume, overwrite, profile, mpi_timeout, **
         if exit.code not in (0, None) and not getattr(exit, "together", False):
             distributed.abort_job(exit.code if isinstance(exit.code, int) else 1)  # one rank alone: end them all
         raise
+    except Exception:  # a bug: its traceback, then end every rank rather than leave them waiting
+        traceback.print_exc()
+        distributed.abort_job(EXIT_FAILED)
 
 
 def fastcnn_threads() -> int:
