@@ -94,13 +94,15 @@ default_names = netspec.default_names
 @dataclass(frozen=True)
 class Pass:
     """The context of one forward pass: the engine module, whether it trains, the float type of the
-    activations, and the model seed and global step from which dropout seeds are derived."""
+    activations, and the model seed, global step and shard (None: the batch is not sharded) from which
+    dropout seeds are derived."""
 
     engine: object
     training: bool
     dtype: np.dtype
     seed: int = 0
     step: int = 0
+    shard: int | None = None
 
 
 def _cast(y: np.ndarray, dtype) -> np.ndarray:
@@ -452,7 +454,9 @@ class _Dense(Layer):
 
 
 class _Dropout(Layer):
-    """Inverted dropout while training, its mask seeded by ``derive_seed(model seed, index, global step)``."""
+    """Inverted dropout while training, its mask seeded by ``derive_seed(model seed, index, global step)``;
+    shard ``r`` of a sharded step (:mod:`cnn.distributed`) by ``derive_seed(model seed, index, global step, r)``,
+    so a shard's masks do not depend on which process computes it."""
 
     record_type = netspec.Dropout
 
@@ -465,7 +469,8 @@ class _Dropout(Layer):
         self._active = ctx.training and self.config.rate > 0.0
         if not self._active:
             return x
-        self._seed = derive_seed(ctx.seed, self.index, ctx.step)
+        parts = (self.index, ctx.step) if ctx.shard is None else (self.index, ctx.step, ctx.shard)
+        self._seed = derive_seed(ctx.seed, *parts)
         return ctx.engine.dropout(x, self.config.rate, True, seed=self._seed)
 
     def _backward(self, grad):

@@ -254,15 +254,18 @@ class Model:
         self.check_batch_size(n)
         return np.ascontiguousarray(x, dtype=self.dtype)
 
-    def forward(self, x: np.ndarray, *, training: bool = False, step: int = 0) -> np.ndarray:
+    def forward(self, x: np.ndarray, *, training: bool = False, step: int = 0, shard: int | None = None) -> np.ndarray:
         """Logits ``(N, classes)``: every layer in order, without a final softmax. ``N = 0`` gives ``(0, classes)``.
 
         ``training`` turns on dropout and batch statistics; ``step`` (the global step, a non-negative int)
-        seeds dropout. NaN or inf in ``x`` are computed with, not refused: they show in the logits.
+        seeds dropout, and so does ``shard`` (None, or the index of this batch's shard in a sharded step,
+        :mod:`cnn.distributed`). NaN or inf in ``x`` are computed with, not refused: they show in the logits.
         """
         x = self._check_input(x, "Model.forward")
         step = check_int(step, "step", "Model.forward", minimum=0)
-        ctx = L.Pass(self.engine, bool(training), self.dtype, self.seed, step)
+        if shard is not None:
+            shard = check_int(shard, "shard", "Model.forward", minimum=0)
+        ctx = L.Pass(self.engine, bool(training), self.dtype, self.seed, step, shard)
         for layer in self.layers:
             x = layer.forward(x, ctx)
         self._last_logits_shape = x.shape

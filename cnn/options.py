@@ -86,6 +86,10 @@ class TrainOptions:
     per_class: int | None = None
     #: ``--init-exclude``: layers --init leaves new although they match (comma list).
     init_exclude: str | None = None
+    #: ``--shards K``: each global batch computed as K shards whose gradients are summed in shard order
+    #: (:mod:`cnn.distributed`); under ``mpiexec -n K`` the number of ranks. None: 1 (one process) or the
+    #: number of ranks. Last, so a run.json written before it reads as before.
+    shards: int | None = None
 
     #: The optimizer hyperparameters among the options (besides ``lr``), in the order the help lists them.
     OPTIMIZER_OPTIONS: ClassVar[tuple[str, ...]] = ("momentum", "weight_decay", "nesterov", "rho", "alpha",

@@ -32,6 +32,7 @@ from cnnbase.checks import check_int, invalid
 
 from . import data
 from .augment import augment_batch, make_policy
+from .distributed import fingerprint, make_shards, shard_bounds, sum_in_order
 from .checkpoint import (CHANGEABLE, CHECKPOINT_FILE, checkpoint_path, read_checkpoint, restore_checkpoint,
                          save_checkpoint)
 from .history import METRICS, EarlyStopping, History, make_early_stopping, metrics_path, plot_history, write_log
@@ -44,7 +45,7 @@ AUGMENT_ROW = "(data: augment)"
 
 # The names from EarlyStopping on live in cnn.history and cnn.checkpoint; they stay importable from here,
 # where fit's callers found them before those modules existed.
-__all__ = ["train_step", "NonFiniteLossError", "fit", "evaluate", "predict", "top_k", "EVAL_BATCH_SIZE",
+__all__ = ["train_step", "sharded_step", "NonFiniteLossError", "fit", "evaluate", "predict", "top_k", "EVAL_BATCH_SIZE",
            "evaluation_batch_size", "EarlyStopping", "History", "plot_history", "write_log", "CHECKPOINT_FILE",
            "read_checkpoint"]
 
@@ -145,12 +146,127 @@ def train_step(model, optimizer, xb, yb, *, step: int, lr: float) -> tuple[float
     loss = float(engine.cross_entropy(logits, yb))
     if math.isfinite(loss):
         model.backward(engine.cross_entropy_backward(1.0, logits, yb).astype(model.dtype, copy=False))
-        trainable = model.parameters(trainable_only=True)
-        updated = optimizer.step(engine, [(key, layer.params[p], layer.grads[p]) for key, layer, p in trainable],
-                                 lr)
-        for key, layer, p in trainable:
-            layer.params[p] = updated[key]
+        _update(model, optimizer, lr)
     return loss, int(np.count_nonzero(np.argmax(logits, axis=1) == yb))
+
+
+def _update(model, optimizer, lr: float) -> None:
+    """The optimizer's step on every trainable parameter from its layer's ``grads``, in model order."""
+    trainable = model.parameters(trainable_only=True)
+    updated = optimizer.step(model.engine, [(key, layer.params[p], layer.grads[p]) for key, layer, p in trainable],
+                             lr)
+    for key, layer, p in trainable:
+        layer.params[p] = updated[key]
+
+
+class _ShardLayout:
+    """Where each part of a shard's row of bytes lies: the trainable gradients (model order), the running
+    statistics of the trainable layers (batch norm's), then three float64 numbers (the shard's share of the
+    loss ``(n_r / B) * loss_r``, its correct count, 1 when it has rows)."""
+
+    SCALARS = 3
+
+    def __init__(self, model):
+        self.dtype = model.dtype
+        self.params = model.parameters(trainable_only=True)
+        self.buffers = [(layer, name) for layer in model.all_layers() if layer.trainable for name in layer.buffers]
+        self.grad_size = sum(layer.params[p].size for _, layer, p in self.params)
+        self.buffer_size = sum(layer.buffers[name].size for layer, name in self.buffers)
+        self.floats = self.grad_size + self.buffer_size
+        self.nbytes = self.floats * self.dtype.itemsize + 8 * self.SCALARS
+
+    def floats_of(self, rows: np.ndarray) -> np.ndarray:
+        """(K, floats) view of the gradient and buffer part of ``rows`` (K, nbytes)."""
+        return rows[:, :self.floats * self.dtype.itemsize].view(self.dtype)
+
+    def scalars_of(self, rows: np.ndarray) -> np.ndarray:
+        return rows[:, self.floats * self.dtype.itemsize:].view(np.float64)
+
+    def saved_buffers(self) -> list[np.ndarray]:
+        return [layer.buffers[name].copy() for layer, name in self.buffers]
+
+    def restore_buffers(self, saved) -> None:
+        for (layer, name), value in zip(self.buffers, saved):
+            layer.buffers[name] = value.copy()
+
+    def fill(self, row_floats: np.ndarray, with_grads: bool) -> None:
+        """The model's gradients (zeros without ``with_grads``) and running statistics into one row."""
+        at = 0
+        for _, layer, p in self.params:
+            size = layer.params[p].size
+            if with_grads:
+                row_floats[at:at + size] = layer.grads[p].reshape(-1)
+            else:
+                row_floats[at:at + size] = 0
+            at += size
+        for layer, name in self.buffers:
+            size = layer.buffers[name].size
+            row_floats[at:at + size] = layer.buffers[name].reshape(-1)
+            at += size
+
+    def unpack(self, grads: np.ndarray, buffers: np.ndarray | None) -> None:
+        """The summed gradients into the layers' ``grads``, the averaged statistics into their ``buffers``."""
+        at = 0
+        for _, layer, p in self.params:
+            shape = layer.params[p].shape
+            layer.grads[p] = grads[at:at + math.prod(shape)].reshape(shape).copy()
+            at += math.prod(shape)
+        if buffers is None:
+            return
+        at = 0
+        for layer, name in self.buffers:
+            shape = layer.buffers[name].shape
+            layer.buffers[name] = buffers[at:at + math.prod(shape)].reshape(shape).copy()
+            at += math.prod(shape)
+
+
+def sharded_step(model, optimizer, load, size: int, *, step: int, lr: float, shards) -> tuple[float, int]:
+    """One training step of a global batch of ``size`` rows computed as ``shards.size`` shards
+    (:mod:`cnn.distributed`, where the step is defined); ``load(start, stop)`` gives rows ``start:stop`` of
+    the batch as ``(x, y)``. ``shards`` is a :class:`~cnn.distributed.LocalShards` (every shard here, one
+    after the other) or a :class:`~cnn.distributed.MpiShards` (this rank's shard; the rows of all are
+    gathered). Returns ``(loss, correct predictions)`` of the global batch; nothing is updated when the loss
+    is not finite. With one shard this is :func:`train_step`, unchanged."""
+    bounds = shard_bounds(size, shards.size)
+    if shards.size == 1:
+        xb, yb = load(0, size)
+        return train_step(model, optimizer, xb, yb, step=step, lr=lr)
+    engine, layout = model.engine, _ShardLayout(model)
+    rows = np.zeros((shards.size, layout.nbytes), dtype=np.uint8)
+    floats, scalars = layout.floats_of(rows), layout.scalars_of(rows)
+    saved = layout.saved_buffers()
+    for r in shards.local:
+        start, stop = bounds[r]
+        layout.restore_buffers(saved)  # every shard starts from the same running statistics
+        if stop == start:  # an empty shard: no rows, no gradient, no statistics of its own
+            layout.fill(floats[r], with_grads=False)
+            continue
+        xr, yr = load(start, stop)
+        logits = model.forward(xr, training=True, step=step, shard=r)
+        loss = float(engine.cross_entropy(logits, yr))
+        finite = math.isfinite(loss)
+        if finite:
+            scale = (stop - start) / size  # the shard's share of the global batch's mean
+            model.backward(engine.cross_entropy_backward(scale, logits, yr).astype(model.dtype, copy=False))
+        layout.fill(floats[r], with_grads=finite)
+        scalars[r] = ((stop - start) / size * loss, np.count_nonzero(np.argmax(logits, axis=1) == yr), 1.0)
+    rows = shards.gather_rows(rows)
+    floats, scalars = layout.floats_of(rows), layout.scalars_of(rows)
+    loss = 0.0
+    for r in range(shards.size):
+        loss += float(scalars[r, 0])
+    correct = int(sum(int(scalars[r, 1]) for r in range(shards.size)))
+    if not math.isfinite(loss):
+        return loss, correct
+    with_rows = [r for r in range(shards.size) if scalars[r, 2] == 1.0]
+    grads = sum_in_order(floats[:, :layout.grad_size])
+    buffers = None
+    if layout.buffer_size:
+        buffers = sum_in_order(floats[:, layout.grad_size:], with_rows)
+        buffers /= layout.dtype.type(len(with_rows))
+    layout.unpack(grads, buffers)
+    _update(model, optimizer, lr)
+    return loss, correct
 
 
 def _paused(profile):
@@ -182,16 +298,26 @@ def _augmented(model, xb, index, augment, *, seed, epoch, profile=None):
 
 
 def _train_epoch(model, optimizer, x, y, *, epoch, epochs, batch_size, seed, step, lr, progress, last_good,
-                 profile=None, augment=None):
+                 profile=None, augment=None, shards=None):
     """One epoch of steps; returns (mean loss, accuracy, next global step). With an active ``augment``
-    policy each batch is augmented first, each image by its index in ``x`` (:func:`cnn.augment.augment_batch`)."""
+    policy each batch is augmented first, each image by its index in ``x`` (:func:`cnn.augment.augment_batch`).
+    With ``shards`` (:mod:`cnn.distributed`) of more than one shard, each shard's rows are gathered and
+    augmented by the process that computes the shard."""
     if len(x) == 0:  # fit refuses it first; a guard here too, as a division by len(x) follows
         raise ValueError("fit: there are no training examples (x has 0 rows after the validation split).")
     total_loss, correct, seen = 0.0, 0, 0
     for index in data.batches(len(x), batch_size, seed, epoch):
-        xb, yb = _gather(x, y, index, profile)
-        xb = _augmented(model, xb, index, augment, seed=seed, epoch=epoch, profile=profile)
-        loss, right = train_step(model, optimizer, xb, yb, step=step, lr=lr)
+        if shards is None or shards.size == 1:
+            xb, yb = _gather(x, y, index, profile)
+            xb = _augmented(model, xb, index, augment, seed=seed, epoch=epoch, profile=profile)
+            loss, right = train_step(model, optimizer, xb, yb, step=step, lr=lr)
+        else:
+            def load(start, stop, index=index):
+                part = index[start:stop]
+                xr, yr = _gather(x, y, part, profile)
+                return _augmented(model, xr, part, augment, seed=seed, epoch=epoch, profile=profile), yr
+
+            loss, right = sharded_step(model, optimizer, load, len(index), step=step, lr=lr, shards=shards)
         if not math.isfinite(loss):
             kept = f"the last good checkpoint {last_good} is kept" if last_good else "no checkpoint was written"
             raise NonFiniteLossError(
@@ -211,7 +337,8 @@ def fit(model, x, y, *, epochs: int = 1, batch_size: int = 32, optimizer="adam",
         schedule=None, validation_split: float = 0.0, validation_data=None, metrics=METRICS,
         early_stopping=None, checkpoint_dir=None, resume: bool = False, seed: int | None = None,
         verbose: int = 1, progress: bool | None = None, log_path=None, stream=None,
-        allow_changes=CHANGEABLE, on_start=None, profile=None, augment=None) -> History:
+        allow_changes=CHANGEABLE, on_start=None, profile=None, augment=None, shards=None,
+        mpi_timeout: float | None = None) -> History:
     """Train ``model`` on ``x`` (N, C, H, W) floats and ``y`` (N,) class labels; returns the :class:`History`.
 
     Parameters
@@ -259,6 +386,17 @@ def fit(model, x, y, *, epochs: int = 1, batch_size: int = 32, optimizer="adam",
         validation split) gets parameters drawn from ``(seed, epoch, k)``, whatever the batch size, the batch
         order or the thread count. Never applied to the validation data, nor by :func:`evaluate` or
         :func:`predict`. Recorded in the checkpoint's settings: a resume must give the same.
+    shards : int, optional
+        Compute each global batch as this many contiguous shards whose gradients are summed in shard order
+        (:mod:`cnn.distributed`): the step ``mpiexec -n K`` runs, reproduced in one process. Default 1 (the
+        unsharded step); under MPI it is the number of ranks (another number is refused), rank ``r``
+        computes shard ``r``, every rank holds the same weights, and only rank 0 writes the checkpoint and
+        the log and prints (the other ranks are silent); the validation pass runs on rank 0, its scores sent
+        to all. A resume may use another number of shards (the weights go on from the checkpoint; the result
+        then differs from an uninterrupted run with the old number).
+    mpi_timeout : float, optional
+        Under MPI, the seconds a rank waits in one exchange before it ends the job (``CNN_MPI_TIMEOUT``,
+        default 300).
 
     Raises
     ------
@@ -269,6 +407,9 @@ def fit(model, x, y, *, epochs: int = 1, batch_size: int = 32, optimizer="adam",
         argument out of range.
     """
     model.check_engine()
+    shards = make_shards(shards, timeout=mpi_timeout)
+    if not shards.writer:  # under MPI only rank 0 writes and prints
+        verbose, checkpoint_dir, log_path = 0, (checkpoint_dir if resume else None), None
     stream = sys.stdout if stream is None else stream
     epochs = check_int(epochs, "epochs", "fit", minimum=0)
     batch_size = check_int(batch_size, "batch_size", "fit", minimum=1)
@@ -298,7 +439,7 @@ def fit(model, x, y, *, epochs: int = 1, batch_size: int = 32, optimizer="adam",
     path = None if checkpoint_dir is None else checkpoint_path(checkpoint_dir)
     if log_path is None and checkpoint_dir is not None:
         log_path = metrics_path(checkpoint_dir)
-    if path is not None and os.path.exists(path):
+    if path is not None and (os.path.exists(path) or not shards.writer):  # under MPI every rank reads it
         if not resume:
             raise FileExistsError(f"{path} already exists; pass resume=True (--resume) to continue that run, "
                                   "or choose another checkpoint folder")
@@ -312,6 +453,7 @@ def fit(model, x, y, *, epochs: int = 1, batch_size: int = 32, optimizer="adam",
             for change in training["changes"]:
                 print(f"resumed with {change['option']} {change['to']} from epoch {change['epoch']} "
                       f"(was {change['from']})", file=stream, flush=True)
+    shards.agree(_agreement(model, optimizer, x, y, validation, settings, epochs, epoch, step))
     if on_start is not None:
         on_start(history)
     if history.stop_reason:  # a resumed run that had already stopped early
@@ -325,7 +467,7 @@ def fit(model, x, y, *, epochs: int = 1, batch_size: int = 32, optimizer="adam",
             loss, accuracy, step = _train_epoch(model, optimizer, x, y, epoch=epoch, epochs=epochs,
                                                 batch_size=batch_size, seed=seed, step=step, lr=lr_now,
                                                 progress=bar, last_good=path if path and os.path.exists(path) else None,
-                                                profile=profile, augment=augment)
+                                                profile=profile, augment=augment, shards=shards)
         finally:
             bar.clear()
         seconds = time.perf_counter() - start
@@ -335,8 +477,9 @@ def fit(model, x, y, *, epochs: int = 1, batch_size: int = 32, optimizer="adam",
         if "accuracy" in metrics:
             row["accuracy"] = accuracy
         if validation is not None:
-            with _paused(profile):
-                scores = evaluate(model, *validation, batch_size=evaluation_batch_size(batch_size))
+            with _paused(profile):  # under MPI rank 0 scores, every rank gets its numbers
+                scores = shards.broadcast_scores(
+                    lambda: evaluate(model, *validation, batch_size=evaluation_batch_size(batch_size)))
             row.update({f"val_{k}": v for k, v in scores.items() if k in metrics or k == "loss"})
         row.update({"lr": lr_now, "seconds": seconds, "images_per_second": len(x) / max(seconds, 1e-9)})
         history.epochs.append(row)
@@ -344,7 +487,7 @@ def fit(model, x, y, *, epochs: int = 1, batch_size: int = 32, optimizer="adam",
         if stopper is not None and stopper.update(row[stopper.monitor], epoch):
             history.stop_reason = (f"early stopping: {stopper.monitor} did not improve for {stopper.wait} "
                                    f"epoch(s) after its best {stopper.best:.6g} at epoch {stopper.best_epoch}")
-        if path is not None:
+        if path is not None and shards.writer:
             training = {"epoch": epoch, "global_step": step, "settings": settings, "history": history.to_dict(),
                         "early_stopping": None if stopper is None else stopper.to_dict()}
             save_checkpoint(path, model, optimizer, training)
@@ -357,6 +500,31 @@ def fit(model, x, y, *, epochs: int = 1, batch_size: int = 32, optimizer="adam",
                 print(history.stop_reason, file=stream, flush=True)
             break
     return history
+
+
+def _data_fingerprint(x, y) -> str:
+    """The shapes, and the bytes of up to 64 rows spread over ``x`` and of every label: cheap, and enough to
+    tell another data set, another ``--limit`` or another split from this one."""
+    rows = np.unique(np.linspace(0, len(x) - 1, num=min(len(x), 64)).astype(np.int64)) if len(x) else []
+    return fingerprint([np.asarray(x.shape), np.ascontiguousarray(x[rows]), np.ascontiguousarray(y)])
+
+
+def _agreement(model, optimizer, x, y, validation, settings, epochs, epoch, step) -> dict:
+    """What the ranks of an MPI job must agree on before the first step, each part as a digest: the model
+    (configuration and weights, so ``--init`` and a resumed checkpoint count), the data, the options, and
+    where the run stands (epoch, step, optimizer state)."""
+    opt_arrays, opt_meta = optimizer.state_arrays()
+    return {
+        "model": fingerprint(model.config()),
+        "weights": fingerprint([model.state_arrays()[k] for k in sorted(model.state_arrays())]),
+        "data": _data_fingerprint(x, y),
+        "validation data": "none" if validation is None else _data_fingerprint(*validation),
+        "options": fingerprint({"settings": settings, "optimizer": optimizer.config(), "epochs": epochs,
+                                "dtype": model.dtype.name, "engine": getattr(model.engine, "__name__", "?")}),
+        "state": fingerprint({"epoch": epoch, "step": step, "optimizer": opt_meta,
+                              "arrays": fingerprint([opt_arrays[k] for k in sorted(opt_arrays)])
+                              if opt_arrays else None}),
+    }
 
 
 # --------------------------------------------------------------------------------------------------

@@ -30,7 +30,7 @@ def test_run_json_keeps_the_option_names_and_text_forms_of_cnn_run_1():
                               "lr", "momentum", "weight_decay", "nesterov", "rho", "alpha", "betas", "eps",
                               "schedule", "validation_split", "early_stopping", "seed", "dtype", "resize", "augment",
                               "validation_data", "init", "freeze", "freeze_until", "lr_pretrained", "classes",
-                              "per_class", "init_exclude"]
+                              "per_class", "init_exclude", "shards"]
     assert document["schedule"] == "cosine:10:0.001" and document["betas"] == "0.85,0.995"
 
 

@@ -8,6 +8,10 @@ anything is written, then prints what happens.
 
 from __future__ import annotations
 
+import dataclasses
+import os
+import sys
+import traceback
 from pathlib import Path
 
 import click
@@ -15,6 +19,7 @@ import click
 from cnnbase import netspec
 
 from .. import data as datasets
+from .. import distributed
 from ..augment import AugmentError, make_policy
 from .. import run as runs
 from .. import train as training
@@ -36,7 +41,7 @@ _DEFAULTS = TrainOptions()
 #: The options a ``--resume`` may give other values than the run's ``run.json``: more (or fewer) epochs, and
 #: the learning rate and schedule (a run stopped by a NaN loss goes on with a lower rate). Anything else
 #: would make another run of the same folder, which is refused.
-RESUME_MAY_CHANGE = ("epochs", "lr", "schedule")
+RESUME_MAY_CHANGE = ("epochs", "lr", "schedule", "shards")
 #: The largest ``--seed``: dropout seeds are 64-bit (``cnn.layers.derive_seed``), a larger one would alias.
 MAX_SEED = 2**64 - 1
 
@@ -272,7 +277,7 @@ _OPTION_FLAGS = {"model_source": "model", "input_text": "input", "data_name": "d
 
 
 def run_fit(model: Model, ds: datasets.Dataset, optimizer: Optimizer, options: TrainOptions, folder: Path,
-            resume: bool, on_start=None, profile=None):
+            resume: bool, on_start=None, profile=None, shards=None):
     """:func:`cnn.train.fit` with the run folder as checkpoint folder (it writes the checkpoint and the
     metrics log there); a non-finite loss and Ctrl-C become one line and their exit statuses. A resume may
     change the learning rate and the schedule (``on_start`` records it in ``run.json``)."""
@@ -282,11 +287,11 @@ def run_fit(model: Model, ds: datasets.Dataset, optimizer: Optimizer, options: T
             batch_size=options.batch_size, optimizer=optimizer, schedule=options.schedule,
             validation_split=options.validation_split, validation_data=validation_data(options, ds),
             early_stopping=options.early_stopping, checkpoint_dir=folder, resume=resume, seed=options.seed, on_start=on_start, profile=profile,
-            augment=options.augment,
+            augment=options.augment, shards=shards if shards is not None else options.shards,
         )
-    except training.NonFiniteLossError as error:
-        fail(f"{error} Continue from there with a lower rate: cnn train --out {folder} --resume "
-             f"--lr {optimizer.lr / 10:g} (or another --schedule)", EXIT_FAILED)
+    except training.NonFiniteLossError as error:  # under MPI every rank sees the same loss: rank 0 says it
+        fail_together(f"{error} Continue from there with a lower rate: cnn train --out {folder} --resume "
+                      f"--lr {optimizer.lr / 10:g} (or another --schedule)", EXIT_FAILED)
     except KeyboardInterrupt:
         checkpoint = folder / runs.CHECKPOINT_FILE
         kept = (f"{checkpoint} holds the last finished epoch; continue with "
@@ -295,13 +300,13 @@ def run_fit(model: Model, ds: datasets.Dataset, optimizer: Optimizer, options: T
 
 
 def run_profiled(model: Model, ds: datasets.Dataset, optimizer: Optimizer, options: TrainOptions, folder: Path,
-                 resume: bool, on_start=None):
+                 resume: bool, on_start=None, shards=None):
     """``cnn train --profile``: :func:`run_fit` with every layer and the optimizer timed over this run's
     training epochs (not the validation passes, not the test evaluation), then the time per layer type
     printed. Profiling changes no result: the same seed gives the same weights."""
     profile = LayerProfile()
     with profile.attached(model, optimizer):
-        history = run_fit(model, ds, optimizer, options, folder, resume, on_start, profile)
+        history = run_fit(model, ds, optimizer, options, folder, resume, on_start, profile, shards)
     click.echo(profile_report(profile))
     return history
 
@@ -422,6 +427,13 @@ def file_failed(error: OSError, folder: Path) -> None:
                    "the new ones at 1 times (e.g. 0.1 to fine-tune gently).")
 @click.option("--seed", default=_DEFAULTS.seed, show_default=True, type=click.IntRange(0, MAX_SEED),
               help="Seeds the weights, the batch order and dropout: same seed, same result.")
+@click.option("--shards", type=COUNT, metavar="K",
+              help="Compute each batch as K shards whose gradients are summed in shard order: the step "
+                   "mpiexec -n K cnn train runs, reproduced bit for bit in one process (docs/mpi.md). Default 1; "
+                   "under mpiexec the number of ranks.")
+@click.option("--mpi-timeout", type=FiniteFloat(min=0.0, min_open=True), metavar="SECONDS",
+              help=f"Under mpiexec: seconds a rank waits for the others in one exchange before it ends the job "
+                   f"(default ${distributed.TIMEOUT_ENV} or {distributed.DEFAULT_TIMEOUT:g}).")
 @threads_option
 @engine_option("fastcnn, or refcnn (the slow reference, for checking).")
 @click.option("--dtype", default=_DEFAULTS.dtype, show_default=True, type=click.Choice(["float32", "float64"]))
@@ -433,7 +445,7 @@ def file_failed(error: OSError, folder: Path) -> None:
               "backward), optimizer update and batch gather, as ms per step and % of the step, over this "
               "run's training epochs.")
 @click.pass_context
-def train(ctx, threads, engine, out, resume, overwrite, profile, **run_options):
+def train(ctx, threads, engine, out, resume, overwrite, profile, mpi_timeout, **run_options):
     """Train a model; writes weights, a metrics log, a plot and checkpoints in a run folder.
 
     Prints one line per epoch, then the test accuracy. Exit status 2 for a usage error (including a model
@@ -446,20 +458,85 @@ def train(ctx, threads, engine, out, resume, overwrite, profile, **run_options):
       cnn train --data fashion-mnist-small --epochs 3 --out runs/first
       cnn train --out runs/first --resume --epochs 5     # two more epochs, same options
       cnn train --out runs/first --resume --lr 0.0001    # on from the last checkpoint, a lower rate
+      mpiexec -n 2 cnn train --data fashion-mnist-small --out runs/two   # data-parallel over 2 ranks
     """
+    world = distributed.world_size_from_env()
+    if world == 1:
+        _train_one(ctx, threads, engine, out, resume, overwrite, profile, None, run_options)
+        return
+    writer = distributed.rank_from_env() == 0
+    if not writer:  # rank 0 alone prints; the others say only what stops them
+        sys.stdout = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 - for the life of the process
+    try:
+        with reported():
+            shards = _mpi_shards(ctx, world, run_options, mpi_timeout)
+            run_options["shards"] = world  # recorded in run.json: a resume in one process takes the same steps
+        _train_one(ctx, threads, engine, out, resume, overwrite, profile, shards, run_options)
+    except SystemExit as exit:
+        if exit.code not in (0, None) and not getattr(exit, "together", False):
+            distributed.abort_job(exit.code if isinstance(exit.code, int) else 1)  # one rank alone: end them all
+        raise
+    except Exception:  # a bug: its traceback, then end every rank rather than leave them waiting
+        traceback.print_exc()
+        distributed.abort_job(EXIT_FAILED)
+
+
+def fastcnn_threads() -> int:
+    import fastcnn
+
+    return fastcnn.get_num_threads()
+
+
+def fail_together(message: str, status: int = 2) -> None:
+    """:func:`fail` for what every rank of an MPI job finds alike (a non-finite loss, ranks that disagree, a
+    --shards other than the ranks): rank 0 says it, every rank ends with ``status``, no rank aborts the
+    others. Outside MPI, :func:`fail`."""
+    if distributed.rank_from_env() == 0:
+        click.echo(f"cnn: error: {printable(message)}", err=True)
+    exit = SystemExit(status)
+    exit.together = True
+    raise exit
+
+
+def _mpi_shards(ctx, world: int, run_options: dict, timeout):
+    """Under ``mpiexec -n K``: the MPI backend (rank r computes shard r); ``--shards`` other than K, or no
+    mpi4py, end every rank alike."""
+    if "shards" in given_options(ctx) and run_options["shards"] != world:
+        fail_together(f"--shards {run_options['shards']}: under mpiexec each of the {world} ranks computes one "
+                      f"shard; leave --shards out (or give {world})")
+    try:
+        return distributed.make_shards(None, timeout=timeout)
+    except distributed.DistributedError as error:
+        fail_together(str(error))
+
+
+def _train_one(ctx, threads, engine, out, resume, overwrite, profile, shards, run_options):
+    """``cnn train`` in this process: alone (``shards`` None), or as one rank of an MPI job (rank 0 holds the
+    run folder's lock and writes every file; the other ranks read it only to resume)."""
+    writer = shards is None or shards.writer
     with reported():
         folder = runs.choose_run_dir(out, resume, overwrite)
         first_look(ctx, folder, resume, overwrite, run_options)  # a bad option fails before the folder is made
+        if shards is not None and threads is None:
+            threads = distributed.default_threads_per_rank(shards.size)  # ranks x threads <= cores
         set_threads(threads)
+        if not writer:
+            try:
+                train_in(ctx, folder, resume, overwrite, run_options, engine, profile, shards)
+            except distributed.DistributedError as error:
+                fail_together(str(error))
+            return
         lock = runs.lock_run_dir(folder) if out is not None else runs.lock_default_run_dir()
         folder = lock.folder
         with lock:
             if lock.taken_over:
                 click.echo(f"cnn: note: {printable(lock.taken_over)}", err=True)
             try:
-                test, ds = train_in(ctx, folder, resume, overwrite, run_options, engine, profile)
+                test, ds = train_in(ctx, folder, resume, overwrite, run_options, engine, profile, shards)
             except OSError as error:
                 file_failed(error, folder)
+            except distributed.DistributedError as error:
+                fail_together(str(error))
     click.echo(test_result_line(test, ds))
     written = [name for name in (runs.MODEL_FILE, runs.METRICS_FILE, runs.PLOT_FILE, runs.CHECKPOINT_FILE,
                                  runs.RUN_FILE) if (folder / name).exists()]
@@ -467,11 +544,13 @@ def train(ctx, threads, engine, out, resume, overwrite, profile, **run_options):
 
 
 def train_in(ctx, folder: Path, resume: bool, overwrite: bool, run_options: dict, engine: str,
-             profile: bool = False):
+             profile: bool = False, shards=None):
     """Everything ``cnn train`` does holding the run folder's lock: the folder checked again (another run may
     have finished there since the first look), the data read, the model built and checked against it, and
     only then the first write. Returns the test scores and the data set."""
     recorded, options, optimizer = first_look(ctx, folder, resume, overwrite, run_options)
+    if shards is not None:  # under MPI the step has as many shards as ranks, whatever run.json recorded
+        options = dataclasses.replace(options, shards=shards.size)
     ds = select_classes(load_data(options.data_name, options.limit), options)
     refuse_image_options(ds, options.augment, options.resize)  # time series: no --augment, no --resize
     ds = resize_data(ds, options.resize)
@@ -494,6 +573,14 @@ def train_in(ctx, folder: Path, resume: bool, overwrite: bool, run_options: dict
     click.echo(f"       {params_line(model.summary(), model.frozen_params())}")
     if options.augment:
         click.echo(f"augment: {options.augment} (training batches only)")
+    if shards is not None:  # every rank has read what it needs (run.json) before rank 0 writes there
+        shards.barrier("the start (every rank loading its data and model)")
+        click.echo(f"mpi: {shards.size} ranks, one shard of each batch per rank; "
+                   f"{fastcnn_threads()} thread(s) per rank")
+    writer = shards is None or shards.writer
+    if not writer:
+        run_fit(model, ds, optimizer, options, folder, resume, None, None, shards)
+        return None, ds
     # Everything is checked: from here on the run writes.
     runs.remove_stale_temporaries(folder)
     if overwrite:
@@ -506,7 +593,8 @@ def train_in(ctx, folder: Path, resume: bool, overwrite: bool, run_options: dict
         if resume:
             write_run_file(folder, record, ds, model, None, history.changes)
 
-    history = (run_profiled if profile else run_fit)(model, ds, optimizer, options, folder, resume, record_resume)
+    history = (run_profiled if profile else run_fit)(model, ds, optimizer, options, folder, resume, record_resume,
+                                                     shards=shards)
     runs.save_model(model, folder / runs.MODEL_FILE, ds.class_names, ds.name)
     if history.epochs:
         plot_history(history, folder / runs.PLOT_FILE)
