@@ -3,13 +3,14 @@
 #   make test   the test suite (.ci/run calls exactly this)
 #   make pictures  the README's pictures in docs/ (scripts/make_pictures.sh; MODEL=path.npz draws from that model)
 # WITH_TORCH=1 also installs PyTorch 2.13.0 (CPU), the independent oracle for cross-checks; WITH_PEERS=1 installs
-# every peer (PyTorch, ONNX and ONNX Runtime, TensorFlow with Keras, JAX, h5py, safetensors), as CI does.
+# every peer (PyTorch, ONNX and ONNX Runtime, TensorFlow with Keras, JAX, h5py, safetensors), as CI does;
+# WITH_MPI=1 installs mpi4py and Open MPI (the 2-rank tests), as CI does.
 
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 comma := ,
-EXTRAS := test$(if $(filter 1,$(WITH_TORCH)),$(comma)torch)$(if $(filter 1,$(WITH_PEERS)),$(comma)peers)
+EXTRAS := test$(if $(filter 1,$(WITH_TORCH)),$(comma)torch)$(if $(filter 1,$(WITH_PEERS)),$(comma)peers)$(if $(filter 1,$(WITH_MPI)),$(comma)mpi)
 DEMO_EPOCHS ?= 2
 
 .PHONY: demo test test-boundscheck install clean clean-cache pictures

@@ -195,7 +195,7 @@ class MpiShards:
         except ImportError:
             raise DistributedError(
                 "this process runs under mpiexec with several ranks but mpi4py is not installed: "
-                "install the mpi extra (pip install 'cnn[mpi]', or pip install mpi4py)") from None
+                "install the mpi extra (pip install 'cnn-ref-fast[mpi]', or pip install mpi4py)") from None
         self.MPI = MPI
         self.comm = MPI.COMM_WORLD if comm is None else comm
         self.size, self.rank = self.comm.Get_size(), self.comm.Get_rank()
