@@ -11,3 +11,14 @@ Every reader treats its file as untrusted: nothing is unpickled, and sizes are c
 ``CNN_MAX_ARRAY_BYTES`` before anything is allocated. onnx, torch and h5py are optional extras, imported
 only by the function that needs them.
 """
+
+from .keras_file import load_keras
+from .onnx_export import OPSET, export_onnx
+from .onnx_import import import_onnx
+from .safetensors import read_safetensors, write_safetensors
+from .safetensors import load_model as load_safetensors
+from .safetensors import save_model as save_safetensors
+from .torch_state import load_state_dict
+
+__all__ = ["OPSET", "export_onnx", "import_onnx", "save_safetensors", "load_safetensors", "read_safetensors",
+           "write_safetensors", "load_state_dict", "load_keras"]
