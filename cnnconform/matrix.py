@@ -123,10 +123,27 @@ def run_matrix(targets=BUILTIN_TARGETS, *, examples: int = 25, seed: int = 0, op
     return Matrix(columns, examples, seed, tuple(ops), versions=_versions())
 
 
+def _project_version() -> str:
+    """This project's version: the installed distribution's, else the checkout's pyproject.toml."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("cnn-ref-fast")
+    except metadata.PackageNotFoundError:
+        pass
+    try:
+        text = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text(encoding="utf-8")
+    except OSError:
+        return "unknown"
+    found = re.search(r'^version\s*=\s*"([^"]+)"', text, re.MULTILINE)
+    return found.group(1) if found else "unknown"
+
+
 def _versions() -> dict[str, str]:
     import hypothesis
 
-    versions = {"Python": platform.python_version(), "NumPy": np.__version__, "Hypothesis": hypothesis.__version__,
+    versions = {"cnn-ref-fast (refcnn, fastcnn)": _project_version(), "Python": platform.python_version(),
+                "NumPy": np.__version__, "Hypothesis": hypothesis.__version__,
                 "platform": f"{platform.system()} {platform.machine()}"}
     numba = sys.modules.get("numba")
     if numba is not None:

@@ -159,6 +159,7 @@ def test_matrix_table_for_a_tiny_run(tmp_path):
     assert "* **r1**: the fake declines sigmoid" in text and "got (1, 2)" not in text
     assert "* **r2**: the fake has no tanh" in text
     assert "impl.leaky_relu_backward(" in text  # the smallest case, as Python
+    assert "| cnn-ref-fast (refcnn, fastcnn) | " in text
     # summary: refcnn passes all 5; the fake passes 2, fails 1, cannot express 2
     assert "| fake 0.1 | float64, 1e-09 | 4 | 2 | 0 | 1 | 2 |" in text
     out = tmp_path / "specs" / "matrix.md"

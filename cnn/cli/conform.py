@@ -38,9 +38,10 @@ MAX_EXAMPLES = 100_000
 def conform(target, ops_text, dtype, tolerance, examples, seed, as_json, show_all):
     """Check TARGET against the specification, op by op.
 
-    TARGET is refcnn, fastcnn, torch, a path to a .py file, or an importable module (package.module, or
-    package.module:attribute) exposing some of the spec's functions (specs/adapter.md). Exit status: 0 when
-    everything run passed, 1 when anything failed, 2 for a usage error.
+    TARGET is refcnn, fastcnn, torch, onnxruntime, tensorflow, jax, a path to a .py file, or an importable
+    module (package.module, or package.module:attribute) exposing some of the spec's functions
+    (specs/adapter.md). Exit status: 0 when everything run passed, 1 when anything failed, 2 for a usage
+    error.
     """
     import cnnconform as checker
 
