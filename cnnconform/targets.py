@@ -1,8 +1,9 @@
 """Targets of ``cnn conform``: what an implementation under test offers, and how it is loaded.
 
 A *target* is anything that exposes some of the spec's functions under the spec's names and signatures
-(the adapter protocol, ``specs/adapter.md``): refcnn, fastcnn, PyTorch through
-``cnnconform.adapters.torch_adapter``, or a user's module or ``.py`` file. This module owns the list of
+(the adapter protocol, ``specs/adapter.md``): refcnn, fastcnn, PyTorch, ONNX Runtime, TensorFlow and JAX
+through ``cnnconform.adapters.<name>_adapter`` (:data:`ADAPTERS`, each loaded only when named), or a user's
+module or ``.py`` file. This module owns the list of
 the spec's functions (:data:`SPEC_OPS`, the rows of a report), turns a command-line word into a
 :class:`Target` (:func:`load_target`) and reads ``--ops`` (:func:`select_ops`).
 """
@@ -12,20 +13,42 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import refcnn
 
-__all__ = ["Target", "TargetError", "SPEC_OPS", "SHAPE_FUNCTIONS", "target_from_namespace", "load_target",
-           "select_ops"]
+__all__ = ["Target", "TargetError", "SPEC_OPS", "SHAPE_FUNCTIONS", "ADAPTERS", "BUILTIN_TARGETS",
+           "target_from_namespace", "load_target", "select_ops"]
 
 #: Functions of the spec that live in the shape module rather than among the ops (family "shapes").
 SHAPE_FUNCTIONS = ("conv_output_size", "conv_transpose_output_size", "same_padding", "receptive_field_step")
 
 #: Every function of the spec, in family order: the rows of a report.
 SPEC_OPS = tuple(name for names in refcnn.OPS.values() for name in names) + SHAPE_FUNCTIONS
+
+
+#: The adapters of real implementations: target name -> (adapter module, the packages it imports, the
+#: optional extra of pyproject.toml that installs them).
+ADAPTERS = {
+    "torch": ("cnnconform.adapters.torch_adapter", "PyTorch", "torch"),
+    "onnxruntime": ("cnnconform.adapters.onnxruntime_adapter", "onnx and onnxruntime", "onnx"),
+    "tensorflow": ("cnnconform.adapters.tensorflow_adapter", "TensorFlow", "tensorflow"),
+    "jax": ("cnnconform.adapters.jax_adapter", "JAX", "jax"),
+}
+
+#: Every target known by name, in the order of a matrix's columns.
+BUILTIN_TARGETS = ("refcnn", "fastcnn", *ADAPTERS)
+
+#: Why the torch adapter offers no function for some spec ops (specs/adapter.md, "The torch target").
+_TORCH_NOT_OFFERED = {
+    **dict.fromkeys(("dropout_mask", "dropout", "dropout_backward"),
+                    "the spec's dropout mask is counter-based; PyTorch's comes from its own generator"),
+    **dict.fromkeys(("half_squared_error", "half_squared_error_backward"), "not a PyTorch function"),
+    "augment": "no torch.nn.functional counterpart of the spec's geometric augmentation",
+    **dict.fromkeys(SHAPE_FUNCTIONS, "shape arithmetic, not a function of the library"),
+}
 
 
 class TargetError(Exception):
@@ -40,6 +63,8 @@ class Target:
     functions: dict[str, Callable]
     checks_arguments: bool = True  # whether it promises the spec's TypeError/ValueError for bad input
     spec_messages: bool = False  # whether its messages carry the spec's wording (cases' "match")
+    not_offered: dict[str, str] = field(default_factory=dict)  # op -> why it is not offered (NOT_OFFERED)
+    dtype: str = "float64"  # the widest float dtype it computes every op in (DTYPE; the matrix uses it)
 
     def offers(self, op: str) -> bool:
         return op in self.functions
@@ -66,6 +91,8 @@ def target_from_namespace(namespace, default_name: str) -> Target:
         functions=_functions_of(namespace),
         checks_arguments=bool(getattr(namespace, "CHECKS_ARGUMENTS", True)),
         spec_messages=bool(getattr(namespace, "SPEC_MESSAGES", False)),
+        not_offered={str(k): str(v) for k, v in dict(getattr(namespace, "NOT_OFFERED", {})).items()},
+        dtype=str(getattr(namespace, "DTYPE", "float64")),
     )
 
 
@@ -81,11 +108,16 @@ def _builtin_target(name: str) -> Target:
         offered = [op for op in SPEC_OPS if op in getattr(fastcnn, "__all__", ()) or op in SHAPE_FUNCTIONS]
         return Target("fastcnn", _functions_of(fastcnn, offered, with_shapes=True), checks_arguments=True,
                       spec_messages=True)
-    try:  # imported here: PyTorch is optional
-        from cnnconform.adapters import torch_adapter
+    module_name, packages, extra = ADAPTERS[name]
+    try:  # imported here: every real implementation is optional
+        adapter = importlib.import_module(module_name)
     except ImportError as exc:
-        raise TargetError(f"the torch target needs PyTorch, which cannot be imported: {exc}") from exc
-    return target_from_namespace(torch_adapter, "torch")
+        raise TargetError(f"the {name} target needs {packages}, which cannot be imported ({exc}); install the "
+                          f"{extra!r} extra: pip install 'cnn-ref-fast[{extra}]'") from exc
+    target = target_from_namespace(adapter, name)
+    if name == "torch" and not target.not_offered:
+        target.not_offered = dict(_TORCH_NOT_OFFERED)
+    return target
 
 
 def _load_file(path: Path):
@@ -116,11 +148,11 @@ def _load_module(text: str):
 
 
 def load_target(text: str) -> Target:
-    """``refcnn``, ``fastcnn``, ``torch``, a path to a ``.py`` file, or ``package.module[:attribute]``.
+    """A name of :data:`BUILTIN_TARGETS`, a path to a ``.py`` file, or ``package.module[:attribute]``.
 
     Raises :class:`TargetError` when it cannot be loaded or offers none of the spec's functions.
     """
-    if text in ("refcnn", "fastcnn", "torch"):
+    if text in BUILTIN_TARGETS:
         return _builtin_target(text)
     if text.endswith(".py"):
         path = Path(text)

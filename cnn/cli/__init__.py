@@ -64,8 +64,8 @@ def cnn() -> None:
     """Convolutional neural networks to learn, check and run."""
 
 
-for command in (shape.shape, demo.demo, conform.conform, train.train, evaluate.evaluate, predict.predict,
-                bench.bench, augment.augment, show.show):
+for command in (shape.shape, demo.demo, conform.conform, conform.conform_matrix, train.train, evaluate.evaluate,
+                predict.predict, bench.bench, augment.augment, show.show):
     cnn.add_command(command)
 cnn.add_command(features_command)
 cnn.add_command(export_command)
