@@ -52,7 +52,7 @@ from cnnbase.checks import printable
 from cnnbase.limits import SizeLimitError, check_bytes, nbytes_of
 
 from ..files import CheckpointError
-from ..safe_reading import FileProblem, open_regular_file
+from ._source import open_source
 
 __all__ = ["H5PY_MISSING", "KerasFile", "KerasImport", "UnsupportedKeras", "read_keras", "network_of",
            "load_keras", "keras_weight_key"]
@@ -169,12 +169,8 @@ def _dataset(shown: str, key: str, variables, index: int) -> np.ndarray:
 def read_keras(path) -> KerasFile:
     """The configuration and weights of a Keras 3 ``.keras`` file, every size checked before it is read."""
     shown = printable(os.fspath(path))
-    try:
-        handle = open_regular_file(path)
-    except FileProblem as problem:
-        raise CheckpointError(f"{shown}: cannot read it: {problem.found}") from None
+    handle, _ = open_source(path, shown)
     with handle:
-        check_bytes(os.fstat(handle.fileno()).st_size, what=f"{shown}: the file", name="CNN_MAX_FILE_BYTES")
         try:
             with zipfile.ZipFile(handle) as archive:
                 config = _parse_config(shown, _member(archive, _CONFIG, shown))

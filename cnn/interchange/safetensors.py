@@ -34,7 +34,7 @@ from cnnbase.checks import printable
 from cnnbase.limits import SizeLimitError, check_bytes, nbytes_of
 
 from ..files import CheckpointError, atomic_write
-from ..safe_reading import FileProblem, open_regular_file
+from ._source import open_source
 
 __all__ = ["DTYPES", "MODEL_KEY", "MAX_HEADER_BYTES", "encode", "write_safetensors", "read_safetensors", "save_model",
            "load_model", "read_metadata"]
@@ -229,13 +229,8 @@ def read_safetensors(path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     ``CNN_MAX_FILE_BYTES`` or a tensor beyond ``CNN_MAX_ARRAY_BYTES`` (checked from the header, before the
     tensor is allocated)."""
     shown = printable(os.fspath(path))
-    try:
-        handle = open_regular_file(path)
-    except FileProblem as problem:
-        raise CheckpointError(f"{shown}: cannot read it: {problem.found}") from None
+    handle, size = open_source(path, shown)
     with handle:
-        size = os.fstat(handle.fileno()).st_size
-        check_bytes(size, what=f"{shown}: the file", name="CNN_MAX_FILE_BYTES")
         head = handle.read(8)
         if len(head) < 8:
             raise _refuse(shown, f"it has {len(head)} bytes; the header length alone takes 8")

@@ -49,7 +49,7 @@ from cnnbase.checks import printable
 from cnnbase.limits import check_bytes
 
 from ..files import CheckpointError
-from ..safe_reading import FileProblem, open_regular_file
+from ._source import open_source
 from . import safetensors as st
 
 __all__ = ["TORCH_MISSING", "IGNORED", "Mapped", "read_state_dict", "map_state_dict", "load_state_dict",
@@ -124,11 +124,8 @@ def read_state_dict(path) -> tuple[dict[str, np.ndarray], bool]:
         import torch
     except ImportError:
         raise CheckpointError(f"{shown}: {TORCH_MISSING}") from None
-    try:
-        with open_regular_file(path) as handle:
-            check_bytes(os.fstat(handle.fileno()).st_size, what=f"{shown}: the file", name="CNN_MAX_FILE_BYTES")
-    except FileProblem as problem:
-        raise CheckpointError(f"{shown}: cannot read it: {problem.found}") from None
+    handle, _ = open_source(path, shown)  # a regular file within the size limit, before torch opens it
+    handle.close()
     _check_zip_members(path, shown)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
