@@ -1,7 +1,9 @@
 """Interchange: models and weights to and from other formats and frameworks (issue 15).
 
     onnx_export.py   a model to ONNX (opset stated in the module), checked with onnx.checker
-    onnx_import.py   an ONNX graph of the ops our layers cover back to a model
+    onnx_import.py   an ONNX file back to a model: ours from its description, any other through onnx_graph.py
+    onnx_read.py     the file's protobuf, initializers and constants, within the limits; constant folding
+    onnx_graph.py    another tool's graph, node by node, onto our layers (Residual/Concat where paths join)
     safetensors.py   the safetensors format, read and written here (the network description in its metadata)
     torch_state.py   a PyTorch state_dict (safetensors, or ``.pt`` through ``torch.load(weights_only=True)``)
                      mapped onto a network given by its description
