@@ -16,6 +16,7 @@ from ._runtime import get_num_threads, set_num_threads
 # Family modules under private names (`from .dropout import *` rebinds `fastcnn.dropout` to the function).
 from . import activations as _activations, augment as _augment, conv as _conv, dense as _dense, dropout as _dropout
 from . import losses as _losses, norm as _norm, optim as _optim, pool as _pool
+from . import winograd as _winograd  # noqa: F401  (registers algorithm="winograd" with conv)
 from .activations import *  # noqa: F401,F403
 from .augment import *  # noqa: F401,F403
 from .conv import *  # noqa: F401,F403

@@ -54,6 +54,7 @@ from numba import prange
 from cnnbase.conv import (
     WEIGHT_GRAD_BLOCK, ConvGeometry, as_2d, conv_geometry_of, conv_transpose_geometry_of, fit_geometry,
 )
+from cnnbase.conv_algorithm import check_algorithm
 from cnnbase.padding import source_index
 
 from . import _blas, _runtime
@@ -728,12 +729,28 @@ def _compute(arrays, dtype):
     return [None if a is None else _runtime.as_compute(as_2d(a) if a.ndim == 3 else a, dtype) for a in arrays]
 
 
-def _conv_forward(geom: ConvGeometry, x, weight, bias):
+#: Algorithms beside the direct one, as (pays, forward, backward), registered by their modules when fastcnn is
+#: imported (fastcnn.winograd): they import this module's helpers, so it cannot import them (no import cycle).
+ALGORITHMS = {}
+
+
+def _other(geom, algorithm, dtype):
+    """The registered algorithm ``algorithm`` (checked) names, or the one 'auto' picks by its rule; None: direct."""
+    entry = ALGORITHMS.get("winograd")
+    if algorithm == "direct" or entry is None or (algorithm == "auto" and not entry[0](geom, dtype)):
+        return None
+    return entry
+
+
+def _conv_forward(geom: ConvGeometry, x, weight, bias, algorithm="auto"):
     out_dtype = _runtime.result_dtype(x, weight, bias)
     dtype = _runtime.compute_dtype(x, weight, bias)
     x4, w4, b = _compute([x, weight, bias], dtype)
     g2 = geom.as_2d()
     y = np.empty((geom.N, geom.C_out) + g2.out, dtype=dtype)
+    if (other := _other(geom, algorithm, dtype)) is not None:
+        other[1](geom, x4, w4, b, y)
+        return y.astype(out_dtype, copy=False)
     if _taps_1d_pays(geom, g2):
         _taps_1d_pass(x4, w4, b, geom.G, g2, y.reshape(geom.N, geom.C_out, -1))
         return y.reshape(geom.out_shape).astype(out_dtype, copy=False)
@@ -746,7 +763,7 @@ def _conv_forward(geom: ConvGeometry, x, weight, bias):
     return y.reshape(geom.out_shape).astype(out_dtype, copy=False)
 
 
-def _conv_backward(geom: ConvGeometry, grad_out, x, weight, bias):
+def _conv_backward(geom: ConvGeometry, grad_out, x, weight, bias, algorithm="auto"):
     out_dtype = _runtime.result_dtype(grad_out, x, weight, bias)
     dtype = _runtime.compute_dtype(grad_out, x, weight, bias)
     go4, x4, w4 = _compute([grad_out, x, weight], dtype)
@@ -755,6 +772,9 @@ def _conv_backward(geom: ConvGeometry, grad_out, x, weight, bias):
     w2 = w4.reshape(geom.C_out, -1)
     src_h, src_w = _conv_maps(g2)
     grad_x = np.empty(x4.shape, dtype=dtype)
+    if (other := _other(geom, algorithm, dtype)) is not None:
+        grad_w = other[2](geom, go4, x4, w4, grad_x)
+        return _results(out_dtype, grad_x, grad_w, None if bias is None else _grad_bias(go3))
     if _taps_1d_pays(geom, g2):
         grad_w = _taps_1d_backward_pass(x4, go3, w4, geom.G, g2, src_w, grad_x)
         grad_b = None if bias is None else _grad_bias(go3)
@@ -807,40 +827,45 @@ def _results(dtype, *arrays):
 # ---------------------------------------------------------------------------------------------------
 
 
-def _forward(geom: ConvGeometry, x, weight, bias):
+def _forward(geom: ConvGeometry, x, weight, bias, algorithm="auto"):
     if geom.N == 0:  # an empty batch: nothing to compute (the kernels' reshapes need a sample)
         return np.zeros(geom.out_shape, dtype=_runtime.result_dtype(x, weight, bias))
-    return (_conv_transpose_forward if geom.transposed else _conv_forward)(geom, x, weight, bias)
+    if geom.transposed:
+        return _conv_transpose_forward(geom, x, weight, bias)
+    return _conv_forward(geom, x, weight, bias, algorithm)
 
 
-def _backward(geom: ConvGeometry, grad_out, x, weight, bias):
+def _backward(geom: ConvGeometry, grad_out, x, weight, bias, algorithm="auto"):
     if geom.N == 0:  # no sample: every gradient is an empty or zero sum
         dtype = _runtime.result_dtype(grad_out, x, weight, bias)
         return (np.zeros(x.shape, dtype=dtype), np.zeros(weight.shape, dtype=dtype),
                 None if bias is None else np.zeros(bias.shape, dtype=dtype))
-    return (_conv_transpose_backward if geom.transposed else _conv_backward)(geom, grad_out, x, weight, bias)
+    if geom.transposed:
+        return _conv_transpose_backward(geom, grad_out, x, weight, bias)
+    return _conv_backward(geom, grad_out, x, weight, bias, algorithm)
 
 
-def conv_forward(geometry: ConvGeometry, x, weight, bias=None):
+def conv_forward(geometry: ConvGeometry, x, weight, bias=None, *, algorithm="auto"):
     geometry = fit_geometry(geometry, x, weight, bias)
-    return _forward(geometry, x, weight, bias)
+    return _forward(geometry, x, weight, bias, check_algorithm("conv_forward", algorithm, geometry))
 
 
-def conv_backward(geometry: ConvGeometry, grad_out, x, weight, bias=None):
+def conv_backward(geometry: ConvGeometry, grad_out, x, weight, bias=None, *, algorithm="auto"):
     geometry = fit_geometry(geometry, x, weight, bias, grad_out, caller="conv_backward")
-    return _backward(geometry, grad_out, x, weight, bias)
+    return _backward(geometry, grad_out, x, weight, bias, check_algorithm("conv_backward", algorithm, geometry))
 
 
-def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros"):
+def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros", *,
+           algorithm="auto"):
     geom = conv_geometry_of("conv2d", 2, x, weight, bias, stride, padding, dilation, groups, padding_mode)
-    return _forward(geom, x, weight, bias)
+    return _forward(geom, x, weight, bias, check_algorithm("conv2d", algorithm, geom))
 
 
 def conv2d_backward(grad_out, x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
-                    padding_mode="zeros"):
+                    padding_mode="zeros", *, algorithm="auto"):
     geom = conv_geometry_of("conv2d_backward", 2, x, weight, bias, stride, padding, dilation, groups,
                             padding_mode, grad_out)
-    return _backward(geom, grad_out, x, weight, bias)
+    return _backward(geom, grad_out, x, weight, bias, check_algorithm("conv2d_backward", algorithm, geom))
 
 
 def conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros"):

@@ -19,6 +19,7 @@ from cnnbase.checks import as_float64
 from cnnbase.conv import (
     ConvGeometry, as_2d, conv_geometry_of, conv_transpose_geometry_of, fit_geometry,
 )
+from cnnbase.conv_algorithm import check_algorithm
 from cnnbase.padding import source_index
 
 __all__ = [
@@ -215,20 +216,23 @@ def _backward(geom: ConvGeometry, grad_out, x, weight, bias):
     return grad_x.reshape(x.shape), grad_w.reshape(weight.shape), grad_b
 
 
-def conv_forward(geometry: ConvGeometry, x, weight, bias=None) -> np.ndarray:
+def conv_forward(geometry: ConvGeometry, x, weight, bias=None, *, algorithm="auto") -> np.ndarray:
     """The convolution (or transposed convolution) that ``geometry`` describes, applied to ``x``.
 
     ``geometry`` comes from :func:`cnnbase.conv.conv_geometry` or :func:`cnnbase.conv.conv_transpose_geometry`,
     resolved once (a ``cnn`` layer does it when it is built); the arrays are only checked to fit it, for any
-    batch size. Computes exactly what the op named by ``geometry.op`` computes.
+    batch size. Computes exactly what the op named by ``geometry.op`` computes. ``algorithm``: as in
+    :func:`conv2d`.
     """
     geometry = fit_geometry(geometry, x, weight, bias)
+    check_algorithm("conv_forward", algorithm, geometry)
     return _forward(geometry, x, weight, bias)
 
 
-def conv_backward(geometry: ConvGeometry, grad_out, x, weight, bias=None):
+def conv_backward(geometry: ConvGeometry, grad_out, x, weight, bias=None, *, algorithm="auto"):
     """The gradients ``(grad_x, grad_weight, grad_bias)`` of :func:`conv_forward` on a resolved geometry."""
     geometry = fit_geometry(geometry, x, weight, bias, grad_out, caller="conv_backward")
+    check_algorithm("conv_backward", algorithm, geometry)
     return _backward(geometry, grad_out, x, weight, bias)
 
 
@@ -237,7 +241,8 @@ def conv_backward(geometry: ConvGeometry, grad_out, x, weight, bias=None):
 # ---------------------------------------------------------------------------------------------------
 
 
-def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros"):
+def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros", *,
+           algorithm="auto"):
     r"""2-D convolution (cross-correlation) with groups, dilation, any padding amount and fill.
 
     ``y[n, co, oh, ow] = b[co] + sum_{ci < C_in/G} sum_{kh < KH} sum_{kw < KW}
@@ -260,6 +265,11 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padd
         ``G``; divides ``C_in`` and ``C_out``. ``G = C_in`` is depthwise.
     padding_mode : {'zeros', 'replicate', 'reflect', 'circular'}
         The fill (``cnnbase.padding.source_index``).
+    algorithm : {'auto', 'direct', 'winograd'}, keyword only
+        How to compute it, an implementation choice (``cnnbase.conv_algorithm``, ``specs/conv.md``
+        "Algorithms"): the same formula, another rounding. refcnn has one algorithm, this formula's loops;
+        it checks the keyword as fastcnn does (``'winograd'`` only for 2-D, groups 1, 3x3, stride 1,
+        dilation 1) so code runs unchanged on both engines. fastcnn's ``'auto'`` picks by a measured rule.
 
     Returns
     -------
@@ -273,7 +283,8 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padd
         Wrong dimensions or channels, ``groups`` not dividing the channels, bad hyperparameters (an int
         beyond int64 included); :class:`cnnbase.shapes.ShapeError` when the window does not fit the padded
         input; :class:`cnnbase.limits.SizeLimitError` when the output, the padded input or a workspace would
-        exceed ``CNN_MAX_ARRAY_BYTES`` (``specs/errors.md``).
+        exceed ``CNN_MAX_ARRAY_BYTES`` (``specs/errors.md``); a ValueError naming ``algorithm`` for another
+        value than those three, or ``'winograd'`` on a convolution it does not compute.
 
     Examples
     --------
@@ -284,11 +295,12 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padd
            [20., 24.]])
     """
     geom = conv_geometry_of("conv2d", 2, x, weight, bias, stride, padding, dilation, groups, padding_mode)
+    check_algorithm("conv2d", algorithm, geom)
     return _forward(geom, x, weight, bias)
 
 
 def conv2d_backward(grad_out, x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
-                    padding_mode="zeros"):
+                    padding_mode="zeros", *, algorithm="auto"):
     """Gradients of :func:`conv2d` with respect to x, weight and bias.
 
     With ``G_o = grad_out`` and the forward's index map ``ih = src(oh*SH - p_b + kh*DH)``,
@@ -300,6 +312,7 @@ def conv2d_backward(grad_out, x, weight, bias=None, stride=1, padding=0, dilatio
     ``dL/db[co] = sum_{n, oh, ow} G_o[n, co, oh, ow]``.
 
     Shapes: grad_out (N, C_out, H_out, W_out) -> (x's shape, weight's shape, (C_out,) or None).
+    ``algorithm``: as in :func:`conv2d`.
 
     Returns
     -------
@@ -308,6 +321,7 @@ def conv2d_backward(grad_out, x, weight, bias=None, stride=1, padding=0, dilatio
     """
     geom = conv_geometry_of("conv2d_backward", 2, x, weight, bias, stride, padding, dilation, groups,
                             padding_mode, grad_out)
+    check_algorithm("conv2d_backward", algorithm, geom)
     return _backward(geom, grad_out, x, weight, bias)
 
 

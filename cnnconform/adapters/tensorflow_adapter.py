@@ -187,7 +187,8 @@ def _conv1d(x, weight, bias, stride, padding, dilation, groups, padding_mode):
 
 
 @spec_op("conv2d", ("x", "weight", "bias"), ("x", "weight", "bias"), _conv_gradient_refused)
-def _conv2d(x, weight, bias, stride, padding, dilation, groups, padding_mode):
+def _conv2d(x, weight, bias, stride, padding, dilation, groups, padding_mode, algorithm="auto"):
+    # ``algorithm`` is an implementation choice (specs/conv.md section 8): the library picks its own
     return _conv(2, x, weight, bias, stride, padding, dilation, groups, padding_mode)
 
 

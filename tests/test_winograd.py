@@ -1,0 +1,209 @@
+"""fastcnn's Winograd F(2x2, 3x3) convolutions (fastcnn/winograd.py, issue 16) and the ``algorithm`` keyword.
+
+The oracle is refcnn (the formula's loops, float64). Tolerances (``specs/conv.md``, "Algorithms") are stated
+against the *magnitude bound* of each result: the same op on ``|x|``, ``|w|``, ``|grad_out|`` (refcnn,
+float64), the sum of the absolute values of the terms behind each value, the scale a rounding error is
+proportional to; the largest error of a result over the largest bound of that result (normwise: Winograd's
+transforms mix the 16 cells of a tile, so one element's error follows its tile's magnitudes, not its own
+terms'). Measured over 60 random draws (C up to 40, values up to 1e3, paddings 0-2): float32 direct path
+2.2e-7 at worst, Winograd 1.9e-7; float64 Winograd ~1e-16.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+import fastcnn
+import refcnn
+from cnnbase.padding import PADDING_MODES
+from fastcheck import assert_bit_identical, results_per_thread_count
+
+#: Allowed largest error of a result, as a fraction of its largest magnitude bound (module docstring): about
+#: 10x the float32 figure measured, and for float64 still 1e4 times above the measured 1e-16.
+FLOAT64_BOUND = 1e-12
+FLOAT32_BOUND = 2e-6
+
+
+@st.composite
+def winograd_problems(draw):
+    """(x, w, b, grad_out, kwargs) in float64: 3x3, stride 1, small odd and even sizes (partial last
+    tiles), padding 0-2 with every fill; values of one problem within +-1 or +-1e3."""
+    n, c, k = draw(st.integers(1, 2)), draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    pad = draw(st.integers(0, 2))
+    h, w = draw(st.integers(max(1, 3 - 2 * pad), 7)), draw(st.integers(max(1, 3 - 2 * pad), 7))
+    mode = draw(st.sampled_from(PADDING_MODES))
+    assume(mode != "reflect" or pad == 0 or min(h, w) >= 2)
+    scale = draw(st.sampled_from((1.0, 1e3)))
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-scale, scale, (n, c, h, w))
+    wt = rng.uniform(-scale, scale, (k, c, 3, 3))
+    b = rng.uniform(-1, 1, k) if draw(st.booleans()) else None
+    go = rng.uniform(-1, 1, (n, k, h + 2 * pad - 2, w + 2 * pad - 2))
+    return x, wt, b, go, dict(padding=pad, padding_mode=mode)
+
+
+def _bounds(x, w, b, go, kw):
+    """refcnn's results on absolute values: each element's magnitude bound (y, grad_x, grad_w, grad_b)."""
+    ab = None if b is None else np.abs(b)
+    y = refcnn.conv2d(np.abs(x), np.abs(w), ab, **kw)
+    return (y, *refcnn.conv2d_backward(np.abs(go), np.abs(x), np.abs(w), ab, **kw))
+
+
+def _assert_within(got, want, bound, fraction, what):
+    for i, (g, e, s) in enumerate(zip(got, want, bound)):
+        if e is None:
+            assert g is None, f"{what}: output {i} should be None"
+            continue
+        err = np.abs(g.astype(np.float64) - e)
+        limit = fraction * float(np.max(s))
+        worst = np.unravel_index(int(np.argmax(err)), err.shape)
+        assert err[worst] <= limit, (f"{what}: output {i} error {err[worst]:.3g} > {limit:.3g} at {worst}: "
+                                     f"got {g[worst]!r}, expected {e[worst]!r}")
+
+
+def _winograd(x, w, b, go, kw, dtype=np.float64):
+    x, w, go = (a.astype(dtype) for a in (x, w, go))
+    b = None if b is None else b.astype(dtype)
+    return (fastcnn.conv2d(x, w, b, algorithm="winograd", **kw),
+            *fastcnn.conv2d_backward(go, x, w, b, algorithm="winograd", **kw))
+
+
+@settings(max_examples=20, deadline=None)
+@given(winograd_problems())
+def test_float64_matches_refcnn(problem):
+    x, w, b, go, kw = problem
+    want = (refcnn.conv2d(x, w, b, **kw), *refcnn.conv2d_backward(go, x, w, b, **kw))
+    got = _winograd(x, w, b, go, kw)
+    _assert_within(got, want, _bounds(x, w, b, go, kw), FLOAT64_BOUND, f"float64 {kw}")
+
+
+@settings(max_examples=20, deadline=None)
+@given(winograd_problems())
+def test_float32_within_the_stated_bound(problem):
+    """float32 Winograd against refcnn on the same float32 values (so only fastcnn's rounding counts), within
+    FLOAT32_BOUND, as the direct path is on the same draws."""
+    x, w, b, go, kw = problem
+    x, w, go = (a.astype(np.float32).astype(np.float64) for a in (x, w, go))
+    b = None if b is None else b.astype(np.float32).astype(np.float64)
+    want = (refcnn.conv2d(x, w, b, **kw), *refcnn.conv2d_backward(go, x, w, b, **kw))
+    bound = _bounds(x, w, b, go, kw)
+    got = _winograd(x, w, b, go, kw, np.float32)
+    assert all(g is None or g.dtype == np.float32 for g in got)
+    _assert_within(got, want, bound, FLOAT32_BOUND, f"float32 winograd {kw}")
+    direct = (fastcnn.conv2d(*(None if a is None else a.astype(np.float32) for a in (x, w, b)),
+                             algorithm="direct", **kw),
+              *fastcnn.conv2d_backward(*(None if a is None else a.astype(np.float32) for a in (go, x, w, b)),
+                                       algorithm="direct", **kw))
+    _assert_within(direct, want, bound, FLOAT32_BOUND, f"float32 direct {kw}")
+
+
+def test_a_hand_worked_tile():
+    """One 4x4 input, one 3x3 kernel of ones on the centre column: y[i, j] = x[i, j+1] + x[i+1, j+1] +
+    x[i+2, j+1], worked by hand for x = arange(16)."""
+    x = np.arange(16.0).reshape(1, 1, 4, 4)
+    w = np.zeros((1, 1, 3, 3))
+    w[0, 0, :, 1] = 1
+    y = fastcnn.conv2d(x, w, algorithm="winograd")
+    assert np.array_equal(y[0, 0], [[1 + 5 + 9, 2 + 6 + 10], [5 + 9 + 13, 6 + 10 + 14]])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_bit_identical_whatever_the_thread_count(dtype):
+    """11 samples (weight-gradient blocks of 4: one partial), odd sizes, reflect fill; forward and backward."""
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((11, 17, 9, 13)).astype(dtype)
+    w = rng.standard_normal((18, 17, 3, 3)).astype(dtype)
+    b = rng.standard_normal(18).astype(dtype)
+    g = rng.standard_normal((11, 18, 9, 13)).astype(dtype)
+    kw = dict(padding=1, padding_mode="reflect", algorithm="winograd")
+    runs = results_per_thread_count(lambda: (fastcnn.conv2d(x, w, b, **kw), *fastcnn.conv2d_backward(g, x, w, b, **kw)))
+    assert_bit_identical(runs)
+
+
+def test_np_dot_path_agrees_with_cblas(monkeypatch):
+    """Without NumPy's CBLAS the same kernels call np.dot (SciPy's BLAS); 'auto' then keeps the direct path."""
+    rng = np.random.default_rng(8)
+    x, w, b = rng.standard_normal((3, 16, 7, 6)), rng.standard_normal((16, 16, 3, 3)), rng.standard_normal(16)
+    g = rng.standard_normal((3, 16, 7, 6))
+    want = (refcnn.conv2d(x, w, b, padding=1), *refcnn.conv2d_backward(g, x, w, b, padding=1))
+    monkeypatch.setattr(fastcnn._blas, "CBLAS", False)
+    got = _winograd(x, w, b, g, dict(padding=1))
+    for a, e in zip(got, want):
+        assert np.abs(a - e).max() <= 1e-12 * np.abs(e).max()
+    assert not fastcnn.winograd.pays(_geometry((3, 32, 7, 6), (32, 32, 3, 3)), np.float64)
+
+
+def _geometry(x_shape, w_shape, stride=1, padding=1, dilation=1, groups=1):
+    from cnnbase.conv import conv_geometry
+    return conv_geometry("conv2d", x_shape, w_shape, None, stride, padding, dilation, groups, "zeros", 2)
+
+
+def test_auto_rule():
+    """'auto' takes Winograd for the seeds' conv2 (32 -> 64 channels, 3x3, stride 1) and the 64-channel ResNet
+    layer, not for the first layer (3 channels), 16-channel layers, nor strided, dilated, grouped or 5x5
+    convolutions."""
+    pays = fastcnn.winograd.pays
+    cblas = fastcnn._blas.CBLAS
+    assert pays(_geometry((128, 32, 26, 26), (64, 32, 3, 3), padding=0), np.float32) == cblas
+    assert pays(_geometry((16, 64, 56, 56), (64, 64, 3, 3)), np.float32) == cblas
+    assert not pays(_geometry((128, 3, 32, 32), (32, 3, 3, 3)), np.float32)
+    assert not pays(_geometry((128, 16, 32, 32), (16, 16, 3, 3)), np.float32)  # below MIN_CHANNELS
+    assert not pays(_geometry((2, 32, 9, 9), (32, 32, 3, 3), stride=2), np.float32)
+    assert not pays(_geometry((2, 32, 9, 9), (32, 32, 3, 3), dilation=2), np.float32)
+    assert not pays(_geometry((2, 32, 9, 9), (32, 16, 3, 3), groups=2), np.float32)
+    assert not pays(_geometry((2, 32, 9, 9), (32, 32, 5, 5)), np.float32)
+
+
+BAD = [  # (algorithm, hyperparameters, what the message must say)
+    ("nonsense", dict(), "one of 'auto', 'direct', 'winograd'"),
+    (None, dict(), "one of 'auto', 'direct', 'winograd'"),
+    ("winograd", dict(stride=2), "stride (2, 2)"),
+    ("winograd", dict(dilation=2), "dilation (2, 2)"),
+    ("winograd", dict(groups=2), "groups=2"),
+]
+
+
+@pytest.mark.parametrize("engine", [refcnn, fastcnn], ids=["refcnn", "fastcnn"])
+@pytest.mark.parametrize("op", ["conv2d", "conv2d_backward"])
+@pytest.mark.parametrize("algorithm,kw,reason", BAD)
+def test_algorithm_errors(engine, op, algorithm, kw, reason):
+    x, w = np.ones((1, 4, 6, 6)), np.ones((4, 4 // kw.get("groups", 1), 3, 3))
+    args = (x, w) if op == "conv2d" else (np.ones((1, 4, 6, 6)), x, w)
+    kw = dict(padding=kw.get("dilation", 1), **kw)
+    if kw.get("stride") == 2:
+        args = (x, w) if op == "conv2d" else (np.ones((1, 4, 3, 3)), x, w)
+    with pytest.raises(ValueError) as err:
+        getattr(engine, op)(*args, algorithm=algorithm, **kw)
+    msg = str(err.value)
+    assert msg.startswith(f"{op}: invalid value for argument `algorithm`"), msg
+    assert reason in msg, msg
+
+
+@pytest.mark.parametrize("engine", [refcnn, fastcnn], ids=["refcnn", "fastcnn"])
+def test_algorithm_errors_on_geometry_ops(engine):
+    """conv_forward and conv_backward check it too: 'winograd' on a 1-D or 5x5 geometry is refused."""
+    from cnnbase.conv import conv_geometry
+    g1 = conv_geometry("conv1d", (1, 2, 8), (2, 2, 3), None, 1, 1, 1, 1, "zeros", 1)
+    with pytest.raises(ValueError, match=r"conv_forward: invalid value for argument `algorithm`.*1-D"):
+        engine.conv_forward(g1, np.ones((1, 2, 8)), np.ones((2, 2, 3)), algorithm="winograd")
+    g5 = _geometry((1, 2, 8, 8), (2, 2, 5, 5))
+    with pytest.raises(ValueError, match=r"conv_backward: invalid value for argument `algorithm`.*kernel"):
+        engine.conv_backward(g5, np.ones((1, 2, 6, 6)), np.ones((1, 2, 8, 8)), np.ones((2, 2, 5, 5)),
+                             algorithm="winograd")
+
+
+def test_every_algorithm_agrees_on_a_real_layer():
+    """The seeds' conv2 shape, scaled down in batch: 'auto', 'direct' and 'winograd' within float32 rounding."""
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((4, 32, 26, 26)).astype(np.float32)
+    w = (rng.standard_normal((64, 32, 3, 3)) / 17).astype(np.float32)
+    g = rng.standard_normal((4, 64, 24, 24)).astype(np.float32)
+    results = {a: (fastcnn.conv2d(x, w, algorithm=a), *fastcnn.conv2d_backward(g, x, w, algorithm=a)[:2])
+               for a in ("auto", "direct", "winograd")}
+    for a in ("auto", "winograd"):
+        for got, want in zip(results[a], results["direct"]):
+            assert np.abs(got - want).max() <= 1e-5 * np.abs(want).max(), a
