@@ -57,8 +57,9 @@ from cnnbase.conv import (
 from cnnbase.conv_algorithm import check_algorithm
 from cnnbase.padding import source_index
 
-from . import _blas, _runtime
+from . import _blas, _runtime, conv_direct
 from ._blas import gemm, gemm_strided, single_threaded
+from ._planes import fold as _fold, identity_run as _identity_run
 
 __all__ = [
     "conv1d",
@@ -144,44 +145,6 @@ def _col2im(dcols, KH, KW, SH, SW, DH, DW, H_out, W_out, planes):
                     s0 = row + oh * W_out
                     for ow in range(W_out):
                         dst[np.uintp(d0 + ow * SW)] += src[np.uintp(s0 + ow)]
-
-
-@numba.njit(fastmath=False, **_runtime.KERNEL_FLAGS)
-def _identity_run(src):
-    """(lo, hi): the cells lo <= j < hi of a padded axis that read the input in order (src[j] = j - lo)."""
-    n = src.size
-    lo = 0
-    while lo < n and src[lo] != 0:
-        lo += 1
-    hi = lo
-    while hi < n and src[hi] == hi - lo:
-        hi += 1
-    return lo, hi
-
-
-@numba.njit(fastmath=_FM, **_runtime.KERNEL_FLAGS)
-def _fold(planes, src_h, src_w, gx):
-    """gx = 0, then each padded cell's value is added onto the input cell it was copied from (the adjoint of
-    the padding; index -1, a zero-filled cell, gives nothing). Rows in order, cells in order: a fixed order.
-    The in-order run of each row is a vectorised add; only the fill's cells are looked up one by one."""
-    C, Hp, Wp = planes.shape
-    lo, hi = _identity_run(src_w)
-    gx[:] = 0
-    for c in range(C):
-        for i in range(Hp):
-            sh = src_h[i]
-            if sh < 0:
-                continue
-            dst = gx[c, sh]
-            src = planes[c, i]
-            for j in range(lo):
-                if src_w[j] >= 0:
-                    dst[src_w[j]] += src[j]
-            for j in range(hi - lo):
-                dst[j] += src[lo + j]
-            for j in range(hi, Wp):
-                if src_w[j] >= 0:
-                    dst[src_w[j]] += src[j]
 
 
 @numba.njit(fastmath=_FM, **_runtime.KERNEL_FLAGS)
@@ -755,7 +718,9 @@ def _conv_forward(geom: ConvGeometry, x, weight, bias, algorithm="auto"):
         _taps_1d_pass(x4, w4, b, geom.G, g2, y.reshape(geom.N, geom.C_out, -1))
         return y.reshape(geom.out_shape).astype(out_dtype, copy=False)
     xp = _pad(x4, *_conv_maps(g2), "conv.xpad")
-    if _shifted_pays(geom, g2):
+    if conv_direct.direct_pays(geom.C_in, geom.G):
+        conv_direct.direct_forward(xp, w4, b, geom.G, g2.stride, g2.dilation, y)
+    elif _shifted_pays(geom, g2):
         _shifted_pass(xp, w4, b, geom.G, g2, y.reshape(geom.N, geom.C_out, -1))
     else:
         _gemm_pass(xp, geom.G, g2.kernel, g2.stride, g2.dilation, g2.out, w2=w4.reshape(geom.C_out, -1), bias=b,
@@ -780,7 +745,13 @@ def _conv_backward(geom: ConvGeometry, grad_out, x, weight, bias, algorithm="aut
         grad_b = None if bias is None else _grad_bias(go3)
         return _results(out_dtype, grad_x.reshape(x.shape), grad_w.reshape(weight.shape), grad_b)
     xp = _pad(x4, src_h, src_w, "conv.xpad")
-    if _shifted_pays(geom, g2):
+    if conv_direct.direct_pays(geom.C_in, geom.G):
+        go4_2 = go3.reshape((geom.N, geom.C_out) + g2.out)
+        grad_w = conv_direct.direct_grad_weight(xp, go4_2, geom.G, g2.stride, g2.dilation, w4.shape, GW_BLOCK,
+                                                lambda size: SCRATCH.get("conv.gw", size, dtype))
+        planes = _buffers("conv.planes", (geom.C_in, src_h.size, src_w.size), dtype)
+        conv_direct.direct_grad_input(go4_2, w4, geom.G, g2.stride, g2.dilation, src_h, src_w, planes, grad_x)
+    elif _shifted_pays(geom, g2):
         grad_w = _shifted_backward_pass(xp, go3, w4, geom.G, g2, src_h, src_w, grad_x)
     else:
         grad_w = _gemm_pass(xp, geom.G, g2.kernel, g2.stride, g2.dilation, g2.out, go3=go3)

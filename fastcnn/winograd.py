@@ -40,7 +40,7 @@ stay under ``CHUNK_BYTES`` (L2): transform the chunk, 16 single-threaded BLAS GE
 **Padding**: the input is padded once by conv.py's index maps (every ``padding_mode``), with one more zero row
 (column) when the output height (width) is odd, so the last tile reads whole 4x4 windows; that tile's
 extra output row (column) is dropped and its output gradient taken as 0. The input gradient is gathered on
-a padded plane and folded back through the same maps (``conv._fold``).
+a padded plane and folded back through the same maps (``_planes.fold``).
 
 **Determinism**: the weight gradient of a block of ``GW_BLOCK`` samples is summed sample by sample and
 chunk by chunk in order, and the blocks in order afterwards (``conv._sum_blocks``); every other value is
@@ -59,6 +59,7 @@ from cnnbase.conv_algorithm import winograd_obstacle
 
 from . import _blas, _runtime, conv
 from ._blas import gemm, single_threaded
+from ._planes import fold
 
 __all__: list[str] = []
 
@@ -292,7 +293,7 @@ def _backward_kernel(xp, go, U, H_out, W_out, rows, block, cblas, src_h, src_w, 
                     gemm(False, True, dM, V, dU_blocks[b, xi], not first, cblas)
                     gemm(True, False, U[xi], dM, V, False, cblas)
                 _input_adjoint(_positions(V_bufs[tid], SV), i0, i1, tw, plane)
-            conv._fold(plane, src_h, src_w, gx[n])
+            fold(plane, src_h, src_w, gx[n])
 
 
 # ---------------------------------------------------------------------------------------------------
