@@ -103,6 +103,10 @@ class Pass:
     seed: int = 0
     step: int = 0
     shard: int | None = None
+    #: Run a layer's ReLU inside the max pooling that follows it (:func:`_pair_relu_pools`) when the engine
+    #: offers the fused op (fastcnn's ``relu_pool_forward``): :meth:`cnn.Model.forward` sets it; a pass that
+    #: looks at each layer's own output (``Model.features``, the pictures) leaves it off.
+    fuse: bool = False
 
 
 def _cast(y: np.ndarray, dtype) -> np.ndarray:
@@ -192,15 +196,29 @@ class Layer:
     def _backward(self, grad):
         raise NotImplementedError
 
+    #: The max pooling layer that may apply this layer's ReLU (set by :func:`_pair_relu_pools`), or None.
+    relu_pool: "Layer | None" = None
+    #: Whether the last forward pass left the ReLU to ``relu_pool`` (its output was the pre-activation).
+    _relu_handed_on: bool = False
+
+    def _hands_relu_on(self, ctx: Pass) -> bool:
+        return (ctx.fuse and self.relu_pool is not None and self.activation == "relu"
+                and hasattr(ctx.engine, "relu_pool_forward"))
+
     def forward(self, x: np.ndarray, ctx: Pass) -> np.ndarray:
         pre = _cast(self._forward(x, ctx), ctx.dtype)
         self._ctx = ctx
         self._pre = pre
+        self._relu_handed_on = self._hands_relu_on(ctx)
+        if self._relu_handed_on:
+            return pre  # the next layer, a max pooling, applies the ReLU as it pools
         return _cast(_activation(ctx.engine, self.activation, pre), ctx.dtype)
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
         """Gradient with respect to the layer's input; the parameter gradients go to ``self.grads``."""
         ctx = self._ctx
+        if self._relu_handed_on:  # grad_out is already with respect to the pre-activation
+            return _cast(self._backward(_cast(grad_out, ctx.dtype)), ctx.dtype)
         grad = _cast(_activation_backward(ctx.engine, self.activation, grad_out, self._pre), ctx.dtype)
         return _cast(self._backward(grad), ctx.dtype)
 
@@ -370,11 +388,21 @@ class _Pool(Layer):
         op = self.geometry.op
         return (op, op + "_backward", "pool_forward", "pool_backward")
 
+    #: The layer whose ReLU this max pooling may apply (set by :func:`_pair_relu_pools`), or None.
+    relu_from: Layer | None = None
+    _fused: bool = False
+
     def _forward(self, x, ctx):
         self._x = x
+        # Fused only when the layer before handed its ReLU on in this very pass: then x is its pre-activation.
+        self._fused = self.relu_from is not None and self.relu_from._relu_handed_on
+        if self._fused:
+            return ctx.engine.relu_pool_forward(self.geometry, x)
         return ctx.engine.pool_forward(self.geometry, x)
 
     def _backward(self, grad):
+        if self._fused:
+            return self._ctx.engine.relu_pool_backward(self.geometry, grad, self._x)
         return self._ctx.engine.pool_backward(self.geometry, grad, self._x)
 
 
@@ -403,17 +431,22 @@ class _GlobalPool(Layer):
 
 
 class _Flatten(Layer):
+    """The spec's ``flatten(x, 1)`` and its backward, computed here as NumPy reshapes: a row-major merge of the
+    trailing axes moves no value, so a C-contiguous batch (what every engine op returns) is flattened as a
+    view, with no copy (the engines' ``flatten`` returns a fresh array, 0.5 ms each way per step on the seeds'
+    model). No layer writes into its input, so the view is safe; its values are ``engine.flatten``'s exactly."""
+
     record_type = netspec.Flatten
 
     def _ops(self):
         return ("flatten", "flatten_backward")
 
     def _forward(self, x, ctx):
-        self._x = x
-        return ctx.engine.flatten(x)
+        self._x_shape = x.shape
+        return x.reshape(x.shape[0], math.prod(x.shape[1:]))  # -1 is ambiguous for an empty batch
 
     def _backward(self, grad):
-        return self._ctx.engine.flatten_backward(grad, self._x)
+        return grad.reshape(self._x_shape)
 
 
 class _Dense(Layer):
@@ -692,7 +725,21 @@ def build_layers(configs, input_shape, seed: int, dtype, first_index: int = 1, p
             index += 1
         layers.append(layer)
         shape = layer.output_shape
+    _pair_relu_pools(layers)
     return layers, index
+
+
+def _pair_relu_pools(layers) -> None:
+    """Link each layer with a ReLU activation to a max pooling right after it (conv-ReLU-pool, the seeds'
+    ``conv64k3 relu, maxpool2``): with a fusing engine and :attr:`Pass.fuse`, the pooling computes
+    ``max_pool(relu(x))`` from the pre-activation in one kernel and its backward in one pass, so the largest
+    activation of such a block is never written (issue 16, item 2). The results are the unfused layers' bit
+    for bit (the engine's fused op is tested against the composition), only cheaper."""
+    for producer, pool in zip(layers, layers[1:]):
+        if (isinstance(pool, _Pool) and pool.geometry.kind == "max" and not pool.geometry.return_indices
+                and not isinstance(producer, _Block) and producer.activation == "relu"):
+            producer.relu_pool = pool
+            pool.relu_from = producer
 
 
 

@@ -265,7 +265,7 @@ class Model:
         step = check_int(step, "step", "Model.forward", minimum=0)
         if shard is not None:
             shard = check_int(shard, "shard", "Model.forward", minimum=0)
-        ctx = L.Pass(self.engine, bool(training), self.dtype, self.seed, step, shard)
+        ctx = L.Pass(self.engine, bool(training), self.dtype, self.seed, step, shard, fuse=True)
         for layer in self.layers:
             x = layer.forward(x, ctx)
         self._last_logits_shape = x.shape

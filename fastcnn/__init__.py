@@ -28,6 +28,7 @@ from .optim import *  # noqa: F401,F403
 from .pool import *  # noqa: F401,F403
 from .conv import conv_backward, conv_forward  # noqa: F401  (GEOMETRY_OPS)
 from .pool import pool_backward, pool_forward  # noqa: F401  (GEOMETRY_OPS)
+from .pool import FUSED_OPS, relu_pool_backward, relu_pool_forward  # noqa: F401  (fastcnn only; cnn.layers)
 
 #: Every operation of the spec, by family: the same names as ``refcnn.OPS``.
 OPS = {

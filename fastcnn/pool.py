@@ -29,9 +29,11 @@ import numba
 import numpy as np
 from numba import prange
 
+from cnnbase.checks import FORWARD, invalid
 from cnnbase.pool import PoolGeometry, avg_pool_geometry_of, fit_geometry, max_pool_geometry_of, whole_map
 
 from . import _runtime
+from .activations import relu as _relu_of, relu_backward as _relu_backward_of
 from ._runtime import FASTMATH, KERNEL_FLAGS
 
 __all__ = [
@@ -243,6 +245,76 @@ def _max_pool_2x2_backward_kernel(grad_out, x, grad_x):
                 column = iw & 1  # 0: left cell of its window, 1: right cell
                 grad_x[p, ih, iw] = g if winners[ow] == column else zero
                 grad_x[p, ih + 1, iw] = g if winners[ow] == 2 + column else zero
+            for iw in range(2 * W_out, W):
+                grad_x[p, ih, iw] = zero
+                grad_x[p, ih + 1, iw] = zero
+        for ih in range(2 * H_out, H):
+            for iw in range(W):
+                grad_x[p, ih, iw] = zero
+
+
+# ---------------------------------------------------------------------------------------------------------
+# ReLU fused into max pooling (relu_pool_forward / relu_pool_backward)
+# ---------------------------------------------------------------------------------------------------------
+
+
+@numba.njit(inline="always", **KERNEL_FLAGS)
+def _relu(v, zero):
+    """fastcnn.relu's rule on one value: ``0 if v <= 0 else v`` (NaN fails ``<=`` and passes through)."""
+    return zero if v <= zero else v
+
+
+@numba.njit(inline="always", **KERNEL_FLAGS)
+def _relu_passes(v, zero, one):
+    """fastcnn.relu_backward's factor on one value: ``0 if v <= 0 else 1`` (1 at NaN, as there)."""
+    return zero if v <= zero else one
+
+
+@numba.njit(parallel=True, fastmath=FASTMATH, **KERNEL_FLAGS)
+def _relu_max_pool_2x2_kernel(x, y):
+    """``y = max_pool(relu(x))`` for plain 2x2 windows, as ``relu(max_pool(x))``: ReLU is non-decreasing, so
+    the window's largest value after ReLU is ReLU of its largest value before (a NaN wins both ways and stays
+    NaN; a window of values <= 0 gives 0 both ways). One ReLU per window instead of four, and the activation
+    ``relu(x)`` is never written."""
+    P, H_out, W_out = y.shape
+    zero = y.dtype.type(0)
+    for p in prange(P):
+        for oh in range(H_out):
+            ih = 2 * oh
+            for ow in range(W_out):
+                iw = 2 * ow
+                best = _max2x2(x[p, ih, iw], x[p, ih, iw + 1], x[p, ih + 1, iw], x[p, ih + 1, iw + 1])
+                y[p, oh, ow] = _relu(best, zero)
+
+
+@numba.njit(parallel=True, fastmath=FASTMATH, **KERNEL_FLAGS)
+def _relu_max_pool_2x2_backward_kernel(grad_out, x, grad_x):
+    """``grad_x = relu_backward(max_pool_backward(grad_out, relu(x)), x)`` for plain 2x2 windows, in one pass.
+
+    The winner of each window is found among the ReLU'd values, as the composition finds it (a window of
+    values <= 0 is all zeros after ReLU: its first cell wins), and each cell's value is the composition's:
+    the window's gradient at the winner, 0 elsewhere, times ReLU's factor at that cell. Same two-pass layout
+    per pair of rows as :func:`_max_pool_2x2_backward_kernel`."""
+    P, H, W = x.shape
+    _, H_out, W_out = grad_out.shape
+    zero = grad_x.dtype.type(0)
+    one = grad_x.dtype.type(1)
+    for p in prange(P):
+        winners = np.empty(W_out, dtype=np.int32)
+        for oh in range(H_out):
+            ih = 2 * oh
+            for ow in range(W_out):
+                iw = 2 * ow
+                winners[ow] = _position2x2(_relu(x[p, ih, iw], zero), _relu(x[p, ih, iw + 1], zero),
+                                           _relu(x[p, ih + 1, iw], zero), _relu(x[p, ih + 1, iw + 1], zero))
+            for iw in range(2 * W_out):
+                ow = iw >> 1
+                g = grad_out[p, oh, ow]
+                column = iw & 1  # 0: left cell of its window, 1: right cell
+                top = g if winners[ow] == column else zero
+                bottom = g if winners[ow] == 2 + column else zero
+                grad_x[p, ih, iw] = top * _relu_passes(x[p, ih, iw], zero, one)
+                grad_x[p, ih + 1, iw] = bottom * _relu_passes(x[p, ih + 1, iw], zero, one)
             for iw in range(2 * W_out, W):
                 grad_x[p, ih, iw] = zero
                 grad_x[p, ih + 1, iw] = zero
@@ -486,6 +558,60 @@ def pool_forward(geometry: PoolGeometry, x):
 
 def pool_backward(geometry: PoolGeometry, grad_out, x):
     return _backward(fit_geometry(geometry, x, grad_out, caller="pool_backward"), grad_out, x)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Fused ops on a resolved geometry (fastcnn only: refcnn keeps the plain ops, the oracle of these)
+# ---------------------------------------------------------------------------------------------------------
+
+#: The fused ops fastcnn offers beside the spec's; ``cnn.layers`` uses them when an engine has them.
+FUSED_OPS = ("relu_pool_forward", "relu_pool_backward")
+
+
+def _relu_max_geometry(geometry, x, grad_out=FORWARD, caller="relu_pool_forward"):
+    """The geometry fitted to ``x`` (and ``grad_out``), refused unless it is a max pooling without indices."""
+    g = fit_geometry(geometry, x, grad_out, caller=caller)
+    if g.kind != "max" or g.return_indices:
+        raise ValueError(invalid(caller, "geometry", "a max pooling geometry without return_indices",
+                                 f"{g.op} with return_indices={g.return_indices}"))
+    return g
+
+
+def relu_pool_forward(geometry: PoolGeometry, x):
+    """``pool_forward(geometry, relu(x))`` for a max pooling ``geometry``, without writing ``relu(x)``.
+
+    Bit for bit the composition of fastcnn's ``relu`` and ``pool_forward`` (tests/test_fast_pool.py checks it,
+    and refcnn's composition as the oracle). For plain 2x2 windows (stride 2, no padding or dilation, floor
+    mode) one kernel reads ``x`` once and writes only the pooled map: in a conv-ReLU-pool block the largest
+    activation is never stored, and ReLU's own pass over it (one read, one write) is saved. Other geometries
+    run the two ops. The backward, :func:`relu_pool_backward`, takes the same ``x`` (before ReLU)."""
+    g = _relu_max_geometry(geometry, x)
+    g2 = g.as_2d()
+    if not _is_plain_2x2(g2):
+        return _forward(g, _relu_of(x))
+    dtype = _runtime.compute_dtype(x)
+    xp = _planes(x, dtype, g2.batch, g2.channels, *g2.sizes)
+    y = np.empty((xp.shape[0],) + g2.out_sizes, dtype=dtype)
+    _relu_max_pool_2x2_kernel(xp, y)
+    return y.reshape(g.out_shape).astype(_runtime.result_dtype(x), copy=False)
+
+
+def relu_pool_backward(geometry: PoolGeometry, grad_out, x):
+    """``relu_backward(pool_backward(geometry, grad_out, relu(x)), x)``: the gradient of
+    :func:`relu_pool_forward` with respect to ``x`` (before ReLU), bit for bit the composition.
+
+    For plain 2x2 windows one pass reads ``x`` and ``grad_out`` and writes the gradient, where the
+    composition writes ``relu(x)``, scatters into one array and multiplies it into another."""
+    g = _relu_max_geometry(geometry, x, grad_out, caller="relu_pool_backward")
+    g2 = g.as_2d()
+    if not _is_plain_2x2(g2):
+        return _relu_backward_of(_backward(g, grad_out, _relu_of(x)), x)
+    dtype = _runtime.compute_dtype(x, grad_out)
+    gp = _planes(grad_out, dtype, g2.batch, g2.channels, *g2.out_sizes)
+    xp = _planes(x, dtype, g2.batch, g2.channels, *g2.sizes)
+    grad_x = np.empty((gp.shape[0],) + g2.sizes, dtype=dtype)
+    _relu_max_pool_2x2_backward_kernel(gp, xp, grad_x)
+    return grad_x.reshape(g.in_shape).astype(_runtime.result_dtype(grad_out, x), copy=False)
 
 
 _runtime.share_docstrings(globals(), [*__all__, "pool_forward", "pool_backward"])
