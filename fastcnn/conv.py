@@ -718,7 +718,7 @@ def _conv_forward(geom: ConvGeometry, x, weight, bias, algorithm="auto"):
         _taps_1d_pass(x4, w4, b, geom.G, g2, y.reshape(geom.N, geom.C_out, -1))
         return y.reshape(geom.out_shape).astype(out_dtype, copy=False)
     xp = _pad(x4, *_conv_maps(g2), "conv.xpad")
-    if conv_direct.direct_pays(geom.C_in, geom.G):
+    if conv_direct.direct_pays(geom.C_in, geom.G, g2.stride):
         conv_direct.direct_forward(xp, w4, b, geom.G, g2.stride, g2.dilation, y)
     elif _shifted_pays(geom, g2):
         _shifted_pass(xp, w4, b, geom.G, g2, y.reshape(geom.N, geom.C_out, -1))
@@ -745,7 +745,7 @@ def _conv_backward(geom: ConvGeometry, grad_out, x, weight, bias, algorithm="aut
         grad_b = None if bias is None else _grad_bias(go3)
         return _results(out_dtype, grad_x.reshape(x.shape), grad_w.reshape(weight.shape), grad_b)
     xp = _pad(x4, src_h, src_w, "conv.xpad")
-    if conv_direct.direct_pays(geom.C_in, geom.G):
+    if conv_direct.direct_pays(geom.C_in, geom.G, g2.stride):
         go4_2 = go3.reshape((geom.N, geom.C_out) + g2.out)
         grad_w = conv_direct.direct_grad_weight(xp, go4_2, geom.G, g2.stride, g2.dilation, w4.shape, GW_BLOCK,
                                                 lambda size: SCRATCH.get("conv.gw", size, dtype))

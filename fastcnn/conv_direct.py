@@ -1,10 +1,10 @@
-"""Convolution with few input channels per group, computed directly (issue 16: the first layer's kernel).
+"""Grouped convolutions with few input channels per group (depthwise ones), computed directly (issue 16).
 
-A first layer reads 1 or 3 channels: im2col + GEMM then multiplies a (C_out x 9) by a (9 x H_out*W_out) matrix,
-a product with 9 terms per output that BLAS runs far below its rate, after a copy of the input nine times over;
-its input gradient is a second GEMM of 9 rows and a scatter back (col2im). Here each output row is instead a
-sum of ``C/G * KH * KW`` shifted input rows, each scaled by one weight: ``y[n, k, oh, :] += w[k, c, kh, kw] *
-xp[n, c, oh*SH + kh*DH, kw*DW::SW]``, a vectorised multiply-add over the row with no copy of the input.
+With ``G`` groups of ``C/G`` channels, im2col + GEMM runs ``G`` products per sample, each of only
+``C/G * KH * KW`` terms per output (9 for a depthwise 3x3): far below BLAS's rate, after a copy of the input
+nine times over. Here each output row is instead a sum of ``C/G * KH * KW`` shifted input rows, each scaled by
+one weight: ``y[n, k, oh, :] += w[k, c, kh, kw] * xp[n, c, oh*SH + kh*DH, kw*DW::SW]``, a vectorised
+multiply-add over the row with no copy of the input.
 
 The same loops run for any stride, dilation, groups and fill (the input is padded once by
 :func:`fastcnn.conv._pad`, as for the GEMM paths), so a depthwise convolution (one channel per group) takes
@@ -29,15 +29,19 @@ __all__ = ["DIRECT_MAX_CHANNELS", "direct_pays", "direct_forward", "direct_grad_
 
 _FM = _runtime.FASTMATH
 
-#: Input channels per group up to which a convolution is computed directly rather than by im2col + GEMM.
-#: Measured on the 2-core AVX-512 Xeon (benchmarks/conv_direct_bench.py): see :func:`direct_pays`.
-DIRECT_MAX_CHANNELS = 4
+#: Input channels per group up to which a grouped stride-1 convolution is computed here rather than by
+#: im2col + GEMM. Measured on the 2-core AVX-512 Xeon, 1 thread, float32, interleaved medians of GEMM / direct
+#: time (benchmarks/conv_direct_bench.py, load average 3): depthwise 64x32x56x56, 3x3, stride 1: forward 2.17x,
+#: backward 2.13x; 4 channels per group (64x64x28x28, 16 groups): 0.98x and 1.16x (a tie); depthwise with
+#: stride 2: 1.05x and 0.88x. Ungrouped layers with 1-8 channels (a first layer) stay on the GEMM path, which
+#: won there by 1.5-2.5x: one GEMM of C_out rows per sample is already efficient when the output is wide.
+DIRECT_MAX_CHANNELS = 2
 
 
-def direct_pays(C_in: int, G: int, transposed: bool = False) -> bool:
-    """Whether :mod:`fastcnn.conv` computes a (non-transposed) convolution here: at most
-    :data:`DIRECT_MAX_CHANNELS` input channels per group."""
-    return not transposed and C_in // G <= DIRECT_MAX_CHANNELS
+def direct_pays(C_in: int, G: int, stride) -> bool:
+    """Whether :mod:`fastcnn.conv` computes a convolution here: grouped, stride 1, at most
+    :data:`DIRECT_MAX_CHANNELS` input channels per group (the measurements above)."""
+    return G > 1 and C_in // G <= DIRECT_MAX_CHANNELS and tuple(stride) == (1, 1)
 
 
 # ---------------------------------------------------------------------------------------------------
