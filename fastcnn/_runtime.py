@@ -8,6 +8,8 @@ sets nothing here: it only has to pass ``cache=True`` to every kernel.
 
 from __future__ import annotations
 
+import os
+import sys
 import textwrap
 
 import numpy as np
@@ -17,7 +19,7 @@ from cnnbase.checks import FLOAT_DTYPES, check_int, invalid
 
 __all__ = [
     "set_num_threads", "get_num_threads", "compute_dtype", "as_compute", "result_dtype", "Scratch", "SCRATCH",
-    "KERNEL_FLAGS", "FASTMATH", "DTYPE_NOTE", "share_docstrings",
+    "KERNEL_FLAGS", "FASTMATH", "DTYPE_NOTE", "share_docstrings", "OPENMP_WAIT", "openmp_wait_settings",
 ]
 
 #: Per-kernel compile flags. ``fastmath`` keeps NaN and infinity semantics ('nnan' and 'ninf' are never
@@ -124,5 +126,86 @@ SCRATCH = Scratch()
 # launches two or three kernels, a training step dozens: on 'workqueue' keras-mnist trained about 20% slower.
 # Its one advantage is fork safety: a process that forks after GNU OpenMP ran cannot use OpenMP in the child
 # (Numba stops the child with a message), so fastcnn in forked workers wants NUMBA_THREADING_LAYER=forksafe
-# (TBB, else 'workqueue'); README.md says so. (An earlier fastcnn forced 'workqueue' to keep libgomp's spinning workers away from multithreaded
-# BLAS calls between kernels; every BLAS call now runs single-threaded inside the kernels, see _blas.py.)
+# (TBB, else 'workqueue'); README.md says so. (An earlier fastcnn forced 'workqueue' to keep libgomp's
+# spinning workers away from multithreaded BLAS calls between kernels; every BLAS call now runs
+# single-threaded inside the kernels, see _blas.py.)
+
+
+# Threads on a loaded machine (issue 16, item 4; docs/threads.md has the figures). A parallel kernel ends when
+# its slowest thread does, and a machine running other work deschedules one of fastcnn's threads now and then.
+# GNU OpenMP's default makes the other thread spin while it waits (GOMP_SPINCOUNT 300,000 iterations, 30
+# billion under OMP_WAIT_POLICY=active), and between kernels too: on a busy core that spinning takes the
+# time slices the descheduled thread needs. Measured on this project's 2-core Xeon (benchmarks/threads_load.py:
+# keras-mnist training steps, batch 64, --load 1 busy process; two nice-0 trainings and other tests shared the
+# machine too, load average 7.8-10.3, every benchmark process under nice 15), median ms per step:
+#
+#     libgomp setting                  1 thread    2 threads (2/1)   2 threads, ops < 262,144 elements serial
+#     default (GOMP_SPINCOUNT 300k)    2,161 ms    5,090 ms (2.36)   3,398 ms (1.57)
+#     GOMP_SPINCOUNT=100000            1,095 ms    1,757 ms (1.60)   1,333 ms (1.22)
+#     GOMP_SPINCOUNT=10000             2,011 ms    1,507 ms (0.75)   1,484 ms (0.74)
+#     OMP_WAIT_POLICY=passive          1,796 ms    1,132 ms (0.63)   1,097 ms (0.61)
+#
+# A launch costs about 2 us more with sleeping waiters (fastcnn.relu on 4,096 elements, 2 threads: 7.1-7.3 us
+# against 5.0-5.2 us spinning; GOMP_SPINCOUNT=10000: 242-364 us), under 0.5% of a training step.
+#
+# So the wait policy decides it: with sleeping waiters 2 threads beat 1 on a loaded machine, with spinning ones
+# they lose 2.4x (3x at batch 32). Running small ops on one thread helps only while the waiters spin. Numba's
+# set_parallel_chunksize(1) made steps 20x slower: under OpenMP its chunks are still dealt out statically
+# (omppool.cpp's `omp for` has no schedule clause), each with its own set-up. TBB (work stealing) would need
+# `pip install tbb` (libtbb.so.12), which this project does not require. docs/threads.md has every run.
+#
+# OpenMP has no call to change the wait policy: libgomp reads OMP_WAIT_POLICY and GOMP_SPINCOUNT once, when it
+# is loaded (which Numba does at the first parallel kernel). So :func:`_load_openmp` loads libgomp itself at
+# import, with :data:`OPENMP_WAIT` set for the moment of the load and the environment restored right after:
+# child processes and other libraries (PyTorch loads its own libgomp) see the user's environment unchanged.
+# It does not start Numba's threads (a process that forks before its first kernel keeps working in the child,
+# as before). A user's own OMP_WAIT_POLICY or GOMP_SPINCOUNT wins, and nothing happens when libgomp is already
+# loaded, on other systems than Linux, or when NUMBA_THREADING_LAYER names another layer.
+
+#: The libgomp settings fastcnn loads OpenMP with (unless the user set either variable).
+OPENMP_WAIT = {"OMP_WAIT_POLICY": "passive"}
+_OPENMP_VARIABLES = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
+_LIBGOMP = "libgomp.so.1"
+
+
+def _libgomp_loaded() -> bool:
+    try:
+        with open("/proc/self/maps") as maps:
+            return any("libgomp" in line and "libgomp-" not in line for line in maps)  # libgomp-<hash>: torch's
+    except OSError:
+        return True  # cannot tell: do nothing
+
+
+def openmp_wait_settings() -> dict:
+    """What :func:`_load_openmp` decided at import: ``{"applied": {...}}`` with the variables libgomp was loaded
+    with, or ``{"skipped": reason}``."""
+    return dict(_OPENMP_STATE)
+
+
+def _load_openmp() -> dict:
+    """Load the system's libgomp (the one Numba's OpenMP layer links) with :data:`OPENMP_WAIT` in the
+    environment for the duration of the load; the environment is restored afterwards."""
+    if not sys.platform.startswith("linux"):
+        return {"skipped": "not Linux"}
+    layer = os.environ.get("NUMBA_THREADING_LAYER", "default").lower()
+    if layer not in ("default", "omp", "threadsafe"):  # the ones that may choose OpenMP (with TBB absent)
+        return {"skipped": f"NUMBA_THREADING_LAYER={layer}"}
+    chosen = [name for name in _OPENMP_VARIABLES if name in os.environ]
+    if chosen:
+        return {"skipped": "set by the user: " + ", ".join(f"{n}={os.environ[n]}" for n in chosen)}
+    if _libgomp_loaded():
+        return {"skipped": "libgomp already loaded"}
+    import ctypes
+
+    os.environ.update(OPENMP_WAIT)
+    try:
+        ctypes.CDLL(_LIBGOMP)
+    except OSError as error:
+        return {"skipped": f"cannot load {_LIBGOMP}: {error}"}
+    finally:
+        for name in OPENMP_WAIT:
+            os.environ.pop(name, None)
+    return {"applied": dict(OPENMP_WAIT)}
+
+
+_OPENMP_STATE = _load_openmp()

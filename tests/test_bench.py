@@ -709,3 +709,214 @@ def test_measure_train_without_keras_says_so_and_starts_no_keras_child(monkeypat
     assert "fastcnn/keras" not in module.render_train(result)
     off = module.measure_train(batches=1, batch_size=2, threads=1, data="random", keras=False)
     assert not any(n.startswith("keras") for n in off["notes"])
+
+
+# --------------------------------------------------------------------------------------------------
+# train: per-step medians, the best peer, --optimizer and --load (issue 16)
+
+
+def test_step_figures_come_from_the_median_step():
+    """Steps of 100, 200 and 600 ms with batches of 10: median 200 ms, so 50 images/s; the mean step is 300 ms,
+    33.3 images/s (hand-worked)."""
+    from cnn.bench.train import step_figures
+
+    got = step_figures("train", [0.1, 0.2, 0.6], 10)
+    assert got["train_images_per_s"] == pytest.approx(50.0)
+    assert got["train_mean_images_per_s"] == pytest.approx(100 / 3)
+    assert (got["train_step_ms_median"], got["train_step_ms_min"], got["train_step_ms_max"]) == pytest.approx(
+        (200.0, 100.0, 600.0))
+
+
+def test_best_peer_is_the_faster_peer_per_column_and_the_smaller_for_memory():
+    rows = [{"engine": "fastcnn", "train_images_per_s": 3000.0, "inference_images_per_s": 9000.0,
+             "peak_rss_mib": 300.0},
+            {"engine": "torch", "train_images_per_s": 2000.0, "inference_images_per_s": 6000.0, "peak_rss_mib": 400.0},
+            {"engine": "keras", "train_images_per_s": 2500.0, "inference_images_per_s": 4000.0, "peak_rss_mib": 500.0}]
+    got = bench.best_peer_summary(rows)
+    assert (got["train_best_peer"], got["inference_best_peer"], got["peak_rss_best_peer"]) == ("keras", "torch",
+                                                                                                 "torch")
+    assert got["train_fastcnn_over_best_peer"] == pytest.approx(1.2)
+    assert got["inference_fastcnn_over_best_peer"] == pytest.approx(1.5)
+    assert got["peak_rss_fastcnn_over_best_peer"] == pytest.approx(0.75)
+    failed_keras = rows[:2] + [{"engine": "keras", "error": "boom"}]
+    assert bench.best_peer_summary(failed_keras)["train_fastcnn_over_best_peer"] == pytest.approx(1.5)
+    assert set(bench.best_peer_summary(rows[:1]).values()) == {None}
+
+
+def test_render_train_shows_the_best_peer_row_only_with_two_peers_and_the_load(monkeypatch):
+    seen = []
+    module = _fake_children(monkeypatch, seen)
+    monkeypatch.setattr(module, "_installed", lambda name: True)
+    result = module.measure_train(batches=1, batch_size=2, threads=1, data="random")
+    text = module.render_train(result)  # fake speeds: fastcnn 2, torch 1, keras 4; memory 40, 20, 80 MiB
+    best = next(line for line in text.splitlines() if line.startswith("fastcnn/best peer"))
+    assert best.split()[2:] == ["keras/keras/torch", "0.50", "0.50", "2.00"]
+    assert "background load: none (--load 0)" in text
+    assert result["environment"]["load"] == 0 and result["environment"]["optimizer"] == "adam"
+    monkeypatch.setattr(module, "_installed", lambda name: False)
+    one_peer = module.render_train(module.measure_train(batches=1, batch_size=2, threads=1, data="random"))
+    assert not any(line.startswith("fastcnn/best peer") for line in one_peer.splitlines())
+
+
+def test_measure_train_runs_every_child_under_the_load_and_stops_it(monkeypatch):
+    """--load 2: two busy processes alive while each child runs, none left after, the header says so."""
+    from cnn.bench import train as module
+
+    alive, before = [], set(_busy_children())
+
+    def child(spec):
+        alive.append(len(set(_busy_children()) - before))
+        if spec["kind"] == "idle":
+            return {"engine": spec["engine"], "peak_rss_mib": 1.0}
+        return {"engine": spec["engine"], "train_images_per_s": 1.0, "inference_images_per_s": 1.0,
+                "peak_rss_mib": 2.0}
+
+    monkeypatch.setattr(module, "_run_child", child)
+    result = module.measure_train(batches=1, batch_size=2, threads=1, data="random", keras=False, load=2)
+    assert alive == [2, 2, 2, 2], alive
+    assert set(_busy_children()) - before == set()
+    assert result["environment"]["load"] == 2
+    assert "background load: 2 busy processes (pure-Python loops, --load 2)" in module.render_train(result)
+
+
+def _busy_children() -> list[int]:
+    """Pids of this process's living children that run the busy loop (read from /proc)."""
+    import os
+    from pathlib import Path
+
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            status = (entry / "status").read_text()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        fields = dict(line.split(":\t", 1) for line in status.splitlines() if ":\t" in line)
+        if int(fields.get("PPid", "0")) == os.getpid() and b"getppid" in cmdline \
+                and not fields.get("State", "").startswith("Z"):
+            pids.append(int(entry.name))
+    return pids
+
+
+@pytest.mark.parametrize("stop_with", [RuntimeError, KeyboardInterrupt])
+def test_background_load_stops_its_processes_however_the_block_ends(stop_with):
+    from cnn.bench.load import background_load
+
+    with pytest.raises(stop_with):
+        with background_load(2) as processes:
+            assert [p.poll() for p in processes] == [None, None] and len(_busy_children()) == 2
+            raise stop_with()
+    assert all(p.returncode is not None for p in processes) and _busy_children() == []
+
+
+def test_a_busy_process_ends_by_itself_when_its_parent_dies():
+    """A parent killed before it can stop its load (os._exit: no finally runs) leaves nothing spinning."""
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    code = "import os; from cnn.bench.load import start_load; print(start_load(1)[0].pid, flush=True); os._exit(0)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          cwd=str(Path(__file__).resolve().parents[1]))
+    pid = int(done.stdout.split()[0])
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and _running(pid):
+        time.sleep(0.05)
+    assert not _running(pid)
+
+
+def _running(pid: int) -> bool:
+    from pathlib import Path
+
+    try:
+        status = (Path("/proc") / str(pid) / "status").read_text()
+    except OSError:
+        return False
+    return not next(line for line in status.splitlines() if line.startswith("State:")).split()[1] == "Z"
+
+
+@pytest.mark.parametrize("name", ["adam", "adadelta", "sgd", "rmsprop"])
+def test_bench_optimizer_is_the_same_rule_in_fastcnn_and_torch(name):
+    """Three steps of the benchmark's optimizer on one weight array give the same weights in fastcnn and in
+    torch.optim (the oracle): the same rule and hyperparameters in both engines. Gradients of order 1 keep
+    epsilon's placement (Adam, RMSprop: specs/optim.md) below the tolerance."""
+    torch = pytest.importorskip("torch")
+    import fastcnn
+    from cnn.bench.train import fastcnn_optimizer, torch_optimizer
+
+    rng = np.random.default_rng(0)
+    weight = rng.standard_normal((3, 4))
+    grads = [rng.standard_normal((3, 4)) for _ in range(3)]
+    ours, theirs = fastcnn_optimizer(name), torch.nn.Parameter(torch.tensor(weight))
+    updater = torch_optimizer(torch, [theirs], name)
+    current = weight
+    for grad in grads:
+        current = ours.step(fastcnn, [("w", current, grad)], ours.lr)["w"]
+        theirs.grad = torch.tensor(grad)
+        updater.step()
+    np.testing.assert_allclose(current, theirs.detach().numpy(), rtol=1e-6, atol=1e-9)
+    assert not np.allclose(current, weight)
+
+
+def test_bench_adadelta_is_the_seeds_keras_2_adadelta():
+    """The seeds' mnist_cnn.py compiled with Keras 2's Adadelta(): lr 1.0, rho 0.95, epsilon K.epsilon() = 1e-7
+    (Keras 2.2 optimizers.py defaults, specs/optim.md); every engine is given exactly these."""
+    from cnn.bench.train import OPTIMIZERS, fastcnn_optimizer
+
+    assert OPTIMIZERS["adadelta"][0] == {"lr": 1.0, "rho": 0.95, "eps": 1e-7}
+    made = fastcnn_optimizer("adadelta")
+    assert (made.lr, made.hyperparameters["rho"], made.hyperparameters["eps"]) == (1.0, 0.95, 1e-7)
+
+
+@pytest.mark.parametrize("name, keras_config", [
+    ("adam", {"learning_rate": 1e-3, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7}),
+    ("adadelta", {"learning_rate": 1.0, "rho": 0.95, "epsilon": 1e-7}),
+    ("sgd", {"learning_rate": 0.01, "momentum": 0.0}),
+    ("rmsprop", {"learning_rate": 1e-3, "rho": 0.9, "epsilon": 1e-7}),
+])
+def test_bench_optimizer_in_keras_has_the_same_hyperparameters(name, keras_config):
+    keras = _keras()
+    from cnn.bench.train import keras_optimizer
+
+    config = keras_optimizer(keras, name).get_config()
+    assert {key: pytest.approx(config[key]) for key in keras_config} == keras_config
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--optimizer", "adagrad"], "'adagrad' is not one of"),
+    (["--load", str(bench.MAX_LOAD + 1)], f"{bench.MAX_LOAD + 1} is not in the range"),
+])
+def test_cli_train_refuses_an_unknown_optimizer_and_too_much_load(args, fragment, monkeypatch):
+    import cnn.cli.bench as command
+
+    monkeypatch.setattr(command, "measure_train", lambda *a, **k: pytest.fail("measured despite a bad input"))
+    result = CliRunner().invoke(GROUP, ["bench", "train", "--data", "random", *args])
+    assert result.exit_code == 2 and fragment in result.output, result.output
+
+
+def test_cli_train_passes_optimizer_load_and_the_default_warmup_on(monkeypatch):
+    import cnn.cli.bench as command
+
+    seen = []
+    rows = [{"engine": "fastcnn", "train_images_per_s": 2.0, "inference_images_per_s": 4.0, "peak_rss_mib": 1.0}]
+
+    def fake(*args, **kwargs):
+        seen.append((args, kwargs))
+        return {"environment": bench.environment(1), "rows": rows, "ratios": bench.train_summary(rows), "notes": []}
+
+    monkeypatch.setattr(command, "measure_train", fake)
+    result = CliRunner().invoke(GROUP, ["bench", "train", "--data", "random", "--optimizer", "adadelta", "--load", "1"])
+    assert result.exit_code == 0, result.output
+    args, kwargs = seen[0]
+    assert args[4] == 10 and kwargs["optimizer"] == "adadelta" and kwargs["load"] == 1
+
+
+def test_measure_train_refuses_an_unknown_optimizer_before_any_child(monkeypatch):
+    from cnn.bench import train as module
+
+    monkeypatch.setattr(module, "_run_child", lambda spec: pytest.fail("a child started"))
+    with pytest.raises(ValueError, match="optimizer.*one of adam, adadelta, sgd, rmsprop.*'adagrad'"):
+        module.measure_train(batches=1, batch_size=2, threads=1, data="random", optimizer="adagrad")

@@ -11,7 +11,8 @@ as is. The click commands are in ``cnn/cli/bench.py``; nothing here imports clic
 * :mod:`~cnn.bench.train`: training steps and inference of a preset (the seeds' Keras model ``keras-mnist``
   unless ``--model`` names another, e.g. the CIFAR ResNet-20 ``resnet20-28``; ``--profile``: time per layer
   type, :mod:`cnn.profiling`; ``--augment``: fastcnn's steps on augmented batches and the augmentation's own
-  time)
+  time; ``--optimizer``: the same optimizer in every engine; ``--load N``: N busy processes beside them,
+  :mod:`~cnn.bench.load`)
   with fastcnn (:class:`cnn.Model`), with an equivalent ``torch.nn`` model (:mod:`~cnn.bench.torch_twin`)
   and, when Keras 3 is installed, with a Keras twin (:mod:`~cnn.bench.keras_twin`), each engine in its own
   child process so that its peak resident memory is its own; ``--data random:CxHxW:CLASSES`` for seeded
@@ -25,7 +26,8 @@ Shared by the three: :mod:`~cnn.bench.machine` (machine, versions and settings: 
 ``python -m cnn.bench --child SPEC`` prints one JSON line).
 
 Ratios always read "above 1: fastcnn is better": ``torch_time / fastcnn_time`` for ops, ``fastcnn images/s /
-torch images/s`` for training. FLOPs count 2 per multiply-accumulate (``specs/counting.md``); a
+torch images/s`` for training (images/s from the median step), and against the best peer of each
+column. FLOPs count 2 per multiply-accumulate (``specs/counting.md``); a
 convolution's backward (input and weight gradients) counts twice the forward's MACs.
 """
 
@@ -36,14 +38,17 @@ from .startup import (BASELINE_CODE, FIRST_RESULT_CODE, IMPORT_CODE, NUMBA_FLOOR
                       render_startup)
 from .timing import interleaved_medians
 from .torch_twin import TorchTwinError, torch_model
-from .train import (PRESET, SYNTHETIC, check_train_model, check_train_sizes, is_synthetic, measure_train,
-                    parse_synthetic, render_train, train_summary)
+from .load import MAX_LOAD, background_load
+from .train import (OPTIMIZER, OPTIMIZERS, PRESET, SYNTHETIC, WARMUP, best_peer_summary, check_optimizer,
+                    check_train_model, check_train_sizes, is_synthetic, measure_train, parse_synthetic, render_train,
+                    train_summary)
 
 __all__ = [
     "ConvCase", "Conv1dCase", "MaxPoolCase", "OPS_CASES", "DIRECTIONS", "OPS_NOTES", "select_cases", "environment",
     "numba_threading_layer", "interleaved_medians", "ops_row", "measure_ops", "render_ops", "TorchTwinError",
     "torch_model", "PRESET", "SYNTHETIC", "is_synthetic", "parse_synthetic",
     "check_train_model", "check_train_sizes", "measure_train", "train_summary", "render_train",
+    "OPTIMIZER", "OPTIMIZERS", "WARMUP", "best_peer_summary", "check_optimizer", "MAX_LOAD", "background_load",
     "FIRST_RESULT_CODE", "IMPORT_CODE",
     "BASELINE_CODE", "NUMBA_FLOOR_SCRIPT", "measure_startup", "render_startup",
 ]

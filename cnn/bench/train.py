@@ -5,12 +5,19 @@ ResNet-20 for 1x28x28), trained with fastcnn through :class:`cnn.Model` and
 :func:`cnn.train.train_step` (as :func:`cnn.fit` runs it) and, as the anchor, with its PyTorch twin
 (:mod:`cnn.bench.torch_twin`). Each engine runs in a child process of its own (:mod:`cnn.bench.child`, kinds
 ``train`` and ``idle``) so that its peak resident memory is its own; an ``idle`` child with the same imports
-gives the interpreter's floor.
+gives the interpreter's floor; Keras is a third engine when installed (:mod:`cnn.bench.keras_twin`).
+
+Every engine is timed the same way: :data:`WARMUP` untimed steps, then each step timed on its own; images/s
+is the batch size over the median step (:func:`step_figures`). ``--optimizer`` takes one of
+:data:`OPTIMIZERS`, built with the same hyperparameters in the three engines; ``--load N`` runs N busy
+processes beside the children (:mod:`cnn.bench.load`). Ratios are against each peer and against the best
+peer of each column (:func:`best_peer_summary`).
 """
 
 from __future__ import annotations
 
 import itertools
+import statistics
 import time
 
 import numpy as np
@@ -22,6 +29,7 @@ from cnnbase.limits import check_bytes, nbytes_of
 from ..profiling import profile_model, render_profile
 from ..threads import default_threads, set_threads
 from .child import _run_child
+from .load import describe_load
 from .machine import _header, environment, numba_threading_layer
 from .tables import _NA, _fmt, _table
 from .timing import _peak_rss_mib
@@ -29,6 +37,63 @@ from .torch_twin import _torch_train_step, torch_model
 
 #: The benchmarked model by default: the seeds' Keras MNIST convnet, as netspec's preset.
 PRESET = "keras-mnist"
+
+#: Warm-up steps by default. Measured with fastcnn on keras-mnist (2 threads, batch 128): after 3 warm-up
+#: steps the next ones still took 600, 200, 67, 141 and 64 ms before settling at ~59 ms (buffers growing,
+#: pages faulted in, caches), so a mean over 30 steps read 76 ms; ten warm-ups and a median are robust.
+WARMUP = 10
+
+#: ``--optimizer``: the same rule with the same hyperparameters in the three engines, written once here as
+#: ``name -> (hyperparameters in this project's names (specs/optim.md), what the notes say)``. The seeds'
+#: model is Keras's mnist_cnn.py example, compiled with ``keras.optimizers.Adadelta()`` of the Keras 2 API,
+#: whose defaults were ``lr=1.0, rho=0.95, epsilon=K.epsilon()=1e-7`` (specs/optim.md, "How Keras differs");
+#: the others take Keras's defaults (keras.io/api/optimizers), Adam keeping the lr 1e-3 the benchmark always
+#: used. Where the engines place epsilon differently (Adam, RMSprop: specs/optim.md) the rule differs by that
+#: placement only, which changes no speed.
+OPTIMIZERS = {
+    "adam": ({"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-7}, "Adam lr 1e-3, betas (0.9, 0.999), eps 1e-7"),
+    "adadelta": ({"lr": 1.0, "rho": 0.95, "eps": 1e-7},
+                 "Adadelta lr 1.0, rho 0.95, eps 1e-7 (the seeds' mnist_cnn.py: Keras 2's Adadelta())"),
+    "sgd": ({"lr": 0.01, "momentum": 0.0}, "SGD lr 0.01, no momentum (Keras's defaults)"),
+    "rmsprop": ({"lr": 1e-3, "alpha": 0.9, "eps": 1e-7}, "RMSprop lr 1e-3, rho 0.9, eps 1e-7 (Keras's defaults)"),
+}
+#: The optimizer by default: Adam, which every earlier figure of this benchmark used.
+OPTIMIZER = "adam"
+
+
+def check_optimizer(name: str) -> str:
+    """``--optimizer`` must be a key of :data:`OPTIMIZERS`: ValueError through :func:`invalid` otherwise."""
+    if name not in OPTIMIZERS:
+        raise ValueError(invalid("cnn bench train", "optimizer", f"one of {', '.join(OPTIMIZERS)}", name))
+    return name
+
+
+def fastcnn_optimizer(name: str):
+    """The :class:`cnn.Optimizer` of :data:`OPTIMIZERS` ``[name]``."""
+    from ..optimizers import Optimizer
+
+    hyper = dict(OPTIMIZERS[name][0])
+    return Optimizer(name, hyper.pop("lr"), **hyper)
+
+
+def torch_optimizer(torch, parameters, name: str):
+    """The ``torch.optim`` optimizer of :data:`OPTIMIZERS` ``[name]`` (this project's names are PyTorch's)."""
+    classes = {"adam": torch.optim.Adam, "adadelta": torch.optim.Adadelta, "sgd": torch.optim.SGD,
+               "rmsprop": torch.optim.RMSprop}
+    return classes[name](parameters, **OPTIMIZERS[name][0])
+
+
+def keras_optimizer(keras, name: str):
+    """The ``keras.optimizers`` optimizer of :data:`OPTIMIZERS` ``[name]``, in Keras's argument names."""
+    hyper = OPTIMIZERS[name][0]
+    if name == "adam":
+        beta_1, beta_2 = hyper["betas"]
+        return keras.optimizers.Adam(hyper["lr"], beta_1=beta_1, beta_2=beta_2, epsilon=hyper["eps"])
+    if name == "adadelta":
+        return keras.optimizers.Adadelta(hyper["lr"], rho=hyper["rho"], epsilon=hyper["eps"])
+    if name == "sgd":
+        return keras.optimizers.SGD(hyper["lr"], momentum=hyper["momentum"])
+    return keras.optimizers.RMSprop(hyper["lr"], rho=hyper["alpha"], epsilon=hyper["eps"])
 
 
 #: ``--data random[:CxHxW[:CLASSES]]``: synthetic images instead of a data set (e.g. the CIFAR ResNets at
@@ -170,25 +235,48 @@ def _timed_loop(fn, items) -> float:
     return time.perf_counter() - start
 
 
-def _time_torch(torch, threads: int, warm: list, timed: list, preset: str = PRESET) -> tuple[float, float]:
-    """Seconds of the timed training steps and of the timed inference passes, PyTorch."""
+def _step_times(fn, items) -> list[float]:
+    """Seconds of each call ``fn(item)``, one timer per step, so that a slow step (a page-fault burst, a
+    time slice lost to another process) moves the median by one place instead of the whole mean."""
+    times = []
+    for item in items:
+        start = time.perf_counter()
+        fn(item)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def step_figures(kind: str, times: list[float], batch_size: int) -> dict:
+    """A row's figures for ``kind`` (``train`` or ``inference``) from per-step seconds: images/s from the
+    median step (the headline), from the mean (for comparison with runs before per-step timing), and the
+    median, fastest and slowest step in ms."""
+    median = statistics.median(times)
+    return {f"{kind}_images_per_s": batch_size / median,
+            f"{kind}_mean_images_per_s": batch_size * len(times) / sum(times),
+            f"{kind}_step_ms_median": 1e3 * median, f"{kind}_step_ms_min": 1e3 * min(times),
+            f"{kind}_step_ms_max": 1e3 * max(times)}
+
+
+def _time_torch(torch, threads: int, warm: list, timed: list, preset: str = PRESET,
+                optimizer: str = OPTIMIZER) -> tuple[list, list]:
+    """Seconds of each timed training step and of each timed inference pass, PyTorch."""
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     network = netspec.PRESETS[preset]
     model = torch_model(torch, network.layers, network.input_shape)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    updater = torch_optimizer(torch, model.parameters(), optimizer)
     warm, timed = ([(torch.from_numpy(x), torch.from_numpy(y)) for x, y in part] for part in (warm, timed))
 
     def step(batch):
-        return _torch_train_step(torch, model, optimizer, *batch)
+        return _torch_train_step(torch, model, updater, *batch)
 
     model.train()
     _timed_loop(step, warm)
-    train_s = _timed_loop(step, timed)
+    train_s = _step_times(step, timed)
     model.eval()
     with torch.inference_mode():
         _timed_loop(lambda b: model(b[0]), warm[:1])
-        infer_s = _timed_loop(lambda b: model(b[0]), timed)
+        infer_s = _step_times(lambda b: model(b[0]), timed)
     return train_s, infer_s
 
 
@@ -206,8 +294,9 @@ def _keras_threads(keras, threads: int) -> None:
         pass
 
 
-def _time_keras(keras, threads: int, warm: list, timed: list, preset: str = PRESET) -> tuple[float, float, dict]:
-    """Seconds of the timed training steps and of the timed inference passes, Keras 3 (the compiled
+def _time_keras(keras, threads: int, warm: list, timed: list, preset: str = PRESET,
+                optimizer: str = OPTIMIZER) -> tuple[list, list, dict]:
+    """Seconds of each timed training step and of each timed inference pass, Keras 3 (the compiled
     ``train_on_batch`` and ``predict_on_batch``, as ``model.fit`` and ``model.predict`` run them), on
     channels-last copies of the batches; and what the row says of the twin (backend, XLA)."""
     from .keras_twin import keras_model, keras_train_step
@@ -216,55 +305,54 @@ def _time_keras(keras, threads: int, warm: list, timed: list, preset: str = PRES
     keras.utils.set_random_seed(0)
     network = netspec.PRESETS[preset]
     model = keras_model(keras, network.layers, network.input_shape)
-    model.compile(optimizer=keras.optimizers.Adam(1e-3),
+    model.compile(optimizer=keras_optimizer(keras, optimizer),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
     warm, timed = ([(np.ascontiguousarray(x.transpose(0, 2, 3, 1)), y) for x, y in part] for part in (warm, timed))
     _timed_loop(lambda b: keras_train_step(model, *b), warm)
-    train_s = _timed_loop(lambda b: keras_train_step(model, *b), timed)
+    train_s = _step_times(lambda b: keras_train_step(model, *b), timed)
     _timed_loop(lambda b: model.predict_on_batch(b[0]), warm[:1])
-    infer_s = _timed_loop(lambda b: model.predict_on_batch(b[0]), timed)
+    infer_s = _step_times(lambda b: model.predict_on_batch(b[0]), timed)
     details = {"backend": keras.backend.backend(), "jit_compile": bool(getattr(model, "jit_compile", False)),
                "keras_params": int(model.count_params())}
     return train_s, infer_s, details
 
 
-def _time_fastcnn(threads: int, warm: list, timed: list, preset: str = PRESET,
-                  profile: bool = False, augment: str | None = None) -> tuple[float, float, list | None, dict]:
-    """Seconds of the timed training steps and of the timed inference passes, fastcnn through cnn.Model;
+def _time_fastcnn(threads: int, warm: list, timed: list, preset: str = PRESET, profile: bool = False,
+                  augment: str | None = None, optimizer: str = OPTIMIZER) -> tuple[list, list, list | None, dict]:
+    """Seconds of each timed training step and of each timed inference pass, fastcnn through cnn.Model;
     with ``profile``, the timed steps once more with every layer timed (:mod:`cnn.profiling`), after
     and apart from the figures above so that the timers do not slow them; with ``augment`` (a description),
     the augmentation alone and the training steps with it (:func:`_time_augment`), after those too."""
     from ..model import Model
-    from ..optimizers import Optimizer
     from ..train import train_step
 
     set_threads(threads)
     network = netspec.PRESETS[preset]
     model = Model(network.layers, network.input_shape, engine="fastcnn", seed=0, dtype="float32")
-    optimizer = Optimizer("adam", 1e-3)
+    optimizer = fastcnn_optimizer(optimizer)
     steps = itertools.count()  # the global step seeds dropout, as in fit
 
     def step(batch):
         return train_step(model, optimizer, batch[0], batch[1], step=next(steps), lr=optimizer.lr)
 
     _timed_loop(step, warm)
-    train_s = _timed_loop(step, timed)
+    train_s = _step_times(step, timed)
     _timed_loop(lambda b: model.forward(b[0], training=False), warm[:1])
-    infer_s = _timed_loop(lambda b: model.forward(b[0], training=False), timed)
+    infer_s = _step_times(lambda b: model.forward(b[0], training=False), timed)
     rows = None
     if profile:
         layers = profile_model(model, optimizer)
         layers.add_steps(len(timed), _timed_loop(step, timed))
         rows = layers.rows()
         layers.detach()  # the augmented steps below run unwrapped
-    augmented = {} if not augment else _time_augment(step, augment, warm, timed, train_s)
+    augmented = {} if not augment else _time_augment(step, augment, warm, timed, statistics.median(train_s))
     return train_s, infer_s, rows, augmented
 
 
-def _time_augment(step, augment: str, warm: list, timed: list, train_s: float) -> dict:
+def _time_augment(step, augment: str, warm: list, timed: list, step_s: float) -> dict:
     """The batches augmented as ``cnn.train.fit`` does (:func:`cnn.augment.augment_batch`, epoch 0, the
-    images numbered by their position in the stream of batches): seconds of the augmentation alone and of
-    the training steps on augmented batches, as a row's fields."""
+    images numbered by their position in the stream of batches): the median seconds of the augmentation
+    alone and of a training step on augmented batches, as a row's fields (``step_s``: the median plain step)."""
     import fastcnn
 
     from ..augment import augment_batch, make_policy
@@ -278,12 +366,11 @@ def _time_augment(step, augment: str, warm: list, timed: list, train_s: float) -
         return augment_batch(fastcnn, batch[0], policy, seed=0, epoch=0, index=batch[2])
 
     _timed_loop(augmented, warm_n)
-    alone_s = _timed_loop(augmented, timed_n)
+    alone_s = statistics.median(_step_times(augmented, timed_n))
     _timed_loop(lambda b: step((augmented(b), b[1])), warm_n[:1])
-    with_s = _timed_loop(lambda b: step((augmented(b), b[1])), timed_n)
-    images = len(timed) * size
-    return {"augment": policy.to_text(), "augment_ms_per_batch": 1e3 * alone_s / max(len(timed), 1),
-            "augment_share_of_step": alone_s / train_s, "train_augmented_images_per_s": images / with_s}
+    with_s = statistics.median(_step_times(lambda b: step((augmented(b), b[1])), timed_n))
+    return {"augment": policy.to_text(), "augment_ms_per_batch": 1e3 * alone_s,
+            "augment_share_of_step": alone_s / step_s, "train_augmented_images_per_s": size / with_s}
 
 
 def _child_train(spec: dict) -> dict:
@@ -296,23 +383,24 @@ def _child_train(spec: dict) -> dict:
     batches, described = _training_batches(spec["data"], spec["batch_size"], spec["warmup"] + spec["batches"])
     warm, timed = batches[:spec["warmup"]], batches[spec["warmup"]:]
     extra, version = {}, getattr(module, "__version__", "")
+    optimizer = spec.get("optimizer", OPTIMIZER)
     if engine_name == "torch":
-        train_s, infer_s = _time_torch(module, threads, warm, timed, spec["model"])
+        train_s, infer_s = _time_torch(module, threads, warm, timed, spec["model"], optimizer)
     elif engine_name == "keras":
         from .keras_twin import KerasTwinError
 
         try:
-            train_s, infer_s, extra = _time_keras(module, threads, warm, timed, spec["model"])
+            train_s, infer_s, extra = _time_keras(module, threads, warm, timed, spec["model"], optimizer)
         except KerasTwinError as error:
             return {"engine": engine_name, "skipped": f"no Keras twin of --model {spec['model']}: {error}"}
         version = f"{version} ({extra['backend']}{', XLA' if extra['jit_compile'] else ''})"
     else:
         train_s, infer_s, profile, augmented = _time_fastcnn(threads, warm, timed, spec["model"], spec["profile"],
-                                                             spec.get("augment"))
+                                                             spec.get("augment"), optimizer)
         extra = {**augmented, **({} if profile is None else {"profile": profile})}
-    images = spec["batches"] * spec["batch_size"]
     return {**extra, "engine": engine_name, "version": version, "data": described,
-            "train_images_per_s": images / train_s, "inference_images_per_s": images / infer_s,
+            **step_figures("train", train_s, spec["batch_size"]),
+            **step_figures("inference", infer_s, spec["batch_size"]),
             "peak_rss_mib": _peak_rss_mib(), "numba_threading_layer": numba_threading_layer()}
 
 
@@ -341,8 +429,30 @@ def train_summary(rows: list[dict], anchor: str = "torch") -> dict:
             f"peak_rss_fastcnn_over_{anchor}": ratio("peak_rss_mib")}
 
 
+#: The peers fastcnn is measured against.
+PEERS = ("torch", "keras")
+
+
+def best_peer_summary(rows: list[dict]) -> dict:
+    """fastcnn against the best peer of each column (issue 16: "ratios are against the faster peer"): the
+    faster one for training and for inference, the smaller one for peak memory; the peer's name beside each
+    ratio. None where fastcnn or every peer is missing or failed."""
+    by_engine = {r["engine"]: r for r in rows if not r.get("error")}
+    fast = by_engine.get("fastcnn")
+    out = {}
+    for key, ratio_key, pick in (("train_images_per_s", "train", max), ("inference_images_per_s", "inference", max),
+                                 ("peak_rss_mib", "peak_rss", min)):
+        peers = {p: by_engine[p][key] for p in PEERS if p in by_engine and by_engine[p].get(key) is not None}
+        best = pick(peers, key=peers.get) if peers else None
+        usable = best is not None and fast is not None and fast.get(key) is not None
+        out[f"{ratio_key}_best_peer"] = best if usable else None
+        out[f"{ratio_key}_fastcnn_over_best_peer"] = fast[key] / peers[best] if usable else None
+    return out
+
+
 KERAS_NOTE = ("keras: the same layers through Keras 3's functional API (cnn/bench/keras_twin.py; residual blocks "
-              "joined by layers.Add), channels-last images, Adam lr 1e-3, sparse cross-entropy from logits with the "
+              "joined by layers.Add), channels-last images, the same optimizer (keras.optimizers, the same "
+              "hyperparameters in Keras's names), sparse cross-entropy from logits with the "
               "accuracy metric; train_on_batch and predict_on_batch (Keras's compiled step; 'XLA' when Keras chose "
               "jit_compile); TensorFlow on --threads intra-op threads, one op at a time.")
 
@@ -355,51 +465,48 @@ def _installed(module: str) -> bool:
 
 
 def measure_train(batches: int = 50, batch_size: int = 128, threads: int | None = None, data: str = "default",
-                  warmup: int = 3, model: str = PRESET, profile: bool = False, keras: bool = True,
-                  augment: str | None = None) -> dict:
+                  warmup: int = WARMUP, model: str = PRESET, profile: bool = False, keras: bool = True,
+                  augment: str | None = None, optimizer: str = OPTIMIZER, load: int = 0) -> dict:
     """Train and infer with each engine in its own child process; rows of images/s and peak memory, and with
     ``profile`` fastcnn's time per layer type (``result["profile"]``). With ``keras`` (the default) a Keras
     row too when Keras is installed (:mod:`cnn.bench.keras_twin`); when it is not, or the model has no Keras
     twin, a note says that the row was skipped. With ``augment`` (a description, ``specs/augment.md``),
-    fastcnn's training steps on augmented batches and the augmentation's own time."""
+    fastcnn's training steps on augmented batches and the augmentation's own time. ``optimizer``: a key of
+    :data:`OPTIMIZERS`, the same rule in every engine. ``load``: that many busy processes
+    (:mod:`cnn.bench.load`) run from before the first child starts until after the last one ends."""
+    from .load import background_load
+
+    check_optimizer(optimizer)
     threads = default_threads() if threads is None else threads
     if is_synthetic(data):
         data = synthetic_text(data, model)
-    rows, notes = [], []
-    for engine in ("fastcnn", "torch") + (("keras",) if keras else ()):
-        if engine == "keras" and not _installed("keras"):
-            notes.append(f"keras: not installed, row skipped (optional: {KERAS_INSTALL}).")
-            continue
-        spec = {"kind": "train", "engine": engine, "threads": threads, "batches": batches,
-                "batch_size": batch_size, "warmup": warmup, "data": data, "model": model,
-                "profile": profile and engine == "fastcnn", "augment": augment if engine == "fastcnn" else None}
-        idle = _run_child({"kind": "idle", "engine": engine})
-        row = _run_child(spec)
-        row.setdefault("engine", engine)
-        if row.get("skipped"):
-            notes.append(f"{engine}: {row['skipped']}; row skipped.")
-            continue
-        row["idle_rss_mib"] = idle.get("peak_rss_mib")
-        if row.get("error"):
-            notes.append(f"{engine}: {row['error']}")
-        rows.append(row)
+    spec = {"kind": "train", "threads": threads, "batches": batches, "batch_size": batch_size, "warmup": warmup,
+            "data": data, "model": model, "optimizer": optimizer}
+    with background_load(load):
+        rows, notes = _engine_rows(spec, keras, profile, augment)
     has_keras = any(r["engine"] == "keras" and not r.get("error") for r in rows)
     data_line = next((r["data"] for r in rows if r.get("data")), data)
     notes += [
-        f"model: preset {model} ({netspec.to_spec(netspec.PRESETS[model].layers)}), Adam lr 1e-3, cross-entropy, "
-        f"float32, batch {batch_size}; data: {data_line}.",
-        f"train: {batches} steps timed after {warmup} warm-up steps; one step = forward, loss, backward, "
-        "optimizer update, accuracy count (fastcnn: cnn.Model as cnn.train.fit runs it; torch: an equivalent "
-        "nn.Sequential, torch.optim.Adam). Inference: forward only, eval mode (torch.inference_mode), same batches.",
+        f"model: preset {model} ({netspec.to_spec(netspec.PRESETS[model].layers)}), {OPTIMIZERS[optimizer][1]}, "
+        f"cross-entropy, float32, batch {batch_size}; data: {data_line}.",
+        f"train: {batches} steps timed one by one after {warmup} warm-up steps; images/s is the batch size over "
+        "the MEDIAN step (a step slowed by a page-fault burst or a lost time slice moves the median by one "
+        "place; --json also gives the mean-based figure, *_mean_images_per_s, and the median, fastest and "
+        "slowest step in ms); one step = forward, loss, backward, optimizer update, accuracy count (fastcnn: "
+        "cnn.Model as cnn.train.fit runs it; torch: an equivalent nn.Sequential and torch.optim). Inference: "
+        "forward only, eval mode (torch.inference_mode), the same batches, timed the same way.",
         "memory: peak resident set (ru_maxrss) of each engine's own child process; 'idle MiB' is an interpreter "
-        "with the same imports that does nothing. Ratios fastcnn/torch: above 1 faster (images/s), below 1 "
-        "smaller (memory).",
+        "with the same imports that does nothing. Ratios fastcnn/peer: above 1 faster (images/s), below 1 "
+        "smaller (memory); 'fastcnn/best peer' divides by the best peer of each column (the faster for images/s, "
+        "the smaller for memory).",
     ] + ([KERAS_NOTE] if has_keras else [])
     env = environment(threads)
-    env.update(batches=batches, batch_size=batch_size, warmup=warmup, data=data, model=model)
+    env.update(batches=batches, batch_size=batch_size, warmup=warmup, data=data, model=model, optimizer=optimizer,
+               load=load)
     env["numba_threading_layer"] = next((r["numba_threading_layer"] for r in rows if r.get("engine") == "fastcnn"
                                          and "numba_threading_layer" in r), env["numba_threading_layer"])
-    ratios = {**train_summary(rows), **(train_summary(rows, "keras") if has_keras else {})}
+    ratios = {**train_summary(rows), **(train_summary(rows, "keras") if has_keras else {}),
+              **best_peer_summary(rows)}
     result = {"environment": env, "rows": rows, "ratios": ratios, "notes": notes}
     if augment:
         notes += _augment_notes(rows)
@@ -411,6 +518,27 @@ def measure_train(batches: int = 50, batch_size: int = 128, threads: int | None 
                       "Residual's is the add and its activation); '(optimizer update)' is the optimizer's step; "
                       "shares are of the whole profiled step.")
     return result
+
+
+def _engine_rows(spec: dict, keras: bool, profile: bool, augment: str | None) -> tuple[list, list]:
+    """Each engine's idle child, then its training child, one after the other: the rows and their notes."""
+    rows, notes = [], []
+    for engine in ("fastcnn",) + PEERS[:1] + (PEERS[1:] if keras else ()):
+        if engine == "keras" and not _installed("keras"):
+            notes.append(f"keras: not installed, row skipped (optional: {KERAS_INSTALL}).")
+            continue
+        idle = _run_child({"kind": "idle", "engine": engine})
+        row = _run_child({**spec, "engine": engine, "profile": profile and engine == "fastcnn",
+                          "augment": augment if engine == "fastcnn" else None})
+        row.setdefault("engine", engine)
+        if row.get("skipped"):
+            notes.append(f"{engine}: {row['skipped']}; row skipped.")
+            continue
+        row["idle_rss_mib"] = idle.get("peak_rss_mib")
+        if row.get("error"):
+            notes.append(f"{engine}: {row['error']}")
+        rows.append(row)
+    return rows, notes
 
 
 def _augment_notes(rows: list[dict]) -> list[str]:
@@ -442,14 +570,24 @@ def render_train(result: dict) -> str:
     lines += [["fastcnn + augment", r.get("version") or _NA, _fmt(r.get("train_augmented_images_per_s"), ",.0f"),
                "", "", ""] for r in result["rows"] if r.get("augment")]
     q = result["ratios"]
-    for anchor in ("torch", "keras"):
+    for anchor in PEERS:
         if f"train_fastcnn_over_{anchor}" in q:
             lines.append([f"fastcnn/{anchor}", "", _fmt(q[f"train_fastcnn_over_{anchor}"], ".2f"),
                           _fmt(q[f"inference_fastcnn_over_{anchor}"], ".2f"),
                           _fmt(q[f"peak_rss_fastcnn_over_{anchor}"], ".2f"), ""])
-    head = ["cnn bench train"] + _header(result["environment"])
+    if sum(f"train_fastcnn_over_{anchor}" in q for anchor in PEERS) > 1:  # with one peer it is that row again
+        lines.append(["fastcnn/best peer", _best_peers(q), _fmt(q.get("train_fastcnn_over_best_peer"), ".2f"),
+                      _fmt(q.get("inference_fastcnn_over_best_peer"), ".2f"),
+                      _fmt(q.get("peak_rss_fastcnn_over_best_peer"), ".2f"), ""])
+    env = result["environment"]
+    head = ["cnn bench train"] + _header(env) + [describe_load(env.get("load") or 0)]
     return "\n".join(head + ["", _table(headers, lines, "llrrrr"), ""] + _render_profile(result.get("profile"))
                      + [f"* {n}" for n in result["notes"]])
+
+
+def _best_peers(ratios: dict) -> str:
+    """The version cell of the best-peer row: which peer each column was divided by (train/inference/memory)."""
+    return "/".join(ratios.get(f"{k}_best_peer") or _NA for k in ("train", "inference", "peak_rss"))
 
 
 def _render_profile(rows) -> list[str]:

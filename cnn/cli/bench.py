@@ -10,9 +10,9 @@ import json
 
 import click
 
-from cnn.bench import (OPS_CASES, PRESET, check_train_model, check_train_sizes, is_synthetic, measure_ops,
-                       measure_startup, measure_train, parse_synthetic, render_ops, render_startup, render_train,
-                       select_cases)
+from cnn.bench import (MAX_LOAD, OPS_CASES, OPTIMIZER, OPTIMIZERS, PRESET, WARMUP, check_train_model,
+                       check_train_sizes, is_synthetic, measure_ops, measure_startup, measure_train, parse_synthetic,
+                       render_ops, render_startup, render_train, select_cases)
 from cnn.threads import default_threads
 
 from .common import COUNT, CONTEXT, EXIT_FAILED, UsageProblem, fail, reported
@@ -74,7 +74,8 @@ def _train_data(data_name: str, preset: str) -> tuple[tuple, int]:
 @bench.command(context_settings=CONTEXT)
 @click.option("--batches", default=50, show_default=True, type=COUNT, help="Timed batches.")
 @click.option("--batch-size", default=128, show_default=True, type=COUNT)
-@click.option("--warmup", default=3, show_default=True, type=COUNT, help="Untimed batches first.")
+@click.option("--warmup", default=WARMUP, show_default=True, type=COUNT,
+              help="Untimed batches first (the first steps are slow: buffers grow, pages fault in).")
 @click.option("--threads", type=COUNT, help="Threads of both engines (default: all of fastcnn's).")
 @click.option("--data", "data_name", default="default", show_default=True, metavar="NAME|PATH|random[:CxHxW[:N]]",
               help="Data set name or path (default: the full Fashion-MNIST when installed, else the sample), or "
@@ -88,10 +89,16 @@ def _train_data(data_name: str, preset: str) -> tuple[tuple, int]:
 @click.option("--augment", callback=augment_callback, metavar="TRANSFORMS",
               help="Also fastcnn's training steps on batches augmented as cnn train --augment TRANSFORMS does, and "
                    "the augmentation's own time (e.g. \"rotation=10, shift=0.1, hflip\").")
+@click.option("--optimizer", default=OPTIMIZER, show_default=True, type=click.Choice(list(OPTIMIZERS)),
+              help="The same optimizer and hyperparameters in every engine (adadelta: the seeds' mnist_cnn.py, "
+                   "lr 1.0, rho 0.95, eps 1e-7).")
+@click.option("--load", default=0, show_default=True, type=click.IntRange(0, MAX_LOAD),
+              help=f"Busy background processes while the engines run (0 to {MAX_LOAD}): speed on a loaded machine.")
 @click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON.")
-def train(batches, batch_size, warmup, threads, data_name, preset, profile, with_keras, augment, as_json):
-    """Training and inference images/s and peak memory of a preset (keras-mnist), fastcnn against PyTorch
-    (and Keras, when installed)."""
+def train(batches, batch_size, warmup, threads, data_name, preset, profile, with_keras, augment, optimizer, load,
+          as_json):
+    """Training and inference images/s (from the median step) and peak memory of a preset (keras-mnist),
+    fastcnn against PyTorch (and Keras, when installed), optionally beside busy processes (--load)."""
     _check_threads(threads)
     with reported():  # the data is read here first: a bad --data is one line, not a table of n/a
         image_shape, classes = _train_data(data_name, preset)
@@ -100,9 +107,11 @@ def train(batches, batch_size, warmup, threads, data_name, preset, profile, with
             check_train_model(preset, image_shape, classes)
         except ValueError as error:
             raise UsageProblem(str(error)) from None
-    augmented = {"augment": augment} if augment else {}  # (the call without it is as before --augment existed)
+    # (options at their defaults are left out: the call is as before they existed)
+    extra = {**({"augment": augment} if augment else {}), **({"load": load} if load else {}),
+             **({"optimizer": optimizer} if optimizer != OPTIMIZER else {})}
     result = measure_train(batches, batch_size, threads, data_name, warmup, preset, profile, keras=with_keras,
-                           **augmented)
+                           **extra)
     _echo(result, as_json, render_train)
     failed = _failed_rows(result)
     if failed:
