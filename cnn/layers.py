@@ -109,9 +109,10 @@ class Pass:
     fuse: bool = False
 
 
-def _cast(y: np.ndarray, dtype) -> np.ndarray:
+def _cast(y: np.ndarray | None, dtype) -> np.ndarray | None:
     # refcnn always returns float64; a float32 model keeps float32 activations on either engine.
-    return y if y.dtype == dtype else y.astype(dtype)
+    # None: a first layer told that no input gradient is wanted (Layer.input_grad).
+    return y if y is None or y.dtype == dtype else y.astype(dtype)
 
 
 def _activation(engine, name: str | None, x: np.ndarray) -> np.ndarray:
@@ -160,6 +161,12 @@ class Layer:
 
     #: The netspec record class (and its subclasses) this runtime class runs.
     record_type: ClassVar[type | None] = None
+
+    #: Whether ``backward`` must compute the gradient with respect to the input. ``Model.backward`` sets it
+    #: False on the first layer for a training step, where the input is the data; a layer that can skip the
+    #: work (a convolution: its input gradient is a col2im pass) then returns ``None``, any other computes
+    #: it anyway.
+    input_grad: bool = True
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -276,7 +283,7 @@ class _OnConvGeometry(Layer):
 
     def _backward(self, grad):
         gx, gw, gb = self._ctx.engine.conv_backward(self.geometry, grad, self._x, self._weight(),
-                                                    self.params.get("bias"))
+                                                    self.params.get("bias"), input_grad=self.input_grad)
         if self.mask is not None:
             gw = gw * self.mask  # d(weight * mask)/d(weight): no gradient outside the table
         self.grads = {"weight": gw}
@@ -625,7 +632,8 @@ class _Block(Layer):
         self.input_shape = tuple(input_shape)
         self.output_shape = tuple(self.config.infer(self.input_shape).shape)
         for label, configs in self.config.named_branches().items():
-            built, next_index = build_layers(configs, input_shape, seed, dtype, next_index, prefix=f"{self.name}/{label}/")
+            built, next_index = build_layers(configs, input_shape, seed, dtype, next_index,
+                                             prefix=f"{self.name}/{label}/")
             self.branches[label] = built
         return next_index
 

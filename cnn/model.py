@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from cnnbase import netspec
-from cnnbase.checks import check_int, invalid, is_int, printable
+from cnnbase.checks import check_bool, check_int, invalid, is_int, printable
 from cnnbase.limits import SizeLimitError, check_bytes, nbytes_of
 from cnnbase.netspec import brief_value, format_value
 
@@ -271,9 +271,10 @@ class Model:
         self._last_logits_shape = x.shape
         return x
 
-    def backward(self, grad_logits: np.ndarray) -> np.ndarray:
+    def backward(self, grad_logits: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
         """Back-propagate the gradient of the loss with respect to the logits of the last forward pass;
-        fills every layer's ``grads`` and returns the gradient with respect to the input."""
+        fills every layer's ``grads`` and returns the gradient with respect to the input, or ``None`` with
+        ``input_grad=False`` (a training step: the first layer then skips what only that gradient needs)."""
         if self._last_logits_shape is None:
             raise RuntimeError("Model.backward: there is no forward pass to go back through; call forward(x) first")
         if not isinstance(grad_logits, np.ndarray) or grad_logits.dtype.kind != "f":
@@ -284,9 +285,14 @@ class Model:
             raise ValueError(f"Model.backward: argument `grad_logits` must have the shape of the last forward pass's "
                              f"logits, {self._last_logits_shape}; received shape {grad_logits.shape}.")
         grad = np.ascontiguousarray(grad_logits, dtype=self.dtype)
-        for layer in reversed(self.layers):
-            grad = layer.backward(grad)
-        return grad
+        first = self.layers[0]
+        first.input_grad = check_bool(input_grad, "input_grad", "Model.backward")
+        try:
+            for layer in reversed(self.layers):
+                grad = layer.backward(grad)
+        finally:
+            first.input_grad = True
+        return grad if input_grad else None
 
     def probabilities(self, logits: np.ndarray) -> np.ndarray:
         """``softmax(logits)`` over the classes."""

@@ -145,7 +145,8 @@ def train_step(model, optimizer, xb, yb, *, step: int, lr: float) -> tuple[float
     logits = model.forward(xb, training=True, step=step)
     loss = float(engine.cross_entropy(logits, yb))
     if math.isfinite(loss):
-        model.backward(engine.cross_entropy_backward(1.0, logits, yb).astype(model.dtype, copy=False))
+        grad = engine.cross_entropy_backward(1.0, logits, yb).astype(model.dtype, copy=False)
+        model.backward(grad, input_grad=False)  # the data needs no gradient
         _update(model, optimizer, lr)
     return loss, int(np.count_nonzero(np.argmax(logits, axis=1) == yb))
 
@@ -247,7 +248,8 @@ def sharded_step(model, optimizer, load, size: int, *, step: int, lr: float, sha
         finite = math.isfinite(loss)
         if finite:
             scale = (stop - start) / size  # the shard's share of the global batch's mean
-            model.backward(engine.cross_entropy_backward(scale, logits, yr).astype(model.dtype, copy=False))
+            grad = engine.cross_entropy_backward(scale, logits, yr).astype(model.dtype, copy=False)
+            model.backward(grad, input_grad=False)
         layout.fill(floats[r], with_grads=finite)
         scalars[r] = ((stop - start) / size * loss, np.count_nonzero(np.argmax(logits, axis=1) == yr), 1.0)
     rows = shards.gather_rows(rows)

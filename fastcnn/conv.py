@@ -54,6 +54,7 @@ from numba import prange
 from cnnbase.conv import (
     WEIGHT_GRAD_BLOCK, ConvGeometry, as_2d, conv_geometry_of, conv_transpose_geometry_of, fit_geometry,
 )
+from cnnbase.checks import check_bool
 from cnnbase.conv_algorithm import check_algorithm
 from cnnbase.padding import source_index
 
@@ -728,7 +729,7 @@ def _conv_forward(geom: ConvGeometry, x, weight, bias, algorithm="auto"):
     return y.reshape(geom.out_shape).astype(out_dtype, copy=False)
 
 
-def _conv_backward(geom: ConvGeometry, grad_out, x, weight, bias, algorithm="auto"):
+def _conv_backward(geom: ConvGeometry, grad_out, x, weight, bias, algorithm="auto", input_grad=True):
     out_dtype = _runtime.result_dtype(grad_out, x, weight, bias)
     dtype = _runtime.compute_dtype(grad_out, x, weight, bias)
     go4, x4, w4 = _compute([grad_out, x, weight], dtype)
@@ -750,12 +751,14 @@ def _conv_backward(geom: ConvGeometry, grad_out, x, weight, bias, algorithm="aut
         grad_w = conv_direct.direct_grad_weight(xp, go4_2, geom.G, g2.stride, g2.dilation, w4.shape, GW_BLOCK,
                                                 lambda size: SCRATCH.get("conv.gw", size, dtype))
         planes = _buffers("conv.planes", (geom.C_in, src_h.size, src_w.size), dtype)
-        conv_direct.direct_grad_input(go4_2, w4, geom.G, g2.stride, g2.dilation, src_h, src_w, planes, grad_x)
+        if input_grad:
+            conv_direct.direct_grad_input(go4_2, w4, geom.G, g2.stride, g2.dilation, src_h, src_w, planes, grad_x)
     elif _shifted_pays(geom, g2):
         grad_w = _shifted_backward_pass(xp, go3, w4, geom.G, g2, src_h, src_w, grad_x)
     else:
         grad_w = _gemm_pass(xp, geom.G, g2.kernel, g2.stride, g2.dilation, g2.out, go3=go3)
-        _col2im_pass(go3, w2, None, geom.G, g2.kernel, g2.stride, g2.dilation, g2.out, src_h, src_w, grad_x)
+        if input_grad:  # a first layer's input needs none: its col2im would be a quarter of its backward
+            _col2im_pass(go3, w2, None, geom.G, g2.kernel, g2.stride, g2.dilation, g2.out, src_h, src_w, grad_x)
     grad_b = None if bias is None else _grad_bias(go3)
     return _results(out_dtype, grad_x.reshape(x.shape), grad_w.reshape(weight.shape), grad_b)
 
@@ -806,14 +809,14 @@ def _forward(geom: ConvGeometry, x, weight, bias, algorithm="auto"):
     return _conv_forward(geom, x, weight, bias, algorithm)
 
 
-def _backward(geom: ConvGeometry, grad_out, x, weight, bias, algorithm="auto"):
+def _backward(geom: ConvGeometry, grad_out, x, weight, bias, algorithm="auto", input_grad=True):
     if geom.N == 0:  # no sample: every gradient is an empty or zero sum
         dtype = _runtime.result_dtype(grad_out, x, weight, bias)
         return (np.zeros(x.shape, dtype=dtype), np.zeros(weight.shape, dtype=dtype),
                 None if bias is None else np.zeros(bias.shape, dtype=dtype))
     if geom.transposed:
         return _conv_transpose_backward(geom, grad_out, x, weight, bias)
-    return _conv_backward(geom, grad_out, x, weight, bias, algorithm)
+    return _conv_backward(geom, grad_out, x, weight, bias, algorithm, input_grad)
 
 
 def conv_forward(geometry: ConvGeometry, x, weight, bias=None, *, algorithm="auto"):
@@ -821,9 +824,12 @@ def conv_forward(geometry: ConvGeometry, x, weight, bias=None, *, algorithm="aut
     return _forward(geometry, x, weight, bias, check_algorithm("conv_forward", algorithm, geometry))
 
 
-def conv_backward(geometry: ConvGeometry, grad_out, x, weight, bias=None, *, algorithm="auto"):
+def conv_backward(geometry: ConvGeometry, grad_out, x, weight, bias=None, *, algorithm="auto", input_grad=True):
     geometry = fit_geometry(geometry, x, weight, bias, grad_out, caller="conv_backward")
-    return _backward(geometry, grad_out, x, weight, bias, check_algorithm("conv_backward", algorithm, geometry))
+    algorithm = check_algorithm("conv_backward", algorithm, geometry)
+    input_grad = check_bool(input_grad, "input_grad", "conv_backward")
+    grads = _backward(geometry, grad_out, x, weight, bias, algorithm, input_grad)
+    return grads if input_grad else (None,) + tuple(grads[1:])
 
 
 def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros", *,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnnbase.checks import as_float64
+from cnnbase.checks import as_float64, check_bool
 from cnnbase.conv import (
     ConvGeometry, as_2d, conv_geometry_of, conv_transpose_geometry_of, fit_geometry,
 )
@@ -229,11 +229,16 @@ def conv_forward(geometry: ConvGeometry, x, weight, bias=None, *, algorithm="aut
     return _forward(geometry, x, weight, bias)
 
 
-def conv_backward(geometry: ConvGeometry, grad_out, x, weight, bias=None, *, algorithm="auto"):
-    """The gradients ``(grad_x, grad_weight, grad_bias)`` of :func:`conv_forward` on a resolved geometry."""
+def conv_backward(geometry: ConvGeometry, grad_out, x, weight, bias=None, *, algorithm="auto", input_grad=True):
+    """The gradients ``(grad_x, grad_weight, grad_bias)`` of :func:`conv_forward` on a resolved geometry.
+
+    ``input_grad=False``: ``grad_x`` is ``None`` (a network's first layer, whose input is the data, needs
+    none; fastcnn then skips its computation). The other two are the same numbers either way."""
     geometry = fit_geometry(geometry, x, weight, bias, grad_out, caller="conv_backward")
     check_algorithm("conv_backward", algorithm, geometry)
-    return _backward(geometry, grad_out, x, weight, bias)
+    input_grad = check_bool(input_grad, "input_grad", "conv_backward")
+    grad_x, grad_w, grad_b = _backward(geometry, grad_out, x, weight, bias)
+    return (grad_x if input_grad else None), grad_w, grad_b
 
 
 # ---------------------------------------------------------------------------------------------------
