@@ -765,7 +765,7 @@ def test_measure_train_runs_every_child_under_the_load_and_stops_it(monkeypatch)
     alive, before = [], set(_busy_children())
 
     def child(spec):
-        alive.append(len(set(_busy_children()) - before))
+        alive.append(len(_settled(lambda: set(_busy_children()) - before, 2)))
         if spec["kind"] == "idle":
             return {"engine": spec["engine"], "peak_rss_mib": 1.0}
         return {"engine": spec["engine"], "train_images_per_s": 1.0, "inference_images_per_s": 1.0,
@@ -777,6 +777,19 @@ def test_measure_train_runs_every_child_under_the_load_and_stops_it(monkeypatch)
     assert set(_busy_children()) - before == set()
     assert result["environment"]["load"] == 2
     assert "background load: 2 busy processes (pure-Python loops, --load 2)" in module.render_train(result)
+
+
+def _settled(read, size: int, timeout: float = 10.0):
+    """``read()`` once it has ``size`` items, or its last value after ``timeout`` seconds: a process started a
+    moment ago can be missing from /proc's view of its parent's children for a few milliseconds."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    value = read()
+    while len(value) != size and time.monotonic() < deadline:
+        time.sleep(0.01)
+        value = read()
+    return value
 
 
 def _busy_children() -> list[int]:
@@ -806,7 +819,7 @@ def test_background_load_stops_its_processes_however_the_block_ends(stop_with):
 
     with pytest.raises(stop_with):
         with background_load(2) as processes:
-            assert [p.poll() for p in processes] == [None, None] and len(_busy_children()) == 2
+            assert [p.poll() for p in processes] == [None, None] and len(_settled(_busy_children, 2)) == 2
             raise stop_with()
     assert all(p.returncode is not None for p in processes) and _busy_children() == []
 
