@@ -13,7 +13,8 @@ that is the sum of body and shortcut, the block's activation, and in backward th
 which is what answers "is the residual add slow". The optimizer's update and the gathering of each batch
 are rows of their own when the caller times them (:meth:`LayerProfile.wrap_call`, :meth:`LayerProfile.add`);
 what no row accounts for (loss and its gradient, the accuracy count, the calls themselves) is the row
-``(rest of the step)``.
+``(rest of the step)``. When fastcnn fuses a convolution's ReLU with the max pooling after it
+(``fastcnn.relu_pool_forward``), that ReLU's time is counted in the pooling layer's row.
 """
 
 from __future__ import annotations

@@ -46,6 +46,10 @@ OPS = {
 #: What runs on a geometry resolved once (by ``cnn``'s layers, when they are built), beside the spec's ops.
 GEOMETRY_OPS = ("conv_forward", "conv_backward", "pool_forward", "pool_backward")
 
+# FUSED_OPS (relu_pool_forward, relu_pool_backward) are fastcnn's alone, outside OPS and the spec: a ReLU and
+# the max pooling after it in one pass, which cnn's layers take when the engine has them. Each equals the
+# composition of the spec's plain ops bit for bit (tests/test_fast_fused.py); refcnn keeps only the plain ops.
+
 __all__ = ["shapes", "ShapeError", "PADDING_MODES", "OPS", "set_num_threads", "get_num_threads"] + list(GEOMETRY_OPS) + [
     name for names in OPS.values() for name in names
 ]
