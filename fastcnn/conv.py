@@ -6,7 +6,8 @@ Same names, arguments and errors as :mod:`refcnn.conv`; every check is the groun
 How it computes (2-D; a 1-D op is the 2-D op with a unit height, as in refcnn):
 
 1. **Pad once.** The input is copied into a padded buffer through the fill's index map ``src`` (one int
-   array per axis, ``-1`` for a zero cell), so every fill costs the same and no later loop tests bounds.
+   array per axis, ``-1`` for a zero cell), so every fill costs the same and no later loop tests bounds
+   (:mod:`fastcnn._conv_base`: the maps, the padding, its adjoint, the scratch buffers, the ordered sums).
 2. **im2col per sample**, in the thread that will use it: ``cols[(ci, kh, kw), (oh, ow)] =
    x_pad[n, ci, oh*SH + kh*DH, ow*SW + kw*DW]`` into that thread's reused scratch buffer (flat rows, unsigned
    indices, so the row copies vectorise).
@@ -25,7 +26,7 @@ itself, read in place through CBLAS's leading dimension (``_shifted_gemm``, ``_s
 That saves the im2col copy, 9 times the input for a 3x3 kernel; with few channels the per-tap GEMMs are too
 thin to pay for it.
 
-**1-D, stride 1, the same channel rule** (``_taps_1d``, ``_taps_1d_backward``; issue 14): the wide grid of
+**1-D, stride 1, the same channel rule** (:mod:`fastcnn.conv_taps1d`; issue 14): the wide grid of
 a single row is the output itself, so each tap's GEMM writes ``y[n]`` and reads ``grad_out[n]`` in place,
 with no wide buffer and no copy. With a zero fill nothing is padded at all: a tap's GEMM covers only the
 output (forward) or input (input gradient) cells whose partner lies inside the array. The weight gradient
@@ -52,15 +53,18 @@ import numpy as np
 from numba import prange
 
 from cnnbase.conv import (
-    WEIGHT_GRAD_BLOCK, ConvGeometry, as_2d, conv_geometry_of, conv_transpose_geometry_of, fit_geometry,
+    ConvGeometry, as_2d, conv_geometry_of, conv_transpose_geometry_of, fit_geometry,
 )
 from cnnbase.checks import check_bool
 from cnnbase.conv_algorithm import check_algorithm
-from cnnbase.padding import source_index
 
 from . import _blas, _runtime, conv_direct
 from ._blas import gemm, gemm_strided, single_threaded
-from ._planes import fold as _fold, identity_run as _identity_run
+from ._conv_base import (
+    GW_BLOCK, SCRATCH, buffers as _buffers, conv_maps as _conv_maps, fill_rows as _fill_rows, fold as _fold,
+    none as _none, pad as _pad, src_map as _src_map, sum_blocks as _sum_blocks,
+)
+from .conv_taps1d import taps_1d_backward_pass as _taps_1d_backward_pass, taps_1d_pass as _taps_1d_pass
 
 __all__ = [
     "conv1d",
@@ -78,29 +82,6 @@ __all__ = [
 # ---------------------------------------------------------------------------------------------------
 
 _FM = _runtime.FASTMATH
-
-
-@numba.njit(parallel=True, fastmath=False, **_runtime.KERNEL_FLAGS)
-def _pad_planes(x, src_h, src_w, out):
-    """out[p, i, j] = x[p, src_h[i], src_w[j]], or 0 where either index is -1. x (P, H, W), out (P, Hp, Wp).
-
-    The columns that read the input in order (src_w[j] = j - lo for j in [lo, hi)) are copied as one run.
-    """
-    P, Hp, Wp = out.shape
-    lo, hi = _identity_run(src_w)
-    for p in prange(P):
-        for i in range(Hp):
-            sh = src_h[i]
-            if sh < 0:
-                out[p, i, :] = 0
-                continue
-            out[p, i, lo:hi] = x[p, sh, 0:hi - lo]
-            for j in range(lo):
-                sw = src_w[j]
-                out[p, i, j] = x[p, sh, sw] if sw >= 0 else 0
-            for j in range(hi, Wp):
-                sw = src_w[j]
-                out[p, i, j] = x[p, sh, sw] if sw >= 0 else 0
 
 
 @numba.njit(fastmath=False, **_runtime.KERNEL_FLAGS)
@@ -146,13 +127,6 @@ def _col2im(dcols, KH, KW, SH, SW, DH, DW, H_out, W_out, planes):
                     s0 = row + oh * W_out
                     for ow in range(W_out):
                         dst[np.uintp(d0 + ow * SW)] += src[np.uintp(s0 + ow)]
-
-
-@numba.njit(fastmath=_FM, **_runtime.KERNEL_FLAGS)
-def _fill_rows(y2, bias):
-    """y2[c, :] = bias[c]; y2 (C, L), one sample."""
-    for c in range(y2.shape[0]):
-        y2[c, :] = bias[c]
 
 
 @numba.njit(fastmath=_FM, **_runtime.KERNEL_FLAGS)
@@ -289,109 +263,6 @@ def _shifted_gemm_backward(xp, go3, w_taps, G, KH, KW, DH, DW, H_out, W_out, blo
 
 
 @numba.njit(parallel=True, fastmath=False, **_runtime.KERNEL_FLAGS)
-def _taps_1d(xs, w_taps, bias, G, D, lo, want_bias, y):
-    """The forward of a 1-D stride-1 convolution: one GEMM per tap, straight into the output.
-
-    In 1-D the wide grid of :func:`_shifted_gemm` *is* the output (a single row of ``L_out`` cells, nothing
-    dropped), so each tap's GEMM writes ``y[n]`` itself. Output cell ``j`` of tap ``t`` reads source cell
-    ``j + t*D - lo``: ``xs`` is either the padded input (``lo = 0``, every tap reads a whole row) or, with a
-    zero fill, the input itself (``lo`` = the padding before it), and then a tap's GEMM covers only the
-    output cells whose source lies inside the input (the others would add 0): no padded copy at all.
-    ``y[n]`` = bias (or 0), then ``y[n, group, j0:j1] += w_taps[t, group] @ xs[n, group, j0 + off:j1 + off]``
-    for t = 0, 1, ... in order.
-
-    xs (N, C, Ls); w_taps (K, C_y, C/G); y (N, C_y, L_out). One task per sample, one BLAS thread.
-    """
-    N, C, Ls = xs.shape
-    C_g = C // G
-    C_y_g = y.shape[1] // G
-    L = y.shape[2]
-    for n in prange(N):
-        y_n = y[n]
-        if want_bias:
-            _fill_rows(y_n, bias)
-        else:
-            y_n[:, :] = 0
-        for g in range(G):
-            for tap in range(w_taps.shape[0]):
-                off = tap * D - lo
-                j0, j1 = max(0, -off), min(L, Ls - off)
-                if j1 > j0:
-                    gemm_strided(False, False, w_taps[tap, g * C_y_g:(g + 1) * C_y_g],
-                                 xs[n, g * C_g:(g + 1) * C_g, j0 + off:j1 + off],
-                                 y_n[g * C_y_g:(g + 1) * C_y_g, j0:j1], True)
-
-
-@numba.njit(parallel=True, fastmath=False, **_runtime.KERNEL_FLAGS)
-def _pad_channels_last(x, src_w, out):
-    """out[n, j, c] = x[n, c, src_w[j]], or 0 where src_w[j] is -1: each sample padded and transposed to
-    (Lp, C), so that a tap's window of every channel is a block of whole rows (see _taps_1d_backward).
-    Channels in blocks of 16, so that each block's source cells of consecutive j share cache lines."""
-    N, C, L = x.shape
-    Lp = src_w.size
-    for n in prange(N):
-        for c0 in range(0, C, 16):
-            c1 = min(C, c0 + 16)
-            for j in range(Lp):
-                s = src_w[j]
-                if s < 0:
-                    for c in range(c0, c1):
-                        out[n, j, c] = 0
-                else:
-                    for c in range(c0, c1):
-                        out[n, j, c] = x[n, c, s]
-
-
-@numba.njit(parallel=True, fastmath=False, **_runtime.KERNEL_FLAGS)
-def _taps_1d_backward(xt, go, w_taps, G, D, block, lo, direct, src_w, gw_blocks, gx, plane_bufs):
-    """Both gradients of :func:`_taps_1d`'s convolution, reading ``grad_out`` in place.
-
-    * weight gradient, per group and tap t: ``gw_blocks[b, t, group] += go[n, group] @ xt[n, t*D : t*D +
-      L_out, group]``, summed over the samples of block b in order (the first one writes). ``xt`` is the
-      padded input with channels last, so the right factor is a block of rows read in place and the GEMM
-      is a plain product (no transposed operand): measured here 15-20% faster than ``go @ xp_window^T``
-      on 128x512 by 512x128, for one copy of the input;
-    * input gradient: tap t adds ``w_taps[t, group]^T @ go[n, group]`` onto the padded cells ``t*D ... t*D +
-      L_out - 1``. With a zero fill (``direct``) a padded cell ``j`` is input cell ``j - lo`` or nothing, so
-      the product is taken on the columns that land inside the input only and added onto ``gx[n]`` itself
-      (zeroed first); with another fill it goes onto a zeroed padded plane that is folded onto ``gx[n]``
-      through ``src_w``, as in :func:`_shifted_gemm_backward`. Taps in order: a fixed order of additions.
-
-    xt (N, Lp, C); go (N, C_y, L_out); w_taps (K, C_y, C/G); gw_blocks (B, K, C_y, C/G) with B = ceil(N /
-    block); gx (N, C, L); plane_bufs (threads, C, Lp) (unused when ``direct``).
-    """
-    N, Lp, C = xt.shape
-    C_g = C // G
-    C_y_g = go.shape[1] // G
-    L = go.shape[2]
-    Lx = gx.shape[2]
-    src_h = np.zeros(1, dtype=np.int64)
-    for b in prange((N + block - 1) // block):
-        plane = plane_bufs[numba.get_thread_id()]
-        for n in range(b * block, min(N, (b + 1) * block)):
-            if direct:
-                gx[n] = 0
-            else:
-                plane[:, :] = 0
-            for g in range(G):
-                dy_g = go[n, g * C_y_g:(g + 1) * C_y_g]
-                for tap in range(w_taps.shape[0]):
-                    off = tap * D
-                    w_g = w_taps[tap, g * C_y_g:(g + 1) * C_y_g]
-                    gemm_strided(False, False, dy_g, xt[n, off:off + L, g * C_g:(g + 1) * C_g],
-                                 gw_blocks[b, tap, g * C_y_g:(g + 1) * C_y_g], n > b * block)
-                    if not direct:
-                        gemm_strided(True, False, w_g, dy_g, plane[g * C_g:(g + 1) * C_g, off:off + L], True)
-                        continue
-                    start, end = max(off, lo), min(off + L, lo + Lx)
-                    if end > start:
-                        gemm_strided(True, False, w_g, dy_g[:, start - off:end - off],
-                                     gx[n, g * C_g:(g + 1) * C_g, start - lo:end - lo], True)
-            if not direct:
-                _fold(plane.reshape(C, 1, Lp), src_h, src_w, gx[n].reshape(C, 1, Lx))
-
-
-@numba.njit(parallel=True, fastmath=False, **_runtime.KERNEL_FLAGS)
 def _gemm_col2im(go3, w2, bias, G, KH, KW, SH, SW, DH, DW, H_out, W_out, src_h, src_w, want_bias, cblas,
                  gx, dcols_bufs, plane_bufs):
     """gx[n] = fold(col2im(dcols)) with ``dcols[group] = w2[group]^T @ go3[n, group]``: the input gradient of
@@ -448,77 +319,9 @@ def _bias_grad(g, out):
         out[c] = total
 
 
-@numba.njit(parallel=True, fastmath=False, **_runtime.KERNEL_FLAGS)
-def _sum_blocks(blocks, out):
-    """out[i, j] = blocks[0, i, j] + blocks[1, i, j] + ..., in that order; one row of out per task."""
-    B, A, K = blocks.shape
-    for i in prange(A):
-        out[i, :] = 0
-        for b in range(B):
-            out[i, :] += blocks[b, i, :]
-
-
 # ---------------------------------------------------------------------------------------------------
 # The passes: buffers and index maps around the kernels
 # ---------------------------------------------------------------------------------------------------
-
-#: Samples whose weight-gradient terms one task adds up in its private buffer. Fixed, never derived from the
-#: thread count, so the order of every addition, and so the result, is the same for any number of threads.
-#: The ground floor's size check counts the ceil(N / GW_BLOCK) buffers (cnnbase.conv.conv_arrays).
-GW_BLOCK = WEIGHT_GRAD_BLOCK
-SCRATCH = _runtime.SCRATCH
-
-
-def _none(ndim: int, dtype) -> np.ndarray:
-    """An empty stand-in for an array argument a kernel is told not to touch (kernels take no None)."""
-    return np.empty((0,) * ndim, dtype=dtype)
-
-
-def _thread_slots() -> int:
-    """Per-thread buffers are indexed by Numba's thread id, below the pool size fixed at start-up."""
-    return numba.config.NUMBA_NUM_THREADS
-
-
-def _buffers(name: str, shape: tuple, dtype) -> np.ndarray:
-    """A scratch array of ``(threads,) + shape``, reused between calls."""
-    slots = _thread_slots()
-    size = slots * int(np.prod(shape))
-    return SCRATCH.get(name, size, dtype).reshape((slots,) + tuple(shape))
-
-
-def _src_map(pad_begin: int, padded: int, mode: str, real: int) -> np.ndarray:
-    """The input index each of ``padded`` cells reads (``-1``: zero), for an axis of ``real`` input cells
-    placed after ``pad_begin`` cells of padding: :func:`cnnbase.padding.source_index` on a whole axis at
-    once (an axis of 10^8 padded cells takes a second this way, minutes one cell at a time)."""
-    if padded <= 256:  # a short axis (the usual one) is quicker one cell at a time than in six NumPy calls
-        return np.array([j if 0 <= j < real else (-1 if mode == "zeros" else source_index(j, real, mode))
-                         for j in range(-pad_begin, padded - pad_begin)], dtype=np.int64)
-    j = np.arange(padded, dtype=np.int64) - pad_begin
-    inside = (j >= 0) & (j < real)
-    if mode == "zeros":
-        return np.where(inside, j, -1)
-    if mode == "replicate":
-        return np.clip(j, 0, real - 1)
-    if mode == "circular":
-        return j % real
-    period = 2 * (real - 1)  # reflect (real >= 2 whenever an axis is padded, checked by the geometry)
-    if period == 0:
-        return np.where(inside, j, 0)
-    r = j % period
-    return np.where(r < real, r, period - r)
-
-
-def _pad(x4, src_h, src_w, name: str):
-    """x4 (N, C, H, W) read through the index maps into a scratch buffer (N, C, Hp, Wp); x4 itself when the
-    maps are the identity (no padding)."""
-    N, C, H, W = x4.shape
-    Hp, Wp = src_h.size, src_w.size
-    if Hp == H and Wp == W:
-        return x4
-    out = SCRATCH.get(name, N * C * Hp * Wp, x4.dtype).reshape(N, C, Hp, Wp)
-    _pad_planes(x4.reshape(N * C, H, W), src_h, src_w, out.reshape(N * C, Hp, Wp))
-    return out
-
 
 def _gemm_pass(xp, G, kernel, stride, dilation, out_hw, w2=None, bias=None, y3=None, go3=None):
     """im2col of the padded input ``xp`` sample by sample, then per group:
@@ -602,48 +405,6 @@ def _taps_1d_pays(geom, g2) -> bool:
     return geom.rank == 1 and _shifted_pays(geom, g2)
 
 
-def _taps_of(w4):
-    """(C_y, C/G, 1, K) -> (K, C_y, C/G): each tap's weight matrix, contiguous."""
-    return np.ascontiguousarray(w4[:, :, 0, :].transpose(2, 0, 1))
-
-
-def _taps_1d_pass(x4, w4, bias, G, g2, y3):
-    """y3 (N, C_y, L_out) = the 1-D convolution of ``x4`` (N, C, 1, L) by ``w4`` (+ ``bias``); the input is
-    read in place with a zero fill, else through a padded copy."""
-    N, C = x4.shape[:2]
-    if g2.padding_mode == "zeros":
-        xs, lo = x4.reshape(N, C, -1), g2.pads[1][0]
-    else:
-        xs, lo = _pad(x4, *_conv_maps(g2), "conv.xpad").reshape(N, C, -1), 0
-    b = _none(1, x4.dtype) if bias is None else bias
-    with single_threaded(True):
-        _taps_1d(xs, _taps_of(w4), b, G, g2.dilation[1], lo, bias is not None, y3)
-
-
-def _taps_1d_backward_pass(x4, go3, w4, G, g2, src_w, gx):
-    """gx (N, C, 1, L), overwritten, and the returned weight gradient (C_y, C/G, 1, K) of
-    :func:`_taps_1d_pass`'s convolution; ``src_w`` maps the padded cells onto gx's."""
-    K, D, lo = g2.kernel[1], g2.dilation[1], g2.pads[1][0]
-    N, C = x4.shape[:2]
-    Lp = src_w.size
-    C_y, dtype = w4.shape[0], x4.dtype
-    xt = SCRATCH.get("conv.xpad", N * Lp * C, dtype).reshape(N, Lp, C)
-    _pad_channels_last(x4.reshape(N, C, -1), src_w, xt)
-    n_blocks = -(-N // GW_BLOCK)
-    gw_blocks = SCRATCH.get("conv.gw", n_blocks * K * C_y * (C // G), dtype).reshape(n_blocks, K, C_y, C // G)
-    direct = g2.padding_mode == "zeros"
-    # The kernel takes each thread's plane even when it does not use it (``direct``): one empty plane per
-    # thread keeps that index in bounds.
-    planes = np.empty((_thread_slots(), 0, 0), dtype) if direct else _buffers("conv.planes", (C, Lp), dtype)
-    with single_threaded(True):
-        _taps_1d_backward(xt, go3, _taps_of(w4), G, D, GW_BLOCK, lo, direct, src_w, gw_blocks, gx.reshape(N, C, -1),
-                          planes)
-        grad_taps = np.empty((K, C_y * (C // G)), dtype=dtype)
-        _sum_blocks(gw_blocks.reshape(n_blocks, K, -1), grad_taps)
-    # (tap, C_y, C/G) -> (C_y, C/G, 1, K)
-    return np.ascontiguousarray(grad_taps.reshape(K, C_y, C // G).transpose(1, 2, 0))[:, :, None, :]
-
-
 def _col2im_pass(go3, w2, bias, G, kernel, stride, dilation, out_hw, src_h, src_w, gx):
     """gx = fold(col2im(w2_g^T @ go3[n, group])) (+ ``bias``): the input gradient of ``_gemm_pass``'s
     forward. ``go3`` (N, C_y, H_out*W_out), ``w2`` (C_y, C/G*KH*KW), gx (N, C, H, W) is overwritten;
@@ -667,14 +428,6 @@ def _grad_bias(go3):
 # ---------------------------------------------------------------------------------------------------
 # The four directions, for both ranks (arrays lifted to 2-D as in refcnn)
 # ---------------------------------------------------------------------------------------------------
-
-
-def _conv_maps(g2):
-    """Index maps of a convolution's padded input: size + both pads cells per axis, through the fill."""
-    (H, W), ((PH, PHe), (PW, PWe)) = g2.sizes, g2.pads
-    src_h = _src_map(PH, H + PH + PHe, g2.padding_mode, H)
-    src_w = _src_map(PW, W + PW + PWe, g2.padding_mode, W)
-    return src_h, src_w
 
 
 def _transpose_maps(g2):

@@ -23,7 +23,7 @@ import numpy as np
 from numba import prange
 
 from . import _runtime
-from ._planes import fold
+from ._conv_base import fold
 
 __all__ = ["DIRECT_MAX_CHANNELS", "direct_pays", "direct_forward", "direct_grad_weight", "direct_grad_input"]
 

@@ -40,10 +40,10 @@ stay under ``CHUNK_BYTES`` (L2): transform the chunk, 16 single-threaded BLAS GE
 **Padding**: the input is padded once by conv.py's index maps (every ``padding_mode``), with one more zero row
 (column) when the output height (width) is odd, so the last tile reads whole 4x4 windows; that tile's
 extra output row (column) is dropped and its output gradient taken as 0. The input gradient is gathered on
-a padded plane and folded back through the same maps (``_planes.fold``).
+a padded plane and folded back through the same maps (``_conv_base.fold``).
 
 **Determinism**: the weight gradient of a block of ``GW_BLOCK`` samples is summed sample by sample and
-chunk by chunk in order, and the blocks in order afterwards (``conv._sum_blocks``); every other value is
+chunk by chunk in order, and the blocks in order afterwards (``_conv_base.sum_blocks``); every other value is
 computed by one task. Results are bit-identical for any thread count.
 
 **When "auto" takes it** (``pays``): see ``MIN_CHANNELS`` for the measurement.
@@ -59,7 +59,7 @@ from cnnbase.conv_algorithm import winograd_obstacle
 
 from . import _blas, _runtime, conv
 from ._blas import gemm, single_threaded
-from ._planes import fold
+from ._conv_base import GW_BLOCK, SCRATCH, buffers, conv_maps, fold, none, pad, sum_blocks
 
 __all__: list[str] = []
 
@@ -325,7 +325,7 @@ def _weight_grad(dU, dtype):
 def _tile_maps(g2):
     """conv.py's index maps of the padded input, one zero row (column) longer when the output height (width)
     is odd, so that every tile's 4x4 window lies inside the padded planes."""
-    src_h, src_w = conv._conv_maps(g2)
+    src_h, src_w = conv_maps(g2)
     H_out, W_out = g2.out
     if H_out % 2:
         src_h = np.append(src_h, -1)
@@ -354,8 +354,8 @@ def _plan(geom, dtype):
     th, tw = (H_out + 1) // 2, (W_out + 1) // 2
     itemsize = np.dtype(dtype).itemsize
     rows = _chunk_rows(geom.C_in, geom.C_out, tw, th, itemsize)
-    V = conv._buffers("winograd.V", (16 * _row_cells(geom.C_in * rows * tw, itemsize),), dtype)
-    M = conv._buffers("winograd.M", (16 * _row_cells(geom.C_out * rows * tw, itemsize),), dtype)
+    V = buffers("winograd.V", (16 * _row_cells(geom.C_in * rows * tw, itemsize),), dtype)
+    M = buffers("winograd.M", (16 * _row_cells(geom.C_out * rows * tw, itemsize),), dtype)
     return rows, V, M
 
 
@@ -364,10 +364,10 @@ def forward(geom, x4, w4, bias, y):
     w4 (+ bias), by F(2x2, 3x3)."""
     dtype = x4.dtype
     src_h, src_w = _tile_maps(geom)
-    xp = conv._pad(x4, src_h, src_w, "conv.xpad")
+    xp = pad(x4, src_h, src_w, "conv.xpad")
     U = _weight_transform(w4, dtype)
     rows, V, M = _plan(geom, dtype)
-    b = conv._none(1, dtype) if bias is None else bias
+    b = none(1, dtype) if bias is None else bias
     with single_threaded(_blas.CBLAS):
         _forward_kernel(xp, U, b, bias is not None, geom.out[0], geom.out[1], rows, _blas.CBLAS, y, V, M)
 
@@ -379,17 +379,17 @@ def backward(geom, go4, x4, w4, gx):
     N, C = x4.shape[:2]
     K = w4.shape[0]
     src_h, src_w = _tile_maps(geom)
-    xp = conv._pad(x4, src_h, src_w, "conv.xpad")
+    xp = pad(x4, src_h, src_w, "conv.xpad")
     U = _weight_transform(w4, dtype)
     rows, V, M = _plan(geom, dtype)
-    n_blocks = -(-N // conv.GW_BLOCK)
-    dU_blocks = conv.SCRATCH.get("winograd.dU", n_blocks * 16 * K * C, dtype).reshape(n_blocks, 16, K, C)
-    planes = conv._buffers("conv.planes", (C, src_h.size, src_w.size), dtype)
+    n_blocks = -(-N // GW_BLOCK)
+    dU_blocks = SCRATCH.get("winograd.dU", n_blocks * 16 * K * C, dtype).reshape(n_blocks, 16, K, C)
+    planes = buffers("conv.planes", (C, src_h.size, src_w.size), dtype)
     with single_threaded(_blas.CBLAS):
-        _backward_kernel(xp, go4, U, geom.out[0], geom.out[1], rows, conv.GW_BLOCK, _blas.CBLAS, src_h, src_w,
+        _backward_kernel(xp, go4, U, geom.out[0], geom.out[1], rows, GW_BLOCK, _blas.CBLAS, src_h, src_w,
                          dU_blocks, gx, V, M, planes)
         dU = np.empty((16, K * C), dtype=dtype)
-        conv._sum_blocks(dU_blocks.reshape(n_blocks, 16, K * C), dU)
+        sum_blocks(dU_blocks.reshape(n_blocks, 16, K * C), dU)
     return _weight_grad(dU.reshape(16, K, C), dtype)
 
 

@@ -187,7 +187,7 @@ def _torch_conv1d(torch, x, w, b, padding, dilation, groups, mode, stride):
 @pytest.mark.parametrize("case", TAPS_1D_CASES, ids=[str(i) for i in range(len(TAPS_1D_CASES))])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_conv1d_taps_path_matches_torch(case, dtype):
-    """fastcnn's 1-D path (fastcnn.conv._taps_1d and _taps_1d_backward) against PyTorch built here, forward
+    """fastcnn's 1-D path (fastcnn.conv_taps1d: _taps_1d and _taps_1d_backward) against PyTorch built here, forward
     and the three gradients, on the edge cases of its index arithmetic."""
     torch = pytest.importorskip("torch")
     N, C_in, C_out, L, K, padding, dilation, groups, mode, stride = case

@@ -1,0 +1,175 @@
+"""What fastcnn's convolution modules share (conv.py, conv_taps1d.py, conv_direct.py, winograd.py).
+
+* **Scratch buffers**: one per (name, dtype), kept between calls; per-thread ones indexed by Numba's thread id.
+* **Padding through index maps**: an input is padded by reading it through one map per axis (``src[j]``: the
+  input cell that padded cell ``j`` copies, ``-1`` for a zero cell; :func:`src_map`), so every fill costs the
+  same and no later loop tests bounds. A gradient computed on the padded plane goes back to the input by
+  adding each cell onto the cell it copied: :func:`fold`, the padding's adjoint.
+* **Ordered sums**: weight gradients are summed in blocks of :data:`GW_BLOCK` samples and the blocks added
+  in order (:func:`sum_blocks`), so results do not depend on the thread count.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+from numba import prange
+
+from cnnbase.conv import WEIGHT_GRAD_BLOCK
+from cnnbase.padding import source_index
+
+from . import _runtime
+
+__all__ = ["GW_BLOCK", "SCRATCH", "none", "thread_slots", "buffers", "src_map", "conv_maps", "pad", "pad_planes",
+           "identity_run", "fold", "sum_blocks", "fill_rows"]
+
+_FM = _runtime.FASTMATH
+
+
+#: Samples whose weight-gradient terms one task adds up in its private buffer. Fixed, never derived from the
+#: thread count, so the order of every addition, and so the result, is the same for any number of threads.
+#: The ground floor's size check counts the ceil(N / GW_BLOCK) buffers (cnnbase.conv.conv_arrays).
+GW_BLOCK = WEIGHT_GRAD_BLOCK
+
+
+SCRATCH = _runtime.SCRATCH
+
+
+def none(ndim: int, dtype) -> np.ndarray:
+    """An empty stand-in for an array argument a kernel is told not to touch (kernels take no None)."""
+    return np.empty((0,) * ndim, dtype=dtype)
+
+
+def thread_slots() -> int:
+    """Per-thread buffers are indexed by Numba's thread id, below the pool size fixed at start-up."""
+    return numba.config.NUMBA_NUM_THREADS
+
+
+def buffers(name: str, shape: tuple, dtype) -> np.ndarray:
+    """A scratch array of ``(threads,) + shape``, reused between calls."""
+    slots = thread_slots()
+    size = slots * int(np.prod(shape))
+    return SCRATCH.get(name, size, dtype).reshape((slots,) + tuple(shape))
+
+
+def src_map(pad_begin: int, padded: int, mode: str, real: int) -> np.ndarray:
+    """The input index each of ``padded`` cells reads (``-1``: zero), for an axis of ``real`` input cells
+    placed after ``pad_begin`` cells of padding: :func:`cnnbase.padding.source_index` on a whole axis at
+    once (an axis of 10^8 padded cells takes a second this way, minutes one cell at a time)."""
+    if padded <= 256:  # a short axis (the usual one) is quicker one cell at a time than in six NumPy calls
+        return np.array([j if 0 <= j < real else (-1 if mode == "zeros" else source_index(j, real, mode))
+                         for j in range(-pad_begin, padded - pad_begin)], dtype=np.int64)
+    j = np.arange(padded, dtype=np.int64) - pad_begin
+    inside = (j >= 0) & (j < real)
+    if mode == "zeros":
+        return np.where(inside, j, -1)
+    if mode == "replicate":
+        return np.clip(j, 0, real - 1)
+    if mode == "circular":
+        return j % real
+    period = 2 * (real - 1)  # reflect (real >= 2 whenever an axis is padded, checked by the geometry)
+    if period == 0:
+        return np.where(inside, j, 0)
+    r = j % period
+    return np.where(r < real, r, period - r)
+
+
+def conv_maps(g2):
+    """Index maps of a convolution's padded input: size + both pads cells per axis, through the fill."""
+    (H, W), ((PH, PHe), (PW, PWe)) = g2.sizes, g2.pads
+    src_h = src_map(PH, H + PH + PHe, g2.padding_mode, H)
+    src_w = src_map(PW, W + PW + PWe, g2.padding_mode, W)
+    return src_h, src_w
+
+
+def pad(x4, src_h, src_w, name: str):
+    """x4 (N, C, H, W) read through the index maps into a scratch buffer (N, C, Hp, Wp); x4 itself when the
+    maps are the identity (no padding)."""
+    N, C, H, W = x4.shape
+    Hp, Wp = src_h.size, src_w.size
+    if Hp == H and Wp == W:
+        return x4
+    out = SCRATCH.get(name, N * C * Hp * Wp, x4.dtype).reshape(N, C, Hp, Wp)
+    pad_planes(x4.reshape(N * C, H, W), src_h, src_w, out.reshape(N * C, Hp, Wp))
+    return out
+
+
+# Kernels
+
+
+@numba.njit(parallel=True, fastmath=False, **_runtime.KERNEL_FLAGS)
+def pad_planes(x, src_h, src_w, out):
+    """out[p, i, j] = x[p, src_h[i], src_w[j]], or 0 where either index is -1. x (P, H, W), out (P, Hp, Wp).
+
+    The columns that read the input in order (src_w[j] = j - lo for j in [lo, hi)) are copied as one run.
+    """
+    P, Hp, Wp = out.shape
+    lo, hi = identity_run(src_w)
+    for p in prange(P):
+        for i in range(Hp):
+            sh = src_h[i]
+            if sh < 0:
+                out[p, i, :] = 0
+                continue
+            out[p, i, lo:hi] = x[p, sh, 0:hi - lo]
+            for j in range(lo):
+                sw = src_w[j]
+                out[p, i, j] = x[p, sh, sw] if sw >= 0 else 0
+            for j in range(hi, Wp):
+                sw = src_w[j]
+                out[p, i, j] = x[p, sh, sw] if sw >= 0 else 0
+
+
+@numba.njit(fastmath=False, **_runtime.KERNEL_FLAGS)
+def identity_run(src):
+    """(lo, hi): the cells lo <= j < hi of a padded axis that read the input in order (src[j] = j - lo)."""
+    n = src.size
+    lo = 0
+    while lo < n and src[lo] != 0:
+        lo += 1
+    hi = lo
+    while hi < n and src[hi] == hi - lo:
+        hi += 1
+    return lo, hi
+
+
+@numba.njit(fastmath=_FM, **_runtime.KERNEL_FLAGS)
+def fold(planes, src_h, src_w, gx):
+    """gx = 0, then each padded cell's value is added onto the input cell it was copied from (the adjoint of
+    the padding; index -1, a zero-filled cell, gives nothing). Rows in order, cells in order: a fixed order.
+    The in-order run of each row is a vectorised add; only the fill's cells are looked up one by one."""
+    C, Hp, Wp = planes.shape
+    lo, hi = identity_run(src_w)
+    gx[:] = 0
+    for c in range(C):
+        for i in range(Hp):
+            sh = src_h[i]
+            if sh < 0:
+                continue
+            dst = gx[c, sh]
+            src = planes[c, i]
+            for j in range(lo):
+                if src_w[j] >= 0:
+                    dst[src_w[j]] += src[j]
+            for j in range(hi - lo):
+                dst[j] += src[lo + j]
+            for j in range(hi, Wp):
+                if src_w[j] >= 0:
+                    dst[src_w[j]] += src[j]
+
+
+@numba.njit(parallel=True, fastmath=False, **_runtime.KERNEL_FLAGS)
+def sum_blocks(blocks, out):
+    """out[i, j] = blocks[0, i, j] + blocks[1, i, j] + ..., in that order; one row of out per task."""
+    B, A, K = blocks.shape
+    for i in prange(A):
+        out[i, :] = 0
+        for b in range(B):
+            out[i, :] += blocks[b, i, :]
+
+
+@numba.njit(fastmath=_FM, **_runtime.KERNEL_FLAGS)
+def fill_rows(y2, bias):
+    """y2[c, :] = bias[c]; y2 (C, L), one sample."""
+    for c in range(y2.shape[0]):
+        y2[c, :] = bias[c]
