@@ -1,7 +1,7 @@
 """Few-channel convolutions: fastcnn's direct kernels (fastcnn/conv_direct.py) against im2col + GEMM.
 
 Both paths run through the public ``fastcnn.conv2d`` / ``conv2d_backward``, alternating in one process (the
-GEMM path by setting ``conv_direct.DIRECT_MAX_CHANNELS`` to 0), and the medians are printed side by side:
+choice forced by replacing ``conv_direct.direct_pays``), and the medians are printed side by side:
 
     python benchmarks/conv_direct_bench.py [--threads 1,2] [--repeats 15]
 """
@@ -27,6 +27,14 @@ CASES = [(128, 1, 32, 28, 0, 1, 1), (128, 3, 32, 32, 1, 1, 1), (128, 4, 32, 32, 
          (128, 3, 16, 32, 1, 1, 2)]
 
 
+def ALWAYS(*args) -> bool:
+    return True
+
+
+def NEVER(*args) -> bool:
+    return False
+
+
 def medians(fns, repeats: int) -> list[float]:
     for fn in fns:
         fn()
@@ -39,16 +47,15 @@ def medians(fns, repeats: int) -> list[float]:
     return [1e3 * float(np.median(t)) for t in times]
 
 
-def with_limit(limit: int, fn):
-    """``fn`` with the rule's channel limit set to ``limit`` (0: never direct); the rule's other conditions
-    (groups, stride) still apply, so the ungrouped and strided rows time the GEMM path twice unless the rule
-    is widened: the benchmark forces the direct path by patching direct_pays instead."""
+def with_rule(rule, fn):
+    """``fn`` with :func:`fastcnn.conv_direct.direct_pays` replaced by ``rule`` (always or never direct), so
+    that both paths are timed on every row, the ones the measured rule sends elsewhere included."""
     def run():
-        saved, conv_direct.DIRECT_MAX_CHANNELS = conv_direct.DIRECT_MAX_CHANNELS, limit
+        saved, conv_direct.direct_pays = conv_direct.direct_pays, rule
         try:
             fn()
         finally:
-            conv_direct.DIRECT_MAX_CHANNELS = saved
+            conv_direct.direct_pays = saved
     return run
 
 
@@ -74,7 +81,7 @@ def main() -> None:
                 fastcnn.conv2d_backward(g, x, w, b, stride, pad, 1, groups)
 
             gemm_f, direct_f, gemm_b, direct_b = medians(
-                [with_limit(0, fwd), with_limit(1 << 30, fwd), with_limit(0, bwd), with_limit(1 << 30, bwd)],
+                [with_rule(NEVER, fwd), with_rule(ALWAYS, fwd), with_rule(NEVER, bwd), with_rule(ALWAYS, bwd)],
                 args.repeats)
             print(f"threads {threads}  {N}x{C}x{H}x{H} -> {K}, pad {pad}, groups {groups}, stride {stride}: "
                   f"forward gemm {gemm_f:7.2f} direct {direct_f:7.2f} ({gemm_f / direct_f:4.2f}x)   "

@@ -21,7 +21,7 @@ from cnnbase.padding import source_index
 from . import _runtime
 
 __all__ = ["GW_BLOCK", "SCRATCH", "none", "thread_slots", "buffers", "src_map", "conv_maps", "pad", "pad_planes",
-           "identity_run", "fold", "sum_blocks", "fill_rows"]
+           "identity_run", "fold", "sum_blocks", "fill_rows", "widen"]
 
 _FM = _runtime.FASTMATH
 
@@ -173,3 +173,15 @@ def fill_rows(y2, bias):
     """y2[c, :] = bias[c]; y2 (C, L), one sample."""
     for c in range(y2.shape[0]):
         y2[c, :] = bias[c]
+
+
+@numba.njit(fastmath=_FM, **_runtime.KERNEL_FLAGS)
+def widen(g2, W_out, Wp, wide):
+    """wide[c, oh*Wp + ow] = g2[c, oh*W_out + ow] for ow < W_out, and 0 in the Wp - W_out cells after each
+    row: one sample's output gradient laid out on :func:`fastcnn.conv._shifted_gemm`'s wide grid."""
+    C, L = g2.shape
+    H_out = L // W_out
+    for c in range(C):
+        for oh in range(H_out):
+            wide[c, oh * Wp:oh * Wp + W_out] = g2[c, oh * W_out:(oh + 1) * W_out]
+            wide[c, oh * Wp + W_out:(oh + 1) * Wp] = 0

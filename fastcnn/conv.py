@@ -62,7 +62,7 @@ from . import _blas, _runtime, conv_direct
 from ._blas import gemm, gemm_strided, single_threaded
 from ._conv_base import (
     GW_BLOCK, SCRATCH, buffers as _buffers, conv_maps as _conv_maps, fill_rows as _fill_rows, fold as _fold,
-    none as _none, pad as _pad, src_map as _src_map, sum_blocks as _sum_blocks,
+    none as _none, pad as _pad, src_map as _src_map, sum_blocks as _sum_blocks, widen as _widen,
 )
 from .conv_taps1d import taps_1d_backward_pass as _taps_1d_backward_pass, taps_1d_pass as _taps_1d_pass
 
@@ -207,16 +207,6 @@ def _shifted_gemm(xp, w_taps, bias, G, KH, KW, DH, DW, H_out, W_out, want_bias, 
                     dst[ow] = src[ow] + b
 
 
-@numba.njit(fastmath=_FM, **_runtime.KERNEL_FLAGS)
-def _widen(g2, W_out, Wp, wide):
-    """wide[c, oh*Wp + ow] = g2[c, oh*W_out + ow] for ow < W_out, and 0 in the Wp - W_out cells after each
-    row: one sample's output gradient laid out on :func:`_shifted_gemm`'s wide grid."""
-    C, L = g2.shape
-    H_out = L // W_out
-    for c in range(C):
-        for oh in range(H_out):
-            wide[c, oh * Wp:oh * Wp + W_out] = g2[c, oh * W_out:(oh + 1) * W_out]
-            wide[c, oh * Wp + W_out:(oh + 1) * Wp] = 0
 
 
 @numba.njit(parallel=True, fastmath=False, **_runtime.KERNEL_FLAGS)

@@ -23,7 +23,7 @@ import numpy as np
 from numba import prange
 
 from . import _runtime
-from ._conv_base import fold
+from ._conv_base import fold, widen
 
 __all__ = ["DIRECT_MAX_CHANNELS", "direct_pays", "direct_forward", "direct_grad_weight", "direct_grad_input"]
 
@@ -100,15 +100,6 @@ def _forward(xp, w, bias, G, SH, SW, DH, DW, want_bias, y, wide_bufs):
                             out[np.uintp(d0 + ow)] += wv * xf[np.uintp(s0 + ow * SW)]
 
 
-@numba.njit(fastmath=_FM, **_runtime.KERNEL_FLAGS)
-def _widen(g, Wp, wide):
-    """wide[oh*Wp + ow] = g[oh, ow], and 0 in the columns W_out <= ow < Wp (one output plane)."""
-    H_out, W_out = g.shape
-    for oh in range(H_out):
-        for ow in range(Wp):
-            wide[np.uintp(oh * Wp + ow)] = g[oh, ow] if ow < W_out else 0.0
-
-
 @numba.njit(parallel=True, fastmath=_FM, **_runtime.KERNEL_FLAGS)
 def _grad_weight(xp, go, G, SH, SW, DH, DW, block, gw_blocks, wide_bufs):
     """gw_blocks[b, k, c, kh, kw] = sum over the samples n of block b, in order, and the output cells of
@@ -128,7 +119,7 @@ def _grad_weight(xp, go, G, SH, SW, DH, DW, block, gw_blocks, wide_bufs):
                 c0 = (k // K_g) * C_g
                 gf = go[n, k].reshape(-1)
                 if SH == 1 and SW == 1:
-                    _widen(go[n, k], Wp, wide)
+                    widen(go[n, k].reshape(1, -1), W_out, Wp, wide.reshape(1, -1))
                 for c in range(C_g):
                     xf = xp[n, c0 + c].reshape(-1)
                     for kh in range(KH):
@@ -177,7 +168,7 @@ def _grad_input(go, w, G, SH, SW, DH, DW, src_h, src_w, gx, plane_bufs, wide_buf
             c0 = (k // K_g) * C_g
             gf = go[n, k].reshape(-1)
             if SH == 1 and SW == 1:
-                _widen(go[n, k], Wp, wide)
+                widen(go[n, k].reshape(1, -1), W_out, Wp, wide.reshape(1, -1))
             for c in range(C_g):
                 pf = plane[c0 + c].reshape(-1)
                 for kh in range(KH):
