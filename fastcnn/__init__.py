@@ -16,7 +16,8 @@ from ._runtime import get_num_threads, set_num_threads
 # Family modules under private names (`from .dropout import *` rebinds `fastcnn.dropout` to the function).
 from . import activations as _activations, augment as _augment, conv as _conv, dense as _dense, dropout as _dropout
 from . import losses as _losses, norm as _norm, optim as _optim, pool as _pool
-from . import winograd as _winograd  # noqa: F401  (registers algorithm="winograd" with conv)
+# Register algorithm="winograd4" and "winograd" with conv; 'auto' asks them in this order.
+from . import winograd4 as _winograd4, winograd as _winograd  # noqa: F401
 from .activations import *  # noqa: F401,F403
 from .augment import *  # noqa: F401,F403
 from .conv import *  # noqa: F401,F403

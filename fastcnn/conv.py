@@ -436,17 +436,17 @@ def _compute(arrays, dtype):
     return [None if a is None else _runtime.as_compute(as_2d(a) if a.ndim == 3 else a, dtype) for a in arrays]
 
 
-#: Algorithms beside the direct one, as (pays, forward, backward), registered by their modules when fastcnn is
-#: imported (fastcnn.winograd): they import this module's helpers, so it cannot import them (no import cycle).
+#: Algorithms beside the direct one, as name: (pays, forward, backward), registered by their modules when
+#: fastcnn is imported (fastcnn.winograd4, fastcnn.winograd): they import this module's helpers, so it cannot
+#: import them (no import cycle). 'auto' asks them in registration order and takes the first that pays.
 ALGORITHMS = {}
 
 
 def _other(geom, algorithm, dtype):
     """The registered algorithm ``algorithm`` (checked) names, or the one 'auto' picks by its rule; None: direct."""
-    entry = ALGORITHMS.get("winograd")
-    if algorithm == "direct" or entry is None or (algorithm == "auto" and not entry[0](geom, dtype)):
-        return None
-    return entry
+    if algorithm == "auto":
+        return next((entry for entry in ALGORITHMS.values() if entry[0](geom, dtype)), None)
+    return ALGORITHMS.get(algorithm)
 
 
 def _conv_forward(geom: ConvGeometry, x, weight, bias, algorithm="auto"):
@@ -482,7 +482,7 @@ def _conv_backward(geom: ConvGeometry, grad_out, x, weight, bias, algorithm="aut
     src_h, src_w = _conv_maps(g2)
     grad_x = np.empty(x4.shape, dtype=dtype)
     if (other := _other(geom, algorithm, dtype)) is not None:
-        grad_w = other[2](geom, go4, x4, w4, grad_x)
+        grad_w = other[2](geom, go4, x4, w4, grad_x, input_grad)
         return _results(out_dtype, grad_x, grad_w, None if bias is None else _grad_bias(go3))
     if _taps_1d_pays(geom, g2):
         grad_w = _taps_1d_backward_pass(x4, go3, w4, geom.G, g2, src_w, grad_x)

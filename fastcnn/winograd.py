@@ -259,13 +259,13 @@ def _forward_kernel(xp, U, bias, want_bias, H_out, W_out, rows, cblas, y, V_bufs
 
 
 @numba.njit(parallel=True, fastmath=False, **_runtime.KERNEL_FLAGS)
-def _backward_kernel(xp, go, U, H_out, W_out, rows, block, cblas, src_h, src_w, dU_blocks, gx, V_bufs, M_bufs,
-                     plane_bufs):
+def _backward_kernel(xp, go, U, H_out, W_out, rows, block, input_grad, cblas, src_h, src_w, dU_blocks, gx, V_bufs,
+                     M_bufs, plane_bufs):
     """Both gradients of :func:`_forward_kernel`'s convolution, chunk by chunk as there:
 
     * ``dU_blocks[b, xi] = sum over the samples of block b and their chunks, in order, of dM[xi] @ V[xi]^T``
       (the first product writes, the next ones add: beta = 1);
-    * ``dV[xi] = U[xi]^T @ dM[xi]`` (written over V[xi], whose last use was the product above), its adjoint
+    * when ``input_grad``: ``dV[xi] = U[xi]^T @ dM[xi]`` (written over V[xi], whose last use was the product above), its adjoint
       input transform added onto the sample's zeroed padded plane, which is then folded onto gx[n] through
       the fill's index maps ``src_h``, ``src_w``.
 
@@ -280,7 +280,8 @@ def _backward_kernel(xp, go, U, H_out, W_out, rows, block, cblas, src_h, src_w, 
         tid = numba.get_thread_id()
         plane = plane_bufs[tid]
         for n in range(b * block, min(N, (b + 1) * block)):
-            plane[:, :, :] = 0
+            if input_grad:
+                plane[:, :, :] = 0
             for i0 in range(0, th, rows):
                 i1 = min(th, i0 + rows)
                 T = (i1 - i0) * tw
@@ -291,9 +292,12 @@ def _backward_kernel(xp, go, U, H_out, W_out, rows, block, cblas, src_h, src_w, 
                     V = _matrix(V_bufs[tid], SV, xi, C, T)
                     dM = _matrix(M_bufs[tid], SM, xi, K, T)
                     gemm(False, True, dM, V, dU_blocks[b, xi], not first, cblas)
-                    gemm(True, False, U[xi], dM, V, False, cblas)
-                _input_adjoint(_positions(V_bufs[tid], SV), i0, i1, tw, plane)
-            fold(plane, src_h, src_w, gx[n])
+                    if input_grad:
+                        gemm(True, False, U[xi], dM, V, False, cblas)
+                if input_grad:
+                    _input_adjoint(_positions(V_bufs[tid], SV), i0, i1, tw, plane)
+            if input_grad:
+                fold(plane, src_h, src_w, gx[n])
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -372,8 +376,8 @@ def forward(geom, x4, w4, bias, y):
         _forward_kernel(xp, U, b, bias is not None, geom.out[0], geom.out[1], rows, _blas.CBLAS, y, V, M)
 
 
-def backward(geom, go4, x4, w4, gx):
-    """gx (N, C, H, W), overwritten, and the returned weight gradient (K, C, 3, 3) of :func:`forward`'s
+def backward(geom, go4, x4, w4, gx, input_grad=True):
+    """gx (N, C, H, W), overwritten when ``input_grad``, and the returned weight gradient (K, C, 3, 3) of :func:`forward`'s
     convolution, by the adjoint of F(2x2, 3x3)."""
     dtype = x4.dtype
     N, C = x4.shape[:2]
@@ -386,7 +390,7 @@ def backward(geom, go4, x4, w4, gx):
     dU_blocks = SCRATCH.get("winograd.dU", n_blocks * 16 * K * C, dtype).reshape(n_blocks, 16, K, C)
     planes = buffers("conv.planes", (C, src_h.size, src_w.size), dtype)
     with single_threaded(_blas.CBLAS):
-        _backward_kernel(xp, go4, U, geom.out[0], geom.out[1], rows, GW_BLOCK, _blas.CBLAS, src_h, src_w,
+        _backward_kernel(xp, go4, U, geom.out[0], geom.out[1], rows, GW_BLOCK, input_grad, _blas.CBLAS, src_h, src_w,
                          dU_blocks, gx, V, M, planes)
         dU = np.empty((16, K * C), dtype=dtype)
         sum_blocks(dU_blocks.reshape(n_blocks, 16, K * C), dU)

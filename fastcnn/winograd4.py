@@ -1,0 +1,514 @@
+"""Winograd convolution F(4x4, 3x3): stride-1 3x3 convolutions with 4x fewer multiplications.
+
+Lavin, A. and Gray, S. (2015), "Fast Algorithms for Convolutional Neural Networks", arXiv:1509.09308, section
+4.2, whose matrices (Toom-Cook on the points 0, 1, -1, 2, -2 and infinity) are used here. Output tile ``Y``
+(4x4) of input tile ``d`` (6x6) and kernel ``g`` (3x3)::
+
+    Y = A^T [ (G g G^T) * (B^T d B) ] A            (* : element by element, 36 products for 144)
+
+``tests/test_winograd4.py`` checks the 1-D identity ``A^T [(G g) * (B^T d)] = (d0 g0 + d1 g1 + d2 g2, ...)``
+for the matrices below, and every result against refcnn. Where :mod:`fastcnn.winograd` (F(2x2, 3x3)) holds
+only 0 and +-1 in ``B`` and ``A``, these hold 2, 4, 5 and 8 and ``G`` sixths and twenty-fourths: the float32
+error grows (``specs/conv.md``, "Algorithms", gives the measured bound).
+
+**The sums over channels** are 36 GEMMs, one per tile position ``xi``, as in F(2x2, 3x3) (see that module for
+the backward as the adjoint of the forward). The difference is the layout: here the transformed tiles are
+*channel-last*, ``V[xi]`` is (tiles x C), ``U[xi]`` (C x K) and ``M[xi] = V[xi] @ U[xi]`` (tiles x K), so
+that every transform is a loop over channels with contiguous loads and stores, which the compiler turns
+into SIMD instructions (the channel count of the layers Winograd pays on, 32 and more, fills the vectors).
+The input rows a chunk needs are copied to channel-last first, and the output rows back to channel-first
+(``_channels_last``, ``_store_rows``): a copy of the input and one of the output per call, which cost less
+than scalar transforms.
+
+**Blocks that stay in cache**: one task takes a block of ``nb`` samples, and its tiles go through the 36
+GEMMs in chunks whose ``V`` and ``M`` together stay under :data:`CHUNK_BYTES`: several whole samples per
+chunk when a sample is small, some tile rows of one sample when it is large (``_plan``). The blocks depend
+on the shapes only, never on the thread count: the weight gradient is summed chunk by chunk within a block
+and the blocks in order afterwards, and every other value is computed by one task, so results are
+bit-identical for any thread count.
+
+**Padding**: as in F(2x2, 3x3): the input is padded once by conv.py's index maps, with zero rows (columns)
+appended so that the last tile's 6x6 window lies inside; outputs past ``H_out`` x ``W_out`` are dropped and
+their gradients taken as 0.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+from numba import prange
+
+from cnnbase.conv_algorithm import winograd_obstacle
+
+from . import _blas, _runtime, conv
+from ._blas import gemm, single_threaded
+from ._conv_base import SCRATCH, buffers, conv_maps, none, pad, sum_blocks
+
+__all__: list[str] = []
+
+#: The F(4x4, 3x3) matrices (Lavin and Gray 2015, section 4.2).
+BT = np.array([[4, 0, -5, 0, 1, 0],
+               [0, -4, -4, 1, 1, 0],
+               [0, 4, -4, -1, 1, 0],
+               [0, -2, -1, 2, 1, 0],
+               [0, 2, -1, -2, 1, 0],
+               [0, 4, 0, -5, 0, 1]], dtype=np.float64)
+G = np.array([[1 / 4, 0, 0],
+              [-1 / 6, -1 / 6, -1 / 6],
+              [-1 / 6, 1 / 6, -1 / 6],
+              [1 / 24, 1 / 12, 1 / 6],
+              [1 / 24, -1 / 12, 1 / 6],
+              [0, 0, 1]], dtype=np.float64)
+AT = np.array([[1, 1, 1, 1, 1, 0],
+               [0, 1, -1, 2, -2, 0],
+               [0, 1, 1, 4, 4, 0],
+               [0, 1, -1, 8, -8, 1]], dtype=np.float64)
+
+#: Bytes of one chunk's V and M together: half of this machine's 2 MB L2 per core leaves room for the
+#: channel-last input rows, the output rows and the GEMM's own blocks.
+CHUNK_BYTES = 1 << 20
+
+#: Samples per block at most: enough tiles per GEMM (a 26x26 sample gives 36) without starving the threads of
+#: tasks on a batch of 128.
+MAX_BLOCK = 4
+
+#: Input and output channels from which ``algorithm="auto"`` takes F(4x4, 3x3): see ``pays``.
+MIN_CHANNELS = 32
+
+# ---------------------------------------------------------------------------------------------------
+# The 1-D transforms on six (four) scalars; the 2-D ones apply them along rows, then along columns
+# ---------------------------------------------------------------------------------------------------
+
+
+#: The transforms' constants as float32 scalars: exact in float32, and a float32 times a float32 stays float32
+#: (an integer literal would make it float64) while a float64 times one stays float64.
+_2, _4, _5, _8 = np.float32(2), np.float32(4), np.float32(5), np.float32(8)
+
+
+@numba.njit(inline="always", **_runtime.KERNEL_FLAGS)
+def _bt(d0, d1, d2, d3, d4, d5):
+    """B^T d: (4 d0 - 5 d2 + d4, -4 d1 - 4 d2 + d3 + d4, 4 d1 - 4 d2 - d3 + d4, -2 d1 - d2 + 2 d3 + d4,
+    2 d1 - d2 - 2 d3 + d4, 4 d1 - 5 d3 + d5), sharing the sums rows 1-4 have in common."""
+    p, q = d4 - _4 * d2, d3 - _4 * d1
+    r, s = d4 - d2, _2 * (d3 - d1)
+    return _4 * d0 - _5 * d2 + d4, p + q, p - q, r + s, r - s, _4 * d1 - _5 * d3 + d5
+
+
+@numba.njit(inline="always", **_runtime.KERNEL_FLAGS)
+def _b(v0, v1, v2, v3, v4, v5):
+    """B v, the adjoint of :func:`_bt`: column e of B^T dotted with v."""
+    return (_4 * v0,
+            _4 * (v2 - v1 + v5) + _2 * (v4 - v3),
+            -_5 * v0 - _4 * (v1 + v2) - v3 - v4,
+            v1 - v2 + _2 * (v3 - v4) - _5 * v5,
+            v0 + v1 + v2 + v3 + v4,
+            v5)
+
+
+@numba.njit(inline="always", **_runtime.KERNEL_FLAGS)
+def _at(m0, m1, m2, m3, m4, m5):
+    """A^T m: (m0 + m1 + m2 + m3 + m4, m1 - m2 + 2 (m3 - m4), m1 + m2 + 4 (m3 + m4), m1 - m2 + 8 (m3 - m4) + m5)."""
+    s, d = m1 + m2, m1 - m2
+    s2, d2 = m3 + m4, m3 - m4
+    return m0 + s + s2, d + _2 * d2, s + _4 * s2, d + _8 * d2 + m5
+
+
+@numba.njit(inline="always", **_runtime.KERNEL_FLAGS)
+def _a(o0, o1, o2, o3):
+    """A o, the adjoint of :func:`_at`: (o0, o0 + o1 + o2 + o3, o0 - o1 + o2 - o3, o0 + 2 o1 + 4 o2 + 8 o3,
+    o0 - 2 o1 + 4 o2 - 8 o3, o3)."""
+    e, f = o0 + o2, o1 + o3
+    e4, f2 = o0 + _4 * o2, _2 * o1 + _8 * o3
+    return o0, e + f, e - f, e4 + f2, e4 - f2, o3
+
+
+# ---------------------------------------------------------------------------------------------------
+# Kernels: arrays and ints only. A tile row is the tw tiles side by side at tile height i; the tiles of a
+# chunk are numbered row after row (sample after sample), t0 the first of a row.
+# ---------------------------------------------------------------------------------------------------
+
+
+# The same transforms on six (four) vectors of channels: one loop over the channels with each row a separate
+# 1-D array. Written so, the compiler vectorises the loop; as a loop over 2-D indices (row, channel), the
+# runtime overlap checks between 36 store streams of unknown stride made it give up (measured: scalar code,
+# 3-4x slower).
+
+
+@numba.njit(inline="always", **_runtime.KERNEL_FLAGS)
+def _vbt(d0, d1, d2, d3, d4, d5, v0, v1, v2, v3, v4, v5):
+    """v_e[c] = (B^T d[:, c])[e]."""
+    for c in range(v0.size):
+        r = _bt(d0[c], d1[c], d2[c], d3[c], d4[c], d5[c])
+        v0[c], v1[c], v2[c], v3[c], v4[c], v5[c] = r[0], r[1], r[2], r[3], r[4], r[5]
+
+
+@numba.njit(inline="always", **_runtime.KERNEL_FLAGS)
+def _vb_add(v0, v1, v2, v3, v4, v5, d0, d1, d2, d3, d4, d5):
+    """d_e[c] += (B v[:, c])[e]."""
+    for c in range(d0.size):
+        r = _b(v0[c], v1[c], v2[c], v3[c], v4[c], v5[c])
+        d0[c] += r[0]
+        d1[c] += r[1]
+        d2[c] += r[2]
+        d3[c] += r[3]
+        d4[c] += r[4]
+        d5[c] += r[5]
+
+
+@numba.njit(inline="always", **_runtime.KERNEL_FLAGS)
+def _vb(v0, v1, v2, v3, v4, v5, d0, d1, d2, d3, d4, d5):
+    """d_e[c] = (B v[:, c])[e]."""
+    for c in range(d0.size):
+        r = _b(v0[c], v1[c], v2[c], v3[c], v4[c], v5[c])
+        d0[c], d1[c], d2[c], d3[c], d4[c], d5[c] = r[0], r[1], r[2], r[3], r[4], r[5]
+
+
+@numba.njit(inline="always", **_runtime.KERNEL_FLAGS)
+def _vat(m0, m1, m2, m3, m4, m5, o0, o1, o2, o3):
+    """o_p[k] = (A^T m[:, k])[p]."""
+    for k in range(o0.size):
+        r = _at(m0[k], m1[k], m2[k], m3[k], m4[k], m5[k])
+        o0[k], o1[k], o2[k], o3[k] = r[0], r[1], r[2], r[3]
+
+
+@numba.njit(inline="always", **_runtime.KERNEL_FLAGS)
+def _va(o0, o1, o2, o3, m0, m1, m2, m3, m4, m5):
+    """m_a[k] = (A o[:, k])[a]."""
+    for k in range(m0.size):
+        r = _a(o0[k], o1[k], o2[k], o3[k])
+        m0[k], m1[k], m2[k], m3[k], m4[k], m5[k] = r[0], r[1], r[2], r[3], r[4], r[5]
+
+
+@numba.njit(fastmath=False, **_runtime.KERNEL_FLAGS)
+def _channels_last(xn, r0, r1, xt):
+    """xt[r - r0, w, c] = xn[c, r, w] for r0 <= r < r1: a sample's padded rows, channel-last."""
+    C, _, Wp = xn.shape
+    for r in range(r0, r1):
+        for w in range(Wp):
+            for c in range(C):
+                xt[r - r0, w, c] = xn[c, r, w]
+
+
+@numba.njit(fastmath=False, **_runtime.KERNEL_FLAGS)
+def _input_row(xt, r, tw, V, t0, h):
+    """V[a*6 + b, (t0 + j)*C + c] = (B^T d B)[a, b] for the 6x6 window d = xt[r:r+6, 4j:4j+6, c] of each
+    tile j of the row: B^T along each window row into h (6, 6, >= C), then along each column of h.
+    V (36, >= (t0 + tw)*C)."""
+    C = xt.shape[2]
+    for j in range(tw):
+        s = 4 * j
+        o = (t0 + j) * C
+        for a in range(6):
+            x = xt[r + a]
+            _vbt(x[s], x[s + 1], x[s + 2], x[s + 3], x[s + 4], x[s + 5],
+                 h[a, 0, :C], h[a, 1, :C], h[a, 2, :C], h[a, 3, :C], h[a, 4, :C], h[a, 5, :C])
+        for b in range(6):
+            _vbt(h[0, b, :C], h[1, b, :C], h[2, b, :C], h[3, b, :C], h[4, b, :C], h[5, b, :C],
+                 V[b, o:o + C], V[6 + b, o:o + C], V[12 + b, o:o + C], V[18 + b, o:o + C], V[24 + b, o:o + C],
+                 V[30 + b, o:o + C])
+
+
+@numba.njit(fastmath=False, **_runtime.KERNEL_FLAGS)
+def _output_row(M, t0, tw, yt, h):
+    """yt[p, 4j + q, k] = (A^T M[:, t0 + j, k] A)[p, q] for each tile j of the row: A^T along each row of
+    positions into h (6, 6, >= K), then along the columns. yt (4, 4*tw, K)."""
+    K = yt.shape[2]
+    for j in range(tw):
+        o = (t0 + j) * K
+        s = 4 * j
+        for a in range(6):
+            b = 6 * a
+            _vat(M[b, o:o + K], M[b + 1, o:o + K], M[b + 2, o:o + K], M[b + 3, o:o + K], M[b + 4, o:o + K],
+                 M[b + 5, o:o + K], h[a, 0, :K], h[a, 1, :K], h[a, 2, :K], h[a, 3, :K])
+        for q in range(4):
+            _vat(h[0, q, :K], h[1, q, :K], h[2, q, :K], h[3, q, :K], h[4, q, :K], h[5, q, :K],
+                 yt[0, s + q], yt[1, s + q], yt[2, s + q], yt[3, s + q])
+
+
+@numba.njit(fastmath=False, **_runtime.KERNEL_FLAGS)
+def _store_rows(yt, bias, want_bias, oh, H_out, W_out, yn):
+    """yn[k, oh + p, w] = yt[p, w, k] (+ bias[k]) for the rows and columns inside H_out x W_out."""
+    K = yn.shape[0]
+    rows = min(4, H_out - oh)
+    for k in range(K):
+        b = bias[k] if want_bias else 0.0
+        for p in range(rows):
+            for w in range(W_out):
+                yn[k, oh + p, w] = yt[p, w, k] + b
+
+
+@numba.njit(fastmath=False, **_runtime.KERNEL_FLAGS)
+def _load_grad_rows(gon, oh, H_out, W_out, gt):
+    """gt[p, w, k] = gon[k, oh + p, w], 0 past H_out x W_out: a tile row's output gradient, channel-last."""
+    K = gon.shape[0]
+    cols = gt.shape[1]
+    for p in range(4):
+        for w in range(cols):
+            if oh + p < H_out and w < W_out:
+                for k in range(K):
+                    gt[p, w, k] = gon[k, oh + p, w]
+            else:
+                for k in range(K):
+                    gt[p, w, k] = 0
+
+
+@numba.njit(fastmath=False, **_runtime.KERNEL_FLAGS)
+def _grad_out_row(gt, tw, dM, t0, h):
+    """dM[a*6 + b, (t0 + j)*K + k] = (A dY A^T)[a, b] for the 4x4 output gradient dY = gt[:, 4j:4j+4, k] of
+    each tile j: the adjoint of :func:`_output_row` (A along each column into h, then along the rows)."""
+    K = gt.shape[2]
+    for j in range(tw):
+        s = 4 * j
+        o = (t0 + j) * K
+        for q in range(4):
+            _va(gt[0, s + q], gt[1, s + q], gt[2, s + q], gt[3, s + q],
+                h[0, q, :K], h[1, q, :K], h[2, q, :K], h[3, q, :K], h[4, q, :K], h[5, q, :K])
+        for a in range(6):
+            b = 6 * a
+            _va(h[a, 0, :K], h[a, 1, :K], h[a, 2, :K], h[a, 3, :K],
+                dM[b, o:o + K], dM[b + 1, o:o + K], dM[b + 2, o:o + K], dM[b + 3, o:o + K], dM[b + 4, o:o + K],
+                dM[b + 5, o:o + K])
+
+
+@numba.njit(fastmath=False, **_runtime.KERNEL_FLAGS)
+def _input_adjoint_row(dV, t0, tw, r, plane, h):
+    """plane[r:r+6, 4j:4j+6, c] += B dV[:, t0 + j, c] B^T for each tile j of the row, in order: the adjoint
+    of :func:`_input_row` (B along each row of positions into h, then along the columns, added onto the
+    plane). plane (Hp, Wp, C), channel-last."""
+    C = plane.shape[2]
+    for j in range(tw):
+        s = 4 * j
+        o = (t0 + j) * C
+        for a in range(6):
+            b = 6 * a
+            _vb(dV[b, o:o + C], dV[b + 1, o:o + C], dV[b + 2, o:o + C], dV[b + 3, o:o + C], dV[b + 4, o:o + C],
+                dV[b + 5, o:o + C], h[a, 0, :C], h[a, 1, :C], h[a, 2, :C], h[a, 3, :C], h[a, 4, :C], h[a, 5, :C])
+        for q in range(6):
+            _vb_add(h[0, q, :C], h[1, q, :C], h[2, q, :C], h[3, q, :C], h[4, q, :C], h[5, q, :C],
+                    plane[r, s + q], plane[r + 1, s + q], plane[r + 2, s + q], plane[r + 3, s + q],
+                    plane[r + 4, s + q], plane[r + 5, s + q])
+
+
+@numba.njit(fastmath=False, **_runtime.KERNEL_FLAGS)
+def _fold_channels_last(plane, src_h, src_w, gxn):
+    """gxn = 0, then each padded cell of the channel-last plane (Hp, Wp, C) is added onto the input cell it
+    was copied from (index -1: a zero-filled cell, nothing): the adjoint of the padding, in a fixed order."""
+    Hp, Wp, C = plane.shape
+    gxn[:] = 0
+    for c in range(C):
+        for i in range(Hp):
+            sh = src_h[i]
+            if sh < 0:
+                continue
+            for j in range(Wp):
+                sw = src_w[j]
+                if sw >= 0:
+                    gxn[c, sh, sw] += plane[i, j, c]
+
+
+@numba.njit(inline="always", **_runtime.KERNEL_FLAGS)
+def _positions(flat, S):
+    """A thread's flat buffer as 36 rows of S cells, one per position xi."""
+    return flat[:36 * S].reshape((36, S))
+
+
+@numba.njit(inline="always", **_runtime.KERNEL_FLAGS)
+def _matrix(flat, S, xi, a, b):
+    """Row xi of :func:`_positions` as the C-contiguous (a, b) matrix it holds."""
+    return flat[xi * S:xi * S + a * b].reshape((a, b))
+
+
+@numba.njit(fastmath=False, **_runtime.KERNEL_FLAGS)
+def _transform_inputs(xp, n0, n1, i0, i1, tw, xt, V, h):
+    """V's tiles for tile rows i0 <= i < i1 of samples n0 <= n < n1 (numbered sample by sample)."""
+    for n in range(n0, n1):
+        _channels_last(xp[n], 4 * i0, 4 * (i1 - 1) + 6, xt)
+        for i in range(i0, i1):
+            _input_row(xt, 4 * (i - i0), tw, V, ((n - n0) * (i1 - i0) + i - i0) * tw, h)
+
+
+@numba.njit(parallel=True, fastmath=False, **_runtime.KERNEL_FLAGS)
+def _forward_kernel(xp, U, bias, want_bias, H_out, W_out, nb, rows, cblas, y, xt_bufs, V_bufs, M_bufs, y_bufs,
+                    h_bufs):
+    """y = the convolution of the padded input xp (N, C, Hp, Wp) by the transformed weights U (36, C, K): per
+    block of nb samples, per chunk of ``rows`` tile rows (all of them when nb > 1): input transform,
+    ``M[xi] = V[xi] @ U[xi]`` (one single-threaded BLAS call per position), output transform (+ bias)."""
+    N, C = xp.shape[0], xp.shape[1]
+    K = U.shape[2]
+    th, tw = (H_out + 3) // 4, (W_out + 3) // 4
+    SV, SM = V_bufs.shape[1] // 36, M_bufs.shape[1] // 36
+    for blk in prange((N + nb - 1) // nb):
+        tid = numba.get_thread_id()
+        V, M = _positions(V_bufs[tid], SV), _positions(M_bufs[tid], SM)
+        n0, n1 = blk * nb, min(N, (blk + 1) * nb)
+        for i0 in range(0, th, rows):
+            i1 = min(th, i0 + rows)
+            T = (n1 - n0) * (i1 - i0) * tw
+            _transform_inputs(xp, n0, n1, i0, i1, tw, xt_bufs[tid], V, h_bufs[tid])
+            for xi in range(36):
+                gemm(False, False, _matrix(V_bufs[tid], SV, xi, T, C), U[xi], _matrix(M_bufs[tid], SM, xi, T, K),
+                     False, cblas)
+            for n in range(n0, n1):
+                for i in range(i0, i1):
+                    _output_row(M, ((n - n0) * (i1 - i0) + i - i0) * tw, tw, y_bufs[tid], h_bufs[tid])
+                    _store_rows(y_bufs[tid], bias, want_bias, 4 * i, H_out, W_out, y[n])
+
+
+@numba.njit(parallel=True, fastmath=False, **_runtime.KERNEL_FLAGS)
+def _backward_kernel(xp, go, U, H_out, W_out, nb, rows, input_grad, cblas, src_h, src_w, dU_blocks, gx, xt_bufs,
+                     V_bufs, M_bufs, g_bufs, plane_bufs, h_bufs):
+    """Both gradients of :func:`_forward_kernel`'s convolution, block by block and chunk by chunk as there:
+
+    * ``dU_blocks[blk, xi] = sum over the block's chunks, in order, of V[xi]^T @ dM[xi]`` (C x K);
+    * when ``input_grad``: ``dV[xi] = dM[xi] @ U[xi]^T`` (written over V[xi], whose last use was the product
+      above), its adjoint input transform added onto the sample's zeroed channel-last padded plane, which is
+      folded onto gx[n] through the fill's index maps once the sample's tiles are done.
+
+    go (N, K, H_out, W_out); dU_blocks (B, 36, C, K); plane_bufs (threads, nb, Hp, Wp, C).
+    """
+    N, C = xp.shape[0], xp.shape[1]
+    K = U.shape[2]
+    th, tw = (H_out + 3) // 4, (W_out + 3) // 4
+    SV, SM = V_bufs.shape[1] // 36, M_bufs.shape[1] // 36
+    for blk in prange((N + nb - 1) // nb):
+        tid = numba.get_thread_id()
+        V, dM = _positions(V_bufs[tid], SV), _positions(M_bufs[tid], SM)
+        planes = plane_bufs[tid]
+        n0, n1 = blk * nb, min(N, (blk + 1) * nb)
+        if input_grad:
+            planes[:n1 - n0] = 0
+        for i0 in range(0, th, rows):
+            i1 = min(th, i0 + rows)
+            T = (n1 - n0) * (i1 - i0) * tw
+            _transform_inputs(xp, n0, n1, i0, i1, tw, xt_bufs[tid], V, h_bufs[tid])
+            for n in range(n0, n1):
+                for i in range(i0, i1):
+                    _load_grad_rows(go[n], 4 * i, H_out, W_out, g_bufs[tid])
+                    _grad_out_row(g_bufs[tid], tw, dM, ((n - n0) * (i1 - i0) + i - i0) * tw, h_bufs[tid])
+            for xi in range(36):
+                Vx = _matrix(V_bufs[tid], SV, xi, T, C)
+                dMx = _matrix(M_bufs[tid], SM, xi, T, K)
+                gemm(True, False, Vx, dMx, dU_blocks[blk, xi], i0 > 0, cblas)
+                if input_grad:
+                    gemm(False, True, dMx, U[xi], Vx, False, cblas)
+            if input_grad:
+                for n in range(n0, n1):
+                    for i in range(i0, i1):
+                        _input_adjoint_row(V, ((n - n0) * (i1 - i0) + i - i0) * tw, tw, 4 * i, planes[n - n0],
+                                           h_bufs[tid])
+        if input_grad:
+            for n in range(n0, n1):
+                _fold_channels_last(planes[n - n0], src_h, src_w, gx[n])
+
+
+# ---------------------------------------------------------------------------------------------------
+# The passes: transforms of the weights, buffers, index maps
+# ---------------------------------------------------------------------------------------------------
+
+
+def pays(geom, dtype) -> bool:
+    """``algorithm="auto"``'s rule for F(4x4, 3x3): it can compute ``geom`` (``winograd_obstacle``), NumPy
+    ships a CBLAS, both channel counts reach :data:`MIN_CHANNELS` and the output is at least 4x4."""
+    return (winograd_obstacle(geom) is None and _blas.CBLAS and geom.C_in >= MIN_CHANNELS
+            and geom.C_out >= MIN_CHANNELS and min(geom.out) >= 4)
+
+
+def _weight_transform(w4, dtype):
+    """U (36, C, K): U[a*6 + b, c, k] = (G w[k, c] G^T)[a, b], computed in float64, stored in ``dtype``."""
+    K, C = w4.shape[:2]
+    U = np.einsum("ai,kcij,bj->abck", G, w4.astype(np.float64, copy=False), G, optimize=True)
+    return np.ascontiguousarray(U.reshape(36, C, K), dtype=dtype)
+
+
+def _weight_grad(dU, dtype):
+    """dg (K, C, 3, 3) = G^T dU G per (k, c): the adjoint of :func:`_weight_transform`. dU (36, C, K)."""
+    C, K = dU.shape[1:]
+    dg = np.einsum("ai,abck,bj->kcij", G, dU.reshape(6, 6, C, K).astype(np.float64), G, optimize=True)
+    return dg.astype(dtype)
+
+
+def _tile_maps(g2):
+    """conv.py's index maps of the padded input, lengthened with zero cells so that the last tile's 6x6
+    window lies inside: 4 * ceil(out / 4) + 2 cells per axis."""
+    src_h, src_w = conv_maps(g2)
+    H_out, W_out = g2.out
+    need_h, need_w = 4 * (-(-H_out // 4)) + 2, 4 * (-(-W_out // 4)) + 2
+    src_h = np.append(src_h, np.full(max(0, need_h - src_h.size), -1, dtype=src_h.dtype))
+    src_w = np.append(src_w, np.full(max(0, need_w - src_w.size), -1, dtype=src_w.dtype))
+    return src_h, src_w
+
+
+def _row_cells(cells: int, itemsize: int) -> int:
+    """The stride (in cells) between the 36 position rows of a buffer: rounded up to 4 KiB and one 64-byte
+    line more, so that the rows a transform writes at once do not share an L1 set (see fastcnn.winograd)."""
+    page = 4096 // itemsize
+    return -(-cells // page) * page + 64 // itemsize
+
+
+def _plan(N, C, K, H_out, W_out, itemsize):
+    """(nb samples per block, tile rows per chunk): V and M of a chunk under CHUNK_BYTES; whole samples per
+    chunk (up to MAX_BLOCK, leaving at least two blocks) when one fits, else some tile rows of one sample."""
+    th, tw = -(-H_out // 4), -(-W_out // 4)
+    row_bytes = 36 * (C + K) * tw * itemsize
+    fit = max(1, CHUNK_BYTES // row_bytes)
+    if fit < th:
+        return 1, fit
+    nb = max(1, min(fit // th, MAX_BLOCK, -(-N // 2)))
+    return nb, th
+
+
+def _buffers(geom, dtype, nb, rows, Wp):
+    """The per-thread scratch: channel-last input rows, V and M (36 rows each), one tile row of output, and
+    the transforms' 6x6 block of channel vectors."""
+    C, K = geom.C_in, geom.C_out
+    tw = -(-geom.out[1] // 4)
+    itemsize = np.dtype(dtype).itemsize
+    T = nb * rows * tw
+    xt = buffers("winograd4.xt", (4 * rows + 2, Wp, C), dtype)
+    V = buffers("winograd4.V", (36 * _row_cells(T * C, itemsize),), dtype)
+    M = buffers("winograd4.M", (36 * _row_cells(T * K, itemsize),), dtype)
+    yt = buffers("winograd4.yt", (4, 4 * tw, K), dtype)
+    h = buffers("winograd4.h", (6, 6, max(C, K)), dtype)
+    return xt, V, M, yt, h
+
+
+def forward(geom, x4, w4, bias, y):
+    """y (N, K, H_out, W_out), overwritten: the convolution ``geom`` (2-D, 3x3, stride 1, groups 1) of x4 by
+    w4 (+ bias), by F(4x4, 3x3)."""
+    dtype = x4.dtype
+    N = x4.shape[0]
+    src_h, src_w = _tile_maps(geom)
+    xp = pad(x4, src_h, src_w, "conv.xpad")
+    U = _weight_transform(w4, dtype)
+    H_out, W_out = geom.out
+    nb, rows = _plan(N, geom.C_in, geom.C_out, H_out, W_out, np.dtype(dtype).itemsize)
+    xt, V, M, yt, h = _buffers(geom, dtype, nb, rows, src_w.size)
+    b = none(1, dtype) if bias is None else bias
+    with single_threaded(_blas.CBLAS):
+        _forward_kernel(xp, U, b, bias is not None, H_out, W_out, nb, rows, _blas.CBLAS, y, xt, V, M, yt, h)
+
+
+def backward(geom, go4, x4, w4, gx, input_grad=True):
+    """gx (N, C, H, W), overwritten when ``input_grad``, and the returned weight gradient (K, C, 3, 3) of
+    :func:`forward`'s convolution, by the adjoint of F(4x4, 3x3)."""
+    dtype = x4.dtype
+    N, C = x4.shape[:2]
+    K = w4.shape[0]
+    src_h, src_w = _tile_maps(geom)
+    xp = pad(x4, src_h, src_w, "conv.xpad")
+    U = _weight_transform(w4, dtype)
+    H_out, W_out = geom.out
+    nb, rows = _plan(N, C, K, H_out, W_out, np.dtype(dtype).itemsize)
+    xt, V, M, gt, h = _buffers(geom, dtype, nb, rows, src_w.size)
+    n_blocks = -(-N // nb)
+    dU_blocks = SCRATCH.get("winograd4.dU", n_blocks * 36 * C * K, dtype).reshape(n_blocks, 36, C, K)
+    planes = buffers("winograd4.planes", (nb if input_grad else 1, src_h.size, src_w.size, C), dtype)
+    with single_threaded(_blas.CBLAS):
+        _backward_kernel(xp, go4, U, H_out, W_out, nb, rows, input_grad, _blas.CBLAS, src_h, src_w, dU_blocks, gx,
+                         xt, V, M, gt, planes, h)
+        dU = np.empty((36, C * K), dtype=dtype)
+        sum_blocks(dU_blocks.reshape(n_blocks, 36, C * K), dU)
+    return _weight_grad(dU.reshape(36, C, K), dtype)
+
+
+conv.ALGORITHMS["winograd4"] = (pays, forward, backward)
