@@ -42,7 +42,7 @@ from cnnbase.conv_algorithm import winograd_obstacle
 
 from . import _blas, _runtime, conv
 from ._blas import gemm, single_threaded
-from ._conv_base import SCRATCH, buffers, conv_maps, none, pad, sum_blocks
+from ._conv_base import GW_BLOCK, SCRATCH, buffers, conv_maps, identity_run, none, pad, sum_blocks
 
 __all__: list[str] = []
 
@@ -72,8 +72,24 @@ CHUNK_BYTES = 1 << 20
 #: tasks on a batch of 128.
 MAX_BLOCK = 4
 
-#: Input and output channels from which ``algorithm="auto"`` takes F(4x4, 3x3): see ``pays``.
-MIN_CHANNELS = 32
+#: Tiles per chunk at least: each of the 36 GEMMs reads all of U[xi] (C x K) for the chunk's tiles, so fewer
+#: tiles than this leave the GEMMs bound by reading U (measured on 128 -> 128 channels, 14x14: 16 tiles per
+#: chunk ran 2x slower than direct).
+MIN_TILES = 64
+
+#: ``algorithm="auto"`` takes F(4x4, 3x3) from MIN_CHANNELS input and output channels, up to MAX_WEIGHTS
+#: products C x K, on outputs of at least MIN_OUTPUT x MIN_OUTPUT. Measured here (2 threads, float32, batch
+#: 128, 3x3 padding 1, interleaved medians, ms forward / backward; direct, F(2x2), F(4x4)):
+#: 16 -> 16 channels on 32x32: 5.4/14.7, 6.3/11.2, 5.1/11.4; 16 -> 32 on 32x32: 7.5/17.8, 7.8/14.3, 5.8/11.6;
+#: 32 -> 32 on 16x16: 4.6/10.6, 3.3/7.8, 2.7/5.6; 64 -> 64 on 8x8: 3.4/8.9, 3.2/7.9, 2.5/4.9; the seeds' conv2
+#: (32 -> 64, 26x26, no padding): 11.9/29.7, 10.7/24.3, 6.8/16.8. It loses below 16 channels (8 -> 8 on
+#: 28x28: 1.5/3.3, 1.9/3.6, 3.2/5.7), on 128 -> 128 channels (batch 64, 14x14: 26.3/39.6, 12.1/32.4,
+#: 20.6/48.6: the 36 transformed weight matrices, 2.4 MB, no longer stay in cache), and forward on a 4x4
+#: output (32 -> 32, 6x6 no padding: 0.48, 0.68, 0.80).
+MIN_CHANNELS = 16
+MAX_WEIGHTS = 64 * 64
+MIN_OUTPUT = 8
+
 
 # ---------------------------------------------------------------------------------------------------
 # The 1-D transforms on six (four) scalars; the 2-D ones apply them along rows, then along columns
@@ -292,18 +308,25 @@ def _input_adjoint_row(dV, t0, tw, r, plane, h):
 @numba.njit(fastmath=False, **_runtime.KERNEL_FLAGS)
 def _fold_channels_last(plane, src_h, src_w, gxn):
     """gxn = 0, then each padded cell of the channel-last plane (Hp, Wp, C) is added onto the input cell it
-    was copied from (index -1: a zero-filled cell, nothing): the adjoint of the padding, in a fixed order."""
+    was copied from (index -1: a zero-filled cell, nothing): the adjoint of the padding, rows in order, cells
+    in order. The in-order run of each row (``identity_run``) is a loop without branches, which vectorises."""
     Hp, Wp, C = plane.shape
+    lo, hi = identity_run(src_w)
     gxn[:] = 0
     for c in range(C):
         for i in range(Hp):
             sh = src_h[i]
             if sh < 0:
                 continue
-            for j in range(Wp):
-                sw = src_w[j]
-                if sw >= 0:
-                    gxn[c, sh, sw] += plane[i, j, c]
+            dst = gxn[c, sh]
+            for j in range(lo):
+                if src_w[j] >= 0:
+                    dst[src_w[j]] += plane[i, j, c]
+            for j in range(hi - lo):
+                dst[j] += plane[i, lo + j, c]
+            for j in range(hi, Wp):
+                if src_w[j] >= 0:
+                    dst[src_w[j]] += plane[i, j, c]
 
 
 @numba.njit(inline="always", **_runtime.KERNEL_FLAGS)
@@ -355,50 +378,53 @@ def _forward_kernel(xp, U, bias, want_bias, H_out, W_out, nb, rows, cblas, y, xt
 
 
 @numba.njit(parallel=True, fastmath=False, **_runtime.KERNEL_FLAGS)
-def _backward_kernel(xp, go, U, H_out, W_out, nb, rows, input_grad, cblas, src_h, src_w, dU_blocks, gx, xt_bufs,
-                     V_bufs, M_bufs, g_bufs, plane_bufs, h_bufs):
-    """Both gradients of :func:`_forward_kernel`'s convolution, block by block and chunk by chunk as there:
+def _backward_kernel(xp, go, U, H_out, W_out, nb, rows, block, input_grad, cblas, src_h, src_w, dU_blocks, gx,
+                     xt_bufs, V_bufs, M_bufs, g_bufs, plane_bufs, h_bufs):
+    """Both gradients of :func:`_forward_kernel`'s convolution. One task per ``block`` samples (a multiple of
+    nb), which it takes nb samples and ``rows`` tile rows at a time as there:
 
-    * ``dU_blocks[blk, xi] = sum over the block's chunks, in order, of V[xi]^T @ dM[xi]`` (C x K);
+    * ``dU_blocks[blk, xi] = sum over the task's chunks, in order, of V[xi]^T @ dM[xi]`` (C x K);
     * when ``input_grad``: ``dV[xi] = dM[xi] @ U[xi]^T`` (written over V[xi], whose last use was the product
       above), its adjoint input transform added onto the sample's zeroed channel-last padded plane, which is
       folded onto gx[n] through the fill's index maps once the sample's tiles are done.
 
-    go (N, K, H_out, W_out); dU_blocks (B, 36, C, K); plane_bufs (threads, nb, Hp, Wp, C).
+    go (N, K, H_out, W_out); dU_blocks (B, 36, C, K), B = ceil(N / block); plane_bufs (threads, nb, Hp, Wp, C).
     """
     N, C = xp.shape[0], xp.shape[1]
     K = U.shape[2]
     th, tw = (H_out + 3) // 4, (W_out + 3) // 4
     SV, SM = V_bufs.shape[1] // 36, M_bufs.shape[1] // 36
-    for blk in prange((N + nb - 1) // nb):
+    for blk in prange((N + block - 1) // block):
         tid = numba.get_thread_id()
         V, dM = _positions(V_bufs[tid], SV), _positions(M_bufs[tid], SM)
         planes = plane_bufs[tid]
-        n0, n1 = blk * nb, min(N, (blk + 1) * nb)
-        if input_grad:
-            planes[:n1 - n0] = 0
-        for i0 in range(0, th, rows):
-            i1 = min(th, i0 + rows)
-            T = (n1 - n0) * (i1 - i0) * tw
-            _transform_inputs(xp, n0, n1, i0, i1, tw, xt_bufs[tid], V, h_bufs[tid])
-            for n in range(n0, n1):
-                for i in range(i0, i1):
-                    _load_grad_rows(go[n], 4 * i, H_out, W_out, g_bufs[tid])
-                    _grad_out_row(g_bufs[tid], tw, dM, ((n - n0) * (i1 - i0) + i - i0) * tw, h_bufs[tid])
-            for xi in range(36):
-                Vx = _matrix(V_bufs[tid], SV, xi, T, C)
-                dMx = _matrix(M_bufs[tid], SM, xi, T, K)
-                gemm(True, False, Vx, dMx, dU_blocks[blk, xi], i0 > 0, cblas)
-                if input_grad:
-                    gemm(False, True, dMx, U[xi], Vx, False, cblas)
+        for n0 in range(blk * block, min(N, (blk + 1) * block), nb):
+            n1 = min(N, n0 + nb)
             if input_grad:
+                planes[:n1 - n0] = 0
+            for i0 in range(0, th, rows):
+                i1 = min(th, i0 + rows)
+                T = (n1 - n0) * (i1 - i0) * tw
+                _transform_inputs(xp, n0, n1, i0, i1, tw, xt_bufs[tid], V, h_bufs[tid])
                 for n in range(n0, n1):
                     for i in range(i0, i1):
-                        _input_adjoint_row(V, ((n - n0) * (i1 - i0) + i - i0) * tw, tw, 4 * i, planes[n - n0],
-                                           h_bufs[tid])
-        if input_grad:
-            for n in range(n0, n1):
-                _fold_channels_last(planes[n - n0], src_h, src_w, gx[n])
+                        _load_grad_rows(go[n], 4 * i, H_out, W_out, g_bufs[tid])
+                        _grad_out_row(g_bufs[tid], tw, dM, ((n - n0) * (i1 - i0) + i - i0) * tw, h_bufs[tid])
+                first = n0 == blk * block and i0 == 0
+                for xi in range(36):
+                    Vx = _matrix(V_bufs[tid], SV, xi, T, C)
+                    dMx = _matrix(M_bufs[tid], SM, xi, T, K)
+                    gemm(True, False, Vx, dMx, dU_blocks[blk, xi], not first, cblas)
+                    if input_grad:
+                        gemm(False, True, dMx, U[xi], Vx, False, cblas)
+                if input_grad:
+                    for n in range(n0, n1):
+                        for i in range(i0, i1):
+                            _input_adjoint_row(V, ((n - n0) * (i1 - i0) + i - i0) * tw, tw, 4 * i, planes[n - n0],
+                                               h_bufs[tid])
+            if input_grad:
+                for n in range(n0, n1):
+                    _fold_channels_last(planes[n - n0], src_h, src_w, gx[n])
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -408,9 +434,10 @@ def _backward_kernel(xp, go, U, H_out, W_out, nb, rows, input_grad, cblas, src_h
 
 def pays(geom, dtype) -> bool:
     """``algorithm="auto"``'s rule for F(4x4, 3x3): it can compute ``geom`` (``winograd_obstacle``), NumPy
-    ships a CBLAS, both channel counts reach :data:`MIN_CHANNELS` and the output is at least 4x4."""
-    return (winograd_obstacle(geom) is None and _blas.CBLAS and geom.C_in >= MIN_CHANNELS
-            and geom.C_out >= MIN_CHANNELS and min(geom.out) >= 4)
+    ships a CBLAS, and the channels and output size are in the measured range (MIN_CHANNELS, MAX_WEIGHTS,
+    MIN_OUTPUT)."""
+    return (winograd_obstacle(geom) is None and _blas.CBLAS and min(geom.C_in, geom.C_out) >= MIN_CHANNELS
+            and geom.C_in * geom.C_out <= MAX_WEIGHTS and min(geom.out) >= MIN_OUTPUT)
 
 
 def _weight_transform(w4, dtype):
@@ -446,14 +473,17 @@ def _row_cells(cells: int, itemsize: int) -> int:
 
 
 def _plan(N, C, K, H_out, W_out, itemsize):
-    """(nb samples per block, tile rows per chunk): V and M of a chunk under CHUNK_BYTES; whole samples per
-    chunk (up to MAX_BLOCK, leaving at least two blocks) when one fits, else some tile rows of one sample."""
+    """(nb samples per block, tile rows per chunk): V and M of a chunk under CHUNK_BYTES, whole samples per
+    chunk (up to MAX_BLOCK, leaving at least two blocks) when one fits, else some tile rows of one sample;
+    then at least MIN_TILES tiles per chunk where the batch has them, even past CHUNK_BYTES."""
     th, tw = -(-H_out // 4), -(-W_out // 4)
     row_bytes = 36 * (C + K) * tw * itemsize
     fit = max(1, CHUNK_BYTES // row_bytes)
     if fit < th:
-        return 1, fit
+        return 1, min(th, max(fit, -(-MIN_TILES // tw)))
     nb = max(1, min(fit // th, MAX_BLOCK, -(-N // 2)))
+    if nb * th * tw < MIN_TILES:
+        nb = max(nb, min(-(-MIN_TILES // (th * tw)), -(-N // 2)))
     return nb, th
 
 
@@ -500,11 +530,12 @@ def backward(geom, go4, x4, w4, gx, input_grad=True):
     H_out, W_out = geom.out
     nb, rows = _plan(N, C, K, H_out, W_out, np.dtype(dtype).itemsize)
     xt, V, M, gt, h = _buffers(geom, dtype, nb, rows, src_w.size)
-    n_blocks = -(-N // nb)
+    block = nb * -(-GW_BLOCK // nb)
+    n_blocks = -(-N // block)
     dU_blocks = SCRATCH.get("winograd4.dU", n_blocks * 36 * C * K, dtype).reshape(n_blocks, 36, C, K)
     planes = buffers("winograd4.planes", (nb if input_grad else 1, src_h.size, src_w.size, C), dtype)
     with single_threaded(_blas.CBLAS):
-        _backward_kernel(xp, go4, U, H_out, W_out, nb, rows, input_grad, _blas.CBLAS, src_h, src_w, dU_blocks, gx,
+        _backward_kernel(xp, go4, U, H_out, W_out, nb, rows, block, input_grad, _blas.CBLAS, src_h, src_w, dU_blocks, gx,
                          xt, V, M, gt, planes, h)
         dU = np.empty((36, C * K), dtype=dtype)
         sum_blocks(dU_blocks.reshape(n_blocks, 36, C * K), dU)
