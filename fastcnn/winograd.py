@@ -315,14 +315,16 @@ def pays(geom, dtype) -> bool:
 def _weight_transform(w4, dtype):
     """U (16, K, C): U[a*4 + b, k, c] = (G w[k, c] G^T)[a, b], computed in float64, stored in ``dtype``."""
     K, C = w4.shape[:2]
-    U = np.einsum("ai,kcij,bj->abkc", G, w4.astype(np.float64, copy=False), G, optimize=False)
+    with np.errstate(all="ignore"):  # NaN and infinities propagate silently, as in the Numba kernels
+        U = np.einsum("ai,kcij,bj->abkc", G, w4.astype(np.float64, copy=False), G, optimize=False)
     return np.ascontiguousarray(U.reshape(16, K, C), dtype=dtype)
 
 
 def _weight_grad(dU, dtype):
     """dg (K, C, 3, 3) = G^T dU G per (k, c): the adjoint of :func:`_weight_transform`."""
     K, C = dU.shape[1:]
-    dg = np.einsum("ai,abkc,bj->kcij", G, dU.reshape(4, 4, K, C).astype(np.float64), G, optimize=False)
+    with np.errstate(all="ignore"):
+        dg = np.einsum("ai,abkc,bj->kcij", G, dU.reshape(4, 4, K, C).astype(np.float64), G, optimize=False)
     return dg.astype(dtype)
 
 

@@ -42,6 +42,7 @@ from cnnbase.conv_algorithm import winograd_obstacle
 
 from . import _blas, _runtime, conv
 from ._blas import gemm, single_threaded
+from .pool import _max2x2, _position2x2, _relu, _relu_passes
 from ._conv_base import GW_BLOCK, SCRATCH, buffers, conv_maps, identity_run, none, pad, sum_blocks
 
 __all__: list[str] = []
@@ -246,11 +247,48 @@ def _store_rows(yt, bias, want_bias, oh, H_out, W_out, yn):
     """yn[k, oh + p, w] = yt[p, w, k] (+ bias[k]) for the rows and columns inside H_out x W_out."""
     K = yn.shape[0]
     rows = min(4, H_out - oh)
+    zero = yn.dtype.type(0)
     for k in range(K):
-        b = bias[k] if want_bias else 0.0
+        b = bias[k] if want_bias else zero
         for p in range(rows):
             for w in range(W_out):
                 yn[k, oh + p, w] = yt[p, w, k] + b
+
+
+@numba.njit(fastmath=False, **_runtime.KERNEL_FLAGS)
+def _store_pooled(yt, bias, want_bias, qh, yq, winners):
+    """The 2x2 max pooling of ReLU of the tile row's outputs (+ bias), in place of :func:`_store_rows`:
+    yq[k, qh + r, q] = max_pool(relu(y))[...] for the pooled rows qh, qh + 1 (those inside yq), as
+    fastcnn.relu_pool_forward computes it from y, and winners[k, qh + r, q] = the window's winner (0..3,
+    fastcnn.pool's scan rule on the ReLU'd values) plus 4 when ReLU stops its gradient (its value <= 0)."""
+    K, Hq, Wq = yq.shape
+    zero, one = yq.dtype.type(0), yq.dtype.type(1)
+    for k in range(K):
+        b = bias[k] if want_bias else zero
+        for r in range(min(2, Hq - qh)):
+            for q in range(Wq):
+                a, c = yt[2 * r, 2 * q, k] + b, yt[2 * r, 2 * q + 1, k] + b
+                d, e = yt[2 * r + 1, 2 * q, k] + b, yt[2 * r + 1, 2 * q + 1, k] + b
+                yq[k, qh + r, q] = _relu(_max2x2(a, c, d, e), zero)
+                pos = _position2x2(_relu(a, zero), _relu(c, zero), _relu(d, zero), _relu(e, zero))
+                won = a if pos == 0 else (c if pos == 1 else (d if pos == 2 else e))
+                winners[k, qh + r, q] = pos + 4 * np.int32(_relu_passes(won, zero, one) == zero)
+
+
+@numba.njit(fastmath=False, **_runtime.KERNEL_FLAGS)
+def _load_pooled_grad_rows(gq, winners, qh, gt):
+    """gt[p, w, k]: the output gradient of a tile row under the pooling of :func:`_store_pooled`, from the
+    pooled gradient gq (K, Hq, Wq) and the winners: the window's gradient times ReLU's factor on the winner's
+    cell, 0 on the others and past the pooled cells, exactly as fastcnn.relu_pool_backward writes them."""
+    K, Hq, Wq = gq.shape
+    zero, one = gt.dtype.type(0), gt.dtype.type(1)
+    gt[:] = 0
+    for r in range(min(2, Hq - qh)):
+        for q in range(Wq):
+            for k in range(K):
+                code = winners[k, qh + r, q]
+                pos = code & 3
+                gt[2 * r + (pos >> 1), 2 * q + (pos & 1), k] = gq[k, qh + r, q] * (one if code < 4 else zero)
 
 
 @numba.njit(fastmath=False, **_runtime.KERNEL_FLAGS)
@@ -351,11 +389,13 @@ def _transform_inputs(xp, n0, n1, i0, i1, tw, xt, V, h):
 
 
 @numba.njit(parallel=True, fastmath=False, **_runtime.KERNEL_FLAGS)
-def _forward_kernel(xp, U, bias, want_bias, H_out, W_out, nb, rows, cblas, y, xt_bufs, V_bufs, M_bufs, y_bufs,
-                    h_bufs):
+def _forward_kernel(xp, U, bias, want_bias, H_out, W_out, nb, rows, cblas, pooled, y, winners, xt_bufs, V_bufs,
+                    M_bufs, y_bufs, h_bufs):
     """y = the convolution of the padded input xp (N, C, Hp, Wp) by the transformed weights U (36, C, K): per
     block of nb samples, per chunk of ``rows`` tile rows (all of them when nb > 1): input transform,
-    ``M[xi] = V[xi] @ U[xi]`` (one single-threaded BLAS call per position), output transform (+ bias)."""
+    ``M[xi] = V[xi] @ U[xi]`` (one single-threaded BLAS call per position), output transform (+ bias).
+    When ``pooled``, y (N, K, H_out // 2, W_out // 2) receives max_pool(relu(...)) instead and winners
+    its windows' winners (:func:`_store_pooled`)."""
     N, C = xp.shape[0], xp.shape[1]
     K = U.shape[2]
     th, tw = (H_out + 3) // 4, (W_out + 3) // 4
@@ -374,12 +414,15 @@ def _forward_kernel(xp, U, bias, want_bias, H_out, W_out, nb, rows, cblas, y, xt
             for n in range(n0, n1):
                 for i in range(i0, i1):
                     _output_row(M, ((n - n0) * (i1 - i0) + i - i0) * tw, tw, y_bufs[tid], h_bufs[tid])
-                    _store_rows(y_bufs[tid], bias, want_bias, 4 * i, H_out, W_out, y[n])
+                    if pooled:
+                        _store_pooled(y_bufs[tid], bias, want_bias, 2 * i, y[n], winners[n])
+                    else:
+                        _store_rows(y_bufs[tid], bias, want_bias, 4 * i, H_out, W_out, y[n])
 
 
 @numba.njit(parallel=True, fastmath=False, **_runtime.KERNEL_FLAGS)
-def _backward_kernel(xp, go, U, H_out, W_out, nb, rows, block, input_grad, cblas, src_h, src_w, dU_blocks, gx,
-                     xt_bufs, V_bufs, M_bufs, g_bufs, plane_bufs, h_bufs):
+def _backward_kernel(xp, go, winners, U, H_out, W_out, nb, rows, block, input_grad, cblas, pooled, src_h, src_w,
+                     dU_blocks, gx, xt_bufs, V_bufs, M_bufs, g_bufs, plane_bufs, h_bufs):
     """Both gradients of :func:`_forward_kernel`'s convolution. One task per ``block`` samples (a multiple of
     nb), which it takes nb samples and ``rows`` tile rows at a time as there:
 
@@ -388,7 +431,9 @@ def _backward_kernel(xp, go, U, H_out, W_out, nb, rows, block, input_grad, cblas
       above), its adjoint input transform added onto the sample's zeroed channel-last padded plane, which is
       folded onto gx[n] through the fill's index maps once the sample's tiles are done.
 
-    go (N, K, H_out, W_out); dU_blocks (B, 36, C, K), B = ceil(N / block); plane_bufs (threads, nb, Hp, Wp, C).
+    go (N, K, H_out, W_out), or when ``pooled`` the gradient of the pooled output (N, K, H_out // 2,
+    W_out // 2) with the forward's winners (:func:`_load_pooled_grad_rows`); dU_blocks (B, 36, C, K),
+    B = ceil(N / block); plane_bufs (threads, nb, Hp, Wp, C).
     """
     N, C = xp.shape[0], xp.shape[1]
     K = U.shape[2]
@@ -408,7 +453,10 @@ def _backward_kernel(xp, go, U, H_out, W_out, nb, rows, block, input_grad, cblas
                 _transform_inputs(xp, n0, n1, i0, i1, tw, xt_bufs[tid], V, h_bufs[tid])
                 for n in range(n0, n1):
                     for i in range(i0, i1):
-                        _load_grad_rows(go[n], 4 * i, H_out, W_out, g_bufs[tid])
+                        if pooled:
+                            _load_pooled_grad_rows(go[n], winners[n], 2 * i, g_bufs[tid])
+                        else:
+                            _load_grad_rows(go[n], 4 * i, H_out, W_out, g_bufs[tid])
                         _grad_out_row(g_bufs[tid], tw, dM, ((n - n0) * (i1 - i0) + i - i0) * tw, h_bufs[tid])
                 first = n0 == blk * block and i0 == 0
                 for xi in range(36):
@@ -443,14 +491,16 @@ def pays(geom, dtype) -> bool:
 def _weight_transform(w4, dtype):
     """U (36, C, K): U[a*6 + b, c, k] = (G w[k, c] G^T)[a, b], computed in float64, stored in ``dtype``."""
     K, C = w4.shape[:2]
-    U = np.einsum("ai,kcij,bj->abck", G, w4.astype(np.float64, copy=False), G, optimize=True)
+    with np.errstate(all="ignore"):  # NaN and infinities propagate silently, as in the Numba kernels
+        U = np.einsum("ai,kcij,bj->abck", G, w4.astype(np.float64, copy=False), G, optimize=True)
     return np.ascontiguousarray(U.reshape(36, C, K), dtype=dtype)
 
 
 def _weight_grad(dU, dtype):
     """dg (K, C, 3, 3) = G^T dU G per (k, c): the adjoint of :func:`_weight_transform`. dU (36, C, K)."""
     C, K = dU.shape[1:]
-    dg = np.einsum("ai,abck,bj->kcij", G, dU.reshape(6, 6, C, K).astype(np.float64), G, optimize=True)
+    with np.errstate(all="ignore"):
+        dg = np.einsum("ai,abck,bj->kcij", G, dU.reshape(6, 6, C, K).astype(np.float64), G, optimize=True)
     return dg.astype(dtype)
 
 
@@ -502,9 +552,10 @@ def _buffers(geom, dtype, nb, rows, Wp):
     return xt, V, M, yt, h
 
 
-def forward(geom, x4, w4, bias, y):
+def forward(geom, x4, w4, bias, y, winners=None):
     """y (N, K, H_out, W_out), overwritten: the convolution ``geom`` (2-D, 3x3, stride 1, groups 1) of x4 by
-    w4 (+ bias), by F(4x4, 3x3)."""
+    w4 (+ bias), by F(4x4, 3x3). With ``winners`` (int8, N x K x H_out // 2 x W_out // 2), y of that shape
+    receives the 2x2 max pooling of its ReLU instead (fastcnn.conv_pool)."""
     dtype = x4.dtype
     N = x4.shape[0]
     src_h, src_w = _tile_maps(geom)
@@ -514,13 +565,17 @@ def forward(geom, x4, w4, bias, y):
     nb, rows = _plan(N, geom.C_in, geom.C_out, H_out, W_out, np.dtype(dtype).itemsize)
     xt, V, M, yt, h = _buffers(geom, dtype, nb, rows, src_w.size)
     b = none(1, dtype) if bias is None else bias
+    pooled = winners is not None
+    codes = winners if pooled else np.empty((0, 0, 0, 0), dtype=np.int8)
     with single_threaded(_blas.CBLAS):
-        _forward_kernel(xp, U, b, bias is not None, H_out, W_out, nb, rows, _blas.CBLAS, y, xt, V, M, yt, h)
+        _forward_kernel(xp, U, b, bias is not None, H_out, W_out, nb, rows, _blas.CBLAS, pooled, y, codes, xt, V, M,
+                        yt, h)
 
 
-def backward(geom, go4, x4, w4, gx, input_grad=True):
+def backward(geom, go4, x4, w4, gx, input_grad=True, winners=None):
     """gx (N, C, H, W), overwritten when ``input_grad``, and the returned weight gradient (K, C, 3, 3) of
-    :func:`forward`'s convolution, by the adjoint of F(4x4, 3x3)."""
+    :func:`forward`'s convolution, by the adjoint of F(4x4, 3x3). With ``winners``, go4 is the gradient of
+    the pooled output of ``forward(..., winners)``."""
     dtype = x4.dtype
     N, C = x4.shape[:2]
     K = w4.shape[0]
@@ -534,9 +589,11 @@ def backward(geom, go4, x4, w4, gx, input_grad=True):
     n_blocks = -(-N // block)
     dU_blocks = SCRATCH.get("winograd4.dU", n_blocks * 36 * C * K, dtype).reshape(n_blocks, 36, C, K)
     planes = buffers("winograd4.planes", (nb if input_grad else 1, src_h.size, src_w.size, C), dtype)
+    pooled = winners is not None
+    codes = winners if pooled else np.empty((0, 0, 0, 0), dtype=np.int8)
     with single_threaded(_blas.CBLAS):
-        _backward_kernel(xp, go4, U, H_out, W_out, nb, rows, block, input_grad, _blas.CBLAS, src_h, src_w, dU_blocks, gx,
-                         xt, V, M, gt, planes, h)
+        _backward_kernel(xp, go4, codes, U, H_out, W_out, nb, rows, block, input_grad, _blas.CBLAS, pooled, src_h,
+                         src_w, dU_blocks, gx, xt, V, M, gt, planes, h)
         dU = np.empty((36, C * K), dtype=dtype)
         sum_blocks(dU_blocks.reshape(n_blocks, 36, C * K), dU)
     return _weight_grad(dU.reshape(36, C, K), dtype)
