@@ -6,7 +6,7 @@ Lavin, A. and Gray, S. (2015), "Fast Algorithms for Convolutional Neural Network
 
     Y = A^T [ (G g G^T) * (B^T d B) ] A            (* : element by element, 36 products for 144)
 
-``tests/test_winograd4.py`` checks the 1-D identity ``A^T [(G g) * (B^T d)] = (d0 g0 + d1 g1 + d2 g2, ...)``
+``tests/test_winograd.py`` checks the 1-D identity ``A^T [(G g) * (B^T d)] = (d0 g0 + d1 g1 + d2 g2, ...)``
 for the matrices below, and every result against refcnn. Where :mod:`fastcnn.winograd` (F(2x2, 3x3)) holds
 only 0 and +-1 in ``B`` and ``A``, these hold 2, 4, 5 and 8 and ``G`` sixths and twenty-fourths: the float32
 error grows (``specs/conv.md``, "Algorithms", gives the measured bound).
@@ -15,7 +15,7 @@ error grows (``specs/conv.md``, "Algorithms", gives the measured bound).
 the backward as the adjoint of the forward). The difference is the layout: here the transformed tiles are
 *channel-last*, ``V[xi]`` is (tiles x C), ``U[xi]`` (C x K) and ``M[xi] = V[xi] @ U[xi]`` (tiles x K), so
 that every transform is a loop over channels with contiguous loads and stores, which the compiler turns
-into SIMD instructions (the channel count of the layers Winograd pays on, 32 and more, fills the vectors).
+into SIMD instructions (the channel counts of the layers it pays on, 16 and more, fill the vectors).
 The input rows a chunk needs are copied to channel-last first, and the output rows back to channel-first
 (``_channels_last``, ``_store_rows``): a copy of the input and one of the output per call, which cost less
 than scalar transforms.
@@ -30,6 +30,10 @@ bit-identical for any thread count.
 **Padding**: as in F(2x2, 3x3): the input is padded once by conv.py's index maps, with zero rows (columns)
 appended so that the last tile's 6x6 window lies inside; outputs past ``H_out`` x ``W_out`` are dropped and
 their gradients taken as 0.
+
+**Pooling in the output transform** (``pooled``, for fastcnn.conv_pool): a 4x4 output tile holds four whole
+2x2 pooling windows, so ``_store_pooled`` writes max_pool(relu(y)) and the windows' winners instead of y,
+and the backward's ``_load_pooled_grad_rows`` rebuilds each tile's output gradient from the pooled one.
 """
 
 from __future__ import annotations
@@ -491,17 +495,54 @@ def pays(geom, dtype) -> bool:
 def _weight_transform(w4, dtype):
     """U (36, C, K): U[a*6 + b, c, k] = (G w[k, c] G^T)[a, b], computed in float64, stored in ``dtype``."""
     K, C = w4.shape[:2]
-    with np.errstate(all="ignore"):  # NaN and infinities propagate silently, as in the Numba kernels
-        U = np.einsum("ai,kcij,bj->abck", G, w4.astype(np.float64, copy=False), G, optimize=True)
-    return np.ascontiguousarray(U.reshape(36, C, K), dtype=dtype)
+    U = np.empty((36, C, K), dtype=dtype)
+    _weight_transform_kernel(w4, U)
+    return U
 
 
 def _weight_grad(dU, dtype):
     """dg (K, C, 3, 3) = G^T dU G per (k, c): the adjoint of :func:`_weight_transform`. dU (36, C, K)."""
     C, K = dU.shape[1:]
-    with np.errstate(all="ignore"):
-        dg = np.einsum("ai,abck,bj->kcij", G, dU.reshape(6, 6, C, K).astype(np.float64), G, optimize=True)
-    return dg.astype(dtype)
+    dg = np.empty((K, C, 3, 3), dtype=dtype)
+    _weight_grad_kernel(dU, dg)
+    return dg
+
+
+@numba.njit(parallel=True, fastmath=False, **_runtime.KERNEL_FLAGS)
+def _weight_transform_kernel(w, U):
+    """U[a*6 + b, c, k] = sum over i, j of G[a, i] w[k, c, i, j] G[b, j], in float64: G w, then (G w) G^T.
+    NaN and infinities propagate silently, as in the other kernels."""
+    K, C = w.shape[0], w.shape[1]
+    for k in prange(K):
+        t = np.empty((6, 3))
+        for c in range(C):
+            for a in range(6):
+                for j in range(3):
+                    t[a, j] = G[a, 0] * w[k, c, 0, j] + G[a, 1] * w[k, c, 1, j] + G[a, 2] * w[k, c, 2, j]
+            for a in range(6):
+                for b in range(6):
+                    U[6 * a + b, c, k] = t[a, 0] * G[b, 0] + t[a, 1] * G[b, 1] + t[a, 2] * G[b, 2]
+
+
+@numba.njit(parallel=True, fastmath=False, **_runtime.KERNEL_FLAGS)
+def _weight_grad_kernel(dU, dg):
+    """dg[k, c, i, j] = sum over a, b of G[a, i] dU[a*6 + b, c, k] G[b, j], in float64: G^T dU, then G."""
+    C, K = dU.shape[1], dU.shape[2]
+    for k in prange(K):
+        t = np.empty((3, 6))
+        for c in range(C):
+            for i in range(3):
+                for b in range(6):
+                    acc = 0.0
+                    for a in range(6):
+                        acc += G[a, i] * dU[6 * a + b, c, k]
+                    t[i, b] = acc
+            for i in range(3):
+                for j in range(3):
+                    acc = 0.0
+                    for b in range(6):
+                        acc += t[i, b] * G[b, j]
+                    dg[k, c, i, j] = acc
 
 
 def _tile_maps(g2):
