@@ -259,40 +259,74 @@ def _store_rows(yt, bias, want_bias, oh, H_out, W_out, yn):
                 yn[k, oh + p, w] = yt[p, w, k] + b
 
 
+@numba.njit(inline="always", **_runtime.KERNEL_FLAGS)
+def _pool_cells(a, c, d, e, zero, one):
+    """(max_pool(relu) of the window a, c / d, e; its winner 0..3 by fastcnn.pool's scan rule on the ReLU'd
+    values, plus 4 when ReLU stops the winner's gradient): selects only, so a loop of these vectorises."""
+    ra, rc, rd, re = _relu(a, zero), _relu(c, zero), _relu(d, zero), _relu(e, zero)
+    pos = _position2x2(ra, rc, rd, re)
+    won = a if pos == 0 else (c if pos == 1 else (d if pos == 2 else e))
+    return _max2x2(ra, rc, rd, re), pos + 4 * np.int32(_relu_passes(won, zero, one) == zero)
+
+
 @numba.njit(fastmath=False, **_runtime.KERNEL_FLAGS)
-def _store_pooled(yt, bias, want_bias, qh, yq, winners):
+def _store_pooled(yt, bias, want_bias, qh, yq, winners, pt, wt):
     """The 2x2 max pooling of ReLU of the tile row's outputs (+ bias), in place of :func:`_store_rows`:
     yq[k, qh + r, q] = max_pool(relu(y))[...] for the pooled rows qh, qh + 1 (those inside yq), as
-    fastcnn.relu_pool_forward computes it from y, and winners[k, qh + r, q] = the window's winner (0..3,
-    fastcnn.pool's scan rule on the ReLU'd values) plus 4 when ReLU stops its gradient (its value <= 0)."""
+    fastcnn.relu_pool_forward computes it from y, and winners[k, qh + r, q] = :func:`_pool_cells`'s code.
+    Pooled channel-last into pt, wt (2, >= Wq, K) first, in loops over channels, then copied out
+    channel-first."""
     K, Hq, Wq = yq.shape
     zero, one = yq.dtype.type(0), yq.dtype.type(1)
+    rows = min(2, Hq - qh)
+    for r in range(rows):
+        for q in range(Wq):
+            a, c, d, e = yt[2 * r, 2 * q], yt[2 * r, 2 * q + 1], yt[2 * r + 1, 2 * q], yt[2 * r + 1, 2 * q + 1]
+            p, w = pt[r, q], wt[r, q]
+            for k in range(K):
+                b = bias[k] if want_bias else zero
+                p[k], w[k] = _pool_cells(a[k] + b, c[k] + b, d[k] + b, e[k] + b, zero, one)
     for k in range(K):
-        b = bias[k] if want_bias else zero
-        for r in range(min(2, Hq - qh)):
+        for r in range(rows):
             for q in range(Wq):
-                a, c = yt[2 * r, 2 * q, k] + b, yt[2 * r, 2 * q + 1, k] + b
-                d, e = yt[2 * r + 1, 2 * q, k] + b, yt[2 * r + 1, 2 * q + 1, k] + b
-                yq[k, qh + r, q] = _relu(_max2x2(a, c, d, e), zero)
-                pos = _position2x2(_relu(a, zero), _relu(c, zero), _relu(d, zero), _relu(e, zero))
-                won = a if pos == 0 else (c if pos == 1 else (d if pos == 2 else e))
-                winners[k, qh + r, q] = pos + 4 * np.int32(_relu_passes(won, zero, one) == zero)
+                yq[k, qh + r, q] = pt[r, q, k]
+                winners[k, qh + r, q] = wt[r, q, k]
 
 
 @numba.njit(fastmath=False, **_runtime.KERNEL_FLAGS)
-def _load_pooled_grad_rows(gq, winners, qh, gt):
-    """gt[p, w, k]: the output gradient of a tile row under the pooling of :func:`_store_pooled`, from the
-    pooled gradient gq (K, Hq, Wq) and the winners: the window's gradient times ReLU's factor on the winner's
-    cell, 0 on the others and past the pooled cells, exactly as fastcnn.relu_pool_backward writes them."""
+def _pooled_channels_last(gq, winners, r0, r1, pt, wt):
+    """pt[r - r0, q, k] = gq[k, r, q] and wt[...] = winners[k, r, q] for the pooled rows r0 <= r < r1 (those
+    inside gq): a sample's pooled gradient, channel-last, read in order (a row pair per tile row, read
+    across all channels at once, was 3x slower: the reads leap between the channels' planes)."""
     K, Hq, Wq = gq.shape
+    for k in range(K):
+        for r in range(r0, min(r1, Hq)):
+            for q in range(Wq):
+                pt[r - r0, q, k] = gq[k, r, q]
+                wt[r - r0, q, k] = winners[k, r, q]
+
+
+@numba.njit(fastmath=False, **_runtime.KERNEL_FLAGS)
+def _load_pooled_grad_rows(pt, wt, r0, rows, Wq, gt):
+    """gt[p, w, k]: the output gradient of a tile row under the pooling of :func:`_store_pooled`, from the
+    pooled gradient and the winners channel-last (:func:`_pooled_channels_last`), the tile row's ``rows``
+    pooled rows from r0: the window's gradient times ReLU's factor on the winner's cell, 0 on the others and
+    past the pooled cells, exactly as fastcnn.relu_pool_backward writes them; a select per cell, in a loop
+    over channels."""
     zero, one = gt.dtype.type(0), gt.dtype.type(1)
-    gt[:] = 0
-    for r in range(min(2, Hq - qh)):
+    gt[2 * rows:] = 0  # the cells no window covers: past the last pooled row or column (an odd or partial edge)
+    gt[:2 * rows, 2 * Wq:] = 0
+    for r in range(rows):
         for q in range(Wq):
-            for k in range(K):
-                code = winners[k, qh + r, q]
-                pos = code & 3
-                gt[2 * r + (pos >> 1), 2 * q + (pos & 1), k] = gq[k, qh + r, q] * (one if code < 4 else zero)
+            g, w = pt[r0 + r, q], wt[r0 + r, q]
+            t0, t1, b0, b1 = gt[2 * r, 2 * q], gt[2 * r, 2 * q + 1], gt[2 * r + 1, 2 * q], gt[2 * r + 1, 2 * q + 1]
+            for k in range(g.size):
+                v = g[k] * (one if w[k] < 4 else zero)
+                pos = w[k] & 3
+                t0[k] = v if pos == 0 else zero
+                t1[k] = v if pos == 1 else zero
+                b0[k] = v if pos == 2 else zero
+                b1[k] = v if pos == 3 else zero
 
 
 @numba.njit(fastmath=False, **_runtime.KERNEL_FLAGS)
@@ -394,7 +428,7 @@ def _transform_inputs(xp, n0, n1, i0, i1, tw, xt, V, h):
 
 @numba.njit(parallel=True, fastmath=False, **_runtime.KERNEL_FLAGS)
 def _forward_kernel(xp, U, bias, want_bias, H_out, W_out, nb, rows, cblas, pooled, y, winners, xt_bufs, V_bufs,
-                    M_bufs, y_bufs, h_bufs):
+                    M_bufs, y_bufs, h_bufs, p_bufs, w_bufs):
     """y = the convolution of the padded input xp (N, C, Hp, Wp) by the transformed weights U (36, C, K): per
     block of nb samples, per chunk of ``rows`` tile rows (all of them when nb > 1): input transform,
     ``M[xi] = V[xi] @ U[xi]`` (one single-threaded BLAS call per position), output transform (+ bias).
@@ -419,14 +453,15 @@ def _forward_kernel(xp, U, bias, want_bias, H_out, W_out, nb, rows, cblas, poole
                 for i in range(i0, i1):
                     _output_row(M, ((n - n0) * (i1 - i0) + i - i0) * tw, tw, y_bufs[tid], h_bufs[tid])
                     if pooled:
-                        _store_pooled(y_bufs[tid], bias, want_bias, 2 * i, y[n], winners[n])
+                        _store_pooled(y_bufs[tid], bias, want_bias, 2 * i, y[n], winners[n], p_bufs[tid],
+                                      w_bufs[tid])
                     else:
                         _store_rows(y_bufs[tid], bias, want_bias, 4 * i, H_out, W_out, y[n])
 
 
 @numba.njit(parallel=True, fastmath=False, **_runtime.KERNEL_FLAGS)
 def _backward_kernel(xp, go, winners, U, H_out, W_out, nb, rows, block, input_grad, cblas, pooled, src_h, src_w,
-                     dU_blocks, gx, xt_bufs, V_bufs, M_bufs, g_bufs, plane_bufs, h_bufs):
+                     dU_blocks, gx, xt_bufs, V_bufs, M_bufs, g_bufs, plane_bufs, h_bufs, p_bufs, w_bufs):
     """Both gradients of :func:`_forward_kernel`'s convolution. One task per ``block`` samples (a multiple of
     nb), which it takes nb samples and ``rows`` tile rows at a time as there:
 
@@ -456,9 +491,13 @@ def _backward_kernel(xp, go, winners, U, H_out, W_out, nb, rows, block, input_gr
                 T = (n1 - n0) * (i1 - i0) * tw
                 _transform_inputs(xp, n0, n1, i0, i1, tw, xt_bufs[tid], V, h_bufs[tid])
                 for n in range(n0, n1):
+                    if pooled:
+                        _pooled_channels_last(go[n], winners[n], 2 * i0, 2 * i1, p_bufs[tid], w_bufs[tid])
                     for i in range(i0, i1):
                         if pooled:
-                            _load_pooled_grad_rows(go[n], winners[n], 2 * i, g_bufs[tid])
+                            rows_q = min(2, go.shape[2] - 2 * i)
+                            _load_pooled_grad_rows(p_bufs[tid], w_bufs[tid], 2 * (i - i0), rows_q, go.shape[3],
+                                                   g_bufs[tid])
                         else:
                             _load_grad_rows(go[n], 4 * i, H_out, W_out, g_bufs[tid])
                         _grad_out_row(g_bufs[tid], tw, dM, ((n - n0) * (i1 - i0) + i - i0) * tw, h_bufs[tid])
@@ -593,6 +632,13 @@ def _buffers(geom, dtype, nb, rows, Wp):
     return xt, V, M, yt, h
 
 
+def _pool_buffers(geom, dtype, pooled, rows):
+    """The per-thread pooled rows of a chunk (``rows`` tile rows, 2 pooled rows each), channel-last: values and
+    winners (a cell each when unused)."""
+    shape = (2 * rows, -(-geom.out[1] // 4) * 2, geom.C_out) if pooled else (1, 1, 1)
+    return buffers("winograd4.pooled", shape, dtype), buffers("winograd4.winners", shape, np.int8)
+
+
 def forward(geom, x4, w4, bias, y, winners=None):
     """y (N, K, H_out, W_out), overwritten: the convolution ``geom`` (2-D, 3x3, stride 1, groups 1) of x4 by
     w4 (+ bias), by F(4x4, 3x3). With ``winners`` (int8, N x K x H_out // 2 x W_out // 2), y of that shape
@@ -608,9 +654,10 @@ def forward(geom, x4, w4, bias, y, winners=None):
     b = none(1, dtype) if bias is None else bias
     pooled = winners is not None
     codes = winners if pooled else np.empty((0, 0, 0, 0), dtype=np.int8)
+    pt, wt = _pool_buffers(geom, dtype, pooled, rows)
     with single_threaded(_blas.CBLAS):
         _forward_kernel(xp, U, b, bias is not None, H_out, W_out, nb, rows, _blas.CBLAS, pooled, y, codes, xt, V, M,
-                        yt, h)
+                        yt, h, pt, wt)
 
 
 def backward(geom, go4, x4, w4, gx, input_grad=True, winners=None):
@@ -632,9 +679,10 @@ def backward(geom, go4, x4, w4, gx, input_grad=True, winners=None):
     planes = buffers("winograd4.planes", (nb if input_grad else 1, src_h.size, src_w.size, C), dtype)
     pooled = winners is not None
     codes = winners if pooled else np.empty((0, 0, 0, 0), dtype=np.int8)
+    pt, wt = _pool_buffers(geom, dtype, pooled, rows)
     with single_threaded(_blas.CBLAS):
         _backward_kernel(xp, go4, codes, U, H_out, W_out, nb, rows, block, input_grad, _blas.CBLAS, pooled, src_h,
-                         src_w, dU_blocks, gx, xt, V, M, gt, planes, h)
+                         src_w, dU_blocks, gx, xt, V, M, gt, planes, h, pt, wt)
         dU = np.empty((36, C * K), dtype=dtype)
         sum_blocks(dU_blocks.reshape(n_blocks, 36, C * K), dU)
     return _weight_grad(dU.reshape(36, C, K), dtype)
