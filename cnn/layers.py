@@ -285,6 +285,8 @@ class _OnConvGeometry(Layer):
         """Whether this pass runs the convolution, its ReLU and the max pooling after it as one op: the layer
         hands its ReLU on (:meth:`Layer._hands_relu_on`) and the engine's ``conv_relu_pool_pays`` takes the
         block (fastcnn: a 3x3 layer it computes by Winograd F(4x4, 3x3), then a plain 2x2 pooling)."""
+        if self.relu_pool is None:
+            return False
         pays = getattr(ctx.engine, "conv_relu_pool_pays", None)
         return (pays is not None and self._hands_relu_on(ctx)
                 and pays(self.geometry, self.relu_pool.geometry, np.dtype(ctx.dtype)))
