@@ -56,7 +56,7 @@ GEOMETRY_OPS = ("conv_forward", "conv_backward", "pool_forward", "pool_backward"
 # FUSED_OPS are fastcnn's alone, outside OPS and the spec: a ReLU and the max pooling after it in one pass
 # (relu_pool_*), and a 3x3 convolution with both (conv_relu_pool_*), which cnn's layers take when the engine
 # has them. Each equals the composition of the spec's plain ops bit for bit (tests/test_fast_fused.py,
-# tests/test_conv_pool.py); refcnn keeps only the plain ops.
+# tests/test_fast_conv_pool.py); refcnn keeps only the plain ops.
 
 __all__ = ["shapes", "ShapeError", "PADDING_MODES", "OPS", "set_num_threads", "get_num_threads"] + list(GEOMETRY_OPS) + [
     name for names in OPS.values() for name in names

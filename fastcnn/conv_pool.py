@@ -9,7 +9,7 @@ reads the pooled gradient and the window winners instead of the full one. Neithe
 
 The two functions here are fastcnn's alone (``FUSED_OPS``, outside the spec's ops; refcnn keeps only the
 plain ops): each equals the composition of fastcnn's ``conv_forward`` (``algorithm="auto"``) and
-``relu_pool_forward`` (their backwards) bit for bit, tests/test_conv_pool.py checks it, and cnn's layers
+``relu_pool_forward`` (their backwards) bit for bit, tests/test_fast_conv_pool.py checks it, and cnn's layers
 take them when :func:`conv_relu_pool_pays` says so. The forward returns the winners of the windows (int8,
 the pooled shape) for the backward: its input, like the convolution's ``x``.
 """
