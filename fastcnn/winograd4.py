@@ -154,7 +154,8 @@ def _forward_kernel(xp, U, bias, want_bias, H_out, W_out, nb, rows, cblas, poole
 
 @numba.njit(parallel=True, fastmath=False, **_runtime.KERNEL_FLAGS)
 def _backward_kernel(xp, go, winners, U, H_out, W_out, nb, rows, block, input_grad, cblas, pooled, src_h, src_w,
-                     dU_blocks, gx, xt_bufs, V_bufs, M_bufs, g_bufs, plane_bufs, h_bufs, p_bufs, w_bufs):
+                     once, dU_blocks, gx, xt_bufs, V_bufs, M_bufs, g_bufs, plane_bufs, h_bufs, p_bufs, w_bufs, p_bits,
+                     g_bits):
     """Both gradients of :func:`_forward_kernel`'s convolution. One task per ``block`` samples (a multiple of
     nb), which it takes nb samples and ``rows`` tile rows at a time as there:
 
@@ -189,8 +190,8 @@ def _backward_kernel(xp, go, winners, U, H_out, W_out, nb, rows, block, input_gr
                     for i in range(i0, i1):
                         if pooled:
                             rows_q = min(2, go.shape[2] - 2 * i)
-                            load_pooled_grad_rows(p_bufs[tid], w_bufs[tid], 2 * (i - i0), rows_q, go.shape[3],
-                                                   g_bufs[tid])
+                            load_pooled_grad_rows(p_bits[tid], w_bufs[tid], 2 * (i - i0), rows_q, go.shape[3],
+                                                  g_bits[tid])
                         else:
                             load_grad_rows(go[n], 4 * i, H_out, W_out, g_bufs[tid])
                         grad_out_row(g_bufs[tid], tw, dM, ((n - n0) * (i1 - i0) + i - i0) * tw, h_bufs[tid])
@@ -208,7 +209,7 @@ def _backward_kernel(xp, go, winners, U, H_out, W_out, nb, rows, block, input_gr
                                                h_bufs[tid])
             if input_grad:
                 for n in range(n0, n1):
-                    fold_channels_last(planes[n - n0], src_h, src_w, gx[n])
+                    fold_channels_last(planes[n - n0], src_h, src_w, once, gx[n])
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -286,6 +287,18 @@ def _tile_maps(g2):
     src_h = np.append(src_h, np.full(max(0, need_h - src_h.size), -1, dtype=src_h.dtype))
     src_w = np.append(src_w, np.full(max(0, need_w - src_w.size), -1, dtype=src_w.dtype))
     return src_h, src_w
+
+
+def _bits(a):
+    """An integer view of the float array ``a``, same shape (for winograd4_tiles.load_pooled_grad_rows)."""
+    return a.view(np.int32 if a.dtype == np.float32 else np.int64)
+
+
+def _copied_once(src, size: int) -> bool:
+    """Whether the index map ``src`` copies the ``size`` input cells once each, in order, side by side (a zero
+    fill, or none): then they are its in-order run and nothing else."""
+    idx = np.flatnonzero(src >= 0)
+    return idx.size == size and np.array_equal(src[idx], np.arange(size)) and idx[-1] - idx[0] == size - 1
 
 
 def _row_cells(cells: int, itemsize: int) -> int:
@@ -373,9 +386,10 @@ def backward(geom, go4, x4, w4, gx, input_grad=True, winners=None):
     pooled = winners is not None
     codes = winners if pooled else np.empty((0, 0, 0, 0), dtype=np.int8)
     pt, wt = _pool_buffers(geom, dtype, pooled, rows)
+    once = _copied_once(src_h, x4.shape[2]) and _copied_once(src_w, x4.shape[3])
     with single_threaded(_blas.CBLAS):
         _backward_kernel(xp, go4, codes, U, H_out, W_out, nb, rows, block, input_grad, _blas.CBLAS, pooled, src_h,
-                         src_w, dU_blocks, gx, xt, V, M, gt, planes, h, pt, wt)
+                         src_w, once, dU_blocks, gx, xt, V, M, gt, planes, h, pt, wt, _bits(pt), _bits(gt))
         dU = np.empty((36, C * K), dtype=dtype)
         sum_blocks(dU_blocks.reshape(n_blocks, 36, C * K), dU)
     return _weight_grad(dU.reshape(36, C, K), dtype)

@@ -229,38 +229,42 @@ def store_pooled(yt, bias, want_bias, qh, yq, winners, pt, wt):
 
 @numba.njit(fastmath=False, **_runtime.KERNEL_FLAGS)
 def pooled_channels_last(gq, winners, r0, r1, pt, wt):
-    """pt[r - r0, q, k] = gq[k, r, q] and wt[...] = winners[k, r, q] for the pooled rows r0 <= r < r1 (those
-    inside gq): a sample's pooled gradient, channel-last, read in order (a row pair per tile row, read
-    across all channels at once, was 3x slower: the reads leap between the channels' planes)."""
+    """pt[r - r0, q, k] = gq[k, r, q] times ReLU's factor on the window's winner (1, or 0 where the winner's
+    value was <= 0: the gradient times 0, as fastcnn.relu_pool_backward computes it, -0.0 and NaN included)
+    and wt[...] = the winner's position 0..3, for the pooled rows r0 <= r < r1 (those inside gq): a sample's
+    pooled gradient, channel-last, read in order (a row pair per tile row, read across all channels at once,
+    was 3x slower: the reads leap between the channels' planes)."""
     K, Hq, Wq = gq.shape
+    zero, one = pt.dtype.type(0), pt.dtype.type(1)
     for k in range(K):
         for r in range(r0, min(r1, Hq)):
             for q in range(Wq):
-                pt[r - r0, q, k] = gq[k, r, q]
-                wt[r - r0, q, k] = winners[k, r, q]
+                code = winners[k, r, q]
+                pt[r - r0, q, k] = gq[k, r, q] * (one if code < 4 else zero)
+                wt[r - r0, q, k] = code & 3
 
 
 @numba.njit(fastmath=False, **_runtime.KERNEL_FLAGS)
-def load_pooled_grad_rows(pt, wt, r0, rows, Wq, gt):
-    """gt[p, w, k]: the output gradient of a tile row under the pooling of :func:`store_pooled`, from the
-    pooled gradient and the winners channel-last (:func:`pooled_channels_last`), the tile row's ``rows``
-    pooled rows from r0: the window's gradient times ReLU's factor on the winner's cell, 0 on the others and
-    past the pooled cells, exactly as fastcnn.relu_pool_backward writes them; a select per cell, in a loop
-    over channels."""
-    zero, one = gt.dtype.type(0), gt.dtype.type(1)
-    gt[2 * rows:] = 0  # the cells no window covers: past the last pooled row or column (an odd or partial edge)
-    gt[:2 * rows, 2 * Wq:] = 0
+def load_pooled_grad_rows(pt_bits, wt, r0, rows, Wq, gt_bits):
+    """The output gradient of a tile row under the pooling of :func:`store_pooled`, from
+    :func:`pooled_channels_last`'s rows r0.. (``rows`` of them): each window's value on its winner's cell,
+    +0.0 on the others and past the pooled cells, as fastcnn.relu_pool_backward writes them. On the bits
+    (pt_bits, gt_bits: integer views of the float arrays pt and gt (4, 4*tw, K)): a cell is the value's bits
+    AND a mask of all ones (the winner) or zeros (+0.0), so each loop over channels is branch-free integer
+    work the compiler vectorises (a select per cell compiled to branches: 3x slower)."""
+    gt_bits[2 * rows:] = 0  # the cells no window covers: past the last pooled row or column (an odd or partial edge)
+    gt_bits[:2 * rows, 2 * Wq:] = 0
     for r in range(rows):
         for q in range(Wq):
-            g, w = pt[r0 + r, q], wt[r0 + r, q]
-            t0, t1, b0, b1 = gt[2 * r, 2 * q], gt[2 * r, 2 * q + 1], gt[2 * r + 1, 2 * q], gt[2 * r + 1, 2 * q + 1]
+            g, w = pt_bits[r0 + r, q], wt[r0 + r, q]
+            t0, t1 = gt_bits[2 * r, 2 * q], gt_bits[2 * r, 2 * q + 1]
+            b0, b1 = gt_bits[2 * r + 1, 2 * q], gt_bits[2 * r + 1, 2 * q + 1]
             for k in range(g.size):
-                v = g[k] * (one if w[k] < 4 else zero)
-                pos = w[k] & 3
-                t0[k] = v if pos == 0 else zero
-                t1[k] = v if pos == 1 else zero
-                b0[k] = v if pos == 2 else zero
-                b1[k] = v if pos == 3 else zero
+                v, pos = g[k], w[k]
+                t0[k] = v & -np.int32(pos == 0)
+                t1[k] = v & -np.int32(pos == 1)
+                b0[k] = v & -np.int32(pos == 2)
+                b1[k] = v & -np.int32(pos == 3)
 
 
 @numba.njit(fastmath=False, **_runtime.KERNEL_FLAGS)
@@ -316,19 +320,26 @@ def input_adjoint_row(dV, t0, tw, r, plane, h):
 
 
 @numba.njit(fastmath=False, **_runtime.KERNEL_FLAGS)
-def fold_channels_last(plane, src_h, src_w, gxn):
-    """gxn = 0, then each padded cell of the channel-last plane (Hp, Wp, C) is added onto the input cell it
-    was copied from (index -1: a zero-filled cell, nothing): the adjoint of the padding, rows in order, cells
-    in order. The in-order run of each row (``identity_run``) is a loop without branches, which vectorises."""
+def fold_channels_last(plane, src_h, src_w, once, gxn):
+    """gxn = each padded cell of the channel-last plane (Hp, Wp, C) added onto the input cell it was copied
+    from (index -1: a zero-filled cell, nothing): the adjoint of the padding, rows in order, cells in order.
+    ``once``: every input cell was copied exactly once (a zero fill), so each is written, not summed, and
+    gxn needs no zeroing first. A row of the plane is read for all channels while it is in L1, each channel's
+    in-order run (``identity_run``) by a loop without branches (this order: 2x the channel-outer one)."""
     Hp, Wp, C = plane.shape
     lo, hi = identity_run(src_w)
-    gxn[:] = 0
-    for c in range(C):
-        for i in range(Hp):
-            sh = src_h[i]
-            if sh < 0:
-                continue
+    if not once:
+        gxn[:] = 0
+    for i in range(Hp):
+        sh = src_h[i]
+        if sh < 0:
+            continue
+        for c in range(C):
             dst = gxn[c, sh]
+            if once:
+                for j in range(hi - lo):
+                    dst[j] = plane[i, lo + j, c]
+                continue
             for j in range(lo):
                 if src_w[j] >= 0:
                     dst[src_w[j]] += plane[i, j, c]
