@@ -246,9 +246,9 @@ def _weight_transform_kernel(w, U):
     """U[a*6 + b, c, k] = sum over i, j of G[a, i] w[k, c, i, j] G[b, j], in float64: G w, then (G w) G^T.
     NaN and infinities propagate silently, as in the other kernels."""
     K, C = w.shape[0], w.shape[1]
-    for k in prange(K):
+    for c in prange(C):  # a task per input channel writes whole rows U[xi, c, :] (over k: no false sharing)
         t = np.empty((6, 3))
-        for c in range(C):
+        for k in range(K):
             for a in range(6):
                 for j in range(3):
                     t[a, j] = G[a, 0] * w[k, c, 0, j] + G[a, 1] * w[k, c, 1, j] + G[a, 2] * w[k, c, 2, j]
