@@ -44,7 +44,8 @@ def check_algorithm(op: str, algorithm, geom) -> str:
     if algorithm in WINOGRAD:
         reason = winograd_obstacle(geom)
         if reason is not None:
-            raise ValueError(invalid(op, "algorithm", f"'auto' or 'direct' for this convolution: '{algorithm}' computes "
-                                     "2-D, groups=1, 3x3 kernels with stride 1 and dilation 1, not " + reason,
+            raise ValueError(invalid(op, "algorithm", "'auto' or 'direct' for this convolution: "
+                                     f"'{algorithm}' computes 2-D, groups=1, 3x3 kernels with stride 1 and "
+                                     "dilation 1, not " + reason,
                                      algorithm))
     return algorithm

@@ -61,7 +61,7 @@ from cnnbase.conv_algorithm import check_algorithm
 from . import _blas, _runtime, conv_direct
 from ._blas import gemm, gemm_strided, single_threaded
 from ._conv_base import (
-    GW_BLOCK, SCRATCH, buffers as _buffers, conv_maps as _conv_maps, fill_rows as _fill_rows, fold as _fold,
+    GW_BLOCK, SCRATCH, add_to_lanes, buffers as _buffers, conv_maps as _conv_maps, fill_rows as _fill_rows, fold as _fold,
     none as _none, pad as _pad, src_map as _src_map, sum_blocks as _sum_blocks, widen as _widen,
 )
 from .conv_taps1d import taps_1d_backward_pass as _taps_1d_backward_pass, taps_1d_pass as _taps_1d_pass
@@ -291,18 +291,11 @@ def _bias_grad(g, out):
     whole blocks, samples in order, a row's last L mod BIAS_LANES cells go to ``tail`` in order, and the lanes
     are added in order at the end. The same bits for any thread count and any vector width."""
     N, C, L = g.shape
-    end = L - L % BIAS_LANES
     for c in prange(C):
         lanes = np.zeros(BIAS_LANES)
         tail = 0.0
         for n in range(N):
-            row = g[n, c]
-            for i in range(0, end, BIAS_LANES):
-                block = row[i:i + BIAS_LANES]
-                for j in range(BIAS_LANES):
-                    lanes[j] += block[j]
-            for i in range(end, L):
-                tail += row[i]
+            tail = add_to_lanes(g[n, c], lanes, tail)
         total = tail
         for j in range(BIAS_LANES):
             total += lanes[j]

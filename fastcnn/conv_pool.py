@@ -25,6 +25,7 @@ from cnnbase.conv import ConvGeometry, fit_geometry as fit_conv
 from cnnbase.pool import PoolGeometry
 
 from . import _runtime, conv, winograd4
+from ._conv_base import add_to_lanes
 from .pool import _is_plain_2x2
 
 __all__ = ["FUSED_OPS", "conv_relu_pool_pays", "conv_relu_pool_forward", "conv_relu_pool_backward"]
@@ -118,7 +119,6 @@ def _pooled_bias_grad(gq, winners, H_out, W_out, out):
     N, K, Hq, Wq = gq.shape
     lanes_n = conv.BIAS_LANES
     L = H_out * W_out
-    end = L - L % lanes_n
     zero, one = gq.dtype.type(0), gq.dtype.type(1)
     for k in prange(K):
         lanes = np.zeros(lanes_n)
@@ -133,11 +133,7 @@ def _pooled_bias_grad(gq, winners, H_out, W_out, out):
                     # one store at the winner's cell (a select per cell was 6x slower: it compiled to branches)
                     code = np.int32(w[q])
                     plane[base + ((code >> 1) & 1) * W_out + 2 * q + (code & 1)] = g[q] * (one if code < 4 else zero)
-            for i in range(0, end, lanes_n):
-                for j in range(lanes_n):
-                    lanes[j] += plane[i + j]
-            for i in range(end, L):
-                tail += plane[i]
+            tail = add_to_lanes(plane, lanes, tail)
         total = tail
         for j in range(lanes_n):
             total += lanes[j]

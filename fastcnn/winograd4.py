@@ -17,8 +17,8 @@ the backward as the adjoint of the forward). The difference is the layout: here 
 that every transform is a loop over channels with contiguous loads and stores, which the compiler turns
 into SIMD instructions (the channel counts of the layers it pays on, 16 and more, fill the vectors).
 The input rows a chunk needs are copied to channel-last first, and the output rows back to channel-first
-(fastcnn.winograd4_tiles: ``channels_last``, ``store_rows``): a copy of the input and one of the output per call, which cost less
-than scalar transforms.
+(fastcnn.winograd4_tiles: ``channels_last``, ``store_rows``): a copy of the input and one of the output per
+call, which cost less than scalar transforms.
 
 **Blocks that stay in cache**: one task takes a block of ``nb`` samples, and its tiles go through the 36
 GEMMs in chunks whose ``V`` and ``M`` together stay under :data:`CHUNK_BYTES`: several whole samples per
@@ -46,7 +46,7 @@ from cnnbase.conv_algorithm import winograd_obstacle
 
 from . import _blas, _runtime, conv
 from ._blas import gemm, single_threaded
-from ._conv_base import GW_BLOCK, SCRATCH, buffers, conv_maps, none, pad, sum_blocks
+from ._conv_base import GW_BLOCK, SCRATCH, buffers, conv_maps, matrix, none, pad, positions, row_cells, sum_blocks
 from .winograd4_tiles import (channels_last, fold_channels_last, grad_out_row, input_adjoint_row, input_row,
                               load_grad_rows, load_pooled_grad_rows, output_row, pooled_channels_last, store_pooled,
                               store_rows)
@@ -98,18 +98,6 @@ MAX_WEIGHTS = 64 * 64
 MIN_OUTPUT = 8
 
 
-@numba.njit(inline="always", **_runtime.KERNEL_FLAGS)
-def _positions(flat, S):
-    """A thread's flat buffer as 36 rows of S cells, one per position xi."""
-    return flat[:36 * S].reshape((36, S))
-
-
-@numba.njit(inline="always", **_runtime.KERNEL_FLAGS)
-def _matrix(flat, S, xi, a, b):
-    """Row xi of :func:`_positions` as the C-contiguous (a, b) matrix it holds."""
-    return flat[xi * S:xi * S + a * b].reshape((a, b))
-
-
 @numba.njit(fastmath=False, **_runtime.KERNEL_FLAGS)
 def _transform_inputs(xp, n0, n1, i0, i1, tw, xt, V, h):
     """V's tiles for tile rows i0 <= i < i1 of samples n0 <= n < n1 (numbered sample by sample)."""
@@ -133,14 +121,14 @@ def _forward_kernel(xp, U, bias, want_bias, H_out, W_out, nb, rows, cblas, poole
     SV, SM = V_bufs.shape[1] // 36, M_bufs.shape[1] // 36
     for blk in prange((N + nb - 1) // nb):
         tid = numba.get_thread_id()
-        V, M = _positions(V_bufs[tid], SV), _positions(M_bufs[tid], SM)
+        V, M = positions(V_bufs[tid], 36, SV), positions(M_bufs[tid], 36, SM)
         n0, n1 = blk * nb, min(N, (blk + 1) * nb)
         for i0 in range(0, th, rows):
             i1 = min(th, i0 + rows)
             T = (n1 - n0) * (i1 - i0) * tw
             _transform_inputs(xp, n0, n1, i0, i1, tw, xt_bufs[tid], V, h_bufs[tid])
             for xi in range(36):
-                gemm(False, False, _matrix(V_bufs[tid], SV, xi, T, C), U[xi], _matrix(M_bufs[tid], SM, xi, T, K),
+                gemm(False, False, matrix(V_bufs[tid], SV, xi, T, C), U[xi], matrix(M_bufs[tid], SM, xi, T, K),
                      False, cblas)
             for n in range(n0, n1):
                 for i in range(i0, i1):
@@ -174,7 +162,7 @@ def _backward_kernel(xp, go, winners, U, H_out, W_out, nb, rows, block, input_gr
     SV, SM = V_bufs.shape[1] // 36, M_bufs.shape[1] // 36
     for blk in prange((N + block - 1) // block):
         tid = numba.get_thread_id()
-        V, dM = _positions(V_bufs[tid], SV), _positions(M_bufs[tid], SM)
+        V, dM = positions(V_bufs[tid], 36, SV), positions(M_bufs[tid], 36, SM)
         planes = plane_bufs[tid]
         for n0 in range(blk * block, min(N, (blk + 1) * block), nb):
             n1 = min(N, n0 + nb)
@@ -197,8 +185,8 @@ def _backward_kernel(xp, go, winners, U, H_out, W_out, nb, rows, block, input_gr
                         grad_out_row(g_bufs[tid], tw, dM, ((n - n0) * (i1 - i0) + i - i0) * tw, h_bufs[tid])
                 first = n0 == blk * block and i0 == 0
                 for xi in range(36):
-                    Vx = _matrix(V_bufs[tid], SV, xi, T, C)
-                    dMx = _matrix(M_bufs[tid], SM, xi, T, K)
+                    Vx = matrix(V_bufs[tid], SV, xi, T, C)
+                    dMx = matrix(M_bufs[tid], SM, xi, T, K)
                     gemm(True, False, Vx, dMx, dU_blocks[blk, xi], not first, cblas)
                     if input_grad:
                         gemm(False, True, dMx, U[xi], Vx, False, cblas)
@@ -301,13 +289,6 @@ def _copied_once(src, size: int) -> bool:
     return idx.size == size and np.array_equal(src[idx], np.arange(size)) and idx[-1] - idx[0] == size - 1
 
 
-def _row_cells(cells: int, itemsize: int) -> int:
-    """The stride (in cells) between the 36 position rows of a buffer: rounded up to 4 KiB and one 64-byte
-    line more, so that the rows a transform writes at once do not share an L1 set (see fastcnn.winograd)."""
-    page = 4096 // itemsize
-    return -(-cells // page) * page + 64 // itemsize
-
-
 def _plan(N, C, K, H_out, W_out, itemsize):
     """(nb samples per block, tile rows per chunk): V and M of a chunk under CHUNK_BYTES, whole samples per
     chunk (up to MAX_BLOCK, leaving at least two blocks) when one fits, else some tile rows of one sample;
@@ -331,8 +312,8 @@ def _buffers(geom, dtype, nb, rows, Wp):
     itemsize = np.dtype(dtype).itemsize
     T = nb * rows * tw
     xt = buffers("winograd4.xt", (4 * rows + 2, Wp, C), dtype)
-    V = buffers("winograd4.V", (36 * _row_cells(T * C, itemsize),), dtype)
-    M = buffers("winograd4.M", (36 * _row_cells(T * K, itemsize),), dtype)
+    V = buffers("winograd4.V", (36 * row_cells(T * C, itemsize),), dtype)
+    M = buffers("winograd4.M", (36 * row_cells(T * K, itemsize),), dtype)
     yt = buffers("winograd4.yt", (4, 4 * tw, K), dtype)
     h = buffers("winograd4.h", (6, 6, max(C, K)), dtype)
     return xt, V, M, yt, h

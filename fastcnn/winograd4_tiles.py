@@ -98,24 +98,15 @@ def _vbt(d0, d1, d2, d3, d4, d5, v0, v1, v2, v3, v4, v5):
 
 
 @numba.njit(inline="always", **_runtime.KERNEL_FLAGS)
-def _vb_add(v0, v1, v2, v3, v4, v5, d0, d1, d2, d3, d4, d5):
-    """d_e[c] += (B v[:, c])[e]."""
+def _vb(v0, v1, v2, v3, v4, v5, d0, d1, d2, d3, d4, d5, accumulate):
+    """d_e[c] = (B v[:, c])[e], or += when ``accumulate`` (a constant at each call: no branch in the loop)."""
     for c in range(d0.size):
         r = _b(v0[c], v1[c], v2[c], v3[c], v4[c], v5[c])
-        d0[c] += r[0]
-        d1[c] += r[1]
-        d2[c] += r[2]
-        d3[c] += r[3]
-        d4[c] += r[4]
-        d5[c] += r[5]
-
-
-@numba.njit(inline="always", **_runtime.KERNEL_FLAGS)
-def _vb(v0, v1, v2, v3, v4, v5, d0, d1, d2, d3, d4, d5):
-    """d_e[c] = (B v[:, c])[e]."""
-    for c in range(d0.size):
-        r = _b(v0[c], v1[c], v2[c], v3[c], v4[c], v5[c])
-        d0[c], d1[c], d2[c], d3[c], d4[c], d5[c] = r[0], r[1], r[2], r[3], r[4], r[5]
+        if accumulate:
+            d0[c], d1[c], d2[c], d3[c], d4[c], d5[c] = d0[c] + r[0], d1[c] + r[1], d2[c] + r[2], d3[c] + r[3], \
+                d4[c] + r[4], d5[c] + r[5]
+        else:
+            d0[c], d1[c], d2[c], d3[c], d4[c], d5[c] = r[0], r[1], r[2], r[3], r[4], r[5]
 
 
 @numba.njit(inline="always", **_runtime.KERNEL_FLAGS)
@@ -312,11 +303,12 @@ def input_adjoint_row(dV, t0, tw, r, plane, h):
         for a in range(6):
             b = 6 * a
             _vb(dV[b, o:o + C], dV[b + 1, o:o + C], dV[b + 2, o:o + C], dV[b + 3, o:o + C], dV[b + 4, o:o + C],
-                dV[b + 5, o:o + C], h[a, 0, :C], h[a, 1, :C], h[a, 2, :C], h[a, 3, :C], h[a, 4, :C], h[a, 5, :C])
+                dV[b + 5, o:o + C], h[a, 0, :C], h[a, 1, :C], h[a, 2, :C], h[a, 3, :C], h[a, 4, :C], h[a, 5, :C],
+                False)
         for q in range(6):
-            _vb_add(h[0, q, :C], h[1, q, :C], h[2, q, :C], h[3, q, :C], h[4, q, :C], h[5, q, :C],
-                    plane[r, s + q], plane[r + 1, s + q], plane[r + 2, s + q], plane[r + 3, s + q],
-                    plane[r + 4, s + q], plane[r + 5, s + q])
+            _vb(h[0, q, :C], h[1, q, :C], h[2, q, :C], h[3, q, :C], h[4, q, :C], h[5, q, :C],
+                plane[r, s + q], plane[r + 1, s + q], plane[r + 2, s + q], plane[r + 3, s + q], plane[r + 4, s + q],
+                plane[r + 5, s + q], True)
 
 
 @numba.njit(fastmath=False, **_runtime.KERNEL_FLAGS)
