@@ -79,6 +79,10 @@ CHUNK_BYTES = 1 << 20
 #: tasks on a batch of 128.
 MAX_BLOCK = 4
 
+#: Bytes of the backward tasks' private weight gradients together, at most (they are summed in order at the
+#: end): a large batch of many channels takes more samples per task rather than more memory.
+DU_BYTES = 64 << 20
+
 #: Tiles per chunk at least: each of the 36 GEMMs reads all of U[xi] (C x K) for the chunk's tiles, so fewer
 #: tiles than this leave the GEMMs bound by reading U (measured on 128 -> 128 channels, 14x14: 16 tiles per
 #: chunk ran 2x slower than direct).
@@ -304,6 +308,16 @@ def _plan(N, C, K, H_out, W_out, itemsize):
     return nb, th
 
 
+def _task_samples(N, C, K, nb, itemsize):
+    """Samples per backward task: GW_BLOCK (rounded up to whole blocks of nb), or more when the tasks' private
+    weight gradients (36 x C x K each) would pass DU_BYTES: never derived from the thread count."""
+    block = nb * -(-GW_BLOCK // nb)
+    most = max(1, DU_BYTES // (36 * C * K * itemsize))
+    if -(-N // block) > most:
+        block = nb * -(-(-(-N // most)) // nb)
+    return block
+
+
 def _buffers(geom, dtype, nb, rows, Wp):
     """The per-thread scratch: channel-last input rows, V and M (36 rows each), one tile row of output, and
     the transforms' 6x6 block of channel vectors."""
@@ -360,7 +374,7 @@ def backward(geom, go4, x4, w4, gx, input_grad=True, winners=None):
     H_out, W_out = geom.out
     nb, rows = _plan(N, C, K, H_out, W_out, np.dtype(dtype).itemsize)
     xt, V, M, gt, h = _buffers(geom, dtype, nb, rows, src_w.size)
-    block = nb * -(-GW_BLOCK // nb)
+    block = _task_samples(N, C, K, nb, np.dtype(dtype).itemsize)
     n_blocks = -(-N // block)
     dU_blocks = SCRATCH.get("winograd4.dU", n_blocks * 36 * C * K, dtype).reshape(n_blocks, 36, C, K)
     planes = buffers("winograd4.planes", (nb if input_grad else 1, src_h.size, src_w.size, C), dtype)

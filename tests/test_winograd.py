@@ -134,6 +134,22 @@ def test_f4x4_every_chunking_matches_refcnn(monkeypatch, chunk_bytes, min_tiles)
     _assert_within(got, want, _bounds(x, w, b, g, kw), FLOAT64_BOUND, f"chunking {chunk_bytes} {min_tiles}")
 
 
+def test_f4x4_weight_gradient_memory_is_bounded(monkeypatch):
+    """With DU_BYTES below one task's weight gradient, the backward takes the whole batch in one task
+    (winograd4._task_samples) and still matches refcnn, bit-identically for 1 and 2 threads."""
+    import fastcnn.winograd4 as w4
+    monkeypatch.setattr(w4, "DU_BYTES", 1)
+    assert w4._task_samples(9, 16, 16, 1, 8) == 9 and w4._task_samples(9, 16, 16, 2, 8) == 10
+    rng = np.random.default_rng(6)
+    x, w, b = rng.standard_normal((9, 5, 9, 8)), rng.standard_normal((6, 5, 3, 3)), rng.standard_normal(6)
+    g = rng.standard_normal((9, 6, 9, 8))
+    kw = dict(padding=1)
+    want = (refcnn.conv2d(x, w, b, **kw), *refcnn.conv2d_backward(g, x, w, b, **kw))
+    got = _winograd(x, w, b, g, kw, algorithm="winograd4")
+    _assert_within(got, want, _bounds(x, w, b, g, kw), FLOAT64_BOUND, "one task")
+    assert_bit_identical(results_per_thread_count(lambda: _winograd(x, w, b, g, kw, algorithm="winograd4")))
+
+
 def test_a_hand_worked_tile():
     """One 4x4 input, one 3x3 kernel of ones on the centre column: y[i, j] = x[i, j+1] + x[i+1, j+1] +
     x[i+2, j+1], worked by hand for x = arange(16)."""
