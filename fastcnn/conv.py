@@ -61,8 +61,8 @@ from cnnbase.conv_algorithm import check_algorithm
 from . import _blas, _runtime, conv_direct
 from ._blas import gemm, gemm_strided, single_threaded
 from ._conv_base import (
-    GW_BLOCK, SCRATCH, add_to_lanes, buffers as _buffers, conv_maps as _conv_maps, fill_rows as _fill_rows, fold as _fold,
-    none as _none, pad as _pad, src_map as _src_map, sum_blocks as _sum_blocks, widen as _widen,
+    GW_BLOCK, SCRATCH, SUM_LANES, add_to_lanes, buffers as _buffers, conv_maps as _conv_maps, fill_rows as _fill_rows,
+    fold as _fold, none as _none, pad as _pad, src_map as _src_map, sum_blocks as _sum_blocks, widen as _widen,
 )
 from .conv_taps1d import taps_1d_backward_pass as _taps_1d_backward_pass, taps_1d_pass as _taps_1d_pass
 
@@ -281,7 +281,7 @@ def _gemm_col2im(go3, w2, bias, G, KH, KW, SH, SW, DH, DW, H_out, W_out, src_h, 
 #: register without reassociating anything. Measured here (AVX-512, float32, 128x64x24x24): 8 lanes ran 4x
 #: slower than a fast-math sum, 64 lanes as fast (0.15-0.36 ms); a constant, so the sum is the same
 #: everywhere.
-BIAS_LANES = 64
+BIAS_LANES = SUM_LANES
 
 
 @numba.njit(parallel=True, fastmath=False, **_runtime.KERNEL_FLAGS)

@@ -25,7 +25,7 @@ from cnnbase.conv import ConvGeometry, fit_geometry as fit_conv
 from cnnbase.pool import PoolGeometry
 
 from . import _runtime, conv, winograd4
-from ._conv_base import add_to_lanes
+from ._conv_base import SUM_LANES, add_to_lanes
 from .pool import _is_plain_2x2
 
 __all__ = ["FUSED_OPS", "conv_relu_pool_pays", "conv_relu_pool_forward", "conv_relu_pool_backward"]
@@ -111,17 +111,15 @@ def conv_relu_pool_backward(conv_geometry: ConvGeometry, pool_geometry: PoolGeom
 @numba.njit(parallel=True, fastmath=False, **_runtime.KERNEL_FLAGS)
 def _pooled_bias_grad(gq, winners, H_out, W_out, out):
     """out[k] = the sum of the convolution's output gradient over samples and positions, as fastcnn.conv's
-    ``_bias_grad`` sums it (float64 lanes, lane j taking the cells i = j (mod BIAS_LANES) of each sample's
-    whole blocks in order, the last L mod BIAS_LANES cells in ``tail``, the lanes added in order at the end):
-    each sample's (H_out, W_out) gradient plane is rebuilt from the pooled gradient and the winners in a
-    small buffer (as fastcnn.relu_pool_backward writes it: the winner's cell, 0 elsewhere), then summed the
-    same way, so the result is conv_backward's bit for bit."""
+    ``_bias_grad`` sums it (``_conv_base.add_to_lanes``: float64 lanes, samples in order, the lanes added in
+    order at the end): each sample's (H_out, W_out) gradient plane is rebuilt from the pooled gradient and
+    the winners in a small buffer (as fastcnn.relu_pool_backward writes it: the winner's cell, 0
+    elsewhere), then summed the same way, so the result is conv_backward's bit for bit."""
     N, K, Hq, Wq = gq.shape
-    lanes_n = conv.BIAS_LANES
     L = H_out * W_out
     zero, one = gq.dtype.type(0), gq.dtype.type(1)
     for k in prange(K):
-        lanes = np.zeros(lanes_n)
+        lanes = np.zeros(SUM_LANES)
         tail = 0.0
         plane = np.empty(L, dtype=gq.dtype)
         for n in range(N):
@@ -135,6 +133,6 @@ def _pooled_bias_grad(gq, winners, H_out, W_out, out):
                     plane[base + ((code >> 1) & 1) * W_out + 2 * q + (code & 1)] = g[q] * (one if code < 4 else zero)
             tail = add_to_lanes(plane, lanes, tail)
         total = tail
-        for j in range(lanes_n):
+        for j in range(SUM_LANES):
             total += lanes[j]
         out[k] = total
