@@ -1,8 +1,10 @@
-"""Direct against Winograd F(2x2, 3x3) convolutions in fastcnn, interleaved in one process (issue 16).
+"""Direct against Winograd F(2x2, 3x3) and F(4x4, 3x3) convolutions in fastcnn, interleaved in one process
+(issue 16).
 
 Prints the median ms per call of ``fastcnn.conv2d`` (forward) and ``fastcnn.conv2d_backward`` (grad_x, grad_w,
-grad_b) with ``algorithm="direct"`` and ``algorithm="winograd"`` side by side, float32, for the seeds' conv2
-layer and the 3x3 rows of ``cnn bench ops``, at each thread count asked, with the load average beside.
+grad_b) with ``algorithm="direct"``, ``"winograd"`` and ``"winograd4"`` side by side, float32, for the seeds'
+conv2 layer and the 3x3 rows of ``cnn bench ops``, at each thread count asked, with the load average beside,
+and each Winograd time as a ratio direct / Winograd (above 1: Winograd faster).
 
     PYTHONPATH=. python benchmarks/winograd_bench.py [--threads 2,1] [--repeats 15] [--dtype float32]
 """
@@ -45,16 +47,18 @@ def main(argv=None) -> None:
     parser.add_argument("--dtype", default="float32")
     args = parser.parse_args(argv)
     print(f"load average before: {os.getloadavg()}")
-    print(f"{'threads':>7} {'case (N,C,H,W,K,pad)':>24} {'dir':>8} {'direct ms':>10} {'winograd ms':>12} "
-          f"{'direct/wino':>11}")
+    names = ("direct", "winograd", "winograd4")
+    print(f"{'threads':>7} {'case (N,C,H,W,K,pad)':>24} {'dir':>4} {'direct ms':>10} {'F(2,3) ms':>10} "
+          f"{'F(4,3) ms':>10} {'dir/F23':>8} {'dir/F43':>8}")
     for threads in [int(t) for t in args.threads.split(",")]:
         fastcnn.set_num_threads(threads)
         for case in CASES:
-            direct, wino = _calls(case, args.dtype, "direct"), _calls(case, args.dtype, "winograd")
+            calls = {name: _calls(case, args.dtype, name) for name in names}
             for d in ("forward", "backward"):
-                med = interleaved_medians({"direct": direct[d], "winograd": wino[d]}, args.repeats)
-                print(f"{threads:>7} {str(case):>24} {d[:3]:>8} {med['direct'] * 1e3:>10.2f} "
-                      f"{med['winograd'] * 1e3:>12.2f} {med['direct'] / med['winograd']:>11.2f}")
+                med = interleaved_medians({name: calls[name][d] for name in names}, args.repeats)
+                ms = [med[name] * 1e3 for name in names]
+                print(f"{threads:>7} {str(case):>24} {d[:3]:>4} {ms[0]:>10.2f} {ms[1]:>10.2f} {ms[2]:>10.2f} "
+                      f"{ms[0] / ms[1]:>8.2f} {ms[0] / ms[2]:>8.2f}")
     print(f"load average after: {os.getloadavg()}")
 
 

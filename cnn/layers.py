@@ -277,13 +277,39 @@ class _OnConvGeometry(Layer):
         op = self.geometry.op
         return (op, op + "_backward", "conv_forward", "conv_backward")
 
+    #: The window winners of the last forward pass when it computed this layer's ReLU and the max pooling
+    #: after it too (the engine's ``conv_relu_pool_forward``: the output was the pooled one); else None.
+    _winners: np.ndarray | None = None
+
+    def _pools_here(self, ctx: Pass) -> bool:
+        """Whether this pass runs the convolution, its ReLU and the max pooling after it as one op: the layer
+        hands its ReLU on (:meth:`Layer._hands_relu_on`) and the engine's ``conv_relu_pool_pays`` takes the
+        block (fastcnn: a 3x3 layer it computes by Winograd F(4x4, 3x3), then a plain 2x2 pooling)."""
+        if self.relu_pool is None:
+            return False
+        pays = getattr(ctx.engine, "conv_relu_pool_pays", None)
+        return (pays is not None and self._hands_relu_on(ctx)
+                and pays(self.geometry, self.relu_pool.geometry, np.dtype(ctx.dtype)))
+
     def _forward(self, x, ctx):
         self._x = x
-        return ctx.engine.conv_forward(self.geometry, x, self._weight(), self.params.get("bias"))
+        bias = self.params.get("bias")
+        if self._pools_here(ctx):
+            y, self._winners = ctx.engine.conv_relu_pool_forward(self.geometry, self.relu_pool.geometry, x,
+                                                                 self._weight(), bias)
+            return y
+        self._winners = None
+        return ctx.engine.conv_forward(self.geometry, x, self._weight(), bias)
 
     def _backward(self, grad):
-        gx, gw, gb = self._ctx.engine.conv_backward(self.geometry, grad, self._x, self._weight(),
-                                                    self.params.get("bias"), input_grad=self.input_grad)
+        engine, bias = self._ctx.engine, self.params.get("bias")
+        if self._winners is not None:  # grad is with respect to the pooled output (the pooling passed it on)
+            gx, gw, gb = engine.conv_relu_pool_backward(self.geometry, self.relu_pool.geometry, grad, self._x,
+                                                        self._weight(), bias, self._winners,
+                                                        input_grad=self.input_grad)
+        else:
+            gx, gw, gb = engine.conv_backward(self.geometry, grad, self._x, self._weight(), bias,
+                                              input_grad=self.input_grad)
         if self.mask is not None:
             gw = gw * self.mask  # d(weight * mask)/d(weight): no gradient outside the table
         self.grads = {"weight": gw}
@@ -399,15 +425,24 @@ class _Pool(Layer):
     relu_from: Layer | None = None
     _fused: bool = False
 
+    #: Whether the last pass found x already pooled by the convolution before (conv_relu_pool_forward).
+    _pooled_before: bool = False
+
     def _forward(self, x, ctx):
         self._x = x
-        # Fused only when the layer before handed its ReLU on in this very pass: then x is its pre-activation.
+        # Fused only when the layer before handed its ReLU on in this very pass: then x is its pre-activation,
+        # or, when that convolution pooled too (_OnConvGeometry._pools_here), this layer's output already.
         self._fused = self.relu_from is not None and self.relu_from._relu_handed_on
+        self._pooled_before = self._fused and getattr(self.relu_from, "_winners", None) is not None
+        if self._pooled_before:
+            return x
         if self._fused:
             return ctx.engine.relu_pool_forward(self.geometry, x)
         return ctx.engine.pool_forward(self.geometry, x)
 
     def _backward(self, grad):
+        if self._pooled_before:
+            return grad  # the convolution's fused backward takes the pooled gradient
         if self._fused:
             return self._ctx.engine.relu_pool_backward(self.geometry, grad, self._x)
         return self._ctx.engine.pool_backward(self.geometry, grad, self._x)

@@ -14,7 +14,9 @@ which is what answers "is the residual add slow". The optimizer's update and the
 are rows of their own when the caller times them (:meth:`LayerProfile.wrap_call`, :meth:`LayerProfile.add`);
 what no row accounts for (loss and its gradient, the accuracy count, the calls themselves) is the row
 ``(rest of the step)``. When fastcnn fuses a convolution's ReLU with the max pooling after it
-(``fastcnn.relu_pool_forward``), that ReLU's time is counted in the pooling layer's row.
+(``fastcnn.relu_pool_forward``), that ReLU's time is counted in the pooling layer's row; when it fuses the
+convolution, its ReLU and the pooling (``fastcnn.conv_relu_pool_forward``), all three are in the
+convolution's row and the pooling's row is about 0.
 """
 
 from __future__ import annotations

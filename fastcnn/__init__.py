@@ -16,7 +16,8 @@ from ._runtime import get_num_threads, set_num_threads
 # Family modules under private names (`from .dropout import *` rebinds `fastcnn.dropout` to the function).
 from . import activations as _activations, augment as _augment, conv as _conv, dense as _dense, dropout as _dropout
 from . import losses as _losses, norm as _norm, optim as _optim, pool as _pool
-from . import winograd as _winograd  # noqa: F401  (registers algorithm="winograd" with conv)
+# Register algorithm="winograd4" and "winograd" with conv; 'auto' asks them in this order.
+from . import winograd4 as _winograd4, winograd as _winograd  # noqa: F401
 from .activations import *  # noqa: F401,F403
 from .augment import *  # noqa: F401,F403
 from .conv import *  # noqa: F401,F403
@@ -28,7 +29,13 @@ from .optim import *  # noqa: F401,F403
 from .pool import *  # noqa: F401,F403
 from .conv import conv_backward, conv_forward  # noqa: F401  (GEOMETRY_OPS)
 from .pool import pool_backward, pool_forward  # noqa: F401  (GEOMETRY_OPS)
-from .pool import FUSED_OPS, relu_pool_backward, relu_pool_forward  # noqa: F401  (fastcnn only; cnn.layers)
+from .pool import FUSED_OPS as _POOL_FUSED, relu_pool_backward, relu_pool_forward  # noqa: F401  (fastcnn only)
+from .conv_pool import FUSED_OPS as _CONV_FUSED, conv_relu_pool_pays  # noqa: F401  (fastcnn only; cnn.layers)
+from .conv_pool import conv_relu_pool_backward, conv_relu_pool_forward  # noqa: F401
+
+#: fastcnn's fused ops (outside the spec's ops, each the composition of plain ops bit for bit): cnn's layers
+#: take them when the engine has them.
+FUSED_OPS = _POOL_FUSED + _CONV_FUSED
 
 #: Every operation of the spec, by family: the same names as ``refcnn.OPS``.
 OPS = {
@@ -46,9 +53,10 @@ OPS = {
 #: What runs on a geometry resolved once (by ``cnn``'s layers, when they are built), beside the spec's ops.
 GEOMETRY_OPS = ("conv_forward", "conv_backward", "pool_forward", "pool_backward")
 
-# FUSED_OPS (relu_pool_forward, relu_pool_backward) are fastcnn's alone, outside OPS and the spec: a ReLU and
-# the max pooling after it in one pass, which cnn's layers take when the engine has them. Each equals the
-# composition of the spec's plain ops bit for bit (tests/test_fast_fused.py); refcnn keeps only the plain ops.
+# FUSED_OPS are fastcnn's alone, outside OPS and the spec: a ReLU and the max pooling after it in one pass
+# (relu_pool_*), and a 3x3 convolution with both (conv_relu_pool_*), which cnn's layers take when the engine
+# has them. Each equals the composition of the spec's plain ops bit for bit (tests/test_fast_fused.py,
+# tests/test_fast_conv_pool.py); refcnn keeps only the plain ops.
 
 __all__ = ["shapes", "ShapeError", "PADDING_MODES", "OPS", "set_num_threads", "get_num_threads"] + list(GEOMETRY_OPS) + [
     name for names in OPS.values() for name in names

@@ -61,8 +61,8 @@ from cnnbase.conv_algorithm import check_algorithm
 from . import _blas, _runtime, conv_direct
 from ._blas import gemm, gemm_strided, single_threaded
 from ._conv_base import (
-    GW_BLOCK, SCRATCH, buffers as _buffers, conv_maps as _conv_maps, fill_rows as _fill_rows, fold as _fold,
-    none as _none, pad as _pad, src_map as _src_map, sum_blocks as _sum_blocks, widen as _widen,
+    GW_BLOCK, SCRATCH, SUM_LANES, add_to_lanes, buffers as _buffers, conv_maps as _conv_maps, fill_rows as _fill_rows,
+    fold as _fold, none as _none, pad as _pad, src_map as _src_map, sum_blocks as _sum_blocks, widen as _widen,
 )
 from .conv_taps1d import taps_1d_backward_pass as _taps_1d_backward_pass, taps_1d_pass as _taps_1d_pass
 
@@ -281,7 +281,7 @@ def _gemm_col2im(go3, w2, bias, G, KH, KW, SH, SW, DH, DW, H_out, W_out, src_h, 
 #: register without reassociating anything. Measured here (AVX-512, float32, 128x64x24x24): 8 lanes ran 4x
 #: slower than a fast-math sum, 64 lanes as fast (0.15-0.36 ms); a constant, so the sum is the same
 #: everywhere.
-BIAS_LANES = 64
+BIAS_LANES = SUM_LANES
 
 
 @numba.njit(parallel=True, fastmath=False, **_runtime.KERNEL_FLAGS)
@@ -291,18 +291,11 @@ def _bias_grad(g, out):
     whole blocks, samples in order, a row's last L mod BIAS_LANES cells go to ``tail`` in order, and the lanes
     are added in order at the end. The same bits for any thread count and any vector width."""
     N, C, L = g.shape
-    end = L - L % BIAS_LANES
     for c in prange(C):
         lanes = np.zeros(BIAS_LANES)
         tail = 0.0
         for n in range(N):
-            row = g[n, c]
-            for i in range(0, end, BIAS_LANES):
-                block = row[i:i + BIAS_LANES]
-                for j in range(BIAS_LANES):
-                    lanes[j] += block[j]
-            for i in range(end, L):
-                tail += row[i]
+            tail = add_to_lanes(g[n, c], lanes, tail)
         total = tail
         for j in range(BIAS_LANES):
             total += lanes[j]
@@ -436,17 +429,17 @@ def _compute(arrays, dtype):
     return [None if a is None else _runtime.as_compute(as_2d(a) if a.ndim == 3 else a, dtype) for a in arrays]
 
 
-#: Algorithms beside the direct one, as (pays, forward, backward), registered by their modules when fastcnn is
-#: imported (fastcnn.winograd): they import this module's helpers, so it cannot import them (no import cycle).
+#: Algorithms beside the direct one, as name: (pays, forward, backward), registered by their modules when
+#: fastcnn is imported (fastcnn.winograd4, fastcnn.winograd): they import this module's helpers, so it cannot
+#: import them (no import cycle). 'auto' asks them in registration order and takes the first that pays.
 ALGORITHMS = {}
 
 
 def _other(geom, algorithm, dtype):
     """The registered algorithm ``algorithm`` (checked) names, or the one 'auto' picks by its rule; None: direct."""
-    entry = ALGORITHMS.get("winograd")
-    if algorithm == "direct" or entry is None or (algorithm == "auto" and not entry[0](geom, dtype)):
-        return None
-    return entry
+    if algorithm == "auto":
+        return next((entry for entry in ALGORITHMS.values() if entry[0](geom, dtype)), None)
+    return ALGORITHMS.get(algorithm)
 
 
 def _conv_forward(geom: ConvGeometry, x, weight, bias, algorithm="auto"):
@@ -482,7 +475,7 @@ def _conv_backward(geom: ConvGeometry, grad_out, x, weight, bias, algorithm="aut
     src_h, src_w = _conv_maps(g2)
     grad_x = np.empty(x4.shape, dtype=dtype)
     if (other := _other(geom, algorithm, dtype)) is not None:
-        grad_w = other[2](geom, go4, x4, w4, grad_x)
+        grad_w = other[2](geom, go4, x4, w4, grad_x, input_grad)
         return _results(out_dtype, grad_x, grad_w, None if bias is None else _grad_bias(go3))
     if _taps_1d_pays(geom, g2):
         grad_w = _taps_1d_backward_pass(x4, go3, w4, geom.G, g2, src_w, grad_x)

@@ -59,7 +59,8 @@ from cnnbase.conv_algorithm import winograd_obstacle
 
 from . import _blas, _runtime, conv
 from ._blas import gemm, single_threaded
-from ._conv_base import GW_BLOCK, SCRATCH, buffers, conv_maps, fold, none, pad, sum_blocks
+from ._conv_base import (GW_BLOCK, SCRATCH, buffers, conv_maps, fold, matrix, none, pad, positions, row_cells,
+                         sum_blocks)
 
 __all__: list[str] = []
 
@@ -221,18 +222,6 @@ def _input_adjoint(dV, i0, i1, tw, plane):
                 p3[s + 3] -= q33
 
 
-@numba.njit(inline="always", **_runtime.KERNEL_FLAGS)
-def _positions(flat, S):
-    """A thread's flat buffer as 16 rows of S cells, one per position xi (row xi holds an (a, T) matrix)."""
-    return flat[:16 * S].reshape((16, S))
-
-
-@numba.njit(inline="always", **_runtime.KERNEL_FLAGS)
-def _matrix(flat, S, xi, a, T):
-    """Row xi of :func:`_positions` as the C-contiguous (a, T) matrix it holds."""
-    return flat[xi * S:xi * S + a * T].reshape((a, T))
-
-
 @numba.njit(parallel=True, fastmath=False, **_runtime.KERNEL_FLAGS)
 def _forward_kernel(xp, U, bias, want_bias, H_out, W_out, rows, cblas, y, V_bufs, M_bufs):
     """y[n] = the convolution of the padded sample xp[n] by the transformed weights U (16, K, C), tile-row
@@ -251,22 +240,22 @@ def _forward_kernel(xp, U, bias, want_bias, H_out, W_out, rows, cblas, y, V_bufs
         for i0 in range(0, th, rows):
             i1 = min(th, i0 + rows)
             T = (i1 - i0) * tw
-            _input_transform(xp[n], i0, i1, tw, _positions(V_bufs[tid], SV))
+            _input_transform(xp[n], i0, i1, tw, positions(V_bufs[tid], 16, SV))
             for xi in range(16):
-                gemm(False, False, U[xi], _matrix(V_bufs[tid], SV, xi, C, T), _matrix(M_bufs[tid], SM, xi, K, T),
+                gemm(False, False, U[xi], matrix(V_bufs[tid], SV, xi, C, T), matrix(M_bufs[tid], SM, xi, K, T),
                      False, cblas)
-            _output_transform(_positions(M_bufs[tid], SM), i0, i1, tw, bias, want_bias, H_out, W_out, y[n])
+            _output_transform(positions(M_bufs[tid], 16, SM), i0, i1, tw, bias, want_bias, H_out, W_out, y[n])
 
 
 @numba.njit(parallel=True, fastmath=False, **_runtime.KERNEL_FLAGS)
-def _backward_kernel(xp, go, U, H_out, W_out, rows, block, cblas, src_h, src_w, dU_blocks, gx, V_bufs, M_bufs,
-                     plane_bufs):
+def _backward_kernel(xp, go, U, H_out, W_out, rows, block, input_grad, cblas, src_h, src_w, dU_blocks, gx, V_bufs,
+                     M_bufs, plane_bufs):
     """Both gradients of :func:`_forward_kernel`'s convolution, chunk by chunk as there:
 
     * ``dU_blocks[b, xi] = sum over the samples of block b and their chunks, in order, of dM[xi] @ V[xi]^T``
       (the first product writes, the next ones add: beta = 1);
-    * ``dV[xi] = U[xi]^T @ dM[xi]`` (written over V[xi], whose last use was the product above), its adjoint
-      input transform added onto the sample's zeroed padded plane, which is then folded onto gx[n] through
+    * when ``input_grad``: ``dV[xi] = U[xi]^T @ dM[xi]`` (written over V[xi], whose last use was the product
+      above), its adjoint input transform added onto the sample's zeroed padded plane, which is then folded onto gx[n] through
       the fill's index maps ``src_h``, ``src_w``.
 
     go (N, K, H_out, W_out); dU_blocks (B, 16, K, C) with B = ceil(N / block); gx (N, C, H, W); plane_bufs
@@ -280,20 +269,24 @@ def _backward_kernel(xp, go, U, H_out, W_out, rows, block, cblas, src_h, src_w, 
         tid = numba.get_thread_id()
         plane = plane_bufs[tid]
         for n in range(b * block, min(N, (b + 1) * block)):
-            plane[:, :, :] = 0
+            if input_grad:
+                plane[:, :, :] = 0
             for i0 in range(0, th, rows):
                 i1 = min(th, i0 + rows)
                 T = (i1 - i0) * tw
-                _input_transform(xp[n], i0, i1, tw, _positions(V_bufs[tid], SV))
-                _grad_out_transform(go[n], i0, i1, tw, H_out, W_out, _positions(M_bufs[tid], SM))
+                _input_transform(xp[n], i0, i1, tw, positions(V_bufs[tid], 16, SV))
+                _grad_out_transform(go[n], i0, i1, tw, H_out, W_out, positions(M_bufs[tid], 16, SM))
                 first = n == b * block and i0 == 0
                 for xi in range(16):
-                    V = _matrix(V_bufs[tid], SV, xi, C, T)
-                    dM = _matrix(M_bufs[tid], SM, xi, K, T)
+                    V = matrix(V_bufs[tid], SV, xi, C, T)
+                    dM = matrix(M_bufs[tid], SM, xi, K, T)
                     gemm(False, True, dM, V, dU_blocks[b, xi], not first, cblas)
-                    gemm(True, False, U[xi], dM, V, False, cblas)
-                _input_adjoint(_positions(V_bufs[tid], SV), i0, i1, tw, plane)
-            fold(plane, src_h, src_w, gx[n])
+                    if input_grad:
+                        gemm(True, False, U[xi], dM, V, False, cblas)
+                if input_grad:
+                    _input_adjoint(positions(V_bufs[tid], 16, SV), i0, i1, tw, plane)
+            if input_grad:
+                fold(plane, src_h, src_w, gx[n])
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -311,14 +304,16 @@ def pays(geom, dtype) -> bool:
 def _weight_transform(w4, dtype):
     """U (16, K, C): U[a*4 + b, k, c] = (G w[k, c] G^T)[a, b], computed in float64, stored in ``dtype``."""
     K, C = w4.shape[:2]
-    U = np.einsum("ai,kcij,bj->abkc", G, w4.astype(np.float64, copy=False), G, optimize=False)
+    with np.errstate(all="ignore"):  # NaN and infinities propagate silently, as in the Numba kernels
+        U = np.einsum("ai,kcij,bj->abkc", G, w4.astype(np.float64, copy=False), G, optimize=False)
     return np.ascontiguousarray(U.reshape(16, K, C), dtype=dtype)
 
 
 def _weight_grad(dU, dtype):
     """dg (K, C, 3, 3) = G^T dU G per (k, c): the adjoint of :func:`_weight_transform`."""
     K, C = dU.shape[1:]
-    dg = np.einsum("ai,abkc,bj->kcij", G, dU.reshape(4, 4, K, C).astype(np.float64), G, optimize=False)
+    with np.errstate(all="ignore"):
+        dg = np.einsum("ai,abkc,bj->kcij", G, dU.reshape(4, 4, K, C).astype(np.float64), G, optimize=False)
     return dg.astype(dtype)
 
 
@@ -339,23 +334,14 @@ def _chunk_rows(C, K, tw, th, itemsize) -> int:
     return int(min(th, max(1, CHUNK_BYTES // (16 * (C + K) * tw * itemsize))))
 
 
-def _row_cells(cells: int, itemsize: int) -> int:
-    """The stride (in cells) between the 16 position rows of a buffer whose rows hold ``cells``: rounded up to
-    4 KiB and one 64-byte line more. The transforms write (read) the 16 rows at once; 16 streams 4 KiB apart
-    share one L1 set and evict each other (measured here: a 64x56x56 input transform ran 10x slower with
-    rows 7 x 4 KiB apart)."""
-    page = 4096 // itemsize
-    return -(-cells // page) * page + 64 // itemsize
-
-
 def _plan(geom, dtype):
-    """(tile rows per chunk, V buffers, M buffers): per thread, 16 rows of :func:`_row_cells` cells each."""
+    """(tile rows per chunk, V buffers, M buffers): per thread, 16 rows of ``_conv_base.row_cells`` cells each."""
     (H_out, W_out) = geom.out
     th, tw = (H_out + 1) // 2, (W_out + 1) // 2
     itemsize = np.dtype(dtype).itemsize
     rows = _chunk_rows(geom.C_in, geom.C_out, tw, th, itemsize)
-    V = buffers("winograd.V", (16 * _row_cells(geom.C_in * rows * tw, itemsize),), dtype)
-    M = buffers("winograd.M", (16 * _row_cells(geom.C_out * rows * tw, itemsize),), dtype)
+    V = buffers("winograd.V", (16 * row_cells(geom.C_in * rows * tw, itemsize),), dtype)
+    M = buffers("winograd.M", (16 * row_cells(geom.C_out * rows * tw, itemsize),), dtype)
     return rows, V, M
 
 
@@ -372,9 +358,9 @@ def forward(geom, x4, w4, bias, y):
         _forward_kernel(xp, U, b, bias is not None, geom.out[0], geom.out[1], rows, _blas.CBLAS, y, V, M)
 
 
-def backward(geom, go4, x4, w4, gx):
-    """gx (N, C, H, W), overwritten, and the returned weight gradient (K, C, 3, 3) of :func:`forward`'s
-    convolution, by the adjoint of F(2x2, 3x3)."""
+def backward(geom, go4, x4, w4, gx, input_grad=True):
+    """gx (N, C, H, W), overwritten when ``input_grad``, and the returned weight gradient (K, C, 3, 3) of
+    :func:`forward`'s convolution, by the adjoint of F(2x2, 3x3)."""
     dtype = x4.dtype
     N, C = x4.shape[:2]
     K = w4.shape[0]
@@ -386,7 +372,7 @@ def backward(geom, go4, x4, w4, gx):
     dU_blocks = SCRATCH.get("winograd.dU", n_blocks * 16 * K * C, dtype).reshape(n_blocks, 16, K, C)
     planes = buffers("conv.planes", (C, src_h.size, src_w.size), dtype)
     with single_threaded(_blas.CBLAS):
-        _backward_kernel(xp, go4, U, geom.out[0], geom.out[1], rows, GW_BLOCK, _blas.CBLAS, src_h, src_w,
+        _backward_kernel(xp, go4, U, geom.out[0], geom.out[1], rows, GW_BLOCK, input_grad, _blas.CBLAS, src_h, src_w,
                          dU_blocks, gx, V, M, planes)
         dU = np.empty((16, K * C), dtype=dtype)
         sum_blocks(dU_blocks.reshape(n_blocks, 16, K * C), dU)

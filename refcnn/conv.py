@@ -270,11 +270,12 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padd
         ``G``; divides ``C_in`` and ``C_out``. ``G = C_in`` is depthwise.
     padding_mode : {'zeros', 'replicate', 'reflect', 'circular'}
         The fill (``cnnbase.padding.source_index``).
-    algorithm : {'auto', 'direct', 'winograd'}, keyword only
+    algorithm : {'auto', 'direct', 'winograd', 'winograd4'}, keyword only
         How to compute it, an implementation choice (``cnnbase.conv_algorithm``, ``specs/conv.md``
         "Algorithms"): the same formula, another rounding. refcnn has one algorithm, this formula's loops;
-        it checks the keyword as fastcnn does (``'winograd'`` only for 2-D, groups 1, 3x3, stride 1,
-        dilation 1) so code runs unchanged on both engines. fastcnn's ``'auto'`` picks by a measured rule.
+        it checks the keyword as fastcnn does (``'winograd'``, F(2x2, 3x3), and ``'winograd4'``, F(4x4,
+        3x3), only for 2-D, groups 1, 3x3, stride 1, dilation 1) so code runs unchanged on both engines.
+        fastcnn's ``'auto'`` picks by measured rules.
 
     Returns
     -------
@@ -289,7 +290,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padd
         beyond int64 included); :class:`cnnbase.shapes.ShapeError` when the window does not fit the padded
         input; :class:`cnnbase.limits.SizeLimitError` when the output, the padded input or a workspace would
         exceed ``CNN_MAX_ARRAY_BYTES`` (``specs/errors.md``); a ValueError naming ``algorithm`` for another
-        value than those three, or ``'winograd'`` on a convolution it does not compute.
+        value than those four, or a Winograd one on a convolution it does not compute.
 
     Examples
     --------

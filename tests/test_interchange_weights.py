@@ -24,7 +24,10 @@ from cnn.interchange import torch_state
 from cnn.model import Model
 from cnnbase.limits import SizeLimitError
 
-TOL = 1e-5
+#: float32 forwards against PyTorch's: fastcnn computes the 3x3 layers of 16 channels and more by Winograd
+#: F(4x4, 3x3) by default, whose float32 rounding is about 14x the direct path's (specs/conv.md, section 8;
+#: measured here up to 1.7e-5 relative on keras-mnist's logits). A wrongly mapped weight moves them by O(1).
+TOL = 1e-4
 
 
 def _rng(seed=0):

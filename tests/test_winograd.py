@@ -1,4 +1,5 @@
-"""fastcnn's Winograd F(2x2, 3x3) convolutions (fastcnn/winograd.py, issue 16) and the ``algorithm`` keyword.
+"""fastcnn's Winograd convolutions, F(2x2, 3x3) (fastcnn/winograd.py) and F(4x4, 3x3) (fastcnn/winograd4.py),
+issue 16, and the ``algorithm`` keyword.
 
 The oracle is refcnn (the formula's loops, float64). Tolerances (``specs/conv.md``, "Algorithms") are stated
 against the *magnitude bound* of each result: the same op on ``|x|``, ``|w|``, ``|grad_out|`` (refcnn,
@@ -6,7 +7,7 @@ float64), the sum of the absolute values of the terms behind each value, the sca
 proportional to; the largest error of a result over the largest bound of that result (normwise: Winograd's
 transforms mix the 16 cells of a tile, so one element's error follows its tile's magnitudes, not its own
 terms'). Measured over 60 random draws (C up to 40, values up to 1e3, paddings 0-2): float32 direct path
-2.2e-7 at worst, Winograd 1.9e-7; float64 Winograd ~1e-16.
+2.2e-7 at worst, F(2x2, 3x3) 1.9e-7, F(4x4, 3x3) 2.3e-6; float64 F(2x2, 3x3) ~3e-16, F(4x4, 3x3) ~3e-15.
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ from fastcheck import assert_bit_identical, results_per_thread_count
 #: Allowed largest error of a result, as a fraction of its largest magnitude bound (module docstring): about
 #: 10x the float32 figure measured, and for float64 still 1e4 times above the measured 1e-16.
 FLOAT64_BOUND = 1e-12
-FLOAT32_BOUND = 2e-6
+FLOAT32_BOUND = {"direct": 2e-6, "winograd": 2e-6, "winograd4": 2e-5}
+
+WINOGRADS = ("winograd", "winograd4")
 
 
 @st.composite
@@ -65,40 +68,86 @@ def _assert_within(got, want, bound, fraction, what):
                                      f"got {g[worst]!r}, expected {e[worst]!r}")
 
 
-def _winograd(x, w, b, go, kw, dtype=np.float64):
+def _winograd(x, w, b, go, kw, dtype=np.float64, algorithm="winograd"):
     x, w, go = (a.astype(dtype) for a in (x, w, go))
     b = None if b is None else b.astype(dtype)
-    return (fastcnn.conv2d(x, w, b, algorithm="winograd", **kw),
-            *fastcnn.conv2d_backward(go, x, w, b, algorithm="winograd", **kw))
+    return (fastcnn.conv2d(x, w, b, algorithm=algorithm, **kw),
+            *fastcnn.conv2d_backward(go, x, w, b, algorithm=algorithm, **kw))
 
 
+@pytest.mark.parametrize("algorithm", WINOGRADS)
 @settings(max_examples=20, deadline=None)
-@given(winograd_problems())
-def test_float64_matches_refcnn(problem):
+@given(problem=winograd_problems())
+def test_float64_matches_refcnn(algorithm, problem):
     x, w, b, go, kw = problem
     want = (refcnn.conv2d(x, w, b, **kw), *refcnn.conv2d_backward(go, x, w, b, **kw))
-    got = _winograd(x, w, b, go, kw)
-    _assert_within(got, want, _bounds(x, w, b, go, kw), FLOAT64_BOUND, f"float64 {kw}")
+    got = _winograd(x, w, b, go, kw, algorithm=algorithm)
+    _assert_within(got, want, _bounds(x, w, b, go, kw), FLOAT64_BOUND, f"float64 {algorithm} {kw}")
 
 
+@pytest.mark.parametrize("algorithm", WINOGRADS)
 @settings(max_examples=20, deadline=None)
-@given(winograd_problems())
-def test_float32_within_the_stated_bound(problem):
+@given(problem=winograd_problems())
+def test_float32_within_the_stated_bound(algorithm, problem):
     """float32 Winograd against refcnn on the same float32 values (so only fastcnn's rounding counts), within
-    FLOAT32_BOUND, as the direct path is on the same draws."""
+    its FLOAT32_BOUND, as the direct path is within its own on the same draws."""
     x, w, b, go, kw = problem
     x, w, go = (a.astype(np.float32).astype(np.float64) for a in (x, w, go))
     b = None if b is None else b.astype(np.float32).astype(np.float64)
     want = (refcnn.conv2d(x, w, b, **kw), *refcnn.conv2d_backward(go, x, w, b, **kw))
     bound = _bounds(x, w, b, go, kw)
-    got = _winograd(x, w, b, go, kw, np.float32)
+    got = _winograd(x, w, b, go, kw, np.float32, algorithm)
     assert all(g is None or g.dtype == np.float32 for g in got)
-    _assert_within(got, want, bound, FLOAT32_BOUND, f"float32 winograd {kw}")
+    _assert_within(got, want, bound, FLOAT32_BOUND[algorithm], f"float32 {algorithm} {kw}")
     direct = (fastcnn.conv2d(*(None if a is None else a.astype(np.float32) for a in (x, w, b)),
                              algorithm="direct", **kw),
               *fastcnn.conv2d_backward(*(None if a is None else a.astype(np.float32) for a in (go, x, w, b)),
                                        algorithm="direct", **kw))
-    _assert_within(direct, want, bound, FLOAT32_BOUND, f"float32 direct {kw}")
+    _assert_within(direct, want, bound, FLOAT32_BOUND["direct"], f"float32 direct {kw}")
+
+
+def test_f4x4_matrices_compute_the_correlation():
+    """The 1-D F(4, 3) identity behind fastcnn.winograd4: A^T [(G g) * (B^T d)] = (d_i g0 + d_(i+1) g1 +
+    d_(i+2) g2 for i < 4), for random d, g and for each unit vector (every coefficient takes part)."""
+    from fastcnn.winograd4 import AT, BT, G
+    rng = np.random.default_rng(3)
+    cases = [(rng.standard_normal(6), rng.standard_normal(3)) for _ in range(5)]
+    cases += [(np.eye(6)[e], np.eye(3)[k]) for e in range(6) for k in range(3)]
+    for d, g in cases:
+        want = [d[i] * g[0] + d[i + 1] * g[1] + d[i + 2] * g[2] for i in range(4)]
+        assert np.allclose(AT @ ((G @ g) * (BT @ d)), want, rtol=0, atol=1e-14)
+
+
+@pytest.mark.parametrize("chunk_bytes,min_tiles", [(1 << 20, 64), (1, 1), (1, 8), (1 << 30, 1)])
+def test_f4x4_every_chunking_matches_refcnn(monkeypatch, chunk_bytes, min_tiles):
+    """F(4x4, 3x3)'s blocks and chunks (winograd4._plan): one tile row per chunk, a few tile rows, whole
+    samples several at a time, and the default; float64, odd sizes, 5 samples (a partial block)."""
+    import fastcnn.winograd4 as w4
+    monkeypatch.setattr(w4, "CHUNK_BYTES", chunk_bytes)
+    monkeypatch.setattr(w4, "MIN_TILES", min_tiles)
+    rng = np.random.default_rng(5)
+    x, w, b = rng.standard_normal((5, 3, 13, 10)), rng.standard_normal((4, 3, 3, 3)), rng.standard_normal(4)
+    g = rng.standard_normal((5, 4, 13, 10))
+    kw = dict(padding=1, padding_mode="circular")
+    want = (refcnn.conv2d(x, w, b, **kw), *refcnn.conv2d_backward(g, x, w, b, **kw))
+    got = _winograd(x, w, b, g, kw, algorithm="winograd4")
+    _assert_within(got, want, _bounds(x, w, b, g, kw), FLOAT64_BOUND, f"chunking {chunk_bytes} {min_tiles}")
+
+
+def test_f4x4_weight_gradient_memory_is_bounded(monkeypatch):
+    """With DU_BYTES below one task's weight gradient, the backward takes the whole batch in one task
+    (winograd4._task_samples) and still matches refcnn, bit-identically for 1 and 2 threads."""
+    import fastcnn.winograd4 as w4
+    monkeypatch.setattr(w4, "DU_BYTES", 1)
+    assert w4._task_samples(9, 16, 16, 1, 8) == 9 and w4._task_samples(9, 16, 16, 2, 8) == 10
+    rng = np.random.default_rng(6)
+    x, w, b = rng.standard_normal((9, 5, 9, 8)), rng.standard_normal((6, 5, 3, 3)), rng.standard_normal(6)
+    g = rng.standard_normal((9, 6, 9, 8))
+    kw = dict(padding=1)
+    want = (refcnn.conv2d(x, w, b, **kw), *refcnn.conv2d_backward(g, x, w, b, **kw))
+    got = _winograd(x, w, b, g, kw, algorithm="winograd4")
+    _assert_within(got, want, _bounds(x, w, b, g, kw), FLOAT64_BOUND, "one task")
+    assert_bit_identical(results_per_thread_count(lambda: _winograd(x, w, b, g, kw, algorithm="winograd4")))
 
 
 def test_a_hand_worked_tile():
@@ -111,15 +160,28 @@ def test_a_hand_worked_tile():
     assert np.array_equal(y[0, 0], [[1 + 5 + 9, 2 + 6 + 10], [5 + 9 + 13, 6 + 10 + 14]])
 
 
+def test_a_hand_worked_f4x4_tile():
+    """One 6x6 input, one kernel of ones on the centre row: y[i, j] = x[i+1, j] + x[i+1, j+1] + x[i+1, j+2]
+    = 3 x[i+1, j+1] for x = arange(36) on rows of 6 (each row is an arithmetic run): 3 (6 (i + 1) + j + 1).
+    The sums are small integers, exact through F(4x4, 3x3)'s sixths in float64 up to rounding."""
+    x = np.arange(36.0).reshape(1, 1, 6, 6)
+    w = np.zeros((1, 1, 3, 3))
+    w[0, 0, 1, :] = 1
+    y = fastcnn.conv2d(x, w, algorithm="winograd4")
+    want = [[3 * (6 * (i + 1) + j + 1) for j in range(4)] for i in range(4)]
+    assert np.allclose(y[0, 0], want, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("algorithm", WINOGRADS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_bit_identical_whatever_the_thread_count(dtype):
+def test_bit_identical_whatever_the_thread_count(dtype, algorithm):
     """11 samples (weight-gradient blocks of 4: one partial), odd sizes, reflect fill; forward and backward."""
     rng = np.random.default_rng(7)
     x = rng.standard_normal((11, 17, 9, 13)).astype(dtype)
     w = rng.standard_normal((18, 17, 3, 3)).astype(dtype)
     b = rng.standard_normal(18).astype(dtype)
     g = rng.standard_normal((11, 18, 9, 13)).astype(dtype)
-    kw = dict(padding=1, padding_mode="reflect", algorithm="winograd")
+    kw = dict(padding=1, padding_mode="reflect", algorithm=algorithm)
     runs = results_per_thread_count(lambda: (fastcnn.conv2d(x, w, b, **kw), *fastcnn.conv2d_backward(g, x, w, b, **kw)))
     assert_bit_identical(runs)
 
@@ -131,10 +193,12 @@ def test_np_dot_path_agrees_with_cblas(monkeypatch):
     g = rng.standard_normal((3, 16, 7, 6))
     want = (refcnn.conv2d(x, w, b, padding=1), *refcnn.conv2d_backward(g, x, w, b, padding=1))
     monkeypatch.setattr(fastcnn._blas, "CBLAS", False)
-    got = _winograd(x, w, b, g, dict(padding=1))
-    for a, e in zip(got, want):
-        assert np.abs(a - e).max() <= 1e-12 * np.abs(e).max()
+    for algorithm in WINOGRADS:
+        got = _winograd(x, w, b, g, dict(padding=1), algorithm=algorithm)
+        for a, e in zip(got, want):
+            assert np.abs(a - e).max() <= 1e-12 * np.abs(e).max(), algorithm
     assert not fastcnn.winograd.pays(_geometry((3, 32, 7, 6), (32, 32, 3, 3)), np.float64)
+    assert not fastcnn.winograd4.pays(_geometry((3, 32, 9, 9), (32, 32, 3, 3)), np.float64)
 
 
 def _geometry(x_shape, w_shape, stride=1, padding=1, dilation=1, groups=1):
@@ -142,10 +206,26 @@ def _geometry(x_shape, w_shape, stride=1, padding=1, dilation=1, groups=1):
     return conv_geometry("conv2d", x_shape, w_shape, None, stride, padding, dilation, groups, "zeros", 2)
 
 
+def test_auto_rule_f4x4():
+    """'auto' asks F(4x4, 3x3) first: it takes the seeds' conv2 and ResNet-20's 16-, 32- and 64-channel layers,
+    not 8-channel ones, 128 -> 128 channels, outputs under 8x8, nor what Winograd cannot compute."""
+    pays = fastcnn.winograd4.pays
+    cblas = fastcnn._blas.CBLAS
+    assert list(fastcnn.conv.ALGORITHMS) == ["winograd4", "winograd"]
+    assert pays(_geometry((128, 32, 26, 26), (64, 32, 3, 3), padding=0), np.float32) == cblas
+    for c, size in ((16, 32), (32, 16), (64, 8)):
+        assert pays(_geometry((128, c, size, size), (c, c, 3, 3)), np.float32) == cblas
+    assert not pays(_geometry((128, 8, 28, 28), (8, 8, 3, 3)), np.float32)
+    assert not pays(_geometry((64, 128, 14, 14), (128, 128, 3, 3)), np.float32)
+    assert not pays(_geometry((128, 32, 6, 6), (32, 32, 3, 3), padding=0), np.float32)
+    assert not pays(_geometry((2, 32, 9, 9), (32, 32, 3, 3), stride=2), np.float32)
+    assert not pays(_geometry((2, 32, 9, 9), (32, 32, 5, 5)), np.float32)
+
+
 def test_auto_rule():
-    """'auto' takes Winograd for the seeds' conv2 (32 -> 64 channels, 3x3, stride 1) and the 64-channel ResNet
-    layer, not for the first layer (3 channels), 16-channel layers, nor strided, dilated, grouped or 5x5
-    convolutions."""
+    """F(2x2, 3x3)'s own rule, asked when F(4x4, 3x3)'s does not take a layer: the seeds' conv2 (32 -> 64
+    channels, 3x3, stride 1) and the 64-channel ResNet layer qualify, not the first layer (3 channels),
+    16-channel layers, nor strided, dilated, grouped or 5x5 convolutions."""
     pays = fastcnn.winograd.pays
     cblas = fastcnn._blas.CBLAS
     assert pays(_geometry((128, 32, 26, 26), (64, 32, 3, 3), padding=0), np.float32) == cblas
@@ -159,9 +239,10 @@ def test_auto_rule():
 
 
 BAD = [  # (algorithm, hyperparameters, what the message must say)
-    ("nonsense", dict(), "one of 'auto', 'direct', 'winograd'"),
-    (None, dict(), "one of 'auto', 'direct', 'winograd'"),
+    ("nonsense", dict(), "one of 'auto', 'direct', 'winograd', 'winograd4'"),
+    (None, dict(), "one of 'auto', 'direct', 'winograd', 'winograd4'"),
     ("winograd", dict(stride=2), "stride (2, 2)"),
+    ("winograd4", dict(stride=2), "'winograd4' computes 2-D, groups=1, 3x3 kernels"),
     ("winograd", dict(dilation=2), "dilation (2, 2)"),
     ("winograd", dict(groups=2), "groups=2"),
 ]
@@ -197,13 +278,17 @@ def test_algorithm_errors_on_geometry_ops(engine):
 
 
 def test_every_algorithm_agrees_on_a_real_layer():
-    """The seeds' conv2 shape, scaled down in batch: 'auto', 'direct' and 'winograd' within float32 rounding."""
+    """The seeds' conv2 shape, scaled down in batch: every algorithm within float32 rounding of 'direct'
+    (F(4x4, 3x3) within its larger bound), and 'auto' is F(4x4, 3x3) bit for bit."""
     rng = np.random.default_rng(9)
     x = rng.standard_normal((4, 32, 26, 26)).astype(np.float32)
     w = (rng.standard_normal((64, 32, 3, 3)) / 17).astype(np.float32)
     g = rng.standard_normal((4, 64, 24, 24)).astype(np.float32)
     results = {a: (fastcnn.conv2d(x, w, algorithm=a), *fastcnn.conv2d_backward(g, x, w, algorithm=a)[:2])
-               for a in ("auto", "direct", "winograd")}
-    for a in ("auto", "winograd"):
+               for a in ("auto", "direct", "winograd", "winograd4")}
+    for a, limit in (("winograd", 1e-5), ("winograd4", 1e-4)):
         for got, want in zip(results[a], results["direct"]):
-            assert np.abs(got - want).max() <= 1e-5 * np.abs(want).max(), a
+            assert np.abs(got - want).max() <= limit * np.abs(want).max(), a
+    if fastcnn._blas.CBLAS:
+        for got, want in zip(results["auto"], results["winograd4"]):
+            assert np.array_equal(got, want)

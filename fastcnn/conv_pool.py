@@ -1,0 +1,138 @@
+"""A 3x3 convolution, its ReLU and the 2x2 max pooling after it, in one pass (issue 16, item 2).
+
+The seeds' block ``conv64k3 relu, maxpool2`` writes its largest activation, the convolution's output, only
+to read it back for the pooling, and its backward writes the full-size output gradient, three quarters
+zeros, only for the convolution's backward to read it. When fastcnn computes the convolution by Winograd
+F(4x4, 3x3) (``algorithm="auto"`` takes it for such layers: fastcnn.winograd4), each 4x4 output tile holds
+four whole 2x2 pooling windows: the output transform pools as it goes, and the backward's first transform
+reads the pooled gradient and the window winners instead of the full one. Neither full-size array exists.
+
+The two functions here are fastcnn's alone (``FUSED_OPS``, outside the spec's ops; refcnn keeps only the
+plain ops): each equals the composition of fastcnn's ``conv_forward`` (``algorithm="auto"``) and
+``relu_pool_forward`` (their backwards) bit for bit, tests/test_fast_conv_pool.py checks it, and cnn's layers
+take them when :func:`conv_relu_pool_pays` says so. The forward returns the winners of the windows (int8,
+the pooled shape) for the backward: its input, like the convolution's ``x``.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+from numba import prange
+
+from cnnbase.checks import check_bool, invalid
+from cnnbase.conv import ConvGeometry, fit_geometry as fit_conv
+from cnnbase.pool import PoolGeometry
+
+from . import _runtime, conv, winograd4
+from ._conv_base import SUM_LANES, add_to_lanes
+from .pool import _is_plain_2x2
+
+__all__ = ["FUSED_OPS", "conv_relu_pool_pays", "conv_relu_pool_forward", "conv_relu_pool_backward"]
+
+FUSED_OPS = ("conv_relu_pool_forward", "conv_relu_pool_backward")
+
+
+def conv_relu_pool_pays(conv_geometry: ConvGeometry, pool_geometry: PoolGeometry, dtype) -> bool:
+    """Whether the fused ops compute this block: fastcnn's ``algorithm="auto"`` takes F(4x4, 3x3) for the
+    convolution (``winograd4.pays``), and the pooling is a max pooling without indices, 2x2 windows with
+    stride 2, no padding or dilation, floor mode, of the convolution's output."""
+    return (isinstance(conv_geometry, ConvGeometry) and isinstance(pool_geometry, PoolGeometry)
+            and conv.ALGORITHMS.get("winograd4") is not None and winograd4.pays(conv_geometry, dtype)
+            and pool_geometry.kind == "max" and not pool_geometry.return_indices
+            and pool_geometry.rank == 2 and _is_plain_2x2(pool_geometry.as_2d())
+            and tuple(pool_geometry.in_shape[1:]) == tuple(conv_geometry.out_shape[1:]))
+
+
+def _checked(caller, conv_geometry, pool_geometry, x, weight, bias):
+    """The conv geometry fitted to the arrays, after the checks: the block is one the fused ops compute."""
+    geom = fit_conv(conv_geometry, x, weight, bias, caller=caller)
+    dtype = _runtime.compute_dtype(x, weight, bias)
+    if not conv_relu_pool_pays(geom, pool_geometry, dtype):
+        raise ValueError(invalid(caller, "pool_geometry", "a block conv_relu_pool_pays accepts (a 3x3, stride-1 "
+                                 "convolution fastcnn computes by F(4x4, 3x3), then a plain 2x2 max pooling of "
+                                 "its output)", f"{geom.op} with {pool_geometry!r}"))
+    return geom
+
+
+def _pooled_shape(geom):
+    H_out, W_out = geom.out
+    return (geom.N, geom.C_out, H_out // 2, W_out // 2)
+
+
+def conv_relu_pool_forward(conv_geometry: ConvGeometry, pool_geometry: PoolGeometry, x, weight, bias=None):
+    """``(y, winners)``: ``y = pool_forward(pool_geometry, relu(conv_forward(conv_geometry, x, weight, bias)))``
+    bit for bit, without the convolution's output, and the windows' winners (int8, y's shape: the winner's
+    position 0..3 in its window, plus 4 where ReLU stops its gradient) for :func:`conv_relu_pool_backward`."""
+    geom = _checked("conv_relu_pool_forward", conv_geometry, pool_geometry, x, weight, bias)
+    out_dtype = _runtime.result_dtype(x, weight, bias)
+    shape = _pooled_shape(geom)
+    winners = np.empty(shape, dtype=np.int8)
+    if geom.N == 0:
+        return np.zeros(shape, dtype=out_dtype), winners
+    dtype = _runtime.compute_dtype(x, weight, bias)
+    x4, w4, b = conv._compute([x, weight, bias], dtype)
+    y = np.empty(shape, dtype=dtype)
+    winograd4.forward(geom, x4, w4, b, y, winners)
+    return y.astype(out_dtype, copy=False), winners
+
+
+def conv_relu_pool_backward(conv_geometry: ConvGeometry, pool_geometry: PoolGeometry, grad_out, x, weight, bias,
+                            winners, *, input_grad=True):
+    """``(grad_x, grad_weight, grad_bias)`` of :func:`conv_relu_pool_forward`'s ``y`` for ``grad_out`` (y's
+    shape), given that call's ``winners``: bit for bit ``conv_backward`` of ``relu_pool_backward``'s result.
+    ``input_grad=False``: grad_x is None (as ``conv_backward``)."""
+    caller = "conv_relu_pool_backward"
+    geom = _checked(caller, conv_geometry, pool_geometry, x, weight, bias)
+    input_grad = check_bool(input_grad, "input_grad", caller)
+    shape = _pooled_shape(geom)
+    for name, a in (("grad_out", grad_out), ("winners", winners)):
+        if not isinstance(a, np.ndarray) or a.shape != shape:
+            raise ValueError(invalid(caller, name, f"an array of the pooled shape {shape}",
+                                     getattr(a, "shape", type(a).__name__)))
+    if winners.dtype != np.int8:
+        raise TypeError(invalid(caller, "winners", "the int8 array conv_relu_pool_forward returned", winners.dtype))
+    out_dtype = _runtime.result_dtype(grad_out, x, weight, bias)
+    if geom.N == 0:
+        return (np.zeros(x.shape, dtype=out_dtype) if input_grad else None, np.zeros(weight.shape, dtype=out_dtype),
+                None if bias is None else np.zeros(bias.shape, dtype=out_dtype))
+    dtype = _runtime.compute_dtype(grad_out, x, weight, bias)
+    gq, x4, w4 = conv._compute([grad_out, x, weight], dtype)
+    codes = np.ascontiguousarray(winners)
+    grad_x = np.empty(x4.shape, dtype=dtype) if input_grad else np.empty((1, 1, 1, 1), dtype=dtype)
+    grad_w = winograd4.backward(geom, gq, x4, w4, grad_x, input_grad, codes)
+    grad_b = None
+    if bias is not None:
+        grad_b = np.empty(geom.C_out, dtype=dtype)
+        _pooled_bias_grad(gq, codes, geom.out[0], geom.out[1], grad_b)
+    return conv._results(out_dtype, grad_x if input_grad else None, grad_w, grad_b)
+
+
+@numba.njit(parallel=True, fastmath=False, **_runtime.KERNEL_FLAGS)
+def _pooled_bias_grad(gq, winners, H_out, W_out, out):
+    """out[k] = the sum of the convolution's output gradient over samples and positions, as fastcnn.conv's
+    ``_bias_grad`` sums it (``_conv_base.add_to_lanes``: float64 lanes, samples in order, the lanes added in
+    order at the end): each sample's (H_out, W_out) gradient plane is rebuilt from the pooled gradient and
+    the winners in a small buffer (as fastcnn.relu_pool_backward writes it: the winner's cell, 0
+    elsewhere), then summed the same way, so the result is conv_backward's bit for bit."""
+    N, K, Hq, Wq = gq.shape
+    L = H_out * W_out
+    zero, one = gq.dtype.type(0), gq.dtype.type(1)
+    for k in prange(K):
+        lanes = np.zeros(SUM_LANES)
+        tail = 0.0
+        plane = np.empty(L, dtype=gq.dtype)
+        for n in range(N):
+            plane[:] = 0
+            for qh in range(Hq):
+                g, w = gq[n, k, qh], winners[n, k, qh]
+                base = 2 * qh * W_out
+                for q in range(Wq):
+                    # one store at the winner's cell (a select per cell was 6x slower: it compiled to branches)
+                    code = np.int32(w[q])
+                    plane[base + ((code >> 1) & 1) * W_out + 2 * q + (code & 1)] = g[q] * (one if code < 4 else zero)
+            tail = add_to_lanes(plane, lanes, tail)
+        total = tail
+        for j in range(SUM_LANES):
+            total += lanes[j]
+        out[k] = total

@@ -1,0 +1,393 @@
+"""Winograd convolution F(4x4, 3x3): stride-1 3x3 convolutions with 4x fewer multiplications.
+
+Lavin, A. and Gray, S. (2015), "Fast Algorithms for Convolutional Neural Networks", arXiv:1509.09308, section
+4.2, whose matrices (Toom-Cook on the points 0, 1, -1, 2, -2 and infinity) are used here. Output tile ``Y``
+(4x4) of input tile ``d`` (6x6) and kernel ``g`` (3x3)::
+
+    Y = A^T [ (G g G^T) * (B^T d B) ] A            (* : element by element, 36 products for 144)
+
+``tests/test_winograd.py`` checks the 1-D identity ``A^T [(G g) * (B^T d)] = (d0 g0 + d1 g1 + d2 g2, ...)``
+for the matrices below, and every result against refcnn. Where :mod:`fastcnn.winograd` (F(2x2, 3x3)) holds
+only 0 and +-1 in ``B`` and ``A``, these hold 2, 4, 5 and 8 and ``G`` sixths and twenty-fourths: the float32
+error grows (``specs/conv.md``, "Algorithms", gives the measured bound).
+
+**The sums over channels** are 36 GEMMs, one per tile position ``xi``, as in F(2x2, 3x3) (see that module for
+the backward as the adjoint of the forward). The difference is the layout: here the transformed tiles are
+*channel-last*, ``V[xi]`` is (tiles x C), ``U[xi]`` (C x K) and ``M[xi] = V[xi] @ U[xi]`` (tiles x K), so
+that every transform is a loop over channels with contiguous loads and stores, which the compiler turns
+into SIMD instructions (the channel counts of the layers it pays on, 16 and more, fill the vectors).
+The input rows a chunk needs are copied to channel-last first, and the output rows back to channel-first
+(fastcnn.winograd4_tiles: ``channels_last``, ``store_rows``): a copy of the input and one of the output per
+call, which cost less than scalar transforms.
+
+**Blocks that stay in cache**: one task takes a block of ``nb`` samples, and its tiles go through the 36
+GEMMs in chunks whose ``V`` and ``M`` together stay under :data:`CHUNK_BYTES`: several whole samples per
+chunk when a sample is small, some tile rows of one sample when it is large (``_plan``). The blocks depend
+on the shapes only, never on the thread count: the weight gradient is summed chunk by chunk within a block
+and the blocks in order afterwards, and every other value is computed by one task, so results are
+bit-identical for any thread count.
+
+**Padding**: as in F(2x2, 3x3): the input is padded once by conv.py's index maps, with zero rows (columns)
+appended so that the last tile's 6x6 window lies inside; outputs past ``H_out`` x ``W_out`` are dropped and
+their gradients taken as 0.
+
+**Pooling in the output transform** (``pooled``, for fastcnn.conv_pool): a 4x4 output tile holds four whole
+2x2 pooling windows, so ``winograd4_tiles.store_pooled`` writes max_pool(relu(y)) and the windows' winners instead of y,
+and the backward's ``load_pooled_grad_rows`` rebuilds each tile's output gradient from the pooled one.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+from numba import prange
+
+from cnnbase.conv_algorithm import winograd_obstacle
+
+from . import _blas, _runtime, conv
+from ._blas import gemm, single_threaded
+from ._conv_base import GW_BLOCK, SCRATCH, buffers, conv_maps, matrix, none, pad, positions, row_cells, sum_blocks
+from .winograd4_tiles import (channels_last, fold_channels_last, grad_out_row, input_adjoint_row, input_row,
+                              load_grad_rows, load_pooled_grad_rows, output_row, pooled_channels_last, store_pooled,
+                              store_rows)
+
+__all__: list[str] = []
+
+#: The F(4x4, 3x3) matrices (Lavin and Gray 2015, section 4.2).
+BT = np.array([[4, 0, -5, 0, 1, 0],
+               [0, -4, -4, 1, 1, 0],
+               [0, 4, -4, -1, 1, 0],
+               [0, -2, -1, 2, 1, 0],
+               [0, 2, -1, -2, 1, 0],
+               [0, 4, 0, -5, 0, 1]], dtype=np.float64)
+G = np.array([[1 / 4, 0, 0],
+              [-1 / 6, -1 / 6, -1 / 6],
+              [-1 / 6, 1 / 6, -1 / 6],
+              [1 / 24, 1 / 12, 1 / 6],
+              [1 / 24, -1 / 12, 1 / 6],
+              [0, 0, 1]], dtype=np.float64)
+AT = np.array([[1, 1, 1, 1, 1, 0],
+               [0, 1, -1, 2, -2, 0],
+               [0, 1, 1, 4, 4, 0],
+               [0, 1, -1, 8, -8, 1]], dtype=np.float64)
+
+#: Bytes of one chunk's V and M together: half of this machine's 2 MB L2 per core leaves room for the
+#: channel-last input rows, the output rows and the GEMM's own blocks.
+CHUNK_BYTES = 1 << 20
+
+#: Samples per block at most: enough tiles per GEMM (a 26x26 sample gives 36) without starving the threads of
+#: tasks on a batch of 128.
+MAX_BLOCK = 4
+
+#: Bytes of the backward tasks' private weight gradients together, at most (they are summed in order at the
+#: end): a large batch of many channels takes more samples per task rather than more memory.
+DU_BYTES = 64 << 20
+
+#: Tiles per chunk at least: each of the 36 GEMMs reads all of U[xi] (C x K) for the chunk's tiles, so fewer
+#: tiles than this leave the GEMMs bound by reading U (measured on 128 -> 128 channels, 14x14: 16 tiles per
+#: chunk ran 2x slower than direct).
+MIN_TILES = 64
+
+#: ``algorithm="auto"`` takes F(4x4, 3x3) from MIN_CHANNELS input and output channels, up to MAX_WEIGHTS
+#: products C x K, on outputs of at least MIN_OUTPUT x MIN_OUTPUT. Measured here (2 threads, float32, batch
+#: 128, 3x3 padding 1, interleaved medians, ms forward / backward; direct, F(2x2), F(4x4)):
+#: 16 -> 16 channels on 32x32: 5.4/14.7, 6.3/11.2, 5.1/11.4; 16 -> 32 on 32x32: 7.5/17.8, 7.8/14.3, 5.8/11.6;
+#: 32 -> 32 on 16x16: 4.6/10.6, 3.3/7.8, 2.7/5.6; 64 -> 64 on 8x8: 3.4/8.9, 3.2/7.9, 2.5/4.9; the seeds' conv2
+#: (32 -> 64, 26x26, no padding): 11.9/29.7, 10.7/24.3, 6.8/16.8. It loses below 16 channels (8 -> 8 on
+#: 28x28: 1.5/3.3, 1.9/3.6, 3.2/5.7), on 128 -> 128 channels (batch 64, 14x14: 26.3/39.6, 12.1/32.4,
+#: 20.6/48.6: the 36 transformed weight matrices, 2.4 MB, no longer stay in cache), and forward on a 4x4
+#: output (32 -> 32, 6x6 no padding: 0.48, 0.68, 0.80).
+MIN_CHANNELS = 16
+MAX_WEIGHTS = 64 * 64
+MIN_OUTPUT = 8
+
+
+@numba.njit(fastmath=False, **_runtime.KERNEL_FLAGS)
+def _transform_inputs(xp, n0, n1, i0, i1, tw, xt, V, h):
+    """V's tiles for tile rows i0 <= i < i1 of samples n0 <= n < n1 (numbered sample by sample)."""
+    for n in range(n0, n1):
+        channels_last(xp[n], 4 * i0, 4 * (i1 - 1) + 6, xt)
+        for i in range(i0, i1):
+            input_row(xt, 4 * (i - i0), tw, V, ((n - n0) * (i1 - i0) + i - i0) * tw, h)
+
+
+@numba.njit(parallel=True, fastmath=False, **_runtime.KERNEL_FLAGS)
+def _forward_kernel(xp, U, bias, want_bias, H_out, W_out, nb, rows, cblas, pooled, y, winners, xt_bufs, V_bufs,
+                    M_bufs, y_bufs, h_bufs, p_bufs, w_bufs):
+    """y = the convolution of the padded input xp (N, C, Hp, Wp) by the transformed weights U (36, C, K): per
+    block of nb samples, per chunk of ``rows`` tile rows (all of them when nb > 1): input transform,
+    ``M[xi] = V[xi] @ U[xi]`` (one single-threaded BLAS call per position), output transform (+ bias).
+    When ``pooled``, y (N, K, H_out // 2, W_out // 2) receives max_pool(relu(...)) instead and winners
+    its windows' winners (``winograd4_tiles.store_pooled``)."""
+    N, C = xp.shape[0], xp.shape[1]
+    K = U.shape[2]
+    th, tw = (H_out + 3) // 4, (W_out + 3) // 4
+    SV, SM = V_bufs.shape[1] // 36, M_bufs.shape[1] // 36
+    for blk in prange((N + nb - 1) // nb):
+        tid = numba.get_thread_id()
+        V, M = positions(V_bufs[tid], 36, SV), positions(M_bufs[tid], 36, SM)
+        n0, n1 = blk * nb, min(N, (blk + 1) * nb)
+        for i0 in range(0, th, rows):
+            i1 = min(th, i0 + rows)
+            T = (n1 - n0) * (i1 - i0) * tw
+            _transform_inputs(xp, n0, n1, i0, i1, tw, xt_bufs[tid], V, h_bufs[tid])
+            for xi in range(36):
+                gemm(False, False, matrix(V_bufs[tid], SV, xi, T, C), U[xi], matrix(M_bufs[tid], SM, xi, T, K),
+                     False, cblas)
+            for n in range(n0, n1):
+                for i in range(i0, i1):
+                    output_row(M, ((n - n0) * (i1 - i0) + i - i0) * tw, tw, y_bufs[tid], h_bufs[tid])
+                    if pooled:
+                        store_pooled(y_bufs[tid], bias, want_bias, 2 * i, y[n], winners[n], p_bufs[tid],
+                                      w_bufs[tid])
+                    else:
+                        store_rows(y_bufs[tid], bias, want_bias, 4 * i, H_out, W_out, y[n])
+
+
+@numba.njit(parallel=True, fastmath=False, **_runtime.KERNEL_FLAGS)
+def _backward_kernel(xp, go, winners, U, H_out, W_out, nb, rows, block, input_grad, cblas, pooled, src_h, src_w,
+                     once, dU_blocks, gx, xt_bufs, V_bufs, M_bufs, g_bufs, plane_bufs, h_bufs, p_bufs, w_bufs, p_bits,
+                     g_bits):
+    """Both gradients of :func:`_forward_kernel`'s convolution. One task per ``block`` samples (a multiple of
+    nb), which it takes nb samples and ``rows`` tile rows at a time as there:
+
+    * ``dU_blocks[blk, xi] = sum over the task's chunks, in order, of V[xi]^T @ dM[xi]`` (C x K);
+    * when ``input_grad``: ``dV[xi] = dM[xi] @ U[xi]^T`` (written over V[xi], whose last use was the product
+      above), its adjoint input transform added onto the sample's zeroed channel-last padded plane, which is
+      folded onto gx[n] through the fill's index maps once the sample's tiles are done.
+
+    go (N, K, H_out, W_out), or when ``pooled`` the gradient of the pooled output (N, K, H_out // 2,
+    W_out // 2) with the forward's winners (``winograd4_tiles.load_pooled_grad_rows``); dU_blocks (B, 36, C, K),
+    B = ceil(N / block); plane_bufs (threads, nb, Hp, Wp, C).
+    """
+    N, C = xp.shape[0], xp.shape[1]
+    K = U.shape[2]
+    th, tw = (H_out + 3) // 4, (W_out + 3) // 4
+    SV, SM = V_bufs.shape[1] // 36, M_bufs.shape[1] // 36
+    for blk in prange((N + block - 1) // block):
+        tid = numba.get_thread_id()
+        V, dM = positions(V_bufs[tid], 36, SV), positions(M_bufs[tid], 36, SM)
+        planes = plane_bufs[tid]
+        for n0 in range(blk * block, min(N, (blk + 1) * block), nb):
+            n1 = min(N, n0 + nb)
+            if input_grad:
+                planes[:n1 - n0] = 0
+            for i0 in range(0, th, rows):
+                i1 = min(th, i0 + rows)
+                T = (n1 - n0) * (i1 - i0) * tw
+                _transform_inputs(xp, n0, n1, i0, i1, tw, xt_bufs[tid], V, h_bufs[tid])
+                for n in range(n0, n1):
+                    if pooled:
+                        pooled_channels_last(go[n], winners[n], 2 * i0, 2 * i1, p_bufs[tid], w_bufs[tid])
+                    for i in range(i0, i1):
+                        if pooled:
+                            rows_q = min(2, go.shape[2] - 2 * i)
+                            load_pooled_grad_rows(p_bits[tid], w_bufs[tid], 2 * (i - i0), rows_q, go.shape[3],
+                                                  g_bits[tid])
+                        else:
+                            load_grad_rows(go[n], 4 * i, H_out, W_out, g_bufs[tid])
+                        grad_out_row(g_bufs[tid], tw, dM, ((n - n0) * (i1 - i0) + i - i0) * tw, h_bufs[tid])
+                first = n0 == blk * block and i0 == 0
+                for xi in range(36):
+                    Vx = matrix(V_bufs[tid], SV, xi, T, C)
+                    dMx = matrix(M_bufs[tid], SM, xi, T, K)
+                    gemm(True, False, Vx, dMx, dU_blocks[blk, xi], not first, cblas)
+                    if input_grad:
+                        gemm(False, True, dMx, U[xi], Vx, False, cblas)
+                if input_grad:
+                    for n in range(n0, n1):
+                        for i in range(i0, i1):
+                            input_adjoint_row(V, ((n - n0) * (i1 - i0) + i - i0) * tw, tw, 4 * i, planes[n - n0],
+                                               h_bufs[tid])
+            if input_grad:
+                for n in range(n0, n1):
+                    fold_channels_last(planes[n - n0], src_h, src_w, once, gx[n])
+
+
+# ---------------------------------------------------------------------------------------------------
+# The passes: transforms of the weights, buffers, index maps
+# ---------------------------------------------------------------------------------------------------
+
+
+def pays(geom, dtype) -> bool:
+    """``algorithm="auto"``'s rule for F(4x4, 3x3): it can compute ``geom`` (``winograd_obstacle``), NumPy
+    ships a CBLAS, and the channels and output size are in the measured range (MIN_CHANNELS, MAX_WEIGHTS,
+    MIN_OUTPUT)."""
+    return (winograd_obstacle(geom) is None and _blas.CBLAS and min(geom.C_in, geom.C_out) >= MIN_CHANNELS
+            and geom.C_in * geom.C_out <= MAX_WEIGHTS and min(geom.out) >= MIN_OUTPUT)
+
+
+def _weight_transform(w4, dtype):
+    """U (36, C, K): U[a*6 + b, c, k] = (G w[k, c] G^T)[a, b], computed in float64, stored in ``dtype``."""
+    K, C = w4.shape[:2]
+    U = np.empty((36, C, K), dtype=dtype)
+    _weight_transform_kernel(w4, U)
+    return U
+
+
+def _weight_grad(dU, dtype):
+    """dg (K, C, 3, 3) = G^T dU G per (k, c): the adjoint of :func:`_weight_transform`. dU (36, C, K)."""
+    C, K = dU.shape[1:]
+    dg = np.empty((K, C, 3, 3), dtype=dtype)
+    _weight_grad_kernel(dU, dg)
+    return dg
+
+
+@numba.njit(parallel=True, fastmath=False, **_runtime.KERNEL_FLAGS)
+def _weight_transform_kernel(w, U):
+    """U[a*6 + b, c, k] = sum over i, j of G[a, i] w[k, c, i, j] G[b, j], in float64: G w, then (G w) G^T.
+    NaN and infinities propagate silently, as in the other kernels."""
+    K, C = w.shape[0], w.shape[1]
+    for c in prange(C):  # a task per input channel writes whole rows U[xi, c, :] (over k: no false sharing)
+        t = np.empty((6, 3))
+        for k in range(K):
+            for a in range(6):
+                for j in range(3):
+                    t[a, j] = G[a, 0] * w[k, c, 0, j] + G[a, 1] * w[k, c, 1, j] + G[a, 2] * w[k, c, 2, j]
+            for a in range(6):
+                for b in range(6):
+                    U[6 * a + b, c, k] = t[a, 0] * G[b, 0] + t[a, 1] * G[b, 1] + t[a, 2] * G[b, 2]
+
+
+@numba.njit(parallel=True, fastmath=False, **_runtime.KERNEL_FLAGS)
+def _weight_grad_kernel(dU, dg):
+    """dg[k, c, i, j] = sum over a, b of G[a, i] dU[a*6 + b, c, k] G[b, j], in float64: G^T dU, then G."""
+    C, K = dU.shape[1], dU.shape[2]
+    for k in prange(K):
+        t = np.empty((3, 6))
+        for c in range(C):
+            for i in range(3):
+                for b in range(6):
+                    acc = 0.0
+                    for a in range(6):
+                        acc += G[a, i] * dU[6 * a + b, c, k]
+                    t[i, b] = acc
+            for i in range(3):
+                for j in range(3):
+                    acc = 0.0
+                    for b in range(6):
+                        acc += t[i, b] * G[b, j]
+                    dg[k, c, i, j] = acc
+
+
+def _tile_maps(g2):
+    """conv.py's index maps of the padded input, lengthened with zero cells so that the last tile's 6x6
+    window lies inside: 4 * ceil(out / 4) + 2 cells per axis."""
+    src_h, src_w = conv_maps(g2)
+    H_out, W_out = g2.out
+    need_h, need_w = 4 * (-(-H_out // 4)) + 2, 4 * (-(-W_out // 4)) + 2
+    src_h = np.append(src_h, np.full(max(0, need_h - src_h.size), -1, dtype=src_h.dtype))
+    src_w = np.append(src_w, np.full(max(0, need_w - src_w.size), -1, dtype=src_w.dtype))
+    return src_h, src_w
+
+
+def _bits(a):
+    """An integer view of the float array ``a``, same shape (for winograd4_tiles.load_pooled_grad_rows)."""
+    return a.view(np.int32 if a.dtype == np.float32 else np.int64)
+
+
+def _copied_once(src, size: int) -> bool:
+    """Whether the index map ``src`` copies the ``size`` input cells once each, in order, side by side (a zero
+    fill, or none): then they are its in-order run and nothing else."""
+    idx = np.flatnonzero(src >= 0)
+    return idx.size == size and np.array_equal(src[idx], np.arange(size)) and idx[-1] - idx[0] == size - 1
+
+
+def _plan(N, C, K, H_out, W_out, itemsize):
+    """(nb samples per block, tile rows per chunk): V and M of a chunk under CHUNK_BYTES, whole samples per
+    chunk (up to MAX_BLOCK, leaving at least two blocks) when one fits, else some tile rows of one sample;
+    then at least MIN_TILES tiles per chunk where the batch has them, even past CHUNK_BYTES."""
+    th, tw = -(-H_out // 4), -(-W_out // 4)
+    row_bytes = 36 * (C + K) * tw * itemsize
+    fit = max(1, CHUNK_BYTES // row_bytes)
+    if fit < th:
+        return 1, min(th, max(fit, -(-MIN_TILES // tw)))
+    nb = max(1, min(fit // th, MAX_BLOCK, -(-N // 2)))
+    if nb * th * tw < MIN_TILES:
+        nb = max(nb, min(-(-MIN_TILES // (th * tw)), -(-N // 2)))
+    return nb, th
+
+
+def _task_samples(N, C, K, nb, itemsize):
+    """Samples per backward task: GW_BLOCK (rounded up to whole blocks of nb), or more when the tasks' private
+    weight gradients (36 x C x K each) would pass DU_BYTES: never derived from the thread count."""
+    block = nb * -(-GW_BLOCK // nb)
+    most = max(1, DU_BYTES // (36 * C * K * itemsize))
+    if -(-N // block) > most:
+        block = nb * -(-(-(-N // most)) // nb)
+    return block
+
+
+def _buffers(geom, dtype, nb, rows, Wp):
+    """The per-thread scratch: channel-last input rows, V and M (36 rows each), one tile row of output, and
+    the transforms' 6x6 block of channel vectors."""
+    C, K = geom.C_in, geom.C_out
+    tw = -(-geom.out[1] // 4)
+    itemsize = np.dtype(dtype).itemsize
+    T = nb * rows * tw
+    xt = buffers("winograd4.xt", (4 * rows + 2, Wp, C), dtype)
+    V = buffers("winograd4.V", (36 * row_cells(T * C, itemsize),), dtype)
+    M = buffers("winograd4.M", (36 * row_cells(T * K, itemsize),), dtype)
+    yt = buffers("winograd4.yt", (4, 4 * tw, K), dtype)
+    h = buffers("winograd4.h", (6, 6, max(C, K)), dtype)
+    return xt, V, M, yt, h
+
+
+def _pool_buffers(geom, dtype, pooled, rows):
+    """The per-thread pooled rows of a chunk (``rows`` tile rows, 2 pooled rows each), channel-last: values and
+    winners (a cell each when unused)."""
+    shape = (2 * rows, -(-geom.out[1] // 4) * 2, geom.C_out) if pooled else (1, 1, 1)
+    return buffers("winograd4.pooled", shape, dtype), buffers("winograd4.winners", shape, np.int8)
+
+
+def forward(geom, x4, w4, bias, y, winners=None):
+    """y (N, K, H_out, W_out), overwritten: the convolution ``geom`` (2-D, 3x3, stride 1, groups 1) of x4 by
+    w4 (+ bias), by F(4x4, 3x3). With ``winners`` (int8, N x K x H_out // 2 x W_out // 2), y of that shape
+    receives the 2x2 max pooling of its ReLU instead (fastcnn.conv_pool)."""
+    dtype = x4.dtype
+    N = x4.shape[0]
+    src_h, src_w = _tile_maps(geom)
+    xp = pad(x4, src_h, src_w, "conv.xpad")
+    U = _weight_transform(w4, dtype)
+    H_out, W_out = geom.out
+    nb, rows = _plan(N, geom.C_in, geom.C_out, H_out, W_out, np.dtype(dtype).itemsize)
+    xt, V, M, yt, h = _buffers(geom, dtype, nb, rows, src_w.size)
+    b = none(1, dtype) if bias is None else bias
+    pooled = winners is not None
+    codes = winners if pooled else np.empty((0, 0, 0, 0), dtype=np.int8)
+    pt, wt = _pool_buffers(geom, dtype, pooled, rows)
+    with single_threaded(_blas.CBLAS):
+        _forward_kernel(xp, U, b, bias is not None, H_out, W_out, nb, rows, _blas.CBLAS, pooled, y, codes, xt, V, M,
+                        yt, h, pt, wt)
+
+
+def backward(geom, go4, x4, w4, gx, input_grad=True, winners=None):
+    """gx (N, C, H, W), overwritten when ``input_grad``, and the returned weight gradient (K, C, 3, 3) of
+    :func:`forward`'s convolution, by the adjoint of F(4x4, 3x3). With ``winners``, go4 is the gradient of
+    the pooled output of ``forward(..., winners)``."""
+    dtype = x4.dtype
+    N, C = x4.shape[:2]
+    K = w4.shape[0]
+    src_h, src_w = _tile_maps(geom)
+    xp = pad(x4, src_h, src_w, "conv.xpad")
+    U = _weight_transform(w4, dtype)
+    H_out, W_out = geom.out
+    nb, rows = _plan(N, C, K, H_out, W_out, np.dtype(dtype).itemsize)
+    xt, V, M, gt, h = _buffers(geom, dtype, nb, rows, src_w.size)
+    block = _task_samples(N, C, K, nb, np.dtype(dtype).itemsize)
+    n_blocks = -(-N // block)
+    dU_blocks = SCRATCH.get("winograd4.dU", n_blocks * 36 * C * K, dtype).reshape(n_blocks, 36, C, K)
+    planes = buffers("winograd4.planes", (nb if input_grad else 1, src_h.size, src_w.size, C), dtype)
+    pooled = winners is not None
+    codes = winners if pooled else np.empty((0, 0, 0, 0), dtype=np.int8)
+    pt, wt = _pool_buffers(geom, dtype, pooled, rows)
+    once = _copied_once(src_h, x4.shape[2]) and _copied_once(src_w, x4.shape[3])
+    with single_threaded(_blas.CBLAS):
+        _backward_kernel(xp, go4, codes, U, H_out, W_out, nb, rows, block, input_grad, _blas.CBLAS, pooled, src_h,
+                         src_w, once, dU_blocks, gx, xt, V, M, gt, planes, h, pt, wt, _bits(pt), _bits(gt))
+        dU = np.empty((36, C * K), dtype=dtype)
+        sum_blocks(dU_blocks.reshape(n_blocks, 36, C * K), dU)
+    return _weight_grad(dU.reshape(36, C, K), dtype)
+
+
+conv.ALGORITHMS["winograd4"] = (pays, forward, backward)

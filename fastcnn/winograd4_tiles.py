@@ -1,0 +1,342 @@
+"""The tile transforms of Winograd F(4x4, 3x3) (fastcnn.winograd4), one tile row at a time, channel-last.
+
+With ``d`` a 6x6 input tile, ``Y`` a 4x4 output tile and the matrices of fastcnn.winograd4 (Lavin and Gray
+2015), a tile row's transforms are:
+
+* input: ``V[xi] = (B^T d B)[xi]`` for the 36 positions xi = a*6 + b (:func:`input_row`), and its adjoint,
+  ``B dV B^T`` added onto the input gradient (:func:`input_adjoint_row`);
+* output: ``Y = A^T M A`` (:func:`output_row`), and its adjoint, ``dM = A dY A^T`` (:func:`grad_out_row`);
+* the copies between channel-first arrays and the channel-last rows the transforms read and write, the
+  bias, and (for fastcnn.conv_pool) the 2x2 max pooling of ReLU and its gradient.
+
+Every 2-D transform applies a 1-D one along the rows, then along the columns; every loop runs over the
+channels, so that the compiler vectorises it. Kernels: arrays and ints only.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from . import _runtime
+from ._conv_base import identity_run
+from .pool import _max2x2, _position2x2, _relu, _relu_passes
+
+__all__ = ["channels_last", "input_row", "output_row", "store_rows", "store_pooled", "pooled_channels_last",
+           "load_pooled_grad_rows", "load_grad_rows", "grad_out_row", "input_adjoint_row", "fold_channels_last"]
+
+#: The transforms' constants as float32 scalars: exact in float32, and a float32 times a float32 stays float32
+#: (an integer literal would make it float64) while a float64 times one stays float64.
+_2, _4, _5, _8 = np.float32(2), np.float32(4), np.float32(5), np.float32(8)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The 1-D transforms on six (four) scalars; the 2-D ones apply them along rows, then along columns
+# ---------------------------------------------------------------------------------------------------
+
+
+#: The transforms' constants as float32 scalars: exact in float32, and a float32 times a float32 stays float32
+#: (an integer literal would make it float64) while a float64 times one stays float64.
+_2, _4, _5, _8 = np.float32(2), np.float32(4), np.float32(5), np.float32(8)
+
+
+@numba.njit(inline="always", **_runtime.KERNEL_FLAGS)
+def _bt(d0, d1, d2, d3, d4, d5):
+    """B^T d: (4 d0 - 5 d2 + d4, -4 d1 - 4 d2 + d3 + d4, 4 d1 - 4 d2 - d3 + d4, -2 d1 - d2 + 2 d3 + d4,
+    2 d1 - d2 - 2 d3 + d4, 4 d1 - 5 d3 + d5), sharing the sums rows 1-4 have in common."""
+    p, q = d4 - _4 * d2, d3 - _4 * d1
+    r, s = d4 - d2, _2 * (d3 - d1)
+    return _4 * d0 - _5 * d2 + d4, p + q, p - q, r + s, r - s, _4 * d1 - _5 * d3 + d5
+
+
+@numba.njit(inline="always", **_runtime.KERNEL_FLAGS)
+def _b(v0, v1, v2, v3, v4, v5):
+    """B v, the adjoint of :func:`_bt`: column e of B^T dotted with v."""
+    return (_4 * v0,
+            _4 * (v2 - v1 + v5) + _2 * (v4 - v3),
+            -_5 * v0 - _4 * (v1 + v2) - v3 - v4,
+            v1 - v2 + _2 * (v3 - v4) - _5 * v5,
+            v0 + v1 + v2 + v3 + v4,
+            v5)
+
+
+@numba.njit(inline="always", **_runtime.KERNEL_FLAGS)
+def _at(m0, m1, m2, m3, m4, m5):
+    """A^T m: (m0 + m1 + m2 + m3 + m4, m1 - m2 + 2 (m3 - m4), m1 + m2 + 4 (m3 + m4), m1 - m2 + 8 (m3 - m4) + m5)."""
+    s, d = m1 + m2, m1 - m2
+    s2, d2 = m3 + m4, m3 - m4
+    return m0 + s + s2, d + _2 * d2, s + _4 * s2, d + _8 * d2 + m5
+
+
+@numba.njit(inline="always", **_runtime.KERNEL_FLAGS)
+def _a(o0, o1, o2, o3):
+    """A o, the adjoint of :func:`_at`: (o0, o0 + o1 + o2 + o3, o0 - o1 + o2 - o3, o0 + 2 o1 + 4 o2 + 8 o3,
+    o0 - 2 o1 + 4 o2 - 8 o3, o3)."""
+    e, f = o0 + o2, o1 + o3
+    e4, f2 = o0 + _4 * o2, _2 * o1 + _8 * o3
+    return o0, e + f, e - f, e4 + f2, e4 - f2, o3
+
+
+# ---------------------------------------------------------------------------------------------------
+# Kernels: arrays and ints only. A tile row is the tw tiles side by side at tile height i; the tiles of a
+# chunk are numbered row after row (sample after sample), t0 the first of a row.
+# ---------------------------------------------------------------------------------------------------
+
+
+# The same transforms on six (four) vectors of channels: one loop over the channels with each row a separate
+# 1-D array. Written so, the compiler vectorises the loop; as a loop over 2-D indices (row, channel), the
+# runtime overlap checks between 36 store streams of unknown stride made it give up (measured: scalar code,
+# 3-4x slower).
+
+
+@numba.njit(inline="always", **_runtime.KERNEL_FLAGS)
+def _vbt(d0, d1, d2, d3, d4, d5, v0, v1, v2, v3, v4, v5):
+    """v_e[c] = (B^T d[:, c])[e]."""
+    for c in range(v0.size):
+        r = _bt(d0[c], d1[c], d2[c], d3[c], d4[c], d5[c])
+        v0[c], v1[c], v2[c], v3[c], v4[c], v5[c] = r[0], r[1], r[2], r[3], r[4], r[5]
+
+
+@numba.njit(inline="always", **_runtime.KERNEL_FLAGS)
+def _vb(v0, v1, v2, v3, v4, v5, d0, d1, d2, d3, d4, d5, accumulate):
+    """d_e[c] = (B v[:, c])[e], or += when ``accumulate`` (a constant at each call: no branch in the loop)."""
+    for c in range(d0.size):
+        r = _b(v0[c], v1[c], v2[c], v3[c], v4[c], v5[c])
+        if accumulate:
+            d0[c], d1[c], d2[c], d3[c], d4[c], d5[c] = d0[c] + r[0], d1[c] + r[1], d2[c] + r[2], d3[c] + r[3], \
+                d4[c] + r[4], d5[c] + r[5]
+        else:
+            d0[c], d1[c], d2[c], d3[c], d4[c], d5[c] = r[0], r[1], r[2], r[3], r[4], r[5]
+
+
+@numba.njit(inline="always", **_runtime.KERNEL_FLAGS)
+def _vat(m0, m1, m2, m3, m4, m5, o0, o1, o2, o3):
+    """o_p[k] = (A^T m[:, k])[p]."""
+    for k in range(o0.size):
+        r = _at(m0[k], m1[k], m2[k], m3[k], m4[k], m5[k])
+        o0[k], o1[k], o2[k], o3[k] = r[0], r[1], r[2], r[3]
+
+
+@numba.njit(inline="always", **_runtime.KERNEL_FLAGS)
+def _va(o0, o1, o2, o3, m0, m1, m2, m3, m4, m5):
+    """m_a[k] = (A o[:, k])[a]."""
+    for k in range(m0.size):
+        r = _a(o0[k], o1[k], o2[k], o3[k])
+        m0[k], m1[k], m2[k], m3[k], m4[k], m5[k] = r[0], r[1], r[2], r[3], r[4], r[5]
+
+
+@numba.njit(fastmath=False, **_runtime.KERNEL_FLAGS)
+def channels_last(xn, r0, r1, xt):
+    """xt[r - r0, w, c] = xn[c, r, w] for r0 <= r < r1: a sample's padded rows, channel-last."""
+    C, _, Wp = xn.shape
+    for r in range(r0, r1):
+        for w in range(Wp):
+            for c in range(C):
+                xt[r - r0, w, c] = xn[c, r, w]
+
+
+@numba.njit(fastmath=False, **_runtime.KERNEL_FLAGS)
+def input_row(xt, r, tw, V, t0, h):
+    """V[a*6 + b, (t0 + j)*C + c] = (B^T d B)[a, b] for the 6x6 window d = xt[r:r+6, 4j:4j+6, c] of each
+    tile j of the row: B^T along each window row into h (6, 6, >= C), then along each column of h.
+    V (36, >= (t0 + tw)*C)."""
+    C = xt.shape[2]
+    for j in range(tw):
+        s = 4 * j
+        o = (t0 + j) * C
+        for a in range(6):
+            x = xt[r + a]
+            _vbt(x[s], x[s + 1], x[s + 2], x[s + 3], x[s + 4], x[s + 5],
+                 h[a, 0, :C], h[a, 1, :C], h[a, 2, :C], h[a, 3, :C], h[a, 4, :C], h[a, 5, :C])
+        for b in range(6):
+            _vbt(h[0, b, :C], h[1, b, :C], h[2, b, :C], h[3, b, :C], h[4, b, :C], h[5, b, :C],
+                 V[b, o:o + C], V[6 + b, o:o + C], V[12 + b, o:o + C], V[18 + b, o:o + C], V[24 + b, o:o + C],
+                 V[30 + b, o:o + C])
+
+
+@numba.njit(fastmath=False, **_runtime.KERNEL_FLAGS)
+def output_row(M, t0, tw, yt, h):
+    """yt[p, 4j + q, k] = (A^T M[:, t0 + j, k] A)[p, q] for each tile j of the row: A^T along each row of
+    positions into h (6, 6, >= K), then along the columns. yt (4, 4*tw, K)."""
+    K = yt.shape[2]
+    for j in range(tw):
+        o = (t0 + j) * K
+        s = 4 * j
+        for a in range(6):
+            b = 6 * a
+            _vat(M[b, o:o + K], M[b + 1, o:o + K], M[b + 2, o:o + K], M[b + 3, o:o + K], M[b + 4, o:o + K],
+                 M[b + 5, o:o + K], h[a, 0, :K], h[a, 1, :K], h[a, 2, :K], h[a, 3, :K])
+        for q in range(4):
+            _vat(h[0, q, :K], h[1, q, :K], h[2, q, :K], h[3, q, :K], h[4, q, :K], h[5, q, :K],
+                 yt[0, s + q], yt[1, s + q], yt[2, s + q], yt[3, s + q])
+
+
+@numba.njit(fastmath=False, **_runtime.KERNEL_FLAGS)
+def store_rows(yt, bias, want_bias, oh, H_out, W_out, yn):
+    """yn[k, oh + p, w] = yt[p, w, k] (+ bias[k]) for the rows and columns inside H_out x W_out."""
+    K = yn.shape[0]
+    rows = min(4, H_out - oh)
+    zero = yn.dtype.type(0)
+    for k in range(K):
+        b = bias[k] if want_bias else zero
+        for p in range(rows):
+            for w in range(W_out):
+                yn[k, oh + p, w] = yt[p, w, k] + b
+
+
+@numba.njit(inline="always", **_runtime.KERNEL_FLAGS)
+def _pool_cells(a, c, d, e, zero, one):
+    """(max_pool(relu) of the window a, c / d, e; its winner 0..3 by fastcnn.pool's scan rule on the ReLU'd
+    values, plus 4 when ReLU stops the winner's gradient): selects only, so a loop of these vectorises."""
+    ra, rc, rd, re = _relu(a, zero), _relu(c, zero), _relu(d, zero), _relu(e, zero)
+    pos = _position2x2(ra, rc, rd, re)
+    won = a if pos == 0 else (c if pos == 1 else (d if pos == 2 else e))
+    return _max2x2(ra, rc, rd, re), pos + 4 * np.int32(_relu_passes(won, zero, one) == zero)
+
+
+@numba.njit(fastmath=False, **_runtime.KERNEL_FLAGS)
+def store_pooled(yt, bias, want_bias, qh, yq, winners, pt, wt):
+    """The 2x2 max pooling of ReLU of the tile row's outputs (+ bias), in place of :func:`store_rows`:
+    yq[k, qh + r, q] = max_pool(relu(y))[...] for the pooled rows qh, qh + 1 (those inside yq), as
+    fastcnn.relu_pool_forward computes it from y, and winners[k, qh + r, q] = :func:`_pool_cells`'s code.
+    Pooled channel-last into pt, wt (2, >= Wq, K) first, in loops over channels, then copied out
+    channel-first."""
+    K, Hq, Wq = yq.shape
+    zero, one = yq.dtype.type(0), yq.dtype.type(1)
+    rows = min(2, Hq - qh)
+    for r in range(rows):
+        for q in range(Wq):
+            a, c, d, e = yt[2 * r, 2 * q], yt[2 * r, 2 * q + 1], yt[2 * r + 1, 2 * q], yt[2 * r + 1, 2 * q + 1]
+            p, w = pt[r, q], wt[r, q]
+            for k in range(K):
+                b = bias[k] if want_bias else zero
+                p[k], w[k] = _pool_cells(a[k] + b, c[k] + b, d[k] + b, e[k] + b, zero, one)
+    for k in range(K):
+        for r in range(rows):
+            for q in range(Wq):
+                yq[k, qh + r, q] = pt[r, q, k]
+                winners[k, qh + r, q] = wt[r, q, k]
+
+
+@numba.njit(fastmath=False, **_runtime.KERNEL_FLAGS)
+def pooled_channels_last(gq, winners, r0, r1, pt, wt):
+    """pt[r - r0, q, k] = gq[k, r, q] times ReLU's factor on the window's winner (1, or 0 where the winner's
+    value was <= 0: the gradient times 0, as fastcnn.relu_pool_backward computes it, -0.0 and NaN included)
+    and wt[...] = the winner's position 0..3, for the pooled rows r0 <= r < r1 (those inside gq): a sample's
+    pooled gradient, channel-last, read in order (a row pair per tile row, read across all channels at once,
+    was 3x slower: the reads leap between the channels' planes)."""
+    K, Hq, Wq = gq.shape
+    zero, one = pt.dtype.type(0), pt.dtype.type(1)
+    for k in range(K):
+        for r in range(r0, min(r1, Hq)):
+            for q in range(Wq):
+                code = winners[k, r, q]
+                pt[r - r0, q, k] = gq[k, r, q] * (one if code < 4 else zero)
+                wt[r - r0, q, k] = code & 3
+
+
+@numba.njit(fastmath=False, **_runtime.KERNEL_FLAGS)
+def load_pooled_grad_rows(pt_bits, wt, r0, rows, Wq, gt_bits):
+    """The output gradient of a tile row under the pooling of :func:`store_pooled`, from
+    :func:`pooled_channels_last`'s rows r0.. (``rows`` of them): each window's value on its winner's cell,
+    +0.0 on the others and past the pooled cells, as fastcnn.relu_pool_backward writes them. On the bits
+    (pt_bits, gt_bits: integer views of the float arrays pt and gt (4, 4*tw, K)): a cell is the value's bits
+    AND a mask of all ones (the winner) or zeros (+0.0), so each loop over channels is branch-free integer
+    work the compiler vectorises (a select per cell compiled to branches: 3x slower)."""
+    gt_bits[2 * rows:] = 0  # the cells no window covers: past the last pooled row or column (an odd or partial edge)
+    gt_bits[:2 * rows, 2 * Wq:] = 0
+    for r in range(rows):
+        for q in range(Wq):
+            g, w = pt_bits[r0 + r, q], wt[r0 + r, q]
+            t0, t1 = gt_bits[2 * r, 2 * q], gt_bits[2 * r, 2 * q + 1]
+            b0, b1 = gt_bits[2 * r + 1, 2 * q], gt_bits[2 * r + 1, 2 * q + 1]
+            for k in range(g.size):
+                v, pos = g[k], w[k]
+                t0[k] = v & -np.int32(pos == 0)
+                t1[k] = v & -np.int32(pos == 1)
+                b0[k] = v & -np.int32(pos == 2)
+                b1[k] = v & -np.int32(pos == 3)
+
+
+@numba.njit(fastmath=False, **_runtime.KERNEL_FLAGS)
+def load_grad_rows(gon, oh, H_out, W_out, gt):
+    """gt[p, w, k] = gon[k, oh + p, w], 0 past H_out x W_out: a tile row's output gradient, channel-last."""
+    K = gon.shape[0]
+    cols = gt.shape[1]
+    for p in range(4):
+        for w in range(cols):
+            if oh + p < H_out and w < W_out:
+                for k in range(K):
+                    gt[p, w, k] = gon[k, oh + p, w]
+            else:
+                for k in range(K):
+                    gt[p, w, k] = 0
+
+
+@numba.njit(fastmath=False, **_runtime.KERNEL_FLAGS)
+def grad_out_row(gt, tw, dM, t0, h):
+    """dM[a*6 + b, (t0 + j)*K + k] = (A dY A^T)[a, b] for the 4x4 output gradient dY = gt[:, 4j:4j+4, k] of
+    each tile j: the adjoint of :func:`output_row` (A along each column into h, then along the rows)."""
+    K = gt.shape[2]
+    for j in range(tw):
+        s = 4 * j
+        o = (t0 + j) * K
+        for q in range(4):
+            _va(gt[0, s + q], gt[1, s + q], gt[2, s + q], gt[3, s + q],
+                h[0, q, :K], h[1, q, :K], h[2, q, :K], h[3, q, :K], h[4, q, :K], h[5, q, :K])
+        for a in range(6):
+            b = 6 * a
+            _va(h[a, 0, :K], h[a, 1, :K], h[a, 2, :K], h[a, 3, :K],
+                dM[b, o:o + K], dM[b + 1, o:o + K], dM[b + 2, o:o + K], dM[b + 3, o:o + K], dM[b + 4, o:o + K],
+                dM[b + 5, o:o + K])
+
+
+@numba.njit(fastmath=False, **_runtime.KERNEL_FLAGS)
+def input_adjoint_row(dV, t0, tw, r, plane, h):
+    """plane[r:r+6, 4j:4j+6, c] += B dV[:, t0 + j, c] B^T for each tile j of the row, in order: the adjoint
+    of :func:`input_row` (B along each row of positions into h, then along the columns, added onto the
+    plane). plane (Hp, Wp, C), channel-last."""
+    C = plane.shape[2]
+    for j in range(tw):
+        s = 4 * j
+        o = (t0 + j) * C
+        for a in range(6):
+            b = 6 * a
+            _vb(dV[b, o:o + C], dV[b + 1, o:o + C], dV[b + 2, o:o + C], dV[b + 3, o:o + C], dV[b + 4, o:o + C],
+                dV[b + 5, o:o + C], h[a, 0, :C], h[a, 1, :C], h[a, 2, :C], h[a, 3, :C], h[a, 4, :C], h[a, 5, :C],
+                False)
+        for q in range(6):
+            _vb(h[0, q, :C], h[1, q, :C], h[2, q, :C], h[3, q, :C], h[4, q, :C], h[5, q, :C],
+                plane[r, s + q], plane[r + 1, s + q], plane[r + 2, s + q], plane[r + 3, s + q], plane[r + 4, s + q],
+                plane[r + 5, s + q], True)
+
+
+@numba.njit(fastmath=False, **_runtime.KERNEL_FLAGS)
+def fold_channels_last(plane, src_h, src_w, once, gxn):
+    """gxn = each padded cell of the channel-last plane (Hp, Wp, C) added onto the input cell it was copied
+    from (index -1: a zero-filled cell, nothing): the adjoint of the padding, rows in order, cells in order.
+    ``once``: every input cell was copied exactly once (a zero fill), so each is written, not summed, and
+    gxn needs no zeroing first. A row of the plane is read for all channels while it is in L1, each channel's
+    in-order run (``identity_run``) by a loop without branches (this order: 2x the channel-outer one)."""
+    Hp, Wp, C = plane.shape
+    lo, hi = identity_run(src_w)
+    if not once:
+        gxn[:] = 0
+    for i in range(Hp):
+        sh = src_h[i]
+        if sh < 0:
+            continue
+        for c in range(C):
+            dst = gxn[c, sh]
+            if once:
+                for j in range(hi - lo):
+                    dst[j] = plane[i, lo + j, c]
+                continue
+            for j in range(lo):
+                if src_w[j] >= 0:
+                    dst[src_w[j]] += plane[i, j, c]
+            for j in range(hi - lo):
+                dst[j] += plane[i, lo + j, c]
+            for j in range(hi, Wp):
+                if src_w[j] >= 0:
+                    dst[src_w[j]] += plane[i, j, c]
