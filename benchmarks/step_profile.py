@@ -5,6 +5,7 @@
 each row over the steps, so the lead can rerun it quietly and compare figures across branches:
 
     PYTHONPATH=$PWD python benchmarks/step_profile.py [--steps 30] [--threads 2] [--batch 128] [--ab] [--cpu]
+                                                      [--model keras-mnist] [--per-layer]
 
 The model is the keras-mnist preset (conv32k3 relu, conv64k3 relu, maxpool2, dropout0.25, flatten, dense128
 relu, dropout0.5, dense10 softmax), Adam, float32, on random 1x28x28 images (the data does not change the
@@ -13,6 +14,8 @@ work). ``--ab`` alternates steps with the conv-ReLU-maxpool fusion on and off (c
 ``--cpu`` times CPU time of the calling thread instead of wall time (with ``--threads 1`` and
 ``OPENBLAS_NUM_THREADS=1`` all the work is on that thread): on a loaded machine a descheduled step then costs
 nothing extra, so A/B comparisons stay readable; the lead's quiet figures are wall time.
+``--model`` takes another preset with 1x28x28 input (``resnet20-28``); ``--per-layer`` gives each layer its own
+row (``"<position> <type>"``, in ``Model.all_layers`` order) instead of one per layer type.
 Rows: each layer type's forward and backward (a layer's time includes its activation; with the fusion the
 conv's ReLU is done inside MaxPool2D), the optimizer update, and the rest of the step (loss, its gradient,
 the accuracy count, the Python between layers).
@@ -64,6 +67,8 @@ def main(argv=None) -> None:
     parser.add_argument("--threads", type=int, default=None, help="fastcnn threads (default: as started)")
     parser.add_argument("--ab", action="store_true", help="alternate fused and unfused steps")
     parser.add_argument("--cpu", action="store_true", help="CPU time of this thread (use with --threads 1)")
+    parser.add_argument("--model", default=PRESET, help="a preset of `cnn shape --list` with 1x28x28 input")
+    parser.add_argument("--per-layer", action="store_true", help="one row per layer instead of per layer type")
     args = parser.parse_args(argv)
     clock = time.thread_time if args.cpu else time.perf_counter
     if args.cpu:  # the profile's own clock too (its module's `time`, replaced for this process only)
@@ -71,14 +76,14 @@ def main(argv=None) -> None:
     if args.threads:
         fastcnn.set_num_threads(args.threads)
 
-    model = Model(PRESET, (1, 28, 28), seed=0)
+    model = Model(args.model, (1, 28, 28), seed=0)
     links = [(layer, layer.relu_pool) for layer in model.all_layers() if getattr(layer, "relu_pool", None)]
     optimizer = Optimizer("adam")
     rng = np.random.default_rng(0)
     x = rng.random((args.batch, 1, 28, 28), dtype=np.float32)
     y = rng.integers(0, 10, args.batch)
     profile = LayerProfile()
-    profile.attach(model, optimizer)
+    profile.attach(model, optimizer, by_layer=args.per_layer)
     variants = ("fused", "unfused") if args.ab else ("fused" if links else "as built",)
     samples: dict[str, dict[str, list[float]]] = {v: {} for v in variants}
     step = 0
@@ -96,13 +101,14 @@ def main(argv=None) -> None:
     profile.detach()
 
     load = os.getloadavg()
-    print(f"{PRESET}, batch {args.batch}, float32, Adam; fastcnn threads {fastcnn.get_num_threads()}; "
+    print(f"{args.model}, batch {args.batch}, float32, Adam; fastcnn threads {fastcnn.get_num_threads()}; "
           f"{args.steps} steps per column after {args.warmup} warm-up; {'CPU' if args.cpu else 'wall'} time; "
           f"load average {load[0]:.2f} "
           f"{load[1]:.2f} {load[2]:.2f}")
     rows = list(samples[variants[0]])
-    order = sorted((r for r in rows if not r.startswith("(") and r != OPTIMIZER_ROW),
-                   key=lambda r: -statistics.median(samples[variants[0]][r]))
+    layer_rows = [r for r in rows if not r.startswith("(") and r != OPTIMIZER_ROW]
+    order = sorted(layer_rows, key=(lambda r: r) if args.per_layer else
+                   (lambda r: -statistics.median(samples[variants[0]][r])))
     order += [r for r in (OPTIMIZER_ROW, "(rest of the step)", "(whole step)") if r in rows]
     print(f"{'median ms/step':28s}" + "".join(f"{v:>12s}" for v in variants))
     for row in order:

@@ -212,19 +212,25 @@ class Layer:
         return (ctx.fuse and self.relu_pool is not None and self.activation == "relu"
                 and hasattr(ctx.engine, "relu_pool_forward"))
 
+    #: Whether the last forward pass computed the ReLU inside the layer's own op (the engine's
+    #: ``conv_relu_forward``): its output, and ``self._pre``, were the activation; its backward takes the
+    #: gradient with respect to it.
+    _relu_inside: bool = False
+
     def forward(self, x: np.ndarray, ctx: Pass) -> np.ndarray:
+        self._relu_inside = False
         pre = _cast(self._forward(x, ctx), ctx.dtype)
         self._ctx = ctx
         self._pre = pre
         self._relu_handed_on = self._hands_relu_on(ctx)
-        if self._relu_handed_on:
-            return pre  # the next layer, a max pooling, applies the ReLU as it pools
+        if self._relu_handed_on or self._relu_inside:
+            return pre  # the next layer, a max pooling, applies the ReLU as it pools; or it is done already
         return _cast(_activation(ctx.engine, self.activation, pre), ctx.dtype)
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
         """Gradient with respect to the layer's input; the parameter gradients go to ``self.grads``."""
         ctx = self._ctx
-        if self._relu_handed_on:  # grad_out is already with respect to the pre-activation
+        if self._relu_handed_on or self._relu_inside:  # the layer's own backward takes grad_out as it is
             return _cast(self._backward(_cast(grad_out, ctx.dtype)), ctx.dtype)
         grad = _cast(_activation_backward(ctx.engine, self.activation, grad_out, self._pre), ctx.dtype)
         return _cast(self._backward(grad), ctx.dtype)
@@ -291,14 +297,27 @@ class _OnConvGeometry(Layer):
         return (pays is not None and self._hands_relu_on(ctx)
                 and pays(self.geometry, self.relu_pool.geometry, np.dtype(ctx.dtype)))
 
+    def _relu_here(self, ctx: Pass) -> bool:
+        """Whether this pass computes the layer's ReLU inside the convolution (the engine's
+        ``conv_relu_forward``): no max pooling takes the ReLU on, and ``conv_relu_pays`` takes the layer
+        (fastcnn: a convolution it computes by im2col + GEMM)."""
+        if self.activation != "relu":
+            return False
+        pays = getattr(ctx.engine, "conv_relu_pays", None)
+        return (pays is not None and ctx.fuse and not self._hands_relu_on(ctx)
+                and pays(self.geometry, np.dtype(ctx.dtype)))
+
     def _forward(self, x, ctx):
         self._x = x
         bias = self.params.get("bias")
+        self._winners = None
         if self._pools_here(ctx):
             y, self._winners = ctx.engine.conv_relu_pool_forward(self.geometry, self.relu_pool.geometry, x,
                                                                  self._weight(), bias)
             return y
-        self._winners = None
+        if self._relu_here(ctx):
+            self._relu_inside = True
+            return ctx.engine.conv_relu_forward(self.geometry, x, self._weight(), bias)
         return ctx.engine.conv_forward(self.geometry, x, self._weight(), bias)
 
     def _backward(self, grad):
@@ -307,6 +326,9 @@ class _OnConvGeometry(Layer):
             gx, gw, gb = engine.conv_relu_pool_backward(self.geometry, self.relu_pool.geometry, grad, self._x,
                                                         self._weight(), bias, self._winners,
                                                         input_grad=self.input_grad)
+        elif self._relu_inside:  # grad is with respect to the ReLU's output, self._pre
+            gx, gw, gb = engine.conv_relu_backward(self.geometry, grad, self._x, self._weight(), bias, self._pre,
+                                                   input_grad=self.input_grad)
         else:
             gx, gw, gb = engine.conv_backward(self.geometry, grad, self._x, self._weight(), bias,
                                               input_grad=self.input_grad)

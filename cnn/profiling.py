@@ -47,10 +47,11 @@ class LayerProfile:
         self._wrapped: list[tuple[object, str]] = []
         self._paused = False
 
-    def wrap(self, layer) -> None:
-        """Time ``layer.forward`` and ``layer.backward`` from now on (instance attributes shadow the methods)."""
+    def wrap(self, layer, label: str | None = None) -> None:
+        """Time ``layer.forward`` and ``layer.backward`` from now on (instance attributes shadow the methods),
+        as the row ``label`` (default: the layer's type)."""
         for phase in ("forward", "backward"):
-            self._shadow(layer, phase, layer.config.type, phase)
+            self._shadow(layer, phase, label or layer.config.type, phase)
 
     def wrap_call(self, obj, method: str, label: str) -> None:
         """Time ``obj.<method>`` as the row ``label`` (e.g. an optimizer's ``step``)."""
@@ -119,10 +120,12 @@ class LayerProfile:
         finally:
             self.detach()
 
-    def attach(self, model, optimizer=None) -> None:
-        """Wrap every layer of ``model`` (blocks and their inner layers), and ``optimizer.step`` when given."""
-        for layer in model.all_layers():
-            self.wrap(layer)
+    def attach(self, model, optimizer=None, by_layer: bool = False) -> None:
+        """Wrap every layer of ``model`` (blocks and their inner layers), and ``optimizer.step`` when given.
+        ``by_layer``: one row per layer, ``"<position> <type>"`` in :meth:`Model.all_layers` order, instead of
+        one per layer type."""
+        for position, layer in enumerate(model.all_layers()):
+            self.wrap(layer, f"{position:02d} {layer.config.type}" if by_layer else None)
         if optimizer is not None:
             self.wrap_call(optimizer, "step", OPTIMIZER_ROW)
 

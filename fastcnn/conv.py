@@ -138,9 +138,27 @@ def _add_bias(y2, bias):
             y2[c, i] += b
 
 
+@numba.njit(fastmath=_FM, **_runtime.KERNEL_FLAGS)
+def _relu_rows(y2):
+    """y2 = relu(y2) in place, as fastcnn.relu computes it (NaN passes); y2 (C, L), one sample."""
+    flat = y2.reshape(-1)
+    for i in range(flat.size):
+        v = flat[i]
+        flat[i] = 0.0 if v <= 0.0 else v
+
+
+@numba.njit(fastmath=_FM, **_runtime.KERNEL_FLAGS)
+def _relu_grad(g2, y2, out):
+    """out = g2 * (0 if y2 <= 0 else 1): fastcnn.relu_backward's product (y2, the ReLU's output, is <= 0
+    exactly where its input is), so NaN and infinities in g2 behave alike; (C, L) arrays of one sample."""
+    g, y, o = g2.reshape(-1), y2.reshape(-1), out.reshape(-1)
+    for i in range(o.size):
+        o[i] = g[i] * (0.0 if y[i] <= 0.0 else 1.0)
+
+
 @numba.njit(parallel=True, fastmath=False, **_runtime.KERNEL_FLAGS)
 def _im2col_gemm(xp, w2, go3, bias, G, KH, KW, SH, SW, DH, DW, H_out, W_out, block,
-                 want_y, want_gw, want_bias, cblas, y3, gw_blocks, cols_bufs):
+                 want_y, want_gw, want_bias, cblas, y3, gw_blocks, cols_bufs, relu, masked, ym3, gm_bufs):
     """im2col of each padded sample, then per group ``g`` (``cols_g``: that group's rows of cols):
 
     * ``want_y``: ``y3[n, group] = w2[group] @ cols_g`` (+ ``bias`` when ``want_bias``);
@@ -150,15 +168,24 @@ def _im2col_gemm(xp, w2, go3, bias, G, KH, KW, SH, SW, DH, DW, H_out, W_out, blo
     xp (N, C, Hp, Wp); w2 (C_y, C/G*KH*KW); go3 (N, C_w, L); y3 (N, C_y, L); gw_blocks (B, C_w, C/G*KH*KW)
     with B = ceil(N / block). One task per block of samples; each thread has its own im2col buffer
     (``cols_bufs[thread]``); BLAS runs single-threaded inside.
+
+    The ReLU after the convolution, for fastcnn.conv_relu: ``relu``: each sample's output is replaced by its
+    ReLU while it is still in cache; ``masked``: the weight gradient is that of ``_relu_grad(go3[n], ym3[n])``
+    (the ReLU's input gradient, ym3 the ReLU's output), formed per sample in ``gm_bufs[thread]`` (C_w, L).
     """
     N = xp.shape[0]
     K_g = cols_bufs.shape[1] // G
     C_y_g = y3.shape[1] // G
     C_w_g = gw_blocks.shape[1] // G
     for b in prange((N + block - 1) // block):
-        cols = cols_bufs[numba.get_thread_id()]
+        tid = numba.get_thread_id()
+        cols = cols_bufs[tid]
         for n in range(b * block, min(N, (b + 1) * block)):
             _im2col(xp[n], KH, KW, SH, SW, DH, DW, H_out, W_out, cols)
+            g_n = go3[n]
+            if masked:
+                g_n = gm_bufs[tid]
+                _relu_grad(go3[n], ym3[n], g_n)
             for g in range(G):
                 cols_g = cols[g * K_g:(g + 1) * K_g]
                 if want_y:
@@ -167,8 +194,10 @@ def _im2col_gemm(xp, w2, go3, bias, G, KH, KW, SH, SW, DH, DW, H_out, W_out, blo
                         _fill_rows(y_g, bias[g * C_y_g:(g + 1) * C_y_g])
                     gemm(False, False, w2[g * C_y_g:(g + 1) * C_y_g], cols_g, y_g, want_bias, cblas)
                 if want_gw:
-                    gemm(False, True, go3[n, g * C_w_g:(g + 1) * C_w_g], cols_g,
+                    gemm(False, True, g_n[g * C_w_g:(g + 1) * C_w_g], cols_g,
                           gw_blocks[b, g * C_w_g:(g + 1) * C_w_g], n > b * block, cblas)
+            if want_y and relu:
+                _relu_rows(y3[n])
 
 
 @numba.njit(parallel=True, fastmath=False, **_runtime.KERNEL_FLAGS)
@@ -254,12 +283,13 @@ def _shifted_gemm_backward(xp, go3, w_taps, G, KH, KW, DH, DW, H_out, W_out, blo
 
 @numba.njit(parallel=True, fastmath=False, **_runtime.KERNEL_FLAGS)
 def _gemm_col2im(go3, w2, bias, G, KH, KW, SH, SW, DH, DW, H_out, W_out, src_h, src_w, want_bias, cblas,
-                 gx, dcols_bufs, plane_bufs):
+                 gx, dcols_bufs, plane_bufs, masked, ym3, gm_bufs):
     """gx[n] = fold(col2im(dcols)) with ``dcols[group] = w2[group]^T @ go3[n, group]``: the input gradient of
     ``_im2col_gemm``'s product (+ ``bias`` per channel of gx when ``want_bias``).
 
     go3 (N, C_y, L); w2 (C_y, C/G*KH*KW); gx (N, C, H, W); src_h, src_w map the padded planes (Hp, Wp) onto
-    gx's cells. One task per sample, per-thread buffers.
+    gx's cells. One task per sample, per-thread buffers. ``masked``: go3[n] is first multiplied by the ReLU's
+    mask, as in :func:`_im2col_gemm`.
     """
     N = go3.shape[0]
     C_y_g = go3.shape[1] // G
@@ -268,8 +298,12 @@ def _gemm_col2im(go3, w2, bias, G, KH, KW, SH, SW, DH, DW, H_out, W_out, src_h, 
     for n in prange(N):
         tid = numba.get_thread_id()
         dcols = dcols_bufs[tid]
+        g_n = go3[n]
+        if masked:
+            g_n = gm_bufs[tid]
+            _relu_grad(go3[n], ym3[n], g_n)
         for g in range(G):
-            gemm(True, False, w2[g * C_y_g:(g + 1) * C_y_g], go3[n, g * C_y_g:(g + 1) * C_y_g],
+            gemm(True, False, w2[g * C_y_g:(g + 1) * C_y_g], g_n[g * C_y_g:(g + 1) * C_y_g],
                   dcols[g * K_g:(g + 1) * K_g], False, cblas)
         _col2im(dcols, KH, KW, SH, SW, DH, DW, H_out, W_out, plane_bufs[tid])
         _fold(plane_bufs[tid], src_h, src_w, gx[n])
@@ -285,17 +319,23 @@ BIAS_LANES = SUM_LANES
 
 
 @numba.njit(parallel=True, fastmath=False, **_runtime.KERNEL_FLAGS)
-def _bias_grad(g, out):
+def _bias_grad(g, masked, ym, out):
     """out[c] = the sum of g[:, c, :] in float64; g (N, C, L). A batch reduction, so fastmath is off and the
     order is the code's: one task per channel; lane j adds the cells i = j (mod BIAS_LANES) of each row's
     whole blocks, samples in order, a row's last L mod BIAS_LANES cells go to ``tail`` in order, and the lanes
-    are added in order at the end. The same bits for any thread count and any vector width."""
+    are added in order at the end. The same bits for any thread count and any vector width. ``masked``: the
+    sum of ``_relu_grad(g, ym)`` instead, each row formed in a buffer first (fastcnn.conv_relu)."""
     N, C, L = g.shape
     for c in prange(C):
         lanes = np.zeros(BIAS_LANES)
         tail = 0.0
+        row = np.empty((1, L if masked else 0), dtype=g.dtype)
         for n in range(N):
-            tail = add_to_lanes(g[n, c], lanes, tail)
+            if masked:
+                _relu_grad(g[n, c:c + 1], ym[n, c:c + 1], row)
+                tail = add_to_lanes(row[0], lanes, tail)
+            else:
+                tail = add_to_lanes(g[n, c], lanes, tail)
         total = tail
         for j in range(BIAS_LANES):
             total += lanes[j]
@@ -306,7 +346,15 @@ def _bias_grad(g, out):
 # The passes: buffers and index maps around the kernels
 # ---------------------------------------------------------------------------------------------------
 
-def _gemm_pass(xp, G, kernel, stride, dilation, out_hw, w2=None, bias=None, y3=None, go3=None):
+def _relu_buffers(ym3, go3):
+    """(masked, ym3, per-thread (C_w, L) buffers) for the kernels' ReLU mask: none when ``ym3`` is None."""
+    if ym3 is None:
+        return False, _none(3, go3.dtype), _none(3, go3.dtype)
+    return True, ym3, _buffers("conv.relu_grad", go3.shape[1:], go3.dtype)
+
+
+def _gemm_pass(xp, G, kernel, stride, dilation, out_hw, w2=None, bias=None, y3=None, go3=None, relu=False,
+               ym3=None):
     """im2col of the padded input ``xp`` sample by sample, then per group:
 
     * when ``y3`` is given (forward): ``y3[n, group] = w2[group] @ cols[n, group]`` (+ ``bias``);
@@ -314,6 +362,8 @@ def _gemm_pass(xp, G, kernel, stride, dilation, out_hw, w2=None, bias=None, y3=N
       ``(C_w, C/G * KH * KW)`` where ``C_w = go3.shape[1]``.
 
     ``xp`` (N, C, Hp, Wp); ``w2`` (C_y, C/G*KH*KW); ``y3`` (N, C_y, H_out*W_out); ``go3`` (N, C_w, H_out*W_out).
+    ``relu``: y3 receives the ReLU of the convolution; ``ym3`` (a ReLU's output, go3's shape): the weight
+    gradient is that of the ReLU's input (fastcnn.conv_relu).
     """
     N, C = xp.shape[0], xp.shape[1]
     (KH, KW), (SH, SW), (DH, DW), (H_out, W_out) = kernel, stride, dilation, out_hw
@@ -325,12 +375,15 @@ def _gemm_pass(xp, G, kernel, stride, dilation, out_hw, w2=None, bias=None, y3=N
         gw_blocks = SCRATCH.get("conv.gw", n_blocks * go3.shape[1] * K_g, dtype).reshape(n_blocks, -1, K_g)
     else:
         gw_blocks = _none(3, dtype)
+    want_gw = go3 is not None
+    go3 = go3 if want_gw else _none(3, dtype)
+    masked, ym3, gm = _relu_buffers(ym3, go3)
     with single_threaded(_blas.CBLAS):
-        _im2col_gemm(xp, _none(2, dtype) if w2 is None else w2, _none(3, dtype) if go3 is None else go3,
+        _im2col_gemm(xp, _none(2, dtype) if w2 is None else w2, go3,
                      _none(1, dtype) if bias is None else bias, G, KH, KW, SH, SW, DH, DW, H_out, W_out, GW_BLOCK,
-                     y3 is not None, go3 is not None, bias is not None, _blas.CBLAS,
-                     _none(3, dtype) if y3 is None else y3, gw_blocks, cols)
-        if go3 is None:
+                     y3 is not None, want_gw, bias is not None, _blas.CBLAS,
+                     _none(3, dtype) if y3 is None else y3, gw_blocks, cols, relu, masked, ym3, gm)
+        if not want_gw:
             return None
         grad_w = np.empty((go3.shape[1], K_g), dtype=dtype)
         _sum_blocks(gw_blocks, grad_w)
@@ -388,10 +441,10 @@ def _taps_1d_pays(geom, g2) -> bool:
     return geom.rank == 1 and _shifted_pays(geom, g2)
 
 
-def _col2im_pass(go3, w2, bias, G, kernel, stride, dilation, out_hw, src_h, src_w, gx):
+def _col2im_pass(go3, w2, bias, G, kernel, stride, dilation, out_hw, src_h, src_w, gx, ym3=None):
     """gx = fold(col2im(w2_g^T @ go3[n, group])) (+ ``bias``): the input gradient of ``_gemm_pass``'s
     forward. ``go3`` (N, C_y, H_out*W_out), ``w2`` (C_y, C/G*KH*KW), gx (N, C, H, W) is overwritten;
-    ``src_h``, ``src_w`` map the padded planes (their sizes) onto gx's cells."""
+    ``src_h``, ``src_w`` map the padded planes (their sizes) onto gx's cells. ``ym3``: as in _gemm_pass."""
     C = gx.shape[1]
     (KH, KW), (SH, SW), (DH, DW), (H_out, W_out) = kernel, stride, dilation, out_hw
     dtype = gx.dtype
@@ -399,12 +452,13 @@ def _col2im_pass(go3, w2, bias, G, kernel, stride, dilation, out_hw, src_h, src_
     planes = _buffers("conv.planes", (C, src_h.size, src_w.size), dtype)
     with single_threaded(_blas.CBLAS):
         _gemm_col2im(go3, w2, _none(1, dtype) if bias is None else bias, G, KH, KW, SH, SW, DH, DW,
-                     H_out, W_out, src_h, src_w, bias is not None, _blas.CBLAS, gx, dcols, planes)
+                     H_out, W_out, src_h, src_w, bias is not None, _blas.CBLAS, gx, dcols, planes,
+                     *_relu_buffers(ym3, go3))
 
 
-def _grad_bias(go3):
+def _grad_bias(go3, ym3=None):
     out = np.empty(go3.shape[1], dtype=go3.dtype)
-    _bias_grad(go3, out)
+    _bias_grad(go3, ym3 is not None, _none(3, go3.dtype) if ym3 is None else ym3, out)
     return out
 
 
@@ -440,6 +494,18 @@ def _other(geom, algorithm, dtype):
     if algorithm == "auto":
         return next((entry for entry in ALGORITHMS.values() if entry[0](geom, dtype)), None)
     return ALGORITHMS.get(algorithm)
+
+
+def gemm_path(geom: ConvGeometry, dtype) -> bool:
+    """Whether ``conv_forward`` and ``conv_backward`` with ``algorithm="auto"`` compute this (checked,
+    non-empty) convolution by im2col + GEMM (:func:`_gemm_pass`): no registered algorithm pays, and neither
+    the 1-D tap GEMMs, the direct grouped kernels nor the shifted GEMMs take it. fastcnn.conv_relu fuses the
+    ReLU into that path only."""
+    if geom.transposed or geom.N == 0 or _other(geom, "auto", dtype) is not None:
+        return False
+    g2 = geom.as_2d()
+    return not (_taps_1d_pays(geom, g2) or conv_direct.direct_pays(geom.C_in, geom.G, g2.stride)
+                or _shifted_pays(geom, g2))
 
 
 def _conv_forward(geom: ConvGeometry, x, weight, bias, algorithm="auto"):

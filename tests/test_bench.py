@@ -287,6 +287,21 @@ def test_profile_times_each_layer_type_apart_and_changes_nothing():
     assert sum(r["forward_share"] + r["backward_share"] for r in rows[:-1]) == pytest.approx(0.5)
 
 
+def test_profile_by_layer_gives_each_layer_a_row_in_model_order():
+    import cnn
+    from cnn import profiling as prof
+
+    model = cnn.Model("conv4k3 relu, conv4k3 relu, flatten, dense3 softmax", (1, 8, 8), engine="fastcnn", seed=1,
+                      dtype="float32")
+    profile = prof.LayerProfile()
+    profile.attach(model, by_layer=True)
+    model.backward(np.ones_like(model.forward(np.ones((2, 1, 8, 8), np.float32), training=True)))
+    profile.detach()
+    assert sorted(profile.seconds) == [(f"{i:02d} {kind}", phase) for i, kind in
+                                       enumerate(["Conv2D", "Conv2D", "Flatten", "Dense"])
+                                       for phase in ("backward", "forward")]
+
+
 def test_profile_subtracts_inner_time_from_a_block(monkeypatch):
     from cnn import profiling as prof
 
