@@ -182,10 +182,8 @@ def _im2col_gemm(xp, w2, go3, bias, G, KH, KW, SH, SW, DH, DW, H_out, W_out, blo
         cols = cols_bufs[tid]
         for n in range(b * block, min(N, (b + 1) * block)):
             _im2col(xp[n], KH, KW, SH, SW, DH, DW, H_out, W_out, cols)
-            g_n = go3[n]
-            if masked:
-                g_n = gm_bufs[tid]
-                _relu_grad(go3[n], ym3[n], g_n)
+            if want_gw and masked:
+                _relu_grad(go3[n], ym3[n], gm_bufs[tid])
             for g in range(G):
                 cols_g = cols[g * K_g:(g + 1) * K_g]
                 if want_y:
@@ -194,6 +192,7 @@ def _im2col_gemm(xp, w2, go3, bias, G, KH, KW, SH, SW, DH, DW, H_out, W_out, blo
                         _fill_rows(y_g, bias[g * C_y_g:(g + 1) * C_y_g])
                     gemm(False, False, w2[g * C_y_g:(g + 1) * C_y_g], cols_g, y_g, want_bias, cblas)
                 if want_gw:
+                    g_n = gm_bufs[tid] if masked else go3[n]  # go3 is a placeholder in a forward pass
                     gemm(False, True, g_n[g * C_w_g:(g + 1) * C_w_g], cols_g,
                           gw_blocks[b, g * C_w_g:(g + 1) * C_w_g], n > b * block, cblas)
             if want_y and relu:
