@@ -496,11 +496,11 @@ def _other(geom, algorithm, dtype):
 
 
 def gemm_path(geom: ConvGeometry, dtype) -> bool:
-    """Whether ``conv_forward`` and ``conv_backward`` with ``algorithm="auto"`` compute this (checked,
-    non-empty) convolution by im2col + GEMM (:func:`_gemm_pass`): no registered algorithm pays, and neither
-    the 1-D tap GEMMs, the direct grouped kernels nor the shifted GEMMs take it. fastcnn.conv_relu fuses the
-    ReLU into that path only."""
-    if geom.transposed or geom.N == 0 or _other(geom, "auto", dtype) is not None:
+    """Whether ``conv_forward`` and ``conv_backward`` with ``algorithm="auto"`` compute this (checked)
+    convolution by im2col + GEMM (:func:`_gemm_pass`) when its batch is not empty: no registered algorithm
+    pays, and neither the 1-D tap GEMMs, the direct grouped kernels nor the shifted GEMMs take it.
+    fastcnn.conv_relu fuses the ReLU into that path only."""
+    if geom.transposed or _other(geom, "auto", dtype) is not None:
         return False
     g2 = geom.as_2d()
     return not (_taps_1d_pays(geom, g2) or conv_direct.direct_pays(geom.C_in, geom.G, g2.stride)

@@ -43,9 +43,12 @@ def conv_relu_pays(conv_geometry: ConvGeometry, dtype) -> bool:
 def _checked(caller, conv_geometry, x, weight, bias):
     """The geometry fitted to the arrays, after the checks: a convolution the fused ops compute."""
     geom = fit_conv(conv_geometry, x, weight, bias, caller=caller)
-    if geom.N and not conv_relu_pays(geom, _runtime.compute_dtype(x, weight, bias)):
+    if not conv_relu_pays(geom, _runtime.compute_dtype(x, weight, bias)):
+        g2 = geom.as_2d()
         raise ValueError(invalid(caller, "conv_geometry", "a convolution conv_relu_pays accepts (one that "
-                                 "conv_forward computes by im2col + GEMM)", geom.op))
+                                 "conv_forward computes by im2col + GEMM)",
+                                 f"{geom.op} of {geom.C_in} -> {geom.C_out} channels, kernel {g2.kernel}, "
+                                 f"stride {g2.stride}, groups {geom.G}"))
     return geom
 
 
