@@ -3,7 +3,9 @@
 Each ``*_step(param, grad, state=None, **hyperparameters)`` returns ``(new_param, new_state)`` with the
 keys, arguments and defaults of :mod:`refcnn.optim`, and never changes its inputs. Every rule is one
 parallel elementwise kernel: each element's update reads its own ``param``, ``grad`` and state values and
-writes fresh arrays, so the result cannot depend on the thread count.
+writes fresh arrays, so the result cannot depend on the thread count. A small parameter (under
+``_runtime.SERIAL_BELOW`` elements) is updated on the calling thread alone (``_runtime.launch``): waking the
+other threads would cost more than its update.
 
 Dtypes: ``new_param`` and every state array have ``param``'s dtype (a parameter keeps its dtype from step to
 step, as in ``torch.optim``; float16 is computed in float32). Each element's arithmetic is done in float64,
@@ -175,8 +177,9 @@ def sgd_step(param, grad, state=None, *, lr=1e-3, momentum=0.0, dampening=0.0, w
     first = state is None or "momentum_buffer" not in state
     buf = a.state("momentum_buffer", used=use_momentum)  # zeros at the first step (Keras's v = 0)
     new_param, new_buf = a.new(), a.new(used=use_momentum)
-    _sgd_kernel(a.param, a.grad, buf, cfg.lr, cfg.momentum, cfg.dampening, cfg.weight_decay, use_momentum, first,
-                cfg.nesterov, cfg.momentum_form == "keras", new_param, new_buf)
+    _runtime.launch(_sgd_kernel, a.param.size, a.param, a.grad, buf, cfg.lr, cfg.momentum, cfg.dampening,
+                    cfg.weight_decay, use_momentum, first, cfg.nesterov, cfg.momentum_form == "keras", new_param,
+                    new_buf)
     new_state = {"momentum_buffer": a.out(new_buf)} if use_momentum else {}
     return a.out(new_param), new_state
 
@@ -190,10 +193,10 @@ def adam_step(param, grad, state=None, *, lr=1e-3, betas=(0.9, 0.999), eps=1e-8,
     step_size = cfg.lr / (1.0 - cfg.beta1 ** t)
     bias_correction2_sqrt = math.sqrt(1.0 - cfg.beta2 ** t)
     new_param, new_m, new_v, new_v_max = a.new(), a.new(), a.new(), a.new(used=cfg.amsgrad)
-    _adam_kernel(a.param, a.grad, a.state("exp_avg"), a.state("exp_avg_sq"),
-                 a.state("max_exp_avg_sq", used=cfg.amsgrad), cfg.lr, cfg.beta1, cfg.beta2, cfg.eps,
-                 cfg.weight_decay, cfg.amsgrad, cfg.decoupled_weight_decay, step_size, bias_correction2_sqrt,
-                 new_param, new_m, new_v, new_v_max)
+    _runtime.launch(_adam_kernel, a.param.size, a.param, a.grad, a.state("exp_avg"), a.state("exp_avg_sq"),
+                    a.state("max_exp_avg_sq", used=cfg.amsgrad), cfg.lr, cfg.beta1, cfg.beta2, cfg.eps,
+                    cfg.weight_decay, cfg.amsgrad, cfg.decoupled_weight_decay, step_size, bias_correction2_sqrt,
+                    new_param, new_m, new_v, new_v_max)
     new_state = {"step": t, "exp_avg": a.out(new_m), "exp_avg_sq": a.out(new_v)}
     if cfg.amsgrad:
         new_state["max_exp_avg_sq"] = a.out(new_v_max)
@@ -204,8 +207,8 @@ def adadelta_step(param, grad, state=None, *, lr=1.0, rho=0.9, eps=1e-6, weight_
     cfg = check_adadelta(param, grad, state, lr, rho, eps, weight_decay)
     a = _Arrays(param, grad, state, ("square_avg", "acc_delta"))
     new_param, new_s, new_acc = a.new(), a.new(), a.new()
-    _adadelta_kernel(a.param, a.grad, a.state("square_avg"), a.state("acc_delta"), cfg.lr, cfg.rho, cfg.eps,
-                     cfg.weight_decay, new_param, new_s, new_acc)
+    _runtime.launch(_adadelta_kernel, a.param.size, a.param, a.grad, a.state("square_avg"), a.state("acc_delta"),
+                    cfg.lr, cfg.rho, cfg.eps, cfg.weight_decay, new_param, new_s, new_acc)
     new_state = {"step": step_count(state) + 1, "square_avg": a.out(new_s), "acc_delta": a.out(new_acc)}
     return a.out(new_param), new_state
 
@@ -217,9 +220,10 @@ def rmsprop_step(param, grad, state=None, *, lr=1e-2, alpha=0.99, eps=1e-8, weig
     use_momentum = cfg.momentum > 0.0
     new_param, new_s = a.new(), a.new()
     new_buf, new_avg = a.new(used=use_momentum), a.new(used=cfg.centered)
-    _rmsprop_kernel(a.param, a.grad, a.state("square_avg"), a.state("momentum_buffer", used=use_momentum),
-                    a.state("grad_avg", used=cfg.centered), cfg.lr, cfg.alpha, cfg.eps, cfg.weight_decay,
-                    cfg.momentum, cfg.centered, new_param, new_s, new_buf, new_avg)
+    _runtime.launch(_rmsprop_kernel, a.param.size, a.param, a.grad, a.state("square_avg"),
+                    a.state("momentum_buffer", used=use_momentum), a.state("grad_avg", used=cfg.centered), cfg.lr,
+                    cfg.alpha, cfg.eps, cfg.weight_decay, cfg.momentum, cfg.centered, new_param, new_s, new_buf,
+                    new_avg)
     new_state = {"step": step_count(state) + 1, "square_avg": a.out(new_s)}
     if use_momentum:
         new_state["momentum_buffer"] = a.out(new_buf)

@@ -89,7 +89,8 @@ DU_BYTES = 64 << 20
 MIN_TILES = 64
 
 #: ``algorithm="auto"`` takes F(4x4, 3x3) from MIN_CHANNELS input and output channels, up to MAX_WEIGHTS
-#: products C x K, on outputs of at least MIN_OUTPUT x MIN_OUTPUT. Measured here (2 threads, float32, batch
+#: products C x K, on outputs of at least MIN_OUTPUT x MIN_OUTPUT (MIN_OUTPUT_FEW x MIN_OUTPUT_FEW when a side has
+#: fewer than 32 channels). Measured here (2 threads, float32, batch
 #: 128, 3x3 padding 1, interleaved medians, ms forward / backward; direct, F(2x2), F(4x4)):
 #: 16 -> 16 channels on 32x32: 5.4/14.7, 6.3/11.2, 5.1/11.4; 16 -> 32 on 32x32: 7.5/17.8, 7.8/14.3, 5.8/11.6;
 #: 32 -> 32 on 16x16: 4.6/10.6, 3.3/7.8, 2.7/5.6; 64 -> 64 on 8x8: 3.4/8.9, 3.2/7.9, 2.5/4.9; the seeds' conv2
@@ -97,9 +98,16 @@ MIN_TILES = 64
 #: 28x28: 1.5/3.3, 1.9/3.6, 3.2/5.7), on 128 -> 128 channels (batch 64, 14x14: 26.3/39.6, 12.1/32.4,
 #: 20.6/48.6: the 36 transformed weight matrices, 2.4 MB, no longer stay in cache), and forward on a 4x4
 #: output (32 -> 32, 6x6 no padding: 0.48, 0.68, 0.80).
+#: The output sizes, measured again in session 27 (2-core Xeon AVX-512, batch 64, padding 1, ms forward /
+#: backward, direct against F(4x4)): a 7x7 output fills 77% of its 2x2 tiles and pays from 32 channels (32 -> 32:
+#: 0.92/2.19 against 0.86/1.61; 64 -> 64: 1.85/4.54 against 1.75/3.18, ResNet-20's last stage) but not with 16
+#: (0.45/1.11 against 0.61/1.10); 5x5 and 6x6 lose at 32 channels (6x6: 0.65/1.64 against 0.83/1.58). With 16
+#: channels F(4x4) needs larger maps: 9x9 0.57/1.36 against 0.81/1.53, 13x13 0.85/2.07 against 1.10/2.03, but 16 ->
+#: 32 on 14x14 1.03/2.65 against 1.07/2.01 and 16 -> 16 on 28x28 2.43/6.16 against 2.21/3.97.
 MIN_CHANNELS = 16
 MAX_WEIGHTS = 64 * 64
-MIN_OUTPUT = 8
+MIN_OUTPUT = 7
+MIN_OUTPUT_FEW = 14
 
 
 @numba.njit(fastmath=False, **_runtime.KERNEL_FLAGS)
@@ -213,8 +221,10 @@ def pays(geom, dtype) -> bool:
     """``algorithm="auto"``'s rule for F(4x4, 3x3): it can compute ``geom`` (``winograd_obstacle``), NumPy
     ships a CBLAS, and the channels and output size are in the measured range (MIN_CHANNELS, MAX_WEIGHTS,
     MIN_OUTPUT)."""
-    return (winograd_obstacle(geom) is None and _blas.CBLAS and min(geom.C_in, geom.C_out) >= MIN_CHANNELS
-            and geom.C_in * geom.C_out <= MAX_WEIGHTS and min(geom.out) >= MIN_OUTPUT)
+    channels = min(geom.C_in, geom.C_out)
+    min_output = MIN_OUTPUT if channels >= 32 else MIN_OUTPUT_FEW
+    return (winograd_obstacle(geom) is None and _blas.CBLAS and channels >= MIN_CHANNELS
+            and geom.C_in * geom.C_out <= MAX_WEIGHTS and min(geom.out) >= min_output)
 
 
 def _weight_transform(w4, dtype):

@@ -193,9 +193,10 @@ def test_invalid_arguments_raise_the_same_error_as_refcnn(bad):
 
 # ---------------------------------------------------------------------------------- threads, torch
 
-def test_results_do_not_depend_on_the_thread_count():
+@pytest.mark.parametrize("size", [30011, 70001])  # below and above _runtime.SERIAL_BELOW
+def test_results_do_not_depend_on_the_thread_count(size):
     rng = np.random.default_rng(7)
-    param, grad = rng.standard_normal(30011).astype(np.float32), rng.standard_normal(30011).astype(np.float32)
+    param, grad = rng.standard_normal(size).astype(np.float32), rng.standard_normal(size).astype(np.float32)
 
     def run():
         out = []
@@ -206,6 +207,22 @@ def test_results_do_not_depend_on_the_thread_count():
         return out
 
     assert_bit_identical(results_per_thread_count(run))
+
+
+def test_small_parameters_run_on_the_calling_thread_alone_and_the_count_comes_back():
+    from fastcnn import _runtime
+    if fastcnn.get_num_threads() < 2:
+        pytest.skip("needs 2 threads")
+    threads = fastcnn.get_num_threads()
+    assert _runtime.launch(fastcnn.get_num_threads, _runtime.SERIAL_BELOW - 1) == 1
+    assert _runtime.launch(fastcnn.get_num_threads, _runtime.SERIAL_BELOW) == threads
+
+    def fails():
+        raise RuntimeError("kernel failed")
+
+    with pytest.raises(RuntimeError, match="kernel failed"):
+        _runtime.launch(fails, 1)
+    assert fastcnn.get_num_threads() == threads
 
 
 TORCH_CLASSES = {"sgd_step": "SGD", "adam_step": "Adam", "adadelta_step": "Adadelta", "rmsprop_step": "RMSprop"}

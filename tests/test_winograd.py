@@ -208,13 +208,17 @@ def _geometry(x_shape, w_shape, stride=1, padding=1, dilation=1, groups=1):
 
 def test_auto_rule_f4x4():
     """'auto' asks F(4x4, 3x3) first: it takes the seeds' conv2 and ResNet-20's 16-, 32- and 64-channel layers,
-    not 8-channel ones, 128 -> 128 channels, outputs under 8x8, nor what Winograd cannot compute."""
+    (the last on its 7x7 maps), not 8-channel ones, 128 -> 128 channels, outputs under 7x7 (under 14x14 with
+    fewer than 32 channels a side), nor what Winograd cannot compute."""
     pays = fastcnn.winograd4.pays
     cblas = fastcnn._blas.CBLAS
     assert list(fastcnn.conv.ALGORITHMS) == ["winograd4", "winograd"]
     assert pays(_geometry((128, 32, 26, 26), (64, 32, 3, 3), padding=0), np.float32) == cblas
-    for c, size in ((16, 32), (32, 16), (64, 8)):
+    for c, size in ((16, 32), (16, 28), (16, 14), (32, 16), (32, 7), (64, 8), (64, 7)):
         assert pays(_geometry((128, c, size, size), (c, c, 3, 3)), np.float32) == cblas
+    assert pays(_geometry((64, 16, 14, 14), (32, 16, 3, 3)), np.float32) == cblas
+    for c, size in ((16, 13), (16, 9), (32, 6), (64, 6)):
+        assert not pays(_geometry((128, c, size, size), (c, c, 3, 3)), np.float32), (c, size)
     assert not pays(_geometry((128, 8, 28, 28), (8, 8, 3, 3)), np.float32)
     assert not pays(_geometry((64, 128, 14, 14), (128, 128, 3, 3)), np.float32)
     assert not pays(_geometry((128, 32, 6, 6), (32, 32, 3, 3), padding=0), np.float32)
