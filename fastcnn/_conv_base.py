@@ -201,13 +201,18 @@ def add_to_lanes(row, lanes, tail):
 
 
 @numba.njit(parallel=True, fastmath=False, **_runtime.KERNEL_FLAGS)
-def sum_blocks(blocks, out):
-    """out[i, j] = blocks[0, i, j] + blocks[1, i, j] + ..., in that order; one row of out per task."""
+def _sum_blocks(blocks, out):
     B, A, K = blocks.shape
     for i in prange(A):
         out[i, :] = 0
         for b in range(B):
             out[i, :] += blocks[b, i, :]
+
+
+def sum_blocks(blocks, out):
+    """out[i, j] = blocks[0, i, j] + blocks[1, i, j] + ..., in that order; one row of out per task (on the
+    calling thread alone when out is small: ``_runtime.launch``)."""
+    _runtime.launch(_sum_blocks, out.size, blocks, out)
 
 
 @numba.njit(fastmath=_FM, **_runtime.KERNEL_FLAGS)

@@ -27,8 +27,9 @@ on the shapes only, never on the thread count: the weight gradient is summed chu
 and the blocks in order afterwards, and every other value is computed by one task, so results are
 bit-identical for any thread count.
 
-**Padding**: as in F(2x2, 3x3): the input is padded once by conv.py's index maps, with zero rows (columns)
-appended so that the last tile's 6x6 window lies inside; outputs past ``H_out`` x ``W_out`` are dropped and
+**Padding**: through conv.py's index maps, with zero rows (columns) appended so that the last tile's 6x6
+window lies inside (``_tile_maps``); the channel-last copy of a chunk's input rows reads the unpadded input
+through them, so no padded copy of the batch is made. Outputs past ``H_out`` x ``W_out`` are dropped and
 their gradients taken as 0.
 
 **Pooling in the output transform** (``pooled``, for fastcnn.conv_pool): a 4x4 output tile holds four whole
@@ -46,7 +47,7 @@ from cnnbase.conv_algorithm import winograd_obstacle
 
 from . import _blas, _runtime, conv
 from ._blas import gemm, single_threaded
-from ._conv_base import GW_BLOCK, SCRATCH, buffers, conv_maps, matrix, none, pad, positions, row_cells, sum_blocks
+from ._conv_base import GW_BLOCK, SCRATCH, buffers, conv_maps, matrix, none, positions, row_cells, sum_blocks
 from .winograd4_tiles import (channels_last, fold_channels_last, grad_out_row, input_adjoint_row, input_row,
                               load_grad_rows, load_pooled_grad_rows, output_row, pooled_channels_last, store_pooled,
                               store_rows)
@@ -111,23 +112,24 @@ MIN_OUTPUT_FEW = 14
 
 
 @numba.njit(fastmath=False, **_runtime.KERNEL_FLAGS)
-def _transform_inputs(xp, n0, n1, i0, i1, tw, xt, V, h):
+def _transform_inputs(x, src_h, src_w, n0, n1, i0, i1, tw, xt, V, h):
     """V's tiles for tile rows i0 <= i < i1 of samples n0 <= n < n1 (numbered sample by sample)."""
     for n in range(n0, n1):
-        channels_last(xp[n], 4 * i0, 4 * (i1 - 1) + 6, xt)
+        channels_last(x[n], src_h, src_w, 4 * i0, 4 * (i1 - 1) + 6, xt)
         for i in range(i0, i1):
             input_row(xt, 4 * (i - i0), tw, V, ((n - n0) * (i1 - i0) + i - i0) * tw, h)
 
 
 @numba.njit(parallel=True, fastmath=False, **_runtime.KERNEL_FLAGS)
-def _forward_kernel(xp, U, bias, want_bias, H_out, W_out, nb, rows, cblas, pooled, y, winners, xt_bufs, V_bufs,
-                    M_bufs, y_bufs, h_bufs, p_bufs, w_bufs):
-    """y = the convolution of the padded input xp (N, C, Hp, Wp) by the transformed weights U (36, C, K): per
-    block of nb samples, per chunk of ``rows`` tile rows (all of them when nb > 1): input transform,
+def _forward_kernel(x, src_h, src_w, U, bias, want_bias, H_out, W_out, nb, rows, cblas, pooled, y, winners, xt_bufs,
+                    V_bufs, M_bufs, y_bufs, h_bufs, p_bufs, w_bufs):
+    """y = the convolution of the input x (N, C, H, W), padded through the tile maps src_h, src_w, by the
+    transformed weights U (36, C, K): per block of nb samples, per chunk of ``rows`` tile rows (all of them
+    when nb > 1): input transform,
     ``M[xi] = V[xi] @ U[xi]`` (one single-threaded BLAS call per position), output transform (+ bias).
     When ``pooled``, y (N, K, H_out // 2, W_out // 2) receives max_pool(relu(...)) instead and winners
     its windows' winners (``winograd4_tiles.store_pooled``)."""
-    N, C = xp.shape[0], xp.shape[1]
+    N, C = x.shape[0], x.shape[1]
     K = U.shape[2]
     th, tw = (H_out + 3) // 4, (W_out + 3) // 4
     SV, SM = V_bufs.shape[1] // 36, M_bufs.shape[1] // 36
@@ -138,7 +140,7 @@ def _forward_kernel(xp, U, bias, want_bias, H_out, W_out, nb, rows, cblas, poole
         for i0 in range(0, th, rows):
             i1 = min(th, i0 + rows)
             T = (n1 - n0) * (i1 - i0) * tw
-            _transform_inputs(xp, n0, n1, i0, i1, tw, xt_bufs[tid], V, h_bufs[tid])
+            _transform_inputs(x, src_h, src_w, n0, n1, i0, i1, tw, xt_bufs[tid], V, h_bufs[tid])
             for xi in range(36):
                 gemm(False, False, matrix(V_bufs[tid], SV, xi, T, C), U[xi], matrix(M_bufs[tid], SM, xi, T, K),
                      False, cblas)
@@ -153,7 +155,7 @@ def _forward_kernel(xp, U, bias, want_bias, H_out, W_out, nb, rows, cblas, poole
 
 
 @numba.njit(parallel=True, fastmath=False, **_runtime.KERNEL_FLAGS)
-def _backward_kernel(xp, go, winners, U, H_out, W_out, nb, rows, block, input_grad, cblas, pooled, src_h, src_w,
+def _backward_kernel(x, go, winners, U, H_out, W_out, nb, rows, block, input_grad, cblas, pooled, src_h, src_w,
                      once, dU_blocks, gx, xt_bufs, V_bufs, M_bufs, g_bufs, plane_bufs, h_bufs, p_bufs, w_bufs, p_bits,
                      g_bits):
     """Both gradients of :func:`_forward_kernel`'s convolution. One task per ``block`` samples (a multiple of
@@ -168,7 +170,7 @@ def _backward_kernel(xp, go, winners, U, H_out, W_out, nb, rows, block, input_gr
     W_out // 2) with the forward's winners (``winograd4_tiles.load_pooled_grad_rows``); dU_blocks (B, 36, C, K),
     B = ceil(N / block); plane_bufs (threads, nb, Hp, Wp, C).
     """
-    N, C = xp.shape[0], xp.shape[1]
+    N, C = x.shape[0], x.shape[1]
     K = U.shape[2]
     th, tw = (H_out + 3) // 4, (W_out + 3) // 4
     SV, SM = V_bufs.shape[1] // 36, M_bufs.shape[1] // 36
@@ -183,7 +185,7 @@ def _backward_kernel(xp, go, winners, U, H_out, W_out, nb, rows, block, input_gr
             for i0 in range(0, th, rows):
                 i1 = min(th, i0 + rows)
                 T = (n1 - n0) * (i1 - i0) * tw
-                _transform_inputs(xp, n0, n1, i0, i1, tw, xt_bufs[tid], V, h_bufs[tid])
+                _transform_inputs(x, src_h, src_w, n0, n1, i0, i1, tw, xt_bufs[tid], V, h_bufs[tid])
                 for n in range(n0, n1):
                     if pooled:
                         pooled_channels_last(go[n], winners[n], 2 * i0, 2 * i1, p_bufs[tid], w_bufs[tid])
@@ -231,7 +233,7 @@ def _weight_transform(w4, dtype):
     """U (36, C, K): U[a*6 + b, c, k] = (G w[k, c] G^T)[a, b], computed in float64, stored in ``dtype``."""
     K, C = w4.shape[:2]
     U = np.empty((36, C, K), dtype=dtype)
-    _weight_transform_kernel(w4, U)
+    _runtime.launch(_weight_transform_kernel, U.size, w4, U)
     return U
 
 
@@ -239,7 +241,7 @@ def _weight_grad(dU, dtype):
     """dg (K, C, 3, 3) = G^T dU G per (k, c): the adjoint of :func:`_weight_transform`. dU (36, C, K)."""
     C, K = dU.shape[1:]
     dg = np.empty((K, C, 3, 3), dtype=dtype)
-    _weight_grad_kernel(dU, dg)
+    _runtime.launch(_weight_grad_kernel, dU.size, dU, dg)
     return dg
 
 
@@ -357,7 +359,6 @@ def forward(geom, x4, w4, bias, y, winners=None):
     dtype = x4.dtype
     N = x4.shape[0]
     src_h, src_w = _tile_maps(geom)
-    xp = pad(x4, src_h, src_w, "conv.xpad")
     U = _weight_transform(w4, dtype)
     H_out, W_out = geom.out
     nb, rows = _plan(N, geom.C_in, geom.C_out, H_out, W_out, np.dtype(dtype).itemsize)
@@ -367,8 +368,8 @@ def forward(geom, x4, w4, bias, y, winners=None):
     codes = winners if pooled else np.empty((0, 0, 0, 0), dtype=np.int8)
     pt, wt = _pool_buffers(geom, dtype, pooled, rows)
     with single_threaded(_blas.CBLAS):
-        _forward_kernel(xp, U, b, bias is not None, H_out, W_out, nb, rows, _blas.CBLAS, pooled, y, codes, xt, V, M,
-                        yt, h, pt, wt)
+        _forward_kernel(x4, src_h, src_w, U, b, bias is not None, H_out, W_out, nb, rows, _blas.CBLAS, pooled, y,
+                        codes, xt, V, M, yt, h, pt, wt)
 
 
 def backward(geom, go4, x4, w4, gx, input_grad=True, winners=None):
@@ -379,7 +380,6 @@ def backward(geom, go4, x4, w4, gx, input_grad=True, winners=None):
     N, C = x4.shape[:2]
     K = w4.shape[0]
     src_h, src_w = _tile_maps(geom)
-    xp = pad(x4, src_h, src_w, "conv.xpad")
     U = _weight_transform(w4, dtype)
     H_out, W_out = geom.out
     nb, rows = _plan(N, C, K, H_out, W_out, np.dtype(dtype).itemsize)
@@ -393,7 +393,7 @@ def backward(geom, go4, x4, w4, gx, input_grad=True, winners=None):
     pt, wt = _pool_buffers(geom, dtype, pooled, rows)
     once = _copied_once(src_h, x4.shape[2]) and _copied_once(src_w, x4.shape[3])
     with single_threaded(_blas.CBLAS):
-        _backward_kernel(xp, go4, codes, U, H_out, W_out, nb, rows, block, input_grad, _blas.CBLAS, pooled, src_h,
+        _backward_kernel(x4, go4, codes, U, H_out, W_out, nb, rows, block, input_grad, _blas.CBLAS, pooled, src_h,
                          src_w, once, dU_blocks, gx, xt, V, M, gt, planes, h, pt, wt, _bits(pt), _bits(gt))
         dU = np.empty((36, C * K), dtype=dtype)
         sum_blocks(dU_blocks.reshape(n_blocks, 36, C * K), dU)

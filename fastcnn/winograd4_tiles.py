@@ -126,13 +126,25 @@ def _va(o0, o1, o2, o3, m0, m1, m2, m3, m4, m5):
 
 
 @numba.njit(fastmath=False, **_runtime.KERNEL_FLAGS)
-def channels_last(xn, r0, r1, xt):
-    """xt[r - r0, w, c] = xn[c, r, w] for r0 <= r < r1: a sample's padded rows, channel-last."""
-    C, _, Wp = xn.shape
+def channels_last(xn, src_h, src_w, r0, r1, xt):
+    """xt[r - r0, w, c] = xn[c, src_h[r], src_w[w]] for r0 <= r < r1, or 0 where either index is -1: rows of
+    a sample's padded input (conv's index maps: zeros or any padding mode), channel-last, read straight from
+    the unpadded sample. (A padded copy of the whole batch first cost more than these rows: ResNet-20 spent
+    10 ms of a 190 ms step padding its 3x3 layers' inputs, forward and again backward.)"""
+    C = xn.shape[0]
     for r in range(r0, r1):
-        for w in range(Wp):
+        sh = src_h[r]
+        row = xt[r - r0]
+        if sh < 0:
+            row[:] = 0
+            continue
+        for w in range(src_w.size):
+            sw = src_w[w]
+            if sw < 0:
+                row[w, :] = 0
+                continue
             for c in range(C):
-                xt[r - r0, w, c] = xn[c, r, w]
+                row[w, c] = xn[c, sh, sw]
 
 
 @numba.njit(fastmath=False, **_runtime.KERNEL_FLAGS)

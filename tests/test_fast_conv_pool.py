@@ -21,13 +21,15 @@ from cnnbase.pool import pool_geometry
 from fastcheck import assert_bit_identical, results_per_thread_count
 
 #: (N, C_in, H, W, C_out, padding): even and odd outputs (an odd last row or column is dropped by the pooling),
-#: whole and partial F(4x4) tiles, the seeds' conv2 scaled down in batch.
+#: whole and partial F(4x4) tiles, the seeds' conv2 scaled down in batch, 16 channels on the smallest map
+#: 'auto' gives F(4x4) with 16 channels (14x14 and more).
 BLOCKS = [
-    (3, 16, 10, 10, 16, 1),
-    (2, 16, 11, 9, 20, 1),
-    (4, 16, 12, 12, 16, 0),
+    (3, 32, 10, 10, 32, 1),
+    (2, 32, 11, 9, 40, 1),
+    (4, 32, 12, 12, 32, 0),
     (2, 32, 26, 26, 64, 0),
-    (5, 17, 17, 14, 18, 0),
+    (5, 33, 17, 14, 34, 0),
+    (2, 16, 16, 18, 16, 1),
 ]
 
 
@@ -92,7 +94,7 @@ def test_fused_is_the_composition_bit_for_bit(block, dtype):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_special_values_and_no_bias(dtype):
     """NaN, infinities and ties in x, an infinite gradient, no bias, and input_grad=False."""
-    block = (3, 16, 10, 13, 16, 1)
+    block = (3, 32, 10, 13, 32, 1)
     cg, pg = _geometries(*block, bias=False)
     N, C, H, W, K, _ = block
     x, w, _ = _arrays(N, C, H, W, K, dtype, seed=11, hostile=True)
@@ -105,7 +107,7 @@ def test_special_values_and_no_bias(dtype):
 
 def test_agrees_with_refcnn():
     """float64 against the oracle's plain ops (refcnn's conv2d, relu, max_pool2d and their backwards)."""
-    block = (2, 16, 11, 9, 20, 1)
+    block = (2, 32, 11, 9, 40, 1)
     cg, pg = _geometries(*block)
     N, C, H, W, K, p = block
     x, w, b = _arrays(N, C, H, W, K, np.float64, seed=3)
@@ -120,22 +122,22 @@ def test_agrees_with_refcnn():
 
 
 def test_bit_identical_whatever_the_thread_count():
-    block = (9, 16, 12, 10, 18, 1)
+    block = (9, 32, 12, 10, 36, 1)
     cg, pg = _geometries(*block)
-    x, w, b = _arrays(9, 16, 12, 10, 18, np.float32, seed=5)
-    g = _grad((9, 18, 6, 5), np.float32, seed=6)
+    x, w, b = _arrays(9, 32, 12, 10, 36, np.float32, seed=5)
+    g = _grad((9, 36, 6, 5), np.float32, seed=6)
     assert_bit_identical(results_per_thread_count(lambda: _fused(cg, pg, x, w, b, g)))
 
 
 def test_refuses_what_it_does_not_compute():
-    cg, pg = _geometries(2, 16, 10, 10, 16, 1)
-    x, w, b = _arrays(2, 16, 10, 10, 16, np.float32, seed=7)
+    cg, pg = _geometries(2, 32, 10, 10, 32, 1)
+    x, w, b = _arrays(2, 32, 10, 10, 32, np.float32, seed=7)
     small_cg, small_pg = _geometries(2, 4, 10, 10, 4, 1)  # 4 channels: 'auto' keeps the direct path
     assert not fastcnn.conv_relu_pool_pays(small_cg, small_pg, np.float32)
     xs, ws, bs = _arrays(2, 4, 10, 10, 4, np.float32, seed=8)
     with pytest.raises(ValueError, match=r"conv_relu_pool_forward: invalid value for argument `pool_geometry`"):
         fastcnn.conv_relu_pool_forward(small_cg, small_pg, xs, ws, bs)
-    stride1 = pool_geometry("max_pool2d", (2, 16, 10, 10), 2, 1, 0, 1, False, 2, kind="max")
+    stride1 = pool_geometry("max_pool2d", (2, 32, 10, 10), 2, 1, 0, 1, False, 2, kind="max")
     assert not fastcnn.conv_relu_pool_pays(cg, stride1, np.float32)
     y, winners = fastcnn.conv_relu_pool_forward(cg, pg, x, w, b)
     with pytest.raises(ValueError, match=r"`winners`"):
@@ -143,16 +145,16 @@ def test_refuses_what_it_does_not_compute():
     with pytest.raises(TypeError, match=r"`winners`"):
         fastcnn.conv_relu_pool_backward(cg, pg, y, x, w, b, winners.astype(np.int32))
     with pytest.raises(ValueError, match=r"`grad_out`"):
-        fastcnn.conv_relu_pool_backward(cg, pg, np.ones((2, 16, 10, 10), np.float32), x, w, b, winners)
+        fastcnn.conv_relu_pool_backward(cg, pg, np.ones((2, 32, 10, 10), np.float32), x, w, b, winners)
     with pytest.raises(TypeError, match=r"`input_grad`"):
         fastcnn.conv_relu_pool_backward(cg, pg, y, x, w, b, winners, input_grad=1)
 
 
-SPEC = "conv16k3 relu, conv16k3 relu, maxpool2, dropout0.25, flatten, dense8 relu, dense5 softmax"
+SPEC = "conv32k3 relu, conv32k3 relu, maxpool2, dropout0.25, flatten, dense8 relu, dense5 softmax"
 
 
 def test_model_takes_the_fused_block_bit_for_bit():
-    """conv16k3 relu, maxpool2 on 16 channels: the conv pools (its output is the pooled one, the pooling layer
+    """conv32k3 relu, maxpool2 on 32 channels: the conv pools (its output is the pooled one, the pooling layer
     passes it on), and the logits, the input gradient and every parameter gradient equal an unfused pass's."""
     model = Model(SPEC, (1, 14, 14), seed=4)
     conv, pool = model.layers[1], model.layers[2]
