@@ -208,12 +208,21 @@ def _scalar(value: float, dtype):
     return dtype.type(value)
 
 
+def _work(kernel, size: int) -> int:
+    """The work of an elementwise kernel on ``size`` elements, in ``_runtime.launch``'s units: a kernel of a
+    compare or two per element (ReLU, leaky ReLU) weighs 1/8 of an element (ReLU on 401,408 float32 elements:
+    199 us on 2 threads, 156 on 1; 802,816: 276 against 275; session 27, 2-core Xeon); exp and tanh count
+    whole ones."""
+    return size // 8 if kernel in _CHEAP else size
+
+
 def _elementwise(kernel, x, *params):
     """``kernel(flat x, *params, flat y)`` and ``y`` in ``x``'s shape and dtype."""
     dtype = _runtime.compute_dtype(x)
     xc = _runtime.as_compute(x, dtype)
     y = np.empty(x.shape, dtype=dtype)  # x.shape: as_compute makes a 0-d array 1-d
-    kernel(xc.reshape(-1), *[_scalar(p, dtype) for p in params], y.reshape(-1))
+    _runtime.launch(kernel, _work(kernel, x.size), xc.reshape(-1), *[_scalar(p, dtype) for p in params],
+                    y.reshape(-1))
     return y.astype(_runtime.result_dtype(x), copy=False)
 
 
@@ -222,8 +231,12 @@ def _elementwise_backward(kernel, grad_out, x, *params):
     dtype = _runtime.compute_dtype(grad_out, x)
     gc, xc = _runtime.as_compute(grad_out, dtype), _runtime.as_compute(x, dtype)
     grad_x = np.empty(x.shape, dtype=dtype)
-    kernel(gc.reshape(-1), xc.reshape(-1), *[_scalar(p, dtype) for p in params], grad_x.reshape(-1))
+    _runtime.launch(kernel, _work(kernel, x.size), gc.reshape(-1), xc.reshape(-1),
+                    *[_scalar(p, dtype) for p in params], grad_x.reshape(-1))
     return grad_x.astype(_runtime.result_dtype(grad_out, x), copy=False)
+
+
+_CHEAP = (_relu_kernel, _relu_backward_kernel, _leaky_relu_kernel, _leaky_relu_backward_kernel)
 
 
 def _lines_view(a: np.ndarray, axis: int) -> np.ndarray:

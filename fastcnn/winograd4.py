@@ -233,53 +233,71 @@ def _weight_transform(w4, dtype):
     """U (36, C, K): U[a*6 + b, c, k] = (G w[k, c] G^T)[a, b], computed in float64, stored in ``dtype``."""
     K, C = w4.shape[:2]
     U = np.empty((36, C, K), dtype=dtype)
-    _runtime.launch(_weight_transform_kernel, U.size, w4, U)
+    wt = np.ascontiguousarray(w4.transpose(1, 2, 3, 0), dtype=np.float64)  # (C, 3, 3, K): k last, see the kernel
+    _runtime.launch(_weight_transform_kernel, wt.size, wt, U)  # 64 x 64 channels: 88 us alone, 165 on 2 threads
     return U
 
 
 def _weight_grad(dU, dtype):
     """dg (K, C, 3, 3) = G^T dU G per (k, c): the adjoint of :func:`_weight_transform`. dU (36, C, K)."""
     C, K = dU.shape[1:]
-    dg = np.empty((K, C, 3, 3), dtype=dtype)
-    _runtime.launch(_weight_grad_kernel, dU.size, dU, dg)
-    return dg
+    dgt = np.empty((C, 3, 3, K), dtype=dtype)
+    _runtime.launch(_weight_grad_kernel, dgt.size, dU, dgt)
+    return np.ascontiguousarray(dgt.transpose(3, 0, 1, 2))
+
+
+# The weight transforms run over the output channels k innermost, where U and dU are contiguous: every line is
+# a loop over k that the compiler vectorises (6x faster on 64 -> 64 channels than one (k, c) at a time), each
+# element still formed by the same float64 operations in the same order.
 
 
 @numba.njit(parallel=True, fastmath=False, **_runtime.KERNEL_FLAGS)
-def _weight_transform_kernel(w, U):
-    """U[a*6 + b, c, k] = sum over i, j of G[a, i] w[k, c, i, j] G[b, j], in float64: G w, then (G w) G^T.
-    NaN and infinities propagate silently, as in the other kernels."""
-    K, C = w.shape[0], w.shape[1]
-    for c in prange(C):  # a task per input channel writes whole rows U[xi, c, :] (over k: no false sharing)
-        t = np.empty((6, 3))
-        for k in range(K):
-            for a in range(6):
-                for j in range(3):
-                    t[a, j] = G[a, 0] * w[k, c, 0, j] + G[a, 1] * w[k, c, 1, j] + G[a, 2] * w[k, c, 2, j]
-            for a in range(6):
-                for b in range(6):
-                    U[6 * a + b, c, k] = t[a, 0] * G[b, 0] + t[a, 1] * G[b, 1] + t[a, 2] * G[b, 2]
+def _weight_transform_kernel(wt, U):
+    """U[a*6 + b, c, k] = sum over i, j of G[a, i] wt[c, i, j, k] G[b, j], in float64: G w, then (G w) G^T.
+    wt (C, 3, 3, K) float64. NaN and infinities propagate silently, as in the other kernels."""
+    C, K = wt.shape[0], wt.shape[3]
+    for c in prange(C):  # a task per input channel writes whole rows U[xi, c, :]
+        t = np.empty((6, 3, K))
+        for a in range(6):
+            g0, g1, g2 = G[a, 0], G[a, 1], G[a, 2]
+            for j in range(3):
+                w0, w1, w2, ta = wt[c, 0, j], wt[c, 1, j], wt[c, 2, j], t[a, j]
+                for k in range(K):
+                    ta[k] = g0 * w0[k] + g1 * w1[k] + g2 * w2[k]
+        for a in range(6):
+            t0, t1, t2 = t[a, 0], t[a, 1], t[a, 2]
+            for b in range(6):
+                g0, g1, g2, u = G[b, 0], G[b, 1], G[b, 2], U[6 * a + b, c]
+                for k in range(K):
+                    u[k] = t0[k] * g0 + t1[k] * g1 + t2[k] * g2
 
 
 @numba.njit(parallel=True, fastmath=False, **_runtime.KERNEL_FLAGS)
-def _weight_grad_kernel(dU, dg):
-    """dg[k, c, i, j] = sum over a, b of G[a, i] dU[a*6 + b, c, k] G[b, j], in float64: G^T dU, then G."""
+def _weight_grad_kernel(dU, dgt):
+    """dgt[c, i, j, k] = sum over a, b of G[a, i] dU[a*6 + b, c, k] G[b, j], in float64: G^T dU, then G; each
+    sum from 0 in order of a (b)."""
     C, K = dU.shape[1], dU.shape[2]
-    for k in prange(K):
-        t = np.empty((3, 6))
-        for c in range(C):
-            for i in range(3):
+    for c in prange(C):
+        t = np.empty((3, 6, K))
+        for i in range(3):
+            for b in range(6):
+                acc = t[i, b]
+                acc[:] = 0.0
+                for a in range(6):
+                    g, row = G[a, i], dU[6 * a + b, c]
+                    for k in range(K):
+                        acc[k] += g * row[k]
+        acc = np.empty(K)
+        for i in range(3):
+            for j in range(3):
+                acc[:] = 0.0
                 for b in range(6):
-                    acc = 0.0
-                    for a in range(6):
-                        acc += G[a, i] * dU[6 * a + b, c, k]
-                    t[i, b] = acc
-            for i in range(3):
-                for j in range(3):
-                    acc = 0.0
-                    for b in range(6):
-                        acc += t[i, b] * G[b, j]
-                    dg[k, c, i, j] = acc
+                    g, ti = G[b, j], t[i, b]
+                    for k in range(K):
+                        acc[k] += ti[k] * g
+                out = dgt[c, i, j]
+                for k in range(K):
+                    out[k] = acc[k]
 
 
 def _tile_maps(g2):
