@@ -34,12 +34,13 @@ __all__ = ["batch_norm", "batch_norm_backward"]
 # Kernels. fastmath is off in all of them: the sums keep the fixed lane order below (reassociation would let
 # LLVM change it), and the elementwise parts are memory-bound, so it would buy nothing there.
 #
-# Every sum over ``(n, s)`` of one channel is a fixed-order float64 sum (``_conv_base.add_to_lanes``, as the
-# convolutions' bias gradients): sample by sample, lane j adds the cells s = j (mod SUM_LANES) of the row's whole
-# blocks, the last S mod SUM_LANES cells of each row are added in order onto a tail, and the total is the tail
-# plus the lanes in order. Rows shorter than SUM_LANES (S < 64: 7x7 maps, 1-D and dense inputs) are summed in
-# refcnn's sequential order exactly. A single sequential chain waits for the adder at every element (about 4
-# cycles); the lanes are vectorised, 16x to 30x faster on a 28x28 map.
+# Every sum over ``(n, s)`` of one channel is a fixed-order float64 sum (as ``_conv_base.add_to_lanes``, the
+# convolutions' bias gradients): sample by sample, lane j adds the terms of cells s = j (mod SUM_LANES) of the
+# row's whole blocks, the last S mod SUM_LANES cells of each row are added in order onto a tail, and the total is
+# the tail plus the lanes in order. Rows shorter than SUM_LANES (S < 64: 7x7 maps, 1-D and dense inputs) are
+# summed in refcnn's sequential order exactly. A single sequential chain waits for the adder at every element
+# (about 4 cycles); the lanes are vectorised. Measured on (64, 16, 28, 28) float32, one thread, the statistics:
+# 0.89 ms sequential, 0.38 ms in lanes through a float64 row, 0.23 ms with the terms formed in the lane loop.
 
 
 @numba.njit(fastmath=False, **_runtime.KERNEL_FLAGS)
@@ -50,39 +51,60 @@ def _lane_total(lanes, tail):
     return total
 
 
+@numba.njit(inline="always", fastmath=False, **_runtime.KERNEL_FLAGS)
+def _add_squared_deviations(row, mean, lanes, tail):
+    """``add_to_lanes`` of the terms ``(row[s] - mean)^2``, each formed in float64."""
+    end = row.size - row.size % SUM_LANES
+    for i in range(0, end, SUM_LANES):
+        for j in range(SUM_LANES):
+            d = np.float64(row[i + j]) - mean
+            lanes[j] += d * d
+    for i in range(end, row.size):
+        d = np.float64(row[i]) - mean
+        tail += d * d
+    return tail
+
+
+@numba.njit(inline="always", fastmath=False, **_runtime.KERNEL_FLAGS)
+def _add_grad_products(g_row, x_row, mean, r, lanes, tail):
+    """``add_to_lanes`` of the terms ``g xhat = g[s] ((x[s] - mean) r)``, each formed in float64."""
+    end = g_row.size - g_row.size % SUM_LANES
+    for i in range(0, end, SUM_LANES):
+        for j in range(SUM_LANES):
+            lanes[j] += np.float64(g_row[i + j]) * ((np.float64(x_row[i + j]) - mean) * r)
+    for i in range(end, g_row.size):
+        tail += np.float64(g_row[i]) * ((np.float64(x_row[i]) - mean) * r)
+    return tail
+
+
 @numba.njit(fastmath=False, **_runtime.KERNEL_FLAGS)
-def _channel_sum(x3, c, row):
-    """``sum_{n,s} x[n, c, s]`` in the lane order; ``row`` a (S,) float64 scratch row."""
+def _channel_sum(x3, c):
+    """``sum_{n,s} x[n, c, s]`` in the lane order."""
     lanes = np.zeros(SUM_LANES)
     tail = 0.0
     for n in range(x3.shape[0]):
-        for s in range(x3.shape[2]):
-            row[s] = x3[n, c, s]
-        tail = add_to_lanes(row, lanes, tail)
+        tail = add_to_lanes(x3[n, c], lanes, tail)
     return _lane_total(lanes, tail)
 
 
 @numba.njit(fastmath=False, **_runtime.KERNEL_FLAGS)
-def _channel_squared_deviations(x3, c, mean, row):
+def _channel_squared_deviations(x3, c, mean):
     """``sum_{n,s} (x[n, c, s] - mean)^2`` in the lane order."""
     lanes = np.zeros(SUM_LANES)
     tail = 0.0
     for n in range(x3.shape[0]):
-        for s in range(x3.shape[2]):
-            d = np.float64(x3[n, c, s]) - mean
-            row[s] = d * d
-        tail = add_to_lanes(row, lanes, tail)
+        tail = _add_squared_deviations(x3[n, c], mean, lanes, tail)
     return _lane_total(lanes, tail)
 
 
 @numba.njit(fastmath=False, **_runtime.KERNEL_FLAGS)
-def _channel_statistics(x3, c, training, means, variances, eps, row):
+def _channel_statistics(x3, c, training, means, variances, eps):
     """Channel ``c``'s mean and ``1/sqrt(var + eps)``: in training the batch's (biased), written to ``means[c]``
     and ``variances[c]``; otherwise those two given (the running statistics)."""
     if training:
         m = x3.shape[0] * x3.shape[2]
-        means[c] = _channel_sum(x3, c, row) / m
-        variances[c] = _channel_squared_deviations(x3, c, means[c], row) / m
+        means[c] = _channel_sum(x3, c) / m
+        variances[c] = _channel_squared_deviations(x3, c, means[c]) / m
     return means[c], 1.0 / np.sqrt(variances[c] + eps)
 
 
@@ -93,7 +115,7 @@ def _forward(x3, training, eps, means, variances, weight, bias, y3):
     more than a small layer's arithmetic on a busy machine."""
     n_count, c_count, s_count = x3.shape
     for c in numba.prange(c_count):
-        mean, r = _channel_statistics(x3, c, training, means, variances, eps, np.empty(s_count))
+        mean, r = _channel_statistics(x3, c, training, means, variances, eps)
         w, b = weight[c], bias[c]
         for n in range(n_count):
             for s in range(s_count):
@@ -101,17 +123,13 @@ def _forward(x3, training, eps, means, variances, weight, bias, y3):
 
 
 @numba.njit(fastmath=False, **_runtime.KERNEL_FLAGS)
-def _channel_grad_sums(g3, x3, c, mean, r, g_row, gx_row):
+def _channel_grad_sums(g3, x3, c, mean, r):
     """``(sum_{n,s} g, sum_{n,s} g xhat)`` of channel ``c`` in the lane order."""
     g_lanes, gx_lanes = np.zeros(SUM_LANES), np.zeros(SUM_LANES)
     g_tail = gx_tail = 0.0
     for n in range(g3.shape[0]):
-        for s in range(g3.shape[2]):
-            g = np.float64(g3[n, c, s])
-            g_row[s] = g
-            gx_row[s] = g * ((np.float64(x3[n, c, s]) - mean) * r)
-        g_tail = add_to_lanes(g_row, g_lanes, g_tail)
-        gx_tail = add_to_lanes(gx_row, gx_lanes, gx_tail)
+        g_tail = add_to_lanes(g3[n, c], g_lanes, g_tail)
+        gx_tail = _add_grad_products(g3[n, c], x3[n, c], mean, r, gx_lanes, gx_tail)
     return _lane_total(g_lanes, g_tail), _lane_total(gx_lanes, gx_tail)
 
 
@@ -123,10 +141,9 @@ def _backward(g3, x3, training, eps, means, variances, weight, grad_x3, grad_wei
     n_count, c_count, s_count = x3.shape
     m = n_count * s_count
     for c in numba.prange(c_count):
-        g_row, gx_row = np.empty(s_count), np.empty(s_count)
-        mean, r = _channel_statistics(x3, c, training, means, variances, eps, g_row)
+        mean, r = _channel_statistics(x3, c, training, means, variances, eps)
         w = weight[c]
-        sum_g, sum_g_xhat = _channel_grad_sums(g3, x3, c, mean, r, g_row, gx_row)
+        sum_g, sum_g_xhat = _channel_grad_sums(g3, x3, c, mean, r)
         grad_weight[c] = sum_g_xhat
         grad_bias[c] = sum_g
         sum_dxhat, sum_dxhat_xhat = w * sum_g, w * sum_g_xhat
