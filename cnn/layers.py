@@ -601,13 +601,27 @@ class _BatchNorm(Layer):
         return (self.buffers["running_mean"], self.buffers["running_var"], self.params["weight"], self.params["bias"],
                 self._training, cfg.momentum, cfg.eps)
 
+    #: The ReLU layer right after this batch norm (set by :func:`_pair_norm_relus`), or None.
+    relu_next: "Layer | None" = None
+    #: Whether the last forward pass applied ``relu_next``'s ReLU here (the engine's ``batch_norm_relu``): the
+    #: output, and ``self._pre``, were the ReLU's; the backward takes the gradient with respect to it.
+    _relu_fused: bool = False
+
     def _forward(self, x, ctx):
         self._x = x
         self._training = ctx.training and self.trainable
+        self._relu_fused = (ctx.fuse and self.relu_next is not None and self.activation is None
+                            and hasattr(ctx.engine, "batch_norm_relu"))
+        if self._relu_fused:
+            return ctx.engine.batch_norm_relu(x, *self._args())
         return ctx.engine.batch_norm(x, *self._args())
 
     def _backward(self, grad):
-        gx, gw, gb = self._ctx.engine.batch_norm_backward(grad, self._x, *self._args())
+        engine = self._ctx.engine
+        if self._relu_fused:
+            gx, gw, gb = engine.batch_norm_relu_backward(grad, self._x, self._pre, *self._args())
+        else:
+            gx, gw, gb = engine.batch_norm_backward(grad, self._x, *self._args())
         self.grads = {"weight": gw, "bias": gb}
         return gx
 
@@ -617,6 +631,20 @@ class _Activation(Layer):
 
     record_type = netspec.Activation
 
+    #: The batch norm right before this layer, which may apply its ReLU (set by :func:`_pair_norm_relus`).
+    relu_from_norm: "Layer | None" = None
+    #: Whether the last forward pass found the ReLU applied already (by ``relu_from_norm``): x passed on.
+    _relu_done: bool = False
+
+    def forward(self, x, ctx):
+        self._relu_done = self.relu_from_norm is not None and self.relu_from_norm._relu_fused
+        if not self._relu_done:
+            return super().forward(x, ctx)
+        self._ctx, self._relu_handed_on, self._relu_inside = ctx, False, False
+        return x
+
+    def backward(self, grad_out):
+        return grad_out if self._relu_done else super().backward(grad_out)
 
     def _forward(self, x, ctx):
         return x
@@ -791,6 +819,7 @@ def build_layers(configs, input_shape, seed: int, dtype, first_index: int = 1, p
         layers.append(layer)
         shape = layer.output_shape
     _pair_relu_pools(layers)
+    _pair_norm_relus(layers)
     return layers, index
 
 
@@ -805,6 +834,18 @@ def _pair_relu_pools(layers) -> None:
                 and not isinstance(producer, _Block) and producer.activation == "relu"):
             producer.relu_pool = pool
             pool.relu_from = producer
+
+
+def _pair_norm_relus(layers) -> None:
+    """Link each batch norm to a ReLU layer right after it (ResNet's ``conv, bn, relu``) unless that ReLU goes
+    into a max pooling (:func:`_pair_relu_pools`): with a fusing engine and :attr:`Pass.fuse`, the batch norm
+    computes ``relu(batch_norm(x))`` in one pass and its backward through the ReLU's mask (fastcnn's
+    ``batch_norm_relu``), and the ReLU layer passes its input on; bit for bit the unfused layers' results."""
+    for norm, act in zip(layers, layers[1:]):
+        if (isinstance(norm, _BatchNorm) and norm.activation is None and isinstance(act, _Activation)
+                and act.activation == "relu" and act.relu_pool is None):
+            norm.relu_next = act
+            act.relu_from_norm = norm
 
 
 

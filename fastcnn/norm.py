@@ -109,47 +109,70 @@ def _channel_statistics(x3, c, training, means, variances, eps):
 
 
 @numba.njit(parallel=True, fastmath=False, error_model="numpy", **_runtime.KERNEL_FLAGS)
-def _forward(x3, training, eps, means, variances, weight, bias, y3):
+def _forward(x3, training, eps, means, variances, weight, bias, relu, y3):
     """``y = (x - mean_c) * inv_std_c * weight_c + bias_c``, one channel per work item: its statistics
     (:func:`_channel_statistics`), then its rows. One parallel region per call: waking the threads costs
-    more than a small layer's arithmetic on a busy machine."""
+    more than a small layer's arithmetic on a busy machine. ``relu``: each row, once stored (rounded to y's
+    dtype), goes through fastcnn.relu's rule in place (fastcnn.norm_relu)."""
     n_count, c_count, s_count = x3.shape
+    zero = y3.dtype.type(0)
     for c in numba.prange(c_count):
         mean, r = _channel_statistics(x3, c, training, means, variances, eps)
         w, b = weight[c], bias[c]
         for n in range(n_count):
+            row = y3[n, c]
             for s in range(s_count):
-                y3[n, c, s] = (np.float64(x3[n, c, s]) - mean) * r * w + b
+                row[s] = (np.float64(x3[n, c, s]) - mean) * r * w + b
+            if relu:
+                for s in range(s_count):
+                    row[s] = zero if row[s] <= zero else row[s]  # NaN fails `<=` and passes through
 
 
 @numba.njit(fastmath=False, **_runtime.KERNEL_FLAGS)
-def _channel_grad_sums(g3, x3, c, mean, r):
-    """``(sum_{n,s} g, sum_{n,s} g xhat)`` of channel ``c`` in the lane order."""
+def _channel_grad_sums(gs, gc, x3, c, mean, r):
+    """``(sum_{n,s} g, sum_{n,s} g xhat)`` of channel ``c`` in the lane order, g = gs[:, gc]."""
     g_lanes, gx_lanes = np.zeros(SUM_LANES), np.zeros(SUM_LANES)
     g_tail = gx_tail = 0.0
-    for n in range(g3.shape[0]):
-        g_tail = add_to_lanes(g3[n, c], g_lanes, g_tail)
-        gx_tail = _add_grad_products(g3[n, c], x3[n, c], mean, r, gx_lanes, gx_tail)
+    for n in range(gs.shape[0]):
+        g_tail = add_to_lanes(gs[n, gc], g_lanes, g_tail)
+        gx_tail = _add_grad_products(gs[n, gc], x3[n, c], mean, r, gx_lanes, gx_tail)
     return _lane_total(g_lanes, g_tail), _lane_total(gx_lanes, gx_tail)
 
 
+@numba.njit(fastmath=False, **_runtime.KERNEL_FLAGS)
+def _masked_channel(g3, y3, c):
+    """(N, 1, S): channel ``c`` of ``g3`` times fastcnn.relu_backward's mask of the ReLU's output ``y3``
+    (``y <= 0`` exactly where the pre-activation is), each product in g's dtype, as relu_backward computes it."""
+    n_count, _, s_count = g3.shape
+    zero, one = g3.dtype.type(0), g3.dtype.type(1)
+    gm = np.empty((n_count, 1, s_count), dtype=g3.dtype)
+    for n in range(n_count):
+        for s in range(s_count):
+            gm[n, 0, s] = g3[n, c, s] * (zero if y3[n, c, s] <= zero else one)
+    return gm
+
+
 @numba.njit(parallel=True, fastmath=False, error_model="numpy", **_runtime.KERNEL_FLAGS)
-def _backward(g3, x3, training, eps, means, variances, weight, grad_x3, grad_weight, grad_bias):
+def _backward(g3, x3, training, eps, means, variances, weight, masked, y3, grad_x3, grad_weight, grad_bias):
     """Per channel, in one parallel region: the statistics (:func:`_channel_statistics`), ``grad_bias = sum g``,
     ``grad_weight = sum g xhat``, then ``grad_x`` (specs/norm.md), with ``sum dxhat = w_c grad_bias`` and
-    ``sum dxhat xhat = w_c grad_weight`` (``dxhat = g w_c``)."""
+    ``sum dxhat xhat = w_c grad_weight`` (``dxhat = g w_c``). ``masked``: ``g`` is ``g3`` through the mask of
+    the ReLU whose output is ``y3`` (:func:`_masked_channel`, fastcnn.norm_relu)."""
     n_count, c_count, s_count = x3.shape
     m = n_count * s_count
     for c in numba.prange(c_count):
         mean, r = _channel_statistics(x3, c, training, means, variances, eps)
         w = weight[c]
-        sum_g, sum_g_xhat = _channel_grad_sums(g3, x3, c, mean, r)
+        gs, gc = g3, np.int64(c)  # channel gc of gs is g (int64: the prange index is unsigned)
+        if masked:
+            gs, gc = _masked_channel(g3, y3, c), np.int64(0)
+        sum_g, sum_g_xhat = _channel_grad_sums(gs, gc, x3, c, mean, r)
         grad_weight[c] = sum_g_xhat
         grad_bias[c] = sum_g
         sum_dxhat, sum_dxhat_xhat = w * sum_g, w * sum_g_xhat
         for n in range(n_count):
             for s in range(s_count):
-                dxhat = np.float64(g3[n, c, s]) * w
+                dxhat = np.float64(gs[n, gc, s]) * w
                 if training:
                     xhat = (np.float64(x3[n, c, s]) - mean) * r
                     grad_x3[n, c, s] = r / m * (m * dxhat - sum_dxhat - xhat * sum_dxhat_xhat)
@@ -190,41 +213,59 @@ def _as_ncs(x: np.ndarray, a, dtype) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------------------------------------
-# Public functions
+# The passes (the public functions here and fastcnn.norm_relu's)
 
 
-def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5):
-    a = check_batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps)
+def forward(x, running_mean, running_var, weight, bias, training, momentum, eps, relu: bool, caller: str):
+    """batch_norm's work, checked for ``caller``; ``relu``: fastcnn.norm_relu's fused ReLU too."""
+    a = check_batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps, op=caller)
     inputs = (x, running_mean, running_var, weight, bias)
     dtype = _runtime.compute_dtype(*inputs)
     x3 = _as_ncs(x, a, dtype)
     means, variances = _statistics(running_mean, running_var, a)
     y3 = np.empty(x3.shape, dtype=dtype)
     _forward(x3, a.training, a.eps, means, variances, _channel_vector(weight, a.c, 1.0),
-             _channel_vector(bias, a.c, 0.0), y3)
+             _channel_vector(bias, a.c, 0.0), relu, y3)
     if a.training and a.has_running_stats:
         _update_running_stats(running_mean, running_var, means, variances, a)
     return y3.reshape(x.shape).astype(_runtime.result_dtype(*inputs), copy=False)
 
 
-def batch_norm_backward(grad_out, x, running_mean, running_var, weight=None, bias=None, training=False,
-                        momentum=0.1, eps=1e-5):
-    a = check_batch_norm_backward(grad_out, x, running_mean, running_var, weight, bias, training, momentum, eps)
+def backward(grad_out, x, running_mean, running_var, weight, bias, training, momentum, eps, y, caller: str):
+    """batch_norm_backward's work, checked for ``caller``; with ``y`` (checked by the caller: x's shape), the
+    gradient goes through the mask of the ReLU whose output y is first (fastcnn.norm_relu)."""
+    a = check_batch_norm_backward(grad_out, x, running_mean, running_var, weight, bias, training, momentum, eps,
+                                  op=caller)
     inputs = (grad_out, x, running_mean, running_var, weight, bias)
     dtype = _runtime.compute_dtype(*inputs)
     x3, g3 = _as_ncs(x, a, dtype), _as_ncs(grad_out, a, dtype)
+    y3 = x3 if y is None else _runtime.as_compute(y, dtype).reshape(x3.shape)
     means, variances = _statistics(running_mean, running_var, a)
     grad_x3 = np.empty(x3.shape, dtype=dtype)
     grad_weight = np.empty(a.c, dtype=np.float64)
     grad_bias = np.empty(a.c, dtype=np.float64)
-    _backward(g3, x3, a.training, a.eps, means, variances, _channel_vector(weight, a.c, 1.0), grad_x3,
-              grad_weight, grad_bias)
+    _backward(g3, x3, a.training, a.eps, means, variances, _channel_vector(weight, a.c, 1.0), y is not None, y3,
+              grad_x3, grad_weight, grad_bias)
     out = _runtime.result_dtype(*inputs)
     return (
         grad_x3.reshape(x.shape).astype(out, copy=False),
         grad_weight.astype(out, copy=False) if a.has_weight else None,
         grad_bias.astype(out, copy=False) if a.has_bias else None,
     )
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Public functions
+
+
+def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5):
+    return forward(x, running_mean, running_var, weight, bias, training, momentum, eps, False, "batch_norm")
+
+
+def batch_norm_backward(grad_out, x, running_mean, running_var, weight=None, bias=None, training=False,
+                        momentum=0.1, eps=1e-5):
+    return backward(grad_out, x, running_mean, running_var, weight, bias, training, momentum, eps, None,
+                    "batch_norm_backward")
 
 
 _runtime.share_docstrings(globals(), __all__)

@@ -1,0 +1,49 @@
+"""Batch normalisation and the ReLU after it, in the same pass (issue 16, item 2).
+
+ResNet's blocks run ``conv, bn, relu``: the ReLU reads the batch norm's output and writes an array as large,
+and its backward writes one more for the batch norm's backward to read. fastcnn's batch norm computes a
+channel at a time in one parallel kernel (fastcnn.norm), so the ReLU can be applied to each row as it is
+stored, and its mask to each channel's gradient as the backward reads it:
+
+* :func:`batch_norm_relu` = ``relu(batch_norm(...))``;
+* :func:`batch_norm_relu_backward` = ``batch_norm_backward(relu_backward(grad_out, pre), ...)``, given the
+  forward's output ``y`` (``y <= 0`` exactly where the pre-activation is, NaN included).
+
+Both bit for bit (tests/test_fast_norm_relu.py): the rows are rounded to the output's dtype before the ReLU,
+and the mask is fastcnn.relu_backward's product in the gradient's dtype. fastcnn's alone (``FUSED_OPS``,
+outside the spec's ops; refcnn keeps the plain ops); cnn's layers take them for a batch norm followed by a
+ReLU layer (``cnn.layers._pair_norm_relus``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cnnbase.checks import invalid
+
+from . import norm
+
+__all__ = ["FUSED_OPS", "batch_norm_relu", "batch_norm_relu_backward"]
+
+FUSED_OPS = ("batch_norm_relu", "batch_norm_relu_backward")
+
+
+def batch_norm_relu(x, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1,
+                    eps=1e-5):
+    """``relu(batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps))``, bit for bit,
+    in one pass; the running statistics are updated as batch_norm updates them."""
+    return norm.forward(x, running_mean, running_var, weight, bias, training, momentum, eps, True,
+                        "batch_norm_relu")
+
+
+def batch_norm_relu_backward(grad_out, x, y, running_mean, running_var, weight=None, bias=None, training=False,
+                             momentum=0.1, eps=1e-5):
+    """``batch_norm_backward(relu_backward(grad_out, pre), x, ...)`` bit for bit, where ``pre`` is the batch
+    norm's output and ``y = relu(pre)`` the forward's (:func:`batch_norm_relu`): ``(grad_x, grad_weight,
+    grad_bias)``."""
+    caller = "batch_norm_relu_backward"
+    if not isinstance(y, np.ndarray) or y.dtype.kind != "f" or y.shape != getattr(x, "shape", None):
+        what = f"array of dtype {y.dtype}, shape {y.shape}" if isinstance(y, np.ndarray) else type(y).__name__
+        raise ValueError(invalid(caller, "y", "the float array batch_norm_relu returned, of x's shape "
+                                 f"{getattr(x, 'shape', None)}", what))
+    return norm.backward(grad_out, x, running_mean, running_var, weight, bias, training, momentum, eps, y, caller)

@@ -1,0 +1,141 @@
+"""fastcnn's fused batch norm-ReLU ops (fastcnn/norm_relu.py, issue 16) against the composition they replace,
+and cnn.Model taking them.
+
+``batch_norm_relu(x, ...)`` must be ``relu(batch_norm(x, ...))``, running statistics included, and
+``batch_norm_relu_backward(g, x, y, ...)`` must be ``batch_norm_backward(relu_backward(g, pre), x, ...)``: bit
+for bit against fastcnn's own plain ops, byte for byte (``fastcheck.assert_bit_identical``: the sign of a zero,
+NaN and infinities included); and within float64 rounding of refcnn's plain ops (the oracle).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import fastcnn
+import refcnn
+from cnn import layers as L
+from cnn.model import Model
+from fastcheck import assert_bit_identical, results_per_thread_count
+
+#: x shapes: (N, C), 1-D, 2-D maps with rows shorter and longer than the 64 sum lanes.
+SHAPES = [(6, 5), (3, 4, 9), (4, 3, 5, 5), (2, 3, 11, 13)]
+
+
+def _arrays(shape, dtype, seed, hostile=False):
+    rng = np.random.default_rng(seed)
+    C = shape[1]
+    x = rng.standard_normal(shape) * 2 + 0.3
+    if hostile:  # NaN and infinities reach the statistics of some channels; exact zeros reach the ReLU
+        x.reshape(shape[0], C, -1)[0, 0, 0] = np.nan
+        x.reshape(shape[0], C, -1)[-1, -1, -1] = np.inf
+    g = rng.standard_normal(shape)
+    g.flat[1] = np.inf  # times ReLU's 0 where the output is <= 0: NaN, in the composition as here
+    g.flat[2] = -0.0
+    stats = dict(running_mean=rng.standard_normal(C), running_var=rng.random(C) + 0.5,
+                 weight=rng.standard_normal(C), bias=rng.standard_normal(C))
+    if hostile:
+        stats["bias"][0] = 0.0
+        stats["weight"][0] = 0.0  # every output of channel 0 is bias 0: the ReLU's tie at exactly 0
+    return x.astype(dtype), g.astype(dtype), {k: v.astype(dtype) for k, v in stats.items()}
+
+
+def _copies(stats):
+    return {k: v.copy() for k, v in stats.items()}
+
+
+def _fused(x, g, stats, training):
+    s = _copies(stats)
+    y = fastcnn.batch_norm_relu(x, **s, training=training, momentum=0.3, eps=1e-3)
+    grads = fastcnn.batch_norm_relu_backward(g, x, y, **_copies(stats), training=training, momentum=0.3, eps=1e-3)
+    return [y, s["running_mean"], s["running_var"], *grads]
+
+
+def _composed(x, g, stats, training, engine=fastcnn):
+    s = _copies(stats)
+    pre = engine.batch_norm(x, **s, training=training, momentum=0.3, eps=1e-3)
+    y = engine.relu(pre)
+    with np.errstate(all="ignore"):
+        grads = engine.batch_norm_backward(engine.relu_backward(g, pre), x, **_copies(stats), training=training,
+                                           momentum=0.3, eps=1e-3)
+    return [y, s["running_mean"], s["running_var"], *grads]
+
+
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", SHAPES)
+def test_fused_is_the_composition_bit_for_bit(shape, dtype, training):
+    x, g, stats = _arrays(shape, dtype, seed=sum(shape))
+    assert_bit_identical([_fused(x, g, stats, training), _composed(x, g, stats, training)])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_special_values_bit_for_bit(dtype):
+    """NaN and an infinity in x (whole channels of NaN statistics), outputs of exactly 0 (weight 0, bias 0),
+    an infinite and a negative-zero gradient."""
+    x, g, stats = _arrays((3, 4, 8, 9), dtype, seed=5, hostile=True)
+    for training in (True, False):
+        with np.errstate(all="ignore"):
+            assert_bit_identical([_fused(x, g, stats, training), _composed(x, g, stats, training)])
+
+
+def test_agrees_with_refcnn():
+    x, g, stats = _arrays((3, 4, 10, 10), np.float64, seed=3)
+    g[np.isinf(g)] = 1.0
+    for training in (True, False):
+        for got, want in zip(_fused(x, g, stats, training), _composed(x, g, stats, training, engine=refcnn)):
+            assert np.abs(got - want).max() <= 1e-12 * max(1.0, np.abs(want).max())
+
+
+def test_bit_identical_whatever_the_thread_count():
+    x, g, stats = _arrays((5, 6, 12, 12), np.float32, seed=7)
+    assert_bit_identical(results_per_thread_count(lambda: _fused(x, g, stats, True)))
+
+
+def test_refuses_a_y_that_is_not_the_forward_output():
+    x, g, stats = _arrays((2, 3, 4, 4), np.float32, seed=1)
+    with pytest.raises(ValueError, match=r"batch_norm_relu_backward: .*`y`.*of x's shape \(2, 3, 4, 4\)"):
+        fastcnn.batch_norm_relu_backward(g, x, x[:1], **stats, training=True)
+    with pytest.raises(ValueError, match=r"`y`"):
+        fastcnn.batch_norm_relu_backward(g, x, None, **stats, training=True)
+    with pytest.raises(TypeError, match=r"batch_norm_relu: .*`x`"):
+        fastcnn.batch_norm_relu(x.astype(int), **stats, training=True)
+    assert set(fastcnn.norm_relu.FUSED_OPS) <= set(fastcnn.FUSED_OPS)
+
+
+SPEC = "conv8k3p1 nobias, bn, relu, residual(conv8k3p1 nobias, bn, relu, conv8k3p1 nobias, bn) relu, gap, dense5"
+
+
+def test_model_takes_the_fused_pair_bit_for_bit():
+    """conv, bn, relu (and the same inside a residual block): the batch norm applies the ReLU, the ReLU layer
+    passes its input on; the logits, the input gradient, every parameter gradient and the running statistics
+    equal an unfused pass's (the layers one by one with Pass.fuse off)."""
+    model = Model(SPEC, (3, 9, 9), seed=4)
+    bn, act = model.layers[1], model.layers[2]
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((5, 3, 9, 9)).astype(np.float32)
+    before = [v.copy() for layer in model.all_layers() for v in layer.buffers.values()]
+    logits = model.forward(x, training=True, step=3)
+    assert bn._relu_fused and act._relu_done
+    inner = [layer for layer in model.all_layers() if getattr(layer, "_relu_fused", False)]
+    assert len(inner) == 2  # the stem's and the block's first batch norm
+    grad = rng.standard_normal(logits.shape).astype(np.float32)
+    grad_x = model.backward(grad)
+    fused_grads = {key: layer.grads[p].copy() for key, layer, p in model.parameters()}
+    fused_stats = [v.copy() for layer in model.all_layers() for v in layer.buffers.values()]
+    for saved, v in zip(before, [v for layer in model.all_layers() for v in layer.buffers.values()]):
+        v[...] = saved
+    ctx = L.Pass(model.engine, True, model.dtype, model.seed, 3)
+    out = x
+    for layer in model.layers:
+        out = layer.forward(out, ctx)
+    assert not bn._relu_fused and not act._relu_done
+    g = grad
+    for layer in reversed(model.layers):
+        g = layer.backward(g)
+    np.testing.assert_array_equal(logits, out)
+    np.testing.assert_array_equal(grad_x, g)
+    for key, layer, p in model.parameters():
+        np.testing.assert_array_equal(fused_grads[key], layer.grads[p], err_msg=key)
+    for a, b in zip(fused_stats, [v for layer in model.all_layers() for v in layer.buffers.values()]):
+        np.testing.assert_array_equal(a, b)
