@@ -751,9 +751,14 @@ class _ResidualBlock(_Block):
     def _forward(self, x, ctx):
         body = _run(self.branches["body"], x, ctx)
         shortcut = _run(self.branches["shortcut"], x, ctx)
+        if ctx.fuse and self.activation == "relu" and hasattr(ctx.engine, "add_relu"):
+            self._relu_inside = True  # the sum and the block's ReLU in one pass, bit for bit (fastcnn.add_relu)
+            return ctx.engine.add_relu(body, shortcut)
         return body + shortcut
 
     def _backward(self, grad):
+        if self._relu_inside:  # grad is with respect to the ReLU's output, self._pre: its mask first
+            grad = _cast(self._ctx.engine.relu_backward(grad, self._pre), self._ctx.dtype)
         return _run_backward(self.branches["body"], grad) + _run_backward(self.branches["shortcut"], grad)
 
 

@@ -25,6 +25,7 @@ from numba import prange
 from cnnbase.activations import (
     check_activation_input, check_alpha, check_grad_out, check_negative_slope, resolve_dim,
 )
+from cnnbase.checks import check_float_array, check_same_shape
 
 from . import _runtime
 from ._runtime import FASTMATH, KERNEL_FLAGS
@@ -56,6 +57,13 @@ def _relu_backward_kernel(grad_out, x, grad_x):
     for i in prange(x.size):
         # a product, not a select, so a NaN or infinite grad_out at x <= 0 gives NaN as in refcnn
         grad_x[i] = grad_out[i] * (0.0 if x[i] <= 0.0 else 1.0)
+
+
+@numba.njit(parallel=True, fastmath=False, **KERNEL_FLAGS)
+def _add_relu_kernel(a, b, y):
+    for i in prange(a.size):
+        v = a[i] + b[i]  # rounded to the dtype first, as NumPy's a + b
+        y[i] = 0.0 if v <= 0.0 else v
 
 
 @numba.njit(parallel=True, fastmath=FASTMATH, **KERNEL_FLAGS)
@@ -236,7 +244,7 @@ def _elementwise_backward(kernel, grad_out, x, *params):
     return grad_x.astype(_runtime.result_dtype(grad_out, x), copy=False)
 
 
-_CHEAP = (_relu_kernel, _relu_backward_kernel, _leaky_relu_kernel, _leaky_relu_backward_kernel)
+_CHEAP = (_relu_kernel, _relu_backward_kernel, _leaky_relu_kernel, _leaky_relu_backward_kernel, _add_relu_kernel)
 
 
 def _lines_view(a: np.ndarray, axis: int) -> np.ndarray:
@@ -357,6 +365,29 @@ def log_softmax_backward(grad_out, x, dim=-1):
     axis = resolve_dim(x.shape, dim, op)
     check_grad_out(grad_out, x, op)
     return _along_lines_backward(_log_softmax_backward_kernel, grad_out, x, axis)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Fused (fastcnn only, outside the spec's ops): cnn's residual blocks take it when the engine has it
+
+
+FUSED_OPS = ("add_relu",)
+
+
+def add_relu(a, b):
+    """``relu(a + b)``, bit for bit NumPy's ``a + b`` then :func:`relu`, in one pass: the sum of a residual
+    block's branches and the block's ReLU (``cnn.layers``). ``a`` and ``b``: float arrays of one shape. Its
+    gradient is ``relu_backward(grad, y)`` with this output ``y`` (``y <= 0`` exactly where ``a + b`` is)."""
+    op = "add_relu"
+    check_float_array(a, "a", op)
+    check_float_array(b, "b", op)
+    check_same_shape(b, a, "b", "a", op)
+    dtype = _runtime.compute_dtype(a, b)
+    ac, bc = _runtime.as_compute(a, dtype), _runtime.as_compute(b, dtype)
+    y = np.empty(a.shape, dtype=dtype)
+    _runtime.launch(_add_relu_kernel, _work(_add_relu_kernel, a.size), ac.reshape(-1), bc.reshape(-1),
+                    y.reshape(-1))
+    return y.astype(_runtime.result_dtype(a, b), copy=False)
 
 
 _runtime.share_docstrings(globals(), __all__)

@@ -158,3 +158,37 @@ def test_agrees_with_torch(call):
     g = np.random.default_rng(1).uniform(-2, 2, x.shape)
     t_y.backward(torch.tensor(g))
     assert_agrees(getattr(fast, f"{name}_backward")(g, x, **kwargs), xt.grad.numpy(), what=f"{name}_backward vs torch")
+
+
+# ------------------------------------------------------------------------------------------------ add_relu
+
+
+@pytest.mark.parametrize("dtypes", [(np.float32, np.float32), (np.float64, np.float64), (np.float16, np.float16),
+                                    (np.float32, np.float64)])
+def test_add_relu_is_numpys_sum_then_relu_bit_for_bit(dtypes):
+    """fastcnn.add_relu (fused, fastcnn only): NumPy's ``a + b`` (its rounding and dtype promotion) then
+    fastcnn.relu, byte for byte: sums of exactly 0 from both signs, -0.0 + -0.0, NaN, infinities, inf - inf."""
+    rng = np.random.default_rng(4)
+    a = rng.standard_normal((3, 5, 7, 11))
+    b = rng.standard_normal(a.shape)
+    b.flat[:4] = -a.flat[:4]  # exact zeros
+    a.flat[4], b.flat[4] = -0.0, -0.0
+    a.flat[5], a.flat[6], b.flat[7] = np.nan, np.inf, -np.inf
+    a.flat[8], b.flat[8] = np.inf, -np.inf
+    a, b = a.astype(dtypes[0]), b.astype(dtypes[1])
+    with np.errstate(invalid="ignore"):
+        want = fast.relu(a + b)
+        got = fast.add_relu(a, b)
+    assert_bit_identical([[got], [want]])
+    assert got.dtype == want.dtype
+
+
+def test_add_relu_shapes_and_refusals():
+    for shape in ((), (0, 3), (70001,)):  # 0-d, empty, and past the serial threshold
+        a, b = np.full(shape, -1.5, np.float32), np.full(shape, 2.0, np.float32)
+        assert_bit_identical([[fast.add_relu(a, b)], [fast.relu(np.asarray(a + b))]])
+    with pytest.raises(ValueError, match=r"add_relu: .*`b`"):
+        fast.add_relu(np.ones((2, 3)), np.ones((3, 2)))
+    with pytest.raises(TypeError, match=r"add_relu: .*`a`"):
+        fast.add_relu(np.ones(3, int), np.ones(3))
+    assert "add_relu" in fast.FUSED_OPS

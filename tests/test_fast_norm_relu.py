@@ -108,7 +108,7 @@ SPEC = "conv8k3p1 nobias, bn, relu, residual(conv8k3p1 nobias, bn, relu, conv8k3
 
 def test_model_takes_the_fused_pair_bit_for_bit():
     """conv, bn, relu (and the same inside a residual block): the batch norm applies the ReLU, the ReLU layer
-    passes its input on; the logits, the input gradient, every parameter gradient and the running statistics
+    passes its input on; the residual block adds its branches and applies its ReLU in one op; the logits, the input gradient, every parameter gradient and the running statistics
     equal an unfused pass's (the layers one by one with Pass.fuse off)."""
     model = Model(SPEC, (3, 9, 9), seed=4)
     bn, act = model.layers[1], model.layers[2]
@@ -119,6 +119,8 @@ def test_model_takes_the_fused_pair_bit_for_bit():
     assert bn._relu_fused and act._relu_done
     inner = [layer for layer in model.all_layers() if getattr(layer, "_relu_fused", False)]
     assert len(inner) == 2  # the stem's and the block's first batch norm
+    block = model.layers[3]
+    assert block._relu_inside  # the block's sum and its ReLU: fastcnn.add_relu
     grad = rng.standard_normal(logits.shape).astype(np.float32)
     grad_x = model.backward(grad)
     fused_grads = {key: layer.grads[p].copy() for key, layer, p in model.parameters()}
@@ -129,7 +131,7 @@ def test_model_takes_the_fused_pair_bit_for_bit():
     out = x
     for layer in model.layers:
         out = layer.forward(out, ctx)
-    assert not bn._relu_fused and not act._relu_done
+    assert not bn._relu_fused and not act._relu_done and not block._relu_inside
     g = grad
     for layer in reversed(model.layers):
         g = layer.backward(g)
