@@ -4,8 +4,8 @@
 computes a channel's statistics, its sums and its outputs, in float64 whatever the input dtype. The sums are
 fixed-order float64 sums (see "Kernels" below), so every result is independent of the thread count by
 construction (no shared accumulator, no chunking that depends on the threads). They equal refcnn's sequential
-sums bit for bit when a row is shorter than 64 cells, and agree to float64 rounding otherwise (the tolerance of
-tests/test_fast_norm.py).
+sums bit for bit for dense inputs (one cell per row), and agree to float64 rounding otherwise (the tolerances
+of tests/test_fast_norm.py).
 
 ``1/sqrt(var + eps)`` is computed per channel in the kernel with IEEE results (inf at 0, NaN below 0), as refcnn
 and PyTorch; the running-statistics update is O(C) NumPy float64 arithmetic in the wrapper, written exactly as
@@ -34,13 +34,15 @@ __all__ = ["batch_norm", "batch_norm_backward"]
 # Kernels. fastmath is off in all of them: the sums keep the fixed lane order below (reassociation would let
 # LLVM change it), and the elementwise parts are memory-bound, so it would buy nothing there.
 #
-# Every sum over ``(n, s)`` of one channel is a fixed-order float64 sum (as ``_conv_base.add_to_lanes``, the
-# convolutions' bias gradients): sample by sample, lane j adds the terms of cells s = j (mod SUM_LANES) of the
-# row's whole blocks, the last S mod SUM_LANES cells of each row are added in order onto a tail, and the total is
-# the tail plus the lanes in order. Rows shorter than SUM_LANES (S < 64: 7x7 maps, 1-D and dense inputs) are
-# summed in refcnn's sequential order exactly. A single sequential chain waits for the adder at every element
-# (about 4 cycles); the lanes are vectorised. Measured on (64, 16, 28, 28) float32, one thread, the statistics:
-# 0.89 ms sequential, 0.38 ms in lanes through a float64 row, 0.23 ms with the terms formed in the lane loop.
+# Every sum over ``(n, s)`` of one channel is a fixed-order float64 sum in SUM_LANES lanes (as
+# ``_conv_base.add_to_lanes``, the convolutions' bias gradients), sample by sample: a row of at least SUM_LANES
+# cells adds the terms of its whole blocks' cells s = j (mod SUM_LANES) onto lane j and its last S mod SUM_LANES
+# cells in order onto a tail; a shorter row (7x7 maps, short 1-D inputs) adds cell s onto lane s. The total is
+# the tail plus the lanes in order. With one cell per row (dense inputs) that is refcnn's sequential sum exactly;
+# otherwise it agrees with it to float64 rounding. A single sequential chain waits for the adder at every
+# element (about 4 cycles); the lanes are vectorised. Measured on (64, 16, 28, 28) float32, one thread, the
+# statistics: 0.89 ms sequential, 0.38 ms in lanes through a float64 row, 0.23 ms with the terms formed in the
+# lane loop; on (64, 64, 7, 7), rows of 49 cells: 0.27 ms summed sequentially, 0.074 ms in lanes.
 
 
 @numba.njit(fastmath=False, **_runtime.KERNEL_FLAGS)
@@ -51,9 +53,19 @@ def _lane_total(lanes, tail):
     return total
 
 
+# Each sum has a loop for long rows and one for short rows, chosen once per channel: one loop with both
+# branches inside ran the long rows 1.5x slower.
+
+
+@numba.njit(inline="always", fastmath=False, **_runtime.KERNEL_FLAGS)
+def _add_short_row(row, lanes):
+    for j in range(row.size):
+        lanes[j] += row[j]
+
+
 @numba.njit(inline="always", fastmath=False, **_runtime.KERNEL_FLAGS)
 def _add_squared_deviations(row, mean, lanes, tail):
-    """``add_to_lanes`` of the terms ``(row[s] - mean)^2``, each formed in float64."""
+    """The terms ``(row[s] - mean)^2`` of a long row, each formed in float64, added in the lane order."""
     end = row.size - row.size % SUM_LANES
     for i in range(0, end, SUM_LANES):
         for j in range(SUM_LANES):
@@ -66,8 +78,16 @@ def _add_squared_deviations(row, mean, lanes, tail):
 
 
 @numba.njit(inline="always", fastmath=False, **_runtime.KERNEL_FLAGS)
+def _add_short_squared_deviations(row, mean, lanes):
+    for j in range(row.size):
+        d = np.float64(row[j]) - mean
+        lanes[j] += d * d
+
+
+@numba.njit(inline="always", fastmath=False, **_runtime.KERNEL_FLAGS)
 def _add_grad_products(g_row, x_row, mean, r, lanes, tail):
-    """``add_to_lanes`` of the terms ``g xhat = g[s] ((x[s] - mean) r)``, each formed in float64."""
+    """The terms ``g xhat = g[s] ((x[s] - mean) r)`` of a long row, each formed in float64, added in the lane
+    order."""
     end = g_row.size - g_row.size % SUM_LANES
     for i in range(0, end, SUM_LANES):
         for j in range(SUM_LANES):
@@ -77,24 +97,40 @@ def _add_grad_products(g_row, x_row, mean, r, lanes, tail):
     return tail
 
 
+@numba.njit(inline="always", fastmath=False, **_runtime.KERNEL_FLAGS)
+def _add_short_grad_products(g_row, x_row, mean, r, lanes):
+    for j in range(g_row.size):
+        lanes[j] += np.float64(g_row[j]) * ((np.float64(x_row[j]) - mean) * r)
+
+
 @numba.njit(fastmath=False, **_runtime.KERNEL_FLAGS)
-def _channel_sum(x3, c):
-    """``sum_{n,s} x[n, c, s]`` in the lane order."""
+def _long_row_statistics(x3, c):
+    """Channel ``c``'s (sum x, sum (x - mean)^2 / m), rows of at least SUM_LANES cells."""
+    m = x3.shape[0] * x3.shape[2]
     lanes = np.zeros(SUM_LANES)
     tail = 0.0
     for n in range(x3.shape[0]):
         tail = add_to_lanes(x3[n, c], lanes, tail)
-    return _lane_total(lanes, tail)
-
-
-@numba.njit(fastmath=False, **_runtime.KERNEL_FLAGS)
-def _channel_squared_deviations(x3, c, mean):
-    """``sum_{n,s} (x[n, c, s] - mean)^2`` in the lane order."""
-    lanes = np.zeros(SUM_LANES)
+    mean = _lane_total(lanes, tail) / m
+    lanes[:] = 0.0
     tail = 0.0
     for n in range(x3.shape[0]):
         tail = _add_squared_deviations(x3[n, c], mean, lanes, tail)
-    return _lane_total(lanes, tail)
+    return mean, _lane_total(lanes, tail) / m
+
+
+@numba.njit(fastmath=False, **_runtime.KERNEL_FLAGS)
+def _short_row_statistics(x3, c):
+    """The same for rows shorter than SUM_LANES."""
+    m = x3.shape[0] * x3.shape[2]
+    lanes = np.zeros(SUM_LANES)
+    for n in range(x3.shape[0]):
+        _add_short_row(x3[n, c], lanes)
+    mean = _lane_total(lanes, 0.0) / m
+    lanes[:] = 0.0
+    for n in range(x3.shape[0]):
+        _add_short_squared_deviations(x3[n, c], mean, lanes)
+    return mean, _lane_total(lanes, 0.0) / m
 
 
 @numba.njit(fastmath=False, **_runtime.KERNEL_FLAGS)
@@ -102,9 +138,10 @@ def _channel_statistics(x3, c, training, means, variances, eps):
     """Channel ``c``'s mean and ``1/sqrt(var + eps)``: in training the batch's (biased), written to ``means[c]``
     and ``variances[c]``; otherwise those two given (the running statistics)."""
     if training:
-        m = x3.shape[0] * x3.shape[2]
-        means[c] = _channel_sum(x3, c) / m
-        variances[c] = _channel_squared_deviations(x3, c, means[c]) / m
+        if x3.shape[2] < SUM_LANES:
+            means[c], variances[c] = _short_row_statistics(x3, c)
+        else:
+            means[c], variances[c] = _long_row_statistics(x3, c)
     return means[c], 1.0 / np.sqrt(variances[c] + eps)
 
 
@@ -129,14 +166,24 @@ def _forward(x3, training, eps, means, variances, weight, bias, relu, y3):
 
 
 @numba.njit(fastmath=False, **_runtime.KERNEL_FLAGS)
-def _channel_grad_sums(gs, gc, x3, c, mean, r):
-    """``(sum_{n,s} g, sum_{n,s} g xhat)`` of channel ``c`` in the lane order, g = gs[:, gc]."""
+def _long_row_grad_sums(gs, gc, x3, c, mean, r):
+    """``(sum_{n,s} g, sum_{n,s} g xhat)`` of channel ``c`` in the lane order, g = gs[:, gc]; long rows."""
     g_lanes, gx_lanes = np.zeros(SUM_LANES), np.zeros(SUM_LANES)
     g_tail = gx_tail = 0.0
     for n in range(gs.shape[0]):
         g_tail = add_to_lanes(gs[n, gc], g_lanes, g_tail)
         gx_tail = _add_grad_products(gs[n, gc], x3[n, c], mean, r, gx_lanes, gx_tail)
     return _lane_total(g_lanes, g_tail), _lane_total(gx_lanes, gx_tail)
+
+
+@numba.njit(fastmath=False, **_runtime.KERNEL_FLAGS)
+def _short_row_grad_sums(gs, gc, x3, c, mean, r):
+    """The same for rows shorter than SUM_LANES."""
+    g_lanes, gx_lanes = np.zeros(SUM_LANES), np.zeros(SUM_LANES)
+    for n in range(gs.shape[0]):
+        _add_short_row(gs[n, gc], g_lanes)
+        _add_short_grad_products(gs[n, gc], x3[n, c], mean, r, gx_lanes)
+    return _lane_total(g_lanes, 0.0), _lane_total(gx_lanes, 0.0)
 
 
 @numba.njit(fastmath=False, **_runtime.KERNEL_FLAGS)
@@ -166,7 +213,10 @@ def _backward(g3, x3, training, eps, means, variances, weight, masked, y3, grad_
         gs, gc = g3, np.int64(c)  # channel gc of gs is g (int64: the prange index is unsigned)
         if masked:
             gs, gc = _masked_channel(g3, y3, c), np.int64(0)
-        sum_g, sum_g_xhat = _channel_grad_sums(gs, gc, x3, c, mean, r)
+        if s_count < SUM_LANES:
+            sum_g, sum_g_xhat = _short_row_grad_sums(gs, gc, x3, c, mean, r)
+        else:
+            sum_g, sum_g_xhat = _long_row_grad_sums(gs, gc, x3, c, mean, r)
         grad_weight[c] = sum_g_xhat
         grad_bias[c] = sum_g
         sum_dxhat, sum_dxhat_xhat = w * sum_g, w * sum_g_xhat
