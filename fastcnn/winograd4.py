@@ -350,7 +350,7 @@ def _task_samples(N, C, K, nb, itemsize):
 
 def _buffers(geom, dtype, nb, rows, Wp):
     """The per-thread scratch: channel-last input rows, V and M (36 rows each), one tile row of output, and
-    the transforms' 6x6 block of channel vectors."""
+    the transforms' 6x6 block of channel vectors (flat: each transform views it at its own width)."""
     C, K = geom.C_in, geom.C_out
     tw = -(-geom.out[1] // 4)
     itemsize = np.dtype(dtype).itemsize
@@ -359,7 +359,7 @@ def _buffers(geom, dtype, nb, rows, Wp):
     V = buffers("winograd4.V", (36 * row_cells(T * C, itemsize),), dtype)
     M = buffers("winograd4.M", (36 * row_cells(T * K, itemsize),), dtype)
     yt = buffers("winograd4.yt", (4, 4 * tw, K), dtype)
-    h = buffers("winograd4.h", (6, 6, max(C, K)), dtype)
+    h = buffers("winograd4.h", (36 * max(C, K),), dtype)  # the transforms' 6x6 block of channel vectors
     return xt, V, M, yt, h
 
 

@@ -83,6 +83,14 @@ def _a(o0, o1, o2, o3):
 # ---------------------------------------------------------------------------------------------------
 
 
+@numba.njit(inline="always", **_runtime.KERNEL_FLAGS)
+def _block(h, n):
+    """The first 36 n values of the flat scratch h as a (6, 6, n) block of channel vectors. Each vector is then a
+    whole row of a C-contiguous array: sliced to n from a wider block, the loops over them ran 1.3-1.8x slower
+    (16 to 64 channels, one thread)."""
+    return h[:36 * n].reshape((6, 6, n))
+
+
 # The same transforms on six (four) vectors of channels: one loop over the channels with each row a separate
 # 1-D array. Written so, the compiler vectorises the loop; as a loop over 2-D indices (row, channel), the
 # runtime overlap checks between 36 store streams of unknown stride made it give up (measured: scalar code,
@@ -150,18 +158,19 @@ def channels_last(xn, src_h, src_w, r0, r1, xt):
 @numba.njit(fastmath=False, **_runtime.KERNEL_FLAGS)
 def input_row(xt, r, tw, V, t0, h):
     """V[a*6 + b, (t0 + j)*C + c] = (B^T d B)[a, b] for the 6x6 window d = xt[r:r+6, 4j:4j+6, c] of each
-    tile j of the row: B^T along each window row into h (6, 6, >= C), then along each column of h.
-    V (36, >= (t0 + tw)*C)."""
+    tile j of the row: B^T along each window row into h (6, 6, C), then along each column of h.
+    V (36, >= (t0 + tw)*C); h: scratch of at least 36 C values."""
     C = xt.shape[2]
+    h = _block(h, C)
     for j in range(tw):
         s = 4 * j
         o = (t0 + j) * C
         for a in range(6):
             x = xt[r + a]
-            _vbt(x[s], x[s + 1], x[s + 2], x[s + 3], x[s + 4], x[s + 5],
-                 h[a, 0, :C], h[a, 1, :C], h[a, 2, :C], h[a, 3, :C], h[a, 4, :C], h[a, 5, :C])
+            _vbt(x[s], x[s + 1], x[s + 2], x[s + 3], x[s + 4], x[s + 5], h[a, 0], h[a, 1], h[a, 2], h[a, 3], h[a, 4],
+                 h[a, 5])
         for b in range(6):
-            _vbt(h[0, b, :C], h[1, b, :C], h[2, b, :C], h[3, b, :C], h[4, b, :C], h[5, b, :C],
+            _vbt(h[0, b], h[1, b], h[2, b], h[3, b], h[4, b], h[5, b],
                  V[b, o:o + C], V[6 + b, o:o + C], V[12 + b, o:o + C], V[18 + b, o:o + C], V[24 + b, o:o + C],
                  V[30 + b, o:o + C])
 
@@ -169,17 +178,18 @@ def input_row(xt, r, tw, V, t0, h):
 @numba.njit(fastmath=False, **_runtime.KERNEL_FLAGS)
 def output_row(M, t0, tw, yt, h):
     """yt[p, 4j + q, k] = (A^T M[:, t0 + j, k] A)[p, q] for each tile j of the row: A^T along each row of
-    positions into h (6, 6, >= K), then along the columns. yt (4, 4*tw, K)."""
+    positions into h, then along the columns. yt (4, 4*tw, K); h: scratch of at least 36 K values."""
     K = yt.shape[2]
+    h = _block(h, K)
     for j in range(tw):
         o = (t0 + j) * K
         s = 4 * j
         for a in range(6):
             b = 6 * a
             _vat(M[b, o:o + K], M[b + 1, o:o + K], M[b + 2, o:o + K], M[b + 3, o:o + K], M[b + 4, o:o + K],
-                 M[b + 5, o:o + K], h[a, 0, :K], h[a, 1, :K], h[a, 2, :K], h[a, 3, :K])
+                 M[b + 5, o:o + K], h[a, 0], h[a, 1], h[a, 2], h[a, 3])
         for q in range(4):
-            _vat(h[0, q, :K], h[1, q, :K], h[2, q, :K], h[3, q, :K], h[4, q, :K], h[5, q, :K],
+            _vat(h[0, q], h[1, q], h[2, q], h[3, q], h[4, q], h[5, q],
                  yt[0, s + q], yt[1, s + q], yt[2, s + q], yt[3, s + q])
 
 
@@ -290,15 +300,16 @@ def grad_out_row(gt, tw, dM, t0, h):
     """dM[a*6 + b, (t0 + j)*K + k] = (A dY A^T)[a, b] for the 4x4 output gradient dY = gt[:, 4j:4j+4, k] of
     each tile j: the adjoint of :func:`output_row` (A along each column into h, then along the rows)."""
     K = gt.shape[2]
+    h = _block(h, K)
     for j in range(tw):
         s = 4 * j
         o = (t0 + j) * K
         for q in range(4):
             _va(gt[0, s + q], gt[1, s + q], gt[2, s + q], gt[3, s + q],
-                h[0, q, :K], h[1, q, :K], h[2, q, :K], h[3, q, :K], h[4, q, :K], h[5, q, :K])
+                h[0, q], h[1, q], h[2, q], h[3, q], h[4, q], h[5, q])
         for a in range(6):
             b = 6 * a
-            _va(h[a, 0, :K], h[a, 1, :K], h[a, 2, :K], h[a, 3, :K],
+            _va(h[a, 0], h[a, 1], h[a, 2], h[a, 3],
                 dM[b, o:o + K], dM[b + 1, o:o + K], dM[b + 2, o:o + K], dM[b + 3, o:o + K], dM[b + 4, o:o + K],
                 dM[b + 5, o:o + K])
 
@@ -307,18 +318,18 @@ def grad_out_row(gt, tw, dM, t0, h):
 def input_adjoint_row(dV, t0, tw, r, plane, h):
     """plane[r:r+6, 4j:4j+6, c] += B dV[:, t0 + j, c] B^T for each tile j of the row, in order: the adjoint
     of :func:`input_row` (B along each row of positions into h, then along the columns, added onto the
-    plane). plane (Hp, Wp, C), channel-last."""
+    plane). plane (Hp, Wp, C), channel-last; h: scratch of at least 36 C values."""
     C = plane.shape[2]
+    h = _block(h, C)
     for j in range(tw):
         s = 4 * j
         o = (t0 + j) * C
         for a in range(6):
             b = 6 * a
             _vb(dV[b, o:o + C], dV[b + 1, o:o + C], dV[b + 2, o:o + C], dV[b + 3, o:o + C], dV[b + 4, o:o + C],
-                dV[b + 5, o:o + C], h[a, 0, :C], h[a, 1, :C], h[a, 2, :C], h[a, 3, :C], h[a, 4, :C], h[a, 5, :C],
-                False)
+                dV[b + 5, o:o + C], h[a, 0], h[a, 1], h[a, 2], h[a, 3], h[a, 4], h[a, 5], False)
         for q in range(6):
-            _vb(h[0, q, :C], h[1, q, :C], h[2, q, :C], h[3, q, :C], h[4, q, :C], h[5, q, :C],
+            _vb(h[0, q], h[1, q], h[2, q], h[3, q], h[4, q], h[5, q],
                 plane[r, s + q], plane[r + 1, s + q], plane[r + 2, s + q], plane[r + 3, s + q], plane[r + 4, s + q],
                 plane[r + 5, s + q], True)
 
