@@ -105,7 +105,7 @@ def _add_short_grad_products(g_row, x_row, mean, r, lanes):
 
 @numba.njit(fastmath=False, **_runtime.KERNEL_FLAGS)
 def _long_row_statistics(x3, c):
-    """Channel ``c``'s (sum x, sum (x - mean)^2 / m), rows of at least SUM_LANES cells."""
+    """Channel ``c``'s batch mean and biased variance (float64), rows of at least SUM_LANES cells."""
     m = x3.shape[0] * x3.shape[2]
     lanes = np.zeros(SUM_LANES)
     tail = 0.0
