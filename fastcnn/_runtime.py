@@ -43,7 +43,7 @@ def set_num_threads(n: int) -> None:
     numba.set_num_threads(n)
 
 
-#: Elements below which :func:`launch` runs an elementwise kernel on the calling thread alone. fastcnn's OpenMP
+#: Work (elements of an Adam-like update) below which :func:`launch` runs a kernel on the calling thread alone. fastcnn's OpenMP
 #: threads sleep between kernels (``OMP_WAIT_POLICY=passive``, kept for loaded machines), and waking them costs
 #: about 90 us on a 2-core VM, more than a small kernel's work: Adam on 2,304 elements 123 us on 2 threads
 #: against 34 on 1; 36,864: 183 against 136; 73,728: 249 against 268; 147,456: 680 against 704 (session 27,
@@ -52,9 +52,10 @@ SERIAL_BELOW = 65536
 
 
 def launch(kernel, size: int, *args):
-    """``kernel(*args)``, on the calling thread alone when the work is ``size`` < SERIAL_BELOW elements. Only
-    for kernels whose results do not depend on the thread count (elementwise ones): it changes the speed only.
-    The thread count is per calling thread in Numba, so other Python threads are not affected."""
+    """``kernel(*args)``, on the calling thread alone when its work, ``size``, is under SERIAL_BELOW (callers
+    weigh a cheaper element as a fraction of one). Only for kernels whose results do not depend on the thread
+    count (elementwise ones, and those that split their work in a fixed way): it changes the speed only. The
+    thread count is per calling thread in Numba, so other Python threads are not affected."""
     threads = numba.get_num_threads()
     if size >= SERIAL_BELOW or threads == 1:
         return kernel(*args)
