@@ -44,9 +44,9 @@ def set_num_threads(n: int) -> None:
 
 
 #: Work (elements of an Adam-like update) below which :func:`launch` runs a kernel on the calling thread alone.
-#: fastcnn's OpenMP threads sleep between kernels (``OMP_WAIT_POLICY=passive``, kept for loaded machines), and waking them costs
-#: about 90 us on a 2-core VM, more than a small kernel's work: Adam on 2,304 elements 123 us on 2 threads
-#: against 34 on 1; 36,864: 183 against 136; 73,728: 249 against 268; 147,456: 680 against 704 (session 27,
+#: fastcnn's OpenMP threads sleep between kernels (``OMP_WAIT_POLICY=passive``, kept for loaded machines), and
+#: waking them costs about 90 us on a 2-core VM, more than a small kernel's work: Adam on 2,304 elements 123 us
+#: on 2 threads against 34 on 1; 36,864: 183 against 136; 73,728: 249 against 268; 147,456: 680 against 704 (session 27,
 #: 2-core Xeon AVX-512, medians with a 200 us pause between calls).
 SERIAL_BELOW = 65536
 
