@@ -266,3 +266,23 @@ def run_case_in_float32(case: Case, fn: Callable):
         return fn(*to_float32(args), **to_float32(kwargs))
 
     return run_case(as_float32_case(case), in_float32, convert_input=to_float32)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Models
+# ---------------------------------------------------------------------------------------------------------
+
+
+def unfused_pass(model, x, grad, step):
+    """The same training forward and backward as ``Model.forward``/``Model.backward``, layer by layer through a
+    Pass that does not fuse (every op the engine's plain one): ``(logits, input gradient, parameter gradients by
+    key)``, the gradients copied. The fused-op tests compare a model's own pass with this one bit for bit."""
+    from cnn import layers as L
+
+    ctx = L.Pass(model.engine, True, model.dtype, model.seed, step)
+    for layer in model.layers:
+        x = layer.forward(x, ctx)
+    g = grad
+    for layer in reversed(model.layers):
+        g = layer.backward(g)
+    return x, g, {key: layer.grads[p].copy() for key, layer, p in model.parameters()}

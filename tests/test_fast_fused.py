@@ -17,10 +17,9 @@ import pytest
 
 import fastcnn
 import refcnn
-from cnn import layers as L
 from cnn.model import Model
 from cnnbase.pool import pool_geometry
-from fastcheck import assert_agrees, assert_bit_identical, results_per_thread_count
+from fastcheck import assert_agrees, assert_bit_identical, results_per_thread_count, unfused_pass
 
 #: (rank, sample shape (C, *sizes), kernel, stride, padding, dilation, ceil_mode): the plain 2x2 kernel (even
 #: and odd sizes) and the general geometries that run the two ops.
@@ -134,17 +133,6 @@ def test_fused_ops_refuse_what_they_cannot_compute():
 SPEC = "conv4k3 relu, conv6k3 relu, maxpool2, dropout0.25, flatten, dense8 relu, dropout0.5, dense5 softmax"
 
 
-def _unfused_pass(model, x, grad, step):
-    """The same forward and backward as Model.forward/backward, through a Pass that does not fuse."""
-    ctx = L.Pass(model.engine, True, model.dtype, model.seed, step)
-    for layer in model.layers:
-        x = layer.forward(x, ctx)
-    g = grad
-    for layer in reversed(model.layers):
-        g = layer.backward(g)
-    return x, g, {key: layer.grads[p].copy() for key, layer, p in model.parameters()}
-
-
 def test_model_fuses_conv_relu_maxpool_bit_for_bit():
     model = Model(SPEC, (1, 12, 12), seed=4)
     conv, pool = model.layers[1], model.layers[2]
@@ -156,7 +144,7 @@ def test_model_fuses_conv_relu_maxpool_bit_for_bit():
     grad = rng.standard_normal(logits.shape).astype(np.float32)
     grad_x = model.backward(grad)
     grads = {key: layer.grads[p].copy() for key, layer, p in model.parameters()}
-    plain_logits, plain_grad_x, plain_grads = _unfused_pass(model, x, grad, step=3)
+    plain_logits, plain_grad_x, plain_grads = unfused_pass(model, x, grad, step=3)
     assert not pool._fused
     np.testing.assert_array_equal(logits, plain_logits)
     np.testing.assert_array_equal(grad_x, plain_grad_x)
