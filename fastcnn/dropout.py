@@ -79,8 +79,9 @@ def _mask_kernel(key, threshold, out):
     for b in numba.prange((n + _BLOCK - 1) // _BLOCK):
         start = b * _BLOCK
         counter = _counter(key, start)
-        for i in range(start, min(n, start + _BLOCK)):
-            out[i] = 1.0 if _kept(counter, threshold) else 0.0
+        o = out[start:min(n, start + _BLOCK)]  # indexed from 0: see _scaled_mask_kernel
+        for i in range(o.size):
+            o[i] = 1.0 if _kept(counter, threshold) else 0.0
             counter += _GOLDEN_GAMMA  # an induction variable: cheaper than a 64-bit multiply per element
 
 
@@ -92,9 +93,12 @@ def _scaled_mask_kernel(src, key, threshold, scale, out):
     for b in numba.prange((n + _BLOCK - 1) // _BLOCK):
         start = b * _BLOCK
         counter = _counter(key, start)
-        for i in range(start, min(n, start + _BLOCK)):
+        # views indexed from 0, which LLVM vectorises with plain loads and stores: indexed from ``start`` it
+        # emitted gathers and scatters (128x64x12x12 float32 on one thread: 1.08 -> 0.61 ms)
+        s, o = src[start:min(n, start + _BLOCK)], out[start:min(n, start + _BLOCK)]
+        for i in range(s.size):
             factor = scale if _kept(counter, threshold) else 0.0
-            out[i] = np.float64(src[i]) * factor  # float64 product, rounded once when stored
+            o[i] = np.float64(s[i]) * factor  # float64 product, rounded once when stored
             counter += _GOLDEN_GAMMA
 
 
