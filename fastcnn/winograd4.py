@@ -47,6 +47,7 @@ from cnnbase.conv_algorithm import winograd_obstacle
 
 from . import _blas, _runtime, conv
 from ._blas import gemm, single_threaded
+from ._claim import claim
 from ._conv_base import GW_BLOCK, SCRATCH, buffers, conv_maps, matrix, none, positions, row_cells, sum_blocks
 from .winograd4_tiles import (channels_last, fold_channels_last, grad_out_row, input_adjoint_row, input_row,
                               load_grad_rows, load_pooled_grad_rows, output_row, pooled_channels_last, store_pooled,
@@ -122,42 +123,56 @@ def _transform_inputs(x, src_h, src_w, n0, n1, i0, i1, tw, xt, V, h):
 
 @numba.njit(parallel=True, fastmath=False, **_runtime.KERNEL_FLAGS)
 def _forward_kernel(x, src_h, src_w, U, bias, want_bias, H_out, W_out, nb, rows, cblas, pooled, y, winners, xt_bufs,
-                    V_bufs, M_bufs, y_bufs, h_bufs, p_bufs, w_bufs):
+                    V_bufs, M_bufs, y_bufs, h_bufs, p_bufs, w_bufs, workers, counter):
     """y = the convolution of the input x (N, C, H, W), padded through the tile maps src_h, src_w, by the
     transformed weights U (36, C, K): per block of nb samples, per chunk of ``rows`` tile rows (all of them
     when nb > 1): input transform,
     ``M[xi] = V[xi] @ U[xi]`` (one single-threaded BLAS call per position), output transform (+ bias).
     When ``pooled``, y (N, K, H_out // 2, W_out // 2) receives max_pool(relu(...)) instead and winners
-    its windows' winners (``winograd4_tiles.store_pooled``)."""
+    its windows' winners (``winograd4_tiles.store_pooled``). The blocks are claimed one at a time by ``workers``
+    threads (fastcnn._claim); ``counter``: a zero, int64."""
+    N = x.shape[0]
+    for _ in prange(workers):
+        while True:
+            blk = claim(counter)
+            if blk >= (N + nb - 1) // nb:
+                break
+            _forward_block(x, src_h, src_w, U, bias, want_bias, H_out, W_out, nb, rows, cblas, pooled, y, winners,
+                           xt_bufs, V_bufs, M_bufs, y_bufs, h_bufs, p_bufs, w_bufs, blk)
+
+
+@numba.njit(fastmath=False, **_runtime.KERNEL_FLAGS)
+def _forward_block(x, src_h, src_w, U, bias, want_bias, H_out, W_out, nb, rows, cblas, pooled, y, winners, xt_bufs,
+                   V_bufs, M_bufs, y_bufs, h_bufs, p_bufs, w_bufs, blk):
+    """:func:`_forward_kernel`'s samples blk * nb <= n < (blk + 1) * nb, on this thread's scratch."""
     N, C = x.shape[0], x.shape[1]
     K = U.shape[2]
     th, tw = (H_out + 3) // 4, (W_out + 3) // 4
     SV, SM = V_bufs.shape[1] // 36, M_bufs.shape[1] // 36
-    for blk in prange((N + nb - 1) // nb):
-        tid = numba.get_thread_id()
-        V, M = positions(V_bufs[tid], 36, SV), positions(M_bufs[tid], 36, SM)
-        n0, n1 = blk * nb, min(N, (blk + 1) * nb)
-        for i0 in range(0, th, rows):
-            i1 = min(th, i0 + rows)
-            T = (n1 - n0) * (i1 - i0) * tw
-            _transform_inputs(x, src_h, src_w, n0, n1, i0, i1, tw, xt_bufs[tid], V, h_bufs[tid])
-            for xi in range(36):
-                gemm(False, False, matrix(V_bufs[tid], SV, xi, T, C), U[xi], matrix(M_bufs[tid], SM, xi, T, K),
-                     False, cblas)
-            for n in range(n0, n1):
-                for i in range(i0, i1):
-                    output_row(M, ((n - n0) * (i1 - i0) + i - i0) * tw, tw, y_bufs[tid], h_bufs[tid])
-                    if pooled:
-                        store_pooled(y_bufs[tid], bias, want_bias, 2 * i, y[n], winners[n], p_bufs[tid],
-                                      w_bufs[tid])
-                    else:
-                        store_rows(y_bufs[tid], bias, want_bias, 4 * i, H_out, W_out, y[n])
+    tid = numba.get_thread_id()
+    V, M = positions(V_bufs[tid], 36, SV), positions(M_bufs[tid], 36, SM)
+    n0, n1 = blk * nb, min(N, (blk + 1) * nb)
+    for i0 in range(0, th, rows):
+        i1 = min(th, i0 + rows)
+        T = (n1 - n0) * (i1 - i0) * tw
+        _transform_inputs(x, src_h, src_w, n0, n1, i0, i1, tw, xt_bufs[tid], V, h_bufs[tid])
+        for xi in range(36):
+            gemm(False, False, matrix(V_bufs[tid], SV, xi, T, C), U[xi], matrix(M_bufs[tid], SM, xi, T, K),
+                 False, cblas)
+        for n in range(n0, n1):
+            for i in range(i0, i1):
+                output_row(M, ((n - n0) * (i1 - i0) + i - i0) * tw, tw, y_bufs[tid], h_bufs[tid])
+                if pooled:
+                    store_pooled(y_bufs[tid], bias, want_bias, 2 * i, y[n], winners[n], p_bufs[tid],
+                                  w_bufs[tid])
+                else:
+                    store_rows(y_bufs[tid], bias, want_bias, 4 * i, H_out, W_out, y[n])
 
 
 @numba.njit(parallel=True, fastmath=False, **_runtime.KERNEL_FLAGS)
 def _backward_kernel(x, go, winners, UT, H_out, W_out, nb, rows, block, input_grad, cblas, pooled, src_h, src_w,
                      once, dU_blocks, gx, xt_bufs, V_bufs, M_bufs, g_bufs, plane_bufs, h_bufs, p_bufs, w_bufs, p_bits,
-                     g_bits):
+                     g_bits, workers, counter):
     """Both gradients of :func:`_forward_kernel`'s convolution. One task per ``block`` samples (a multiple of
     nb), which it takes nb samples and ``rows`` tile rows at a time as there:
 
@@ -170,50 +185,66 @@ def _backward_kernel(x, go, winners, UT, H_out, W_out, nb, rows, block, input_gr
 
     go (N, K, H_out, W_out), or when ``pooled`` the gradient of the pooled output (N, K, H_out // 2,
     W_out // 2) with the forward's winners (``winograd4_tiles.load_pooled_grad_rows``); dU_blocks (B, 36, C, K),
-    B = ceil(N / block); plane_bufs (threads, nb, Hp, Wp, C).
+    B = ceil(N / block); plane_bufs (threads, nb, Hp, Wp, C). The tasks are claimed one at a time by ``workers``
+    threads (fastcnn._claim); ``counter``: a zero, int64.
     """
+    N = x.shape[0]
+    for _ in prange(workers):
+        while True:
+            blk = claim(counter)
+            if blk >= (N + block - 1) // block:
+                break
+            _backward_block(x, go, winners, UT, H_out, W_out, nb, rows, block, input_grad, cblas, pooled, src_h,
+                            src_w, once, dU_blocks, gx, xt_bufs, V_bufs, M_bufs, g_bufs, plane_bufs, h_bufs, p_bufs,
+                            w_bufs, p_bits, g_bits, blk)
+
+
+@numba.njit(fastmath=False, **_runtime.KERNEL_FLAGS)
+def _backward_block(x, go, winners, UT, H_out, W_out, nb, rows, block, input_grad, cblas, pooled, src_h, src_w, once,
+                    dU_blocks, gx, xt_bufs, V_bufs, M_bufs, g_bufs, plane_bufs, h_bufs, p_bufs, w_bufs, p_bits, g_bits,
+                    blk):
+    """:func:`_backward_kernel`'s task ``blk`` (its samples and its dU_blocks[blk]), on this thread's scratch."""
     N, C = x.shape[0], x.shape[1]
     K = UT.shape[1]
     th, tw = (H_out + 3) // 4, (W_out + 3) // 4
     SV, SM = V_bufs.shape[1] // 36, M_bufs.shape[1] // 36
-    for blk in prange((N + block - 1) // block):
-        tid = numba.get_thread_id()
-        V, dM = positions(V_bufs[tid], 36, SV), positions(M_bufs[tid], 36, SM)
-        planes = plane_bufs[tid]
-        for n0 in range(blk * block, min(N, (blk + 1) * block), nb):
-            n1 = min(N, n0 + nb)
-            if input_grad:
-                planes[:n1 - n0] = 0
-            for i0 in range(0, th, rows):
-                i1 = min(th, i0 + rows)
-                T = (n1 - n0) * (i1 - i0) * tw
-                _transform_inputs(x, src_h, src_w, n0, n1, i0, i1, tw, xt_bufs[tid], V, h_bufs[tid])
-                for n in range(n0, n1):
+    tid = numba.get_thread_id()
+    V, dM = positions(V_bufs[tid], 36, SV), positions(M_bufs[tid], 36, SM)
+    planes = plane_bufs[tid]
+    for n0 in range(blk * block, min(N, (blk + 1) * block), nb):
+        n1 = min(N, n0 + nb)
+        if input_grad:
+            planes[:n1 - n0] = 0
+        for i0 in range(0, th, rows):
+            i1 = min(th, i0 + rows)
+            T = (n1 - n0) * (i1 - i0) * tw
+            _transform_inputs(x, src_h, src_w, n0, n1, i0, i1, tw, xt_bufs[tid], V, h_bufs[tid])
+            for n in range(n0, n1):
+                if pooled:
+                    pooled_channels_last(go[n], winners[n], 2 * i0, 2 * i1, p_bufs[tid], w_bufs[tid])
+                for i in range(i0, i1):
                     if pooled:
-                        pooled_channels_last(go[n], winners[n], 2 * i0, 2 * i1, p_bufs[tid], w_bufs[tid])
-                    for i in range(i0, i1):
-                        if pooled:
-                            rows_q = min(2, go.shape[2] - 2 * i)
-                            load_pooled_grad_rows(p_bits[tid], w_bufs[tid], 2 * (i - i0), rows_q, go.shape[3],
-                                                  g_bits[tid])
-                        else:
-                            load_grad_rows(go[n], 4 * i, H_out, W_out, g_bufs[tid])
-                        grad_out_row(g_bufs[tid], tw, dM, ((n - n0) * (i1 - i0) + i - i0) * tw, h_bufs[tid])
-                first = n0 == blk * block and i0 == 0
-                for xi in range(36):
-                    Vx = matrix(V_bufs[tid], SV, xi, T, C)
-                    dMx = matrix(M_bufs[tid], SM, xi, T, K)
-                    gemm(True, False, Vx, dMx, dU_blocks[blk, xi], not first, cblas)
-                    if input_grad:
-                        gemm(False, False, dMx, UT[xi], Vx, False, cblas)
+                        rows_q = min(2, go.shape[2] - 2 * i)
+                        load_pooled_grad_rows(p_bits[tid], w_bufs[tid], 2 * (i - i0), rows_q, go.shape[3],
+                                              g_bits[tid])
+                    else:
+                        load_grad_rows(go[n], 4 * i, H_out, W_out, g_bufs[tid])
+                    grad_out_row(g_bufs[tid], tw, dM, ((n - n0) * (i1 - i0) + i - i0) * tw, h_bufs[tid])
+            first = n0 == blk * block and i0 == 0
+            for xi in range(36):
+                Vx = matrix(V_bufs[tid], SV, xi, T, C)
+                dMx = matrix(M_bufs[tid], SM, xi, T, K)
+                gemm(True, False, Vx, dMx, dU_blocks[blk, xi], not first, cblas)
                 if input_grad:
-                    for n in range(n0, n1):
-                        for i in range(i0, i1):
-                            input_adjoint_row(V, ((n - n0) * (i1 - i0) + i - i0) * tw, tw, 4 * i, planes[n - n0],
-                                               h_bufs[tid])
+                    gemm(False, False, dMx, UT[xi], Vx, False, cblas)
             if input_grad:
                 for n in range(n0, n1):
-                    fold_channels_last(planes[n - n0], src_h, src_w, once, gx[n])
+                    for i in range(i0, i1):
+                        input_adjoint_row(V, ((n - n0) * (i1 - i0) + i - i0) * tw, tw, 4 * i, planes[n - n0],
+                                           h_bufs[tid])
+        if input_grad:
+            for n in range(n0, n1):
+                fold_channels_last(planes[n - n0], src_h, src_w, once, gx[n])
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -389,7 +420,7 @@ def forward(geom, x4, w4, bias, y, winners=None):
     pt, wt = _pool_buffers(geom, dtype, pooled, rows)
     with single_threaded(_blas.CBLAS):
         _forward_kernel(x4, src_h, src_w, U, b, bias is not None, H_out, W_out, nb, rows, _blas.CBLAS, pooled, y,
-                        codes, xt, V, M, yt, h, pt, wt)
+                        codes, xt, V, M, yt, h, pt, wt, numba.get_num_threads(), np.zeros(1, dtype=np.int64))
 
 
 def backward(geom, go4, x4, w4, gx, input_grad=True, winners=None):
@@ -414,7 +445,8 @@ def backward(geom, go4, x4, w4, gx, input_grad=True, winners=None):
     once = _copied_once(src_h, x4.shape[2]) and _copied_once(src_w, x4.shape[3])
     with single_threaded(_blas.CBLAS):
         _backward_kernel(x4, go4, codes, UT, H_out, W_out, nb, rows, block, input_grad, _blas.CBLAS, pooled, src_h,
-                         src_w, once, dU_blocks, gx, xt, V, M, gt, planes, h, pt, wt, _bits(pt), _bits(gt))
+                         src_w, once, dU_blocks, gx, xt, V, M, gt, planes, h, pt, wt, _bits(pt), _bits(gt),
+                         numba.get_num_threads(), np.zeros(1, dtype=np.int64))
         dU = np.empty((36, C * K), dtype=dtype)
         sum_blocks(dU_blocks.reshape(n_blocks, 36, C * K), dU)
     return _weight_grad(dU.reshape(36, C, K), dtype)
