@@ -5,15 +5,18 @@ before any computation.
 
 ``flatten`` is a reshape (a row-major merge of adjacent axes moves no value): no kernel.
 
-``linear`` and its backward are three matrix products, each done by :func:`_blocked_dot`: the rows of the
-left factor are cut into fixed blocks of ``ROW_BLOCK`` rows, each block is one ``prange`` iteration, and each
-iteration's product is one single-threaded BLAS GEMM (:mod:`fastcnn._blas`). Multi-threaded BLAS would be
-simpler but is not deterministic: OpenBLAS's results change with its thread count (measured here with threadpoolctl, OpenBLAS 0.3.31: about 12% of the
-elements of ``x @ w.T`` and 23% of ``grad_out.T @ x`` differ in their last bits between 1 and 2 BLAS
-threads). With fixed blocks, every element is computed by the same single-threaded GEMM call whatever the
-thread count, so the batch reduction of ``grad_weight`` (which runs inside one GEMM along ``k = b``) is
-a fixed-order sum. ``grad_bias`` is NumPy's sum over axis 0 of a C-contiguous array: row after row, in one
-thread.
+``linear`` and its backward are three matrix products, each done by :func:`_matmul` in fixed blocks of work,
+each block one single-threaded BLAS GEMM (:mod:`fastcnn._blas`) in a task that a thread claims
+(:mod:`fastcnn._claim`): blocks of ``ROW_BLOCK`` rows of the left factor, of ``COLUMN_BLOCK`` columns of the
+right factor when it is the larger (each thread then reads only its share of it: the backward's products), or of
+``DEPTH_BLOCK`` terms of the sum when the result is the smallest of the three (the forward's ``x @ w.T``: the
+partial products are added in order of depth afterwards). Multi-threaded BLAS would be simpler but is not
+deterministic: OpenBLAS's results change with its thread count (measured here with threadpoolctl, OpenBLAS
+0.3.31: about 12% of the elements of ``x @ w.T`` and 23% of ``grad_out.T @ x`` differ in their last bits
+between 1 and 2 BLAS threads). With blocks that depend on the shapes only, every element is computed by the
+same GEMM calls whatever the thread count, so the batch reduction of ``grad_weight`` (which runs inside one GEMM
+along ``k = b``) is a fixed-order sum. ``grad_bias`` is NumPy's sum over axis 0 of a C-contiguous array: row
+after row, in one thread.
 """
 
 from __future__ import annotations
@@ -25,42 +28,114 @@ from numba import prange
 from cnnbase.dense import check_flatten, check_flatten_backward, check_linear_arrays, check_linear_backward
 
 from . import _blas, _runtime
-from ._blas import gemm, single_threaded
+from ._blas import gemm, gemm_strided, single_threaded
+from ._claim import claim
 from ._runtime import KERNEL_FLAGS
 
 __all__ = ["flatten", "flatten_backward", "linear", "linear_backward"]
 
 
-#: Rows of the left factor per task of :func:`_blocked_dot`: fixed, so results do not depend on the thread
+#: Rows of the left factor per task of :func:`_row_blocks`: fixed, so results do not depend on the thread
 #: count. 64, not 32: OpenBLAS 0.3.31's single-threaded sgemm is slower per flop on 32 x 9216 blocks (the seeds'
 #: first dense layer, forward ``x @ w.T`` and ``grad_out.T @ x``): CPU time of one thread, interleaved, batch
 #: 128, 32 -> 64 rows: linear 6.1 -> 4.4 ms, linear_backward 11.7 -> 9.5 ms (issue 16, a loaded 2-core machine).
-#: 64 still gives a batch of 128 two tasks, one per core.
 ROW_BLOCK = 64
+
+#: Columns of the right factor per task of :func:`_column_blocks`, the products whose right factor is the larger
+#: (the backward's ``grad_out @ w`` and ``grad_out.T @ x``, 128 x 128 by 128 x 9216 in the seeds' model):
+#: each thread then reads its share of that factor once, where row blocks made every thread read all of it.
+COLUMN_BLOCK = 1024
+
+#: Depth per task of :func:`_depth_blocks`, the products of a long sum into a small result (the forward's
+#: ``x @ w.T``, 128 x 9216 by 9216 x 128): each task reads a slice of both factors, and the partial products
+#: are added in order afterwards.
+DEPTH_BLOCK = 2048
+
+
+def _tasks(count):
+    """A zero counter for :func:`fastcnn._claim.claim` and the threads to run ``count`` tasks on."""
+    return np.zeros(1, dtype=np.int64), min(count, numba.get_num_threads())
 
 
 @numba.njit(parallel=True, fastmath=False, **KERNEL_FLAGS)
-def _blocked_dot(a, b, trans_b, out, block, cblas):
+def _row_blocks(a, b, trans_b, out, block, cblas, workers, counter):
     """``out = a @ op(b)`` (``op`` transposes when ``trans_b``), one single-threaded GEMM per block of
-    ``block`` rows of ``a``; all three C-contiguous."""
+    ``block`` rows of ``a``, claimed one at a time (fastcnn._claim); all three C-contiguous."""
     rows = a.shape[0]
-    for i in prange((rows + block - 1) // block):
-        r0 = i * block
-        r1 = min(rows, r0 + block)
-        gemm(False, trans_b, a[r0:r1], b, out[r0:r1], False, cblas)
+    for _ in prange(workers):
+        while True:
+            i = claim(counter)
+            if i >= (rows + block - 1) // block:
+                break
+            r0 = i * block
+            r1 = min(rows, r0 + block)
+            gemm(False, trans_b, a[r0:r1], b, out[r0:r1], False, cblas)
+
+
+@numba.njit(parallel=True, fastmath=False, **KERNEL_FLAGS)
+def _column_blocks(a, trans_a, b, out, block, workers, counter):
+    """``out = op(a) @ b``, one GEMM per block of ``block`` columns of ``b`` and ``out`` (views with their
+    rows further apart than their length: CBLAS only)."""
+    cols = b.shape[1]
+    for _ in prange(workers):
+        while True:
+            j = claim(counter)
+            if j >= (cols + block - 1) // block:
+                break
+            c0 = j * block
+            c1 = min(cols, c0 + block)
+            gemm_strided(trans_a, False, a, b[:, c0:c1], out[:, c0:c1], False)
+
+
+@numba.njit(parallel=True, fastmath=False, **KERNEL_FLAGS)
+def _depth_blocks(a, b, trans_b, parts, block, workers, counter):
+    """``parts[p] = a[:, K_p] @ op(b)[K_p, :]`` for the blocks ``K_p`` of ``block`` columns of ``a`` (CBLAS
+    only); the caller adds the parts in order."""
+    depth = a.shape[1]
+    for _ in prange(workers):
+        while True:
+            p = claim(counter)
+            if p >= parts.shape[0]:
+                break
+            k0 = p * block
+            k1 = min(depth, k0 + block)
+            if trans_b:
+                gemm_strided(False, True, a[:, k0:k1], b[:, k0:k1], parts[p], False)
+            else:
+                gemm_strided(False, False, a[:, k0:k1], b[k0:k1], parts[p], False)
 
 
 def _matmul(a, b):
-    """``a @ b`` by :func:`_blocked_dot`, in the common dtype of ``a`` and ``b`` (which are of one dtype)."""
-    out = np.empty((a.shape[0], b.shape[1]), dtype=a.dtype)
-    if out.size == 0 or a.shape[1] == 0:
+    """``a @ b`` in the common dtype of ``a`` and ``b`` (which are of one dtype), in fixed blocks of work, each
+    one single-threaded GEMM, so that every element is formed the same way for any thread count: the larger
+    factor is the one cut (its share read once per thread), along the depth when the result is the smallest
+    of the three (then the parts are added in order of depth)."""
+    M, depth = a.shape
+    N = b.shape[1]
+    out = np.empty((M, N), dtype=a.dtype)
+    if out.size == 0 or depth == 0:
         out[...] = 0  # BLAS is not called for empty products: the sum over no terms is 0
         return out
-    # A transposed weight (F-contiguous) is passed as the C-contiguous array it is a view of: no copy.
+    # A transposed operand (F-contiguous) is passed as the C-contiguous array it is a view of: no copy.
+    trans_a = not a.flags.c_contiguous and a.flags.f_contiguous
     trans_b = not b.flags.c_contiguous and b.flags.f_contiguous
+    a = a.T if trans_a else np.ascontiguousarray(a)
     b = b.T if trans_b else np.ascontiguousarray(b)
     with single_threaded(_blas.CBLAS):
-        _blocked_dot(np.ascontiguousarray(a), b, trans_b, out, ROW_BLOCK, _blas.CBLAS)
+        if _blas.CBLAS and not trans_a and depth > max(M, N) and depth >= 2 * DEPTH_BLOCK:
+            parts = np.empty((-(-depth // DEPTH_BLOCK), M, N), dtype=out.dtype)
+            counter, workers = _tasks(parts.shape[0])
+            _depth_blocks(a, b, trans_b, parts, DEPTH_BLOCK, workers, counter)
+            out[...] = parts[0]
+            for part in parts[1:]:  # in order of depth
+                out += part
+        elif _blas.CBLAS and not trans_b and N > M and N >= 2 * COLUMN_BLOCK:
+            counter, workers = _tasks(-(-N // COLUMN_BLOCK))
+            _column_blocks(a, trans_a, b, out, COLUMN_BLOCK, workers, counter)
+        else:
+            a = np.ascontiguousarray(a.T) if trans_a else a
+            counter, workers = _tasks(-(-M // ROW_BLOCK))
+            _row_blocks(a, b, trans_b, out, ROW_BLOCK, _blas.CBLAS, workers, counter)
     return out
 
 

@@ -165,6 +165,54 @@ def test_np_dot_fallback_agrees_with_cblas(monkeypatch, dtype):
             assert np.abs(a - e).max() <= tolerance * max(1.0, float(np.abs(e).max()))
 
 
+def _long_products(dtype):
+    """x (20, 4200), w (9, 4200), b, g (20, 9): the forward sums over 4,200 features into a 20 x 9 result (cut
+    along the depth, DEPTH_BLOCK terms a part, a short last part), the backward's products have a right factor
+    of 4,200 columns (cut into COLUMN_BLOCK columns, a short last block)."""
+    rng = np.random.default_rng(17)
+    return [rng.standard_normal(shape).astype(dtype) for shape in ((20, 4200), (9, 4200), (9,), (20, 9))]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_long_products_are_cut_along_depth_and_columns(monkeypatch, dtype):
+    """The blocks other than rows: each taken (counted through the module's names), each element within the
+    reduction's tolerance of float64 NumPy on the same values, and the np.dot fallback (row blocks only)
+    giving the same within it."""
+    if not fastcnn._blas.CBLAS:
+        pytest.skip("the depth and column blocks need CBLAS")
+    x, w, b, g = _long_products(dtype)
+    taken = []
+    for name in ("_depth_blocks", "_column_blocks", "_row_blocks"):
+        kernel = getattr(fast, name)
+        monkeypatch.setattr(fast, name, lambda *args, _k=kernel, _n=name: (taken.append(_n), _k(*args))[1])
+    y = fast.linear(x, w, b)
+    grads = fast.linear_backward(g, x, w, b)
+    assert taken == ["_depth_blocks", "_column_blocks", "_column_blocks"]
+    x64, w64, b64, g64 = (a.astype(np.float64) for a in (x, w, b, g))
+    expected = [x64 @ w64.T + b64, g64 @ w64, g64.T @ x64, g64.sum(axis=0)]
+    reductions = [4200, 9, 20, 20]
+    for what, got, e, k in zip(("y", "grad_x", "grad_weight", "grad_bias"), [y, *grads], expected, reductions):
+        assert got.dtype == dtype
+        assert_agrees(got, e, dtype=dtype, reduction=k, what=what)
+    monkeypatch.setattr(fastcnn._blas, "CBLAS", False)
+    taken.clear()
+    fallback = [fast.linear(x, w, b), *fast.linear_backward(g, x, w, b)]
+    assert taken == ["_row_blocks"] * 3
+    for what, got, e, k in zip(("y", "grad_x", "grad_weight", "grad_bias"), fallback, expected, reductions):
+        assert_agrees(got, e, dtype=dtype, reduction=k, what=f"np.dot {what}")
+
+
+def test_long_products_bit_identical_with_one_and_two_threads():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    x, w, b, g = _long_products(np.float32)
+
+    def run():
+        with threadpoolctl.threadpool_limits(limits=fastcnn.get_num_threads(), user_api="blas"):
+            return [fast.linear(x, w, b), *fast.linear_backward(g, x, w, b)]
+
+    assert_bit_identical(results_per_thread_count(run))
+
+
 @settings(max_examples=20)
 @given(setup=linear_setups())
 def test_agrees_with_torch(setup):
