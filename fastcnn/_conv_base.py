@@ -200,6 +200,21 @@ def add_to_lanes(row, lanes, tail):
     return tail
 
 
+@numba.njit(inline="always", **_runtime.KERNEL_FLAGS)
+def add_masked_to_lanes(row, y, lanes, tail):
+    """:func:`add_to_lanes` of ``row * (0 if y <= 0 else 1)`` (a ReLU's input gradient from its output ``y``, as
+    fastcnn.conv's ``_relu_grad`` forms it), without writing that product anywhere: the same values added in
+    the same order, so the same bits."""
+    end = row.size - row.size % SUM_LANES
+    for i in range(0, end, SUM_LANES):
+        block, mask = row[i:i + SUM_LANES], y[i:i + SUM_LANES]
+        for j in range(SUM_LANES):
+            lanes[j] += block[j] * (0.0 if mask[j] <= 0.0 else 1.0)
+    for i in range(end, row.size):
+        tail += row[i] * (0.0 if y[i] <= 0.0 else 1.0)
+    return tail
+
+
 @numba.njit(parallel=True, fastmath=False, **_runtime.KERNEL_FLAGS)
 def _sum_blocks(blocks, out):
     B, A, K = blocks.shape

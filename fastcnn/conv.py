@@ -61,8 +61,9 @@ from cnnbase.conv_algorithm import check_algorithm
 from . import _blas, _runtime, conv_direct
 from ._blas import gemm, gemm_strided, single_threaded
 from ._conv_base import (
-    GW_BLOCK, SCRATCH, SUM_LANES, add_to_lanes, buffers as _buffers, conv_maps as _conv_maps, fill_rows as _fill_rows,
-    fold as _fold, none as _none, pad as _pad, src_map as _src_map, sum_blocks as _sum_blocks, widen as _widen,
+    GW_BLOCK, SCRATCH, SUM_LANES, add_masked_to_lanes, add_to_lanes, buffers as _buffers, conv_maps as _conv_maps,
+    fill_rows as _fill_rows, fold as _fold, none as _none, pad as _pad, src_map as _src_map,
+    sum_blocks as _sum_blocks, widen as _widen,
 )
 from .conv_taps1d import taps_1d_backward_pass as _taps_1d_backward_pass, taps_1d_pass as _taps_1d_pass
 
@@ -323,16 +324,14 @@ def _bias_grad(g, masked, ym, out):
     order is the code's: one task per channel; lane j adds the cells i = j (mod BIAS_LANES) of each row's
     whole blocks, samples in order, a row's last L mod BIAS_LANES cells go to ``tail`` in order, and the lanes
     are added in order at the end. The same bits for any thread count and any vector width. ``masked``: the
-    sum of ``_relu_grad(g, ym)`` instead, each row formed in a buffer first (fastcnn.conv_relu)."""
+    sum of ``_relu_grad(g, ym)`` instead, masked as it is added (fastcnn.conv_relu)."""
     N, C, L = g.shape
     for c in prange(C):
         lanes = np.zeros(BIAS_LANES)
         tail = 0.0
-        row = np.empty((1, L if masked else 0), dtype=g.dtype)
         for n in range(N):
             if masked:
-                _relu_grad(g[n, c:c + 1], ym[n, c:c + 1], row)
-                tail = add_to_lanes(row[0], lanes, tail)
+                tail = add_masked_to_lanes(g[n, c], ym[n, c], lanes, tail)
             else:
                 tail = add_to_lanes(g[n, c], lanes, tail)
         total = tail
