@@ -5,7 +5,7 @@
 each row over the steps, so the lead can rerun it quietly and compare figures across branches:
 
     PYTHONPATH=$PWD python benchmarks/step_profile.py [--steps 30] [--threads 2] [--batch 128] [--ab] [--cpu]
-                                                      [--model keras-mnist] [--per-layer]
+                                                      [--model keras-mnist] [--per-layer] [--inference]
 
 The model is the keras-mnist preset (conv32k3 relu, conv64k3 relu, maxpool2, dropout0.25, flatten, dense128
 relu, dropout0.5, dense10 softmax), Adam, float32, on random 1x28x28 images (the data does not change the
@@ -14,6 +14,7 @@ work). ``--ab`` alternates steps with the conv-ReLU-maxpool fusion on and off (c
 ``--cpu`` times CPU time of the calling thread instead of wall time (with ``--threads 1`` and
 ``OPENBLAS_NUM_THREADS=1`` all the work is on that thread): on a loaded machine a descheduled step then costs
 nothing extra, so A/B comparisons stay readable; the lead's quiet figures are wall time.
+``--inference`` times eval-mode forward passes (``Model.forward(x)``) instead of training steps.
 ``--model`` takes another preset with 1x28x28 input (``resnet20-28``); ``--per-layer`` gives each layer its own
 row (``"<position> <type>"``, in ``Model.all_layers`` order) instead of one per layer type.
 Rows: each layer type's forward and backward (a layer's time includes its activation; with the fusion the
@@ -69,6 +70,7 @@ def main(argv=None) -> None:
     parser.add_argument("--cpu", action="store_true", help="CPU time of this thread (use with --threads 1)")
     parser.add_argument("--model", default=PRESET, help="a preset of `cnn shape --list` with 1x28x28 input")
     parser.add_argument("--per-layer", action="store_true", help="one row per layer instead of per layer type")
+    parser.add_argument("--inference", action="store_true", help="time eval-mode forward passes instead of steps")
     args = parser.parse_args(argv)
     clock = time.thread_time if args.cpu else time.perf_counter
     if args.cpu:  # the profile's own clock too (its module's `time`, replaced for this process only)
@@ -92,7 +94,10 @@ def main(argv=None) -> None:
             _set_fusion(model, variant != "unfused", links)
             profile.reset()
             start = clock()
-            train_step(model, optimizer, x, y, step=step, lr=1e-3)
+            if args.inference:
+                model.forward(x)
+            else:
+                train_step(model, optimizer, x, y, step=step, lr=1e-3)
             elapsed = clock() - start
             step += 1
             if i >= args.warmup:
