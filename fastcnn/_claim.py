@@ -15,10 +15,10 @@ taking the next free task until none is left, so the thread that runs does the w
                 break
             ...                                    # task ``task``, on scratch of numba.get_thread_id()
 
-``workers`` comes from Python: ``numba.get_num_threads()`` inside a kernel reads the threading layer through a
-pointer that keeps Numba from caching the kernel. Only for loops whose results do not depend on which thread runs which task (each task writes its own
-outputs, or its own partial sums that are added in task order afterwards): then they stay bit-identical for
-any thread count and any timing.
+``workers`` comes from Python: ``numba.get_num_threads()`` inside a kernel reads the threading layer through
+a pointer that keeps Numba from caching the kernel. Only for loops whose results do not depend on which thread
+runs which task (each task writes its own outputs, or its own partial sums that are added in task order
+afterwards): then they stay bit-identical for any thread count and any timing.
 """
 
 from __future__ import annotations
