@@ -23,12 +23,14 @@ afterwards): then they stay bit-identical for any thread count and any timing.
 
 from __future__ import annotations
 
+import numba
+import numpy as np
 from llvmlite import ir
 from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-__all__ = ["claim"]
+__all__ = ["claim", "claim_args"]
 
 
 @intrinsic
@@ -47,3 +49,9 @@ def claim(typingctx, counter):
         return builder.atomic_rmw("add", first, ir.Constant(ir.IntType(64), 1), "seq_cst")
 
     return sig, codegen
+
+
+def claim_args(tasks: int) -> tuple[int, np.ndarray]:
+    """``(workers, counter)`` for a kernel that claims ``tasks`` tasks: no more threads than tasks (at least one),
+    and a fresh zero counter."""
+    return max(1, min(tasks, numba.get_num_threads())), np.zeros(1, dtype=np.int64)

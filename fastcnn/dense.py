@@ -29,7 +29,7 @@ from cnnbase.dense import check_flatten, check_flatten_backward, check_linear_ar
 
 from . import _blas, _runtime
 from ._blas import gemm, gemm_strided, single_threaded
-from ._claim import claim
+from ._claim import claim, claim_args
 from ._runtime import KERNEL_FLAGS
 
 __all__ = ["flatten", "flatten_backward", "linear", "linear_backward"]
@@ -50,11 +50,6 @@ COLUMN_BLOCK = 1024
 #: ``x @ w.T``, 128 x 9216 by 9216 x 128): each task reads a slice of both factors, and the partial products
 #: are added in order afterwards.
 DEPTH_BLOCK = 2048
-
-
-def _tasks(count):
-    """A zero counter for :func:`fastcnn._claim.claim` and the threads to run ``count`` tasks on."""
-    return np.zeros(1, dtype=np.int64), min(count, numba.get_num_threads())
 
 
 @numba.njit(parallel=True, fastmath=False, **KERNEL_FLAGS)
@@ -124,17 +119,17 @@ def _matmul(a, b):
     with single_threaded(_blas.CBLAS):
         if _blas.CBLAS and not trans_a and depth > max(M, N) and depth >= 2 * DEPTH_BLOCK:
             parts = np.empty((-(-depth // DEPTH_BLOCK), M, N), dtype=out.dtype)
-            counter, workers = _tasks(parts.shape[0])
+            workers, counter = claim_args(parts.shape[0])
             _depth_blocks(a, b, trans_b, parts, DEPTH_BLOCK, workers, counter)
             out[...] = parts[0]
             for part in parts[1:]:  # in order of depth
                 out += part
         elif _blas.CBLAS and not trans_b and N > M and N >= 2 * COLUMN_BLOCK:
-            counter, workers = _tasks(-(-N // COLUMN_BLOCK))
+            workers, counter = claim_args(-(-N // COLUMN_BLOCK))
             _column_blocks(a, trans_a, b, out, COLUMN_BLOCK, workers, counter)
         else:
             a = np.ascontiguousarray(a.T) if trans_a else a
-            counter, workers = _tasks(-(-M // ROW_BLOCK))
+            workers, counter = claim_args(-(-M // ROW_BLOCK))
             _row_blocks(a, b, trans_b, out, ROW_BLOCK, _blas.CBLAS, workers, counter)
     return out
 

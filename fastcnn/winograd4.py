@@ -47,7 +47,7 @@ from cnnbase.conv_algorithm import winograd_obstacle
 
 from . import _blas, _runtime, conv
 from ._blas import gemm, single_threaded
-from ._claim import claim
+from ._claim import claim, claim_args
 from ._conv_base import GW_BLOCK, SCRATCH, buffers, conv_maps, matrix, none, positions, row_cells, sum_blocks
 from .winograd4_tiles import (channels_last, fold_channels_last, grad_out_row, input_adjoint_row, input_row,
                               load_grad_rows, load_pooled_grad_rows, output_row, pooled_channels_last, store_pooled,
@@ -420,7 +420,7 @@ def forward(geom, x4, w4, bias, y, winners=None):
     pt, wt = _pool_buffers(geom, dtype, pooled, rows)
     with single_threaded(_blas.CBLAS):
         _forward_kernel(x4, src_h, src_w, U, b, bias is not None, H_out, W_out, nb, rows, _blas.CBLAS, pooled, y,
-                        codes, xt, V, M, yt, h, pt, wt, numba.get_num_threads(), np.zeros(1, dtype=np.int64))
+                        codes, xt, V, M, yt, h, pt, wt, *claim_args(-(-N // nb)))
 
 
 def backward(geom, go4, x4, w4, gx, input_grad=True, winners=None):
@@ -446,7 +446,7 @@ def backward(geom, go4, x4, w4, gx, input_grad=True, winners=None):
     with single_threaded(_blas.CBLAS):
         _backward_kernel(x4, go4, codes, UT, H_out, W_out, nb, rows, block, input_grad, _blas.CBLAS, pooled, src_h,
                          src_w, once, dU_blocks, gx, xt, V, M, gt, planes, h, pt, wt, _bits(pt), _bits(gt),
-                         numba.get_num_threads(), np.zeros(1, dtype=np.int64))
+                         *claim_args(n_blocks))
         dU = np.empty((36, C * K), dtype=dtype)
         sum_blocks(dU_blocks.reshape(n_blocks, 36, C * K), dU)
     return _weight_grad(dU.reshape(36, C, K), dtype)
