@@ -286,6 +286,12 @@ class _OnConvGeometry(Layer):
     #: The window winners of the last forward pass when it computed this layer's ReLU and the max pooling
     #: after it too (the engine's ``conv_relu_pool_forward``: the output was the pooled one); else None.
     _winners: np.ndarray | None = None
+    #: The convolution right before, whose ReLU's mask this layer's pooled backward may apply to its input
+    #: gradient (set by :func:`_pair_input_relus`), or None.
+    relu_input_from: "Layer | None" = None
+    #: Set by the next layer's backward when the gradient it returned to this layer has this layer's ReLU mask
+    #: applied already (``input_relu``); read and cleared by this layer's backward.
+    _grad_masked: bool = False
 
     def _pools_here(self, ctx: Pass) -> bool:
         """Whether this pass runs the convolution, its ReLU and the max pooling after it as one op: the layer
@@ -311,6 +317,7 @@ class _OnConvGeometry(Layer):
         self._x = x
         bias = self.params.get("bias")
         self._winners = None
+        self._grad_masked = False
         if self._pools_here(ctx):
             y, self._winners = ctx.engine.conv_relu_pool_forward(self.geometry, self.relu_pool.geometry, x,
                                                                  self._weight(), bias)
@@ -322,11 +329,16 @@ class _OnConvGeometry(Layer):
 
     def _backward(self, grad):
         engine, bias = self._ctx.engine, self.params.get("bias")
+        masked, self._grad_masked = self._grad_masked, False
         if self._winners is not None:  # grad is with respect to the pooled output (the pooling passed it on)
+            source = self.relu_input_from
+            input_relu = source is not None and source._relu_inside and self.input_grad
             gx, gw, gb = engine.conv_relu_pool_backward(self.geometry, self.relu_pool.geometry, grad, self._x,
                                                         self._weight(), bias, self._winners,
-                                                        input_grad=self.input_grad)
-        elif self._relu_inside:  # grad is with respect to the ReLU's output, self._pre
+                                                        input_grad=self.input_grad, input_relu=input_relu)
+            if input_relu:
+                source._grad_masked = True  # gx is already with respect to its ReLU's input
+        elif self._relu_inside and not masked:  # grad is with respect to the ReLU's output, self._pre
             gx, gw, gb = engine.conv_relu_backward(self.geometry, grad, self._x, self._weight(), bias, self._pre,
                                                    input_grad=self.input_grad)
         else:
@@ -825,6 +837,7 @@ def build_layers(configs, input_shape, seed: int, dtype, first_index: int = 1, p
         shape = layer.output_shape
     _pair_relu_pools(layers)
     _pair_norm_relus(layers)
+    _pair_input_relus(layers)
     return layers, index
 
 
@@ -839,6 +852,19 @@ def _pair_relu_pools(layers) -> None:
                 and not isinstance(producer, _Block) and producer.activation == "relu"):
             producer.relu_pool = pool
             pool.relu_from = producer
+
+
+def _pair_input_relus(layers) -> None:
+    """Link each convolution whose ReLU may go into the max pooling after it (:func:`_pair_relu_pools`) to a
+    convolution with a ReLU right before it (the seeds' ``conv32k3 relu, conv64k3 relu, maxpool2``): when the
+    first computed its ReLU inside its own op and the second pooled, the second's backward returns the first
+    ReLU's input gradient (the engine's ``conv_relu_pool_backward(..., input_relu=True)``, its mask applied
+    while each sample's gradient is in cache) and the first's backward takes it as it is, instead of reading
+    the 11 MB gradient and the ReLU's output again for the mask. Bit for bit the unfused layers' results."""
+    for producer, conv in zip(layers, layers[1:]):
+        if (isinstance(producer, _OnConvGeometry) and isinstance(conv, _OnConvGeometry)
+                and producer.activation == "relu" and conv.relu_pool is not None):
+            conv.relu_input_from = producer
 
 
 def _pair_norm_relus(layers) -> None:

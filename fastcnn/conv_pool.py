@@ -78,13 +78,17 @@ def conv_relu_pool_forward(conv_geometry: ConvGeometry, pool_geometry: PoolGeome
 
 
 def conv_relu_pool_backward(conv_geometry: ConvGeometry, pool_geometry: PoolGeometry, grad_out, x, weight, bias,
-                            winners, *, input_grad=True):
+                            winners, *, input_grad=True, input_relu=False):
     """``(grad_x, grad_weight, grad_bias)`` of :func:`conv_relu_pool_forward`'s ``y`` for ``grad_out`` (y's
     shape), given that call's ``winners``: bit for bit ``conv_backward`` of ``relu_pool_backward``'s result.
-    ``input_grad=False``: grad_x is None (as ``conv_backward``)."""
+    ``input_grad=False``: grad_x is None (as ``conv_backward``). ``input_relu=True``: ``x`` is the output of a
+    ReLU, and grad_x is the gradient with respect to that ReLU's input, bit for bit ``relu_backward(grad_x,
+    x)``, applied while each sample's grad_x is in cache (cnn's layers take it when the layer before applied
+    its ReLU inside its own op: the seeds' conv32k3 relu, conv64k3 relu, maxpool2)."""
     caller = "conv_relu_pool_backward"
     geom = _checked(caller, conv_geometry, pool_geometry, x, weight, bias)
     input_grad = check_bool(input_grad, "input_grad", caller)
+    input_relu = check_bool(input_relu, "input_relu", caller)
     shape = _pooled_shape(geom)
     for name, a in (("grad_out", grad_out), ("winners", winners)):
         if not isinstance(a, np.ndarray) or a.shape != shape:
@@ -100,7 +104,7 @@ def conv_relu_pool_backward(conv_geometry: ConvGeometry, pool_geometry: PoolGeom
     gq, x4, w4 = conv._compute([grad_out, x, weight], dtype)
     codes = np.ascontiguousarray(winners)
     grad_x = np.empty(x4.shape, dtype=dtype) if input_grad else np.empty((1, 1, 1, 1), dtype=dtype)
-    grad_w = winograd4.backward(geom, gq, x4, w4, grad_x, input_grad, codes)
+    grad_w = winograd4.backward(geom, gq, x4, w4, grad_x, input_grad, codes, input_relu and input_grad)
     grad_b = None
     if bias is not None:
         grad_b = np.empty(geom.C_out, dtype=dtype)

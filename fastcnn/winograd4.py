@@ -50,8 +50,8 @@ from ._blas import gemm, single_threaded
 from ._claim import claim, claim_args
 from ._conv_base import GW_BLOCK, SCRATCH, buffers, conv_maps, matrix, none, positions, row_cells, sum_blocks
 from .winograd4_tiles import (channels_last, fold_channels_last, grad_out_row, input_adjoint_row, input_row,
-                              load_grad_rows, load_pooled_grad_rows, output_row, pooled_channels_last, store_pooled,
-                              store_rows)
+                              load_grad_rows, load_pooled_grad_rows, output_row, pooled_channels_last, relu_mask,
+                              store_pooled, store_rows)
 
 __all__: list[str] = []
 
@@ -171,8 +171,8 @@ def _forward_block(x, src_h, src_w, U, bias, want_bias, H_out, W_out, nb, rows, 
 
 @numba.njit(parallel=True, fastmath=False, **_runtime.KERNEL_FLAGS)
 def _backward_kernel(x, go, winners, UT, H_out, W_out, nb, rows, block, input_grad, cblas, pooled, src_h, src_w,
-                     once, dU_blocks, gx, xt_bufs, V_bufs, M_bufs, g_bufs, plane_bufs, h_bufs, p_bufs, w_bufs, p_bits,
-                     g_bits, workers, counter):
+                     once, relu_input, dU_blocks, gx, xt_bufs, V_bufs, M_bufs, g_bufs, plane_bufs, h_bufs, p_bufs,
+                     w_bufs, p_bits, g_bits, workers, counter):
     """Both gradients of :func:`_forward_kernel`'s convolution. One task per ``block`` samples (a multiple of
     nb), which it takes nb samples and ``rows`` tile rows at a time as there:
 
@@ -185,7 +185,8 @@ def _backward_kernel(x, go, winners, UT, H_out, W_out, nb, rows, block, input_gr
 
     go (N, K, H_out, W_out), or when ``pooled`` the gradient of the pooled output (N, K, H_out // 2,
     W_out // 2) with the forward's winners (``winograd4_tiles.load_pooled_grad_rows``); dU_blocks (B, 36, C, K),
-    B = ceil(N / block); plane_bufs (threads, nb, Hp, Wp, C). The tasks are claimed one at a time by ``workers``
+    B = ceil(N / block); plane_bufs (threads, nb, Hp, Wp, C). ``relu_input``: x is a ReLU's output, and gx
+    receives the gradient with respect to that ReLU's input (gx times the mask of x > 0). The tasks are claimed one at a time by ``workers``
     threads (fastcnn._claim); ``counter``: a zero, int64.
     """
     N = x.shape[0]
@@ -195,14 +196,14 @@ def _backward_kernel(x, go, winners, UT, H_out, W_out, nb, rows, block, input_gr
             if blk >= (N + block - 1) // block:
                 break
             _backward_block(x, go, winners, UT, H_out, W_out, nb, rows, block, input_grad, cblas, pooled, src_h,
-                            src_w, once, dU_blocks, gx, xt_bufs, V_bufs, M_bufs, g_bufs, plane_bufs, h_bufs, p_bufs,
-                            w_bufs, p_bits, g_bits, blk)
+                            src_w, once, relu_input, dU_blocks, gx, xt_bufs, V_bufs, M_bufs, g_bufs, plane_bufs,
+                            h_bufs, p_bufs, w_bufs, p_bits, g_bits, blk)
 
 
 @numba.njit(fastmath=False, **_runtime.KERNEL_FLAGS)
 def _backward_block(x, go, winners, UT, H_out, W_out, nb, rows, block, input_grad, cblas, pooled, src_h, src_w, once,
-                    dU_blocks, gx, xt_bufs, V_bufs, M_bufs, g_bufs, plane_bufs, h_bufs, p_bufs, w_bufs, p_bits, g_bits,
-                    blk):
+                    relu_input, dU_blocks, gx, xt_bufs, V_bufs, M_bufs, g_bufs, plane_bufs, h_bufs, p_bufs, w_bufs,
+                    p_bits, g_bits, blk):
     """:func:`_backward_kernel`'s task ``blk`` (its samples and its dU_blocks[blk]), on this thread's scratch."""
     N, C = x.shape[0], x.shape[1]
     K = UT.shape[1]
@@ -245,6 +246,8 @@ def _backward_block(x, go, winners, UT, H_out, W_out, nb, rows, block, input_gra
         if input_grad:
             for n in range(n0, n1):
                 fold_channels_last(planes[n - n0], src_h, src_w, once, gx[n])
+                if relu_input:  # while gx[n] and x[n] are in cache
+                    relu_mask(gx[n], x[n])
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -423,10 +426,11 @@ def forward(geom, x4, w4, bias, y, winners=None):
                         codes, xt, V, M, yt, h, pt, wt, *claim_args(-(-N // nb)))
 
 
-def backward(geom, go4, x4, w4, gx, input_grad=True, winners=None):
+def backward(geom, go4, x4, w4, gx, input_grad=True, winners=None, relu_input=False):
     """gx (N, C, H, W), overwritten when ``input_grad``, and the returned weight gradient (K, C, 3, 3) of
     :func:`forward`'s convolution, by the adjoint of F(4x4, 3x3). With ``winners``, go4 is the gradient of
-    the pooled output of ``forward(..., winners)``."""
+    the pooled output of ``forward(..., winners)``. ``relu_input``: x4 is a ReLU's output, and gx that ReLU's
+    input gradient (fastcnn.relu_backward of gx and x4, bit for bit)."""
     dtype = x4.dtype
     N, C = x4.shape[:2]
     K = w4.shape[0]
@@ -445,8 +449,8 @@ def backward(geom, go4, x4, w4, gx, input_grad=True, winners=None):
     once = _copied_once(src_h, x4.shape[2]) and _copied_once(src_w, x4.shape[3])
     with single_threaded(_blas.CBLAS):
         _backward_kernel(x4, go4, codes, UT, H_out, W_out, nb, rows, block, input_grad, _blas.CBLAS, pooled, src_h,
-                         src_w, once, dU_blocks, gx, xt, V, M, gt, planes, h, pt, wt, _bits(pt), _bits(gt),
-                         *claim_args(n_blocks))
+                         src_w, once, bool(relu_input), dU_blocks, gx, xt, V, M, gt, planes, h, pt, wt, _bits(pt),
+                         _bits(gt), *claim_args(n_blocks))
         dU = np.empty((36, C * K), dtype=dtype)
         sum_blocks(dU_blocks.reshape(n_blocks, 36, C * K), dU)
     return _weight_grad(dU.reshape(36, C, K), dtype)

@@ -23,7 +23,8 @@ from ._conv_base import identity_run
 from .pool import _max2x2, _position2x2, _relu, _relu_passes
 
 __all__ = ["channels_last", "input_row", "output_row", "store_rows", "store_pooled", "pooled_channels_last",
-           "load_pooled_grad_rows", "load_grad_rows", "grad_out_row", "input_adjoint_row", "fold_channels_last"]
+           "load_pooled_grad_rows", "load_grad_rows", "grad_out_row", "input_adjoint_row", "fold_channels_last",
+           "relu_mask"]
 
 #: The transforms' constants as float32 scalars: exact in float32, and a float32 times a float32 stays float32
 #: (an integer literal would make it float64) while a float64 times one stays float64.
@@ -363,3 +364,12 @@ def fold_channels_last(plane, src_h, src_w, once, gxn):
             for j in range(hi, Wp):
                 if src_w[j] >= 0:
                     dst[src_w[j]] += plane[i, j, c]
+
+
+@numba.njit(fastmath=False, **_runtime.KERNEL_FLAGS)
+def relu_mask(gxn, xn):
+    """gxn *= (0 if xn <= 0 else 1): fastcnn.relu_backward's product, in place, for an input xn that is a ReLU's
+    output (``input_relu`` of fastcnn.conv_pool.conv_relu_pool_backward)."""
+    g, x = gxn.reshape(-1), xn.reshape(-1)
+    for i in range(g.size):
+        g[i] = g[i] * (0.0 if x[i] <= 0.0 else 1.0)

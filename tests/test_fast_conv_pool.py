@@ -150,6 +150,26 @@ def test_refuses_what_it_does_not_compute():
         fastcnn.conv_relu_pool_backward(cg, pg, y, x, w, b, winners, input_grad=1)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_input_relu_is_relu_backward_of_grad_x_bit_for_bit(dtype):
+    """input_relu=True: grad_x through the mask of x (x a ReLU's output; here any values, NaN, infinities,
+    zeros and negatives included), bit for bit fastcnn.relu_backward of the plain grad_x; the other results
+    unchanged; nothing with input_grad=False; a non-bool refused."""
+    block = (3, 32, 10, 13, 32, 1)
+    cg, pg = _geometries(*block)
+    N, C, H, W, K, _ = block
+    x, w, b = _arrays(N, C, H, W, K, dtype, seed=12, hostile=True)
+    x[:, :, ::3] = -x[:, :, ::3]
+    g = _grad((N, K) + tuple(s // 2 for s in cg.out), dtype, seed=3)
+    y, winners = fastcnn.conv_relu_pool_forward(cg, pg, x, w, b)
+    plain = fastcnn.conv_relu_pool_backward(cg, pg, g, x, w, b, winners)
+    masked = fastcnn.conv_relu_pool_backward(cg, pg, g, x, w, b, winners, input_relu=True)
+    _assert_same_bits(masked, (fastcnn.relu_backward(plain[0], x), *plain[1:]), "input_relu")
+    assert fastcnn.conv_relu_pool_backward(cg, pg, g, x, w, b, winners, input_grad=False, input_relu=True)[0] is None
+    with pytest.raises(TypeError, match=r"`input_relu`"):
+        fastcnn.conv_relu_pool_backward(cg, pg, g, x, w, b, winners, input_relu=1)
+
+
 SPEC = "conv32k3 relu, conv32k3 relu, maxpool2, dropout0.25, flatten, dense8 relu, dense5 softmax"
 
 
@@ -157,11 +177,13 @@ def test_model_takes_the_fused_block_bit_for_bit():
     """conv32k3 relu, maxpool2 on 32 channels: the conv pools (its output is the pooled one, the pooling layer
     passes it on), and the logits, the input gradient and every parameter gradient equal an unfused pass's."""
     model = Model(SPEC, (1, 14, 14), seed=4)
-    conv, pool = model.layers[1], model.layers[2]
+    first, conv, pool = model.layers[0], model.layers[1], model.layers[2]
+    assert conv.relu_input_from is first
     rng = np.random.default_rng(2)
     x = rng.standard_normal((6, 1, 14, 14)).astype(np.float32)
     logits = model.forward(x, training=True, step=3)
     assert conv._winners is not None and pool._pooled_before
+    assert first._relu_inside  # so the pooled backward masks its input gradient with the first layer's ReLU
     grad = rng.standard_normal(logits.shape).astype(np.float32)
     grad_x = model.backward(grad)
     grads = {key: layer.grads[p].copy() for key, layer, p in model.parameters()}
