@@ -179,15 +179,15 @@ def _backward_kernel(x, go, winners, UT, H_out, W_out, nb, rows, block, input_gr
     * ``dU_blocks[blk, xi] = sum over the task's chunks, in order, of V[xi]^T @ dM[xi]`` (C x K);
     * when ``input_grad``: ``dV[xi] = dM[xi] @ UT[xi]``, UT[xi] = U[xi]^T (K x C) stored transposed (a plain
       product: 1.7x the rate of one with a transposed operand, 72 x 64 by 64 x 32, OpenBLAS 0.3.31; written
-      over V[xi], whose last use was the product
-      above), its adjoint input transform added onto the sample's zeroed channel-last padded plane, which is
-      folded onto gx[n] through the fill's index maps once the sample's tiles are done.
+      over V[xi], whose last use was the product above), its adjoint input transform added onto the sample's
+      zeroed channel-last padded plane, which is folded onto gx[n] through the fill's index maps once the
+      sample's tiles are done.
 
     go (N, K, H_out, W_out), or when ``pooled`` the gradient of the pooled output (N, K, H_out // 2,
     W_out // 2) with the forward's winners (``winograd4_tiles.load_pooled_grad_rows``); dU_blocks (B, 36, C, K),
     B = ceil(N / block); plane_bufs (threads, nb, Hp, Wp, C). ``relu_input``: x is a ReLU's output, and gx
-    receives the gradient with respect to that ReLU's input (gx times the mask of x > 0). The tasks are claimed one at a time by ``workers``
-    threads (fastcnn._claim); ``counter``: a zero, int64.
+    receives the gradient with respect to that ReLU's input (gx times the mask of x > 0). The tasks are claimed
+    one at a time by ``workers`` threads (fastcnn._claim); ``counter``: a zero, int64.
     """
     N = x.shape[0]
     for _ in prange(workers):
