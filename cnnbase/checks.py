@@ -16,7 +16,7 @@ import numbers
 
 import numpy as np
 
-from .limits import check_array_bytes
+from .limits import COMPUTE_ITEMSIZE, FLOOR_BYTES, check_array_bytes
 
 FLOAT_DTYPES = (np.float16, np.float32, np.float64)
 
@@ -114,7 +114,8 @@ def check_array_size(x: np.ndarray, name: str, op: str) -> None:
     10**6))``) holds one number but has 10^12 elements, and every engine converts, copies or allocates an
     output of its arguments' shape. So both engines count each array argument as float64 (8 bytes per
     element), the widest type either computes in, and refuse the same calls with the same message."""
-    check_array_bytes(x.size, f"{op}: argument `{name}`", x.shape)
+    if x.size * COMPUTE_ITEMSIZE > FLOOR_BYTES:  # the argument's words only for an array that may be too large
+        check_array_bytes(x.size, f"{op}: argument `{name}`", x.shape)
 
 
 def check_int_array(x, name: str, op: str, ndim=None) -> np.ndarray:

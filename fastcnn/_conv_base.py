@@ -11,6 +11,9 @@
 
 from __future__ import annotations
 
+import functools
+import math
+
 import numba
 import numpy as np
 from numba import prange
@@ -49,7 +52,7 @@ def thread_slots() -> int:
 def buffers(name: str, shape: tuple, dtype) -> np.ndarray:
     """A scratch array of ``(threads,) + shape``, reused between calls."""
     slots = thread_slots()
-    size = slots * int(np.prod(shape))
+    size = slots * math.prod(shape)  # ints: math.prod is 10x quicker than np.prod on a tuple
     return SCRATCH.get(name, size, dtype).reshape((slots,) + tuple(shape))
 
 
@@ -76,11 +79,23 @@ def src_map(pad_begin: int, padded: int, mode: str, real: int) -> np.ndarray:
 
 
 def conv_maps(g2):
-    """Index maps of a convolution's padded input: size + both pads cells per axis, through the fill."""
+    """Index maps of a convolution's padded input: size + both pads cells per axis, through the fill. New
+    arrays at every call (a kernel may be given them to keep), made from maps computed once per axis."""
     (H, W), ((PH, PHe), (PW, PWe)) = g2.sizes, g2.pads
-    src_h = src_map(PH, H + PH + PHe, g2.padding_mode, H)
-    src_w = src_map(PW, W + PW + PWe, g2.padding_mode, W)
-    return src_h, src_w
+    return _axis_map(PH, H + PH + PHe, g2.padding_mode, H), _axis_map(PW, W + PW + PWe, g2.padding_mode, W)
+
+
+def _axis_map(pad_begin: int, padded: int, mode: str, real: int) -> np.ndarray:
+    """:func:`src_map`, a new array; a short axis's map (the usual one) from a tuple remembered per axis: a
+    training step asks for the same few axes at every layer, and a 30-cell axis cost 8 us a call."""
+    if padded > 256:
+        return src_map(pad_begin, padded, mode, real)
+    return np.array(_short_axis_map(pad_begin, padded, mode, real), dtype=np.int64)
+
+
+@functools.lru_cache(maxsize=1024)
+def _short_axis_map(pad_begin: int, padded: int, mode: str, real: int) -> tuple:
+    return tuple(src_map(pad_begin, padded, mode, real).tolist())
 
 
 def pad(x4, src_h, src_w, name: str):

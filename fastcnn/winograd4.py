@@ -39,6 +39,8 @@ and the backward's ``load_pooled_grad_rows`` rebuilds each tile's output gradien
 
 from __future__ import annotations
 
+import functools
+
 import numba
 import numpy as np
 from numba import prange
@@ -346,13 +348,40 @@ def _weight_grad_kernel(dU, dgt):
 
 def _tile_maps(g2):
     """conv.py's index maps of the padded input, lengthened with zero cells so that the last tile's 6x6
-    window lies inside: 4 * ceil(out / 4) + 2 cells per axis."""
+    window lies inside: 4 * ceil(out / 4) + 2 cells per axis. New arrays at every call, from maps remembered
+    per geometry (a call's set-up cost more than a small layer's work)."""
+    src_h, src_w, _ = _maps(g2)
+    return np.array(src_h, dtype=np.int64), np.array(src_w, dtype=np.int64)
+
+
+def _fills_once(g2) -> bool:
+    """Whether the tile maps copy every input cell exactly once (a zero fill): see :func:`_copied_once`."""
+    return _maps(g2)[2]
+
+
+def _maps(g2):
+    """(src_h, src_w, once) of a geometry's tile maps, remembered when its axes are short (any layer of a
+    usual network; an axis of 10^8 padded cells, which algorithm="winograd4" accepts, is computed each time)."""
+    if max(s + sum(p) for s, p in zip(g2.sizes, g2.pads)) <= 4096:
+        return _short_maps(g2)
+    return _compute_maps(g2)
+
+
+@functools.lru_cache(maxsize=256)
+def _short_maps(g2):
+    """:func:`_compute_maps` with the maps as tuples (nothing can write into them)."""
+    src_h, src_w, once = _compute_maps(g2)
+    return tuple(src_h.tolist()), tuple(src_w.tolist()), once
+
+
+def _compute_maps(g2):
+    """(src_h, src_w, once)."""
     src_h, src_w = conv_maps(g2)
     H_out, W_out = g2.out
     need_h, need_w = 4 * (-(-H_out // 4)) + 2, 4 * (-(-W_out // 4)) + 2
     src_h = np.append(src_h, np.full(max(0, need_h - src_h.size), -1, dtype=src_h.dtype))
     src_w = np.append(src_w, np.full(max(0, need_w - src_w.size), -1, dtype=src_w.dtype))
-    return src_h, src_w
+    return src_h, src_w, _copied_once(src_h, g2.sizes[0]) and _copied_once(src_w, g2.sizes[1])
 
 
 def _bits(a):
@@ -454,7 +483,7 @@ def backward(geom, go4, x4, w4, gx, input_grad=True, winners=None, relu_input=Fa
     pooled = winners is not None
     codes = winners if pooled else np.empty((0, 0, 0, 0), dtype=np.int8)
     pt, wt = _pool_buffers(geom, dtype, pooled, rows)
-    once = _copied_once(src_h, x4.shape[2]) and _copied_once(src_w, x4.shape[3])
+    once = _fills_once(geom)
     with single_threaded(_blas.CBLAS):
         _backward_kernel(x4, go4, codes, UT, H_out, W_out, nb, rows, block, input_grad, _blas.CBLAS, pooled, src_h,
                          src_w, once, bool(relu_input), dU_blocks, gx, xt, V, M, gt, planes, h, pt, wt, _bits(pt),
