@@ -193,16 +193,14 @@ def check_float(
     min_open: bool = False, max_open: bool = False,
 ) -> float:
     """Require a real number in an interval; ``min_open``/``max_open`` exclude the end points."""
-    lo = "" if minimum is None else ("(" if min_open else "[") + repr(minimum)
-    hi = "" if maximum is None else repr(maximum) + (")" if max_open else "]")
-    if lo and hi:
-        expected = f"a number in {lo}, {hi}"
-    elif lo:
-        expected = f"a number {'>' if min_open else '>='} {minimum}"
-    elif hi:
-        expected = f"a number {'<' if max_open else '<='} {maximum}"
-    else:
-        expected = "a number"
+    if (isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)) and value == value
+            and (minimum is None or value > minimum or (not min_open and value == minimum))
+            and (maximum is None or value < maximum or (not max_open and value == maximum))):
+        try:  # the usual case first: the message below is written only for a refusal (an optimizer step
+            return float(value)  # checks five numbers per parameter)
+        except OverflowError:
+            pass  # a Python int too large for a float (10**400): refused below
+    expected = _interval_words(minimum, maximum, min_open, max_open)
     if not isinstance(value, numbers.Real) or isinstance(value, (bool, np.bool_)):
         raise TypeError(invalid(op, name, expected, value))
     if value != value:  # NaN compares unequal to itself and passes every interval test below
@@ -212,6 +210,19 @@ def check_float(
     if maximum is not None and (value > maximum or (max_open and value == maximum)):
         raise ValueError(invalid(op, name, expected, value))
     return as_float(value, name, op, expected)
+
+
+def _interval_words(minimum, maximum, min_open: bool, max_open: bool) -> str:
+    """What :func:`check_float` expects, as its messages say it."""
+    lo = "" if minimum is None else ("(" if min_open else "[") + repr(minimum)
+    hi = "" if maximum is None else repr(maximum) + (")" if max_open else "]")
+    if lo and hi:
+        return f"a number in {lo}, {hi}"
+    if lo:
+        return f"a number {'>' if min_open else '>='} {minimum}"
+    if hi:
+        return f"a number {'<' if max_open else '<='} {maximum}"
+    return "a number"
 
 
 def as_float(value, name: str, op: str, expected: str) -> float:
