@@ -150,6 +150,43 @@ def test_f4x4_weight_gradient_memory_is_bounded(monkeypatch):
     assert_bit_identical(results_per_thread_count(lambda: _winograd(x, w, b, g, kw, algorithm="winograd4")))
 
 
+def test_f4x4_tile_maps_are_new_arrays_from_remembered_maps():
+    """The tile maps are remembered per geometry (winograd4._maps) but each call gets arrays of its own: one
+    written into does not change the next call's, for short axes (remembered) and long ones (not)."""
+    import fastcnn.winograd4 as w4
+    from cnnbase.conv import conv_geometry
+    from fastcnn._conv_base import conv_maps
+    for width in (30, 5000):
+        g = conv_geometry("conv2d", (1, 16, 6, width), (16, 16, 3, 3), None, 1, 1, 1, 1, "reflect", 2)
+        src_h, src_w = w4._tile_maps(g)
+        expected = src_w.copy()
+        src_h[:] = 7
+        src_w[:] = 7
+        again_h, again_w = w4._tile_maps(g)
+        np.testing.assert_array_equal(again_w, expected)
+        assert again_h[0] == 1 and again_h[-1] == -1  # reflect: the cell before row 0 is row 1; then the fill
+        maps = conv_maps(g)  # the padded input's maps, remembered per axis for short axes
+        kept = [m.copy() for m in maps]
+        for m in maps:
+            m[:] = 7
+        for m, k in zip(conv_maps(g), kept):
+            np.testing.assert_array_equal(m, k)
+
+
+def test_f4x4_on_an_axis_too_long_to_remember():
+    """An input wider than 4,096 padded cells (maps computed at every call, not remembered) gives the direct
+    path's numbers within the float64 bound, forward and backward."""
+    rng = np.random.default_rng(9)
+    x, w, b = rng.standard_normal((1, 16, 3, 4200)), rng.standard_normal((16, 16, 3, 3)), rng.standard_normal(16)
+    g = rng.standard_normal((1, 16, 3, 4200))
+    kw = dict(padding=1, padding_mode="circular")
+    got = _winograd(x, w, b, g, kw, algorithm="winograd4")
+    want = (fastcnn.conv2d(x, w, b, algorithm="direct", **kw),
+            *fastcnn.conv2d_backward(g, x, w, b, algorithm="direct", **kw))
+    scale = [np.abs(a).max() * np.ones_like(a) for a in want]
+    _assert_within(got, want, scale, 1e-10, "a 4,202-cell axis")
+
+
 def test_a_hand_worked_tile():
     """One 4x4 input, one 3x3 kernel of ones on the centre column: y[i, j] = x[i, j+1] + x[i+1, j+1] +
     x[i+2, j+1], worked by hand for x = arange(16)."""
