@@ -326,24 +326,34 @@ def _weight_grad_kernel(dU, dgt):
     for c in prange(C):
         t = np.empty((3, 6, K))
         for i in range(3):
+            g0, g1, g2, g3, g4, g5 = G[0, i], G[1, i], G[2, i], G[3, i], G[4, i], G[5, i]
             for b in range(6):
                 acc = t[i, b]
-                acc[:] = 0.0
-                for a in range(6):
-                    g, row = G[a, i], dU[6 * a + b, c]
-                    for k in range(K):
-                        acc[k] += g * row[k]
-        acc = np.empty(K)
+                r0, r1, r2, r3, r4, r5 = (dU[b, c], dU[6 + b, c], dU[12 + b, c], dU[18 + b, c], dU[24 + b, c],
+                                          dU[30 + b, c])
+                for k in range(K):  # the six terms in a register, in order of a (one pass, not six)
+                    s = 0.0
+                    s += g0 * r0[k]
+                    s += g1 * r1[k]
+                    s += g2 * r2[k]
+                    s += g3 * r3[k]
+                    s += g4 * r4[k]
+                    s += g5 * r5[k]
+                    acc[k] = s
         for i in range(3):
+            t0, t1, t2, t3, t4, t5 = t[i, 0], t[i, 1], t[i, 2], t[i, 3], t[i, 4], t[i, 5]
             for j in range(3):
-                acc[:] = 0.0
-                for b in range(6):
-                    g, ti = G[b, j], t[i, b]
-                    for k in range(K):
-                        acc[k] += ti[k] * g
+                h0, h1, h2, h3, h4, h5 = G[0, j], G[1, j], G[2, j], G[3, j], G[4, j], G[5, j]
                 out = dgt[c, i, j]
                 for k in range(K):
-                    out[k] = acc[k]
+                    s = 0.0
+                    s += t0[k] * h0
+                    s += t1[k] * h1
+                    s += t2[k] * h2
+                    s += t3[k] * h3
+                    s += t4[k] * h4
+                    s += t5[k] * h5
+                    out[k] = s
 
 
 def _tile_maps(g2):
