@@ -3,12 +3,12 @@
 Numba's ``prange`` under its OpenMP layer deals the iterations out up front, in equal shares (omppool.cpp's
 ``omp for`` has no schedule clause): a loop over 64 blocks on 2 threads gives each 32, and the loop ends when
 the slower thread ends. A thread is slower when it shares its core with another process (a loaded machine),
-and at every launch the second thread starts ~90 us late (it sleeps between kernels, ``OMP_WAIT_POLICY``
-passive, see fastcnn/_runtime.py). With :func:`claim` a kernel's loop is ``prange`` over the threads, each
-taking the next free task until none is left, so the thread that runs does the work that is waiting::
+or when it wakes late (it sleeps between kernels, ``OMP_WAIT_POLICY`` passive, see fastcnn/_runtime.py and
+docs/threads.md). With :func:`claim` a kernel's loop is ``prange`` over the threads, each taking the next free
+task until none is left, so the thread that runs does the work that is waiting::
 
-    counter = np.zeros(1, dtype=np.int64)          # a fresh one per launch
-    for _ in prange(workers):                      # workers = numba.get_num_threads(), passed in
+    workers, counter = claim_args(tasks)           # in Python: a fresh zero counter per launch
+    for _ in prange(workers):                      # in the kernel: one iteration per thread
         while True:
             task = claim(counter)
             if task >= tasks:
