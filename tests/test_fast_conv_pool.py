@@ -30,6 +30,7 @@ BLOCKS = [
     (5, 33, 17, 14, 34, 0),
     (2, 16, 16, 18, 16, 1),
     (1, 32, 34, 36, 32, 1),  # two rows of 36 span more than the 64 sum lanes of the bias gradient
+    (1, 32, 45, 47, 32, 0),  # chunks of 9 of the 11 tile rows (winograd4._plan): pooled rows go out per chunk
 ]
 
 
