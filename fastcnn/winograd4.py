@@ -33,8 +33,9 @@ through them, so no padded copy of the batch is made. Outputs past ``H_out`` x `
 their gradients taken as 0.
 
 **Pooling in the output transform** (``pooled``, for fastcnn.conv_pool): a 4x4 output tile holds four whole
-2x2 pooling windows, so ``winograd4_tiles.pool_rows`` computes max_pool(relu(y)) and the windows' winners instead
-of y (``store_pooled`` writes them out a chunk at a time), and the backward's ``load_pooled_grad_rows`` rebuilds each tile's output gradient from the pooled one.
+2x2 pooling windows, so ``winograd4_tiles.pooled_output_row`` computes max_pool(relu(y)) and the windows'
+winners instead of y (``store_pooled`` writes them out a chunk at a time), and the backward's
+``load_pooled_grad_rows`` rebuilds each tile's output gradient from the pooled one.
 """
 
 from __future__ import annotations
@@ -52,8 +53,8 @@ from ._blas import gemm, single_threaded
 from ._claim import claim, claim_args
 from ._conv_base import SCRATCH, buffers, conv_maps, matrix, none, positions, row_cells, sum_blocks
 from .winograd4_tiles import (channels_last, fold_channels_last, grad_out_row, input_adjoint_row, input_row,
-                              load_grad_rows, load_pooled_grad_rows, output_row, pool_rows, pooled_channels_last,
-                              relu_mask, store_pooled, store_rows)
+                              load_grad_rows, load_pooled_grad_rows, output_row, pooled_channels_last,
+                              pooled_output_row, relu_mask, store_pooled, store_rows)
 
 __all__: list[str] = []
 
@@ -139,7 +140,7 @@ def _forward_kernel(x, src_h, src_w, U, bias, want_bias, H_out, W_out, nb, rows,
     when nb > 1): input transform,
     ``M[xi] = V[xi] @ U[xi]`` (one single-threaded BLAS call per position), output transform (+ bias).
     When ``pooled``, y (N, K, H_out // 2, W_out // 2) receives max_pool(relu(...)) instead and winners
-    its windows' winners (``winograd4_tiles.pool_rows``). The blocks are claimed one at a time by ``workers``
+    its windows' winners (``winograd4_tiles.pooled_output_row``). The blocks are claimed one at a time by ``workers``
     threads (fastcnn._claim); ``counter``: a zero, int64."""
     N = x.shape[0]
     for _ in prange(workers):
@@ -171,10 +172,11 @@ def _forward_block(x, src_h, src_w, U, bias, want_bias, H_out, W_out, nb, rows, 
                  False, cblas)
         for n in range(n0, n1):
             for i in range(i0, i1):
-                output_row(M, ((n - n0) * (i1 - i0) + i - i0) * tw, tw, y_bufs[tid], h_bufs[tid])
+                t = ((n - n0) * (i1 - i0) + i - i0) * tw
                 if pooled:
-                    pool_rows(y_bufs[tid], bias, want_bias, 2 * (i - i0), p_bufs[tid], w_bufs[tid])
+                    pooled_output_row(M, t, tw, bias, want_bias, 2 * (i - i0), p_bufs[tid], w_bufs[tid], h_bufs[tid])
                 else:
+                    output_row(M, t, tw, y_bufs[tid], h_bufs[tid])
                     store_rows(y_bufs[tid], bias, want_bias, 4 * i, H_out, W_out, y[n])
             if pooled:
                 store_pooled(p_bufs[tid], w_bufs[tid], 2 * i0, 2 * (i1 - i0), y[n], winners[n])
