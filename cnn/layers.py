@@ -292,6 +292,9 @@ class _OnConvGeometry(Layer):
     #: Set by the next layer's backward when the gradient it returned to this layer has this layer's ReLU mask
     #: applied already (``input_relu``); read and cleared by this layer's backward.
     _grad_masked: bool = False
+    #: This layer's (weight, bias) gradients when the next layer's backward computed them (the engine's
+    #: ``conv_relu_pool_backward(..., producer=...)``: :meth:`_producer`); read and cleared by this layer's backward.
+    _producer_grads: tuple | None = None
 
     def _pools_here(self, ctx: Pass) -> bool:
         """Whether this pass runs the convolution, its ReLU and the max pooling after it as one op: the layer
@@ -317,7 +320,7 @@ class _OnConvGeometry(Layer):
         self._x = x
         bias = self.params.get("bias")
         self._winners = None
-        self._grad_masked = False
+        self._grad_masked, self._producer_grads = False, None
         if self._pools_here(ctx):
             y, self._winners = ctx.engine.conv_relu_pool_forward(self.geometry, self.relu_pool.geometry, x,
                                                                  self._weight(), bias)
@@ -327,11 +330,33 @@ class _OnConvGeometry(Layer):
             return ctx.engine.conv_relu_forward(self.geometry, x, self._weight(), bias)
         return ctx.engine.conv_forward(self.geometry, x, self._weight(), bias)
 
+    def _producer(self, source) -> "tuple | None":
+        """``(geometry, x)`` of the convolution before this pooled one (:func:`_pair_input_relus`) when this
+        layer's backward can compute that layer's parameter gradients too: it computed its ReLU inside its
+        op, nobody needs its input gradient (a first layer), it has no connection table, and the engine's
+        ``conv_relu_pool_producer_fits`` takes it (fastcnn: stride 1, few input channels). Then the
+        full-size gradient between the two is never written, nor read back (the seeds' conv1)."""
+        fits = getattr(self._ctx.engine, "conv_relu_pool_producer_fits", None)
+        if (fits is None or source is None or not source._relu_inside or source.input_grad
+                or source.mask is not None or not self.input_grad):
+            return None
+        return (source.geometry, source._x) if fits(self.geometry, source.geometry, np.dtype(self._ctx.dtype)) else None
+
     def _backward(self, grad):
         engine, bias = self._ctx.engine, self.params.get("bias")
         masked, self._grad_masked = self._grad_masked, False
-        if self._winners is not None:  # grad is with respect to the pooled output (the pooling passed it on)
+        given, self._producer_grads = self._producer_grads, None
+        if given is not None:  # the next layer's backward computed them: see _producer
+            gx, (gw, gb) = None, given
+        elif self._winners is not None:  # grad is with respect to the pooled output (the pooling passed it on)
             source = self.relu_input_from
+            producer = self._producer(source)
+            if producer is not None:
+                gx, gw, gb, source_gw, source_gb = engine.conv_relu_pool_backward(
+                    self.geometry, self.relu_pool.geometry, grad, self._x, self._weight(), bias, self._winners,
+                    producer=producer)
+                source._producer_grads = (source_gw, source_gb)
+                return self._store_grads(gx, gw, gb)
             input_relu = source is not None and source._relu_inside and self.input_grad
             gx, gw, gb = engine.conv_relu_pool_backward(self.geometry, self.relu_pool.geometry, grad, self._x,
                                                         self._weight(), bias, self._winners,
@@ -344,6 +369,10 @@ class _OnConvGeometry(Layer):
         else:
             gx, gw, gb = engine.conv_backward(self.geometry, grad, self._x, self._weight(), bias,
                                               input_grad=self.input_grad)
+        return self._store_grads(gx, gw, gb)
+
+    def _store_grads(self, gx, gw, gb):
+        """``self.grads`` from the weight and bias gradients; returns the input gradient gx."""
         if self.mask is not None:
             gw = gw * self.mask  # d(weight * mask)/d(weight): no gradient outside the table
         self.grads = {"weight": gw}

@@ -30,7 +30,7 @@ from .pool import *  # noqa: F401,F403
 from .conv import conv_backward, conv_forward  # noqa: F401  (GEOMETRY_OPS)
 from .pool import pool_backward, pool_forward  # noqa: F401  (GEOMETRY_OPS)
 from .pool import FUSED_OPS as _POOL_FUSED, relu_pool_backward, relu_pool_forward  # noqa: F401  (fastcnn only)
-from .conv_pool import FUSED_OPS as _CONV_FUSED, conv_relu_pool_pays  # noqa: F401  (fastcnn only; cnn.layers)
+from .conv_pool import FUSED_OPS as _CONV_FUSED, conv_relu_pool_pays, conv_relu_pool_producer_fits  # noqa: F401
 from .conv_pool import conv_relu_pool_backward, conv_relu_pool_forward  # noqa: F401
 from .conv_relu import FUSED_OPS as _CONV_RELU_FUSED, conv_relu_pays  # noqa: F401  (fastcnn only; cnn.layers)
 from .conv_relu import conv_relu_backward, conv_relu_forward  # noqa: F401

@@ -20,15 +20,18 @@ import numba
 import numpy as np
 from numba import prange
 
-from cnnbase.checks import check_bool, invalid
-from cnnbase.conv import ConvGeometry, fit_geometry as fit_conv
+from dataclasses import replace
+
+from cnnbase.checks import check_bool, check_float_array, invalid
+from cnnbase.conv import ConvGeometry, check_resolved, fit_geometry as fit_conv
 from cnnbase.pool import PoolGeometry
 
 from . import _runtime, conv, winograd4
-from ._conv_base import SUM_LANES, add_to_lanes
+from ._conv_base import SUM_LANES, add_to_lanes, conv_maps, pad
 from .pool import _is_plain_2x2
 
-__all__ = ["FUSED_OPS", "conv_relu_pool_pays", "conv_relu_pool_forward", "conv_relu_pool_backward"]
+__all__ = ["FUSED_OPS", "conv_relu_pool_pays", "conv_relu_pool_forward", "conv_relu_pool_backward",
+           "conv_relu_pool_producer_fits"]
 
 FUSED_OPS = ("conv_relu_pool_forward", "conv_relu_pool_backward")
 
@@ -77,25 +80,39 @@ def conv_relu_pool_forward(conv_geometry: ConvGeometry, pool_geometry: PoolGeome
     return y.astype(out_dtype, copy=False), winners
 
 
+def conv_relu_pool_producer_fits(conv_geometry: ConvGeometry, producer_geometry: ConvGeometry, dtype) -> bool:
+    """Whether :func:`conv_relu_pool_backward` takes ``producer=(producer_geometry, x0)`` for a block of
+    ``conv_geometry`` (one :func:`conv_relu_pool_pays` accepts): the producer is a 2-D convolution with stride
+    1, one group and zero padding whose output is the block's input, with few input channels (a first layer:
+    ``winograd4.MAX_PRODUCER_TAPS`` channels times taps at most), and F(4x4, 3x3) holds a whole sample at a
+    time (``winograd4.producer_fits``)."""
+    return (isinstance(conv_geometry, ConvGeometry) and isinstance(producer_geometry, ConvGeometry)
+            and winograd4.producer_fits(conv_geometry, producer_geometry, np.dtype(dtype)))
+
+
 def conv_relu_pool_backward(conv_geometry: ConvGeometry, pool_geometry: PoolGeometry, grad_out, x, weight, bias,
-                            winners, *, input_grad=True, input_relu=False):
+                            winners, *, input_grad=True, input_relu=False, producer=None):
     """``(grad_x, grad_weight, grad_bias)`` of :func:`conv_relu_pool_forward`'s ``y`` for ``grad_out`` (y's
     shape), given that call's ``winners``: bit for bit ``conv_backward`` of ``relu_pool_backward``'s result.
     ``input_grad=False``: grad_x is None (as ``conv_backward``). ``input_relu=True``: ``x`` is the output of a
     ReLU, and grad_x is the gradient with respect to that ReLU's input, bit for bit ``relu_backward(grad_x,
     x)``, applied while each sample's grad_x is in cache (cnn's layers take it when the layer before applied
-    its ReLU inside its own op: the seeds' conv32k3 relu, conv64k3 relu, maxpool2)."""
+    its ReLU inside its own op: the seeds' conv32k3 relu, conv64k3 relu, maxpool2).
+
+    ``producer=(producer_geometry, x0)``: ``x`` is ``relu(conv_forward(producer_geometry, x0, w0, b0))``, a
+    convolution :func:`conv_relu_pool_producer_fits` accepts, whose input gradient nobody needs (a first
+    layer). The result is then ``(None, grad_weight, grad_bias, grad_w0, grad_b0)``: grad_weight and grad_bias
+    as above, bit for bit, and that convolution's parameter gradients (grad_b0 whether it has a bias or not),
+    ``conv_backward(producer_geometry, relu_backward(grad_x, x), x0, w0, b0, input_grad=False)[1:]`` up to the
+    order of the sums: each sample's ReLU gradient goes into them channel-last, straight from F(4x4)'s adjoint,
+    and the full-size grad_x is never written (the seeds' conv1 no longer reads it back either)."""
     caller = "conv_relu_pool_backward"
     geom = _checked(caller, conv_geometry, pool_geometry, x, weight, bias)
     input_grad = check_bool(input_grad, "input_grad", caller)
     input_relu = check_bool(input_relu, "input_relu", caller)
-    shape = _pooled_shape(geom)
-    for name, a in (("grad_out", grad_out), ("winners", winners)):
-        if not isinstance(a, np.ndarray) or a.shape != shape:
-            raise ValueError(invalid(caller, name, f"an array of the pooled shape {shape}",
-                                     getattr(a, "shape", type(a).__name__)))
-    if winners.dtype != np.int8:
-        raise TypeError(invalid(caller, "winners", "the int8 array conv_relu_pool_forward returned", winners.dtype))
+    if producer is not None:
+        return _backward_to_producer(caller, geom, producer, grad_out, x, weight, bias, winners)
+    _checked_backward_arrays(caller, geom, grad_out, winners)
     out_dtype = _runtime.result_dtype(grad_out, x, weight, bias)
     if geom.N == 0:
         return (np.zeros(x.shape, dtype=out_dtype) if input_grad else None, np.zeros(weight.shape, dtype=out_dtype),
@@ -110,6 +127,63 @@ def conv_relu_pool_backward(conv_geometry: ConvGeometry, pool_geometry: PoolGeom
         grad_b = np.empty(geom.C_out, dtype=dtype)
         _pooled_bias_grad(gq, codes, geom.out[0], geom.out[1], grad_b)
     return conv._results(out_dtype, grad_x if input_grad else None, grad_w, grad_b)
+
+
+def _checked_backward_arrays(caller, geom, grad_out, winners):
+    shape = _pooled_shape(geom)
+    for name, a in (("grad_out", grad_out), ("winners", winners)):
+        if not isinstance(a, np.ndarray) or a.shape != shape:
+            raise ValueError(invalid(caller, name, f"an array of the pooled shape {shape}",
+                                     getattr(a, "shape", type(a).__name__)))
+    if winners.dtype != np.int8:
+        raise TypeError(invalid(caller, "winners", "the int8 array conv_relu_pool_forward returned", winners.dtype))
+
+
+def _checked_producer(caller, geom, producer, x):
+    """(producer_geometry fitted to the batch, x0) after the checks; x0 of any float dtype."""
+    if not (isinstance(producer, tuple) and len(producer) == 2 and isinstance(producer[0], ConvGeometry)
+            and isinstance(producer[1], np.ndarray)):
+        got = (f"a tuple of {', '.join(type(p).__name__ for p in producer)}" if isinstance(producer, tuple)
+               else type(producer).__name__)
+        raise TypeError(invalid(caller, "producer", "a pair (producer_geometry, x0): a ConvGeometry and an array",
+                                got))
+    pgeom, x0 = producer
+    check_resolved(pgeom, caller)
+    check_float_array(x0, "producer", caller)
+    sample = tuple(pgeom.x_shape[1:])
+    if x0.shape != (x.shape[0],) + sample:
+        raise ValueError(invalid(caller, "producer", f"x0 of shape {(x.shape[0],) + sample} (x's batch, the "
+                                 "producer geometry's sample)", x0.shape))
+    return replace(pgeom, N=x.shape[0]), x0
+
+
+def _backward_to_producer(caller, geom, producer, grad_out, x, weight, bias, winners):
+    """:func:`conv_relu_pool_backward` with ``producer``."""
+    _checked_backward_arrays(caller, geom, grad_out, winners)
+    pgeom, x0 = _checked_producer(caller, geom, producer, x)
+    dtype = _runtime.compute_dtype(grad_out, x, weight, bias, x0)
+    if not conv_relu_pool_producer_fits(geom, pgeom, dtype):
+        raise ValueError(invalid(caller, "producer", "a convolution conv_relu_pool_producer_fits accepts (2-D, "
+                                 "stride 1, one group, zero padding, few input channels, its output the block's "
+                                 f"input {tuple(geom.x_shape[1:])})", f"{pgeom.op} with {pgeom!r}"))
+    out_dtype = _runtime.result_dtype(grad_out, x, weight, bias, x0)
+    C0, (KH, KW) = pgeom.C_in, pgeom.kernel
+    if geom.N == 0:
+        return (None, np.zeros(weight.shape, dtype=out_dtype),
+                None if bias is None else np.zeros(bias.shape, dtype=out_dtype),
+                np.zeros((pgeom.C_out, C0, KH, KW), dtype=out_dtype), np.zeros(pgeom.C_out, dtype=out_dtype))
+    gq, x4, w4, x04 = conv._compute([grad_out, x, weight, x0], dtype)
+    codes = np.ascontiguousarray(winners)
+    xp0 = pad(x04, *conv_maps(pgeom), "conv_pool.producer_x")
+    sums = np.empty((C0 * KH * KW + 1, pgeom.C_out), dtype=dtype)  # the weight gradient's rows, then the bias's
+    grad_w = winograd4.backward(geom, gq, x4, w4, np.empty((1, 1, 1, 1), dtype=dtype), False, codes, False,
+                                (xp0, (KH, KW) + tuple(pgeom.dilation), sums))
+    grad_b = None
+    if bias is not None:
+        grad_b = np.empty(geom.C_out, dtype=dtype)
+        _pooled_bias_grad(gq, codes, geom.out[0], geom.out[1], grad_b)
+    grad_w0 = np.ascontiguousarray(sums[:-1].T).reshape(pgeom.C_out, C0, KH, KW)
+    return (None, *conv._results(out_dtype, grad_w, grad_b, grad_w0, sums[-1].copy()))
 
 
 @numba.njit(parallel=True, fastmath=False, **_runtime.KERNEL_FLAGS)

@@ -52,8 +52,9 @@ from . import _blas, _runtime, conv
 from ._blas import gemm, single_threaded
 from ._claim import claim, claim_args
 from ._conv_base import SCRATCH, buffers, conv_maps, matrix, none, positions, row_cells, sum_blocks
+from .conv import _im2col
 from .winograd4_tiles import (channels_last, fold_channels_last, grad_out_row, input_adjoint_row, input_row,
-                              load_grad_rows, load_pooled_grad_rows, output_row, pooled_channels_last,
+                              load_grad_rows, masked_interior, load_pooled_grad_rows, output_row, pooled_channels_last,
                               pooled_output_row, relu_mask, store_pooled, store_rows)
 
 __all__: list[str] = []
@@ -124,9 +125,12 @@ MIN_OUTPUT_FEW = 14
 
 
 @numba.njit(fastmath=False, **_runtime.KERNEL_FLAGS)
-def _transform_inputs(x, src_h, src_w, n0, n1, i0, i1, tw, xt, V, h):
-    """V's tiles for tile rows i0 <= i < i1 of samples n0 <= n < n1 (numbered sample by sample)."""
+def _transform_inputs(x, src_h, src_w, n0, n1, i0, i1, tw, xts, V, h):
+    """V's tiles for tile rows i0 <= i < i1 of samples n0 <= n < n1 (numbered sample by sample). xts (slots, rows,
+    Wp, C): sample n's channel-last rows go to slot (n - n0) % slots (one slot: each sample overwrites the last;
+    nb slots: they stay for the backward's producer gradients)."""
     for n in range(n0, n1):
+        xt = xts[(n - n0) % xts.shape[0]]
         channels_last(x[n], src_h, src_w, 4 * i0, 4 * (i1 - 1) + 6, xt)
         for i in range(i0, i1):
             input_row(xt, 4 * (i - i0), tw, V, ((n - n0) * (i1 - i0) + i - i0) * tw, h)
@@ -185,7 +189,7 @@ def _forward_block(x, src_h, src_w, U, bias, want_bias, H_out, W_out, nb, rows, 
 @numba.njit(parallel=True, fastmath=False, **_runtime.KERNEL_FLAGS)
 def _backward_kernel(x, go, winners, UT, H_out, W_out, nb, rows, block, input_grad, cblas, pooled, src_h, src_w,
                      once, relu_input, dU_blocks, gx, xt_bufs, V_bufs, M_bufs, g_bufs, plane_bufs, h_bufs, p_bufs,
-                     w_bufs, p_bits, g_bits, workers, counter):
+                     w_bufs, p_bits, g_bits, producer, xp0, pk, cols_bufs, G_bufs, pw_blocks, workers, counter):
     """Both gradients of :func:`_forward_kernel`'s convolution. One task per ``block`` samples (a multiple of
     nb), which it takes nb samples and ``rows`` tile rows at a time as there:
 
@@ -199,8 +203,14 @@ def _backward_kernel(x, go, winners, UT, H_out, W_out, nb, rows, block, input_gr
     go (N, K, H_out, W_out), or when ``pooled`` the gradient of the pooled output (N, K, H_out // 2,
     W_out // 2) with the forward's winners (``winograd4_tiles.load_pooled_grad_rows``); dU_blocks (B, 36, C, K),
     B = ceil(N / block); plane_bufs (threads, nb, Hp, Wp, C). ``relu_input``: x is a ReLU's output, and gx
-    receives the gradient with respect to that ReLU's input (gx times the mask of x > 0). The tasks are claimed
-    one at a time by ``workers`` threads (fastcnn._claim); ``counter``: a zero, int64.
+    receives the gradient with respect to that ReLU's input (gx times the mask of x > 0).
+
+    ``producer``: x = relu(conv(x0)) for a stride-1 convolution of the padded input xp0 (N, C0, Hp0, Wp0) by
+    pk = (KH, KW, DH, DW) taps, and instead of gx each task sums that convolution's parameter gradients:
+    ``pw_blocks[blk] = sum over its samples, in order, of cols @ G``, cols (C0 KH KW + 1, H W) the sample's
+    im2col with a last row of ones (the bias), G (H W, C) the ReLU's input gradient, channel-last, taken from
+    the plane and the sample's channel-last input (xt_bufs hold nb samples; the whole sample in one chunk).
+    The tasks are claimed one at a time by ``workers`` threads (fastcnn._claim); ``counter``: a zero, int64.
     """
     N = x.shape[0]
     for _ in prange(workers):
@@ -210,13 +220,14 @@ def _backward_kernel(x, go, winners, UT, H_out, W_out, nb, rows, block, input_gr
                 break
             _backward_block(x, go, winners, UT, H_out, W_out, nb, rows, block, input_grad, cblas, pooled, src_h,
                             src_w, once, relu_input, dU_blocks, gx, xt_bufs, V_bufs, M_bufs, g_bufs, plane_bufs,
-                            h_bufs, p_bufs, w_bufs, p_bits, g_bits, blk)
+                            h_bufs, p_bufs, w_bufs, p_bits, g_bits, producer, xp0, pk, cols_bufs, G_bufs, pw_blocks,
+                            blk)
 
 
 @numba.njit(fastmath=False, **_runtime.KERNEL_FLAGS)
 def _backward_block(x, go, winners, UT, H_out, W_out, nb, rows, block, input_grad, cblas, pooled, src_h, src_w, once,
                     relu_input, dU_blocks, gx, xt_bufs, V_bufs, M_bufs, g_bufs, plane_bufs, h_bufs, p_bufs, w_bufs,
-                    p_bits, g_bits, blk):
+                    p_bits, g_bits, producer, xp0, pk, cols_bufs, G_bufs, pw_blocks, blk):
     """:func:`_backward_kernel`'s task ``blk`` (its samples and its dU_blocks[blk]), on this thread's scratch."""
     N, C = x.shape[0], x.shape[1]
     K = UT.shape[1]
@@ -256,7 +267,14 @@ def _backward_block(x, go, winners, UT, H_out, W_out, nb, rows, block, input_gra
                     for i in range(i0, i1):
                         input_adjoint_row(V, ((n - n0) * (i1 - i0) + i - i0) * tw, tw, 4 * i, planes[n - n0],
                                            h_bufs[tid])
-        if input_grad:
+        if producer:
+            for n in range(n0, n1):
+                G, cols = G_bufs[tid], cols_bufs[tid]
+                masked_interior(planes[n - n0], xt_bufs[tid, n - n0], src_h, src_w, G)
+                _im2col(xp0[n], pk[0], pk[1], 1, 1, pk[2], pk[3], x.shape[2], x.shape[3], cols[:-1])
+                cols[-1] = 1  # the bias's row
+                gemm(False, False, cols, G, pw_blocks[blk], n != blk * block, cblas)
+        elif input_grad:
             for n in range(n0, n1):
                 fold_channels_last(planes[n - n0], src_h, src_w, once, gx[n])
                 if relu_input:  # while gx[n] and x[n] are in cache
@@ -434,14 +452,15 @@ def _task_samples(N, C, K, nb, itemsize):
     return block
 
 
-def _buffers(geom, dtype, nb, rows, Wp):
-    """The per-thread scratch: channel-last input rows, V and M (36 rows each), one tile row of output, and
-    the transforms' 6x6 block of channel vectors (flat: each transform views it at its own width)."""
+def _buffers(geom, dtype, nb, rows, Wp, slots=1):
+    """The per-thread scratch: channel-last input rows (``slots`` samples' worth), V and M (36 rows each), one
+    tile row of output, and the transforms' 6x6 block of channel vectors (flat: each transform views it at its
+    own width)."""
     C, K = geom.C_in, geom.C_out
     tw = -(-geom.out[1] // 4)
     itemsize = np.dtype(dtype).itemsize
     T = nb * rows * tw
-    xt = buffers("winograd4.xt", (4 * rows + 2, Wp, C), dtype)
+    xt = buffers("winograd4.xt", (slots, 4 * rows + 2, Wp, C), dtype)
     V = buffers("winograd4.V", (36 * row_cells(T * C, itemsize),), dtype)
     M = buffers("winograd4.M", (36 * row_cells(T * K, itemsize),), dtype)
     yt = buffers("winograd4.yt", (4, 4 * tw, K), dtype)
@@ -476,11 +495,15 @@ def forward(geom, x4, w4, bias, y, winners=None):
                         codes, xt, V, M, yt, h, pt, wt, *claim_args(-(-N // nb)))
 
 
-def backward(geom, go4, x4, w4, gx, input_grad=True, winners=None, relu_input=False):
+def backward(geom, go4, x4, w4, gx, input_grad=True, winners=None, relu_input=False, producer=None):
     """gx (N, C, H, W), overwritten when ``input_grad``, and the returned weight gradient (K, C, 3, 3) of
     :func:`forward`'s convolution, by the adjoint of F(4x4, 3x3). With ``winners``, go4 is the gradient of
     the pooled output of ``forward(..., winners)``. ``relu_input``: x4 is a ReLU's output, and gx that ReLU's
-    input gradient (fastcnn.relu_backward of gx and x4, bit for bit)."""
+    input gradient (fastcnn.relu_backward of gx and x4, bit for bit).
+
+    ``producer``: None, or ``(xp0, (KH, KW, DH, DW), out)`` when x4 = relu(conv(x0)), xp0 the padded x0 of a
+    stride-1 convolution (:func:`producer_fits`): gx is left alone, and out (C0 KH KW + 1, C) receives that
+    convolution's weight gradient (row (c0 KH + kh) KW + kw) and bias gradient (the last row) instead."""
     dtype = x4.dtype
     N, C = x4.shape[:2]
     K = w4.shape[0]
@@ -488,22 +511,53 @@ def backward(geom, go4, x4, w4, gx, input_grad=True, winners=None, relu_input=Fa
     UT = np.ascontiguousarray(_weight_transform(w4, dtype).transpose(0, 2, 1))  # (36, K, C): see the kernel
     H_out, W_out = geom.out
     nb, rows = _plan(N, C, K, H_out, W_out, np.dtype(dtype).itemsize)
-    xt, V, M, gt, h = _buffers(geom, dtype, nb, rows, src_w.size)
+    fused = producer is not None
+    xt, V, M, gt, h = _buffers(geom, dtype, nb, rows, src_w.size, nb if fused else 1)
     block = _task_samples(N, C, K, nb, np.dtype(dtype).itemsize)
     n_blocks = -(-N // block)
     dU_blocks = SCRATCH.get("winograd4.dU", n_blocks * 36 * C * K, dtype).reshape(n_blocks, 36, C, K)
-    planes = buffers("winograd4.planes", (nb if input_grad else 1, src_h.size, src_w.size, C), dtype)
+    planes = buffers("winograd4.planes", (nb if input_grad or fused else 1, src_h.size, src_w.size, C), dtype)
     pooled = winners is not None
     codes = winners if pooled else np.empty((0, 0, 0, 0), dtype=np.int8)
     pt, wt = _pool_buffers(geom, dtype, pooled, rows)
     once = _fills_once(geom)
+    xp0, taps, pw_out = producer if fused else (np.empty((0, 0, 0, 0), dtype=dtype), (1, 1, 1, 1), None)
+    R = xp0.shape[1] * taps[0] * taps[1] + 1 if fused else 1
+    P = geom.sizes[0] * geom.sizes[1] if fused else 1
+    cols = buffers("winograd4.producer_cols", (R, P), dtype)
+    G = buffers("winograd4.producer_grad", (P, C if fused else 1), dtype)
+    pw_blocks = SCRATCH.get("winograd4.producer_blocks", n_blocks * R * C, dtype).reshape(n_blocks, R, C)
     with single_threaded(_blas.CBLAS):
-        _backward_kernel(x4, go4, codes, UT, H_out, W_out, nb, rows, block, input_grad, _blas.CBLAS, pooled, src_h,
-                         src_w, once, bool(relu_input), dU_blocks, gx, xt, V, M, gt, planes, h, pt, wt, _bits(pt),
-                         _bits(gt), *claim_args(n_blocks))
+        _backward_kernel(x4, go4, codes, UT, H_out, W_out, nb, rows, block, input_grad or fused, _blas.CBLAS, pooled,
+                         src_h, src_w, once, bool(relu_input), dU_blocks, gx, xt, V, M, gt, planes, h, pt, wt,
+                         _bits(pt), _bits(gt), fused, xp0, np.array(taps, dtype=np.int64), cols, G, pw_blocks,
+                         *claim_args(n_blocks))
         dU = np.empty((36, C * K), dtype=dtype)
         sum_blocks(dU_blocks.reshape(n_blocks, 36, C * K), dU)
+        if fused:
+            sum_blocks(pw_blocks, pw_out)
     return _weight_grad(dU.reshape(36, C, K), dtype)
+
+
+def producer_fits(geom, producer_geometry, dtype) -> bool:
+    """Whether :func:`backward` can take the parameter gradients of ``producer_geometry``, a convolution whose
+    ReLU'd output is ``geom``'s input, in its own pass: a 2-D convolution (not transposed) with stride 1, one
+    group, zero padding, at most MAX_PRODUCER_TAPS input channels times taps (a first layer: its im2col is a
+    few rows), the output geom's input; and F(4x4)'s plan holds a whole sample per chunk with a zero-filled
+    padding (each input cell one plane cell), so each sample's plane and channel-last input are at hand."""
+    p = producer_geometry
+    if (p.rank != 2 or p.transposed or p.G != 1 or tuple(p.stride) != (1, 1) or p.padding_mode != "zeros"
+            or p.C_out != geom.C_in or tuple(p.out) != tuple(geom.sizes)
+            or p.C_in * p.kernel[0] * p.kernel[1] > MAX_PRODUCER_TAPS):
+        return False
+    H_out, W_out = geom.out
+    rows = _plan(1, geom.C_in, geom.C_out, H_out, W_out, np.dtype(dtype).itemsize)[1]
+    return rows == -(-H_out // 4) and _fills_once(geom)
+
+
+#: Input channels times taps of a producer convolution (:func:`producer_fits`) at most: the rows of its
+#: per-sample im2col, a GEMM of that many rows by the plane's cells.
+MAX_PRODUCER_TAPS = 64
 
 
 conv.ALGORITHMS["winograd4"] = (pays, forward, backward)

@@ -24,7 +24,7 @@ from .pool import _max2x2, _position2x2, _relu, _relu_passes
 
 __all__ = ["channels_last", "input_row", "output_row", "store_rows", "pooled_output_row", "store_pooled",
            "pooled_channels_last", "load_pooled_grad_rows", "load_grad_rows", "grad_out_row", "input_adjoint_row",
-           "fold_channels_last", "relu_mask"]
+           "fold_channels_last", "masked_interior", "relu_mask"]
 
 #: The transforms' constants as float32 scalars: exact in float32, and a float32 times a float32 stays float32
 #: (an integer literal would make it float64) while a float64 times one stays float64.
@@ -384,6 +384,24 @@ def fold_channels_last(plane, src_h, src_w, once, gxn):
             for j in range(hi, Wp):
                 if src_w[j] >= 0:
                     dst[src_w[j]] += plane[i, j, c]
+
+
+@numba.njit(fastmath=False, **_runtime.KERNEL_FLAGS)
+def masked_interior(plane, xt, src_h, src_w, G):
+    """G[i*W + j, c] = plane[r, w, c] * (0 if xt[r, w, c] <= 0 else 1) for the padded cell (r, w) that copied input
+    cell (i, j) (src_h[r] = i, src_w[w] = j; a zero fill, each input cell copied once, in order): the input
+    gradient of a ReLU whose output is the sample xt (channel-last, padded like the plane), as
+    :func:`fold_channels_last` and :func:`relu_mask` give it, but channel-last: (H W, C), one row per cell."""
+    C = plane.shape[2]
+    lo_h, hi_h = identity_run(src_h)
+    lo, hi = identity_run(src_w)
+    W = hi - lo
+    zero, one = plane.dtype.type(0), plane.dtype.type(1)
+    for i in range(hi_h - lo_h):
+        for j in range(W):
+            p, m, g = plane[lo_h + i, lo + j], xt[lo_h + i, lo + j], G[i * W + j]
+            for c in range(C):
+                g[c] = p[c] * (zero if m[c] <= zero else one)
 
 
 @numba.njit(fastmath=False, **_runtime.KERNEL_FLAGS)
