@@ -194,3 +194,132 @@ def test_model_takes_the_fused_block_bit_for_bit():
     np.testing.assert_array_equal(grad_x, g)
     for key in grads:
         np.testing.assert_array_equal(grads[key], plain_grads[key], err_msg=key)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# producer=(geometry, x0): the first layer's parameter gradients from the block's backward
+
+
+#: (N, C0, H0, W0, C, K, kernel, padding, dilation, block padding): the producer convolution (C0 -> C channels)
+#: and the pooled block (C -> K): the seeds' pair scaled down in batch, a padded and a dilated producer with
+#: three input channels (a colour first layer), a padded block, a 1x1 producer.
+PRODUCERS = [
+    (3, 1, 28, 28, 32, 64, 3, 0, 1, 0),
+    (2, 3, 14, 13, 32, 32, 3, 1, 1, 1),
+    (2, 3, 16, 15, 16, 16, 3, 2, 2, 1),
+    (4, 2, 12, 12, 32, 32, 1, 0, 1, 0),
+]
+
+
+def _producer_case(N, C0, H0, W0, C, K, k, padding, dilation, block_padding, dtype, seed=0, bias=True):
+    pgeom = conv_geometry("conv2d", (N, C0, H0, W0), (C, C0, k, k), (C,) if bias else None, 1, padding, dilation,
+                          1, "zeros", 2)
+    cg, pg = _geometries(N, C, *pgeom.out, K, block_padding)
+    rng = np.random.default_rng(seed)
+    x0 = rng.standard_normal((N, C0, H0, W0)).astype(dtype)
+    w0 = (rng.standard_normal((C, C0, k, k)) / np.sqrt(C0 * k * k)).astype(dtype)
+    b0 = (rng.standard_normal(C) * 0.1).astype(dtype) if bias else None
+    x = fastcnn.relu(fastcnn.conv_forward(pgeom, x0, w0, b0))
+    _, w, b = _arrays(N, C, *pgeom.out, K, dtype, seed=seed + 1)
+    y, winners = fastcnn.conv_relu_pool_forward(cg, pg, x, w, b)
+    g = _grad(y.shape, dtype, seed=seed + 2)
+    g[np.isinf(g)] = 1.0
+    return pgeom, cg, pg, x0, w0, b0, x, w, b, winners, g
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", PRODUCERS)
+def test_producer_grads_are_the_composition(case, dtype):
+    """The block's gradients bit for bit those of the plain call; the producer's, those of conv_backward of
+    relu_backward of grad_x, up to the order of the sums (the same terms: float32 within a few roundings)."""
+    pgeom, cg, pg, x0, w0, b0, x, w, b, winners, g = _producer_case(*case, dtype, seed=sum(case))
+    assert fastcnn.conv_relu_pool_producer_fits(cg, pgeom, dtype)
+    got = fastcnn.conv_relu_pool_backward(cg, pg, g, x, w, b, winners, producer=(pgeom, x0))
+    gx, gw, gb = fastcnn.conv_relu_pool_backward(cg, pg, g, x, w, b, winners)
+    _, gw0, gb0 = fastcnn.conv_backward(pgeom, fastcnn.relu_backward(gx, x), x0, w0, b0, input_grad=False)
+    assert got[0] is None
+    _assert_same_bits(got[1:3], (gw, gb), f"{case}: the block's gradients")
+    tol = 1e-5 if dtype == np.float32 else 1e-13
+    for name, a, e in (("weight", got[3], gw0), ("bias", got[4], gb0)):
+        assert a.dtype == dtype and a.shape == e.shape, name
+        np.testing.assert_allclose(a, e, rtol=0, atol=tol * max(1.0, np.abs(e).max()), err_msg=f"{case} {name}")
+
+
+def test_producer_grads_agree_with_refcnn():
+    """float64 against refcnn's conv2d, relu, conv2d, max_pool2d and their backwards, all the way to the first
+    convolution's weight and bias, no bias on the block."""
+    pgeom, cg, pg, x0, w0, b0, x, w, _, winners, g = _producer_case(2, 3, 14, 13, 32, 32, 3, 1, 1, 1, np.float64,
+                                                                    seed=9)
+    _, winners = fastcnn.conv_relu_pool_forward(cg, pg, x, w, None)
+    pre0 = refcnn.conv2d(x0, w0, b0, padding=1)
+    pre = refcnn.conv2d(refcnn.relu(pre0), w, None, padding=1)
+    g_pre = refcnn.relu_backward(refcnn.max_pool2d_backward(g, refcnn.relu(pre), 2), pre)
+    g_x = refcnn.conv2d_backward(g_pre, refcnn.relu(pre0), w, None, padding=1)[0]
+    _, want_w0, want_b0 = refcnn.conv2d_backward(refcnn.relu_backward(g_x, pre0), x0, w0, b0, padding=1)
+    got = fastcnn.conv_relu_pool_backward(cg, pg, g, x, w, None, winners, producer=(pgeom, x0))
+    assert got[2] is None
+    for a, e in ((got[3], want_w0), (got[4], want_b0)):
+        assert np.abs(a - e).max() <= 1e-12 * max(1.0, np.abs(e).max())
+
+
+def test_producer_grads_bit_identical_whatever_the_thread_count():
+    pgeom, cg, pg, x0, _, _, x, w, b, winners, g = _producer_case(11, 1, 18, 18, 32, 32, 3, 0, 1, 0, np.float32)
+    assert_bit_identical(results_per_thread_count(
+        lambda: fastcnn.conv_relu_pool_backward(cg, pg, g, x, w, b, winners, producer=(pgeom, x0))[1:]))
+
+
+def test_producer_empty_batch_and_refusals():
+    pgeom, cg, pg, x0, _, _, x, w, b, winners, g = _producer_case(2, 1, 12, 12, 32, 32, 3, 0, 1, 0, np.float32)
+    empty = fastcnn.conv_relu_pool_backward(cg, pg, g[:0], x[:0], w, b, winners[:0], producer=(pgeom, x0[:0]))
+    assert empty[0] is None and all(np.array_equal(a, np.zeros_like(a)) for a in empty[1:])
+    assert empty[3].shape == (32, 1, 3, 3) and empty[4].shape == (32,)
+    with pytest.raises(TypeError, match=r"`producer`.*a pair"):
+        fastcnn.conv_relu_pool_backward(cg, pg, g, x, w, b, winners, producer=pgeom)
+    with pytest.raises(ValueError, match=r"`producer`.*x0 of shape \(2, 1, 12, 12\)"):
+        fastcnn.conv_relu_pool_backward(cg, pg, g, x, w, b, winners, producer=(pgeom, x0[:, :, :11]))
+    strided = conv_geometry("conv2d", (2, 1, 22, 22), (32, 1, 3, 3), (32,), 2, 0, 1, 1, "zeros", 2)
+    assert strided.out == pgeom.out and not fastcnn.conv_relu_pool_producer_fits(cg, strided, np.float32)
+    with pytest.raises(ValueError, match=r"`producer`.*conv_relu_pool_producer_fits"):
+        fastcnn.conv_relu_pool_backward(cg, pg, g, x, w, b, winners,
+                                        producer=(strided, np.zeros((2, 1, 22, 22), np.float32)))
+    reflect = conv_geometry("conv2d", (2, 1, 12, 12), (32, 1, 3, 3), (32,), 1, 1, 1, 1, "reflect", 2)
+    assert not fastcnn.conv_relu_pool_producer_fits(_geometries(2, 32, 12, 12, 32, 0)[0], reflect, np.float32)
+    wide = conv_geometry("conv2d", (2, 8, 12, 12), (32, 8, 3, 3), (32,), 1, 0, 1, 1, "zeros", 2)  # 72 rows
+    assert not fastcnn.conv_relu_pool_producer_fits(cg, wide, np.float32)
+
+
+def test_model_takes_the_producer_grads_when_no_input_gradient_is_wanted():
+    """Model.backward(input_grad=False) (a training step): the pooled conv's backward gives the first layer its
+    parameter gradients (the engine's producer=...); every other gradient equals the unfused pass's bit for
+    bit, the first layer's up to the order of the sums."""
+    model = Model(SPEC, (1, 14, 14), seed=4)
+    first = model.layers[0]
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((6, 1, 14, 14)).astype(np.float32)
+    logits = model.forward(x, training=True, step=3)
+    grad = rng.standard_normal(logits.shape).astype(np.float32)
+    calls = []
+    plain = fastcnn.conv_relu_pool_backward
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs.get("producer"))
+        return plain(*args, **kwargs)
+
+    fastcnn.conv_relu_pool_backward = spy
+    try:
+        assert model.backward(grad, input_grad=False) is None
+    finally:
+        fastcnn.conv_relu_pool_backward = plain
+    assert len(calls) == 1 and calls[0][0] is first.geometry and calls[0][1] is first._x
+    assert first._producer_grads is None  # taken by the first layer's backward
+    grads = {key: layer.grads[p].copy() for key, layer, p in model.parameters()}
+    first.input_grad = False
+    try:
+        _, _, plain_grads = unfused_pass(model, x, grad, step=3)
+    finally:
+        first.input_grad = True
+    for key in grads:
+        if key.startswith(first.name + "/"):
+            np.testing.assert_allclose(grads[key], plain_grads[key], rtol=0, atol=1e-5, err_msg=key)
+        else:
+            np.testing.assert_array_equal(grads[key], plain_grads[key], err_msg=key)
