@@ -109,6 +109,15 @@ class Pass:
     fuse: bool = False
 
 
+class _Deferred:
+    """A convolution's output left uncomputed: the pooled convolution after it computes it sample by sample
+    inside its own op (the engine's ``conv_relu_pool_forward(..., producer=...)``, :meth:`_OnConvGeometry._defers`).
+    ``producer``: (geometry, x, weight, bias) of the convolution that did not run."""
+
+    def __init__(self, producer: tuple, dtype):
+        self.producer, self.dtype = producer, np.dtype(dtype)
+
+
 def _cast(y: np.ndarray | None, dtype) -> np.ndarray | None:
     # refcnn always returns float64; a float32 model keeps float32 activations on either engine.
     # None: a first layer told that no input gradient is wanted (Layer.input_grad).
@@ -295,6 +304,8 @@ class _OnConvGeometry(Layer):
     #: This layer's (weight, bias) gradients when the next layer's backward computed them (the engine's
     #: ``conv_relu_pool_backward(..., producer=...)``: :meth:`_producer`); read and cleared by this layer's backward.
     _producer_grads: tuple | None = None
+    #: The pooled convolution right after this one (the reverse of ``relu_input_from``), or None.
+    relu_output_to: "Layer | None" = None
 
     def _pools_here(self, ctx: Pass) -> bool:
         """Whether this pass runs the convolution, its ReLU and the max pooling after it as one op: the layer
@@ -322,13 +333,30 @@ class _OnConvGeometry(Layer):
         self._winners = None
         self._grad_masked, self._producer_grads = False, None
         if self._pools_here(ctx):
-            y, self._winners = ctx.engine.conv_relu_pool_forward(self.geometry, self.relu_pool.geometry, x,
-                                                                 self._weight(), bias)
+            producer = x.producer if isinstance(x, _Deferred) else None
+            y, self._winners = ctx.engine.conv_relu_pool_forward(self.geometry, self.relu_pool.geometry,
+                                                                 None if producer else x, self._weight(), bias,
+                                                                 **({"producer": producer} if producer else {}))
             return y
+        if self._defers(ctx):
+            self._relu_inside = True
+            return _Deferred((self.geometry, x, self._weight(), bias), ctx.dtype)
         if self._relu_here(ctx):
             self._relu_inside = True
             return ctx.engine.conv_relu_forward(self.geometry, x, self._weight(), bias)
         return ctx.engine.conv_forward(self.geometry, x, self._weight(), bias)
+
+    def _defers(self, ctx: Pass) -> bool:
+        """Whether this layer leaves its output to the pooled convolution after it (``relu_output_to``), which
+        then computes it sample by sample inside its own op, the same bits (the engine's
+        ``conv_relu_pool_forward(..., producer=...)``): the output, the seeds' conv1's 11 MB at batch 128, is
+        never written whole, nor read back. When this layer would compute its ReLU inside its op, the next one
+        pools, and the engine's ``conv_relu_pool_producer_fits`` takes the pair (fastcnn: stride 1, few input
+        channels; see :meth:`_producer`)."""
+        nxt = self.relu_output_to
+        fits = getattr(ctx.engine, "conv_relu_pool_producer_fits", None)
+        return (nxt is not None and fits is not None and self.mask is None and self._relu_here(ctx)
+                and nxt._pools_here(ctx) and fits(nxt.geometry, self.geometry, np.dtype(ctx.dtype)))
 
     def _producer(self, source) -> "tuple | None":
         """``(geometry, x)`` of the convolution before this pooled one (:func:`_pair_input_relus`) when this
@@ -349,16 +377,22 @@ class _OnConvGeometry(Layer):
         if given is not None:  # the next layer's backward computed them: see _producer
             gx, (gw, gb) = None, given
         elif self._winners is not None:  # grad is with respect to the pooled output (the pooling passed it on)
-            source = self.relu_input_from
+            source, x = self.relu_input_from, self._x
             producer = self._producer(source)
+            if isinstance(x, _Deferred):  # the input was computed inside the forward (see _defers)
+                if producer is not None:  # and is again, inside the backward
+                    producer, x = x.producer, None
+                else:  # the input gradient is wanted: the input, once, as the layer before would have given it
+                    geometry, x0, weight, b = x.producer
+                    x = source._pre = engine.conv_relu_forward(geometry, x0, weight, b)
             if producer is not None:
                 gx, gw, gb, source_gw, source_gb = engine.conv_relu_pool_backward(
-                    self.geometry, self.relu_pool.geometry, grad, self._x, self._weight(), bias, self._winners,
+                    self.geometry, self.relu_pool.geometry, grad, x, self._weight(), bias, self._winners,
                     producer=producer)
                 source._producer_grads = (source_gw, source_gb)
                 return self._store_grads(gx, gw, gb)
             input_relu = source is not None and source._relu_inside and self.input_grad
-            gx, gw, gb = engine.conv_relu_pool_backward(self.geometry, self.relu_pool.geometry, grad, self._x,
+            gx, gw, gb = engine.conv_relu_pool_backward(self.geometry, self.relu_pool.geometry, grad, x,
                                                         self._weight(), bias, self._winners,
                                                         input_grad=self.input_grad, input_relu=input_relu)
             if input_relu:
@@ -893,7 +927,7 @@ def _pair_input_relus(layers) -> None:
     for producer, conv in zip(layers, layers[1:]):
         if (isinstance(producer, _OnConvGeometry) and isinstance(conv, _OnConvGeometry)
                 and producer.activation == "relu" and conv.relu_pool is not None):
-            conv.relu_input_from = producer
+            conv.relu_input_from, producer.relu_output_to = producer, conv
 
 
 def _pair_norm_relus(layers) -> None:

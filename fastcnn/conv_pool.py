@@ -37,7 +37,7 @@ from cnnbase.conv import ConvGeometry, check_resolved, fit_geometry as fit_conv
 from cnnbase.pool import PoolGeometry
 
 from . import _runtime, conv, winograd4
-from ._conv_base import SUM_LANES, add_to_lanes, conv_maps, pad
+from ._conv_base import SUM_LANES, add_to_lanes
 from .pool import _is_plain_2x2
 
 __all__ = ["FUSED_OPS", "conv_relu_pool_pays", "conv_relu_pool_forward", "conv_relu_pool_backward",
@@ -73,21 +73,73 @@ def _pooled_shape(geom):
     return (geom.N, geom.C_out, H_out // 2, W_out // 2)
 
 
-def conv_relu_pool_forward(conv_geometry: ConvGeometry, pool_geometry: PoolGeometry, x, weight, bias=None):
+def conv_relu_pool_forward(conv_geometry: ConvGeometry, pool_geometry: PoolGeometry, x, weight, bias=None, *,
+                           producer=None):
     """``(y, winners)``: ``y = pool_forward(pool_geometry, relu(conv_forward(conv_geometry, x, weight, bias)))``
     bit for bit, without the convolution's output, and the windows' winners (int8, y's shape: the winner's
-    position 0..3 in its window, plus 4 where ReLU stops its gradient) for :func:`conv_relu_pool_backward`."""
-    geom = _checked("conv_relu_pool_forward", conv_geometry, pool_geometry, x, weight, bias)
-    out_dtype = _runtime.result_dtype(x, weight, bias)
+    position 0..3 in its window, plus 4 where ReLU stops its gradient) for :func:`conv_relu_pool_backward`.
+
+    ``producer=(producer_geometry, x0, w0, b0)`` with ``x=None``: the block's input is
+    ``conv_relu_forward(producer_geometry, x0, w0, b0)``, a convolution :func:`conv_relu_pool_producer_fits`
+    accepts, computed sample by sample as that function computes it (the same bits) and never stored whole."""
+    caller = "conv_relu_pool_forward"
+    if producer is not None and x is not None:
+        raise TypeError(invalid(caller, "x", "None with producer (the producer computes the input)",
+                                type(x).__name__))
+    geom, pgeom, x0, w0, b0 = _checked_block(caller, conv_geometry, pool_geometry, x, weight, bias, producer, 4)
+    out_dtype = _runtime.result_dtype(x, weight, bias, x0, w0, b0)
     shape = _pooled_shape(geom)
     winners = np.empty(shape, dtype=np.int8)
     if geom.N == 0:
         return np.zeros(shape, dtype=out_dtype), winners
-    dtype = _runtime.compute_dtype(x, weight, bias)
-    x4, w4, b = conv._compute([x, weight, bias], dtype)
+    dtype = _runtime.compute_dtype(x, weight, bias, x0, w0, b0)
+    x4, w4, b, x04, w04, b04 = conv._compute([x, weight, bias, x0, w0, b0], dtype)
     y = np.empty(shape, dtype=dtype)
-    winograd4.forward(geom, x4, w4, b, y, winners)
+    made = None if pgeom is None else winograd4.producer_args(pgeom, x04, w04, b04)
+    winograd4.forward(geom, x4, w4, b, y, winners, producer=made)
     return y.astype(out_dtype, copy=False), winners
+
+
+def _checked_block(caller, conv_geometry, pool_geometry, x, weight, bias, producer, forms):
+    """(the block's geometry fitted to the batch, then producer_geometry fitted to it, x0, w0, b0: Nones without
+    ``producer``) after the checks. ``producer``: (producer_geometry, x0, w0, b0), or in a backward with x
+    also (producer_geometry, x0) (``forms``: the tuple lengths taken); x may be None with the four."""
+    if producer is None:
+        return _checked(caller, conv_geometry, pool_geometry, x, weight, bias), None, None, None, None
+    lengths = (2, 4) if forms == 2 else (4,)
+    if not (isinstance(producer, tuple) and len(producer) in lengths and isinstance(producer[0], ConvGeometry)
+            and isinstance(producer[1], np.ndarray)):
+        got = (f"a tuple of {', '.join(type(p).__name__ for p in producer)}" if isinstance(producer, tuple)
+               else type(producer).__name__)
+        want = " or ".join({2: "(producer_geometry, x0)", 4: "(producer_geometry, x0, w0, b0)"}[n] for n in lengths)
+        raise TypeError(invalid(caller, "producer", f"a tuple {want}: a ConvGeometry, then arrays", got))
+    pgeom, x0 = producer[:2]
+    w0, b0 = producer[2:] if len(producer) == 4 else (None, None)
+    if x is None and w0 is None:
+        raise TypeError(invalid(caller, "x", "an array (producer=(producer_geometry, x0) computes no input)", None))
+    if w0 is not None:
+        pgeom = fit_conv(pgeom, x0, w0, b0, caller=caller)
+    else:
+        check_resolved(pgeom, caller)
+        check_float_array(x0, "producer", caller)
+        if x0.shape[1:] != tuple(pgeom.x_shape[1:]):
+            raise ValueError(invalid(caller, "producer", f"x0 of the producer geometry's sample shape "
+                                     f"{tuple(pgeom.x_shape[1:])}", x0.shape[1:]))
+        pgeom = replace(pgeom, N=x0.shape[0])
+    if x is None:  # a stand-in of the input's shape, no memory: the checks read shapes and dtypes only
+        x_like = np.broadcast_to(np.zeros((), dtype=_runtime.compute_dtype(x0, w0, b0)),
+                                 (x0.shape[0], pgeom.C_out) + tuple(pgeom.out))
+        geom = _checked(caller, conv_geometry, pool_geometry, x_like, weight, bias)
+    else:
+        geom = _checked(caller, conv_geometry, pool_geometry, x, weight, bias)
+        if x.shape[0] != x0.shape[0]:
+            raise ValueError(invalid(caller, "producer", f"x0 of x's batch, {x.shape[0]} samples", x0.shape[0]))
+    dtype = _runtime.compute_dtype(x, weight, bias, x0, w0, b0)
+    if not conv_relu_pool_producer_fits(geom, pgeom, dtype):
+        raise ValueError(invalid(caller, "producer", "a convolution conv_relu_pool_producer_fits accepts (2-D, "
+                                 "stride 1, one group, zero padding, few input channels, its output the block's "
+                                 f"input {tuple(geom.x_shape[1:])})", f"{pgeom.op} with {pgeom!r}"))
+    return geom, pgeom, x0, w0, b0
 
 
 def conv_relu_pool_producer_fits(conv_geometry: ConvGeometry, producer_geometry: ConvGeometry, dtype) -> bool:
@@ -117,11 +169,11 @@ def conv_relu_pool_backward(conv_geometry: ConvGeometry, pool_geometry: PoolGeom
     order of the sums: each sample's ReLU gradient goes into them channel-last, straight from F(4x4)'s adjoint,
     and the full-size grad_x is never written (the seeds' conv1 no longer reads it back either)."""
     caller = "conv_relu_pool_backward"
-    geom = _checked(caller, conv_geometry, pool_geometry, x, weight, bias)
+    geom, pgeom, x0, w0, b0 = _checked_block(caller, conv_geometry, pool_geometry, x, weight, bias, producer, 2)
     input_grad = check_bool(input_grad, "input_grad", caller)
     input_relu = check_bool(input_relu, "input_relu", caller)
     if producer is not None:
-        return _backward_to_producer(caller, geom, producer, grad_out, x, weight, bias, winners)
+        return _backward_to_producer(geom, pgeom, grad_out, x, weight, bias, winners, x0, w0, b0)
     _checked_backward_arrays(caller, geom, grad_out, winners)
     out_dtype = _runtime.result_dtype(grad_out, x, weight, bias)
     if geom.N == 0:
@@ -149,45 +201,23 @@ def _checked_backward_arrays(caller, geom, grad_out, winners):
         raise TypeError(invalid(caller, "winners", "the int8 array conv_relu_pool_forward returned", winners.dtype))
 
 
-def _checked_producer(caller, geom, producer, x):
-    """(producer_geometry fitted to the batch, x0) after the checks; x0 of any float dtype."""
-    if not (isinstance(producer, tuple) and len(producer) == 2 and isinstance(producer[0], ConvGeometry)
-            and isinstance(producer[1], np.ndarray)):
-        got = (f"a tuple of {', '.join(type(p).__name__ for p in producer)}" if isinstance(producer, tuple)
-               else type(producer).__name__)
-        raise TypeError(invalid(caller, "producer", "a pair (producer_geometry, x0): a ConvGeometry and an array",
-                                got))
-    pgeom, x0 = producer
-    check_resolved(pgeom, caller)
-    check_float_array(x0, "producer", caller)
-    sample = tuple(pgeom.x_shape[1:])
-    if x0.shape != (x.shape[0],) + sample:
-        raise ValueError(invalid(caller, "producer", f"x0 of shape {(x.shape[0],) + sample} (x's batch, the "
-                                 "producer geometry's sample)", x0.shape))
-    return replace(pgeom, N=x.shape[0]), x0
-
-
-def _backward_to_producer(caller, geom, producer, grad_out, x, weight, bias, winners):
-    """:func:`conv_relu_pool_backward` with ``producer``."""
-    _checked_backward_arrays(caller, geom, grad_out, winners)
-    pgeom, x0 = _checked_producer(caller, geom, producer, x)
-    dtype = _runtime.compute_dtype(grad_out, x, weight, bias, x0)
-    if not conv_relu_pool_producer_fits(geom, pgeom, dtype):
-        raise ValueError(invalid(caller, "producer", "a convolution conv_relu_pool_producer_fits accepts (2-D, "
-                                 "stride 1, one group, zero padding, few input channels, its output the block's "
-                                 f"input {tuple(geom.x_shape[1:])})", f"{pgeom.op} with {pgeom!r}"))
-    out_dtype = _runtime.result_dtype(grad_out, x, weight, bias, x0)
+def _backward_to_producer(geom, pgeom, grad_out, x, weight, bias, winners, x0, w0, b0):
+    """:func:`conv_relu_pool_backward` with ``producer`` (checked)."""
+    _checked_backward_arrays("conv_relu_pool_backward", geom, grad_out, winners)
+    out_dtype = _runtime.result_dtype(grad_out, x, weight, bias, x0, w0, b0)
     C0, (KH, KW) = pgeom.C_in, pgeom.kernel
     if geom.N == 0:
         return (None, np.zeros(weight.shape, dtype=out_dtype),
                 None if bias is None else np.zeros(bias.shape, dtype=out_dtype),
                 np.zeros((pgeom.C_out, C0, KH, KW), dtype=out_dtype), np.zeros(pgeom.C_out, dtype=out_dtype))
-    gq, x4, w4, x04 = conv._compute([grad_out, x, weight, x0], dtype)
+    dtype = _runtime.compute_dtype(grad_out, x, weight, bias, x0, w0, b0)
+    gq, x4, w4, x04, w04, b04 = conv._compute([grad_out, x, weight, x0, w0, b0], dtype)
+    if w04 is None:  # x given: the producer's weights are not needed, only its taps
+        w04 = np.empty((pgeom.C_out, C0, KH, KW), dtype=dtype)
     codes = np.ascontiguousarray(winners)
-    xp0 = pad(x04, *conv_maps(pgeom), "conv_pool.producer_x")
     sums = np.empty((C0 * KH * KW + 1, pgeom.C_out), dtype=dtype)  # the weight gradient's rows, then the bias's
     grad_w = winograd4.backward(geom, gq, x4, w4, np.empty((1, 1, 1, 1), dtype=dtype), False, codes, False,
-                                (xp0, (KH, KW) + tuple(pgeom.dilation), sums))
+                                winograd4.producer_args(pgeom, x04, w04, b04), sums)
     grad_b = None
     if bias is not None:
         grad_b = np.empty(geom.C_out, dtype=dtype)

@@ -14,6 +14,7 @@ import pytest
 
 import fastcnn
 import refcnn
+from cnn import layers as L
 from cnn.model import Model
 from cnnbase.conv import conv_geometry
 from cnnbase.pool import pool_geometry
@@ -185,6 +186,8 @@ def test_model_takes_the_fused_block_bit_for_bit():
     logits = model.forward(x, training=True, step=3)
     assert conv._winners is not None and pool._pooled_before
     assert first._relu_inside  # so the pooled backward masks its input gradient with the first layer's ReLU
+    assert isinstance(conv._x, L._Deferred)  # the first layer's output was computed inside the pooled op
+    # and, the input gradient wanted, is computed once for the backward (the same bits: see below)
     grad = rng.standard_normal(logits.shape).astype(np.float32)
     grad_x = model.backward(grad)
     grads = {key: layer.grads[p].copy() for key, layer, p in model.parameters()}
@@ -245,6 +248,25 @@ def test_producer_grads_are_the_composition(case, dtype):
         np.testing.assert_allclose(a, e, rtol=0, atol=tol * max(1.0, np.abs(e).max()), err_msg=f"{case} {name}")
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", PRODUCERS)
+def test_producer_forward_and_backward_compute_the_input_with_its_bits(case, dtype):
+    """x=None, producer=(geometry, x0, w0, b0): the forward computes the block's input sample by sample, bit for
+    bit conv_relu_forward's, so y and the winners are the plain call's; the backward with x=None equals the one
+    given x, all five results."""
+    pgeom, cg, pg, x0, w0, b0, x, w, b, winners, g = _producer_case(*case, dtype, seed=sum(case) + 1)
+    assert np.array_equal(x, fastcnn.conv_relu_forward(pgeom, x0, w0, b0))  # the composition's input
+    _assert_same_bits(fastcnn.conv_relu_pool_forward(cg, pg, None, w, b, producer=(pgeom, x0, w0, b0)),
+                      fastcnn.conv_relu_pool_forward(cg, pg, x, w, b), f"{case}: the forward")
+    _assert_same_bits(fastcnn.conv_relu_pool_backward(cg, pg, g, None, w, b, winners, producer=(pgeom, x0, w0, b0)),
+                      fastcnn.conv_relu_pool_backward(cg, pg, g, x, w, b, winners, producer=(pgeom, x0)),
+                      f"{case}: the backward")
+    if b0 is not None:  # and without the producer's bias
+        x = fastcnn.conv_relu_forward(pgeom, x0, w0, None)
+        _assert_same_bits(fastcnn.conv_relu_pool_forward(cg, pg, None, w, b, producer=(pgeom, x0, w0, None)),
+                          fastcnn.conv_relu_pool_forward(cg, pg, x, w, b), f"{case}: no bias")
+
+
 def test_producer_grads_agree_with_refcnn():
     """float64 against refcnn's conv2d, relu, conv2d, max_pool2d and their backwards, all the way to the first
     convolution's weight and bias, no bias on the block."""
@@ -273,10 +295,21 @@ def test_producer_empty_batch_and_refusals():
     empty = fastcnn.conv_relu_pool_backward(cg, pg, g[:0], x[:0], w, b, winners[:0], producer=(pgeom, x0[:0]))
     assert empty[0] is None and all(np.array_equal(a, np.zeros_like(a)) for a in empty[1:])
     assert empty[3].shape == (32, 1, 3, 3) and empty[4].shape == (32,)
-    with pytest.raises(TypeError, match=r"`producer`.*a pair"):
+    with pytest.raises(TypeError, match=r"`producer`.*\(producer_geometry, x0\) or"):
         fastcnn.conv_relu_pool_backward(cg, pg, g, x, w, b, winners, producer=pgeom)
-    with pytest.raises(ValueError, match=r"`producer`.*x0 of shape \(2, 1, 12, 12\)"):
+    with pytest.raises(ValueError, match=r"`producer`.*sample shape \(1, 12, 12\)"):
         fastcnn.conv_relu_pool_backward(cg, pg, g, x, w, b, winners, producer=(pgeom, x0[:, :, :11]))
+    with pytest.raises(ValueError, match=r"`producer`.*x's batch, 2 samples"):
+        fastcnn.conv_relu_pool_backward(cg, pg, g, x, w, b, winners, producer=(pgeom, x0[:1]))
+    with pytest.raises(TypeError, match=r"`x`.*an array"):
+        fastcnn.conv_relu_pool_backward(cg, pg, g, None, w, b, winners, producer=(pgeom, x0))
+    w0 = np.ones((32, 1, 3, 3), np.float32)
+    with pytest.raises(TypeError, match=r"`x`.*None with producer"):
+        fastcnn.conv_relu_pool_forward(cg, pg, x, w, b, producer=(pgeom, x0, w0, None))
+    with pytest.raises(TypeError, match=r"`producer`.*\(producer_geometry, x0, w0, b0\): "):
+        fastcnn.conv_relu_pool_forward(cg, pg, None, w, b, producer=(pgeom, x0))
+    with pytest.raises(ValueError, match=r"`weight`"):
+        fastcnn.conv_relu_pool_forward(cg, pg, None, w, b, producer=(pgeom, x0, w0[:, :, :2], None))
     strided = conv_geometry("conv2d", (2, 1, 22, 22), (32, 1, 3, 3), (32,), 2, 0, 1, 1, "zeros", 2)
     assert strided.out == pgeom.out and not fastcnn.conv_relu_pool_producer_fits(cg, strided, np.float32)
     with pytest.raises(ValueError, match=r"`producer`.*conv_relu_pool_producer_fits"):
@@ -311,6 +344,7 @@ def test_model_takes_the_producer_grads_when_no_input_gradient_is_wanted():
     finally:
         fastcnn.conv_relu_pool_backward = plain
     assert len(calls) == 1 and calls[0][0] is first.geometry and calls[0][1] is first._x
+    assert len(calls[0]) == 4  # the forward left the first layer's output to the pooled op: computed again
     assert first._producer_grads is None  # taken by the first layer's backward
     grads = {key: layer.grads[p].copy() for key, layer, p in model.parameters()}
     first.input_grad = False
@@ -323,3 +357,18 @@ def test_model_takes_the_producer_grads_when_no_input_gradient_is_wanted():
             np.testing.assert_allclose(grads[key], plain_grads[key], rtol=0, atol=1e-5, err_msg=key)
         else:
             np.testing.assert_array_equal(grads[key], plain_grads[key], err_msg=key)
+
+
+def test_model_inference_leaves_the_first_output_to_the_pooled_op_bit_for_bit():
+    """Eval mode: the first layer's output is computed inside the pooled convolution (never stored whole), and
+    the logits equal an unfused eval pass's, layer by layer."""
+    model = Model(SPEC, (1, 14, 14), seed=5)
+    x = np.random.default_rng(3).standard_normal((7, 1, 14, 14)).astype(np.float32)
+    logits = model.forward(x)
+    assert isinstance(model.layers[1]._x, L._Deferred)
+    ctx = L.Pass(model.engine, False, model.dtype, model.seed, 0)
+    out = x
+    for layer in model.layers:
+        out = layer.forward(out, ctx)
+    assert not isinstance(model.layers[1]._x, L._Deferred)
+    np.testing.assert_array_equal(logits, out)
