@@ -44,7 +44,14 @@ ROW_BLOCK = 64
 #: Columns of the right factor per task of :func:`_column_blocks`, the products whose right factor is the larger
 #: (the backward's ``grad_out @ w`` and ``grad_out.T @ x``, 128 x 128 by 128 x 9216 in the seeds' model):
 #: each thread then reads its share of that factor once, where row blocks made every thread read all of it.
-COLUMN_BLOCK = 1024
+#: 2,304 (4 tasks there) rather than 1,024 (9: one thread took 5): linear_backward 3.44-3.63 -> 3.00-3.14 ms
+#: on 2 threads, and 5.75-5.84 -> 5.55-5.77 with one core busy (session 29); each element is one GEMM's sum
+#: over the whole depth either way, and the results were the same bits.
+COLUMN_BLOCK = 2304
+
+#: Columns of the right factor from which a product is cut into column blocks (at least two blocks' worth
+#: before COLUMN_BLOCK grew to 2,304).
+MIN_COLUMNS = 2048
 
 #: Depth per task of :func:`_depth_blocks`, the products of a long sum into a small result (the forward's
 #: ``x @ w.T``, 128 x 9216 by 9216 x 128): each task reads a slice of both factors, and the partial products
@@ -124,7 +131,7 @@ def _matmul(a, b):
             out[...] = parts[0]
             for part in parts[1:]:  # in order of depth
                 out += part
-        elif _blas.CBLAS and not trans_b and N > M and N >= 2 * COLUMN_BLOCK:
+        elif _blas.CBLAS and not trans_b and N > M and N >= MIN_COLUMNS:
             workers, counter = claim_args(-(-N // COLUMN_BLOCK))
             _column_blocks(a, trans_a, b, out, COLUMN_BLOCK, workers, counter)
         else:
