@@ -16,7 +16,9 @@ what no row accounts for (loss and its gradient, the accuracy count, the calls t
 ``(rest of the step)``. When fastcnn fuses a convolution's ReLU with the max pooling after it
 (``fastcnn.relu_pool_forward``), that ReLU's time is counted in the pooling layer's row; when it fuses the
 convolution, its ReLU and the pooling (``fastcnn.conv_relu_pool_forward``), all three are in the
-convolution's row and the pooling's row is about 0.
+convolution's row and the pooling's row is about 0; and when that convolution also computes the one before it
+(the seeds' conv1: ``producer=``, its output never stored whole, its gradients taken in the pooled backward),
+the first convolution's rows are about 0 and its work is in the second's.
 """
 
 from __future__ import annotations
