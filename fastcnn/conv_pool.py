@@ -36,7 +36,7 @@ from cnnbase.checks import check_bool, check_float_array, invalid
 from cnnbase.conv import ConvGeometry, check_resolved, fit_geometry as fit_conv
 from cnnbase.pool import PoolGeometry
 
-from . import _runtime, conv, winograd4
+from . import _runtime, conv, winograd4, winograd4_producer
 from ._conv_base import SUM_LANES, add_to_lanes
 from .pool import _is_plain_2x2
 
@@ -95,7 +95,7 @@ def conv_relu_pool_forward(conv_geometry: ConvGeometry, pool_geometry: PoolGeome
     dtype = _runtime.compute_dtype(x, weight, bias, x0, w0, b0)
     x4, w4, b, x04, w04, b04 = conv._compute([x, weight, bias, x0, w0, b0], dtype)
     y = np.empty(shape, dtype=dtype)
-    made = None if pgeom is None else winograd4.producer_args(pgeom, x04, w04, b04)
+    made = None if pgeom is None else winograd4_producer.producer_args(pgeom, x04, w04, b04)
     winograd4.forward(geom, x4, w4, b, y, winners, producer=made)
     return y.astype(out_dtype, copy=False), winners
 
@@ -217,7 +217,7 @@ def _backward_to_producer(geom, pgeom, grad_out, x, weight, bias, winners, x0, w
     codes = np.ascontiguousarray(winners)
     sums = np.empty((C0 * KH * KW + 1, pgeom.C_out), dtype=dtype)  # the weight gradient's rows, then the bias's
     grad_w = winograd4.backward(geom, gq, x4, w4, np.empty((1, 1, 1, 1), dtype=dtype), False, codes, False,
-                                winograd4.producer_args(pgeom, x04, w04, b04), sums)
+                                winograd4_producer.producer_args(pgeom, x04, w04, b04), sums)
     grad_b = None
     if bias is not None:
         grad_b = np.empty(geom.C_out, dtype=dtype)

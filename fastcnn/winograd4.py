@@ -51,7 +51,8 @@ from cnnbase.conv_algorithm import winograd_obstacle
 from . import _blas, _runtime, conv
 from ._blas import gemm, single_threaded
 from ._claim import claim, claim_args
-from ._conv_base import SCRATCH, buffers, conv_maps, matrix, none, pad, positions, row_cells, sum_blocks
+from ._conv_base import SCRATCH, buffers, conv_maps, matrix, none, positions, row_cells, sum_blocks
+from .winograd4_producer import producer_tuple, sample
 from .winograd4_tiles import (channels_last, fold_channels_last, grad_out_row, input_adjoint_row, input_row,
                               load_grad_rows, masked_interior, load_pooled_grad_rows, output_row, pooled_channels_last,
                               pooled_output_row, relu_mask, store_pooled, store_rows)
@@ -127,33 +128,12 @@ MIN_OUTPUT_FEW = 14
 def _transform_inputs(x, src_h, src_w, n0, n1, i0, i1, tw, xts, V, h, producer, cblas):
     """V's tiles for tile rows i0 <= i < i1 of samples n0 <= n < n1 (numbered sample by sample). xts (slots, rows,
     Wp, C): sample n's channel-last rows go to slot (n - n0) % slots (one slot: each sample overwrites the last;
-    nb slots: they stay for the backward's producer gradients). ``producer``: see :func:`_sample`."""
+    nb slots: they stay for the backward's producer gradients). ``producer``: see :func:`winograd4_producer.sample`."""
     for n in range(n0, n1):
         xt = xts[(n - n0) % xts.shape[0]]
-        channels_last(_sample(x, n, producer, cblas), src_h, src_w, 4 * i0, 4 * (i1 - 1) + 6, xt)
+        channels_last(sample(x, n, producer, cblas), src_h, src_w, 4 * i0, 4 * (i1 - 1) + 6, xt)
         for i in range(i0, i1):
             input_row(xt, 4 * (i - i0), tw, V, ((n - n0) * (i1 - i0) + i - i0) * tw, h)
-
-
-@numba.njit(fastmath=False, **_runtime.KERNEL_FLAGS)
-def _sample(x, n, producer, cblas):
-    """Sample n of the convolution's input: x[n]; or, when producer = (on, xp0, w0, b0, taps, cols, y1) is on,
-    relu(conv(x0[n])) for the padded x0 (N, C0, Hp0, Wp0), weight w0 (C, C0 KH KW), bias b0 (empty: none) and
-    taps (KH, KW, DH, DW, H, W) of a stride-1 convolution, computed into y1 (C, H W) as fastcnn.conv_relu_forward
-    computes it (conv.py's im2col into cols (>= C0 KH KW, H W), the bias, one GEMM, the ReLU: the same bits), so
-    the block's input is never stored whole. x then only gives the shape (N, C, ...)."""
-    on, xp0, w0, b0, taps, cols_bufs, y1_bufs = producer
-    if not on:
-        return x[n]
-    KH, KW, DH, DW, H, W = taps[0], taps[1], taps[2], taps[3], taps[4], taps[5]
-    tid = numba.get_thread_id()
-    cols, y1 = cols_bufs[tid][:w0.shape[1]], y1_bufs[tid]
-    conv._im2col(xp0[n], KH, KW, 1, 1, DH, DW, H, W, cols)
-    if b0.size:
-        conv._fill_rows(y1, b0)
-    gemm(False, False, w0, cols, y1, b0.size > 0, cblas)
-    conv._relu_rows(y1)
-    return y1.reshape((y1.shape[0], H, W))
 
 
 @numba.njit(parallel=True, fastmath=False, **_runtime.KERNEL_FLAGS)
@@ -164,9 +144,9 @@ def _forward_kernel(x, src_h, src_w, U, bias, want_bias, H_out, W_out, nb, rows,
     when nb > 1): input transform,
     ``M[xi] = V[xi] @ U[xi]`` (one single-threaded BLAS call per position), output transform (+ bias).
     When ``pooled``, y (N, K, H_out // 2, W_out // 2) receives max_pool(relu(...)) instead and winners
-    its windows' winners (``winograd4_tiles.pooled_output_row``). ``producer``: the input computed sample by sample
-    (:func:`_sample`). The blocks are claimed one at a time by ``workers`` threads (fastcnn._claim); ``counter``: a
-    zero, int64."""
+    its windows' winners (``winograd4_tiles.pooled_output_row``). ``producer``: the input computed sample by
+    sample (``winograd4_producer.sample``). The blocks are claimed one at a time by ``workers`` threads
+    (fastcnn._claim); ``counter``: a zero, int64."""
     N = x.shape[0]
     for _ in prange(workers):
         while True:
@@ -227,8 +207,8 @@ def _backward_kernel(x, go, winners, UT, H_out, W_out, nb, rows, block, input_gr
     receives the gradient with respect to that ReLU's input (gx times the mask of x > 0).
 
     ``producer_grads``: x = relu(conv(x0)) (x itself, or computed sample by sample when ``producer`` is on:
-    :func:`_sample`, whose tuple holds xp0 and the taps), and instead of gx each task sums that convolution's
-    parameter gradients:
+    ``winograd4_producer.sample``, whose tuple holds xp0 and the taps), and instead of gx each task sums that
+    convolution's parameter gradients:
     ``pw_blocks[blk] = sum over its samples, in order, of cols @ G``, cols (C0 KH KW + 1, H W) the sample's
     im2col with a last row of ones (the bias), G (H W, C) the ReLU's input gradient, channel-last, taken from
     the plane and the sample's channel-last input (xt_bufs hold nb samples; the whole sample in one chunk).
@@ -502,8 +482,8 @@ def forward(geom, x4, w4, bias, y, winners=None, producer=None):
     """y (N, K, H_out, W_out), overwritten: the convolution ``geom`` (2-D, 3x3, stride 1, groups 1) of x4 by
     w4 (+ bias), by F(4x4, 3x3). With ``winners`` (int8, N x K x H_out // 2 x W_out // 2), y of that shape
     receives the 2x2 max pooling of its ReLU instead (fastcnn.conv_pool). ``producer``: None, or
-    ``(xp0, w0, b0, taps)`` (:func:`producer_args`) when x4 is None: the input is relu(conv(x0)), computed
-    sample by sample (:func:`_sample`)."""
+    ``(xp0, w0, b0, taps)`` (``winograd4_producer.producer_args``) when x4 is None: the input is relu(conv(x0)),
+    computed sample by sample (``winograd4_producer.sample``)."""
     dtype = w4.dtype
     N = geom.N if x4 is None else x4.shape[0]
     src_h, src_w = _tile_maps(geom)
@@ -515,36 +495,10 @@ def forward(geom, x4, w4, bias, y, winners=None, producer=None):
     pooled = winners is not None
     codes = winners if pooled else np.empty((0, 0, 0, 0), dtype=np.int8)
     pt, wt = _pool_buffers(geom, dtype, pooled, rows)
-    x_arg, computed = _producer_tuple(geom, x4, producer, dtype)
+    x_arg, computed = producer_tuple(geom, x4, producer, dtype)
     with single_threaded(_blas.CBLAS):
         _forward_kernel(x_arg, src_h, src_w, U, b, bias is not None, H_out, W_out, nb, rows, _blas.CBLAS, pooled, y,
                         codes, xt, V, M, yt, h, pt, wt, computed, *claim_args(-(-N // nb)))
-
-
-def producer_args(producer_geometry, x0, w0, b0):
-    """``(xp0, w0 (C, C0 KH KW), b0 or an empty array, (KH, KW, DH, DW, H, W))``: what :func:`forward` and
-    :func:`backward` take as ``producer`` for a convolution :func:`producer_fits` accepts (arrays in the
-    compute dtype)."""
-    g = producer_geometry
-    xp0 = pad(x0, *conv_maps(g), "winograd4.producer_x")
-    b = none(1, w0.dtype) if b0 is None else b0
-    return xp0, w0.reshape(g.C_out, -1), b, (*g.kernel, *g.dilation, *g.out)
-
-
-def _producer_tuple(geom, x4, producer, dtype):
-    """(x for the kernels, :func:`_sample`'s producer tuple): x4 and an off tuple, or, with ``producer`` and no
-    x4, an array that only gives the shape (N, C, 0, 0) and the tuple that computes each sample."""
-    if producer is None or x4 is not None:
-        xp0, w0, b0, taps = (none(4, dtype), none(2, dtype), none(1, dtype), (1,) * 6) if producer is None else producer
-        on = False
-    else:
-        xp0, w0, b0, taps = producer
-        on = True
-    H, W = taps[4], taps[5]
-    cols = buffers("winograd4.producer_cols", (w0.shape[1] + 1, H * W) if on or producer else (1, 1), dtype)
-    y1 = buffers("winograd4.producer_y", (geom.C_in, H * W) if on else (1, 1), dtype)
-    x_arg = x4 if x4 is not None else np.empty((geom.N, geom.C_in, 0, 0), dtype=dtype)  # geom fitted to the batch
-    return x_arg, (on, xp0, w0, b0, np.array(taps, dtype=np.int64), cols, y1)
 
 
 def backward(geom, go4, x4, w4, gx, input_grad=True, winners=None, relu_input=False, producer=None, sums=None):
@@ -553,8 +507,8 @@ def backward(geom, go4, x4, w4, gx, input_grad=True, winners=None, relu_input=Fa
     the pooled output of ``forward(..., winners)``. ``relu_input``: x4 is a ReLU's output, and gx that ReLU's
     input gradient (fastcnn.relu_backward of gx and x4, bit for bit).
 
-    ``producer``: None, or :func:`producer_args`'s tuple, x4 = relu(conv(x0)) (None: computed sample by sample as
-    :func:`forward` does), and ``sums`` (C0 KH KW + 1, C): gx is left alone, and sums receives that
+    ``producer``: None, or ``winograd4_producer.producer_args``'s tuple, x4 = relu(conv(x0)) (None: computed
+    sample by sample as :func:`forward` does), and ``sums`` (C0 KH KW + 1, C): gx is left alone, and sums receives that
     convolution's weight gradient (row (c0 KH + kh) KW + kw) and bias gradient (the last row) instead."""
     dtype = w4.dtype
     N, C, K = (geom.N if x4 is None else x4.shape[0]), geom.C_in, geom.C_out
@@ -572,7 +526,7 @@ def backward(geom, go4, x4, w4, gx, input_grad=True, winners=None, relu_input=Fa
     codes = winners if pooled else np.empty((0, 0, 0, 0), dtype=np.int8)
     pt, wt = _pool_buffers(geom, dtype, pooled, rows)
     once = _fills_once(geom)
-    x_arg, computed = _producer_tuple(geom, x4, producer, dtype)
+    x_arg, computed = producer_tuple(geom, x4, producer, dtype)
     R = computed[2].shape[1] + 1 if fused else 1
     P = geom.sizes[0] * geom.sizes[1] if fused else 1
     G = buffers("winograd4.producer_grad", (P, C if fused else 1), dtype)
