@@ -292,8 +292,10 @@ class _OnConvGeometry(Layer):
         op = self.geometry.op
         return (op, op + "_backward", "conv_forward", "conv_backward")
 
-    #: The window winners of the last forward pass when it computed this layer's ReLU and the max pooling
-    #: after it too (the engine's ``conv_relu_pool_forward``: the output was the pooled one); else None.
+    #: Whether the last forward pass computed this layer's ReLU and the max pooling after it too (the engine's
+    #: ``conv_relu_pool_forward``: the output was the pooled one), and its window winners (None when that pass
+    #: did not train: the backward, if one comes, computes them then).
+    _pooled: bool = False
     _winners: np.ndarray | None = None
     #: The convolution right before, whose ReLU's mask this layer's pooled backward may apply to its input
     #: gradient (set by :func:`_pair_input_relus`), or None.
@@ -332,11 +334,9 @@ class _OnConvGeometry(Layer):
         bias = self.params.get("bias")
         self._winners = None
         self._grad_masked, self._producer_grads = False, None
-        if self._pools_here(ctx):
-            producer = x.producer if isinstance(x, _Deferred) else None
-            y, self._winners = ctx.engine.conv_relu_pool_forward(self.geometry, self.relu_pool.geometry,
-                                                                 None if producer else x, self._weight(), bias,
-                                                                 **({"producer": producer} if producer else {}))
+        self._pooled = self._pools_here(ctx)
+        if self._pooled:
+            y, self._winners = self._conv_relu_pool(ctx.engine, x, winners=ctx.training)
             return y
         if self._defers(ctx):
             self._relu_inside = True
@@ -345,6 +345,14 @@ class _OnConvGeometry(Layer):
             self._relu_inside = True
             return ctx.engine.conv_relu_forward(self.geometry, x, self._weight(), bias)
         return ctx.engine.conv_forward(self.geometry, x, self._weight(), bias)
+
+    def _conv_relu_pool(self, engine, x, winners: bool):
+        """The engine's ``conv_relu_pool_forward`` of x (or of the layer before's output, left to this op:
+        :class:`_Deferred`): (y, the winners or None)."""
+        producer = x.producer if isinstance(x, _Deferred) else None
+        return engine.conv_relu_pool_forward(
+            self.geometry, self.relu_pool.geometry, None if producer else x, self._weight(), self.params.get("bias"),
+            **({"producer": producer} if producer else {}), winners=winners)
 
     def _defers(self, ctx: Pass) -> bool:
         """Whether this layer leaves its output to the pooled convolution after it (``relu_output_to``), which
@@ -376,7 +384,9 @@ class _OnConvGeometry(Layer):
         given, self._producer_grads = self._producer_grads, None
         if given is not None:  # the next layer's backward computed them: see _producer
             gx, (gw, gb) = None, given
-        elif self._winners is not None:  # grad is with respect to the pooled output (the pooling passed it on)
+        elif self._pooled:  # grad is with respect to the pooled output (the pooling passed it on)
+            if self._winners is None:  # a forward pass that did not train: the winners, now
+                self._winners = self._conv_relu_pool(engine, self._x, winners=True)[1]
             source, x = self.relu_input_from, self._x
             producer = self._producer(source)
             if isinstance(x, _Deferred):  # the input was computed inside the forward (see _defers)
@@ -530,7 +540,7 @@ class _Pool(Layer):
         # Fused only when the layer before handed its ReLU on in this very pass: then x is its pre-activation,
         # or, when that convolution pooled too (_OnConvGeometry._pools_here), this layer's output already.
         self._fused = self.relu_from is not None and self.relu_from._relu_handed_on
-        self._pooled_before = self._fused and getattr(self.relu_from, "_winners", None) is not None
+        self._pooled_before = self._fused and getattr(self.relu_from, "_pooled", False)
         if self._pooled_before:
             return x
         if self._fused:

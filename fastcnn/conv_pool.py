@@ -74,29 +74,33 @@ def _pooled_shape(geom):
 
 
 def conv_relu_pool_forward(conv_geometry: ConvGeometry, pool_geometry: PoolGeometry, x, weight, bias=None, *,
-                           producer=None):
+                           producer=None, winners=True):
     """``(y, winners)``: ``y = pool_forward(pool_geometry, relu(conv_forward(conv_geometry, x, weight, bias)))``
     bit for bit, without the convolution's output, and the windows' winners (int8, y's shape: the winner's
     position 0..3 in its window, plus 4 where ReLU stops its gradient) for :func:`conv_relu_pool_backward`.
 
     ``producer=(producer_geometry, x0, w0, b0)`` with ``x=None``: the block's input is
     ``conv_relu_forward(producer_geometry, x0, w0, b0)``, a convolution :func:`conv_relu_pool_producer_fits`
-    accepts, computed sample by sample as that function computes it (the same bits) and never stored whole."""
+    accepts, computed sample by sample as that function computes it (the same bits) and never stored whole.
+
+    ``winners=False``: the winners are not computed (a pass with no backward: inference), and None comes in
+    their place; y is the same."""
     caller = "conv_relu_pool_forward"
+    want_winners = check_bool(winners, "winners", caller)
     if producer is not None and x is not None:
         raise TypeError(invalid(caller, "x", "None with producer (the producer computes the input)",
                                 type(x).__name__))
     geom, pgeom, x0, w0, b0 = _checked_block(caller, conv_geometry, pool_geometry, x, weight, bias, producer, 4)
     out_dtype = _runtime.result_dtype(x, weight, bias, x0, w0, b0)
     shape = _pooled_shape(geom)
-    winners = np.empty(shape, dtype=np.int8)
+    winners = np.empty(shape, dtype=np.int8) if want_winners else None
     if geom.N == 0:
         return np.zeros(shape, dtype=out_dtype), winners
     dtype = _runtime.compute_dtype(x, weight, bias, x0, w0, b0)
     x4, w4, b, x04, w04, b04 = conv._compute([x, weight, bias, x0, w0, b0], dtype)
     y = np.empty(shape, dtype=dtype)
     made = None if pgeom is None else winograd4_producer.producer_args(pgeom, x04, w04, b04)
-    winograd4.forward(geom, x4, w4, b, y, winners, producer=made)
+    winograd4.forward(geom, x4, w4, b, y, winners, producer=made, pool=True)
     return y.astype(out_dtype, copy=False), winners
 
 

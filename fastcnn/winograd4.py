@@ -137,29 +137,29 @@ def _transform_inputs(x, src_h, src_w, n0, n1, i0, i1, tw, xts, V, h, producer, 
 
 
 @numba.njit(parallel=True, fastmath=False, **_runtime.KERNEL_FLAGS)
-def _forward_kernel(x, src_h, src_w, U, bias, want_bias, H_out, W_out, nb, rows, cblas, pooled, y, winners, xt_bufs,
-                    V_bufs, M_bufs, y_bufs, h_bufs, p_bufs, w_bufs, producer, workers, counter):
+def _forward_kernel(x, src_h, src_w, U, bias, want_bias, H_out, W_out, nb, rows, cblas, pooled, codes, y, winners,
+                    xt_bufs, V_bufs, M_bufs, y_bufs, h_bufs, p_bufs, w_bufs, producer, workers, counter):
     """y = the convolution of the input x (N, C, H, W), padded through the tile maps src_h, src_w, by the
     transformed weights U (36, C, K): per block of nb samples, per chunk of ``rows`` tile rows (all of them
     when nb > 1): input transform,
     ``M[xi] = V[xi] @ U[xi]`` (one single-threaded BLAS call per position), output transform (+ bias).
     When ``pooled``, y (N, K, H_out // 2, W_out // 2) receives max_pool(relu(...)) instead and winners
-    its windows' winners (``winograd4_tiles.pooled_output_row``). ``producer``: the input computed sample by
-    sample (``winograd4_producer.sample``). The blocks are claimed one at a time by ``workers`` threads
-    (fastcnn._claim); ``counter``: a zero, int64."""
+    its windows' winners (``winograd4_tiles.pooled_output_row``) when ``codes``. ``producer``: the input
+    computed sample by sample (``winograd4_producer.sample``). The blocks are claimed one at a time by
+    ``workers`` threads (fastcnn._claim); ``counter``: a zero, int64."""
     N = x.shape[0]
     for _ in prange(workers):
         while True:
             blk = claim(counter)
             if blk >= (N + nb - 1) // nb:
                 break
-            _forward_block(x, src_h, src_w, U, bias, want_bias, H_out, W_out, nb, rows, cblas, pooled, y, winners,
-                           xt_bufs, V_bufs, M_bufs, y_bufs, h_bufs, p_bufs, w_bufs, producer, blk)
+            _forward_block(x, src_h, src_w, U, bias, want_bias, H_out, W_out, nb, rows, cblas, pooled, codes, y,
+                           winners, xt_bufs, V_bufs, M_bufs, y_bufs, h_bufs, p_bufs, w_bufs, producer, blk)
 
 
 @numba.njit(fastmath=False, **_runtime.KERNEL_FLAGS)
-def _forward_block(x, src_h, src_w, U, bias, want_bias, H_out, W_out, nb, rows, cblas, pooled, y, winners, xt_bufs,
-                   V_bufs, M_bufs, y_bufs, h_bufs, p_bufs, w_bufs, producer, blk):
+def _forward_block(x, src_h, src_w, U, bias, want_bias, H_out, W_out, nb, rows, cblas, pooled, codes, y, winners,
+                   xt_bufs, V_bufs, M_bufs, y_bufs, h_bufs, p_bufs, w_bufs, producer, blk):
     """:func:`_forward_kernel`'s samples blk * nb <= n < (blk + 1) * nb, on this thread's scratch."""
     N, C = x.shape[0], x.shape[1]
     K = U.shape[2]
@@ -179,12 +179,14 @@ def _forward_block(x, src_h, src_w, U, bias, want_bias, H_out, W_out, nb, rows, 
             for i in range(i0, i1):
                 t = ((n - n0) * (i1 - i0) + i - i0) * tw
                 if pooled:
-                    pooled_output_row(M, t, tw, bias, want_bias, 2 * (i - i0), p_bufs[tid], w_bufs[tid], h_bufs[tid])
+                    pooled_output_row(M, t, tw, bias, want_bias, 2 * (i - i0), p_bufs[tid], w_bufs[tid], h_bufs[tid],
+                                      codes)
                 else:
                     output_row(M, t, tw, y_bufs[tid], h_bufs[tid])
                     store_rows(y_bufs[tid], bias, want_bias, 4 * i, H_out, W_out, y[n])
             if pooled:
-                store_pooled(p_bufs[tid], w_bufs[tid], 2 * i0, 2 * (i1 - i0), y[n], winners[n])
+                store_pooled(p_bufs[tid], w_bufs[tid], 2 * i0, 2 * (i1 - i0), y[n], winners[n if codes else 0],
+                             codes)
 
 
 @numba.njit(parallel=True, fastmath=False, **_runtime.KERNEL_FLAGS)
@@ -478,10 +480,11 @@ def _pool_buffers(geom, dtype, pooled, rows):
     return buffers("winograd4.pooled", shape, dtype), buffers("winograd4.winners", shape, np.int8)
 
 
-def forward(geom, x4, w4, bias, y, winners=None, producer=None):
+def forward(geom, x4, w4, bias, y, winners=None, producer=None, pool=None):
     """y (N, K, H_out, W_out), overwritten: the convolution ``geom`` (2-D, 3x3, stride 1, groups 1) of x4 by
     w4 (+ bias), by F(4x4, 3x3). With ``winners`` (int8, N x K x H_out // 2 x W_out // 2), y of that shape
-    receives the 2x2 max pooling of its ReLU instead (fastcnn.conv_pool). ``producer``: None, or
+    receives the 2x2 max pooling of its ReLU instead (fastcnn.conv_pool), and winners its windows' winners;
+    ``pool=True`` without winners: the pooling alone. ``producer``: None, or
     ``(xp0, w0, b0, taps)`` (``winograd4_producer.producer_args``) when x4 is None: the input is relu(conv(x0)),
     computed sample by sample (``winograd4_producer.sample``)."""
     dtype = w4.dtype
@@ -492,13 +495,13 @@ def forward(geom, x4, w4, bias, y, winners=None, producer=None):
     nb, rows = _plan(N, geom.C_in, geom.C_out, H_out, W_out, np.dtype(dtype).itemsize)
     xt, V, M, yt, h = _buffers(geom, dtype, nb, rows, src_w.size)
     b = none(1, dtype) if bias is None else bias
-    pooled = winners is not None
-    codes = winners if pooled else np.empty((0, 0, 0, 0), dtype=np.int8)
+    pooled = winners is not None or bool(pool)
+    codes = winners if winners is not None else np.empty((1, 0, 0, 0), dtype=np.int8)
     pt, wt = _pool_buffers(geom, dtype, pooled, rows)
     x_arg, computed = producer_tuple(geom, x4, producer, dtype)
     with single_threaded(_blas.CBLAS):
-        _forward_kernel(x_arg, src_h, src_w, U, b, bias is not None, H_out, W_out, nb, rows, _blas.CBLAS, pooled, y,
-                        codes, xt, V, M, yt, h, pt, wt, computed, *claim_args(-(-N // nb)))
+        _forward_kernel(x_arg, src_h, src_w, U, b, bias is not None, H_out, W_out, nb, rows, _blas.CBLAS, pooled,
+                        winners is not None, y, codes, xt, V, M, yt, h, pt, wt, computed, *claim_args(-(-N // nb)))
 
 
 def backward(geom, go4, x4, w4, gx, input_grad=True, winners=None, relu_input=False, producer=None, sums=None):

@@ -213,14 +213,15 @@ def _pool_cells(a, c, d, e, zero, one):
 
 
 @numba.njit(fastmath=False, **_runtime.KERNEL_FLAGS)
-def pooled_output_row(M, t0, tw, bias, want_bias, row, pt, wt, h):
+def pooled_output_row(M, t0, tw, bias, want_bias, row, pt, wt, h, codes):
     """The 2x2 max pooling of ReLU of the tile row's outputs (+ bias), in place of :func:`output_row` and
     :func:`store_rows`: pt[row + r, q, k] = max_pool(relu(y))[r, q, k] for the tile row's two pooled rows r and
     its 2 tw pooled columns q, as fastcnn.relu_pool_forward computes it from y, and wt[...] = :func:`_pool_cells`'s
     code; channel-last. The first pass of A^T is :func:`output_row`'s; the second takes the tile's columns
     two at a time (one pooled column), and pools their eight outputs while they are in registers (the same
     values: 12% quicker than writing the tile row and pooling it after). pt, wt (>= row + 2, 2 tw, K);
-    :func:`store_pooled` copies a chunk's rows out."""
+    :func:`store_pooled` copies a chunk's rows out. ``codes`` False: the winners are not wanted (an inference
+    pass), and only the values are computed, the same ones."""
     K = pt.shape[2]
     h = _block(h, K)
     zero, one = pt.dtype.type(0), pt.dtype.type(1)
@@ -236,16 +237,26 @@ def pooled_output_row(M, t0, tw, bias, want_bias, row, pt, wt, h):
             r0, r1, r2, r3, r4, r5 = h[0, rq], h[1, rq], h[2, rq], h[3, rq], h[4, rq], h[5, rq]
             top, top_w = pt[row, 2 * j + half], wt[row, 2 * j + half]
             low, low_w = pt[row + 1, 2 * j + half], wt[row + 1, 2 * j + half]
+            if codes:
+                for k in range(K):
+                    b = bias[k] if want_bias else zero
+                    yl = _at(l0[k], l1[k], l2[k], l3[k], l4[k], l5[k])  # the left column's rows 0..3
+                    yr = _at(r0[k], r1[k], r2[k], r3[k], r4[k], r5[k])
+                    top[k], top_w[k] = _pool_cells(yl[0] + b, yr[0] + b, yl[1] + b, yr[1] + b, zero, one)
+                    low[k], low_w[k] = _pool_cells(yl[2] + b, yr[2] + b, yl[3] + b, yr[3] + b, zero, one)
+                continue
             for k in range(K):
                 b = bias[k] if want_bias else zero
-                yl = _at(l0[k], l1[k], l2[k], l3[k], l4[k], l5[k])  # the left column's rows 0..3
+                yl = _at(l0[k], l1[k], l2[k], l3[k], l4[k], l5[k])
                 yr = _at(r0[k], r1[k], r2[k], r3[k], r4[k], r5[k])
-                top[k], top_w[k] = _pool_cells(yl[0] + b, yr[0] + b, yl[1] + b, yr[1] + b, zero, one)
-                low[k], low_w[k] = _pool_cells(yl[2] + b, yr[2] + b, yl[3] + b, yr[3] + b, zero, one)
+                top[k] = _max2x2(_relu(yl[0] + b, zero), _relu(yr[0] + b, zero), _relu(yl[1] + b, zero),
+                                 _relu(yr[1] + b, zero))
+                low[k] = _max2x2(_relu(yl[2] + b, zero), _relu(yr[2] + b, zero), _relu(yl[3] + b, zero),
+                                 _relu(yr[3] + b, zero))
 
 
 @numba.njit(fastmath=False, **_runtime.KERNEL_FLAGS)
-def store_pooled(pt, wt, qh, rows, yq, winners):
+def store_pooled(pt, wt, qh, rows, yq, winners, codes):
     """yq[k, qh + r, q] = pt[r, q, k] and winners[k, qh + r, q] = wt[r, q, k] for the ``rows`` pooled rows
     of a chunk (those inside yq, Hq x Wq): :func:`pooled_output_row`'s values, channel-first. Once per sample and
     chunk, not per tile row: each channel's rows are then one run of whole cache lines (written a tile row at a
@@ -256,7 +267,9 @@ def store_pooled(pt, wt, qh, rows, yq, winners):
         for r in range(min(rows, Hq - qh)):
             for q in range(Wq):
                 yq[k, qh + r, q] = pt[r, q, k]
-                winners[k, qh + r, q] = wt[r, q, k]
+            if codes:  # ``codes`` False: none (an inference pass)
+                for q in range(Wq):
+                    winners[k, qh + r, q] = wt[r, q, k]
 
 
 @numba.njit(fastmath=False, **_runtime.KERNEL_FLAGS)

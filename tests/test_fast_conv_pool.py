@@ -372,3 +372,48 @@ def test_model_inference_leaves_the_first_output_to_the_pooled_op_bit_for_bit():
         out = layer.forward(out, ctx)
     assert not isinstance(model.layers[1]._x, L._Deferred)
     np.testing.assert_array_equal(logits, out)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_forward_without_winners_gives_the_same_values(dtype):
+    """winners=False (an inference pass): None in the winners' place and y bit for bit the same, NaN, infinities
+    and ties included, with and without a producer; a non-bool refused."""
+    block = (3, 32, 10, 13, 32, 1)
+    cg, pg = _geometries(*block)
+    x, w, b = _arrays(*block[:4], block[4], dtype, seed=21, hostile=True)
+    y, winners = fastcnn.conv_relu_pool_forward(cg, pg, x, w, b)
+    alone = fastcnn.conv_relu_pool_forward(cg, pg, x, w, b, winners=False)
+    assert alone[1] is None and winners is not None
+    _assert_same_bits((alone[0],), (y,), "winners=False")
+    pgeom, cg, pg, x0, w0, b0, x, w, b, _, _ = _producer_case(2, 3, 14, 13, 32, 32, 3, 1, 1, 1, dtype, seed=22)
+    _assert_same_bits(fastcnn.conv_relu_pool_forward(cg, pg, None, w, b, producer=(pgeom, x0, w0, b0),
+                                                     winners=False)[:1],
+                      fastcnn.conv_relu_pool_forward(cg, pg, x, w, b)[:1], "winners=False, producer")
+    with pytest.raises(TypeError, match=r"`winners`"):
+        fastcnn.conv_relu_pool_forward(cg, pg, x, w, b, winners=0)
+
+
+def test_model_backward_after_an_inference_pass():
+    """Eval forward computes no winners; a backward after it computes them, and every gradient and the input
+    gradient equal an unfused eval pass's, bit for bit."""
+    model = Model(SPEC, (1, 14, 14), seed=6)
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((5, 1, 14, 14)).astype(np.float32)
+    logits = model.forward(x)
+    conv = model.layers[1]
+    assert conv._pooled and conv._winners is None
+    grad = rng.standard_normal(logits.shape).astype(np.float32)
+    grad_x = model.backward(grad)
+    assert conv._winners is not None
+    grads = {key: layer.grads[p].copy() for key, layer, p in model.parameters()}
+    ctx = L.Pass(model.engine, False, model.dtype, model.seed, 0)
+    out = x
+    for layer in model.layers:
+        out = layer.forward(out, ctx)
+    g = grad
+    for layer in reversed(model.layers):
+        g = layer.backward(g)
+    np.testing.assert_array_equal(logits, out)
+    np.testing.assert_array_equal(grad_x, g)
+    for key, layer, p in model.parameters():
+        np.testing.assert_array_equal(grads[key], layer.grads[p], err_msg=key)
