@@ -130,6 +130,10 @@ def _checked_block(caller, conv_geometry, pool_geometry, x, weight, bias, produc
             raise ValueError(invalid(caller, "producer", f"x0 of the producer geometry's sample shape "
                                      f"{tuple(pgeom.x_shape[1:])}", x0.shape[1:]))
         pgeom = replace(pgeom, N=x0.shape[0])
+    made = (pgeom.C_out,) + tuple(pgeom.out)
+    if isinstance(conv_geometry, ConvGeometry) and made != tuple(conv_geometry.x_shape[1:]):
+        raise ValueError(invalid(caller, "producer", "a convolution whose output is the block's input sample "
+                                 f"{tuple(conv_geometry.x_shape[1:])}", made))
     if x is None:  # a stand-in of the input's shape, no memory: the checks read shapes and dtypes only
         x_like = np.broadcast_to(np.zeros((), dtype=_runtime.compute_dtype(x0, w0, b0)),
                                  (x0.shape[0], pgeom.C_out) + tuple(pgeom.out))

@@ -310,6 +310,11 @@ def test_producer_empty_batch_and_refusals():
         fastcnn.conv_relu_pool_forward(cg, pg, None, w, b, producer=(pgeom, x0))
     with pytest.raises(ValueError, match=r"`weight`"):
         fastcnn.conv_relu_pool_forward(cg, pg, None, w, b, producer=(pgeom, x0, w0[:, :, :2], None))
+    with pytest.raises(ValueError, match=r"`producer`.*output is the block's input sample \(32, 10, 10\)\. "
+                                         r"Received producer=\(32, 8, 8\)"):
+        fastcnn.conv_relu_pool_forward(cg, pg, None, w, b, producer=(cg, x, w, b))
+    with pytest.raises(TypeError, match=r"`x`"):
+        fastcnn.conv_relu_pool_forward(cg, pg, None, w, b)
     strided = conv_geometry("conv2d", (2, 1, 22, 22), (32, 1, 3, 3), (32,), 2, 0, 1, 1, "zeros", 2)
     assert strided.out == pgeom.out and not fastcnn.conv_relu_pool_producer_fits(cg, strided, np.float32)
     with pytest.raises(ValueError, match=r"`producer`.*conv_relu_pool_producer_fits"):
