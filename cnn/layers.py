@@ -933,7 +933,11 @@ def _pair_input_relus(layers) -> None:
     first computed its ReLU inside its own op and the second pooled, the second's backward returns the first
     ReLU's input gradient (the engine's ``conv_relu_pool_backward(..., input_relu=True)``, its mask applied
     while each sample's gradient is in cache) and the first's backward takes it as it is, instead of reading
-    the 11 MB gradient and the ReLU's output again for the mask. Bit for bit the unfused layers' results."""
+    the 11 MB gradient and the ReLU's output again for the mask. Bit for bit the unfused layers' results.
+    The reverse link (``relu_output_to``) lets a first layer leave its output to the pooled op, which computes it
+    sample by sample (:meth:`_OnConvGeometry._defers`, the same bits), and in a training step the pooled op's
+    backward gives that layer its parameter gradients (:meth:`_OnConvGeometry._producer`; those two up to the
+    order of their sums)."""
     for producer, conv in zip(layers, layers[1:]):
         if (isinstance(producer, _OnConvGeometry) and isinstance(conv, _OnConvGeometry)
                 and producer.activation == "relu" and conv.relu_pool is not None):
