@@ -948,3 +948,96 @@ def test_measure_train_refuses_an_unknown_optimizer_before_any_child(monkeypatch
     monkeypatch.setattr(module, "_run_child", lambda spec: pytest.fail("a child started"))
     with pytest.raises(ValueError, match="optimizer.*one of adam, adadelta, sgd, rmsprop.*'adagrad'"):
         module.measure_train(batches=1, batch_size=2, threads=1, data="random", optimizer="adagrad")
+
+
+# --------------------------------------------------------------------------------------------------
+# train --rounds: the engines in turn, medians of figures and of each round's own ratios (issue 16)
+
+
+def _round_children(monkeypatch, speeds, fail_round=None):
+    """Fake children whose images/s come from ``speeds[engine][round]`` (the round counted per engine); the
+    order of the calls is recorded. ``fail_round``: (engine, round) whose child fails."""
+    from cnn.bench import train as module
+
+    calls, count = [], {}
+
+    def fake(spec):
+        calls.append((spec["kind"], spec["engine"]))
+        if spec["kind"] == "idle":
+            return {"engine": spec["engine"], "peak_rss_mib": 5.0}
+        r = count[spec["engine"]] = count.get(spec["engine"], -1) + 1
+        if (spec["engine"], r) == fail_round:
+            return {"engine": spec["engine"], "error": "boom"}
+        speed = speeds[spec["engine"]][r]
+        return {"engine": spec["engine"], "version": "1", "data": "d", "train_images_per_s": speed,
+                "inference_images_per_s": 2 * speed, "peak_rss_mib": 10.0 + r}
+
+    monkeypatch.setattr(module, "_run_child", fake)
+    monkeypatch.setattr(module, "_installed", lambda name: True)
+    return module, calls
+
+
+def test_rounds_run_the_engines_in_turn_and_take_medians_of_figures_and_of_each_rounds_ratios(monkeypatch):
+    # per round: fastcnn 3, 6, 4; torch 1, 1, 1; keras 2, 2, 1 -> best peer keras, keras, keras (tie-free)
+    speeds = {"fastcnn": [3.0, 6.0, 4.0], "torch": [1.0, 1.0, 1.0], "keras": [2.0, 2.0, 1.5]}
+    module, calls = _round_children(monkeypatch, speeds)
+    result = module.measure_train(batches=1, batch_size=2, threads=1, data="random", rounds=3)
+    train = [c[1] for c in calls if c[0] == "train"]
+    assert train == ["fastcnn", "torch", "keras"] * 3  # in turn, not one engine's rounds back to back
+    assert [c for c in calls if c[0] == "idle"] == [("idle", "fastcnn"), ("idle", "torch"), ("idle", "keras")]
+    fast = next(r for r in result["rows"] if r["engine"] == "fastcnn")
+    assert fast["train_images_per_s"] == 4.0 and fast["inference_images_per_s"] == 8.0  # medians of 3, 6, 4
+    assert fast["peak_rss_mib"] == 12.0 and [r["train_images_per_s"] for r in fast["rounds"]] == [3.0, 6.0, 4.0]
+    ratios = result["ratios"]
+    # each round's own ratio over its best peer (keras): 1.5, 3.0, 2.667 -> median 2.667; the ratio of the medians
+    # (4 / 2) would be 2.0: the rounds are compared side by side, not across rounds
+    assert ratios["train_fastcnn_over_best_peer"] == pytest.approx(4.0 / 1.5)
+    assert ratios["train_best_peer"] == "keras" and len(ratios["per_round"]) == 3
+    assert ratios["train_fastcnn_over_torch"] == pytest.approx(4.0)
+    note = next(n for n in result["notes"] if n.startswith("rounds:"))
+    assert "train 1.50, 3.00, 2.67" in note and result["environment"]["rounds"] == 3
+    text = module.render_train(result)
+    assert "fastcnn/best peer" in text and "rounds: 3, the engines in turn" in text
+
+
+def test_one_round_is_the_benchmark_as_before(monkeypatch):
+    module, calls = _round_children(monkeypatch, {"fastcnn": [3.0], "torch": [1.0], "keras": [2.0]})
+    result = module.measure_train(batches=1, batch_size=2, threads=1, data="random")
+    assert "per_round" not in result["ratios"] and not any("rounds" in r for r in result["rows"])
+    assert result["ratios"]["train_fastcnn_over_best_peer"] == pytest.approx(1.5)
+    assert not any(n.startswith("rounds:") for n in result["notes"]) and "rounds:" not in module.render_train(result)
+
+
+def test_a_failed_round_fails_the_engines_row_and_its_ratios(monkeypatch):
+    speeds = {"fastcnn": [3.0, 6.0], "torch": [1.0, 1.0], "keras": [2.0, 2.0]}
+    module, _ = _round_children(monkeypatch, speeds, fail_round=("keras", 1))
+    result = module.measure_train(batches=1, batch_size=2, threads=1, data="random", rounds=2)
+    keras = next(r for r in result["rows"] if r["engine"] == "keras")
+    assert keras["error"] == "boom"
+    # round 2 has no Keras figure: its best peer is torch; the median takes both rounds' own ratios
+    assert result["ratios"]["train_fastcnn_over_best_peer"] == pytest.approx((1.5 + 6.0) / 2)
+    assert "train_fastcnn_over_keras" not in result["ratios"]  # as for a Keras child that failed in one run
+
+
+@pytest.mark.parametrize("rounds", [0, bench.MAX_ROUNDS + 1, True, 2.0])
+def test_rounds_out_of_range_are_refused_naming_rounds(rounds):
+    with pytest.raises(ValueError, match="rounds"):
+        bench.check_rounds(rounds)
+
+
+def test_cli_train_refuses_zero_rounds_and_passes_rounds_on(monkeypatch):
+    import cnn.cli.bench as command
+
+    monkeypatch.setattr(command, "measure_train", lambda *a, **k: pytest.fail("measured despite a bad input"))
+    refused = CliRunner().invoke(GROUP, ["bench", "train", "--data", "random", "--rounds", "0"])
+    assert refused.exit_code == 2 and "--rounds" in refused.output, refused.output
+    seen = []
+    rows = [{"engine": "fastcnn", "train_images_per_s": 2.0, "inference_images_per_s": 4.0, "peak_rss_mib": 1.0}]
+
+    def fake(*args, **kwargs):
+        seen.append(kwargs)
+        return {"environment": bench.environment(1), "rows": rows, "ratios": bench.train_summary(rows), "notes": []}
+
+    monkeypatch.setattr(command, "measure_train", fake)
+    result = CliRunner().invoke(GROUP, ["bench", "train", "--data", "random", "--rounds", "3"])
+    assert result.exit_code == 0 and seen[-1]["rounds"] == 3, result.output

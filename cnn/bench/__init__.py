@@ -39,9 +39,9 @@ from .startup import (BASELINE_CODE, FIRST_RESULT_CODE, IMPORT_CODE, NUMBA_FLOOR
 from .timing import interleaved_medians
 from .torch_twin import TorchTwinError, torch_model
 from .load import MAX_LOAD, background_load
-from .train import (OPTIMIZER, OPTIMIZERS, PRESET, SYNTHETIC, WARMUP, best_peer_summary, check_optimizer,
-                    check_train_model, check_train_sizes, is_synthetic, measure_train, parse_synthetic, render_train,
-                    train_summary)
+from .train import (MAX_ROUNDS, OPTIMIZER, OPTIMIZERS, PRESET, SYNTHETIC, WARMUP, best_peer_summary,
+                    check_optimizer, check_rounds, check_train_model, check_train_sizes, is_synthetic, measure_train,
+                    parse_synthetic, render_train, train_summary)
 
 __all__ = [
     "ConvCase", "Conv1dCase", "MaxPoolCase", "OPS_CASES", "DIRECTIONS", "OPS_NOTES", "select_cases", "environment",
@@ -49,6 +49,7 @@ __all__ = [
     "torch_model", "PRESET", "SYNTHETIC", "is_synthetic", "parse_synthetic",
     "check_train_model", "check_train_sizes", "measure_train", "train_summary", "render_train",
     "OPTIMIZER", "OPTIMIZERS", "WARMUP", "best_peer_summary", "check_optimizer", "MAX_LOAD", "background_load",
+    "MAX_ROUNDS", "check_rounds",
     "FIRST_RESULT_CODE", "IMPORT_CODE",
     "BASELINE_CODE", "NUMBA_FLOOR_SCRIPT", "measure_startup", "render_startup",
 ]

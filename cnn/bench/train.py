@@ -466,24 +466,27 @@ def _installed(module: str) -> bool:
 
 def measure_train(batches: int = 50, batch_size: int = 128, threads: int | None = None, data: str = "default",
                   warmup: int = WARMUP, model: str = PRESET, profile: bool = False, keras: bool = True,
-                  augment: str | None = None, optimizer: str = OPTIMIZER, load: int = 0) -> dict:
+                  augment: str | None = None, optimizer: str = OPTIMIZER, load: int = 0, rounds: int = 1) -> dict:
     """Train and infer with each engine in its own child process; rows of images/s and peak memory, and with
     ``profile`` fastcnn's time per layer type (``result["profile"]``). With ``keras`` (the default) a Keras
     row too when Keras is installed (:mod:`cnn.bench.keras_twin`); when it is not, or the model has no Keras
     twin, a note says that the row was skipped. With ``augment`` (a description, ``specs/augment.md``),
     fastcnn's training steps on augmented batches and the augmentation's own time. ``optimizer``: a key of
     :data:`OPTIMIZERS`, the same rule in every engine. ``load``: that many busy processes
-    (:mod:`cnn.bench.load`) run from before the first child starts until after the last one ends."""
+    (:mod:`cnn.bench.load`) run from before the first child starts until after the last one ends. ``rounds``: the
+    engines run in turn that many times, each time in a fresh child (:func:`_engine_rows`); each figure is then
+    the median over the rounds, and each ratio the median of the rounds' own ratios (:func:`_round_ratios`)."""
     from .load import background_load
 
     check_optimizer(optimizer)
+    check_rounds(rounds)
     threads = default_threads() if threads is None else threads
     if is_synthetic(data):
         data = synthetic_text(data, model)
     spec = {"kind": "train", "threads": threads, "batches": batches, "batch_size": batch_size, "warmup": warmup,
             "data": data, "model": model, "optimizer": optimizer}
     with background_load(load):
-        rows, notes = _engine_rows(spec, keras, profile, augment)
+        rows, notes, per_round = _engine_rows(spec, keras, profile, augment, rounds)
     has_keras = any(r["engine"] == "keras" and not r.get("error") for r in rows)
     data_line = next((r["data"] for r in rows if r.get("data")), data)
     notes += [
@@ -505,8 +508,10 @@ def measure_train(batches: int = 50, batch_size: int = 128, threads: int | None 
                load=load)
     env["numba_threading_layer"] = next((r["numba_threading_layer"] for r in rows if r.get("engine") == "fastcnn"
                                          and "numba_threading_layer" in r), env["numba_threading_layer"])
-    ratios = {**train_summary(rows), **(train_summary(rows, "keras") if has_keras else {}),
-              **best_peer_summary(rows)}
+    env["rounds"] = rounds
+    ratios = _round_ratios(per_round, has_keras)
+    if rounds > 1:
+        notes.append(_rounds_note(rounds, ratios["per_round"]))
     result = {"environment": env, "rows": rows, "ratios": ratios, "notes": notes}
     if augment:
         notes += _augment_notes(rows)
@@ -520,25 +525,114 @@ def measure_train(batches: int = 50, batch_size: int = 128, threads: int | None 
     return result
 
 
-def _engine_rows(spec: dict, keras: bool, profile: bool, augment: str | None) -> tuple[list, list]:
-    """Each engine's idle child, then its training child, one after the other: the rows and their notes."""
-    rows, notes = [], []
+def _engine_rows(spec: dict, keras: bool, profile: bool, augment: str | None,
+                 rounds: int = 1) -> tuple[list, list, list]:
+    """Each engine's idle child, then the engines' training children one after the other, ``rounds`` times in
+    turn (fastcnn, torch, keras, fastcnn, torch, keras, ...: a drift of the machine's speed then reaches every
+    engine alike, where one engine's children run back to back could catch a quiet or a busy spell alone).
+    Returns the rows (each figure the median over the rounds, :func:`_median_row`), their notes, and each
+    round's rows; the profile and the augmented steps are measured in the first round only."""
+    engines, notes, idle = [], [], {}
     for engine in ("fastcnn",) + PEERS[:1] + (PEERS[1:] if keras else ()):
         if engine == "keras" and not _installed("keras"):
             notes.append(f"keras: not installed, row skipped (optional: {KERAS_INSTALL}).")
             continue
-        idle = _run_child({"kind": "idle", "engine": engine})
-        row = _run_child({**spec, "engine": engine, "profile": profile and engine == "fastcnn",
-                          "augment": augment if engine == "fastcnn" else None})
-        row.setdefault("engine", engine)
-        if row.get("skipped"):
-            notes.append(f"{engine}: {row['skipped']}; row skipped.")
-            continue
-        row["idle_rss_mib"] = idle.get("peak_rss_mib")
-        if row.get("error"):
-            notes.append(f"{engine}: {row['error']}")
-        rows.append(row)
-    return rows, notes
+        engines.append(engine)
+    per_round: list[list[dict]] = []
+    skipped: set[str] = set()
+    for round_index in range(rounds):
+        this_round = []
+        for engine in engines:
+            if engine in skipped:
+                continue
+            if engine not in idle:
+                idle[engine] = _run_child({"kind": "idle", "engine": engine})
+            first = round_index == 0
+            row = _run_child({**spec, "engine": engine, "profile": profile and engine == "fastcnn" and first,
+                              "augment": augment if engine == "fastcnn" and first else None})
+            row.setdefault("engine", engine)
+            if row.get("skipped"):
+                notes.append(f"{engine}: {row['skipped']}; row skipped.")
+                skipped.add(engine)
+                continue
+            row["idle_rss_mib"] = idle[engine].get("peak_rss_mib")
+            if row.get("error"):
+                notes.append(f"{engine}: {row['error']}" + (f" (round {round_index + 1})" if rounds > 1 else ""))
+            this_round.append(row)
+        per_round.append(this_round)
+    rows = [_median_row([r for rnd in per_round for r in rnd if r["engine"] == engine])
+            for engine in engines if engine not in skipped]
+    return rows, notes, per_round
+
+
+#: The figures of a row that :func:`_median_row` takes the median of over the rounds (peak memory: the largest).
+_ROUND_FIGURES = ("train_images_per_s", "inference_images_per_s", "train_mean_images_per_s",
+                  "inference_mean_images_per_s", "train_step_ms_median", "inference_step_ms_median")
+
+
+def _median_row(rows: list[dict]) -> dict:
+    """One engine's rows of every round as one: the first round's, each of :data:`_ROUND_FIGURES` replaced by
+    its median over the rounds and the peak memory by the largest; with several rounds, ``rounds`` lists each
+    round's images/s. A round that failed makes the row a failed one (its error kept)."""
+    row = dict(rows[0])
+    if len(rows) == 1:
+        return row
+    failed = next((r for r in rows if r.get("error")), None)
+    if failed is not None:
+        return {**row, "error": failed["error"]}
+    for key in _ROUND_FIGURES:
+        values = [r[key] for r in rows if r.get(key) is not None]
+        if values:
+            row[key] = statistics.median(values)
+    row["peak_rss_mib"] = max(r["peak_rss_mib"] for r in rows if r.get("peak_rss_mib") is not None) \
+        if any(r.get("peak_rss_mib") is not None for r in rows) else None
+    row["rounds"] = [{k: r.get(k) for k in ("train_images_per_s", "inference_images_per_s")} for r in rows]
+    return row
+
+
+def _ratios(rows: list[dict], has_keras: bool) -> dict:
+    """The ratios of one set of rows: against torch, against Keras (when it ran), against the best peer."""
+    return {**train_summary(rows), **(train_summary(rows, "keras") if has_keras else {}), **best_peer_summary(rows)}
+
+
+def _round_ratios(per_round: list[list[dict]], has_keras: bool) -> dict:
+    """The ratios of the benchmark: one round's own, or with several rounds the median of each ratio over the
+    rounds, each computed from that round's rows (the engines of a round run back to back, so their ratio is
+    the side-by-side figure), the best peer named where most rounds found it; ``per_round`` lists the rounds'
+    ratios."""
+    each = [_ratios(rows, has_keras) for rows in per_round]
+    if len(each) == 1:
+        return each[0]
+    out = {}
+    for key in each[0]:
+        values = [r[key] for r in each if r.get(key) is not None]
+        if any(isinstance(v, str) for v in values):  # a best peer's name: the one most rounds found
+            out[key] = max(values, key=values.count)
+        else:
+            out[key] = statistics.median(values) if len(values) == len(each) else None
+    out["per_round"] = each
+    return out
+
+
+def _rounds_note(rounds: int, per_round: list[dict]) -> str:
+    """The note that says how the rounds were combined, with each round's ratios against the best peer."""
+    def listed(kind):
+        return ", ".join(_fmt(r.get(f"{kind}_fastcnn_over_best_peer"), ".2f") for r in per_round)
+
+    return (f"rounds: the engines ran in turn {rounds} times, each time in a fresh child; images/s and step times "
+            "are medians over the rounds, peak memory the largest, and each ratio is the median of the rounds' own "
+            f"ratios (fastcnn/best peer per round: train {listed('train')}; inference {listed('inference')}).")
+
+
+def check_rounds(rounds) -> int:
+    """``rounds`` (``cnn bench train --rounds``): an int from 1 to :data:`MAX_ROUNDS`."""
+    if isinstance(rounds, bool) or not isinstance(rounds, int) or not 1 <= rounds <= MAX_ROUNDS:
+        raise ValueError(invalid("bench train", "rounds", f"an int from 1 to {MAX_ROUNDS}", rounds))
+    return rounds
+
+
+#: ``--rounds`` at most: each round is every engine's whole benchmark again (a minute or more each).
+MAX_ROUNDS = 20
 
 
 def _augment_notes(rows: list[dict]) -> list[str]:
@@ -580,7 +674,9 @@ def render_train(result: dict) -> str:
                       _fmt(q.get("inference_fastcnn_over_best_peer"), ".2f"),
                       _fmt(q.get("peak_rss_fastcnn_over_best_peer"), ".2f"), ""])
     env = result["environment"]
-    head = ["cnn bench train"] + _header(env) + [describe_load(env.get("load") or 0)]
+    rounds = env.get("rounds") or 1
+    head = ["cnn bench train"] + _header(env) + [describe_load(env.get("load") or 0)
+                                                 + (f"   rounds: {rounds}, the engines in turn" if rounds > 1 else "")]
     return "\n".join(head + ["", _table(headers, lines, "llrrrr"), ""] + _render_profile(result.get("profile"))
                      + [f"* {n}" for n in result["notes"]])
 

@@ -10,7 +10,7 @@ import json
 
 import click
 
-from cnn.bench import (MAX_LOAD, OPS_CASES, OPTIMIZER, OPTIMIZERS, PRESET, WARMUP, check_train_model,
+from cnn.bench import (MAX_LOAD, MAX_ROUNDS, OPS_CASES, OPTIMIZER, OPTIMIZERS, PRESET, WARMUP, check_train_model,
                        check_train_sizes, is_synthetic, measure_ops, measure_startup, measure_train, parse_synthetic,
                        render_ops, render_startup, render_train, select_cases)
 from cnn.threads import default_threads
@@ -94,9 +94,12 @@ def _train_data(data_name: str, preset: str) -> tuple[tuple, int]:
                    "lr 1.0, rho 0.95, eps 1e-7).")
 @click.option("--load", default=0, show_default=True, type=click.IntRange(0, MAX_LOAD),
               help=f"Busy background processes while the engines run (0 to {MAX_LOAD}): speed on a loaded machine.")
+@click.option("--rounds", default=1, show_default=True, type=click.IntRange(1, MAX_ROUNDS),
+              help="Run the engines in turn this many times (fresh processes each time) and report medians: the "
+                   f"ratios each round's own, side by side (1 to {MAX_ROUNDS}).")
 @click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON.")
 def train(batches, batch_size, warmup, threads, data_name, preset, profile, with_keras, augment, optimizer, load,
-          as_json):
+          rounds, as_json):
     """Training and inference images/s (from the median step) and peak memory of a preset (keras-mnist),
     fastcnn against PyTorch (and Keras, when installed), optionally beside busy processes (--load)."""
     _check_threads(threads)
@@ -109,7 +112,8 @@ def train(batches, batch_size, warmup, threads, data_name, preset, profile, with
             raise UsageProblem(str(error)) from None
     # (options at their defaults are left out: the call is as before they existed)
     extra = {**({"augment": augment} if augment else {}), **({"load": load} if load else {}),
-             **({"optimizer": optimizer} if optimizer != OPTIMIZER else {})}
+             **({"optimizer": optimizer} if optimizer != OPTIMIZER else {}),
+             **({"rounds": rounds} if rounds > 1 else {})}
     result = measure_train(batches, batch_size, threads, data_name, warmup, preset, profile, keras=with_keras,
                            **extra)
     _echo(result, as_json, render_train)
