@@ -10,7 +10,8 @@ gives the interpreter's floor; Keras is a third engine when installed (:mod:`cnn
 Every engine is timed the same way: :data:`WARMUP` untimed steps, then each step timed on its own; images/s
 is the batch size over the median step (:func:`step_figures`). ``--optimizer`` takes one of
 :data:`OPTIMIZERS`, built with the same hyperparameters in the three engines; ``--load N`` runs N busy
-processes beside the children (:mod:`cnn.bench.load`). Ratios are against each peer and against the best
+processes beside the children (:mod:`cnn.bench.load`); ``--rounds R`` runs the engines in turn R times and takes
+medians (:func:`_engine_rows`, :func:`_round_ratios`). Ratios are against each peer and against the best
 peer of each column (:func:`best_peer_summary`).
 """
 
