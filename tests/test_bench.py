@@ -1013,7 +1013,8 @@ def test_a_failed_round_fails_the_engines_row_and_its_ratios(monkeypatch):
     module, _ = _round_children(monkeypatch, speeds, fail_round=("keras", 1))
     result = module.measure_train(batches=1, batch_size=2, threads=1, data="random", rounds=2)
     keras = next(r for r in result["rows"] if r["engine"] == "keras")
-    assert keras["error"] == "boom"
+    assert keras["error"] == "boom" and keras.get("train_images_per_s") is None  # no figure from the round that ran
+    assert "keras: boom (round 2)" in result["notes"]
     # round 2 has no Keras figure: its best peer is torch; the median takes both rounds' own ratios
     assert result["ratios"]["train_fastcnn_over_best_peer"] == pytest.approx((1.5 + 6.0) / 2)
     assert "train_fastcnn_over_keras" not in result["ratios"]  # as for a Keras child that failed in one run

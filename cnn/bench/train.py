@@ -574,19 +574,19 @@ _ROUND_FIGURES = ("train_images_per_s", "inference_images_per_s", "train_mean_im
 def _median_row(rows: list[dict]) -> dict:
     """One engine's rows of every round as one: the first round's, each of :data:`_ROUND_FIGURES` replaced by
     its median over the rounds and the peak memory by the largest; with several rounds, ``rounds`` lists each
-    round's images/s. A round that failed makes the row a failed one (its error kept)."""
+    round's images/s. A round that failed makes the row that round's failed one."""
     row = dict(rows[0])
     if len(rows) == 1:
         return row
     failed = next((r for r in rows if r.get("error")), None)
-    if failed is not None:
-        return {**row, "error": failed["error"]}
+    if failed is not None:  # the failed child's row, as with one round: no figures from the rounds that ran
+        return dict(failed)
     for key in _ROUND_FIGURES:
         values = [r[key] for r in rows if r.get(key) is not None]
         if values:
             row[key] = statistics.median(values)
-    row["peak_rss_mib"] = max(r["peak_rss_mib"] for r in rows if r.get("peak_rss_mib") is not None) \
-        if any(r.get("peak_rss_mib") is not None for r in rows) else None
+    peaks = [r["peak_rss_mib"] for r in rows if r.get("peak_rss_mib") is not None]
+    row["peak_rss_mib"] = max(peaks) if peaks else None
     row["rounds"] = [{k: r.get(k) for k in ("train_images_per_s", "inference_images_per_s")} for r in rows]
     return row
 
