@@ -9,12 +9,15 @@ back to back, then with a 200 us pause before each call (the waiters asleep, as 
 kernels). fastcnn is imported first, so libgomp is loaded with fastcnn's wait policy unless the environment
 sets one (``fastcnn._runtime.openmp_wait_settings()`` is printed).
 
-``--timeline`` (2 threads): a kernel of 200 tasks of ~2 us each, claimed one at a time (fastcnn._claim, as the
-Winograd and dense kernels take theirs), with the time-stamp counter read on entry and at each task; per call,
-when the calling thread enters the kernel, when each thread starts its first task (microseconds from the
-call) and how many tasks it took; medians over ``--calls`` calls, each after a 300 us pause. Measured in session 30
-(2-core Xeon VM, passive waiters, two runs of 101 calls): entry +2.3 us, the calling thread's first task +21-22 us,
-the other thread's +51-53 us; so a kernel of a few hundred microseconds gains little from the second thread.
+``--timeline`` (2 threads): a kernel of 200 tasks of ~2 us each, dealt out by ``prange`` (half to each thread, as
+fastcnn's elementwise and batch-norm kernels take theirs) or claimed one at a time (fastcnn._claim, as its
+Winograd and dense kernels do), with the time-stamp counter read on entry and at each task; per call, when the
+kernel is entered and when the calling thread and the other one start their first task (microseconds from the
+call); medians over ``--calls`` calls, each after a 300 us pause (the waiters asleep). Measured in session 30
+(2-core Xeon VM, passive waiters, three runs): dealt by prange, the kernel entered +1.9-2.2 us, the calling
+thread's first task +19.5-21.8 us, the other thread's +48.1-51.5 us; claimed, the same gaps counted from the
+entry (+15-17 us: the counter is made in Python first). So a kernel of a few hundred microseconds gains little
+from the second thread.
 """
 
 from __future__ import annotations
@@ -70,45 +73,60 @@ def _now():
     return _cycles()
 
 
+@numba.njit(inline="always")
+def _task(work, log, t):
+    """Task t (a sum over one row of ``work``), its start cycle and thread logged in log[t]."""
+    log[t, 0], log[t, 1] = _cycles(), numba.get_thread_id()
+    total = 0.0
+    for v in work[t]:
+        total += v
+    work[t, 0] = total
+
+
 @numba.njit(parallel=True)
-def _claimed_tasks(work, workers, counter, log):
-    """log[t] = (start cycle, thread) of task t (a sum over one row of ``work``); log[-1, 0]: the entry cycle."""
+def _dealt_tasks(work, log):
+    """The tasks dealt out by prange; log[-1]: (the entry cycle, the calling thread)."""
     tasks = work.shape[0]
-    log[tasks, 0] = _cycles()
+    log[tasks, 0], log[tasks, 1] = _cycles(), numba.get_thread_id()
+    for t in prange(tasks):
+        _task(work, log, t)
+
+
+@numba.njit(parallel=True)
+def _claimed_tasks(work, log, workers, counter):
+    """The tasks claimed one at a time; log[-1]: (the entry cycle, the calling thread)."""
+    tasks = work.shape[0]
+    log[tasks, 0], log[tasks, 1] = _cycles(), numba.get_thread_id()
     for _ in prange(workers):
         while True:
             t = claim(counter)
             if t >= tasks:
                 break
-            log[t, 0], log[t, 1] = _cycles(), numba.get_thread_id()
-            total = 0.0
-            for v in work[t]:
-                total += v
-            work[t, 0] = total
+            _task(work, log, t)
 
 
 def _timeline(calls: int, tasks: int = 200) -> None:
-    """Median microseconds from a call to its entry and to each thread's first task, and tasks per thread."""
+    """Median microseconds from a call to its entry and to each thread's first task, both ways of sharing."""
     fastcnn.set_num_threads(2)
     work, log = np.random.rand(tasks, 2000), np.zeros((tasks + 1, 2), dtype=np.int64)
     c0, t0 = _now(), time.perf_counter()
     time.sleep(0.05)
     per_us = (_now() - c0) / (time.perf_counter() - t0) / 1e6
-    rows = []
-    for _ in range(calls):
-        time.sleep(3e-4)
-        args = claim_args(tasks)
-        start = _now()
-        _claimed_tasks(work, *args, log)
-        first = {int(tid): (int(log[:tasks, 0][log[:tasks, 1] == tid].min()) - start) / per_us
-                 for tid in np.unique(log[:tasks, 1])}
-        rows.append(((log[tasks, 0] - start) / per_us, first.get(0, np.nan), first.get(1, np.nan),
-                     int((log[:tasks, 1] == 0).sum())))
-    entry, caller, other, mine = (np.nanmedian([r[i] for r in rows]) for i in range(4))
-    alone = sum(np.isnan(r[2]) or np.isnan(r[1]) for r in rows)
-    print(f"2 threads, {tasks} claimed tasks per call, medians of {calls} calls: entry +{entry:.1f} us, calling "
-          f"thread's first task +{caller:.1f} us, other thread's +{other:.1f} us; the calling thread took {mine:.0f} "
-          f"tasks; {alone} calls ran on one thread alone")
+    for name, run in (("dealt by prange", lambda: _dealt_tasks(work, log)),
+                      ("claimed", lambda: _claimed_tasks(work, log, *claim_args(tasks)))):
+        run()
+        rows = []
+        for _ in range(calls):
+            time.sleep(3e-4)
+            start = _now()
+            run()
+            starts, threads, caller = log[:tasks, 0], log[:tasks, 1], log[tasks, 1]
+            rows.append([(log[tasks, 0] - start) / per_us]
+                        + [(starts[mine].min() - start) / per_us if mine.any() else np.nan
+                           for mine in (threads == caller, threads != caller)])
+        entry, own, other = np.nanmedian(np.array(rows), axis=0)
+        print(f"2 threads, {tasks} tasks {name}, medians of {calls} calls: kernel entered +{entry:.1f} us, the "
+              f"calling thread's first task +{own:.1f} us, the other thread's +{other:.1f} us")
 
 
 def main() -> None:
