@@ -39,9 +39,9 @@ from .startup import (BASELINE_CODE, FIRST_RESULT_CODE, IMPORT_CODE, NUMBA_FLOOR
 from .timing import interleaved_medians
 from .torch_twin import TorchTwinError, torch_model
 from .load import MAX_LOAD, background_load
-from .train import (MAX_ROUNDS, OPTIMIZER, OPTIMIZERS, PRESET, SYNTHETIC, WARMUP, best_peer_summary,
-                    check_optimizer, check_rounds, check_train_model, check_train_sizes, is_synthetic, measure_train,
-                    parse_synthetic, render_train, train_summary)
+from .ratios import MAX_ROUNDS, best_peer_summary, check_rounds, train_summary
+from .train import (OPTIMIZER, OPTIMIZERS, PRESET, SYNTHETIC, WARMUP, check_optimizer, check_train_model,
+                    check_train_sizes, is_synthetic, measure_train, parse_synthetic, render_train)
 
 __all__ = [
     "ConvCase", "Conv1dCase", "MaxPoolCase", "OPS_CASES", "DIRECTIONS", "OPS_NOTES", "select_cases", "environment",

@@ -11,8 +11,8 @@ Every engine is timed the same way: :data:`WARMUP` untimed steps, then each step
 is the batch size over the median step (:func:`step_figures`). ``--optimizer`` takes one of
 :data:`OPTIMIZERS`, built with the same hyperparameters in the three engines; ``--load N`` runs N busy
 processes beside the children (:mod:`cnn.bench.load`); ``--rounds R`` runs the engines in turn R times and takes
-medians (:func:`_engine_rows`, :func:`_round_ratios`). Ratios are against each peer and against the best
-peer of each column (:func:`best_peer_summary`).
+medians (:func:`_engine_rows`, :mod:`cnn.bench.ratios`). Ratios are against each peer and against the best peer of
+each column (:func:`cnn.bench.ratios.best_peer_summary`).
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from ..profiling import profile_model, render_profile
 from ..threads import default_threads, set_threads
 from .child import _run_child
 from .load import describe_load
+from .ratios import PEERS, check_rounds, median_row, round_ratios, rounds_note
 from .machine import _header, environment, numba_threading_layer
 from .tables import _NA, _fmt, _table
 from .timing import _peak_rss_mib
@@ -414,43 +415,6 @@ def _child_idle(spec: dict) -> dict:
     return {"engine": spec["engine"], "peak_rss_mib": _peak_rss_mib()}
 
 
-def train_summary(rows: list[dict], anchor: str = "torch") -> dict:
-    """Ratios of the fastcnn row over the ``anchor`` row, torch or keras (None when either is missing or
-    failed): images/s (above 1: fastcnn faster) and peak memory (below 1: fastcnn uses less)."""
-    by_engine = {r["engine"]: r for r in rows if not r.get("error")}
-    fast, ref = by_engine.get("fastcnn"), by_engine.get(anchor)
-
-    def ratio(key):
-        if fast is None or ref is None or fast.get(key) is None or ref.get(key) is None:
-            return None
-        return fast[key] / ref[key]
-
-    return {f"train_fastcnn_over_{anchor}": ratio("train_images_per_s"),
-            f"inference_fastcnn_over_{anchor}": ratio("inference_images_per_s"),
-            f"peak_rss_fastcnn_over_{anchor}": ratio("peak_rss_mib")}
-
-
-#: The peers fastcnn is measured against.
-PEERS = ("torch", "keras")
-
-
-def best_peer_summary(rows: list[dict]) -> dict:
-    """fastcnn against the best peer of each column (issue 16: "ratios are against the faster peer"): the
-    faster one for training and for inference, the smaller one for peak memory; the peer's name beside each
-    ratio. None where fastcnn or every peer is missing or failed."""
-    by_engine = {r["engine"]: r for r in rows if not r.get("error")}
-    fast = by_engine.get("fastcnn")
-    out = {}
-    for key, ratio_key, pick in (("train_images_per_s", "train", max), ("inference_images_per_s", "inference", max),
-                                 ("peak_rss_mib", "peak_rss", min)):
-        peers = {p: by_engine[p][key] for p in PEERS if p in by_engine and by_engine[p].get(key) is not None}
-        best = pick(peers, key=peers.get) if peers else None
-        usable = best is not None and fast is not None and fast.get(key) is not None
-        out[f"{ratio_key}_best_peer"] = best if usable else None
-        out[f"{ratio_key}_fastcnn_over_best_peer"] = fast[key] / peers[best] if usable else None
-    return out
-
-
 KERAS_NOTE = ("keras: the same layers through Keras 3's functional API (cnn/bench/keras_twin.py; residual blocks "
               "joined by layers.Add), channels-last images, the same optimizer (keras.optimizers, the same "
               "hyperparameters in Keras's names), sparse cross-entropy from logits with the "
@@ -476,7 +440,7 @@ def measure_train(batches: int = 50, batch_size: int = 128, threads: int | None 
     :data:`OPTIMIZERS`, the same rule in every engine. ``load``: that many busy processes
     (:mod:`cnn.bench.load`) run from before the first child starts until after the last one ends. ``rounds``: the
     engines run in turn that many times, each time in a fresh child (:func:`_engine_rows`); each figure is then
-    the median over the rounds, and each ratio the median of the rounds' own ratios (:func:`_round_ratios`)."""
+    the median over the rounds, and each ratio the median of the rounds' own ratios (:func:`round_ratios`)."""
     from .load import background_load
 
     check_optimizer(optimizer)
@@ -510,9 +474,9 @@ def measure_train(batches: int = 50, batch_size: int = 128, threads: int | None 
     env["numba_threading_layer"] = next((r["numba_threading_layer"] for r in rows if r.get("engine") == "fastcnn"
                                          and "numba_threading_layer" in r), env["numba_threading_layer"])
     env["rounds"] = rounds
-    ratios = _round_ratios(per_round, has_keras)
+    ratios = round_ratios(per_round, has_keras)
     if rounds > 1:
-        notes.append(_rounds_note(rounds, ratios["per_round"]))
+        notes.append(rounds_note(rounds, ratios["per_round"]))
     result = {"environment": env, "rows": rows, "ratios": ratios, "notes": notes}
     if augment:
         notes += _augment_notes(rows)
@@ -531,7 +495,7 @@ def _engine_rows(spec: dict, keras: bool, profile: bool, augment: str | None,
     """Each engine's idle child, then the engines' training children one after the other, ``rounds`` times in
     turn (fastcnn, torch, keras, fastcnn, torch, keras, ...: a drift of the machine's speed then reaches every
     engine alike, where one engine's children run back to back could catch a quiet or a busy spell alone).
-    Returns the rows (each figure the median over the rounds, :func:`_median_row`), their notes, and each
+    Returns the rows (each figure the median over the rounds, :func:`median_row`), their notes, and each
     round's rows; the profile and the augmented steps are measured in the first round only."""
     engines, notes, idle = [], [], {}
     for engine in ("fastcnn",) + PEERS[:1] + (PEERS[1:] if keras else ()):
@@ -561,79 +525,9 @@ def _engine_rows(spec: dict, keras: bool, profile: bool, augment: str | None,
                 notes.append(f"{engine}: {row['error']}" + (f" (round {round_index + 1})" if rounds > 1 else ""))
             this_round.append(row)
         per_round.append(this_round)
-    rows = [_median_row([r for rnd in per_round for r in rnd if r["engine"] == engine])
+    rows = [median_row([r for rnd in per_round for r in rnd if r["engine"] == engine])
             for engine in engines if engine not in skipped]
     return rows, notes, per_round
-
-
-#: The figures of a row that :func:`_median_row` takes the median of over the rounds (peak memory: the largest).
-_ROUND_FIGURES = ("train_images_per_s", "inference_images_per_s", "train_mean_images_per_s",
-                  "inference_mean_images_per_s", "train_step_ms_median", "inference_step_ms_median")
-
-
-def _median_row(rows: list[dict]) -> dict:
-    """One engine's rows of every round as one: the first round's, each of :data:`_ROUND_FIGURES` replaced by
-    its median over the rounds and the peak memory by the largest; with several rounds, ``rounds`` lists each
-    round's images/s. A round that failed makes the row that round's failed one."""
-    row = dict(rows[0])
-    if len(rows) == 1:
-        return row
-    failed = next((r for r in rows if r.get("error")), None)
-    if failed is not None:  # the failed child's row, as with one round: no figures from the rounds that ran
-        return dict(failed)
-    for key in _ROUND_FIGURES:
-        values = [r[key] for r in rows if r.get(key) is not None]
-        if values:
-            row[key] = statistics.median(values)
-    peaks = [r["peak_rss_mib"] for r in rows if r.get("peak_rss_mib") is not None]
-    row["peak_rss_mib"] = max(peaks) if peaks else None
-    row["rounds"] = [{k: r.get(k) for k in ("train_images_per_s", "inference_images_per_s")} for r in rows]
-    return row
-
-
-def _ratios(rows: list[dict], has_keras: bool) -> dict:
-    """The ratios of one set of rows: against torch, against Keras (when it ran), against the best peer."""
-    return {**train_summary(rows), **(train_summary(rows, "keras") if has_keras else {}), **best_peer_summary(rows)}
-
-
-def _round_ratios(per_round: list[list[dict]], has_keras: bool) -> dict:
-    """The ratios of the benchmark: one round's own, or with several rounds the median of each ratio over the
-    rounds, each computed from that round's rows (the engines of a round run back to back, so their ratio is
-    the side-by-side figure), the best peer named where most rounds found it; ``per_round`` lists the rounds'
-    ratios."""
-    each = [_ratios(rows, has_keras) for rows in per_round]
-    if len(each) == 1:
-        return each[0]
-    out = {}
-    for key in each[0]:
-        values = [r[key] for r in each if r.get(key) is not None]
-        if any(isinstance(v, str) for v in values):  # a best peer's name: the one most rounds found
-            out[key] = max(values, key=values.count)
-        else:
-            out[key] = statistics.median(values) if len(values) == len(each) else None
-    out["per_round"] = each
-    return out
-
-
-def _rounds_note(rounds: int, per_round: list[dict]) -> str:
-    """The note that says how the rounds were combined, with each round's ratios against the best peer."""
-    def listed(kind):
-        return ", ".join(_fmt(r.get(f"{kind}_fastcnn_over_best_peer"), ".2f") for r in per_round)
-
-    return (f"rounds: the engines ran in turn {rounds} times, each time in a fresh child; images/s and step times "
-            "are medians over the rounds, peak memory the largest, and each ratio is the median of the rounds' own "
-            f"ratios (fastcnn/best peer per round: train {listed('train')}; inference {listed('inference')}).")
-
-
-def check_rounds(rounds) -> int:
-    """``rounds`` (``cnn bench train --rounds``): an int from 1 to :data:`MAX_ROUNDS`."""
-    if isinstance(rounds, bool) or not isinstance(rounds, int) or not 1 <= rounds <= MAX_ROUNDS:
-        raise ValueError(invalid("bench train", "rounds", f"an int from 1 to {MAX_ROUNDS}", rounds))
-    return rounds
-
-
-#: ``--rounds`` at most: each round is every engine's whole benchmark again (a minute or more each).
-MAX_ROUNDS = 20
 
 
 def _augment_notes(rows: list[dict]) -> list[str]:
