@@ -39,7 +39,8 @@ sys.path.insert(0, str(ROOT))
 #: Child environments: name -> the variables set for it (on top of this process's environment). Any of them
 #: overrides fastcnn's own choice (fastcnn/_runtime.py: a user's setting wins); "fastcnn" leaves it to fastcnn;
 #: "libgomp" is libgomp's default for as many threads as cores (GOMP_SPINCOUNT 300,000 when OMP_WAIT_POLICY
-#: is unset: gcc.gnu.org/onlinedocs/libgomp/GOMP_005fSPINCOUNT.html).
+#: is unset: gcc.gnu.org/onlinedocs/libgomp/GOMP_005fSPINCOUNT.html). "tbb" is Numba's TBB layer: it needs
+#: ``pip install tbb`` and, with pip's wheel, ``LD_LIBRARY_PATH`` naming the environment's ``lib`` folder.
 ENVS = {
     "fastcnn": {},
     "libgomp": {"GOMP_SPINCOUNT": "300000"},
@@ -49,6 +50,7 @@ ENVS = {
     "spin10k": {"GOMP_SPINCOUNT": "10000"},
     "spin100k": {"GOMP_SPINCOUNT": "100000"},
     "active": {"OMP_WAIT_POLICY": "active"},
+    "tbb": {"NUMBA_THREADING_LAYER": "tbb"},
 }
 #: ``ops under N serial``: the thresholds tried (elements of an op's largest array).
 THRESHOLDS = (1 << 18, 1 << 21)

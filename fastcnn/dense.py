@@ -9,14 +9,16 @@ before any computation.
 each block one single-threaded BLAS GEMM (:mod:`fastcnn._blas`) in a task that a thread claims
 (:mod:`fastcnn._claim`): blocks of ``ROW_BLOCK`` rows of the left factor, of ``COLUMN_BLOCK`` columns of the
 right factor when it is the larger (each thread then reads only its share of it: the backward's products), or of
-``DEPTH_BLOCK`` terms of the sum when the result is the smallest of the three (the forward's ``x @ w.T``: the
-partial products are added in order of depth afterwards). Multi-threaded BLAS would be simpler but is not
-deterministic: OpenBLAS's results change with its thread count (measured here with threadpoolctl, OpenBLAS
-0.3.31: about 12% of the elements of ``x @ w.T`` and 23% of ``grad_out.T @ x`` differ in their last bits
-between 1 and 2 BLAS threads). With blocks that depend on the shapes only, every element is computed by the
-same GEMM calls whatever the thread count, so the batch reduction of ``grad_weight`` (which runs inside one GEMM
-along ``k = b``) is a fixed-order sum. ``grad_bias`` is NumPy's sum over axis 0 of a C-contiguous array: row
-after row, in one thread.
+``DEPTH_BLOCK`` terms of the sum when the result is the smallest of the three (the partial products are added
+in order of depth afterwards). The forward's ``x @ w.T`` with such a long sum and a whole number of vectors of
+outputs (the seeds' 9216 -> 128) takes :mod:`fastcnn._microkernel`'s register-blocked product instead, in
+``PRODUCT_DEPTH_BLOCK`` parts, added the same way: single-threaded OpenBLAS reaches only 100-115 GFLOP/s on it.
+Multi-threaded BLAS would be simpler but is not deterministic: OpenBLAS's results change with its thread
+count (measured here with threadpoolctl, OpenBLAS 0.3.31: about 12% of the elements of ``x @ w.T`` and 23% of
+``grad_out.T @ x`` differ in their last bits between 1 and 2 BLAS threads). With blocks that depend on the
+shapes only, every element is computed by the same calls whatever the thread count, so the batch reduction of
+``grad_weight`` (which runs inside one GEMM along ``k = b``) is a fixed-order sum. ``grad_bias`` is NumPy's sum
+over axis 0 of a C-contiguous array: row after row, in one thread.
 """
 
 from __future__ import annotations
@@ -27,9 +29,10 @@ from numba import prange
 
 from cnnbase.dense import check_flatten, check_flatten_backward, check_linear_arrays, check_linear_backward
 
-from . import _blas, _runtime
+from . import _blas, _microkernel, _runtime
 from ._blas import gemm, gemm_strided, single_threaded
 from ._claim import claim, claim_args
+from ._microkernel import DEPTH_PANEL, aligned_empty, product_nt
 from ._runtime import KERNEL_FLAGS
 
 __all__ = ["flatten", "flatten_backward", "linear", "linear_backward"]
@@ -57,6 +60,13 @@ MIN_COLUMNS = 2048
 #: ``x @ w.T``, 128 x 9216 by 9216 x 128): each task reads a slice of both factors, and the partial products
 #: are added in order afterwards.
 DEPTH_BLOCK = 2048
+
+
+#: Depth per task of :func:`_depth_panels` (the forward ``x @ w.T`` through fastcnn._microkernel, whose every
+#: element is one chain of fused multiply-adds per part): shorter chains round less. The seeds' 9,216 features
+#: in 12 parts, on 2 threads: 1.46 ms, largest error 6.8e-7 of the largest element, against 1.52-1.54 ms and
+#: 1.1e-6 with 2,048 (BLAS blocks: 4.5e-7); 1,152 to 2,304 measured 1.38-1.47 ms (session 31).
+PRODUCT_DEPTH_BLOCK = 768
 
 
 @numba.njit(parallel=True, fastmath=False, **KERNEL_FLAGS)
@@ -107,6 +117,28 @@ def _depth_blocks(a, b, trans_b, parts, block, workers, counter):
                 gemm_strided(False, False, a[:, k0:k1], b[k0:k1], parts[p], False)
 
 
+@numba.njit(parallel=True, fastmath=False, **KERNEL_FLAGS)
+def _depth_panels(x, w, parts, block, panels, workers, counter):
+    """``parts[p] = x[:, K_p] @ w[:, K_p].T`` for the blocks ``K_p`` of ``block`` terms of the depth, by
+    fastcnn._microkernel's register-blocked product (each thread transposing panels of ``w`` into its own
+    ``panels[t]``); the caller adds the parts in order."""
+    depth = x.shape[1]
+    for t in prange(workers):
+        while True:
+            p = claim(counter)
+            if p >= parts.shape[0]:
+                break
+            parts[p][:] = 0
+            product_nt(x, w, parts[p], p * block, min(depth, (p + 1) * block), panels[t])
+
+
+def _add_parts(out, parts):
+    """``out = parts[0] + parts[1] + ...``, in order of depth."""
+    out[...] = parts[0]
+    for part in parts[1:]:
+        out += part
+
+
 def _matmul(a, b):
     """``a @ b`` in the common dtype of ``a`` and ``b`` (which are of one dtype), in fixed blocks of work, each
     one single-threaded GEMM, so that every element is formed the same way for any thread count: the larger
@@ -123,14 +155,20 @@ def _matmul(a, b):
     trans_b = not b.flags.c_contiguous and b.flags.f_contiguous
     a = a.T if trans_a else np.ascontiguousarray(a)
     b = b.T if trans_b else np.ascontiguousarray(b)
+    long_sum = not trans_a and depth > max(M, N) and depth >= 2 * DEPTH_BLOCK
+    if long_sum and trans_b and _microkernel.fits(N, out.itemsize):  # the forward's x @ w.T
+        parts = aligned_empty((-(-depth // PRODUCT_DEPTH_BLOCK), M, N), out.dtype)
+        workers, counter = claim_args(parts.shape[0])
+        _depth_panels(a, b, parts, PRODUCT_DEPTH_BLOCK, aligned_empty((workers, DEPTH_PANEL, N), out.dtype), workers,
+                      counter)
+        _add_parts(out, parts)
+        return out
     with single_threaded(_blas.CBLAS):
-        if _blas.CBLAS and not trans_a and depth > max(M, N) and depth >= 2 * DEPTH_BLOCK:
+        if _blas.CBLAS and long_sum:
             parts = np.empty((-(-depth // DEPTH_BLOCK), M, N), dtype=out.dtype)
             workers, counter = claim_args(parts.shape[0])
             _depth_blocks(a, b, trans_b, parts, DEPTH_BLOCK, workers, counter)
-            out[...] = parts[0]
-            for part in parts[1:]:  # in order of depth
-                out += part
+            _add_parts(out, parts)
         elif _blas.CBLAS and not trans_b and N > M and N >= MIN_COLUMNS:
             workers, counter = claim_args(-(-N // COLUMN_BLOCK))
             _column_blocks(a, trans_a, b, out, COLUMN_BLOCK, workers, counter)
