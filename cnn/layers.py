@@ -329,11 +329,43 @@ class _OnConvGeometry(Layer):
         return (pays is not None and ctx.fuse and not self._hands_relu_on(ctx)
                 and pays(self.geometry, np.dtype(ctx.dtype)))
 
+    #: The batch norm right after this convolution (set by :func:`_pair_conv_norms`), or None.
+    norm_next: "Layer | None" = None
+    #: Whether the last forward pass computed ``norm_next``'s batch norm (and the ReLU that batch norm would
+    #: apply) inside this layer's op (the engine's ``conv_batch_norm_forward``): the output was the batch norm's.
+    _norm_inside: bool = False
+
+    def _norm_here(self, ctx: Pass) -> bool:
+        """Whether this pass computes the batch norm after this convolution inside it: a pass that does not
+        train (the batch norm's running statistics are known before the output is), and the engine's
+        ``conv_batch_norm_pays`` takes the layer (fastcnn: a convolution it computes by Winograd F(4x4, 3x3))."""
+        pays = getattr(ctx.engine, "conv_batch_norm_pays", None)
+        return (self.norm_next is not None and pays is not None and ctx.fuse and not ctx.training
+                and self.activation is None and pays(self.geometry, np.dtype(ctx.dtype)))
+
+    #: The shortcut's output, handed over by the residual block whose body this convolution and its batch norm
+    #: end (:meth:`_ResidualBlock._tail`) for this layer's op to add, with the block's ReLU; None otherwise.
+    _residual: np.ndarray | None = None
+
+    def _conv_norm(self, engine, x, ctx):
+        """The engine's ``conv_batch_norm_forward`` of x: ``norm_next``'s output, ReLU'd when that batch norm
+        would apply the ReLU after it (:meth:`_BatchNorm._fuses_relu`); with a residual handed over,
+        ``relu(output + residual)``."""
+        norm, residual = self.norm_next, self._residual
+        return engine.conv_batch_norm_forward(
+            self.geometry, x, self._weight(), self.params.get("bias"), norm.buffers["running_mean"],
+            norm.buffers["running_var"], norm.params["weight"], norm.params["bias"], eps=norm.config.eps,
+            relu=residual is not None or norm._fuses_relu(ctx), **({} if residual is None else {"residual": residual}))
+
     def _forward(self, x, ctx):
         self._x = x
         bias = self.params.get("bias")
         self._winners = None
         self._grad_masked, self._producer_grads = False, None
+        self._norm_inside = self._norm_here(ctx)
+        if self._norm_inside:
+            self._pooled = False
+            return self._conv_norm(ctx.engine, x, ctx)
         self._pooled = self._pools_here(ctx)
         if self._pooled:
             y, self._winners = self._conv_relu_pool(ctx.engine, x, winners=ctx.training)
@@ -692,17 +724,41 @@ class _BatchNorm(Layer):
     #: output, and ``self._pre``, were the ReLU's; the backward takes the gradient with respect to it.
     _relu_fused: bool = False
 
+    #: The convolution right before this batch norm (set by :func:`_pair_conv_norms`), or None.
+    norm_from: "Layer | None" = None
+    #: Whether the last forward pass found this batch norm computed already, by ``norm_from``'s op: x passed on.
+    _done_by_conv: bool = False
+
+    def _fuses_relu(self, ctx: Pass) -> bool:
+        """Whether this pass applies ``relu_next``'s ReLU here (or in the convolution that computes this batch
+        norm)."""
+        return (ctx.fuse and self.relu_next is not None and self.activation is None
+                and hasattr(ctx.engine, "batch_norm_relu"))
+
     def _forward(self, x, ctx):
         self._x = x
         self._training = ctx.training and self.trainable
-        self._relu_fused = (ctx.fuse and self.relu_next is not None and self.activation is None
-                            and hasattr(ctx.engine, "batch_norm_relu"))
+        self._relu_fused = self._fuses_relu(ctx)
+        self._done_by_conv = self.norm_from is not None and self.norm_from._norm_inside
+        if self._done_by_conv:
+            return x  # the convolution's op computed this layer's output (and its ReLU's): see _pair_conv_norms
+        if x.shape[0] == 0 and not self._training:  # no sample (the ops refuse an empty x): nothing to normalise
+            return np.zeros(x.shape, dtype=ctx.dtype)
         if self._relu_fused:
             return ctx.engine.batch_norm_relu(x, *self._args())
         return ctx.engine.batch_norm(x, *self._args())
 
     def _backward(self, grad):
         engine = self._ctx.engine
+        if self._done_by_conv:  # the input was never written: the convolution's output, now
+            conv = self.norm_from
+            self._x = _cast(engine.conv_forward(conv.geometry, conv._x, conv._weight(), conv.params.get("bias")),
+                            self._ctx.dtype)
+            self._done_by_conv = False
+        if self._x.shape[0] == 0 and not self._training:  # no sample: no gradient
+            zeros = np.zeros(self.params["weight"].shape, dtype=self._ctx.dtype)
+            self.grads = {"weight": zeros, "bias": zeros.copy()}
+            return np.zeros(self._x.shape, dtype=self._ctx.dtype)
         if self._relu_fused:
             gx, gw, gb = engine.batch_norm_relu_backward(grad, self._x, self._pre, *self._args())
         else:
@@ -833,7 +889,28 @@ class _Block(Layer):
 class _ResidualBlock(_Block):
     record_type = netspec.Residual
 
+    def _tail(self, ctx: Pass) -> "Layer | None":
+        """The convolution that ends the body with its batch norm, when this pass computes that batch norm inside
+        it (:func:`_pair_conv_norms`) and the block applies a ReLU: that convolution's op can add the shortcut
+        and apply the block's ReLU too, as it stores its output. None otherwise."""
+        body = self.branches["body"]
+        if not (ctx.fuse and self.activation == "relu" and len(body) >= 2 and isinstance(body[-1], _BatchNorm)):
+            return None
+        norm, conv = body[-1], body[-2]
+        fits = norm.norm_from is conv and norm.activation is None and norm.relu_next is None
+        return conv if fits and conv._norm_here(ctx) else None
+
     def _forward(self, x, ctx):
+        tail = self._tail(ctx)
+        if tail is not None:  # the shortcut first, for the body's last convolution to add (bit for bit add_relu)
+            shortcut = _run(self.branches["shortcut"], x, ctx)
+            tail._residual = shortcut
+            try:
+                out = _run(self.branches["body"], x, ctx)
+            finally:
+                tail._residual = None
+            self._relu_inside = True
+            return out
         body = _run(self.branches["body"], x, ctx)
         shortcut = _run(self.branches["shortcut"], x, ctx)
         if ctx.fuse and self.activation == "relu" and hasattr(ctx.engine, "add_relu"):
@@ -911,6 +988,7 @@ def build_layers(configs, input_shape, seed: int, dtype, first_index: int = 1, p
     _pair_relu_pools(layers)
     _pair_norm_relus(layers)
     _pair_input_relus(layers)
+    _pair_conv_norms(layers)
     return layers, index
 
 
@@ -942,6 +1020,18 @@ def _pair_input_relus(layers) -> None:
         if (isinstance(producer, _OnConvGeometry) and isinstance(conv, _OnConvGeometry)
                 and producer.activation == "relu" and conv.relu_pool is not None):
             conv.relu_input_from, producer.relu_output_to = producer, conv
+
+
+def _pair_conv_norms(layers) -> None:
+    """Link each convolution without an activation to a batch norm right after it (ResNet's ``conv, bn``): in
+    a pass that does not train, with a fusing engine and :attr:`Pass.fuse`, the convolution computes the batch
+    norm, with the running statistics, as it stores its output (and the ReLU after the batch norm, when that
+    batch norm would apply it: :func:`_pair_norm_relus`), and the batch norm and the ReLU layer pass it on
+    (fastcnn's ``conv_batch_norm_forward``, where ``conv_batch_norm_pays``). Bit for bit the unfused layers'
+    results; a backward after such a pass computes the convolution's output again for the batch norm's."""
+    for conv, norm in zip(layers, layers[1:]):
+        if isinstance(conv, _Conv) and conv.activation is None and isinstance(norm, _BatchNorm):
+            conv.norm_next, norm.norm_from = norm, conv
 
 
 def _pair_norm_relus(layers) -> None:

@@ -36,10 +36,11 @@ from .conv_relu import FUSED_OPS as _CONV_RELU_FUSED, conv_relu_pays  # noqa: F4
 from .conv_relu import conv_relu_backward, conv_relu_forward  # noqa: F401
 from .norm_relu import FUSED_OPS as _NORM_RELU_FUSED, batch_norm_relu, batch_norm_relu_backward  # noqa: F401
 from .activations import FUSED_OPS as _ADD_RELU_FUSED, add_relu  # noqa: F401  (fastcnn only; cnn.layers)
+from .conv_norm import FUSED_OPS as _CONV_NORM_FUSED, conv_batch_norm_forward, conv_batch_norm_pays  # noqa: F401
 
 #: fastcnn's fused ops (outside the spec's ops, each the composition of plain ops bit for bit): cnn's layers
 #: take them when the engine has them.
-FUSED_OPS = _POOL_FUSED + _CONV_FUSED + _CONV_RELU_FUSED + _NORM_RELU_FUSED + _ADD_RELU_FUSED
+FUSED_OPS = _POOL_FUSED + _CONV_FUSED + _CONV_RELU_FUSED + _NORM_RELU_FUSED + _ADD_RELU_FUSED + _CONV_NORM_FUSED
 
 #: Every operation of the spec, by family: the same names as ``refcnn.OPS``.
 OPS = {
@@ -60,9 +61,11 @@ GEOMETRY_OPS = ("conv_forward", "conv_backward", "pool_forward", "pool_backward"
 # FUSED_OPS are fastcnn's alone, outside OPS and the spec: a ReLU and the max pooling after it in one pass
 # (relu_pool_*), a 3x3 convolution with both (conv_relu_pool_*), an im2col + GEMM convolution with its ReLU
 # (conv_relu_*), a batch norm with the ReLU after it (batch_norm_relu*), and a residual block's sum with its
-# ReLU (add_relu), which cnn's layers take when the engine has them. Each equals the composition of the spec's
-# plain ops bit for bit (tests/test_fast_fused.py, tests/test_fast_conv_pool.py, tests/test_fast_conv_relu.py,
-# tests/test_fast_norm_relu.py, tests/test_fast_activations.py); refcnn keeps only the plain ops.
+# ReLU (add_relu), and a Winograd convolution with the evaluation-mode batch norm after it (and its ReLU:
+# conv_batch_norm_forward), which cnn's layers take when the engine has them. Each equals the composition of
+# the spec's plain ops bit for bit (tests/test_fast_fused.py, tests/test_fast_conv_pool.py,
+# tests/test_fast_conv_relu.py, tests/test_fast_norm_relu.py, tests/test_fast_activations.py,
+# tests/test_fast_conv_norm.py); refcnn keeps only the plain ops.
 
 __all__ = ["shapes", "ShapeError", "PADDING_MODES", "OPS", "set_num_threads", "get_num_threads"] + list(GEOMETRY_OPS) + [
     name for names in OPS.values() for name in names

@@ -55,7 +55,7 @@ from ._conv_base import SCRATCH, buffers, conv_maps, matrix, none, positions, ro
 from .winograd4_producer import producer_tuple, sample
 from .winograd4_tiles import (channels_last, fold_channels_last, grad_out_row, input_adjoint_row, input_row,
                               load_grad_rows, masked_interior, load_pooled_grad_rows, output_row, pooled_channels_last,
-                              pooled_output_row, relu_mask, store_pooled, store_rows)
+                              norm_rows, pooled_output_row, relu_mask, store_pooled, store_rows)
 
 __all__: list[str] = []
 
@@ -138,14 +138,17 @@ def _transform_inputs(x, src_h, src_w, n0, n1, i0, i1, tw, xts, V, h, producer, 
 
 @numba.njit(parallel=True, fastmath=False, **_runtime.KERNEL_FLAGS)
 def _forward_kernel(x, src_h, src_w, U, bias, want_bias, H_out, W_out, nb, rows, cblas, pooled, codes, y, winners,
-                    xt_bufs, V_bufs, M_bufs, y_bufs, h_bufs, p_bufs, w_bufs, producer, workers, counter):
+                    xt_bufs, V_bufs, M_bufs, y_bufs, h_bufs, p_bufs, w_bufs, producer, norm, norm_mode, residual,
+                    workers, counter):
     """y = the convolution of the input x (N, C, H, W), padded through the tile maps src_h, src_w, by the
     transformed weights U (36, C, K): per block of nb samples, per chunk of ``rows`` tile rows (all of them
     when nb > 1): input transform,
     ``M[xi] = V[xi] @ U[xi]`` (one single-threaded BLAS call per position), output transform (+ bias).
     When ``pooled``, y (N, K, H_out // 2, W_out // 2) receives max_pool(relu(...)) instead and winners
     its windows' winners (``winograd4_tiles.pooled_output_row``) when ``codes``. ``producer``: the input
-    computed sample by sample (``winograd4_producer.sample``). The blocks are claimed one at a time by
+    computed sample by sample (``winograd4_producer.sample``). ``norm``, ``norm_mode``, ``residual``: an
+    evaluation-mode batch norm, a residual added and a ReLU, applied to each chunk's rows of a sample once they
+    are stored (``winograd4_tiles.norm_rows``; 0: none). The blocks are claimed one at a time by
     ``workers`` threads (fastcnn._claim); ``counter``: a zero, int64."""
     N = x.shape[0]
     for _ in prange(workers):
@@ -154,12 +157,14 @@ def _forward_kernel(x, src_h, src_w, U, bias, want_bias, H_out, W_out, nb, rows,
             if blk >= (N + nb - 1) // nb:
                 break
             _forward_block(x, src_h, src_w, U, bias, want_bias, H_out, W_out, nb, rows, cblas, pooled, codes, y,
-                           winners, xt_bufs, V_bufs, M_bufs, y_bufs, h_bufs, p_bufs, w_bufs, producer, blk)
+                           winners, xt_bufs, V_bufs, M_bufs, y_bufs, h_bufs, p_bufs, w_bufs, producer, norm,
+                           norm_mode, residual, blk)
 
 
 @numba.njit(fastmath=False, **_runtime.KERNEL_FLAGS)
 def _forward_block(x, src_h, src_w, U, bias, want_bias, H_out, W_out, nb, rows, cblas, pooled, codes, y, winners,
-                   xt_bufs, V_bufs, M_bufs, y_bufs, h_bufs, p_bufs, w_bufs, producer, blk):
+                   xt_bufs, V_bufs, M_bufs, y_bufs, h_bufs, p_bufs, w_bufs, producer, norm, norm_mode, residual,
+                   blk):
     """:func:`_forward_kernel`'s samples blk * nb <= n < (blk + 1) * nb, on this thread's scratch."""
     N, C = x.shape[0], x.shape[1]
     K = U.shape[2]
@@ -184,6 +189,8 @@ def _forward_block(x, src_h, src_w, U, bias, want_bias, H_out, W_out, nb, rows, 
                 else:
                     output_row(M, t, tw, y_bufs[tid], h_bufs[tid])
                     store_rows(y_bufs[tid], bias, want_bias, 4 * i, H_out, W_out, y[n])
+            if norm_mode != 0 and not pooled:  # the chunk's rows of this sample, while they are in cache
+                norm_rows(y, residual, n, 4 * i0, min(H_out, 4 * i1), norm, norm_mode)
             if pooled:
                 store_pooled(p_bufs[tid], w_bufs[tid], 2 * i0, 2 * (i1 - i0), y[n], winners[n if codes else 0],
                              codes)
@@ -480,13 +487,16 @@ def _pool_buffers(geom, dtype, pooled, rows):
     return buffers("winograd4.pooled", shape, dtype), buffers("winograd4.winners", shape, np.int8)
 
 
-def forward(geom, x4, w4, bias, y, winners=None, producer=None, pool=None):
+def forward(geom, x4, w4, bias, y, winners=None, producer=None, pool=None, norm=None, norm_relu=False,
+            residual=None):
     """y (N, K, H_out, W_out), overwritten: the convolution ``geom`` (2-D, 3x3, stride 1, groups 1) of x4 by
     w4 (+ bias), by F(4x4, 3x3). With ``winners`` (int8, N x K x H_out // 2 x W_out // 2), y of that shape
     receives the 2x2 max pooling of its ReLU instead (fastcnn.conv_pool), and winners its windows' winners;
     ``pool=True`` without winners: the pooling alone. ``producer``: None, or
     ``(xp0, w0, b0, taps)`` (``winograd4_producer.producer_args``) when x4 is None: the input is relu(conv(x0)),
-    computed sample by sample (``winograd4_producer.sample``)."""
+    computed sample by sample (``winograd4_producer.sample``). ``norm`` (K, 4) float64: y receives an
+    evaluation-mode batch norm of the convolution, plus ``residual`` (y's shape and dtype) when given, and the
+    ReLU of that with ``norm_relu`` (fastcnn.conv_norm; ``winograd4_tiles.norm_rows`` has the layout)."""
     dtype = w4.dtype
     N = geom.N if x4 is None else x4.shape[0]
     src_h, src_w = _tile_maps(geom)
@@ -500,8 +510,12 @@ def forward(geom, x4, w4, bias, y, winners=None, producer=None, pool=None):
     pt, wt = _pool_buffers(geom, dtype, pooled, rows)
     x_arg, computed = producer_tuple(geom, x4, producer, dtype)
     with single_threaded(_blas.CBLAS):
+        norm_mode = 0 if norm is None else 1 | (2 if norm_relu else 0) | (0 if residual is None else 4)
+        norm = np.zeros((1, 4)) if norm is None else norm
+        residual = np.zeros((1, 1, 1, 1), dtype=y.dtype) if residual is None else residual
         _forward_kernel(x_arg, src_h, src_w, U, b, bias is not None, H_out, W_out, nb, rows, _blas.CBLAS, pooled,
-                        winners is not None, y, codes, xt, V, M, yt, h, pt, wt, computed, *claim_args(-(-N // nb)))
+                        winners is not None, y, codes, xt, V, M, yt, h, pt, wt, computed, norm, norm_mode,
+                        residual, *claim_args(-(-N // nb)))
 
 
 def backward(geom, go4, x4, w4, gx, input_grad=True, winners=None, relu_input=False, producer=None, sums=None):

@@ -305,3 +305,18 @@ def test_blocks_are_netspecs_and_nest_inside_models(tmp_path):
     model.save(path)
     x = np.random.default_rng(0).normal(size=(2, 2, 3, 3)).astype(np.float32)
     assert np.array_equal(load_model(path, engine="refcnn").forward(x), model.forward(x))
+
+
+@pytest.mark.parametrize("engine", ["refcnn", "fastcnn"])
+def test_an_empty_batch_through_batch_norm(engine):
+    """Model.forward promises (0, classes) for no samples; a batch norm used to pass the empty array to the
+    engine's op, which refuses a zero-sized axis. In a pass that does not train it now gives an empty output,
+    and its backward no gradient (zeros), as the other layers do."""
+    model = Model("conv8k3p1 nobias, bn, relu, residual(conv8k3p1, bn) relu, gap, dense3", (1, 6, 6), seed=0,
+                  engine=engine)
+    x = np.zeros((0, 1, 6, 6), np.float32)
+    assert model.forward(x).shape == (0, 3)
+    assert model.predict(x).shape == (0, 3)
+    assert model.backward(np.zeros((0, 3), np.float32)).shape == x.shape
+    norms = [layer for layer in model.all_layers() if "running_mean" in layer.buffers]
+    assert len(norms) == 2 and all(not layer.grads["weight"].any() for layer in norms)

@@ -1,0 +1,97 @@
+"""A convolution and the evaluation-mode batch norm after it (and that batch norm's ReLU), in one pass.
+
+ResNet's layers run ``conv, bn[, relu]``. In evaluation the batch norm is a per-channel affine map of the
+convolution's output, ``(y - running_mean) / sqrt(running_var + eps) * weight + bias``: as a layer of its own
+it reads the whole output back and writes an array as large, a pass over memory for a few operations per
+value (ResNet-20 on 28x28 images: 21 of them, 8.5 of the 45.5 ms of an inference pass at batch 64; 16 of them
+after a convolution that F(4x4, 3x3) computes). fastcnn's Winograd F(4x4, 3x3)
+convolution stores its output a tile row at a time from a buffer in cache, so the batch norm, and its ReLU,
+can be applied there (``winograd4_tiles.store_rows``):
+
+* :func:`conv_batch_norm_forward` = ``batch_norm(conv_forward(...), ..., training=False)``, plus a residual
+  when one is given (the shortcut of a residual block whose body ends with this batch norm), and with
+  ``relu=True`` the ReLU of that; bit for bit (tests/test_fast_conv_norm.py): each output is rounded to the
+  output's dtype as the convolution stores it, then goes through fastcnn.norm's float64 operations in the
+  same order, NumPy's sum in that dtype, then fastcnn.relu's rule.
+
+It is for passes that do not train: batch statistics need the whole output first. There is no fused
+backward; a backward after such a pass computes the convolution's output again (``cnn.layers``). It is
+fastcnn's alone (``FUSED_OPS``, outside the spec's ops; refcnn keeps the plain ops), and cnn's layers take it
+where :func:`conv_batch_norm_pays` says the convolution is computed by F(4x4, 3x3); elsewhere the op computes
+the two (three) plain ops one after the other, the same bits.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cnnbase.checks import check_bool, check_float_array, check_shape
+from cnnbase.conv import ConvGeometry, fit_geometry as fit_conv
+from cnnbase.norm import check_batch_norm
+
+from . import _runtime, activations, conv, norm, winograd4
+
+__all__ = ["FUSED_OPS", "conv_batch_norm_pays", "conv_batch_norm_forward"]
+
+FUSED_OPS = ("conv_batch_norm_forward",)
+
+
+def conv_batch_norm_pays(conv_geometry: ConvGeometry, dtype) -> bool:
+    """Whether :func:`conv_batch_norm_forward` computes this convolution and its batch norm in one pass:
+    ``conv_forward`` with ``algorithm="auto"`` computes it by Winograd F(4x4, 3x3)."""
+    return (isinstance(conv_geometry, ConvGeometry) and not conv_geometry.transposed
+            and conv._other(conv_geometry, "auto", np.dtype(dtype)) is conv.ALGORITHMS.get("winograd4"))
+
+
+def _norm_table(running_mean, running_var, weight, bias, eps, channels: int) -> np.ndarray:
+    """(K, 4) float64: each channel's running mean, ``1 / sqrt(running_var + eps)``, weight and bias, the
+    values fastcnn.norm's evaluation pass computes with (correctly rounded square root and division, as
+    there)."""
+    table = np.empty((channels, 4))
+    table[:, 0] = np.asarray(running_mean, dtype=np.float64)
+    table[:, 1] = 1.0 / np.sqrt(np.asarray(running_var, dtype=np.float64) + eps)
+    table[:, 2] = 1.0 if weight is None else np.asarray(weight, dtype=np.float64)
+    table[:, 3] = 0.0 if bias is None else np.asarray(bias, dtype=np.float64)
+    return table
+
+
+def conv_batch_norm_forward(conv_geometry: ConvGeometry, x, weight, bias, running_mean, running_var,
+                            norm_weight=None, norm_bias=None, eps=1e-5, relu=False, residual=None):
+    """``batch_norm(conv_forward(conv_geometry, x, weight, bias), running_mean, running_var, norm_weight,
+    norm_bias, training=False, eps=eps)``, plus ``residual`` (an array of the convolution's output shape) when
+    given, and the ReLU of that when ``relu``: bit for bit those ops in turn (NumPy's ``+`` for the residual,
+    fastcnn.relu), in one pass where :func:`conv_batch_norm_pays`. The arrays are checked as those ops check
+    them, the batch norm's and the residual against the convolution's output."""
+    caller = "conv_batch_norm_forward"
+    geom = fit_conv(conv_geometry, x, weight, bias, caller=caller)
+    relu = check_bool(relu, "relu", caller)
+    conv_dtype = _runtime.result_dtype(x, weight, bias)
+    # The batch norm's checks see an array of the convolution's output shape (one sample at least) and dtype:
+    # a view of one zero.
+    shape = (max(geom.N, 1),) + tuple(geom.out_shape[1:])
+    output = np.lib.stride_tricks.as_strided(np.zeros(1, conv_dtype), shape=shape, strides=(0,) * len(shape))
+    eps = check_batch_norm(output, running_mean, running_var, norm_weight, norm_bias, False, 0.1, eps, op=caller).eps
+    inputs = (x, weight, bias, running_mean, running_var, norm_weight, norm_bias)
+    if residual is not None:
+        check_float_array(residual, "residual", caller)
+        check_shape(residual, tuple(geom.out_shape), "residual", caller, context="the convolution's output")
+        inputs += (residual,)
+    out_dtype = _runtime.result_dtype(*inputs)
+    if geom.N == 0:  # an empty batch: an empty output, as conv_forward gives
+        return np.zeros(geom.out_shape, dtype=out_dtype)
+    dtype = _runtime.compute_dtype(*inputs)
+    if not (conv_batch_norm_pays(geom, dtype) and dtype == out_dtype == conv_dtype):
+        # The plain ops in turn: no fused kernel for this convolution, or a batch norm or a sum in another dtype
+        # than the convolution's output (float16 inputs, float64 statistics with a float32 convolution).
+        y = conv.conv_forward(geom, x, weight, bias)
+        if residual is None:
+            return norm.forward(y, running_mean, running_var, norm_weight, norm_bias, False, 0.1, eps, relu, caller)
+        y = norm.forward(y, running_mean, running_var, norm_weight, norm_bias, False, 0.1, eps, False, caller)
+        return activations.add_relu(y, residual) if relu else y + residual
+    x4, w4, b = conv._compute([x, weight, bias], dtype)
+    y = np.empty((geom.N, geom.C_out) + geom.as_2d().out, dtype=dtype)
+    table = _norm_table(running_mean, running_var, norm_weight, norm_bias, eps, geom.C_out)
+    if residual is not None:
+        residual = np.ascontiguousarray(residual).reshape(y.shape)
+    winograd4.forward(geom, x4, w4, b, y, norm=table, norm_relu=relu, residual=residual)
+    return y.reshape(geom.out_shape)

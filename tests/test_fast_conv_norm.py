@@ -1,0 +1,211 @@
+"""fastcnn's fused convolution and evaluation-mode batch norm (fastcnn/conv_norm.py, issue 16) against the
+composition it replaces, and cnn.Model taking it in passes that do not train.
+
+``conv_batch_norm_forward(g, x, w, b, mean, var, nw, nb, eps, relu)`` must be ``batch_norm(conv_forward(g, x, w,
+b), mean, var, nw, nb, training=False, eps=eps)`` (and ``relu`` of it), byte for byte
+(``fastcheck.assert_bit_identical``: the sign of a zero, NaN and infinities included), whether Winograd F(4x4,
+3x3) computes the convolution (then in one pass) or not (the plain ops in turn).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import fastcnn
+from cnn.model import Model
+from cnnbase.conv import conv_geometry
+from cnn import layers as L
+from fastcheck import assert_bit_identical, results_per_thread_count
+
+#: (N, C, K, H, W, padding, whether F(4x4, 3x3) takes it): ResNet-20's three stages, odd sizes whose last tile
+#: row and column are partly outside the output, no padding, and two that F(4x4) does not take.
+CASES = [
+    (3, 16, 16, 28, 28, 1, True),
+    (2, 32, 32, 14, 14, 1, True),
+    (2, 64, 64, 7, 7, 1, True),
+    (2, 16, 24, 19, 17, 0, True),
+    (2, 8, 8, 9, 9, 1, False),   # under 16 channels
+    (2, 16, 16, 6, 6, 1, False),  # a small map with few channels
+]
+
+
+def _arrays(case, dtype, seed, hostile=False):
+    N, C, K, H, W, _, _ = case
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((N, C, H, W))
+    w = rng.standard_normal((K, C, 3, 3)) / np.sqrt(9 * C)
+    b = rng.standard_normal(K)
+    stats = dict(running_mean=rng.standard_normal(K) * 0.3, running_var=rng.random(K) + 0.5,
+                 norm_weight=rng.standard_normal(K), norm_bias=rng.standard_normal(K))
+    if hostile:
+        x[0, 0, 0, 0] = np.nan  # a NaN through the convolution into a few outputs, then the ReLU
+        x[-1, -1, -1, -1] = np.inf
+        stats["norm_weight"][0] = 0.0  # channel 0's outputs are its bias, 0: the ReLU's tie at exactly 0
+        stats["norm_bias"][0] = 0.0
+    return [a.astype(dtype) for a in (x, w, b)], {k: v.astype(dtype) for k, v in stats.items()}
+
+
+def _geometry(case, x, w):
+    return conv_geometry("conv2d", x.shape, w.shape, (w.shape[0],), 1, case[5], 1, 1, "zeros", 2)
+
+
+def _composed(geometry, x, w, b, stats, eps, relu, residual=None):
+    y = fastcnn.conv_forward(geometry, x, w, b)
+    plain = dict(running_mean=stats["running_mean"], running_var=stats["running_var"], weight=stats["norm_weight"],
+                 bias=stats["norm_bias"])
+    y = fastcnn.batch_norm(y, **plain, training=False, eps=eps)
+    if residual is not None:
+        y = y + residual
+    return fastcnn.relu(y) if relu else y
+
+
+def _residual(geometry, dtype, seed):
+    return np.random.default_rng(seed).standard_normal(geometry.out_shape).astype(dtype)
+
+
+@pytest.mark.parametrize("with_residual", [False, True])
+@pytest.mark.parametrize("relu", [False, True])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", CASES)
+def test_fused_is_the_composition_bit_for_bit(case, dtype, relu, with_residual):
+    (x, w, b), stats = _arrays(case, dtype, seed=sum(case[:5]))
+    geometry = _geometry(case, x, w)
+    assert fastcnn.conv_batch_norm_pays(geometry, dtype) == case[6]
+    residual = _residual(geometry, dtype, seed=case[3]) if with_residual else None
+    got = fastcnn.conv_batch_norm_forward(geometry, x, w, b, **stats, eps=1e-3, relu=relu, residual=residual)
+    assert got.dtype == dtype
+    assert_bit_identical([got, _composed(geometry, x, w, b, stats, 1e-3, relu, residual)])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_special_values_and_defaults_bit_for_bit(dtype):
+    """NaN and infinity through the convolution, outputs of exactly 0, no biases and no batch-norm weight or
+    bias (ones and zeros), the default eps."""
+    case = CASES[3]
+    (x, w, b), stats = _arrays(case, dtype, seed=9, hostile=True)
+    geometry = conv_geometry("conv2d", x.shape, w.shape, None, 1, 0, 1, 1, "zeros", 2)
+    for relu in (False, True):
+        with np.errstate(all="ignore"):
+            assert_bit_identical([
+                fastcnn.conv_batch_norm_forward(geometry, x, w, None, **stats, relu=relu),
+                _composed(geometry, x, w, None, stats, 1e-5, relu)])
+            bare = dict(stats, norm_weight=None, norm_bias=None)
+            assert_bit_identical([
+                fastcnn.conv_batch_norm_forward(geometry, x, w, None, **bare, relu=relu),
+                _composed(geometry, x, w, None, bare, 1e-5, relu)])
+
+
+def test_dtypes_the_kernel_does_not_take_are_composed():
+    """float64 statistics with a float32 convolution (the batch norm computes in float64), float16 inputs
+    (the convolution's output is rounded to float16 before the batch norm): the plain ops in turn."""
+    case = CASES[0]
+    (x, w, b), stats = _arrays(case, np.float32, seed=1)
+    geometry = _geometry(case, x, w)
+    wide = {k: v.astype(np.float64) for k, v in stats.items()}
+    got = fastcnn.conv_batch_norm_forward(geometry, x, w, b, **wide)
+    assert got.dtype == np.float64
+    assert_bit_identical([got, _composed(geometry, x, w, b, wide, 1e-5, False)])
+    half = [a.astype(np.float16) for a in (x, w, b)]
+    got = fastcnn.conv_batch_norm_forward(geometry, *half, **{k: v.astype(np.float16) for k, v in stats.items()})
+    assert got.dtype == np.float16
+    assert_bit_identical([got, _composed(geometry, *half, {k: v.astype(np.float16) for k, v in stats.items()},
+                                         1e-5, False)])
+
+
+def test_bit_identical_whatever_the_thread_count():
+    (x, w, b), stats = _arrays(CASES[0], np.float32, seed=7)
+    geometry = _geometry(CASES[0], x, w)
+    assert_bit_identical(results_per_thread_count(
+        lambda: fastcnn.conv_batch_norm_forward(geometry, x, w, b, **stats, relu=True)))
+
+
+def test_empty_batch_and_refusals():
+    case = CASES[0]
+    (x, w, b), stats = _arrays(case, np.float32, seed=2)
+    geometry = _geometry(case, x[:0], w)
+    assert fastcnn.conv_batch_norm_forward(geometry, x[:0], w, b, **stats).shape == (0, 16, 28, 28)
+    geometry = _geometry(case, x, w)
+    with pytest.raises(ValueError, match=r"conv_batch_norm_forward: .*argument `running_mean`.*16"):
+        fastcnn.conv_batch_norm_forward(geometry, x, w, b, **dict(stats, running_mean=stats["running_mean"][:3]))
+    with pytest.raises(ValueError, match=r"conv_batch_norm_forward: .*argument `eps`"):
+        fastcnn.conv_batch_norm_forward(geometry, x, w, b, **stats, eps=-1.0)
+    with pytest.raises((TypeError, ValueError), match=r"conv_batch_norm_forward: .*argument `relu`"):
+        fastcnn.conv_batch_norm_forward(geometry, x, w, b, **stats, relu="yes")
+    with pytest.raises(ValueError, match=r"conv_batch_norm_forward: .*argument `residual`.*\(3, 16, 28, 28\)"):
+        fastcnn.conv_batch_norm_forward(geometry, x, w, b, **stats, residual=x[:, :1])
+    with pytest.raises((TypeError, ValueError), match=r"argument `x` must have shape"):
+        fastcnn.conv_batch_norm_forward(geometry, x[:, :3], w, b, **stats)
+    assert "conv_batch_norm_forward" in fastcnn.FUSED_OPS
+
+
+SPEC = ("conv16k3p1 nobias, bn, relu, residual(conv16k3p1 nobias, bn, relu, conv16k3p1 nobias, bn) relu, "
+        "conv16k3p1, bn, gap, dense5")
+
+
+def _passes(model, x):
+    """An evaluation pass as Model.forward runs it, and one with Pass.fuse off (every op the plain one)."""
+    fused = model.forward(x)
+    ctx = L.Pass(model.engine, False, model.dtype, model.seed, 0)
+    plain = x
+    for layer in model.layers:
+        plain = layer.forward(plain, ctx)
+    return fused, plain
+
+
+def test_model_takes_it_in_passes_that_do_not_train_bit_for_bit():
+    """conv, bn, relu; the same inside a residual block, and conv, bn ending its body (the shortcut added and
+    the block's ReLU inside that convolution's op); a convolution with a bias and a batch norm without a ReLU:
+    the logits of an evaluation pass equal an unfused pass's, and a training pass does not
+    take the op. The running statistics are not the initial ones (a training pass ran first)."""
+    model = Model(SPEC, (3, 28, 28), seed=4)
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((3, 3, 28, 28)).astype(np.float32)
+    model.forward(x * 2 + 1, training=True)  # moves the running statistics
+    convs = [layer for layer in model.all_layers() if getattr(layer, "norm_next", None) is not None]
+    assert len(convs) == 4
+    fused, plain = _passes(model, x)
+    model.forward(x)
+    # the stem's 3 input channels are too few for F(4x4, 3x3): its batch norm runs on its own
+    assert [layer._norm_inside for layer in convs] == [False, True, True, True]
+    block = model.layers[3]
+    assert block._relu_inside and block._tail(L.Pass(model.engine, False, model.dtype, fuse=True)) is convs[2]
+    np.testing.assert_array_equal(fused, plain)
+    model.forward(x, training=True)
+    assert not any(layer._norm_inside for layer in convs)
+
+
+def test_backward_after_a_fused_pass_equals_the_unfused_one():
+    """An evaluation pass followed by a backward (the gradient of a class score with respect to the input, as
+    pictures of what a network sees take it): each batch norm computes its convolution's output again."""
+    model = Model(SPEC, (3, 28, 28), seed=5)
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 3, 28, 28)).astype(np.float32)
+    model.forward(x * 3, training=True)
+    logits = model.forward(x)
+    grad = rng.standard_normal(logits.shape).astype(np.float32)
+    fused_gx = model.backward(grad)
+    fused_grads = {key: layer.grads[p].copy() for key, layer, p in model.parameters()}
+    ctx = L.Pass(model.engine, False, model.dtype, model.seed, 0)
+    h = x
+    for layer in model.layers:
+        h = layer.forward(h, ctx)
+    g = grad
+    for layer in reversed(model.layers):
+        g = layer.backward(g)
+    np.testing.assert_array_equal(fused_gx, g)
+    for key, layer, p in model.parameters():
+        np.testing.assert_array_equal(fused_grads[key], layer.grads[p], err_msg=key)
+
+
+def test_one_pass_where_it_pays(monkeypatch):
+    """Where conv_batch_norm_pays, the batch norm is applied inside the convolution's kernel: no plain batch
+    norm runs (and where it does not pay, one does)."""
+    calls = []
+    plain = fastcnn.conv_norm.norm.forward
+    monkeypatch.setattr(fastcnn.conv_norm.norm, "forward", lambda *a: (calls.append(1), plain(*a))[1])
+    for case in (CASES[0], CASES[4]):
+        (x, w, b), stats = _arrays(case, np.float32, seed=4)
+        calls.clear()
+        fastcnn.conv_batch_norm_forward(_geometry(case, x, w), x, w, b, **stats, relu=True)
+        assert len(calls) == (0 if case[6] else 1)
