@@ -7,6 +7,8 @@
   adding each cell onto the cell it copied: :func:`fold`, the padding's adjoint.
 * **Ordered sums**: weight gradients are summed in blocks of :data:`GW_BLOCK` samples and the blocks added
   in order (:func:`sum_blocks`), so results do not depend on the thread count.
+* **A batch norm after the convolution** (fastcnn.conv_norm): :func:`norm_span` on each channel's stored
+  outputs, in cache.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from . import _runtime
 
 __all__ = ["GW_BLOCK", "SCRATCH", "none", "thread_slots", "buffers", "src_map", "conv_maps", "pad", "pad_planes",
            "identity_run", "fold", "sum_blocks", "SUM_LANES", "add_to_lanes", "fill_rows", "widen", "row_cells",
-           "positions", "matrix"]
+           "positions", "matrix", "NORM", "NORM_RELU", "NORM_RESIDUAL", "norm_flags", "norm_span"]
 
 _FM = _runtime.FASTMATH
 
@@ -262,3 +264,35 @@ def widen(g2, W_out, Wp, wide):
         for oh in range(H_out):
             wide[c, oh * Wp:oh * Wp + W_out] = g2[c, oh * W_out:(oh + 1) * W_out]
             wide[c, oh * Wp + W_out:(oh + 1) * Wp] = 0
+
+
+#: Flags of what :func:`norm_span` does after the evaluation-mode batch norm: the ReLU, and a residual added
+#: before it (fastcnn.conv_norm).
+NORM, NORM_RELU, NORM_RESIDUAL = 1, 2, 4
+
+
+def norm_flags(norm, relu: bool, residual) -> int:
+    """:func:`norm_span`'s ``mode`` for a batch norm's table (None: no batch norm, 0), its ReLU, a residual."""
+    if norm is None:
+        return 0
+    return NORM | (NORM_RELU if relu else 0) | (0 if residual is None else NORM_RESIDUAL)
+
+
+@numba.njit(fastmath=False, **_runtime.KERNEL_FLAGS)
+def norm_span(span, mean, r, scale, shift, mode, residual):
+    """One channel's stored convolution outputs (a contiguous 1-D span) through an evaluation-mode batch norm,
+    ``(y - mean) * r * scale + shift`` in float64 (r = 1 / sqrt(running_var + eps): fastcnn.norm's operations
+    in its order), rounded to the span's dtype; then, by ``mode``'s flags, ``+ residual`` (a span as long:
+    NumPy's sum in that dtype) and the ReLU (fastcnn.relu's rule). Indexed from 0: with indices that Numba
+    must test for being negative the loops did not vectorise (1.15 against 0.19 ms for 64 x 16 x 28 x 28 on
+    one thread)."""
+    zero = span.dtype.type(0)
+    for j in range(span.size):
+        span[j] = (np.float64(span[j]) - mean) * r * scale + shift
+    if mode & NORM_RESIDUAL:
+        for j in range(span.size):
+            span[j] += residual[j]
+    if mode & NORM_RELU:
+        for j in range(span.size):
+            v = span[j]
+            span[j] = zero if v <= zero else v  # NaN fails `<=` and passes through

@@ -62,7 +62,7 @@ from . import _blas, _runtime, conv_direct
 from ._blas import gemm, gemm_strided, single_threaded
 from ._conv_base import (
     GW_BLOCK, SCRATCH, SUM_LANES, add_masked_to_lanes, add_to_lanes, buffers as _buffers, conv_maps as _conv_maps,
-    fill_rows as _fill_rows, fold as _fold, none as _none, pad as _pad, src_map as _src_map,
+    fill_rows as _fill_rows, fold as _fold, none as _none, norm_flags, norm_span, pad as _pad, src_map as _src_map,
     sum_blocks as _sum_blocks, widen as _widen,
 )
 from .conv_taps1d import taps_1d_backward_pass as _taps_1d_backward_pass, taps_1d_pass as _taps_1d_pass
@@ -159,7 +159,8 @@ def _relu_grad(g2, y2, out):
 
 @numba.njit(parallel=True, fastmath=False, **_runtime.KERNEL_FLAGS)
 def _im2col_gemm(xp, w2, go3, bias, G, KH, KW, SH, SW, DH, DW, H_out, W_out, block,
-                 want_y, want_gw, want_bias, cblas, y3, gw_blocks, cols_bufs, relu, masked, ym3, gm_bufs):
+                 want_y, want_gw, want_bias, cblas, y3, gw_blocks, cols_bufs, relu, masked, ym3, gm_bufs, norm,
+                 norm_mode):
     """im2col of each padded sample, then per group ``g`` (``cols_g``: that group's rows of cols):
 
     * ``want_y``: ``y3[n, group] = w2[group] @ cols_g`` (+ ``bias`` when ``want_bias``);
@@ -173,6 +174,8 @@ def _im2col_gemm(xp, w2, go3, bias, G, KH, KW, SH, SW, DH, DW, H_out, W_out, blo
     The ReLU after the convolution, for fastcnn.conv_relu: ``relu``: each sample's output is replaced by its
     ReLU while it is still in cache; ``masked``: the weight gradient is that of ``_relu_grad(go3[n], ym3[n])``
     (the ReLU's input gradient, ym3 the ReLU's output), formed per sample in ``gm_bufs[thread]`` (C_w, L).
+    The evaluation-mode batch norm after it, for fastcnn.conv_norm: ``norm_mode`` (0: none), ``norm`` (C_y, 4):
+    each sample's channels go through ``_conv_base.norm_span`` while they are in cache (no residual here).
     """
     N = xp.shape[0]
     K_g = cols_bufs.shape[1] // G
@@ -196,6 +199,9 @@ def _im2col_gemm(xp, w2, go3, bias, G, KH, KW, SH, SW, DH, DW, H_out, W_out, blo
                     g_n = gm_bufs[tid] if masked else go3[n]  # go3 is a placeholder in a forward pass
                     gemm(False, True, g_n[g * C_w_g:(g + 1) * C_w_g], cols_g,
                           gw_blocks[b, g * C_w_g:(g + 1) * C_w_g], n > b * block, cblas)
+            if want_y and norm_mode != 0:
+                for k in range(y3.shape[1]):
+                    norm_span(y3[n, k], norm[k, 0], norm[k, 1], norm[k, 2], norm[k, 3], norm_mode, y3[n, k])
             if want_y and relu:
                 _relu_rows(y3[n])
 
@@ -352,7 +358,7 @@ def _relu_buffers(ym3, go3):
 
 
 def _gemm_pass(xp, G, kernel, stride, dilation, out_hw, w2=None, bias=None, y3=None, go3=None, relu=False,
-               ym3=None):
+               ym3=None, norm=None, norm_relu=False):
     """im2col of the padded input ``xp`` sample by sample, then per group:
 
     * when ``y3`` is given (forward): ``y3[n, group] = w2[group] @ cols[n, group]`` (+ ``bias``);
@@ -361,7 +367,8 @@ def _gemm_pass(xp, G, kernel, stride, dilation, out_hw, w2=None, bias=None, y3=N
 
     ``xp`` (N, C, Hp, Wp); ``w2`` (C_y, C/G*KH*KW); ``y3`` (N, C_y, H_out*W_out); ``go3`` (N, C_w, H_out*W_out).
     ``relu``: y3 receives the ReLU of the convolution; ``ym3`` (a ReLU's output, go3's shape): the weight
-    gradient is that of the ReLU's input (fastcnn.conv_relu).
+    gradient is that of the ReLU's input (fastcnn.conv_relu). ``norm`` (C_y, 4) float64: y3 receives the
+    evaluation-mode batch norm of the convolution, and its ReLU with ``norm_relu`` (fastcnn.conv_norm).
     """
     N, C = xp.shape[0], xp.shape[1]
     (KH, KW), (SH, SW), (DH, DW), (H_out, W_out) = kernel, stride, dilation, out_hw
@@ -380,7 +387,8 @@ def _gemm_pass(xp, G, kernel, stride, dilation, out_hw, w2=None, bias=None, y3=N
         _im2col_gemm(xp, _none(2, dtype) if w2 is None else w2, go3,
                      _none(1, dtype) if bias is None else bias, G, KH, KW, SH, SW, DH, DW, H_out, W_out, GW_BLOCK,
                      y3 is not None, want_gw, bias is not None, _blas.CBLAS,
-                     _none(3, dtype) if y3 is None else y3, gw_blocks, cols, relu, masked, ym3, gm)
+                     _none(3, dtype) if y3 is None else y3, gw_blocks, cols, relu, masked, ym3, gm,
+                     np.zeros((1, 4)) if norm is None else norm, norm_flags(norm, norm_relu, None))
         if not want_gw:
             return None
         grad_w = np.empty((go3.shape[1], K_g), dtype=dtype)

@@ -3,10 +3,10 @@
 ResNet's layers run ``conv, bn[, relu]``. In evaluation the batch norm is a per-channel affine map of the
 convolution's output, ``(y - running_mean) / sqrt(running_var + eps) * weight + bias``: as a layer of its own
 it reads the whole output back and writes an array as large, a pass over memory for a few operations per
-value (ResNet-20 on 28x28 images: 21 of them, 8.5 of the 45.5 ms of an inference pass at batch 64; 16 of them
-after a convolution that F(4x4, 3x3) computes). fastcnn's Winograd F(4x4, 3x3)
-convolution stores its output a tile row at a time from a buffer in cache, so the batch norm, and its ReLU,
-can be applied there (``winograd4_tiles.store_rows``):
+value (ResNet-20 on 28x28 images: 21 of them, 8.5 of the 45.5 ms of an inference pass at batch 64, and 3.5 ms
+more in the residual blocks' sums). fastcnn's Winograd F(4x4, 3x3) convolution stores its output a chunk of
+tile rows at a time, and its im2col + GEMM path a sample at a time, so the batch norm, a residual block's
+sum and the ReLU can be applied to what was just stored, while it is in cache (``_conv_base.norm_span``):
 
 * :func:`conv_batch_norm_forward` = ``batch_norm(conv_forward(...), ..., training=False)``, plus a residual
   when one is given (the shortcut of a residual block whose body ends with this batch norm), and with
@@ -17,8 +17,9 @@ can be applied there (``winograd4_tiles.store_rows``):
 It is for passes that do not train: batch statistics need the whole output first. There is no fused
 backward; a backward after such a pass computes the convolution's output again (``cnn.layers``). It is
 fastcnn's alone (``FUSED_OPS``, outside the spec's ops; refcnn keeps the plain ops), and cnn's layers take it
-where :func:`conv_batch_norm_pays` says the convolution is computed by F(4x4, 3x3); elsewhere the op computes
-the two (three) plain ops one after the other, the same bits.
+where :func:`conv_batch_norm_pays` says the convolution is computed by F(4x4, 3x3) or by im2col + GEMM (which
+applies the batch norm to each sample's output after its GEMM, ``conv._im2col_gemm``); elsewhere the op
+computes the plain ops one after the other, the same bits.
 """
 
 from __future__ import annotations
@@ -36,11 +37,18 @@ __all__ = ["FUSED_OPS", "conv_batch_norm_pays", "conv_batch_norm_forward"]
 FUSED_OPS = ("conv_batch_norm_forward",)
 
 
+def _winograd4(geom, dtype) -> bool:
+    """Whether ``conv_forward`` with ``algorithm="auto"`` computes this convolution by Winograd F(4x4, 3x3)."""
+    return conv._other(geom, "auto", np.dtype(dtype)) is conv.ALGORITHMS.get("winograd4")
+
+
 def conv_batch_norm_pays(conv_geometry: ConvGeometry, dtype) -> bool:
     """Whether :func:`conv_batch_norm_forward` computes this convolution and its batch norm in one pass:
-    ``conv_forward`` with ``algorithm="auto"`` computes it by Winograd F(4x4, 3x3)."""
-    return (isinstance(conv_geometry, ConvGeometry) and not conv_geometry.transposed
-            and conv._other(conv_geometry, "auto", np.dtype(dtype)) is conv.ALGORITHMS.get("winograd4"))
+    ``conv_forward`` with ``algorithm="auto"`` computes it by Winograd F(4x4, 3x3) or by im2col + GEMM
+    (``conv.gemm_path``: ResNet's first layer, its stride-2 layers and 1x1 projections)."""
+    if not isinstance(conv_geometry, ConvGeometry) or conv_geometry.transposed:
+        return False
+    return _winograd4(conv_geometry, dtype) or conv.gemm_path(conv_geometry, np.dtype(dtype))
 
 
 def _norm_table(running_mean, running_var, weight, bias, eps, channels: int) -> np.ndarray:
@@ -89,9 +97,19 @@ def conv_batch_norm_forward(conv_geometry: ConvGeometry, x, weight, bias, runnin
         y = norm.forward(y, running_mean, running_var, norm_weight, norm_bias, False, 0.1, eps, False, caller)
         return activations.add_relu(y, residual) if relu else y + residual
     x4, w4, b = conv._compute([x, weight, bias], dtype)
-    y = np.empty((geom.N, geom.C_out) + geom.as_2d().out, dtype=dtype)
+    g2 = geom.as_2d()
+    y = np.empty((geom.N, geom.C_out) + g2.out, dtype=dtype)
     table = _norm_table(running_mean, running_var, norm_weight, norm_bias, eps, geom.C_out)
-    if residual is not None:
-        residual = np.ascontiguousarray(residual).reshape(y.shape)
-    winograd4.forward(geom, x4, w4, b, y, norm=table, norm_relu=relu, residual=residual)
-    return y.reshape(geom.out_shape)
+    if _winograd4(geom, dtype):
+        if residual is not None:
+            residual = np.ascontiguousarray(residual).reshape(y.shape)
+        winograd4.forward(geom, x4, w4, b, y, norm=table, norm_relu=relu, residual=residual)
+        return y.reshape(geom.out_shape)
+    # im2col + GEMM: the batch norm (and a ReLU with no residual) per sample; a residual's sum after, in one pass
+    xp = conv._pad(x4, *conv._conv_maps(g2), "conv.xpad")
+    conv._gemm_pass(xp, geom.G, g2.kernel, g2.stride, g2.dilation, g2.out, w2=w4.reshape(geom.C_out, -1), bias=b,
+                    y3=y.reshape(geom.N, geom.C_out, -1), norm=table, norm_relu=relu and residual is None)
+    y = y.reshape(geom.out_shape)
+    if residual is None:
+        return y
+    return activations.add_relu(y, residual) if relu else y + residual

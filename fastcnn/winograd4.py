@@ -51,7 +51,7 @@ from cnnbase.conv_algorithm import winograd_obstacle
 from . import _blas, _runtime, conv
 from ._blas import gemm, single_threaded
 from ._claim import claim, claim_args
-from ._conv_base import SCRATCH, buffers, conv_maps, matrix, none, positions, row_cells, sum_blocks
+from ._conv_base import SCRATCH, buffers, conv_maps, matrix, none, norm_flags, positions, row_cells, sum_blocks
 from .winograd4_producer import producer_tuple, sample
 from .winograd4_tiles import (channels_last, fold_channels_last, grad_out_row, input_adjoint_row, input_row,
                               load_grad_rows, masked_interior, load_pooled_grad_rows, output_row, pooled_channels_last,
@@ -510,7 +510,7 @@ def forward(geom, x4, w4, bias, y, winners=None, producer=None, pool=None, norm=
     pt, wt = _pool_buffers(geom, dtype, pooled, rows)
     x_arg, computed = producer_tuple(geom, x4, producer, dtype)
     with single_threaded(_blas.CBLAS):
-        norm_mode = 0 if norm is None else 1 | (2 if norm_relu else 0) | (0 if residual is None else 4)
+        norm_mode = norm_flags(norm, norm_relu, residual)
         norm = np.zeros((1, 4)) if norm is None else norm
         residual = np.zeros((1, 1, 1, 1), dtype=y.dtype) if residual is None else residual
         _forward_kernel(x_arg, src_h, src_w, U, b, bias is not None, H_out, W_out, nb, rows, _blas.CBLAS, pooled,

@@ -18,20 +18,23 @@ from cnnbase.conv import conv_geometry
 from cnn import layers as L
 from fastcheck import assert_bit_identical, results_per_thread_count
 
-#: (N, C, K, H, W, padding, whether F(4x4, 3x3) takes it): ResNet-20's three stages, odd sizes whose last tile
-#: row and column are partly outside the output, no padding, and two that F(4x4) does not take.
+#: (N, C, K, H, W, padding, stride, whether the op fuses): F(4x4, 3x3) on ResNet-20's three stages, odd sizes
+#: whose last tile row and column are partly outside the output, no padding; im2col + GEMM on a stride-2 layer,
+#: few channels and a small map; and a layer of 64 input channels that conv_forward computes by a GEMM per tap.
 CASES = [
-    (3, 16, 16, 28, 28, 1, True),
-    (2, 32, 32, 14, 14, 1, True),
-    (2, 64, 64, 7, 7, 1, True),
-    (2, 16, 24, 19, 17, 0, True),
-    (2, 8, 8, 9, 9, 1, False),   # under 16 channels
-    (2, 16, 16, 6, 6, 1, False),  # a small map with few channels
+    (3, 16, 16, 28, 28, 1, 1, True),
+    (2, 32, 32, 14, 14, 1, 1, True),
+    (2, 64, 64, 7, 7, 1, 1, True),
+    (2, 16, 24, 19, 17, 0, 1, True),
+    (2, 16, 32, 28, 28, 1, 2, True),
+    (2, 8, 8, 9, 9, 1, 1, True),
+    (2, 16, 16, 6, 6, 1, 1, True),
+    (2, 64, 8, 6, 6, 1, 1, False),
 ]
 
 
 def _arrays(case, dtype, seed, hostile=False):
-    N, C, K, H, W, _, _ = case
+    N, C, K, H, W = case[:5]
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((N, C, H, W))
     w = rng.standard_normal((K, C, 3, 3)) / np.sqrt(9 * C)
@@ -47,7 +50,7 @@ def _arrays(case, dtype, seed, hostile=False):
 
 
 def _geometry(case, x, w):
-    return conv_geometry("conv2d", x.shape, w.shape, (w.shape[0],), 1, case[5], 1, 1, "zeros", 2)
+    return conv_geometry("conv2d", x.shape, w.shape, (w.shape[0],), case[6], case[5], 1, 1, "zeros", 2)
 
 
 def _composed(geometry, x, w, b, stats, eps, relu, residual=None):
@@ -71,7 +74,7 @@ def _residual(geometry, dtype, seed):
 def test_fused_is_the_composition_bit_for_bit(case, dtype, relu, with_residual):
     (x, w, b), stats = _arrays(case, dtype, seed=sum(case[:5]))
     geometry = _geometry(case, x, w)
-    assert fastcnn.conv_batch_norm_pays(geometry, dtype) == case[6]
+    assert fastcnn.conv_batch_norm_pays(geometry, dtype) == case[7]
     residual = _residual(geometry, dtype, seed=case[3]) if with_residual else None
     got = fastcnn.conv_batch_norm_forward(geometry, x, w, b, **stats, eps=1e-3, relu=relu, residual=residual)
     assert got.dtype == dtype
@@ -140,6 +143,7 @@ def test_empty_batch_and_refusals():
 
 
 SPEC = ("conv16k3p1 nobias, bn, relu, residual(conv16k3p1 nobias, bn, relu, conv16k3p1 nobias, bn) relu, "
+        "residual(conv32k3s2p1 nobias, bn, relu, conv32k3p1 nobias, bn | shortcut: conv32k1s2 nobias, bn) relu, "
         "conv16k3p1, bn, gap, dense5")
 
 
@@ -154,22 +158,23 @@ def _passes(model, x):
 
 
 def test_model_takes_it_in_passes_that_do_not_train_bit_for_bit():
-    """conv, bn, relu; the same inside a residual block, and conv, bn ending its body (the shortcut added and
-    the block's ReLU inside that convolution's op); a convolution with a bias and a batch norm without a ReLU:
-    the logits of an evaluation pass equal an unfused pass's, and a training pass does not
-    take the op. The running statistics are not the initial ones (a training pass ran first)."""
+    """conv, bn, relu; the same inside residual blocks, and conv, bn ending their bodies (the shortcut added
+    and the block's ReLU inside that convolution's op), a stride-2 block with a 1x1 projection and its batch
+    norm; a convolution with a bias and a batch norm without a ReLU: the logits of an evaluation pass equal
+    an unfused pass's, and a training pass does not take the op. The running statistics are not the initial
+    ones (a training pass ran first)."""
     model = Model(SPEC, (3, 28, 28), seed=4)
     rng = np.random.default_rng(2)
     x = rng.standard_normal((3, 3, 28, 28)).astype(np.float32)
     model.forward(x * 2 + 1, training=True)  # moves the running statistics
     convs = [layer for layer in model.all_layers() if getattr(layer, "norm_next", None) is not None]
-    assert len(convs) == 4
+    assert len(convs) == 7  # the stem, two in each block, the projection, the last
     fused, plain = _passes(model, x)
     model.forward(x)
-    # the stem's 3 input channels are too few for F(4x4, 3x3): its batch norm runs on its own
-    assert [layer._norm_inside for layer in convs] == [False, True, True, True]
-    block = model.layers[3]
-    assert block._relu_inside and block._tail(L.Pass(model.engine, False, model.dtype, fuse=True)) is convs[2]
+    assert all(layer._norm_inside for layer in convs)  # F(4x4, 3x3), or im2col + GEMM (stem, stride 2, 1x1)
+    ctx = L.Pass(model.engine, False, model.dtype, fuse=True)
+    for block, tail in ((model.layers[3], convs[2]), (model.layers[4], convs[4])):
+        assert block._relu_inside and block._tail(ctx) is tail
     np.testing.assert_array_equal(fused, plain)
     model.forward(x, training=True)
     assert not any(layer._norm_inside for layer in convs)
@@ -204,8 +209,8 @@ def test_one_pass_where_it_pays(monkeypatch):
     calls = []
     plain = fastcnn.conv_norm.norm.forward
     monkeypatch.setattr(fastcnn.conv_norm.norm, "forward", lambda *a: (calls.append(1), plain(*a))[1])
-    for case in (CASES[0], CASES[4]):
+    for case in (CASES[0], CASES[4], CASES[7]):
         (x, w, b), stats = _arrays(case, np.float32, seed=4)
         calls.clear()
         fastcnn.conv_batch_norm_forward(_geometry(case, x, w), x, w, b, **stats, relu=True)
-        assert len(calls) == (0 if case[6] else 1)
+        assert len(calls) == (0 if case[7] else 1)
