@@ -11,8 +11,9 @@ each block one single-threaded BLAS GEMM (:mod:`fastcnn._blas`) in a task that a
 right factor when it is the larger (each thread then reads only its share of it: the backward's products), or of
 ``DEPTH_BLOCK`` terms of the sum when the result is the smallest of the three (the partial products are added
 in order of depth afterwards). The forward's ``x @ w.T`` with such a long sum and a whole number of vectors of
-outputs (the seeds' 9216 -> 128) takes :mod:`fastcnn._microkernel`'s register-blocked product instead, in
-``PRODUCT_DEPTH_BLOCK`` parts, added the same way: single-threaded OpenBLAS reaches only 100-115 GFLOP/s on it.
+outputs (the seeds' 9216 -> 128) takes :mod:`fastcnn._microkernel`'s register-blocked product instead where the
+CPU has AVX-512 (``_microkernel.PAYS``), in ``PRODUCT_DEPTH_BLOCK`` parts, added the same way: single-threaded
+OpenBLAS reaches only 100-115 GFLOP/s on it there.
 Multi-threaded BLAS would be simpler but is not deterministic: OpenBLAS's results change with its thread
 count (measured here with threadpoolctl, OpenBLAS 0.3.31: about 12% of the elements of ``x @ w.T`` and 23% of
 ``grad_out.T @ x`` differ in their last bits between 1 and 2 BLAS threads). With blocks that depend on the
@@ -156,7 +157,7 @@ def _matmul(a, b):
     a = a.T if trans_a else np.ascontiguousarray(a)
     b = b.T if trans_b else np.ascontiguousarray(b)
     long_sum = not trans_a and depth > max(M, N) and depth >= 2 * DEPTH_BLOCK
-    if long_sum and trans_b and _microkernel.fits(N, out.itemsize):  # the forward's x @ w.T
+    if long_sum and trans_b and _microkernel.PAYS and _microkernel.fits(N, out.itemsize):  # the forward's x @ w.T
         parts = aligned_empty((-(-depth // PRODUCT_DEPTH_BLOCK), M, N), out.dtype)
         workers, counter = claim_args(parts.shape[0])
         _depth_panels(a, b, parts, PRODUCT_DEPTH_BLOCK, aligned_empty((workers, DEPTH_PANEL, N), out.dtype), workers,
