@@ -338,7 +338,8 @@ class _OnConvGeometry(Layer):
     def _norm_here(self, ctx: Pass) -> bool:
         """Whether this pass computes the batch norm after this convolution inside it: a pass that does not
         train (the batch norm's running statistics are known before the output is), and the engine's
-        ``conv_batch_norm_pays`` takes the layer (fastcnn: a convolution it computes by Winograd F(4x4, 3x3))."""
+        ``conv_batch_norm_pays`` takes the layer (fastcnn: one it computes by Winograd F(4x4, 3x3) or im2col +
+        GEMM)."""
         pays = getattr(ctx.engine, "conv_batch_norm_pays", None)
         return (self.norm_next is not None and pays is not None and ctx.fuse and not ctx.training
                 and self.activation is None and pays(self.geometry, np.dtype(ctx.dtype)))
@@ -355,7 +356,7 @@ class _OnConvGeometry(Layer):
         return engine.conv_batch_norm_forward(
             self.geometry, x, self._weight(), self.params.get("bias"), norm.buffers["running_mean"],
             norm.buffers["running_var"], norm.params["weight"], norm.params["bias"], eps=norm.config.eps,
-            relu=residual is not None or norm._fuses_relu(ctx), **({} if residual is None else {"residual": residual}))
+            relu=residual is not None or norm._fuses_relu(ctx), residual=residual)
 
     def _forward(self, x, ctx):
         self._x = x
