@@ -16,15 +16,16 @@ where the CPU has AVX-512 (6 x 4 sums in 32 registers), else 32 bytes (6 x 2 in 
 
 **Order of the sums**: every element of the result is one chain of fused multiply-adds over the depth, in
 order of ``k``, starting from the value already there (the caller starts from zero). That does not depend on
-the vector width, the blocking or the threads. It is not the order OpenBLAS uses (which restarts its sums
-every few hundred terms), so results differ from BLAS's in their last bits, within the reduction's tolerance
-(``tests/test_fast_microkernel.py``).
+the vector width, the blocking or the threads. It is not OpenBLAS's order, so results differ from BLAS's in
+their last bits, within the reduction's tolerance (``tests/test_fast_microkernel.py``); a chain of 2,048 terms
+rounded more than BLAS on the same product (largest error 1.1e-6 of the largest element against 4.5e-7),
+hence ``fastcnn.dense.PRODUCT_DEPTH_BLOCK``'s shorter parts (6.8e-7).
 
 Measured (session 31, the 2-core Xeon with AVX-512, float32, medians, ``fastcnn.linear`` on the seeds' 128 x
 9216 by 9216 -> 128, interleaved with the previous commit): 2 threads 1.96-2.02 ms through BLAS blocks,
-1.46 ms here (``PRODUCT_DEPTH_BLOCK`` 768); 1 thread 3.42-3.47 against 2.56-2.60 ms. The
-backward's products (depth 128, 9216 columns) were slower this way than through BLAS (grad_x 1.74 against
-1.52-1.61 ms on 2 threads), so they stay with BLAS.
+1.46-1.57 ms here; 1 thread 3.42-3.47 against 2.56-2.60 ms. The backward's products (depth 128, 9216
+columns) were slower this way than through BLAS (grad_x 1.74 against 1.52-1.61 ms on 2 threads), so they stay
+with BLAS.
 """
 
 from __future__ import annotations
