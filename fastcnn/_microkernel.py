@@ -104,20 +104,30 @@ def _fma(module, fty, lanes_: int):
         return ir.Function(module, ir.FunctionType(vty, [vty, vty, vty]), name=name)
 
 
+def _new_function(module, name: str, arguments: list):
+    """An internal ``void name(arguments)`` declared in ``module``, for the caller to define; None when the
+    module defines it already (a kernel calls each function from several places)."""
+    try:
+        module.get_global(name)
+        return None
+    except KeyError:
+        pass
+    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), arguments), name=name)
+    fn.linkage = "internal"
+    return fn
+
+
 def _product_function(module, fty, lanes_: int, mr: int, nv: int):
     """``void f(fty* a, i64 lda, fty* b, i64 ldb, fty* c, i64 ldc, i64 depth)``: ``c[r, j] += sum over k of
     a[r, k] b[k, j]`` for r < mr, j < nv * lanes, each sum one chain of fused multiply-adds in order of k that
     starts from c's value (row-major operands, leading dimensions in elements). Defined once per module."""
-    name = f"fastcnn_product_{_float_name(fty)}_{lanes_}x{nv}x{mr}"
-    try:
-        return module.get_global(name)
-    except KeyError:
-        pass
     i32, i64 = ir.IntType(32), ir.IntType(64)
     vty = ir.VectorType(fty, lanes_)
     ptr = fty.as_pointer()
-    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [ptr, i64, ptr, i64, ptr, i64, i64]), name=name)
-    fn.linkage = "internal"
+    name = f"fastcnn_product_{_float_name(fty)}_{lanes_}x{nv}x{mr}"
+    fn = _new_function(module, name, [ptr, i64, ptr, i64, ptr, i64, i64])
+    if fn is None:
+        return module.get_global(name)
     a, lda, b, ldb, c, ldc, depth = fn.args
     for p in (a, b, c):
         p.add_attribute("noalias")
@@ -176,16 +186,13 @@ def _transpose_function(module, fty, lanes_: int):
     two-source shuffles, ``lanes`` vector stores. Round ``bit`` swaps bit ``bit`` of the row index with bit
     ``bit`` of the column index, between the rows ``i`` and ``i | bit``; after all rounds every element sits at
     its transposed place. Values are moved, never computed on."""
-    name = f"fastcnn_transpose_{_float_name(fty)}_{lanes_}"
-    try:
-        return module.get_global(name)
-    except KeyError:
-        pass
     i32, i64 = ir.IntType(32), ir.IntType(64)
     vty = ir.VectorType(fty, lanes_)
     ptr = fty.as_pointer()
-    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [ptr, i64, ptr, i64]), name=name)
-    fn.linkage = "internal"
+    name = f"fastcnn_transpose_{_float_name(fty)}_{lanes_}"
+    fn = _new_function(module, name, [ptr, i64, ptr, i64])
+    if fn is None:
+        return module.get_global(name)
     src, lds, dst, ldd = fn.args
     src.add_attribute("noalias")
     dst.add_attribute("noalias")

@@ -273,13 +273,14 @@ def run_case_in_float32(case: Case, fn: Callable):
 # ---------------------------------------------------------------------------------------------------------
 
 
-def unfused_pass(model, x, grad, step):
-    """The same training forward and backward as ``Model.forward``/``Model.backward``, layer by layer through a
-    Pass that does not fuse (every op the engine's plain one): ``(logits, input gradient, parameter gradients by
-    key)``, the gradients copied. The fused-op tests compare a model's own pass with this one bit for bit."""
+def unfused_pass(model, x, grad, step, training=True):
+    """The same forward (training, unless told otherwise) and backward as ``Model.forward``/``Model.backward``,
+    layer by layer through a Pass that does not fuse (every op the engine's plain one): ``(logits, input
+    gradient, parameter gradients by key)``, the gradients copied. The fused-op tests compare a model's own pass
+    with this one bit for bit."""
     from cnn import layers as L
 
-    ctx = L.Pass(model.engine, True, model.dtype, model.seed, step)
+    ctx = L.Pass(model.engine, training, model.dtype, model.seed, step)
     for layer in model.layers:
         x = layer.forward(x, ctx)
     g = grad
