@@ -180,22 +180,24 @@ def _product_function(module, fty, lanes_: int, mr: int, nv: int):
     return fn
 
 
-def _transpose_function(module, fty, lanes_: int):
+def _transpose_function(module, fty, lanes_: int, add: bool = False):
     """``void f(fty* src, i64 lds, fty* dst, i64 ldd)``: ``dst[c, r] = src[r, c]`` for a square block of
     ``lanes x lanes`` (leading dimensions in elements): ``lanes`` vector loads, log2(lanes) rounds of
     two-source shuffles, ``lanes`` vector stores. Round ``bit`` swaps bit ``bit`` of the row index with bit
     ``bit`` of the column index, between the rows ``i`` and ``i | bit``; after all rounds every element sits at
-    its transposed place. Values are moved, never computed on."""
+    its transposed place. Values are moved, never computed on. With ``add``, a last argument ``fty* addend``:
+    ``dst[c, r] = src[r, c] + addend[c]``, one rounded addition (a bias added as the channel-first copy is
+    stored: fastcnn.winograd4_tiles.store_rows)."""
     i32, i64 = ir.IntType(32), ir.IntType(64)
     vty = ir.VectorType(fty, lanes_)
     ptr = fty.as_pointer()
-    name = f"fastcnn_transpose_{_float_name(fty)}_{lanes_}"
-    fn = _new_function(module, name, [ptr, i64, ptr, i64])
+    name = f"fastcnn_transpose_{_float_name(fty)}_{lanes_}{'_add' if add else ''}"
+    fn = _new_function(module, name, [ptr, i64, ptr, i64] + ([ptr] if add else []))
     if fn is None:
         return module.get_global(name)
-    src, lds, dst, ldd = fn.args
-    src.add_attribute("noalias")
-    dst.add_attribute("noalias")
+    src, lds, dst, ldd = fn.args[:4]
+    for pointer in [src, dst, *fn.args[4:]]:
+        pointer.add_attribute("noalias")
     builder = ir.IRBuilder(fn.append_basic_block("entry"))
     item = 4 if isinstance(fty, ir.FloatType) else 8
 
@@ -217,6 +219,14 @@ def _transpose_function(module, fty, lanes_: int):
             swapped[i | bit] = builder.shuffle_vector(*pair, ir.Constant(ir.VectorType(i32, lanes_), keep_high))
         rows = swapped
         bit <<= 1
+    if add:
+        undefined = ir.Constant(vty, ir.Undefined)
+        splat = ir.Constant(ir.VectorType(i32, lanes_), [0] * lanes_)
+        for r in range(lanes_):
+            value = builder.load(builder.gep(fn.args[4], [ir.Constant(i64, r)]))
+            vector = builder.shuffle_vector(builder.insert_element(undefined, value, ir.Constant(i32, 0)), undefined,
+                                            splat)
+            rows[r] = builder.fadd(rows[r], vector)
     for r in range(lanes_):
         builder.store(rows[r], row(dst, ldd, r), align=item)
     builder.ret_void()
@@ -283,6 +293,26 @@ def _transpose_block(typingctx, src, s0, lds, dst, d0, ldd):
         return context.get_dummy_value()
 
     return signature, codegen
+
+
+@intrinsic
+def _transpose_add_block(typingctx, src, s0, lds, dst, d0, ldd, addend, a0):
+    """``dst[d0 + c*ldd + r] = src[s0 + r*lds + c] + addend[a0 + c]`` for r, c < lanes (flat C-contiguous
+    arrays of one float dtype); the caller checks the bounds."""
+    if not _same_float_arrays(src, dst, addend):
+        return None
+    i64 = types.int64
+    signature = types.void(src, i64, i64, dst, i64, i64, addend, i64)
+
+    def codegen(context, builder, sig, args):
+        fty = context.get_value_type(sig.args[0].dtype)
+        src_ptr, dst_ptr, add_ptr = _pointers(context, builder, sig, args, (0, 3, 6))
+        fn = _transpose_function(builder.module, fty, VECTOR_BYTES // context.get_abi_sizeof(fty), add=True)
+        builder.call(fn, [src_ptr, args[2], dst_ptr, args[5], add_ptr])
+        return context.get_dummy_value()
+
+    return signature, codegen
+
 
 
 @numba.njit(fastmath=False, **KERNEL_FLAGS)

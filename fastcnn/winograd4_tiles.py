@@ -20,6 +20,8 @@ import numpy as np
 
 from . import _runtime
 from ._conv_base import NORM_RESIDUAL, identity_run, norm_span
+from ._microkernel import VECTOR_BYTES, _transpose_add_block, _transpose_block
+from ._vector_tiles import fits, tile_transform
 from .pool import _max2x2, _position2x2, _relu, _relu_passes
 
 __all__ = ["channels_last", "input_row", "output_row", "store_rows", "norm_rows", "pooled_output_row", "store_pooled",
@@ -71,6 +73,34 @@ def _a(o0, o1, o2, o3):
     e, f = o0 + o2, o1 + o3
     e4, f2 = o0 + _4 * o2, _2 * o1 + _8 * o3
     return o0, e + f, e - f, e4 + f2, e4 - f2, o3
+
+
+#: The 2-D transforms of one tile with the tile in vector registers (fastcnn._vector_tiles), for channel counts
+#: of whole vectors: the same operations as the loops below, traced from the functions above, so the same bits.
+_input_tile = tile_transform(_bt, 6)
+_output_tile = tile_transform(_at, 6)
+_grad_out_tile = tile_transform(_a, 4)
+_input_adjoint_tile = tile_transform(_b, 6, accumulate=True)
+
+
+@numba.njit(inline="always", **_runtime.KERNEL_FLAGS)
+def _check_tiles(fit, message):
+    """Raise before a vector transform would read or write past its arrays (its intrinsic checks no bounds)."""
+    if not fit:
+        raise IndexError(message)
+
+
+@numba.njit(inline="always", **_runtime.KERNEL_FLAGS)
+def _square_starts(run, lanes):
+    """How many square blocks of ``lanes`` cover a run of ``run`` cells (0 when shorter than one block): block
+    b starts at ``_square_start(b, run, lanes)``, the last one flush with the run's end (overlapping its
+    neighbour when run is not a multiple of lanes: the copies write the same values twice)."""
+    return 0 if run < lanes else -(-run // lanes)
+
+
+@numba.njit(inline="always", **_runtime.KERNEL_FLAGS)
+def _square_start(b, run, lanes):
+    return min(b * lanes, run - lanes)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -135,7 +165,12 @@ def channels_last(xn, src_h, src_w, r0, r1, xt):
     a sample's padded input (conv's index maps: zeros or any padding mode), channel-last, read straight from
     the unpadded sample. (A padded copy of the whole batch first cost more than these rows: ResNet-20 spent
     10 ms of a 190 ms step padding its 3x3 layers' inputs, forward and again backward.)"""
-    C = xn.shape[0]
+    C, H, W = xn.shape
+    Wp = xt.shape[1]
+    lanes = VECTOR_BYTES // xn.itemsize
+    lo, hi = identity_run(src_w)
+    blocks = _square_starts(hi - lo, lanes) if fits(C, xn.itemsize) else 0
+    flat_x, flat_t = xn.reshape(-1), xt.reshape(-1)
     for r in range(r0, r1):
         sh = src_h[r]
         row = xt[r - r0]
@@ -144,11 +179,17 @@ def channels_last(xn, src_h, src_w, r0, r1, xt):
             continue
         for w in range(src_w.size):
             sw = src_w[w]
+            if blocks and lo <= w < hi:
+                continue  # the in-order run: square blocks below
             if sw < 0:
                 row[w, :] = 0
                 continue
             for c in range(C):
                 row[w, c] = xn[c, sh, sw]
+        for c0 in range(0, C if blocks else 0, lanes):  # lanes channels by lanes cells, transposed in registers
+            for b in range(blocks):
+                w0 = _square_start(b, hi - lo, lanes)
+                _transpose_block(flat_x, (c0 * H + sh) * W + w0, H * W, flat_t, ((r - r0) * Wp + lo + w0) * C + c0, C)
 
 
 @numba.njit(fastmath=False, **_runtime.KERNEL_FLAGS)
@@ -156,6 +197,25 @@ def input_row(xt, r, tw, V, t0, h):
     """V[a*6 + b, (t0 + j)*C + c] = (B^T d B)[a, b] for the 6x6 window d = xt[r:r+6, 4j:4j+6, c] of each
     tile j of the row: B^T along each window row into h (6, 6, C), then along each column of h.
     V (36, >= (t0 + tw)*C); h: scratch of at least 36 C values."""
+    if fits(xt.shape[2], xt.itemsize):  # fastcnn._vector_tiles: the same bits
+        _input_row_vectors(xt, r, tw, V, t0)
+    else:
+        _input_row_loops(xt, r, tw, V, t0, h)
+
+
+@numba.njit(fastmath=False, **_runtime.KERNEL_FLAGS)
+def _input_row_vectors(xt, r, tw, V, t0):
+    C = xt.shape[2]
+    Wp, SV = xt.shape[1], V.shape[1]
+    _check_tiles(r + 6 <= xt.shape[0] and 4 * tw + 2 <= Wp and (t0 + tw) * C <= SV,
+                 "winograd4_tiles.input_row: tiles past the arrays")
+    src, dst = xt.reshape(-1), V.reshape(-1)
+    for j in range(tw):
+        _input_tile(src, (r * Wp + 4 * j) * C, Wp * C, C, dst, (t0 + j) * C, 6 * SV, SV, C)
+
+
+@numba.njit(fastmath=False, **_runtime.KERNEL_FLAGS)
+def _input_row_loops(xt, r, tw, V, t0, h):
     C = xt.shape[2]
     h = _block(h, C)
     for j in range(tw):
@@ -175,6 +235,24 @@ def input_row(xt, r, tw, V, t0, h):
 def output_row(M, t0, tw, yt, h):
     """yt[p, 4j + q, k] = (A^T M[:, t0 + j, k] A)[p, q] for each tile j of the row: A^T along each row of
     positions into h, then along the columns. yt (4, 4*tw, K); h: scratch of at least 36 K values."""
+    if fits(yt.shape[2], yt.itemsize):  # fastcnn._vector_tiles: the same bits
+        _output_row_vectors(M, t0, tw, yt)
+    else:
+        _output_row_loops(M, t0, tw, yt, h)
+
+
+@numba.njit(fastmath=False, **_runtime.KERNEL_FLAGS)
+def _output_row_vectors(M, t0, tw, yt):
+    K = yt.shape[2]
+    W4, SM = yt.shape[1], M.shape[1]
+    _check_tiles(4 * tw <= W4 and (t0 + tw) * K <= SM, "winograd4_tiles.output_row: tiles past the arrays")
+    src, dst = M.reshape(-1), yt.reshape(-1)
+    for j in range(tw):
+        _output_tile(src, (t0 + j) * K, 6 * SM, SM, dst, 4 * j * K, W4 * K, K, K)
+
+
+@numba.njit(fastmath=False, **_runtime.KERNEL_FLAGS)
+def _output_row_loops(M, t0, tw, yt, h):
     K = yt.shape[2]
     h = _block(h, K)
     for j in range(tw):
@@ -191,10 +269,24 @@ def output_row(M, t0, tw, yt, h):
 
 @numba.njit(fastmath=False, **_runtime.KERNEL_FLAGS)
 def store_rows(yt, bias, want_bias, oh, H_out, W_out, yn):
-    """yn[k, oh + p, w] = yt[p, w, k] (+ bias[k]) for the rows and columns inside H_out x W_out."""
+    """yn[k, oh + p, w] = yt[p, w, k] (+ bias[k]) for the rows and columns inside H_out x W_out. Without a bias,
+    + 0: a -0.0 sum is stored as 0.0, as refcnn's sums from a zero bias give it. Channels of whole vectors go
+    lanes by lanes cells at a time, transposed in registers with the addition on the way."""
     K = yn.shape[0]
     rows = min(4, H_out - oh)
     zero = yn.dtype.type(0)
+    lanes = VECTOR_BYTES // yn.itemsize
+    blocks = _square_starts(W_out, lanes) if fits(K, yn.itemsize) else 0
+    if blocks:
+        addend = bias if want_bias else np.zeros(K, dtype=yn.dtype)  # 16-64 values per tile row
+        flat_t, flat_y, W4 = yt.reshape(-1), yn.reshape(-1), yt.shape[1]
+        for p in range(rows):
+            for k0 in range(0, K, lanes):
+                for b in range(blocks):
+                    w0 = _square_start(b, W_out, lanes)
+                    _transpose_add_block(flat_t, (p * W4 + w0) * K + k0, K, flat_y, (k0 * H_out + oh + p) * W_out + w0,
+                                         H_out * W_out, addend, k0)
+        return
     for k in range(K):
         b = bias[k] if want_bias else zero
         for p in range(rows):
@@ -331,10 +423,22 @@ def load_pooled_grad_rows(pt_bits, wt, r0, rows, Wq, gt_bits):
 
 @numba.njit(fastmath=False, **_runtime.KERNEL_FLAGS)
 def load_grad_rows(gon, oh, H_out, W_out, gt):
-    """gt[p, w, k] = gon[k, oh + p, w], 0 past H_out x W_out: a tile row's output gradient, channel-last."""
+    """gt[p, w, k] = gon[k, oh + p, w], 0 past H_out x W_out: a tile row's output gradient, channel-last.
+    Channels of whole vectors go lanes by lanes cells at a time, transposed in registers."""
     K = gon.shape[0]
     cols = gt.shape[1]
+    lanes = VECTOR_BYTES // gon.itemsize
+    blocks = _square_starts(W_out, lanes) if fits(K, gon.itemsize) else 0
+    flat_g, flat_t = gon.reshape(-1), gt.reshape(-1)
     for p in range(4):
+        if blocks and oh + p < H_out:
+            for k0 in range(0, K, lanes):
+                for b in range(blocks):
+                    w0 = _square_start(b, W_out, lanes)
+                    _transpose_block(flat_g, (k0 * H_out + oh + p) * W_out + w0, H_out * W_out, flat_t,
+                                     (p * cols + w0) * K + k0, K)
+            gt[p, W_out:] = 0
+            continue
         for w in range(cols):
             if oh + p < H_out and w < W_out:
                 for k in range(K):
@@ -348,6 +452,25 @@ def load_grad_rows(gon, oh, H_out, W_out, gt):
 def grad_out_row(gt, tw, dM, t0, h):
     """dM[a*6 + b, (t0 + j)*K + k] = (A dY A^T)[a, b] for the 4x4 output gradient dY = gt[:, 4j:4j+4, k] of
     each tile j: the adjoint of :func:`output_row` (A along each column into h, then along the rows)."""
+    if fits(gt.shape[2], gt.itemsize):  # fastcnn._vector_tiles: the same bits
+        _grad_out_row_vectors(gt, tw, dM, t0)
+    else:
+        _grad_out_row_loops(gt, tw, dM, t0, h)
+
+
+@numba.njit(fastmath=False, **_runtime.KERNEL_FLAGS)
+def _grad_out_row_vectors(gt, tw, dM, t0):
+    K = gt.shape[2]
+    W4, SM = gt.shape[1], dM.shape[1]
+    _check_tiles(gt.shape[0] == 4 and 4 * tw <= W4 and (t0 + tw) * K <= SM,
+                 "winograd4_tiles.grad_out_row: tiles past the arrays")
+    src, dst = gt.reshape(-1), dM.reshape(-1)
+    for j in range(tw):
+        _grad_out_tile(src, 4 * j * K, K, W4 * K, dst, (t0 + j) * K, SM, 6 * SM, K)
+
+
+@numba.njit(fastmath=False, **_runtime.KERNEL_FLAGS)
+def _grad_out_row_loops(gt, tw, dM, t0, h):
     K = gt.shape[2]
     h = _block(h, K)
     for j in range(tw):
@@ -368,6 +491,25 @@ def input_adjoint_row(dV, t0, tw, r, plane, h):
     """plane[r:r+6, 4j:4j+6, c] += B dV[:, t0 + j, c] B^T for each tile j of the row, in order: the adjoint
     of :func:`input_row` (B along each row of positions into h, then along the columns, added onto the
     plane). plane (Hp, Wp, C), channel-last; h: scratch of at least 36 C values."""
+    if fits(plane.shape[2], plane.itemsize):  # fastcnn._vector_tiles: the same bits
+        _input_adjoint_row_vectors(dV, t0, tw, r, plane)
+    else:
+        _input_adjoint_row_loops(dV, t0, tw, r, plane, h)
+
+
+@numba.njit(fastmath=False, **_runtime.KERNEL_FLAGS)
+def _input_adjoint_row_vectors(dV, t0, tw, r, plane):
+    C = plane.shape[2]
+    Wp, SV = plane.shape[1], dV.shape[1]
+    _check_tiles(r + 6 <= plane.shape[0] and 4 * tw + 2 <= Wp and (t0 + tw) * C <= SV,
+                 "winograd4_tiles.input_adjoint_row: tiles past the arrays")
+    src, dst = dV.reshape(-1), plane.reshape(-1)
+    for j in range(tw):
+        _input_adjoint_tile(src, (t0 + j) * C, 6 * SV, SV, dst, (r * Wp + 4 * j) * C, Wp * C, C, C)
+
+
+@numba.njit(fastmath=False, **_runtime.KERNEL_FLAGS)
+def _input_adjoint_row_loops(dV, t0, tw, r, plane, h):
     C = plane.shape[2]
     h = _block(h, C)
     for j in range(tw):
@@ -389,14 +531,25 @@ def fold_channels_last(plane, src_h, src_w, once, gxn):
     from (index -1: a zero-filled cell, nothing): the adjoint of the padding, rows in order, cells in order.
     ``once``: every input cell was copied exactly once (a zero fill), so each is written, not summed, and
     gxn needs no zeroing first. A row of the plane is read for all channels while it is in L1, each channel's
-    in-order run (``identity_run``) by a loop without branches (this order: 2x the channel-outer one)."""
+    in-order run (``identity_run``) by a loop without branches (this order: 2x the channel-outer one); with
+    ``once`` and channels of whole vectors, lanes by lanes cells at a time, transposed in registers."""
     Hp, Wp, C = plane.shape
+    _, H, W = gxn.shape
     lo, hi = identity_run(src_w)
+    lanes = VECTOR_BYTES // gxn.itemsize
+    blocks = _square_starts(hi - lo, lanes) if once and fits(C, gxn.itemsize) else 0
+    flat_p, flat_g = plane.reshape(-1), gxn.reshape(-1)
     if not once:
         gxn[:] = 0
     for i in range(Hp):
         sh = src_h[i]
         if sh < 0:
+            continue
+        if blocks:
+            for c0 in range(0, C, lanes):
+                for b in range(blocks):
+                    j0 = _square_start(b, hi - lo, lanes)
+                    _transpose_block(flat_p, (i * Wp + lo + j0) * C + c0, C, flat_g, (c0 * H + sh) * W + j0, H * W)
             continue
         for c in range(C):
             dst = gxn[c, sh]
