@@ -308,11 +308,14 @@ def pays(geom, dtype) -> bool:
             and geom.C_in * geom.C_out <= MAX_WEIGHTS and min(geom.out) >= min_output)
 
 
-def _weight_transform(w4, dtype):
-    """U (36, C, K): U[a*6 + b, c, k] = (G w[k, c] G^T)[a, b], computed in float64, stored in ``dtype``."""
+def _weight_transform(w4, dtype, transposed=False):
+    """U (36, C, K): U[a*6 + b, c, k] = (G w[k, c] G^T)[a, b], computed in float64, stored in ``dtype``; or with
+    ``transposed``, U's transpose (36, K, C), the same values (each formed by the same operations: the kernel's
+    arithmetic does not depend on which channel axis runs innermost), without a transposing copy after."""
     K, C = w4.shape[:2]
-    U = np.empty((36, C, K), dtype=dtype)
-    wt = np.ascontiguousarray(w4.transpose(1, 2, 3, 0), dtype=np.float64)  # (C, 3, 3, K): k last, see the kernel
+    # (C, 3, 3, K) or (K, 3, 3, C): the last axis innermost, see the kernel
+    wt = np.ascontiguousarray(w4.transpose((0, 2, 3, 1) if transposed else (1, 2, 3, 0)), dtype=np.float64)
+    U = np.empty((36, wt.shape[0], wt.shape[3]), dtype=dtype)
     _runtime.launch(_weight_transform_kernel, wt.size, wt, U)  # 64 x 64 channels: 88 us alone, 165 on 2 threads
     return U
 
@@ -530,7 +533,7 @@ def backward(geom, go4, x4, w4, gx, input_grad=True, winners=None, relu_input=Fa
     dtype = w4.dtype
     N, C, K = (geom.N if x4 is None else x4.shape[0]), geom.C_in, geom.C_out
     src_h, src_w = _tile_maps(geom)
-    UT = np.ascontiguousarray(_weight_transform(w4, dtype).transpose(0, 2, 1))  # (36, K, C): see the kernel
+    UT = _weight_transform(w4, dtype, transposed=True)  # (36, K, C): see the kernel
     H_out, W_out = geom.out
     nb, rows = _plan(N, C, K, H_out, W_out, np.dtype(dtype).itemsize)
     fused = producer is not None

@@ -328,7 +328,45 @@ def pooled_output_row(M, t0, tw, bias, want_bias, row, pt, wt, h, codes):
     two at a time (one pooled column), and pools their eight outputs while they are in registers (the same
     values: 12% quicker than writing the tile row and pooling it after). pt, wt (>= row + 2, 2 tw, K);
     :func:`store_pooled` copies a chunk's rows out. ``codes`` False: the winners are not wanted (an inference
-    pass), and only the values are computed, the same ones."""
+    pass), and only the values are computed, the same ones. Channels of whole vectors: each output tile in vector
+    registers (fastcnn._vector_tiles) into the scratch h, then pooled from there: the same values, the same bits."""
+    if fits(pt.shape[2], pt.itemsize):
+        _pooled_output_row_vectors(M, t0, tw, bias, want_bias, row, pt, wt, h, codes)
+    else:
+        _pooled_output_row_loops(M, t0, tw, bias, want_bias, row, pt, wt, h, codes)
+
+
+@numba.njit(fastmath=False, **_runtime.KERNEL_FLAGS)
+def _pooled_output_row_vectors(M, t0, tw, bias, want_bias, row, pt, wt, h, codes):
+    K = pt.shape[2]
+    SM = M.shape[1]
+    _check_tiles(2 * tw <= pt.shape[1] and (t0 + tw) * K <= SM and 16 * K <= h.size,
+                 "winograd4_tiles.pooled_output_row: tiles past the arrays")
+    src, y = M.reshape(-1), h[:16 * K].reshape((4, 4, K))  # y[p, q]: the tile's outputs
+    zero, one = pt.dtype.type(0), pt.dtype.type(1)
+    for j in range(tw):
+        _output_tile(src, (t0 + j) * K, 6 * SM, SM, h, 0, 4 * K, K, K)
+        for half in range(2):
+            yl0, yl1, yl2, yl3 = y[0, 2 * half], y[1, 2 * half], y[2, 2 * half], y[3, 2 * half]
+            yr0, yr1, yr2, yr3 = y[0, 2 * half + 1], y[1, 2 * half + 1], y[2, 2 * half + 1], y[3, 2 * half + 1]
+            top, top_w = pt[row, 2 * j + half], wt[row, 2 * j + half]
+            low, low_w = pt[row + 1, 2 * j + half], wt[row + 1, 2 * j + half]
+            if codes:
+                for k in range(K):
+                    b = bias[k] if want_bias else zero
+                    top[k], top_w[k] = _pool_cells(yl0[k] + b, yr0[k] + b, yl1[k] + b, yr1[k] + b, zero, one)
+                    low[k], low_w[k] = _pool_cells(yl2[k] + b, yr2[k] + b, yl3[k] + b, yr3[k] + b, zero, one)
+                continue
+            for k in range(K):
+                b = bias[k] if want_bias else zero
+                top[k] = _max2x2(_relu(yl0[k] + b, zero), _relu(yr0[k] + b, zero), _relu(yl1[k] + b, zero),
+                                 _relu(yr1[k] + b, zero))
+                low[k] = _max2x2(_relu(yl2[k] + b, zero), _relu(yr2[k] + b, zero), _relu(yl3[k] + b, zero),
+                                 _relu(yr3[k] + b, zero))
+
+
+@numba.njit(fastmath=False, **_runtime.KERNEL_FLAGS)
+def _pooled_output_row_loops(M, t0, tw, bias, want_bias, row, pt, wt, h, codes):
     K = pt.shape[2]
     h = _block(h, K)
     zero, one = pt.dtype.type(0), pt.dtype.type(1)

@@ -132,6 +132,31 @@ def test_input_adjoint_row_adds_tiles_in_order(dtype, vectors):
     _same_bits(vectors_[r + 6:], before[r + 6:])
 
 
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("codes", [False, True])
+@pytest.mark.parametrize("with_bias", [False, True])
+def test_pooled_output_row(dtype, codes, with_bias):
+    """The output tile in registers, then max_pool(relu(y + bias)) and the winners' codes from it: the loops'
+    values and codes, bit for bit (ties and NaN included: the specials are among the inputs)."""
+    K, tw, t0, row = 2 * _lanes(dtype), 3, 1, 2
+    rng = np.random.default_rng(40 + 2 * codes + with_bias)
+    M = _values(rng, (36, (t0 + tw) * K), dtype)
+    M[:, :K] = 0.0  # a tile of zeros: ties everywhere
+    bias = _values(rng, (K,), dtype) if with_bias else np.zeros(1, dtype)
+    pt = np.full((row + 3, 2 * tw + 1, K), 7.0, dtype)
+    wt = np.full(pt.shape, 9, np.int8)
+    h = np.empty(36 * K, dtype)
+
+    def run(path, pt, wt):
+        fn = tiles._pooled_output_row_loops if path == "loops" else tiles._pooled_output_row_vectors
+        fn(M, t0 - 1, tw, bias, with_bias, row, pt, wt, h, codes)
+
+    (p0, w0), (p1, w1) = _both(run, pt, wt)
+    _same_bits(p0, p1)
+    np.testing.assert_array_equal(w0, w1)
+    assert (p1[:row] == 7).all() and (p1[row + 2:] == 7).all() and (p1[:, 2 * tw:] == 7).all()
+
 def test_which_channel_counts_fit():
     for dtype in DTYPES:
         lanes, itemsize = _lanes(dtype), np.dtype(dtype).itemsize
