@@ -277,42 +277,41 @@ def _product_block(typingctx, a, a0, lda, b, b0, ldb, c, c0, ldc, depth, mr, nv)
     return signature, codegen
 
 
-@intrinsic
-def _transpose_block(typingctx, src, s0, lds, dst, d0, ldd):
-    """``dst[d0 + c*ldd + r] = src[s0 + r*lds + c]`` for r, c < lanes (flat C-contiguous arrays of one float
-    dtype); the caller checks the bounds."""
-    if not _same_float_arrays(src, dst):
-        return None
-    signature = types.void(src, types.int64, types.int64, dst, types.int64, types.int64)
-
+def _transposer(add: bool, part: int):
+    """The intrinsic ``f(src, s0, lds, dst, d0, ldd)``, or with ``add`` ``f(src, s0, lds, dst, d0, ldd, addend,
+    a0)``: ``dst[d0 + c*ldd + r] = src[s0 + r*lds + c] (+ addend[a0 + c])`` for r, c < n, n the lanes of a vector
+    divided by ``part`` (1, 2 or 4: smaller blocks for runs of cells too short for a whole one), on flat
+    C-contiguous arrays of one float dtype; the caller checks the bounds."""
     def codegen(context, builder, sig, args):
         fty = context.get_value_type(sig.args[0].dtype)
-        src_ptr, dst_ptr = _pointers(context, builder, sig, args, (0, 3))
-        fn = _transpose_function(builder.module, fty, VECTOR_BYTES // context.get_abi_sizeof(fty))
-        builder.call(fn, [src_ptr, args[2], dst_ptr, args[5]])
+        lanes_ = VECTOR_BYTES // context.get_abi_sizeof(fty) // part
+        pointers = _pointers(context, builder, sig, args, (0, 3, 6) if add else (0, 3))
+        fn = _transpose_function(builder.module, fty, lanes_, add=add)
+        builder.call(fn, [pointers[0], args[2], pointers[1], args[5]] + pointers[2:])
         return context.get_dummy_value()
 
-    return signature, codegen
-
-
-@intrinsic
-def _transpose_add_block(typingctx, src, s0, lds, dst, d0, ldd, addend, a0):
-    """``dst[d0 + c*ldd + r] = src[s0 + r*lds + c] + addend[a0 + c]`` for r, c < lanes (flat C-contiguous
-    arrays of one float dtype); the caller checks the bounds."""
-    if not _same_float_arrays(src, dst, addend):
-        return None
     i64 = types.int64
-    signature = types.void(src, i64, i64, dst, i64, i64, addend, i64)
+    if add:
+        def typer(typingctx, src, s0, lds, dst, d0, ldd, addend, a0):
+            if not _same_float_arrays(src, dst, addend):
+                return None
+            return types.void(src, i64, i64, dst, i64, i64, addend, i64), codegen
+    else:
+        def typer(typingctx, src, s0, lds, dst, d0, ldd):
+            if not _same_float_arrays(src, dst):
+                return None
+            return types.void(src, i64, i64, dst, i64, i64), codegen
+    return intrinsic(typer)
 
-    def codegen(context, builder, sig, args):
-        fty = context.get_value_type(sig.args[0].dtype)
-        src_ptr, dst_ptr, add_ptr = _pointers(context, builder, sig, args, (0, 3, 6))
-        fn = _transpose_function(builder.module, fty, VECTOR_BYTES // context.get_abi_sizeof(fty), add=True)
-        builder.call(fn, [src_ptr, args[2], dst_ptr, args[5], add_ptr])
-        return context.get_dummy_value()
 
-    return signature, codegen
-
+#: The square transposes (:func:`_transposer`): a whole vector's lanes on a side, half or a quarter of them;
+#: plain, or adding a value per destination row.
+_transpose_block = _transposer(add=False, part=1)
+_transpose_add_block = _transposer(add=True, part=1)
+_transpose_half_block = _transposer(add=False, part=2)
+_transpose_add_half_block = _transposer(add=True, part=2)
+_transpose_quarter_block = _transposer(add=False, part=4)
+_transpose_add_quarter_block = _transposer(add=True, part=4)
 
 
 @numba.njit(fastmath=False, **KERNEL_FLAGS)

@@ -20,7 +20,8 @@ import numpy as np
 
 from . import _runtime
 from ._conv_base import NORM_RESIDUAL, identity_run, norm_span
-from ._microkernel import VECTOR_BYTES, _transpose_add_block, _transpose_block
+from ._microkernel import (VECTOR_BYTES, _transpose_add_block, _transpose_add_half_block, _transpose_add_quarter_block,
+                           _transpose_block, _transpose_half_block, _transpose_quarter_block)
 from ._vector_tiles import fits, tile_transform
 from .pool import _max2x2, _position2x2, _relu, _relu_passes
 
@@ -91,16 +92,52 @@ def _check_tiles(fit, message):
 
 
 @numba.njit(inline="always", **_runtime.KERNEL_FLAGS)
-def _square_starts(run, lanes):
-    """How many square blocks of ``lanes`` cover a run of ``run`` cells (0 when shorter than one block): block
-    b starts at ``_square_start(b, run, lanes)``, the last one flush with the run's end (overlapping its
-    neighbour when run is not a multiple of lanes: the copies write the same values twice)."""
-    return 0 if run < lanes else -(-run // lanes)
+def _square_width(run, channels, itemsize):
+    """The side of the square blocks that copy a run of ``run`` cells of ``channels`` channels between the
+    channel-first and channel-last layouts, transposed in registers: a vector's lanes, or half or a quarter of
+    them for shorter runs (14x14 and 7x7 maps in float32 with 16 lanes), when the channels are whole blocks;
+    else 0 (cell by cell)."""
+    width = VECTOR_BYTES // itemsize
+    for _ in range(3):
+        if width >= 2 and run >= width and channels % width == 0:
+            return width
+        width //= 2
+    return 0
 
 
 @numba.njit(inline="always", **_runtime.KERNEL_FLAGS)
-def _square_start(b, run, lanes):
-    return min(b * lanes, run - lanes)
+def _square_starts(run, width):
+    """How many square blocks of ``width`` cover a run of ``run`` cells (0 when width is 0): block b starts at
+    ``_square_start(b, run, width)``, the last one flush with the run's end (overlapping its neighbour when run
+    is not a multiple of width: the copies write the same values twice)."""
+    return 0 if width == 0 else -(-run // width)
+
+
+@numba.njit(inline="always", **_runtime.KERNEL_FLAGS)
+def _square_start(b, run, width):
+    return min(b * width, run - width)
+
+
+@numba.njit(inline="always", **_runtime.KERNEL_FLAGS)
+def _square(width, lanes, src, s0, lds, dst, d0, ldd):
+    """dst[d0 + c*ldd + r] = src[s0 + r*lds + c] for r, c < width (a vector's lanes, half or a quarter of them)."""
+    if width == lanes:
+        _transpose_block(src, s0, lds, dst, d0, ldd)
+    elif 2 * width == lanes:
+        _transpose_half_block(src, s0, lds, dst, d0, ldd)
+    else:
+        _transpose_quarter_block(src, s0, lds, dst, d0, ldd)
+
+
+@numba.njit(inline="always", **_runtime.KERNEL_FLAGS)
+def _square_add(width, lanes, src, s0, lds, dst, d0, ldd, addend, a0):
+    """:func:`_square` plus addend[a0 + c] on destination row c."""
+    if width == lanes:
+        _transpose_add_block(src, s0, lds, dst, d0, ldd, addend, a0)
+    elif 2 * width == lanes:
+        _transpose_add_half_block(src, s0, lds, dst, d0, ldd, addend, a0)
+    else:
+        _transpose_add_quarter_block(src, s0, lds, dst, d0, ldd, addend, a0)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -169,7 +206,8 @@ def channels_last(xn, src_h, src_w, r0, r1, xt):
     Wp = xt.shape[1]
     lanes = VECTOR_BYTES // xn.itemsize
     lo, hi = identity_run(src_w)
-    blocks = _square_starts(hi - lo, lanes) if fits(C, xn.itemsize) else 0
+    width = _square_width(hi - lo, C, xn.itemsize)
+    blocks = _square_starts(hi - lo, width)
     flat_x, flat_t = xn.reshape(-1), xt.reshape(-1)
     for r in range(r0, r1):
         sh = src_h[r]
@@ -186,10 +224,11 @@ def channels_last(xn, src_h, src_w, r0, r1, xt):
                 continue
             for c in range(C):
                 row[w, c] = xn[c, sh, sw]
-        for c0 in range(0, C if blocks else 0, lanes):  # lanes channels by lanes cells, transposed in registers
+        for c0 in range(0, C if blocks else 0, max(width, 1)):  # square blocks transposed in registers
             for b in range(blocks):
-                w0 = _square_start(b, hi - lo, lanes)
-                _transpose_block(flat_x, (c0 * H + sh) * W + w0, H * W, flat_t, ((r - r0) * Wp + lo + w0) * C + c0, C)
+                w0 = _square_start(b, hi - lo, width)
+                _square(width, lanes, flat_x, (c0 * H + sh) * W + w0, H * W, flat_t, ((r - r0) * Wp + lo + w0) * C + c0,
+                        C)
 
 
 @numba.njit(fastmath=False, **_runtime.KERNEL_FLAGS)
@@ -276,16 +315,17 @@ def store_rows(yt, bias, want_bias, oh, H_out, W_out, yn):
     rows = min(4, H_out - oh)
     zero = yn.dtype.type(0)
     lanes = VECTOR_BYTES // yn.itemsize
-    blocks = _square_starts(W_out, lanes) if fits(K, yn.itemsize) else 0
+    width = _square_width(W_out, K, yn.itemsize)
+    blocks = _square_starts(W_out, width)
     if blocks:
         addend = bias if want_bias else np.zeros(K, dtype=yn.dtype)  # 16-64 values per tile row
         flat_t, flat_y, W4 = yt.reshape(-1), yn.reshape(-1), yt.shape[1]
         for p in range(rows):
-            for k0 in range(0, K, lanes):
+            for k0 in range(0, K, width):
                 for b in range(blocks):
-                    w0 = _square_start(b, W_out, lanes)
-                    _transpose_add_block(flat_t, (p * W4 + w0) * K + k0, K, flat_y, (k0 * H_out + oh + p) * W_out + w0,
-                                         H_out * W_out, addend, k0)
+                    w0 = _square_start(b, W_out, width)
+                    _square_add(width, lanes, flat_t, (p * W4 + w0) * K + k0, K, flat_y,
+                                (k0 * H_out + oh + p) * W_out + w0, H_out * W_out, addend, k0)
         return
     for k in range(K):
         b = bias[k] if want_bias else zero
@@ -466,15 +506,16 @@ def load_grad_rows(gon, oh, H_out, W_out, gt):
     K = gon.shape[0]
     cols = gt.shape[1]
     lanes = VECTOR_BYTES // gon.itemsize
-    blocks = _square_starts(W_out, lanes) if fits(K, gon.itemsize) else 0
+    width = _square_width(W_out, K, gon.itemsize)
+    blocks = _square_starts(W_out, width)
     flat_g, flat_t = gon.reshape(-1), gt.reshape(-1)
     for p in range(4):
         if blocks and oh + p < H_out:
-            for k0 in range(0, K, lanes):
+            for k0 in range(0, K, width):
                 for b in range(blocks):
-                    w0 = _square_start(b, W_out, lanes)
-                    _transpose_block(flat_g, (k0 * H_out + oh + p) * W_out + w0, H_out * W_out, flat_t,
-                                     (p * cols + w0) * K + k0, K)
+                    w0 = _square_start(b, W_out, width)
+                    _square(width, lanes, flat_g, (k0 * H_out + oh + p) * W_out + w0, H_out * W_out, flat_t,
+                            (p * cols + w0) * K + k0, K)
             gt[p, W_out:] = 0
             continue
         for w in range(cols):
@@ -575,7 +616,8 @@ def fold_channels_last(plane, src_h, src_w, once, gxn):
     _, H, W = gxn.shape
     lo, hi = identity_run(src_w)
     lanes = VECTOR_BYTES // gxn.itemsize
-    blocks = _square_starts(hi - lo, lanes) if once and fits(C, gxn.itemsize) else 0
+    width = _square_width(hi - lo, C, gxn.itemsize) if once else 0
+    blocks = _square_starts(hi - lo, width)
     flat_p, flat_g = plane.reshape(-1), gxn.reshape(-1)
     if not once:
         gxn[:] = 0
@@ -584,10 +626,10 @@ def fold_channels_last(plane, src_h, src_w, once, gxn):
         if sh < 0:
             continue
         if blocks:
-            for c0 in range(0, C, lanes):
+            for c0 in range(0, C, width):
                 for b in range(blocks):
-                    j0 = _square_start(b, hi - lo, lanes)
-                    _transpose_block(flat_p, (i * Wp + lo + j0) * C + c0, C, flat_g, (c0 * H + sh) * W + j0, H * W)
+                    j0 = _square_start(b, hi - lo, width)
+                    _square(width, lanes, flat_p, (i * Wp + lo + j0) * C + c0, C, flat_g, (c0 * H + sh) * W + j0, H * W)
             continue
         for c in range(C):
             dst = gxn[c, sh]

@@ -190,14 +190,17 @@ def test_the_tile_rows_refuse_arrays_too_small():
         tiles._output_row_vectors(np.zeros((36, lanes), np.float32), 0, 2, np.zeros((4, 8, lanes), np.float32))
 
 
-# The channel-last copies: square blocks transposed in registers where the channels are whole vectors and the
-# in-order run is at least a vector long, cell by cell elsewhere. Copies are exact, so each is checked bit for
-# bit against NumPy's gather, on runs shorter than, equal to and longer than a block (the last block then
-# overlaps its neighbour), and on channel counts that do and do not fit.
+# The channel-last copies: square blocks transposed in registers, a vector's lanes on a side, or half or a
+# quarter of them for runs shorter than a vector, where the channels are whole blocks; cell by cell elsewhere.
+# Copies are exact, so each is checked bit for bit against NumPy's gather, on runs shorter than, equal to and
+# longer than each block (the last block then overlaps its neighbour), and on channel counts that do and do not
+# fit.
 
 def _shapes(dtype):
     lanes = _lanes(dtype)
-    return [(C, W) for C in (lanes, 2 * lanes, 3) for W in (lanes - 1, lanes, lanes + 5, 2 * lanes + 3)]
+    half, quarter = lanes // 2, lanes // 4
+    runs = (quarter - 1, quarter, half - 1, half, lanes - 1, lanes, lanes + 5, 2 * lanes + 3)
+    return [(C, W) for C in (lanes, 2 * lanes, half, quarter, 3) for W in runs if W > 1]  # reflection needs 2
 
 
 def _maps(H, W, kind):
