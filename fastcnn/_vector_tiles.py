@@ -23,6 +23,10 @@ is bit for bit the same (``tests/test_fast_vector_tiles.py``). The accumulating 
 old value as ``old + new``, as winograd4_tiles' ``_vb`` does.
 
 Channel counts that are not a whole number of vectors keep the loops (:func:`fits`).
+
+The copies between the channel-first arrays and those channel-last tiles are square blocks transposed in
+registers (:func:`square`, :func:`square_add`: ``fastcnn._microkernel``'s transposes), a vector's lanes on a
+side, or half or a quarter of them for the short rows of 14x14 and 7x7 maps (:func:`square_width`).
 """
 
 from __future__ import annotations
@@ -32,10 +36,12 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 
-from ._microkernel import VECTOR_BYTES, _new_function, _pointers, _same_float_arrays
+from ._microkernel import (VECTOR_BYTES, _new_function, _pointers, _same_float_arrays, _transpose_add_block,
+                           _transpose_add_half_block, _transpose_add_quarter_block, _transpose_block,
+                           _transpose_half_block, _transpose_quarter_block)
 from ._runtime import KERNEL_FLAGS
 
-__all__ = ["fits", "tile_transform"]
+__all__ = ["fits", "tile_transform", "square_width", "square_starts", "square_start", "square", "square_add"]
 
 
 @numba.njit(inline="always", **KERNEL_FLAGS)
@@ -184,3 +190,61 @@ def tile_transform(fn, n_in: int, accumulate: bool = False):
         return signature, codegen
 
     return intrinsic(typer)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Square blocks between the channel-first and channel-last layouts: a run of cells of a row of each channel
+# (channel-first) is a block of cells of runs of channels (channel-last) transposed. _microkernel's register
+# transposes move square blocks of a vector's lanes on a side, or half or a quarter of them.
+
+
+@numba.njit(inline="always", **KERNEL_FLAGS)
+def square_width(run, channels, itemsize):
+    """The side of the square blocks that copy a run of ``run`` cells of ``channels`` channels between the
+    channel-first and channel-last layouts, transposed in registers: a vector's lanes, or half or a quarter of
+    them for shorter runs (14x14 and 7x7 maps in float32 with 16 lanes), when the channels are whole blocks;
+    else 0 (cell by cell)."""
+    width = VECTOR_BYTES // itemsize
+    for _ in range(3):
+        if width >= 2 and run >= width and channels % width == 0:
+            return width
+        width //= 2
+    return 0
+
+
+@numba.njit(inline="always", **KERNEL_FLAGS)
+def square_starts(run, width):
+    """How many square blocks of ``width`` cover a run of ``run`` cells (0 when width is 0): block b starts at
+    ``square_start(b, run, width)``, the last one flush with the run's end (overlapping its neighbour when run
+    is not a multiple of width: the copies write the same values twice)."""
+    return 0 if width == 0 else -(-run // width)
+
+
+@numba.njit(inline="always", **KERNEL_FLAGS)
+def square_start(b, run, width):
+    return min(b * width, run - width)
+
+
+@numba.njit(inline="always", **KERNEL_FLAGS)
+def square(width, src, s0, lds, dst, d0, ldd):
+    """dst[d0 + c*ldd + r] = src[s0 + r*lds + c] for r, c < width (a vector's lanes, half or a quarter of them,
+    :func:`square_width`), on flat C-contiguous arrays; the caller checks the bounds."""
+    lanes = VECTOR_BYTES // src.itemsize
+    if width == lanes:
+        _transpose_block(src, s0, lds, dst, d0, ldd)
+    elif 2 * width == lanes:
+        _transpose_half_block(src, s0, lds, dst, d0, ldd)
+    else:
+        _transpose_quarter_block(src, s0, lds, dst, d0, ldd)
+
+
+@numba.njit(inline="always", **KERNEL_FLAGS)
+def square_add(width, src, s0, lds, dst, d0, ldd, addend, a0):
+    """:func:`square` plus addend[a0 + c] on destination row c (one rounded addition)."""
+    lanes = VECTOR_BYTES // src.itemsize
+    if width == lanes:
+        _transpose_add_block(src, s0, lds, dst, d0, ldd, addend, a0)
+    elif 2 * width == lanes:
+        _transpose_add_half_block(src, s0, lds, dst, d0, ldd, addend, a0)
+    else:
+        _transpose_add_quarter_block(src, s0, lds, dst, d0, ldd, addend, a0)

@@ -20,9 +20,7 @@ import numpy as np
 
 from . import _runtime
 from ._conv_base import NORM_RESIDUAL, identity_run, norm_span
-from ._microkernel import (VECTOR_BYTES, _transpose_add_block, _transpose_add_half_block, _transpose_add_quarter_block,
-                           _transpose_block, _transpose_half_block, _transpose_quarter_block)
-from ._vector_tiles import fits, tile_transform
+from ._vector_tiles import fits, square, square_add, square_start, square_starts, square_width, tile_transform
 from .pool import _max2x2, _position2x2, _relu, _relu_passes
 
 __all__ = ["channels_last", "input_row", "output_row", "store_rows", "norm_rows", "pooled_output_row", "store_pooled",
@@ -91,55 +89,6 @@ def _check_tiles(fit, message):
         raise IndexError(message)
 
 
-@numba.njit(inline="always", **_runtime.KERNEL_FLAGS)
-def _square_width(run, channels, itemsize):
-    """The side of the square blocks that copy a run of ``run`` cells of ``channels`` channels between the
-    channel-first and channel-last layouts, transposed in registers: a vector's lanes, or half or a quarter of
-    them for shorter runs (14x14 and 7x7 maps in float32 with 16 lanes), when the channels are whole blocks;
-    else 0 (cell by cell)."""
-    width = VECTOR_BYTES // itemsize
-    for _ in range(3):
-        if width >= 2 and run >= width and channels % width == 0:
-            return width
-        width //= 2
-    return 0
-
-
-@numba.njit(inline="always", **_runtime.KERNEL_FLAGS)
-def _square_starts(run, width):
-    """How many square blocks of ``width`` cover a run of ``run`` cells (0 when width is 0): block b starts at
-    ``_square_start(b, run, width)``, the last one flush with the run's end (overlapping its neighbour when run
-    is not a multiple of width: the copies write the same values twice)."""
-    return 0 if width == 0 else -(-run // width)
-
-
-@numba.njit(inline="always", **_runtime.KERNEL_FLAGS)
-def _square_start(b, run, width):
-    return min(b * width, run - width)
-
-
-@numba.njit(inline="always", **_runtime.KERNEL_FLAGS)
-def _square(width, lanes, src, s0, lds, dst, d0, ldd):
-    """dst[d0 + c*ldd + r] = src[s0 + r*lds + c] for r, c < width (a vector's lanes, half or a quarter of them)."""
-    if width == lanes:
-        _transpose_block(src, s0, lds, dst, d0, ldd)
-    elif 2 * width == lanes:
-        _transpose_half_block(src, s0, lds, dst, d0, ldd)
-    else:
-        _transpose_quarter_block(src, s0, lds, dst, d0, ldd)
-
-
-@numba.njit(inline="always", **_runtime.KERNEL_FLAGS)
-def _square_add(width, lanes, src, s0, lds, dst, d0, ldd, addend, a0):
-    """:func:`_square` plus addend[a0 + c] on destination row c."""
-    if width == lanes:
-        _transpose_add_block(src, s0, lds, dst, d0, ldd, addend, a0)
-    elif 2 * width == lanes:
-        _transpose_add_half_block(src, s0, lds, dst, d0, ldd, addend, a0)
-    else:
-        _transpose_add_quarter_block(src, s0, lds, dst, d0, ldd, addend, a0)
-
-
 # ---------------------------------------------------------------------------------------------------
 # Kernels: arrays and ints only. A tile row is the tw tiles side by side at tile height i; the tiles of a
 # chunk are numbered row after row (sample after sample), t0 the first of a row.
@@ -204,10 +153,9 @@ def channels_last(xn, src_h, src_w, r0, r1, xt):
     10 ms of a 190 ms step padding its 3x3 layers' inputs, forward and again backward.)"""
     C, H, W = xn.shape
     Wp = xt.shape[1]
-    lanes = VECTOR_BYTES // xn.itemsize
     lo, hi = identity_run(src_w)
-    width = _square_width(hi - lo, C, xn.itemsize)
-    blocks = _square_starts(hi - lo, width)
+    width = square_width(hi - lo, C, xn.itemsize)
+    blocks = square_starts(hi - lo, width)
     flat_x, flat_t = xn.reshape(-1), xt.reshape(-1)
     for r in range(r0, r1):
         sh = src_h[r]
@@ -226,9 +174,8 @@ def channels_last(xn, src_h, src_w, r0, r1, xt):
                 row[w, c] = xn[c, sh, sw]
         for c0 in range(0, C if blocks else 0, max(width, 1)):  # square blocks transposed in registers
             for b in range(blocks):
-                w0 = _square_start(b, hi - lo, width)
-                _square(width, lanes, flat_x, (c0 * H + sh) * W + w0, H * W, flat_t, ((r - r0) * Wp + lo + w0) * C + c0,
-                        C)
+                w0 = square_start(b, hi - lo, width)
+                square(width, flat_x, (c0 * H + sh) * W + w0, H * W, flat_t, ((r - r0) * Wp + lo + w0) * C + c0, C)
 
 
 @numba.njit(fastmath=False, **_runtime.KERNEL_FLAGS)
@@ -314,17 +261,16 @@ def store_rows(yt, bias, want_bias, oh, H_out, W_out, yn):
     K = yn.shape[0]
     rows = min(4, H_out - oh)
     zero = yn.dtype.type(0)
-    lanes = VECTOR_BYTES // yn.itemsize
-    width = _square_width(W_out, K, yn.itemsize)
-    blocks = _square_starts(W_out, width)
+    width = square_width(W_out, K, yn.itemsize)
+    blocks = square_starts(W_out, width)
     if blocks:
         addend = bias if want_bias else np.zeros(K, dtype=yn.dtype)  # 16-64 values per tile row
         flat_t, flat_y, W4 = yt.reshape(-1), yn.reshape(-1), yt.shape[1]
         for p in range(rows):
             for k0 in range(0, K, width):
                 for b in range(blocks):
-                    w0 = _square_start(b, W_out, width)
-                    _square_add(width, lanes, flat_t, (p * W4 + w0) * K + k0, K, flat_y,
+                    w0 = square_start(b, W_out, width)
+                    square_add(width, flat_t, (p * W4 + w0) * K + k0, K, flat_y,
                                 (k0 * H_out + oh + p) * W_out + w0, H_out * W_out, addend, k0)
         return
     for k in range(K):
@@ -505,16 +451,15 @@ def load_grad_rows(gon, oh, H_out, W_out, gt):
     Channels of whole vectors go lanes by lanes cells at a time, transposed in registers."""
     K = gon.shape[0]
     cols = gt.shape[1]
-    lanes = VECTOR_BYTES // gon.itemsize
-    width = _square_width(W_out, K, gon.itemsize)
-    blocks = _square_starts(W_out, width)
+    width = square_width(W_out, K, gon.itemsize)
+    blocks = square_starts(W_out, width)
     flat_g, flat_t = gon.reshape(-1), gt.reshape(-1)
     for p in range(4):
         if blocks and oh + p < H_out:
             for k0 in range(0, K, width):
                 for b in range(blocks):
-                    w0 = _square_start(b, W_out, width)
-                    _square(width, lanes, flat_g, (k0 * H_out + oh + p) * W_out + w0, H_out * W_out, flat_t,
+                    w0 = square_start(b, W_out, width)
+                    square(width, flat_g, (k0 * H_out + oh + p) * W_out + w0, H_out * W_out, flat_t,
                             (p * cols + w0) * K + k0, K)
             gt[p, W_out:] = 0
             continue
@@ -615,9 +560,8 @@ def fold_channels_last(plane, src_h, src_w, once, gxn):
     Hp, Wp, C = plane.shape
     _, H, W = gxn.shape
     lo, hi = identity_run(src_w)
-    lanes = VECTOR_BYTES // gxn.itemsize
-    width = _square_width(hi - lo, C, gxn.itemsize) if once else 0
-    blocks = _square_starts(hi - lo, width)
+    width = square_width(hi - lo, C, gxn.itemsize) if once else 0
+    blocks = square_starts(hi - lo, width)
     flat_p, flat_g = plane.reshape(-1), gxn.reshape(-1)
     if not once:
         gxn[:] = 0
@@ -628,8 +572,8 @@ def fold_channels_last(plane, src_h, src_w, once, gxn):
         if blocks:
             for c0 in range(0, C, width):
                 for b in range(blocks):
-                    j0 = _square_start(b, hi - lo, width)
-                    _square(width, lanes, flat_p, (i * Wp + lo + j0) * C + c0, C, flat_g, (c0 * H + sh) * W + j0, H * W)
+                    j0 = square_start(b, hi - lo, width)
+                    square(width, flat_p, (i * Wp + lo + j0) * C + c0, C, flat_g, (c0 * H + sh) * W + j0, H * W)
             continue
         for c in range(C):
             dst = gxn[c, sh]

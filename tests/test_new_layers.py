@@ -502,7 +502,7 @@ def test_unconnected_weights_stay_zero_while_training(optimizer):
 # --------------------------------------------------------------------------------------------------
 # Receptive field through a transposed convolution, against a brute-force count
 
-from hypothesis import given, settings, strategies as st  # noqa: E402
+from hypothesis import assume, given, settings, strategies as st  # noqa: E402
 
 
 def cells_seen(stack, count, unit):
@@ -545,7 +545,10 @@ def test_transposed_receptive_field_holds_every_units_field(stack):
     """Unit o's cells lie in start + o*jump .. start + o*jump + rf - 1 for every layer; where no transposed
     convolution has a stride > 1 before it the band is the field itself (the convolution recurrence); right after
     the first such layer each edge of the band is reached by some unit."""
-    summary = netspec.summarize(as_layers(stack), (1, 60))
+    try:
+        summary = netspec.summarize(as_layers(stack), (1, 60))
+    except netspec.NetSpecError:  # e.g. three stride-3 convolutions leave too few cells for a dilated kernel
+        assume(False)
     for count, row in enumerate(summary.rows, start=1):
         (rf,), (jump,), (start,) = row.receptive_field, row.jump, row.start
         fields = [cells_seen(stack, count, o) for o in range(6 * max(s for _, _, s, _, _ in stack))]
