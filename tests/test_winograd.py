@@ -197,6 +197,20 @@ def test_a_hand_worked_tile():
     assert np.array_equal(y[0, 0], [[1 + 5 + 9, 2 + 6 + 10], [5 + 9 + 13, 6 + 10 + 14]])
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_f4x4_transposed_weight_transform_is_the_transpose(dtype):
+    """The backward's U^T is computed straight in (36, K, C): the transpose of the forward's U, bit for bit (each
+    value formed by the same float64 operations, whichever channel axis runs innermost)."""
+    from fastcnn import winograd4
+
+    w = np.random.default_rng(3).standard_normal((5, 3, 3, 3)).astype(dtype)
+    w[0, 0, 0, 0] = np.inf
+    U = winograd4._weight_transform(w, dtype)
+    UT = winograd4._weight_transform(w, dtype, transposed=True)
+    assert U.shape == (36, 3, 5) and UT.shape == (36, 5, 3)
+    assert_bit_identical([UT, np.ascontiguousarray(U.transpose(0, 2, 1))])
+
+
 def test_a_hand_worked_f4x4_tile():
     """One 6x6 input, one kernel of ones on the centre row: y[i, j] = x[i+1, j] + x[i+1, j+1] + x[i+1, j+2]
     = 3 x[i+1, j+1] for x = arange(36) on rows of 6 (each row is an arithmetic run): 3 (6 (i + 1) + j + 1).
