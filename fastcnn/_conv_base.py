@@ -26,7 +26,8 @@ from cnnbase.padding import source_index
 from . import _runtime
 
 __all__ = ["GW_BLOCK", "SCRATCH", "none", "thread_slots", "buffers", "src_map", "conv_maps", "pad", "pad_planes",
-           "identity_run", "fold", "sum_blocks", "SUM_LANES", "add_to_lanes", "fill_rows", "widen", "row_cells",
+           "identity_run", "copied_once", "fold", "sum_blocks", "SUM_LANES", "add_to_lanes", "fill_rows", "widen",
+           "row_cells",
            "positions", "matrix", "NORM", "NORM_RELU", "NORM_RESIDUAL", "norm_flags", "norm_span"]
 
 _FM = _runtime.FASTMATH
@@ -149,6 +150,13 @@ def identity_run(src):
     while hi < n and src[hi] == hi - lo:
         hi += 1
     return lo, hi
+
+
+def copied_once(src, size: int) -> bool:
+    """Whether the index map ``src`` copies the ``size`` input cells once each, in order, side by side (a zero
+    fill, or none): then they are its in-order run and nothing else."""
+    idx = np.flatnonzero(src >= 0)
+    return idx.size == size and np.array_equal(src[idx], np.arange(size)) and idx[-1] - idx[0] == size - 1
 
 
 @numba.njit(fastmath=_FM, **_runtime.KERNEL_FLAGS)

@@ -58,7 +58,7 @@ from cnnbase.conv import (
 from cnnbase.checks import check_bool
 from cnnbase.conv_algorithm import check_algorithm
 
-from . import _blas, _runtime, conv_direct
+from . import _blas, _runtime, conv_direct, im2row
 from ._blas import gemm, gemm_strided, single_threaded
 from ._conv_base import (
     GW_BLOCK, SCRATCH, SUM_LANES, add_masked_to_lanes, add_to_lanes, buffers as _buffers, conv_maps as _conv_maps,
@@ -511,7 +511,7 @@ def gemm_path(geom: ConvGeometry, dtype) -> bool:
         return False
     g2 = geom.as_2d()
     return not (_taps_1d_pays(geom, g2) or conv_direct.direct_pays(geom.C_in, geom.G, g2.stride)
-                or _shifted_pays(geom, g2))
+                or _shifted_pays(geom, g2) or im2row.pays(geom, g2, dtype))
 
 
 def _conv_forward(geom: ConvGeometry, x, weight, bias, algorithm="auto"):
@@ -525,6 +525,9 @@ def _conv_forward(geom: ConvGeometry, x, weight, bias, algorithm="auto"):
         return y.astype(out_dtype, copy=False)
     if _taps_1d_pays(geom, g2):
         _taps_1d_pass(x4, w4, b, geom.G, g2, y.reshape(geom.N, geom.C_out, -1))
+        return y.reshape(geom.out_shape).astype(out_dtype, copy=False)
+    if im2row.pays(geom, g2, dtype):
+        im2row.forward(geom, g2, x4, w4, b, y)
         return y.reshape(geom.out_shape).astype(out_dtype, copy=False)
     xp = _pad(x4, *_conv_maps(g2), "conv.xpad")
     if conv_direct.direct_pays(geom.C_in, geom.G, g2.stride):
@@ -551,6 +554,10 @@ def _conv_backward(geom: ConvGeometry, grad_out, x, weight, bias, algorithm="aut
         return _results(out_dtype, grad_x, grad_w, None if bias is None else _grad_bias(go3))
     if _taps_1d_pays(geom, g2):
         grad_w = _taps_1d_backward_pass(x4, go3, w4, geom.G, g2, src_w, grad_x)
+        grad_b = None if bias is None else _grad_bias(go3)
+        return _results(out_dtype, grad_x.reshape(x.shape), grad_w.reshape(weight.shape), grad_b)
+    if im2row.pays(geom, g2, dtype):
+        grad_w = im2row.backward(geom, g2, go4, x4, w4, grad_x, input_grad)
         grad_b = None if bias is None else _grad_bias(go3)
         return _results(out_dtype, grad_x.reshape(x.shape), grad_w.reshape(weight.shape), grad_b)
     xp = _pad(x4, src_h, src_w, "conv.xpad")

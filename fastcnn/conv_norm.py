@@ -5,8 +5,9 @@ convolution's output, ``(y - running_mean) / sqrt(running_var + eps) * weight + 
 it reads the whole output back and writes an array as large, a pass over memory for a few operations per
 value (ResNet-20 on 28x28 images: 21 of them, 8.5 of the 45.5 ms of an inference pass at batch 64, and 3.5 ms
 more in the residual blocks' sums). fastcnn's Winograd F(4x4, 3x3) convolution stores its output a chunk of
-tile rows at a time, and its im2col + GEMM path a sample at a time, so the batch norm, a residual block's
-sum and the ReLU can be applied to what was just stored, while it is in cache (``_conv_base.norm_span``):
+tile rows at a time, its im2row path (strided layers) a block of samples at a time and its im2col + GEMM path
+a sample at a time, so the batch norm, a residual block's sum and the ReLU can be applied to what was just
+stored, while it is in cache (``_conv_base.norm_span``):
 
 * :func:`conv_batch_norm_forward` = ``batch_norm(conv_forward(...), ..., training=False)``, plus a residual
   when one is given (the shortcut of a residual block whose body ends with this batch norm), and with
@@ -17,9 +18,9 @@ sum and the ReLU can be applied to what was just stored, while it is in cache (`
 It is for passes that do not train: batch statistics need the whole output first. There is no fused
 backward; a backward after such a pass computes the convolution's output again (``cnn.layers``). It is
 fastcnn's alone (``FUSED_OPS``, outside the spec's ops; refcnn keeps the plain ops), and cnn's layers take it
-where :func:`conv_batch_norm_pays` says the convolution is computed by F(4x4, 3x3) or by im2col + GEMM (which
-applies the batch norm to each sample's output after its GEMM, ``conv._im2col_gemm``); elsewhere the op
-computes the plain ops one after the other, the same bits.
+where :func:`conv_batch_norm_pays` says the convolution is computed by F(4x4, 3x3), by im2row or by im2col +
+GEMM (the last two apply the batch norm to each sample's output after its GEMM: ``im2row._forward_kernel``,
+``conv._im2col_gemm``); elsewhere the op computes the plain ops one after the other, the same bits.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from cnnbase.checks import check_bool, check_float_array, check_shape
 from cnnbase.conv import ConvGeometry, fit_geometry as fit_conv
 from cnnbase.norm import check_batch_norm
 
-from . import _runtime, activations, conv, norm, winograd4
+from . import _runtime, activations, conv, im2row, norm, winograd4
 
 __all__ = ["FUSED_OPS", "conv_batch_norm_pays", "conv_batch_norm_forward"]
 
@@ -42,13 +43,19 @@ def _winograd4(geom, dtype) -> bool:
     return conv._other(geom, "auto", np.dtype(dtype)) is conv.ALGORITHMS.get("winograd4")
 
 
+def _im2row(geom, dtype) -> bool:
+    """Whether ``conv_forward`` with ``algorithm="auto"`` computes this convolution by fastcnn.im2row."""
+    return conv._other(geom, "auto", np.dtype(dtype)) is None and im2row.pays(geom, geom.as_2d(), dtype)
+
+
 def conv_batch_norm_pays(conv_geometry: ConvGeometry, dtype) -> bool:
     """Whether :func:`conv_batch_norm_forward` computes this convolution and its batch norm in one pass:
-    ``conv_forward`` with ``algorithm="auto"`` computes it by Winograd F(4x4, 3x3) or by im2col + GEMM
-    (``conv.gemm_path``: ResNet's first layer, its stride-2 layers and 1x1 projections)."""
+    ``conv_forward`` with ``algorithm="auto"`` computes it by Winograd F(4x4, 3x3), by im2row (ResNet's
+    stride-2 3x3 layers) or by im2col + GEMM (``conv.gemm_path``: ResNet's first layer and 1x1 projections)."""
     if not isinstance(conv_geometry, ConvGeometry) or conv_geometry.transposed:
         return False
-    return _winograd4(conv_geometry, dtype) or conv.gemm_path(conv_geometry, np.dtype(dtype))
+    dtype = np.dtype(dtype)
+    return _winograd4(conv_geometry, dtype) or _im2row(conv_geometry, dtype) or conv.gemm_path(conv_geometry, dtype)
 
 
 def _norm_table(running_mean, running_var, weight, bias, eps, channels: int) -> np.ndarray:
@@ -100,10 +107,13 @@ def conv_batch_norm_forward(conv_geometry: ConvGeometry, x, weight, bias, runnin
     g2 = geom.as_2d()
     y = np.empty((geom.N, geom.C_out) + g2.out, dtype=dtype)
     table = _norm_table(running_mean, running_var, norm_weight, norm_bias, eps, geom.C_out)
-    if _winograd4(geom, dtype):
+    if _winograd4(geom, dtype) or _im2row(geom, dtype):
         if residual is not None:
             residual = np.ascontiguousarray(residual).reshape(y.shape)
-        winograd4.forward(geom, x4, w4, b, y, norm=table, norm_relu=relu, residual=residual)
+        if _winograd4(geom, dtype):
+            winograd4.forward(geom, x4, w4, b, y, norm=table, norm_relu=relu, residual=residual)
+        else:
+            im2row.forward(geom, g2, x4, w4, b, y, norm=table, norm_relu=relu, residual=residual)
         return y.reshape(geom.out_shape)
     # im2col + GEMM: the batch norm (and a ReLU with no residual) per sample; a residual's sum after, in one pass
     xp = conv._pad(x4, *conv._conv_maps(g2), "conv.xpad")

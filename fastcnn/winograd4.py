@@ -51,7 +51,8 @@ from cnnbase.conv_algorithm import winograd_obstacle
 from . import _blas, _runtime, conv
 from ._blas import gemm, single_threaded
 from ._claim import claim, claim_args
-from ._conv_base import SCRATCH, buffers, conv_maps, matrix, none, norm_flags, positions, row_cells, sum_blocks
+from ._conv_base import (SCRATCH, buffers, conv_maps, copied_once, matrix, none, norm_flags, positions, row_cells,
+                         sum_blocks)
 from .winograd4_producer import producer_tuple, sample
 from .winograd4_tiles import (channels_last, fold_channels_last, grad_out_row, input_adjoint_row, input_row,
                               load_grad_rows, masked_interior, load_pooled_grad_rows, output_row, pooled_channels_last,
@@ -401,7 +402,7 @@ def _tile_maps(g2):
 
 
 def _fills_once(g2) -> bool:
-    """Whether the tile maps copy every input cell exactly once (a zero fill): see :func:`_copied_once`."""
+    """Whether the tile maps copy every input cell exactly once (a zero fill): see ``_conv_base.copied_once``."""
     return _maps(g2)[2]
 
 
@@ -427,19 +428,12 @@ def _compute_maps(g2):
     need_h, need_w = 4 * (-(-H_out // 4)) + 2, 4 * (-(-W_out // 4)) + 2
     src_h = np.append(src_h, np.full(max(0, need_h - src_h.size), -1, dtype=src_h.dtype))
     src_w = np.append(src_w, np.full(max(0, need_w - src_w.size), -1, dtype=src_w.dtype))
-    return src_h, src_w, _copied_once(src_h, g2.sizes[0]) and _copied_once(src_w, g2.sizes[1])
+    return src_h, src_w, copied_once(src_h, g2.sizes[0]) and copied_once(src_w, g2.sizes[1])
 
 
 def _bits(a):
     """An integer view of the float array ``a``, same shape (for winograd4_tiles.load_pooled_grad_rows)."""
     return a.view(np.int32 if a.dtype == np.float32 else np.int64)
-
-
-def _copied_once(src, size: int) -> bool:
-    """Whether the index map ``src`` copies the ``size`` input cells once each, in order, side by side (a zero
-    fill, or none): then they are its in-order run and nothing else."""
-    idx = np.flatnonzero(src >= 0)
-    return idx.size == size and np.array_equal(src[idx], np.arange(size)) and idx[-1] - idx[0] == size - 1
 
 
 def _plan(N, C, K, H_out, W_out, itemsize):
