@@ -503,9 +503,10 @@ def _other(geom, algorithm, dtype):
 
 
 def gemm_path(geom: ConvGeometry, dtype) -> bool:
-    """Whether ``conv_forward`` and ``conv_backward`` with ``algorithm="auto"`` compute this (checked)
-    convolution by im2col + GEMM (:func:`_gemm_pass`) when its batch is not empty: no registered algorithm
-    pays, and neither the 1-D tap GEMMs, the direct grouped kernels nor the shifted GEMMs take it.
+    """Whether ``conv_forward`` with ``algorithm="auto"`` computes this (checked) convolution by im2col + GEMM
+    (:func:`_gemm_pass`) when its batch is not empty: no registered algorithm pays, and neither the 1-D tap
+    GEMMs, the direct grouped kernels, the shifted GEMMs nor im2row take it. ``conv_backward`` does too,
+    except for a strided 1x1 kernel, whose backward im2row takes (``im2row.pays``).
     fastcnn.conv_relu fuses the ReLU into that path only."""
     if geom.transposed or _other(geom, "auto", dtype) is not None:
         return False
@@ -556,7 +557,7 @@ def _conv_backward(geom: ConvGeometry, grad_out, x, weight, bias, algorithm="aut
         grad_w = _taps_1d_backward_pass(x4, go3, w4, geom.G, g2, src_w, grad_x)
         grad_b = None if bias is None else _grad_bias(go3)
         return _results(out_dtype, grad_x.reshape(x.shape), grad_w.reshape(weight.shape), grad_b)
-    if im2row.pays(geom, g2, dtype):
+    if im2row.pays(geom, g2, dtype, backward=True):
         grad_w = im2row.backward(geom, g2, go4, x4, w4, grad_x, input_grad)
         grad_b = None if bias is None else _grad_bias(go3)
         return _results(out_dtype, grad_x.reshape(x.shape), grad_w.reshape(weight.shape), grad_b)

@@ -20,7 +20,8 @@ for each kh, the ``KW`` cells ``ow*SW .. ow*SW + KW - 1`` of one row of ``xt``, 
   ``grad_x[n]`` (``winograd4_tiles.fold_channels_last``: the padding's adjoint, transposed back).
 
 It needs no stride: it takes strided layers only because conv.py's own paths serve stride 1 (Winograd,
-the shifted GEMMs, the direct kernel for few channels) and its im2col copies unit-stride rows well.
+the shifted GEMMs, the direct kernel for few channels) and its im2col copies unit-stride rows well
+(:func:`pays` has the measured rule).
 
 **Determinism**: as conv.py: the blocks of samples depend on the shapes only; each output is written by one
 task; the weight gradient is summed per task of GW_BLOCK samples (its chunks in order) and the tasks' sums
@@ -48,11 +49,13 @@ from .winograd4_tiles import channels_last, fold_channels_last, norm_rows
 
 __all__ = ["pays", "forward", "backward"]
 
-#: Input channels from which a strided layer takes im2row: a patch row's runs are ``KW * C`` values, and the
-#: channel-last copies transpose whole vectors of channels. Measured (session 33, 2 threads, float32,
-#: batch 64, ms forward / backward, conv.py's im2col against im2row): see ``benchmarks/conv_bench.py`` rows
-#: in README's session 33 section.
-MIN_CHANNELS = 8
+#: Input channels from which a strided layer takes im2row. Measured with ``benchmarks/im2row_bench.py``
+#: (session 33, 2-core Xeon with AVX-512, 2 threads, float32, interleaved medians, ms forward / backward,
+#: conv.py's im2col against im2row): 3x3 stride 2, batch 64, to 32 channels: 3 channels on 32x32 0.49/0.98
+#: against 0.53/0.89; 4 on 28x28 0.50/0.96 against 0.43/0.68; 8: 1.00/1.66 against 0.65/0.99; 16: 1.30/2.80
+#: against 0.92/1.50; 32 x 64 x 28 x 28 -> 128: 4.17/9.58 against 3.74/7.77; 7x7 stride 2, 16 x 64 x 56 x 56
+#: -> 64: 23.7/55.7 against 22.9/44.9.
+MIN_CHANNELS = 4
 
 #: Patch rows per GEMM at least (samples are stacked until a block has that many): a 7x7 output gives 49
 #: rows per sample, too thin a GEMM alone.
@@ -75,14 +78,18 @@ def _scratch_bytes(geom, g2, itemsize):
     return itemsize * (2 * Hp * Wp * geom.C_in + nb * L * (g2.kernel[0] * g2.kernel[1] * geom.C_in + geom.C_out))
 
 
-def pays(geom, g2, dtype) -> bool:
-    """Whether conv.py gives this convolution to im2row: 2-D (not transposed), one group, a stride other than
-    1, no dilation along the width (the patch runs are contiguous), a kernel of more than one tap, at least
-    MIN_CHANNELS input channels, a CBLAS (the kernels call BLAS inside a parallel region) and per-thread
-    scratch under MAX_SCRATCH."""
+def pays(geom, g2, dtype, backward=False) -> bool:
+    """Whether conv.py gives this convolution (its backward with ``backward``) to im2row: 2-D (not transposed),
+    one group, a stride other than 1, no dilation along the width (the patch runs are contiguous), at least
+    MIN_CHANNELS input channels, a CBLAS (the kernels call BLAS inside a parallel region), per-thread scratch
+    under MAX_SCRATCH, and for the forward a kernel of more than one tap. A strided 1x1 forward stays with
+    conv.py's im2col, which copies only the cells it reads (im2row copies the whole sample channel-last first);
+    its backward gains (the run quoted at MIN_CHANNELS: 64 x 16 x 28 x 28 -> 32, forward 0.35 against 0.49,
+    backward 0.82 against 0.70; 64 x 32 x 14 x 14 -> 64: 0.25 against 0.29, 0.65 against 0.44)."""
     return (_blas.CBLAS and geom.rank == 2 and not geom.transposed and geom.G == 1 and g2.stride != (1, 1)
-            and g2.dilation[1] == 1 and g2.kernel[0] * g2.kernel[1] > 1 and geom.C_in >= MIN_CHANNELS
-            and geom.N > 0 and _scratch_bytes(geom, g2, np.dtype(dtype).itemsize) <= MAX_SCRATCH)
+            and g2.dilation[1] == 1 and (backward or g2.kernel[0] * g2.kernel[1] > 1)
+            and geom.C_in >= MIN_CHANNELS and geom.N > 0
+            and _scratch_bytes(geom, g2, np.dtype(dtype).itemsize) <= MAX_SCRATCH)
 
 
 # ---------------------------------------------------------------------------------------------------

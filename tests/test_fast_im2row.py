@@ -25,9 +25,9 @@ from refcnn import conv as rc
 pytestmark = pytest.mark.skipif(not fastcnn._blas.CBLAS, reason="im2row needs NumPy's CBLAS")
 
 
-def _takes(x_shape, w_shape, stride, padding=1, dilation=1, groups=1, dtype=np.float32):
+def _takes(x_shape, w_shape, stride, padding=1, dilation=1, groups=1, dtype=np.float32, backward=False):
     geom = geometry.conv_geometry("conv2d", x_shape, w_shape, None, stride, padding, dilation, groups, "zeros", 2)
-    return im2row.pays(geom, geom.as_2d(), dtype)
+    return im2row.pays(geom, geom.as_2d(), dtype, backward)
 
 
 def test_resnets_strided_layers_take_it_and_the_others_do_not():
@@ -37,7 +37,9 @@ def test_resnets_strided_layers_take_it_and_the_others_do_not():
     assert _takes((4, 8, 9, 9), (4, 8, 3, 2), (2, 1))  # one strided axis is enough
     assert not _takes((64, 16, 28, 28), (16, 16, 3, 3), 1)  # stride 1: Winograd, or conv.py's own paths
     assert not _takes((64, 16, 28, 28), (32, 16, 1, 1), 2, padding=0)  # 1x1: conv.py's im2col copies no window
-    assert not _takes((64, 4, 28, 28), (32, 4, 3, 3), 2)  # few channels
+    assert _takes((64, 16, 28, 28), (32, 16, 1, 1), 2, padding=0, backward=True)  # but its backward gains
+    assert not _takes((64, 3, 28, 28), (32, 3, 3, 3), 2)  # few channels
+    assert _takes((64, 4, 28, 28), (32, 4, 3, 3), 2)
     assert not _takes((64, 16, 28, 28), (32, 8, 3, 3), 2, groups=2)
     assert not _takes((64, 16, 28, 28), (32, 16, 3, 3), 2, dilation=(1, 2))  # runs no longer contiguous
     assert _takes((64, 16, 28, 28), (32, 16, 3, 3), 2, dilation=(2, 1))
@@ -53,7 +55,8 @@ CASES = [
     (2, 32, 16, 12, 9, (3, 2), (2, 3), ((1, 2), (0, 1)), (2, 1), "circular", False),
     (2, 16, 48, 10, 10, 5, 3, 2, 1, "replicate", True),
     (9, 16, 24, 7, 7, 3, 2, 1, 1, "zeros", True),  # 4x4 outputs: blocks of several samples, a short last one
-    (2, 8, 5, 9, 11, 3, 2, 0, 1, "zeros", True),  # MIN_CHANNELS, a channel count of no whole vector
+    (2, 8, 5, 9, 11, 3, 2, 0, 1, "zeros", True),  # a channel count of no whole vector
+    (3, 32, 64, 14, 14, 1, 2, 0, 1, "zeros", False),  # a 1x1 projection: its backward only
 ]
 
 
@@ -87,7 +90,7 @@ def test_agrees_with_refcnn(case, dtype):
     kw = _kwargs(case)
     geom = geometry.conv_geometry("conv2d", x.shape, w.shape, None if b is None else b.shape, kw["stride"],
                                   kw["padding"], kw["dilation"], 1, kw["padding_mode"], 2)
-    assert im2row.pays(geom, geom.as_2d(), dtype)
+    assert im2row.pays(geom, geom.as_2d(), dtype, backward=True)
     _check(x, w, b, kw, dtype)
 
 
@@ -143,10 +146,10 @@ def test_infinite_weight_through_zero_padding_is_nan_as_in_im2col():
 
 @st.composite
 def _strided_problems(draw):
-    """(x, w, b, kwargs, dtype): one group, a stride other than 1 on some axis, no width dilation, more than
-    one tap, any channel count (1 to 20: loops and register-transposed copies), pads per side and every fill,
+    """(x, w, b, kwargs, dtype): one group, a stride other than 1 on some axis, no width dilation, any
+    channel count (1 to 20: loops and register-transposed copies), pads per side and every fill,
     sizes for which the fill is defined (reflect: pads under the size) and the output not empty."""
-    kernel = draw(st.tuples(st.integers(1, 3), st.integers(1, 3)).filter(lambda k: k[0] * k[1] > 1))
+    kernel = draw(st.tuples(st.integers(1, 3), st.integers(1, 3)))
     stride = draw(st.tuples(st.integers(1, 3), st.integers(1, 3)).filter(lambda s: s != (1, 1)))
     dilation = (draw(st.integers(1, 2)), 1)
     pads = tuple((draw(st.integers(0, 2)), draw(st.integers(0, 2))) for _ in range(2))
@@ -168,8 +171,8 @@ def _strided_problems(draw):
 @settings(max_examples=40)
 @given(_strided_problems())
 def test_any_strided_convolution_matches_refcnn(problem):
-    """With MIN_CHANNELS at 1 every draw takes im2row (asserted), forward and both gradients within the
-    tolerances above."""
+    """With MIN_CHANNELS at 1 every draw takes im2row (asserted; a 1x1 kernel its backward only), forward and
+    both gradients within the tolerances above."""
     x, w, b, kw, dtype = problem
     x, w = x.astype(dtype).astype(np.float64), w.astype(dtype).astype(np.float64)
     b = None if b is None else b.astype(dtype).astype(np.float64)
@@ -177,5 +180,6 @@ def test_any_strided_convolution_matches_refcnn(problem):
         patch.setattr(im2row, "MIN_CHANNELS", 1)
         geom = geometry.conv_geometry("conv2d", x.shape, w.shape, None if b is None else b.shape, kw["stride"],
                                       kw["padding"], kw["dilation"], 1, kw["padding_mode"], 2)
-        assert im2row.pays(geom, geom.as_2d(), dtype)
+        assert im2row.pays(geom, geom.as_2d(), dtype, backward=True)
+        assert im2row.pays(geom, geom.as_2d(), dtype) == (w.shape[2] * w.shape[3] > 1)
         _check(x, w, b, kw, dtype)
