@@ -11,6 +11,7 @@ from __future__ import annotations
 import inspect
 import math
 import numbers
+from typing import NamedTuple
 
 import numpy as np
 
@@ -83,6 +84,7 @@ class Optimizer:
         self.lr = float(lr)
         self.lr_multipliers = _check_multipliers(lr_multipliers)
         self.state: dict[str, dict] = {}
+        self._laid: dict[tuple, _Laid] = {}  # see _step_group
 
     def config(self) -> dict:
         """JSON form: ``{"name": ..., "lr": ..., <every hyperparameter>}`` (tuples as lists)."""
@@ -102,14 +104,66 @@ class Optimizer:
     def step(self, engine, named_params, lr: float) -> dict[str, np.ndarray]:
         """Update every ``(key, param, grad)`` with learning rate ``lr`` times the key's multiplier
         (:attr:`lr_multipliers`, 1 for a key it does not name); returns the new parameters by key, each in its
-        parameter's dtype (refcnn computes in float64)."""
+        parameter's dtype (refcnn computes in float64).
+
+        Parameters that share a rate, dtypes and a step count are updated by one call of the step function on
+        their values laid end to end (:func:`_group_key`): every rule is elementwise, each element's update
+        reading only its own values and the hyperparameters, so the results are the same bits as one call per
+        parameter (tests/test_optimizers_grouped.py), and a ResNet-20's 65 parameters cost one call, not 65
+        (2.2 ms of a 90 ms step, session 33). The new parameters and state arrays are views of that call's
+        results, so the next step finds them laid end to end already and reads them without a copy."""
         step_fn = getattr(engine, OPTIMIZERS[self.name])
-        updated = {}
+        named_params = list(named_params)
+        groups: dict = {}
         for key, param, grad in named_params:
             rate = lr * self.lr_multipliers[key] if key in self.lr_multipliers else lr
-            new_param, self.state[key] = step_fn(param, grad, self.state.get(key), lr=rate, **self.hyperparameters)
-            updated[key] = new_param if new_param.dtype == param.dtype else new_param.astype(param.dtype)
-        return updated
+            state = self.state.get(key)
+            group = _group_key(rate, param, grad, state)
+            groups.setdefault(group if group is not None else ("alone", key), []).append((key, rate, param, grad,
+                                                                                         state))
+        updated = {}
+        for members in groups.values():
+            if len(members) > 1:
+                self._step_group(step_fn, members, updated)
+                continue
+            key, rate, param, grad, state = members[0]  # alone: the step function's own checks and errors
+            new_param, self.state[key] = step_fn(param, grad, state, lr=rate, **self.hyperparameters)
+            updated[key] = _as_dtype(new_param, param.dtype)
+        return {key: updated[key] for key, _, _ in named_params}  # in the order given
+
+    def _step_group(self, step_fn, members: list, updated: dict) -> None:
+        """One call of ``step_fn`` on the members' parameters, gradients and state arrays laid end to end; each
+        member's results are views of the call's. The call's results are remembered (``_laid``): when the
+        same members come back with the very parameters and states returned here (the next step), the
+        call's arrays are passed on as they are, no copy."""
+        keys = tuple(m[0] for m in members)
+        laid = self._laid.get(keys)
+        rate, state0 = members[0][1], members[0][4]
+        if laid is not None and laid.param is not None and all(m[2] is laid.params[i] for i, m in enumerate(members)):
+            flat_param = laid.param
+        else:
+            flat_param = np.concatenate([m[2].reshape(-1) for m in members])
+        flat_state = None
+        if state0 is not None:
+            if laid is not None and all(m[4] is laid.states[i] for i, m in enumerate(members)):
+                flat_state = laid.state
+            else:
+                flat_state = {name: (np.concatenate([m[4][name].reshape(-1) for m in members])
+                                     if isinstance(value, np.ndarray) else value) for name, value in state0.items()}
+        new_flat, new_state = step_fn(flat_param, np.concatenate([m[3].reshape(-1) for m in members]), flat_state,
+                                      lr=rate, **self.hyperparameters)
+        params, states = [], []
+        start = 0
+        for key, _, param, _, _ in members:
+            end = start + param.size
+            updated[key] = _as_dtype(new_flat[start:end].reshape(param.shape), param.dtype)
+            self.state[key] = {name: (value[start:end].reshape(param.shape) if isinstance(value, np.ndarray)
+                                      else value) for name, value in new_state.items()}
+            params.append(updated[key])
+            states.append(self.state[key])
+            start = end
+        self._laid[keys] = _Laid(new_flat if new_flat.dtype == members[0][2].dtype else None, new_state, params,
+                                 states)
 
     # Checkpoints: arrays by "<param key>/<state key>", every non-array (the step count) in JSON.
     def state_arrays(self) -> tuple[dict[str, np.ndarray], dict]:
@@ -130,6 +184,45 @@ class Optimizer:
                 raise ValueError(f"optimizer state: array {full!r} belongs to no parameter of the checkpoint")
             state[key][name] = value
         self.state = state
+
+
+def _group_key(rate: float, param, grad, state):
+    """What parameters updated together share, or None for one updated alone: float arrays of one shape (the
+    grad's, and the state arrays', those of the param), the same rate, the param's, grad's and state arrays'
+    dtypes, and the same state keys and scalar values (the step count). Anything else goes alone, to the step
+    function's own checks and errors."""
+    if not (isinstance(param, np.ndarray) and isinstance(grad, np.ndarray) and param.shape == grad.shape
+            and param.dtype.kind == "f" and grad.dtype.kind == "f"):
+        return None
+    if state is None:
+        return (rate, param.dtype.str, grad.dtype.str, None)
+    if not isinstance(state, dict):
+        return None
+    signature = []
+    for name in sorted(state):
+        value = state[name]
+        if isinstance(value, np.ndarray):
+            if value.shape != param.shape or value.dtype.kind != "f":
+                return None
+            signature.append((name, value.dtype.str))
+        elif isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_)):
+            signature.append((name, type(value).__name__, value))
+        else:
+            return None
+    return (rate, param.dtype.str, grad.dtype.str, tuple(signature))
+
+
+class _Laid(NamedTuple):
+    """One group's last call (:meth:`Optimizer._step_group`): its flat new parameters (None when they were
+    converted to the parameters' dtype) and state, and the per-member views handed out."""
+    param: np.ndarray | None
+    state: dict
+    params: list
+    states: list
+
+
+def _as_dtype(a: np.ndarray, dtype) -> np.ndarray:
+    return a if a.dtype == dtype else a.astype(dtype)
 
 
 def _check_multipliers(multipliers) -> dict[str, float]:
