@@ -725,6 +725,15 @@ class _BatchNorm(Layer):
     #: output, and ``self._pre``, were the ReLU's; the backward takes the gradient with respect to it.
     _relu_fused: bool = False
 
+    #: The shortcut's output, set for one forward pass by the residual block whose body this batch norm ends
+    #: (:meth:`_ResidualBlock._norm_tail`): this layer's op adds it and applies the block's ReLU (the engine's
+    #: ``batch_norm_add_relu``). None otherwise.
+    _residual: np.ndarray | None = None
+    #: The block's output, set for one backward pass by that block (or by the block whose shortcut this batch
+    #: norm ends): this layer's backward takes its gradient through that ReLU's mask first (the engine's
+    #: ``batch_norm_relu_backward``). None otherwise.
+    _mask_from: np.ndarray | None = None
+
     #: The convolution right before this batch norm (set by :func:`_pair_conv_norms`), or None.
     norm_from: "Layer | None" = None
     #: Whether the last forward pass found this batch norm computed already, by ``norm_from``'s op: x passed on.
@@ -745,6 +754,8 @@ class _BatchNorm(Layer):
             return x  # the convolution's op computed this layer's output (and its ReLU's): see _pair_conv_norms
         if x.shape[0] == 0 and not self._training:  # no sample (the ops refuse an empty x): nothing to normalise
             return np.zeros(x.shape, dtype=ctx.dtype)
+        if self._residual is not None:
+            return ctx.engine.batch_norm_add_relu(x, self._residual, *self._args())
         if self._relu_fused:
             return ctx.engine.batch_norm_relu(x, *self._args())
         return ctx.engine.batch_norm(x, *self._args())
@@ -760,7 +771,9 @@ class _BatchNorm(Layer):
             zeros = np.zeros(self.params["weight"].shape, dtype=self._ctx.dtype)
             self.grads = {"weight": zeros, "bias": zeros.copy()}
             return np.zeros(self._x.shape, dtype=self._ctx.dtype)
-        if self._relu_fused:
+        if self._mask_from is not None:
+            gx, gw, gb = engine.batch_norm_relu_backward(grad, self._x, self._mask_from, *self._args())
+        elif self._relu_fused:
             gx, gw, gb = engine.batch_norm_relu_backward(grad, self._x, self._pre, *self._args())
         else:
             gx, gw, gb = engine.batch_norm_backward(grad, self._x, *self._args())
@@ -847,6 +860,17 @@ def _run_backward(layers, grad):
     return grad
 
 
+def _masked_backward(layers, grad, out):
+    """The backward of ``layers``, which end with a batch norm, of ``relu_backward(grad, out)``: the mask
+    applied inside that batch norm's backward (``_BatchNorm._mask_from``)."""
+    norm = layers[-1]
+    norm._mask_from = out
+    try:
+        return _run_backward(layers, grad)
+    finally:
+        norm._mask_from = None
+
+
 class _Block(Layer):
     """A layer made of named branches of layers, each run from the block's input."""
 
@@ -901,7 +925,26 @@ class _ResidualBlock(_Block):
         fits = norm.norm_from is conv and norm.activation is None and norm.relu_next is None
         return conv if fits and conv._norm_here(ctx) else None
 
+    def _norm_tail(self, ctx: Pass, x) -> "_BatchNorm | None":
+        """The batch norm that ends the body, when this pass has it add the shortcut and apply the block's ReLU
+        in its own op (the engine's ``batch_norm_add_relu``, bit for bit ``add_relu`` of the batch norm's
+        output and the shortcut): a fusing pass of an engine that has it, a ReLU block, a batch norm of no
+        activation of its own, a batch with samples. None otherwise. The backward then takes the body's
+        gradient, and a shortcut's ending with a batch norm, through the ReLU's mask inside those batch
+        norms' backward, and an identity shortcut's in the engine's ``relu_backward_add``: the masked
+        gradient is never written (:meth:`_backward`)."""
+        body = self.branches["body"]
+        if not (ctx.fuse and self.activation == "relu" and body and isinstance(body[-1], _BatchNorm)
+                and hasattr(ctx.engine, "batch_norm_add_relu") and x.shape[0] > 0):
+            return None
+        norm = body[-1]
+        return norm if norm.activation is None and norm.relu_next is None else None
+
+    #: The batch norm that added the shortcut in the last forward pass (:meth:`_norm_tail`), or None.
+    _added_by: "_BatchNorm | None" = None
+
     def _forward(self, x, ctx):
+        self._added_by = None
         tail = self._tail(ctx)
         if tail is not None:  # the shortcut first, for the body's last convolution to add (bit for bit add_relu)
             shortcut = _run(self.branches["shortcut"], x, ctx)
@@ -912,6 +955,15 @@ class _ResidualBlock(_Block):
                 tail._residual = None
             self._relu_inside = True
             return out
+        norm = self._norm_tail(ctx, x)
+        if norm is not None:  # the shortcut first, for the body's last batch norm to add
+            norm._residual = _run(self.branches["shortcut"], x, ctx)
+            try:
+                out = _run(self.branches["body"], x, ctx)
+            finally:
+                norm._residual = None
+            self._relu_inside, self._added_by = True, norm
+            return out
         body = _run(self.branches["body"], x, ctx)
         shortcut = _run(self.branches["shortcut"], x, ctx)
         if ctx.fuse and self.activation == "relu" and hasattr(ctx.engine, "add_relu"):
@@ -920,9 +972,24 @@ class _ResidualBlock(_Block):
         return body + shortcut
 
     def _backward(self, grad):
+        if self._added_by is not None:  # grad is with respect to the ReLU's output: see _norm_tail
+            return self._backward_through_norms(grad)
         if self._relu_inside:  # grad is with respect to the ReLU's output, self._pre: its mask first
             grad = _cast(self._ctx.engine.relu_backward(grad, self._pre), self._ctx.dtype)
         return _run_backward(self.branches["body"], grad) + _run_backward(self.branches["shortcut"], grad)
+
+    def _backward_through_norms(self, grad):
+        """:meth:`_backward` after a pass whose body's last batch norm added the shortcut: the ReLU's mask (of
+        the block's output, ``self._pre``) applied inside the batch norms that end the body and the shortcut,
+        and with an identity shortcut inside the sum of the two gradients; the same bits as the mask first."""
+        engine, dtype, out = self._ctx.engine, self._ctx.dtype, self._pre
+        body_grad = _masked_backward(self.branches["body"], grad, out)
+        shortcut = self.branches["shortcut"]
+        if not shortcut:
+            return _cast(engine.relu_backward_add(grad, out, body_grad), dtype)
+        if isinstance(shortcut[-1], _BatchNorm) and shortcut[-1].activation is None:
+            return body_grad + _masked_backward(shortcut, grad, out)
+        return body_grad + _run_backward(shortcut, _cast(engine.relu_backward(grad, out), dtype))
 
 
 class _ConcatBlock(_Block):

@@ -35,7 +35,8 @@ from .conv_pool import conv_relu_pool_backward, conv_relu_pool_forward  # noqa: 
 from .conv_relu import FUSED_OPS as _CONV_RELU_FUSED, conv_relu_pays  # noqa: F401  (fastcnn only; cnn.layers)
 from .conv_relu import conv_relu_backward, conv_relu_forward  # noqa: F401
 from .norm_relu import FUSED_OPS as _NORM_RELU_FUSED, batch_norm_relu, batch_norm_relu_backward  # noqa: F401
-from .activations import FUSED_OPS as _ADD_RELU_FUSED, add_relu  # noqa: F401  (fastcnn only; cnn.layers)
+from .norm_relu import batch_norm_add_relu  # noqa: F401
+from .activations import FUSED_OPS as _ADD_RELU_FUSED, add_relu, relu_backward_add  # noqa: F401  (cnn.layers)
 from .conv_norm import FUSED_OPS as _CONV_NORM_FUSED, conv_batch_norm_forward, conv_batch_norm_pays  # noqa: F401
 
 #: fastcnn's fused ops (outside the spec's ops, each the composition of plain ops bit for bit): cnn's layers
@@ -60,8 +61,9 @@ GEOMETRY_OPS = ("conv_forward", "conv_backward", "pool_forward", "pool_backward"
 
 # FUSED_OPS are fastcnn's alone, outside OPS and the spec: a ReLU and the max pooling after it in one pass
 # (relu_pool_*), a 3x3 convolution with both (conv_relu_pool_*), an im2col + GEMM convolution with its ReLU
-# (conv_relu_*), a batch norm with the ReLU after it (batch_norm_relu*), and a residual block's sum with its
-# ReLU (add_relu), and a Winograd convolution with the evaluation-mode batch norm after it (and its ReLU:
+# (conv_relu_*), a batch norm with the ReLU after it (batch_norm_relu*), a residual block's sum with its
+# ReLU (add_relu), with its last batch norm too (batch_norm_add_relu), its input gradient through the ReLU's
+# mask (relu_backward_add), and a Winograd convolution with the evaluation-mode batch norm after it (and its ReLU:
 # conv_batch_norm_forward), which cnn's layers take when the engine has them. Each equals the composition of
 # the spec's plain ops bit for bit (tests/test_fast_fused.py, tests/test_fast_conv_pool.py,
 # tests/test_fast_conv_relu.py, tests/test_fast_norm_relu.py, tests/test_fast_activations.py,

@@ -66,6 +66,14 @@ def _add_relu_kernel(a, b, y):
         y[i] = 0.0 if v <= 0.0 else v
 
 
+@numba.njit(parallel=True, fastmath=False, **KERNEL_FLAGS)
+def _relu_backward_add_kernel(grad_out, x, addend, out):
+    zero, one = out.dtype.type(0), out.dtype.type(1)
+    for i in prange(x.size):
+        masked = grad_out[i] * (zero if x[i] <= zero else one)  # relu_backward's product, in the dtype
+        out[i] = addend[i] + masked  # then NumPy's sum, in the dtype too (no float64 in between)
+
+
 @numba.njit(parallel=True, fastmath=FASTMATH, **KERNEL_FLAGS)
 def _leaky_relu_kernel(x, slope, y):
     for i in prange(x.size):
@@ -244,7 +252,8 @@ def _elementwise_backward(kernel, grad_out, x, *params):
     return grad_x.astype(_runtime.result_dtype(grad_out, x), copy=False)
 
 
-_CHEAP = (_relu_kernel, _relu_backward_kernel, _leaky_relu_kernel, _leaky_relu_backward_kernel, _add_relu_kernel)
+_CHEAP = (_relu_kernel, _relu_backward_kernel, _leaky_relu_kernel, _leaky_relu_backward_kernel, _add_relu_kernel,
+          _relu_backward_add_kernel)
 
 
 def _lines_view(a: np.ndarray, axis: int) -> np.ndarray:
@@ -371,7 +380,7 @@ def log_softmax_backward(grad_out, x, dim=-1):
 # Fused (fastcnn only, outside the spec's ops): cnn's residual blocks take it when the engine has it
 
 
-FUSED_OPS = ("add_relu",)
+FUSED_OPS = ("add_relu", "relu_backward_add")
 
 
 def add_relu(a, b):
@@ -388,6 +397,25 @@ def add_relu(a, b):
     _runtime.launch(_add_relu_kernel, _work(_add_relu_kernel, a.size), ac.reshape(-1), bc.reshape(-1),
                     y.reshape(-1))
     return y.astype(_runtime.result_dtype(a, b), copy=False)
+
+
+def relu_backward_add(grad_out, x, addend):
+    """``addend + relu_backward(grad_out, x)``, bit for bit NumPy's sum of ``addend`` and :func:`relu_backward`,
+    in one pass where the three arrays have one dtype (the plain ops in turn otherwise): a residual block's
+    input gradient, its body's plus its identity shortcut's (the block's ReLU's mask; ``x`` may be that ReLU's
+    output, :func:`add_relu`'s). ``addend``: a float array of x's shape."""
+    op = "relu_backward_add"
+    check_activation_input(x, op)
+    check_grad_out(grad_out, x, op)
+    check_float_array(addend, "addend", op)
+    check_same_shape(addend, x, "addend", "x", op)
+    dtype = _runtime.compute_dtype(grad_out, x)
+    if not (grad_out.dtype == x.dtype == addend.dtype == dtype):
+        return addend + relu_backward(grad_out, x)
+    out = np.empty(x.shape, dtype=dtype)
+    _runtime.launch(_relu_backward_add_kernel, _work(_relu_backward_add_kernel, x.size), grad_out.reshape(-1),
+                    x.reshape(-1), np.ascontiguousarray(addend).reshape(-1), out.reshape(-1))
+    return out
 
 
 _runtime.share_docstrings(globals(), __all__)

@@ -146,11 +146,12 @@ def _channel_statistics(x3, c, training, means, variances, eps):
 
 
 @numba.njit(parallel=True, fastmath=False, error_model="numpy", **_runtime.KERNEL_FLAGS)
-def _forward(x3, training, eps, means, variances, weight, bias, relu, y3):
+def _forward(x3, training, eps, means, variances, weight, bias, relu, add, r3, y3):
     """``y = (x - mean_c) * inv_std_c * weight_c + bias_c``, one channel per work item: its statistics
     (:func:`_channel_statistics`), then its rows. One parallel region per call: waking the threads costs
-    more than a small layer's arithmetic on a busy machine. ``relu``: each row, once stored (rounded to y's
-    dtype), goes through fastcnn.relu's rule in place (fastcnn.norm_relu)."""
+    more than a small layer's arithmetic on a busy machine. ``add``: each row, once stored (rounded to y's
+    dtype), gets the same row of ``r3`` added in y's dtype (NumPy's ``y + r``); ``relu``: then goes through
+    fastcnn.relu's rule in place (fastcnn.norm_relu)."""
     n_count, c_count, s_count = x3.shape
     zero = y3.dtype.type(0)
     for c in numba.prange(c_count):
@@ -160,6 +161,10 @@ def _forward(x3, training, eps, means, variances, weight, bias, relu, y3):
             row = y3[n, c]
             for s in range(s_count):
                 row[s] = (np.float64(x3[n, c, s]) - mean) * r * w + b
+            if add:
+                added = r3[n, c]
+                for s in range(s_count):
+                    row[s] = row[s] + added[s]
             if relu:
                 for s in range(s_count):
                     row[s] = zero if row[s] <= zero else row[s]  # NaN fails `<=` and passes through
@@ -266,16 +271,19 @@ def _as_ncs(x: np.ndarray, a, dtype) -> np.ndarray:
 # The passes (the public functions here and fastcnn.norm_relu's)
 
 
-def forward(x, running_mean, running_var, weight, bias, training, momentum, eps, relu: bool, caller: str):
-    """batch_norm's work, checked for ``caller``; ``relu``: fastcnn.norm_relu's fused ReLU too."""
+def forward(x, running_mean, running_var, weight, bias, training, momentum, eps, relu: bool, caller: str,
+            residual=None):
+    """batch_norm's work, checked for ``caller``; ``relu``: fastcnn.norm_relu's fused ReLU too; ``residual``
+    (checked by the caller: x's shape, the dtype of this batch norm's result): added before the ReLU."""
     a = check_batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps, op=caller)
     inputs = (x, running_mean, running_var, weight, bias)
     dtype = _runtime.compute_dtype(*inputs)
     x3 = _as_ncs(x, a, dtype)
     means, variances = _statistics(running_mean, running_var, a)
     y3 = np.empty(x3.shape, dtype=dtype)
+    r3 = y3[:0] if residual is None else _runtime.as_compute(residual, dtype).reshape(x3.shape)
     _forward(x3, a.training, a.eps, means, variances, _channel_vector(weight, a.c, 1.0),
-             _channel_vector(bias, a.c, 0.0), relu, y3)
+             _channel_vector(bias, a.c, 0.0), relu, residual is not None, r3, y3)
     if a.training and a.has_running_stats:
         _update_running_stats(running_mean, running_var, means, variances, a)
     return y3.reshape(x.shape).astype(_runtime.result_dtype(*inputs), copy=False)

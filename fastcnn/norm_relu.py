@@ -7,25 +7,29 @@ stored, and its mask to each channel's gradient as the backward reads it:
 
 * :func:`batch_norm_relu` = ``relu(batch_norm(...))``;
 * :func:`batch_norm_relu_backward` = ``batch_norm_backward(relu_backward(grad_out, pre), ...)``, given the
-  forward's output ``y`` (``y <= 0`` exactly where the pre-activation is, NaN included).
+  forward's output ``y`` (``y <= 0`` exactly where the pre-activation is, NaN included);
+* :func:`batch_norm_add_relu` = ``add_relu(batch_norm(...), residual)``: the end of a residual block whose
+  body ends with a batch norm, in training too (the batch norm's output, the sum and the ReLU in one pass);
+  its backward is :func:`batch_norm_relu_backward` with that output as ``y`` (the block's ReLU's mask), and
+  the shortcut's gradient ``fastcnn.relu_backward_add``.
 
 Both bit for bit (tests/test_fast_norm_relu.py): the rows are rounded to the output's dtype before the ReLU,
 and the mask is fastcnn.relu_backward's product in the gradient's dtype. fastcnn's alone (``FUSED_OPS``,
 outside the spec's ops; refcnn keeps the plain ops); cnn's layers take them for a batch norm followed by a
-ReLU layer (``cnn.layers._pair_norm_relus``).
+ReLU layer (``cnn.layers._pair_norm_relus``) and for a residual block's last batch norm, sum and ReLU.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from cnnbase.checks import invalid
+from cnnbase.checks import check_float_array, check_same_shape, invalid
 
-from . import norm
+from . import _runtime, activations, norm
 
-__all__ = ["FUSED_OPS", "batch_norm_relu", "batch_norm_relu_backward"]
+__all__ = ["FUSED_OPS", "batch_norm_relu", "batch_norm_relu_backward", "batch_norm_add_relu"]
 
-FUSED_OPS = ("batch_norm_relu", "batch_norm_relu_backward")
+FUSED_OPS = ("batch_norm_relu", "batch_norm_relu_backward", "batch_norm_add_relu")
 
 
 def batch_norm_relu(x, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1,
@@ -47,3 +51,21 @@ def batch_norm_relu_backward(grad_out, x, y, running_mean, running_var, weight=N
         raise ValueError(invalid(caller, "y", "the float array batch_norm_relu returned, of x's shape "
                                  f"{getattr(x, 'shape', None)}", what))
     return norm.backward(grad_out, x, running_mean, running_var, weight, bias, training, momentum, eps, y, caller)
+
+
+def batch_norm_add_relu(x, residual, running_mean, running_var, weight=None, bias=None, training=False,
+                        momentum=0.1, eps=1e-5):
+    """``add_relu(batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps), residual)``,
+    bit for bit, in one pass where the batch norm's result has ``residual``'s dtype (the plain ops in turn
+    otherwise); the running statistics are updated as batch_norm updates them. ``residual``: a float array of
+    x's shape."""
+    caller = "batch_norm_add_relu"
+    check_float_array(x, "x", caller)
+    check_float_array(residual, "residual", caller)
+    check_same_shape(residual, x, "residual", "x", caller)
+    inputs = (x, running_mean, running_var, weight, bias)
+    if _runtime.result_dtype(*inputs) != residual.dtype or _runtime.compute_dtype(*inputs) != residual.dtype:
+        y = norm.forward(x, running_mean, running_var, weight, bias, training, momentum, eps, False, caller)
+        return activations.add_relu(y, residual)
+    return norm.forward(x, running_mean, running_var, weight, bias, training, momentum, eps, True, caller,
+                        residual=residual)

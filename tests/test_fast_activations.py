@@ -192,3 +192,42 @@ def test_add_relu_shapes_and_refusals():
     with pytest.raises(TypeError, match=r"add_relu: .*`a`"):
         fast.add_relu(np.ones(3, int), np.ones(3))
     assert "add_relu" in fast.FUSED_OPS
+
+
+# ---------------------------------------------------------------------------------------- relu_backward_add
+
+
+@pytest.mark.parametrize("dtypes", [(np.float32,) * 3, (np.float64,) * 3, (np.float16,) * 3,
+                                    (np.float32, np.float32, np.float64), (np.float64, np.float32, np.float32)])
+def test_relu_backward_add_is_the_sum_of_the_plain_ops_bit_for_bit(dtypes):
+    """fastcnn.relu_backward_add (fused, fastcnn only; a residual block's input gradient): NumPy's ``addend +
+    relu_backward(grad_out, x)`` byte for byte, its dtype included: an infinite and a NaN gradient where the
+    mask is 0 (NaN), -0.0 products, x of exactly 0, NaN and -0.0, sums of exactly 0, and mixed dtypes (the
+    plain ops then)."""
+    rng = np.random.default_rng(8)
+    g = rng.standard_normal((3, 5, 7, 11))
+    x = rng.standard_normal(g.shape)
+    addend = rng.standard_normal(g.shape)
+    x.flat[:3] = (0.0, -0.0, np.nan)
+    g.flat[3], x.flat[3] = np.inf, -1.0
+    g.flat[4], x.flat[4] = np.nan, -2.0
+    g.flat[5], x.flat[5], addend.flat[5] = -3.0, 1.0, 3.0  # -3 + 3: +0.0
+    g.flat[6], x.flat[6], addend.flat[6] = -1.0, -1.0, -0.0  # -0.0 product + -0.0
+    g, x, addend = g.astype(dtypes[0]), x.astype(dtypes[1]), addend.astype(dtypes[2])
+    with np.errstate(invalid="ignore"):
+        want = addend + fast.relu_backward(g, x)
+        got = fast.relu_backward_add(g, x, addend)
+    assert_bit_identical([[got], [want]])
+
+
+def test_relu_backward_add_shapes_and_refusals():
+    for shape in ((), (0, 3), (900001,)):  # 0-d, empty, and past the serial threshold
+        g, x, a = np.full(shape, -1.5, np.float32), np.full(shape, 2.0, np.float32), np.full(shape, 0.25, np.float32)
+        assert_bit_identical([[fast.relu_backward_add(g, x, a)], [a + fast.relu_backward(g, x)]])
+    with pytest.raises(ValueError, match=r"relu_backward_add: .*`addend`"):
+        fast.relu_backward_add(np.ones((2, 3)), np.ones((2, 3)), np.ones((3, 2)))
+    with pytest.raises(TypeError, match=r"relu_backward_add: .*`addend`"):
+        fast.relu_backward_add(np.ones(3), np.ones(3), np.ones(3, int))
+    with pytest.raises(ValueError, match=r"relu_backward_add: .*`grad_out`"):
+        fast.relu_backward_add(np.ones(4), np.ones(3), np.ones(3))
+    assert "relu_backward_add" in fast.FUSED_OPS

@@ -14,6 +14,7 @@ import pytest
 
 import fastcnn
 import refcnn
+from cnn import layers as L
 from cnn.model import Model
 from fastcheck import assert_bit_identical, results_per_thread_count, unfused_pass
 
@@ -102,6 +103,50 @@ def test_refuses_a_y_that_is_not_the_forward_output():
     assert set(fastcnn.norm_relu.FUSED_OPS) <= set(fastcnn.FUSED_OPS)
 
 
+def _add_composed(x, residual, stats, training):
+    s = _copies(stats)
+    y = fastcnn.add_relu(fastcnn.batch_norm(x, **s, training=training, momentum=0.3, eps=1e-3), residual)
+    return [y, s["running_mean"], s["running_var"]]
+
+
+def _add_fused(x, residual, stats, training):
+    s = _copies(stats)
+    y = fastcnn.batch_norm_add_relu(x, residual, **s, training=training, momentum=0.3, eps=1e-3)
+    return [y, s["running_mean"], s["running_var"]]
+
+
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", SHAPES)
+def test_batch_norm_add_relu_is_the_composition_bit_for_bit(shape, dtype, training):
+    """``batch_norm_add_relu(x, r, ...)`` = ``add_relu(batch_norm(x, ...), r)``: output and running statistics;
+    with a residual that cancels some outputs exactly (sums of 0), -0.0, NaN and infinities."""
+    x, g, stats = _arrays(shape, dtype, seed=sum(shape) + 1, hostile=shape == SHAPES[-1])
+    residual = g.copy()
+    residual.flat[0] = np.nan
+    residual.flat[3] = -np.inf
+    residual.flat[4] = -0.0
+    with np.errstate(all="ignore"):
+        want = _add_composed(x, residual, stats, training)
+        residual.flat[5] = -want[0].flat[5] if np.isfinite(want[0].flat[5]) else 0.0  # bn + r == 0 there
+        assert_bit_identical([_add_fused(x, residual, stats, training), _add_composed(x, residual, stats, training)])
+
+
+def test_batch_norm_add_relu_in_other_dtypes_and_refusals():
+    """A residual of another dtype than the batch norm's result (float64 with float32 statistics), float16
+    inputs: the plain ops in turn, the same bytes; a residual of another shape is refused, naming it."""
+    x, g, stats = _arrays((3, 4, 5, 5), np.float32, seed=3)
+    for residual, s in ((g.astype(np.float64), stats), (g.astype(np.float16), {k: v.astype(np.float16) for k, v
+                                                                              in stats.items()})):
+        xs = x.astype(s["weight"].dtype)
+        assert_bit_identical([_add_fused(xs, residual, s, True), _add_composed(xs, residual, s, True)])
+    with pytest.raises(ValueError, match=r"batch_norm_add_relu: .*`residual`"):
+        fastcnn.batch_norm_add_relu(x, g[:2], **stats, training=True)
+    with pytest.raises(TypeError, match=r"batch_norm_add_relu: .*`residual`"):
+        fastcnn.batch_norm_add_relu(x, np.ones(x.shape, int), **stats, training=True)
+    assert set(fastcnn.norm_relu.FUSED_OPS) <= set(fastcnn.FUSED_OPS)
+
+
 SPEC = "conv8k3p1 nobias, bn, relu, residual(conv8k3p1 nobias, bn, relu, conv8k3p1 nobias, bn) relu, gap, dense5"
 
 
@@ -135,3 +180,33 @@ def test_model_takes_the_fused_pair_bit_for_bit():
         np.testing.assert_array_equal(fused_grads[key], plain_grads[key], err_msg=key)
     for a, b in zip(fused_stats, [v for layer in model.all_layers() for v in layer.buffers.values()]):
         np.testing.assert_array_equal(a, b)
+
+
+#: Residual blocks of the three shortcut kinds: identity, a projection ending with a batch norm (ResNet's), and
+#: a projection of a convolution alone.
+BLOCKS = ("conv8k3p1 nobias, bn, relu, residual(conv8k3p1 nobias, bn, relu, conv8k3p1 nobias, bn) relu, "
+          "residual(conv12k3s2p1 nobias, bn, relu, conv12k3p1 nobias, bn | shortcut: conv12k1s2 nobias, bn) relu, "
+          "residual(conv12k3p1 nobias, bn, relu, conv12k3p1 nobias, bn | shortcut: conv12k1) relu, gap, dense5")
+
+
+def test_residual_blocks_end_in_the_batch_norm_bit_for_bit():
+    """In training, each block's last batch norm adds the shortcut and applies the block's ReLU (the engine's
+    batch_norm_add_relu), and the backward takes the ReLU's mask inside the batch norms that end the body and
+    a projection shortcut, or inside the identity shortcut's sum (relu_backward_add): the logits, the input
+    gradient, every parameter gradient and the running statistics equal an unfused pass's, byte for byte."""
+    model = Model(BLOCKS, (3, 9, 9), seed=6)
+    blocks = [layer for layer in model.layers if isinstance(layer, L._ResidualBlock)]
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((5, 3, 9, 9)).astype(np.float32)
+    buffers = lambda: [v for layer in model.all_layers() for v in layer.buffers.values()]  # noqa: E731
+    before = [v.copy() for v in buffers()]
+    logits = model.forward(x, training=True, step=2)
+    assert all(block._added_by is block.branches["body"][-1] for block in blocks)
+    grad = rng.standard_normal(logits.shape).astype(np.float32)
+    fused = [logits, model.backward(grad), {key: layer.grads[p].copy() for key, layer, p in model.parameters()},
+             [v.copy() for v in buffers()]]
+    for saved, v in zip(before, buffers()):
+        v[...] = saved
+    out, g, plain_grads = unfused_pass(model, x, grad, step=2)
+    assert not any(block._added_by for block in blocks)
+    assert_bit_identical([fused, [out, g, plain_grads, buffers()]])
