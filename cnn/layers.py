@@ -411,8 +411,15 @@ class _OnConvGeometry(Layer):
             return None
         return (source.geometry, source._x) if fits(self.geometry, source.geometry, np.dtype(self._ctx.dtype)) else None
 
+    #: The identity shortcut's ``(gradient, block output)``, set for one backward pass by the residual block
+    #: whose body this convolution starts (:meth:`_ResidualBlock._backward_through_norms`): the input gradient
+    #: then includes the shortcut's (the engine's ``conv_backward_add``), and ``_added_shortcut`` says so.
+    _shortcut_grad: "tuple | None" = None
+    _added_shortcut: bool = False
+
     def _backward(self, grad):
         engine, bias = self._ctx.engine, self.params.get("bias")
+        shortcut, self._shortcut_grad, self._added_shortcut = self._shortcut_grad, None, False
         masked, self._grad_masked = self._grad_masked, False
         given, self._producer_grads = self._producer_grads, None
         if given is not None:  # the next layer's backward computed them: see _producer
@@ -443,6 +450,9 @@ class _OnConvGeometry(Layer):
         elif self._relu_inside and not masked:  # grad is with respect to the ReLU's output, self._pre
             gx, gw, gb = engine.conv_relu_backward(self.geometry, grad, self._x, self._weight(), bias, self._pre,
                                                    input_grad=self.input_grad)
+        elif shortcut is not None and self.input_grad:
+            gx, gw, gb = engine.conv_backward_add(self.geometry, grad, self._x, self._weight(), bias, *shortcut)
+            self._added_shortcut = True
         else:
             gx, gw, gb = engine.conv_backward(self.geometry, grad, self._x, self._weight(), bias,
                                               input_grad=self.input_grad)
@@ -981,11 +991,22 @@ class _ResidualBlock(_Block):
     def _backward_through_norms(self, grad):
         """:meth:`_backward` after a pass whose body's last batch norm added the shortcut: the ReLU's mask (of
         the block's output, ``self._pre``) applied inside the batch norms that end the body and the shortcut,
-        and with an identity shortcut inside the sum of the two gradients; the same bits as the mask first."""
+        and with an identity shortcut inside the sum of the two gradients: inside the body's first
+        convolution's backward (``conv_backward_add``) when it starts the body, else ``relu_backward_add``;
+        the same bits as the mask first."""
         engine, dtype, out = self._ctx.engine, self._ctx.dtype, self._pre
-        body_grad = _masked_backward(self.branches["body"], grad, out)
-        shortcut = self.branches["shortcut"]
+        body, shortcut = self.branches["body"], self.branches["shortcut"]
+        first = body[0] if isinstance(body[0], _Conv) and hasattr(engine, "conv_backward_add") else None
+        if not shortcut and first is not None:  # the first convolution adds the shortcut's gradient
+            first._shortcut_grad = (grad, out)
+        try:
+            body_grad = _masked_backward(body, grad, out)
+        finally:
+            if first is not None:
+                first._shortcut_grad = None
         if not shortcut:
+            if first is not None and first._added_shortcut:
+                return body_grad
             return _cast(engine.relu_backward_add(grad, out, body_grad), dtype)
         if isinstance(shortcut[-1], _BatchNorm) and shortcut[-1].activation is None:
             return body_grad + _masked_backward(shortcut, grad, out)

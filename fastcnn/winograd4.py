@@ -54,7 +54,7 @@ from ._claim import claim, claim_args
 from ._conv_base import (SCRATCH, buffers, conv_maps, copied_once, matrix, none, norm_flags, positions, row_cells,
                          sum_blocks)
 from .winograd4_producer import producer_tuple, sample
-from .winograd4_tiles import (channels_last, fold_channels_last, grad_out_row, input_adjoint_row, input_row,
+from .winograd4_tiles import (add_masked, channels_last, fold_channels_last, grad_out_row, input_adjoint_row, input_row,
                               load_grad_rows, masked_interior, load_pooled_grad_rows, output_row, pooled_channels_last,
                               norm_rows, pooled_output_row, relu_mask, store_pooled, store_rows)
 
@@ -199,8 +199,9 @@ def _forward_block(x, src_h, src_w, U, bias, want_bias, H_out, W_out, nb, rows, 
 
 @numba.njit(parallel=True, fastmath=False, **_runtime.KERNEL_FLAGS)
 def _backward_kernel(x, go, winners, UT, H_out, W_out, nb, rows, block, input_grad, cblas, pooled, src_h, src_w,
-                     once, relu_input, dU_blocks, gx, xt_bufs, V_bufs, M_bufs, g_bufs, plane_bufs, h_bufs, p_bufs,
-                     w_bufs, p_bits, g_bits, producer, producer_grads, G_bufs, pw_blocks, workers, counter):
+                     once, relu_input, add, g_add, y_add, dU_blocks, gx, xt_bufs, V_bufs, M_bufs, g_bufs, plane_bufs,
+                     h_bufs, p_bufs, w_bufs, p_bits, g_bits, producer, producer_grads, G_bufs, pw_blocks, workers,
+                     counter):
     """Both gradients of :func:`_forward_kernel`'s convolution. One task per ``block`` samples (a multiple of
     nb), which it takes nb samples and ``rows`` tile rows at a time as there:
 
@@ -214,7 +215,8 @@ def _backward_kernel(x, go, winners, UT, H_out, W_out, nb, rows, block, input_gr
     go (N, K, H_out, W_out), or when ``pooled`` the gradient of the pooled output (N, K, H_out // 2,
     W_out // 2) with the forward's winners (``winograd4_tiles.load_pooled_grad_rows``); dU_blocks (B, 36, C, K),
     B = ceil(N / block); plane_bufs (threads, nb, Hp, Wp, C). ``relu_input``: x is a ReLU's output, and gx
-    receives the gradient with respect to that ReLU's input (gx times the mask of x > 0).
+    receives the gradient with respect to that ReLU's input (gx times the mask of x > 0). ``add``: then
+    ``g_add`` through the mask of ``y_add`` > 0 (x's shape) is added onto gx (``winograd4_tiles.add_masked``).
 
     ``producer_grads``: x = relu(conv(x0)) (x itself, or computed sample by sample when ``producer`` is on:
     ``winograd4_producer.sample``, whose tuple holds xp0 and the taps), and instead of gx each task sums that
@@ -231,15 +233,15 @@ def _backward_kernel(x, go, winners, UT, H_out, W_out, nb, rows, block, input_gr
             if blk >= (N + block - 1) // block:
                 break
             _backward_block(x, go, winners, UT, H_out, W_out, nb, rows, block, input_grad, cblas, pooled, src_h,
-                            src_w, once, relu_input, dU_blocks, gx, xt_bufs, V_bufs, M_bufs, g_bufs, plane_bufs,
-                            h_bufs, p_bufs, w_bufs, p_bits, g_bits, producer, producer_grads, G_bufs, pw_blocks,
-                            blk)
+                            src_w, once, relu_input, add, g_add, y_add, dU_blocks, gx, xt_bufs, V_bufs, M_bufs,
+                            g_bufs, plane_bufs, h_bufs, p_bufs, w_bufs, p_bits, g_bits, producer, producer_grads,
+                            G_bufs, pw_blocks, blk)
 
 
 @numba.njit(fastmath=False, **_runtime.KERNEL_FLAGS)
 def _backward_block(x, go, winners, UT, H_out, W_out, nb, rows, block, input_grad, cblas, pooled, src_h, src_w, once,
-                    relu_input, dU_blocks, gx, xt_bufs, V_bufs, M_bufs, g_bufs, plane_bufs, h_bufs, p_bufs, w_bufs,
-                    p_bits, g_bits, producer, producer_grads, G_bufs, pw_blocks, blk):
+                    relu_input, add, g_add, y_add, dU_blocks, gx, xt_bufs, V_bufs, M_bufs, g_bufs, plane_bufs, h_bufs,
+                    p_bufs, w_bufs, p_bits, g_bits, producer, producer_grads, G_bufs, pw_blocks, blk):
     """:func:`_backward_kernel`'s task ``blk`` (its samples and its dU_blocks[blk]), on this thread's scratch."""
     N, C = x.shape[0], x.shape[1]
     K = UT.shape[1]
@@ -292,6 +294,8 @@ def _backward_block(x, go, winners, UT, H_out, W_out, nb, rows, block, input_gra
                 fold_channels_last(planes[n - n0], src_h, src_w, once, gx[n])
                 if relu_input:  # while gx[n] and x[n] are in cache
                     relu_mask(gx[n], x[n])
+                if add:  # fastcnn.conv_residual: the shortcut's gradient, while gx[n] is in cache
+                    add_masked(gx[n], g_add[n], y_add[n])
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -515,7 +519,8 @@ def forward(geom, x4, w4, bias, y, winners=None, producer=None, pool=None, norm=
                         residual, *claim_args(-(-N // nb)))
 
 
-def backward(geom, go4, x4, w4, gx, input_grad=True, winners=None, relu_input=False, producer=None, sums=None):
+def backward(geom, go4, x4, w4, gx, input_grad=True, winners=None, relu_input=False, producer=None, sums=None,
+             addend=None):
     """gx (N, C, H, W), overwritten when ``input_grad``, and the returned weight gradient (K, C, 3, 3) of
     :func:`forward`'s convolution, by the adjoint of F(4x4, 3x3). With ``winners``, go4 is the gradient of
     the pooled output of ``forward(..., winners)``. ``relu_input``: x4 is a ReLU's output, and gx that ReLU's
@@ -523,7 +528,10 @@ def backward(geom, go4, x4, w4, gx, input_grad=True, winners=None, relu_input=Fa
 
     ``producer``: None, or ``winograd4_producer.producer_args``'s tuple, x4 = relu(conv(x0)) (None: computed
     sample by sample as :func:`forward` does), and ``sums`` (C0 KH KW + 1, C): gx is left alone, and sums receives that
-    convolution's weight gradient (row (c0 KH + kh) KW + kw) and bias gradient (the last row) instead."""
+    convolution's weight gradient (row (c0 KH + kh) KW + kw) and bias gradient (the last row) instead.
+
+    ``addend``: None, or ``(g, y)``, two arrays of x4's shape and dtype: gx receives ``gx + relu_backward(g, y)``
+    (fastcnn.conv_residual; with ``input_grad`` and no producer)."""
     dtype = w4.dtype
     N, C, K = (geom.N if x4 is None else x4.shape[0]), geom.C_in, geom.C_out
     src_h, src_w = _tile_maps(geom)
@@ -545,10 +553,12 @@ def backward(geom, go4, x4, w4, gx, input_grad=True, winners=None, relu_input=Fa
     P = geom.sizes[0] * geom.sizes[1] if fused else 1
     G = buffers("winograd4.producer_grad", (P, C if fused else 1), dtype)
     pw_blocks = SCRATCH.get("winograd4.producer_blocks", n_blocks * R * C, dtype).reshape(n_blocks, R, C)
+    add_arrays = (none(4, dtype), none(4, dtype)) if addend is None else addend
     with single_threaded(_blas.CBLAS):
         _backward_kernel(x_arg, go4, codes, UT, H_out, W_out, nb, rows, block, input_grad or fused, _blas.CBLAS,
-                         pooled, src_h, src_w, once, bool(relu_input), dU_blocks, gx, xt, V, M, gt, planes, h, pt, wt,
-                         _bits(pt), _bits(gt), computed, fused, G, pw_blocks, *claim_args(n_blocks))
+                         pooled, src_h, src_w, once, bool(relu_input), addend is not None, *add_arrays, dU_blocks, gx,
+                         xt, V, M, gt, planes, h, pt, wt, _bits(pt), _bits(gt), computed, fused, G, pw_blocks,
+                         *claim_args(n_blocks))
         dU = np.empty((36, C * K), dtype=dtype)
         sum_blocks(dU_blocks.reshape(n_blocks, 36, C * K), dU)
         if fused:

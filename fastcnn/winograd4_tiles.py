@@ -23,9 +23,9 @@ from ._conv_base import NORM_RESIDUAL, identity_run, norm_span
 from ._vector_tiles import fits, square, square_add, square_start, square_starts, square_width, tile_transform
 from .pool import _max2x2, _position2x2, _relu, _relu_passes
 
-__all__ = ["channels_last", "input_row", "output_row", "store_rows", "norm_rows", "pooled_output_row", "store_pooled",
-           "pooled_channels_last", "load_pooled_grad_rows", "load_grad_rows", "grad_out_row", "input_adjoint_row",
-           "fold_channels_last", "masked_interior", "relu_mask"]
+__all__ = ["add_masked", "channels_last", "input_row", "output_row", "store_rows", "norm_rows", "pooled_output_row",
+           "store_pooled", "pooled_channels_last", "load_pooled_grad_rows", "load_grad_rows", "grad_out_row",
+           "input_adjoint_row", "fold_channels_last", "masked_interior", "relu_mask"]
 
 #: The transforms' constants as float32 scalars: exact in float32, and a float32 times a float32 stays float32
 #: (an integer literal would make it float64) while a float64 times one stays float64.
@@ -616,3 +616,13 @@ def relu_mask(gxn, xn):
     g, x = gxn.reshape(-1), xn.reshape(-1)
     for i in range(g.size):
         g[i] = g[i] * (0.0 if x[i] <= 0.0 else 1.0)
+
+
+@numba.njit(fastmath=False, **_runtime.KERNEL_FLAGS)
+def add_masked(gxn, gn, yn):
+    """gxn = gxn + gn * (0 if yn <= 0 else 1), in place: fastcnn.relu_backward_add's sum (relu_backward's product
+    in the dtype, then the sum in the dtype), for a residual block's identity shortcut (fastcnn.conv_residual)."""
+    out, g, y = gxn.reshape(-1), gn.reshape(-1), yn.reshape(-1)
+    zero, one = out.dtype.type(0), out.dtype.type(1)
+    for i in range(out.size):
+        out[i] = out[i] + g[i] * (zero if y[i] <= zero else one)

@@ -1,0 +1,65 @@
+"""A residual block's first convolution's backward, with the identity shortcut's gradient added in (issue 16).
+
+A residual block ``y = relu(body(x) + x)`` sends the gradient ``g`` of ``y`` through the ReLU's mask into both
+branches, so its input gradient is the body's plus the identity shortcut's, ``grad_x + relu_backward(g, y)``:
+as an op of its own (``fastcnn.relu_backward_add``) a pass that reads three arrays as large as x and writes a
+fourth. ``grad_x`` is the backward of the body's first convolution; Winograd F(4x4, 3x3) writes it a sample
+at a time, folding a channel-last plane onto ``grad_x[n]`` (``winograd4``), so the shortcut's gradient is added
+to each sample there, while it is in cache (``winograd4_tiles.add_masked``):
+
+* :func:`conv_backward_add` = ``conv_backward(...)`` with ``relu_backward_add(shortcut_grad, y, grad_x)`` for
+  ``grad_x``: bit for bit (tests/test_fast_conv_residual.py), the fold's value rounded to the dtype, then
+  relu_backward's product and the sum in that dtype, as relu_backward_add forms them.
+
+Where ``conv_backward`` does not compute the convolution by F(4x4, 3x3) (or the arrays have mixed dtypes), the
+op computes the two plain ops in turn: the same bits. fastcnn's alone (``FUSED_OPS``, outside the spec's ops;
+refcnn keeps the plain ops); cnn's residual blocks take it for their first convolution
+(``cnn.layers._ResidualBlock``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cnnbase.checks import check_bool, invalid
+from cnnbase.conv import ConvGeometry, fit_geometry as fit_conv
+
+from . import _runtime, activations, conv, winograd4
+
+__all__ = ["FUSED_OPS", "conv_backward_add"]
+
+FUSED_OPS = ("conv_backward_add",)
+
+
+def _check_same(caller, name, a, x):
+    if not isinstance(a, np.ndarray) or a.shape != x.shape:
+        raise ValueError(invalid(caller, name, f"an array of x's shape {x.shape}",
+                                 getattr(a, "shape", type(a).__name__)))
+    if a.dtype.kind != "f":
+        raise TypeError(invalid(caller, name, "a float array", a.dtype))
+
+
+def conv_backward_add(conv_geometry: ConvGeometry, grad_out, x, weight, bias, shortcut_grad, y, *, input_grad=True):
+    """``conv_backward(conv_geometry, grad_out, x, weight, bias)`` with ``relu_backward_add(shortcut_grad, y,
+    grad_x)`` in place of ``grad_x``: the input gradient of a residual block whose output ``y = relu(body(x) +
+    x)`` has the gradient ``shortcut_grad``, the body starting with this convolution. Bit for bit those ops in
+    turn. ``input_grad=False``: ``grad_x`` is None, as conv_backward gives it (nothing is added)."""
+    caller = "conv_backward_add"
+    geom = fit_conv(conv_geometry, x, weight, bias, grad_out, caller=caller)
+    input_grad = check_bool(input_grad, "input_grad", caller)
+    _check_same(caller, "shortcut_grad", shortcut_grad, x)
+    _check_same(caller, "y", y, x)
+    dtype = _runtime.compute_dtype(grad_out, x, weight, bias)
+    fused = (input_grad and geom.N > 0 and not geom.transposed
+             and conv._other(geom, "auto", dtype) is conv.ALGORITHMS.get("winograd4")
+             and all(a.dtype == dtype for a in (grad_out, x, weight, shortcut_grad, y))
+             and (bias is None or bias.dtype == dtype))
+    if not fused:
+        gx, gw, gb = conv.conv_backward(geom, grad_out, x, weight, bias, input_grad=input_grad)
+        return (None if gx is None else activations.relu_backward_add(shortcut_grad, y, gx)), gw, gb
+    go4, x4, w4 = conv._compute([grad_out, x, weight], dtype)
+    g4, y4 = (np.ascontiguousarray(a).reshape(x4.shape) for a in (shortcut_grad, y))
+    grad_x = np.empty(x4.shape, dtype=dtype)
+    grad_w = winograd4.backward(geom, go4, x4, w4, grad_x, addend=(g4, y4))
+    grad_b = None if bias is None else conv._grad_bias(go4.reshape(geom.N, geom.C_out, -1))
+    return conv._results(dtype, grad_x.reshape(x.shape), grad_w.reshape(weight.shape), grad_b)

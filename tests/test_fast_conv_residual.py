@@ -1,0 +1,118 @@
+"""fastcnn's conv_backward_add (fastcnn/conv_residual.py, issue 16): a residual block's first convolution's
+backward with the identity shortcut's gradient added, against the composition it replaces, and cnn.Model
+taking it.
+
+``conv_backward_add(g, gy, x, w, b, shortcut_grad, y)`` must be ``conv_backward(g, gy, x, w, b)`` with
+``relu_backward_add(shortcut_grad, y, grad_x)`` for grad_x, byte for byte (``fastcheck.assert_bit_identical``:
+the sign of a zero, NaN and infinities included), whether Winograd F(4x4, 3x3) computes the convolution (the
+sum inside its fold) or not (the plain ops in turn).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import fastcnn
+from cnn import layers as L
+from cnn.model import Model
+from cnnbase.conv import conv_geometry
+from fastcheck import assert_bit_identical, results_per_thread_count, unfused_pass
+
+#: (N, C, K, H, W, padding, whether F(4x4, 3x3) computes it): ResNet-20's three stages, odd sizes whose last
+#: tiles are partly outside, no padding (a fold that sums); few channels (conv.py's paths).
+CASES = [
+    (3, 16, 16, 28, 28, 1, True),
+    (2, 32, 32, 14, 14, 1, True),
+    (2, 64, 64, 7, 7, 1, True),
+    (2, 16, 16, 19, 17, 1, True),
+    (2, 16, 24, 18, 18, 0, True),
+    (2, 4, 4, 9, 9, 1, False),
+]
+
+
+def _arrays(case, dtype, seed, hostile=False):
+    N, C, K, H, W, p = case[:6]
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((N, C, H, W))
+    w = rng.standard_normal((K, C, 3, 3)) / np.sqrt(9 * C)
+    b = rng.standard_normal(K)
+    gy = rng.standard_normal((N, K, H + 2 * p - 2, W + 2 * p - 2))
+    shortcut_grad = rng.standard_normal(x.shape)
+    y = np.maximum(rng.standard_normal(x.shape), 0.0)  # a ReLU's output: zeros where the mask is 0
+    if hostile:
+        shortcut_grad.flat[:4] = (np.inf, np.nan, -0.0, -np.inf)
+        y.flat[:4] = (0.0, 1.0, 1.0, 0.0)  # inf * 0: NaN; NaN passes; -0.0 added; -inf * 0: NaN
+    return [a.astype(dtype) for a in (gy, x, w, b, shortcut_grad, y)]
+
+
+def _geometry(case, x, w):
+    return conv_geometry("conv2d", x.shape, w.shape, (w.shape[0],), 1, case[5], 1, 1, "zeros", 2)
+
+
+def _composed(geometry, gy, x, w, b, shortcut_grad, y):
+    gx, gw, gb = fastcnn.conv_backward(geometry, gy, x, w, b)
+    return fastcnn.relu_backward_add(shortcut_grad, y, gx), gw, gb
+
+
+@pytest.mark.parametrize("hostile", [False, True])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", CASES)
+def test_fused_is_the_composition_bit_for_bit(case, dtype, hostile):
+    gy, x, w, b, shortcut_grad, y = _arrays(case, dtype, seed=sum(case[:5]), hostile=hostile)
+    geometry = _geometry(case, x, w)
+    takes = fastcnn.conv._other(geometry, "auto", np.dtype(dtype)) is fastcnn.conv.ALGORITHMS["winograd4"]
+    assert takes == case[6]
+    with np.errstate(invalid="ignore"):
+        got = fastcnn.conv_backward_add(geometry, gy, x, w, b, shortcut_grad, y)
+        assert_bit_identical([got, _composed(geometry, gy, x, w, b, shortcut_grad, y)])
+    assert got[0].dtype == dtype
+
+
+def test_same_bits_on_one_and_two_threads():
+    gy, x, w, b, shortcut_grad, y = _arrays(CASES[0], np.float32, seed=3)
+    geometry = _geometry(CASES[0], x, w)
+    assert_bit_identical(results_per_thread_count(
+        lambda: fastcnn.conv_backward_add(geometry, gy, x, w, b, shortcut_grad, y)))
+
+
+def test_other_dtypes_no_input_gradient_and_refusals():
+    """A float64 shortcut gradient with float32 arrays: the plain ops (NumPy's promotion); input_grad=False: no
+    input gradient, nothing added; arrays of another shape or kind are refused, naming them."""
+    gy, x, w, b, shortcut_grad, y = _arrays(CASES[0], np.float32, seed=4)
+    geometry = _geometry(CASES[0], x, w)
+    wide = shortcut_grad.astype(np.float64)
+    assert_bit_identical([fastcnn.conv_backward_add(geometry, gy, x, w, b, wide, y),
+                          _composed(geometry, gy, x, w, b, wide, y)])
+    alone = fastcnn.conv_backward_add(geometry, gy, x, w, b, shortcut_grad, y, input_grad=False)
+    assert alone[0] is None
+    assert_bit_identical([alone[1:], fastcnn.conv_backward(geometry, gy, x, w, b, input_grad=False)[1:]])
+    with pytest.raises(ValueError, match=r"conv_backward_add: .*`shortcut_grad`"):
+        fastcnn.conv_backward_add(geometry, gy, x, w, b, shortcut_grad[:1], y)
+    with pytest.raises(TypeError, match=r"conv_backward_add: .*`y`"):
+        fastcnn.conv_backward_add(geometry, gy, x, w, b, shortcut_grad, y.astype(int))
+    assert "conv_backward_add" in fastcnn.FUSED_OPS
+
+
+SPEC = ("conv16k3p1 nobias, bn, relu, residual(conv16k3p1 nobias, bn, relu, conv16k3p1 nobias, bn) relu, "
+        "residual(conv16k3p1 nobias, bn, relu, conv16k3p1 nobias, bn) relu, gap, dense5")
+
+
+def test_model_adds_the_shortcut_in_the_first_convolution_bit_for_bit():
+    """ResNet's identity blocks on 16 channels (F(4x4, 3x3)): the block's first convolution's backward adds the
+    shortcut's gradient; the input gradient and every parameter gradient equal an unfused pass's."""
+    model = Model(SPEC, (3, 12, 12), seed=7)
+    blocks = [layer for layer in model.layers if isinstance(layer, L._ResidualBlock)]
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((4, 3, 12, 12)).astype(np.float32)
+    buffers = lambda: [v for layer in model.all_layers() for v in layer.buffers.values()]  # noqa: E731
+    before = [v.copy() for v in buffers()]
+    logits = model.forward(x, training=True, step=1)
+    grad = rng.standard_normal(logits.shape).astype(np.float32)
+    fused = [logits, model.backward(grad), {key: layer.grads[p].copy() for key, layer, p in model.parameters()}]
+    assert all(block.branches["body"][0]._added_shortcut for block in blocks)
+    for saved, v in zip(before, buffers()):
+        v[...] = saved
+    out, g, plain_grads = unfused_pass(model, x, grad, step=1)
+    assert not any(block.branches["body"][0]._added_shortcut for block in blocks)
+    assert_bit_identical([fused, [out, g, plain_grads]])
