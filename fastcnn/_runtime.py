@@ -8,6 +8,8 @@ sets nothing here: it only has to pass ``cache=True`` to every kernel.
 
 from __future__ import annotations
 
+import contextlib
+
 import os
 import sys
 import textwrap
@@ -20,7 +22,7 @@ from cnnbase.checks import FLOAT_DTYPES, check_int, invalid
 __all__ = [
     "set_num_threads", "get_num_threads", "compute_dtype", "as_compute", "result_dtype", "Scratch", "SCRATCH",
     "KERNEL_FLAGS", "FASTMATH", "DTYPE_NOTE", "share_docstrings", "OPENMP_WAIT", "openmp_wait_settings",
-    "SERIAL_BELOW", "launch",
+    "SERIAL_BELOW", "launch", "serial_below",
 ]
 
 #: Per-kernel compile flags. ``fastmath`` keeps NaN and infinity semantics ('nnan' and 'ninf' are never
@@ -56,12 +58,21 @@ def launch(kernel, size: int, *args):
     weigh a cheaper element as a fraction of one). Only for kernels whose results do not depend on the thread
     count (elementwise ones, and those that split their work in a fixed way): it changes the speed only. The
     thread count is per calling thread in Numba, so other Python threads are not affected."""
+    with serial_below(size):
+        return kernel(*args)
+
+
+@contextlib.contextmanager
+def serial_below(size: int):
+    """:func:`launch`'s rule for a block of several kernels: inside, fastcnn runs on the calling thread alone
+    when ``size`` is under SERIAL_BELOW."""
     threads = numba.get_num_threads()
     if size >= SERIAL_BELOW or threads == 1:
-        return kernel(*args)
+        yield
+        return
     numba.set_num_threads(1)
     try:
-        return kernel(*args)
+        yield
     finally:
         numba.set_num_threads(threads)
 

@@ -140,11 +140,26 @@ def _add_parts(out, parts):
         out += part
 
 
+#: Multiply-adds per element of ``_runtime.launch``'s work: a product under ``SERIAL_BELOW * MACS_PER_ELEMENT``
+#: (16.8 million) runs on the calling thread alone, its blocks the same. Measured (session 33, 2-core Xeon
+#: AVX-512, float32, medians with a 200 us pause between calls, us on 1 / 2 threads, linear forward and
+#: backward): 64 x 64 -> 10 (ResNet-20's head): 19 / 97 and 32 / 191; 128 x 128 -> 10 (the seeds' last layer):
+#: 24 / 105 and 42 / 196; 128 x 512 -> 128 (8.4 million): 186 / 226 and 297 / 387; 256 x 1024 -> 256 (67
+#: million): 1,425 / 858 and 2,315 / 1,408.
+MACS_PER_ELEMENT = 256
+
+
 def _matmul(a, b):
     """``a @ b`` in the common dtype of ``a`` and ``b`` (which are of one dtype), in fixed blocks of work, each
     one single-threaded GEMM, so that every element is formed the same way for any thread count: the larger
     factor is the one cut (its share read once per thread), along the depth when the result is the smallest
-    of the three (then the parts are added in order of depth)."""
+    of the three (then the parts are added in order of depth). A small product runs on the calling thread
+    alone (MACS_PER_ELEMENT): waking the others costs more."""
+    with _runtime.serial_below(a.shape[0] * a.shape[1] * b.shape[1] // MACS_PER_ELEMENT):
+        return _matmul_blocks(a, b)
+
+
+def _matmul_blocks(a, b):
     M, depth = a.shape
     N = b.shape[1]
     out = np.empty((M, N), dtype=a.dtype)
