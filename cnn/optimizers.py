@@ -122,22 +122,22 @@ class Optimizer:
             groups.setdefault(group if group is not None else ("alone", key), []).append((key, rate, param, grad,
                                                                                          state))
         updated = {}
+        laid, self._laid = self._laid, {}  # only this step's groups are kept (a frozen layer's are let go)
         for members in groups.values():
             if len(members) > 1:
-                self._step_group(step_fn, members, updated)
+                self._step_group(step_fn, members, updated, laid.get(tuple(m[0] for m in members)))
                 continue
             key, rate, param, grad, state = members[0]  # alone: the step function's own checks and errors
             new_param, self.state[key] = step_fn(param, grad, state, lr=rate, **self.hyperparameters)
             updated[key] = _as_dtype(new_param, param.dtype)
         return {key: updated[key] for key, _, _ in named_params}  # in the order given
 
-    def _step_group(self, step_fn, members: list, updated: dict) -> None:
+    def _step_group(self, step_fn, members: list, updated: dict, laid: "_Laid | None") -> None:
         """One call of ``step_fn`` on the members' parameters, gradients and state arrays laid end to end; each
         member's results are views of the call's. The call's results are remembered (``_laid``): when the
-        same members come back with the very parameters and states returned here (the next step), the
-        call's arrays are passed on as they are, no copy."""
+        same members come back with the very parameters and states returned here (``laid``, the last step's),
+        the call's arrays are passed on as they are, no copy."""
         keys = tuple(m[0] for m in members)
-        laid = self._laid.get(keys)
         rate, state0 = members[0][1], members[0][4]
         if laid is not None and laid.param is not None and all(m[2] is laid.params[i] for i, m in enumerate(members)):
             flat_param = laid.param
