@@ -106,12 +106,13 @@ class Optimizer:
         (:attr:`lr_multipliers`, 1 for a key it does not name); returns the new parameters by key, each in its
         parameter's dtype (refcnn computes in float64).
 
-        Parameters that share a rate, dtypes and a step count are updated by one call of the step function on
-        their values laid end to end (:func:`_group_key`): every rule is elementwise, each element's update
-        reading only its own values and the hyperparameters, so the results are the same bits as one call per
-        parameter (tests/test_optimizers_grouped.py), and a ResNet-20's 65 parameters cost one call, not 65
-        (2.2 ms of a 90 ms step, session 33). The new parameters and state arrays are views of that call's
-        results, so the next step finds them laid end to end already and reads them without a copy."""
+        Parameters that share a rate, dtypes and a step count, and are not large (GROUP_MAX), are updated by
+        one call of the step function on their values laid end to end (:func:`_group_key`): every rule is
+        elementwise, each element's update reading only its own values and the hyperparameters, so the results
+        are the same bits as one call per parameter (tests/test_optimizers_grouped.py), and a ResNet-20's 65
+        parameters cost one call, not 65 (2.2 ms of a 90 ms step, session 33). The new parameters and state
+        arrays are views of that call's results, so the next step finds them laid end to end already and reads
+        them without a copy."""
         step_fn = getattr(engine, OPTIMIZERS[self.name])
         named_params = list(named_params)
         groups: dict = {}
@@ -186,13 +187,19 @@ class Optimizer:
         self.state = state
 
 
+#: Elements of a parameter above which it is updated alone: laying its gradient end to end with the others
+#: copies it, which costs more than the call saved. The seeds' first dense weight (1.18 million elements) in the
+#: group made the update 2.05 -> 2.55 ms (session 33); ResNet-20's largest parameter has 36,864.
+GROUP_MAX = 65536
+
+
 def _group_key(rate: float, param, grad, state):
     """What parameters updated together share, or None for one updated alone: float arrays of one shape (the
-    grad's, and the state arrays', those of the param), the same rate, the param's, grad's and state arrays'
-    dtypes, and the same state keys and scalar values (the step count). Anything else goes alone, to the step
-    function's own checks and errors."""
+    grad's, and the state arrays', those of the param) of at most GROUP_MAX elements, the same rate, the
+    param's, grad's and state arrays' dtypes, and the same state keys and scalar values (the step count).
+    Anything else goes alone, to the step function's own checks and errors."""
     if not (isinstance(param, np.ndarray) and isinstance(grad, np.ndarray) and param.shape == grad.shape
-            and param.dtype.kind == "f" and grad.dtype.kind == "f"):
+            and param.dtype.kind == "f" and grad.dtype.kind == "f" and param.size <= GROUP_MAX):
         return None
     if state is None:
         return (rate, param.dtype.str, grad.dtype.str, None)
