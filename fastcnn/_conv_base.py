@@ -292,7 +292,7 @@ def norm_flags(norm, relu: bool, residual) -> int:
     return NORM | (NORM_RELU if relu else 0) | (0 if residual is None else NORM_RESIDUAL)
 
 
-@numba.njit(fastmath=False, **_runtime.KERNEL_FLAGS)
+@numba.njit(inline="always", fastmath=False, **_runtime.KERNEL_FLAGS)
 def norm_span(span, mean, r, scale, shift, mode, residual):
     """One channel's stored convolution outputs (a contiguous 1-D span) through an evaluation-mode batch norm,
     ``(y - mean) * r * scale + shift`` in float64 (r = 1 / sqrt(running_var + eps): fastcnn.norm's operations

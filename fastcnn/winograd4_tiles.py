@@ -288,11 +288,14 @@ def norm_rows(y, residual, n, r0, r1, norm, norm_mode):
     shape; the ReLU): ``_conv_base.norm_span`` on each channel's rows, one contiguous span in cache."""
     K, H, W = y.shape[1], y.shape[2], y.shape[3]
     size = (r1 - r0) * W
+    flat_y, flat_r = y.reshape(-1), residual.reshape(-1)  # once: a view per channel cost more than a 7x7 span
     for k in range(K):
         start = ((n * K + k) * H + r0) * W
-        added = residual.reshape(-1)[start:start + size] if norm_mode & NORM_RESIDUAL else residual.reshape(-1)
-        norm_span(y.reshape(-1)[start:start + size], norm[k, 0], norm[k, 1], norm[k, 2], norm[k, 3], norm_mode,
-                  added)
+        span = flat_y[start:start + size]
+        if norm_mode & NORM_RESIDUAL:
+            norm_span(span, norm[k, 0], norm[k, 1], norm[k, 2], norm[k, 3], norm_mode, flat_r[start:start + size])
+        else:
+            norm_span(span, norm[k, 0], norm[k, 1], norm[k, 2], norm[k, 3], norm_mode, flat_r)
 
 
 @numba.njit(inline="always", **_runtime.KERNEL_FLAGS)
