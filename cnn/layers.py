@@ -9,7 +9,7 @@ same names and signatures). Every layer is written once, for 1-D and 2-D, over a
 
 Two composite blocks, :class:`cnnbase.netspec.Residual` and :class:`cnnbase.netspec.Concat` (re-exported
 here), nest other layers, so ResNet- and Inception-style networks fit in a sequential model; their runtime
-layers run each path from the block's input and add or concatenate the results.
+layers (:mod:`cnn.blocks`) run each path from the block's input and add or concatenate the results.
 
 Initialisation (``specs/training.md``): kernels He-uniform when the layer feeds a ReLU-family activation,
 Glorot-uniform otherwise, biases 0, batch norm ``gamma = 1, beta = 0``, running mean 0, variance 1. Each
@@ -176,6 +176,10 @@ class Layer:
     #: work (a convolution: its input gradient is a col2im pass) then returns ``None``, any other computes
     #: it anyway.
     input_grad: bool = True
+
+    #: Whether the layer is made of branches of other layers (:class:`cnn.blocks.Block`), built by
+    #: ``build_branches`` instead of ``build``.
+    is_block: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -854,182 +858,6 @@ class _ZeroPadding(Layer):
         return np.ascontiguousarray(grad[self._inside()])
 
 
-# --------------------------------------------------------------------------------------------------
-# Runtime blocks
-
-
-def _run(layers, x, ctx):
-    for layer in layers:
-        x = layer.forward(x, ctx)
-    return x
-
-
-def _run_backward(layers, grad):
-    for layer in reversed(layers):
-        grad = layer.backward(grad)
-    return grad
-
-
-def _masked_backward(layers, grad, out):
-    """The backward of ``layers``, which end with a batch norm, of ``relu_backward(grad, out)``: the mask
-    applied inside that batch norm's backward (``_BatchNorm._mask_from``)."""
-    norm = layers[-1]
-    norm._mask_from = out
-    try:
-        return _run_backward(layers, grad)
-    finally:
-        norm._mask_from = None
-
-
-class _Block(Layer):
-    """A layer made of named branches of layers, each run from the block's input."""
-
-    def __init__(self, config, name, index):
-        super().__init__(config, name, index)
-        self.branches: dict[str, list[Layer]] = {}
-
-    def build_branches(self, next_index: int, input_shape, seed, dtype) -> int:
-        """Build every inner layer; returns the next free depth-first index."""
-        self.input_shape = tuple(input_shape)
-        self.output_shape = tuple(self.config.infer(self.input_shape).shape)
-        for label, configs in self.config.named_branches().items():
-            built, next_index = build_layers(configs, input_shape, seed, dtype, next_index,
-                                             prefix=f"{self.name}/{label}/")
-            self.branches[label] = built
-        return next_index
-
-    def sublayers(self):
-        out = []
-        for layers in self.branches.values():
-            for layer in layers:
-                out.append(layer)
-                out.extend(layer.sublayers())
-        return out
-
-    @property
-    def trainable(self):
-        return self._trainable
-
-    @trainable.setter
-    def trainable(self, value):
-        self._trainable = bool(value)
-        for layer in getattr(self, "branches", {}).values():
-            for inner in layer:
-                inner.trainable = value
-
-    def _ops(self):
-        return ()
-
-
-class _ResidualBlock(_Block):
-    record_type = netspec.Residual
-
-    def _tail(self, ctx: Pass) -> "Layer | None":
-        """The convolution that ends the body with its batch norm, when this pass computes that batch norm inside
-        it (:func:`_pair_conv_norms`) and the block applies a ReLU: that convolution's op can add the shortcut
-        and apply the block's ReLU too, as it stores its output. None otherwise."""
-        body = self.branches["body"]
-        if not (ctx.fuse and self.activation == "relu" and len(body) >= 2 and isinstance(body[-1], _BatchNorm)):
-            return None
-        norm, conv = body[-1], body[-2]
-        fits = norm.norm_from is conv and norm.activation is None and norm.relu_next is None
-        return conv if fits and conv._norm_here(ctx) else None
-
-    def _norm_tail(self, ctx: Pass, x) -> "_BatchNorm | None":
-        """The batch norm that ends the body, when this pass has it add the shortcut and apply the block's ReLU
-        in its own op (the engine's ``batch_norm_add_relu``, bit for bit ``add_relu`` of the batch norm's
-        output and the shortcut): a fusing pass of an engine that has it, a ReLU block, a batch norm of no
-        activation of its own, a batch with samples. None otherwise. The backward then takes the body's
-        gradient, and a shortcut's ending with a batch norm, through the ReLU's mask inside those batch
-        norms' backward, and an identity shortcut's in the engine's ``relu_backward_add``: the masked
-        gradient is never written (:meth:`_backward`)."""
-        body = self.branches["body"]
-        if not (ctx.fuse and self.activation == "relu" and body and isinstance(body[-1], _BatchNorm)
-                and hasattr(ctx.engine, "batch_norm_add_relu") and x.shape[0] > 0):
-            return None
-        norm = body[-1]
-        return norm if norm.activation is None and norm.relu_next is None else None
-
-    #: The batch norm that added the shortcut in the last forward pass (:meth:`_norm_tail`), or None.
-    _added_by: "_BatchNorm | None" = None
-
-    def _forward(self, x, ctx):
-        self._added_by = None
-        tail = self._tail(ctx)
-        if tail is not None:  # the shortcut first, for the body's last convolution to add (bit for bit add_relu)
-            shortcut = _run(self.branches["shortcut"], x, ctx)
-            tail._residual = shortcut
-            try:
-                out = _run(self.branches["body"], x, ctx)
-            finally:
-                tail._residual = None
-            self._relu_inside = True
-            return out
-        norm = self._norm_tail(ctx, x)
-        if norm is not None:  # the shortcut first, for the body's last batch norm to add
-            norm._residual = _run(self.branches["shortcut"], x, ctx)
-            try:
-                out = _run(self.branches["body"], x, ctx)
-            finally:
-                norm._residual = None
-            self._relu_inside, self._added_by = True, norm
-            return out
-        body = _run(self.branches["body"], x, ctx)
-        shortcut = _run(self.branches["shortcut"], x, ctx)
-        if ctx.fuse and self.activation == "relu" and hasattr(ctx.engine, "add_relu"):
-            self._relu_inside = True  # the sum and the block's ReLU in one pass, bit for bit (fastcnn.add_relu)
-            return ctx.engine.add_relu(body, shortcut)
-        return body + shortcut
-
-    def _backward(self, grad):
-        if self._added_by is not None:  # grad is with respect to the ReLU's output: see _norm_tail
-            return self._backward_through_norms(grad)
-        if self._relu_inside:  # grad is with respect to the ReLU's output, self._pre: its mask first
-            grad = _cast(self._ctx.engine.relu_backward(grad, self._pre), self._ctx.dtype)
-        return _run_backward(self.branches["body"], grad) + _run_backward(self.branches["shortcut"], grad)
-
-    def _backward_through_norms(self, grad):
-        """:meth:`_backward` after a pass whose body's last batch norm added the shortcut: the ReLU's mask (of
-        the block's output, ``self._pre``) applied inside the batch norms that end the body and the shortcut,
-        and with an identity shortcut inside the sum of the two gradients: inside the body's first
-        convolution's backward (``conv_backward_add``) when it starts the body, else ``relu_backward_add``;
-        the same bits as the mask first."""
-        engine, dtype, out = self._ctx.engine, self._ctx.dtype, self._pre
-        body, shortcut = self.branches["body"], self.branches["shortcut"]
-        first = body[0] if isinstance(body[0], _Conv) and hasattr(engine, "conv_backward_add") else None
-        if not shortcut and first is not None:  # the first convolution adds the shortcut's gradient
-            first._shortcut_grad = (grad, out)
-        try:
-            body_grad = _masked_backward(body, grad, out)
-        finally:
-            if first is not None:
-                first._shortcut_grad = None
-        if not shortcut:
-            if first is not None and first._added_shortcut:
-                return body_grad
-            return _cast(engine.relu_backward_add(grad, out, body_grad), dtype)
-        if isinstance(shortcut[-1], _BatchNorm) and shortcut[-1].activation is None:
-            return body_grad + _masked_backward(shortcut, grad, out)
-        return body_grad + _run_backward(shortcut, _cast(engine.relu_backward(grad, out), dtype))
-
-
-class _ConcatBlock(_Block):
-    record_type = netspec.Concat
-
-    def _forward(self, x, ctx):
-        outs = [_run(layers, x, ctx) for layers in self.branches.values()]
-        self._splits = np.cumsum([out.shape[1] for out in outs])[:-1]
-        return np.concatenate(outs, axis=1)
-
-    def _backward(self, grad):
-        parts = np.split(grad, self._splits, axis=1)
-        total = None
-        for layers, part in zip(self.branches.values(), parts):
-            g = _run_backward(layers, np.ascontiguousarray(part))
-            total = g if total is None else total + g
-        return total
-
-
 def _runtime_class(config) -> type:
     for record_class in type(config).__mro__:  # the nearest registered record class
         if record_class in _RUNTIME:
@@ -1066,7 +894,7 @@ def build_layers(configs, input_shape, seed: int, dtype, first_index: int = 1, p
     layers, index, shape = [], first_index, tuple(input_shape)
     for position, (config, name) in enumerate(zip(configs, default_names(configs, prefix))):
         runtime = _runtime_class(config)
-        if issubclass(runtime, _Block):
+        if runtime.is_block:
             layer = runtime(config, name, index)
             index = layer.build_branches(index + 1, shape, seed, np.dtype(dtype))
         else:
@@ -1089,7 +917,7 @@ def _pair_relu_pools(layers) -> None:
     for bit (the engine's fused op is tested against the composition), only cheaper."""
     for producer, pool in zip(layers, layers[1:]):
         if (isinstance(pool, _Pool) and pool.geometry.kind == "max" and not pool.geometry.return_indices
-                and not isinstance(producer, _Block) and producer.activation == "relu"):
+                and not producer.is_block and producer.activation == "relu"):
             producer.relu_pool = pool
             pool.relu_from = producer
 
@@ -1180,3 +1008,7 @@ def check_sizes(configs, input_shape, dtype, *, batch_size: int | None = None, o
         if batch_size is not None:
             shape = (batch_size,) + out_shape
             check_bytes(nbytes_of(shape, itemsize), what=f"{label}: its output for a batch of {batch_size}, {shape}")
+
+
+# The blocks' runtime classes register themselves on import (Layer.__init_subclass__); they import from here.
+from . import blocks as _blocks  # noqa: E402,F401

@@ -14,7 +14,7 @@ to each sample there, while it is in cache (``winograd4_tiles.add_masked``):
 Where ``conv_backward`` does not compute the convolution by F(4x4, 3x3) (or the arrays have mixed dtypes), the
 op computes the two plain ops in turn: the same bits. fastcnn's alone (``FUSED_OPS``, outside the spec's ops;
 refcnn keeps the plain ops); cnn's residual blocks take it for their first convolution
-(``cnn.layers._ResidualBlock``).
+(``cnn.blocks.ResidualBlock``).
 """
 
 from __future__ import annotations

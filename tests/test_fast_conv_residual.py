@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import fastcnn
-from cnn import layers as L
+from cnn.blocks import ResidualBlock
 from cnn.model import Model
 from cnnbase.conv import conv_geometry
 from fastcheck import assert_bit_identical, results_per_thread_count, unfused_pass
@@ -102,7 +102,7 @@ def test_model_adds_the_shortcut_in_the_first_convolution_bit_for_bit():
     """ResNet's identity blocks on 16 channels (F(4x4, 3x3)): the block's first convolution's backward adds the
     shortcut's gradient; the input gradient and every parameter gradient equal an unfused pass's."""
     model = Model(SPEC, (3, 12, 12), seed=7)
-    blocks = [layer for layer in model.layers if isinstance(layer, L._ResidualBlock)]
+    blocks = [layer for layer in model.layers if isinstance(layer, ResidualBlock)]
     rng = np.random.default_rng(5)
     x = rng.standard_normal((4, 3, 12, 12)).astype(np.float32)
     buffers = lambda: [v for layer in model.all_layers() for v in layer.buffers.values()]  # noqa: E731

@@ -14,7 +14,7 @@ import pytest
 
 import fastcnn
 import refcnn
-from cnn import layers as L
+from cnn.blocks import ResidualBlock
 from cnn.model import Model
 from fastcheck import assert_bit_identical, results_per_thread_count, unfused_pass
 
@@ -195,7 +195,7 @@ def test_residual_blocks_end_in_the_batch_norm_bit_for_bit():
     a projection shortcut, or inside the identity shortcut's sum (relu_backward_add): the logits, the input
     gradient, every parameter gradient and the running statistics equal an unfused pass's, byte for byte."""
     model = Model(BLOCKS, (3, 9, 9), seed=6)
-    blocks = [layer for layer in model.layers if isinstance(layer, L._ResidualBlock)]
+    blocks = [layer for layer in model.layers if isinstance(layer, ResidualBlock)]
     rng = np.random.default_rng(3)
     x = rng.standard_normal((5, 3, 9, 9)).astype(np.float32)
     buffers = lambda: [v for layer in model.all_layers() for v in layer.buffers.values()]  # noqa: E731
