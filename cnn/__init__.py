@@ -14,6 +14,7 @@ from cnnbase import netspec
 from .files import CheckpointError
 from .data import DataError, Dataset, batches, load_dataset, to_float, validation_split
 from .layers import Concat, Residual
+from . import blocks  # noqa: F401  (the blocks' runtime classes register themselves: Layer.__init_subclass__)
 from .model import ENGINES, Model, get_engine, load_model
 from .optimizers import OPTIMIZERS, Optimizer
 from .schedules import Constant, CosineDecay, ExponentialDecay, StepDecay, make_schedule

@@ -1008,7 +1008,3 @@ def check_sizes(configs, input_shape, dtype, *, batch_size: int | None = None, o
         if batch_size is not None:
             shape = (batch_size,) + out_shape
             check_bytes(nbytes_of(shape, itemsize), what=f"{label}: its output for a batch of {batch_size}, {shape}")
-
-
-# The blocks' runtime classes register themselves on import (Layer.__init_subclass__); they import from here.
-from . import blocks as _blocks  # noqa: E402,F401
