@@ -25,10 +25,9 @@ from cnnbase.padding import source_index
 
 from . import _runtime
 
-__all__ = ["GW_BLOCK", "SCRATCH", "none", "thread_slots", "buffers", "src_map", "conv_maps", "pad", "pad_planes",
-           "identity_run", "copied_once", "fold", "sum_blocks", "SUM_LANES", "add_to_lanes", "fill_rows", "widen",
-           "row_cells",
-           "positions", "matrix", "NORM", "NORM_RELU", "NORM_RESIDUAL", "norm_flags", "norm_span"]
+__all__ = ["GW_BLOCK", "SCRATCH", "int_view", "none", "thread_slots", "buffers", "src_map", "conv_maps", "pad",
+           "pad_planes", "identity_run", "copied_once", "fold", "sum_blocks", "SUM_LANES", "add_to_lanes", "fill_rows",
+           "widen", "row_cells", "positions", "matrix", "NORM", "NORM_RELU", "NORM_RESIDUAL", "norm_flags", "norm_span"]
 
 _FM = _runtime.FASTMATH
 
@@ -40,6 +39,12 @@ GW_BLOCK = WEIGHT_GRAD_BLOCK
 
 
 SCRATCH = _runtime.SCRATCH
+
+
+def int_view(a: np.ndarray) -> np.ndarray:
+    """An integer view of the float32 or float64 array ``a``, same shape: its bits, for kernels that move or
+    compare values without reading them as floats."""
+    return a.view(np.int32 if a.dtype == np.float32 else np.int64)
 
 
 def none(ndim: int, dtype) -> np.ndarray:

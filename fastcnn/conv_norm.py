@@ -16,7 +16,8 @@ stored, while it is in cache (``_conv_base.norm_span``):
   same order, NumPy's sum in that dtype, then fastcnn.relu's rule.
 
 Through F(4x4, 3x3) it remembers each weight array's transformed weights and reuses them while the array holds
-the same bits (``winograd4.REMEMBERED_BYTES``): an inference pass calls every layer with the weights of the last.
+the same bits (``winograd4_weights.REMEMBERED_BYTES``): an inference pass calls every layer with the weights of
+the last.
 
 It is for passes that do not train: batch statistics need the whole output first. There is no fused
 backward; a backward after such a pass computes the convolution's output again (``cnn.layers``). It is

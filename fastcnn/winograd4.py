@@ -7,9 +7,10 @@ Lavin, A. and Gray, S. (2015), "Fast Algorithms for Convolutional Neural Network
     Y = A^T [ (G g G^T) * (B^T d B) ] A            (* : element by element, 36 products for 144)
 
 ``tests/test_winograd.py`` checks the 1-D identity ``A^T [(G g) * (B^T d)] = (d0 g0 + d1 g1 + d2 g2, ...)``
-for the matrices below, and every result against refcnn. Where :mod:`fastcnn.winograd` (F(2x2, 3x3)) holds
-only 0 and +-1 in ``B`` and ``A``, these hold 2, 4, 5 and 8 and ``G`` sixths and twenty-fourths: the float32
-error grows (``specs/conv.md``, "Algorithms", gives the measured bound).
+for the matrices (in fastcnn.winograd4_weights, with the weights' transforms), and every result against refcnn.
+Where :mod:`fastcnn.winograd` (F(2x2, 3x3)) holds only 0 and +-1 in ``B`` and ``A``, these hold 2, 4, 5 and 8
+and ``G`` sixths and twenty-fourths: the float32 error grows (``specs/conv.md``, "Algorithms", gives the measured
+bound).
 
 **The sums over channels** are 36 GEMMs, one per tile position ``xi``, as in F(2x2, 3x3) (see that module for
 the backward as the adjoint of the forward). The difference is the layout: here the transformed tiles are
@@ -40,9 +41,7 @@ winners instead of y (``store_pooled`` writes them out a chunk at a time), and t
 
 from __future__ import annotations
 
-import collections
 import functools
-import threading
 
 import numba
 import numpy as np
@@ -53,32 +52,15 @@ from cnnbase.conv_algorithm import winograd_obstacle
 from . import _blas, _runtime, conv
 from ._blas import gemm, single_threaded
 from ._claim import claim, claim_args
-from ._conv_base import (SCRATCH, buffers, conv_maps, copied_once, matrix, none, norm_flags, positions, row_cells,
-                         sum_blocks)
+from ._conv_base import (SCRATCH, buffers, conv_maps, copied_once, int_view, matrix, none, norm_flags, positions,
+                         row_cells, sum_blocks)
 from .winograd4_producer import producer_tuple, sample
+from .winograd4_weights import remembered_weight_transform, weight_grad, weight_transform
 from .winograd4_tiles import (add_masked, channels_last, fold_channels_last, grad_out_row, input_adjoint_row, input_row,
                               load_grad_rows, masked_interior, load_pooled_grad_rows, output_row, pooled_channels_last,
                               norm_rows, pooled_output_row, relu_mask, store_pooled, store_rows)
 
 __all__: list[str] = []
-
-#: The F(4x4, 3x3) matrices (Lavin and Gray 2015, section 4.2).
-BT = np.array([[4, 0, -5, 0, 1, 0],
-               [0, -4, -4, 1, 1, 0],
-               [0, 4, -4, -1, 1, 0],
-               [0, -2, -1, 2, 1, 0],
-               [0, 2, -1, -2, 1, 0],
-               [0, 4, 0, -5, 0, 1]], dtype=np.float64)
-G = np.array([[1 / 4, 0, 0],
-              [-1 / 6, -1 / 6, -1 / 6],
-              [-1 / 6, 1 / 6, -1 / 6],
-              [1 / 24, 1 / 12, 1 / 6],
-              [1 / 24, -1 / 12, 1 / 6],
-              [0, 0, 1]], dtype=np.float64)
-AT = np.array([[1, 1, 1, 1, 1, 0],
-               [0, 1, -1, 2, -2, 0],
-               [0, 1, 1, 4, 4, 0],
-               [0, 1, -1, 8, -8, 1]], dtype=np.float64)
 
 #: Bytes of one chunk's V and M together: half of this machine's 2 MB L2 per core leaves room for the
 #: channel-last input rows, the output rows and the GEMM's own blocks.
@@ -301,7 +283,7 @@ def _backward_block(x, go, winners, UT, H_out, W_out, nb, rows, block, input_gra
 
 
 # ---------------------------------------------------------------------------------------------------
-# The passes: transforms of the weights, buffers, index maps
+# The passes: buffers, index maps
 # ---------------------------------------------------------------------------------------------------
 
 
@@ -313,133 +295,6 @@ def pays(geom, dtype) -> bool:
     min_output = MIN_OUTPUT if channels >= 32 else MIN_OUTPUT_FEW
     return (winograd_obstacle(geom) is None and _blas.CBLAS and channels >= MIN_CHANNELS
             and geom.C_in * geom.C_out <= MAX_WEIGHTS and min(geom.out) >= min_output)
-
-
-def _weight_transform(w4, dtype, transposed=False):
-    """U (36, C, K): U[a*6 + b, c, k] = (G w[k, c] G^T)[a, b], computed in float64, stored in ``dtype``; or with
-    ``transposed``, U's transpose (36, K, C), the same values (each formed by the same operations: the kernel's
-    arithmetic does not depend on which channel axis runs innermost), without a transposing copy after."""
-    K, C = w4.shape[:2]
-    # (C, 3, 3, K) or (K, 3, 3, C): the last axis innermost, see the kernel
-    wt = np.ascontiguousarray(w4.transpose((0, 2, 3, 1) if transposed else (1, 2, 3, 0)), dtype=np.float64)
-    U = np.empty((36, wt.shape[0], wt.shape[3]), dtype=dtype)
-    _runtime.launch(_weight_transform_kernel, wt.size, wt, U)  # 64 x 64 channels: 88 us alone, 165 on 2 threads
-    return U
-
-
-#: Evaluation-mode calls (a batch norm in the op: fastcnn.conv_norm, which only a pass that does not train
-#: takes) remember their transformed weights: a network's inference calls each layer with the same weights every
-#: time, and on ResNet-20's 64-channel layers the transform cost 0.1-0.2 ms of a 0.9 ms call (the 590 KB of U
-#: written on one core and read on both). Per weight array (its address, shape and dtype) the last weights seen,
-#: a copy, and their U; reused only when the weights now hold the same bits (compared in full, so a weight changed
-#: in place is seen), the least recently used let go past REMEMBERED_BYTES.
-REMEMBERED_BYTES = 64 << 20
-_remembered: collections.OrderedDict = collections.OrderedDict()
-_remembered_lock = threading.Lock()
-
-
-def _remembered_transform(w4, dtype):
-    """:func:`_weight_transform` of w4, from the last evaluation-mode call with the same weights when there was
-    one (see REMEMBERED_BYTES)."""
-    key = (w4.ctypes.data, w4.shape, w4.dtype.str, np.dtype(dtype).str)
-    with _remembered_lock:
-        seen = _remembered.get(key)
-        if seen is not None:
-            _remembered.move_to_end(key)
-    if seen is not None and _same_bits(_bits(seen[0]).reshape(-1), _bits(w4).reshape(-1)):
-        return seen[1]
-    U = _weight_transform(w4, dtype)
-    with _remembered_lock:
-        _remembered.pop(key, None)
-        _remembered[key] = (w4.copy(), U)
-        total = sum(w.nbytes + u.nbytes for w, u in _remembered.values())
-        while total > REMEMBERED_BYTES and len(_remembered) > 1:
-            w, u = _remembered.popitem(last=False)[1]
-            total -= w.nbytes + u.nbytes
-    return U
-
-
-@numba.njit(fastmath=False, **_runtime.KERNEL_FLAGS)
-def _same_bits(a, b):
-    """Whether two integer views of floats, as long and not empty, hold the same bits (a NaN equals itself, 0.0
-    differs from -0.0). One OR of XORs over all of them, no branch: vectorised, 4 us for 64 x 64 x 3 x 3 (an exit
-    at the first difference: 11 us)."""
-    differ = a[0] ^ b[0]
-    for i in range(1, a.size):
-        differ |= a[i] ^ b[i]
-    return differ == 0
-
-
-def _weight_grad(dU, dtype):
-    """dg (K, C, 3, 3) = G^T dU G per (k, c): the adjoint of :func:`_weight_transform`. dU (36, C, K)."""
-    C, K = dU.shape[1:]
-    dgt = np.empty((C, 3, 3, K), dtype=dtype)
-    _runtime.launch(_weight_grad_kernel, dgt.size, dU, dgt)
-    return np.ascontiguousarray(dgt.transpose(3, 0, 1, 2))
-
-
-# The weight transforms run over the output channels k innermost, where U and dU are contiguous: every line is
-# a loop over k that the compiler vectorises (6x faster on 64 -> 64 channels than one (k, c) at a time), each
-# element still formed by the same float64 operations in the same order.
-
-
-@numba.njit(parallel=True, fastmath=False, **_runtime.KERNEL_FLAGS)
-def _weight_transform_kernel(wt, U):
-    """U[a*6 + b, c, k] = sum over i, j of G[a, i] wt[c, i, j, k] G[b, j], in float64: G w, then (G w) G^T.
-    wt (C, 3, 3, K) float64. NaN and infinities propagate silently, as in the other kernels."""
-    C, K = wt.shape[0], wt.shape[3]
-    for c in prange(C):  # a task per input channel writes whole rows U[xi, c, :]
-        t = np.empty((6, 3, K))
-        for a in range(6):
-            g0, g1, g2 = G[a, 0], G[a, 1], G[a, 2]
-            for j in range(3):
-                w0, w1, w2, ta = wt[c, 0, j], wt[c, 1, j], wt[c, 2, j], t[a, j]
-                for k in range(K):
-                    ta[k] = g0 * w0[k] + g1 * w1[k] + g2 * w2[k]
-        for a in range(6):
-            t0, t1, t2 = t[a, 0], t[a, 1], t[a, 2]
-            for b in range(6):
-                g0, g1, g2, u = G[b, 0], G[b, 1], G[b, 2], U[6 * a + b, c]
-                for k in range(K):
-                    u[k] = t0[k] * g0 + t1[k] * g1 + t2[k] * g2
-
-
-@numba.njit(parallel=True, fastmath=False, **_runtime.KERNEL_FLAGS)
-def _weight_grad_kernel(dU, dgt):
-    """dgt[c, i, j, k] = sum over a, b of G[a, i] dU[a*6 + b, c, k] G[b, j], in float64: G^T dU, then G; each
-    sum from 0 in order of a (b)."""
-    C, K = dU.shape[1], dU.shape[2]
-    for c in prange(C):
-        t = np.empty((3, 6, K))
-        for i in range(3):
-            g0, g1, g2, g3, g4, g5 = G[0, i], G[1, i], G[2, i], G[3, i], G[4, i], G[5, i]
-            for b in range(6):
-                acc = t[i, b]
-                r0, r1, r2, r3, r4, r5 = (dU[b, c], dU[6 + b, c], dU[12 + b, c], dU[18 + b, c], dU[24 + b, c],
-                                          dU[30 + b, c])
-                for k in range(K):  # the six terms in a register, in order of a (one pass, not six)
-                    s = 0.0
-                    s += g0 * r0[k]
-                    s += g1 * r1[k]
-                    s += g2 * r2[k]
-                    s += g3 * r3[k]
-                    s += g4 * r4[k]
-                    s += g5 * r5[k]
-                    acc[k] = s
-        for i in range(3):
-            t0, t1, t2, t3, t4, t5 = t[i, 0], t[i, 1], t[i, 2], t[i, 3], t[i, 4], t[i, 5]
-            for j in range(3):
-                h0, h1, h2, h3, h4, h5 = G[0, j], G[1, j], G[2, j], G[3, j], G[4, j], G[5, j]
-                out = dgt[c, i, j]
-                for k in range(K):
-                    s = 0.0
-                    s += t0[k] * h0
-                    s += t1[k] * h1
-                    s += t2[k] * h2
-                    s += t3[k] * h3
-                    s += t4[k] * h4
-                    s += t5[k] * h5
-                    out[k] = s
 
 
 def _tile_maps(g2):
@@ -478,11 +333,6 @@ def _compute_maps(g2):
     src_h = np.append(src_h, np.full(max(0, need_h - src_h.size), -1, dtype=src_h.dtype))
     src_w = np.append(src_w, np.full(max(0, need_w - src_w.size), -1, dtype=src_w.dtype))
     return src_h, src_w, copied_once(src_h, g2.sizes[0]) and copied_once(src_w, g2.sizes[1])
-
-
-def _bits(a):
-    """An integer view of the float array ``a``, same shape (for winograd4_tiles.load_pooled_grad_rows)."""
-    return a.view(np.int32 if a.dtype == np.float32 else np.int64)
 
 
 def _plan(N, C, K, H_out, W_out, itemsize):
@@ -546,7 +396,7 @@ def forward(geom, x4, w4, bias, y, winners=None, producer=None, pool=None, norm=
     dtype = w4.dtype
     N = geom.N if x4 is None else x4.shape[0]
     src_h, src_w = _tile_maps(geom)
-    U = _weight_transform(w4, dtype) if norm is None else _remembered_transform(w4, dtype)
+    U = weight_transform(w4, dtype) if norm is None else remembered_weight_transform(w4, dtype)
     H_out, W_out = geom.out
     nb, rows = _plan(N, geom.C_in, geom.C_out, H_out, W_out, np.dtype(dtype).itemsize)
     xt, V, M, yt, h = _buffers(geom, dtype, nb, rows, src_w.size)
@@ -580,7 +430,7 @@ def backward(geom, go4, x4, w4, gx, input_grad=True, winners=None, relu_input=Fa
     dtype = w4.dtype
     N, C, K = (geom.N if x4 is None else x4.shape[0]), geom.C_in, geom.C_out
     src_h, src_w = _tile_maps(geom)
-    UT = _weight_transform(w4, dtype, transposed=True)  # (36, K, C): see the kernel
+    UT = weight_transform(w4, dtype, transposed=True)  # (36, K, C): see the kernel
     H_out, W_out = geom.out
     nb, rows = _plan(N, C, K, H_out, W_out, np.dtype(dtype).itemsize)
     fused = producer is not None
@@ -602,13 +452,13 @@ def backward(geom, go4, x4, w4, gx, input_grad=True, winners=None, relu_input=Fa
     with single_threaded(_blas.CBLAS):
         _backward_kernel(x_arg, go4, codes, UT, H_out, W_out, nb, rows, block, input_grad or fused, _blas.CBLAS,
                          pooled, src_h, src_w, once, bool(relu_input), addend is not None, *add_arrays, dU_blocks, gx,
-                         xt, V, M, gt, planes, h, pt, wt, _bits(pt), _bits(gt), computed, fused, G, pw_blocks,
+                         xt, V, M, gt, planes, h, pt, wt, int_view(pt), int_view(gt), computed, fused, G, pw_blocks,
                          *claim_args(n_blocks))
         dU = np.empty((36, C * K), dtype=dtype)
         sum_blocks(dU_blocks.reshape(n_blocks, 36, C * K), dU)
         if fused:
             sum_blocks(pw_blocks, sums)
-    return _weight_grad(dU.reshape(36, C, K), dtype)
+    return weight_grad(dU.reshape(36, C, K), dtype)
 
 
 def producer_fits(geom, producer_geometry, dtype) -> bool:

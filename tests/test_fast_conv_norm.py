@@ -225,14 +225,14 @@ def _fused_and_composed(case, x, w, b, stats, transforms=None):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_remembered_weight_transform_follows_the_weights(dtype, monkeypatch):
     """F(4x4)'s evaluation-mode calls reuse the transformed weights of the last call with the same weight array
-    (fastcnn.winograd4.REMEMBERED_BYTES) only while it holds the same bits: weights changed in place, a zero's
-    sign flipped, a NaN put in, each call still equals the composition; the transform runs again exactly when
-    the bits changed."""
-    from fastcnn import winograd4
-    monkeypatch.setattr(winograd4, "_remembered", type(winograd4._remembered)())
+    (fastcnn.winograd4_weights.REMEMBERED_BYTES) only while it holds the same bits: weights changed in place, a
+    zero's sign flipped, a NaN put in, each call still equals the composition; the transform runs again exactly
+    when the bits changed."""
+    from fastcnn import winograd4_weights as wino
+    monkeypatch.setattr(wino, "_remembered", type(wino._remembered)())
     transforms = []
-    plain = winograd4._weight_transform
-    monkeypatch.setattr(winograd4, "_weight_transform", lambda *a, **k: (transforms.append(1), plain(*a, **k))[1])
+    plain = wino.weight_transform
+    monkeypatch.setattr(wino, "weight_transform", lambda *a, **k: (transforms.append(1), plain(*a, **k))[1])
     case = CASES[2]
     (x, w, b), stats = _arrays(case, dtype, seed=11)
     w[0, 0, 0, 0] = 0.0
@@ -250,25 +250,25 @@ def test_remembered_weight_transform_follows_the_weights(dtype, monkeypatch):
     transforms.clear()
     with np.errstate(invalid="ignore"):
         assert_bit_identical(list(_fused_and_composed(case, x, w.copy(), b, stats, transforms)))
-    assert len(transforms) == 1 and len(winograd4._remembered) == 2
+    assert len(transforms) == 1 and len(wino._remembered) == 2
 
 
 def test_remembered_weight_transforms_stay_under_their_bound(monkeypatch):
     """Past REMEMBERED_BYTES the least recently used weights are let go (one entry stays whatever its size);
     results are unchanged."""
-    from fastcnn import winograd4
-    monkeypatch.setattr(winograd4, "_remembered", type(winograd4._remembered)())
+    from fastcnn import winograd4_weights as wino
+    monkeypatch.setattr(wino, "_remembered", type(wino._remembered)())
     case = CASES[1]
     weights = [_arrays(case, np.float32, seed=s)[0][1] for s in range(4)]
     entry = weights[0].nbytes * 5  # the weights' copy and U, 36/9 of them
-    monkeypatch.setattr(winograd4, "REMEMBERED_BYTES", 2 * entry)
+    monkeypatch.setattr(wino, "REMEMBERED_BYTES", 2 * entry)
     (x, _, b), stats = _arrays(case, np.float32, seed=3)
     for w in weights:
         assert_bit_identical(list(_fused_and_composed(case, x, w, b, stats)))
-    kept = [entry_w for entry_w, _ in winograd4._remembered.values()]
+    kept = [entry_w for entry_w, _ in wino._remembered.values()]
     assert len(kept) == 2
     np.testing.assert_array_equal(kept[0], weights[2])
     np.testing.assert_array_equal(kept[1], weights[3])
-    monkeypatch.setattr(winograd4, "REMEMBERED_BYTES", 1)
+    monkeypatch.setattr(wino, "REMEMBERED_BYTES", 1)
     assert_bit_identical(list(_fused_and_composed(case, x, weights[0], b, stats)))
-    assert len(winograd4._remembered) == 1
+    assert len(wino._remembered) == 1

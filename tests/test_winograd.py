@@ -109,7 +109,7 @@ def test_float32_within_the_stated_bound(algorithm, problem):
 def test_f4x4_matrices_compute_the_correlation():
     """The 1-D F(4, 3) identity behind fastcnn.winograd4: A^T [(G g) * (B^T d)] = (d_i g0 + d_(i+1) g1 +
     d_(i+2) g2 for i < 4), for random d, g and for each unit vector (every coefficient takes part)."""
-    from fastcnn.winograd4 import AT, BT, G
+    from fastcnn.winograd4_weights import AT, BT, G
     rng = np.random.default_rng(3)
     cases = [(rng.standard_normal(6), rng.standard_normal(3)) for _ in range(5)]
     cases += [(np.eye(6)[e], np.eye(3)[k]) for e in range(6) for k in range(3)]
@@ -201,12 +201,12 @@ def test_a_hand_worked_tile():
 def test_f4x4_transposed_weight_transform_is_the_transpose(dtype):
     """The backward's U^T is computed straight in (36, K, C): the transpose of the forward's U, bit for bit (each
     value formed by the same float64 operations, whichever channel axis runs innermost)."""
-    from fastcnn import winograd4
+    from fastcnn import winograd4_weights
 
     w = np.random.default_rng(3).standard_normal((5, 3, 3, 3)).astype(dtype)
     w[0, 0, 0, 0] = np.inf
-    U = winograd4._weight_transform(w, dtype)
-    UT = winograd4._weight_transform(w, dtype, transposed=True)
+    U = winograd4_weights.weight_transform(w, dtype)
+    UT = winograd4_weights.weight_transform(w, dtype, transposed=True)
     assert U.shape == (36, 3, 5) and UT.shape == (36, 5, 3)
     assert_bit_identical([UT, np.ascontiguousarray(U.transpose(0, 2, 1))])
 
