@@ -42,14 +42,17 @@ __all__ = ["FUSED_OPS", "conv_batch_norm_pays", "conv_batch_norm_forward"]
 FUSED_OPS = ("conv_batch_norm_forward",)
 
 
-def _winograd4(geom, dtype) -> bool:
-    """Whether ``conv_forward`` with ``algorithm="auto"`` computes this convolution by Winograd F(4x4, 3x3)."""
-    return conv._other(geom, "auto", np.dtype(dtype)) is conv.ALGORITHMS.get("winograd4")
-
-
-def _im2row(geom, dtype) -> bool:
-    """Whether ``conv_forward`` with ``algorithm="auto"`` computes this convolution by fastcnn.im2row."""
-    return conv._other(geom, "auto", np.dtype(dtype)) is None and im2row.pays(geom, geom.as_2d(), dtype)
+def _fused_path(geom, dtype) -> str | None:
+    """How ``conv_forward`` with ``algorithm="auto"`` computes this (checked) convolution, where the batch norm
+    can go inside: ``"winograd4"`` (Winograd F(4x4, 3x3)), ``"im2row"`` (ResNet's stride-2 3x3 layers) or
+    ``"gemm"`` (im2col + GEMM, ``conv.gemm_path``: ResNet's first layer and 1x1 projections); None elsewhere."""
+    dtype = np.dtype(dtype)
+    other = conv._other(geom, "auto", dtype)
+    if other is not None:
+        return "winograd4" if other is conv.ALGORITHMS.get("winograd4") else None
+    if im2row.pays(geom, geom.as_2d(), dtype):
+        return "im2row"
+    return "gemm" if conv.gemm_path(geom, dtype) else None
 
 
 def conv_batch_norm_pays(conv_geometry: ConvGeometry, dtype) -> bool:
@@ -58,8 +61,7 @@ def conv_batch_norm_pays(conv_geometry: ConvGeometry, dtype) -> bool:
     stride-2 3x3 layers) or by im2col + GEMM (``conv.gemm_path``: ResNet's first layer and 1x1 projections)."""
     if not isinstance(conv_geometry, ConvGeometry) or conv_geometry.transposed:
         return False
-    dtype = np.dtype(dtype)
-    return _winograd4(conv_geometry, dtype) or _im2row(conv_geometry, dtype) or conv.gemm_path(conv_geometry, dtype)
+    return _fused_path(conv_geometry, dtype) is not None
 
 
 def _norm_table(running_mean, running_var, weight, bias, eps, channels: int) -> np.ndarray:
@@ -99,7 +101,8 @@ def conv_batch_norm_forward(conv_geometry: ConvGeometry, x, weight, bias, runnin
     if geom.N == 0:  # an empty batch: an empty output, as conv_forward gives
         return np.zeros(geom.out_shape, dtype=out_dtype)
     dtype = _runtime.compute_dtype(*inputs)
-    if not (conv_batch_norm_pays(geom, dtype) and dtype == out_dtype == conv_dtype):
+    path = None if geom.transposed else _fused_path(geom, dtype)
+    if not (path is not None and dtype == out_dtype == conv_dtype):
         # The plain ops in turn: no fused kernel for this convolution, or a batch norm or a sum in another dtype
         # than the convolution's output (float16 inputs, float64 statistics with a float32 convolution).
         y = conv.conv_forward(geom, x, weight, bias)
@@ -111,10 +114,10 @@ def conv_batch_norm_forward(conv_geometry: ConvGeometry, x, weight, bias, runnin
     g2 = geom.as_2d()
     y = np.empty((geom.N, geom.C_out) + g2.out, dtype=dtype)
     table = _norm_table(running_mean, running_var, norm_weight, norm_bias, eps, geom.C_out)
-    if _winograd4(geom, dtype) or _im2row(geom, dtype):
+    if path != "gemm":
         if residual is not None:
             residual = np.ascontiguousarray(residual).reshape(y.shape)
-        if _winograd4(geom, dtype):
+        if path == "winograd4":
             winograd4.forward(geom, x4, w4, b, y, norm=table, norm_relu=relu, residual=residual)
         else:
             im2row.forward(geom, g2, x4, w4, b, y, norm=table, norm_relu=relu, residual=residual)
