@@ -93,8 +93,8 @@ class ResidualBlock(Block):
 
     def _tail(self, ctx: Pass) -> "Layer | None":
         """The convolution that ends the body with its batch norm, when this pass computes that batch norm inside
-        it (:func:`_pair_conv_norms`) and the block applies a ReLU: that convolution's op can add the shortcut
-        and apply the block's ReLU too, as it stores its output. None otherwise."""
+        it (:func:`cnn.layers._pair_conv_norms`) and the block applies a ReLU: that convolution's op can add the
+        shortcut and apply the block's ReLU too, as it stores its output. None otherwise."""
         body = self.branches["body"]
         if not (ctx.fuse and self.activation == "relu" and len(body) >= 2 and isinstance(body[-1], _BatchNorm)):
             return None

@@ -349,7 +349,7 @@ class _OnConvGeometry(Layer):
                 and self.activation is None and pays(self.geometry, np.dtype(ctx.dtype)))
 
     #: The shortcut's output, handed over by the residual block whose body this convolution and its batch norm
-    #: end (:meth:`_ResidualBlock._tail`) for this layer's op to add, with the block's ReLU; None otherwise.
+    #: end (:meth:`cnn.blocks.ResidualBlock._tail`) for this layer's op to add, with the block's ReLU; None otherwise.
     _residual: np.ndarray | None = None
 
     def _conv_norm(self, engine, x, ctx):
@@ -416,7 +416,7 @@ class _OnConvGeometry(Layer):
         return (source.geometry, source._x) if fits(self.geometry, source.geometry, np.dtype(self._ctx.dtype)) else None
 
     #: The identity shortcut's ``(gradient, block output)``, set for one backward pass by the residual block
-    #: whose body this convolution starts (:meth:`_ResidualBlock._backward_through_norms`): the input gradient
+    #: whose body this convolution starts (:meth:`cnn.blocks.ResidualBlock._backward_through_norms`): the input gradient
     #: then includes the shortcut's (the engine's ``conv_backward_add``), and ``_added_shortcut`` says so.
     _shortcut_grad: "tuple | None" = None
     _added_shortcut: bool = False
@@ -740,7 +740,7 @@ class _BatchNorm(Layer):
     _relu_fused: bool = False
 
     #: The shortcut's output, set for one forward pass by the residual block whose body this batch norm ends
-    #: (:meth:`_ResidualBlock._norm_tail`): this layer's op adds it and applies the block's ReLU (the engine's
+    #: (:meth:`cnn.blocks.ResidualBlock._norm_tail`): this layer's op adds it and applies the block's ReLU (the engine's
     #: ``batch_norm_add_relu``). None otherwise.
     _residual: np.ndarray | None = None
     #: The block's output, set for one backward pass by that block (or by the block whose shortcut this batch
