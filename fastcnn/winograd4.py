@@ -34,7 +34,7 @@ through them, so no padded copy of the batch is made. Outputs past ``H_out`` x `
 their gradients taken as 0.
 
 **Pooling in the output transform** (``pooled``, for fastcnn.conv_pool): a 4x4 output tile holds four whole
-2x2 pooling windows, so ``winograd4_tiles.pooled_output_row`` computes max_pool(relu(y)) and the windows'
+2x2 pooling windows, so ``winograd4_pooled.pooled_output_row`` computes max_pool(relu(y)) and the windows'
 winners instead of y (``store_pooled`` writes them out a chunk at a time), and the backward's
 ``load_pooled_grad_rows`` rebuilds each tile's output gradient from the pooled one.
 """
@@ -56,9 +56,9 @@ from ._conv_base import (SCRATCH, buffers, conv_maps, copied_once, int_view, mat
                          row_cells, sum_blocks)
 from .winograd4_producer import producer_tuple, sample
 from .winograd4_weights import remembered_weight_transform, weight_grad, weight_transform
+from .winograd4_pooled import load_pooled_grad_rows, pooled_channels_last, pooled_output_row, store_pooled
 from .winograd4_tiles import (add_masked, channels_last, fold_channels_last, grad_out_row, input_adjoint_row, input_row,
-                              load_grad_rows, masked_interior, load_pooled_grad_rows, output_row, pooled_channels_last,
-                              norm_rows, pooled_output_row, relu_mask, store_pooled, store_rows)
+                              load_grad_rows, masked_interior, norm_rows, output_row, relu_mask, store_rows)
 
 __all__: list[str] = []
 
@@ -130,7 +130,7 @@ def _forward_kernel(x, src_h, src_w, U, bias, want_bias, H_out, W_out, nb, rows,
     when nb > 1): input transform,
     ``M[xi] = V[xi] @ U[xi]`` (one single-threaded BLAS call per position), output transform (+ bias).
     When ``pooled``, y (N, K, H_out // 2, W_out // 2) receives max_pool(relu(...)) instead and winners
-    its windows' winners (``winograd4_tiles.pooled_output_row``) when ``codes``. ``producer``: the input
+    its windows' winners (``winograd4_pooled.pooled_output_row``) when ``codes``. ``producer``: the input
     computed sample by sample (``winograd4_producer.sample``). ``norm``, ``norm_mode``, ``residual``: an
     evaluation-mode batch norm, a residual added and a ReLU, applied to each chunk's rows of a sample once they
     are stored (``winograd4_tiles.norm_rows``; 0: none). The blocks are claimed one at a time by
@@ -197,7 +197,7 @@ def _backward_kernel(x, go, winners, UT, H_out, W_out, nb, rows, block, input_gr
       sample's tiles are done.
 
     go (N, K, H_out, W_out), or when ``pooled`` the gradient of the pooled output (N, K, H_out // 2,
-    W_out // 2) with the forward's winners (``winograd4_tiles.load_pooled_grad_rows``); dU_blocks (B, 36, C, K),
+    W_out // 2) with the forward's winners (``winograd4_pooled.load_pooled_grad_rows``); dU_blocks (B, 36, C, K),
     B = ceil(N / block); plane_bufs (threads, nb, Hp, Wp, C). ``relu_input``: x is a ReLU's output, and gx
     receives the gradient with respect to that ReLU's input (gx times the mask of x > 0). ``add``: then
     ``g_add`` through the mask of ``y_add`` > 0 (x's shape) is added onto gx (``winograd4_tiles.add_masked``).

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from fastcnn import _microkernel as mk
-from fastcnn import _vector_tiles, winograd4_tiles as tiles
+from fastcnn import _vector_tiles, winograd4_pooled as pooled, winograd4_tiles as tiles
 
 DTYPES = [np.float32, np.float64]
 
@@ -149,7 +149,7 @@ def test_pooled_output_row(dtype, codes, with_bias):
     h = np.empty(36 * K, dtype)
 
     def run(path, pt, wt):
-        fn = tiles._pooled_output_row_loops if path == "loops" else tiles._pooled_output_row_vectors
+        fn = pooled._pooled_output_row_loops if path == "loops" else pooled._pooled_output_row_vectors
         fn(M, t0 - 1, tw, bias, with_bias, row, pt, wt, h, codes)
 
     (p0, w0), (p1, w1) = _both(run, pt, wt)
