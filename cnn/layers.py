@@ -759,20 +759,26 @@ class _BatchNorm(Layer):
         return (ctx.fuse and self.relu_next is not None and self.activation is None
                 and hasattr(ctx.engine, "batch_norm_relu"))
 
+    #: The means and variances the last forward pass normalised with, (2, C) float64, where the engine's fused op
+    #: wrote them (``saved_stats``): the backward takes them instead of two more passes over x. None otherwise.
+    _saved: np.ndarray | None = None
+
     def _forward(self, x, ctx):
         self._x = x
         self._training = ctx.training and self.trainable
         self._relu_fused = self._fuses_relu(ctx)
+        self._saved = None
         self._done_by_conv = self.norm_from is not None and self.norm_from._norm_inside
         if self._done_by_conv:
             return x  # the convolution's op computed this layer's output (and its ReLU's): see _pair_conv_norms
         if x.shape[0] == 0 and not self._training:  # no sample (the ops refuse an empty x): nothing to normalise
             return np.zeros(x.shape, dtype=ctx.dtype)
+        if self._residual is None and not self._relu_fused:
+            return ctx.engine.batch_norm(x, *self._args())
+        self._saved = np.empty((2, x.shape[1]), dtype=np.float64)
         if self._residual is not None:
-            return ctx.engine.batch_norm_add_relu(x, self._residual, *self._args())
-        if self._relu_fused:
-            return ctx.engine.batch_norm_relu(x, *self._args())
-        return ctx.engine.batch_norm(x, *self._args())
+            return ctx.engine.batch_norm_add_relu(x, self._residual, *self._args(), saved_stats=self._saved)
+        return ctx.engine.batch_norm_relu(x, *self._args(), saved_stats=self._saved)
 
     def _backward(self, grad):
         engine = self._ctx.engine
@@ -786,9 +792,11 @@ class _BatchNorm(Layer):
             self.grads = {"weight": zeros, "bias": zeros.copy()}
             return np.zeros(self._x.shape, dtype=self._ctx.dtype)
         if self._mask_from is not None:
-            gx, gw, gb = engine.batch_norm_relu_backward(grad, self._x, self._mask_from, *self._args())
+            gx, gw, gb = engine.batch_norm_relu_backward(grad, self._x, self._mask_from, *self._args(),
+                                                         saved_stats=self._saved)
         elif self._relu_fused:
-            gx, gw, gb = engine.batch_norm_relu_backward(grad, self._x, self._pre, *self._args())
+            gx, gw, gb = engine.batch_norm_relu_backward(grad, self._x, self._pre, *self._args(),
+                                                         saved_stats=self._saved)
         else:
             gx, gw, gb = engine.batch_norm_backward(grad, self._x, *self._args())
         self.grads = {"weight": gw, "bias": gb}

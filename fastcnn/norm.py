@@ -22,6 +22,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from cnnbase.checks import invalid
 from cnnbase.norm import check_batch_norm, check_batch_norm_backward
 
 from . import _runtime
@@ -205,15 +206,17 @@ def _masked_channel(g3, y3, c):
 
 
 @numba.njit(parallel=True, fastmath=False, error_model="numpy", **_runtime.KERNEL_FLAGS)
-def _backward(g3, x3, training, eps, means, variances, weight, masked, y3, grad_x3, grad_weight, grad_bias):
-    """Per channel, in one parallel region: the statistics (:func:`_channel_statistics`), ``grad_bias = sum g``,
+def _backward(g3, x3, training, recompute, eps, means, variances, weight, masked, y3, grad_x3, grad_weight,
+              grad_bias):
+    """Per channel, in one parallel region: the statistics (:func:`_channel_statistics`; in training taken from
+    x again when ``recompute``, else ``means`` and ``variances`` are the forward's), ``grad_bias = sum g``,
     ``grad_weight = sum g xhat``, then ``grad_x`` (specs/norm.md), with ``sum dxhat = w_c grad_bias`` and
     ``sum dxhat xhat = w_c grad_weight`` (``dxhat = g w_c``). ``masked``: ``g`` is ``g3`` through the mask of
     the ReLU whose output is ``y3`` (:func:`_masked_channel`, fastcnn.norm_relu)."""
     n_count, c_count, s_count = x3.shape
     m = n_count * s_count
     for c in numba.prange(c_count):
-        mean, r = _channel_statistics(x3, c, training, means, variances, eps)
+        mean, r = _channel_statistics(x3, c, training and recompute, means, variances, eps)
         w = weight[c]
         gs, gc = g3, np.int64(c)  # channel gc of gs is g (int64: the prange index is unsigned)
         if masked:
@@ -263,6 +266,28 @@ def _update_running_stats(running_mean, running_var, means, variances, a) -> Non
     running_var[...] = (1.0 - a.momentum) * old_var + a.momentum * variances * bessel
 
 
+def check_saved_stats(saved_stats, a, caller: str, *, filled: bool) -> None:
+    """``saved_stats``: None, or a (2, C) float64 C-contiguous array (writeable when the forward ``filled`` it)."""
+    if saved_stats is None:
+        return
+    expected = f"None or a C-contiguous (2, {a.c}) float64 array (C={a.c} from x)" + (", writeable" if filled else "")
+    if (not isinstance(saved_stats, np.ndarray) or saved_stats.dtype != np.float64 or saved_stats.shape != (2, a.c)
+            or not saved_stats.flags.c_contiguous or (filled and not saved_stats.flags.writeable)):
+        what = (f"array of dtype {saved_stats.dtype}, shape {saved_stats.shape}"
+                if isinstance(saved_stats, np.ndarray) else saved_stats)
+        raise ValueError(invalid(caller, "saved_stats", expected, what))
+
+
+def _forward_statistics(running_mean, running_var, a, saved_stats) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_statistics`, in ``saved_stats``' rows when given (the running ones copied in, out of training)."""
+    means, variances = _statistics(running_mean, running_var, a)
+    if saved_stats is None:
+        return means, variances
+    if not a.training:
+        saved_stats[0], saved_stats[1] = means, variances
+    return saved_stats[0], saved_stats[1]
+
+
 def _as_ncs(x: np.ndarray, a, dtype) -> np.ndarray:
     return _runtime.as_compute(x, dtype).reshape(a.n, a.c, a.s)
 
@@ -272,14 +297,17 @@ def _as_ncs(x: np.ndarray, a, dtype) -> np.ndarray:
 
 
 def forward(x, running_mean, running_var, weight, bias, training, momentum, eps, relu: bool, caller: str,
-            residual=None):
+            residual=None, saved_stats=None):
     """batch_norm's work, checked for ``caller``; ``relu``: fastcnn.norm_relu's fused ReLU too; ``residual``
-    (checked by the caller: x's shape, the dtype of this batch norm's result): added before the ReLU."""
+    (checked by the caller: x's shape, the dtype of this batch norm's result): added before the ReLU;
+    ``saved_stats``: None, or (2, C) float64 that receives the means and variances x was normalised with
+    (fastcnn.norm_relu)."""
     a = check_batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps, op=caller)
+    check_saved_stats(saved_stats, a, caller, filled=True)
     inputs = (x, running_mean, running_var, weight, bias)
     dtype = _runtime.compute_dtype(*inputs)
     x3 = _as_ncs(x, a, dtype)
-    means, variances = _statistics(running_mean, running_var, a)
+    means, variances = _forward_statistics(running_mean, running_var, a, saved_stats)
     y3 = np.empty(x3.shape, dtype=dtype)
     r3 = y3[:0] if residual is None else _runtime.as_compute(residual, dtype).reshape(x3.shape)
     _forward(x3, a.training, a.eps, means, variances, _channel_vector(weight, a.c, 1.0),
@@ -289,21 +317,28 @@ def forward(x, running_mean, running_var, weight, bias, training, momentum, eps,
     return y3.reshape(x.shape).astype(_runtime.result_dtype(*inputs), copy=False)
 
 
-def backward(grad_out, x, running_mean, running_var, weight, bias, training, momentum, eps, y, caller: str):
+def backward(grad_out, x, running_mean, running_var, weight, bias, training, momentum, eps, y, caller: str,
+             saved_stats=None):
     """batch_norm_backward's work, checked for ``caller``; with ``y`` (checked by the caller: x's shape), the
-    gradient goes through the mask of the ReLU whose output y is first (fastcnn.norm_relu)."""
+    gradient goes through the mask of the ReLU whose output y is first (fastcnn.norm_relu); ``saved_stats``:
+    None, or the (2, C) float64 means and variances the forward normalised x with, used instead of computing
+    them again (two passes over x fewer in training)."""
     a = check_batch_norm_backward(grad_out, x, running_mean, running_var, weight, bias, training, momentum, eps,
                                   op=caller)
+    check_saved_stats(saved_stats, a, caller, filled=False)
     inputs = (grad_out, x, running_mean, running_var, weight, bias)
     dtype = _runtime.compute_dtype(*inputs)
     x3, g3 = _as_ncs(x, a, dtype), _as_ncs(grad_out, a, dtype)
     y3 = x3 if y is None else _runtime.as_compute(y, dtype).reshape(x3.shape)
-    means, variances = _statistics(running_mean, running_var, a)
+    if saved_stats is None:
+        means, variances = _statistics(running_mean, running_var, a)
+    else:
+        means, variances = saved_stats[0].copy(), saved_stats[1].copy()  # writeable: the kernel's type
     grad_x3 = np.empty(x3.shape, dtype=dtype)
     grad_weight = np.empty(a.c, dtype=np.float64)
     grad_bias = np.empty(a.c, dtype=np.float64)
-    _backward(g3, x3, a.training, a.eps, means, variances, _channel_vector(weight, a.c, 1.0), y is not None, y3,
-              grad_x3, grad_weight, grad_bias)
+    _backward(g3, x3, a.training, saved_stats is None, a.eps, means, variances, _channel_vector(weight, a.c, 1.0),
+              y is not None, y3, grad_x3, grad_weight, grad_bias)
     out = _runtime.result_dtype(*inputs)
     return (
         grad_x3.reshape(x.shape).astype(out, copy=False),

@@ -147,6 +147,73 @@ def test_batch_norm_add_relu_in_other_dtypes_and_refusals():
     assert set(fastcnn.norm_relu.FUSED_OPS) <= set(fastcnn.FUSED_OPS)
 
 
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", SHAPES)
+def test_saved_stats_are_what_the_forward_normalised_with(shape, dtype, training):
+    """``saved_stats``: the forward writes the means and biased variances it normalised with (the batch's, in
+    float64 from NumPy here; the running ones out of training), and the backward given them returns the bytes of
+    the backward that takes them from x again; the residual op writes the same; nothing else changes."""
+    x, g, stats = _arrays(shape, dtype, seed=sum(shape) + 2, hostile=shape == SHAPES[-1])
+    saved = np.full((2, shape[1]), np.nan)
+    with np.errstate(all="ignore"):
+        s = _copies(stats)
+        y = fastcnn.batch_norm_relu(x, **s, training=training, momentum=0.3, eps=1e-3, saved_stats=saved)
+        rows = np.moveaxis(x.astype(np.float64).reshape(shape[0], shape[1], -1), 1, 0).reshape(shape[1], -1)
+        want = (rows.mean(axis=1), rows.var(axis=1)) if training else (stats["running_mean"], stats["running_var"])
+        np.testing.assert_allclose(saved, np.array(want, dtype=np.float64), rtol=1e-12, atol=1e-12)
+        given = saved.copy()
+        grads = fastcnn.batch_norm_relu_backward(g, x, y, **_copies(stats), training=training, momentum=0.3,
+                                                 eps=1e-3, saved_stats=given)
+        assert_bit_identical([[y, s["running_mean"], s["running_var"], *grads], _fused(x, g, stats, training)])
+        assert_bit_identical([[given], [saved]])  # the backward only reads them
+        added = np.full((2, shape[1]), np.nan)
+        fastcnn.batch_norm_add_relu(x, g, **_copies(stats), training=training, saved_stats=added, momentum=0.3,
+                                    eps=1e-3)
+        assert_bit_identical([[added], [saved]])
+
+
+def test_the_backward_uses_the_saved_stats_it_is_given():
+    """Given other statistics than x's, the backward computes with those: specs/norm.md's formula in float64
+    NumPy with that mean and variance."""
+    x, g, stats = _arrays((4, 3, 5, 5), np.float64, seed=11)
+    g[~np.isfinite(g)] = 1.0  # finite sums: every entry compared
+    y = fastcnn.batch_norm_relu(x, **_copies(stats), training=True)
+    mean, var = np.array([0.5, -1.0, 2.0]), np.array([0.25, 4.0, 1.5])
+    gx, gw, gb = fastcnn.batch_norm_relu_backward(g, x, y, **_copies(stats), training=True,
+                                                  saved_stats=np.array([mean, var]))
+    shape = (1, 3, 1, 1)
+    r = 1 / np.sqrt(var + 1e-5).reshape(shape)
+    xhat = (x - mean.reshape(shape)) * r
+    dy = np.where(y > 0, g, 0.0)
+    m = x.size // 3
+    dxhat = dy * stats["weight"].reshape(shape)
+    want = r / m * (m * dxhat - dxhat.sum(axis=(0, 2, 3), keepdims=True)
+                    - xhat * (dxhat * xhat).sum(axis=(0, 2, 3), keepdims=True))
+    np.testing.assert_allclose(gx, want, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(gw, (dy * xhat).sum(axis=(0, 2, 3)), rtol=1e-10)
+    np.testing.assert_allclose(gb, dy.sum(axis=(0, 2, 3)), rtol=1e-10)
+
+
+def test_refuses_saved_stats_of_the_wrong_kind():
+    """Another shape, dtype or layout, a read-only array for the forward to write, a list: refused before any
+    kernel runs, naming ``saved_stats``, what it expected and what it received."""
+    x, g, stats = _arrays((2, 3, 4, 4), np.float32, seed=1)
+    y = fastcnn.batch_norm_relu(x, **_copies(stats), training=True)
+    read_only = np.zeros((2, 3))
+    read_only.flags.writeable = False
+    bad = [(np.zeros((3, 2)), r"shape \(3, 2\)"), (np.zeros((2, 3), np.float32), "dtype float32"),
+           (np.zeros((3, 2)).T, r"shape \(2, 3\)"), ([[0.0] * 3] * 2, r"\[\[0.0")]
+    for value, received in bad + [(read_only, r"shape \(2, 3\)")]:
+        with pytest.raises(ValueError, match=r"batch_norm_relu: .*`saved_stats`.*C-contiguous \(2, 3\) float64.*"
+                                             + received):
+            fastcnn.batch_norm_relu(x, **_copies(stats), training=True, saved_stats=value)
+    for value, received in bad:
+        with pytest.raises(ValueError, match=r"batch_norm_relu_backward: .*`saved_stats`.*" + received):
+            fastcnn.batch_norm_relu_backward(g, x, y, **_copies(stats), training=True, saved_stats=value)
+    fastcnn.batch_norm_relu_backward(g, x, y, **_copies(stats), training=True, saved_stats=read_only)  # only read
+
+
 SPEC = "conv8k3p1 nobias, bn, relu, residual(conv8k3p1 nobias, bn, relu, conv8k3p1 nobias, bn) relu, gap, dense5"
 
 
