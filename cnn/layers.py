@@ -107,6 +107,12 @@ class Pass:
     #: offers the fused op (fastcnn's ``relu_pool_forward``): :meth:`cnn.Model.forward` sets it; a pass that
     #: looks at each layer's own output (``Model.features``, the pictures) leaves it off.
     fuse: bool = False
+    #: Whether the layers keep what their backward needs (their inputs, outputs, winners, statistics). A pass
+    #: that nothing goes back through (``Model.forward(..., backward=False)``: evaluate, predict) lets each
+    #: layer drop them as it returns, so that every activation is freed once the next layer has read it and
+    #: the next output is written to memory just read (still in cache) rather than to blocks last touched a
+    #: whole pass ago; the results are the same.
+    keep: bool = True
 
 
 class _Deferred:
@@ -237,12 +243,28 @@ class Layer:
         self._pre = pre
         self._relu_handed_on = self._hands_relu_on(ctx)
         if self._relu_handed_on or self._relu_inside:
-            return pre  # the next layer, a max pooling, applies the ReLU as it pools; or it is done already
-        return _cast(_activation(ctx.engine, self.activation, pre), ctx.dtype)
+            out = pre  # the next layer, a max pooling, applies the ReLU as it pools; or it is done already
+        else:
+            out = _cast(_activation(ctx.engine, self.activation, pre), ctx.dtype)
+        if not ctx.keep:
+            self._let_go()
+        return out
+
+    #: The arrays a layer keeps from its forward pass for its backward (those of its subclasses included).
+    _KEPT_FOR_BACKWARD: ClassVar[tuple[str, ...]] = ("_x", "_pre", "_winners", "_saved")
+
+    def _let_go(self) -> None:
+        """Drop what the forward pass kept for the backward (a pass with ``Pass.keep`` off)."""
+        for name in self._KEPT_FOR_BACKWARD:
+            if name in self.__dict__:
+                self.__dict__[name] = None
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
         """Gradient with respect to the layer's input; the parameter gradients go to ``self.grads``."""
         ctx = self._ctx
+        if not ctx.keep:
+            raise RuntimeError(f"layer {self.name}: its last forward pass kept nothing to go back through "
+                               "(Pass.keep was off: Model.forward(..., backward=False))")
         if self._relu_handed_on or self._relu_inside:  # the layer's own backward takes grad_out as it is
             return _cast(self._backward(_cast(grad_out, ctx.dtype)), ctx.dtype)
         grad = _cast(_activation_backward(ctx.engine, self.activation, grad_out, self._pre), ctx.dtype)
@@ -821,7 +843,9 @@ class _Activation(Layer):
         return x
 
     def backward(self, grad_out):
-        return grad_out if self._relu_done else super().backward(grad_out)
+        if self._relu_done and self._ctx.keep:
+            return grad_out
+        return super().backward(grad_out)
 
     def _forward(self, x, ctx):
         return x

@@ -148,6 +148,7 @@ class Model:
         self.layers, _ = L.build_layers(self.configs, self.input_shape, self.seed, self.dtype)
         self.output_activation = self._take_final_softmax()
         self._last_logits_shape = None  # the shape of the last forward pass's logits; backward goes back through it
+        self._last_pass_kept = True  # whether that pass kept what a backward needs (forward's `backward`)
 
     def _take_final_softmax(self) -> str | None:
         last = self.layers[-1]
@@ -254,21 +255,29 @@ class Model:
         self.check_batch_size(n)
         return np.ascontiguousarray(x, dtype=self.dtype)
 
-    def forward(self, x: np.ndarray, *, training: bool = False, step: int = 0, shard: int | None = None) -> np.ndarray:
+    def forward(self, x: np.ndarray, *, training: bool = False, step: int = 0, shard: int | None = None,
+                backward: bool = True) -> np.ndarray:
         """Logits ``(N, classes)``: every layer in order, without a final softmax. ``N = 0`` gives ``(0, classes)``.
 
         ``training`` turns on dropout and batch statistics; ``step`` (the global step, a non-negative int)
         seeds dropout, and so does ``shard`` (None, or the index of this batch's shard in a sharded step,
         :mod:`cnn.distributed`). NaN or inf in ``x`` are computed with, not refused: they show in the logits.
+        ``backward``: whether :meth:`backward` may follow this pass. False (what :func:`cnn.train.evaluate` and
+        ``predict`` pass, as PyTorch's ``torch.inference_mode``) keeps no activation for it: each is freed once
+        the next layer has read it, which makes an inference pass faster (the memory just read is written
+        again while it is in cache) and smaller; the logits are the same.
         """
         x = self._check_input(x, "Model.forward")
         step = check_int(step, "step", "Model.forward", minimum=0)
         if shard is not None:
             shard = check_int(shard, "shard", "Model.forward", minimum=0)
-        ctx = L.Pass(self.engine, bool(training), self.dtype, self.seed, step, shard, fuse=True)
+        keep = check_bool(backward, "backward", "Model.forward")
+        ctx = L.Pass(self.engine, bool(training), self.dtype, self.seed, step, shard, fuse=True, keep=keep)
+        self._last_logits_shape = None  # until this pass is done: no backward through a pass that failed
         for layer in self.layers:
             x = layer.forward(x, ctx)
-        self._last_logits_shape = x.shape
+        self._last_logits_shape = x.shape if keep else None
+        self._last_pass_kept = keep
         return x
 
     def backward(self, grad_logits: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
@@ -276,6 +285,9 @@ class Model:
         fills every layer's ``grads`` and returns the gradient with respect to the input, or ``None`` with
         ``input_grad=False`` (a training step: the first layer then skips what only that gradient needs)."""
         if self._last_logits_shape is None:
+            if not self._last_pass_kept:
+                raise RuntimeError("Model.backward: the last forward pass was run with backward=False and kept "
+                                   "nothing to go back through; call forward(x) without it first")
             raise RuntimeError("Model.backward: there is no forward pass to go back through; call forward(x) first")
         if not isinstance(grad_logits, np.ndarray) or grad_logits.dtype.kind != "f":
             kind = f"dtype {grad_logits.dtype}" if isinstance(grad_logits, np.ndarray) else type(grad_logits).__name__

@@ -20,7 +20,7 @@ def score(model, x: np.ndarray, y: np.ndarray, outputs: int, batch_size: int) ->
     total, images, correct = 0.0, np.zeros(outputs, np.int64), np.zeros(outputs, np.int64)
     for start in range(0, len(y), batch_size):
         xb, yb = to_float(x[start:start + batch_size]), y[start:start + batch_size]
-        logits = model.forward(xb, training=False)
+        logits = model.forward(xb, training=False, backward=False)
         total += float(model.engine.cross_entropy(logits, yb, reduction="sum"))
         hit = np.argmax(logits, axis=1) == yb
         np.add.at(images, yb, 1)

@@ -535,7 +535,7 @@ def _agreement(model, optimizer, x, y, validation, settings, epochs, epoch, step
 
 def _logits_in_batches(model, x, batch_size: int):
     for start in range(0, len(x), batch_size):
-        yield start, model.forward(x[start:start + batch_size], training=False)
+        yield start, model.forward(x[start:start + batch_size], training=False, backward=False)
 
 
 def evaluate(model, x, y, *, batch_size: int = EVAL_BATCH_SIZE) -> dict:
@@ -560,7 +560,7 @@ def predict(model, x, *, batch_size: int = EVAL_BATCH_SIZE) -> np.ndarray:
     x = model._check_input(x, "predict", batch_size)
     parts = [model.probabilities(logits) for _, logits in _logits_in_batches(model, x, batch_size)]
     if not parts:  # no samples, so no batches: the forward pass of none gives the shape, (0, classes)
-        return model.probabilities(model.forward(x))
+        return model.probabilities(model.forward(x, backward=False))
     return np.concatenate(parts, axis=0)
 
 

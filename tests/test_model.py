@@ -315,8 +315,44 @@ def test_an_empty_batch_through_batch_norm(engine):
     model = Model("conv8k3p1 nobias, bn, relu, residual(conv8k3p1, bn) relu, gap, dense3", (1, 6, 6), seed=0,
                   engine=engine)
     x = np.zeros((0, 1, 6, 6), np.float32)
-    assert model.forward(x).shape == (0, 3)
     assert model.predict(x).shape == (0, 3)
+    assert model.forward(x).shape == (0, 3)
     assert model.backward(np.zeros((0, 3), np.float32)).shape == x.shape
     norms = [layer for layer in model.all_layers() if "running_mean" in layer.buffers]
     assert len(norms) == 2 and all(not layer.grads["weight"].any() for layer in norms)
+
+
+KEEPS_NOTHING = ("conv8k3p1 nobias, bn, relu, residual(conv8k3p1 nobias, bn, relu, conv8k3p1 nobias, bn) relu, "
+                 "conv8k3 relu, maxpool2, dropout0.3, flatten, dense5")
+
+
+@pytest.mark.parametrize("engine", ["refcnn", "fastcnn"])
+def test_a_pass_that_keeps_nothing_for_a_backward(engine):
+    """``Model.forward(..., backward=False)`` (evaluate, predict): the logits of a pass that keeps its
+    activations, bit for bit, through residual blocks, fused batch norms, a fused conv-ReLU-pooling and dropout;
+    afterwards no layer holds an activation (the input is freed with the caller's last reference), and a
+    backward is refused, naming the cause, until a pass that keeps them, after which it is the usual one."""
+    import weakref
+
+    model = Model(KEEPS_NOTHING, (3, 10, 10), seed=3, engine=engine)
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(4, 3, 10, 10)).astype(np.float32)
+    grad = rng.normal(size=(4, 5)).astype(np.float32)
+    want = model.forward(x)
+    want_grad = model.backward(grad)
+    kept = weakref.ref(x)
+    assert np.array_equal(model.forward(x, backward=False), want)
+    assert all(getattr(layer, name, None) is None for layer in model.all_layers()
+               for name in ("_x", "_pre", "_winners", "_saved"))
+    with pytest.raises(RuntimeError, match="backward=False and kept nothing to go back through"):
+        model.backward(grad)
+    copy = x.copy()
+    del x
+    assert kept() is None  # nothing in the model refers to it
+    assert np.array_equal(model.forward(copy), want)
+    assert np.array_equal(model.backward(grad), want_grad)
+    held = weakref.ref(copy)
+    del copy
+    assert held() is not None  # a pass that keeps its activations holds its input, as before
+    with pytest.raises(TypeError, match="Model.forward: invalid value for argument `backward`"):
+        model.forward(np.zeros((1, 3, 10, 10), np.float32), backward=1)

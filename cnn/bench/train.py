@@ -339,8 +339,8 @@ def _time_fastcnn(threads: int, warm: list, timed: list, preset: str = PRESET, p
 
     _timed_loop(step, warm)
     train_s = _step_times(step, timed)
-    _timed_loop(lambda b: model.forward(b[0], training=False), warm[:1])
-    infer_s = _step_times(lambda b: model.forward(b[0], training=False), timed)
+    _timed_loop(lambda b: model.forward(b[0], training=False, backward=False), warm[:1])
+    infer_s = _step_times(lambda b: model.forward(b[0], training=False, backward=False), timed)
     rows = None
     if profile:
         layers = profile_model(model, optimizer)
@@ -462,7 +462,8 @@ def measure_train(batches: int = 50, batch_size: int = 128, threads: int | None 
         "place; --json also gives the mean-based figure, *_mean_images_per_s, and the median, fastest and "
         "slowest step in ms); one step = forward, loss, backward, optimizer update, accuracy count (fastcnn: "
         "cnn.Model as cnn.train.fit runs it; torch: an equivalent nn.Sequential and torch.optim). Inference: "
-        "forward only, eval mode (torch.inference_mode), the same batches, timed the same way.",
+        "forward only, eval mode, nothing kept for a backward (torch.inference_mode; fastcnn: Model.forward(..., "
+        "training=False, backward=False), as cnn.train.predict runs it), the same batches, timed the same way.",
         "memory: peak resident set (ru_maxrss) of each engine's own child process; 'idle MiB' is an interpreter "
         "with the same imports that does nothing. Ratios fastcnn/peer: above 1 faster (images/s), below 1 "
         "smaller (memory); 'fastcnn/best peer' divides by the best peer of each column (the faster for images/s, "
