@@ -13,6 +13,7 @@ Python before any computation, so refcnn and fastcnn raise the same errors for t
 from __future__ import annotations
 
 import numbers
+import os
 
 import numpy as np
 
@@ -30,6 +31,49 @@ class _Forward:
 #: The default of a check's ``grad_out`` parameter: "this is the forward call". Not ``None``, which a caller
 #: may pass as a (wrong) ``grad_out`` to a backward and must hear about (a TypeError naming it).
 FORWARD = _Forward()
+
+class Verdicts:
+    """The answers of a check, remembered by a key of everything it reads (issue 16).
+
+    A network's layers call the engines with the same few shapes for their whole life, and checking the same
+    shapes again cost a ResNet-20 training step ~4 ms of Python (its 84 convolution and batch-norm calls). A
+    check given only what the key holds returns the same answer every time, so the first answer stands for the
+    rest; a refusal raises and is never kept. Every key gets ``CNN_MAX_ARRAY_BYTES`` as set at the call (the
+    size checks read it). Keys from :func:`array_key`, which holds what the checks read of an array: its type,
+    dtype and shape (strides and writeability, where a check reads them, go into the key beside it)."""
+
+    def __init__(self, most: int = 1024) -> None:
+        self._answers: dict = {}
+        self._most = most
+
+    def get(self, key, check):
+        """``check()``'s answer for ``key``, remembered; with ``key`` None (an argument the key cannot describe)
+        or unhashable (a list where a number belongs), ``check()`` alone, which then says what is wrong."""
+        if key is None:
+            return check()
+        key = (key, os.environ.get("CNN_MAX_ARRAY_BYTES"))
+        try:
+            answer = self._answers.get(key)
+        except TypeError:
+            return check()
+        if answer is None:
+            answer = check()
+            if len(self._answers) >= self._most:
+                self._answers.clear()
+            self._answers[key] = answer
+        return answer
+
+
+def array_key(a, may_be=()):
+    """What the checks read of an array argument (its type, dtype and shape), ``("is", v)`` when ``a`` is one of
+    the non-arrays ``may_be`` allows (None, FORWARD), else None: no key (``Verdicts.get`` then checks)."""
+    if isinstance(a, np.ndarray):
+        return type(a), a.dtype, a.shape
+    for allowed in may_be:
+        if a is allowed:
+            return "is", repr(allowed)
+    return None
+
 
 #: The largest int a hyperparameter may have: the engines' kernels take int64. A larger one (``stride=2**64``)
 #: is refused by the checks, in both engines alike, rather than overflow in a kernel's dispatcher.

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .checks import FORWARD, check_float_array, check_int, check_shape, expand_ints, invalid, shown
+from .checks import (FORWARD, Verdicts, array_key, check_float_array, check_int, check_shape, expand_ints, invalid,
+                     shown)
 from .limits import SizeLimitError, check_arrays
 from .padding import check_padding_mode
 from .shapes import KERNEL_AXES, SPATIAL_AXES, conv_output_size, conv_transpose_output_size, resolve_padding
@@ -387,11 +388,23 @@ def conv_transpose_geometry_of(op, rank, x, weight, bias, stride, padding, outpu
     return geom
 
 
+#: fit_geometry's answers: a layer calls with the same few geometries and shapes for its whole life.
+_FITTED = Verdicts()
+
+
 def fit_geometry(geom: ConvGeometry, x, weight, bias, grad_out=FORWARD, *,
                  caller: str = "conv_forward") -> ConvGeometry:
     """Check that arrays fit a geometry resolved earlier (for another batch, perhaps); returns the geometry for
     ``x``'s batch. Only the sample shape must match: ``x`` may hold any number of samples. ``caller`` names
-    the public function in the message when ``geom`` itself is refused (:func:`check_resolved`)."""
+    the public function in the message when ``geom`` itself is refused (:func:`check_resolved`). The checks
+    read the geometry, the caller and the arrays' types, dtypes and shapes: their answer is remembered by
+    those (``cnnbase.checks.Verdicts``)."""
+    keys = (array_key(x), array_key(weight), array_key(bias, (None,)), array_key(grad_out, (FORWARD,)))
+    key = None if None in keys else (geom, caller, keys)
+    return _FITTED.get(key, lambda: _fit_geometry(geom, x, weight, bias, grad_out, caller))
+
+
+def _fit_geometry(geom, x, weight, bias, grad_out, caller) -> ConvGeometry:
     check_resolved(geom, caller)
     op = geom.op
     check_conv_arrays(op, x, weight, bias)

@@ -9,7 +9,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .checks import check_bool, check_float, check_float_array, check_same_shape, check_shape, overlaps_itself
+from .checks import (FORWARD, Verdicts, array_key, check_bool, check_float, check_float_array, check_same_shape,
+                     check_shape, overlaps_itself)
 
 __all__ = ["BatchNormArgs", "check_batch_norm", "check_batch_norm_backward"]
 
@@ -43,9 +44,32 @@ def _check_channel_vector(v, name: str, c: int, x_shape: tuple, op: str) -> None
     check_shape(v, (c,), name, op, context=f"C={c} from x.shape={x_shape}")
 
 
+#: The checks' answers (cnnbase.checks.Verdicts): a layer calls with the same shapes and hyperparameters every step.
+_CHECKED = Verdicts()
+
+
+def _key(op, x, running_mean, running_var, weight, bias, training, momentum, eps, grad_out=FORWARD):
+    """Everything the checks below read: the arrays' types, dtypes and shapes, the running statistics' strides
+    and writeability (they are updated in place), the hyperparameters with their types; None when an argument
+    is of no kind a key holds."""
+    arrays = (array_key(x), array_key(grad_out, (FORWARD,)),
+              *(array_key(v, (None,)) for v in (running_mean, running_var, weight, bias)))
+    if None in arrays:
+        return None
+    running = tuple((v.strides, v.flags.writeable) for v in (running_mean, running_var) if v is not None)
+    return op, arrays, running, (type(training), training), (type(momentum), momentum), (type(eps), eps)
+
+
 def check_batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps,
                      op: str = "batch_norm") -> BatchNormArgs:
-    """Check the arguments of :func:`batch_norm` before any computation (PyTorch's rules)."""
+    """Check the arguments of :func:`batch_norm` before any computation (PyTorch's rules); the answer is
+    remembered by what the checks read (:func:`_key`)."""
+    return _CHECKED.get(_key(op, x, running_mean, running_var, weight, bias, training, momentum, eps),
+                        lambda: _check_batch_norm(x, running_mean, running_var, weight, bias, training, momentum,
+                                                  eps, op))
+
+
+def _check_batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps, op) -> BatchNormArgs:
     check_float_array(x, "x", op, (2, 3, 4), shape_hint=_X_AXES)
     if 0 in x.shape:
         raise ValueError(f"{op}: argument `x` must have no zero-sized axis {_X_AXES}; received shape {x.shape}.")
@@ -83,8 +107,12 @@ def check_batch_norm(x, running_mean, running_var, weight, bias, training, momen
 
 def check_batch_norm_backward(grad_out, x, running_mean, running_var, weight, bias, training, momentum, eps,
                               op: str = "batch_norm_backward") -> BatchNormArgs:
-    """The forward's checks, then a float ``grad_out`` of ``x``'s shape."""
-    args = check_batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps, op)
-    check_float_array(grad_out, "grad_out", op)
-    check_same_shape(grad_out, x, "grad_out", "x", op)
-    return args
+    """The forward's checks, then a float ``grad_out`` of ``x``'s shape (remembered as the forward's are)."""
+    def check():
+        args = _check_batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps, op)
+        check_float_array(grad_out, "grad_out", op)
+        check_same_shape(grad_out, x, "grad_out", "x", op)
+        return args
+
+    return _CHECKED.get(_key(op, x, running_mean, running_var, weight, bias, training, momentum, eps, grad_out),
+                        check)

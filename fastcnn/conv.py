@@ -547,12 +547,12 @@ def _conv_backward(geom: ConvGeometry, grad_out, x, weight, bias, algorithm="aut
     go4, x4, w4 = _compute([grad_out, x, weight], dtype)
     g2 = geom.as_2d()
     go3 = go4.reshape(geom.N, geom.C_out, -1)
-    w2 = w4.reshape(geom.C_out, -1)
-    src_h, src_w = _conv_maps(g2)
     grad_x = np.empty(x4.shape, dtype=dtype)
     if (other := _other(geom, algorithm, dtype)) is not None:
         grad_w = other[2](geom, go4, x4, w4, grad_x, input_grad)
         return _results(out_dtype, grad_x, grad_w, None if bias is None else _grad_bias(go3))
+    w2 = w4.reshape(geom.C_out, -1)
+    src_h, src_w = _conv_maps(g2)
     if _taps_1d_pays(geom, g2):
         grad_w = _taps_1d_backward_pass(x4, go3, w4, geom.G, g2, src_w, grad_x)
         grad_b = None if bias is None else _grad_bias(go3)

@@ -105,6 +105,13 @@ MIN_TILES = 64
 #: 32 on 14x14 1.03/2.65 against 1.07/2.01 and 16 -> 16 on 28x28 2.43/6.16 against 2.21/3.97.
 MIN_CHANNELS = 16
 MAX_WEIGHTS = 64 * 64
+
+#: The forward's and the backward's set-ups per call shape (fastcnn._runtime.Plans).
+PLANS = _runtime.Plans()
+
+#: Stands for a given x4 where a set-up is made before the call's own x4 is at hand (only its being given
+#: matters to ``producer_tuple``).
+_GIVEN = np.empty((0, 0, 0, 0))
 MIN_OUTPUT = 7
 MIN_OUTPUT_FEW = 14
 
@@ -394,24 +401,35 @@ def forward(geom, x4, w4, bias, y, winners=None, producer=None, pool=None, norm=
     evaluation-mode batch norm of the convolution, plus ``residual`` (y's shape and dtype) when given, and the
     ReLU of that with ``norm_relu`` (fastcnn.conv_norm; ``winograd4_tiles.norm_rows`` has the layout)."""
     dtype = w4.dtype
-    N = geom.N if x4 is None else x4.shape[0]
-    src_h, src_w = _tile_maps(geom)
-    U = weight_transform(w4, dtype) if norm is None else remembered_weight_transform(w4, dtype)
-    H_out, W_out = geom.out
-    nb, rows = _plan(N, geom.C_in, geom.C_out, H_out, W_out, np.dtype(dtype).itemsize)
-    xt, V, M, yt, h = _buffers(geom, dtype, nb, rows, src_w.size)
-    b = none(1, dtype) if bias is None else bias
     pooled = winners is not None or bool(pool)
-    codes = winners if winners is not None else np.empty((1, 0, 0, 0), dtype=np.int8)
-    pt, wt = _pool_buffers(geom, dtype, pooled, rows)
-    x_arg, computed = producer_tuple(geom, x4, producer, dtype)
+    N = geom.N if x4 is None else x4.shape[0]
+    if producer is None:  # the usual call: its set-up remembered per shape (PLANS)
+        setup = PLANS.get(("forward", geom, N, dtype, pooled), lambda: _forward_setup(geom, N, dtype, pooled))
+        x_arg, computed = x4, setup[-1]
+    else:
+        setup = _forward_setup(geom, N, dtype, pooled)
+        x_arg, computed = producer_tuple(geom, x4, producer, dtype)
+    src_h, src_w, nb, rows, xt, V, M, yt, h, pt, wt, codes, no_bias, no_norm, no_residual, _ = setup
+    U = weight_transform(w4, dtype) if norm is None else remembered_weight_transform(w4, dtype)
     with single_threaded(_blas.CBLAS):
-        norm_mode = norm_flags(norm, norm_relu, residual)
-        norm = np.zeros((1, 4)) if norm is None else norm
-        residual = np.zeros((1, 1, 1, 1), dtype=y.dtype) if residual is None else residual
-        _forward_kernel(x_arg, src_h, src_w, U, b, bias is not None, H_out, W_out, nb, rows, _blas.CBLAS, pooled,
-                        winners is not None, y, codes, xt, V, M, yt, h, pt, wt, computed, norm, norm_mode,
-                        residual, *claim_args(-(-N // nb)))
+        _forward_kernel(x_arg, src_h, src_w, U, no_bias if bias is None else bias, bias is not None, geom.out[0],
+                        geom.out[1], nb, rows, _blas.CBLAS, pooled, winners is not None, y,
+                        codes if winners is None else winners, xt, V, M, yt, h, pt, wt, computed,
+                        no_norm if norm is None else norm, norm_flags(norm, norm_relu, residual),
+                        no_residual if residual is None else residual, *claim_args(-(-N // nb)))
+
+
+def _forward_setup(geom, N, dtype, pooled):
+    """What :func:`forward` derives from the geometry, the batch, the dtype and ``pooled`` alone: the tile maps,
+    the plan, the scratch buffers, stand-ins for the arguments a call leaves out, and the producer's tuple when
+    there is none."""
+    src_h, src_w = _tile_maps(geom)
+    nb, rows = _plan(N, geom.C_in, geom.C_out, geom.out[0], geom.out[1], np.dtype(dtype).itemsize)
+    xt, V, M, yt, h = _buffers(geom, dtype, nb, rows, src_w.size)
+    pt, wt = _pool_buffers(geom, dtype, pooled, rows)
+    no_producer = producer_tuple(geom, _GIVEN, None, dtype)[1]
+    return (src_h, src_w, nb, rows, xt, V, M, yt, h, pt, wt, np.empty((1, 0, 0, 0), dtype=np.int8), none(1, dtype),
+            np.zeros((1, 4)), np.zeros((1, 1, 1, 1), dtype=dtype), no_producer)
 
 
 def backward(geom, go4, x4, w4, gx, input_grad=True, winners=None, relu_input=False, producer=None, sums=None,
@@ -429,36 +447,51 @@ def backward(geom, go4, x4, w4, gx, input_grad=True, winners=None, relu_input=Fa
     (fastcnn.conv_residual; with ``input_grad`` and no producer)."""
     dtype = w4.dtype
     N, C, K = (geom.N if x4 is None else x4.shape[0]), geom.C_in, geom.C_out
-    src_h, src_w = _tile_maps(geom)
+    fused, pooled = producer is not None, winners is not None
+    if fused:
+        setup = _backward_setup(geom, N, dtype, input_grad, pooled, producer, x4)
+    else:  # the usual call: its set-up remembered per shape (PLANS)
+        setup = PLANS.get(("backward", geom, N, dtype, bool(input_grad), pooled),
+                          lambda: _backward_setup(geom, N, dtype, input_grad, pooled, None, _GIVEN))
+    (src_h, src_w, nb, rows, block, n_blocks, xt, V, M, gt, h, planes, pt, wt, ipt, igt, once, dU_blocks, G, pw_blocks,
+     x_arg, computed, no_codes, no_add) = setup
+    if not fused:
+        x_arg = x4
     UT = weight_transform(w4, dtype, transposed=True)  # (36, K, C): see the kernel
-    H_out, W_out = geom.out
-    nb, rows = _plan(N, C, K, H_out, W_out, np.dtype(dtype).itemsize)
+    with single_threaded(_blas.CBLAS):
+        _backward_kernel(x_arg, go4, winners if pooled else no_codes, UT, geom.out[0], geom.out[1], nb, rows, block,
+                         input_grad or fused, _blas.CBLAS, pooled, src_h, src_w, once, bool(relu_input),
+                         addend is not None, *(no_add if addend is None else addend), dU_blocks, gx, xt, V, M, gt,
+                         planes, h, pt, wt, ipt, igt, computed, fused, G, pw_blocks, *claim_args(n_blocks))
+        dU = np.empty((36, C * K), dtype=dtype)
+        sum_blocks(dU_blocks.reshape(n_blocks, 36, C * K), dU)
+        if fused:
+            sum_blocks(pw_blocks, sums)
+    return weight_grad(dU.reshape(36, C, K), dtype)
+
+
+def _backward_setup(geom, N, dtype, input_grad, pooled, producer, x4):
+    """What :func:`backward` derives from the geometry, the batch, the dtype and its flags (and the producer's
+    arrays, when one computes x4): the tile maps, the plan, the tasks, the scratch buffers, the kernel's x and
+    producer tuple, and stand-ins for the arguments a call leaves out."""
+    C, K = geom.C_in, geom.C_out
+    src_h, src_w = _tile_maps(geom)
+    nb, rows = _plan(N, C, K, geom.out[0], geom.out[1], np.dtype(dtype).itemsize)
     fused = producer is not None
     xt, V, M, gt, h = _buffers(geom, dtype, nb, rows, src_w.size, nb if fused else 1)
     block = _task_samples(N, C, K, nb, np.dtype(dtype).itemsize)
     n_blocks = -(-N // block)
     dU_blocks = SCRATCH.get("winograd4.dU", n_blocks * 36 * C * K, dtype).reshape(n_blocks, 36, C, K)
     planes = buffers("winograd4.planes", (nb if input_grad or fused else 1, src_h.size, src_w.size, C), dtype)
-    pooled = winners is not None
-    codes = winners if pooled else np.empty((0, 0, 0, 0), dtype=np.int8)
     pt, wt = _pool_buffers(geom, dtype, pooled, rows)
-    once = _fills_once(geom)
     x_arg, computed = producer_tuple(geom, x4, producer, dtype)
     R = computed[2].shape[1] + 1 if fused else 1
     P = geom.sizes[0] * geom.sizes[1] if fused else 1
     G = buffers("winograd4.producer_grad", (P, C if fused else 1), dtype)
     pw_blocks = SCRATCH.get("winograd4.producer_blocks", n_blocks * R * C, dtype).reshape(n_blocks, R, C)
-    add_arrays = (none(4, dtype), none(4, dtype)) if addend is None else addend
-    with single_threaded(_blas.CBLAS):
-        _backward_kernel(x_arg, go4, codes, UT, H_out, W_out, nb, rows, block, input_grad or fused, _blas.CBLAS,
-                         pooled, src_h, src_w, once, bool(relu_input), addend is not None, *add_arrays, dU_blocks, gx,
-                         xt, V, M, gt, planes, h, pt, wt, int_view(pt), int_view(gt), computed, fused, G, pw_blocks,
-                         *claim_args(n_blocks))
-        dU = np.empty((36, C * K), dtype=dtype)
-        sum_blocks(dU_blocks.reshape(n_blocks, 36, C * K), dU)
-        if fused:
-            sum_blocks(pw_blocks, sums)
-    return weight_grad(dU.reshape(36, C, K), dtype)
+    return (src_h, src_w, nb, rows, block, n_blocks, xt, V, M, gt, h, planes, pt, wt, int_view(pt), int_view(gt),
+            _fills_once(geom), dU_blocks, G, pw_blocks, x_arg, computed, np.empty((0, 0, 0, 0), dtype=np.int8),
+            (none(4, dtype), none(4, dtype)))
 
 
 def producer_fits(geom, producer_geometry, dtype) -> bool:
