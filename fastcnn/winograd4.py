@@ -446,7 +446,7 @@ def backward(geom, go4, x4, w4, gx, input_grad=True, winners=None, relu_input=Fa
     ``addend``: None, or ``(g, y)``, two arrays of x4's shape and dtype: gx receives ``gx + relu_backward(g, y)``
     (fastcnn.conv_residual; with ``input_grad`` and no producer)."""
     dtype = w4.dtype
-    N, C, K = (geom.N if x4 is None else x4.shape[0]), geom.C_in, geom.C_out
+    N = geom.N if x4 is None else x4.shape[0]
     fused, pooled = producer is not None, winners is not None
     if fused:
         setup = _backward_setup(geom, N, dtype, input_grad, pooled, producer, x4)
@@ -463,11 +463,9 @@ def backward(geom, go4, x4, w4, gx, input_grad=True, winners=None, relu_input=Fa
                          input_grad or fused, _blas.CBLAS, pooled, src_h, src_w, once, bool(relu_input),
                          addend is not None, *(no_add if addend is None else addend), dU_blocks, gx, xt, V, M, gt,
                          planes, h, pt, wt, ipt, igt, computed, fused, G, pw_blocks, *claim_args(n_blocks))
-        dU = np.empty((36, C * K), dtype=dtype)
-        sum_blocks(dU_blocks.reshape(n_blocks, 36, C * K), dU)
         if fused:
             sum_blocks(pw_blocks, sums)
-    return weight_grad(dU.reshape(36, C, K), dtype)
+    return weight_grad(dU_blocks, dtype)
 
 
 def _backward_setup(geom, N, dtype, input_grad, pooled, producer, x4):

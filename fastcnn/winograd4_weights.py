@@ -93,12 +93,17 @@ def _same_bits(a, b):
     return differ == 0
 
 
-def weight_grad(dU, dtype):
-    """dg (K, C, 3, 3) = G^T dU G per (k, c): the adjoint of :func:`weight_transform`. dU (36, C, K)."""
-    C, K = dU.shape[1:]
-    dgt = np.empty((C, 3, 3, K), dtype=dtype)
-    _runtime.launch(_grad_kernel, dgt.size, dU, dgt)
-    return np.ascontiguousarray(dgt.transpose(3, 0, 1, 2))
+def weight_grad(dU_blocks, dtype):
+    """dg (K, C, 3, 3) = G^T dU G per (k, c), the adjoint of :func:`weight_transform`, where dU (36, C, K) is the
+    sum of the backward tasks' blocks ``dU_blocks[0] + dU_blocks[1] + ...`` (B, 36, C, K), added in that order in
+    their dtype (as ``_conv_base.sum_blocks`` adds blocks). One kernel sums and transforms each input channel's
+    rows and writes dg in its own layout: no dU in memory between and no transposing copy after (which took
+    two more launches and ~60 us a call on ResNet-20's 64-channel layers, a part of each backward that does not
+    shrink with the batch); the same bits as summing first."""
+    C, K = dU_blocks.shape[2:]
+    dg = np.empty((K, C, 3, 3), dtype=dtype)
+    _runtime.launch(_grad_kernel, 36 * C * K, dU_blocks, dg)  # weighed as sum_blocks weighs its output
+    return dg
 
 
 # The weight transforms run over the output channels k innermost, where U and dU are contiguous: every line is
@@ -128,19 +133,28 @@ def _transform_kernel(wt, U):
 
 
 @numba.njit(parallel=True, fastmath=False, **_runtime.KERNEL_FLAGS)
-def _grad_kernel(dU, dgt):
-    """dgt[c, i, j, k] = sum over a, b of G[a, i] dU[a*6 + b, c, k] G[b, j], in float64: G^T dU, then G; each
-    sum from 0 in order of a (b)."""
-    C, K = dU.shape[1], dU.shape[2]
+def _grad_kernel(blocks, dg):
+    """dg[k, c, i, j] = sum over a, b of G[a, i] dU[a*6 + b, c, k] G[b, j], dU the blocks' sum: per input channel
+    c, its 36 rows of dU summed from 0 in order of the blocks in their dtype (as _conv_base._sum_blocks), then
+    in float64 G^T dU, then G, each sum from 0 in order of a (b)."""
+    B, C, K = blocks.shape[0], blocks.shape[2], blocks.shape[3]
     for c in prange(C):
+        dU = np.empty((36, K), dtype=blocks.dtype)
+        for xi in range(36):
+            row = dU[xi]
+            for k in range(K):
+                row[k] = 0
+            for b in range(B):
+                src = blocks[b, xi, c]
+                for k in range(K):
+                    row[k] = row[k] + src[k]
         t = np.empty((3, 6, K))
         for i in range(3):
             g0, g1, g2, g3, g4, g5 = G[0, i], G[1, i], G[2, i], G[3, i], G[4, i], G[5, i]
             for b in range(6):
                 acc = t[i, b]
-                r0, r1, r2, r3, r4, r5 = (dU[b, c], dU[6 + b, c], dU[12 + b, c], dU[18 + b, c], dU[24 + b, c],
-                                          dU[30 + b, c])
-                for k in range(K):  # the six terms in a register, in order of a (one pass, not six)
+                r0, r1, r2, r3, r4, r5 = dU[b], dU[6 + b], dU[12 + b], dU[18 + b], dU[24 + b], dU[30 + b]
+                for k in range(K):
                     s = 0.0
                     s += g0 * r0[k]
                     s += g1 * r1[k]
@@ -153,7 +167,6 @@ def _grad_kernel(dU, dgt):
             t0, t1, t2, t3, t4, t5 = t[i, 0], t[i, 1], t[i, 2], t[i, 3], t[i, 4], t[i, 5]
             for j in range(3):
                 h0, h1, h2, h3, h4, h5 = G[0, j], G[1, j], G[2, j], G[3, j], G[4, j], G[5, j]
-                out = dgt[c, i, j]
                 for k in range(K):
                     s = 0.0
                     s += t0[k] * h0
@@ -162,4 +175,4 @@ def _grad_kernel(dU, dgt):
                     s += t3[k] * h3
                     s += t4[k] * h4
                     s += t5[k] * h5
-                    out[k] = s
+                    dg[k, c, i, j] = s

@@ -211,6 +211,39 @@ def test_f4x4_transposed_weight_transform_is_the_transpose(dtype):
     assert_bit_identical([UT, np.ascontiguousarray(U.transpose(0, 2, 1))])
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("blocks, channels, filters", [(1, 3, 5), (8, 16, 16), (3, 64, 32)])
+def test_f4x4_weight_grad_sums_the_blocks_in_order_then_transforms(dtype, blocks, channels, filters):
+    """weight_grad of the backward tasks' blocks: dU = blocks[0] + blocks[1] + ... added in order in their dtype,
+    then G^T dU G in float64, each sum from 0 in order: bit for bit NumPy doing the same operations one at a time
+    (each an IEEE operation, so the order is all there is to agree on), written as (K, C, 3, 3)."""
+    from fastcnn.winograd4_weights import G, weight_grad
+
+    rng = np.random.default_rng(blocks * channels)
+    dU_blocks = rng.standard_normal((blocks, 36, channels, filters)).astype(dtype)
+    dU = np.zeros((36, channels, filters), dtype=dtype)
+    for block in dU_blocks:
+        dU = dU + block
+    rows = dU.astype(np.float64).reshape(6, 6, channels, filters)  # rows[a, b] = dU[a*6 + b]
+    t = np.empty((3, 6, channels, filters))
+    for i in range(3):
+        for b in range(6):
+            acc = np.zeros((channels, filters))
+            for a in range(6):
+                acc = acc + G[a, i] * rows[a, b]
+            t[i, b] = acc
+    want = np.empty((filters, channels, 3, 3), dtype=dtype)
+    for i in range(3):
+        for j in range(3):
+            acc = np.zeros((channels, filters))
+            for b in range(6):
+                acc = acc + t[i, b] * G[b, j]
+            want[:, :, i, j] = acc.T
+    got = weight_grad(dU_blocks, dtype)
+    assert got.shape == (filters, channels, 3, 3) and got.dtype == dtype and got.flags.c_contiguous
+    assert_bit_identical([got, want])
+
+
 def test_a_hand_worked_f4x4_tile():
     """One 6x6 input, one kernel of ones on the centre row: y[i, j] = x[i+1, j] + x[i+1, j+1] + x[i+1, j+2]
     = 3 x[i+1, j+1] for x = arange(36) on rows of 6 (each row is an arithmetic run): 3 (6 (i + 1) + j + 1).
