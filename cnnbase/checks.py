@@ -35,10 +35,11 @@ FORWARD = _Forward()
 class Verdicts:
     """The answers of a check, remembered by a key of everything it reads (issue 16).
 
-    A network's layers call the engines with the same few shapes for their whole life, and checking the same
-    shapes again cost a ResNet-20 training step ~4 ms of Python (its 84 convolution and batch-norm calls). A
-    check given only what the key holds returns the same answer every time, so the first answer stands for the
-    rest; a refusal raises and is never kept. Every key gets ``CNN_MAX_ARRAY_BYTES`` as set at the call (the
+    A network's layers call the engines with the same few shapes for their whole life, and checking them again
+    took a convolution's ``fit_geometry`` 8.9 us a call and a batch norm's checks 15.8 (2.9 and 4.6 remembered;
+    84 such calls in a ResNet-20 training step, each after a kernel has left the caches cold). A check given
+    only what the key holds returns the same answer every time, so the first answer stands for the rest; a
+    refusal raises and is never kept. Every key gets ``CNN_MAX_ARRAY_BYTES`` as set at the call (the
     size checks read it). Keys from :func:`array_key`, which holds what the checks read of an array: its type,
     dtype and shape (strides and writeability, where a check reads them, go into the key beside it)."""
 

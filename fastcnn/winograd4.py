@@ -105,6 +105,8 @@ MIN_TILES = 64
 #: 32 on 14x14 1.03/2.65 against 1.07/2.01 and 16 -> 16 on 28x28 2.43/6.16 against 2.21/3.97.
 MIN_CHANNELS = 16
 MAX_WEIGHTS = 64 * 64
+MIN_OUTPUT = 7
+MIN_OUTPUT_FEW = 14
 
 #: The forward's and the backward's set-ups per call shape (fastcnn._runtime.Plans).
 PLANS = _runtime.Plans()
@@ -112,8 +114,6 @@ PLANS = _runtime.Plans()
 #: Stands for a given x4 where a set-up is made before the call's own x4 is at hand (only its being given
 #: matters to ``producer_tuple``).
 _GIVEN = np.empty((0, 0, 0, 0))
-MIN_OUTPUT = 7
-MIN_OUTPUT_FEW = 14
 
 
 @numba.njit(fastmath=False, **_runtime.KERNEL_FLAGS)
@@ -306,8 +306,8 @@ def pays(geom, dtype) -> bool:
 
 def _tile_maps(g2):
     """conv.py's index maps of the padded input, lengthened with zero cells so that the last tile's 6x6
-    window lies inside: 4 * ceil(out / 4) + 2 cells per axis. New arrays at every call, from maps remembered
-    per geometry (a call's set-up cost more than a small layer's work)."""
+    window lies inside: 4 * ceil(out / 4) + 2 cells per axis. New arrays, from maps remembered per geometry (a
+    call's set-up cost more than a small layer's work), which the calls' set-ups keep (PLANS)."""
     src_h, src_w, _ = _maps(g2)
     return np.array(src_h, dtype=np.int64), np.array(src_w, dtype=np.int64)
 
