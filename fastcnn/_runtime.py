@@ -58,23 +58,37 @@ def launch(kernel, size: int, *args):
     weigh a cheaper element as a fraction of one). Only for kernels whose results do not depend on the thread
     count (elementwise ones, and those that split their work in a fixed way): it changes the speed only. The
     thread count is per calling thread in Numba, so other Python threads are not affected."""
-    with serial_below(size):
+    restore = _go_serial(size)  # no context manager here: its generator cost more than the rule (~3 us a call)
+    if not restore:
         return kernel(*args)
+    try:
+        return kernel(*args)
+    finally:
+        numba.set_num_threads(restore)
 
 
 @contextlib.contextmanager
 def serial_below(size: int):
     """:func:`launch`'s rule for a block of several kernels: inside, fastcnn runs on the calling thread alone
     when ``size`` is under SERIAL_BELOW."""
-    threads = numba.get_num_threads()
-    if size >= SERIAL_BELOW or threads == 1:
-        yield
-        return
-    numba.set_num_threads(1)
+    restore = _go_serial(size)
     try:
         yield
     finally:
-        numba.set_num_threads(threads)
+        if restore:
+            numba.set_num_threads(restore)
+
+
+def _go_serial(size: int) -> int:
+    """The rule: below SERIAL_BELOW, with more than one thread, set one thread and return the count to restore;
+    otherwise 0 (nothing to restore)."""
+    if size >= SERIAL_BELOW:
+        return 0
+    threads = numba.get_num_threads()
+    if threads == 1:
+        return 0
+    numba.set_num_threads(1)
+    return threads
 
 
 def get_num_threads() -> int:

@@ -223,6 +223,13 @@ def test_small_parameters_run_on_the_calling_thread_alone_and_the_count_comes_ba
     with pytest.raises(RuntimeError, match="kernel failed"):
         _runtime.launch(fails, 1)
     assert fastcnn.get_num_threads() == threads
+    with _runtime.serial_below(_runtime.SERIAL_BELOW - 1):  # the same rule for a block of kernels
+        assert fastcnn.get_num_threads() == 1
+    with _runtime.serial_below(_runtime.SERIAL_BELOW):
+        assert fastcnn.get_num_threads() == threads
+    with pytest.raises(RuntimeError, match="kernel failed"), _runtime.serial_below(1):
+        fails()
+    assert fastcnn.get_num_threads() == threads
 
 
 TORCH_CLASSES = {"sgd_step": "SGD", "adam_step": "Adam", "adadelta_step": "Adadelta", "rmsprop_step": "RMSprop"}
