@@ -17,7 +17,7 @@ import os
 
 import numpy as np
 
-from .limits import COMPUTE_ITEMSIZE, FLOOR_BYTES, check_array_bytes
+from .limits import COMPUTE_ITEMSIZE, FLOOR_BYTES, LIMITS, check_array_bytes
 
 FLOAT_DTYPES = (np.float16, np.float32, np.float64)
 
@@ -39,8 +39,8 @@ class Verdicts:
     took a convolution's ``fit_geometry`` 8.9 us a call and a batch norm's checks 15.8 (2.9 and 4.6 remembered;
     84 such calls in a ResNet-20 training step, each after a kernel has left the caches cold). A check given
     only what the key holds returns the same answer every time, so the first answer stands for the rest; a
-    refusal raises and is never kept. Every key gets ``CNN_MAX_ARRAY_BYTES`` as set at the call (the
-    size checks read it). Keys from :func:`array_key`, which holds what the checks read of an array: its type,
+    refusal raises and is never kept. Every key gets ``CNN_MAX_ARRAY_BYTES`` as set at the call and its default
+    (the size checks read them). Keys from :func:`array_key`, which holds what the checks read of an array: its type,
     dtype and shape (strides and writeability, where a check reads them, go into the key beside it)."""
 
     def __init__(self, most: int = 1024) -> None:
@@ -52,7 +52,7 @@ class Verdicts:
         or unhashable (a list where a number belongs), ``check()`` alone, which then says what is wrong."""
         if key is None:
             return check()
-        key = (key, os.environ.get("CNN_MAX_ARRAY_BYTES"))
+        key = (key, os.environ.get("CNN_MAX_ARRAY_BYTES"), LIMITS["CNN_MAX_ARRAY_BYTES"])
         try:
             answer = self._answers.get(key)
         except TypeError:

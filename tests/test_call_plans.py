@@ -20,6 +20,7 @@ import fastcnn
 import refcnn
 from cnnbase.checks import Verdicts, array_key
 from cnnbase.conv import conv_geometry, fit_geometry
+from cnnbase import limits
 from cnnbase.limits import SizeLimitError
 from fastcnn import _runtime, winograd4
 
@@ -93,6 +94,11 @@ def test_conv_calls_honour_a_limit_set_between_them(monkeypatch):
     fastcnn.conv_forward(geom, x, w)
     fastcnn.conv_forward(geom, x, w)
     monkeypatch.setenv("CNN_MAX_ARRAY_BYTES", "64K")
+    with pytest.raises(SizeLimitError, match="CNN_MAX_ARRAY_BYTES"):
+        fastcnn.conv_forward(geom, x, w)
+    monkeypatch.delenv("CNN_MAX_ARRAY_BYTES")
+    fastcnn.conv_forward(geom, x, w)
+    monkeypatch.setitem(limits.LIMITS, "CNN_MAX_ARRAY_BYTES", 64 * 1024)  # a lower default, as a program may set
     with pytest.raises(SizeLimitError, match="CNN_MAX_ARRAY_BYTES"):
         fastcnn.conv_forward(geom, x, w)
 
