@@ -176,8 +176,23 @@ class ResidualBlock(Block):
                 return body_grad
             return _cast(engine.relu_backward_add(grad, out, body_grad), dtype)
         if isinstance(shortcut[-1], _BatchNorm) and shortcut[-1].activation is None:
-            return body_grad + _masked_backward(shortcut, grad, out)
+            return self._sum_in_shortcut(body_grad, lambda: _masked_backward(shortcut, grad, out))
         return body_grad + _run_backward(shortcut, _cast(engine.relu_backward(grad, out), dtype))
+
+    def _sum_in_shortcut(self, body_grad, shortcut_backward):
+        """``body_grad + shortcut_backward()``: the block's input gradient. When the shortcut starts with a
+        convolution and the engine has ``conv_backward_sum``, that convolution's backward adds ``body_grad`` as
+        it writes its input gradient (fastcnn.conv_residual): the shortcut's own, three quarters zeros behind a
+        strided 1x1 convolution, is never a whole array and the sum no pass of its own; the same bits."""
+        first = self.branches["shortcut"][0]
+        if not (isinstance(first, _Conv) and hasattr(self._ctx.engine, "conv_backward_sum")):
+            return body_grad + shortcut_backward()
+        first._addend = body_grad
+        try:
+            grad = shortcut_backward()
+        finally:
+            first._addend = None
+        return grad if first._added_body else body_grad + grad
 
 
 class ConcatBlock(Block):

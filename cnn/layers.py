@@ -442,10 +442,16 @@ class _OnConvGeometry(Layer):
     #: then includes the shortcut's (the engine's ``conv_backward_add``), and ``_added_shortcut`` says so.
     _shortcut_grad: "tuple | None" = None
     _added_shortcut: bool = False
+    #: The body's input gradient, set for one backward pass by the residual block whose shortcut this convolution
+    #: starts: the input gradient then includes it (the engine's ``conv_backward_sum``), and ``_added_body``
+    #: says so.
+    _addend: "np.ndarray | None" = None
+    _added_body: bool = False
 
     def _backward(self, grad):
         engine, bias = self._ctx.engine, self.params.get("bias")
         shortcut, self._shortcut_grad, self._added_shortcut = self._shortcut_grad, None, False
+        addend, self._addend, self._added_body = self._addend, None, False
         masked, self._grad_masked = self._grad_masked, False
         given, self._producer_grads = self._producer_grads, None
         if given is not None:  # the next layer's backward computed them: see _producer
@@ -479,6 +485,9 @@ class _OnConvGeometry(Layer):
         elif shortcut is not None and self.input_grad:
             gx, gw, gb = engine.conv_backward_add(self.geometry, grad, self._x, self._weight(), bias, *shortcut)
             self._added_shortcut = True
+        elif addend is not None and self.input_grad:
+            gx, gw, gb = engine.conv_backward_sum(self.geometry, grad, self._x, self._weight(), bias, addend)
+            self._added_body = True
         else:
             gx, gw, gb = engine.conv_backward(self.geometry, grad, self._x, self._weight(), bias,
                                               input_grad=self.input_grad)

@@ -38,7 +38,7 @@ from .norm_relu import FUSED_OPS as _NORM_RELU_FUSED, batch_norm_relu, batch_nor
 from .norm_relu import batch_norm_add_relu  # noqa: F401
 from .activations import FUSED_OPS as _ADD_RELU_FUSED, add_relu, relu_backward_add  # noqa: F401  (cnn.layers)
 from .conv_norm import FUSED_OPS as _CONV_NORM_FUSED, conv_batch_norm_forward, conv_batch_norm_pays  # noqa: F401
-from .conv_residual import FUSED_OPS as _CONV_RESIDUAL_FUSED, conv_backward_add  # noqa: F401
+from .conv_residual import FUSED_OPS as _CONV_RESIDUAL_FUSED, conv_backward_add, conv_backward_sum  # noqa: F401
 
 #: fastcnn's fused ops (outside the spec's ops, each the composition of plain ops bit for bit): cnn's layers
 #: take them when the engine has them.
@@ -66,6 +66,7 @@ GEOMETRY_OPS = ("conv_forward", "conv_backward", "pool_forward", "pool_backward"
 # (conv_relu_*), a batch norm with the ReLU after it (batch_norm_relu*), a residual block's sum with its
 # ReLU (add_relu), with its last batch norm too (batch_norm_add_relu), its input gradient through the ReLU's
 # mask (relu_backward_add), the body's first convolution's backward with that added in (conv_backward_add),
+# a projection shortcut's convolution's backward with the body's input gradient added in (conv_backward_sum),
 # and a Winograd convolution with the evaluation-mode batch norm after it (and its ReLU:
 # conv_batch_norm_forward), which cnn's layers take when the engine has them. Each equals the composition of
 # the spec's plain ops bit for bit (tests/test_fast_fused.py, tests/test_fast_conv_pool.py,

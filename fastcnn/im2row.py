@@ -206,14 +206,15 @@ def _forward_kernel(x, src_h, src_w, W_r, bias, want_bias, KH, KW, SH, SW, DH, n
 
 @numba.njit(parallel=True, fastmath=False, **_runtime.KERNEL_FLAGS)
 def _backward_kernel(x, go, src_h, src_w, W_rt, KH, KW, SH, SW, DH, nb, block, input_grad, once, cblas, dW_blocks,
-                     gx, xt_bufs, P_bufs, G_bufs, plane_bufs, workers, counter):
+                     gx, add, addend, xt_bufs, P_bufs, G_bufs, plane_bufs, workers, counter):
     """Both gradients of :func:`_forward_kernel`'s convolution; go (N, K, H_out, W_out). One task per ``block``
     samples (a multiple of nb), taken nb at a time:
 
     * ``dW_blocks[task] = sum over its chunks, in order, of P^T @ G`` (KH KW C, K);
     * when ``input_grad``: ``dP = G @ W_rt`` (W_rt = W_r^T, K x KH KW C, stored transposed: a plain product),
       written over P after its last use above, then per sample row2im onto the zeroed channel-last plane and
-      the fold onto gx[n] through the index maps (``once``: a zero fill, each input cell copied once)."""
+      the fold onto gx[n] through the index maps (``once``: a zero fill, each input cell copied once); with
+      ``add``, then ``gx[n] + addend[n]`` in gx's dtype, while gx[n] is in cache (fastcnn.conv_residual)."""
     N, K, H_out, W_out = go.shape
     L = H_out * W_out
     for _ in prange(workers):
@@ -236,6 +237,16 @@ def _backward_kernel(x, go, src_h, src_w, W_rt, KH, KW, SH, SW, DH, nb, block, i
                     for n in range(n0, n1):
                         _row2im(P, (n - n0) * L, KH, KW, SH, SW, DH, H_out, W_out, plane)
                         fold_channels_last(plane, src_h, src_w, once, gx[n])
+                        if add:
+                            _add_sample(gx[n], addend[n])
+
+
+@numba.njit(fastmath=False, **_runtime.KERNEL_FLAGS)
+def _add_sample(gxn, an):
+    """``gxn = gxn + an`` (C, H, W), each sum in gxn's dtype, as NumPy's ``gx + addend`` forms it."""
+    g, a = gxn.reshape(-1), an.reshape(-1)
+    for i in range(g.size):
+        g[i] = g[i] + a[i]
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -296,9 +307,9 @@ def forward(geom, g2, x4, w4, bias, y, norm=None, norm_relu=False, residual=None
                         xt, P, Y, *claim_args(-(-N // nb)))
 
 
-def backward(geom, g2, go4, x4, w4, gx, input_grad=True):
+def backward(geom, g2, go4, x4, w4, gx, input_grad=True, addend=None):
     """gx (N, C, H, W), overwritten when ``input_grad``, and the returned weight gradient (K, C, KH, KW) of
-    :func:`forward`'s convolution."""
+    :func:`forward`'s convolution. ``addend`` (gx's shape and dtype): gx receives the input gradient plus it."""
     dtype = w4.dtype
     N, C, K = x4.shape[0], geom.C_in, geom.C_out
     src_h, src_w, once = _maps(g2)
@@ -314,7 +325,9 @@ def backward(geom, g2, go4, x4, w4, gx, input_grad=True):
     with single_threaded(_blas.CBLAS):
         _backward_kernel(x4.reshape((N, C) + tuple(g2.sizes)), go4.reshape((N, K) + tuple(g2.out)), src_h, src_w,
                          W_rt, KH, KW, SH, SW, DH, nb, block, bool(input_grad), once, _blas.CBLAS, dW_blocks,
-                         gx.reshape((N, C) + tuple(g2.sizes)), xt, P, G, plane, *claim_args(tasks))
+                         gx.reshape((N, C) + tuple(g2.sizes)), addend is not None,
+                         gx[:1] if addend is None else addend.reshape(gx.shape), xt, P, G, plane,
+                         *claim_args(tasks))
         dW = np.empty((KK, K), dtype=dtype)
         sum_blocks(dW_blocks, dW)
     # (kh, kw, c, k) -> (k, c, kh, kw)

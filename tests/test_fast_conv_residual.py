@@ -116,3 +116,102 @@ def test_model_adds_the_shortcut_in_the_first_convolution_bit_for_bit():
     out, g, plain_grads = unfused_pass(model, x, grad, step=1)
     assert not any(block.branches["body"][0]._added_shortcut for block in blocks)
     assert_bit_identical([fused, [out, g, plain_grads]])
+
+
+# ----------------------------------------------------------------------------------------------------------
+# conv_backward_sum: a projection shortcut's convolution's backward with the body's input gradient added in
+
+#: (N, C, K, H, W, kernel, stride, padding, whether im2row computes it): ResNet's projections (1x1, stride 2) and
+#: strided 3x3 layers, odd sizes, a stride-1 layer (Winograd: the plain ops) and few channels (conv.py's paths).
+SUM_CASES = [
+    (3, 16, 32, 28, 28, 1, 2, 0, True),
+    (2, 32, 64, 14, 14, 1, 2, 0, True),
+    (2, 16, 32, 15, 13, 3, 2, 1, True),
+    (2, 8, 8, 9, 11, 1, 2, 0, True),
+    (2, 16, 16, 10, 10, 3, 1, 1, False),
+    (2, 2, 4, 9, 9, 1, 2, 0, False),
+]
+
+
+def _sum_arrays(case, dtype, seed, hostile=False):
+    N, C, K, H, W, k, s, p = case[:8]
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((N, C, H, W))
+    w = rng.standard_normal((K, C, k, k)) / np.sqrt(k * k * C)
+    geometry = conv_geometry("conv2d", x.shape, w.shape, None, s, p, 1, 1, "zeros", 2)
+    gy = rng.standard_normal((N, K) + tuple(geometry.out))
+    addend = rng.standard_normal(x.shape)
+    if hostile:  # an infinity, a NaN and a negative zero reach the sum, both where the stride skips and not
+        addend[0, 0, :2, :2] = ((np.inf, np.nan), (-0.0, -np.inf))
+    return geometry, [a.astype(dtype) for a in (gy, x, w, addend)]
+
+
+def _sum_composed(geometry, gy, x, w, addend, input_grad=True):
+    gx, gw, gb = fastcnn.conv_backward(geometry, gy, x, w, None, input_grad=input_grad)
+    return (None if gx is None else gx + addend), gw, gb
+
+
+@pytest.mark.parametrize("hostile", [False, True])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", SUM_CASES)
+def test_sum_is_the_composition_bit_for_bit(case, dtype, hostile):
+    geometry, (gy, x, w, addend) = _sum_arrays(case, dtype, seed=sum(case[:5]), hostile=hostile)
+    g2 = geometry.as_2d()
+    takes = (fastcnn.conv._other(geometry, "auto", np.dtype(dtype)) is None
+             and fastcnn.im2row.pays(geometry, g2, np.dtype(dtype), backward=True))
+    assert takes == case[8]
+    with np.errstate(invalid="ignore"):
+        got = fastcnn.conv_backward_sum(geometry, gy, x, w, None, addend)
+        assert_bit_identical([got, _sum_composed(geometry, gy, x, w, addend)])
+    assert got[0].dtype == dtype
+
+
+def test_sum_same_bits_on_one_and_two_threads():
+    geometry, (gy, x, w, addend) = _sum_arrays(SUM_CASES[0], np.float32, seed=3)
+    assert_bit_identical(results_per_thread_count(
+        lambda: fastcnn.conv_backward_sum(geometry, gy, x, w, None, addend)))
+
+
+def test_sum_other_dtypes_no_input_gradient_and_refusals():
+    """A float64 addend with float32 arrays: the plain ops (NumPy's promotion); a bias; input_grad=False: no input
+    gradient, nothing added; an addend of another shape or kind is refused, naming it."""
+    geometry, (gy, x, w, addend) = _sum_arrays(SUM_CASES[0], np.float32, seed=4)
+    wide = addend.astype(np.float64)
+    got = fastcnn.conv_backward_sum(geometry, gy, x, w, None, wide)
+    assert got[0].dtype == np.float64
+    assert_bit_identical([got, _sum_composed(geometry, gy, x, w, wide)])
+    b = np.ones(w.shape[0], np.float32)
+    gx, gw, gb = fastcnn.conv_backward(geometry, gy, x, w, b)
+    assert_bit_identical([fastcnn.conv_backward_sum(geometry, gy, x, w, b, addend), (gx + addend, gw, gb)])
+    alone = fastcnn.conv_backward_sum(geometry, gy, x, w, None, addend, input_grad=False)
+    assert alone[0] is None
+    assert_bit_identical([alone[1:], _sum_composed(geometry, gy, x, w, addend, input_grad=False)[1:]])
+    with pytest.raises(ValueError, match=r"conv_backward_sum: .*`addend`.*\(3, 16, 28, 28\)"):
+        fastcnn.conv_backward_sum(geometry, gy, x, w, None, addend[:1])
+    with pytest.raises(TypeError, match=r"conv_backward_sum: .*`addend`"):
+        fastcnn.conv_backward_sum(geometry, gy, x, w, None, addend.astype(int))
+    assert "conv_backward_sum" in fastcnn.FUSED_OPS
+
+
+PROJECTION_SPEC = ("conv16k3p1 nobias, bn, relu, residual(conv32k3s2p1 nobias, bn, relu, conv32k3p1 nobias, bn | "
+                   "shortcut: conv32k1s2 nobias, bn) relu, gap, dense5")
+
+
+def test_model_sums_in_the_projection_bit_for_bit():
+    """ResNet's downsampling block (a 1x1 stride-2 projection and its batch norm): the projection's backward adds
+    the body's input gradient; every gradient equals an unfused pass's."""
+    model = Model(PROJECTION_SPEC, (3, 12, 12), seed=7)
+    block = next(layer for layer in model.layers if isinstance(layer, ResidualBlock))
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((4, 3, 12, 12)).astype(np.float32)
+    buffers = lambda: [v for layer in model.all_layers() for v in layer.buffers.values()]  # noqa: E731
+    before = [v.copy() for v in buffers()]
+    logits = model.forward(x, training=True, step=1)
+    grad = rng.standard_normal(logits.shape).astype(np.float32)
+    fused = [logits, model.backward(grad), {key: layer.grads[p].copy() for key, layer, p in model.parameters()}]
+    assert block.branches["shortcut"][0]._added_body
+    for saved, v in zip(before, buffers()):
+        v[...] = saved
+    out, g, plain_grads = unfused_pass(model, x, grad, step=1)
+    assert not block.branches["shortcut"][0]._added_body
+    assert_bit_identical([fused, [out, g, plain_grads]])
