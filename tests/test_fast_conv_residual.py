@@ -98,24 +98,36 @@ SPEC = ("conv16k3p1 nobias, bn, relu, residual(conv16k3p1 nobias, bn, relu, conv
         "residual(conv16k3p1 nobias, bn, relu, conv16k3p1 nobias, bn) relu, gap, dense5")
 
 
-def test_model_adds_the_shortcut_in_the_first_convolution_bit_for_bit():
-    """ResNet's identity blocks on 16 channels (F(4x4, 3x3)): the block's first convolution's backward adds the
-    shortcut's gradient; the input gradient and every parameter gradient equal an unfused pass's."""
-    model = Model(SPEC, (3, 12, 12), seed=7)
-    blocks = [layer for layer in model.layers if isinstance(layer, ResidualBlock)]
-    rng = np.random.default_rng(5)
+def _fused_and_unfused(spec, seed, took):
+    """A model of ``spec`` on 3x12x12: its own training pass (fused ops) and an unfused one from the same
+    buffers, ``(logits, input gradient, parameter gradients)`` each, and ``took(model)`` after each pass (whether
+    the pass took the fused op under test)."""
+    model = Model(spec, (3, 12, 12), seed=7)
+    rng = np.random.default_rng(seed)
     x = rng.standard_normal((4, 3, 12, 12)).astype(np.float32)
     buffers = lambda: [v for layer in model.all_layers() for v in layer.buffers.values()]  # noqa: E731
     before = [v.copy() for v in buffers()]
     logits = model.forward(x, training=True, step=1)
     grad = rng.standard_normal(logits.shape).astype(np.float32)
     fused = [logits, model.backward(grad), {key: layer.grads[p].copy() for key, layer, p in model.parameters()}]
-    assert all(block.branches["body"][0]._added_shortcut for block in blocks)
+    took_fused = took(model)
     for saved, v in zip(before, buffers()):
         v[...] = saved
-    out, g, plain_grads = unfused_pass(model, x, grad, step=1)
-    assert not any(block.branches["body"][0]._added_shortcut for block in blocks)
-    assert_bit_identical([fused, [out, g, plain_grads]])
+    plain = list(unfused_pass(model, x, grad, step=1))
+    return fused, plain, took_fused, took(model)
+
+
+def _blocks(model):
+    return [layer for layer in model.layers if isinstance(layer, ResidualBlock)]
+
+
+def test_model_adds_the_shortcut_in_the_first_convolution_bit_for_bit():
+    """ResNet's identity blocks on 16 channels (F(4x4, 3x3)): the block's first convolution's backward adds the
+    shortcut's gradient; the input gradient and every parameter gradient equal an unfused pass's."""
+    fused, plain, took_fused, took_plain = _fused_and_unfused(
+        SPEC, 5, lambda model: [block.branches["body"][0]._added_shortcut for block in _blocks(model)])
+    assert took_fused == [True, True] and took_plain == [False, False]
+    assert_bit_identical([fused, plain])
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -200,18 +212,7 @@ PROJECTION_SPEC = ("conv16k3p1 nobias, bn, relu, residual(conv32k3s2p1 nobias, b
 def test_model_sums_in_the_projection_bit_for_bit():
     """ResNet's downsampling block (a 1x1 stride-2 projection and its batch norm): the projection's backward adds
     the body's input gradient; every gradient equals an unfused pass's."""
-    model = Model(PROJECTION_SPEC, (3, 12, 12), seed=7)
-    block = next(layer for layer in model.layers if isinstance(layer, ResidualBlock))
-    rng = np.random.default_rng(6)
-    x = rng.standard_normal((4, 3, 12, 12)).astype(np.float32)
-    buffers = lambda: [v for layer in model.all_layers() for v in layer.buffers.values()]  # noqa: E731
-    before = [v.copy() for v in buffers()]
-    logits = model.forward(x, training=True, step=1)
-    grad = rng.standard_normal(logits.shape).astype(np.float32)
-    fused = [logits, model.backward(grad), {key: layer.grads[p].copy() for key, layer, p in model.parameters()}]
-    assert block.branches["shortcut"][0]._added_body
-    for saved, v in zip(before, buffers()):
-        v[...] = saved
-    out, g, plain_grads = unfused_pass(model, x, grad, step=1)
-    assert not block.branches["shortcut"][0]._added_body
-    assert_bit_identical([fused, [out, g, plain_grads]])
+    fused, plain, took_fused, took_plain = _fused_and_unfused(
+        PROJECTION_SPEC, 6, lambda model: _blocks(model)[0].branches["shortcut"][0]._added_body)
+    assert took_fused and not took_plain
+    assert_bit_identical([fused, plain])
