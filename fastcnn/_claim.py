@@ -23,6 +23,9 @@ afterwards): then they stay bit-identical for any thread count and any timing.
 
 from __future__ import annotations
 
+import ctypes
+
+import llvmlite.binding as llvm
 import numba
 import numpy as np
 from llvmlite import ir
@@ -30,7 +33,9 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-__all__ = ["claim", "claim_args"]
+from ._runtime import KERNEL_FLAGS
+
+__all__ = ["claim", "claim_args", "settled", "wait_for"]
 
 
 @intrinsic
@@ -49,6 +54,45 @@ def claim(typingctx, counter):
         return builder.atomic_rmw("add", first, ir.Constant(ir.IntType(64), 1), "seq_cst")
 
     return sig, codegen
+
+
+@intrinsic
+def settled(typingctx, counter):
+    """``counter[0]``, read atomically (an acquire load): what the threads that added to it with :func:`claim`
+    wrote before adding is visible after it. ``counter``: a 1-D int64 array."""
+    if not (isinstance(counter, types.Array) and counter.dtype == types.int64 and counter.ndim == 1):
+        return None
+    sig = types.int64(counter)
+
+    def codegen(context, builder, signature, args):
+        array = context.make_array(signature.args[0])(context, builder, args[0])
+        first = cgutils.get_item_pointer(context, builder, signature.args[0], array, [context.get_constant(
+            types.intp, 0)])
+        return builder.load_atomic(first, "acquire", 8)
+
+    return sig, codegen
+
+
+_LIBC = ctypes.CDLL(None)
+llvm.add_symbol("fastcnn_sched_yield", ctypes.cast(_LIBC.sched_yield, ctypes.c_void_p).value)
+_sched_yield = types.ExternalFunction("fastcnn_sched_yield", types.int32())
+
+#: Reads of a counter between two offers of the core to another thread (``sched_yield``) in :func:`wait_for`.
+SPINS_BEFORE_YIELD = 1000
+
+
+@numba.njit(**KERNEL_FLAGS)
+def wait_for(counter, target):
+    """Return once ``counter[0]`` (added to with :func:`claim`) reaches ``target``. Only for waits on work
+    other threads of the same parallel region are doing already (a task they claimed), so a wait is as short as
+    that work; the core is offered to other threads every SPINS_BEFORE_YIELD reads, so that on a loaded machine
+    a waiter does not hold it while the thread it waits for is descheduled."""
+    spins = 0
+    while settled(counter) < target:
+        spins += 1
+        if spins == SPINS_BEFORE_YIELD:
+            _sched_yield()
+            spins = 0
 
 
 def claim_args(tasks: int) -> tuple[int, np.ndarray]:

@@ -55,7 +55,7 @@ from ._claim import claim, claim_args
 from ._conv_base import (SCRATCH, buffers, conv_maps, copied_once, int_view, matrix, none, norm_flags, positions,
                          row_cells, sum_blocks)
 from .winograd4_producer import producer_tuple, sample
-from .winograd4_weights import remembered_weight_transform, weight_grad, weight_transform
+from .winograd4_weights import remembered_weight_transform, transform_args, transform_share, weight_grad
 from .winograd4_pooled import load_pooled_grad_rows, pooled_channels_last, pooled_output_row, store_pooled
 from .winograd4_tiles import (add_masked, channels_last, fold_channels_last, grad_out_row, input_adjoint_row, input_row,
                               load_grad_rows, masked_interior, norm_rows, output_row, relu_mask, store_rows)
@@ -111,6 +111,9 @@ MIN_OUTPUT_FEW = 14
 #: The forward's and the backward's set-ups per call shape (fastcnn._runtime.Plans).
 PLANS = _runtime.Plans()
 
+#: The kernels' ``wt`` when U is given (an evaluation-mode call's remembered U): nothing to transform.
+_NO_WEIGHTS = np.empty((0, 3, 3, 0))
+
 #: Stands for a given x4 where a set-up is made before the call's own x4 is at hand (only its being given
 #: matters to ``producer_tuple``).
 _GIVEN = np.empty((0, 0, 0, 0))
@@ -129,9 +132,9 @@ def _transform_inputs(x, src_h, src_w, n0, n1, i0, i1, tw, xts, V, h, producer, 
 
 
 @numba.njit(parallel=True, fastmath=False, **_runtime.KERNEL_FLAGS)
-def _forward_kernel(x, src_h, src_w, U, bias, want_bias, H_out, W_out, nb, rows, cblas, pooled, codes, y, winners,
-                    xt_bufs, V_bufs, M_bufs, y_bufs, h_bufs, p_bufs, w_bufs, producer, norm, norm_mode, residual,
-                    workers, counter):
+def _forward_kernel(x, src_h, src_w, U, w64, shares, bias, want_bias, H_out, W_out, nb, rows, cblas, pooled, codes, y,
+                    winners, xt_bufs, V_bufs, M_bufs, y_bufs, h_bufs, p_bufs, w_bufs, producer, norm, norm_mode,
+                    residual, workers, counter):
     """y = the convolution of the input x (N, C, H, W), padded through the tile maps src_h, src_w, by the
     transformed weights U (36, C, K): per block of nb samples, per chunk of ``rows`` tile rows (all of them
     when nb > 1): input transform,
@@ -141,9 +144,12 @@ def _forward_kernel(x, src_h, src_w, U, bias, want_bias, H_out, W_out, nb, rows,
     computed sample by sample (``winograd4_producer.sample``). ``norm``, ``norm_mode``, ``residual``: an
     evaluation-mode batch norm, a residual added and a ReLU, applied to each chunk's rows of a sample once they
     are stored (``winograd4_tiles.norm_rows``; 0: none). The blocks are claimed one at a time by
-    ``workers`` threads (fastcnn._claim); ``counter``: a zero, int64."""
+    ``workers`` threads (fastcnn._claim); ``counter``: a zero, int64. ``w64`` (C, 3, 3, K) float64, not empty:
+    the threads compute U from it first (``winograd4_weights.transform_share``, ``shares`` (2,) int64 zeros)."""
     N = x.shape[0]
     for _ in prange(workers):
+        if w64.size:
+            transform_share(w64, U, shares)
         while True:
             blk = claim(counter)
             if blk >= (N + nb - 1) // nb:
@@ -189,10 +195,10 @@ def _forward_block(x, src_h, src_w, U, bias, want_bias, H_out, W_out, nb, rows, 
 
 
 @numba.njit(parallel=True, fastmath=False, **_runtime.KERNEL_FLAGS)
-def _backward_kernel(x, go, winners, UT, H_out, W_out, nb, rows, block, input_grad, cblas, pooled, src_h, src_w,
-                     once, relu_input, add, g_add, y_add, dU_blocks, gx, xt_bufs, V_bufs, M_bufs, g_bufs, plane_bufs,
-                     h_bufs, p_bufs, w_bufs, p_bits, g_bits, producer, producer_grads, G_bufs, pw_blocks, workers,
-                     counter):
+def _backward_kernel(x, go, winners, UT, w64, shares, H_out, W_out, nb, rows, block, input_grad, cblas, pooled, src_h,
+                     src_w, once, relu_input, add, g_add, y_add, dU_blocks, gx, xt_bufs, V_bufs, M_bufs, g_bufs,
+                     plane_bufs, h_bufs, p_bufs, w_bufs, p_bits, g_bits, producer, producer_grads, G_bufs, pw_blocks,
+                     workers, counter):
     """Both gradients of :func:`_forward_kernel`'s convolution. One task per ``block`` samples (a multiple of
     nb), which it takes nb samples and ``rows`` tile rows at a time as there:
 
@@ -216,9 +222,12 @@ def _backward_kernel(x, go, winners, UT, H_out, W_out, nb, rows, block, input_gr
     im2col with a last row of ones (the bias), G (H W, C) the ReLU's input gradient, channel-last, taken from
     the plane and the sample's channel-last input (xt_bufs hold nb samples; the whole sample in one chunk).
     The tasks are claimed one at a time by ``workers`` threads (fastcnn._claim); ``counter``: a zero, int64.
+    ``w64`` (K, 3, 3, C) float64, not empty: the threads compute UT from it first, as :func:`_forward_kernel` U.
     """
     N = x.shape[0]
     for _ in prange(workers):
+        if w64.size:
+            transform_share(w64, UT, shares)
         while True:
             blk = claim(counter)
             if blk >= (N + block - 1) // block:
@@ -410,9 +419,13 @@ def forward(geom, x4, w4, bias, y, winners=None, producer=None, pool=None, norm=
         setup = _forward_setup(geom, N, dtype, pooled)
         x_arg, computed = producer_tuple(geom, x4, producer, dtype)
     src_h, src_w, nb, rows, xt, V, M, yt, h, pt, wt, codes, no_bias, no_norm, no_residual, _ = setup
-    U = weight_transform(w4, dtype) if norm is None else remembered_weight_transform(w4, dtype)
+    if norm is None:  # U computed by the kernel's threads (winograd4_weights.transform_share)
+        w64, U = transform_args(w4, dtype)
+    else:  # an evaluation-mode call: U as the last call with these weights left it
+        w64, U = _NO_WEIGHTS, remembered_weight_transform(w4, dtype)
     with single_threaded(_blas.CBLAS):
-        _forward_kernel(x_arg, src_h, src_w, U, no_bias if bias is None else bias, bias is not None, geom.out[0],
+        _forward_kernel(x_arg, src_h, src_w, U, w64, np.zeros(2, dtype=np.int64),
+                        no_bias if bias is None else bias, bias is not None, geom.out[0],
                         geom.out[1], nb, rows, _blas.CBLAS, pooled, winners is not None, y,
                         codes if winners is None else winners, xt, V, M, yt, h, pt, wt, computed,
                         no_norm if norm is None else norm, norm_flags(norm, norm_relu, residual),
@@ -457,9 +470,10 @@ def backward(geom, go4, x4, w4, gx, input_grad=True, winners=None, relu_input=Fa
      x_arg, computed, no_codes, no_add) = setup
     if not fused:
         x_arg = x4
-    UT = weight_transform(w4, dtype, transposed=True)  # (36, K, C): see the kernel
+    w64, UT = transform_args(w4, dtype, transposed=True)  # UT (36, K, C), computed by the kernel's threads
     with single_threaded(_blas.CBLAS):
-        _backward_kernel(x_arg, go4, winners if pooled else no_codes, UT, geom.out[0], geom.out[1], nb, rows, block,
+        _backward_kernel(x_arg, go4, winners if pooled else no_codes, UT, w64, np.zeros(2, dtype=np.int64),
+                         geom.out[0], geom.out[1], nb, rows, block,
                          input_grad or fused, _blas.CBLAS, pooled, src_h, src_w, once, bool(relu_input),
                          addend is not None, *(no_add if addend is None else addend), dU_blocks, gx, xt, V, M, gt,
                          planes, h, pt, wt, ipt, igt, computed, fused, G, pw_blocks, *claim_args(n_blocks))

@@ -15,6 +15,7 @@ import numpy as np
 from numba import prange
 
 from . import _runtime
+from ._claim import claim, wait_for
 from ._conv_base import int_view
 
 __all__ = ["BT", "G", "AT", "weight_transform", "weight_grad", "remembered_weight_transform", "REMEMBERED_BYTES"]
@@ -42,10 +43,7 @@ def weight_transform(w4, dtype, transposed=False):
     """U (36, C, K): U[a*6 + b, c, k] = (G w[k, c] G^T)[a, b], computed in float64, stored in ``dtype``; or with
     ``transposed``, U's transpose (36, K, C), the same values (each formed by the same operations: the kernel's
     arithmetic does not depend on which channel axis runs innermost), without a transposing copy after."""
-    K, C = w4.shape[:2]
-    # (C, 3, 3, K) or (K, 3, 3, C): the last axis innermost, see the kernel
-    wt = np.ascontiguousarray(w4.transpose((0, 2, 3, 1) if transposed else (1, 2, 3, 0)), dtype=np.float64)
-    U = np.empty((36, wt.shape[0], wt.shape[3]), dtype=dtype)
+    wt, U = transform_args(w4, dtype, transposed)
     _runtime.launch(_transform_kernel, wt.size, wt, U)  # 64 x 64 channels: 88 us alone, 165 on 2 threads
     return U
 
@@ -111,25 +109,65 @@ def weight_grad(dU_blocks, dtype):
 # element still formed by the same float64 operations in the same order.
 
 
+@numba.njit(inline="always", fastmath=False, **_runtime.KERNEL_FLAGS)
+def _transform_channel(wt, U, c):
+    """U[a*6 + b, c, k] = sum over i, j of G[a, i] wt[c, i, j, k] G[b, j], in float64: G w, then (G w) G^T,
+    for one input channel c (whole rows U[xi, c, :]). wt (C, 3, 3, K) float64. NaN and infinities propagate
+    silently, as in the other kernels."""
+    K = wt.shape[3]
+    t = np.empty((6, 3, K))
+    for a in range(6):
+        g0, g1, g2 = G[a, 0], G[a, 1], G[a, 2]
+        for j in range(3):
+            w0, w1, w2, ta = wt[c, 0, j], wt[c, 1, j], wt[c, 2, j], t[a, j]
+            for k in range(K):
+                ta[k] = g0 * w0[k] + g1 * w1[k] + g2 * w2[k]
+    for a in range(6):
+        t0, t1, t2 = t[a, 0], t[a, 1], t[a, 2]
+        for b in range(6):
+            g0, g1, g2, u = G[b, 0], G[b, 1], G[b, 2], U[6 * a + b, c]
+            for k in range(K):
+                u[k] = t0[k] * g0 + t1[k] * g1 + t2[k] * g2
+
+
 @numba.njit(parallel=True, fastmath=False, **_runtime.KERNEL_FLAGS)
 def _transform_kernel(wt, U):
-    """U[a*6 + b, c, k] = sum over i, j of G[a, i] wt[c, i, j, k] G[b, j], in float64: G w, then (G w) G^T.
-    wt (C, 3, 3, K) float64. NaN and infinities propagate silently, as in the other kernels."""
-    C, K = wt.shape[0], wt.shape[3]
-    for c in prange(C):  # a task per input channel writes whole rows U[xi, c, :]
-        t = np.empty((6, 3, K))
-        for a in range(6):
-            g0, g1, g2 = G[a, 0], G[a, 1], G[a, 2]
-            for j in range(3):
-                w0, w1, w2, ta = wt[c, 0, j], wt[c, 1, j], wt[c, 2, j], t[a, j]
-                for k in range(K):
-                    ta[k] = g0 * w0[k] + g1 * w1[k] + g2 * w2[k]
-        for a in range(6):
-            t0, t1, t2 = t[a, 0], t[a, 1], t[a, 2]
-            for b in range(6):
-                g0, g1, g2, u = G[b, 0], G[b, 1], G[b, 2], U[6 * a + b, c]
-                for k in range(K):
-                    u[k] = t0[k] * g0 + t1[k] * g1 + t2[k] * g2
+    """U from wt (:func:`_transform_channel`), a task per input channel."""
+    for c in prange(wt.shape[0]):
+        _transform_channel(wt, U, c)
+
+
+#: Input channels per share of a transform computed inside a convolution's parallel region
+#: (:func:`transform_share`).
+SHARE_CHANNELS = 8
+
+
+@numba.njit(fastmath=False, **_runtime.KERNEL_FLAGS)
+def transform_share(wt, U, counters):
+    """U from wt as :func:`weight_transform` computes it, by the threads of a convolution's parallel region before
+    their tasks: each takes shares of SHARE_CHANNELS input channels, one at a time (``counters[0]``, fastcnn._claim),
+    counts each share done (``counters[1]``) and returns once all are done. The thread that starts first does
+    the shares while the others wake (about 67 us with fastcnn's sleeping waiters on the 2-core VM, more than a
+    16-channel layer's transform), and U is never written by one thread alone before the region. The same values
+    as weight_transform: each element by the same operations, whichever thread computes it. counters: (2,)
+    int64, zero."""
+    shares = -(-wt.shape[0] // SHARE_CHANNELS)
+    while True:
+        share = claim(counters[:1])
+        if share >= shares:
+            break
+        for c in range(share * SHARE_CHANNELS, min(wt.shape[0], (share + 1) * SHARE_CHANNELS)):
+            _transform_channel(wt, U, c)
+        claim(counters[1:])
+    wait_for(counters[1:], shares)
+
+
+def transform_args(w4, dtype, transposed=False):
+    """``(wt, U)`` for :func:`transform_share` and the kernel: the weights in float64, (C, 3, 3, K), or with
+    ``transposed`` (K, 3, 3, C) (the last axis innermost, see :func:`_transform_channel`), and room for U, or
+    U's transpose (36, K, C)."""
+    wt = np.ascontiguousarray(w4.transpose((0, 2, 3, 1) if transposed else (1, 2, 3, 0)), dtype=np.float64)
+    return wt, np.empty((36, wt.shape[0], wt.shape[3]), dtype=dtype)
 
 
 @numba.njit(parallel=True, fastmath=False, **_runtime.KERNEL_FLAGS)

@@ -8,7 +8,7 @@ import pytest
 from numba import prange
 
 import fastcnn
-from fastcnn._claim import claim, claim_args
+from fastcnn._claim import claim, claim_args, settled, wait_for
 
 
 @numba.njit(parallel=True)
@@ -54,3 +54,32 @@ def test_claim_refuses_what_is_not_a_1d_int64_array():
     assert take(np.zeros(1, dtype=np.int64)) == 0
     with pytest.raises(numba.TypingError):
         take(np.zeros(1, dtype=np.int32))
+
+
+@numba.njit(parallel=True)
+def _count_then_wait(workers, counter, done):
+    """Each worker claims work items, counts each done, then waits for all of them: returns what each read."""
+    seen = np.zeros(workers, dtype=np.int64)
+    for w in prange(workers):
+        while claim(counter) < 50:
+            claim(done)
+        wait_for(done, 50)
+        seen[w] = settled(done)
+    return seen
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_wait_for_returns_once_every_item_is_done(threads):
+    """wait_for returns once the counter reaches its target, whichever thread did the items; settled reads the
+    counter as the threads left it (the waits before the region's end cannot hang: each item is done by the
+    thread that claimed it)."""
+    if threads > numba.config.NUMBA_NUM_THREADS:
+        pytest.skip("fewer threads available")
+    before = fastcnn.get_num_threads()
+    try:
+        fastcnn.set_num_threads(threads)
+        done = np.zeros(1, dtype=np.int64)
+        seen = _count_then_wait(threads, np.zeros(1, dtype=np.int64), done)
+    finally:
+        fastcnn.set_num_threads(before)
+    assert seen.tolist() == [50] * threads and done.tolist() == [50]

@@ -12,6 +12,7 @@ terms'). Measured over 60 random draws (C up to 40, values up to 1e3, paddings 0
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 import pytest
 from hypothesis import assume, given, settings
@@ -19,6 +20,7 @@ from hypothesis import strategies as st
 
 import fastcnn
 import refcnn
+from fastcnn import winograd4_weights
 from cnnbase.padding import PADDING_MODES
 from fastcheck import assert_bit_identical, results_per_thread_count
 
@@ -201,14 +203,41 @@ def test_a_hand_worked_tile():
 def test_f4x4_transposed_weight_transform_is_the_transpose(dtype):
     """The backward's U^T is computed straight in (36, K, C): the transpose of the forward's U, bit for bit (each
     value formed by the same float64 operations, whichever channel axis runs innermost)."""
-    from fastcnn import winograd4_weights
-
     w = np.random.default_rng(3).standard_normal((5, 3, 3, 3)).astype(dtype)
     w[0, 0, 0, 0] = np.inf
     U = winograd4_weights.weight_transform(w, dtype)
     UT = winograd4_weights.weight_transform(w, dtype, transposed=True)
     assert U.shape == (36, 3, 5) and UT.shape == (36, 5, 3)
     assert_bit_identical([UT, np.ascontiguousarray(U.transpose(0, 2, 1))])
+
+
+@numba.njit(parallel=True)
+def _shared_transform(w64, U, shares, workers):
+    for _ in numba.prange(workers):
+        winograd4_weights.transform_share(w64, U, shares)
+
+
+@pytest.mark.parametrize("transposed", [False, True])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_f4x4_transform_shared_by_the_threads_is_weight_transform(threads, dtype, transposed):
+    """The convolutions' threads compute U (U^T) in shares of input (output) channels before their tasks: the same
+    bits as weight_transform, with shares left for the last thread (13 channels: 8 + 5), and every share counted
+    done; the winograd4 ops give the same bytes on one thread and two (test_bit_identical_whatever_the_thread_count)."""
+    if threads > numba.config.NUMBA_NUM_THREADS:
+        pytest.skip("fewer threads available")
+    w = np.random.default_rng(4).standard_normal((13, 13 if transposed else 9, 3, 3)).astype(dtype)
+    w[1, 2, 0, 0] = np.nan
+    w64, U = winograd4_weights.transform_args(w, dtype, transposed)
+    shares = np.zeros(2, dtype=np.int64)
+    before = fastcnn.get_num_threads()
+    try:
+        fastcnn.set_num_threads(threads)
+        _shared_transform(w64, U, shares, threads)
+    finally:
+        fastcnn.set_num_threads(before)
+    assert shares[1] == -(-w64.shape[0] // winograd4_weights.SHARE_CHANNELS) == 2
+    assert_bit_identical([U, winograd4_weights.weight_transform(w, dtype, transposed)])
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
