@@ -55,7 +55,7 @@ from ._claim import claim, claim_args
 from ._conv_base import (SCRATCH, buffers, conv_maps, copied_once, int_view, matrix, none, norm_flags, positions,
                          row_cells, sum_blocks)
 from .winograd4_producer import producer_tuple, sample
-from .winograd4_weights import remembered_weight_transform, transform_args, transform_share, weight_grad
+from .winograd4_weights import grad_share, remembered_weight_transform, transform_args, transform_share
 from .winograd4_pooled import load_pooled_grad_rows, pooled_channels_last, pooled_output_row, store_pooled
 from .winograd4_tiles import (add_masked, channels_last, fold_channels_last, grad_out_row, input_adjoint_row, input_row,
                               load_grad_rows, masked_interior, norm_rows, output_row, relu_mask, store_rows)
@@ -198,7 +198,7 @@ def _forward_block(x, src_h, src_w, U, bias, want_bias, H_out, W_out, nb, rows, 
 def _backward_kernel(x, go, winners, UT, w64, shares, H_out, W_out, nb, rows, block, input_grad, cblas, pooled, src_h,
                      src_w, once, relu_input, add, g_add, y_add, dU_blocks, gx, xt_bufs, V_bufs, M_bufs, g_bufs,
                      plane_bufs, h_bufs, p_bufs, w_bufs, p_bits, g_bits, producer, producer_grads, G_bufs, pw_blocks,
-                     workers, counter):
+                     dg, grads, workers, counter):
     """Both gradients of :func:`_forward_kernel`'s convolution. One task per ``block`` samples (a multiple of
     nb), which it takes nb samples and ``rows`` tile rows at a time as there:
 
@@ -223,19 +223,23 @@ def _backward_kernel(x, go, winners, UT, w64, shares, H_out, W_out, nb, rows, bl
     the plane and the sample's channel-last input (xt_bufs hold nb samples; the whole sample in one chunk).
     The tasks are claimed one at a time by ``workers`` threads (fastcnn._claim); ``counter``: a zero, int64.
     ``w64`` (K, 3, 3, C) float64, not empty: the threads compute UT from it first, as :func:`_forward_kernel` U.
-    """
+    After the tasks the threads compute the weight gradient dg (K, C, 3, 3) from dU_blocks
+    (``winograd4_weights.grad_share``; ``grads`` (2,) int64 zeros)."""
     N = x.shape[0]
+    tasks = (N + block - 1) // block
     for _ in prange(workers):
         if w64.size:
             transform_share(w64, UT, shares)
         while True:
             blk = claim(counter)
-            if blk >= (N + block - 1) // block:
+            if blk >= tasks:
                 break
             _backward_block(x, go, winners, UT, H_out, W_out, nb, rows, block, input_grad, cblas, pooled, src_h,
                             src_w, once, relu_input, add, g_add, y_add, dU_blocks, gx, xt_bufs, V_bufs, M_bufs,
                             g_bufs, plane_bufs, h_bufs, p_bufs, w_bufs, p_bits, g_bits, producer, producer_grads,
                             G_bufs, pw_blocks, blk)
+            claim(grads[:1])  # counted done, its block written
+        grad_share(dU_blocks, dg, grads, tasks)
 
 
 @numba.njit(fastmath=False, **_runtime.KERNEL_FLAGS)
@@ -471,15 +475,17 @@ def backward(geom, go4, x4, w4, gx, input_grad=True, winners=None, relu_input=Fa
     if not fused:
         x_arg = x4
     w64, UT = transform_args(w4, dtype, transposed=True)  # UT (36, K, C), computed by the kernel's threads
+    dg = np.empty(w4.shape[:2] + (3, 3), dtype=dtype)  # the weight gradient, computed by them too
     with single_threaded(_blas.CBLAS):
         _backward_kernel(x_arg, go4, winners if pooled else no_codes, UT, w64, np.zeros(2, dtype=np.int64),
                          geom.out[0], geom.out[1], nb, rows, block,
                          input_grad or fused, _blas.CBLAS, pooled, src_h, src_w, once, bool(relu_input),
                          addend is not None, *(no_add if addend is None else addend), dU_blocks, gx, xt, V, M, gt,
-                         planes, h, pt, wt, ipt, igt, computed, fused, G, pw_blocks, *claim_args(n_blocks))
+                         planes, h, pt, wt, ipt, igt, computed, fused, G, pw_blocks, dg, np.zeros(2, dtype=np.int64),
+                         *claim_args(n_blocks))
         if fused:
             sum_blocks(pw_blocks, sums)
-    return weight_grad(dU_blocks, dtype)
+    return dg
 
 
 def _backward_setup(geom, N, dtype, input_grad, pooled, producer, x4):

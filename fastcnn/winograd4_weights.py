@@ -170,47 +170,72 @@ def transform_args(w4, dtype, transposed=False):
     return wt, np.empty((36, wt.shape[0], wt.shape[3]), dtype=dtype)
 
 
-@numba.njit(parallel=True, fastmath=False, **_runtime.KERNEL_FLAGS)
-def _grad_kernel(blocks, dg):
+@numba.njit(inline="always", fastmath=False, **_runtime.KERNEL_FLAGS)
+def _grad_channel(blocks, dg, c):
     """dg[k, c, i, j] = sum over a, b of G[a, i] dU[a*6 + b, c, k] G[b, j], dU the blocks' sum: per input channel
     c, its 36 rows of dU summed from 0 in order of the blocks in their dtype (as _conv_base._sum_blocks), then
     in float64 G^T dU, then G, each sum from 0 in order of a (b)."""
-    B, C, K = blocks.shape[0], blocks.shape[2], blocks.shape[3]
-    for c in prange(C):
-        dU = np.empty((36, K), dtype=blocks.dtype)
-        for xi in range(36):
-            row = dU[xi]
+    B, K = blocks.shape[0], blocks.shape[3]
+    dU = np.empty((36, K), dtype=blocks.dtype)
+    for xi in range(36):
+        row = dU[xi]
+        for k in range(K):
+            row[k] = 0
+        for b in range(B):
+            src = blocks[b, xi, c]
             for k in range(K):
-                row[k] = 0
-            for b in range(B):
-                src = blocks[b, xi, c]
-                for k in range(K):
-                    row[k] = row[k] + src[k]
-        t = np.empty((3, 6, K))
-        for i in range(3):
-            g0, g1, g2, g3, g4, g5 = G[0, i], G[1, i], G[2, i], G[3, i], G[4, i], G[5, i]
-            for b in range(6):
-                acc = t[i, b]
-                r0, r1, r2, r3, r4, r5 = dU[b], dU[6 + b], dU[12 + b], dU[18 + b], dU[24 + b], dU[30 + b]
-                for k in range(K):
-                    s = 0.0
-                    s += g0 * r0[k]
-                    s += g1 * r1[k]
-                    s += g2 * r2[k]
-                    s += g3 * r3[k]
-                    s += g4 * r4[k]
-                    s += g5 * r5[k]
-                    acc[k] = s
-        for i in range(3):
-            t0, t1, t2, t3, t4, t5 = t[i, 0], t[i, 1], t[i, 2], t[i, 3], t[i, 4], t[i, 5]
-            for j in range(3):
-                h0, h1, h2, h3, h4, h5 = G[0, j], G[1, j], G[2, j], G[3, j], G[4, j], G[5, j]
-                for k in range(K):
-                    s = 0.0
-                    s += t0[k] * h0
-                    s += t1[k] * h1
-                    s += t2[k] * h2
-                    s += t3[k] * h3
-                    s += t4[k] * h4
-                    s += t5[k] * h5
-                    dg[k, c, i, j] = s
+                row[k] = row[k] + src[k]
+    t = np.empty((3, 6, K))
+    for i in range(3):
+        g0, g1, g2, g3, g4, g5 = G[0, i], G[1, i], G[2, i], G[3, i], G[4, i], G[5, i]
+        for b in range(6):
+            acc = t[i, b]
+            r0, r1, r2, r3, r4, r5 = dU[b], dU[6 + b], dU[12 + b], dU[18 + b], dU[24 + b], dU[30 + b]
+            for k in range(K):
+                s = 0.0
+                s += g0 * r0[k]
+                s += g1 * r1[k]
+                s += g2 * r2[k]
+                s += g3 * r3[k]
+                s += g4 * r4[k]
+                s += g5 * r5[k]
+                acc[k] = s
+    for i in range(3):
+        t0, t1, t2, t3, t4, t5 = t[i, 0], t[i, 1], t[i, 2], t[i, 3], t[i, 4], t[i, 5]
+        for j in range(3):
+            h0, h1, h2, h3, h4, h5 = G[0, j], G[1, j], G[2, j], G[3, j], G[4, j], G[5, j]
+            for k in range(K):
+                s = 0.0
+                s += t0[k] * h0
+                s += t1[k] * h1
+                s += t2[k] * h2
+                s += t3[k] * h3
+                s += t4[k] * h4
+                s += t5[k] * h5
+                dg[k, c, i, j] = s
+
+
+@numba.njit(parallel=True, fastmath=False, **_runtime.KERNEL_FLAGS)
+def _grad_kernel(blocks, dg):
+    """dg from the blocks (:func:`_grad_channel`), a task per input channel."""
+    for c in prange(blocks.shape[2]):
+        _grad_channel(blocks, dg, c)
+
+
+@numba.njit(fastmath=False, **_runtime.KERNEL_FLAGS)
+def grad_share(blocks, dg, counters, tasks):
+    """dg from the blocks as :func:`weight_grad` computes it, by the threads of the backward's parallel region
+    after their tasks: once ``counters[0]`` counts all ``tasks`` done (each task's block written), each thread
+    takes shares of SHARE_CHANNELS input channels, one at a time (``counters[1]``). The wait is for the tasks
+    the other threads are still running (the region's end would wait for them as well); the sum and the
+    transform then run on every thread, without a kernel of their own to launch after the region. The same
+    values as weight_grad, whichever thread computes a channel. counters: (2,) int64, counters[0] counting the
+    tasks done."""
+    wait_for(counters[:1], tasks)
+    shares = -(-blocks.shape[2] // SHARE_CHANNELS)
+    while True:
+        share = claim(counters[1:])
+        if share >= shares:
+            break
+        for c in range(share * SHARE_CHANNELS, min(blocks.shape[2], (share + 1) * SHARE_CHANNELS)):
+            _grad_channel(blocks, dg, c)

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 import fastcnn
 import refcnn
 from fastcnn import winograd4_weights
+from fastcnn._claim import claim
 from cnnbase.padding import PADDING_MODES
 from fastcheck import assert_bit_identical, results_per_thread_count
 
@@ -238,6 +239,32 @@ def test_f4x4_transform_shared_by_the_threads_is_weight_transform(threads, dtype
         fastcnn.set_num_threads(before)
     assert shares[1] == -(-w64.shape[0] // winograd4_weights.SHARE_CHANNELS) == 2
     assert_bit_identical([U, winograd4_weights.weight_transform(w, dtype, transposed)])
+
+
+@numba.njit(parallel=True)
+def _shared_grad(blocks, dg, counters, workers):
+    for _ in numba.prange(workers):
+        for _task in range(blocks.shape[0] // workers):  # this thread's tasks, each counted done
+            claim(counters[:1])
+        winograd4_weights.grad_share(blocks, dg, counters, blocks.shape[0] // workers * workers)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_f4x4_weight_grad_shared_by_the_threads_is_weight_grad(threads, dtype):
+    """The backward's threads compute the weight gradient in shares of input channels once every task is counted
+    done: the same bits as weight_grad (13 input channels: shares of 8 and 5)."""
+    if threads > numba.config.NUMBA_NUM_THREADS:
+        pytest.skip("fewer threads available")
+    blocks = np.random.default_rng(5).standard_normal((4, 36, 13, 6)).astype(dtype)
+    dg = np.empty((6, 13, 3, 3), dtype=dtype)
+    before = fastcnn.get_num_threads()
+    try:
+        fastcnn.set_num_threads(threads)
+        _shared_grad(blocks, dg, np.zeros(2, dtype=np.int64), threads)
+    finally:
+        fastcnn.set_num_threads(before)
+    assert_bit_identical([dg, winograd4_weights.weight_grad(blocks, dtype)])
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
