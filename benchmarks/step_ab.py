@@ -1,4 +1,4 @@
-"""Training steps of one process alternated between two variants of fastcnn (issue 16): a change's effect on the
+r"""Training steps of one process alternated between two variants of fastcnn (issue 16): a change's effect on the
 step, measured where the host's drift cannot reach it.
 
 On a shared VM the step's time drifts by 10% and more between runs of a minute (session 36 saw PyTorch's step
@@ -7,11 +7,15 @@ much as the code. Here every other step runs the variant, in one process, on the
 
     PYTHONPATH=$PWD python benchmarks/step_ab.py --against REV --module fastcnn/norm.py    # a kernel module
     PYTHONPATH=$PWD python benchmarks/step_ab.py --without conv_backward_sum              # a fused op
+    PYTHONPATH=$PWD python benchmarks/step_ab.py --against REV --module fastcnn/winograd4.py \
+        --functions forward,backward                                                          # its wrappers
 
 ``--against REV --module PATH``: PATH's Numba kernels as they were at git revision REV (the file read with
 ``git show``, loaded as a module of its own beside the current one) stand in for the current module's
 kernels of the same name on the "against" steps; the module's Python wrappers stay the current ones, so REV's
-kernels must take the current wrappers' arguments (a change inside kernels, as prefetching). ``--without
+kernels must take the current wrappers' arguments (a change inside kernels, as prefetching); with ``--functions
+f,g`` the module's Python functions f and g (and fastcnn.conv's registry entries holding them) are swapped
+instead, for a change of the kernels' arguments. ``--without
 NAME``: the "without" steps run with ``fastcnn.NAME`` hidden, so that cnn's layers, which ask the engine
 whether it has a fused op, take the plain ops (a fused op that cnn takes only when the engine has it).
 
@@ -57,20 +61,33 @@ def _module_at(rev: str, path: str, name: str):
     return module
 
 
-def _kernel_swap(rev: str, path: str):
-    """(install_current, install_against): functions that put the current or REV's kernels into the module."""
+def _kernel_swap(rev: str, path: str, functions: list[str]):
+    """(install_current, install_against): functions that put the current or REV's kernels into the module; with
+    ``functions``, those Python functions instead (the module's wrappers, where REV's kernels take other
+    arguments), also where fastcnn.conv's registry of algorithms holds them."""
     import numba.core.registry
 
+    from fastcnn import conv
+
     current = importlib.import_module(path[:-3].replace("/", "."))
+    registry = dict(conv.ALGORITHMS)  # REV's module registers its own functions when it is loaded
     against = _module_at(rev, path, "_step_ab_against")
-    names = [name for name, value in vars(against).items()
-             if isinstance(value, numba.core.registry.CPUDispatcher) and hasattr(current, name)]
-    if not names:
-        raise SystemExit(f"{path} at {rev} has no Numba kernel the current module also has")
+    conv.ALGORITHMS.update(registry)
+    names = functions or [name for name, value in vars(against).items()
+                          if isinstance(value, numba.core.registry.CPUDispatcher) and hasattr(current, name)]
+    if not names or not all(hasattr(current, n) and hasattr(against, n) for n in names):
+        raise SystemExit(f"{path} at {rev} and now: no kernel in both, or not every one of {names} in both")
     mine = {name: getattr(current, name) for name in names}
     theirs = {name: getattr(against, name) for name in names}
-    return (lambda: [setattr(current, n, f) for n, f in mine.items()],
-            lambda: [setattr(current, n, f) for n, f in theirs.items()])
+
+    def install(chosen):
+        for name, f in chosen.items():
+            setattr(current, name, f)
+        swap = {id(mine[name]): chosen[name] for name in names}
+        for key, entry in registry.items():
+            conv.ALGORITHMS[key] = tuple(swap.get(id(member), member) for member in entry)
+
+    return (lambda: install(mine)), (lambda: install(theirs))
 
 
 def _hide(name: str):
@@ -96,7 +113,7 @@ def _child(args) -> dict:
         base, other = _hide(args.without)
     else:
         label = f"{args.module} at {args.against}"
-        base, other = _kernel_swap(args.against, args.module)
+        base, other = _kernel_swap(args.against, args.module, [f for f in (args.functions or "").split(",") if f])
     variants = {"current": base, label: other}
     batches, _ = _training_batches(args.data, args.batch, 30)
     net = netspec.PRESETS[args.model]
@@ -119,6 +136,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--against", help="a git revision whose --module kernels run every other step")
     parser.add_argument("--module", help="a kernel module's path, e.g. fastcnn/norm.py")
+    parser.add_argument("--functions", help="with --against: these Python functions of --module instead of its "
+                        "kernels, e.g. forward,backward")
     parser.add_argument("--without", help="a fused op of fastcnn hidden every other step, e.g. conv_backward_sum")
     parser.add_argument("--model", default="resnet20-28")
     parser.add_argument("--data", default="fashion-mnist-small")
