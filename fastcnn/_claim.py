@@ -38,39 +38,35 @@ from ._runtime import KERNEL_FLAGS
 __all__ = ["claim", "claim_args", "settled", "wait_for"]
 
 
-@intrinsic
-def claim(typingctx, counter):
-    """``counter[0]`` before adding 1 to it, in one atomic step (LLVM's ``atomicrmw add``): each call gets
-    a different number, 0, 1, 2, ..., whatever the threads calling it. ``counter``: a 1-D int64 array."""
-    if not (isinstance(counter, types.Array) and counter.dtype == types.int64 and counter.ndim == 1):
-        return None
-    sig = types.int64(counter)
+def _counter_intrinsic(name, operation):
+    """The intrinsic ``name(counter) -> int64`` on ``counter[0]``, ``counter`` a 1-D int64 array:
+    ``operation(builder, pointer)`` gives the value."""
 
-    def codegen(context, builder, signature, args):
-        array = context.make_array(signature.args[0])(context, builder, args[0])
-        first = cgutils.get_item_pointer(context, builder, signature.args[0], array, [context.get_constant(
-            types.intp, 0)])
-        # sequentially consistent: the counter is touched once per task, so the strictest order costs nothing
-        return builder.atomic_rmw("add", first, ir.Constant(ir.IntType(64), 1), "seq_cst")
+    def typer(typingctx, counter):
+        if not (isinstance(counter, types.Array) and counter.dtype == types.int64 and counter.ndim == 1):
+            return None
 
-    return sig, codegen
+        def codegen(context, builder, signature, args):
+            array = context.make_array(signature.args[0])(context, builder, args[0])
+            first = cgutils.get_item_pointer(context, builder, signature.args[0], array, [context.get_constant(
+                types.intp, 0)])
+            return operation(builder, first)
+
+        return types.int64(counter), codegen
+
+    typer.__name__ = typer.__qualname__ = name
+    return intrinsic(typer)
 
 
-@intrinsic
-def settled(typingctx, counter):
-    """``counter[0]``, read atomically (an acquire load): what the threads that added to it with :func:`claim`
-    wrote before adding is visible after it. ``counter``: a 1-D int64 array."""
-    if not (isinstance(counter, types.Array) and counter.dtype == types.int64 and counter.ndim == 1):
-        return None
-    sig = types.int64(counter)
+# sequentially consistent: the counter is touched once per task, so the strictest order costs nothing
+claim = _counter_intrinsic(
+    "claim", lambda builder, first: builder.atomic_rmw("add", first, ir.Constant(ir.IntType(64), 1), "seq_cst"))
+claim.__doc__ = """``counter[0]`` before adding 1 to it, in one atomic step (LLVM's ``atomicrmw add``): each call gets
+a different number, 0, 1, 2, ..., whatever the threads calling it. ``counter``: a 1-D int64 array."""
 
-    def codegen(context, builder, signature, args):
-        array = context.make_array(signature.args[0])(context, builder, args[0])
-        first = cgutils.get_item_pointer(context, builder, signature.args[0], array, [context.get_constant(
-            types.intp, 0)])
-        return builder.load_atomic(first, "acquire", 8)
-
-    return sig, codegen
+settled = _counter_intrinsic("settled", lambda builder, first: builder.load_atomic(first, "acquire", 8))
+settled.__doc__ = """``counter[0]``, read atomically (an acquire load): what the threads that added to it with
+:func:`claim` wrote before adding is visible after it. ``counter``: a 1-D int64 array."""
 
 
 _LIBC = ctypes.CDLL(None)
