@@ -111,7 +111,7 @@ MIN_OUTPUT_FEW = 14
 #: The forward's and the backward's set-ups per call shape (fastcnn._runtime.Plans).
 PLANS = _runtime.Plans()
 
-#: The kernels' ``wt`` when U is given (an evaluation-mode call's remembered U): nothing to transform.
+#: The kernels' ``w64`` when U is given (an evaluation-mode call's remembered U): nothing to transform.
 _NO_WEIGHTS = np.empty((0, 3, 3, 0))
 
 #: Stands for a given x4 where a set-up is made before the call's own x4 is at hand (only its being given
