@@ -95,9 +95,10 @@ def weight_grad(dU_blocks, dtype):
     """dg (K, C, 3, 3) = G^T dU G per (k, c), the adjoint of :func:`weight_transform`, where dU (36, C, K) is the
     sum of the backward tasks' blocks ``dU_blocks[0] + dU_blocks[1] + ...`` (B, 36, C, K), added in that order in
     their dtype (as ``_conv_base.sum_blocks`` adds blocks). One kernel sums and transforms each input channel's
-    rows and writes dg in its own layout: no dU in memory between and no transposing copy after (which took
-    two more launches and ~60 us a call on ResNet-20's 64-channel layers, a part of each backward that does not
-    shrink with the batch); the same bits as summing first."""
+    rows and writes dg in its own layout: no dU in memory between, no transposing copy after; the same bits as
+    summing first. fastcnn.winograd4's backward computes the same inside its own parallel region
+    (:func:`grad_share`, session 37); this standalone call is that computation's reference (tests/test_winograd.py
+    checks both against it and it against a NumPy emulation)."""
     C, K = dU_blocks.shape[2:]
     dg = np.empty((K, C, 3, 3), dtype=dtype)
     _runtime.launch(_grad_kernel, 36 * C * K, dU_blocks, dg)  # weighed as sum_blocks weighs its output
