@@ -13,11 +13,10 @@ Python before any computation, so refcnn and fastcnn raise the same errors for t
 from __future__ import annotations
 
 import numbers
-import os
 
 import numpy as np
 
-from .limits import COMPUTE_ITEMSIZE, FLOOR_BYTES, LIMITS, check_array_bytes
+from .limits import COMPUTE_ITEMSIZE, FLOOR_BYTES, LIMITS, check_array_bytes, environment_value
 
 FLOAT_DTYPES = (np.float16, np.float32, np.float64)
 
@@ -52,7 +51,7 @@ class Verdicts:
         or unhashable (a list where a number belongs), ``check()`` alone, which then says what is wrong."""
         if key is None:
             return check()
-        key = (key, os.environ.get("CNN_MAX_ARRAY_BYTES"), LIMITS["CNN_MAX_ARRAY_BYTES"])
+        key = (key, environment_value("CNN_MAX_ARRAY_BYTES"), LIMITS["CNN_MAX_ARRAY_BYTES"])
         try:
             answer = self._answers.get(key)
         except TypeError:

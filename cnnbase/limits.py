@@ -28,7 +28,7 @@ import re
 
 __all__ = [
     "SizeLimitError", "LIMITS", "limit", "check_bytes", "check_count", "nbytes_of", "format_bytes",
-    "COMPUTE_ITEMSIZE", "FLOOR_BYTES", "check_array_bytes", "check_arrays",
+    "COMPUTE_ITEMSIZE", "FLOOR_BYTES", "check_array_bytes", "check_arrays", "environment_value",
 ]
 
 #: The bytes per element the engines' checks count for every array, whatever its dtype: float64, the widest
@@ -47,6 +47,28 @@ _SUFFIX = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
 _VALUE = re.compile(r"\s*(\d+)\s*([KMGT]?)(?:i?B)?\s*", re.IGNORECASE)
 
 
+def _environment_reader():
+    """A function ``name -> str or None`` equal to ``os.environ.get``. The checks read a limit at every call, and in a
+    training step, where a kernel has just left the caches cold, ``os.environ.get`` cost about 10 us (it goes
+    through os's and collections.abc's Python methods); CPython's ``os.environ`` keeps its values in a dict of
+    its own, updated in place by every change made through ``os.environ``, which is read here directly (about
+    2 us). Where that dict is not at hand (another interpreter), ``os.environ.get`` itself."""
+    data, encode, decode = (getattr(os.environ, name, None) for name in ("_data", "encodekey", "decodevalue"))
+    if not (isinstance(data, dict) and callable(encode) and callable(decode)):
+        return os.environ.get
+    keys = {name: encode(name) for name in LIMITS}
+
+    def get(name: str):
+        value = data.get(keys[name] if name in keys else encode(name))
+        return None if value is None else decode(value)
+
+    return get
+
+
+#: ``os.environ.get``, for the limits' variables at every check (:func:`_environment_reader`).
+environment_value = _environment_reader()
+
+
 class SizeLimitError(ValueError):
     """A size larger than one of the :data:`LIMITS`; the message names the parameter, the size and the limit."""
 
@@ -58,7 +80,7 @@ def limit(name: str) -> int:
     who raised a limit and mistyped it should hear about it, not get the default)."""
     if name not in LIMITS:
         raise KeyError(f"no size limit named {name!r}; the limits are {', '.join(LIMITS)}")
-    text = os.environ.get(name)
+    text = environment_value(name)
     if text is None or text.strip() == "":
         return LIMITS[name]
     match = _VALUE.fullmatch(text)

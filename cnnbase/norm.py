@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from .checks import (FORWARD, Verdicts, array_key, check_bool, check_float, check_float_array, check_same_shape,
                      check_shape, overlaps_itself)
 
-__all__ = ["BatchNormArgs", "check_batch_norm", "check_batch_norm_backward"]
+__all__ = ["BatchNormArgs", "call_key", "check_batch_norm", "check_batch_norm_backward"]
 
 _X_AXES = "(N, C), (N, C, L) or (N, C, H, W)"
 
@@ -48,7 +48,7 @@ def _check_channel_vector(v, name: str, c: int, x_shape: tuple, op: str) -> None
 _CHECKED = Verdicts()
 
 
-def _key(op, x, running_mean, running_var, weight, bias, training, momentum, eps, grad_out=FORWARD):
+def call_key(op, x, running_mean, running_var, weight, bias, training, momentum, eps, grad_out=FORWARD):
     """Everything the checks below read: the arrays' types, dtypes and shapes, the running statistics' strides
     and writeability (they are updated in place), the hyperparameters with their types; None when an argument
     is of no kind a key holds."""
@@ -63,8 +63,8 @@ def _key(op, x, running_mean, running_var, weight, bias, training, momentum, eps
 def check_batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps,
                      op: str = "batch_norm") -> BatchNormArgs:
     """Check the arguments of :func:`batch_norm` before any computation (PyTorch's rules); the answer is
-    remembered by what the checks read (:func:`_key`)."""
-    return _CHECKED.get(_key(op, x, running_mean, running_var, weight, bias, training, momentum, eps),
+    remembered by what the checks read (:func:`call_key`)."""
+    return _CHECKED.get(call_key(op, x, running_mean, running_var, weight, bias, training, momentum, eps),
                         lambda: _check_batch_norm(x, running_mean, running_var, weight, bias, training, momentum,
                                                   eps, op))
 
@@ -114,5 +114,5 @@ def check_batch_norm_backward(grad_out, x, running_mean, running_var, weight, bi
         check_same_shape(grad_out, x, "grad_out", "x", op)
         return args
 
-    return _CHECKED.get(_key(op, x, running_mean, running_var, weight, bias, training, momentum, eps, grad_out),
+    return _CHECKED.get(call_key(op, x, running_mean, running_var, weight, bias, training, momentum, eps, grad_out),
                         check)

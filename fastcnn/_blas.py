@@ -38,7 +38,7 @@ from numba.extending import overload
 
 from ._runtime import KERNEL_FLAGS
 
-__all__ = ["CBLAS", "gemm", "gemm_strided", "single_threaded"]
+__all__ = ["CBLAS", "gemm", "gemm_strided", "single_threaded", "hold_one_thread", "release", "outside_kernel"]
 
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
 
@@ -89,6 +89,52 @@ _SGEMM = types.ExternalFunction("fastcnn_cblas_sgemm64", _signature(types.float3
 _DGEMM = types.ExternalFunction("fastcnn_cblas_dgemm64", _signature(types.float64))
 
 
+def _thread_count_stub():  # pragma: no cover - only linked, never called (kernels get CBLAS = False)
+    raise RuntimeError("fastcnn: no OpenBLAS")
+
+
+if CBLAS:
+    _GET_ADDRESS, _SET_ADDRESS = (ctypes.cast(getattr(_LIB, f"{_PREFIX}openblas_{verb}_num_threads64_"),
+                                              ctypes.c_void_p).value for verb in ("get", "set"))
+else:
+    _STUBS += [ctypes.CFUNCTYPE(ctypes.c_int)(_thread_count_stub), ctypes.CFUNCTYPE(None, ctypes.c_int)(_stub)]
+    _GET_ADDRESS, _SET_ADDRESS = (ctypes.cast(f, ctypes.c_void_p).value for f in _STUBS[-2:])
+llvm.add_symbol("fastcnn_openblas_get_num_threads", _GET_ADDRESS)
+llvm.add_symbol("fastcnn_openblas_set_num_threads", _SET_ADDRESS)
+_GET_THREADS = types.ExternalFunction("fastcnn_openblas_get_num_threads", types.int32())
+_SET_THREADS = types.ExternalFunction("fastcnn_openblas_set_num_threads", types.void(types.int32))
+
+
+@numba.njit(**KERNEL_FLAGS)
+def hold_one_thread(cblas):
+    """Inside a kernel, before its parallel region: hold NumPy's OpenBLAS at one thread, as
+    :func:`single_threaded` does from Python, and return the count :func:`release` restores (0: nothing to
+    restore; without CBLAS nothing is held here). Two calls into OpenBLAS instead of three through ctypes around
+    the kernel, which cost ~18 us a call in a training step, where the kernel before has left the caches cold
+    (issue 16). A kernel that raises between the two leaves OpenBLAS at one thread (a kernel raises only on a
+    bug: the wrappers check every argument first)."""
+    if not cblas:
+        return 0
+    saved = _GET_THREADS()
+    if saved == 1:
+        return 0
+    _SET_THREADS(1)
+    return saved
+
+
+@numba.njit(**KERNEL_FLAGS)
+def release(saved):
+    """After the parallel region: restore the count :func:`hold_one_thread` returned."""
+    if saved > 0:
+        _SET_THREADS(saved)
+
+
+def outside_kernel(cblas: bool):
+    """:func:`single_threaded` around a kernel that holds OpenBLAS itself (:func:`hold_one_thread`): SciPy's
+    BLAS, on the np.dot path, is held from here; with CBLAS, nothing (a context manager that does nothing)."""
+    return _NOTHING if cblas else single_threaded(False)
+
+
 @functools.cache
 def _scipy_blas():
     """threadpoolctl's handles on SciPy's BLAS (the library Numba's ``np.dot`` calls); [] without
@@ -101,6 +147,10 @@ def _scipy_blas():
     controllers = ThreadpoolController().lib_controllers
     return [c for c in controllers if c.user_api == "blas" and "scipy" in os.path.basename(
         os.path.dirname(c.filepath)) and "numpy" not in c.filepath]
+
+
+#: :func:`outside_kernel`'s context manager with CBLAS: reentrant and reusable.
+_NOTHING = contextlib.nullcontext()
 
 
 @contextlib.contextmanager

@@ -15,10 +15,14 @@ task until none is left, so the thread that runs does the work that is waiting::
                 break
             ...                                    # task ``task``, on scratch of numba.get_thread_id()
 
-``workers`` comes from Python: ``numba.get_num_threads()`` inside a kernel reads the threading layer through
-a pointer that keeps Numba from caching the kernel. Only for loops whose results do not depend on which thread
-runs which task (each task writes its own outputs, or its own partial sums that are added in task order
-afterwards): then they stay bit-identical for any thread count and any timing.
+``workers`` comes from Python: ``numba.get_num_threads()`` inside a kernel reads the threading layer through a
+pointer that keeps Numba from caching the kernel. Kernels launched every step take a fixed bound instead
+(:func:`most_workers`, remembered with their set-up) and make the counter themselves (:func:`team`): a
+``prange`` iteration past the running threads finds every task claimed and ends, and the Python call it saves
+cost ~19 us in a training step, where the kernel before has left the caches cold (issue 16). Only for loops
+whose results do not depend on which thread runs which task (each task writes its own outputs, or its own
+partial sums that are added in task order afterwards): then they stay bit-identical for any thread count and
+any timing.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from numba.extending import intrinsic
 
 from ._runtime import KERNEL_FLAGS
 
-__all__ = ["claim", "claim_args", "settled", "wait_for"]
+__all__ = ["claim", "claim_args", "counters", "most_workers", "settled", "team", "wait_for"]
 
 
 def _counter_intrinsic(name, operation):
@@ -89,6 +93,29 @@ def wait_for(counter, target):
         if spins == SPINS_BEFORE_YIELD:
             _sched_yield()
             spins = 0
+
+
+@numba.njit(**KERNEL_FLAGS)
+def counters(n):
+    """``n`` zero int64 counters, made inside a parallel kernel. A call, not inlined: Numba would turn an
+    ``np.zeros`` written in the parallel kernel itself into a parallel loop of its own, one more launch of the
+    threads (3 launches more in each convolution cost 1.3-2.1 ms a ResNet-20 step)."""
+    return np.zeros(n, dtype=np.int64)
+
+
+@numba.njit(**KERNEL_FLAGS)
+def team(tasks, most):
+    """``(workers, counter)`` made inside a kernel, before its parallel region: ``min(tasks, most)`` workers (at
+    least one) and a fresh zero counter (:func:`counters`), ``most`` from :func:`most_workers`."""
+    return max(1, min(tasks, most)), counters(1)
+
+
+def most_workers(tasks: int) -> int:
+    """The most workers a kernel that claims ``tasks`` tasks needs whatever its thread count: no more than tasks,
+    nor than Numba's threads (``NUMBA_NUM_THREADS``, fixed when the process starts). For :func:`team`, from a
+    set-up remembered per shape: with fewer threads running, the extra iterations of ``prange(workers)`` find
+    every task claimed and end at once, so the count can be fixed while set_num_threads changes."""
+    return max(1, min(tasks, numba.config.NUMBA_NUM_THREADS))
 
 
 def claim_args(tasks: int) -> tuple[int, np.ndarray]:

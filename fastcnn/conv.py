@@ -55,7 +55,7 @@ from numba import prange
 from cnnbase.conv import (
     ConvGeometry, as_2d, conv_geometry_of, conv_transpose_geometry_of, fit_geometry,
 )
-from cnnbase.checks import check_bool
+from cnnbase.checks import FORWARD, Verdicts, array_key, check_bool
 from cnnbase.conv_algorithm import check_algorithm
 
 from . import _blas, _runtime, conv_direct, im2row
@@ -515,13 +515,20 @@ def gemm_path(geom: ConvGeometry, dtype) -> bool:
                 or _shifted_pays(geom, g2) or im2row.pays(geom, g2, dtype))
 
 
-def _conv_forward(geom: ConvGeometry, x, weight, bias, algorithm="auto"):
-    out_dtype = _runtime.result_dtype(x, weight, bias)
-    dtype = _runtime.compute_dtype(x, weight, bias)
+def _choice(geom: ConvGeometry, algorithm, *arrays) -> tuple:
+    """``(out_dtype, dtype, other)``: the dtype a call returns and the one it computes in (``arrays``: its float
+    inputs), and the registered algorithm that computes it (``_other``), or None."""
+    dtype = _runtime.compute_dtype(*arrays)
+    return _runtime.result_dtype(*arrays), dtype, _other(geom, algorithm, dtype)
+
+
+def _conv_forward(geom: ConvGeometry, x, weight, bias, algorithm="auto", choice=None):
+    """``choice``: :func:`_choice`'s answer for these arguments, remembered by the caller (or None)."""
+    out_dtype, dtype, other = choice or _choice(geom, algorithm, x, weight, bias)
     x4, w4, b = _compute([x, weight, bias], dtype)
     g2 = geom.as_2d()
     y = np.empty((geom.N, geom.C_out) + g2.out, dtype=dtype)
-    if (other := _other(geom, algorithm, dtype)) is not None:
+    if other is not None:
         other[1](geom, x4, w4, b, y)
         return y.astype(out_dtype, copy=False)
     if _taps_1d_pays(geom, g2):
@@ -541,14 +548,13 @@ def _conv_forward(geom: ConvGeometry, x, weight, bias, algorithm="auto"):
     return y.reshape(geom.out_shape).astype(out_dtype, copy=False)
 
 
-def _conv_backward(geom: ConvGeometry, grad_out, x, weight, bias, algorithm="auto", input_grad=True):
-    out_dtype = _runtime.result_dtype(grad_out, x, weight, bias)
-    dtype = _runtime.compute_dtype(grad_out, x, weight, bias)
+def _conv_backward(geom: ConvGeometry, grad_out, x, weight, bias, algorithm="auto", input_grad=True, choice=None):
+    out_dtype, dtype, other = choice or _choice(geom, algorithm, grad_out, x, weight, bias)
     go4, x4, w4 = _compute([grad_out, x, weight], dtype)
     g2 = geom.as_2d()
     go3 = go4.reshape(geom.N, geom.C_out, -1)
     grad_x = np.empty(x4.shape, dtype=dtype)
-    if (other := _other(geom, algorithm, dtype)) is not None:
+    if other is not None:
         grad_w = other[2](geom, go4, x4, w4, grad_x, input_grad)
         return _results(out_dtype, grad_x, grad_w, None if bias is None else _grad_bias(go3))
     w2 = w4.reshape(geom.C_out, -1)
@@ -617,34 +623,59 @@ def _results(dtype, *arrays):
 # ---------------------------------------------------------------------------------------------------
 
 
-def _forward(geom: ConvGeometry, x, weight, bias, algorithm="auto"):
+def _forward(geom: ConvGeometry, x, weight, bias, algorithm="auto", choice=None):
     if geom.N == 0:  # an empty batch: nothing to compute (the kernels' reshapes need a sample)
         return np.zeros(geom.out_shape, dtype=_runtime.result_dtype(x, weight, bias))
     if geom.transposed:
         return _conv_transpose_forward(geom, x, weight, bias)
-    return _conv_forward(geom, x, weight, bias, algorithm)
+    return _conv_forward(geom, x, weight, bias, algorithm, choice)
 
 
-def _backward(geom: ConvGeometry, grad_out, x, weight, bias, algorithm="auto", input_grad=True):
+def _backward(geom: ConvGeometry, grad_out, x, weight, bias, algorithm="auto", input_grad=True, choice=None):
     if geom.N == 0:  # no sample: every gradient is an empty or zero sum
         dtype = _runtime.result_dtype(grad_out, x, weight, bias)
         return (np.zeros(x.shape, dtype=dtype), np.zeros(weight.shape, dtype=dtype),
                 None if bias is None else np.zeros(bias.shape, dtype=dtype))
     if geom.transposed:
         return _conv_transpose_backward(geom, grad_out, x, weight, bias)
-    return _conv_backward(geom, grad_out, x, weight, bias, algorithm, input_grad)
+    return _conv_backward(geom, grad_out, x, weight, bias, algorithm, input_grad, choice)
+
+
+#: What conv_forward's and conv_backward's checks settle (the geometry fitted to the batch, the algorithm, the
+#: dtypes), remembered per signature (issue 16): a layer calls with the same geometry and shapes every step, and
+#: the checks, the choice of algorithm and the dtypes' promotion cost 60-70 us a call in a ResNet-20 step (the
+#: kernel before leaves the caches cold), where the remembered answer costs one lookup.
+_SETTLED = Verdicts()
+
+
+def settled(caller: str, geometry: ConvGeometry, algorithm, x, weight, bias, grad_out=FORWARD, extra=(),
+            settle=None):
+    """``(geom, algorithm, choice)`` of :func:`fit_geometry`, ``check_algorithm`` and :func:`_choice` (refusals
+    raise), remembered by the arrays' types, dtypes and shapes, the geometry and ``algorithm``. ``extra``: more
+    of the key (what a fused op's own checks read); ``settle``: a function of that answer that the caller's own
+    checks run in and whose answer is remembered instead."""
+    keys = (array_key(x), array_key(weight), array_key(bias, (None,)), array_key(grad_out, (FORWARD,)))
+    key = None if None in keys or None in extra else (caller, geometry, algorithm, keys, extra)
+
+    def settle_now():
+        geom = fit_geometry(geometry, x, weight, bias, grad_out, caller=caller)
+        checked = check_algorithm(caller, algorithm, geom)
+        inputs = (x, weight, bias) if grad_out is FORWARD else (grad_out, x, weight, bias)
+        answer = geom, checked, _choice(geom, checked, *inputs)
+        return answer if settle is None else settle(answer)
+
+    return _SETTLED.get(key, settle_now)
 
 
 def conv_forward(geometry: ConvGeometry, x, weight, bias=None, *, algorithm="auto"):
-    geometry = fit_geometry(geometry, x, weight, bias)
-    return _forward(geometry, x, weight, bias, check_algorithm("conv_forward", algorithm, geometry))
+    geom, algorithm, choice = settled("conv_forward", geometry, algorithm, x, weight, bias)
+    return _forward(geom, x, weight, bias, algorithm, choice)
 
 
 def conv_backward(geometry: ConvGeometry, grad_out, x, weight, bias=None, *, algorithm="auto", input_grad=True):
-    geometry = fit_geometry(geometry, x, weight, bias, grad_out, caller="conv_backward")
-    algorithm = check_algorithm("conv_backward", algorithm, geometry)
+    geom, algorithm, choice = settled("conv_backward", geometry, algorithm, x, weight, bias, grad_out)
     input_grad = check_bool(input_grad, "input_grad", "conv_backward")
-    grads = _backward(geometry, grad_out, x, weight, bias, algorithm, input_grad)
+    grads = _backward(geom, grad_out, x, weight, bias, algorithm, input_grad, choice)
     return grads if input_grad else (None,) + tuple(grads[1:])
 
 

@@ -34,22 +34,47 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnnbase.checks import check_bool, invalid
-from cnnbase.conv import ConvGeometry, fit_geometry as fit_conv
+from cnnbase.checks import array_key, check_bool, invalid
+from cnnbase.conv import ConvGeometry
 
-from . import _runtime, activations, conv, im2row, winograd4
+from . import activations, conv, im2row, winograd4
 
 __all__ = ["FUSED_OPS", "conv_backward_add", "conv_backward_sum"]
 
 FUSED_OPS = ("conv_backward_add", "conv_backward_sum")
 
 
-def _check_same(caller, name, a, x):
-    if not isinstance(a, np.ndarray) or a.shape != x.shape:
-        raise ValueError(invalid(caller, name, f"an array of x's shape {x.shape}",
+def _check_same(caller, name, a, x_shape):
+    if not isinstance(a, np.ndarray) or a.shape != x_shape:
+        raise ValueError(invalid(caller, name, f"an array of x's shape {x_shape}",
                                  getattr(a, "shape", type(a).__name__)))
     if a.dtype.kind != "f":
         raise TypeError(invalid(caller, name, "a float array", a.dtype))
+
+
+def _settle(caller, answer, input_grad, fuses, inputs, **others):
+    """What a fused op's call settles beyond conv_backward's ``answer`` (see ``conv.settled``): its own checks
+    (input_grad; ``others``, arrays of x's shape), then ``(geom, input_grad, fused, dtype)``: ``fused`` whether
+    ``fuses(geom, other, dtype)`` and every array (``inputs``: conv_backward's) has the compute dtype."""
+    geom, _, (_, dtype, other) = answer
+    input_grad = check_bool(input_grad, "input_grad", caller)
+    for name, a in others.items():
+        _check_same(caller, name, a, geom.x_shape)
+    arrays = [a for a in (*inputs, *others.values()) if a is not None]
+    fused = (input_grad and geom.N > 0 and not geom.transposed and fuses(geom, other, dtype)
+             and all(a.dtype == dtype for a in arrays))
+    return geom, input_grad, fused, dtype
+
+
+def winograd4_fuses(geom, other, dtype) -> bool:
+    """Whether conv_backward computes ``geom`` by F(4x4, 3x3) (conv_backward_add's fused pass)."""
+    return other is conv.ALGORITHMS.get("winograd4")
+
+
+def im2row_fuses(geom, other, dtype) -> bool:
+    """Whether conv_backward computes ``geom`` by im2row (conv_backward_sum's fused pass)."""
+    g2 = geom.as_2d()
+    return other is None and not conv._taps_1d_pays(geom, g2) and im2row.pays(geom, g2, dtype, backward=True)
 
 
 def conv_backward_add(conv_geometry: ConvGeometry, grad_out, x, weight, bias, shortcut_grad, y, *, input_grad=True):
@@ -58,15 +83,11 @@ def conv_backward_add(conv_geometry: ConvGeometry, grad_out, x, weight, bias, sh
     x)`` has the gradient ``shortcut_grad``, the body starting with this convolution. Bit for bit those ops in
     turn. ``input_grad=False``: ``grad_x`` is None, as conv_backward gives it (nothing is added)."""
     caller = "conv_backward_add"
-    geom = fit_conv(conv_geometry, x, weight, bias, grad_out, caller=caller)
-    input_grad = check_bool(input_grad, "input_grad", caller)
-    _check_same(caller, "shortcut_grad", shortcut_grad, x)
-    _check_same(caller, "y", y, x)
-    dtype = _runtime.compute_dtype(grad_out, x, weight, bias)
-    fused = (input_grad and geom.N > 0 and not geom.transposed
-             and conv._other(geom, "auto", dtype) is conv.ALGORITHMS.get("winograd4")
-             and all(a.dtype == dtype for a in (grad_out, x, weight, shortcut_grad, y))
-             and (bias is None or bias.dtype == dtype))
+    geom, input_grad, fused, dtype = conv.settled(
+        caller, conv_geometry, "auto", x, weight, bias, grad_out,
+        (array_key(shortcut_grad), array_key(y), (type(input_grad), input_grad)),
+        lambda answer: _settle(caller, answer, input_grad, winograd4_fuses, (grad_out, x, weight, bias),
+                               shortcut_grad=shortcut_grad, y=y))
     if not fused:
         gx, gw, gb = conv.conv_backward(geom, grad_out, x, weight, bias, input_grad=input_grad)
         return (None if gx is None else activations.relu_backward_add(shortcut_grad, y, gx)), gw, gb
@@ -84,18 +105,13 @@ def conv_backward_sum(conv_geometry: ConvGeometry, grad_out, x, weight, bias, ad
     this convolution, ``addend`` the body's input gradient. Bit for bit those ops in turn. ``input_grad=False``:
     ``grad_x`` is None, as conv_backward gives it (nothing is added)."""
     caller = "conv_backward_sum"
-    geom = fit_conv(conv_geometry, x, weight, bias, grad_out, caller=caller)
-    input_grad = check_bool(input_grad, "input_grad", caller)
-    _check_same(caller, "addend", addend, x)
-    dtype = _runtime.compute_dtype(grad_out, x, weight, bias)
-    g2 = None if geom.transposed else geom.as_2d()
-    fused = (input_grad and geom.N > 0 and g2 is not None and conv._other(geom, "auto", dtype) is None
-             and not conv._taps_1d_pays(geom, g2) and im2row.pays(geom, g2, dtype, backward=True)
-             and all(a.dtype == dtype for a in (grad_out, x, weight, addend))
-             and (bias is None or bias.dtype == dtype))
+    geom, input_grad, fused, dtype = conv.settled(
+        caller, conv_geometry, "auto", x, weight, bias, grad_out, (array_key(addend), (type(input_grad), input_grad)),
+        lambda answer: _settle(caller, answer, input_grad, im2row_fuses, (grad_out, x, weight, bias), addend=addend))
     if not fused:
         gx, gw, gb = conv.conv_backward(geom, grad_out, x, weight, bias, input_grad=input_grad)
         return (None if gx is None else gx + addend), gw, gb
+    g2 = geom.as_2d()
     go4, x4, w4 = conv._compute([grad_out, x, weight], dtype)
     grad_x = np.empty(x4.shape, dtype=dtype)
     grad_w = im2row.backward(geom, g2, go4, x4, w4, grad_x, True, addend=np.ascontiguousarray(addend).reshape(x4.shape))

@@ -13,8 +13,8 @@ a step, every call timed where the step makes it (batch 64, 2 threads, 40 steps,
 26.8-27.9 -> 24.9-26.0 ms a step (session 37, the 2-core Xeon).
 
 ``1/sqrt(var + eps)`` is computed per channel in the kernel with IEEE results (inf at 0, NaN below 0), as refcnn
-and PyTorch; the running-statistics update is O(C) NumPy float64 arithmetic in the wrapper, written exactly as
-refcnn writes it.
+and PyTorch; the forward's kernel updates the running statistics, each channel's with the same float64 operations
+as refcnn's loop (float16 ones: the same NumPy arithmetic in the wrapper).
 
 Dtypes: the arrays are computed in ``compute_dtype`` of the float inputs (float16 in float32), each value
 formed in float64 and rounded once when stored; results come back in the NumPy promotion of the float
@@ -24,11 +24,13 @@ The running statistics are updated in place in their own dtype, as in refcnn.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numba
 import numpy as np
 
-from cnnbase.checks import invalid
-from cnnbase.norm import check_batch_norm, check_batch_norm_backward
+from cnnbase.checks import FORWARD, Verdicts, array_key, invalid
+from cnnbase.norm import BatchNormArgs, call_key, check_batch_norm, check_batch_norm_backward
 
 from . import _runtime
 from ._conv_base import SUM_LANES, add_to_lanes
@@ -168,16 +170,20 @@ def _channel_statistics(x3, c, training, means, variances, eps):
 
 
 @numba.njit(parallel=True, fastmath=False, error_model="numpy", **_runtime.KERNEL_FLAGS)
-def _forward(x3, training, eps, means, variances, weight, bias, relu, add, r3, y3):
+def _forward(x3, training, eps, means, variances, weight, bias, relu, add, r3, y3, update, running_mean,
+             running_var, momentum, bessel):
     """``y = (x - mean_c) * inv_std_c * weight_c + bias_c``, one channel per work item: its statistics
     (:func:`_channel_statistics`), then its rows. One parallel region per call: waking the threads costs
     more than a small layer's arithmetic on a busy machine. ``add``: each row, once stored (rounded to y's
     dtype), gets the same row of ``r3`` added in y's dtype (NumPy's ``y + r``); ``relu``: then goes through
-    fastcnn.relu's rule in place (fastcnn.norm_relu)."""
+    fastcnn.relu's rule in place (fastcnn.norm_relu). ``update``: the channel's running statistics are
+    updated in place (:func:`_update_running_channel`; ``bessel`` m / (m - 1))."""
     n_count, c_count, s_count = x3.shape
     zero = y3.dtype.type(0)
     for c in numba.prange(c_count):
         mean, r = _channel_statistics(x3, c, training, means, variances, eps)
+        if update:
+            _update_running_channel(running_mean, running_var, means[c], variances[c], momentum, bessel, c)
         w, b = weight[c], bias[c]
         for n in range(n_count):
             _ahead(y3, n, c, True)
@@ -291,6 +297,14 @@ def _statistics(running_mean, running_var, a) -> tuple[np.ndarray, np.ndarray]:
     return _channel_vector(running_mean, a.c, 0.0), _channel_vector(running_var, a.c, 1.0)
 
 
+@numba.njit(inline="always", fastmath=False, **_runtime.KERNEL_FLAGS)
+def _update_running_channel(running_mean, running_var, mean, variance, momentum, bessel, c):
+    """:func:`_update_running_stats` for channel ``c``, by the forward's kernel: the same float64 operations in
+    the same order, each result rounded once to the running statistics' dtype."""
+    running_mean[c] = (1.0 - momentum) * np.float64(running_mean[c]) + momentum * mean
+    running_var[c] = (1.0 - momentum) * np.float64(running_var[c]) + momentum * variance * bessel
+
+
 def _update_running_stats(running_mean, running_var, means, variances, a) -> None:
     """``r = (1 - momentum) r + momentum stat`` in place, with the unbiased variance ``var * m / (m - 1)``;
     the same float64 operations, in the same order, as refcnn's per-channel loop."""
@@ -331,25 +345,77 @@ def _as_ncs(x: np.ndarray, a, dtype) -> np.ndarray:
 # The passes (the public functions here and fastcnn.norm_relu's)
 
 
+class _Settled(NamedTuple):
+    """What a call's signature settles before its kernel: the checks' answer, the dtypes, and whether the
+    forward's kernel updates the running statistics (training, with float32 or float64 ones; float16 ones are
+    updated by NumPy after it, as the kernels take no float16)."""
+
+    a: BatchNormArgs
+    dtype: np.dtype  # the arrays are computed in it
+    out: np.dtype  # the results come back in it (NumPy's promotion of the float inputs)
+    update: bool
+
+
+#: The settled answers, remembered per signature (issue 16): a layer calls with the same shapes and
+#: hyperparameters every step, and each of the checks, the dtypes' promotion and the running statistics' NumPy
+#: update cost 20-40 us a call in a ResNet-20 step, where the kernel before has left the caches cold.
+_SETTLED = Verdicts()
+
+
+def _settled(caller, x, running_mean, running_var, weight, bias, training, momentum, eps, saved_stats,
+             grad_out=FORWARD) -> _Settled:
+    """The checks (refusals raise), then what they settle, remembered by everything they read."""
+    key = call_key(caller, x, running_mean, running_var, weight, bias, training, momentum, eps, grad_out)
+    saved = array_key(saved_stats, (None,))
+    if key is not None and saved is not None and saved[0] != "is":
+        saved += (saved_stats.flags.c_contiguous, saved_stats.flags.writeable)
+    return _SETTLED.get(None if key is None or saved is None else (key, saved),
+                        lambda: _settle(caller, x, running_mean, running_var, weight, bias, training, momentum, eps,
+                                        saved_stats, grad_out))
+
+
+def _settle(caller, x, running_mean, running_var, weight, bias, training, momentum, eps, saved_stats, grad_out):
+    forward = grad_out is FORWARD
+    if forward:
+        a = check_batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps, op=caller)
+    else:
+        a = check_batch_norm_backward(grad_out, x, running_mean, running_var, weight, bias, training, momentum, eps,
+                                      op=caller)
+    check_saved_stats(saved_stats, a, caller, filled=forward)
+    inputs = (x, running_mean, running_var, weight, bias) + (() if forward else (grad_out,))
+    update = (forward and a.training and a.has_running_stats
+              and all(v.dtype.type in _KERNEL_FLOATS for v in (running_mean, running_var)))
+    return _Settled(a, _runtime.compute_dtype(*inputs), _runtime.result_dtype(*inputs), update)
+
+
+#: The dtypes the kernels take.
+_KERNEL_FLOATS = (np.float32, np.float64)
+
+
+def _running_or(v, stand_in):
+    """``v`` for the forward's kernel, or ``stand_in`` (float64) where the kernel cannot take it."""
+    return stand_in if v is None or v.dtype.type not in _KERNEL_FLOATS else v
+
+
 def forward(x, running_mean, running_var, weight, bias, training, momentum, eps, relu: bool, caller: str,
             residual=None, saved_stats=None):
     """batch_norm's work, checked for ``caller``; ``relu``: fastcnn.norm_relu's fused ReLU too; ``residual``
     (checked by the caller: x's shape, the dtype of this batch norm's result): added before the ReLU;
     ``saved_stats``: None, or (2, C) float64 that receives the means and variances x was normalised with
     (fastcnn.norm_relu)."""
-    a = check_batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps, op=caller)
-    check_saved_stats(saved_stats, a, caller, filled=True)
-    inputs = (x, running_mean, running_var, weight, bias)
-    dtype = _runtime.compute_dtype(*inputs)
+    settled = _settled(caller, x, running_mean, running_var, weight, bias, training, momentum, eps, saved_stats)
+    a, dtype = settled.a, settled.dtype
     x3 = _as_ncs(x, a, dtype)
     means, variances = _forward_statistics(running_mean, running_var, a, saved_stats)
     y3 = np.empty(x3.shape, dtype=dtype)
     r3 = y3[:0] if residual is None else _runtime.as_compute(residual, dtype).reshape(x3.shape)
     _forward(x3, a.training, a.eps, means, variances, _channel_vector(weight, a.c, 1.0),
-             _channel_vector(bias, a.c, 0.0), relu, residual is not None, r3, y3)
-    if a.training and a.has_running_stats:
+             _channel_vector(bias, a.c, 0.0), relu, residual is not None, r3, y3, settled.update,
+             _running_or(running_mean, means), _running_or(running_var, variances), a.momentum,
+             a.m / (a.m - 1) if settled.update else 1.0)
+    if a.training and a.has_running_stats and not settled.update:
         _update_running_stats(running_mean, running_var, means, variances, a)
-    return y3.reshape(x.shape).astype(_runtime.result_dtype(*inputs), copy=False)
+    return y3.reshape(x.shape).astype(settled.out, copy=False)
 
 
 def backward(grad_out, x, running_mean, running_var, weight, bias, training, momentum, eps, y, caller: str,
@@ -358,11 +424,9 @@ def backward(grad_out, x, running_mean, running_var, weight, bias, training, mom
     gradient goes through the mask of the ReLU whose output y is first (fastcnn.norm_relu); ``saved_stats``:
     None, or the (2, C) float64 means and variances the forward normalised x with, used instead of computing
     them again (two passes over x fewer in training)."""
-    a = check_batch_norm_backward(grad_out, x, running_mean, running_var, weight, bias, training, momentum, eps,
-                                  op=caller)
-    check_saved_stats(saved_stats, a, caller, filled=False)
-    inputs = (grad_out, x, running_mean, running_var, weight, bias)
-    dtype = _runtime.compute_dtype(*inputs)
+    settled = _settled(caller, x, running_mean, running_var, weight, bias, training, momentum, eps, saved_stats,
+                       grad_out)
+    a, dtype, out = settled.a, settled.dtype, settled.out
     x3, g3 = _as_ncs(x, a, dtype), _as_ncs(grad_out, a, dtype)
     y3 = x3 if y is None else _runtime.as_compute(y, dtype).reshape(x3.shape)
     if saved_stats is None:
@@ -374,7 +438,6 @@ def backward(grad_out, x, running_mean, running_var, weight, bias, training, mom
     grad_bias = np.empty(a.c, dtype=np.float64)
     _backward(g3, x3, a.training, saved_stats is None, a.eps, means, variances, _channel_vector(weight, a.c, 1.0),
               y is not None, y3, grad_x3, grad_weight, grad_bias)
-    out = _runtime.result_dtype(*inputs)
     return (
         grad_x3.reshape(x.shape).astype(out, copy=False),
         grad_weight.astype(out, copy=False) if a.has_weight else None,

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnnbase.checks import check_float_array, check_same_shape, invalid
+from cnnbase.checks import Verdicts, array_key, check_float_array, check_same_shape, invalid
 
 from . import _runtime, activations, norm
 
@@ -68,13 +68,25 @@ def batch_norm_add_relu(x, residual, running_mean, running_var, weight=None, bia
     otherwise); the running statistics are updated as batch_norm updates them. ``residual``: a float array of
     x's shape. ``saved_stats``: see the module."""
     caller = "batch_norm_add_relu"
-    check_float_array(x, "x", caller)
-    check_float_array(residual, "residual", caller)
-    check_same_shape(residual, x, "residual", "x", caller)
-    inputs = (x, running_mean, running_var, weight, bias)
-    if _runtime.result_dtype(*inputs) != residual.dtype or _runtime.compute_dtype(*inputs) != residual.dtype:
+    keys = tuple(array_key(v, (None,)) for v in (x, residual, running_mean, running_var, weight, bias))
+    one_pass = _ONE_PASS.get(None if None in keys else keys,
+                             lambda: _takes_one_pass(caller, x, residual, running_mean, running_var, weight, bias))
+    if not one_pass:
         y = norm.forward(x, running_mean, running_var, weight, bias, training, momentum, eps, False, caller,
                          saved_stats=saved_stats)
         return activations.add_relu(y, residual)
     return norm.forward(x, running_mean, running_var, weight, bias, training, momentum, eps, True, caller,
                         residual=residual, saved_stats=saved_stats)
+
+
+#: :func:`batch_norm_add_relu`'s checks of x and residual and its choice of pass, remembered per the arrays' types,
+#: dtypes and shapes (issue 16; as fastcnn.norm remembers its checks).
+_ONE_PASS = Verdicts()
+
+
+def _takes_one_pass(caller, x, residual, *others) -> bool:
+    """Check x and residual; then whether the batch norm's result has residual's dtype (one pass)."""
+    check_float_array(x, "x", caller)
+    check_float_array(residual, "residual", caller)
+    check_same_shape(residual, x, "residual", "x", caller)
+    return _runtime.result_dtype(x, *others) == residual.dtype == _runtime.compute_dtype(x, *others)

@@ -50,12 +50,12 @@ from numba import prange
 from cnnbase.conv_algorithm import winograd_obstacle
 
 from . import _blas, _runtime, conv
-from ._blas import gemm, single_threaded
-from ._claim import claim, claim_args
+from ._blas import gemm, hold_one_thread, outside_kernel, release
+from ._claim import claim, counters, most_workers, team
 from ._conv_base import (SCRATCH, buffers, conv_maps, copied_once, int_view, matrix, none, norm_flags, positions,
                          row_cells, sum_blocks)
 from .winograd4_producer import producer_tuple, sample
-from .winograd4_weights import grad_share, remembered_weight_transform, transform_args, transform_share
+from .winograd4_weights import grad_share, remembered_weight_transform, transform_share
 from .winograd4_pooled import load_pooled_grad_rows, pooled_channels_last, pooled_output_row, store_pooled
 from .winograd4_tiles import (add_masked, channels_last, fold_channels_last, grad_out_row, input_adjoint_row, input_row,
                               load_grad_rows, masked_interior, norm_rows, output_row, relu_mask, store_rows)
@@ -111,9 +111,6 @@ MIN_OUTPUT_FEW = 14
 #: The forward's and the backward's set-ups per call shape (fastcnn._runtime.Plans).
 PLANS = _runtime.Plans()
 
-#: The kernels' ``w64`` when U is given (an evaluation-mode call's remembered U): nothing to transform.
-_NO_WEIGHTS = np.empty((0, 3, 3, 0))
-
 #: Stands for a given x4 where a set-up is made before the call's own x4 is at hand (only its being given
 #: matters to ``producer_tuple``).
 _GIVEN = np.empty((0, 0, 0, 0))
@@ -132,9 +129,9 @@ def _transform_inputs(x, src_h, src_w, n0, n1, i0, i1, tw, xts, V, h, producer, 
 
 
 @numba.njit(parallel=True, fastmath=False, **_runtime.KERNEL_FLAGS)
-def _forward_kernel(x, src_h, src_w, U, w64, shares, bias, want_bias, H_out, W_out, nb, rows, cblas, pooled, codes, y,
+def _forward_kernel(x, src_h, src_w, w4, U_given, bias, want_bias, H_out, W_out, nb, rows, cblas, pooled, codes, y,
                     winners, xt_bufs, V_bufs, M_bufs, y_bufs, h_bufs, p_bufs, w_bufs, producer, norm, norm_mode,
-                    residual, workers, counter):
+                    residual, most):
     """y = the convolution of the input x (N, C, H, W), padded through the tile maps src_h, src_w, by the
     transformed weights U (36, C, K): per block of nb samples, per chunk of ``rows`` tile rows (all of them
     when nb > 1): input transform,
@@ -143,13 +140,20 @@ def _forward_kernel(x, src_h, src_w, U, w64, shares, bias, want_bias, H_out, W_o
     its windows' winners (``winograd4_pooled.pooled_output_row``) when ``codes``. ``producer``: the input
     computed sample by sample (``winograd4_producer.sample``). ``norm``, ``norm_mode``, ``residual``: an
     evaluation-mode batch norm, a residual added and a ReLU, applied to each chunk's rows of a sample once they
-    are stored (``winograd4_tiles.norm_rows``; 0: none). The blocks are claimed one at a time by
-    ``workers`` threads (fastcnn._claim); ``counter``: a zero, int64. ``w64`` (C, 3, 3, K) float64, not empty:
-    the threads compute U from it first (``winograd4_weights.transform_share``, ``shares`` (2,) int64 zeros)."""
+    are stored (``winograd4_tiles.norm_rows``; 0: none). The blocks are claimed one at a time by at most
+    ``most`` workers (fastcnn._claim). U_given: U, or empty: the threads compute U from the weights w4
+    (K, C, 3, 3) first (``winograd4_weights.transform_share``). NumPy's OpenBLAS is held at one thread meanwhile
+    (``_blas.hold_one_thread``)."""
     N = x.shape[0]
+    saved = hold_one_thread(cblas)
+    transform = U_given.size == 0
+    C, K = w4.shape[1], w4.shape[0]
+    U = np.empty((36, C, K), dtype=y.dtype) if transform else U_given
+    wt, shares = np.empty((C if transform else 0, 3, 3, K)), counters(2)
+    workers, counter = team((N + nb - 1) // nb, most)
     for _ in prange(workers):
-        if w64.size:
-            transform_share(w64, U, shares)
+        if transform:
+            transform_share(w4, wt, U, shares, False)
         while True:
             blk = claim(counter)
             if blk >= (N + nb - 1) // nb:
@@ -157,6 +161,7 @@ def _forward_kernel(x, src_h, src_w, U, w64, shares, bias, want_bias, H_out, W_o
             _forward_block(x, src_h, src_w, U, bias, want_bias, H_out, W_out, nb, rows, cblas, pooled, codes, y,
                            winners, xt_bufs, V_bufs, M_bufs, y_bufs, h_bufs, p_bufs, w_bufs, producer, norm,
                            norm_mode, residual, blk)
+    release(saved)
 
 
 @numba.njit(fastmath=False, **_runtime.KERNEL_FLAGS)
@@ -195,10 +200,9 @@ def _forward_block(x, src_h, src_w, U, bias, want_bias, H_out, W_out, nb, rows, 
 
 
 @numba.njit(parallel=True, fastmath=False, **_runtime.KERNEL_FLAGS)
-def _backward_kernel(x, go, winners, UT, w64, shares, H_out, W_out, nb, rows, block, input_grad, cblas, pooled, src_h,
-                     src_w, once, relu_input, add, g_add, y_add, dU_blocks, gx, xt_bufs, V_bufs, M_bufs, g_bufs,
-                     plane_bufs, h_bufs, p_bufs, w_bufs, p_bits, g_bits, producer, producer_grads, G_bufs, pw_blocks,
-                     dg, grads, workers, counter):
+def _backward_kernel(x, go, winners, w4, H_out, W_out, nb, rows, block, input_grad, cblas, pooled, src_h, src_w,
+                     once, relu_input, add, g_add, y_add, dU_blocks, gx, xt_bufs, V_bufs, M_bufs, g_bufs, plane_bufs,
+                     h_bufs, p_bufs, w_bufs, p_bits, g_bits, producer, producer_grads, G_bufs, pw_blocks, most):
     """Both gradients of :func:`_forward_kernel`'s convolution. One task per ``block`` samples (a multiple of
     nb), which it takes nb samples and ``rows`` tile rows at a time as there:
 
@@ -221,15 +225,19 @@ def _backward_kernel(x, go, winners, UT, w64, shares, H_out, W_out, nb, rows, bl
     ``pw_blocks[blk] = sum over its samples, in order, of cols @ G``, cols (C0 KH KW + 1, H W) the sample's
     im2col with a last row of ones (the bias), G (H W, C) the ReLU's input gradient, channel-last, taken from
     the plane and the sample's channel-last input (xt_bufs hold nb samples; the whole sample in one chunk).
-    The tasks are claimed one at a time by ``workers`` threads (fastcnn._claim); ``counter``: a zero, int64.
-    ``w64`` (K, 3, 3, C) float64, not empty: the threads compute UT from it first, as :func:`_forward_kernel` U.
-    After the tasks the threads compute the weight gradient dg (K, C, 3, 3) from dU_blocks
-    (``winograd4_weights.grad_share``; ``grads`` (2,) int64 zeros)."""
+    The tasks are claimed one at a time by at most ``most`` workers (fastcnn._claim). The threads compute UT
+    from the weights w4 (K, C, 3, 3) first, as :func:`_forward_kernel` U; after the tasks, the weight gradient
+    (K, C, 3, 3) from dU_blocks (``winograd4_weights.grad_share``), which the kernel returns. NumPy's OpenBLAS is
+    held at one thread meanwhile (``_blas.hold_one_thread``)."""
     N = x.shape[0]
     tasks = (N + block - 1) // block
+    saved = hold_one_thread(cblas)
+    C, K = w4.shape[1], w4.shape[0]
+    UT, wt = np.empty((36, K, C), dtype=w4.dtype), np.empty((K, 3, 3, C))
+    dg, shares, grads = np.empty((K, C, 3, 3), dtype=w4.dtype), counters(2), counters(2)
+    workers, counter = team(tasks, most)
     for _ in prange(workers):
-        if w64.size:
-            transform_share(w64, UT, shares)
+        transform_share(w4, wt, UT, shares, True)
         while True:
             blk = claim(counter)
             if blk >= tasks:
@@ -240,6 +248,8 @@ def _backward_kernel(x, go, winners, UT, w64, shares, H_out, W_out, nb, rows, bl
                             G_bufs, pw_blocks, blk)
             claim(grads[:1])  # counted done, its block written
         grad_share(dU_blocks, dg, grads, tasks)
+    release(saved)
+    return dg
 
 
 @numba.njit(fastmath=False, **_runtime.KERNEL_FLAGS)
@@ -422,18 +432,16 @@ def forward(geom, x4, w4, bias, y, winners=None, producer=None, pool=None, norm=
     else:
         setup = _forward_setup(geom, N, dtype, pooled)
         x_arg, computed = producer_tuple(geom, x4, producer, dtype)
-    src_h, src_w, nb, rows, xt, V, M, yt, h, pt, wt, codes, no_bias, no_norm, no_residual, _ = setup
-    if norm is None:  # U computed by the kernel's threads (winograd4_weights.transform_share)
-        w64, U = transform_args(w4, dtype)
-    else:  # an evaluation-mode call: U as the last call with these weights left it
-        w64, U = _NO_WEIGHTS, remembered_weight_transform(w4, dtype)
-    with single_threaded(_blas.CBLAS):
-        _forward_kernel(x_arg, src_h, src_w, U, w64, np.zeros(2, dtype=np.int64),
-                        no_bias if bias is None else bias, bias is not None, geom.out[0],
+    src_h, src_w, nb, rows, xt, V, M, yt, h, pt, wt, codes, no_bias, no_norm, no_residual, no_U, most, _ = setup
+    # U: computed by the kernel's threads (winograd4_weights.transform_share), or in an evaluation-mode call as
+    # the last call with these weights left it
+    U = no_U if norm is None else remembered_weight_transform(w4, dtype)
+    with outside_kernel(_blas.CBLAS):
+        _forward_kernel(x_arg, src_h, src_w, w4, U, no_bias if bias is None else bias, bias is not None, geom.out[0],
                         geom.out[1], nb, rows, _blas.CBLAS, pooled, winners is not None, y,
                         codes if winners is None else winners, xt, V, M, yt, h, pt, wt, computed,
                         no_norm if norm is None else norm, norm_flags(norm, norm_relu, residual),
-                        no_residual if residual is None else residual, *claim_args(-(-N // nb)))
+                        no_residual if residual is None else residual, most)
 
 
 def _forward_setup(geom, N, dtype, pooled):
@@ -446,7 +454,8 @@ def _forward_setup(geom, N, dtype, pooled):
     pt, wt = _pool_buffers(geom, dtype, pooled, rows)
     no_producer = producer_tuple(geom, _GIVEN, None, dtype)[1]
     return (src_h, src_w, nb, rows, xt, V, M, yt, h, pt, wt, np.empty((1, 0, 0, 0), dtype=np.int8), none(1, dtype),
-            np.zeros((1, 4)), np.zeros((1, 1, 1, 1), dtype=dtype), no_producer)
+            np.zeros((1, 4)), np.zeros((1, 1, 1, 1), dtype=dtype), np.empty((0, 0, 0), dtype=dtype),
+            most_workers(-(-N // nb)), no_producer)
 
 
 def backward(geom, go4, x4, w4, gx, input_grad=True, winners=None, relu_input=False, producer=None, sums=None,
@@ -474,17 +483,13 @@ def backward(geom, go4, x4, w4, gx, input_grad=True, winners=None, relu_input=Fa
      x_arg, computed, no_codes, no_add) = setup
     if not fused:
         x_arg = x4
-    w64, UT = transform_args(w4, dtype, transposed=True)  # UT (36, K, C), computed by the kernel's threads
-    dg = np.empty(w4.shape[:2] + (3, 3), dtype=dtype)  # the weight gradient, computed by them too
-    with single_threaded(_blas.CBLAS):
-        _backward_kernel(x_arg, go4, winners if pooled else no_codes, UT, w64, np.zeros(2, dtype=np.int64),
-                         geom.out[0], geom.out[1], nb, rows, block,
-                         input_grad or fused, _blas.CBLAS, pooled, src_h, src_w, once, bool(relu_input),
-                         addend is not None, *(no_add if addend is None else addend), dU_blocks, gx, xt, V, M, gt,
-                         planes, h, pt, wt, ipt, igt, computed, fused, G, pw_blocks, dg, np.zeros(2, dtype=np.int64),
-                         *claim_args(n_blocks))
-        if fused:
-            sum_blocks(pw_blocks, sums)
+    with outside_kernel(_blas.CBLAS):  # UT and the weight gradient: computed by the kernel's threads
+        dg = _backward_kernel(x_arg, go4, winners if pooled else no_codes, w4, geom.out[0], geom.out[1], nb, rows,
+                              block, input_grad or fused, _blas.CBLAS, pooled, src_h, src_w, once, bool(relu_input),
+                              addend is not None, *(no_add if addend is None else addend), dU_blocks, gx, xt, V, M,
+                              gt, planes, h, pt, wt, ipt, igt, computed, fused, G, pw_blocks, most_workers(n_blocks))
+    if fused:
+        sum_blocks(pw_blocks, sums)
     return dg
 
 

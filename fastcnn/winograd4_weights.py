@@ -143,21 +143,43 @@ def _transform_kernel(wt, U):
 SHARE_CHANNELS = 8
 
 
+@numba.njit(inline="always", fastmath=False, **_runtime.KERNEL_FLAGS)
+def _weights_channel(w4, wt, c, transposed):
+    """wt[c] = channel c of the weights w4 (K, C, 3, 3) in float64, laid out for :func:`_transform_channel`:
+    wt[c, i, j, k] = w4[k, c, i, j], or with ``transposed`` wt[k, i, j, c'] = w4[k, c', i, j] for k = c: what
+    :func:`transform_args` copies, a channel at a time."""
+    if transposed:
+        for i in range(3):
+            for j in range(3):
+                row = wt[c, i, j]
+                for c2 in range(row.size):
+                    row[c2] = np.float64(w4[c, c2, i, j])
+        return
+    for i in range(3):
+        for j in range(3):
+            row = wt[c, i, j]
+            for k in range(row.size):
+                row[k] = np.float64(w4[k, c, i, j])
+
+
 @numba.njit(fastmath=False, **_runtime.KERNEL_FLAGS)
-def transform_share(wt, U, counters):
-    """U from wt as :func:`weight_transform` computes it, by the threads of a convolution's parallel region before
-    their tasks: each takes shares of SHARE_CHANNELS input channels, one at a time (``counters[0]``, fastcnn._claim),
-    counts each share done (``counters[1]``) and returns once all are done. The thread that starts first does
-    the shares while the others wake (about 67 us with fastcnn's sleeping waiters on the 2-core VM, more than a
-    16-channel layer's transform), and U is never written by one thread alone before the region. The same values
-    as weight_transform: each element by the same operations, whichever thread computes it. counters: (2,)
-    int64, zero."""
+def transform_share(w4, wt, U, counters, transposed):
+    """U from the weights w4 (K, C, 3, 3) as :func:`weight_transform` computes it (U's transpose with
+    ``transposed``), by the threads of a convolution's parallel region before their tasks: each takes shares of
+    SHARE_CHANNELS channels of wt's first axis, one at a time (``counters[0]``, fastcnn._claim), copies them
+    into wt (float64, :func:`transform_args`'s layout and shape) and transforms them, counts each share done
+    (``counters[1]``) and returns once all are done. The thread that starts first does the shares while the
+    others wake (about 67 us with fastcnn's sleeping waiters on the 2-core VM, more than a 16-channel layer's
+    transform), and U is never written by one thread alone before the region; nor is wt (the float64 copy cost
+    ~18 us a call from Python in a training step). The same values as weight_transform: each element by the
+    same operations, whichever thread computes it. counters: (2,) int64, zero."""
     shares = -(-wt.shape[0] // SHARE_CHANNELS)
     while True:
         share = claim(counters[:1])
         if share >= shares:
             break
         for c in range(share * SHARE_CHANNELS, min(wt.shape[0], (share + 1) * SHARE_CHANNELS)):
+            _weights_channel(w4, wt, c, transposed)
             _transform_channel(wt, U, c)
         claim(counters[1:])
     wait_for(counters[1:], shares)

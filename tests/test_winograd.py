@@ -213,31 +213,35 @@ def test_f4x4_transposed_weight_transform_is_the_transpose(dtype):
 
 
 @numba.njit(parallel=True)
-def _shared_transform(w64, U, shares, workers):
+def _shared_transform(w, wt, U, shares, workers, transposed):
     for _ in numba.prange(workers):
-        winograd4_weights.transform_share(w64, U, shares)
+        winograd4_weights.transform_share(w, wt, U, shares, transposed)
 
 
 @pytest.mark.parametrize("transposed", [False, True])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("threads", [1, 2])
 def test_f4x4_transform_shared_by_the_threads_is_weight_transform(threads, dtype, transposed):
-    """The convolutions' threads compute U (U^T) in shares of input (output) channels before their tasks: the same
-    bits as weight_transform, with shares left for the last thread (13 channels: 8 + 5), and every share counted
-    done; the winograd4 ops give the same bytes on one thread and two (test_bit_identical_whatever_the_thread_count)."""
+    """The convolutions' threads copy the weights to float64 and compute U (U^T) in shares of input (output)
+    channels before their tasks: the same bits as weight_transform, and the same float64 copy as transform_args,
+    with shares left for the last thread (13 channels: 8 + 5), and every share counted done; the winograd4 ops
+    give the same bytes on one thread and two (test_bit_identical_whatever_the_thread_count). More workers than
+    threads (4): the extra ones find every share taken."""
     if threads > numba.config.NUMBA_NUM_THREADS:
         pytest.skip("fewer threads available")
-    w = np.random.default_rng(4).standard_normal((13, 13 if transposed else 9, 3, 3)).astype(dtype)
+    w = np.random.default_rng(4).standard_normal((13 if transposed else 9, 13, 3, 3)).astype(dtype)
     w[1, 2, 0, 0] = np.nan
-    w64, U = winograd4_weights.transform_args(w, dtype, transposed)
+    w64, U_args = winograd4_weights.transform_args(w, dtype, transposed)
+    wt, U = np.full_like(w64, 7.0), np.full_like(U_args, 7.0)  # every cell written, none left as it was
     shares = np.zeros(2, dtype=np.int64)
     before = fastcnn.get_num_threads()
     try:
         fastcnn.set_num_threads(threads)
-        _shared_transform(w64, U, shares, threads)
+        _shared_transform(w, wt, U, shares, 4, transposed)
     finally:
         fastcnn.set_num_threads(before)
     assert shares[1] == -(-w64.shape[0] // winograd4_weights.SHARE_CHANNELS) == 2
+    assert_bit_identical([wt, w64])
     assert_bit_identical([U, winograd4_weights.weight_transform(w, dtype, transposed)])
 
 
