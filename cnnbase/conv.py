@@ -71,6 +71,19 @@ class ConvGeometry:
     output_padding: tuple[int, ...] = ()
     transposed: bool = False
 
+    def __hash__(self) -> int:
+        """The fields' hash, computed once: a geometry keys the engines' remembered answers and set-ups (issue 16),
+        a few lookups per call, and hashing its fourteen fields anew cost several us each in a training step."""
+        cached = self.__dict__.get("_hash")
+        if cached is None:
+            cached = hash(dataclasses.astuple(self))
+            object.__setattr__(self, "_hash", cached)  # not a field: equality and repr read the fields alone
+        return cached
+
+    def __getstate__(self) -> dict:
+        """The fields alone: a string's hash differs between processes, so a pickled hash would be wrong."""
+        return {name: value for name, value in self.__dict__.items() if name != "_hash"}
+
     @property
     def rank(self) -> int:
         return len(self.sizes)

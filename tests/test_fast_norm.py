@@ -167,6 +167,27 @@ def test_running_statistics_keep_their_dtype_and_match_refcnn(stats_dtype):
         assert a.dtype == stats_dtype and np.array_equal(a, b)
 
 
+@pytest.mark.parametrize("param_dtype", [np.float16, np.float32, ">f4", ">f8"])
+def test_weights_and_running_statistics_of_any_float_dtype_match_refcnn(param_dtype):
+    """The kernels read native float32 and float64 weights and running statistics where they are (and update the
+    running ones in place) and take float64 copies of the others (float16, big-endian): the same results as
+    refcnn either way, forward, running statistics and backward, through the fused ReLU op too."""
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((4, 3))  # one cell per row: refcnn's order, so the running statistics exactly
+    params = [np.array(v, dtype=param_dtype) for v in ([0.5, -1.0, 2.0], [1.0, 2.0, 0.5], [1.5, -0.5, 1.0],
+                                                       [0.1, 0.2, -0.3])]
+    ours, theirs = [p.copy() for p in params], [p.copy() for p in params]
+    y = fastcnn.batch_norm_relu(x, *ours, training=True, momentum=0.3)
+    expected = refcnn.relu(refcnn.batch_norm(x, *theirs, training=True, momentum=0.3))
+    assert_close(y, expected, np.float64, "y")
+    for a, b in zip(ours[:2], theirs[:2]):
+        assert a.dtype == np.dtype(param_dtype) and np.array_equal(a, b)
+    g = rng.standard_normal((4, 3))
+    got = fastcnn.batch_norm_backward(g, x, *ours, training=True)
+    for a, b, what in zip(got, refcnn.batch_norm_backward(g, x, *theirs, training=True), ("grad_x", "weight", "bias")):
+        assert_close(a, b, np.float64, what)
+
+
 def test_running_statistics_may_be_strided_views():
     x = np.random.default_rng(4).standard_normal((5, 3))
     stats = np.zeros((2, 6))
