@@ -515,16 +515,25 @@ def gemm_path(geom: ConvGeometry, dtype) -> bool:
                 or _shifted_pays(geom, g2) or im2row.pays(geom, g2, dtype))
 
 
+def _other_name(geom, algorithm, dtype):
+    """The name of :func:`_other`'s algorithm, or None."""
+    if algorithm == "auto":
+        return next((name for name, entry in ALGORITHMS.items() if entry[0](geom, dtype)), None)
+    return algorithm if algorithm in ALGORITHMS else None
+
+
 def _choice(geom: ConvGeometry, algorithm, *arrays) -> tuple:
-    """``(out_dtype, dtype, other)``: the dtype a call returns and the one it computes in (``arrays``: its float
-    inputs), and the registered algorithm that computes it (``_other``), or None."""
+    """``(out_dtype, dtype, name)``: the dtype a call returns and the one it computes in (``arrays``: its float
+    inputs), and the name of the registered algorithm that computes it (:func:`_other_name`), or None. A name,
+    looked up in ALGORITHMS at each call: benchmarks/step_ab.py swaps the registry's entries."""
     dtype = _runtime.compute_dtype(*arrays)
-    return _runtime.result_dtype(*arrays), dtype, _other(geom, algorithm, dtype)
+    return _runtime.result_dtype(*arrays), dtype, _other_name(geom, algorithm, dtype)
 
 
 def _conv_forward(geom: ConvGeometry, x, weight, bias, algorithm="auto", choice=None):
     """``choice``: :func:`_choice`'s answer for these arguments, remembered by the caller (or None)."""
-    out_dtype, dtype, other = choice or _choice(geom, algorithm, x, weight, bias)
+    out_dtype, dtype, name = choice or _choice(geom, algorithm, x, weight, bias)
+    other = None if name is None else ALGORITHMS[name]
     x4, w4, b = _compute([x, weight, bias], dtype)
     g2 = geom.as_2d()
     y = np.empty((geom.N, geom.C_out) + g2.out, dtype=dtype)
@@ -549,7 +558,8 @@ def _conv_forward(geom: ConvGeometry, x, weight, bias, algorithm="auto", choice=
 
 
 def _conv_backward(geom: ConvGeometry, grad_out, x, weight, bias, algorithm="auto", input_grad=True, choice=None):
-    out_dtype, dtype, other = choice or _choice(geom, algorithm, grad_out, x, weight, bias)
+    out_dtype, dtype, name = choice or _choice(geom, algorithm, grad_out, x, weight, bias)
+    other = None if name is None else ALGORITHMS[name]
     go4, x4, w4 = _compute([grad_out, x, weight], dtype)
     g2 = geom.as_2d()
     go3 = go4.reshape(geom.N, geom.C_out, -1)
@@ -655,7 +665,8 @@ def settled(caller: str, geometry: ConvGeometry, algorithm, x, weight, bias, gra
     of the key (what a fused op's own checks read); ``settle``: a function of that answer that the caller's own
     checks run in and whose answer is remembered instead."""
     keys = (array_key(x), array_key(weight), array_key(bias, (None,)), array_key(grad_out, (FORWARD,)))
-    key = None if None in keys or None in extra else (caller, geometry, algorithm, keys, extra)
+    # with whether NumPy's CBLAS is taken: the algorithms' rules read it, and tests switch it off
+    key = None if None in keys or None in extra else (caller, geometry, algorithm, keys, extra, _blas.CBLAS)
 
     def settle_now():
         geom = fit_geometry(geometry, x, weight, bias, grad_out, caller=caller)

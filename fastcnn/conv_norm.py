@@ -33,11 +33,11 @@ import functools
 
 import numpy as np
 
-from cnnbase.checks import check_bool, check_float_array, check_shape
-from cnnbase.conv import ConvGeometry, fit_geometry as fit_conv
+from cnnbase.checks import array_key, check_bool, check_float_array, check_shape
+from cnnbase.conv import ConvGeometry
 from cnnbase.norm import check_batch_norm
 
-from . import _runtime, activations, conv, im2row, norm, winograd4
+from . import _blas, _runtime, activations, conv, im2row, norm, winograd4
 
 __all__ = ["FUSED_OPS", "conv_batch_norm_pays", "conv_batch_norm_forward"]
 
@@ -63,6 +63,17 @@ def conv_batch_norm_pays(conv_geometry: ConvGeometry, dtype) -> bool:
     stride-2 3x3 layers) or by im2col + GEMM (``conv.gemm_path``: ResNet's first layer and 1x1 projections)."""
     if not isinstance(conv_geometry, ConvGeometry) or conv_geometry.transposed:
         return False
+    try:
+        return _pays(conv_geometry, dtype, _blas.CBLAS)
+    except TypeError:  # a dtype no key holds: asked afresh, where NumPy says what is wrong with it
+        return _fused_path(conv_geometry, dtype) is not None
+
+
+@functools.lru_cache(maxsize=256)
+def _pays(conv_geometry, dtype, cblas) -> bool:
+    """:func:`conv_batch_norm_pays`'s answer, remembered per geometry, dtype and whether NumPy's CBLAS is taken
+    (the rules read it): cnn's layers ask before every evaluation-mode call (15 us a question in an inference
+    pass)."""
     return _fused_path(conv_geometry, dtype) is not None
 
 
@@ -85,15 +96,12 @@ def _stand_in(shape: tuple, dtype) -> np.ndarray:
     return np.lib.stride_tricks.as_strided(np.zeros(1, dtype), shape=shape, strides=(0,) * len(shape), writeable=False)
 
 
-def conv_batch_norm_forward(conv_geometry: ConvGeometry, x, weight, bias, running_mean, running_var,
-                            norm_weight=None, norm_bias=None, eps=1e-5, relu=False, residual=None):
-    """``batch_norm(conv_forward(conv_geometry, x, weight, bias), running_mean, running_var, norm_weight,
-    norm_bias, training=False, eps=eps)``, plus ``residual`` (an array of the convolution's output shape) when
-    given, and the ReLU of that when ``relu``: bit for bit those ops in turn (NumPy's ``+`` for the residual,
-    fastcnn.relu), in one pass where :func:`conv_batch_norm_pays`. The arrays are checked as those ops check
-    them, the batch norm's and the residual against the convolution's output."""
-    caller = "conv_batch_norm_forward"
-    geom = fit_conv(conv_geometry, x, weight, bias, caller=caller)
+def _settle(caller, answer, x, weight, bias, running_mean, running_var, norm_weight, norm_bias, residual, eps, relu):
+    """The checks of :func:`conv_batch_norm_forward` beyond the convolution's (``answer``: ``conv.settled``'s) and
+    what they settle: ``(geom, relu, eps, out_dtype, dtype, fused)``, ``fused`` the fused path's name or None
+    (the plain ops in turn), remembered by conv.settled per signature (issue 16: 156 us of Python a call in a
+    ResNet-20 inference pass before)."""
+    geom = answer[0]
     relu = check_bool(relu, "relu", caller)
     conv_dtype = _runtime.result_dtype(x, weight, bias)
     # The batch norm's checks see an array of the convolution's output shape (one sample at least) and dtype:
@@ -105,12 +113,27 @@ def conv_batch_norm_forward(conv_geometry: ConvGeometry, x, weight, bias, runnin
         check_float_array(residual, "residual", caller)
         check_shape(residual, tuple(geom.out_shape), "residual", caller, context="the convolution's output")
         inputs += (residual,)
-    out_dtype = _runtime.result_dtype(*inputs)
+    out_dtype, dtype = _runtime.result_dtype(*inputs), _runtime.compute_dtype(*inputs)
+    path = None if geom.transposed or geom.N == 0 else _fused_path(geom, dtype)
+    return geom, relu, eps, out_dtype, dtype, path if dtype == out_dtype == conv_dtype else None
+
+
+def conv_batch_norm_forward(conv_geometry: ConvGeometry, x, weight, bias, running_mean, running_var,
+                            norm_weight=None, norm_bias=None, eps=1e-5, relu=False, residual=None):
+    """``batch_norm(conv_forward(conv_geometry, x, weight, bias), running_mean, running_var, norm_weight,
+    norm_bias, training=False, eps=eps)``, plus ``residual`` (an array of the convolution's output shape) when
+    given, and the ReLU of that when ``relu``: bit for bit those ops in turn (NumPy's ``+`` for the residual,
+    fastcnn.relu), in one pass where :func:`conv_batch_norm_pays`. The arrays are checked as those ops check
+    them, the batch norm's and the residual against the convolution's output."""
+    caller = "conv_batch_norm_forward"
+    norm_arrays = (running_mean, running_var, norm_weight, norm_bias, residual)
+    geom, relu, eps, out_dtype, dtype, path = conv.settled(
+        caller, conv_geometry, "auto", x, weight, bias,
+        extra=(*(array_key(a, (None,)) for a in norm_arrays), (type(relu), relu), (type(eps), eps)),
+        settle=lambda answer: _settle(caller, answer, x, weight, bias, *norm_arrays, eps, relu))
     if geom.N == 0:  # an empty batch: an empty output, as conv_forward gives
         return np.zeros(geom.out_shape, dtype=out_dtype)
-    dtype = _runtime.compute_dtype(*inputs)
-    path = None if geom.transposed else _fused_path(geom, dtype)
-    if not (path is not None and dtype == out_dtype == conv_dtype):
+    if path is None:
         # The plain ops in turn: no fused kernel for this convolution, or a batch norm or a sum in another dtype
         # than the convolution's output (float16 inputs, float64 statistics with a float32 convolution).
         y = conv.conv_forward(geom, x, weight, bias)

@@ -55,26 +55,27 @@ def _check_same(caller, name, a, x_shape):
 def _settle(caller, answer, input_grad, fuses, inputs, **others):
     """What a fused op's call settles beyond conv_backward's ``answer`` (see ``conv.settled``): its own checks
     (input_grad; ``others``, arrays of x's shape), then ``(geom, input_grad, fused, dtype)``: ``fused`` whether
-    ``fuses(geom, other, dtype)`` and every array (``inputs``: conv_backward's) has the compute dtype."""
-    geom, _, (_, dtype, other) = answer
+    ``fuses(geom, name, dtype)`` (``name``: the registered algorithm's, or None) and every array (``inputs``:
+    conv_backward's) has the compute dtype."""
+    geom, _, (_, dtype, name) = answer
     input_grad = check_bool(input_grad, "input_grad", caller)
     for name, a in others.items():
         _check_same(caller, name, a, geom.x_shape)
     arrays = [a for a in (*inputs, *others.values()) if a is not None]
-    fused = (input_grad and geom.N > 0 and not geom.transposed and fuses(geom, other, dtype)
+    fused = (input_grad and geom.N > 0 and not geom.transposed and fuses(geom, name, dtype)
              and all(a.dtype == dtype for a in arrays))
     return geom, input_grad, fused, dtype
 
 
-def winograd4_fuses(geom, other, dtype) -> bool:
+def winograd4_fuses(geom, name, dtype) -> bool:
     """Whether conv_backward computes ``geom`` by F(4x4, 3x3) (conv_backward_add's fused pass)."""
-    return other is conv.ALGORITHMS.get("winograd4")
+    return name == "winograd4"
 
 
-def im2row_fuses(geom, other, dtype) -> bool:
+def im2row_fuses(geom, name, dtype) -> bool:
     """Whether conv_backward computes ``geom`` by im2row (conv_backward_sum's fused pass)."""
     g2 = geom.as_2d()
-    return other is None and not conv._taps_1d_pays(geom, g2) and im2row.pays(geom, g2, dtype, backward=True)
+    return name is None and not conv._taps_1d_pays(geom, g2) and im2row.pays(geom, g2, dtype, backward=True)
 
 
 def conv_backward_add(conv_geometry: ConvGeometry, grad_out, x, weight, bias, shortcut_grad, y, *, input_grad=True):

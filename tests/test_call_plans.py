@@ -127,6 +127,68 @@ def test_batch_norm_checks_see_each_change_between_calls():
         fastcnn.batch_norm_backward(grad[:, :2], x, mean, var, training=True)
 
 
+# --- Settled calls: fastcnn's public ops remember their checks, dtypes and algorithm per signature ---------------
+
+
+def test_settled_conv_calls_look_the_algorithm_up_at_each_call(monkeypatch):
+    """conv_forward remembers which algorithm computes a signature by its name: an entry swapped in the registry
+    (as benchmarks/step_ab.py swaps them) is the one called next, and with NumPy's CBLAS switched off the rule is
+    asked again (F(4x4) needs CBLAS), so the direct path computes the same convolution."""
+    geom, x, w = _conv_arrays(n=2, size=14)
+    expected = fastcnn.conv_forward(geom, x, w)
+    entry, calls = fastcnn.conv.ALGORITHMS["winograd4"], []
+
+    def spy(*args):
+        calls.append(args[0])
+        return entry[1](*args)
+
+    monkeypatch.setitem(fastcnn.conv.ALGORITHMS, "winograd4", (entry[0], spy, entry[2]))
+    assert np.array_equal(fastcnn.conv_forward(geom, x, w), expected) and len(calls) == 1
+    monkeypatch.setattr(fastcnn._blas, "CBLAS", False)
+    direct = fastcnn.conv_forward(geom, x, w)
+    assert len(calls) == 1 and np.abs(direct - expected).max() <= 1e-4 * np.abs(expected).max()
+
+
+def test_settled_fused_ops_still_check_their_own_arguments():
+    """A fused op's remembered answer covers its own checks too: after a call that passed, each argument the
+    fused op adds (shortcut_grad, y, addend, input_grad, relu, eps, residual) is checked again when it changes."""
+    geom, x, w = _conv_arrays(n=2, size=14)
+    g = np.ones((2, 16, 14, 14), np.float32)
+    fastcnn.conv_backward_add(geom, g, x, w, None, g, x)
+    with pytest.raises(ValueError, match="shortcut_grad"):
+        fastcnn.conv_backward_add(geom, g, x, w, None, g[:, :8], x)
+    with pytest.raises(TypeError, match="`y`"):
+        fastcnn.conv_backward_add(geom, g, x, w, None, g, x.astype(np.int32))
+    with pytest.raises(TypeError, match="input_grad"):
+        fastcnn.conv_backward_add(geom, g, x, w, None, g, x, input_grad="no")
+    fastcnn.conv_backward_sum(geom, g, x, w, None, g)
+    with pytest.raises(ValueError, match="addend"):
+        fastcnn.conv_backward_sum(geom, g, x, w, None, g[:1])
+    stats = (np.zeros(16, np.float32), np.ones(16, np.float32))
+    fastcnn.conv_batch_norm_forward(geom, x, w, None, *stats, relu=True)
+    with pytest.raises(TypeError, match="relu"):
+        fastcnn.conv_batch_norm_forward(geom, x, w, None, *stats, relu="yes")
+    with pytest.raises(ValueError, match="eps"):
+        fastcnn.conv_batch_norm_forward(geom, x, w, None, *stats, eps=-1.0)
+    with pytest.raises(ValueError, match="residual"):
+        fastcnn.conv_batch_norm_forward(geom, x, w, None, *stats, residual=g[:, :, :7])
+
+
+def test_settled_batch_norms_check_saved_stats_and_residual_again():
+    x = RNG.standard_normal((4, 3, 5, 5)).astype(np.float32)
+    mean, var, saved = np.zeros(3, np.float32), np.ones(3, np.float32), np.empty((2, 3))
+    fastcnn.batch_norm_relu(x, mean, var, training=True, saved_stats=saved)
+    read_only = saved.copy()
+    read_only.flags.writeable = False
+    with pytest.raises(ValueError, match="saved_stats"):
+        fastcnn.batch_norm_relu(x, mean, var, training=True, saved_stats=read_only)
+    with pytest.raises(ValueError, match="saved_stats"):
+        fastcnn.batch_norm_relu(x, mean, var, training=True, saved_stats=saved[:, :2])
+    fastcnn.batch_norm_add_relu(x, x, mean, var, training=True)
+    with pytest.raises(ValueError, match="residual"):
+        fastcnn.batch_norm_add_relu(x, x[:2], mean, var, training=True)
+
+
 # --- Plans ---------------------------------------------------------------------------------------------------
 
 
