@@ -184,7 +184,7 @@ def _forward(x3, training, eps, means, variances, weight, bias, relu, add, r3, y
         mean, r = _channel_statistics(x3, c, training, means, variances, eps)
         if update:
             _update_running_channel(running_mean, running_var, means[c], variances[c], momentum, bessel, c)
-        w, b = weight[c], bias[c]
+        w, b = np.float64(weight[c]), np.float64(bias[c])  # exact: the loops below as for float64 weights
         for n in range(n_count):
             _ahead(y3, n, c, True)
             if not training:
@@ -257,7 +257,7 @@ def _backward(g3, x3, training, recompute, eps, means, variances, weight, masked
     m = n_count * s_count
     for c in numba.prange(c_count):
         mean, r = _channel_statistics(x3, c, training and recompute, means, variances, eps)
-        w = weight[c]
+        w = np.float64(weight[c])  # exact; the loops below as for a float64 weight (float32 here ran them 8% slower)
         gs, gc = g3, np.int64(c)  # channel gc of gs is g (int64: the prange index is unsigned)
         if masked:
             gs, gc = _masked_channel(g3, y3, c), np.int64(0)
