@@ -59,8 +59,8 @@ def _settle(caller, answer, input_grad, fuses, inputs, **others):
     conv_backward's) has the compute dtype."""
     geom, _, (_, dtype, name) = answer
     input_grad = check_bool(input_grad, "input_grad", caller)
-    for name, a in others.items():
-        _check_same(caller, name, a, geom.x_shape)
+    for what, a in others.items():
+        _check_same(caller, what, a, geom.x_shape)
     arrays = [a for a in (*inputs, *others.values()) if a is not None]
     fused = (input_grad and geom.N > 0 and not geom.transposed and fuses(geom, name, dtype)
              and all(a.dtype == dtype for a in arrays))

@@ -58,13 +58,19 @@ def _composed(geometry, gy, x, w, b, shortcut_grad, y):
 @pytest.mark.parametrize("hostile", [False, True])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("case", CASES)
-def test_fused_is_the_composition_bit_for_bit(case, dtype, hostile):
+def test_fused_is_the_composition_bit_for_bit(case, dtype, hostile, monkeypatch):
+    """The same bits as the plain ops, and through the fused pass where F(4x4) computes the convolution: the op
+    calls relu_backward_add only where it is not fused (the bits alone cannot tell the paths apart)."""
     gy, x, w, b, shortcut_grad, y = _arrays(case, dtype, seed=sum(case[:5]), hostile=hostile)
     geometry = _geometry(case, x, w)
     takes = fastcnn.conv._other(geometry, "auto", np.dtype(dtype)) is fastcnn.conv.ALGORITHMS["winograd4"]
     assert takes == case[6]
+    plain, unfused = fastcnn.conv_residual.activations.relu_backward_add, []
+    monkeypatch.setattr(fastcnn.conv_residual.activations, "relu_backward_add",
+                        lambda *args: unfused.append(1) or plain(*args))
     with np.errstate(invalid="ignore"):
         got = fastcnn.conv_backward_add(geometry, gy, x, w, b, shortcut_grad, y)
+        assert bool(unfused) == (not takes)
         assert_bit_identical([got, _composed(geometry, gy, x, w, b, shortcut_grad, y)])
     assert got[0].dtype == dtype
 
@@ -166,14 +172,20 @@ def _sum_composed(geometry, gy, x, w, addend, input_grad=True):
 @pytest.mark.parametrize("hostile", [False, True])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("case", SUM_CASES)
-def test_sum_is_the_composition_bit_for_bit(case, dtype, hostile):
+def test_sum_is_the_composition_bit_for_bit(case, dtype, hostile, monkeypatch):
+    """The same bits as the plain ops, and through im2row's fused pass where im2row computes the convolution
+    (it is handed the addend there, and only there)."""
     geometry, (gy, x, w, addend) = _sum_arrays(case, dtype, seed=sum(case[:5]), hostile=hostile)
     g2 = geometry.as_2d()
     takes = (fastcnn.conv._other(geometry, "auto", np.dtype(dtype)) is None
              and fastcnn.im2row.pays(geometry, g2, np.dtype(dtype), backward=True))
     assert takes == case[8]
+    backward, fused = fastcnn.im2row.backward, []
+    monkeypatch.setattr(fastcnn.im2row, "backward",
+                        lambda *args, addend=None: fused.append(addend is not None) or backward(*args, addend=addend))
     with np.errstate(invalid="ignore"):
         got = fastcnn.conv_backward_sum(geometry, gy, x, w, None, addend)
+        assert any(fused) == takes
         assert_bit_identical([got, _sum_composed(geometry, gy, x, w, addend)])
     assert got[0].dtype == dtype
 
