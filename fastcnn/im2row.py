@@ -41,8 +41,8 @@ import numpy as np
 from numba import prange
 
 from . import _blas, _runtime
-from ._blas import gemm, single_threaded
-from ._claim import claim, claim_args
+from ._blas import gemm, hold_one_thread, outside_kernel, release
+from ._claim import claim, most_workers, team
 from ._conv_base import GW_BLOCK, SCRATCH, buffers, conv_maps, copied_once, none, norm_flags, sum_blocks
 from ._vector_tiles import square, square_add, square_start, square_starts, square_width
 from .winograd4_tiles import channels_last, fold_channels_last, norm_rows
@@ -177,13 +177,16 @@ def _load(gn, r0, G):
 
 @numba.njit(parallel=True, fastmath=False, **_runtime.KERNEL_FLAGS)
 def _forward_kernel(x, src_h, src_w, W_r, bias, want_bias, KH, KW, SH, SW, DH, nb, cblas, y, norm, norm_mode,
-                    residual, xt_bufs, P_bufs, Y_bufs, workers, counter):
+                    residual, xt_bufs, P_bufs, Y_bufs, most):
     """y (N, K, H_out, W_out) = the convolution of x (N, C, H, W), padded through src_h, src_w, by W_r
-    (KH KW C, K); blocks of nb samples claimed one at a time (fastcnn._claim). ``norm``, ``norm_mode``,
-    ``residual``: an evaluation-mode batch norm (and what it adds) on each sample once it is stored
-    (``winograd4_tiles.norm_rows``; 0: none)."""
+    (KH KW C, K); blocks of nb samples claimed one at a time by at most ``most`` workers (fastcnn._claim), NumPy's
+    OpenBLAS held at one thread meanwhile (``_blas.hold_one_thread``). ``norm``, ``norm_mode``, ``residual``: an
+    evaluation-mode batch norm (and what it adds) on each sample once it is stored (``winograd4_tiles.norm_rows``;
+    0: none)."""
     N, K, H_out, W_out = y.shape
     L = H_out * W_out
+    saved = hold_one_thread(cblas)
+    workers, counter = team((N + nb - 1) // nb, most)
     for _ in prange(workers):
         tid = numba.get_thread_id()
         xt, P, Y = xt_bufs[tid], P_bufs[tid], Y_bufs[tid]
@@ -202,11 +205,12 @@ def _forward_kernel(x, src_h, src_w, W_r, bias, want_bias, KH, KW, SH, SW, DH, n
                 _store(Y, (n - n0) * L, bias, want_bias, y[n].reshape(K, L))
                 if norm_mode != 0:  # while the sample is in cache
                     norm_rows(y, residual, n, 0, H_out, norm, norm_mode)
+    release(saved)
 
 
 @numba.njit(parallel=True, fastmath=False, **_runtime.KERNEL_FLAGS)
 def _backward_kernel(x, go, src_h, src_w, W_rt, KH, KW, SH, SW, DH, nb, block, input_grad, once, cblas, dW_blocks,
-                     gx, add, addend, xt_bufs, P_bufs, G_bufs, plane_bufs, workers, counter):
+                     gx, add, addend, xt_bufs, P_bufs, G_bufs, plane_bufs, most):
     """Both gradients of :func:`_forward_kernel`'s convolution; go (N, K, H_out, W_out). One task per ``block``
     samples (a multiple of nb), taken nb at a time:
 
@@ -214,9 +218,13 @@ def _backward_kernel(x, go, src_h, src_w, W_rt, KH, KW, SH, SW, DH, nb, block, i
     * when ``input_grad``: ``dP = G @ W_rt`` (W_rt = W_r^T, K x KH KW C, stored transposed: a plain product),
       written over P after its last use above, then per sample row2im onto the zeroed channel-last plane and
       the fold onto gx[n] through the index maps (``once``: a zero fill, each input cell copied once); with
-      ``add``, then ``gx[n] + addend[n]`` in gx's dtype, while gx[n] is in cache (fastcnn.conv_residual)."""
+      ``add``, then ``gx[n] + addend[n]`` in gx's dtype, while gx[n] is in cache (fastcnn.conv_residual).
+
+    Tasks claimed by at most ``most`` workers, NumPy's OpenBLAS held at one thread meanwhile, as the forward."""
     N, K, H_out, W_out = go.shape
     L = H_out * W_out
+    saved = hold_one_thread(cblas)
+    workers, counter = team((N + block - 1) // block, most)
     for _ in prange(workers):
         tid = numba.get_thread_id()
         xt, P, G, plane = xt_bufs[tid], P_bufs[tid], G_bufs[tid], plane_bufs[tid]
@@ -239,6 +247,7 @@ def _backward_kernel(x, go, src_h, src_w, W_rt, KH, KW, SH, SW, DH, nb, block, i
                         fold_channels_last(plane, src_h, src_w, once, gx[n])
                         if add:
                             _add_sample(gx[n], addend[n])
+    release(saved)
 
 
 @numba.njit(fastmath=False, **_runtime.KERNEL_FLAGS)
@@ -298,13 +307,13 @@ def forward(geom, g2, x4, w4, bias, y, norm=None, norm_relu=False, residual=None
     xt, P, Y, _ = _scratch(geom, g2, dtype, nb, src_h, src_w, False)
     (KH, KW), (SH, SW), (DH, _) = g2.kernel, g2.stride, g2.dilation
     y4 = y.reshape((N, geom.C_out) + tuple(g2.out))
-    with single_threaded(_blas.CBLAS):
+    with outside_kernel(_blas.CBLAS):
         mode = norm_flags(norm, norm_relu, residual)
         _forward_kernel(x4.reshape((N, geom.C_in) + tuple(g2.sizes)), src_h, src_w, _rows_weight(w4),
                         none(1, dtype) if bias is None else bias, bias is not None, KH, KW, SH, SW, DH, nb,
                         _blas.CBLAS, y4, np.zeros((1, 4)) if norm is None else norm, mode,
                         np.zeros((1, 1, 1, 1), dtype=dtype) if residual is None else residual.reshape(y4.shape),
-                        xt, P, Y, *claim_args(-(-N // nb)))
+                        xt, P, Y, most_workers(-(-N // nb)))
 
 
 def backward(geom, g2, go4, x4, w4, gx, input_grad=True, addend=None):
@@ -322,14 +331,14 @@ def backward(geom, g2, go4, x4, w4, gx, input_grad=True, addend=None):
     xt, P, G, plane = _scratch(geom, g2, dtype, nb, src_h, src_w, input_grad)
     dW_blocks = SCRATCH.get("im2row.dW", tasks * KK * K, dtype).reshape(tasks, KK, K)
     W_rt = np.ascontiguousarray(w4.transpose(0, 2, 3, 1)).reshape(K, KK)  # W_r^T
-    with single_threaded(_blas.CBLAS):
+    with outside_kernel(_blas.CBLAS):
         _backward_kernel(x4.reshape((N, C) + tuple(g2.sizes)), go4.reshape((N, K) + tuple(g2.out)), src_h, src_w,
                          W_rt, KH, KW, SH, SW, DH, nb, block, bool(input_grad), once, _blas.CBLAS, dW_blocks,
                          gx.reshape((N, C) + tuple(g2.sizes)), addend is not None,
                          gx[:1] if addend is None else addend.reshape(gx.shape), xt, P, G, plane,
-                         *claim_args(tasks))
-        dW = np.empty((KK, K), dtype=dtype)
-        sum_blocks(dW_blocks, dW)
+                         most_workers(tasks))
+    dW = np.empty((KK, K), dtype=dtype)
+    sum_blocks(dW_blocks, dW)
     # (kh, kw, c, k) -> (k, c, kh, kw)
     return np.ascontiguousarray(dW.reshape(KH, KW, C, K).transpose(3, 2, 0, 1))
 
