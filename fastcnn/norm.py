@@ -405,9 +405,6 @@ def _settle(caller, x, running_mean, running_var, weight, bias, training, moment
 _KERNEL_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
-def _running_or(v, stand_in):
-    """``v`` for the forward's kernel, or ``stand_in`` (float64) where the kernel cannot take it."""
-    return stand_in if v is None or v.dtype not in _KERNEL_FLOATS else v
 
 
 def forward(x, running_mean, running_var, weight, bias, training, momentum, eps, relu: bool, caller: str,
@@ -424,8 +421,8 @@ def forward(x, running_mean, running_var, weight, bias, training, momentum, eps,
     r3 = y3[:0] if residual is None else _runtime.as_compute(residual, dtype).reshape(x3.shape)
     _forward(x3, a.training, a.eps, means, variances, _weights(weight, settled.ones), _weights(bias, settled.zeros),
              relu, residual is not None, r3, y3, settled.update,
-             _running_or(running_mean, means), _running_or(running_var, variances), a.momentum,
-             a.m / (a.m - 1) if settled.update else 1.0)
+             *((running_mean, running_var) if settled.update else (means, variances)),  # stand-ins: not written
+             a.momentum, a.m / (a.m - 1) if settled.update else 1.0)
     if a.training and a.has_running_stats and not settled.update:
         _update_running_stats(running_mean, running_var, means, variances, a)
     return y3.reshape(x.shape).astype(settled.out, copy=False)

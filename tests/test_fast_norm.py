@@ -188,6 +188,24 @@ def test_weights_and_running_statistics_of_any_float_dtype_match_refcnn(param_dt
         assert_close(a, b, np.float64, what)
 
 
+def test_read_only_statistics_and_weights_are_read_in_place():
+    """Out of training the running statistics are only read, so read-only ones are taken (a model's buffers from
+    a file may be read-only views), as read-only weights are in training: the same results as refcnn."""
+    rng = np.random.default_rng(7)
+    x, g = rng.standard_normal((4, 3, 5, 5)).astype(np.float32), rng.standard_normal((4, 3, 5, 5)).astype(np.float32)
+    arrays = [np.array(v, np.float32) for v in ([0.5, -1.0, 2.0], [1.0, 2.0, 0.5], [1.5, -0.5, 1.0], [0.1, 0.2, 0.3])]
+    for a in arrays:
+        a.flags.writeable = False
+    got = fastcnn.batch_norm_relu(x, *arrays, training=False, saved_stats=np.empty((2, 3)))
+    assert_close(got, refcnn.relu(refcnn.batch_norm(x, *arrays, training=False)), np.float32, "eval")
+    got = fastcnn.batch_norm_backward(g, x, *arrays, training=False)
+    for a, b, what in zip(got, refcnn.batch_norm_backward(g, x, *arrays, training=False), ("gx", "gw", "gb")):
+        assert_close(a, b, np.float32, what)
+    stats = [np.zeros(3, np.float32), np.ones(3, np.float32)]
+    got = fastcnn.batch_norm(x, *stats, *arrays[2:], training=True)
+    assert_close(got, refcnn.batch_norm(x, np.zeros(3), np.ones(3), *arrays[2:], training=True), np.float32, "train")
+
+
 def test_running_statistics_may_be_strided_views():
     x = np.random.default_rng(4).standard_normal((5, 3))
     stats = np.zeros((2, 6))
