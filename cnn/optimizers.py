@@ -115,6 +115,12 @@ class Optimizer:
         them without a copy."""
         step_fn = getattr(engine, OPTIMIZERS[self.name])
         named_params = list(named_params)
+        laid, self._laid = self._laid, {}  # only this step's groups are kept (a frozen layer's are let go)
+        again = self._same_group_again(named_params, laid, lr)
+        if again is not None:
+            updated: dict = {}
+            self._step_group(step_fn, again, updated, next(iter(laid.values())))
+            return {key: updated[key] for key, _, _ in named_params}
         groups: dict = {}
         for key, param, grad in named_params:
             rate = lr * self.lr_multipliers[key] if key in self.lr_multipliers else lr
@@ -123,7 +129,6 @@ class Optimizer:
             groups.setdefault(group if group is not None else ("alone", key), []).append((key, rate, param, grad,
                                                                                          state))
         updated = {}
-        laid, self._laid = self._laid, {}  # only this step's groups are kept (a frozen layer's are let go)
         for members in groups.values():
             if len(members) > 1:
                 self._step_group(step_fn, members, updated, laid.get(tuple(m[0] for m in members)))
@@ -132,6 +137,26 @@ class Optimizer:
             new_param, self.state[key] = step_fn(param, grad, state, lr=rate, **self.hyperparameters)
             updated[key] = _as_dtype(new_param, param.dtype)
         return {key: updated[key] for key, _, _ in named_params}  # in the order given
+
+    def _same_group_again(self, named_params: list, laid: dict, lr: float) -> "list | None":
+        """The members ``(key, rate, param, grad, state)`` of last step's only group when this step passes the
+        very parameters and states that step returned, in its order, with gradients of their shapes and of its
+        gradients' dtype, and no rate multipliers: :func:`_group_key` would put them in one group again (the same
+        shapes, dtypes and step counts, one rate), here without asking it per parameter (65 times, ~0.5 ms of a
+        ResNet-20 step). None otherwise (the general grouping then)."""
+        if len(laid) != 1 or self.lr_multipliers:
+            return None
+        (keys, last), = laid.items()
+        if len(keys) != len(named_params):
+            return None
+        members = []
+        for i, (key, param, grad) in enumerate(named_params):
+            state = self.state.get(key)
+            if (key != keys[i] or param is not last.params[i] or state is not last.states[i]
+                    or type(grad) is not np.ndarray or grad.shape != param.shape or grad.dtype != last.grad_dtype):
+                return None
+            members.append((key, lr, param, grad, state))
+        return members
 
     def _step_group(self, step_fn, members: list, updated: dict, laid: "_Laid | None") -> None:
         """One call of ``step_fn`` on the members' parameters, gradients and state arrays laid end to end; each
@@ -164,7 +189,7 @@ class Optimizer:
             states.append(self.state[key])
             start = end
         self._laid[keys] = _Laid(new_flat if new_flat.dtype == members[0][2].dtype else None, new_state, params,
-                                 states)
+                                 states, members[0][3].dtype)
 
     # Checkpoints: arrays by "<param key>/<state key>", every non-array (the step count) in JSON.
     def state_arrays(self) -> tuple[dict[str, np.ndarray], dict]:
@@ -226,6 +251,7 @@ class _Laid(NamedTuple):
     state: dict
     params: list
     states: list
+    grad_dtype: np.dtype  # the members' gradients' (one, as _group_key grouped them)
 
 
 def _as_dtype(a: np.ndarray, dtype) -> np.ndarray:

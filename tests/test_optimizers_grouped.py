@@ -110,3 +110,36 @@ def test_a_mismatched_gradient_gets_the_step_functions_error():
     grads["b/weight"] = np.ones((4, 5), np.float32)
     with pytest.raises(ValueError, match="grad"):
         Optimizer("adam").step(fastcnn, [(k, params[k], grads[k]) for k in params], 0.01)
+
+
+@pytest.mark.parametrize("name, hyper", [("adam", {}), ("sgd", {"momentum": 0.9}), ("rmsprop", {"centered": True})])
+def test_the_same_group_again_is_one_call_per_parameter_bit_for_bit(name, hyper, monkeypatch):
+    """From the second step the optimizer finds last step's only group passed again (the very parameters and
+    states it returned) and skips the grouping: the same bits as one call per parameter while the learning rate
+    changes (a schedule), when the gradients change dtype (float64: the general grouping again) and back; a
+    gradient of another shape at a later step still gets the step function's error."""
+    calls = []
+    same_group_again = Optimizer._same_group_again
+
+    def spy(self, *args):
+        members = same_group_again(self, *args)
+        calls.append(members is not None)
+        return members
+
+    monkeypatch.setattr(Optimizer, "_same_group_again", spy)
+    rng = np.random.default_rng(8)
+    params = _params(rng, {})
+    optimizer = Optimizer(name, lr=0.05, **hyper)
+    ref_params, ref_states = dict(params), {}
+    for step, (lr, grad_dtype) in enumerate([(0.05, np.float32), (0.04, np.float32), (0.03, np.float64),
+                                             (0.02, np.float64), (0.01, np.float32)]):
+        grads = {k: rng.standard_normal(p.shape).astype(grad_dtype) for k, p in params.items()}
+        params = optimizer.step(fastcnn, [(k, params[k], grads[k]) for k in params], lr)
+        ref_params = _one_call_each(fastcnn, name, hyper, lr, {}, ref_params, grads, ref_states)
+        assert_bit_identical([params, ref_params])
+        assert_bit_identical([optimizer.state, ref_states])
+    assert calls == [False, True, False, True, False]  # the dtype's changes send it to the general grouping
+    grads = {k: np.ones_like(p) for k, p in params.items()}
+    grads["b/weight"] = np.ones((4, 5), np.float32)
+    with pytest.raises(ValueError, match="grad"):
+        optimizer.step(fastcnn, [(k, params[k], grads[k]) for k in params], 0.01)
