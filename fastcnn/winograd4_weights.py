@@ -51,7 +51,7 @@ def weight_transform(w4, dtype, transposed=False):
 #: Evaluation-mode calls (a batch norm in the op: fastcnn.conv_norm, which only a pass that does not train
 #: takes) remember their transformed weights: a network's inference calls each layer with the same weights every
 #: time, and on ResNet-20's 64-channel layers the transform cost 0.1-0.2 ms of a 0.9 ms call (the 590 KB of U
-#: written on one core and read on both). Per weight array (its address, shape and dtype) the last weights seen,
+#: written on one core and read on both). Per weight array (its identity, shape and dtype) the last weights seen,
 #: a copy, and their U; reused only when the weights now hold the same bits (compared in full, so a weight changed
 #: in place is seen), the least recently used let go past REMEMBERED_BYTES.
 REMEMBERED_BYTES = 64 << 20
@@ -62,7 +62,9 @@ _remembered_lock = threading.Lock()
 def remembered_weight_transform(w4, dtype):
     """:func:`weight_transform` of w4, from the last evaluation-mode call with the same weights when there was
     one (see REMEMBERED_BYTES)."""
-    key = (w4.ctypes.data, w4.shape, w4.dtype.str, np.dtype(dtype).str)
+    # The array's identity finds the candidate (``w4.ctypes.data`` cost ~17 us a call in an inference pass); the
+    # full comparison of bits below decides, so another array that takes the same id is never given stale U.
+    key = (id(w4), w4.shape, w4.dtype.str, np.dtype(dtype).str)
     with _remembered_lock:
         seen = _remembered.get(key)
         if seen is not None:
