@@ -338,11 +338,12 @@ def check_saved_stats(saved_stats, a, caller: str, *, filled: bool) -> None:
 
 def _forward_statistics(running_mean, running_var, a, saved_stats) -> tuple[np.ndarray, np.ndarray]:
     """:func:`_statistics`, in ``saved_stats``' rows when given (the running ones copied in, out of training)."""
+    if saved_stats is not None and a.training:
+        return saved_stats[0], saved_stats[1]  # the kernel writes the batch's there
     means, variances = _statistics(running_mean, running_var, a)
     if saved_stats is None:
         return means, variances
-    if not a.training:
-        saved_stats[0], saved_stats[1] = means, variances
+    saved_stats[0], saved_stats[1] = means, variances
     return saved_stats[0], saved_stats[1]
 
 
