@@ -290,6 +290,55 @@ def test_results_do_not_depend_on_the_thread_count():
     assert_bit_identical(results_per_thread_count(run))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_short_rows_give_the_same_bits_in_any_blocks_of_channels(monkeypatch, dtype):
+    """Rows shorter than 64 cells (7x7 maps) go a block of channels at a time, sample by sample
+    (fastcnn/norm.py): each channel's sums keep their order, so 1, 2, 3 or 7 blocks give the same bits, forward
+    (plain, with ReLU, with a residual and ReLU) and backward (plain, through the ReLU, with the forward's
+    statistics), in training and not; and they agree with refcnn."""
+    from cnnbase.checks import Verdicts
+    from fastcnn import norm
+
+    rng = np.random.default_rng(13)
+    x = (3.0 * rng.standard_normal((5, 7, 7, 7)) + 1.0).astype(dtype)
+    g, residual = (rng.standard_normal(x.shape).astype(dtype) for _ in range(2))
+    weight, bias = rng.standard_normal(7).astype(dtype), rng.standard_normal(7).astype(dtype)
+
+    def run(blocks):
+        monkeypatch.setattr(norm, "_SETTLED", Verdicts())  # settled calls remember their blocks
+        monkeypatch.setattr(norm, "_blocks", lambda a: blocks)
+        results = []
+        for training in (True, False):
+            stats = dict(running_mean=rng.standard_normal(7).astype(dtype),
+                         running_var=(rng.random(7) + 0.5).astype(dtype))
+            call = dict(weight=weight, bias=bias, training=training)
+            saved = np.empty((2, 7))
+            y = fastcnn.batch_norm_relu(x, **copies(stats), **call, saved_stats=saved)
+            results += [fastcnn.batch_norm(x, **copies(stats), **call), y, saved,
+                        fastcnn.batch_norm_add_relu(x, residual, **copies(stats), **call),
+                        *fastcnn.batch_norm_backward(g, x, **stats, **call),
+                        *fastcnn.batch_norm_relu_backward(g, x, y, **stats, **call),
+                        *fastcnn.batch_norm_relu_backward(g, x, y, **stats, **call, saved_stats=saved)]
+            running = copies(stats)
+            fastcnn.batch_norm(x, **running, **call)
+            results += [running["running_mean"], running["running_var"]]
+        return results
+
+    rng_state = rng.bit_generator.state
+    per_blocks = []
+    for blocks in (1, 2, 3, 7):
+        rng.bit_generator.state = rng_state  # the same running statistics for each
+        per_blocks.append(run(blocks))
+    assert_bit_identical(per_blocks)
+    call = dict(running_mean=np.zeros(7, dtype), running_var=np.ones(7, dtype), weight=weight, bias=bias,
+                training=True)
+    assert_close(fastcnn.batch_norm(x, **copies(call)), refcnn.batch_norm(x, **copies(call)), dtype, "y")
+    for name, got, expected in zip(("grad_x", "grad_weight", "grad_bias"),
+                                   fastcnn.batch_norm_backward(g, x, **copies(call)),
+                                   refcnn.batch_norm_backward(g, x, **copies(call))):
+        assert_close(got, expected, dtype, name)
+
+
 @settings(max_examples=20)
 @given(batch_norm_calls(dtypes=(np.float64,)))
 def test_agrees_with_torch(call):
