@@ -13,7 +13,9 @@ right factor when it is the larger (each thread then reads only its share of it:
 in order of depth afterwards). The forward's ``x @ w.T`` with such a long sum and a whole number of vectors of
 outputs (the seeds' 9216 -> 128) takes :mod:`fastcnn._microkernel`'s register-blocked product instead where the
 CPU has AVX-512 (``_microkernel.PAYS``), in ``PRODUCT_DEPTH_BLOCK`` parts, added the same way: single-threaded
-OpenBLAS reaches only 100-115 GFLOP/s on it there.
+OpenBLAS reaches only 100-115 GFLOP/s on it there. A product of fewer than ``ONE_GEMM_BELOW`` multiply-adds
+(16.8 million: ResNet-20's head, the seeds' last layer) is one GEMM on the calling thread, OpenBLAS held at one
+thread around it.
 Multi-threaded BLAS would be simpler but is not deterministic: OpenBLAS's results change with its thread
 count (measured here with threadpoolctl, OpenBLAS 0.3.31: about 12% of the elements of ``x @ w.T`` and 23% of
 ``grad_out.T @ x`` differ in their last bits between 1 and 2 BLAS threads). With blocks that depend on the
@@ -24,11 +26,15 @@ over axis 0 of a C-contiguous array: row after row, in one thread.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numba
 import numpy as np
 from numba import prange
 
-from cnnbase.dense import check_flatten, check_flatten_backward, check_linear_arrays, check_linear_backward
+from cnnbase.checks import FORWARD, Verdicts, array_key
+from cnnbase.dense import (LinearDims, check_flatten, check_flatten_backward, check_linear_arrays,
+                           check_linear_backward)
 
 from . import _blas, _microkernel, _runtime
 from ._blas import gemm, gemm_strided, single_threaded
@@ -141,22 +147,57 @@ def _add_parts(out, parts):
 
 
 #: Multiply-adds per element of ``_runtime.launch``'s work: a product under ``SERIAL_BELOW * MACS_PER_ELEMENT``
-#: (16.8 million) runs on the calling thread alone, its blocks the same. Measured (session 33, 2-core Xeon
+#: (16.8 million) runs on the calling thread alone. Measured (session 33, 2-core Xeon
 #: AVX-512, float32, medians with a 200 us pause between calls, us on 1 / 2 threads, linear forward and
 #: backward): 64 x 64 -> 10 (ResNet-20's head): 19 / 97 and 32 / 191; 128 x 128 -> 10 (the seeds' last layer):
 #: 24 / 105 and 42 / 196; 128 x 512 -> 128 (8.4 million): 186 / 226 and 297 / 387; 256 x 1024 -> 256 (67
 #: million): 1,425 / 858 and 2,315 / 1,408.
 MACS_PER_ELEMENT = 256
 
+#: Multiply-adds under which a product is one GEMM on the calling thread (:func:`_one_gemm`): the products
+#: ``_runtime.launch``'s rule would run on the calling thread alone anyway (MACS_PER_ELEMENT).
+ONE_GEMM_BELOW = _runtime.SERIAL_BELOW * MACS_PER_ELEMENT
+
 
 def _matmul(a, b):
     """``a @ b`` in the common dtype of ``a`` and ``b`` (which are of one dtype), in fixed blocks of work, each
     one single-threaded GEMM, so that every element is formed the same way for any thread count: the larger
     factor is the one cut (its share read once per thread), along the depth when the result is the smallest
-    of the three (then the parts are added in order of depth). A small product runs on the calling thread
-    alone (MACS_PER_ELEMENT): waking the others costs more."""
-    with _runtime.serial_below(a.shape[0] * a.shape[1] * b.shape[1] // MACS_PER_ELEMENT):
-        return _matmul_blocks(a, b)
+    of the three (then the parts are added in order of depth). A small product (MACS_PER_ELEMENT) is one
+    single-threaded GEMM on the calling thread: waking the others costs more."""
+    if a.shape[0] * a.shape[1] * b.shape[1] < ONE_GEMM_BELOW:
+        return _one_gemm(a, b)
+    return _matmul_blocks(a, b)
+
+
+@numba.njit(fastmath=False, **KERNEL_FLAGS)
+def _one_gemm_kernel(a, trans_a, b, trans_b, out, cblas):
+    """``out = op(a) @ op(b)``, one GEMM on the calling thread, OpenBLAS held at one thread around it."""
+    saved = _blas.hold_one_thread(cblas)
+    gemm(trans_a, trans_b, a, b, out, False, cblas)
+    _blas.release(saved)
+
+
+def _one_gemm(a, b):
+    """``a @ b``, one single-threaded GEMM, by a serial kernel. The blocks' parallel kernel on one thread, with
+    Numba's and OpenBLAS's thread counts set around it from Python, took ResNet-20's head (64 x 64 -> 10)
+    53 us warm and ~160 after a 32 MB pass; this 6 and 25 (NumPy's ``x @ w.T``: 2 and 17; session 39)."""
+    out = np.empty((a.shape[0], b.shape[1]), dtype=a.dtype)
+    if out.size == 0 or a.shape[1] == 0:
+        out[...] = 0  # BLAS is not called for empty products: the sum over no terms is 0
+        return out
+    (a, trans_a), (b, trans_b) = _operand(a), _operand(b)
+    with _blas.outside_kernel(_blas.CBLAS):
+        _one_gemm_kernel(a, trans_a, b, trans_b, out, _blas.CBLAS)
+    return out
+
+
+def _operand(m):
+    """``(array, transposed)`` for a GEMM: a transposed operand (F-contiguous) as the C-contiguous array it is a
+    view of, with ``transposed`` set (no copy); any other as a C-contiguous array."""
+    if not m.flags.c_contiguous and m.flags.f_contiguous:
+        return m.T, True
+    return np.ascontiguousarray(m), False
 
 
 def _matmul_blocks(a, b):
@@ -166,11 +207,7 @@ def _matmul_blocks(a, b):
     if out.size == 0 or depth == 0:
         out[...] = 0  # BLAS is not called for empty products: the sum over no terms is 0
         return out
-    # A transposed operand (F-contiguous) is passed as the C-contiguous array it is a view of: no copy.
-    trans_a = not a.flags.c_contiguous and a.flags.f_contiguous
-    trans_b = not b.flags.c_contiguous and b.flags.f_contiguous
-    a = a.T if trans_a else np.ascontiguousarray(a)
-    b = b.T if trans_b else np.ascontiguousarray(b)
+    (a, trans_a), (b, trans_b) = _operand(a), _operand(b)
     long_sum = not trans_a and depth > max(M, N) and depth >= 2 * DEPTH_BLOCK
     if long_sum and trans_b and _microkernel.PAYS and _microkernel.fits(N, out.itemsize):  # the forward's x @ w.T
         parts = aligned_empty((-(-depth // PRODUCT_DEPTH_BLOCK), M, N), out.dtype)
@@ -212,21 +249,48 @@ def _rows(a, width):
     return a.reshape(int(np.prod(a.shape[:-1], dtype=np.int64)), width)  # -1 fails when width is 0
 
 
+class _Settled(NamedTuple):
+    """What a linear call's signature settles: the checks' answer and the dtypes."""
+
+    dims: LinearDims
+    dtype: np.dtype  # computed in
+    out: np.dtype  # returned in
+
+
+#: The settled answers per signature (cnnbase.checks.Verdicts): the checks and the dtypes' promotion took
+#: ResNet-20's head (64 x 64 -> 10) ~80 us a call where a kernel had left the caches cold, its product ~25.
+_SETTLED = Verdicts()
+
+
+def _settled(op, x, weight, bias, grad_out=FORWARD) -> _Settled:
+    keys = (array_key(x), array_key(weight), array_key(bias, (None,)), array_key(grad_out, (FORWARD,)))
+    return _SETTLED.get(None if None in keys else (op, keys), lambda: _settle(op, x, weight, bias, grad_out))
+
+
+def _settle(op, x, weight, bias, grad_out) -> _Settled:
+    if grad_out is FORWARD:
+        dims = check_linear_arrays(op, x, weight, bias)
+        floats = (x, weight, bias)
+    else:
+        dims = check_linear_backward(op, grad_out, x, weight, bias)
+        floats = (grad_out, x, weight, bias)
+    return _Settled(dims, _runtime.compute_dtype(*floats), _runtime.result_dtype(*floats))
+
+
 def linear(x, weight, bias=None):
-    op = "linear"
-    dims = check_linear_arrays(op, x, weight, bias)
-    dtype = _runtime.compute_dtype(x, weight, bias)
+    settled = _settled("linear", x, weight, bias)
+    dims, dtype = settled.dims, settled.dtype
     xs = _rows(_runtime.as_compute(x, dtype), dims.in_features)
     w = _runtime.as_compute(weight, dtype)
     y = _matmul(xs, w.T)  # (B, in) @ (in, out)
     if bias is not None:
         y += _runtime.as_compute(bias, dtype)
-    return y.reshape(dims.out_shape).astype(_runtime.result_dtype(x, weight, bias), copy=False)
+    return y.reshape(dims.out_shape).astype(settled.out, copy=False)
 
 
 def linear_backward(grad_out, x, weight, bias=None):
-    dims = check_linear_backward("linear_backward", grad_out, x, weight, bias)
-    dtype = _runtime.compute_dtype(grad_out, x, weight, bias)
+    settled = _settled("linear_backward", x, weight, bias, grad_out)
+    dims, dtype = settled.dims, settled.dtype
     g = _rows(_runtime.as_compute(grad_out, dtype), dims.out_features)
     xs = _rows(_runtime.as_compute(x, dtype), dims.in_features)
     w = _runtime.as_compute(weight, dtype)
@@ -234,7 +298,7 @@ def linear_backward(grad_out, x, weight, bias=None):
     grad_x = _matmul(g, w)  # (B, out) @ (out, in)
     grad_weight = _matmul(g.T, xs)  # (out, B) @ (B, in): the reduction over the batch, k = b in order
     grad_bias = None if bias is None else g.sum(axis=0)
-    out_dtype = _runtime.result_dtype(grad_out, x, weight, bias)
+    out_dtype = settled.out
     return (
         grad_x.reshape(x.shape).astype(out_dtype, copy=False),
         grad_weight.astype(out_dtype, copy=False),

@@ -127,6 +127,26 @@ def test_batch_norm_checks_see_each_change_between_calls():
         fastcnn.batch_norm_backward(grad[:, :2], x, mean, var, training=True)
 
 
+
+def test_linear_checks_and_dtypes_see_each_change_between_calls():
+    x, w, b = (RNG.standard_normal(shape).astype(np.float32) for shape in ((4, 6), (3, 6), (3,)))
+    g = np.ones((4, 3), np.float32)
+    for _ in range(2):
+        assert fastcnn.linear(x, w, b).dtype == np.float32
+        assert [a.dtype for a in fastcnn.linear_backward(g, x, w, b)] == [np.float32] * 3
+    assert fastcnn.linear(x, w, b.astype(np.float64)).dtype == np.float64  # promoted again, not remembered
+    assert fastcnn.linear(x, w, None).shape == (4, 3)
+    with pytest.raises(ValueError, match="weight"):
+        fastcnn.linear(x, w[:, :5], b)
+    with pytest.raises(ValueError, match="bias"):
+        fastcnn.linear(x, w, b[:2])
+    with pytest.raises(TypeError, match="x"):
+        fastcnn.linear(x.astype(np.int32), w, b)
+    with pytest.raises(ValueError, match="grad_out"):
+        fastcnn.linear_backward(g[:, :2], x, w, b)
+    with pytest.raises(TypeError, match="grad_out"):
+        fastcnn.linear_backward(None, x, w, b)
+
 # --- Settled calls: fastcnn's public ops remember their checks, dtypes and algorithm per signature ---------------
 
 

@@ -180,6 +180,7 @@ def test_long_products_are_cut_along_depth_and_columns(monkeypatch, dtype):
     giving the same within it."""
     if not fastcnn._blas.CBLAS:
         pytest.skip("the depth and column blocks need CBLAS")
+    monkeypatch.setattr(fast, "ONE_GEMM_BELOW", 0)  # these products are small enough for one GEMM otherwise
     x, w, b, g = _long_products(dtype)
     taken = []
     for name in ("_depth_blocks", "_column_blocks", "_row_blocks"):
@@ -202,8 +203,11 @@ def test_long_products_are_cut_along_depth_and_columns(monkeypatch, dtype):
         assert_agrees(got, e, dtype=dtype, reduction=k, what=f"np.dot {what}")
 
 
-def test_long_products_bit_identical_with_one_and_two_threads():
+@pytest.mark.parametrize("one_gemm_below", [0, None], ids=["blocks", "one GEMM"])
+def test_long_products_bit_identical_with_one_and_two_threads(monkeypatch, one_gemm_below):
     threadpoolctl = pytest.importorskip("threadpoolctl")
+    if one_gemm_below is not None:
+        monkeypatch.setattr(fast, "ONE_GEMM_BELOW", one_gemm_below)
     x, w, b, g = _long_products(np.float32)
 
     def run():
@@ -211,6 +215,33 @@ def test_long_products_bit_identical_with_one_and_two_threads():
             return [fast.linear(x, w, b), *fast.linear_backward(g, x, w, b)]
 
     assert_bit_identical(results_per_thread_count(run))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_small_products_are_one_gemm_and_leave_blas_threads_as_they_were(monkeypatch, dtype):
+    """ResNet-20's head (64 x 64 -> 10): each of the three products is one GEMM on the calling thread (no
+    block kernel taken), within the reduction's tolerance of float64 NumPy, through CBLAS and through np.dot;
+    OpenBLAS's thread count is the caller's again afterwards."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    rng = np.random.default_rng(23)
+    x, w, b, g = (rng.standard_normal(shape).astype(dtype) for shape in ((64, 64), (10, 64), (10,), (64, 10)))
+    taken = []
+    for name in ("_depth_blocks", "_column_blocks", "_row_blocks", "_depth_panels", "_one_gemm_kernel"):
+        kernel = getattr(fast, name)
+        monkeypatch.setattr(fast, name, lambda *args, _k=kernel, _n=name: (taken.append(_n), _k(*args))[1])
+    x64, w64, b64, g64 = (a.astype(np.float64) for a in (x, w, b, g))
+    expected = [x64 @ w64.T + b64, g64 @ w64, g64.T @ x64, g64.sum(axis=0)]
+    for cblas in sorted({fastcnn._blas.CBLAS, False}):
+        monkeypatch.setattr(fastcnn._blas, "CBLAS", cblas)
+        taken.clear()
+        with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
+            got = [fast.linear(x, w, b), *fast.linear_backward(g, x, w, b)]
+            after = [lib["num_threads"] for lib in threadpoolctl.threadpool_info() if lib["user_api"] == "blas"]
+        assert taken == ["_one_gemm_kernel"] * 3, cblas
+        assert set(after) <= {2}, after
+        for what, a, e, k in zip(("y", "grad_x", "grad_weight", "grad_bias"), got, expected, [64, 10, 64, 64]):
+            assert a.dtype == dtype
+            assert_agrees(a, e, dtype=dtype, reduction=k, what=f"{what}, cblas={cblas}")
 
 
 @settings(max_examples=20)
