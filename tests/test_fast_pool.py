@@ -138,6 +138,37 @@ def test_global_pools_agree(call):
                       what=f"{name}_backward")
 
 
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(2, 3, 7, 7), (1, 2, 1, 1), (3, 1, 5, 2), (2, 3, 9), (4, 64, 56, 56)])
+def test_global_average_pools_equal_the_window_of_the_whole_map(dtype, shape):
+    """The global average pools' own kernels (a plane as one row) against avg_pool with the whole map as its
+    window (the window kernels) and refcnn, with NaN, infinities and -0.0 among the cells; the last shape is
+    large enough to run on two threads, and gives the same bits on one. float16 is computed in float32 and
+    rounded once: within float16's half ulp of the window kernels' result."""
+    rng = np.random.default_rng(29)
+    x = rng.standard_normal(shape).astype(dtype)
+    x.reshape(-1)[:4] = [np.nan, np.inf, -np.inf, -0.0][:x.size]
+    rank = len(shape) - 2
+    g = rng.standard_normal(shape[:2] + (1,) * rank).astype(dtype)
+    g.reshape(-1)[:2] = [-0.0, np.inf]
+    name, whole = f"global_avg_pool{rank}d", (shape[2:] if rank == 2 else shape[2])
+    y, grad_x = getattr(fast, name)(x), getattr(fast, f"{name}_backward")(g, x)
+    assert y.dtype == grad_x.dtype == dtype
+    cells = int(np.prod(shape[2:]))
+    checks = [(y, getattr(fast, f"avg_pool{rank}d")(x, whole), "forward, window"),
+              (grad_x, getattr(fast, f"avg_pool{rank}d_backward")(g, x, whole), "backward, window")]
+    if dtype != np.float16:  # refcnn returns float64
+        checks += [(y, getattr(ref, name)(x), "forward, refcnn"), (grad_x, getattr(ref, f"{name}_backward")(g, x),
+                                                                   "backward, refcnn")]
+    for got, expected, what in checks:
+        assert_agrees(got, expected, dtype=np.float32 if dtype == np.float16 else dtype,
+                      tolerance=1e-3 if dtype == np.float16 else None,
+                      reduction=cells if what.startswith("forward") else 1, what=what)
+    if shape[1] == 64:
+        assert_bit_identical(results_per_thread_count(
+            lambda: [getattr(fast, name)(x), getattr(fast, f"{name}_backward")(g, x)]))
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_plain_2x2_every_window_of_special_values(dtype):
     """Every 2x2 window over {NaN, -inf, -1, -0.0, 0.0, 2, inf} (7**4 = 2401 windows side by side in one
