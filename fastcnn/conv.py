@@ -53,7 +53,7 @@ import numpy as np
 from numba import prange
 
 from cnnbase.conv import (
-    ConvGeometry, as_2d, conv_geometry_of, conv_transpose_geometry_of, fit_geometry,
+    ConvGeometry, as_2d, canonical, conv_geometry_of, conv_transpose_geometry_of, fit_geometry,
 )
 from cnnbase.checks import FORWARD, Verdicts, array_key, check_bool
 from cnnbase.conv_algorithm import check_algorithm
@@ -669,7 +669,7 @@ def settled(caller: str, geometry: ConvGeometry, algorithm, x, weight, bias, gra
     key = None if None in keys or None in extra else (caller, geometry, algorithm, keys, extra, _blas.CBLAS)
 
     def settle_now():
-        geom = fit_geometry(geometry, x, weight, bias, grad_out, caller=caller)
+        geom = canonical(fit_geometry(geometry, x, weight, bias, grad_out, caller=caller))  # another batch: new
         checked = check_algorithm(caller, algorithm, geom)
         inputs = (x, weight, bias) if grad_out is FORWARD else (grad_out, x, weight, bias)
         answer = geom, checked, _choice(geom, checked, *inputs)

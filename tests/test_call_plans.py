@@ -128,6 +128,25 @@ def test_batch_norm_checks_see_each_change_between_calls():
 
 
 
+def test_equal_geometries_are_one_object_and_settled_calls_share_it():
+    """Geometries are made once per value (cnnbase.conv.canonical): two layers of one shape hold the same object,
+    and the settled calls of conv_forward and conv_backward (another batch: a fitted geometry) share theirs, so
+    the set-ups remembered by geometry are found by identity. Equality, hashing and pickling are unchanged."""
+    import pickle
+
+    args = ("conv2d", (4, 3, 9, 9), (5, 3, 3, 3), None, 1, 1, 1, 1, "zeros", 2)
+    first, second = conv_geometry(*args), conv_geometry(*args)
+    assert first is second
+    other = conv_geometry("conv2d", (4, 3, 9, 9), (5, 3, 3, 3), None, 2, 1, 1, 1, "zeros", 2)
+    assert other is not first and other != first
+    copy = pickle.loads(pickle.dumps(first))
+    assert copy == first and hash(copy) == hash(first)
+    x, w = RNG.standard_normal((6, 3, 9, 9)).astype(np.float32), RNG.standard_normal((5, 3, 3, 3)).astype(np.float32)
+    y = fastcnn.conv_forward(first, x, w)
+    forward, _, _ = fastcnn.conv.settled("conv_forward", first, "auto", x, w, None)
+    backward, _, _ = fastcnn.conv.settled("conv_backward", second, "auto", x, w, None, np.ones_like(y))
+    assert forward is backward and forward.N == 6 and forward == first.with_batch(6)
+
 def test_linear_checks_and_dtypes_see_each_change_between_calls():
     x, w, b = (RNG.standard_normal(shape).astype(np.float32) for shape in ((4, 6), (3, 6), (3,)))
     g = np.ones((4, 3), np.float32)
