@@ -98,8 +98,10 @@ def _long_forward(dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_linear_takes_the_panels_for_a_long_forward(monkeypatch, dtype):
-    """Where the product pays (AVX-512); forced on here where it does not, so both kinds of CPU run it."""
+    """Where the product pays (AVX-512); forced on here where it does not, so both kinds of CPU run it. These
+    products are small enough for one GEMM otherwise (dense.ONE_GEMM_BELOW)."""
     monkeypatch.setattr(mk, "PAYS", True)
+    monkeypatch.setattr(dense, "ONE_GEMM_BELOW", 0)
     x, w, b = _long_forward(dtype)
     taken = []
     kernel = dense._depth_panels
@@ -115,5 +117,6 @@ def test_linear_takes_the_panels_for_a_long_forward(monkeypatch, dtype):
 
 def test_long_forward_bit_identical_with_one_and_two_threads(monkeypatch):
     monkeypatch.setattr(mk, "PAYS", True)
+    monkeypatch.setattr(dense, "ONE_GEMM_BELOW", 0)
     x, w, b = _long_forward(np.float32)
     assert_bit_identical(results_per_thread_count(lambda: fastcnn.linear(x, w, b)))
