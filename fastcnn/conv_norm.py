@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import functools
 
+import numba
 import numpy as np
 
 from cnnbase.checks import array_key, check_bool, check_float_array, check_shape
@@ -77,16 +78,37 @@ def _pays(conv_geometry, dtype, cblas) -> bool:
     return _fused_path(conv_geometry, dtype) is not None
 
 
-def _norm_table(running_mean, running_var, weight, bias, eps, channels: int) -> np.ndarray:
+def _norm_table(running_mean, running_var, weight, bias, eps, channels: int, native: bool) -> np.ndarray:
     """(K, 4) float64: each channel's running mean, ``1 / sqrt(running_var + eps)``, weight and bias, the
     values fastcnn.norm's evaluation pass computes with (correctly rounded square root and division, as
-    there)."""
+    there). ``native``: the four arrays are None or native float32/float64, which :func:`_fill_norm_table` takes
+    (one call: the NumPy passes cost ~30 us a call in an inference pass, where the kernel before has left the
+    caches cold)."""
     table = np.empty((channels, 4))
+    if native:
+        _fill_norm_table(running_mean, running_var, running_mean if weight is None else weight,
+                         running_mean if bias is None else bias, weight is not None, bias is not None, eps, table)
+        return table
     table[:, 0] = np.asarray(running_mean, dtype=np.float64)
     table[:, 1] = 1.0 / np.sqrt(np.asarray(running_var, dtype=np.float64) + eps)
     table[:, 2] = 1.0 if weight is None else np.asarray(weight, dtype=np.float64)
     table[:, 3] = 0.0 if bias is None else np.asarray(bias, dtype=np.float64)
     return table
+
+
+@numba.njit(fastmath=False, error_model="numpy", **_runtime.KERNEL_FLAGS)
+def _fill_norm_table(mean, var, weight, bias, has_weight, has_bias, eps, table):
+    """:func:`_norm_table`'s NumPy passes, value by value: the same float64 operations (the square root is
+    correctly rounded in both), the same bits."""
+    for k in range(table.shape[0]):
+        table[k, 0] = np.float64(mean[k])
+        table[k, 1] = 1.0 / np.sqrt(np.float64(var[k]) + eps)
+        table[k, 2] = np.float64(weight[k]) if has_weight else 1.0
+        table[k, 3] = np.float64(bias[k]) if has_bias else 0.0
+
+
+#: The dtypes :func:`_fill_norm_table` takes (not float16, nor a big-endian float, which Numba does not type).
+_TABLE_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 @functools.lru_cache(maxsize=64)
@@ -98,7 +120,7 @@ def _stand_in(shape: tuple, dtype) -> np.ndarray:
 
 def _settle(caller, answer, x, weight, bias, running_mean, running_var, norm_weight, norm_bias, residual, eps, relu):
     """The checks of :func:`conv_batch_norm_forward` beyond the convolution's (``answer``: ``conv.settled``'s) and
-    what they settle: ``(geom, relu, eps, out_dtype, dtype, fused)``, ``fused`` the fused path's name or None
+    what they settle: ``(geom, relu, eps, out_dtype, dtype, fused, native)``, ``fused`` the fused path's name or None
     (the plain ops in turn), remembered by conv.settled per signature (issue 16: 156 us of Python a call in a
     ResNet-20 inference pass before)."""
     geom = answer[0]
@@ -115,7 +137,8 @@ def _settle(caller, answer, x, weight, bias, running_mean, running_var, norm_wei
         inputs += (residual,)
     out_dtype, dtype = _runtime.result_dtype(*inputs), _runtime.compute_dtype(*inputs)
     path = None if geom.transposed or geom.N == 0 else _fused_path(geom, dtype)
-    return geom, relu, eps, out_dtype, dtype, path if dtype == out_dtype == conv_dtype else None
+    native = all(a is None or a.dtype in _TABLE_FLOATS for a in (running_mean, running_var, norm_weight, norm_bias))
+    return geom, relu, eps, out_dtype, dtype, path if dtype == out_dtype == conv_dtype else None, native
 
 
 def conv_batch_norm_forward(conv_geometry: ConvGeometry, x, weight, bias, running_mean, running_var,
@@ -127,7 +150,7 @@ def conv_batch_norm_forward(conv_geometry: ConvGeometry, x, weight, bias, runnin
     them, the batch norm's and the residual against the convolution's output."""
     caller = "conv_batch_norm_forward"
     norm_arrays = (running_mean, running_var, norm_weight, norm_bias, residual)
-    geom, relu, eps, out_dtype, dtype, path = conv.settled(
+    geom, relu, eps, out_dtype, dtype, path, native = conv.settled(
         caller, conv_geometry, "auto", x, weight, bias,
         extra=(*(array_key(a, (None,)) for a in norm_arrays), (type(relu), relu), (type(eps), eps)),
         settle=lambda answer: _settle(caller, answer, x, weight, bias, *norm_arrays, eps, relu))
@@ -144,7 +167,7 @@ def conv_batch_norm_forward(conv_geometry: ConvGeometry, x, weight, bias, runnin
     x4, w4, b = conv._compute([x, weight, bias], dtype)
     g2 = geom.as_2d()
     y = np.empty((geom.N, geom.C_out) + g2.out, dtype=dtype)
-    table = _norm_table(running_mean, running_var, norm_weight, norm_bias, eps, geom.C_out)
+    table = _norm_table(running_mean, running_var, norm_weight, norm_bias, eps, geom.C_out, native)
     if path != "gemm":
         if residual is not None:
             residual = np.ascontiguousarray(residual).reshape(y.shape)

@@ -116,6 +116,27 @@ def test_dtypes_the_kernel_does_not_take_are_composed():
                                          1e-5, False)])
 
 
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_statistics_of_any_layout_and_byte_order_bit_for_bit(dtype):
+    """The batch norm's table of values (fastcnn.conv_norm._norm_table, by a small kernel for native float32 and
+    float64 arrays, by NumPy otherwise): strided running statistics, big-endian ones, float16 ones (a float32
+    convolution's fused pass), no weight or bias, each equals the composition bit for bit."""
+    case = CASES[0]
+    (x, w, b), stats = _arrays(case, dtype, seed=4)
+    geometry = _geometry(case, x, w)
+    K = w.shape[0]
+    wide = {k: np.repeat(v, 2)[::2] for k, v in stats.items()}  # strided views of the same values
+    swapped = {k: v.astype(v.dtype.newbyteorder(">")) for k, v in stats.items()}
+    variants = [wide, swapped, dict(stats, norm_weight=None, norm_bias=None)]
+    if dtype == np.float32:
+        variants.append({k: v.astype(np.float16) for k, v in stats.items()})
+    for variant in variants:
+        assert all(v is None or v.shape == (K,) for v in variant.values())
+        got = fastcnn.conv_batch_norm_forward(geometry, x, w, b, **variant, relu=True)
+        assert got.dtype == dtype
+        assert_bit_identical([got, _composed(geometry, x, w, b, variant, 1e-5, True)])
+
 def test_bit_identical_whatever_the_thread_count():
     (x, w, b), stats = _arrays(CASES[0], np.float32, seed=7)
     geometry = _geometry(CASES[0], x, w)
