@@ -534,8 +534,10 @@ def backward(grad_out, x, running_mean, running_var, weight, bias, training, mom
     y3 = x3 if y is None else _runtime.as_compute(y, dtype).reshape(x3.shape)
     if saved_stats is None:
         means, variances = _statistics(running_mean, running_var, a)
-    else:
-        means, variances = saved_stats[0].copy(), saved_stats[1].copy()  # writeable: the kernel's type
+    elif saved_stats.flags.writeable:  # read in place: the kernel computes no statistics when given them
+        means, variances = saved_stats[0], saved_stats[1]
+    else:  # a read-only array is another type to Numba, one the kernel (which may write them) does not take
+        means, variances = saved_stats[0].copy(), saved_stats[1].copy()
     grad_x3 = np.empty(x3.shape, dtype=dtype)
     grad_weight = np.empty(a.c, dtype=np.float64)
     grad_bias = np.empty(a.c, dtype=np.float64)

@@ -167,6 +167,9 @@ def test_saved_stats_are_what_the_forward_normalised_with(shape, dtype, training
                                                  eps=1e-3, saved_stats=given)
         assert_bit_identical([[y, s["running_mean"], s["running_var"], *grads], _fused(x, g, stats, training)])
         assert_bit_identical([[given], [saved]])  # the backward only reads them
+        given.flags.writeable = False  # read-only ones too (copied for the kernel)
+        assert_bit_identical([grads, fastcnn.batch_norm_relu_backward(g, x, y, **_copies(stats), training=training,
+                                                                      momentum=0.3, eps=1e-3, saved_stats=given)])
         added = np.full((2, shape[1]), np.nan)
         fastcnn.batch_norm_add_relu(x, g, **_copies(stats), training=training, saved_stats=added, momentum=0.3,
                                     eps=1e-3)
