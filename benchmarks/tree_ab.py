@@ -19,9 +19,10 @@ files, and both trees' kernels run on Numba's one thread pool (``--threads`` for
 
 Prints each tree's median step in ms per round (fresh processes), and the difference.
 
-Two trees are two sets of buffers and caches, so a difference under ~1 ms is not settled here: session 39's
-global average pool on one thread against two read +0.8 to +1.2 ms in four rounds of this script, and 0.16 ms with
-both kernels alternated pass by pass in one model (patch the one module attribute between steps for that).
+Two trees are two sets of buffers and caches, so a difference under ~1 ms is not settled here: in session 39 the
+global average pool's kernel on two threads read 0.8 to 1.2 ms slower than on one in four rounds of this script
+(inference), and 0.16 ms slower with the two alternated pass by pass in one model (patch the one module
+attribute between steps for that).
 """
 
 from __future__ import annotations
